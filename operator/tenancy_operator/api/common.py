@@ -1,0 +1,86 @@
+"""Building blocks shared by every kind: the model base, condition shape, and validated string types.
+
+The pydantic models in this package are the single source of the CRDs (see `crd.py`). Every field's
+attribute docstring becomes its description in the CRD, so `kubectl explain` reads like the docs.
+Validation that the API server can do (patterns, enums, bounds, CEL rules) lives here too, attached
+with `cel()` so that bad input is refused at `kubectl apply`, not discovered by a reconciler.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "GROUP",
+    "VERSION",
+    "API_VERSION",
+    "Spec",
+    "Condition",
+    "Duration",
+    "Quantity",
+    "ObjectName",
+    "DNSLabel",
+    "cel",
+    "DURATION_PATTERN",
+    "QUANTITY_PATTERN",
+    "DNS_LABEL_PATTERN",
+]
+
+GROUP = "tenancy.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Go's time.ParseDuration format, as CEL's duration() and kubectl users know it ("720h", "1h30m").
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
+# Kubernetes resource.Quantity ("500m", "16Gi", "1e3"); the CEL rule isQuantity() double-checks.
+QUANTITY_PATTERN = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[kmMGTPE])?$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def cel(rule: str, message: str, **extra: Any) -> dict[str, Any]:
+    """One `x-kubernetes-validations` entry, for `json_schema_extra`."""
+    return {"rule": rule, "message": message, **extra}
+
+
+class Spec(BaseModel):
+    """Base of every spec and status model: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
+
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+Quantity = Annotated[
+    str,
+    Field(
+        pattern=QUANTITY_PATTERN,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-validations": [cel("isQuantity(self)", "must be a Kubernetes quantity, like 500m or 16Gi")]},
+    ),
+]
+ObjectName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)]
+DNSLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=63)]
+
+
+class Condition(Spec):
+    """A Kubernetes condition, as metav1.Condition shapes it."""
+
+    type: str
+    """CamelCase type, such as Ready, Reconciling, Stalled, DatabaseReady."""
+    status: str
+    """True, False or Unknown."""
+    reason: str = ""
+    """A CamelCase word that machines can match on."""
+    message: str = ""
+    """What happened and, when something is wrong, what a person can do about it."""
+    observed_generation: int | None = None
+    """The metadata.generation this condition was computed from."""
+    last_transition_time: str | None = None
+    """When status last changed; it does not move when only the message does."""

@@ -1,0 +1,86 @@
+"""Conditions without churn: set-by-type reports whether anything changed.
+
+`lastTransitionTime` moves only when status flips, so re-running a reconcile that finds the world as
+it was produces an identical status, and the handler can skip the status patch entirely (steady
+state writes nothing). Reasons are CamelCase constants that machines and the Lua health checks match.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "TRUE",
+    "FALSE",
+    "UNKNOWN",
+    "READY",
+    "RECONCILING",
+    "STALLED",
+    "DEGRADED",
+    "set_condition",
+    "get_condition",
+    "is_true",
+    "now_iso",
+    "Reason",
+]
+
+TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+READY, RECONCILING, STALLED, DEGRADED = "Ready", "Reconciling", "Stalled", "Degraded"
+
+
+class Reason:
+    """CamelCase reasons; one place so handlers, the plugin and the health checks agree."""
+
+    SUCCEEDED = "Succeeded"
+    PROGRESSING = "Progressing"
+    SPEC_CHANGED = "SpecChanged"
+    NAMESPACE_CONFLICT = "NamespaceOwnedElsewhere"
+    INVALID_SPEC = "InvalidSpec"
+    BACKEND_UNAVAILABLE = "BackendUnavailable"
+    NO_BACKEND = "NoBackendAvailable"
+    DISABLED = "Disabled"
+    SUSPENDED = "Suspended"
+    TERMINATING = "Terminating"
+    DRIFT_REPAIRED = "DriftRepaired"
+    PARTS_NOT_READY = "PartsNotReady"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def get_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
+    return next((c for c in conditions if c.get("type") == type_), None)
+
+
+def is_true(conditions: list[dict[str, Any]], type_: str) -> bool:
+    found = get_condition(conditions, type_)
+    return bool(found and found.get("status") == TRUE)
+
+
+def set_condition(
+    conditions: list[dict[str, Any]],
+    type_: str,
+    status: str,
+    reason: str,
+    message: str,
+    generation: int | None,
+    *,
+    now: str | None = None,
+) -> bool:
+    """Set one condition in place; return True when anything but timestamps would change.
+
+    The transition time is kept when the status stays the same, even if reason or message move.
+    """
+    found = get_condition(conditions, type_)
+    wanted = {"type": type_, "status": status, "reason": reason, "message": message, "observedGeneration": generation}
+    if found is None:
+        conditions.append({**wanted, "lastTransitionTime": now or now_iso()})
+        return True
+    if all(found.get(k) == v for k, v in wanted.items()):
+        return False
+    if found.get("status") != status:
+        found["lastTransitionTime"] = now or now_iso()
+    found.update(wanted)
+    return True

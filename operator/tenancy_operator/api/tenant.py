@@ -1,0 +1,244 @@
+"""The `Tenant` kind: everything one tenant gets from the platform, and the status that reports it.
+
+A Tenant is cluster-scoped because it owns a namespace. Its spec says what each backend gives the
+tenant; its status follows kstatus (observedGeneration, Ready/Reconciling/Stalled plus one condition
+per part) so `kubectl wait`, Argo CD and Flux can read it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .common import DNSLabel, Condition, Duration, ObjectName, Quantity, Spec, cel
+
+__all__ = [
+    "Owner",
+    "Quota",
+    "PostgresSpec",
+    "ServiceSpec",
+    "VaultSpec",
+    "CredentialsSpec",
+    "AutoscalingRule",
+    "TenantSpec",
+    "TenantStatus",
+    "PLACED_SERVICES",
+    "ROOT_RULES",
+]
+
+# Subjects of RoleBindings: user names from OIDC often carry ':' and '@', never quotes or spaces.
+SubjectName = Annotated[str, Field(pattern=r"^[A-Za-z0-9@:._-]+$", min_length=1, max_length=253)]
+
+
+class Owner(Spec):
+    """A person, group or service account bound to the `admin` ClusterRole in the tenant namespace."""
+
+    kind: Literal["User", "Group", "ServiceAccount"] = "Group"
+    """Maps to the RoleBinding subject kind."""
+    name: SubjectName
+    """The subject name; for a ServiceAccount, `namespace:name`."""
+
+
+class Quota(Spec):
+    """Hard limits of the tenant namespace; maps to its ResourceQuota."""
+
+    cpu: Quantity = "4"
+    """Total CPU requests (`requests.cpu`) and limits (`limits.cpu`) in the namespace."""
+    memory: Quantity = "8Gi"
+    """Total memory requests (`requests.memory`) and limits (`limits.memory`)."""
+    pods: Quantity = "20"
+    """Number of pods (`pods`)."""
+    storage: Quantity = "50Gi"
+    """Total persistent volume claims storage (`requests.storage`)."""
+
+
+class ServiceSpec(Spec):
+    """A slice of one backing service."""
+
+    enabled: bool = False
+    """Whether the tenant gets this service at all."""
+    backend: ObjectName | None = None
+    """The `Backend` to use. Left empty, the operator places the tenant on the ready Backend of this type
+    with the most free capacity and records the choice in `status.placement`; once placed, only a
+    migrate-database WorkflowRun changes it."""
+
+
+class PostgresSpec(ServiceSpec):
+    """A PostgreSQL database `t_<name>` with owner and two login roles."""
+
+    connection_limit: int = Field(20, ge=1, le=10000)
+    """Maps to `CONNECTION LIMIT` of the database and its login roles."""
+
+
+class VaultSpec(ServiceSpec):
+    """OpenBao (Vault API) keys, KV path, policy and Kubernetes auth role."""
+
+    transit_key: bool = True
+    """A transit key `tenant-<name>` for encrypt/decrypt."""
+    kv: bool = True
+    """A KV v2 path `tenants/<name>/`."""
+
+
+class CredentialsSpec(Spec):
+    """How the `tenant-credentials` Secret is rotated."""
+
+    rotate_every: Duration = "720h"
+    """Rotation period (Go duration). The annotation `tenancy.dev/rotate` rotates on demand."""
+    overlap: Duration = "1h"
+    """How long the previous credentials keep working after a rotation."""
+    restart_workloads: bool = False
+    """Annotate opted-in workloads' pod templates with the credential version so they roll."""
+
+
+class TargetRef(Spec):
+    kind: Literal["Deployment", "StatefulSet"] = "Deployment"
+    """Kind of the scaled workload."""
+    name: DNSLabel
+    """Name of the workload in the tenant namespace."""
+
+
+class MetricSource(Spec):
+    prometheus: str = Field(min_length=1, max_length=2048)
+    """A PromQL query returning the demand (for example requests per second) as one series."""
+
+
+class AutoscalingRule(Spec):
+    """One forecast-fed scaling rule for a workload of the tenant."""
+
+    model_config = Spec.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas")
+            ]
+        }
+    }
+
+    name: DNSLabel
+    """Name of the rule, unique within the tenant."""
+    target_ref: TargetRef
+    """The workload the HPA scales."""
+    metric: MetricSource
+    """Where demand history comes from."""
+    capacity_per_replica: float = Field(gt=0)
+    """Demand one replica serves at 100% utilisation, in the metric's unit."""
+    min_replicas: int = Field(1, ge=1, le=10000)
+    """Maps to the HPA's `minReplicas` when no forecast lifts it."""
+    max_replicas: int = Field(ge=1, le=10000)
+    """Maps to the HPA's `maxReplicas`."""
+    target_utilization: int = Field(70, ge=1, le=100)
+    """Target utilisation, percent."""
+    lead_time: Duration = "5m"
+    """How far ahead to forecast; at least pod start delay plus metric delay."""
+    mode: Literal["Observe", "Floor", "ExternalMetric"] = "Observe"
+    """Observe: status and metrics only. Floor: lift the HPA's minReplicas before a predicted rise.
+    ExternalMetric: export the forecast as an external metric the HPA reads."""
+
+
+PLACED_SERVICES = ("postgres", "redis", "mongodb", "search", "vault")
+
+
+class TenantSpec(Spec):
+    """What the tenant gets."""
+
+    display_name: str | None = Field(None, max_length=256)
+    """A human name, shown by `kubectl tenant status`; never sent to a backend."""
+    owners: list[Owner] = Field(default_factory=list, max_length=64)
+    """Who administers the tenant namespace (bound to the `admin` ClusterRole there only)."""
+    state: Literal["Active", "Suspended", "Archived"] = "Active"
+    """Active serves; Suspended closes every door but keeps data; Archived exports and keeps only the archive."""
+    adopt_namespace: bool = False
+    """Adopt an existing namespace `tenant-<name>` that no other tenant owns. Without it, an existing
+    namespace makes the tenant Stalled."""
+    deletion_protection: bool = False
+    """While true, the API server refuses to delete this Tenant."""
+    quota: Quota = Field(default_factory=Quota)
+    """Namespace ResourceQuota."""
+    postgres: PostgresSpec = Field(default_factory=PostgresSpec)
+    """PostgreSQL database and roles."""
+    redis: ServiceSpec = Field(default_factory=ServiceSpec)
+    """A Redis ACL user fenced to the key prefix `t:<name>:`."""
+    mongodb: ServiceSpec = Field(default_factory=ServiceSpec)
+    """A MongoDB database `t_<name>` and a user with readWrite on it."""
+    search: ServiceSpec = Field(default_factory=ServiceSpec)
+    """OpenSearch indices `t-<name>-*` with a role and user."""
+    vault: VaultSpec = Field(default_factory=VaultSpec)
+    """OpenBao transit key, KV path, policy and Kubernetes auth role."""
+    credentials: CredentialsSpec = Field(default_factory=CredentialsSpec)
+    """Rotation of the credentials Secret."""
+    cache_policy_ref: ObjectName | None = None
+    """Name of a CachePolicy."""
+    session_policy_ref: ObjectName | None = None
+    """Name of a TenantSessionPolicy."""
+    lifecycle_policy_ref: ObjectName | None = None
+    """Name of a LifecyclePolicy; without one, deleting the tenant retains backend data."""
+    autoscaling: list[AutoscalingRule] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Forecast-fed scaling rules."""
+
+
+class Placement(Spec):
+    """Which Backend serves each service; written once, then only by a migrate-database workflow."""
+
+    postgres: str | None = None
+    redis: str | None = None
+    mongodb: str | None = None
+    search: str | None = None
+    vault: str | None = None
+
+
+class CredentialsStatus(Spec):
+    version: int = 0
+    """Incremented on every rotation; workloads that opted in carry it in a pod-template annotation."""
+    active_role: str | None = None
+    """The PostgreSQL login role (`_a` or `_b`) the Secret currently names."""
+    rotated_at: str | None = None
+    next_rotation_at: str | None = None
+    secret_name: str | None = None
+
+
+class TenantStatus(Spec):
+    model_config = Spec.model_config | {"extra": "allow"}
+
+    observed_generation: int | None = None
+    """The metadata.generation the status as a whole describes."""
+    phase: str | None = None
+    """Pending, Provisioning, Ready, Degraded, Suspended, Archived, Stalled or Terminating."""
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Ready, Reconciling, Stalled and one per part (NamespaceReady, DatabaseReady, ...)."""
+    namespace: str | None = None
+    """The tenant namespace."""
+    backends: str | None = None
+    """Summary of placed backends for the printer column."""
+    placement: Placement = Field(default_factory=Placement)
+    """The Backend each enabled service was placed on."""
+    endpoints: dict[str, str] = Field(default_factory=dict)
+    """Non-secret endpoints and names each backend gave (database, key prefix, KV path...)."""
+    credentials: CredentialsStatus = Field(default_factory=CredentialsStatus)
+    """Credential version and rotation times."""
+
+
+def _placement_rule(service: str) -> dict[str, str]:
+    placed = f"has(self.status) && has(self.status.placement) && has(self.status.placement.{service})"
+    return cel(
+        f"!({placed}) || !has(self.spec.{service}.backend) || self.spec.{service}.backend == self.status.placement.{service}",
+        f"spec.{service}.backend cannot change once the tenant is placed (see status.placement.{service}); "
+        "run a migrate-database WorkflowRun to move it",
+    )
+
+
+# Rules on the whole object: the name must fit every backend's naming, and placement is sticky.
+ROOT_RULES = [
+    cel(
+        "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+        "a Tenant name must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending "
+        "with a letter or digit",
+    ),
+    *[_placement_rule(s) for s in PLACED_SERVICES],
+]

@@ -1,0 +1,164 @@
+"""Rolling backtests, forecast-quality scores and the predictability gate.
+
+Why this exists: a forecast is only allowed to move an HPA while it has recently been *useful*:
+better than persistence (the recent maximum, which is what a reactive HPA assumes) and precise
+when it says a rise is coming. Without that gate a model trained on yesterday would keep lifting
+floors on a tenant whose traffic has become a random walk. The verdict carries a reason sentence
+that goes straight into the Tenant's status, so a person can see why a rule is or is not acting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "BacktestScores",
+    "GateConfig",
+    "GateVerdict",
+    "pinball_loss",
+    "mase",
+    "score_backtest",
+    "evaluate_gate",
+    "rolling_origins",
+]
+
+
+def pinball_loss(actual: np.ndarray, predicted: np.ndarray, q: float) -> float:
+    """Mean pinball (quantile) loss at quantile ``q``, ignoring NaN pairs."""
+    a = np.asarray(actual, dtype=float)
+    p = np.asarray(predicted, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(p)
+    if not ok.any():
+        return float("nan")
+    d = a[ok] - p[ok]
+    return float(np.mean(np.maximum(q * d, (q - 1.0) * d)))
+
+
+def mase(actual: np.ndarray, predicted: np.ndarray, scale: float) -> float:
+    """Mean absolute error divided by ``scale`` (the naive forecast's in-sample MAE)."""
+    a = np.asarray(actual, dtype=float)
+    p = np.asarray(predicted, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(p)
+    if not ok.any() or scale <= 0:
+        return float("nan")
+    return float(np.mean(np.abs(a[ok] - p[ok])) / scale)
+
+
+@dataclass(frozen=True)
+class BacktestScores:
+    """How a model did on forecasts whose outcome is already known."""
+
+    n: int
+    pinball: float
+    pinball_persistence: float
+    mae: float
+    mae_persistence: float
+    predicted_rises: int
+    actual_rises: int
+    true_rises: int
+
+    @property
+    def skill(self) -> float:
+        """1 - pinball / pinball(persistence): above 0 means better than the recent maximum."""
+        if not np.isfinite(self.pinball_persistence) or self.pinball_persistence <= 0:
+            return float("nan")
+        return 1.0 - self.pinball / self.pinball_persistence
+
+    @property
+    def rise_precision(self) -> float:
+        return self.true_rises / self.predicted_rises if self.predicted_rises else float("nan")
+
+    @property
+    def rise_recall(self) -> float:
+        return self.true_rises / self.actual_rises if self.actual_rises else float("nan")
+
+
+def score_backtest(
+    actual: np.ndarray,
+    median: np.ndarray,
+    upper: np.ndarray,
+    persistence: np.ndarray,
+    quantile: float,
+    tolerance: float,
+) -> BacktestScores:
+    """Score realised forecasts. A rise is a peak above ``persistence * (1 + tolerance)``."""
+    a, md, up, pe = (np.asarray(v, dtype=float) for v in (actual, median, upper, persistence))
+    ok = np.isfinite(a) & np.isfinite(md) & np.isfinite(up) & np.isfinite(pe)
+    a, md, up, pe = a[ok], md[ok], up[ok], pe[ok]
+    thr = pe * (1.0 + tolerance)
+    pred_rise = md > thr
+    act_rise = a > thr
+    return BacktestScores(
+        n=int(ok.sum()),
+        pinball=pinball_loss(a, up, quantile),
+        pinball_persistence=pinball_loss(a, pe, quantile),
+        mae=float(np.mean(np.abs(a - md))) if len(a) else float("nan"),
+        mae_persistence=float(np.mean(np.abs(a - pe))) if len(a) else float("nan"),
+        predicted_rises=int(pred_rise.sum()),
+        actual_rises=int(act_rise.sum()),
+        true_rises=int((pred_rise & act_rise).sum()),
+    )
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Thresholds a model's recent backtest must clear before its forecasts may act."""
+
+    min_samples: int = 360
+    min_skill: float = 0.05
+    min_rise_precision: float = 0.5
+    min_predicted_rises: int = 3
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    active: bool
+    reason: str
+    scores: BacktestScores
+
+
+def evaluate_gate(scores: BacktestScores, cfg: GateConfig = GateConfig(), model: str = "forecast") -> GateVerdict:
+    """Decide whether the forecast may act; the reason is written for a person reading status."""
+    s = scores
+    if s.n < cfg.min_samples:
+        return GateVerdict(False, f"Reactive: only {s.n} backtested forecasts, need {cfg.min_samples}", s)
+    if not np.isfinite(s.skill) or s.skill < cfg.min_skill:
+        return GateVerdict(
+            False,
+            f"Reactive: {model} does not beat persistence on recent backtests "
+            f"(pinball {s.pinball:.3g} vs {s.pinball_persistence:.3g}, skill {s.skill:.2f} < {cfg.min_skill:.2f})",
+            s,
+        )
+    if s.predicted_rises < cfg.min_predicted_rises:
+        return GateVerdict(
+            False,
+            f"Reactive: {model} predicted {s.predicted_rises} rises in the backtest window, "
+            f"too few to trust (need {cfg.min_predicted_rises})",
+            s,
+        )
+    if s.rise_precision < cfg.min_rise_precision:
+        return GateVerdict(
+            False,
+            f"Reactive: {model} rise precision {s.rise_precision:.2f} < {cfg.min_rise_precision:.2f} "
+            f"({s.true_rises} of {s.predicted_rises} predicted rises happened)",
+            s,
+        )
+    return GateVerdict(
+        True,
+        f"Predictive: {model} beats persistence (skill {s.skill:.2f}, pinball {s.pinball:.3g} vs "
+        f"{s.pinball_persistence:.3g}) with rise precision {s.rise_precision:.2f} over {s.n} forecasts",
+        s,
+    )
+
+
+def rolling_origins(n: int, first_train: int, step: int, horizon_end: int) -> Iterator[tuple[int, int]]:
+    """(train_end, test_end) pairs for a walk-forward backtest: fit on [0, train_end), test after."""
+    if first_train <= 0 or step <= 0:
+        raise ValueError("first_train and step must be positive")
+    t = first_train
+    while t + horizon_end < n:
+        yield t, min(t + step, n - horizon_end)
+        t += step

@@ -1,0 +1,41 @@
+"""Operator settings from the environment (the chart's ConfigMap sets them), read once at start."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+__all__ = ["Config", "load"]
+
+
+@dataclass(frozen=True)
+class Config:
+    verify_interval: float = 60.0
+    """Seconds between verify passes per tenant; each pass only reads unless it finds drift."""
+    verify_jitter: float = 0.2
+    """Fraction of the interval added at random to the first pass, so a fleet does not verify in step."""
+    operator_namespace: str = "tenancy-system"
+    """Where Backend admin Secrets live."""
+    liveness: str = "http://127.0.0.1:8080/healthz"
+    """kopf's liveness endpoint."""
+    standalone: bool = True
+    """No peering (one replica). The chart runs two replicas with peering."""
+    retry_base: float = 2.0
+    retry_max: float = 60.0
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def load() -> Config:
+    return Config(
+        verify_interval=_float("TENANCY_VERIFY_INTERVAL", Config.verify_interval),
+        verify_jitter=_float("TENANCY_VERIFY_JITTER", Config.verify_jitter),
+        operator_namespace=os.environ.get("TENANCY_NAMESPACE", Config.operator_namespace),
+        liveness=os.environ.get("TENANCY_LIVENESS", Config.liveness),
+        standalone=os.environ.get("TENANCY_STANDALONE", "true").lower() in ("1", "true", "yes"),
+        retry_base=_float("TENANCY_RETRY_BASE", Config.retry_base),
+        retry_max=_float("TENANCY_RETRY_MAX", Config.retry_max),
+    )

@@ -1,0 +1,62 @@
+"""The NamespaceReady part: namespace, quota, limits, network policy, ServiceAccount and owners' RBAC."""
+
+from __future__ import annotations
+
+import logging
+
+from ..api import names
+from ..api.conditions import Reason
+from ..api.tenant import TenantSpec
+from ..backends import kube
+from ..reconcile import diff, namespace as desired_ns, ownership
+from ..reconcile.status import PartResult
+from . import apply
+
+__all__ = ["ensure", "remove", "CONDITION"]
+
+CONDITION = "NamespaceReady"
+
+
+async def ensure(tenant: str, uid: str, spec: TenantSpec, logger: logging.Logger) -> tuple[PartResult, list[diff.Step]]:
+    ns = names.namespace(tenant)
+    live_ns = await kube.get("Namespace", ns)
+    owner = ownership.classify(live_ns, tenant, spec.adopt_namespace)
+    if owner is ownership.Ownership.FOREIGN:
+        assert live_ns is not None
+        return PartResult(CONDITION, False, Reason.NAMESPACE_CONFLICT,
+                          ownership.conflict_message(ns, live_ns, tenant), stalled=True), []
+    if owner is ownership.Ownership.TERMINATING:
+        return PartResult(CONDITION, False, Reason.PROGRESSING,
+                          f"namespace {ns} is still being deleted; waiting to create it again"), []
+
+    desired = desired_ns.desired_objects(tenant, uid, spec)
+    observed: dict[tuple[str, str], dict | None] = {("Namespace", ns): live_ns}
+    prune = []
+    if live_ns is not None:
+        for obj in desired[1:]:
+            key = (obj["kind"], obj["metadata"]["name"])
+            observed[key] = await kube.get(obj["kind"], key[1], ns)
+        wanted = {(o["kind"], o["metadata"]["name"]) for o in desired}
+        if ("RoleBinding", desired_ns.OWNERS_BINDING) not in wanted:
+            stale = await kube.get("RoleBinding", desired_ns.OWNERS_BINDING, ns)
+            if stale is not None:
+                stale.setdefault("kind", "RoleBinding")
+                prune.append(stale)
+    plan = diff.plan(desired, observed, prune)
+    written = await apply.execute(plan, logger)
+    return PartResult(CONDITION, True, Reason.SUCCEEDED, f"namespace {ns} with quota, limits, network policy and RBAC"), written
+
+
+async def remove(tenant: str, logger: logging.Logger) -> bool:
+    """Delete the tenant namespace if it is ours; the controller manager empties it. True if gone."""
+    ns = names.namespace(tenant)
+    live = await kube.get("Namespace", ns)
+    if live is None:
+        return True
+    if ownership.classify(live, tenant, adopt=False) is ownership.Ownership.FOREIGN:
+        logger.warning("namespace %s is not ours; leaving it", ns)
+        return True
+    if not live.get("metadata", {}).get("deletionTimestamp"):
+        await kube.delete("Namespace", ns)
+        logger.info("deleting namespace %s", ns)
+    return False

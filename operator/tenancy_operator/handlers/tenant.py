@@ -1,0 +1,118 @@
+"""Tenant handlers: one reconcile for create, update, resume and the periodic verify pass; delete.
+
+Shape (the same for every kind): read, early return, converge each part (every part runs even when
+another fails), summarize into kstatus, write status only if it changed, post an Event per changed
+condition, and raise TemporaryError with backoff while anything is still failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from ..api import conditions as cond, names
+from ..api.common import GROUP, VERSION
+from ..api.conditions import Reason
+from ..api.tenant import TenantSpec
+from ..backends import kube
+from ..reconcile import status as tstatus
+from ..reconcile.status import PartResult
+from . import config, namespace_part
+
+__all__ = ["reconcile", "verify", "deleted"]
+
+CFG = config.load()
+_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"spec.{where}: {first['msg']}"
+
+
+def _differs(current: Any, wanted: dict[str, Any]) -> bool:
+    return any(current.get(k) != v for k, v in wanted.items())
+
+
+async def _converge(name: str, uid: str, spec: dict[str, Any], logger: logging.Logger) -> tuple[list[PartResult], str, dict[str, Any]]:
+    try:
+        tenant = TenantSpec.model_validate(spec)
+    except ValidationError as exc:
+        message = _validation_message(exc)
+        return [PartResult(namespace_part.CONDITION, False, Reason.INVALID_SPEC, message, stalled=True)], "Active", {}
+    parts: list[PartResult] = []
+    extra: dict[str, Any] = {}
+    try:
+        result, _ = await namespace_part.ensure(name, uid, tenant, logger)
+    except kube.KubeError as exc:
+        result = PartResult(namespace_part.CONDITION, False, "ApiError", f"API server said {exc}")
+    parts.append(result)
+    if result.ok:
+        extra["namespace"] = names.namespace(name)
+    return parts, tenant.state, extra
+
+
+async def reconcile(body: kopf.Body, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status,
+                    logger: logging.Logger, retry: int = 0, **_: Any) -> None:
+    if meta.get("deletionTimestamp"):
+        return
+    name, uid, generation = meta["name"], meta["uid"], meta.get("generation", 1)
+    async with _locks[name]:
+        current_conditions = list(status.get("conditions", []))
+        if status.get("observedGeneration") != generation:
+            # Say at once that a new generation is being worked on; kstatus reads this as in progress.
+            progressing = [dict(c) for c in current_conditions]
+            if cond.set_condition(progressing, cond.RECONCILING, cond.TRUE, Reason.SPEC_CHANGED,
+                                  f"applying generation {generation}", generation):
+                await kube.merge_patch("Tenant", name, None, {"status": {"conditions": progressing}}, "status")
+                current_conditions = progressing
+
+        parts, state, extra = await _converge(name, uid, dict(spec), logger)
+        conditions, phase, changed = tstatus.summarize(current_conditions, parts, generation, state)
+        wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions, **extra}
+        if _differs(status, wanted):
+            await kube.merge_patch("Tenant", name, None, {"status": wanted}, "status")
+        for type_ in changed:
+            c = cond.get_condition(conditions, type_) or {}
+            good = (c.get("status") == cond.TRUE) != (type_ in (cond.STALLED, cond.RECONCILING, cond.DEGRADED))
+            kopf.event(body, type="Normal" if good else "Warning", reason=c.get("reason") or type_,
+                       message=f"{type_}={c.get('status')}: {c.get('message') or c.get('reason')}")
+
+    failing = [p for p in parts if not p.ok and not p.stalled]
+    if failing:
+        delay = min(CFG.retry_max, CFG.retry_base * (2 ** min(retry, 10)))
+        raise kopf.TemporaryError("; ".join(p.message for p in failing), delay=delay)
+
+
+def _jitter(**_: Any) -> float:
+    return random.uniform(0, CFG.verify_interval * CFG.verify_jitter) + CFG.verify_interval
+
+
+@kopf.on.resume(GROUP, VERSION, "tenants")
+@kopf.on.create(GROUP, VERSION, "tenants")
+@kopf.on.update(GROUP, VERSION, "tenants")
+async def changed(**kwargs: Any) -> None:
+    await reconcile(**kwargs)
+
+
+@kopf.timer(GROUP, VERSION, "tenants", interval=CFG.verify_interval, initial_delay=_jitter)
+async def verify(**kwargs: Any) -> None:
+    """The periodic verify pass: reads everything, writes only where it finds drift."""
+    await reconcile(**kwargs)
+
+
+@kopf.on.delete(GROUP, VERSION, "tenants")
+async def deleted(meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
+    name = meta["name"]
+    async with _locks[name]:
+        gone = await namespace_part.remove(name, logger)
+    _locks.pop(name, None)
+    if not gone:
+        logger.info("namespace deletion requested; the controller manager finishes it")

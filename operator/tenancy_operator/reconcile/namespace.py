@@ -1,0 +1,133 @@
+"""Desired state of a tenant's Kubernetes slice: namespace, quota, limits, network policy, RBAC.
+
+Pure: takes the tenant's name, uid and spec and returns the objects as plain dicts. The handler reads
+what exists, `diff.plan` decides what to write, and the Kubernetes adapter writes only that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api import names
+from ..api.tenant import Owner, TenantSpec
+from . import labels
+
+__all__ = ["desired_objects", "owner_reference", "APP_SERVICE_ACCOUNT", "OWNERS_BINDING", "OWNED_KINDS"]
+
+APP_SERVICE_ACCOUNT = "tenant-app"
+OWNERS_BINDING = "tenant-owners"
+QUOTA = "tenant-quota"
+LIMITS = "tenant-limits"
+NETWORK_POLICY = "tenant-isolation"
+# Every kind this module makes inside the namespace; the verify pass reads each.
+OWNED_KINDS = ("ResourceQuota", "LimitRange", "NetworkPolicy", "ServiceAccount", "RoleBinding")
+
+
+def owner_reference(tenant: str, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "tenancy.dev/v1alpha1",
+        "kind": "Tenant",
+        "name": tenant,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+
+
+def _meta(name: str, tenant: str, namespace: str | None, uid: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": labels.owned_labels(tenant)}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["ownerReferences"] = [owner_reference(tenant, uid)]
+    return meta
+
+
+def _subject(owner: Owner, tenant_namespace: str) -> dict[str, str]:
+    if owner.kind == "ServiceAccount":
+        # "namespace:name", or a bare name meaning a ServiceAccount in the tenant namespace.
+        namespace, _, name = owner.name.rpartition(":")
+        return {"kind": "ServiceAccount", "name": name, "namespace": namespace or tenant_namespace}
+    return {"kind": owner.kind, "name": owner.name, "apiGroup": "rbac.authorization.k8s.io"}
+
+
+def desired_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, Any]]:
+    """Objects the tenant should have, the namespace first. `None`-valued entries never appear."""
+    ns = names.namespace(tenant)
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            **_meta(ns, tenant, None, uid),
+            "labels": {
+                **labels.owned_labels(tenant),
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+        },
+    }
+    quota = spec.quota
+    objects: list[dict[str, Any]] = [
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": _meta(QUOTA, tenant, ns, uid),
+            "spec": {
+                "hard": {
+                    "requests.cpu": quota.cpu,
+                    "limits.cpu": quota.cpu,
+                    "requests.memory": quota.memory,
+                    "limits.memory": quota.memory,
+                    "pods": quota.pods,
+                    "requests.storage": quota.storage,
+                }
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": _meta(LIMITS, tenant, ns, uid),
+            "spec": {
+                "limits": [
+                    {
+                        "type": "Container",
+                        "default": {"cpu": "500m", "memory": "512Mi"},
+                        "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                    }
+                ]
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _meta(NETWORK_POLICY, tenant, ns, uid),
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {"podSelector": {}},
+                            {"namespaceSelector": {"matchLabels": {labels.PLATFORM: "true"}}},
+                        ]
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _meta(APP_SERVICE_ACCOUNT, tenant, ns, uid),
+        },
+    ]
+    if spec.owners:
+        objects.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": _meta(OWNERS_BINDING, tenant, ns, uid),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+                "subjects": [_subject(o, ns) for o in spec.owners],
+            }
+        )
+    return objects

@@ -1,0 +1,42 @@
+"""Whose is an existing namespace? The answer decides between create, adopt, wait and Stalled."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from . import labels
+
+__all__ = ["Ownership", "classify", "conflict_message"]
+
+
+class Ownership(str, Enum):
+    ABSENT = "absent"
+    OURS = "ours"
+    ADOPTABLE = "adoptable"
+    FOREIGN = "foreign"
+    TERMINATING = "terminating"
+
+
+def classify(namespace: dict[str, Any] | None, tenant: str, adopt: bool) -> Ownership:
+    """Ours means labelled for this tenant (set atomically at creation, so a crash cannot orphan it)."""
+    if namespace is None:
+        return Ownership.ABSENT
+    meta = namespace.get("metadata", {})
+    if meta.get("deletionTimestamp") or namespace.get("status", {}).get("phase") == "Terminating":
+        return Ownership.TERMINATING
+    owner = (meta.get("labels") or {}).get(labels.TENANT)
+    if owner == tenant:
+        return Ownership.OURS
+    if owner is None and adopt:
+        return Ownership.ADOPTABLE
+    return Ownership.FOREIGN
+
+
+def conflict_message(namespace: str, live: dict[str, Any], tenant: str) -> str:
+    owner = (live.get("metadata", {}).get("labels") or {}).get(labels.TENANT)
+    if owner:
+        return (f"namespace {namespace} belongs to tenant {owner!r}; choose another tenant name "
+                "or delete that tenant first")
+    return (f"namespace {namespace} already exists and is not managed by tenant {tenant!r}; set "
+            "spec.adoptNamespace: true to adopt it, or delete the namespace")

@@ -1,0 +1,59 @@
+from tenancy_operator.api.tenant import TenantSpec
+from tenancy_operator.reconcile import labels, ownership
+from tenancy_operator.reconcile.namespace import desired_objects
+
+
+def _desired(spec=None):
+    return desired_objects("acme", "uid-1", TenantSpec.model_validate(spec or {}))
+
+
+def test_objects_and_labels():
+    objs = _desired({"owners": [{"kind": "Group", "name": "acme-admins"}]})
+    assert [o["kind"] for o in objs] == ["Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "ServiceAccount", "RoleBinding"]
+    ns = objs[0]
+    assert ns["metadata"]["name"] == "tenant-acme"
+    assert ns["metadata"]["labels"][labels.TENANT] == "acme"
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for obj in objs[1:]:
+        assert obj["metadata"]["namespace"] == "tenant-acme"
+        assert obj["metadata"]["labels"][labels.TENANT] == "acme"
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
+def test_no_owners_no_rolebinding():
+    assert "RoleBinding" not in [o["kind"] for o in _desired()]
+
+
+def test_quota_follows_spec():
+    quota = _desired({"quota": {"cpu": "2", "pods": "3"}})[1]
+    assert quota["spec"]["hard"]["pods"] == "3" and quota["spec"]["hard"]["requests.cpu"] == "2"
+
+
+def test_network_policy_admits_only_same_namespace_and_platform():
+    netpol = _desired()[3]["spec"]
+    assert netpol["policyTypes"] == ["Ingress"]
+    assert netpol["ingress"] == [{"from": [{"podSelector": {}},
+                                           {"namespaceSelector": {"matchLabels": {labels.PLATFORM: "true"}}}]}]
+
+
+def test_service_account_owner_binds_in_its_namespace():
+    rb = _desired({"owners": [{"kind": "ServiceAccount", "name": "ci:deployer"}, {"kind": "ServiceAccount", "name": "bot"}]})[-1]
+    assert rb["subjects"] == [{"kind": "ServiceAccount", "name": "deployer", "namespace": "ci"},
+                              {"kind": "ServiceAccount", "name": "bot", "namespace": "tenant-acme"}]
+
+
+def _ns(labels_=None, deleting=False):
+    meta = {"name": "tenant-acme", "labels": labels_ or {}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"metadata": meta}
+
+
+def test_ownership():
+    O = ownership.Ownership
+    assert ownership.classify(None, "acme", False) is O.ABSENT
+    assert ownership.classify(_ns({labels.TENANT: "acme"}), "acme", False) is O.OURS
+    assert ownership.classify(_ns(), "acme", False) is O.FOREIGN
+    assert ownership.classify(_ns(), "acme", True) is O.ADOPTABLE
+    assert ownership.classify(_ns({labels.TENANT: "other"}), "acme", True) is O.FOREIGN
+    assert ownership.classify(_ns({labels.TENANT: "acme"}, deleting=True), "acme", False) is O.TERMINATING

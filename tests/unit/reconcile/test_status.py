@@ -1,0 +1,42 @@
+from tenancy_operator.api import conditions as cond
+from tenancy_operator.reconcile.status import PartResult, summarize
+
+
+def _status(conds, type_):
+    return cond.get_condition(conds, type_)["status"]
+
+
+def test_all_ready():
+    conds, phase, changed = summarize([], [PartResult("NamespaceReady", True, "Succeeded", "ok")], 3, "Active")
+    assert phase == "Ready"
+    assert (_status(conds, "Ready"), _status(conds, "Reconciling"), _status(conds, "Stalled")) == ("True", "False", "False")
+    assert all(c["observedGeneration"] == 3 for c in conds)
+    assert "Ready" in changed
+
+
+def test_suspended_is_ready():
+    conds, phase, _ = summarize([], [PartResult("NamespaceReady", True, "Succeeded", "ok")], 1, "Suspended")
+    assert phase == "Suspended" and _status(conds, "Ready") == "True"
+
+
+def test_outage_is_reconciling_and_degraded():
+    parts = [PartResult("NamespaceReady", True, "Succeeded", "ok"),
+             PartResult("DatabaseReady", False, "BackendUnavailable", "backend pg-main unreachable", outage=True)]
+    conds, phase, _ = summarize([], parts, 1, "Active")
+    assert phase == "Degraded"
+    assert (_status(conds, "Ready"), _status(conds, "Reconciling"), _status(conds, "Degraded")) == ("False", "True", "True")
+    assert "pg-main" in cond.get_condition(conds, "Ready")["message"]
+
+
+def test_stalled():
+    parts = [PartResult("NamespaceReady", False, "NamespaceOwnedElsewhere", "taken", stalled=True)]
+    conds, phase, _ = summarize([], parts, 1, "Active")
+    assert phase == "Stalled"
+    assert (_status(conds, "Stalled"), _status(conds, "Reconciling"), _status(conds, "Ready")) == ("True", "False", "False")
+
+
+def test_second_identical_summary_changes_nothing():
+    parts = [PartResult("NamespaceReady", True, "Succeeded", "ok")]
+    conds, _, _ = summarize([], parts, 1, "Active", now="t1")
+    again, _, changed = summarize(conds, parts, 1, "Active", now="t2")
+    assert changed == [] and again == conds
