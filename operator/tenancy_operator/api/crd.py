@@ -77,8 +77,11 @@ def crd_for(kind: Kind) -> dict[str, Any]:
         "apiVersion": {"type": "string"},
         "kind": {"type": "string"},
         "metadata": {"type": "object"},
-        "spec": {**spec_schema, "default": {}} if not spec_schema.get("required") else spec_schema,
+        "spec": spec_schema,
     }
+    if not spec_schema.get("required"):
+        # An omitted spec becomes the fully defaulted one, so rules over defaulted fields can evaluate.
+        spec_schema["default"] = kind.spec().model_dump(mode="json", by_alias=True, exclude_none=True)
     version: dict[str, Any] = {"name": kind.version, "served": True, "storage": True}
     if kind.status is not None:
         status_schema = _schema(kind.status)

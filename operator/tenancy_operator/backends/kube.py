@@ -1,21 +1,22 @@
 """The Kubernetes API as one more backend: read, create, patch and delete plain-dict objects.
 
-We speak REST by path through the official client's ApiClient (run in a thread, so kopf's event
-loop never blocks), rather than typed per-kind APIs: reconcile/ produces plain dicts, and one small
-table of paths serves every kind we own.
+We speak REST by path with `requests` (in a thread, so kopf's event loop never blocks), using the
+official client only to load kubeconfig or in-cluster settings: reconcile/ produces plain dicts, and
+one small table of paths serves every kind we own, whatever the generated client's API looks like.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
+import requests
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
 
 __all__ = ["KubeError", "NotFound", "Conflict", "connect", "get", "create", "merge_patch", "delete", "list_objects",
-           "path_for", "ApiException"]
+           "path_for"]
 
 # kind -> (api prefix, plural, namespaced)
 _PATHS: dict[str, tuple[str, str, bool]] = {
@@ -49,19 +50,35 @@ class Conflict(KubeError):
     pass
 
 
-_api: client.ApiClient | None = None
+_local = threading.local()
+_config: client.Configuration | None = None
 
 
-def connect() -> client.ApiClient:
-    """The shared ApiClient: in-cluster config when there, else KUBECONFIG."""
-    global _api
-    if _api is None:
+def connect() -> client.Configuration:
+    """Connection settings: in-cluster when there, else KUBECONFIG (loaded once)."""
+    global _config
+    if _config is None:
+        cfg = client.Configuration()
         try:
-            config.load_incluster_config()
+            config.load_incluster_config(client_configuration=cfg)
         except config.ConfigException:
-            config.load_kube_config()
-        _api = client.ApiClient()
-    return _api
+            config.load_kube_config(client_configuration=cfg)
+        _config = cfg
+    return _config
+
+
+def _session() -> requests.Session:
+    # One session per worker thread: requests sessions are not safe to share across threads.
+    session = getattr(_local, "session", None)
+    if session is None:
+        cfg = connect()
+        session = requests.Session()
+        session.trust_env = False  # REQUESTS_CA_BUNDLE and proxies must not override the kubeconfig's CA
+        session.verify = cfg.ssl_ca_cert if cfg.verify_ssl else False
+        if cfg.cert_file and cfg.key_file:
+            session.cert = (cfg.cert_file, cfg.key_file)
+        _local.session = session
+    return session
 
 
 def path_for(kind: str, name: str | None = None, namespace: str | None = None) -> str:
@@ -77,37 +94,31 @@ def path_for(kind: str, name: str | None = None, namespace: str | None = None) -
     return path
 
 
-def _raise(exc: ApiException) -> None:
-    try:
-        body = json.loads(exc.body or "{}")
-    except ValueError:
-        body = {}
-    status, reason, message = exc.status or 0, body.get("reason", exc.reason or ""), body.get("message", str(exc))
-    if status == 404:
-        raise NotFound(status, reason, message) from None
-    if status == 409:
-        raise Conflict(status, reason, message) from None
-    raise KubeError(status, reason, message) from None
-
-
 def _call(method: str, path: str, body: Any = None, content_type: str = "application/json",
           query: list[tuple[str, str]] | None = None) -> Any:
-    api = connect()
+    cfg = connect()
+    headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": "tenancy-operator"}
+    # The key's name differs across client versions; in-cluster, a refresh hook re-reads the token file.
+    token = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
+    if token:
+        headers["Authorization"] = token
     try:
-        return api.call_api(
-            path,
-            method,
-            query_params=query or [],
-            header_params={"Accept": "application/json", "Content-Type": content_type},
-            body=body,
-            response_type="object",
-            auth_settings=["BearerToken"],
-            _return_http_data_only=True,
-            _preload_content=True,
-            _request_timeout=30,
-        )
-    except ApiException as exc:
-        _raise(exc)
+        response = _session().request(method, cfg.host + path, params=query or None, headers=headers,
+                                      data=json.dumps(body) if body is not None else None, timeout=30)
+    except requests.RequestException as exc:
+        raise KubeError(0, "Unreachable", f"API server unreachable: {exc}") from None
+    if response.status_code >= 400:
+        try:
+            detail = response.json()
+        except ValueError:
+            detail = {}
+        reason, message = detail.get("reason", response.reason), detail.get("message", response.text[:500])
+        if response.status_code == 404:
+            raise NotFound(404, reason, message)
+        if response.status_code == 409:
+            raise Conflict(409, reason, message)
+        raise KubeError(response.status_code, reason, message)
+    return response.json() if response.content else {}
 
 
 async def _run(*args: Any, **kwargs: Any) -> Any:

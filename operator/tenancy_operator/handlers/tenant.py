@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -41,22 +42,32 @@ def _differs(current: Any, wanted: dict[str, Any]) -> bool:
     return any(current.get(k) != v for k, v in wanted.items())
 
 
-async def _converge(name: str, uid: str, spec: dict[str, Any], logger: logging.Logger) -> tuple[list[PartResult], str, dict[str, Any]]:
+@dataclass
+class Outcome:
+    parts: list[PartResult] = field(default_factory=list)
+    state: str = "Active"
+    status: dict[str, Any] = field(default_factory=dict)
+    """Status fields besides conditions and phase (namespace, endpoints, placement...)."""
+    repaired: list[str] = field(default_factory=list)
+    """Objects written to put the world back in line; each verify pass that writes says so in an Event."""
+
+
+async def _converge(name: str, uid: str, spec: dict[str, Any], logger: logging.Logger) -> Outcome:
     try:
         tenant = TenantSpec.model_validate(spec)
     except ValidationError as exc:
         message = _validation_message(exc)
-        return [PartResult(namespace_part.CONDITION, False, Reason.INVALID_SPEC, message, stalled=True)], "Active", {}
-    parts: list[PartResult] = []
-    extra: dict[str, Any] = {}
+        return Outcome([PartResult(namespace_part.CONDITION, False, Reason.INVALID_SPEC, message, stalled=True)])
+    outcome = Outcome(state=tenant.state)
     try:
-        result, _ = await namespace_part.ensure(name, uid, tenant, logger)
+        result, written = await namespace_part.ensure(name, uid, tenant, logger)
+        outcome.repaired += [f"{s.action.value} {s.kind}/{s.name}" for s in written]
     except kube.KubeError as exc:
         result = PartResult(namespace_part.CONDITION, False, "ApiError", f"API server said {exc}")
-    parts.append(result)
+    outcome.parts.append(result)
     if result.ok:
-        extra["namespace"] = names.namespace(name)
-    return parts, tenant.state, extra
+        outcome.status["namespace"] = names.namespace(name)
+    return outcome
 
 
 async def reconcile(body: kopf.Body, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status,
@@ -69,14 +80,19 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, spec: kopf.Spec, status: k
         if status.get("observedGeneration") != generation:
             # Say at once that a new generation is being worked on; kstatus reads this as in progress.
             progressing = [dict(c) for c in current_conditions]
-            if cond.set_condition(progressing, cond.RECONCILING, cond.TRUE, Reason.SPEC_CHANGED,
-                                  f"applying generation {generation}", generation):
+            message = f"applying generation {generation}"
+            if cond.set_condition(progressing, cond.RECONCILING, cond.TRUE, Reason.SPEC_CHANGED, message, generation):
                 await kube.merge_patch("Tenant", name, None, {"status": {"conditions": progressing}}, "status")
+                kopf.event(body, type="Normal", reason=Reason.SPEC_CHANGED, message=f"Reconciling=True: {message}")
                 current_conditions = progressing
 
-        parts, state, extra = await _converge(name, uid, dict(spec), logger)
-        conditions, phase, changed = tstatus.summarize(current_conditions, parts, generation, state)
-        wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions, **extra}
+        outcome = await _converge(name, uid, dict(spec), logger)
+        parts = outcome.parts
+        conditions, phase, changed = tstatus.summarize(current_conditions, parts, generation, outcome.state)
+        wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions, **outcome.status}
+        if outcome.repaired and status.get("observedGeneration") == generation:
+            kopf.event(body, type="Warning", reason=Reason.DRIFT_REPAIRED,
+                       message="put back: " + ", ".join(outcome.repaired))
         if _differs(status, wanted):
             await kube.merge_patch("Tenant", name, None, {"status": wanted}, "status")
         for type_ in changed:
@@ -95,20 +111,20 @@ def _jitter(**_: Any) -> float:
     return random.uniform(0, CFG.verify_interval * CFG.verify_jitter) + CFG.verify_interval
 
 
-@kopf.on.resume(GROUP, VERSION, "tenants")
-@kopf.on.create(GROUP, VERSION, "tenants")
-@kopf.on.update(GROUP, VERSION, "tenants")
+@kopf.on.resume(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
+@kopf.on.create(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
+@kopf.on.update(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
 async def changed(**kwargs: Any) -> None:
     await reconcile(**kwargs)
 
 
-@kopf.timer(GROUP, VERSION, "tenants", interval=CFG.verify_interval, initial_delay=_jitter)
+@kopf.timer(GROUP, VERSION, "tenants", interval=CFG.verify_interval, initial_delay=_jitter, backoff=CFG.retry_max)
 async def verify(**kwargs: Any) -> None:
     """The periodic verify pass: reads everything, writes only where it finds drift."""
     await reconcile(**kwargs)
 
 
-@kopf.on.delete(GROUP, VERSION, "tenants")
+@kopf.on.delete(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
 async def deleted(meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
     name = meta["name"]
     async with _locks[name]:

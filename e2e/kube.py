@@ -1,0 +1,133 @@
+"""Helpers for e2e tests: kubectl against the local platform, waiting, and the operator process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+STATE = REPO / ".platform"
+
+
+def load_platform_env() -> dict[str, str]:
+    env_file = STATE / "env"
+    if not env_file.exists():
+        raise RuntimeError(f"{env_file} is missing: the local platform is not up (run `make up`)")
+    env: dict[str, str] = {}
+    for line in env_file.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export "):]
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = os.path.expandvars(value.strip().strip('"').strip("'"))
+    return env
+
+
+def kubectl(*args: str, check: bool = True, input: str | None = None, timeout: float = 60,
+            kubeconfig: str | None = None) -> subprocess.CompletedProcess:
+    cmd = ["kubectl", *args]
+    if kubeconfig:
+        cmd.insert(1, f"--kubeconfig={kubeconfig}")
+    result = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
+def get(kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    args = ["get", kind, name, "-o", "json"] + (["-n", namespace] if namespace else [])
+    result = kubectl(*args, check=False)
+    if result.returncode != 0:
+        if "NotFound" in result.stderr or "not found" in result.stderr:
+            return None
+        raise AssertionError(result.stderr)
+    return json.loads(result.stdout)
+
+
+def apply(manifest: str) -> None:
+    kubectl("apply", "-f", "-", input=manifest)
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    for c in (obj or {}).get("status", {}).get("conditions", []):
+        if c.get("type") == type_:
+            return c
+    return {}
+
+
+def eventually(check, timeout: float = 30, interval: float = 0.5, message: str = "condition not met"):
+    """Call `check` until it returns a truthy value; fail with its last value or exception."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+            if last:
+                return last
+        except AssertionError as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} within {timeout}s; last: {last!r}")
+        time.sleep(interval)
+
+
+def tenant_yaml(name: str, **spec: Any) -> str:
+    return json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": name},
+                       "spec": spec})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Operator:
+    """The operator as a real process, started, stopped and killed by tests."""
+
+    def __init__(self, kubeconfig: str, verify_interval: float = 3.0, extra_env: dict[str, str] | None = None):
+        self.kubeconfig = kubeconfig
+        self.verify_interval = verify_interval
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log = STATE / "logs" / "operator-e2e.log"
+
+    def start(self) -> None:
+        port = free_port()
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "TENANCY_VERIFY_INTERVAL": str(self.verify_interval),
+               "TENANCY_LIVENESS": f"http://127.0.0.1:{port}/healthz", "TENANCY_RETRY_BASE": "0.5",
+               "TENANCY_RETRY_MAX": "5", **self.extra_env}
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        out = self.log.open("a")
+        self.proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "tenancy-operator")], env=env, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        import urllib.request
+
+        def healthy():
+            assert self.proc and self.proc.poll() is None, f"operator exited; see {self.log}"
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).status == 200
+            except OSError:
+                return False
+
+        eventually(healthy, timeout=30, message="operator liveness endpoint up")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()

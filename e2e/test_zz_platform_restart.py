@@ -1,0 +1,36 @@
+"""Runs last: `make down` leaves nothing behind, and `make up` on warm caches is quick."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from .kube import REPO
+
+PORTS = [12379, 12380, 16443, 16257, 15432, 16379, 18200]
+
+
+def _listening() -> set[int]:
+    out = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True).stdout
+    ports = set()
+    for line in out.splitlines():
+        local = line.split()[3]
+        ports.add(int(local.rsplit(":", 1)[1]))
+    return ports & set(PORTS)
+
+
+def _platform_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    state = str(REPO / ".platform")
+    return [line for line in out.splitlines() if state in line and "ps -eo" not in line]
+
+
+def test_down_leaves_nothing_and_up_is_fast(platform):
+    subprocess.run(["make", "-C", str(REPO), "--no-print-directory", "down"], check=True, timeout=120)
+    assert _listening() == set(), f"ports still listening after make down: {_listening()}"
+    assert _platform_processes() == [], _platform_processes()
+    started = time.monotonic()
+    subprocess.run(["make", "-C", str(REPO), "--no-print-directory", "up"], check=True, timeout=300)
+    elapsed = time.monotonic() - started
+    print(f"\nsecond `make up` (warm caches): {elapsed:.1f}s")
+    assert _listening() >= {12379, 16443, 16257, 15432, 16379, 18200}, _listening()

@@ -1,0 +1,71 @@
+"""What every service adapter shares: how to reach a backend, what a tenant asks of it, and errors.
+
+Each adapter module (`postgres`, `redis_acl`, `vault`) exposes the same verbs: `ensure` (read, then
+write only what differs; returns what it repaired), `suspend`, `delete`, and `probe` for the
+Backend's health. Rotation is `ensure` with new credentials: the adapters hold no state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["BackendUnavailable", "BackendRefused", "Target", "TenantSlice", "Report"]
+
+
+class BackendUnavailable(Exception):
+    """The server could not be reached or failed; retry with backoff."""
+
+
+class BackendRefused(Exception):
+    """The server answered but refused what we asked, in a way retrying will not fix."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One Backend: where it is and the admin credentials from its Secret."""
+
+    name: str
+    type: str
+    host: str
+    port: int
+    username: str = ""
+    password: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)
+    tls: bool = False
+    public_host: str = ""
+    extra: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def app_host(self) -> str:
+        return self.public_host or self.host
+
+
+@dataclass(frozen=True)
+class TenantSlice:
+    """What one tenant needs from one backend, already decided by reconcile/."""
+
+    tenant: str
+    namespace: str
+    password: str = field(default="", repr=False)
+    """The active credential's password."""
+    slot: str = "a"
+    """The PostgreSQL login role slot that is active."""
+    previous_valid: bool = False
+    """Within a rotation overlap: the other slot / previous password keeps working."""
+    previous_password_sha256: str = ""
+    """Redis: the previous password's hash, accepted during the overlap."""
+    suspended: bool = False
+    connection_limit: int = 20
+    transit_key: bool = True
+    kv: bool = True
+    signing_algorithm: str = ""
+    """When set, a session-signing key of this type (TenantSessionPolicy)."""
+
+
+@dataclass
+class Report:
+    """What an ensure did: the writes it made (empty in steady state) and what apps need to know."""
+
+    repaired: list[str] = field(default_factory=list)
+    endpoints: dict[str, str] = field(default_factory=dict)
+    version: str = ""

@@ -1,0 +1,127 @@
+"""PostgreSQL statements for one tenant, built as text from checked names; no I/O.
+
+Utility statements (CREATE ROLE, ALTER DATABASE...) take no bind parameters, so identifiers go through
+`ident()` (PostgreSQL's own rule: wrap in double quotes, double any inside) and the only literal we
+ever send, a password, goes as a SCRAM verifier computed here: the server never sees the plaintext
+and nothing a tenant wrote can reach the statement text. Unit tests pin the exact text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+
+__all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "set_role_default",
+           "grant_membership", "create_database", "alter_database_limit", "revoke_public_connect", "drop_database",
+           "drop_role", "terminate_sessions_sql", "role_state_sql", "database_state_sql"]
+
+_SAFE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+SCRAM_ITERATIONS = 4096
+
+
+def ident(name: str) -> str:
+    """Quote an identifier. Names come from api.names; anything else is refused outright."""
+    if not _SAFE.match(name):
+        raise ValueError(f"refusing unexpected PostgreSQL identifier {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """Quote a string literal (standard_conforming_strings is on since PostgreSQL 9.1)."""
+    if "\\" in text or "\x00" in text:
+        raise ValueError("refusing a literal with backslashes or NUL")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def scram_verifier(password: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The `SCRAM-SHA-256$...` text PostgreSQL stores for a password (RFC 5802, RFC 7677)."""
+    salt = salt if salt is not None else os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    return f"SCRAM-SHA-256${iterations}:{_b64(salt)}${_b64(stored_key)}:{_b64(server_key)}"
+
+
+def scram_matches(stored: str | None, password: str) -> bool:
+    """Does the stored verifier belong to this password? Reads only; no login needed."""
+    if not stored or not stored.startswith("SCRAM-SHA-256$"):
+        return False
+    try:
+        head, _keys = stored[len("SCRAM-SHA-256$"):].split("$", 1)
+        iterations, salt = head.split(":", 1)
+        expected = scram_verifier(password, base64.b64decode(salt), int(iterations))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(expected, stored)
+
+
+def create_role(role: str, login: bool) -> str:
+    return f"CREATE ROLE {ident(role)} {'LOGIN' if login else 'NOLOGIN'} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+
+
+def alter_login(role: str, login: bool, connection_limit: int, verifier: str | None = None) -> str:
+    sql = f"ALTER ROLE {ident(role)} {'LOGIN' if login else 'NOLOGIN'} CONNECTION LIMIT {int(connection_limit)}"
+    if verifier is not None:
+        sql += f" PASSWORD {literal(verifier)}"
+    return sql
+
+
+def set_role_default(role: str, owner: str) -> str:
+    # Every object a login role creates then belongs to the owner, so either slot can use it.
+    return f"ALTER ROLE {ident(role)} SET role TO {ident(owner)}"
+
+
+def grant_membership(owner: str, role: str) -> str:
+    return f"GRANT {ident(owner)} TO {ident(role)}"
+
+
+def create_database(database: str, owner: str, connection_limit: int) -> str:
+    return f"CREATE DATABASE {ident(database)} OWNER {ident(owner)} CONNECTION LIMIT {int(connection_limit)}"
+
+
+def alter_database_limit(database: str, connection_limit: int) -> str:
+    return f"ALTER DATABASE {ident(database)} CONNECTION LIMIT {int(connection_limit)}"
+
+
+def revoke_public_connect(database: str) -> str:
+    return f"REVOKE CONNECT, TEMPORARY ON DATABASE {ident(database)} FROM PUBLIC"
+
+
+def drop_database(database: str) -> str:
+    return f"DROP DATABASE IF EXISTS {ident(database)} WITH (FORCE)"
+
+
+def drop_role(role: str) -> str:
+    return f"DROP ROLE IF EXISTS {ident(role)}"
+
+
+# Read-only state queries; names travel as bind parameters.
+role_state_sql = """
+SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, a.rolpassword,
+       COALESCE((SELECT array_to_string(s.setconfig, ',') FROM pg_db_role_setting s
+                 WHERE s.setrole = r.oid AND s.setdatabase = 0), '') AS settings,
+       ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+             WHERE m.member = r.oid) AS member_of
+FROM pg_roles r LEFT JOIN pg_authid a ON a.oid = r.oid
+WHERE r.rolname = ANY($1::text[])
+"""
+
+database_state_sql = """
+SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, d.datconnlimit,
+       d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) x
+                                   WHERE x.grantee = 0 AND x.privilege_type = 'CONNECT') AS public_connect
+FROM pg_database d WHERE d.datname = $1
+"""
+
+terminate_sessions_sql = """
+SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE usename = ANY($1::text[]) AND pid <> pg_backend_pid()
+"""

@@ -1,0 +1,186 @@
+"""Redis adapter: one ACL user per tenant, fenced to its key prefix and channel prefix.
+
+User `tenant:<name>` may touch keys `t:<name>:*` and channels `t:<name>:*` only, and none of the
+commands that reach past the prefix (KEYS, SCAN, RANDOMKEY list other tenants' key names) or past
+the user (SELECT, FLUSHALL, CONFIG, ACL, ...). Passwords are sent as SHA-256 hashes (`#<hex>`), so
+the plaintext never crosses the wire; during a rotation overlap the user holds both hashes.
+
+Redis keeps ACLs in memory: after a restart the verify pass finds the user missing and puts it back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..api import names
+from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
+
+__all__ = ["ensure", "suspend", "delete", "probe", "password_sha256", "acl_rules", "DENIED_COMMANDS"]
+
+# Categories a cache or queue needs; everything else stays off.
+ALLOWED_CATEGORIES = ("read", "write", "keyspace", "string", "hash", "list", "set", "sortedset", "stream",
+                      "bitmap", "hyperloglog", "geo", "pubsub", "transaction", "connection")
+# Removed after the categories, because some sit inside them.
+DENIED_COMMANDS = ("keys", "scan", "randomkey", "select", "swapdb", "flushall", "flushdb", "config", "acl", "debug",
+                   "migrate", "module", "shutdown", "monitor", "client", "pubsub", "move", "copy", "object",
+                   "sort", "sort_ro", "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro", "function",
+                   "script", "save", "bgsave", "bgrewriteaof", "replicaof", "slaveof", "sync", "psync", "failover",
+                   "cluster", "readonly", "readwrite", "latency", "memory", "slowlog", "lastsave", "info",
+                   "dbsize")
+
+_clients: dict[tuple[str, str, int], aioredis.Redis] = {}
+_reference: dict[tuple[str, str, int], str] = {}
+
+
+def password_sha256(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def acl_rules(tenant: str, hashes: list[str], enabled: bool) -> list[str]:
+    """ACL SETUSER arguments; each is one token, so no input can smuggle another rule in."""
+    prefix = names.redis_prefix(tenant)
+    for h in hashes:
+        if len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
+            raise ValueError("password hashes must be 64 lower-case hex characters")
+    rules = ["reset", "on" if enabled else "off", "sanitize-payload"]
+    rules += [f"#{h}" for h in hashes]
+    rules += [f"~{prefix}*", f"&{prefix}*"]
+    rules += _command_rules()
+    return rules
+
+
+def _command_rules() -> list[str]:
+    return ["-@all", *[f"+@{c}" for c in ALLOWED_CATEGORIES], "-@admin", "-@dangerous", "-@scripting",
+            *[f"-{c}" for c in DENIED_COMMANDS]]
+
+
+def _client(target: Target) -> aioredis.Redis:
+    key = (target.name, target.host, target.port)
+    client = _clients.get(key)
+    if client is None:
+        client = aioredis.Redis(host=target.host, port=target.port, username=target.username or None,
+                                password=target.password or None, ssl=target.tls, socket_timeout=5,
+                                socket_connect_timeout=3, decode_responses=True, protocol=2)
+        _clients[key] = client
+    return client
+
+
+async def _call(target: Target, *args: str):
+    try:
+        return await _client(target).execute_command(*args)
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        _reference.pop((target.name, target.host, target.port), None)  # the server may come back another version
+        raise BackendUnavailable(f"redis backend {target.name} unreachable: {exc}") from exc
+    except ResponseError as exc:
+        raise BackendRefused(f"redis backend {target.name} refused: {exc}") from exc
+    except RedisError as exc:
+        raise BackendUnavailable(f"redis backend {target.name} failed: {exc}") from exc
+
+
+async def probe(target: Target) -> str:
+    info = await _call(target, "INFO", "server")
+    if isinstance(info, dict):
+        return str(info.get("redis_version", ""))
+    for line in str(info).splitlines():
+        if line.startswith("redis_version:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def _as_dict(reply) -> dict:
+    if isinstance(reply, dict):
+        return reply
+    return {reply[i]: reply[i + 1] for i in range(0, len(reply or []), 2)}
+
+
+async def _matches(target: Target, user: str, hashes: list[str], enabled: bool) -> bool:
+    current = await _call(target, "ACL", "GETUSER", user)
+    if not current:
+        return False
+    state = _as_dict(current)
+    flags = set(state.get("flags") or [])
+    if ("on" in flags) != enabled:
+        return False
+    if sorted(state.get("passwords") or []) != sorted(hashes):
+        return False
+    prefix = names.redis_prefix(user.split(":", 1)[1])
+    if (state.get("keys") or "") != f"~{prefix}*" or (state.get("channels") or "") != f"&{prefix}*":
+        return False
+    return (state.get("commands") or "") == await _reference_commands(target)
+
+
+async def _reference_commands(target: Target) -> str:
+    """How this server spells our command rules once it has normalized them.
+
+    Redis rewrites rules into its own order and expands categories, differently across versions, so
+    we ask it: a disabled user with no password and no keys holds exactly our command rules, named by
+    their hash. It is created once per server (and again after a restart); reading it is free.
+    """
+    key = (target.name, target.host, target.port)
+    if key not in _reference:
+        rules = _command_rules()
+        user = "tenancy:reference:" + hashlib.sha256(" ".join(rules).encode()).hexdigest()[:12]
+        state = await _call(target, "ACL", "GETUSER", user)
+        if not state:
+            await _call(target, "ACL", "SETUSER", user, "reset", "off", *rules)
+            state = await _call(target, "ACL", "GETUSER", user)
+        _reference[key] = _as_dict(state).get("commands") or ""
+    return _reference[key]
+
+
+async def ensure(target: Target, want: TenantSlice) -> Report:
+    user = names.redis_user(want.tenant)
+    hashes = [password_sha256(want.password)]
+    if want.previous_valid and want.previous_password_sha256:
+        hashes.append(want.previous_password_sha256)
+    rules = acl_rules(want.tenant, hashes, enabled=not want.suspended)
+    report = Report()
+    if not await _matches(target, user, hashes, not want.suspended):
+        await _call(target, "ACL", "SETUSER", user, *rules)
+        report.repaired.append(f"ACL user {user}")
+        if want.suspended:
+            try:
+                await _call(target, "CLIENT", "KILL", "USER", user)
+            except BackendRefused:
+                pass  # no connection of that user: nothing to end
+    host = target.app_host
+    report.endpoints = {
+        "REDIS_HOST": host,
+        "REDIS_PORT": str(target.port),
+        "REDIS_USERNAME": user,
+        "REDIS_PASSWORD": want.password,
+        "REDIS_KEY_PREFIX": names.redis_prefix(want.tenant),
+        "REDIS_URL": f"redis{'s' if target.tls else ''}://{quote(user, safe='')}:{quote(want.password, safe='')}@{host}:{target.port}/0",
+    }
+    return report
+
+
+async def suspend(target: Target, want: TenantSlice) -> Report:
+    return await ensure(target, TenantSlice(**{**want.__dict__, "suspended": True}))
+
+
+async def delete(target: Target, tenant: str) -> list[str]:
+    """Remove the user, end its connections, and unlink every key under the tenant's prefix."""
+    user = names.redis_user(tenant)
+    removed = await _call(target, "ACL", "DELUSER", user)
+    done = [f"ACL user {user}"] if removed else []
+    cursor, unlinked = "0", 0
+    while True:
+        cursor, keys = await _call(target, "SCAN", cursor, "MATCH", names.redis_prefix(tenant) + "*", "COUNT", "500")
+        if keys:
+            unlinked += await _call(target, "UNLINK", *keys)
+        if str(cursor) == "0":
+            break
+    if unlinked:
+        done.append(f"{unlinked} keys under {names.redis_prefix(tenant)}")
+    try:
+        await _call(target, "CLIENT", "KILL", "USER", user)
+    except BackendRefused:
+        pass
+    return done

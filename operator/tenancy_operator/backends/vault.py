@@ -1,0 +1,209 @@
+"""OpenBao (Vault API) adapter: a transit key, a KV v2 path, a policy and a Kubernetes login role.
+
+Per tenant: transit key `tenant-<name>` (and `tenant-<name>-session` for signing), KV v2 data under
+`tenants/<name>/`, policy `tenant-<name>` naming exactly those paths, and role `tenant-<name>` in
+the Kubernetes auth method, bound to ServiceAccount `tenant-app` in the tenant namespace. The
+policy text is built only from names checked by api.names (DNS labels), never from free text.
+
+hvac is synchronous; each call runs in a thread so kopf's loop keeps going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import hvac
+import requests
+from hvac import exceptions as hvac_errors
+
+from ..api import names
+from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
+
+__all__ = ["ensure", "suspend", "delete", "probe", "policy_text", "TRANSIT_MOUNT", "KV_MOUNT", "AUTH_MOUNT"]
+
+TRANSIT_MOUNT = "transit"
+KV_MOUNT = "tenants"
+AUTH_MOUNT = "kubernetes"
+APP_SERVICE_ACCOUNT = "tenant-app"
+_prepared: set[tuple[str, str, int]] = set()
+
+
+def policy_text(tenant: str, session_key: bool) -> str:
+    name = names.vault_key(tenant)  # validates the tenant name: a DNS label, safe inside HCL quotes
+    kv = names.vault_kv_path(tenant).split("/", 1)[1]
+    lines = [
+        f"# Managed by tenancy-operator for tenant {tenant}; edits are put back.",
+        f'path "{KV_MOUNT}/data/{kv}/*" {{ capabilities = ["create", "read", "update", "patch", "delete", "list"] }}',
+        f'path "{KV_MOUNT}/metadata/{kv}/*" {{ capabilities = ["read", "list", "delete"] }}',
+        f'path "{TRANSIT_MOUNT}/encrypt/{name}" {{ capabilities = ["update"] }}',
+        f'path "{TRANSIT_MOUNT}/decrypt/{name}" {{ capabilities = ["update"] }}',
+    ]
+    if session_key:
+        lines += [
+            f'path "{TRANSIT_MOUNT}/sign/{name}-session" {{ capabilities = ["update"] }}',
+            f'path "{TRANSIT_MOUNT}/verify/{name}-session" {{ capabilities = ["update"] }}',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _client(target: Target) -> hvac.Client:
+    scheme = "https" if target.tls else "http"
+    return hvac.Client(url=f"{scheme}://{target.host}:{target.port}", token=target.token, timeout=10)
+
+
+def _read(client: hvac.Client, path: str) -> dict[str, Any] | None:
+    try:
+        return client.read(path)
+    except hvac_errors.InvalidPath:
+        return None
+
+
+async def _run(target: Target, work):
+    def call():
+        try:
+            return work(_client(target))
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise BackendUnavailable(f"vault backend {target.name} unreachable: {exc}") from exc
+        except (hvac_errors.VaultDown, hvac_errors.InternalServerError, hvac_errors.BadGateway) as exc:
+            raise BackendUnavailable(f"vault backend {target.name} failed: {exc}") from exc
+        except hvac_errors.Forbidden as exc:
+            raise BackendRefused(f"vault backend {target.name} refused the operator's token: {exc}") from exc
+        except hvac_errors.VaultError as exc:
+            raise BackendRefused(f"vault backend {target.name} refused: {exc}") from exc
+
+    return await asyncio.to_thread(call)
+
+
+def _prepare(client: hvac.Client, target: Target) -> None:
+    """Mounts and the Kubernetes auth method every tenant relies on; read first, write once."""
+    key = (target.name, target.host, target.port)
+    if key in _prepared:
+        return
+    mounts = client.sys.list_mounted_secrets_engines()
+    mounts = mounts.get("data", mounts)
+    if f"{TRANSIT_MOUNT}/" not in mounts:
+        client.sys.enable_secrets_engine("transit", path=TRANSIT_MOUNT)
+    if f"{KV_MOUNT}/" not in mounts:
+        client.sys.enable_secrets_engine("kv", path=KV_MOUNT, options={"version": "2"})
+    auths = client.sys.list_auth_methods()
+    auths = auths.get("data", auths)
+    if f"{AUTH_MOUNT}/" not in auths:
+        client.sys.enable_auth_method("kubernetes", path=AUTH_MOUNT)
+    host = target.extra.get("kubernetes_host")
+    if host:
+        wanted = {"kubernetes_host": host, "kubernetes_ca_cert": target.extra.get("kubernetes_ca_cert", "")}
+        current = (_read(client, f"auth/{AUTH_MOUNT}/config") or {}).get("data", {})
+        if any(current.get(k) != v for k, v in wanted.items()) or not current:
+            client.write(f"auth/{AUTH_MOUNT}/config", **wanted,
+                         token_reviewer_jwt=target.extra.get("token_reviewer_jwt", ""),
+                         disable_local_ca_jwt=True)
+    _prepared.add(key)
+
+
+async def probe(target: Target) -> str:
+    def work(client: hvac.Client) -> str:
+        health = client.sys.read_health_status(method="GET")
+        health = health.json() if hasattr(health, "json") else health
+        if health.get("sealed"):
+            raise BackendUnavailable(f"vault backend {target.name} is sealed")
+        _prepare(client, target)
+        return str(health.get("version", ""))
+
+    return await _run(target, work)
+
+
+def _role_body(tenant: str, namespace: str) -> dict[str, Any]:
+    return {
+        "bound_service_account_names": [APP_SERVICE_ACCOUNT],
+        "bound_service_account_namespaces": [namespace],
+        "token_policies": [names.vault_policy(tenant)],
+        "token_ttl": 3600,
+    }
+
+
+async def ensure(target: Target, want: TenantSlice) -> Report:
+    key, policy, role = names.vault_key(want.tenant), names.vault_policy(want.tenant), names.vault_policy(want.tenant)
+    session = bool(want.signing_algorithm)
+    report = Report()
+
+    def work(client: hvac.Client) -> None:
+        _prepare(client, target)
+        if want.transit_key and _read(client, f"{TRANSIT_MOUNT}/keys/{key}") is None:
+            client.write(f"{TRANSIT_MOUNT}/keys/{key}", type="aes256-gcm96")
+            report.repaired.append(f"transit key {key}")
+        if session and _read(client, f"{TRANSIT_MOUNT}/keys/{key}-session") is None:
+            client.write(f"{TRANSIT_MOUNT}/keys/{key}-session", type=want.signing_algorithm)
+            report.repaired.append(f"transit key {key}-session")
+        text = policy_text(want.tenant, session)
+        current = (_read(client, f"sys/policies/acl/{policy}") or {}).get("data", {}).get("policy")
+        if current != text:
+            client.write(f"sys/policies/acl/{policy}", policy=text)
+            report.repaired.append(f"policy {policy}")
+        path = f"auth/{AUTH_MOUNT}/role/{role}"
+        if want.suspended:
+            if _read(client, path) is not None:
+                client.delete(path)
+                report.repaired.append(f"login role {role} removed (suspended)")
+        else:
+            body = _role_body(want.tenant, want.namespace)
+            live = (_read(client, path) or {}).get("data")
+            if live is None or any(live.get(k) != v for k, v in body.items()):
+                client.write(path, **body)
+                report.repaired.append(f"login role {role}")
+        health = client.sys.read_health_status(method="GET")
+        report.version = str((health.json() if hasattr(health, "json") else health).get("version", ""))
+
+    await _run(target, work)
+    scheme = "https" if target.tls else "http"
+    report.endpoints = {
+        "VAULT_ADDR": f"{scheme}://{target.app_host}:{target.port}",
+        "VAULT_AUTH_PATH": f"auth/{AUTH_MOUNT}",
+        "VAULT_ROLE": role,
+        "VAULT_KV_MOUNT": KV_MOUNT,
+        "VAULT_KV_PATH": names.vault_kv_path(want.tenant).split("/", 1)[1],
+        "VAULT_TRANSIT_MOUNT": TRANSIT_MOUNT,
+        "VAULT_TRANSIT_KEY": key,
+    }
+    return report
+
+
+async def suspend(target: Target, want: TenantSlice) -> Report:
+    return await ensure(target, TenantSlice(**{**want.__dict__, "suspended": True}))
+
+
+async def delete(target: Target, tenant: str) -> list[str]:
+    key, policy = names.vault_key(tenant), names.vault_policy(tenant)
+    kv = names.vault_kv_path(tenant).split("/", 1)[1]
+    done: list[str] = []
+
+    def work(client: hvac.Client) -> None:
+        if _read(client, f"auth/{AUTH_MOUNT}/role/{policy}") is not None:
+            client.delete(f"auth/{AUTH_MOUNT}/role/{policy}")
+            done.append(f"login role {policy}")
+        if _read(client, f"sys/policies/acl/{policy}") is not None:
+            client.delete(f"sys/policies/acl/{policy}")
+            done.append(f"policy {policy}")
+        for name in (key, f"{key}-session"):
+            if _read(client, f"{TRANSIT_MOUNT}/keys/{name}") is not None:
+                client.write(f"{TRANSIT_MOUNT}/keys/{name}/config", deletion_allowed=True)
+                client.delete(f"{TRANSIT_MOUNT}/keys/{name}")
+                done.append(f"transit key {name}")
+        _delete_tree(client, kv, done)
+
+    await _run(target, work)
+    return done
+
+
+def _delete_tree(client: hvac.Client, path: str, done: list[str]) -> None:
+    try:
+        listing = client.list(f"{KV_MOUNT}/metadata/{path}")
+    except hvac_errors.InvalidPath:
+        return
+    for entry in ((listing or {}).get("data") or {}).get("keys", []):
+        child = f"{path}/{entry}".replace("//", "/").rstrip("/")
+        if entry.endswith("/"):
+            _delete_tree(client, child, done)
+        else:
+            client.delete(f"{KV_MOUNT}/metadata/{child}")
+            done.append(f"kv {KV_MOUNT}/{child}")

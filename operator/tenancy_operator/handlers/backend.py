@@ -1,0 +1,83 @@
+"""Backend handlers: health of each backing service instance, and the indexes placement reads.
+
+A probe runs on every change and on a timer. Status is written only when it changes (health,
+version or the count of placed tenants), so a healthy fleet of Backends writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from ..api import conditions as cond
+from ..api.common import GROUP, VERSION
+from ..api.tenant import PLACED_SERVICES
+from ..backends import circuit, kube, registry
+from ..backends.base import BackendRefused, BackendUnavailable
+from . import config
+from .targets import TargetError, target_for
+
+__all__ = ["backends_by_name", "placements", "probe"]
+
+CFG = config.load()
+
+
+@kopf.index(GROUP, VERSION, "backends")
+def backends_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {name: {"metadata": dict(body.metadata), "spec": dict(body.spec), "status": dict(body.status)}}
+
+
+@kopf.index(GROUP, VERSION, "tenants")
+def placements(name: str, status: kopf.Status, **_: Any) -> dict[str, str]:
+    placed = status.get("placement") or {}
+    return {(service, placed[service]): name for service in PLACED_SERVICES if placed.get(service)}
+
+
+async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index, **_: Any) -> None:
+    name, generation = body.metadata["name"], body.metadata.get("generation", 1)
+    spec, status = body.spec, body.status
+    btype = spec.get("type", "")
+    adapter = registry.adapter(btype)
+    breaker = circuit.breaker_for(name)
+    version = status.get("serverVersion")
+    if adapter is None:
+        ok, reason, message = False, "Unsupported", f"backend type {btype} is not supported yet"
+    else:
+        try:
+            target = await target_for({"metadata": dict(body.metadata), "spec": dict(spec)})
+            version = await adapter.probe(target)
+            breaker.success()
+            ok, reason, message = True, "Reachable", f"{btype} {version} at {target.host}:{target.port}"
+        except TargetError as exc:
+            ok, reason, message = False, "AdminSecretMissing", str(exc)
+        except BackendRefused as exc:
+            ok, reason, message = False, "Refused", str(exc)
+        except BackendUnavailable as exc:
+            breaker.failure(str(exc))
+            ok, reason, message = False, cond.Reason.BACKEND_UNAVAILABLE, str(exc)
+    placed = sum(len(placements.get((btype, name), [])) for _ in [0])
+    conditions = [dict(c) for c in status.get("conditions", [])]
+    changed = cond.set_condition(conditions, cond.READY, cond.TRUE if ok else cond.FALSE, reason, message, generation)
+    wanted = {"observedGeneration": generation, "phase": "Ready" if ok else "Unavailable", "conditions": conditions,
+              "serverVersion": version, "tenantsPlaced": placed}
+    if any(status.get(k) != v for k, v in wanted.items()):
+        wanted["lastCheckedAt"] = cond.now_iso()
+        await kube.merge_patch("Backend", name, None, {"status": wanted}, "status")
+    if changed:
+        kopf.event(body, type="Normal" if ok else "Warning", reason=reason, message=f"Ready={ok}: {message}")
+    if not ok:
+        logger.warning("backend %s: %s", name, message)
+
+
+@kopf.on.resume(GROUP, VERSION, "backends")
+@kopf.on.create(GROUP, VERSION, "backends")
+@kopf.on.update(GROUP, VERSION, "backends")
+async def changed(**kwargs: Any) -> None:
+    await _probe(**kwargs)
+
+
+@kopf.timer(GROUP, VERSION, "backends", interval=max(2.0, CFG.verify_interval / 2))
+async def probe(**kwargs: Any) -> None:
+    await _probe(**kwargs)

@@ -1,0 +1,114 @@
+# Shared by install.sh, up.sh, down.sh and status.sh (sourced, not run).
+# One place for paths, ports and the small helpers that manage processes by pid file.
+
+PLATFORM_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$PLATFORM_SRC/.." && pwd)
+# shellcheck source=versions.env
+source "$PLATFORM_SRC/versions.env"
+
+CACHE=${TENANCY_CACHE:-$HOME/.cache/tenancy-operator}
+STATE=$REPO/.platform          # everything the running platform owns; gitignored
+RUN=$STATE/run                 # pid files
+LOGS=$STATE/logs
+PKI=$STATE/pki
+SECRETS=$STATE/secrets         # generated passwords and tokens (mode 600)
+PBIN=$STATE/bin                # symlinks to the cached, versioned binaries
+VENV_BIN=$REPO/.venv/bin
+
+# Loopback ports. Chosen away from the usual defaults so a system service cannot collide.
+ETCD_PORT=12379
+ETCD_PEER_PORT=12380
+APISERVER_PORT=16443
+KCM_PORT=16257
+PG_PORT=15432
+REDIS_PORT=16379
+BAO_PORT=18200
+BAO_CLUSTER_PORT=18201         # bao -dev always opens its cluster port at listen port + 1
+ALL_PORTS="$ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT $KCM_PORT $PG_PORT $REDIS_PORT $BAO_PORT $BAO_CLUSTER_PORT"
+
+# The kube builds must pass the same ldflags everywhere: the cache key is name+version only, so
+# whoever builds first decides what `--version` prints.
+KUBE_MINOR=${KUBE_VERSION#v1.}; KUBE_MINOR=${KUBE_MINOR%%.*}
+KUBE_LDFLAGS="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$KUBE_MINOR -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION"
+
+# Cached binary paths (what install.sh produces).
+bin_path() { echo "$CACHE/bin/$1-$2"; }
+ETCD_BIN=$(bin_path etcd "$ETCD_VERSION")
+APISERVER_BIN=$(bin_path kube-apiserver "$KUBE_VERSION")
+KCM_BIN=$(bin_path kube-controller-manager "$KUBE_VERSION")
+HELM_BIN=$(bin_path helm "$HELM_VERSION")
+
+# Debian installs PostgreSQL under /usr/lib/postgresql/<major>/bin; take the newest present.
+pg_bindir() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  [[ -n $d && -x $d/postgres ]] && echo "$d"
+}
+
+log() { printf '%s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# running PID: the process exists and is not a zombie. kill -0 alone is not enough: a stopped
+# daemon stays a zombie until its parent (here often PID 1, which reaps lazily) collects it.
+running() {
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  [[ ${st%% *} != Z ]]
+}
+
+# pid_alive NAME: true when .platform/run/NAME.pid names a live process whose command line still
+# mentions NAME (so a pid reused after a reboot by something else does not count).
+pid_alive() {
+  local f=$RUN/$1.pid pid
+  [[ -f $f ]] || return 1
+  pid=$(<"$f")
+  [[ $pid =~ ^[0-9]+$ ]] && running "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$1"
+}
+
+# stop_pid NAME [GRACE_SECONDS] [SIGNAL]: SIGNAL (default TERM), wait up to GRACE, then SIGKILL;
+# removes the pid file.
+stop_pid() {
+  local name=$1 grace=${2:-15} sig=${3:-TERM} f=$RUN/$1.pid pid i
+  [[ -f $f ]] || return 0
+  pid=$(<"$f")
+  if pid_alive "$name"; then
+    kill -"$sig" "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+      running "$pid" || break
+      sleep 0.1
+    done
+    ((i < 30)) || log "$name took $((i / 10))s to stop"
+    if running "$pid"; then
+      log "$name did not stop within ${grace}s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do running "$pid" || break; sleep 0.1; done
+    fi
+  fi
+  rm -f "$f"
+}
+
+# port_listening PORT: something listens on 127.0.0.1:PORT (or any address) over TCP.
+port_listening() {
+  ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# Credentials generated once per .platform (kept across down/up, gone with --purge).
+secret() {
+  local f=$SECRETS/$1
+  if [[ ! -s $f ]]; then
+    mkdir -p "$SECRETS"; chmod 700 "$SECRETS"
+    (umask 077; openssl rand -hex 16 >"$f")
+  fi
+  cat "$f"
+}
+
+# Versions, one short string each; empty when the binary is absent.
+ver_kube()     { [[ -x $1 ]] && "$1" --version 2>/dev/null | awk '{print $2}'; }
+ver_etcd()     { [[ -x $ETCD_BIN ]] && "$ETCD_BIN" --version 2>/dev/null | awk '/etcd Version/ {print $3}'; }
+ver_postgres() { local d; d=$(pg_bindir) && "$d/postgres" --version | awk '{print $3}'; }
+ver_redis()    { command -v redis-server >/dev/null && redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p'; }
+ver_bao()      { [[ -x $VENV_BIN/bao ]] && "$VENV_BIN/bao" version 2>/dev/null | awk '{print $2}'; }
+ver_kubectl()  { [[ -x $VENV_BIN/kubectl ]] && "$VENV_BIN/kubectl" version --client 2>/dev/null | awk '/Client Version/ {print $3}'; }
+ver_helm()     { [[ -x $HELM_BIN ]] && "$HELM_BIN" version --short 2>/dev/null; }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One line per part: up/down, version, port. "up" means its process runs (pid file) and its port
+# listens; up.sh does the real health checks. Exit status 0 when all servers are up, 1 otherwise.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+all_up=0
+row() {  # row LABEL PIDNAME PORT VERSION
+  local state=down pid=-
+  if pid_alive "$2" && port_listening "$3"; then state=up; pid=$(<"$RUN/$2.pid"); else all_up=1; fi
+  printf '%-24s %-5s %-10s 127.0.0.1:%-6s pid %s\n' "$1" "$state" "${4:-not-installed}" "$3" "$pid"
+}
+row etcd etcd "$ETCD_PORT" "$(ver_etcd)"
+row kube-apiserver kube-apiserver "$APISERVER_PORT" "$(ver_kube "$APISERVER_BIN")"
+row kube-controller-manager kube-controller-manager "$KCM_PORT" "$(ver_kube "$KCM_BIN")"
+row postgres postgres "$PG_PORT" "$(ver_postgres)"
+row redis redis-server "$REDIS_PORT" "$(ver_redis)"
+row openbao bao "$BAO_PORT" "$(ver_bao)"
+# Clients: no process, only whether they are installed.
+printf '%-24s %-5s %s\n' kubectl client "$(ver_kubectl || echo not-installed)"
+printf '%-24s %-5s %s\n' helm client "$(ver_helm || echo not-installed)"
+exit $all_up

