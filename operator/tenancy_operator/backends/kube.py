@@ -33,6 +33,9 @@ _PATHS: dict[str, tuple[str, str, bool]] = {
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers", True),
     "Tenant": ("/apis/tenancy.dev/v1alpha1", "tenants", False),
     "Backend": ("/apis/tenancy.dev/v1alpha1", "backends", False),
+    "LifecyclePolicy": ("/apis/tenancy.dev/v1alpha1", "lifecyclepolicies", False),
+    "TenantSessionPolicy": ("/apis/tenancy.dev/v1alpha1", "tenantsessionpolicies", False),
+    "CachePolicy": ("/apis/tenancy.dev/v1alpha1", "cachepolicies", False),
 }
 
 

@@ -1,5 +1,5 @@
 """kopf glue: importing this package registers every handler."""
 
-from . import settings, tenant
+from . import backend, settings, tenant
 
-__all__ = ["settings", "tenant"]
+__all__ = ["backend", "settings", "tenant"]

@@ -57,7 +57,7 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
         except BackendUnavailable as exc:
             breaker.failure(str(exc))
             ok, reason, message = False, cond.Reason.BACKEND_UNAVAILABLE, str(exc)
-    placed = sum(len(placements.get((btype, name), [])) for _ in [0])
+    placed = len(placements.get((btype, name), []))
     conditions = [dict(c) for c in status.get("conditions", [])]
     changed = cond.set_condition(conditions, cond.READY, cond.TRUE if ok else cond.FALSE, reason, message, generation)
     wanted = {"observedGeneration": generation, "phase": "Ready" if ok else "Unavailable", "conditions": conditions,

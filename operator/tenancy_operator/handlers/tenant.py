@@ -22,9 +22,10 @@ from ..api.common import GROUP, VERSION
 from ..api.conditions import Reason
 from ..api.tenant import TenantSpec
 from ..backends import kube
-from ..reconcile import status as tstatus
+from ..backends.base import Report
+from ..reconcile import labels, status as tstatus
 from ..reconcile.status import PartResult
-from . import config, namespace_part
+from . import config, credentials_part, namespace_part, services_part, teardown, workloads
 
 __all__ = ["reconcile", "verify", "deleted"]
 
@@ -52,9 +53,68 @@ class Outcome:
     """Objects written to put the world back in line; each verify pass that writes says so in an Event."""
 
 
-async def _converge(name: str, uid: str, spec: dict[str, Any], logger: logging.Logger) -> Outcome:
+def _store_first(index: Any, key: Any) -> Any:
+    store = index.get(key) if index is not None else None
+    return next(iter(store), None) if store else None
+
+
+def _backends(index: Any) -> dict[str, dict[str, Any]]:
+    return {name: _store_first(index, name) for name in (index or {})}
+
+
+def _counts(index: Any) -> dict[tuple[str, str], int]:
+    return {key: len(store) for key, store in (index or {}).items()}
+
+
+async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, status: kopf.Status,
+                    indexes: dict[str, Any], outcome: Outcome, logger: logging.Logger) -> None:
+    namespace = names.namespace(name)
+    services = services_part.enabled_services(tenant)
+    placed = dict(status.get("placement") or {})
+    resolved = await services_part.resolve(tenant, placed, _backends(indexes.get("backends_by_name")),
+                                           _counts(indexes.get("placements")))
+    new_placement = {**placed, **resolved.placement}
+    if new_placement != placed:
+        # Record the choice before provisioning, so a crash cannot place the tenant twice.
+        await kube.merge_patch("Tenant", name, None, {"status": {"placement": new_placement}}, "status")
+    outcome.status["placement"] = new_placement
+    outcome.status["backends"] = " ".join(f"{s}={b}" for s, b in sorted(resolved.placement.items())) or None
+    outcome.parts += list(resolved.problems.values())
+    if not services:
+        return
+    ready = [s for s in services if s in resolved.targets]
+    suspended = tenant.state != "Active"
+    requested = (meta.get("annotations") or {}).get(labels.ROTATE, "")
+    plan = await credentials_part.prepare(name, uid, namespace, tenant, ready, requested, logger)
+    reports: dict[str, Report] = {}
+    results = await asyncio.gather(*[
+        services_part.run(s, resolved.targets[s],
+                          credentials_part.slice_for(plan, s, name, namespace, tenant, suspended), logger)
+        for s in ready
+    ])
+    for service, (part, report) in zip(ready, results, strict=True):
+        outcome.parts.append(part)
+        outcome.repaired += report.repaired
+        if part.ok:
+            reports[service] = report
+    failing = [p.condition for p in outcome.parts if not p.ok and p.condition in services_part.SERVICES.values()]
+    if failing:
+        outcome.parts.append(PartResult(credentials_part.CONDITION, False, "WaitingForBackends",
+                                        f"credentials wait for {', '.join(failing)}"))
+        return
+    part, cred_status, repaired = await credentials_part.publish(name, uid, namespace, plan, reports, tenant)
+    outcome.parts.append(part)
+    outcome.repaired += repaired
+    outcome.status["credentials"] = cred_status
+    data = {k: v for r in reports.values() for k, v in r.endpoints.items()}
+    outcome.status["endpoints"] = credentials_part.public_endpoints(data)
+    if tenant.credentials.restart_workloads:
+        outcome.repaired += [f"rolled {w}" for w in await workloads.roll(namespace, cred_status["version"])]
+
+
+async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger, indexes: dict[str, Any]) -> Outcome:
     try:
-        tenant = TenantSpec.model_validate(spec)
+        tenant = TenantSpec.model_validate(dict(body.spec))
     except ValidationError as exc:
         message = _validation_message(exc)
         return Outcome([PartResult(namespace_part.CONDITION, False, Reason.INVALID_SPEC, message, stalled=True)])
@@ -65,13 +125,15 @@ async def _converge(name: str, uid: str, spec: dict[str, Any], logger: logging.L
     except kube.KubeError as exc:
         result = PartResult(namespace_part.CONDITION, False, "ApiError", f"API server said {exc}")
     outcome.parts.append(result)
-    if result.ok:
-        outcome.status["namespace"] = names.namespace(name)
+    if not result.ok:
+        return outcome
+    outcome.status["namespace"] = names.namespace(name)
+    await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger)
     return outcome
 
 
-async def reconcile(body: kopf.Body, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status,
-                    logger: logging.Logger, retry: int = 0, **_: Any) -> None:
+async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger,
+                    retry: int = 0, **kwargs: Any) -> None:
     if meta.get("deletionTimestamp"):
         return
     name, uid, generation = meta["name"], meta["uid"], meta.get("generation", 1)
@@ -86,7 +148,7 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, spec: kopf.Spec, status: k
                 kopf.event(body, type="Normal", reason=Reason.SPEC_CHANGED, message=f"Reconciling=True: {message}")
                 current_conditions = progressing
 
-        outcome = await _converge(name, uid, dict(spec), logger)
+        outcome = await _converge(name, uid, body, logger, kwargs)
         parts = outcome.parts
         conditions, phase, changed = tstatus.summarize(current_conditions, parts, generation, outcome.state)
         wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions, **outcome.status}
@@ -125,9 +187,11 @@ async def verify(**kwargs: Any) -> None:
 
 
 @kopf.on.delete(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
-async def deleted(meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
+async def deleted(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger, **kwargs: Any) -> None:
     name = meta["name"]
     async with _locks[name]:
+        await teardown.backends(body, dict(status.get("placement") or {}),
+                                _backends(kwargs.get("backends_by_name")), logger)
         gone = await namespace_part.remove(name, logger)
     _locks.pop(name, None)
     if not gone:

@@ -1,0 +1,80 @@
+"""Backend objects for e2e: admin Secrets and Backends pointing at the platform's real servers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from . import kube
+from .pg_instance import PostgresInstance
+
+NAMESPACE = "tenancy-system"
+
+
+def secret(name: str, data: dict[str, str]) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NAMESPACE},
+                       "type": "Opaque", "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}})
+
+
+def backend(name: str, type_: str, port: int, secret_name: str, capacity: int = 100) -> str:
+    return json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "Backend", "metadata": {"name": name},
+                       "spec": {"type": type_, "endpoint": {"host": "127.0.0.1", "port": port},
+                                "adminSecretRef": {"name": secret_name}, "capacity": capacity}})
+
+
+def _vault_kubernetes_auth() -> dict[str, str]:
+    """A token reviewer for OpenBao's Kubernetes auth: its own ServiceAccount with auth-delegator."""
+    kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "openbao-auth", "namespace": NAMESPACE}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "openbao-auth-delegator"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+         "subjects": [{"kind": "ServiceAccount", "name": "openbao-auth", "namespace": NAMESPACE}]},
+    ]))
+    token = kube.kubectl("create", "token", "openbao-auth", "-n", NAMESPACE, "--duration=48h").stdout.strip()
+    admin = yaml.safe_load(open(os.environ["KUBECONFIG"]))
+    cluster = admin["clusters"][0]["cluster"]
+    ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+    return {"kubernetes_host": cluster["server"], "kubernetes_ca_cert": ca, "token_reviewer_jwt": token}
+
+
+@pytest.fixture(scope="session")
+def backends(platform, crds, operator):
+    """pg-main, redis-main and vault-main, Ready."""
+    redis = urlparse(os.environ["REDIS_URL"])
+    kube.kubectl("create", "namespace", NAMESPACE, check=False)
+    manifests = [
+        secret("pg-main-admin", {"username": os.environ["PGUSER"], "password": os.environ["PGPASSWORD"]}),
+        secret("redis-main-admin", {"username": redis.username or "default", "password": redis.password or ""}),
+        secret("vault-main-admin", {"token": os.environ["VAULT_TOKEN"], **_vault_kubernetes_auth()}),
+        backend("pg-main", "postgres", int(os.environ["PGPORT"]), "pg-main-admin"),
+        backend("redis-main", "redis", redis.port, "redis-main-admin"),
+        backend("vault-main", "vault", urlparse(os.environ["VAULT_ADDR"]).port, "vault-main-admin"),
+    ]
+    kube.kubectl("apply", "-f", "-", input="\n---\n".join(manifests))
+    kube.kubectl("wait", "--for=condition=Ready", "backend/pg-main", "backend/redis-main", "backend/vault-main",
+                 "--timeout=60s", timeout=70)
+    return {"postgres": "pg-main", "redis": "redis-main", "vault": "vault-main"}
+
+
+@pytest.fixture
+def second_postgres(backends):
+    """A second PostgreSQL server and its Backend `pg-second` (capacity 5); removed afterwards."""
+    password = secrets.token_urlsafe(16)
+    instance = PostgresInstance(port=kube.free_port(), password=password)
+    instance.init()
+    instance.start()
+    kube.kubectl("apply", "-f", "-", input="\n---\n".join([
+        secret("pg-second-admin", {"username": "postgres", "password": password}),
+        backend("pg-second", "postgres", instance.port, "pg-second-admin", capacity=5),
+    ]))
+    kube.kubectl("wait", "--for=condition=Ready", "backend/pg-second", "--timeout=60s", timeout=70)
+    yield instance
+    kube.kubectl("delete", "backend", "pg-second", "--ignore-not-found", check=False)
+    instance.remove()

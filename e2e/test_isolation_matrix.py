@@ -1,0 +1,108 @@
+"""Tenant A provably cannot touch tenant B's data: every refusal comes from the server itself.
+
+Acts only with A's credentials, read from A's Secret, exactly as A's application would.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import hvac.exceptions
+import pytest
+import redis
+
+from . import kube
+from .kube import kubectl, tenant_yaml
+from .tenant_clients import credentials, pg, redis_client, vault_login
+
+FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
+MATRIX: list[tuple[str, str, str]] = []
+
+
+def allowed(backend: str, what: str, fn) -> None:
+    fn()
+    MATRIX.append((backend, what, "allowed"))
+
+
+def refused(backend: str, what: str, fn, *errors: type[BaseException]) -> None:
+    with pytest.raises(errors) as info:
+        fn()
+    MATRIX.append((backend, what, f"refused: {type(info.value).__name__}: {str(info.value).splitlines()[0][:70]}"))
+
+
+@pytest.fixture(scope="module")
+def two_tenants(backends):
+    kube.apply("\n---\n".join([tenant_yaml("iso-a", **FULL), tenant_yaml("iso-b", **FULL)]))
+    kubectl("wait", "--for=condition=Ready", "tenant/iso-a", "tenant/iso-b", "--timeout=90s", timeout=100)
+    b = credentials("iso-b")
+    pg(b, "CREATE TABLE IF NOT EXISTS secrets_of_b (v text)")
+    pg(b, "INSERT INTO secrets_of_b VALUES ('b-only')")
+    redis_client(b).set("t:iso-b:secret", "b-only")
+    vault_login(b, "tenant-iso-b").secrets.kv.v2.create_or_update_secret(
+        mount_point="tenants", path="iso-b/db", secret={"v": "b-only"})
+    yield credentials("iso-a"), b
+    kubectl("delete", "tenant", "iso-a", "iso-b", "--wait=false", check=False)
+
+
+def test_isolation_matrix(two_tenants):
+    a, b = two_tenants
+    # PostgreSQL
+    allowed("postgres", "create and use a table in A's database",
+            lambda: (pg(a, "CREATE TABLE IF NOT EXISTS mine (v text)"), pg(a, "INSERT INTO mine VALUES ('a')")))
+    allowed("postgres", "read A's table", lambda: pg(a, "SELECT v FROM mine"))
+    refused("postgres", "connect to B's database", lambda: pg(a, "SELECT 1", b["PGDATABASE"]),
+            asyncpg.exceptions.InsufficientPrivilegeError)
+    refused("postgres", "read B's table from A's database", lambda: pg(a, "SELECT * FROM secrets_of_b"),
+            asyncpg.exceptions.UndefinedTableError)
+    refused("postgres", "CREATE ROLE", lambda: pg(a, "CREATE ROLE intruder LOGIN"),
+            asyncpg.exceptions.InsufficientPrivilegeError)
+    refused("postgres", "CREATE DATABASE", lambda: pg(a, "CREATE DATABASE intruder"),
+            asyncpg.exceptions.InsufficientPrivilegeError)
+    refused("postgres", "log in as B's role with A's password",
+            lambda: pg({**a, "PGUSER": b["PGUSER"]}, "SELECT 1"), asyncpg.exceptions.InvalidPasswordError)
+
+    # Redis
+    r = redis_client(a)
+    allowed("redis", "SET/GET under A's prefix", lambda: (r.set("t:iso-a:k", "1"), r.get("t:iso-a:k")))
+    allowed("redis", "PUBLISH on A's channel", lambda: r.publish("t:iso-a:events", "hi"))
+    for what, call in [
+        ("GET B's key", lambda: r.get("t:iso-b:secret")),
+        ("SET B's key", lambda: r.set("t:iso-b:secret", "x")),
+        ("KEYS *", lambda: r.keys("*")),
+        ("SCAN", lambda: r.scan(0)),
+        ("RANDOMKEY", lambda: r.randomkey()),
+        ("SELECT 1", lambda: r.execute_command("SELECT", "1")),
+        ("FLUSHALL", lambda: r.flushall()),
+        ("CONFIG GET", lambda: r.config_get("*")),
+        ("ACL LIST", lambda: r.acl_list()),
+        ("PUBLISH on B's channel", lambda: r.publish("t:iso-b:events", "x")),
+    ]:
+        refused("redis", what, call, redis.exceptions.NoPermissionError)
+
+    def subscribe_b():
+        p = r.pubsub()
+        p.subscribe("t:iso-b:events")
+        message = p.get_message(timeout=2)
+        p.close()
+        return message
+
+    refused("redis", "SUBSCRIBE to B's channel", subscribe_b, redis.exceptions.NoPermissionError,
+            redis.exceptions.ConnectionError)
+
+    # OpenBao
+    v = vault_login(a, "tenant-iso-a")
+    allowed("vault", "write and read A's KV path", lambda: (
+        v.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path="iso-a/db", secret={"v": "a"}),
+        v.secrets.kv.v2.read_secret_version(mount_point="tenants", path="iso-a/db", raise_on_deleted_version=True)))
+    allowed("vault", "encrypt/decrypt with A's transit key", lambda: v.secrets.transit.decrypt_data(
+        a["VAULT_TRANSIT_KEY"], v.secrets.transit.encrypt_data(a["VAULT_TRANSIT_KEY"], "aGk=")["data"]["ciphertext"]))
+    refused("vault", "read B's KV path", lambda: v.secrets.kv.v2.read_secret_version(
+        mount_point="tenants", path="iso-b/db", raise_on_deleted_version=True), hvac.exceptions.Forbidden)
+    refused("vault", "encrypt with B's transit key",
+            lambda: v.secrets.transit.encrypt_data(b["VAULT_TRANSIT_KEY"], "aGk="), hvac.exceptions.Forbidden)
+    refused("vault", "log in with B's role", lambda: vault_login(a, "tenant-iso-a", role=b["VAULT_ROLE"]),
+            hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)
+
+    print("\nisolation matrix (tenant iso-a acting on iso-b):")
+    for backend, what, verdict in MATRIX:
+        print(f"  {backend:9} {what:45} {verdict}")
+    assert sum(1 for m in MATRIX if m[2].startswith("refused")) >= 18

@@ -1,0 +1,104 @@
+"""Service parts (DatabaseReady, CacheReady, VaultReady): placement, then each adapter's ensure.
+
+Every enabled service runs even when another fails; a backend that is down trips its circuit and
+only its own part reports Degraded, naming the backend.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api.conditions import Reason
+from ..api.tenant import TenantSpec
+from ..backends import circuit, registry
+from ..backends.base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
+from ..reconcile import placement
+from ..reconcile.status import PartResult
+from .targets import TargetError, target_for
+
+__all__ = ["SERVICES", "enabled_services", "Resolved", "resolve", "run"]
+
+# service -> the condition it owns
+SERVICES = {"postgres": "DatabaseReady", "redis": "CacheReady", "vault": "VaultReady"}
+
+
+def enabled_services(spec: TenantSpec) -> list[str]:
+    return [s for s in SERVICES if getattr(spec, s).enabled]
+
+
+@dataclass
+class Resolved:
+    """Where each enabled service goes, and the parts that could not be placed."""
+
+    targets: dict[str, Target] = field(default_factory=dict)
+    placement: dict[str, str] = field(default_factory=dict)
+    problems: dict[str, PartResult] = field(default_factory=dict)
+
+
+def _candidates(backends: dict[str, dict[str, Any]], counts: dict[tuple[str, str], int]) -> list[placement.Candidate]:
+    out = []
+    for name, b in backends.items():
+        spec, status = b.get("spec", {}), b.get("status", {})
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
+        btype = spec.get("type", "")
+        out.append(placement.Candidate(name, btype, ready, int(spec.get("capacity", 100)),
+                                       counts.get((btype, name), 0), bool(spec.get("paused", False))))
+    return out
+
+
+async def resolve(spec: TenantSpec, placed: dict[str, str], backends: dict[str, dict[str, Any]],
+                  counts: dict[tuple[str, str], int]) -> Resolved:
+    result = Resolved()
+    for service in enabled_services(spec):
+        condition = SERVICES[service]
+        asked = getattr(spec, service).backend
+        name = asked or placed.get(service)
+        if not name:
+            try:
+                name = placement.choose(service, _candidates(backends, counts))
+            except placement.NoBackend as exc:
+                result.problems[service] = PartResult(condition, False, Reason.NO_BACKEND, str(exc), stalled=True)
+                continue
+        backend = backends.get(name)
+        if backend is None:
+            result.problems[service] = PartResult(condition, False, "BackendNotFound",
+                                                  f"Backend {name} does not exist; create it or name another",
+                                                  stalled=True)
+            continue
+        if backend.get("spec", {}).get("type") != service:
+            result.problems[service] = PartResult(
+                condition, False, "BackendTypeMismatch",
+                f"Backend {name} is of type {backend.get('spec', {}).get('type')}, not {service}", stalled=True)
+            continue
+        result.placement[service] = name
+        try:
+            result.targets[service] = await target_for(backend)
+        except TargetError as exc:
+            result.problems[service] = PartResult(condition, False, "AdminSecretMissing", str(exc), stalled=True)
+    return result
+
+
+async def run(service: str, target: Target, want: TenantSlice, logger: logging.Logger) -> tuple[PartResult, Report]:
+    """Ensure one service through its circuit breaker; never raises for backend trouble."""
+    condition = SERVICES[service]
+    adapter = registry.adapter(service)
+    breaker = circuit.breaker_for(target.name)
+    report = Report()
+    try:
+        breaker.check()
+        report = await (adapter.suspend if want.suspended else adapter.ensure)(target, want)
+    except circuit.CircuitOpen as exc:
+        return PartResult(condition, False, Reason.BACKEND_UNAVAILABLE, str(exc), outage=True), report
+    except BackendUnavailable as exc:
+        breaker.failure(str(exc))
+        logger.warning("%s", exc)
+        return PartResult(condition, False, Reason.BACKEND_UNAVAILABLE,
+                          f"backend {target.name} is unavailable: {exc}", outage=True), report
+    except BackendRefused as exc:
+        return PartResult(condition, False, "BackendRefused", str(exc)), report
+    breaker.success()
+    state = "suspended on" if want.suspended else "ready on"
+    return PartResult(condition, True, Reason.SUSPENDED if want.suspended else Reason.SUCCEEDED,
+                      f"{service} {state} {target.name}" + (f" ({report.version})" if report.version else "")), report
