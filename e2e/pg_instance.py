@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -57,7 +58,7 @@ class PostgresInstance:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # smart shutdown would wait for the operator's pooled sessions
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown; smart (SIGTERM) waits for pooled sessions
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:

@@ -1,0 +1,105 @@
+"""Rotation under load: an app keeps working through three rotations; the old password then fails."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import asyncpg
+import pytest
+import redis
+
+from . import kube
+from .kube import eventually, get, kubectl, tenant_yaml
+from .tenant_clients import credentials, pg, redis_client
+
+OVERLAP_SECONDS = 4
+
+
+class App:
+    """Reads and writes with the tenant's credentials; on an auth failure re-reads the Secret once."""
+
+    AUTH_ERRORS = (asyncpg.exceptions.InvalidPasswordError, asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+                   redis.exceptions.AuthenticationError, redis.exceptions.AuthenticationWrongNumberOfArgsError)
+
+    def __init__(self, tenant: str):
+        self.tenant = tenant
+        self.creds = credentials(tenant)
+        self.ops = self.failures = self.reconnects = 0
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+
+    def _once(self) -> None:
+        # A fresh connection each time, like a pool recycling: every op exercises a login.
+        pg(self.creds, "INSERT INTO load (at) VALUES (now())")
+        r = redis_client(self.creds)
+        try:
+            r.incr(f"t:{self.tenant}:counter")
+        finally:
+            r.close()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self._once()
+            except self.AUTH_ERRORS:
+                self.reconnects += 1
+                self.creds = credentials(self.tenant)
+                try:
+                    self._once()
+                except Exception as exc:  # noqa: BLE001 - any failure after re-reading counts
+                    self.failures += 1
+                    self.errors.append(repr(exc))
+            except Exception as exc:  # noqa: BLE001
+                self.failures += 1
+                self.errors.append(repr(exc))
+            self.ops += 1
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def rotating_tenant(backends):
+    kube.apply(tenant_yaml("rot", postgres={"enabled": True}, redis={"enabled": True},
+                           credentials={"rotateEvery": "720h", "overlap": f"{OVERLAP_SECONDS}s"}))
+    kubectl("wait", "--for=condition=Ready", "tenant/rot", "--timeout=60s", timeout=70)
+    pg(credentials("rot"), "CREATE TABLE IF NOT EXISTS load (at timestamptz)")
+    yield "rot"
+    kubectl("delete", "tenant", "rot", "--wait=false", check=False)
+
+
+def _version() -> int:
+    return int(((get("tenant", "rot") or {}).get("status", {}).get("credentials") or {}).get("version") or 0)
+
+
+def test_three_rotations_under_load(rotating_tenant):
+    app = App(rotating_tenant)
+    worker = threading.Thread(target=app.run, daemon=True)
+    worker.start()
+    first = credentials("rot")
+    versions = [_version()]
+    try:
+        for n in range(3):
+            time.sleep(OVERLAP_SECONDS + 1)  # a new rotation waits for the previous overlap to end
+            kubectl("annotate", "--overwrite", "tenant", "rot", f"tenancy.dev/rotate=test-{n}-{time.time()}")
+            eventually(lambda: _version() > versions[-1], 30, message=f"rotation {n + 1} done")
+            versions.append(_version())
+        last_before = credentials("rot")
+        time.sleep(OVERLAP_SECONDS + 4)  # overlap ends, and one verify pass closes the old door
+    finally:
+        app.stop.set()
+        worker.join(10)
+    print(f"\nrotation under load: versions {versions}, {app.ops} ops, {app.reconnects} reconnects, "
+          f"{app.failures} failures")
+    assert app.failures == 0, app.errors[:5]
+    assert app.ops > 50
+    assert first["PGUSER"] != last_before["PGUSER"] or first["PGPASSWORD"] != last_before["PGPASSWORD"]
+
+    # The credentials from the very first Secret no longer work anywhere.
+    with pytest.raises((asyncpg.exceptions.InvalidPasswordError, asyncpg.exceptions.InvalidAuthorizationSpecificationError)):
+        pg(first, "SELECT 1")
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis_client(first).ping()
+    # The current ones do.
+    current = credentials("rot")
+    assert pg(current, "SELECT count(*) AS n FROM load")[0]["n"] > 0
+    assert redis_client(current).ping()
