@@ -13,8 +13,8 @@ import redis
 from .kube import kubectl
 
 
-def credentials(tenant: str) -> dict[str, str]:
-    out = kubectl("get", "secret", "tenant-credentials", "-n", f"tenant-{tenant}", "-o", "json").stdout
+def credentials(tenant: str, namespace: str | None = None) -> dict[str, str]:
+    out = kubectl("get", "secret", "tenant-credentials", "-n", namespace or f"tenant-{tenant}", "-o", "json").stdout
     return {k: base64.b64decode(v).decode() for k, v in json.loads(out)["data"].items()}
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .common import DNSLabel, Condition, Duration, ObjectName, Quantity, Spec, cel
+from .common import Condition, DNSLabel, Duration, ObjectName, Quantity, Spec, cel
 
 __all__ = [
     "Owner",
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 # Subjects of RoleBindings: user names from OIDC often carry ':' and '@', never quotes or spaces.
-SubjectName = Annotated[str, Field(pattern=r"^[A-Za-z0-9@:._-]+$", min_length=1, max_length=253)]
+SubjectName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9@:._-]*$", min_length=1, max_length=253)]
 
 
 class Owner(Spec):

@@ -18,7 +18,7 @@ import asyncpg
 
 from ..api import names
 from . import postgres_sql as sql
-from .base import BackendRefused, BackendUnavailable, Report, TenantSlice, Target
+from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
 
 __all__ = ["ensure", "suspend", "delete", "probe", "close_all"]
 
@@ -37,7 +37,7 @@ async def _pool(target: Target) -> asyncpg.Pool:
                     database=target.extra.get("database", "postgres"), min_size=0, max_size=4,
                     timeout=5, command_timeout=30, ssl="require" if target.tls else None,
                 )
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 raise BackendUnavailable(f"cannot connect to postgres backend {target.name}: {exc}") from exc
             _pools[key] = pool
         return pool
@@ -54,8 +54,7 @@ async def _run(target: Target, work):
     try:
         async with pool.acquire(timeout=10) as conn:
             return await work(conn)
-    except (OSError, asyncio.TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
-            asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError) as exc:
+    except (TimeoutError, OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError) as exc:
         # The pool may hold dead connections after a restart: drop it so the next try reconnects.
         _pools.pop((target.name, target.host, target.port, target.username), None)
         pool.terminate()

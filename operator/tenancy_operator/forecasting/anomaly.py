@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AnomalyConfig", "relative_residuals", "robust_z", "score_from_z", "anomaly_score", "anomaly_scores"]
+__all__ = ["AnomalyConfig", "relative_residuals", "scaled_residuals", "robust_z", "score_from_z", "anomaly_score", "anomaly_scores"]
 
 _MAD_TO_SIGMA = 1.4826
 
@@ -36,6 +36,20 @@ def relative_residuals(actual: np.ndarray, expected: np.ndarray, floor: float = 
     a = np.asarray(actual, dtype=float)
     e = np.asarray(expected, dtype=float)
     return a / np.maximum(e, floor) - 1.0
+
+
+def scaled_residuals(actual: np.ndarray, median: np.ndarray, upper: np.ndarray, min_rel_spread: float = 0.05) -> np.ndarray:
+    """(actual - median) / (upper - median): residuals in units of the model's own uncertainty.
+
+    A steep daily ramp whose exact minute wobbles is uncertain *and known to be*, so the quantile
+    model widens its band there; dividing by that band keeps such expected misses from scoring as
+    anomalies while a spike on a quiet plateau still stands out.
+    """
+    a = np.asarray(actual, dtype=float)
+    m = np.asarray(median, dtype=float)
+    u = np.asarray(upper, dtype=float)
+    spread = np.maximum(u - m, min_rel_spread * np.maximum(np.abs(m), 1e-3))
+    return (a - m) / spread
 
 
 def robust_z(history: np.ndarray, value: float, min_mad: float = 0.01) -> float:

@@ -74,7 +74,8 @@ def feature_names(cfg: FeatureConfig) -> list[str]:
     for w in cfg.rolling:
         names += [f"rmax_{w}", f"rmean_{w}", f"rstd_{w}"]
     for tag in ("day", "week"):
-        names += [f"{tag}_rise", f"{tag}_local_rise", f"{tag}_growth", f"{tag}_at_target"]
+        names += [f"{tag}_rise", f"{tag}_local_rise", f"{tag}_growth", f"{tag}_at_target", f"{tag}_at_target_abs"]
+    names += ["any_rise", "any_at_target"]
     names += ["tod_sin", "tod_cos", "dow_sin", "dow_cos"]
     return names
 
@@ -88,9 +89,9 @@ def _cums(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _window_mean_std(c1: np.ndarray, c2: np.ndarray, ends: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of y[e - width + 1 : e + 1]; NaN where the window starts before the series."""
     starts = ends - width + 1
-    ok = starts >= 0
-    s = np.clip(starts, 0, None)
-    e = ends + 1
+    ok = (starts >= 0) & (ends + 1 < len(c1))
+    s = np.clip(starts, 0, len(c1) - 1)
+    e = np.clip(ends + 1, 0, len(c1) - 1)
     n = np.maximum(e - s, 1)
     m = (c1[e] - c1[s]) / n
     v = np.maximum((c2[e] - c2[s]) / n - m * m, 0.0)
@@ -159,13 +160,19 @@ def build_features(y: np.ndarray, t0_s: float, idx: np.ndarray, cfg: FeatureConf
         m, s = _window_mean_std(c1, c2, idx, w)
         cols += [mx / lev - 1.0, m / lev - 1.0, s / lev]
     h, win, hw = cfg.horizon, cfg.window, cfg.local_peak_halfwidth
+    sc = max(scale, cfg.level_floor)
+    rises, targets = [], []
     for period in (cfg.day, cfg.week):
         base, _ = _window_mean_std(c1, c2, idx - period, cfg.level_span)
         base = np.where(idx - period - cfg.level_span + 1 >= 0, base, np.nan)
         bden = np.maximum(np.nan_to_num(base, nan=cfg.level_floor), cfg.level_floor)
         at_target = rolling_max(y, idx - period + h + win - 1, win, cache)
         local = rolling_max(y, idx - period + h + win - 1 + hw, win + 2 * hw, cache)
-        cols += [at_target / bden - 1.0, local / bden - 1.0, lev / bden - 1.0, at_target / lev - 1.0]
+        cols += [at_target / bden - 1.0, local / bden - 1.0, lev / bden - 1.0, at_target / lev - 1.0, at_target / sc]
+        rises.append(at_target / bden - 1.0)
+        targets.append(at_target / lev - 1.0)
+    # "Either reference shows a rise": lets a tree say "yesterday was a Sunday, last week was not".
+    cols += [np.fmax(rises[0], rises[1]), np.fmax(targets[0], targets[1])]
     X = np.column_stack(cols + [_time_terms(t0_s, idx, cfg)])
     return X
 

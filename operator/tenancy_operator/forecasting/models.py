@@ -110,8 +110,10 @@ class QuantileGBM:
         X = build_features(y, t0_s, idx, self.cfg, self.scale)
         target = relative_target(y, idx, self.cfg)
         ok = np.isfinite(target)
-        self._median.fit(X[ok], target[ok])
-        self._upper.fit(X[ok], target[ok])
+        X = X[ok]
+        X[:, np.isnan(X).all(axis=0)] = 0.0  # e.g. week-ago features with under a week of history
+        self._median.fit(X, target[ok])
+        self._upper.fit(X, target[ok])
         self.fitted = True
         return self
 

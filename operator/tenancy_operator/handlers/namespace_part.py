@@ -8,7 +8,8 @@ from ..api import names
 from ..api.conditions import Reason
 from ..api.tenant import TenantSpec
 from ..backends import kube
-from ..reconcile import diff, namespace as desired_ns, ownership
+from ..reconcile import diff, ownership
+from ..reconcile import namespace as desired_ns
 from ..reconcile.status import PartResult
 from . import apply
 

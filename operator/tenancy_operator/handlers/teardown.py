@@ -11,9 +11,8 @@ from typing import Any
 
 import kopf
 
-from ..backends import circuit, registry
+from ..backends import circuit, kube, registry
 from ..backends.base import BackendRefused, BackendUnavailable
-from ..backends import kube
 from .targets import TargetError, target_for
 
 __all__ = ["reclaim_policy", "backends"]

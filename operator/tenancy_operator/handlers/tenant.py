@@ -17,13 +17,15 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from ..api import conditions as cond, names
+from ..api import conditions as cond
+from ..api import names
 from ..api.common import GROUP, VERSION
 from ..api.conditions import Reason
 from ..api.tenant import TenantSpec
 from ..backends import kube
 from ..backends.base import Report
-from ..reconcile import labels, status as tstatus
+from ..reconcile import labels
+from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
 from . import config, credentials_part, namespace_part, services_part, teardown, workloads
 

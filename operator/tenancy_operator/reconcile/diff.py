@@ -9,7 +9,7 @@ them into canonical form. No I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ..api import quantity
@@ -22,7 +22,7 @@ IMMUTABLE_FIELDS = {"RoleBinding": ("roleRef",)}
 _IGNORED = {"apiVersion", "kind", "status"}
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     CREATE = "create"
     PATCH = "patch"
     REPLACE = "replace"

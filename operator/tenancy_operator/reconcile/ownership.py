@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from . import labels
@@ -10,7 +10,7 @@ from . import labels
 __all__ = ["Ownership", "classify", "conflict_message"]
 
 
-class Ownership(str, Enum):
+class Ownership(StrEnum):
     ABSENT = "absent"
     OURS = "ours"
     ADOPTABLE = "adoptable"

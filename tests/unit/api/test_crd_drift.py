@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from tenancy_operator.api import crd
 
 REPO = Path(__file__).resolve().parents[3]

@@ -1,7 +1,6 @@
 """The generated CRDs are structural and carry what kubectl and GitOps tools read."""
 
 import pytest
-
 from tenancy_operator.api import crd, kinds
 
 

@@ -1,6 +1,5 @@
 import pytest
 from pydantic import ValidationError
-
 from tenancy_operator.api import quantity
 from tenancy_operator.api.tenant import TenantSpec
 

@@ -1,5 +1,4 @@
 import pytest
-
 from tenancy_operator.api import names
 
 LONG = "a" * 30 + "-" + "b" * 32  # 63 characters, the longest DNS label

@@ -50,10 +50,10 @@ def _ns(labels_=None, deleting=False):
 
 
 def test_ownership():
-    O = ownership.Ownership
-    assert ownership.classify(None, "acme", False) is O.ABSENT
-    assert ownership.classify(_ns({labels.TENANT: "acme"}), "acme", False) is O.OURS
-    assert ownership.classify(_ns(), "acme", False) is O.FOREIGN
-    assert ownership.classify(_ns(), "acme", True) is O.ADOPTABLE
-    assert ownership.classify(_ns({labels.TENANT: "other"}), "acme", True) is O.FOREIGN
-    assert ownership.classify(_ns({labels.TENANT: "acme"}, deleting=True), "acme", False) is O.TERMINATING
+    own = ownership.Ownership
+    assert ownership.classify(None, "acme", False) is own.ABSENT
+    assert ownership.classify(_ns({labels.TENANT: "acme"}), "acme", False) is own.OURS
+    assert ownership.classify(_ns(), "acme", False) is own.FOREIGN
+    assert ownership.classify(_ns(), "acme", True) is own.ADOPTABLE
+    assert ownership.classify(_ns({labels.TENANT: "other"}), "acme", True) is own.FOREIGN
+    assert ownership.classify(_ns({labels.TENANT: "acme"}, deleting=True), "acme", False) is own.TERMINATING

@@ -1,0 +1,106 @@
+"""Names that push every backend's limits, hostile input, and placement by free capacity."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from . import kube
+from .admin import pg_databases, redis_admin, vault_exists
+from .backends_fixtures import backend, secret
+from .kube import get, kubectl, tenant_yaml
+from .tenant_clients import credentials, pg, redis_client, vault_login
+
+LONG = "long-" + "x" * 27 + "-" + "y" * 30  # 63 characters, dashes included
+FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
+
+
+def test_63_character_name_works_on_every_backend(backends, operator, cleanup_tenants):
+    assert len(LONG) == 63
+    cleanup_tenants.append(LONG)
+    kube.apply(tenant_yaml(LONG, **FULL))
+    kubectl("wait", "--for=condition=Ready", f"tenant/{LONG}", "--timeout=60s", timeout=70)
+    tenant = get("tenant", LONG)
+    namespace = tenant["status"]["namespace"]
+    assert len(namespace) <= 63 and namespace.startswith("tenant-long-")
+    creds = credentials(LONG, namespace)
+    assert len(creds["PGDATABASE"]) <= 63 and creds["PGDATABASE"] in pg_databases("t_long_")
+    row = pg(creds, "SELECT session_user, current_user")[0]
+    assert (row[0], row[1]) == (creds["PGUSER"], creds["PGDATABASE"] + "_owner")  # objects belong to the owner
+    r = redis_client(creds)
+    r.set(creds["REDIS_KEY_PREFIX"] + "k", "v")
+    assert r.get(creds["REDIS_KEY_PREFIX"] + "k") == "v"
+    assert redis_admin().acl_getuser(f"tenant:{LONG}") is not None
+    client = vault_login(creds, namespace)
+    client.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"{LONG}/k", secret={"v": "1"})
+    assert vault_exists(f"sys/policies/acl/tenant-{LONG}")
+
+
+HOSTILE = ["a'b", "a;b", "a*b", "a b", 'a"b', "x$(id)", "a\\b", "t:*", "%", "--"]
+FIELDS = {
+    "owner name": lambda v: {"owners": [{"kind": "User", "name": v}]},
+    "quota cpu": lambda v: {"quota": {"cpu": v}},
+    "postgres backend": lambda v: {"postgres": {"enabled": True, "backend": v}},
+    "policy ref": lambda v: {"lifecyclePolicyRef": v},
+    "rotation period": lambda v: {"credentials": {"rotateEvery": v}},
+}
+
+
+@pytest.mark.parametrize("field", FIELDS, ids=list(FIELDS))
+def test_hostile_values_are_refused_at_apply(crds, field):
+    for value in HOSTILE:
+        result = kubectl("apply", "--dry-run=server", "-f", "-", input=tenant_yaml("hostile", **FIELDS[field](value)),
+                         check=False)
+        assert result.returncode != 0, f"{field}={value!r} was accepted"
+        assert "spec." in result.stderr, result.stderr
+
+
+def test_hostile_free_text_never_reaches_a_backend(backends, operator, cleanup_tenants):
+    cleanup_tenants.append("free-text")
+    display = "Robert'); DROP TABLE students;-- * ~ & \" $(id)"
+    manifest = json.loads(tenant_yaml("free-text", displayName=display, **FULL))
+    manifest["metadata"]["labels"] = {"team": "a-b_c.d"}
+    kube.apply(json.dumps(manifest))
+    kubectl("wait", "--for=condition=Ready", "tenant/free-text", "--timeout=60s", timeout=70)
+    assert pg_databases("t_free_text") == {"t_free_text"}
+    acl = redis_admin().acl_getuser("tenant:free-text")
+    assert acl["keys"] == ["~t:free-text:*"] or acl["keys"] == "~t:free-text:*"
+
+
+@pytest.fixture
+def capacity_backends(second_postgres):
+    """pg-main paused; pg-cap-a (capacity 8, the platform server) and pg-second (capacity 5)."""
+    kubectl("patch", "backend", "pg-main", "--type=merge", "-p", '{"spec":{"paused":true}}')
+    kube.apply("\n---\n".join([
+        secret("pg-cap-a-admin", {"username": os.environ["PGUSER"], "password": os.environ["PGPASSWORD"]}),
+        backend("pg-cap-a", "postgres", int(os.environ["PGPORT"]), "pg-cap-a-admin", capacity=8),
+    ]))
+    kubectl("wait", "--for=condition=Ready", "backend/pg-cap-a", "--timeout=60s", timeout=70)
+    yield
+    kubectl("patch", "backend", "pg-main", "--type=merge", "-p", '{"spec":{"paused":false}}')
+
+
+def test_placement_by_free_capacity_and_sticky(capacity_backends, operator):
+    names = [f"place-{i}" for i in range(10)]
+    try:
+        for name in names:  # one at a time: each choice sees the previous ones
+            kube.apply(tenant_yaml(name, postgres={"enabled": True}))
+            kube.eventually(lambda n=name: (get("tenant", n).get("status", {}).get("placement") or {}).get("postgres"),
+                            30, message=f"{name} placed")
+        kubectl("wait", "--for=condition=Ready", *[f"tenant/{n}" for n in names], "--timeout=90s", timeout=100)
+        placed = [get("tenant", n)["status"]["placement"]["postgres"] for n in names]
+        counts = {b: placed.count(b) for b in set(placed)}
+        print(f"\nplacement of 10 tenants (capacities pg-cap-a=8, pg-second=5): {placed} -> {counts}")
+        # Greedy by free capacity, ties to the first name: a a a a b a b a b a.
+        assert counts == {"pg-cap-a": 6, "pg-second": 4}
+        other = "pg-second" if placed[0] == "pg-cap-a" else "pg-cap-a"
+        refused = kubectl("patch", "tenant", names[0], "--type=merge", "-p",
+                          json.dumps({"spec": {"postgres": {"backend": other}}}), check=False)
+        assert refused.returncode != 0 and "cannot change once the tenant is placed" in refused.stderr, refused.stderr
+        kubectl("patch", "tenant", names[0], "--type=merge", "-p",
+                json.dumps({"spec": {"postgres": {"backend": placed[0]}}}))
+    finally:
+        kubectl("delete", "tenants", *names, "--ignore-not-found", "--timeout=90s", check=False, timeout=100)
+        kubectl("delete", "backend", "pg-cap-a", "--ignore-not-found", check=False)
