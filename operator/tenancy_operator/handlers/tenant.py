@@ -27,7 +27,7 @@ from ..backends.base import Report
 from ..reconcile import labels
 from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
-from . import config, credentials_part, namespace_part, services_part, teardown, workloads
+from . import autoscaling_part, config, credentials_part, namespace_part, services_part, teardown, workloads
 
 __all__ = ["reconcile", "verify", "deleted"]
 
@@ -131,6 +131,10 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
         return outcome
     outcome.status["namespace"] = names.namespace(name)
     await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger)
+    parts, status, repaired = await autoscaling_part.ensure(name, uid, names.namespace(name), tenant, logger)
+    outcome.parts += parts
+    outcome.status.update(status)
+    outcome.repaired += repaired
     return outcome
 
 
@@ -165,7 +169,7 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logge
             kopf.event(body, type="Normal" if good else "Warning", reason=c.get("reason") or type_,
                        message=f"{type_}={c.get('status')}: {c.get('message') or c.get('reason')}")
 
-    failing = [p for p in parts if not p.ok and not p.stalled]
+    failing = [p for p in parts if not p.ok and not p.stalled and not p.informational]
     if failing:
         delay = min(CFG.retry_max, CFG.retry_base * (2 ** min(retry, 10)))
         raise kopf.TemporaryError("; ".join(p.message for p in failing), delay=delay)

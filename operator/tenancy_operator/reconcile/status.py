@@ -40,6 +40,8 @@ class PartResult:
     """The request cannot be met as written; retrying will not help until the spec or world changes."""
     outage: bool = False
     """A backend is down or unreachable; the operator retries with backoff."""
+    informational: bool = False
+    """Reports something (AnomalyDetected) without bearing on Ready: `ok` is the condition's status."""
 
 
 def summarize(
@@ -62,8 +64,9 @@ def summarize(
     for part in parts:
         put(part.condition, part.ok, part.reason, part.message)
 
-    stalled = [p for p in parts if p.stalled]
-    failing = [p for p in parts if not p.ok and not p.stalled]
+    bearing = [p for p in parts if not p.informational]
+    stalled = [p for p in bearing if p.stalled]
+    failing = [p for p in bearing if not p.ok and not p.stalled]
     outages = [p for p in failing if p.outage]
     if stalled:
         first = stalled[0]

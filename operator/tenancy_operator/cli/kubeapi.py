@@ -1,0 +1,48 @@
+"""The plugin's only I/O: `kubectl` as a subprocess.
+
+Going through kubectl keeps the plugin on the user's kubeconfig, context, exec credential plugins
+and impersonation flags, exactly as `kubectl get tenants` sees the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Kubectl", "KubectlError"]
+
+
+class KubectlError(Exception):
+    """kubectl failed; the message is kubectl's own."""
+
+
+@dataclass
+class Kubectl:
+    flags: list[str] = field(default_factory=list)
+    """Global flags passed through: --kubeconfig, --context, --as."""
+    binary: str = field(default_factory=lambda: os.environ.get("KUBECTL", "kubectl"))
+
+    def run(self, *args: str, input: str | None = None) -> str:
+        try:
+            result = subprocess.run([self.binary, *self.flags, *args], capture_output=True, text=True,
+                                    input=input, timeout=60)
+        except FileNotFoundError:
+            raise KubectlError(f"{self.binary} not found on PATH (set KUBECTL to its path)") from None
+        if result.returncode != 0:
+            raise KubectlError(result.stderr.strip() or f"kubectl {' '.join(args)} exited {result.returncode}")
+        return result.stdout
+
+    def get_tenant(self, name: str) -> dict[str, Any]:
+        return json.loads(self.run("get", "tenants.tenancy.dev", name, "-o", "json"))
+
+    def list_tenants(self) -> list[dict[str, Any]]:
+        return json.loads(self.run("get", "tenants.tenancy.dev", "-o", "json")).get("items", [])
+
+    def annotate_tenant(self, name: str, key: str, value: str) -> None:
+        self.run("annotate", "tenants.tenancy.dev", name, f"{key}={value}", "--overwrite")
+
+    def patch_tenant_spec(self, name: str, spec: dict[str, Any]) -> None:
+        self.run("patch", "tenants.tenancy.dev", name, "--type=merge", "-p", json.dumps({"spec": spec}))

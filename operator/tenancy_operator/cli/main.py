@@ -1,0 +1,79 @@
+"""`kubectl tenant` (console script `kubectl-tenant`): status, rotate, suspend, resume, list.
+
+    kubectl tenant status acme      every part with its condition, reason, backend; credential age
+    kubectl tenant rotate acme      rotate credentials now (annotation tenancy.dev/rotate=<time>)
+    kubectl tenant suspend acme     spec.state=Suspended: close every door, keep the data
+    kubectl tenant resume acme      spec.state=Active
+    kubectl tenant list             a table and a summary line
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+
+from . import kubeapi, render
+
+__all__ = ["main", "ROTATE_ANNOTATION", "use_colour"]
+
+ROTATE_ANNOTATION = "tenancy.dev/rotate"
+
+
+def use_colour(stream=None, environ=None) -> bool:
+    """Colours only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    stream = stream if stream is not None else sys.stdout
+    environ = environ if environ is not None else os.environ
+    return bool(getattr(stream, "isatty", lambda: False)()) and not environ.get("NO_COLOR")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubectl tenant", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kubeconfig", help="path to the kubeconfig file")
+    parser.add_argument("--context", help="kubeconfig context to use")
+    parser.add_argument("--as", dest="as_user", help="user to impersonate")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("status", "show every part of a tenant"), ("rotate", "rotate a tenant's credentials now"),
+                       ("suspend", "suspend a tenant (spec.state=Suspended)"),
+                       ("resume", "resume a suspended tenant (spec.state=Active)")):
+        sub.add_parser(name, help=text).add_argument("name", help="Tenant name")
+    sub.add_parser("list", help="list tenants with a summary line")
+    return parser
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    flags = [f"--kubeconfig={args.kubeconfig}"] * bool(args.kubeconfig) + [f"--context={args.context}"] * bool(
+        args.context) + [f"--as={args.as_user}"] * bool(args.as_user)
+    kubectl = kubeapi.Kubectl(flags=flags)
+    colour = use_colour()
+    try:
+        if args.command == "status":
+            sys.stdout.write(render.status_text(kubectl.get_tenant(args.name), _now(), colour))
+        elif args.command == "list":
+            sys.stdout.write(render.list_text(kubectl.list_tenants(), _now(), colour))
+        elif args.command == "rotate":
+            stamp = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+            kubectl.annotate_tenant(args.name, ROTATE_ANNOTATION, stamp)
+            print(f"tenant/{args.name}: rotation requested ({ROTATE_ANNOTATION}={stamp}); "
+                  f"follow it with `kubectl tenant status {args.name}`")
+        elif args.command in ("suspend", "resume"):
+            state = "Suspended" if args.command == "suspend" else "Active"
+            kubectl.patch_tenant_spec(args.name, {"state": state})
+            print(f"tenant/{args.name}: spec.state={state}; wait with "
+                  f"`kubectl wait --for=jsonpath='{{.status.phase}}'={'Suspended' if state == 'Suspended' else 'Ready'} "
+                  f"tenant/{args.name}`")
+    except kubeapi.KubectlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
