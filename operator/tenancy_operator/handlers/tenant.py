@@ -125,17 +125,30 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
         result, written = await namespace_part.ensure(name, uid, tenant, logger)
         outcome.repaired += [f"{s.action.value} {s.kind}/{s.name}" for s in written]
     except kube.KubeError as exc:
-        result = PartResult(namespace_part.CONDITION, False, "ApiError", f"API server said {exc}")
+        result = _api_failure(namespace_part.CONDITION, exc)
     outcome.parts.append(result)
     if not result.ok:
         return outcome
     outcome.status["namespace"] = names.namespace(name)
-    await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger)
-    parts, status, repaired = await autoscaling_part.ensure(name, uid, names.namespace(name), tenant, logger)
+    try:
+        await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger)
+    except kube.KubeError as exc:
+        outcome.parts.append(_api_failure(credentials_part.CONDITION, exc))
+    try:
+        parts, status, repaired = await autoscaling_part.ensure(name, uid, names.namespace(name), tenant, logger)
+    except kube.KubeError as exc:
+        parts, status, repaired = [_api_failure(autoscaling_part.CONDITION, exc)], {}, []
     outcome.parts += parts
     outcome.status.update(status)
     outcome.repaired += repaired
     return outcome
+
+
+def _api_failure(condition: str, exc: kube.KubeError) -> PartResult:
+    if exc.status == 403:
+        # Retrying will not grant a permission: a person must fix the operator's RBAC.
+        return PartResult(condition, False, "Forbidden", f"the operator lacks permission: {exc.message}", stalled=True)
+    return PartResult(condition, False, "ApiError", f"API server said {exc}")
 
 
 async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger,

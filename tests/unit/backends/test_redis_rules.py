@@ -1,0 +1,39 @@
+"""Redis ACL rules: one token each, fenced to the tenant prefix, dangerous commands removed."""
+
+import pytest
+
+from tenancy_operator.backends import redis_acl
+
+
+def test_rules_fence_keys_and_channels_to_the_prefix():
+    h = redis_acl.password_sha256("pw")
+    rules = redis_acl.acl_rules("acme", [h], enabled=True)
+    assert rules[:3] == ["reset", "on", "sanitize-payload"]
+    assert f"#{h}" in rules
+    assert "~t:acme:*" in rules and "&t:acme:*" in rules
+    assert not any(r.startswith("~") and r != "~t:acme:*" for r in rules)
+    assert "allkeys" not in rules and "allchannels" not in rules and "+@all" not in rules
+    for command in ("keys", "scan", "randomkey", "select", "swapdb", "flushall", "flushdb", "config", "acl", "debug",
+                    "migrate", "module", "shutdown", "monitor", "client"):
+        assert f"-{command}" in rules, command
+    assert rules.index("-@all") < min(rules.index(f"+@{c}") for c in redis_acl.ALLOWED_CATEGORIES)
+
+
+def test_disabled_user_is_off():
+    assert redis_acl.acl_rules("acme", [], enabled=False)[1] == "off"
+
+
+def test_plaintext_never_appears():
+    rules = redis_acl.acl_rules("acme", [redis_acl.password_sha256("hunter2")], enabled=True)
+    assert not any("hunter2" in r for r in rules)
+
+
+@pytest.mark.parametrize("bad", ["nothex", "A" * 64, "a" * 63, "a" * 64 + " ~*"])
+def test_only_real_hashes_are_accepted(bad):
+    with pytest.raises(ValueError):
+        redis_acl.acl_rules("acme", [bad], enabled=True)
+
+
+def test_tenant_name_is_checked():
+    with pytest.raises(ValueError):
+        redis_acl.acl_rules("a* ~*", [], enabled=True)
