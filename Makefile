@@ -10,10 +10,13 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 ##@ The two commands
-demo: up crds-apply operator-start ## Platform up, operator running, example tenants Ready, shown
+demo: up crds-apply ## Platform up, operator running, example tenants Ready, shown
+	@$(ENV) && bash hack/demo-backends.sh
+	@$(MAKE) --no-print-directory operator-start
 	@$(ENV) && kubectl apply -f examples/ >/dev/null && \
+	  kubectl wait --for=condition=Ready backends --all --timeout=60s >/dev/null && \
 	  kubectl wait --for=condition=Ready tenants --all --timeout=120s >/dev/null && \
-	  echo && kubectl get tenancy && echo && kubectl-tenant list
+	  echo && kubectl get tenancy && echo && kubectl-tenant list && echo && kubectl-tenant status globex
 	@echo; echo "Operator log: $(PLATFORM_DIR)/logs/operator.log   Stop it all: make down"
 
 test: venv install ## Every test tier: unit, integration and e2e on the real local platform

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Condition, ObjectName, Spec, cel
+from .common import Conditions, ObjectName, Spec, cel
 
 __all__ = ["BackendType", "SecretRef", "Endpoint", "BackendSpec", "BackendStatus", "ROOT_RULES"]
 
@@ -56,10 +56,7 @@ class BackendStatus(Spec):
     observed_generation: int | None = None
     phase: str | None = None
     """Ready, Unavailable or Unknown."""
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-    )
+    conditions: Conditions
     """Ready, and CircuitOpen while the operator is backing off."""
     server_version: str | None = None
     """The version the server reported."""

@@ -19,6 +19,7 @@ __all__ = [
     "API_VERSION",
     "Spec",
     "Condition",
+    "Conditions",
     "Duration",
     "Quantity",
     "ObjectName",
@@ -84,3 +85,10 @@ class Condition(Spec):
     """The metadata.generation this condition was computed from."""
     last_transition_time: str | None = None
     """When status last changed; it does not move when only the message does."""
+
+
+# A list-map keyed by type, as Kubernetes conditions are, so server-side apply merges them by type.
+Conditions = Annotated[
+    list[Condition],
+    Field(default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+]

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .common import Condition, DNSLabel, Duration, ObjectName, Quantity, Spec, cel
+from .common import Conditions, DNSLabel, Duration, ObjectName, Quantity, Spec, cel
 
 __all__ = [
     "Owner",
@@ -207,10 +207,7 @@ class TenantStatus(Spec):
     """The metadata.generation the status as a whole describes."""
     phase: str | None = None
     """Pending, Provisioning, Ready, Degraded, Suspended, Archived, Stalled or Terminating."""
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-    )
+    conditions: Conditions
     """Ready, Reconciling, Stalled and one per part (NamespaceReady, DatabaseReady, ...)."""
     namespace: str | None = None
     """The tenant namespace."""

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Condition, DNSLabel, Spec, cel
+from .common import Conditions, DNSLabel, Spec, cel
 
 __all__ = ["WorkflowRunSpec", "WorkflowRunStatus", "StepStatus", "ROOT_RULES"]
 
@@ -39,10 +39,7 @@ class WorkflowRunStatus(Spec):
     observed_generation: int | None = None
     phase: str | None = None
     """Pending, Running, Succeeded, Compensating, Compensated or Failed."""
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-    )
+    conditions: Conditions
     steps: list[StepStatus] = Field(default_factory=list)
     """One entry per step, in order."""
 
