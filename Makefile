@@ -60,12 +60,14 @@ $(STAMP): pyproject.toml
 	@$(VENV)/bin/pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
-crds: venv ## Regenerate crds/ (and the chart's CRDs) from the models
-	@$(PY) -m tenancy_operator.api.crd crds $(wildcard charts/tenancy-operator/crds)
+crds: venv install ## Regenerate crds/, the chart's CRDs and manifests/ from the models and the chart
+	@$(PY) -m tenancy_operator.api.crd crds charts/tenancy-operator/crds
+	@HELM=$(REPO)/hack/helm bash manifests/generate.sh
 
-lint: venv ## ruff, import contracts, CRD drift
-	@$(VENV)/bin/ruff check operator tests e2e bench
+lint: venv install ## ruff, import contracts, helm lint, CRD drift
+	@$(VENV)/bin/ruff check operator tests e2e bench hack
 	@$(VENV)/bin/lint-imports
+	@hack/helm lint --strict charts/tenancy-operator >/dev/null
 	@$(PY) -m pytest -q -p no:cacheprovider tests/unit/api/test_crd_drift.py
 
 unit: venv ## Unit tests only (no servers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 
 import pytest
 import yaml
@@ -40,9 +41,23 @@ def crds(platform):
 
 @pytest.fixture(scope="session")
 def operator_kubeconfig(platform, crds) -> str:
-    """A kubeconfig holding a token of the operator's own ServiceAccount (TokenRequest)."""
-    kube.kubectl("apply", "-f", str(kube.REPO / "e2e" / "fixtures" / "operator-identity.yaml"))
-    token = kube.kubectl("create", "token", "tenancy-operator", "-n", "tenancy-system", "--duration=24h").stdout.strip()
+    """A kubeconfig holding a TokenRequest token of the chart's own ServiceAccount, after installing the
+    chart: the operator runs with exactly the chart's least-privilege RBAC (no cluster-admin anywhere)."""
+    release, namespace = "tenancy-operator", "tenancy-system"
+    kube.kubectl("apply", "-f", str(kube.REPO / "manifests" / "namespace.yaml"))
+    # Hand objects made by older runs with kubectl (e2e/fixtures/operator-identity.yaml) over to Helm,
+    # and drop that file's cluster-admin binding so only the chart's RBAC is in force.
+    owned = ["app.kubernetes.io/managed-by=Helm"]
+    meta = [f"meta.helm.sh/release-name={release}", f"meta.helm.sh/release-namespace={namespace}"]
+    if kube.kubectl("get", "serviceaccount", release, "-n", namespace, check=False).returncode == 0:
+        kube.kubectl("label", "serviceaccount", release, "-n", namespace, *owned, "--overwrite")
+        kube.kubectl("annotate", "serviceaccount", release, "-n", namespace, *meta, "--overwrite")
+    kube.kubectl("delete", "clusterrolebinding", "tenancy-operator-e2e", "--ignore-not-found")
+    helm = subprocess.run(["helm", "upgrade", "--install", release, str(kube.REPO / "charts" / "tenancy-operator"),
+                           "--namespace", namespace, "--set", "replicaCount=2", "--wait=false", "--timeout=120s"],
+                          capture_output=True, text=True, timeout=180)
+    assert helm.returncode == 0, f"helm upgrade --install failed: {helm.stderr}"
+    token = kube.kubectl("create", "token", release, "-n", namespace, "--duration=24h").stdout.strip()
     admin = yaml.safe_load(open(os.environ["KUBECONFIG"]))
     cluster = admin["clusters"][0]["cluster"]
     config = {
@@ -57,9 +72,20 @@ def operator_kubeconfig(platform, crds) -> str:
     return str(path)
 
 
+def chart_settings() -> dict[str, str]:
+    """The environment the chart gives the operator (its ConfigMap), as the Deployment would."""
+    out = kube.kubectl("get", "configmap", "tenancy-operator", "-n", "tenancy-system", "-o", "json").stdout
+    return dict(json.loads(out).get("data") or {})
+
+
 @pytest.fixture(scope="session")
 def operator(operator_kubeconfig):
-    op = kube.Operator(operator_kubeconfig)
+    # Test speed-ups and one process instead of the chart's two peering replicas (whose heartbeats
+    # would write to the API server while other tests count writes).
+    settings = {k: v for k, v in chart_settings().items()
+                if k not in ("TENANCY_VERIFY_INTERVAL", "TENANCY_LIVENESS", "TENANCY_RETRY_BASE", "TENANCY_RETRY_MAX",
+                             "TENANCY_STANDALONE", "TENANCY_METRICS_PORT")}
+    op = kube.Operator(operator_kubeconfig, extra_env=settings)
     op.start()
     yield op
     op.stop()

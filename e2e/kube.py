@@ -103,7 +103,8 @@ class Operator:
         port = free_port()
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "TENANCY_VERIFY_INTERVAL": str(self.verify_interval),
                "TENANCY_LIVENESS": f"http://127.0.0.1:{port}/healthz", "TENANCY_RETRY_BASE": "0.5",
-               "TENANCY_RETRY_MAX": "5", **self.extra_env}
+               "TENANCY_RETRY_MAX": "5", "TENANCY_STANDALONE": "true", "TENANCY_METRICS_PORT": str(free_port()),
+               **self.extra_env}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = self.log.open("a")
         self.proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "tenancy-operator")], env=env, stdout=out,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 
 import pytest
 
@@ -11,6 +12,7 @@ from . import kube
 from .admin import pg_databases, redis_admin, vault_exists
 from .backends_fixtures import backend, secret
 from .kube import get, kubectl, tenant_yaml
+from .pg_instance import PostgresInstance
 from .tenant_clients import credentials, pg, redis_client, vault_login
 
 LONG = "long-" + "x" * 27 + "-" + "y" * 30  # 63 characters, dashes included
@@ -70,16 +72,24 @@ def test_hostile_free_text_never_reaches_a_backend(backends, operator, cleanup_t
 
 
 @pytest.fixture
-def capacity_backends(second_postgres):
-    """pg-main paused; pg-cap-a (capacity 8, the platform server) and pg-second (capacity 5)."""
+def capacity_backends(platform, backends):
+    """Two fresh Backends on two real servers, nobody placed on them yet: pg-cap-a (capacity 8, the
+    platform's server) and pg-cap-b (capacity 5, a second server). pg-main is paused meanwhile."""
+    instance = PostgresInstance(port=kube.free_port(), password=secrets.token_urlsafe(16))
+    instance.init()
+    instance.start()
     kubectl("patch", "backend", "pg-main", "--type=merge", "-p", '{"spec":{"paused":true}}')
     kube.apply("\n---\n".join([
         secret("pg-cap-a-admin", {"username": os.environ["PGUSER"], "password": os.environ["PGPASSWORD"]}),
         backend("pg-cap-a", "postgres", int(os.environ["PGPORT"]), "pg-cap-a-admin", capacity=8),
+        secret("pg-cap-b-admin", {"username": "postgres", "password": instance.password}),
+        backend("pg-cap-b", "postgres", instance.port, "pg-cap-b-admin", capacity=5),
     ]))
-    kubectl("wait", "--for=condition=Ready", "backend/pg-cap-a", "--timeout=60s", timeout=70)
+    kubectl("wait", "--for=condition=Ready", "backend/pg-cap-a", "backend/pg-cap-b", "--timeout=60s", timeout=70)
     yield
     kubectl("patch", "backend", "pg-main", "--type=merge", "-p", '{"spec":{"paused":false}}')
+    kubectl("delete", "backend", "pg-cap-a", "pg-cap-b", "--ignore-not-found", check=False)
+    instance.remove()
 
 
 def test_placement_by_free_capacity_and_sticky(capacity_backends, operator):
@@ -91,16 +101,13 @@ def test_placement_by_free_capacity_and_sticky(capacity_backends, operator):
                             30, message=f"{name} placed")
         kubectl("wait", "--for=condition=Ready", *[f"tenant/{n}" for n in names], "--timeout=90s", timeout=100)
         placed = [get("tenant", n)["status"]["placement"]["postgres"] for n in names]
-        counts = {b: placed.count(b) for b in set(placed)}
-        print(f"\nplacement of 10 tenants (capacities pg-cap-a=8, pg-second=5): {placed} -> {counts}")
-        # Greedy by free capacity, ties to the first name: a a a a b a b a b a.
-        assert counts == {"pg-cap-a": 6, "pg-second": 4}
-        other = "pg-second" if placed[0] == "pg-cap-a" else "pg-cap-a"
+        print(f"\nplacement of 10 tenants (capacities pg-cap-a=8, pg-cap-b=5): {placed}")
+        # Greedy by free capacity, ties to the first name.
+        assert [p[-1] for p in placed] == list("aaaababab" + "a")
         refused = kubectl("patch", "tenant", names[0], "--type=merge", "-p",
-                          json.dumps({"spec": {"postgres": {"backend": other}}}), check=False)
+                          json.dumps({"spec": {"postgres": {"backend": "pg-cap-b"}}}), check=False)
         assert refused.returncode != 0 and "cannot change once the tenant is placed" in refused.stderr, refused.stderr
         kubectl("patch", "tenant", names[0], "--type=merge", "-p",
-                json.dumps({"spec": {"postgres": {"backend": placed[0]}}}))
+                json.dumps({"spec": {"postgres": {"backend": "pg-cap-a"}}}))
     finally:
         kubectl("delete", "tenants", *names, "--ignore-not-found", "--timeout=90s", check=False, timeout=100)
-        kubectl("delete", "backend", "pg-cap-a", "--ignore-not-found", check=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -14,6 +15,23 @@ from .kube import eventually, get, kubectl, tenant_yaml
 from .tenant_clients import credentials, pg, redis_client
 
 OVERLAP_SECONDS = 4
+
+
+DEPLOYMENT = json.dumps({
+    "apiVersion": "apps/v1", "kind": "Deployment",
+    "metadata": {"name": "api", "namespace": "tenant-rot", "labels": {"tenancy.dev/restart-on-rotation": "true"}},
+    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
+             "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{
+                 "name": "api", "image": "example.invalid/api:1",
+                 "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 1000,
+                                     "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}}]}}},
+})
+
+
+def _rolled_version() -> str | None:
+    deployment = get("deployment", "api", "tenant-rot") or {}
+    annotations = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations") or {}
+    return annotations.get("tenancy.dev/credential-version")
 
 
 class App:
@@ -60,8 +78,10 @@ class App:
 @pytest.fixture
 def rotating_tenant(backends):
     kube.apply(tenant_yaml("rot", postgres={"enabled": True}, redis={"enabled": True},
-                           credentials={"rotateEvery": "720h", "overlap": f"{OVERLAP_SECONDS}s"}))
+                           credentials={"rotateEvery": "720h", "overlap": f"{OVERLAP_SECONDS}s",
+                                        "restartWorkloads": True}))
     kubectl("wait", "--for=condition=Ready", "tenant/rot", "--timeout=60s", timeout=70)
+    kube.apply(DEPLOYMENT)
     pg(credentials("rot"), "CREATE TABLE IF NOT EXISTS load (at timestamptz)")
     yield "rot"
     kubectl("delete", "tenant", "rot", "--wait=false", check=False)
@@ -99,6 +119,8 @@ def test_three_rotations_under_load(rotating_tenant):
         pg(first, "SELECT 1")
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis_client(first).ping()
+    # The opted-in Deployment rolled to the final credential version.
+    eventually(lambda: _rolled_version() == str(versions[-1]), 15, message="deployment carries the new version")
     # The current ones do.
     current = credentials("rot")
     assert pg(current, "SELECT count(*) AS n FROM load")[0]["n"] > 0

@@ -18,7 +18,8 @@ def test_suspend_and_resume(backends, operator, cleanup_tenants):
     kube.apply(tenant_yaml("sleepy", **SPEC))
     kubectl("wait", "--for=condition=Ready", "tenant/sleepy", "--timeout=60s", timeout=70)
     creds = credentials("sleepy")
-    pg(creds, "CREATE TABLE kept (v text)")
+    pg(creds, "CREATE TABLE IF NOT EXISTS kept (v text)")  # Retain: a rerun finds the last run's table
+    pg(creds, "DELETE FROM kept")
     pg(creds, "INSERT INTO kept VALUES ('still here')")
 
     kubectl("patch", "tenant", "sleepy", "--type=merge", "-p", '{"spec":{"state":"Suspended"}}')

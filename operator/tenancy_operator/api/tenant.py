@@ -130,6 +130,8 @@ class AutoscalingRule(Spec):
     """Target utilisation, percent."""
     lead_time: Duration = "5m"
     """How far ahead to forecast; at least pod start delay plus metric delay."""
+    window: Duration = "5m"
+    """Width of the forecast window: the forecast is the peak demand over [now + leadTime, now + leadTime + window]."""
     mode: Literal["Observe", "Floor", "ExternalMetric"] = "Observe"
     """Observe: status and metrics only. Floor: lift the HPA's minReplicas before a predicted rise.
     ExternalMetric: export the forecast as an external metric the HPA reads."""

@@ -22,6 +22,11 @@ class Config:
     """No peering (one replica). The chart runs two replicas with peering."""
     retry_base: float = 2.0
     retry_max: float = 60.0
+    tenant_secrets_role: str = ""
+    """A ClusterRole granting Secrets access, which the operator binds to itself inside each tenant
+    namespace only (the chart's least-privilege RBAC has no cluster-wide Secrets rule). Empty: no binding."""
+    service_account: str = ""
+    """The operator's own ServiceAccount name, in `operator_namespace`, the subject of that binding."""
 
 
 def _float(name: str, default: float) -> float:
@@ -38,4 +43,6 @@ def load() -> Config:
         standalone=os.environ.get("TENANCY_STANDALONE", "true").lower() in ("1", "true", "yes"),
         retry_base=_float("TENANCY_RETRY_BASE", Config.retry_base),
         retry_max=_float("TENANCY_RETRY_MAX", Config.retry_max),
+        tenant_secrets_role=os.environ.get("TENANCY_TENANT_SECRETS_ROLE", ""),
+        service_account=os.environ.get("TENANCY_SERVICE_ACCOUNT", ""),
     )

@@ -11,7 +11,7 @@ from ..backends import kube
 from ..reconcile import diff, ownership
 from ..reconcile import namespace as desired_ns
 from ..reconcile.status import PartResult
-from . import apply
+from . import apply, config
 
 __all__ = ["ensure", "remove", "CONDITION"]
 
@@ -21,7 +21,7 @@ CONDITION = "NamespaceReady"
 async def ensure(tenant: str, uid: str, spec: TenantSpec, logger: logging.Logger) -> tuple[PartResult, list[diff.Step]]:
     ns = names.namespace(tenant)
     live_ns = await kube.get("Namespace", ns)
-    owner = ownership.classify(live_ns, tenant, spec.adopt_namespace)
+    owner = ownership.classify(live_ns, tenant, spec.adopt_namespace, uid)
     if owner is ownership.Ownership.FOREIGN:
         assert live_ns is not None
         return PartResult(CONDITION, False, Reason.NAMESPACE_CONFLICT,
@@ -30,7 +30,10 @@ async def ensure(tenant: str, uid: str, spec: TenantSpec, logger: logging.Logger
         return PartResult(CONDITION, False, Reason.PROGRESSING,
                           f"namespace {ns} is still being deleted; waiting to create it again"), []
 
-    desired = desired_ns.desired_objects(tenant, uid, spec)
+    cfg = config.load()
+    identity = (desired_ns.OperatorIdentity(cfg.operator_namespace, cfg.service_account, cfg.tenant_secrets_role)
+                if cfg.tenant_secrets_role and cfg.service_account else None)
+    desired = desired_ns.desired_objects(tenant, uid, spec, identity)
     observed: dict[tuple[str, str], dict | None] = {("Namespace", ns): live_ns}
     prune = []
     if live_ns is not None:

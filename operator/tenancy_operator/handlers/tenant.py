@@ -146,8 +146,10 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
 
 def _api_failure(condition: str, exc: kube.KubeError) -> PartResult:
     if exc.status == 403:
-        # Retrying will not grant a permission: a person must fix the operator's RBAC.
-        return PartResult(condition, False, "Forbidden", f"the operator lacks permission: {exc.message}", stalled=True)
+        # Retried with backoff rather than Stalled: a RoleBinding the operator just made takes a moment
+        # to reach the authorizer. If it lasts, the message says what a person must fix.
+        return PartResult(condition, False, "Forbidden",
+                          f"the operator lacks permission (check its RBAC, chart value rbac.*): {exc.message}")
     return PartResult(condition, False, "ApiError", f"API server said {exc}")
 
 

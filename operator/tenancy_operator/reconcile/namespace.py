@@ -6,21 +6,33 @@ what exists, `diff.plan` decides what to write, and the Kubernetes adapter write
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..api import names
 from ..api.tenant import Owner, TenantSpec
 from . import labels
 
-__all__ = ["desired_objects", "owner_reference", "APP_SERVICE_ACCOUNT", "OWNERS_BINDING", "OWNED_KINDS"]
+__all__ = ["desired_objects", "owner_reference", "OperatorIdentity", "APP_SERVICE_ACCOUNT", "OWNERS_BINDING",
+           "SECRETS_BINDING", "OWNED_KINDS"]
 
 APP_SERVICE_ACCOUNT = "tenant-app"
 OWNERS_BINDING = "tenant-owners"
+SECRETS_BINDING = "tenancy-operator-secrets"
 QUOTA = "tenant-quota"
 LIMITS = "tenant-limits"
 NETWORK_POLICY = "tenant-isolation"
 # Every kind this module makes inside the namespace; the verify pass reads each.
 OWNED_KINDS = ("ResourceQuota", "LimitRange", "NetworkPolicy", "ServiceAccount", "RoleBinding")
+
+
+@dataclass(frozen=True)
+class OperatorIdentity:
+    """Who the operator runs as, and the ClusterRole it binds to itself in each tenant namespace."""
+
+    namespace: str
+    service_account: str
+    secrets_role: str
 
 
 def owner_reference(tenant: str, uid: str) -> dict[str, Any]:
@@ -50,8 +62,13 @@ def _subject(owner: Owner, tenant_namespace: str) -> dict[str, str]:
     return {"kind": owner.kind, "name": owner.name, "apiGroup": "rbac.authorization.k8s.io"}
 
 
-def desired_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, Any]]:
-    """Objects the tenant should have, the namespace first. `None`-valued entries never appear."""
+def desired_objects(tenant: str, uid: str, spec: TenantSpec,
+                    operator: OperatorIdentity | None = None) -> list[dict[str, Any]]:
+    """Objects the tenant should have, the namespace first.
+
+    With an `operator` identity, a RoleBinding grants the operator Secrets in this namespace only,
+    so it never needs to read Secrets cluster-wide.
+    """
     ns = names.namespace(tenant)
     namespace = {
         "apiVersion": "v1",
@@ -120,6 +137,16 @@ def desired_objects(tenant: str, uid: str, spec: TenantSpec) -> list[dict[str, A
             "metadata": _meta(APP_SERVICE_ACCOUNT, tenant, ns, uid),
         },
     ]
+    if operator is not None:
+        objects.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": _meta(SECRETS_BINDING, tenant, ns, uid),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": operator.secrets_role},
+                "subjects": [{"kind": "ServiceAccount", "name": operator.service_account, "namespace": operator.namespace}],
+            }
+        )
     if spec.owners:
         objects.append(
             {

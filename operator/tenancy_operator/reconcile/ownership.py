@@ -18,15 +18,17 @@ class Ownership(StrEnum):
     TERMINATING = "terminating"
 
 
-def classify(namespace: dict[str, Any] | None, tenant: str, adopt: bool) -> Ownership:
-    """Ours means labelled for this tenant (set atomically at creation, so a crash cannot orphan it)."""
+def classify(namespace: dict[str, Any] | None, tenant: str, adopt: bool, uid: str = "") -> Ownership:
+    """Ours means labelled for this tenant (set atomically at creation, so a crash cannot orphan it),
+    or owned by this very Tenant object (so a removed label is drift to repair, not a conflict)."""
     if namespace is None:
         return Ownership.ABSENT
     meta = namespace.get("metadata", {})
     if meta.get("deletionTimestamp") or namespace.get("status", {}).get("phase") == "Terminating":
         return Ownership.TERMINATING
     owner = (meta.get("labels") or {}).get(labels.TENANT)
-    if owner == tenant:
+    owned_by_uid = bool(uid) and any(r.get("uid") == uid for r in meta.get("ownerReferences") or [])
+    if owner == tenant or (owner is None and owned_by_uid):
         return Ownership.OURS
     if owner is None and adopt:
         return Ownership.ADOPTABLE

@@ -1,5 +1,4 @@
 import pytest
-
 from tenancy_operator.backends.circuit import Breaker, CircuitOpen
 
 

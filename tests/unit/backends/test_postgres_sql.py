@@ -1,7 +1,6 @@
 """PostgreSQL statements, pinned to the exact text we send."""
 
 import pytest
-
 from tenancy_operator.backends import postgres_sql as sql
 
 

@@ -1,7 +1,6 @@
 """Redis ACL rules: one token each, fenced to the tenant prefix, dangerous commands removed."""
 
 import pytest
-
 from tenancy_operator.backends import redis_acl
 
 

@@ -1,7 +1,6 @@
 from datetime import datetime, timedelta
 
 import pytest
-
 from tenancy_operator.reconcile import credentials as c
 
 NOW = datetime(2026, 11, 25, 12, 0, 0)

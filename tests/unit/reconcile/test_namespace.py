@@ -57,3 +57,21 @@ def test_ownership():
     assert ownership.classify(_ns(), "acme", True) is own.ADOPTABLE
     assert ownership.classify(_ns({labels.TENANT: "other"}), "acme", True) is own.FOREIGN
     assert ownership.classify(_ns({labels.TENANT: "acme"}, deleting=True), "acme", False) is own.TERMINATING
+
+
+def test_operator_binds_itself_to_secrets_in_the_tenant_namespace_only():
+    from tenancy_operator.reconcile.namespace import SECRETS_BINDING, OperatorIdentity
+
+    identity = OperatorIdentity("tenancy-system", "tenancy-operator", "tenancy-operator-tenant-secrets")
+    objs = desired_objects("acme", "uid-1", TenantSpec.model_validate({}), identity)
+    binding = next(o for o in objs if o["metadata"]["name"] == SECRETS_BINDING)
+    assert binding["metadata"]["namespace"] == "tenant-acme"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": "tenancy-operator-tenant-secrets"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tenancy-operator", "namespace": "tenancy-system"}]
+
+
+def test_namespace_owned_by_this_tenant_uid_is_ours_even_without_its_label():
+    ns = {"metadata": {"name": "tenant-acme", "labels": {}, "ownerReferences": [{"uid": "uid-1"}]}}
+    assert ownership.classify(ns, "acme", False, "uid-1") is ownership.Ownership.OURS
+    assert ownership.classify(ns, "acme", False, "uid-2") is ownership.Ownership.FOREIGN

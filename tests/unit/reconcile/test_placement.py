@@ -1,5 +1,4 @@
 import pytest
-
 from tenancy_operator.reconcile.placement import Candidate, NoBackend, choose
 
 
