@@ -98,12 +98,14 @@ class Operator:
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
         self.log = STATE / "logs" / "operator-e2e.log"
+        self.metrics_port = 0
 
     def start(self) -> None:
         port = free_port()
+        self.metrics_port = free_port()
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "TENANCY_VERIFY_INTERVAL": str(self.verify_interval),
                "TENANCY_LIVENESS": f"http://127.0.0.1:{port}/healthz", "TENANCY_RETRY_BASE": "0.5",
-               "TENANCY_RETRY_MAX": "5", "TENANCY_STANDALONE": "true", "TENANCY_METRICS_PORT": str(free_port()),
+               "TENANCY_RETRY_MAX": "5", "TENANCY_STANDALONE": "true", "TENANCY_METRICS_PORT": str(self.metrics_port),
                **self.extra_env}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = self.log.open("a")

@@ -164,3 +164,18 @@ def test_delete_removes_the_namespace(operator):
     _ready("goner")
     kubectl("delete", "tenant", "goner", "--timeout=30s")
     eventually(lambda: get("namespace", "tenant-goner") is None, 60, message="namespace gone")
+
+
+def test_metrics_report_conditions(operator, cleanup_tenants):
+    import urllib.request
+
+    cleanup_tenants.append("metered")
+    kube.apply(tenant_yaml("metered"))
+    _ready("metered")
+
+    def scraped():
+        text = urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).read().decode()
+        return 'tenancy_tenant_condition{status="True",tenant="metered",type="Ready"} 1.0' in text and text
+
+    text = eventually(scraped, 20, message="Ready condition in /metrics")
+    assert "tenancy_reconcile_seconds_bucket" in text

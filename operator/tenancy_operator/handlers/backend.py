@@ -16,6 +16,7 @@ from ..api.common import GROUP, VERSION
 from ..api.tenant import PLACED_SERVICES
 from ..backends import circuit, kube, registry
 from ..backends.base import BackendRefused, BackendUnavailable
+from ..observability import metrics
 from . import config
 from .targets import TargetError, target_for
 
@@ -57,6 +58,7 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
         except BackendUnavailable as exc:
             breaker.failure(str(exc))
             ok, reason, message = False, cond.Reason.BACKEND_UNAVAILABLE, str(exc)
+    metrics.record_backend(name, btype, ok)
     placed = len(placements.get((btype, name), []))
     conditions = [dict(c) for c in status.get("conditions", [])]
     changed = cond.set_condition(conditions, cond.READY, cond.TRUE if ok else cond.FALSE, reason, message, generation)

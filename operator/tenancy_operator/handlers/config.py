@@ -25,6 +25,8 @@ class Config:
     tenant_secrets_role: str = ""
     """A ClusterRole granting Secrets access, which the operator binds to itself inside each tenant
     namespace only (the chart's least-privilege RBAC has no cluster-wide Secrets rule). Empty: no binding."""
+    metrics_port: int = 0
+    """Port of the /metrics endpoint; 0 serves none."""
     service_account: str = ""
     """The operator's own ServiceAccount name, in `operator_namespace`, the subject of that binding."""
 
@@ -45,4 +47,5 @@ def load() -> Config:
         retry_max=_float("TENANCY_RETRY_MAX", Config.retry_max),
         tenant_secrets_role=os.environ.get("TENANCY_TENANT_SECRETS_ROLE", ""),
         service_account=os.environ.get("TENANCY_SERVICE_ACCOUNT", ""),
+        metrics_port=int(os.environ.get("TENANCY_METRICS_PORT") or 0),
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 import kopf
 
+from ..observability import metrics
 from . import config
 
 __all__ = ["configure"]
@@ -38,3 +39,4 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.standalone = cfg.standalone
     settings.peering.clusterwide = True
     settings.peering.name = "tenancy-operator"
+    metrics.serve(cfg.metrics_port)

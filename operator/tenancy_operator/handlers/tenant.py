@@ -24,6 +24,7 @@ from ..api.conditions import Reason
 from ..api.tenant import TenantSpec
 from ..backends import kube
 from ..backends.base import Report
+from ..observability import metrics
 from ..reconcile import labels
 from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
@@ -169,9 +170,13 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logge
                 kopf.event(body, type="Normal", reason=Reason.SPEC_CHANGED, message=f"Reconciling=True: {message}")
                 current_conditions = progressing
 
-        outcome = await _converge(name, uid, body, logger, kwargs)
+        with metrics.RECONCILE_SECONDS.labels("Tenant").time():
+            outcome = await _converge(name, uid, body, logger, kwargs)
         parts = outcome.parts
         conditions, phase, changed = tstatus.summarize(current_conditions, parts, generation, outcome.state)
+        metrics.record_tenant(name, conditions, phase)
+        if outcome.repaired:
+            metrics.REPAIRS.labels(name).inc(len(outcome.repaired))
         wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions, **outcome.status}
         if outcome.repaired and status.get("observedGeneration") == generation:
             kopf.event(body, type="Warning", reason=Reason.DRIFT_REPAIRED,
@@ -185,6 +190,7 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logge
                        message=f"{type_}={c.get('status')}: {c.get('message') or c.get('reason')}")
 
     failing = [p for p in parts if not p.ok and not p.stalled and not p.informational]
+    metrics.RECONCILES.labels("Tenant", "retry" if failing else phase).inc()
     if failing:
         delay = min(CFG.retry_max, CFG.retry_base * (2 ** min(retry, 10)))
         raise kopf.TemporaryError("; ".join(p.message for p in failing), delay=delay)
@@ -215,5 +221,6 @@ async def deleted(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger:
                                 _backends(kwargs.get("backends_by_name")), logger)
         gone = await namespace_part.remove(name, logger)
     _locks.pop(name, None)
+    metrics.forget_tenant(name)
     if not gone:
         logger.info("namespace deletion requested; the controller manager finishes it")

@@ -1,0 +1,60 @@
+"""Prometheus metrics of the operator itself: conditions, backend health, reconcile passes, repairs.
+
+Served on TENANCY_METRICS_PORT (the chart's metrics Service scrapes it); the chart's PrometheusRule
+alerts on `tenancy_tenant_condition` and `tenancy_backend_ready`. Labels carry names only, never a
+credential.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS"]
+
+log = logging.getLogger(__name__)
+
+TENANT_CONDITION = Gauge("tenancy_tenant_condition", "1 for the current status of each tenant condition",
+                         ["tenant", "type", "status"])
+TENANT_PHASE = Gauge("tenancy_tenant_phase", "1 for the tenant's current phase", ["tenant", "phase"])
+BACKEND_READY = Gauge("tenancy_backend_ready", "1 while the Backend answers its health probe", ["backend", "type"])
+RECONCILES = Counter("tenancy_reconcile_total", "Reconcile passes by kind and result", ["kind", "result"])
+RECONCILE_SECONDS = Histogram("tenancy_reconcile_seconds", "Duration of one reconcile pass", ["kind"],
+                              buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+REPAIRS = Counter("tenancy_drift_repairs_total", "Objects the verify pass had to put back", ["tenant"])
+
+_STATUSES = ("True", "False", "Unknown")
+_served = False
+
+
+def serve(port: int | None, addr: str = "0.0.0.0") -> None:
+    """Start the /metrics endpoint once; a missing port means no endpoint (the gauges still count)."""
+    global _served
+    if _served or not port:
+        return
+    _served = True
+    try:
+        start_http_server(int(port), addr=addr)
+        log.info("metrics on %s:%s/metrics", addr, port)
+    except OSError as exc:
+        log.warning("metrics endpoint on port %s not started: %s", port, exc)
+
+
+def record_tenant(tenant: str, conditions: list[dict[str, Any]], phase: str) -> None:
+    for c in conditions:
+        for status in _STATUSES:
+            TENANT_CONDITION.labels(tenant, c.get("type", ""), status).set(1 if c.get("status") == status else 0)
+    for known in ("Ready", "Provisioning", "Degraded", "Suspended", "Archived", "Stalled"):
+        TENANT_PHASE.labels(tenant, known).set(1 if phase == known else 0)
+
+
+def forget_tenant(tenant: str) -> None:
+    for gauge in (TENANT_CONDITION, TENANT_PHASE):
+        for labels in [key for key in list(gauge._metrics) if key[0] == tenant]:  # noqa: SLF001
+            gauge.remove(*labels)
+
+
+def record_backend(backend: str, type_: str, ready: bool) -> None:
+    BACKEND_READY.labels(backend, type_).set(1 if ready else 0)
