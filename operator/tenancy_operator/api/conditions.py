@@ -18,6 +18,8 @@ __all__ = [
     "RECONCILING",
     "STALLED",
     "DEGRADED",
+    "ANOMALY_DETECTED",
+    "ABNORMAL_TRUE",
     "set_condition",
     "get_condition",
     "is_true",
@@ -27,6 +29,9 @@ __all__ = [
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 READY, RECONCILING, STALLED, DEGRADED = "Ready", "Reconciling", "Stalled", "Degraded"
+ANOMALY_DETECTED = "AnomalyDetected"
+# Conditions that are bad news when True (kstatus calls them abnormal-true); their Events are Warnings.
+ABNORMAL_TRUE = frozenset({RECONCILING, STALLED, DEGRADED, ANOMALY_DETECTED})
 
 
 class Reason:

@@ -185,7 +185,7 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logge
             await kube.merge_patch("Tenant", name, None, {"status": wanted}, "status")
         for type_ in changed:
             c = cond.get_condition(conditions, type_) or {}
-            good = (c.get("status") == cond.TRUE) != (type_ in (cond.STALLED, cond.RECONCILING, cond.DEGRADED))
+            good = (c.get("status") == cond.TRUE) != (type_ in cond.ABNORMAL_TRUE)
             kopf.event(body, type="Normal" if good else "Warning", reason=c.get("reason") or type_,
                        message=f"{type_}={c.get('status')}: {c.get('message') or c.get('reason')}")
 
