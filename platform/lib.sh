@@ -15,6 +15,10 @@ SECRETS=$STATE/secrets         # generated passwords and tokens (mode 600)
 PBIN=$STATE/bin                # symlinks to the cached, versioned binaries
 VENV_BIN=$REPO/.venv/bin
 
+# PostgreSQL runs as the `postgres` user, which may not be able to reach a checkout under /root or
+# another private folder. Its data then lives here instead, keyed by the checkout's path.
+PG_OUTSIDE=/var/lib/tenancy-operator/$(printf '%s' "$REPO" | sha256sum | cut -c1-12)
+
 # Loopback ports. Chosen away from the usual defaults so a system service cannot collide.
 ETCD_PORT=12379
 ETCD_PEER_PORT=12380
@@ -24,7 +28,10 @@ PG_PORT=15432
 REDIS_PORT=16379
 BAO_PORT=18200
 BAO_CLUSTER_PORT=18201         # bao -dev always opens its cluster port at listen port + 1
-ALL_PORTS="$ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT $KCM_PORT $PG_PORT $REDIS_PORT $BAO_PORT $BAO_CLUSTER_PORT"
+PROM_PORT=19090
+LOADGEN_PORT=19091             # not a platform part: hack/loadgen.py listens here, Prometheus scrapes it
+OPERATOR_METRICS_PORT=19092    # not a platform part: a local operator's metrics (TENANCY_METRICS_PORT)
+ALL_PORTS="$ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT $KCM_PORT $PG_PORT $REDIS_PORT $BAO_PORT $BAO_CLUSTER_PORT $PROM_PORT"
 
 # The kube builds must pass the same ldflags everywhere: the cache key is name+version only, so
 # whoever builds first decides what `--version` prints.
@@ -109,6 +116,7 @@ ver_kube()     { [[ -x $1 ]] && "$1" --version 2>/dev/null | awk '{print $2}'; }
 ver_etcd()     { [[ -x $ETCD_BIN ]] && "$ETCD_BIN" --version 2>/dev/null | awk '/etcd Version/ {print $3}'; }
 ver_postgres() { local d; d=$(pg_bindir) && "$d/postgres" --version | awk '{print $3}'; }
 ver_redis()    { command -v redis-server >/dev/null && redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p'; }
+ver_prometheus() { command -v prometheus >/dev/null && prometheus --version 2>/dev/null | awk 'NR == 1 {print $3}'; }
 ver_bao()      { [[ -x $VENV_BIN/bao ]] && "$VENV_BIN/bao" version 2>/dev/null | awk '{print $2}'; }
 ver_kubectl()  { [[ -x $VENV_BIN/kubectl ]] && "$VENV_BIN/kubectl" version --client 2>/dev/null | awk '/Client Version/ {print $3}'; }
 ver_helm()     { [[ -x $HELM_BIN ]] && "$HELM_BIN" version --short 2>/dev/null; }

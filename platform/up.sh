@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the local platform on loopback: etcd, kube-apiserver, kube-controller-manager, PostgreSQL,
-# Redis and OpenBao, each as a plain process with its pid file, log and data under $REPO/.platform.
+# Redis, OpenBao and Prometheus, each as a plain process with its pid file, log and data under $REPO/.platform.
 # Idempotent: a part that already runs is left alone and only health-checked, so a second `up` on a
 # healthy platform returns in about a second. Binaries come from install.sh (cached per version).
 set -euo pipefail
@@ -13,6 +13,8 @@ for b in "$ETCD_BIN" "$APISERVER_BIN" "$KCM_BIN"; do [[ -x $b ]] || missing+=("$
 PGBIN=$(pg_bindir) || missing+=("PostgreSQL (/usr/lib/postgresql/*/bin/postgres)")
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-cli)
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v promtool >/dev/null || missing+=(promtool)
 [[ ${#missing[@]} -eq 0 ]] || die "missing: ${missing[*]}
   run platform/install.sh first (it builds/installs only what is missing)"
 for t in kubectl bao; do
@@ -205,10 +207,15 @@ if [[ $(id -u) -eq 0 ]]; then
 else
   AS_PG=() PG_OWNER=$(id -un)
 fi
-PGDATA=$STATE/postgres
+PGDATA=$STATE/postgres PGWORK=$STATE
+if [[ ${#AS_PG[@]} -gt 0 ]] && ! "${AS_PG[@]}" test -x "$STATE"; then
+  # The checkout is private to root (CI may clone under /root): keep PostgreSQL's files outside it.
+  mkdir -p "$PG_OUTSIDE"; chmod 755 "$PG_OUTSIDE"
+  PGDATA=$PG_OUTSIDE/postgres PGWORK=$PG_OUTSIDE
+fi
 if [[ ! -s $PGDATA/PG_VERSION ]]; then
   rm -rf "$PGDATA"; mkdir -p "$PGDATA"; chown "$PG_OWNER:" "$PGDATA"; chmod 700 "$PGDATA"
-  pwfile=$STATE/.pg-initdb-pw
+  pwfile=$PGWORK/.pg-initdb-pw
   (umask 077; printf '%s\n' "$PG_PASSWORD" >"$pwfile"); chown "$PG_OWNER:" "$pwfile"
   # scram for every connection, including local ones; no trust anywhere.
   if ! "${AS_PG[@]}" "$PGBIN/initdb" -D "$PGDATA" -U postgres --pwfile="$pwfile" --auth=scram-sha-256 \
@@ -249,6 +256,31 @@ start redis-server "$REDIS_PORT" redis-server "$STATE/redis/redis.conf"
 mkdir -p "$STATE/bao"
 start bao "$BAO_PORT" env HOME="$STATE/bao" "$VENV_BIN/bao" server -dev -dev-no-store-token \
   -dev-root-token-id="$BAO_TOKEN" -dev-listen-address="127.0.0.1:$BAO_PORT"
+
+# ---------------------------------------------------------------- Prometheus
+# Debian's prometheus with its own config and TSDB under .platform/prometheus. It scrapes itself, the
+# load generator (hack/loadgen.py on $LOADGEN_PORT, every 5 s: autoscaling e2e and demos) and a local
+# operator's metrics endpoint (TENANCY_METRICS_PORT=$OPERATOR_METRICS_PORT); a target that is not
+# running is just "down". Retention 30d: backfilled history (platform/backfill.sh, promtool) reaches
+# 14 days back. The config is rewritten on every up; a running Prometheus keeps the one it loaded.
+mkdir -p "$STATE/prometheus/data"
+cat >"$STATE/prometheus/prometheus.yml" <<EOF
+global:
+  scrape_interval: 15s
+  evaluation_interval: 15s
+scrape_configs:
+  - job_name: prometheus
+    static_configs: [{targets: ["127.0.0.1:$PROM_PORT"]}]
+  - job_name: loadgen
+    scrape_interval: 5s
+    static_configs: [{targets: ["127.0.0.1:$LOADGEN_PORT"]}]
+  - job_name: tenancy-operator
+    scrape_interval: 5s
+    static_configs: [{targets: ["127.0.0.1:$OPERATOR_METRICS_PORT"]}]
+EOF
+start prometheus "$PROM_PORT" prometheus --config.file="$STATE/prometheus/prometheus.yml" \
+  --storage.tsdb.path="$STATE/prometheus/data" --storage.tsdb.retention.time=30d \
+  --web.listen-address="127.0.0.1:$PROM_PORT" --web.enable-lifecycle --log.level=warn
 
 # ---------------------------------------------------------------- kube-apiserver (needs etcd)
 wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
@@ -309,6 +341,7 @@ default_sa()  { "$KUBECTL" --kubeconfig "$STATE/kubeconfig" -n default get servi
 wait_for postgres 30 pg_ready
 wait_for redis-server 15 redis_ready
 wait_for bao 30 curl -fsS "http://127.0.0.1:$BAO_PORT/v1/sys/health"
+wait_for prometheus 60 curl -fsS "http://127.0.0.1:$PROM_PORT/-/ready"
 wait_for kube-controller-manager 60 kcm_ready
 wait_for kube-controller-manager 60 default_sa
 
@@ -327,6 +360,7 @@ export VAULT_ADDR=http://127.0.0.1:$BAO_PORT
 export VAULT_TOKEN=$BAO_TOKEN
 export BAO_ADDR=http://127.0.0.1:$BAO_PORT
 export BAO_TOKEN=$BAO_TOKEN
+export TENANCY_PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT
 export PATH=$VENV_BIN:$PBIN:\$PATH
 EOF
 )
@@ -341,6 +375,7 @@ printf '%-24s %-10s %s\n' \
   postgres "$(ver_postgres)" "$(was postgres)" \
   redis "$(ver_redis)" "$(was redis-server)" \
   openbao "$(ver_bao)" "$(was bao)" \
+  prometheus "$(ver_prometheus)" "$(was prometheus)" \
   kubectl "$(ver_kubectl)" "client (.venv)"
 [[ -x $HELM_BIN ]] && printf '%-24s %-10s %s\n' helm "$(ver_helm)" client
 printf 'platform up in %.1fs; source %s/env\n' "$(awk "BEGIN {print $EPOCHREALTIME - $t0}")" "$STATE"

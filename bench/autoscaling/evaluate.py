@@ -17,10 +17,12 @@ from tenancy_operator.forecasting import (
     FloorInput,
     HoltWinters,
     QuantileGBM,
-    anomaly_scores,
+    consensus_scores,
     decide_floor,
     mase,
+    persistence_peak,
     pinball_loss,
+    relative_residuals,
     scaled_residuals,
     target_peaks,
 )
@@ -95,25 +97,39 @@ def run_trace(trace: Trace, start_delay_s: int, refit_every_days: int = 1, quant
     return rows, pf
 
 
-def latency_and_refit(n_single: int = 300) -> dict[str, float]:
-    """p99 of one forecast including features, and refit time on 14 days of 1-minute history."""
+def latency_and_refit(n_single: int = 1000, n_refit: int = 3) -> dict[str, float]:
+    """p99 of one forecast (features, both quantiles of the GBM and the incremental Holt-Winters
+    step: everything "ours" computes per decision) over ``n_single`` consecutive minutes, and the
+    median over ``n_refit`` repeats of a refit of both models on 14 days of 1-minute history.
+
+    The machine is shared, so single timings are noisy: a median of repeats for the refit, and the
+    99th percentile of many forecasts (not the worst one) for latency.
+    """
     tr = make_traces(("ramps",))[0]
     cfg = FeatureConfig(horizon=5, window=5)
     y = tr.y[: 14 * MINUTES_PER_DAY]
-    t = time.perf_counter()
-    gbm = QuantileGBM(cfg).fit(y, tr.t0_s)
-    gbm_fit = time.perf_counter() - t
-    t = time.perf_counter()
-    HoltWinters(cfg).fit(y, tr.t0_s)
-    hw_fit = time.perf_counter() - t
+    gbm_s, hw_s, total_s = [], [], []
+    for _ in range(n_refit):
+        t = time.perf_counter()
+        gbm = QuantileGBM(cfg).fit(y, tr.t0_s)
+        t1 = time.perf_counter()
+        hw = HoltWinters(cfg).fit(y, tr.t0_s)
+        t2 = time.perf_counter()
+        gbm_s.append(t1 - t)
+        hw_s.append(t2 - t1)
+        total_s.append(t2 - t)
     lat = []
     for k in range(n_single):
-        hist = tr.y[: 14 * MINUTES_PER_DAY + k]
+        # a sliding 14-day window, as a Prometheus query_range over the history would return
+        hist = tr.y[k + 1 : 14 * MINUTES_PER_DAY + k + 1]
+        t0 = tr.t0_s + 60.0 * (k + 1)
         t = time.perf_counter()
-        gbm.predict(hist, tr.t0_s)
+        gbm.predict(hist, t0)
+        hw.predict(hist, t0)
         lat.append(time.perf_counter() - t)
     return {"forecast_p99_ms": float(np.percentile(lat, 99) * 1e3), "forecast_p50_ms": float(np.median(lat) * 1e3),
-            "refit_gbm_s": gbm_fit, "refit_hw_s": hw_fit, "refit_total_s": gbm_fit + hw_fit}
+            "refit_gbm_s": float(np.median(gbm_s)), "refit_hw_s": float(np.median(hw_s)),
+            "refit_total_s": float(np.median(total_s)), "refit_max_s": float(max(total_s))}
 
 
 def _runs(mask: np.ndarray, merge_gap: int) -> list[tuple[int, int]]:
@@ -131,7 +147,12 @@ def _runs(mask: np.ndarray, merge_gap: int) -> list[tuple[int, int]]:
 
 
 def anomaly_bench(seed: int = 11, n_spikes: int = 8, n_shifts: int = 4, threshold: float = 0.9) -> dict[str, float]:
-    """Inject spikes and level shifts into the test week of a periodic trace and score detection."""
+    """Inject spikes and level shifts into the test week of a periodic trace and score detection.
+
+    Scores are :func:`consensus_scores` of two residual series: against the quantile model
+    (scaled by its own band) and against persistence. A detection is a run of scores above
+    ``threshold``; it is true when it starts near an injected onset or end.
+    """
     tr = make_traces(("ramps",))[0]
     rng = np.random.default_rng(seed)
     y = tr.y.copy()
@@ -152,8 +173,10 @@ def anomaly_bench(seed: int = 11, n_spikes: int = 8, n_shifts: int = 4, threshol
     gbm = QuantileGBM(cfg).fit(tr.y[: t0 - 1], tr.t0_s)
     pos = np.arange(t0 - MINUTES_PER_DAY, n - cfg.horizon - cfg.window, dtype=np.int64)
     med, up = gbm.predict_batch(y, tr.t0_s, pos)
-    resid = scaled_residuals(target_peaks(y, pos, cfg), med, up)
-    scores = anomaly_scores(resid, AnomalyConfig())
+    actual = target_peaks(y, pos, cfg)
+    resid = scaled_residuals(actual, med, up)
+    naive = relative_residuals(actual, persistence_peak(y, pos, cfg))
+    scores = consensus_scores(resid, naive, AnomalyConfig())
     test = pos >= t0 - 2
     win_start = pos + cfg.horizon
     runs = _runs((scores > threshold) & test, merge_gap=10)

@@ -46,6 +46,7 @@ class SimResult:
     replica_hours: float
     scale_events: int
     replicas: np.ndarray  # desired replicas per tick
+    under: np.ndarray | None = None  # per tick: demand above ready capacity (for diagnostics)
 
 
 FloorPolicy = Callable[[int, int], int]  # (minute index into the test span, current replicas) -> minReplicas
@@ -73,6 +74,7 @@ def simulate(demand: np.ndarray, cfg: HPAConfig, policy: FloorPolicy | None, war
     pod_ticks = 0
     events = 0
     out = np.empty(n_ticks, dtype=np.int32)
+    under = np.zeros(n_ticks, dtype=bool)
     for k in range(n_ticks):
         now = k * cfg.sync_s
         minute = k // ticks_per_min
@@ -119,10 +121,12 @@ def simulate(demand: np.ndarray, cfg: HPAConfig, policy: FloorPolicy | None, war
         if dem > capacity + 1e-9:
             upm_ticks += 1
             unserved += dem - capacity
+            under[k] = True
     return SimResult(
         upm=upm_ticks / ticks_per_min,
         unserved_share=unserved / total if total else 0.0,
         replica_hours=pod_ticks * cfg.sync_s / 3600.0,
         scale_events=events,
         replicas=out,
+        under=under,
     )

@@ -30,7 +30,7 @@ __all__ = ["PolicyForecasts", "build_forecasts", "DATA_AGE_MIN"]
 
 DATA_AGE_MIN = 2  # at decision minute t the newest complete, delivered sample is minute t - 2
 TRAIN_DAYS = 14
-GATE_WINDOW = 3 * MINUTES_PER_DAY
+GATE_WINDOW = 7 * MINUTES_PER_DAY  # a week: every weekday once, so one holiday or one moved ramp cannot close the gate alone
 FIRST_FIT_DAY = 7  # walk-forward starts after a week, so the gate has a week of backtests at day 14
 GATE_EVERY = 60
 
@@ -104,7 +104,7 @@ def build_forecasts(trace: Trace, start_delay_s: int, metric_delay_s: int = 60, 
         pf.median[name], pf.upper[name], pf.fit_seconds[name] = m, u, secs
     pf.median["oracle"], pf.upper["oracle"] = actual, actual
 
-    # Ours: hourly choice between the two models on the last two days of realised backtests.
+    # Ours: hourly choice between the two models on the last week of realised backtests.
     cands = {k: (pf.median[k], pf.upper[k]) for k in ("qgbm", "holt_winters")}
     dec = np.arange(0, len(positions), GATE_EVERY)
     choices = windowed_choice(actual, pf.persistence, cands, dec, cfg.horizon + cfg.window - 1,

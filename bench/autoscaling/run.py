@@ -3,7 +3,8 @@ prints the issue's table and targets (PASS/MISS with the number; nothing is mass
 
 Why this exists: the forecasting core only earns its place if, on traces like real tenants', it
 cuts under-provisioned minutes at little cost where demand is predictable, and does no harm where
-it is not. ``--quick`` is the subset ``make test`` runs (under two minutes); the full run is
+it is not. ``--quick`` is the subset ``make test`` runs (under a minute; misses are printed, the exit code
+is 0 unless ``--strict``); ``--results FILE`` also writes the report as Markdown; the full run is
 ``make bench``.
 
     python -m bench.autoscaling [--quick] [--traces a,b] [--delays 30,120]
@@ -12,8 +13,10 @@ it is not. ``--quick`` is the subset ``make test`` runs (under two minutes); the
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -95,10 +98,11 @@ def judge(rows: list[Row], perf: dict[str, float], anom: dict[str, float]) -> tu
         ok = us.upm <= best.upm + 1e-9 and us.replica_hours <= best.replica_hours + 1e-9
         check(f"{tag} ours >= best of HW/qgbm (UPM, no more rep-h)", ok,
               f"UPM {us.upm:.2f} vs {best.policy} {best.upm:.2f}; rep-h {us.replica_hours:.0f} vs {best.replica_hours:.0f}")
-    check("one forecast p99 <= 5 ms (features + both quantiles)", perf["forecast_p99_ms"] <= 5,
+    check("one forecast p99 <= 5 ms (features, GBM quantiles, HW step)", perf["forecast_p99_ms"] <= 5,
           f"{perf['forecast_p99_ms']:.2f} ms (p50 {perf['forecast_p50_ms']:.2f})")
-    check("refit on 14 days of 1-min history <= 1 s", perf["refit_total_s"] <= 1,
-          f"{perf['refit_total_s']:.2f} s (gbm {perf['refit_gbm_s']:.2f}, hw {perf['refit_hw_s']:.2f})")
+    check("refit on 14 days of 1-min history <= 1 s (median)", perf["refit_total_s"] <= 1,
+          f"{perf['refit_total_s']:.2f} s (gbm {perf['refit_gbm_s']:.2f}, hw {perf['refit_hw_s']:.2f}; "
+          f"slowest of repeats {perf['refit_max_s']:.2f})")
     check("anomaly precision >= 0.9", anom["precision"] >= 0.9, f"{anom['precision']:.2f} ({anom['detections']:.0f} detections)")
     check("anomaly recall >= 0.9", anom["recall"] >= 0.9, f"{anom['recall']:.2f} ({anom['injected']:.0f} injected)")
     print(f"\n{passes} passed, {misses} missed")
@@ -107,11 +111,48 @@ def judge(rows: list[Row], perf: dict[str, float], anom: dict[str, float]) -> tu
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.autoscaling", description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="subset for make test (< 2 minutes)")
+    ap.add_argument("--quick", action="store_true", help="subset for make test (< 1 minute)")
     ap.add_argument("--traces", default="", help="comma-separated trace names (default: all, or the quick set)")
     ap.add_argument("--delays", default="", help="pod start delays in seconds (default 30,120; quick: 120)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when any target is missed")
+    ap.add_argument("--results", default="", help="also write the report as Markdown to this file")
     args = ap.parse_args(argv)
+    if args.results:
+        tee = _Tee(sys.stdout)
+        old, sys.stdout = sys.stdout, tee
+        try:
+            rc = _run(args)
+        finally:
+            sys.stdout = old
+        _write_results(Path(args.results), tee.getvalue(), argv if argv is not None else sys.argv[1:])
+        return rc
+    return _run(args)
+
+
+class _Tee(io.StringIO):
+    def __init__(self, out) -> None:
+        super().__init__()
+        self._out = out
+
+    def write(self, s: str) -> int:
+        self._out.write(s)
+        return super().write(s)
+
+
+def _write_results(path: Path, text: str, argv: list[str]) -> None:
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    body = (f"# Autoscaling bench results\n\n"
+            f"- Date: {stamp}\n- Machine: {machine} (shared; load average at the end {load})\n"
+            f"- Command: `python -m bench.autoscaling {' '.join(argv)}`\n\n"
+            f"Columns: UPM = under-provisioned minutes in the test week; rep-h = replica-hours; "
+            f"gate = share of test minutes the forecast may act; UPM/re, RH/re, ev/re = ratios to reactive; "
+            f"gap = share of the reactive-to-oracle UPM gap closed.\n\n```\n{text.rstrip()}\n```\n")
+    path.write_text(body)
+
+
+def _run(args: argparse.Namespace) -> int:
     names = tuple(args.traces.split(",")) if args.traces else (QUICK_TRACES if args.quick else TRACE_NAMES)
     delays = [int(x) for x in args.delays.split(",")] if args.delays else ([120] if args.quick else [30, 120])
     refit = 2 if args.quick else 1

@@ -10,8 +10,11 @@ from .anomaly import (
     AnomalyConfig,
     anomaly_score,
     anomaly_scores,
+    consensus_score,
+    consensus_scores,
     relative_residuals,
     robust_z,
+    robust_z_series,
     scaled_residuals,
     score_from_z,
 )
@@ -36,7 +39,7 @@ from .features import (
     target_peaks,
 )
 from .floor import FloorDecision, FloorInput, decide_floor, replicas_for
-from .holtwinters import HoltWinters, HWParams, holt_winters_filter
+from .holtwinters import HoltWinters, HWParams, HWState, holt_winters_filter, holt_winters_state
 from .models import (
     PeakForecast,
     QuantileGBM,
@@ -48,13 +51,13 @@ from .models import (
 from .selection import Choice, choose_forecaster, windowed_choice
 
 __all__ = [
-    "AnomalyConfig", "anomaly_score", "anomaly_scores", "relative_residuals", "robust_z", "scaled_residuals", "score_from_z",
+    "AnomalyConfig", "anomaly_score", "anomaly_scores", "consensus_score", "consensus_scores", "robust_z_series", "relative_residuals", "robust_z", "scaled_residuals", "score_from_z",
     "BacktestScores", "GateConfig", "GateVerdict", "evaluate_gate", "mase", "pinball_loss",
     "rolling_origins", "score_backtest",
     "FeatureConfig", "build_features", "feature_names", "peak_from_relative", "recent_level",
     "relative_target", "rolling_max", "target_peaks",
     "FloorDecision", "FloorInput", "decide_floor", "replicas_for",
-    "HoltWinters", "HWParams", "holt_winters_filter",
+    "HoltWinters", "HWParams", "HWState", "holt_winters_filter", "holt_winters_state",
     "PeakForecast", "QuantileGBM", "linear_trend_peak", "persistence_peak", "seasonal_naive_peak",
     "single_threaded",
     "Choice", "choose_forecaster", "windowed_choice",

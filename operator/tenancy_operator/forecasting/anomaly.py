@@ -15,21 +15,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AnomalyConfig", "relative_residuals", "scaled_residuals", "robust_z", "score_from_z", "anomaly_score", "anomaly_scores"]
+__all__ = [
+    "AnomalyConfig", "relative_residuals", "scaled_residuals", "robust_z", "robust_z_series", "score_from_z",
+    "anomaly_score", "anomaly_scores", "consensus_score", "consensus_scores",
+]
 
 _MAD_TO_SIGMA = 1.4826
 
 
 @dataclass(frozen=True)
 class AnomalyConfig:
-    """``z_center`` is the robust z-score that maps to 0.5; 0.9 is reached at z_center + 2.2 * z_width."""
+    """``z_center`` is the robust z-score that maps to 0.5; 0.9 is reached at z_center + 2.2 * z_width
+    (6.7 by default). ``sustain`` is how many consecutive forecasts must all be surprised for
+    :func:`consensus_scores` to score high: a spike or a level shift surprises every forecast whose
+    window covers its onset (about ``window`` of them), an expected daily ramp that comes a minute
+    early or late surprises one or two."""
 
     window: int = 1440
     min_history: int = 60
     refresh: int = 60
-    z_center: float = 6.0
+    z_center: float = 4.5
     z_width: float = 1.0
     min_mad: float = 0.01
+    sustain: int = 4
 
 
 def relative_residuals(actual: np.ndarray, expected: np.ndarray, floor: float = 1e-3) -> np.ndarray:
@@ -83,6 +91,47 @@ def anomaly_scores(residuals: np.ndarray, cfg: AnomalyConfig = AnomalyConfig()) 
     The median and MAD are refreshed every ``cfg.refresh`` samples (what a periodic job would do),
     which keeps a week of 1-minute residuals to a few milliseconds.
     """
+    return np.asarray(score_from_z(robust_z_series(residuals, cfg), cfg))
+
+
+def consensus_score(
+    history: np.ndarray,
+    residual: float,
+    naive_history: np.ndarray,
+    naive_residual: float,
+    cfg: AnomalyConfig = AnomalyConfig(),
+) -> float:
+    """Score of one new value that must surprise both the forecaster and persistence (see
+    :func:`consensus_scores`; ``sustain`` is left to the caller, who keeps the recent scores)."""
+    h = np.asarray(history, dtype=float)[-cfg.window :]
+    hn = np.asarray(naive_history, dtype=float)[-cfg.window :]
+    if np.isfinite(h).sum() < cfg.min_history or np.isfinite(hn).sum() < cfg.min_history:
+        return 0.0
+    z = min(robust_z(h, residual, cfg.min_mad), robust_z(hn, naive_residual, cfg.min_mad))
+    return float(score_from_z(z, cfg))
+
+
+def consensus_scores(
+    model_residuals: np.ndarray, naive_residuals: np.ndarray, cfg: AnomalyConfig = AnomalyConfig()
+) -> np.ndarray:
+    """Scores from the smaller of two robust z-scores: against the forecaster and against persistence.
+
+    An anomaly is demand that neither the seasonal forecaster nor "the recent past continues" saw
+    coming. Either alone misfires: persistence is surprised by every expected daily ramp, and the
+    forecaster is surprised *the day after* a spike or a level shift, when its day-ago features
+    still expect the anomaly to repeat but demand merely carries on as it was. A spike, and the
+    onset or end of a level shift, surprise both.
+    """
+    z = np.minimum(robust_z_series(model_residuals, cfg), robust_z_series(naive_residuals, cfg))
+    zs = z.copy()
+    for k in range(1, max(1, cfg.sustain)):  # the smallest z of the last ``sustain`` forecasts
+        zs[k:] = np.minimum(zs[k:], z[:-k])
+        zs[:k] = 0.0
+    return np.asarray(score_from_z(zs, cfg))
+
+
+def robust_z_series(residuals: np.ndarray, cfg: AnomalyConfig = AnomalyConfig()) -> np.ndarray:
+    """Robust z-score of each residual against the trailing ``cfg.window`` before it (0 while short)."""
     r = np.asarray(residuals, dtype=float)
     z = np.zeros(len(r))
     for start in range(0, len(r), cfg.refresh):
@@ -94,4 +143,4 @@ def anomaly_scores(residuals: np.ndarray, cfg: AnomalyConfig = AnomalyConfig()) 
         mad = max(float(np.median(np.abs(past - med))), cfg.min_mad)
         seg = r[start : start + cfg.refresh]
         z[start : start + cfg.refresh] = np.where(np.isfinite(seg), np.abs(seg - med) / (_MAD_TO_SIGMA * mad), 0.0)
-    return np.asarray(score_from_z(z, cfg))
+    return z

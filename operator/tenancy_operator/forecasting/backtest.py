@@ -59,6 +59,8 @@ class BacktestScores:
     predicted_rises: int
     actual_rises: int
     true_rises: int
+    predicted_rise_events: int = 0
+    true_rise_events: int = 0
 
     @property
     def skill(self) -> float:
@@ -68,8 +70,26 @@ class BacktestScores:
         return 1.0 - self.pinball / self.pinball_persistence
 
     @property
+    def median_skill(self) -> float:
+        """1 - MAE(median) / MAE(persistence): the median model as a point forecast against the recent max."""
+        if not np.isfinite(self.mae_persistence) or self.mae_persistence <= 0:
+            return float("nan")
+        return 1.0 - self.mae / self.mae_persistence
+
+    @property
     def rise_precision(self) -> float:
         return self.true_rises / self.predicted_rises if self.predicted_rises else float("nan")
+
+    @property
+    def event_precision(self) -> float:
+        """Share of predicted rise *events* (runs of consecutive rise forecasts) in which a rise came.
+
+        Per minute, one wrong call stretched over many minutes (a holiday morning, a moved ramp)
+        outweighs many right ones; people, and the floor rule, act on events.
+        """
+        if not self.predicted_rise_events:
+            return float("nan")
+        return self.true_rise_events / self.predicted_rise_events
 
     @property
     def rise_recall(self) -> float:
@@ -83,13 +103,15 @@ def score_backtest(
     persistence: np.ndarray,
     quantile: float,
     tolerance: float,
+    merge_gap: int = 5,
 ) -> BacktestScores:
     """Score realised forecasts.
 
     A predicted rise is a median above ``persistence * (1 + tolerance)``; it counts as true when the
     realised peak rose by more than half the tolerance (a rise did come, even if a little smaller:
     without that slack, noise around the threshold makes precision a coin flip). Actual rises, for
-    recall, are realised peaks above ``persistence * (1 + tolerance)``.
+    recall, are realised peaks above ``persistence * (1 + tolerance)``. Predicted rises less than
+    ``merge_gap`` forecasts apart form one event, true when any of its forecasts was.
     """
     a, md, up, pe = (np.asarray(v, dtype=float) for v in (actual, median, upper, persistence))
     ok = np.isfinite(a) & np.isfinite(md) & np.isfinite(up) & np.isfinite(pe)
@@ -98,6 +120,7 @@ def score_backtest(
     pred_rise = md > thr
     act_rise = a > thr
     came = a > pe * (1.0 + 0.5 * tolerance)
+    n_ev, n_true_ev = _rise_events(pred_rise, came, merge_gap)
     return BacktestScores(
         n=int(ok.sum()),
         pinball=pinball_loss(a, up, quantile),
@@ -107,7 +130,18 @@ def score_backtest(
         predicted_rises=int(pred_rise.sum()),
         actual_rises=int(act_rise.sum()),
         true_rises=int((pred_rise & came).sum()),
+        predicted_rise_events=n_ev,
+        true_rise_events=n_true_ev,
     )
+
+
+def _rise_events(pred: np.ndarray, came: np.ndarray, merge_gap: int) -> tuple[int, int]:
+    at = np.flatnonzero(pred)
+    if len(at) == 0:
+        return 0, 0
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(at) > merge_gap) + 1))
+    hits = np.add.reduceat(came[at].astype(np.int64), starts)
+    return int(len(starts)), int((hits > 0).sum())
 
 
 @dataclass(frozen=True)
@@ -118,6 +152,12 @@ class GateConfig:
     min_skill: float = 0.05
     min_rise_precision: float = 0.4
     min_predicted_rises: int = 3
+    precision_basis: str = "event"  # "event" (runs of rise forecasts) or "minute"
+    # The median decides whether a rise is coming, so it must be about as good as persistence as a
+    # point forecast too (MAE at most 10% worse): an upper quantile alone beats persistence's pinball
+    # on almost any series (persistence is no 0.9-quantile), which let Holt-Winters act on a random
+    # walk; its median there is 20-30% worse than persistence.
+    min_median_skill: float | None = -0.1
 
 
 @dataclass(frozen=True)
@@ -139,24 +179,37 @@ def evaluate_gate(scores: BacktestScores, cfg: GateConfig = GateConfig(), model:
             f"(pinball {s.pinball:.3g} vs {s.pinball_persistence:.3g}, skill {s.skill:.2f} < {cfg.min_skill:.2f})",
             s,
         )
-    if s.predicted_rises < cfg.min_predicted_rises:
+    if cfg.min_median_skill is not None and not (s.median_skill >= cfg.min_median_skill):
         return GateVerdict(
             False,
-            f"Reactive: {model} predicted {s.predicted_rises} rises in the backtest window, "
-            f"too few to trust (need {cfg.min_predicted_rises})",
+            f"Reactive: {model}'s median does not beat persistence on recent backtests "
+            f"(MAE {s.mae:.3g} vs {s.mae_persistence:.3g})",
             s,
         )
-    if s.rise_precision < cfg.min_rise_precision:
+    # Scores built without event counts (older callers) fall back to per-minute counting.
+    by_event = cfg.precision_basis == "event" and (s.predicted_rise_events > 0 or s.predicted_rises == 0)
+    n_pred = s.predicted_rise_events if by_event else s.predicted_rises
+    if n_pred < cfg.min_predicted_rises:
         return GateVerdict(
             False,
-            f"Reactive: {model} rise precision {s.rise_precision:.2f} < {cfg.min_rise_precision:.2f} "
-            f"({s.true_rises} of {s.predicted_rises} predicted rises happened)",
+            f"Reactive: {model} predicted {n_pred} {'rise events' if by_event else 'rises'} in the backtest "
+            f"window, too few to trust (need {cfg.min_predicted_rises})",
+            s,
+        )
+    prec = s.event_precision if by_event else s.rise_precision
+    hit, tot = (s.true_rise_events, s.predicted_rise_events) if by_event else (s.true_rises, s.predicted_rises)
+    what = "rise events" if by_event else "predicted rises"
+    if prec < cfg.min_rise_precision:
+        return GateVerdict(
+            False,
+            f"Reactive: {model} rise precision {prec:.2f} < {cfg.min_rise_precision:.2f} "
+            f"({hit} of {tot} {what} happened)",
             s,
         )
     return GateVerdict(
         True,
         f"Predictive: {model} beats persistence (skill {s.skill:.2f}, pinball {s.pinball:.3g} vs "
-        f"{s.pinball_persistence:.3g}) with rise precision {s.rise_precision:.2f} over {s.n} forecasts",
+        f"{s.pinball_persistence:.3g}) with rise precision {prec:.2f} ({hit} of {tot} {what}) over {s.n} forecasts",
         s,
     )
 

@@ -52,6 +52,10 @@ class FeatureConfig:
     level_span: int = 5
     local_peak_halfwidth: int = 30
     level_floor: float = 1e-3
+    # Day-of-week terms. Off by default: with two weeks of history each weekday is two examples, so
+    # the trees memorise single days (one Thursday that was a holiday made every later Thursday's
+    # 08:00 ramp a coin flip); the week-ago features carry the weekly pattern without that.
+    day_of_week: bool = False
 
     @property
     def day(self) -> int:
@@ -76,7 +80,9 @@ def feature_names(cfg: FeatureConfig) -> list[str]:
     for tag in ("day", "week"):
         names += [f"{tag}_rise", f"{tag}_local_rise", f"{tag}_growth", f"{tag}_at_target", f"{tag}_at_target_abs"]
     names += ["any_rise", "any_at_target"]
-    names += ["tod_sin", "tod_cos", "dow_sin", "dow_cos"]
+    names += ["tod_sin", "tod_cos"]
+    if cfg.day_of_week:
+        names += ["dow_sin", "dow_cos"]
     return names
 
 
@@ -132,10 +138,10 @@ def _time_terms(t0_s: float, idx: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     tod = np.mod(t, 86400.0) / 86400.0
     dow = (np.floor(t / 86400.0) + 3.0) % 7.0
     two_pi = 2.0 * math.pi
-    return np.stack(
-        [np.sin(two_pi * tod), np.cos(two_pi * tod), np.sin(two_pi * dow / 7.0), np.cos(two_pi * dow / 7.0)],
-        axis=1,
-    )
+    cols = [np.sin(two_pi * tod), np.cos(two_pi * tod)]
+    if cfg.day_of_week:
+        cols += [np.sin(two_pi * dow / 7.0), np.cos(two_pi * dow / 7.0)]
+    return np.stack(cols, axis=1)
 
 
 def build_features(y: np.ndarray, t0_s: float, idx: np.ndarray, cfg: FeatureConfig, scale: float) -> np.ndarray:

@@ -13,14 +13,14 @@ the point forecast scaled by the empirical quantile of the relative peak residua
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .features import FeatureConfig, target_peaks
 from .models import PeakForecast
 
-__all__ = ["HWParams", "HoltWinters", "holt_winters_filter"]
+__all__ = ["HWParams", "HWState", "HoltWinters", "holt_winters_filter", "holt_winters_state"]
 
 DEFAULT_GRID: tuple[tuple[float, float, float], ...] = (
     (0.1, 0.0, 0.1),
@@ -66,6 +66,56 @@ def holt_winters_filter(y: np.ndarray, m: int, p: HWParams) -> tuple[np.ndarray,
     return np.array(levels), np.array(trends), np.array(s_at)
 
 
+_TAIL = 8
+
+
+@dataclass
+class HWState:
+    """Holt-Winters filter state after the sample at absolute step ``last_step`` (``t / step_s``).
+
+    ``season`` is indexed by absolute phase (``absolute step mod m``), so the state stays valid when
+    the caller's history window slides forward (as a Prometheus ``query_range`` over the last 14 days
+    does): one forecast then only filters the samples that arrived since the last one.
+    """
+
+    level: float
+    trend: float
+    season: list[float] = field(repr=False)
+    last_step: int
+    last_value: float
+    tail: tuple[float, ...] = ()  # the last few samples filtered, newest last, to recognise the history
+
+
+def holt_winters_state(y: np.ndarray, m: int, p: HWParams, first_step: int = 0) -> HWState:
+    """Run the filter over ``y`` (whose first sample is at absolute step ``first_step``); final state."""
+    lv, tr, sa = holt_winters_filter(y, m, p)
+    n = len(y)
+    season = [0.0] * m
+    # The newest update of each phase is at one of the last m positions.
+    for t in range(n - m, n):
+        season[(first_step + t) % m] = float(sa[t])
+    tail = tuple(float(v) for v in np.asarray(y, dtype=float)[-_TAIL:])
+    return HWState(float(lv[-1]), float(tr[-1]), season, first_step + n - 1, float(y[-1]), tail)
+
+
+def _advance(state: HWState, new: list[float], m: int, p: HWParams) -> None:
+    a, b, g = p.alpha, p.beta, p.gamma
+    lev, tr, season = state.level, state.trend, state.season
+    t = state.last_step
+    for v in new:
+        t += 1
+        j = t % m
+        s_old = season[j]
+        new_lev = a * (v - s_old) + (1.0 - a) * (lev + tr)
+        tr = b * (new_lev - lev) + (1.0 - b) * tr
+        lev = new_lev
+        season[j] = g * (v - lev) + (1.0 - g) * s_old
+    state.level, state.trend, state.last_step = lev, tr, t
+    if new:
+        state.last_value = float(new[-1])
+        state.tail = (state.tail + tuple(float(v) for v in new))[-_TAIL:]
+
+
 def _peaks(levels: np.ndarray, trends: np.ndarray, s_at: np.ndarray, idx: np.ndarray, m: int, cfg: FeatureConfig) -> np.ndarray:
     h = np.arange(cfg.horizon, cfg.horizon + cfg.window)
     pos = idx[:, None] + h[None, :] - m
@@ -88,6 +138,7 @@ class HoltWinters:
         self.params = HWParams(*grid[0])
         self.upper_factor = 1.0
         self.fitted = False
+        self.state: HWState | None = None
 
     def fit(self, y: np.ndarray, t0_s: float = 0.0) -> HoltWinters:
         y = np.asarray(y, dtype=float)
@@ -108,8 +159,12 @@ class HoltWinters:
         _, self.params, pred = best
         rel = actual / np.maximum(pred, self.cfg.level_floor) - 1.0
         self.upper_factor = float(1.0 + max(np.nanquantile(rel, self.quantile), 0.0))
+        self.state = holt_winters_state(y, m, self.params, self._step(t0_s))
         self.fitted = True
         return self
+
+    def _step(self, t0_s: float) -> int:
+        return int(round(float(t0_s) / self.cfg.step_s))
 
     def predict_batch(self, y: np.ndarray, t0_s: float, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Median (point) and upper peak forecasts at every position in ``idx`` (one filter pass)."""
@@ -118,5 +173,33 @@ class HoltWinters:
         return pt, pt * self.upper_factor
 
     def predict(self, y: np.ndarray, t0_s: float = 0.0) -> PeakForecast:
-        med, up = self.predict_batch(y, t0_s, np.array([len(y) - 1]))
-        return PeakForecast(median=float(med[0]), upper=float(up[0]), quantile=self.quantile, model=self.name)
+        """One forecast from the latest sample of ``y`` (``t0_s`` is the time of ``y[0]``).
+
+        Incremental: the filter state kept from the last call (or from :meth:`fit`) is advanced over
+        the samples that arrived since, so a forecast costs microseconds, not a pass over 14 days.
+        If ``y`` does not continue that state (a gap, an older window, rewritten history), the filter
+        re-runs over ``y`` once.
+        """
+        y = np.asarray(y, dtype=float)
+        n = len(y)
+        first = self._step(t0_s)
+        last = first + n - 1
+        st = self.state
+        ok = st is not None and first <= st.last_step <= last
+        if ok:
+            assert st is not None
+            # The samples the state has already seen must be the ones at the same place in ``y``.
+            end = st.last_step - first + 1
+            k = min(len(st.tail), end)
+            seen = y[end - k : end]
+            ok = k > 0 and np.array_equal(seen, np.asarray(st.tail[-k:]), equal_nan=True)
+        if ok:
+            assert st is not None
+            _advance(st, y[st.last_step - first + 1 :].tolist(), self.m, self.params)
+        else:
+            st = self.state = holt_winters_state(y, self.m, self.params, first)
+        h = np.arange(self.cfg.horizon, self.cfg.horizon + self.cfg.window)
+        season = st.season
+        pts = [st.level + k * st.trend + season[(st.last_step + int(k)) % self.m] for k in h]
+        med = max(max(pts), 0.0)
+        return PeakForecast(median=float(med), upper=float(med * self.upper_factor), quantile=self.quantile, model=self.name)

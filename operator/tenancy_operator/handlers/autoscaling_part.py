@@ -1,22 +1,371 @@
-"""The AutoscalingReady part: an HPA per autoscaling rule, fed by forecasts (see issue 7).
+"""The AutoscalingReady part: an HPA per autoscaling rule, fed by forecasts (issue 7).
 
-Placeholder until the forecasting integration lands: with no rules it reports nothing.
+Per rule, every reconcile pass: read the HPAs we own (one list call), the rule's target, and the
+few new samples of the rule's metric since the last pass (one small Prometheus range query); make
+one forecast with the cached model (milliseconds); decide the floor (reconcile/autoscaling.py); write
+the HPA only if it differs; report status, metrics and conditions. Models are refit on a schedule
+(TENANCY_FORECAST_REFIT_INTERVAL seconds, default 3600) in a background task: the full history is read
+in chunks and fitted in a worker thread, one fit at a time, while the previous model keeps serving.
+Models live in memory only; a restarted operator refits (the lift in force is recorded on the HPA).
+
+Modes: Observe keeps the HPA at the rule's own minReplicas and never writes it again unless it
+drifts; Floor lifts minReplicas ahead of a predicted rise and releases the lift after the predicted
+peak; ExternalMetric exports the floor's demand as `tenancy_autoscaling_forecast_demand`, which the
+HPA reads through an adapter (docs/autoscaling.md). The gauges are in the default registry, served
+with the operator's other metrics on TENANCY_METRICS_PORT (observability/metrics.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..api.tenant import TenantSpec
+import kopf
+import numpy as np
+from prometheus_client import Gauge
+
+from ..api.tenant import AutoscalingRule, TenantSpec
+from ..backends import kube, prometheus
+from ..forecasting import FeatureConfig
+from ..reconcile import autoscaling as auto
+from ..reconcile import labels
 from ..reconcile.status import PartResult
 
-__all__ = ["ensure", "CONDITION"]
+__all__ = ["ensure", "CONDITION", "ANOMALY", "SETTINGS", "forget"]
 
 CONDITION = "AutoscalingReady"
+ANOMALY = "AnomalyDetected"
+log = logging.getLogger(__name__)
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+SETTINGS = auto.Settings(refit_interval_s=_float("TENANCY_FORECAST_REFIT_INTERVAL", 3600.0))
+RETRY_FETCH_S = 30.0
+"""After a failed history read or fit, wait this long before the next attempt."""
+
+_L = ("tenant", "rule")
+FORECAST_PEAK = Gauge("tenancy_autoscaling_forecast_peak", "Forecast peak demand over the rule's window",
+                      [*_L, "quantile"])
+RECENT = Gauge("tenancy_autoscaling_recent_demand", "Recent maximum of the rule's demand (what a reactive HPA sees)", _L)
+FLOOR = Gauge("tenancy_autoscaling_floor_replicas", "minReplicas the forecast asks for (Floor: what the HPA holds)", _L)
+GATE = Gauge("tenancy_autoscaling_gate_active", "1 while the predictability gate lets the forecast act", _L)
+ANOMALY_SCORE = Gauge("tenancy_autoscaling_anomaly_score", "Anomaly score in [0, 1] of the newest realised window", _L)
+FORECAST_DEMAND = Gauge(auto.FORECAST_METRIC, "Demand the forecast floor stands for (0 when none); "
+                        "the HPA of an ExternalMetric rule reads it through an adapter", _L)
+REFIT_SECONDS = Gauge("tenancy_autoscaling_refit_seconds", "Duration of the rule's last refit", _L)
+_GAUGES = (RECENT, FLOOR, GATE, ANOMALY_SCORE, FORECAST_DEMAND, REFIT_SECONDS)
+@dataclass
+class RuleState:
+    """What survives between passes for one rule: its series, model and what status last said."""
+
+    key: tuple[str, str, str]
+    cfg: FeatureConfig
+    t0: float = 0.0
+    y: np.ndarray | None = None
+    fitted: auto.FittedRule | None = None
+    task: asyncio.Task | None = None
+    last_attempt: float = 0.0
+    error: str | None = None
+    residuals: np.ndarray = field(default_factory=lambda: np.array([]))
+    scored_upto: int = -1
+    """Absolute sample index (from the epoch, in steps) of the newest residual already recorded."""
+    lift: auto.LiftState = field(default_factory=auto.LiftState)
+    published: dict[str, Any] | None = None
+    created: bool = False
+
+    @property
+    def last_ts(self) -> float | None:
+        return None if self.y is None or not len(self.y) else self.t0 + SETTINGS.step_s * (len(self.y) - 1)
+
+
+_states: dict[tuple[str, str], RuleState] = {}
+_seen: set[str] = set()
+_fit_slots: dict[int, asyncio.Semaphore] = {}
+
+
+def _slot() -> asyncio.Semaphore:
+    loop_id = id(asyncio.get_running_loop())
+    if loop_id not in _fit_slots:
+        _fit_slots[loop_id] = asyncio.Semaphore(1)
+    return _fit_slots[loop_id]
+
+
+def _state(tenant: str, rule: AutoscalingRule) -> RuleState:
+    key = (rule.metric.prometheus, rule.lead_time, rule.window)
+    st = _states.get((tenant, rule.name))
+    if st is None or st.key != key:
+        if st is not None and st.task is not None:
+            st.task.cancel()
+        st = RuleState(key, auto.feature_config(rule.lead_time, rule.window, SETTINGS.step_s),
+                       created=st.created if st else False)
+        _states[(tenant, rule.name)] = st
+    return st
+
+
+def forget(tenant: str, rule: str | None = None) -> None:
+    """Drop cached models and metric series of a tenant's rule (or all its rules)."""
+    for key in [k for k in _states if k[0] == tenant and (rule is None or k[1] == rule)]:
+        st = _states.pop(key)
+        if st.task is not None:
+            st.task.cancel()
+        for g in _GAUGES:
+            try:
+                g.remove(*key)
+            except KeyError:
+                pass
+        for q in ("0.5", "0.9"):
+            try:
+                FORECAST_PEAK.remove(*key, q)
+            except KeyError:
+                pass
+
+
+@kopf.on.cleanup()
+async def _close(**_: Any) -> None:
+    for st in _states.values():
+        if st.task is not None:
+            st.task.cancel()
+    await prometheus.close()
+
+
+# ------------------------------------------------------------------------------------------ data
+
+async def _history(query: str, now: float) -> tuple[float, np.ndarray]:
+    step = SETTINGS.step_s
+    start = math.floor((now - SETTINGS.history_s) / step) * step
+    points = await prometheus.query_range(query, start, now, step)
+    if not points:
+        raise prometheus.PrometheusError(f"the query returned no data over the last {SETTINGS.history_s // 86400} days")
+    t0 = points[0][0]
+    n = int(round((points[-1][0] - t0) / step)) + 1
+    return t0, auto.regularize(points, t0, step, n)
+
+
+async def _refit(st: RuleState, tenant: str, rule: str) -> None:
+    st.last_attempt = time.time()
+    try:
+        t0, y = await _history(st.key[0], time.time())
+        async with _slot():
+            fitted = await asyncio.to_thread(auto.fit_rule, y, t0, st.cfg, SETTINGS)
+    except prometheus.PrometheusError as exc:
+        st.error = str(exc)
+        log.warning("autoscaling %s/%s: history unavailable: %s", tenant, rule, exc)
+        return
+    except Exception as exc:  # a model bug must not take the operator down; say so in status
+        st.error = f"refit failed: {exc}"
+        log.exception("autoscaling %s/%s: refit failed", tenant, rule)
+        return
+    if st.y is not None and st.last_ts is not None and st.last_ts > t0 + SETTINGS.step_s * (len(y) - 1):
+        # Passes appended newer samples while the fit ran: keep them.
+        extra = int(round((st.last_ts - (t0 + SETTINGS.step_s * (len(y) - 1))) / SETTINGS.step_s))
+        y = np.concatenate([y, st.y[-extra:]])
+    st.t0, st.y, st.fitted, st.error = t0, y, fitted, None
+    st.residuals = fitted.residuals[-SETTINGS.anomaly.window:]
+    REFIT_SECONDS.labels(tenant, rule).set(fitted.fit_seconds)
+    log.info("autoscaling %s/%s: refit on %d samples in %.2fs: %s", tenant, rule, fitted.samples,
+             fitted.fit_seconds, fitted.reason)
+
+
+async def _append_new(st: RuleState, now: float) -> None:
+    """The samples since the last pass (usually zero or one)."""
+    last = st.last_ts
+    if last is None or st.y is None:
+        return
+    step = SETTINGS.step_s
+    points = await prometheus.query_range(st.key[0], last + step, now, step)
+    if not points:
+        return
+    n = int(round((points[-1][0] - last) / step))
+    if n <= 0:
+        return
+    new = auto.regularize(points, last + step, step, n, carry=float(st.y[-1]))
+    y = np.concatenate([st.y, new])
+    keep = SETTINGS.history_s // step + 1
+    if len(y) > keep:
+        st.t0 += step * (len(y) - keep)
+        y = y[-keep:]
+    st.y = y
+
+
+def _needs_refit(st: RuleState, now: float) -> bool:
+    if st.task is not None and not st.task.done():
+        return False
+    if st.fitted is None:
+        return st.last_attempt == 0.0 or now - st.last_attempt >= RETRY_FETCH_S
+    due = now - st.fitted.fitted_at >= SETTINGS.refit_interval_s
+    return due and now - st.last_attempt >= RETRY_FETCH_S
+
+
+# ------------------------------------------------------------------------------------------ the pass
+
+@dataclass
+class _RuleOutcome:
+    entry: dict[str, Any]
+    ok: bool = True
+    reason: str = ""
+    message: str = ""
+    waiting: bool = False
+    anomalous: bool = False
+
+
+def _owned(hpa: dict[str, Any], tenant: str) -> bool:
+    return (hpa.get("metadata", {}).get("labels") or {}).get(labels.TENANT) == tenant
+
+
+async def _apply_hpa(desired: dict[str, Any], observed: dict[str, Any] | None, st: RuleState, tenant: str,
+                     logger: logging.Logger) -> tuple[str | None, str | None]:
+    """(problem, repaired): writes the HPA only where it differs."""
+    meta = desired["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    if observed is None:
+        body = {**desired, "metadata": {**meta, "annotations": {k: v for k, v in meta["annotations"].items() if v}}}
+        try:
+            await kube.create(body)
+        except kube.Conflict:
+            live = await kube.get("HorizontalPodAutoscaler", name, namespace)
+            if live is not None and not _owned(live, tenant):
+                return f"HorizontalPodAutoscaler {name} exists and is not managed by this tenant", None
+            observed = live
+        else:
+            logger.info("created HorizontalPodAutoscaler %s/%s", namespace, name)
+            repaired = f"HorizontalPodAutoscaler/{name}" if st.created else None
+            st.created = True
+            return None, repaired
+    st.created = True
+    patch = auto.hpa_patch(observed, desired)
+    if patch is None:
+        return None, None
+    await kube.merge_patch("HorizontalPodAutoscaler", name, namespace, patch)
+    # A floor change is the rule at work; anything else put back someone's edit.
+    floor_only = auto.only_floor_differs(observed, desired)
+    logger.info("patched HorizontalPodAutoscaler %s/%s: minReplicas %s", namespace, name, desired["spec"]["minReplicas"])
+    return None, None if floor_only else f"HorizontalPodAutoscaler/{name}"
+
+
+async def _rule(tenant: str, namespace: str, rule: AutoscalingRule, observed: dict[str, Any] | None,
+                now: float, logger: logging.Logger) -> tuple[_RuleOutcome, str | None]:
+    st = _state(tenant, rule)
+    if _needs_refit(st, now):
+        st.task = asyncio.create_task(_refit(st, tenant, rule.name))
+    note: str | None = None
+    try:
+        await _append_new(st, now)
+    except prometheus.PrometheusError as exc:
+        note = f"Reactive: {exc}"
+    fc = None
+    if st.fitted is not None and st.y is not None and note is None:
+        age = now - (st.last_ts or 0.0)
+        if age > SETTINGS.stale_after_s:
+            note = f"Reactive: the newest sample of the metric is {age / 60:.0f} min old"
+        else:
+            fc = auto.forecast(st.fitted, st.y, st.t0, SETTINGS, st.residuals)
+            pos = int(round(st.last_ts / SETTINGS.step_s)) if st.last_ts else -1
+            if fc is not None and fc.residual is not None and pos > st.scored_upto:
+                st.residuals = np.append(st.residuals, fc.residual)[-SETTINGS.anomaly.window:]
+                st.scored_upto = pos
+    elif st.fitted is None and st.error:
+        note = f"Reactive: {st.error}"
+    waiting = st.fitted is None and note is None
+
+    target = await kube.get(rule.target_ref.kind, rule.target_ref.name, namespace)
+    held = int(((target or {}).get("spec") or {}).get("replicas") or 1)
+    active = bool(st.fitted and st.fitted.active and fc is not None)
+    lift = auto.read_lift(observed) if rule.mode == "Floor" else st.lift
+    decision = auto.decide(rule, fc, active, held, lift, now, SETTINGS)
+    st.lift = auto.LiftState(decision.lift, decision.lift_until_s)
+    desired = auto.desired_hpa(tenant, namespace, rule, decision.floor, st.lift)
+    problem, repaired = await _apply_hpa(desired, observed, st, tenant, logger)
+
+    per_pod = rule.capacity_per_replica * rule.target_utilization / 100.0
+    labels_ = (tenant, rule.name)
+    GATE.labels(*labels_).set(1.0 if active else 0.0)
+    FLOOR.labels(*labels_).set(decision.floor)
+    FORECAST_DEMAND.labels(*labels_).set(decision.floor * per_pod if decision.lift else 0.0)
+    if fc is not None:
+        FORECAST_PEAK.labels(*labels_, "0.5").set(fc.median)
+        FORECAST_PEAK.labels(*labels_, f"{SETTINGS.quantile:g}").set(fc.upper)
+        RECENT.labels(*labels_).set(fc.recent)
+        ANOMALY_SCORE.labels(*labels_).set(fc.anomaly)
+
+    entry = auto.publish(st.published, auto.rule_status(rule, st.fitted, fc, decision, note), SETTINGS.tolerance)
+    st.published = entry
+    out = _RuleOutcome(entry, waiting=waiting, anomalous=bool(fc and fc.anomaly > SETTINGS.anomaly_threshold))
+    if problem:
+        out.ok, out.reason, out.message = False, "HPAConflict", f"{rule.name}: {problem}"
+    elif target is None:
+        out.ok, out.reason = False, "TargetNotFound"
+        out.message = f"{rule.name}: {rule.target_ref.kind} {rule.target_ref.name} not found in {namespace}"
+    else:
+        gate = entry["gate"]
+        how = f"predictive ({st.fitted.model_name})" if active and st.fitted else auto.short_reason(gate["reason"])
+        if waiting:
+            how = "fitting the first model"
+        out.message = f"{rule.name}: {rule.mode}, {how}"
+        if rule.mode == "Floor" and decision.lift:
+            out.message += f", minReplicas lifted to {decision.floor}"
+    return out, repaired
 
 
 async def ensure(tenant: str, uid: str, namespace: str, spec: TenantSpec,
                  logger: logging.Logger) -> tuple[list[PartResult], dict[str, Any], list[str]]:
     """(parts, status fields, repaired). Parts: AutoscalingReady and, informational, AnomalyDetected."""
-    return [], {}, []
+    rules = list(spec.autoscaling)
+    had = any(k[0] == tenant for k in _states)
+    if not rules and not had and tenant in _seen:
+        return [], {"autoscaling": None}, []
+    _seen.add(tenant)
+    now = time.time()
+    try:
+        live = await kube.list_objects("HorizontalPodAutoscaler", namespace, f"{labels.TENANT}={tenant},{auto.RULE_LABEL}")
+    except kube.KubeError as exc:
+        if not rules:
+            return [], {"autoscaling": None}, []
+        return [PartResult(CONDITION, False, "ApiError", f"API server said {exc}")], {}, []
+    by_name = {h["metadata"]["name"]: h for h in live}
+    repaired: list[str] = []
+    wanted = {r.name for r in rules}
+    for name, hpa in by_name.items():
+        if name not in wanted and _owned(hpa, tenant):
+            await kube.delete("HorizontalPodAutoscaler", name, namespace)
+            logger.info("deleted HorizontalPodAutoscaler %s/%s (its rule is gone)", namespace, name)
+    for key in [k for k in _states if k[0] == tenant and k[1] not in wanted]:
+        forget(*key)
+    if not rules:
+        return [], {"autoscaling": None}, []
+
+    outcomes: list[_RuleOutcome] = []
+    for rule in rules:
+        try:
+            out, fixed = await _rule(tenant, namespace, rule, by_name.get(rule.name), now, logger)
+        except kube.KubeError as exc:
+            out, fixed = _RuleOutcome({"name": rule.name, "mode": rule.mode}, False, "ApiError",
+                                      f"{rule.name}: API server said {exc}"), None
+        outcomes.append(out)
+        if fixed:
+            repaired.append(fixed)
+
+    failing = [o for o in outcomes if not o.ok]
+    waiting = [o for o in outcomes if o.ok and o.waiting]
+    message = "; ".join(o.message for o in outcomes)
+    if failing:
+        part = PartResult(CONDITION, False, failing[0].reason, message)
+    elif waiting:
+        part = PartResult(CONDITION, False, "FittingModels", message)
+    else:
+        predictive = any(o.entry.get("gate", {}).get("active") for o in outcomes)
+        part = PartResult(CONDITION, True, "Predictive" if predictive else "Reactive", message)
+    anomalous = [o.entry["name"] for o in outcomes if o.anomalous]
+    anomaly = PartResult(ANOMALY, bool(anomalous), "AnomalyScoreHigh" if anomalous else "NoAnomaly",
+                         (f"anomaly score above {SETTINGS.anomaly_threshold:g} for: {', '.join(anomalous)}"
+                          if anomalous else f"every rule's anomaly score is at most {SETTINGS.anomaly_threshold:g}"),
+                         informational=True)
+    return [part, anomaly], {"autoscaling": [o.entry for o in outcomes]}, repaired

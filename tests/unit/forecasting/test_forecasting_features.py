@@ -1,5 +1,7 @@
 """Features: shapes, causality (no peeking past position i), and the seasonal references."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from tenancy_operator.forecasting import FeatureConfig, build_features, feature_names, target_peaks
@@ -65,7 +67,10 @@ def test_time_terms_follow_the_clock():
     i = 7 * 1440 + 360 - CFG.horizon - 2  # target window centred on 06:00 Monday
     X = build_features(y, T0, np.array([i]), CFG, 100.0)
     assert X[0, names.index("tod_sin")] == pytest.approx(1.0, abs=1e-3)
-    assert X[0, names.index("dow_sin")] == pytest.approx(0.0, abs=1e-9)
+    assert "dow_sin" not in names  # off by default: two weeks hold only two examples of each weekday
+    cfg = dataclasses.replace(CFG, day_of_week=True)
+    X = build_features(y, T0, np.array([i]), cfg, 100.0)
+    assert X[0, feature_names(cfg).index("dow_sin")] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_target_peaks_and_rolling_max():

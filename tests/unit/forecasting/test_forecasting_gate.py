@@ -71,3 +71,32 @@ def test_choice_prefers_best_passing_model():
 def test_rolling_origins_walk_forward():
     splits = list(rolling_origins(100, 50, 20, 5))
     assert splits == [(50, 70), (70, 90), (90, 95)]
+
+
+def test_rise_events_group_consecutive_forecasts():
+    # one wrong call stretched over 6 minutes, two right ones of 2 minutes each
+    pers = np.full(20, 100.0)
+    med = np.full(20, 100.0)
+    actual = np.full(20, 100.0)
+    med[0:6] = 150.0  # predicted, never came
+    med[10:12] = 150.0
+    actual[10:12] = 150.0
+    med[16:18] = 150.0
+    actual[17] = 150.0
+    s = score_backtest(actual, med, med, pers, 0.9, 0.1, merge_gap=2)
+    assert (s.predicted_rise_events, s.true_rise_events) == (3, 2)
+    assert s.event_precision == pytest.approx(2 / 3)
+    assert s.rise_precision == pytest.approx(3 / 10)
+    v = evaluate_gate(_scores(predicted_rises=10, true_rises=3, predicted_rise_events=3, true_rise_events=2),
+                      GateConfig(min_samples=100))
+    assert v.active and "2 of 3 rise events" in v.reason
+    v = evaluate_gate(_scores(predicted_rises=10, true_rises=3, predicted_rise_events=3, true_rise_events=2),
+                      GateConfig(min_samples=100, precision_basis="minute"))
+    assert not v.active and "rise precision 0.30" in v.reason
+
+
+def test_gate_requires_the_median_to_keep_up_with_persistence():
+    # a good upper quantile (pinball skill) with a median much worse than the recent maximum
+    v = evaluate_gate(_scores(mae=2.5, mae_persistence=2.0), GateConfig(min_samples=100))
+    assert not v.active and "median does not beat persistence" in v.reason
+    assert evaluate_gate(_scores(mae=2.1, mae_persistence=2.0), GateConfig(min_samples=100)).active

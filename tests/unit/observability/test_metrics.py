@@ -1,5 +1,4 @@
 from prometheus_client import REGISTRY
-
 from tenancy_operator.observability import metrics
 
 
