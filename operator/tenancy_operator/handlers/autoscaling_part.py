@@ -76,6 +76,7 @@ class RuleState:
     last_attempt: float = 0.0
     error: str | None = None
     residuals: np.ndarray = field(default_factory=lambda: np.array([]))
+    naive_residuals: np.ndarray = field(default_factory=lambda: np.array([]))
     scored_upto: int = -1
     """Absolute sample index (from the epoch, in steps) of the newest residual already recorded."""
     lift: auto.LiftState = field(default_factory=auto.LiftState)
@@ -170,6 +171,7 @@ async def _refit(st: RuleState, tenant: str, rule: str) -> None:
         y = np.concatenate([y, st.y[-extra:]])
     st.t0, st.y, st.fitted, st.error = t0, y, fitted, None
     st.residuals = fitted.residuals[-SETTINGS.anomaly.window:]
+    st.naive_residuals = fitted.naive_residuals[-SETTINGS.anomaly.window:]
     REFIT_SECONDS.labels(tenant, rule).set(fitted.fit_seconds)
     log.info("autoscaling %s/%s: refit on %d samples in %.2fs: %s", tenant, rule, fitted.samples,
              fitted.fit_seconds, fitted.reason)
@@ -267,10 +269,11 @@ async def _rule(tenant: str, namespace: str, rule: AutoscalingRule, observed: di
         if age > SETTINGS.stale_after_s:
             note = f"Reactive: the newest sample of the metric is {age / 60:.0f} min old"
         else:
-            fc = auto.forecast(st.fitted, st.y, st.t0, SETTINGS, st.residuals)
+            fc = auto.forecast(st.fitted, st.y, st.t0, SETTINGS, st.residuals, st.naive_residuals)
             pos = int(round(st.last_ts / SETTINGS.step_s)) if st.last_ts else -1
-            if fc is not None and fc.residual is not None and pos > st.scored_upto:
+            if fc is not None and fc.residual is not None and fc.naive_residual is not None and pos > st.scored_upto:
                 st.residuals = np.append(st.residuals, fc.residual)[-SETTINGS.anomaly.window:]
+                st.naive_residuals = np.append(st.naive_residuals, fc.naive_residual)[-SETTINGS.anomaly.window:]
                 st.scored_upto = pos
     elif st.fitted is None and st.error:
         note = f"Reactive: {st.error}"

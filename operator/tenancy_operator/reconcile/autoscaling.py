@@ -32,10 +32,11 @@ from ..forecasting import (
     GateVerdict,
     HoltWinters,
     QuantileGBM,
-    anomaly_score,
     choose_forecaster,
+    consensus_scores,
     decide_floor,
     persistence_peak,
+    relative_residuals,
     scaled_residuals,
     score_backtest,
     single_threaded,
@@ -130,6 +131,8 @@ class FittedRule:
     reason: str
     scores: dict[str, BacktestScores]
     residuals: np.ndarray
+    naive_residuals: np.ndarray
+    """Residuals of persistence over the same backtest: an anomaly must surprise both (consensus score)."""
     fitted_at: float
     fit_seconds: float
     samples: int
@@ -140,7 +143,7 @@ class FittedRule:
 
 
 def _no_model(cfg: FeatureConfig, reason: str, now_s: float, secs: float, n: int) -> FittedRule:
-    return FittedRule(cfg, None, None, None, reason, {}, np.array([]), now_s, secs, n)
+    return FittedRule(cfg, None, None, None, reason, {}, np.array([]), np.array([]), now_s, secs, n)
 
 
 def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings = Settings(),
@@ -183,8 +186,10 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
         return _no_model(cfg, f"Reactive: {choice.model} refit failed: {exc}", now_s, time.perf_counter() - started, n)
     med, up = preds[choice.model]
     residuals = scaled_residuals(actual, med, up)
+    naive = relative_residuals(actual, persist)
+    both = np.isfinite(residuals) & np.isfinite(naive)
     return FittedRule(cfg, choice.model, model, choice.verdict, choice.verdict.reason, scores,
-                      residuals[np.isfinite(residuals)], now_s, time.perf_counter() - started, n)
+                      residuals[both], naive[both], now_s, time.perf_counter() - started, n)
 
 
 def peak_timing(y: np.ndarray, t0_s: float, cfg: FeatureConfig, idx: int) -> tuple[float, float]:
@@ -219,6 +224,8 @@ class Forecast:
     anomaly: float
     residual: float | None
     """The newest realised residual (to extend the anomaly history), None when nothing new."""
+    naive_residual: float | None = None
+    """The same window's residual of persistence (the second history of the consensus score)."""
 
     @property
     def rise(self) -> bool:
@@ -226,7 +233,7 @@ class Forecast:
 
 
 def forecast(fitted: FittedRule, y: np.ndarray, t0_s: float, settings: Settings = Settings(),
-             residuals: np.ndarray | None = None) -> Forecast | None:
+             residuals: np.ndarray | None = None, naive_residuals: np.ndarray | None = None) -> Forecast | None:
     """The forecast from the newest sample, plus the anomaly score of the newest realised window (the
     forecast made ``horizon + window - 1`` samples ago against what happened). Cheap: a few ms."""
     if fitted.model is None:
@@ -240,15 +247,21 @@ def forecast(fitted: FittedRule, y: np.ndarray, t0_s: float, settings: Settings 
         med, up = fitted.model.predict_batch(y, t0_s, idx)
     recent = float(persistence_peak(y, np.array([last]), cfg)[0])
     when, until = peak_timing(y, t0_s, cfg, last)
-    score, resid = 0.0, None
+    score, resid, naive_resid = 0.0, None, None
     if len(idx) == 2:
         actual = target_peaks(y, idx[:1], cfg)
         r = float(scaled_residuals(actual, med[:1], up[:1])[0])
-        if math.isfinite(r):
-            resid = r
+        rn = float(relative_residuals(actual, persistence_peak(y, idx[:1], cfg))[0])
+        if math.isfinite(r) and math.isfinite(rn):
+            resid, naive_resid = r, rn
             history = fitted.residuals if residuals is None else residuals
-            score = anomaly_score(history, r, settings.anomaly)
-    return Forecast(float(med[-1]), float(max(up[-1], med[-1])), recent, when, until, float(score), resid)
+            naive_history = fitted.naive_residuals if naive_residuals is None else naive_residuals
+            # The bench-validated score: both the model and persistence surprised, for `sustain` windows.
+            keep = settings.anomaly.window + settings.anomaly.sustain
+            score = float(consensus_scores(np.append(history, r)[-keep:], np.append(naive_history, rn)[-keep:],
+                                           settings.anomaly)[-1])
+    return Forecast(float(med[-1]), float(max(up[-1], med[-1])), recent, when, until, float(score), resid,
+                    naive_resid)
 
 
 # ------------------------------------------------------------------------------------------ floor

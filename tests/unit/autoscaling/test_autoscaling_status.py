@@ -19,7 +19,7 @@ def _fitted(active: bool = True) -> auto.FittedRule:
     reason = ("Predictive: holt-winters beats persistence (skill 0.73, pinball 0.524 vs 1.96)" if active
               else "Reactive: holt-winters predicted 0 rises in the backtest window, too few to trust (need 3)")
     return auto.FittedRule(auto.feature_config("1m", "2m"), "holt-winters", object(), GateVerdict(active, reason, scores),
-                           reason, {"holt-winters": scores}, np.zeros(10), 1_800_000_000.0, 2.3, 20160)
+                           reason, {"holt-winters": scores}, np.zeros(10), np.zeros(10), 1_800_000_000.0, 2.3, 20160)
 
 
 def _fc(median: float, upper: float, recent: float = 120.0, at: float = 1_800_000_130.0) -> auto.Forecast:
