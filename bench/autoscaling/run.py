@@ -105,7 +105,7 @@ def judge(rows: list[Row], perf: dict[str, float], anom: dict[str, float]) -> tu
           f"slowest of repeats {perf['refit_max_s']:.2f})")
     check("anomaly precision >= 0.9", anom["precision"] >= 0.9, f"{anom['precision']:.2f} ({anom['detections']:.0f} detections)")
     check("anomaly recall >= 0.9", anom["recall"] >= 0.9, f"{anom['recall']:.2f} ({anom['injected']:.0f} injected)")
-    print(f"\n{passes} passed, {misses} missed")
+    print(f"\nbench targets: {passes} met, {misses} missed")
     return passes, misses
 
 
