@@ -82,8 +82,11 @@ def test_chart_is_installed(operator_kubeconfig):
                            ("clusterrolebinding", "tenancy-operator", None),
                            ("clusterkopfpeering", "tenancy-operator", None),
                            ("validatingadmissionpolicy", "tenancy-operator-tenant-deletion-protection", None),
-                           ("validatingadmissionpolicybinding", "tenancy-operator-tenant-deletion-protection", None)]:
+                           ("validatingadmissionpolicybinding", "tenancy-operator-tenant-deletion-protection", None),
+                           ("configmap", "tenancy-operator-prometheus-adapter-rules", NAMESPACE)]:
         assert get(kind, name, ns) is not None, f"{kind}/{name} missing"
+    adapter = yaml.safe_load(get("configmap", "tenancy-operator-prometheus-adapter-rules", NAMESPACE)["data"]["config.yaml"])
+    assert {r["name"]["as"] for r in adapter["externalRules"]} == {"tenancy_demand", "tenancy_autoscaling_forecast_demand"}
     # No kubelet runs pods, but the ReplicaSet controller creates them, so the API server's restricted
     # Pod Security admission has accepted the operator's pod.
     eventually(lambda: json.loads(kubectl("get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/instance=tenancy-operator",
