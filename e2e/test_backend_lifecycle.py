@@ -104,3 +104,25 @@ def test_delete_with_reclaim_retain_keeps_everything_usable(backends, operator):
     assert pg(creds, "SELECT count(*) FROM kept")[0][0] == 0
     assert redis_client(creds).ping()
     assert vault_exists("transit/keys/tenant-kept-data") and vault_exists("sys/policies/acl/tenant-kept-data")
+
+
+def test_backend_holding_tenants_is_not_deleted(backends, operator, cleanup_tenants):
+    import os
+
+    from .backends_fixtures import backend, secret
+
+    cleanup_tenants.append("on-doomed")
+    kube.apply("\n---\n".join([
+        secret("pg-doomed-admin", {"username": os.environ["PGUSER"], "password": os.environ["PGPASSWORD"]}),
+        backend("pg-doomed", "postgres", int(os.environ["PGPORT"]), "pg-doomed-admin"),
+    ]))
+    kubectl("wait", "--for=condition=Ready", "backend/pg-doomed", "--timeout=60s", timeout=70)
+    kube.apply(tenant_yaml("on-doomed", postgres={"enabled": True, "backend": "pg-doomed"}))
+    _ready("on-doomed")
+    kubectl("delete", "backend", "pg-doomed", "--wait=false")
+    events = lambda: kubectl("get", "events", "--field-selector",  # noqa: E731
+                             "involvedObject.kind=Backend,involvedObject.name=pg-doomed", "-o", "json").stdout
+    eventually(lambda: "TenantsPlaced" in events() and "on-doomed" in events(), 30, message="Warning names the tenant")
+    assert get("backend", "pg-doomed")["metadata"].get("deletionTimestamp")
+    kubectl("delete", "tenant", "on-doomed", "--timeout=60s", timeout=70)
+    eventually(lambda: get("backend", "pg-doomed") is None, 60, message="backend released once empty")

@@ -83,3 +83,18 @@ async def changed(**kwargs: Any) -> None:
 @kopf.timer(GROUP, VERSION, "backends", interval=max(2.0, CFG.verify_interval / 2))
 async def probe(**kwargs: Any) -> None:
     await _probe(**kwargs)
+
+
+@kopf.on.delete(GROUP, VERSION, "backends", backoff=10)
+async def deleted(body: kopf.Body, placements: kopf.Index, logger: logging.Logger, **_: Any) -> None:
+    """A Backend that still holds tenants is not deleted: their data would be orphaned unseen."""
+    name, btype = body.metadata["name"], body.spec.get("type", "")
+    tenants = sorted(placements.get((btype, name), []))
+    if tenants:
+        shown = ", ".join(tenants[:10]) + (f" and {len(tenants) - 10} more" if len(tenants) > 10 else "")
+        message = (f"Backend {name} still holds {len(tenants)} tenant(s): {shown}; delete them or move them "
+                   "with a migrate-database WorkflowRun first")
+        kopf.event(body, type="Warning", reason="TenantsPlaced", message=message)
+        raise kopf.TemporaryError(message, delay=10)
+    metrics.forget_backend(name, btype)
+    logger.info("backend %s released", name)

@@ -65,8 +65,18 @@ def _backends(index: Any) -> dict[str, dict[str, Any]]:
     return {name: _store_first(index, name) for name in (index or {})}
 
 
+# Placements this process wrote that the `placements` index may not show yet: kopf updates an index
+# from each object's own event stream, so the next tenant's placement can run before the previous
+# tenant's status event reached the index, and would see its backend one tenant emptier.
+_placed_here: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+
+
 def _counts(index: Any) -> dict[tuple[str, str], int]:
-    return {key: len(store) for key, store in (index or {}).items()}
+    seen = {key: set(store) for key, store in (index or {}).items()}
+    for key, pending in _placed_here.items():
+        pending -= seen.get(key, set())  # the index caught up with these
+        seen.setdefault(key, set()).update(pending)
+    return {key: len(tenants) for key, tenants in seen.items()}
 
 
 async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, status: kopf.Status,
@@ -80,6 +90,9 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     if new_placement != placed:
         # Record the choice before provisioning, so a crash cannot place the tenant twice.
         await kube.merge_patch("Tenant", name, None, {"status": {"placement": new_placement}}, "status")
+        for service, backend in new_placement.items():
+            if placed.get(service) != backend:
+                _placed_here[(service, backend)].add(name)
     outcome.status["placement"] = new_placement
     outcome.status["backends"] = " ".join(f"{s}={b}" for s, b in sorted(resolved.placement.items())) or None
     outcome.parts += list(resolved.problems.values())
@@ -221,6 +234,8 @@ async def deleted(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger:
                                 _backends(kwargs.get("backends_by_name")), logger)
         gone = await namespace_part.remove(name, logger)
     _locks.pop(name, None)
+    for pending in _placed_here.values():
+        pending.discard(name)
     metrics.forget_tenant(name)
     if not gone:
         logger.info("namespace deletion requested; the controller manager finishes it")

@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS"]
+__all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "forget_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS"]
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +58,10 @@ def forget_tenant(tenant: str) -> None:
 
 def record_backend(backend: str, type_: str, ready: bool) -> None:
     BACKEND_READY.labels(backend, type_).set(1 if ready else 0)
+
+
+def forget_backend(backend: str, type_: str) -> None:
+    try:
+        BACKEND_READY.remove(backend, type_)
+    except KeyError:
+        pass
