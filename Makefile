@@ -22,7 +22,7 @@ demo: up crds-apply ## Platform up, operator running, example tenants Ready, sho
 test: venv install ## Every test tier: unit, integration and e2e on the real local platform, then the quick bench
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
-	@$(ENV) && $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(PYTEST_ARGS)
 	@$(PY) -m bench.autoscaling --quick
 
 ##@ Platform
