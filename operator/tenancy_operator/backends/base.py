@@ -1,8 +1,10 @@
 """What every service adapter shares: how to reach a backend, what a tenant asks of it, and errors.
 
 Each adapter module (`postgres`, `redis_acl`, `vault`) exposes the same verbs: `ensure` (read, then
-write only what differs; returns what it repaired), `suspend`, `delete`, and `probe` for the
-Backend's health. Rotation is `ensure` with new credentials: the adapters hold no state.
+write only what differs; returns what it repaired), `delete`, and `probe` for the Backend's health.
+The slice says everything else, so there is no verb per transition: verify is `ensure` finding
+nothing to do, rotation is `ensure` with new credentials, suspend and resume are `ensure` with
+`suspended` set or cleared. The adapters hold no state.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from ..api import names
 from . import postgres_sql as sql
 from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
 
-__all__ = ["ensure", "suspend", "delete", "probe", "close_all"]
+__all__ = ["ensure", "delete", "probe", "close_all"]
 
 _pools: dict[tuple[str, str, int, str], asyncpg.Pool] = {}
 _pool_lock = asyncio.Lock()
@@ -128,9 +128,6 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     }
     return report
 
-
-async def suspend(target: Target, want: TenantSlice) -> Report:
-    return await ensure(target, TenantSlice(**{**want.__dict__, "suspended": True}))
 
 
 async def delete(target: Target, tenant: str) -> list[str]:

@@ -21,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..api import names
 from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
 
-__all__ = ["ensure", "suspend", "delete", "probe", "password_sha256", "acl_rules", "DENIED_COMMANDS"]
+__all__ = ["ensure", "delete", "probe", "password_sha256", "acl_rules", "DENIED_COMMANDS"]
 
 # Categories a cache or queue needs; everything else stays off.
 ALLOWED_CATEGORIES = ("read", "write", "keyspace", "string", "hash", "list", "set", "sortedset", "stream",
@@ -160,9 +160,6 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     }
     return report
 
-
-async def suspend(target: Target, want: TenantSlice) -> Report:
-    return await ensure(target, TenantSlice(**{**want.__dict__, "suspended": True}))
 
 
 async def delete(target: Target, tenant: str) -> list[str]:

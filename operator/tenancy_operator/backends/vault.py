@@ -20,7 +20,7 @@ from hvac import exceptions as hvac_errors
 from ..api import names
 from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
 
-__all__ = ["ensure", "suspend", "delete", "probe", "policy_text", "TRANSIT_MOUNT", "KV_MOUNT", "AUTH_MOUNT"]
+__all__ = ["ensure", "delete", "probe", "policy_text", "TRANSIT_MOUNT", "KV_MOUNT", "AUTH_MOUNT"]
 
 TRANSIT_MOUNT = "transit"
 KV_MOUNT = "tenants"
@@ -167,9 +167,6 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     }
     return report
 
-
-async def suspend(target: Target, want: TenantSlice) -> Report:
-    return await ensure(target, TenantSlice(**{**want.__dict__, "suspended": True}))
 
 
 async def delete(target: Target, tenant: str) -> list[str]:

@@ -88,7 +88,7 @@ async def run(service: str, target: Target, want: TenantSlice, logger: logging.L
     report = Report()
     try:
         breaker.check()
-        report = await (adapter.suspend if want.suspended else adapter.ensure)(target, want)
+        report = await adapter.ensure(target, want)
     except circuit.CircuitOpen as exc:
         return PartResult(condition, False, Reason.BACKEND_UNAVAILABLE, str(exc), outage=True), report
     except BackendUnavailable as exc:
