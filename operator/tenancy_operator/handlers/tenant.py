@@ -237,5 +237,6 @@ async def deleted(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger:
     for pending in _placed_here.values():
         pending.discard(name)
     metrics.forget_tenant(name)
+    autoscaling_part.forget(name)  # cached models, refit tasks and metric series of its rules
     if not gone:
         logger.info("namespace deletion requested; the controller manager finishes it")
