@@ -45,14 +45,6 @@ def operator_kubeconfig(platform, crds) -> str:
     chart: the operator runs with exactly the chart's least-privilege RBAC (no cluster-admin anywhere)."""
     release, namespace = "tenancy-operator", "tenancy-system"
     kube.kubectl("apply", "-f", str(kube.REPO / "manifests" / "namespace.yaml"))
-    # Hand objects made by older runs with kubectl (e2e/fixtures/operator-identity.yaml) over to Helm,
-    # and drop that file's cluster-admin binding so only the chart's RBAC is in force.
-    owned = ["app.kubernetes.io/managed-by=Helm"]
-    meta = [f"meta.helm.sh/release-name={release}", f"meta.helm.sh/release-namespace={namespace}"]
-    if kube.kubectl("get", "serviceaccount", release, "-n", namespace, check=False).returncode == 0:
-        kube.kubectl("label", "serviceaccount", release, "-n", namespace, *owned, "--overwrite")
-        kube.kubectl("annotate", "serviceaccount", release, "-n", namespace, *meta, "--overwrite")
-    kube.kubectl("delete", "clusterrolebinding", "tenancy-operator-e2e", "--ignore-not-found")
     helm = subprocess.run(["helm", "upgrade", "--install", release, str(kube.REPO / "charts" / "tenancy-operator"),
                            "--namespace", namespace, "--set", "replicaCount=2", "--wait=false", "--timeout=120s"],
                           capture_output=True, text=True, timeout=180)
