@@ -17,8 +17,9 @@ def mark() -> int:
     return LOG.stat().st_size if LOG.exists() else 0
 
 
-def writes(since: int, username: str, exclude_resources: frozenset[str] = frozenset({"leases"})) -> Counter:
-    """Write requests by `username` after `since`, counted by (verb, resource)."""
+def writes(since: int, username: str, exclude_resources: frozenset[str] = frozenset({"leases"}),
+           namespace: str | None = None) -> Counter:
+    """Write requests by `username` after `since` (in `namespace` if given), counted by (verb, resource, name)."""
     counts: Counter = Counter()
     with Path(LOG).open("rb") as f:
         f.seek(since)
@@ -33,6 +34,8 @@ def writes(since: int, username: str, exclude_resources: frozenset[str] = frozen
                 continue
             resource = entry.get("objectRef", {}).get("resource", "")
             if resource in exclude_resources:
+                continue
+            if namespace is not None and entry.get("objectRef", {}).get("namespace") != namespace:
                 continue
             counts[(entry["verb"], resource, entry.get("objectRef", {}).get("name", ""))] += 1
     return counts

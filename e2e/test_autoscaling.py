@@ -201,20 +201,8 @@ def test_observe_never_writes_the_hpa_and_shows_the_forecast(timeline):
 
 
 def _hpa_writes_in(mark: int, namespace: str) -> int:
-    n = 0
-    with open(audit.LOG, "rb") as f:
-        f.seek(mark)
-        for raw in f:
-            try:
-                e = json.loads(raw)
-            except ValueError:
-                continue
-            ref = e.get("objectRef", {})
-            if (e.get("stage") in (None, "ResponseComplete") and e.get("user", {}).get("username") == OPERATOR_USER
-                    and e.get("verb") in audit.WRITE_VERBS and ref.get("resource") == "horizontalpodautoscalers"
-                    and ref.get("namespace") == namespace):
-                n += 1
-    return n
+    counts = audit.writes(mark, OPERATOR_USER, namespace=namespace)
+    return sum(n for (_, resource, _), n in counts.items() if resource == "horizontalpodautoscalers")
 
 
 def test_unpredictable_history_keeps_the_rule_reactive(timeline):
