@@ -21,7 +21,7 @@ from tenancy_operator.forecasting import (
     linear_trend_peak,
     persistence_peak,
     target_peaks,
-    windowed_choice,
+    windowed_blend,
 )
 
 from .traces import MINUTES_PER_DAY, Trace
@@ -46,7 +46,6 @@ class PolicyForecasts:
     median: dict[str, np.ndarray] = field(default_factory=dict)
     upper: dict[str, np.ndarray] = field(default_factory=dict)
     active: dict[str, np.ndarray] = field(default_factory=dict)
-    chosen: np.ndarray | None = None
     reasons: list[str] = field(default_factory=list)
     mase_scale: float = float("nan")
     fit_seconds: dict[str, list[float]] = field(default_factory=dict)
@@ -104,23 +103,12 @@ def build_forecasts(trace: Trace, start_delay_s: int, metric_delay_s: int = 60, 
         pf.median[name], pf.upper[name], pf.fit_seconds[name] = m, u, secs
     pf.median["oracle"], pf.upper["oracle"] = actual, actual
 
-    # Ours: hourly choice between the two models on the last week of realised backtests.
+    # Ours: an hourly blend of the two models, weights fitted on the last week of realised backtests.
     cands = {k: (pf.median[k], pf.upper[k]) for k in ("qgbm", "holt_winters")}
     dec = np.arange(0, len(positions), GATE_EVERY)
-    choices = windowed_choice(actual, pf.persistence, cands, dec, cfg.horizon + cfg.window - 1,
-                              GATE_WINDOW, quantile, tolerance, gate)
-    names = list(cands)
-    chosen = np.zeros(len(positions), dtype=np.int64)
-    act = np.zeros(len(positions), dtype=bool)
-    for k, (p, ch) in enumerate(zip(dec, choices, strict=True)):
-        stop = dec[k + 1] if k + 1 < len(dec) else len(positions)
-        chosen[p:stop] = names.index(ch.model)
-        act[p:stop] = ch.active
-        pf.reasons.append(ch.verdict.reason)
-    pf.chosen = chosen
-    pf.median["ours"] = np.where(chosen == 0, cands["qgbm"][0], cands["holt_winters"][0])
-    pf.upper["ours"] = np.where(chosen == 0, cands["qgbm"][1], cands["holt_winters"][1])
-    pf.active["ours"] = act
+    med, up, act, pf.reasons = windowed_blend(actual, pf.persistence, cands, dec, cfg.horizon + cfg.window - 1,
+                                              GATE_WINDOW, quantile, tolerance, gate)
+    pf.median["ours"], pf.upper["ours"], pf.active["ours"] = med, up, act
     for k in ("linear", "qgbm", "holt_winters", "oracle"):
         pf.active[k] = np.ones(len(positions), dtype=bool)
     return pf

@@ -1,11 +1,16 @@
-"""Gated choice between forecasters: the model that acts is the one that backtests best *and* passes
-the predictability gate.
+"""A blend of two forecasters, weighted on realised backtests, and the gate's verdict on the blend.
 
 Why this exists: no single model wins everywhere. Holt-Winters adapts its level within minutes and
 does well after holidays and lasting level shifts; the quantile gradient-boosting model reads
-yesterday's and last week's shape around "now" and wins on pattern shifts and steep ramps. Choosing
-per evaluation window on recent backtests (and falling back to the reactive HPA when no candidate
-clears the gate) keeps the better of the two without having to know the trace in advance.
+yesterday's and last week's shape around "now" and wins on pattern shifts and steep ramps. Picking
+one per window (what this module did first) lost both ways on the hard days: the morning after a
+holiday, the trees' median hedged (half its references showed no ramp) while Holt-Winters saw the
+ramp coming, and the pick was still the trees, whose week of backtests was better overall.
+
+A convex blend with weights fitted per quantile keeps what each model knows: the median weight
+minimises the median's absolute error, the upper weight the upper quantile's pinball loss, both over
+the same recent backtest. The grid includes 0 and 1, so "one model alone" is one of the choices, and
+the blend then passes through the same predictability gate as any model.
 """
 
 from __future__ import annotations
@@ -15,37 +20,106 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backtest import BacktestScores, GateConfig, GateVerdict, evaluate_gate, score_backtest
+from .backtest import GateConfig, GateVerdict, evaluate_gate, pinball_loss, score_backtest
 
-__all__ = ["Choice", "choose_forecaster", "windowed_choice"]
+__all__ = ["Blend", "BlendedModel", "fit_blend", "gate_blend", "windowed_blend"]
+
+WEIGHT_GRID = np.linspace(1.0, 0.0, 11)
+"""Weights of the first model, from 1 down: on equal losses the first model (listed first) wins."""
 
 
 @dataclass(frozen=True)
-class Choice:
-    """The model to use (best recent pinball among candidates) and the gate's verdict on it."""
+class Blend:
+    """Weights of ``names[0]`` in the median and in the upper quantile (``names[1]`` gets the rest)."""
 
-    model: str
-    verdict: GateVerdict
+    names: tuple[str, ...]
+    median_weight: float = 1.0
+    upper_weight: float = 1.0
+
+    def combine(self, first: tuple[np.ndarray, np.ndarray],
+                second: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(median, upper) of the blend; the upper never below the median."""
+        if second is None or len(self.names) == 1:
+            return first
+        wm, wu = self.median_weight, self.upper_weight
+        med = wm * first[0] + (1.0 - wm) * second[0]
+        up = wu * first[1] + (1.0 - wu) * second[1]
+        return med, np.maximum(up, med)
+
+    def uses(self, k: int) -> bool:
+        """Whether model ``k`` carries any weight (a model at weight 0 need not be refitted)."""
+        if len(self.names) == 1:
+            return k == 0
+        w = (self.median_weight, self.upper_weight)
+        return any(x > 0 for x in w) if k == 0 else any(x < 1 for x in w)
+
+    def trimmed(self) -> Blend:
+        """The same blend without a model at weight 0 (a single model stands alone)."""
+        used = [n for k, n in enumerate(self.names) if self.uses(k)]
+        return self if len(used) == len(self.names) else Blend((used[0],))
 
     @property
-    def active(self) -> bool:
-        return self.verdict.active
+    def label(self) -> str:
+        """"quantile-gbm" alone, or "quantile-gbm 0.7/0.9 + holt-winters" (median/upper weights)."""
+        used = [n for k, n in enumerate(self.names) if self.uses(k)]
+        if len(used) == 1:
+            return used[0]
+        return f"{self.names[0]} {self.median_weight:.1f}/{self.upper_weight:.1f} + {self.names[1]}"
 
 
-def choose_forecaster(scores: Mapping[str, BacktestScores], gate: GateConfig | None = None) -> Choice:
-    """Best-pinball candidate that passes the gate; if none passes, the best one with its refusal."""
-    gate = gate or GateConfig()
-    if not scores:
-        raise ValueError("no candidate forecasters")
-    verdicts = {name: evaluate_gate(s, gate, name) for name, s in scores.items()}
-    ranked = sorted(scores, key=lambda k: (not np.isfinite(scores[k].pinball), scores[k].pinball))
-    for name in ranked:
-        if verdicts[name].active:
-            return Choice(name, verdicts[name])
-    return Choice(ranked[0], verdicts[ranked[0]])
+def _best_weight(actual: np.ndarray, a: np.ndarray, b: np.ndarray, loss) -> float:
+    ok = np.isfinite(actual) & np.isfinite(a) & np.isfinite(b)
+    if not ok.any():
+        return 1.0
+    y, a, b = actual[ok], a[ok], b[ok]
+    losses = [loss(y, w * a + (1.0 - w) * b) for w in WEIGHT_GRID]
+    return float(WEIGHT_GRID[int(np.argmin(losses))])
 
 
-def windowed_choice(
+def fit_blend(actual: np.ndarray, candidates: Mapping[str, tuple[np.ndarray, np.ndarray]],
+              quantile: float, min_samples: int = 60) -> Blend:
+    """Blend weights from realised forecasts of one or two candidates (in preference order).
+
+    With fewer than ``min_samples`` comparable forecasts there is nothing to fit, and the first
+    candidate stands alone.
+    """
+    names = tuple(candidates)
+    if not 1 <= len(names) <= 2:
+        raise ValueError(f"a blend takes one or two candidates, got {len(names)}")
+    if len(names) == 1:
+        return Blend(names)
+    (m1, u1), (m2, u2) = (candidates[n] for n in names)
+    actual = np.asarray(actual, dtype=float)
+    if int((np.isfinite(actual) & np.isfinite(m1) & np.isfinite(m2)).sum()) < min_samples:
+        return Blend(names)
+    wm = _best_weight(actual, m1, m2, lambda y, p: float(np.mean(np.abs(y - p))))
+    wu = _best_weight(actual, u1, u2, lambda y, p: pinball_loss(y, p, quantile))
+    return Blend(names, wm, wu)
+
+
+def gate_blend(blend: Blend, actual: np.ndarray, persistence: np.ndarray,
+               candidates: Mapping[str, tuple[np.ndarray, np.ndarray]], quantile: float,
+               tolerance: float, gate: GateConfig | None = None) -> tuple[GateVerdict, tuple[np.ndarray, np.ndarray]]:
+    """The gate's verdict on the blend's own backtest, and the blended (median, upper) it scored."""
+    parts = [candidates[n] for n in blend.names]
+    med, up = blend.combine(parts[0], parts[1] if len(parts) > 1 else None)
+    scores = score_backtest(actual, med, up, persistence, quantile, tolerance)
+    return evaluate_gate(scores, gate or GateConfig(), blend.label), (med, up)
+
+
+@dataclass
+class BlendedModel:
+    """Fitted models combined with a :class:`Blend`; predicts like one model (``predict_batch``)."""
+
+    blend: Blend
+    models: tuple
+
+    def predict_batch(self, y: np.ndarray, t0_s: float, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts = [m.predict_batch(y, t0_s, idx) for m in self.models]
+        return self.blend.combine(parts[0], parts[1] if len(parts) > 1 else None)
+
+
+def windowed_blend(
     actual: np.ndarray,
     persistence: np.ndarray,
     candidates: Mapping[str, tuple[np.ndarray, np.ndarray]],
@@ -55,23 +129,34 @@ def windowed_choice(
     quantile: float,
     tolerance: float,
     gate: GateConfig | None = None,
-) -> list[Choice]:
-    """Replay the choice at each decision position over aligned forecast arrays.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Replay blend fitting and gating over aligned forecast arrays (the bench's walk forward).
 
-    Arrays are indexed by forecast position; at decision position ``p`` only forecasts made at
-    ``q <= p - realise_lag`` have a known outcome, and the last ``window`` of those are scored.
+    At decision position ``p`` only forecasts made at ``q <= p - realise_lag`` have a known outcome;
+    weights come from the last ``window`` of those, and apply until the next decision. The gate then
+    scores the blend as it was actually served over that window. Returns the blended median and
+    upper, whether the blend may act, per position, and each decision's reason.
     """
-    out = []
-    for p in np.asarray(decision_positions, dtype=np.int64):
-        hi = int(p) - realise_lag + 1
-        lo = max(0, hi - window)
-        if hi <= lo:
-            sl = slice(0, 0)
-        else:
-            sl = slice(lo, hi)
-        scores = {
-            name: score_backtest(actual[sl], med[sl], up[sl], persistence[sl], quantile, tolerance)
-            for name, (med, up) in candidates.items()
-        }
-        out.append(choose_forecaster(scores, gate))
-    return out
+    n = len(actual)
+    names = list(candidates)
+    first, second = candidates[names[0]], candidates[names[-1]]
+    med = np.full(n, np.nan)
+    up = np.full(n, np.nan)
+    decisions = [int(p) for p in np.asarray(decision_positions, dtype=np.int64)]
+    spans = []
+    for k, p in enumerate(decisions):
+        stop = decisions[k + 1] if k + 1 < len(decisions) else n
+        lo, hi = max(0, p - realise_lag + 1 - window), max(0, p - realise_lag + 1)
+        sl = slice(lo, hi)
+        blend = fit_blend(actual[sl], {nm: (c[0][sl], c[1][sl]) for nm, c in candidates.items()}, quantile)
+        m, u = blend.combine((first[0][p:stop], first[1][p:stop]), (second[0][p:stop], second[1][p:stop]))
+        med[p:stop], up[p:stop] = m, u
+        spans.append((sl, p, stop, blend.label))
+    active = np.zeros(n, dtype=bool)
+    reasons = []
+    for sl, p, stop, label in spans:
+        scores = score_backtest(actual[sl], med[sl], up[sl], persistence[sl], quantile, tolerance)
+        verdict = evaluate_gate(scores, gate or GateConfig(), label)
+        active[p:stop] = verdict.active
+        reasons.append(verdict.reason)
+    return med, up, active, reasons

@@ -25,6 +25,7 @@ from ..api.tenant import AutoscalingRule
 from ..forecasting import (
     AnomalyConfig,
     BacktestScores,
+    BlendedModel,
     FeatureConfig,
     FloorDecision,
     FloorInput,
@@ -32,9 +33,10 @@ from ..forecasting import (
     GateVerdict,
     HoltWinters,
     QuantileGBM,
-    choose_forecaster,
     consensus_scores,
     decide_floor,
+    fit_blend,
+    gate_blend,
     persistence_peak,
     relative_residuals,
     scaled_residuals,
@@ -148,8 +150,9 @@ def _no_model(cfg: FeatureConfig, reason: str, now_s: float, secs: float, n: int
 
 def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings = Settings(),
              now_s: float | None = None) -> FittedRule:
-    """Backtest each candidate on the held-out recent span, pick the best that passes the gate (or the
-    best with its refusal), then refit the pick on all the history. CPU-bound: run it in a thread."""
+    """Backtest each candidate on the held-out recent span, fit the blend's weights there, gate the
+    blend on the same backtest, then refit the models it uses on all the history. CPU-bound: run it
+    in a thread."""
     started = time.perf_counter()
     now_s = time.time() if now_s is None else now_s
     y = np.asarray(y, dtype=float)
@@ -179,16 +182,17 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
     if not scores:
         return _no_model(cfg, "Reactive: no model could be fitted (" + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ")",
                          now_s, time.perf_counter() - started, n)
-    choice = choose_forecaster(scores, settings.gate)
+    blend = fit_blend(actual, preds, settings.quantile).trimmed()
+    verdict, (med, up) = gate_blend(blend, actual, persist, preds, settings.quantile, settings.tolerance, settings.gate)
+    scores[blend.label] = verdict.scores
     try:
-        model = _make(choice.model, cfg, settings.quantile).fit(y, t0_s)
+        model = BlendedModel(blend, tuple(_make(name, cfg, settings.quantile).fit(y, t0_s) for name in blend.names))
     except ValueError as exc:  # pragma: no cover - it fitted on less data a moment ago
-        return _no_model(cfg, f"Reactive: {choice.model} refit failed: {exc}", now_s, time.perf_counter() - started, n)
-    med, up = preds[choice.model]
+        return _no_model(cfg, f"Reactive: {blend.label} refit failed: {exc}", now_s, time.perf_counter() - started, n)
     residuals = scaled_residuals(actual, med, up)
     naive = relative_residuals(actual, persist)
     both = np.isfinite(residuals) & np.isfinite(naive)
-    return FittedRule(cfg, choice.model, model, choice.verdict, choice.verdict.reason, scores,
+    return FittedRule(cfg, blend.label, model, verdict, verdict.reason, scores,
                       residuals[both], naive[both], now_s, time.perf_counter() - started, n)
 
 

@@ -5,7 +5,6 @@ import pytest
 from tenancy_operator.forecasting import (
     BacktestScores,
     GateConfig,
-    choose_forecaster,
     evaluate_gate,
     mase,
     pinball_loss,
@@ -57,15 +56,6 @@ def test_gate_verdicts(kw, active, fragment):
     assert v.active is active
     assert fragment in v.reason
     assert ("Reactive" in v.reason) is (not active)
-
-
-def test_choice_prefers_best_passing_model():
-    good = _scores(pinball=1.0)
-    better_but_imprecise = _scores(pinball=0.5, true_rises=2)
-    c = choose_forecaster({"a": good, "b": better_but_imprecise}, GateConfig(min_samples=100))
-    assert c.model == "a" and c.active
-    c2 = choose_forecaster({"b": better_but_imprecise}, GateConfig(min_samples=100))
-    assert c2.model == "b" and not c2.active
 
 
 def test_rolling_origins_walk_forward():
