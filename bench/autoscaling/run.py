@@ -99,8 +99,12 @@ def judge(rows: list[Row], perf: dict[str, float], anom: dict[str, float]) -> tu
               f"{us.mase:.3f} (persistence {re.mase:.2f} on the same week; ours/persistence {us.mase / re.mase:.2f})")
         best = min((hw, qg), key=lambda r: (r.upm, r.replica_hours))
         ok = us.upm <= best.upm + 1e-9 and us.replica_hours <= best.replica_hours + 1e-9
-        check(f"{tag} ours >= best of HW/qgbm (UPM, no more rep-h)", ok,
-              f"UPM {us.upm:.2f} vs {best.policy} {best.upm:.2f}; rep-h {us.replica_hours:.0f} vs {best.replica_hours:.0f}")
+        detail = f"UPM {us.upm:.2f} vs {best.policy} {best.upm:.2f}; rep-h {us.replica_hours:.0f} vs {best.replica_hours:.0f}"
+        if not ok and (us.upm < best.upm) != (us.replica_hours < best.replica_hours):
+            detail += " (a trade, neither dominates)"
+        if not us.periodic and best.replica_hours / re.replica_hours > 1.05:
+            detail += f"; {best.policy} is over this trace's 1.05x rep-h cap"
+        check(f"{tag} ours >= best of HW/qgbm (UPM, no more rep-h)", ok, detail)
     check("one forecast p99 <= 5 ms (features, GBM quantiles, HW step)", perf["forecast_p99_ms"] <= 5,
           f"{perf['forecast_p99_ms']:.2f} ms (p50 {perf['forecast_p50_ms']:.2f})")
     check("refit on 14 days of 1-min history <= 1 s (median)", perf["refit_total_s"] <= 1,

@@ -140,6 +140,28 @@ def _credentials_line(status: dict[str, Any], now: datetime) -> str | None:
     return "Credentials: " + ", ".join(bits)
 
 
+def _autoscaling_lines(status: dict[str, Any], now: datetime) -> list[str]:
+    """One line per autoscaling rule: mode, whether the forecast acts (and why not), forecast, floor."""
+    out = []
+    for rule in status.get("autoscaling") or []:
+        gate = rule.get("gate") or {}
+        how = f"predictive ({rule['model']})" if gate.get("active") and rule.get("model") else (
+            gate.get("reason") or "reactive")
+        bits = [f"{rule.get('name', '?')} [{rule.get('mode', '?')}]: {how}"]
+        fc = rule.get("forecast") or {}
+        if fc.get("peak") is not None:
+            at = parse_time(fc.get("at"))
+            when = f" in {age(at, now)}" if at and at > now else ""
+            bits.append(f"peak {fc['peak']:g} (q {fc.get('upper', fc['peak']):g}, now {fc.get('recent', 0):g}){when}")
+        if rule.get("floor") is not None:
+            until = parse_time(rule.get("liftUntil"))
+            bits.append(f"floor {rule['floor']}" + (f" lifted for {age(until, now)}" if until and until > now else ""))
+        if rule.get("anomalyScore"):
+            bits.append(f"anomaly {rule['anomalyScore']:g}")
+        out.append(", ".join(bits))
+    return out
+
+
 def status_text(tenant: dict[str, Any], now: datetime, colour: bool = False) -> str:
     """`kubectl tenant status NAME`: the verdict first, then one line per part, then credentials."""
     meta = tenant.get("metadata") or {}
@@ -174,6 +196,9 @@ def status_text(tenant: dict[str, Any], now: datetime, colour: bool = False) -> 
     creds = _credentials_line(status, now)
     if creds:
         lines += ["", "  " + creds]
+    rules = _autoscaling_lines(status, now)
+    if rules:
+        lines += ["", "  Autoscaling:"] + [f"    {line}" for line in rules]
     endpoints = status.get("endpoints") or {}
     if endpoints:
         lines += ["", "  Endpoints: " + ", ".join(f"{k}={v}" for k, v in sorted(endpoints.items()))]

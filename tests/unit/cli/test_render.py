@@ -147,3 +147,25 @@ class _Stream(io.StringIO):
 ], ids=["terminal", "pipe", "no-color", "no-color-empty"])
 def test_colour_only_on_a_terminal_without_no_color(tty, env, expected):
     assert cli_main.use_colour(_Stream(tty), env) is expected
+
+
+def test_status_shows_each_autoscaling_rule_and_why_it_is_reactive():
+    t = tenant(autoscaling=[
+        {"name": "web", "mode": "Floor", "model": "quantile-gbm 0.7/0.9 + holt-winters",
+         "gate": {"active": True, "reason": "Predictive: ..."},
+         "forecast": {"peak": 430, "upper": 450, "recent": 124, "at": "2026-11-25T12:04:00Z"},
+         "floor": 13, "liftUntil": "2026-11-25T12:06:00Z", "anomalyScore": 0.0},
+        {"name": "worker", "mode": "Observe", "model": "holt-winters",
+         "gate": {"active": False, "reason": "Reactive: holt-winters does not beat persistence (pinball 3 vs 2)"},
+         "floor": 2, "anomalyScore": 0.95},
+    ])
+    lines = render.status_text(t, NOW).splitlines()
+    at = lines.index("  Autoscaling:")
+    assert lines[at + 1] == ("    web [Floor]: predictive (quantile-gbm 0.7/0.9 + holt-winters), "
+                             "peak 430 (q 450, now 124) in 4m, floor 13 lifted for 6m")
+    assert lines[at + 2] == ("    worker [Observe]: Reactive: holt-winters does not beat persistence "
+                             "(pinball 3 vs 2), floor 2, anomaly 0.95")
+
+
+def test_status_without_autoscaling_rules_has_no_autoscaling_section():
+    assert "Autoscaling:" not in render.status_text(READY, NOW)

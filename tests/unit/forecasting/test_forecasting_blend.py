@@ -2,7 +2,14 @@
 
 import numpy as np
 import pytest
-from tenancy_operator.forecasting import Blend, BlendedModel, GateConfig, fit_blend, gate_blend, windowed_blend
+from tenancy_operator.forecasting import (
+    Blend,
+    BlendedModel,
+    GateConfig,
+    fit_blend,
+    gate_blend,
+    windowed_blend,
+)
 
 
 def _series(n=600, seed=0):
