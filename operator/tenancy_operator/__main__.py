@@ -14,8 +14,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="tenancy-operator", description=__doc__)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kopf's own formatter prefixes each object's lines with "[name]" (or "[namespace/name]"): a log
+    # line that does not say which tenant it is about is of little use to whoever reads it.
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
+    # One access line per liveness probe, every few seconds, would bury everything else.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     from . import handlers  # noqa: F401  (registers the handlers)
 
     cfg = config.load()

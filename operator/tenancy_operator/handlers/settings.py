@@ -4,10 +4,16 @@
   `server_timeout`, and the client gives up after `client_timeout` and reconnects.
 - Our own progress and diff-base annotations live under tenancy.dev, and the finalizer is ours.
 - Events are posted for condition changes only, not for every log line.
+- Peering replicas need distinct priorities: kopf pauses *every* operator that sees a live peer of
+  the same priority, so two replicas at the default priority would both stand still. The oldest
+  replica outranks newer ones, so a rolling update or a restarted pod does not take over from a
+  healthy leader; it stands by until the leader's peering record expires or is withdrawn.
 """
 
 from __future__ import annotations
 
+import random
+import time
 from typing import Any
 
 import kopf
@@ -15,7 +21,15 @@ import kopf
 from ..observability import metrics
 from . import config
 
-__all__ = ["configure"]
+__all__ = ["configure", "seniority_priority"]
+
+_EPOCH_LIMIT = 2**40  # seconds; far beyond any start time, and the product stays inside int64
+
+
+def seniority_priority(started_s: float | None = None, rng: random.Random | None = None) -> int:
+    """A kopf peering priority that is higher for a replica started earlier; random below the second."""
+    started = int(time.time() if started_s is None else started_s)
+    return (_EPOCH_LIMIT - started) * 1_000_000 + (rng or random.Random()).randrange(1_000_000)
 
 
 @kopf.on.startup()
@@ -39,4 +53,5 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.standalone = cfg.standalone
     settings.peering.clusterwide = True
     settings.peering.name = "tenancy-operator"
+    settings.peering.priority = seniority_priority()
     metrics.serve(cfg.metrics_port)

@@ -1,0 +1,76 @@
+"""Two operator replicas with kopf peering, as the chart runs them: exactly one handles tenants, and
+when it dies the other takes over.
+
+Runs late (file name) and stops the session's standalone operator for its duration: peering
+heartbeats are API writes, which the steady-state test must not see.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from . import kube
+from .kube import eventually, get, kubectl, tenant_yaml
+
+PEERING = "tenancy-operator"
+
+
+def _replica(operator, operator_kubeconfig, pod: str) -> kube.Operator:
+    env = {**operator.extra_env, "TENANCY_STANDALONE": "false", "POD_ID": pod}
+    replica = kube.Operator(operator_kubeconfig, verify_interval=operator.verify_interval, extra_env=env)
+    replica.log = kube.STATE / "logs" / f"operator-e2e-{pod}.log"
+    replica.log.unlink(missing_ok=True)
+    return replica
+
+
+def _peers() -> dict[str, dict]:
+    obj = json.loads(kubectl("get", "clusterkopfpeering", PEERING, "-o", "json").stdout)
+    return obj.get("status") or {}
+
+
+def _handled(replica: kube.Operator, tenant: str) -> bool:
+    return f"[{tenant}]" in replica.log.read_text() if replica.log.exists() else False
+
+
+def test_one_replica_leads_and_the_other_takes_over_when_it_dies(operator, operator_kubeconfig, cleanup_tenants):
+    assert get("clusterkopfpeering", PEERING) is not None, "the chart creates the peering object"
+    operator.stop()
+    leader = _replica(operator, operator_kubeconfig, "peer-a")
+    standby = _replica(operator, operator_kubeconfig, "peer-b")
+    try:
+        leader.start()
+        time.sleep(1.1)  # a later start second: the standby's priority is lower whatever its random part
+        standby.start()
+        eventually(lambda: {"peer-a", "peer-b"} <= set(_peers()), 30, message="both replicas in the peering status")
+        priorities = {k: v["priority"] for k, v in _peers().items()}
+        assert priorities["peer-a"] > priorities["peer-b"], priorities
+        eventually(lambda: "Pausing operations in favour of" in standby.log.read_text(), 30,
+                   message="the newer replica stands by")
+
+        cleanup_tenants += ["peer-one", "peer-two"]
+        kubectl("apply", "-f", "-", input=tenant_yaml("peer-one"))
+        kubectl("wait", "--for=condition=Ready", "tenant/peer-one", "--timeout=60s", timeout=70)
+        assert _handled(leader, "peer-one") and not _handled(standby, "peer-one"), "only the leader handles"
+        # the leader paused nothing: it never saw a peer of equal or higher priority
+        assert "Pausing" not in leader.log.read_text()
+
+        killed = time.monotonic()
+        leader.kill()  # no goodbye: the standby must wait out the leader's peering lifetime
+        kubectl("apply", "-f", "-", input=tenant_yaml("peer-two"))
+        kubectl("wait", "--for=condition=Ready", "tenant/peer-two", "--timeout=120s", timeout=130)
+        took = time.monotonic() - killed
+        assert _handled(standby, "peer-two")
+        assert "Resuming operations" in standby.log.read_text()
+        print(f"\nstandby took over and made a new tenant Ready {took:.0f}s after the leader was killed "
+              f"(kopf peering lifetime 60 s)")
+
+        kubectl("delete", "tenants", "peer-one", "peer-two", "--wait=false")
+        eventually(lambda: get("tenant", "peer-one") is None and get("tenant", "peer-two") is None, 60,
+                   message="the new leader deletes tenants too")
+        standby.stop()  # a graceful exit withdraws its peering record at once
+        eventually(lambda: "peer-b" not in _peers(), 15, message="peering record withdrawn on exit")
+    finally:
+        leader.kill()
+        standby.stop()
+        operator.start()

@@ -1,0 +1,23 @@
+"""Peering priorities: distinct per replica (kopf pauses every operator that sees an equal one), and
+the oldest replica leads, so a newly started pod stands by instead of taking over."""
+
+import random
+
+from tenancy_operator.handlers.settings import seniority_priority
+
+
+def test_an_older_replica_outranks_a_newer_one_whatever_the_random_part():
+    older = seniority_priority(1_800_000_000.0, random.Random(1))
+    newer = seniority_priority(1_800_000_001.0, random.Random(2))
+    assert older > newer
+    assert max(seniority_priority(1_800_000_001.0, random.Random(k)) for k in range(200)) < min(
+        seniority_priority(1_800_000_000.0, random.Random(k)) for k in range(200))
+
+
+def test_replicas_started_in_the_same_second_still_differ():
+    got = {seniority_priority(1_800_000_000.0, random.Random(k)) for k in range(50)}
+    assert len(got) == 50
+
+
+def test_priority_fits_a_kubernetes_int64():
+    assert 0 < seniority_priority(0.0) < 2**63 - 1
