@@ -34,6 +34,7 @@ from ..backends import kube, prometheus
 from ..forecasting import FeatureConfig
 from ..reconcile import autoscaling as auto
 from ..reconcile import labels
+from ..reconcile import rule_forecast as rf
 from ..reconcile.status import PartResult
 
 __all__ = ["ensure", "CONDITION", "ANOMALY", "SETTINGS", "forget"]
@@ -48,7 +49,7 @@ def _float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
-SETTINGS = auto.Settings(refit_interval_s=_float("TENANCY_FORECAST_REFIT_INTERVAL", 3600.0))
+SETTINGS = rf.Settings(refit_interval_s=_float("TENANCY_FORECAST_REFIT_INTERVAL", 3600.0))
 RETRY_FETCH_S = 30.0
 """After a failed history read or fit, wait this long before the next attempt."""
 
@@ -71,7 +72,7 @@ class RuleState:
     cfg: FeatureConfig
     t0: float = 0.0
     y: np.ndarray | None = None
-    fitted: auto.FittedRule | None = None
+    fitted: rf.FittedRule | None = None
     task: asyncio.Task | None = None
     last_attempt: float = 0.0
     error: str | None = None
@@ -106,7 +107,7 @@ def _state(tenant: str, rule: AutoscalingRule) -> RuleState:
     if st is None or st.key != key:
         if st is not None and st.task is not None:
             st.task.cancel()
-        st = RuleState(key, auto.feature_config(rule.lead_time, rule.window, SETTINGS.step_s),
+        st = RuleState(key, rf.feature_config(rule.lead_time, rule.window, SETTINGS.step_s),
                        created=st.created if st else False)
         _states[(tenant, rule.name)] = st
     return st
@@ -148,7 +149,7 @@ async def _history(query: str, now: float) -> tuple[float, np.ndarray]:
         raise prometheus.PrometheusError(f"the query returned no data over the last {SETTINGS.history_s // 86400} days")
     t0 = points[0][0]
     n = int(round((points[-1][0] - t0) / step)) + 1
-    return t0, auto.regularize(points, t0, step, n)
+    return t0, rf.regularize(points, t0, step, n)
 
 
 async def _refit(st: RuleState, tenant: str, rule: str) -> None:
@@ -156,7 +157,7 @@ async def _refit(st: RuleState, tenant: str, rule: str) -> None:
     try:
         t0, y = await _history(st.key[0], time.time())
         async with _slot():
-            fitted = await asyncio.to_thread(auto.fit_rule, y, t0, st.cfg, SETTINGS)
+            fitted = await asyncio.to_thread(rf.fit_rule, y, t0, st.cfg, SETTINGS)
     except prometheus.PrometheusError as exc:
         st.error = str(exc)
         log.warning("autoscaling %s/%s: history unavailable: %s", tenant, rule, exc)
@@ -189,7 +190,7 @@ async def _append_new(st: RuleState, now: float) -> None:
     n = int(round((points[-1][0] - last) / step))
     if n <= 0:
         return
-    new = auto.regularize(points, last + step, step, n, carry=float(st.y[-1]))
+    new = rf.regularize(points, last + step, step, n, carry=float(st.y[-1]))
     y = np.concatenate([st.y, new])
     keep = SETTINGS.history_s // step + 1
     if len(y) > keep:
@@ -269,7 +270,7 @@ async def _rule(tenant: str, namespace: str, rule: AutoscalingRule, observed: di
         if age > SETTINGS.stale_after_s:
             note = f"Reactive: the newest sample of the metric is {age / 60:.0f} min old"
         else:
-            fc = auto.forecast(st.fitted, st.y, st.t0, SETTINGS, st.residuals, st.naive_residuals)
+            fc = rf.forecast(st.fitted, st.y, st.t0, SETTINGS, st.residuals, st.naive_residuals)
             pos = int(round(st.last_ts / SETTINGS.step_s)) if st.last_ts else -1
             if fc is not None and fc.residual is not None and fc.naive_residual is not None and pos > st.scored_upto:
                 st.residuals = np.append(st.residuals, fc.residual)[-SETTINGS.anomaly.window:]

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 from tenancy_operator.forecasting import FeatureConfig
-from tenancy_operator.reconcile import autoscaling as auto
+from tenancy_operator.reconcile import rule_forecast as rf
 
 
 def test_regularize_fills_gaps_forward_and_uses_the_carry_at_the_start():
-    y = auto.regularize([(120, 2.0), (240, 4.0)], 60, 60, 5)
+    y = rf.regularize([(120, 2.0), (240, 4.0)], 60, 60, 5)
     assert y.tolist() == [2.0, 2.0, 2.0, 4.0, 4.0]
-    y = auto.regularize([(180, 5.0), (240, float("nan"))], 60, 60, 4, carry=1.0)
+    y = rf.regularize([(180, 5.0), (240, float("nan"))], 60, 60, 4, carry=1.0)
     assert y.tolist() == [1.0, 1.0, 5.0, 5.0]
-    assert np.isnan(auto.regularize([], 0, 60, 3)).all()
-    assert auto.regularize([], 0, 60, 2, carry=3.0).tolist() == [3.0, 3.0]
+    assert np.isnan(rf.regularize([], 0, 60, 3)).all()
+    assert rf.regularize([], 0, 60, 2, carry=3.0).tolist() == [3.0, 3.0]
 
 
 def test_peak_timing_follows_yesterdays_spike_and_ends_after_it():
@@ -24,34 +24,34 @@ def test_peak_timing_follows_yesterdays_spike_and_ends_after_it():
     last = 2 * day - 1
     # Yesterday, the samples at positions last+3 and last+4 (of today's window) spiked.
     y[last + 3 - day] = y[last + 4 - day] = 400.0
-    when, until = auto.peak_timing(y, 0.0, cfg, last)
+    when, until = rf.peak_timing(y, 0.0, cfg, last)
     assert when == 60.0 * (last + 3)
     assert until == 60.0 * (last + 5)
-    flat_when, flat_until = auto.peak_timing(np.full(2 * day, 100.0), 0.0, cfg, last)
+    flat_when, flat_until = rf.peak_timing(np.full(2 * day, 100.0), 0.0, cfg, last)
     assert flat_until == 60.0 * (last + cfg.horizon + cfg.window)
 
 
 def test_fit_refuses_short_history_with_a_reason():
-    cfg = auto.feature_config("1m", "2m")
-    fitted = auto.fit_rule(np.full(600, 100.0), 0.0, cfg)
+    cfg = rf.feature_config("1m", "2m")
+    fitted = rf.fit_rule(np.full(600, 100.0), 0.0, cfg)
     assert fitted.model is None and not fitted.active
     assert fitted.reason.startswith("Reactive: not enough history")
-    assert auto.forecast(fitted, np.full(600, 100.0), 0.0) is None
+    assert rf.forecast(fitted, np.full(600, 100.0), 0.0) is None
 
 
 def test_fit_and_forecast_on_three_days_of_a_daily_spike():
-    cfg = auto.feature_config("1m", "2m")
+    cfg = rf.feature_config("1m", "2m")
     day = cfg.day
     rng = np.random.default_rng(3)
     n = 3 * day + 600
     tod = np.arange(n) % day
     y = 100.0 * (1 + 0.02 * rng.standard_normal(n)) + np.where((tod >= 700) & (tod < 702), 300.0, 0.0)
     now = n - 1
-    fitted = auto.fit_rule(y[: now + 1], 0.0, cfg, auto.Settings(backtest_s=86400), now_s=60.0 * now)
-    assert any(m in fitted.model_name for m in auto.MODELS)
-    assert set(fitted.scores) <= set(auto.MODELS) and fitted.scores
+    fitted = rf.fit_rule(y[: now + 1], 0.0, cfg, rf.Settings(backtest_s=86400), now_s=60.0 * now)
+    assert any(m in fitted.model_name for m in rf.MODELS)
+    assert set(fitted.scores) <= set(rf.MODELS) and fitted.scores
     # At minute 697 of the day the window (minutes 699-700) reaches the spike.
     at = 3 * day + 697
-    fc = auto.forecast(fitted, y[: at + 1], 0.0)
+    fc = rf.forecast(fitted, y[: at + 1], 0.0)
     assert fc is not None and fc.upper >= fc.median
     assert 0.0 <= fc.anomaly <= 1.0

@@ -6,6 +6,7 @@ import numpy as np
 from tenancy_operator.api.tenant import AutoscalingRule
 from tenancy_operator.forecasting import BacktestScores, FloorDecision, GateVerdict
 from tenancy_operator.reconcile import autoscaling as auto
+from tenancy_operator.reconcile import rule_forecast as rf
 
 
 def _rule(mode: str = "Floor") -> AutoscalingRule:
@@ -13,17 +14,17 @@ def _rule(mode: str = "Floor") -> AutoscalingRule:
                                                capacityPerReplica=50, minReplicas=2, maxReplicas=20, mode=mode))
 
 
-def _fitted(active: bool = True) -> auto.FittedRule:
+def _fitted(active: bool = True) -> rf.FittedRule:
     scores = BacktestScores(n=2877, pinball=0.52434, pinball_persistence=1.96335, mae=2.3643, mae_persistence=4.0114,
                             predicted_rises=5, actual_rises=15, true_rises=5)
     reason = ("Predictive: holt-winters beats persistence (skill 0.73, pinball 0.524 vs 1.96)" if active
               else "Reactive: holt-winters predicted 0 rises in the backtest window, too few to trust (need 3)")
-    return auto.FittedRule(auto.feature_config("1m", "2m"), "holt-winters", object(), GateVerdict(active, reason, scores),
+    return rf.FittedRule(rf.feature_config("1m", "2m"), "holt-winters", object(), GateVerdict(active, reason, scores),
                            reason, {"holt-winters": scores}, np.zeros(10), np.zeros(10), 1_800_000_000.0, 2.3, 20160)
 
 
-def _fc(median: float, upper: float, recent: float = 120.0, at: float = 1_800_000_130.0) -> auto.Forecast:
-    return auto.Forecast(median, upper, recent, at, at + 60, 0.0123, None)
+def _fc(median: float, upper: float, recent: float = 120.0, at: float = 1_800_000_130.0) -> rf.Forecast:
+    return rf.Forecast(median, upper, recent, at, at + 60, 0.0123, None)
 
 
 def test_rule_status_rounds_and_names_the_model_gate_and_floor():
@@ -77,7 +78,7 @@ def test_decide_lifts_on_a_forecast_rise_and_not_when_the_gate_is_closed():
 
 
 def test_feature_config_horizon_is_lead_plus_one_step():
-    cfg = auto.feature_config("1m", "2m")
+    cfg = rf.feature_config("1m", "2m")
     assert (cfg.horizon, cfg.window, cfg.step_s) == (2, 2, 60)
-    cfg = auto.feature_config("5m30s", "5m")
+    cfg = rf.feature_config("5m30s", "5m")
     assert (cfg.horizon, cfg.window) == (7, 5)
