@@ -14,10 +14,12 @@ from . import kube
 from .kube import eventually, get, kubectl, tenant_yaml
 
 PEERING = "tenancy-operator"
+LIFETIME = 20  # seconds (the chart's default is 60): how long the standby waits out a dead leader
 
 
 def _replica(operator, operator_kubeconfig, pod: str) -> kube.Operator:
-    env = {**operator.extra_env, "TENANCY_STANDALONE": "false", "POD_ID": pod}
+    env = {**operator.extra_env, "TENANCY_STANDALONE": "false", "POD_ID": pod,
+           "TENANCY_PEERING_LIFETIME": str(LIFETIME)}
     replica = kube.Operator(operator_kubeconfig, verify_interval=operator.verify_interval, extra_env=env)
     replica.log = kube.STATE / "logs" / f"operator-e2e-{pod}.log"
     replica.log.unlink(missing_ok=True)
@@ -62,8 +64,9 @@ def test_one_replica_leads_and_the_other_takes_over_when_it_dies(operator, opera
         took = time.monotonic() - killed
         assert _handled(standby, "peer-two")
         assert "Resuming operations" in standby.log.read_text()
+        assert took < LIFETIME + 20, f"takeover took {took:.0f}s with a {LIFETIME}s peering lifetime"
         print(f"\nstandby took over and made a new tenant Ready {took:.0f}s after the leader was killed "
-              f"(kopf peering lifetime 60 s)")
+              f"(peering lifetime {LIFETIME}s)")
 
         kubectl("delete", "tenants", "peer-one", "peer-two", "--wait=false")
         eventually(lambda: get("tenant", "peer-one") is None and get("tenant", "peer-two") is None, 60,

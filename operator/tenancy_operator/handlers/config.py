@@ -20,6 +20,12 @@ class Config:
     """kopf's liveness endpoint."""
     standalone: bool = True
     """No peering (one replica). The chart runs two replicas with peering."""
+    peering_name: str = "tenancy-operator"
+    """The ClusterKopfPeering the replicas share (the chart creates it)."""
+    peering_lifetime: int = 60
+    """Seconds a replica's peering record stays valid without a heartbeat: how long a standby waits
+    before taking over from a leader that died (one that exits withdraws its record at once).
+    Heartbeats come a few seconds before it runs out, so a shorter lifetime means more API writes."""
     retry_base: float = 2.0
     retry_max: float = 60.0
     tenant_secrets_role: str = ""
@@ -43,6 +49,8 @@ def load() -> Config:
         operator_namespace=os.environ.get("TENANCY_NAMESPACE", Config.operator_namespace),
         liveness=os.environ.get("TENANCY_LIVENESS", Config.liveness),
         standalone=os.environ.get("TENANCY_STANDALONE", "true").lower() in ("1", "true", "yes"),
+        peering_name=os.environ.get("TENANCY_PEERING_NAME") or Config.peering_name,
+        peering_lifetime=int(_float("TENANCY_PEERING_LIFETIME", Config.peering_lifetime)),
         retry_base=_float("TENANCY_RETRY_BASE", Config.retry_base),
         retry_max=_float("TENANCY_RETRY_MAX", Config.retry_max),
         tenant_secrets_role=os.environ.get("TENANCY_TENANT_SECRETS_ROLE", ""),

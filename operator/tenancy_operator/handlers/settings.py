@@ -52,6 +52,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.batching.error_delays = (1, 2, 5, 10, 20, 30, 60)
     settings.peering.standalone = cfg.standalone
     settings.peering.clusterwide = True
-    settings.peering.name = "tenancy-operator"
+    settings.peering.name = cfg.peering_name
+    settings.peering.lifetime = cfg.peering_lifetime
     settings.peering.priority = seniority_priority()
     metrics.serve(cfg.metrics_port)

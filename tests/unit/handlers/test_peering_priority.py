@@ -21,3 +21,15 @@ def test_replicas_started_in_the_same_second_still_differ():
 
 def test_priority_fits_a_kubernetes_int64():
     assert 0 < seniority_priority(0.0) < 2**63 - 1
+
+
+def test_peering_name_and_lifetime_come_from_the_chart_settings(monkeypatch):
+    from tenancy_operator.handlers import config
+
+    monkeypatch.setenv("TENANCY_PEERING_NAME", "ops-peering")
+    monkeypatch.setenv("TENANCY_PEERING_LIFETIME", "20")
+    cfg = config.load()
+    assert (cfg.peering_name, cfg.peering_lifetime) == ("ops-peering", 20)
+    monkeypatch.delenv("TENANCY_PEERING_NAME")
+    monkeypatch.delenv("TENANCY_PEERING_LIFETIME")
+    assert (config.load().peering_name, config.load().peering_lifetime) == ("tenancy-operator", 60)
