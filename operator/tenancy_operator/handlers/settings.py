@@ -51,6 +51,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.execution.max_workers = 8
     settings.batching.error_delays = (1, 2, 5, 10, 20, 30, 60)
     settings.peering.standalone = cfg.standalone
+    # Without the peering CRD kopf would quietly run every replica standalone, all of them active;
+    # mandatory peering makes them wait for it instead.
+    settings.peering.mandatory = not cfg.standalone
     settings.peering.clusterwide = True
     settings.peering.name = cfg.peering_name
     settings.peering.lifetime = cfg.peering_lifetime
