@@ -214,3 +214,42 @@ def test_unpredictable_history_keeps_the_rule_reactive(timeline):
     ready = tl.samples[-1]["random"]["ready"]
     assert ready["status"] == "True" and ready["reason"] == "Reactive", ready
     assert "Reactive" in ready["message"]
+
+
+def _prometheus(action: str) -> None:
+    """Stop the platform's Prometheus (as platform/backfill.sh does), or start it again (make up)."""
+    platform = kube.REPO / "platform"
+    script = (f'source "{platform}/lib.sh"; exec 8>"$STATE/lock"; flock -w 60 8; stop_pid prometheus 15'
+              if action == "stop" else f'bash "{platform}/up.sh" >/dev/null')
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_prometheus_outage_keeps_the_rule_reactive_and_it_recovers(timeline):
+    """Runs after the timeline: with no metrics the rule must fall back to the plain HPA (never hold a
+    floor on a forecast it cannot check), say so, stay Ready, and act again once Prometheus is back."""
+    name = timeline.tenants["floor"]
+
+    def rule() -> dict:
+        return (((get("tenant", name) or {}).get("status") or {}).get("autoscaling") or [{}])[0]
+
+    eventually(lambda: rule().get("gate", {}).get("active") is True, 30, message="predictive before the outage")
+    stopped = time.time()
+    _prometheus("stop")
+    try:
+        # The operator asks Prometheus only when a new 1-minute sample is due: the forecast from data
+        # under a minute old stays valid, so the switch comes within about a minute.
+        down = eventually(lambda: (r := rule()).get("gate", {}).get("active") is False and r, 120,
+                          message="reactive while Prometheus is down")
+        reacted = time.time() - stopped
+        assert down["gate"]["reason"].startswith("Reactive: Prometheus at "), down["gate"]
+        assert "unreachable" in down["gate"]["reason"]
+        ready = condition(get("tenant", name), "AutoscalingReady")
+        assert ready["status"] == "True" and ready["reason"] == "Reactive", ready
+        assert _hpa(f"tenant-{name}")["spec"]["minReplicas"] == MIN_REPLICAS
+    finally:
+        _prometheus("start")
+    started = time.time()
+    eventually(lambda: rule().get("gate", {}).get("active") is True, 60, message="predictive again after the outage")
+    print(f"\nPrometheus outage: reactive {reacted:.1f}s after the stop, predictive again "
+          f"{time.time() - started:.1f}s after the restart")
