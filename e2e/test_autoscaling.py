@@ -253,3 +253,28 @@ def test_prometheus_outage_keeps_the_rule_reactive_and_it_recovers(timeline):
     eventually(lambda: rule().get("gate", {}).get("active") is True, 60, message="predictive again after the outage")
     print(f"\nPrometheus outage: reactive {reacted:.1f}s after the stop, predictive again "
           f"{time.time() - started:.1f}s after the restart")
+
+
+def test_operator_restart_refits_without_flapping_ready(timeline, operator):
+    """After a restart every model is refit (they live in memory); the HPAs keep working meanwhile,
+    so neither the Tenant's Ready nor AutoscalingReady may drop, and the rule acts again after the fit."""
+    name = timeline.tenants["floor"]
+    eventually(lambda: condition(get("tenant", name), "AutoscalingReady")["reason"] == "Predictive", 60,
+               message="predictive before the restart")
+    operator.kill()
+    restarted = time.monotonic()
+    operator.start()
+    seen = []
+    while time.monotonic() - restarted < 20:
+        tenant = get("tenant", name)
+        seen.append((condition(tenant, "Ready")["status"], condition(tenant, "AutoscalingReady")["status"],
+                     condition(tenant, "AutoscalingReady")["reason"], time.monotonic() - restarted))
+        time.sleep(0.5)
+    assert all(ready == "True" and auto_ready == "True" for ready, auto_ready, _, _ in seen), seen
+    eventually(lambda: condition(get("tenant", name), "AutoscalingReady")["reason"] == "Predictive", 60,
+               message="predictive again after the refit")
+    reactive = [t for _, _, reason, t in seen if reason == "Reactive"]
+    back = next((t for _, _, reason, t in seen if reactive and reason == "Predictive" and t > reactive[0]), None)
+    print(f"\noperator restart: Ready stayed True over {len(seen)} looks; Reactive (refitting) from "
+          f"{reactive[0] if reactive else float('nan'):.1f}s, Predictive again at "
+          f"{back if back is not None else float('nan'):.1f}s after the restart")

@@ -51,6 +51,7 @@ def _float(name: str, default: float) -> float:
 
 SETTINGS = rf.Settings(refit_interval_s=_float("TENANCY_FORECAST_REFIT_INTERVAL", 3600.0))
 RETRY_FETCH_S = 30.0
+STARTED_AT = time.time()
 """After a failed history read or fit, wait this long before the next attempt."""
 
 _L = ("tenant", "rule")
@@ -278,6 +279,10 @@ async def _rule(tenant: str, namespace: str, rule: AutoscalingRule, observed: di
                 st.scored_upto = pos
     elif st.fitted is None and st.error:
         note = f"Reactive: {st.error}"
+    # A rule whose HPA predates this process was working before a restart: refitting its models is
+    # not "not ready" (the HPA scales reactively meanwhile), or every restart would flap every Tenant.
+    if st.fitted is None and note is None and auto.created_before(observed, STARTED_AT):
+        note = "Reactive: refitting the models after an operator restart"
     waiting = st.fitted is None and note is None
 
     target = await kube.get(rule.target_ref.kind, rule.target_ref.name, namespace)

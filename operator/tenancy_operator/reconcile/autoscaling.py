@@ -22,7 +22,8 @@ from .labels import owned_labels
 from .rule_forecast import FittedRule, Forecast, Settings, iso
 
 __all__ = [
-    "LiftState", "read_lift", "lift_annotations", "decide", "desired_hpa", "hpa_patch", "only_floor_differs",
+    "LiftState", "read_lift", "lift_annotations", "created_before", "decide", "desired_hpa", "hpa_patch",
+    "only_floor_differs",
     "RULE_LABEL", "LIFT", "LIFT_UNTIL", "DEMAND_METRIC", "FORECAST_METRIC", "rule_status", "publish",
     "short_reason",
 ]
@@ -53,6 +54,16 @@ def read_lift(hpa: Mapping[str, Any] | None) -> LiftState:
     except (KeyError, ValueError, TypeError):
         return LiftState()
     return LiftState(lift, until)
+
+
+def created_before(obj: Mapping[str, Any] | None, when_s: float) -> bool:
+    """Whether the object exists and its creationTimestamp is before ``when_s`` (Unix seconds)."""
+    stamp = ((obj or {}).get("metadata") or {}).get("creationTimestamp")
+    try:
+        created = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except (TypeError, ValueError):
+        return False
+    return created < when_s
 
 
 def lift_annotations(state: LiftState) -> dict[str, str | None]:

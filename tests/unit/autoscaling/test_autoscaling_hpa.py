@@ -88,3 +88,12 @@ def test_an_edit_by_someone_else_is_drift_not_the_floor():
 def test_read_lift_tolerates_missing_or_bad_annotations():
     assert auto.read_lift(None) == auto.LiftState()
     assert auto.read_lift({"metadata": {"annotations": {auto.LIFT: "x", auto.LIFT_UNTIL: "soon"}}}) == auto.LiftState()
+
+
+def test_created_before_reads_the_creation_timestamp():
+    hpa = {"metadata": {"creationTimestamp": "2026-11-25T12:00:00Z"}}
+    noon = 1795608000.0  # 2026-11-25T12:00:00Z
+    assert auto.created_before(hpa, noon + 1)
+    assert not auto.created_before(hpa, noon)
+    assert not auto.created_before(None, noon)
+    assert not auto.created_before({"metadata": {}}, noon)
