@@ -37,6 +37,10 @@ def crds(platform):
                  "--timeout=60s")
     # Discovery caches in kubectl can lag a fresh CRD by a moment.
     kube.eventually(lambda: "tenants" in kube.kubectl("api-resources", "--api-group=tenancy.dev").stdout, 30)
+    # The OpenAPI document (kubectl explain, client-side validation) follows a new CRD a few seconds
+    # after discovery does: seen failing once on a fresh platform.
+    kube.eventually(lambda: kube.kubectl("explain", "tenant.spec", check=False).returncode == 0, 60,
+                    message="the CRDs' OpenAPI schema published")
 
 
 @pytest.fixture(scope="session")
