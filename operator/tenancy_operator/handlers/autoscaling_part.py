@@ -51,8 +51,9 @@ def _float(name: str, default: float) -> float:
 
 SETTINGS = rf.Settings(refit_interval_s=_float("TENANCY_FORECAST_REFIT_INTERVAL", 3600.0))
 RETRY_FETCH_S = 30.0
-STARTED_AT = time.time()
 """After a failed history read or fit, wait this long before the next attempt."""
+STARTED_AT = time.time()
+"""When this process started: a rule whose HPA is older was working before a restart."""
 
 _L = ("tenant", "rule")
 FORECAST_PEAK = Gauge("tenancy_autoscaling_forecast_peak", "Forecast peak demand over the rule's window",
@@ -65,6 +66,8 @@ FORECAST_DEMAND = Gauge(auto.FORECAST_METRIC, "Demand the forecast floor stands 
                         "the HPA of an ExternalMetric rule reads it through an adapter", _L)
 REFIT_SECONDS = Gauge("tenancy_autoscaling_refit_seconds", "Duration of the rule's last refit", _L)
 _GAUGES = (RECENT, FLOOR, GATE, ANOMALY_SCORE, FORECAST_DEMAND, REFIT_SECONDS)
+
+
 @dataclass
 class RuleState:
     """What survives between passes for one rule: its series, model and what status last said."""
@@ -125,7 +128,7 @@ def forget(tenant: str, rule: str | None = None) -> None:
                 g.remove(*key)
             except KeyError:
                 pass
-        for q in ("0.5", "0.9"):
+        for q in ("0.5", f"{SETTINGS.quantile:g}"):
             try:
                 FORECAST_PEAK.remove(*key, q)
             except KeyError:
