@@ -225,7 +225,7 @@ class _RuleOutcome:
 
 
 def _owned(hpa: dict[str, Any], tenant: str) -> bool:
-    return (hpa.get("metadata", {}).get("labels") or {}).get(labels.TENANT) == tenant
+    return labels.tenant_of(hpa) == tenant
 
 
 async def _apply_hpa(desired: dict[str, Any], observed: dict[str, Any] | None, st: RuleState, tenant: str,

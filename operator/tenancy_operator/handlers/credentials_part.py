@@ -150,7 +150,7 @@ async def publish(tenant: str, uid: str, namespace: str, plan: Plan, reports: di
             await kube.merge_patch("Secret", SECRET, namespace, {k: desired[k] for k in ("metadata", "data")})
         repaired.append(f"Secret {SECRET}")
     elif (_decode(live) != data or creds.from_annotations(live["metadata"].get("annotations")) != state
-          or (live["metadata"].get("labels") or {}).get(labels.TENANT) != tenant):
+          or labels.tenant_of(live) != tenant):
         # Replace data wholesale: keys of a disabled service must go, which a merge patch would keep.
         body = {"metadata": {"labels": desired["metadata"]["labels"],
                              "annotations": {**desired["metadata"]["annotations"],

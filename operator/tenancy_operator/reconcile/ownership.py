@@ -26,7 +26,7 @@ def classify(namespace: dict[str, Any] | None, tenant: str, adopt: bool, uid: st
     meta = namespace.get("metadata", {})
     if meta.get("deletionTimestamp") or namespace.get("status", {}).get("phase") == "Terminating":
         return Ownership.TERMINATING
-    owner = (meta.get("labels") or {}).get(labels.TENANT)
+    owner = labels.tenant_of(namespace)
     owned_by_uid = bool(uid) and any(r.get("uid") == uid for r in meta.get("ownerReferences") or [])
     if owner == tenant or (owner is None and owned_by_uid):
         return Ownership.OURS
@@ -36,7 +36,7 @@ def classify(namespace: dict[str, Any] | None, tenant: str, adopt: bool, uid: st
 
 
 def conflict_message(namespace: str, live: dict[str, Any], tenant: str) -> str:
-    owner = (live.get("metadata", {}).get("labels") or {}).get(labels.TENANT)
+    owner = labels.tenant_of(live)
     if owner:
         return (f"namespace {namespace} belongs to tenant {owner!r}; choose another tenant name "
                 "or delete that tenant first")
