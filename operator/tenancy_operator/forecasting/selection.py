@@ -61,7 +61,7 @@ class Blend:
     @property
     def label(self) -> str:
         """"quantile-gbm" alone, or "quantile-gbm 0.7/0.9 + holt-winters" (median/upper weights)."""
-        used = [n for k, n in enumerate(self.names) if self.uses(k)]
+        used = self.trimmed().names
         if len(used) == 1:
             return used[0]
         return f"{self.names[0]} {self.median_weight:.1f}/{self.upper_weight:.1f} + {self.names[1]}"

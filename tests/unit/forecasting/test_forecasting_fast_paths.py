@@ -14,17 +14,21 @@ def _series(days: int, seed: int = 0) -> np.ndarray:
     return y * np.exp(rng.normal(0, 0.03, len(y)))
 
 
+def _single_equals_batch(model, y, end, start=0):
+    """One forecast from y[start:end] (the fast path) equals the batch forecast at end - 1 on y[:end]."""
+    f = model.predict(y[start:end], T0 + 60.0 * start)
+    med, up = model.predict_batch(y[:end], T0, np.array([end - 1]))
+    assert f.median == pytest.approx(med[0], rel=1e-9)
+    assert f.upper == pytest.approx(up[0], rel=1e-9)
+
+
 def test_incremental_holt_winters_matches_full_filter_on_a_sliding_window():
     cfg = FeatureConfig(horizon=4, window=5)
     y = _series(4)
     hw = HoltWinters(cfg).fit(y[: 3 * 1440], T0)
     for k in (0, 1, 7, 60, 300):
-        end = 3 * 1440 + k
         # the caller's window slides: it starts k minutes later, as a query over the last 3 days would
-        f = hw.predict(y[k:end], T0 + 60.0 * k)
-        med, up = hw.predict_batch(y[:end], T0, np.array([end - 1]))
-        assert f.median == pytest.approx(med[0], rel=1e-9)
-        assert f.upper == pytest.approx(up[0], rel=1e-9)
+        _single_equals_batch(hw, y, 3 * 1440 + k, start=k)
 
 
 def test_holt_winters_refilters_when_history_does_not_continue_its_state():
@@ -44,10 +48,7 @@ def test_single_forecast_through_flat_trees_equals_sklearn_predict():
     model = QuantileGBM(cfg, max_iter=30, train_stride=2).fit(y[: 3 * 1440], T0)
     assert model._flat is not None
     for end in (3 * 1440 + 470, 3 * 1440 + 478, 3 * 1440 + 900):
-        f = model.predict(y[:end], T0)
-        med, up = model.predict_batch(y[:end], T0, np.array([end - 1]))
-        assert f.median == pytest.approx(med[0], rel=1e-9)
-        assert f.upper == pytest.approx(up[0], rel=1e-9)
+        _single_equals_batch(model, y, end)
 
 
 def test_holt_winters_without_times_still_notices_a_slid_window():
