@@ -19,7 +19,7 @@ demo: up crds-apply ## Platform up, operator running, example tenants Ready, sho
 	  echo && kubectl get tenancy && echo && kubectl-tenant list && echo && kubectl-tenant status globex
 	@echo; echo "Operator log: $(PLATFORM_DIR)/logs/operator.log   Stop it all: make down"
 
-test: venv install ## Every test tier: unit, integration and e2e on the real local platform, then the quick bench
+test: venv install ## Every test: unit, then e2e on the real local platform (real backends), then the quick bench
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(PYTEST_ARGS)
