@@ -55,7 +55,7 @@ class BackendStatus(Spec):
 
     observed_generation: int | None = None
     phase: str | None = None
-    """Ready, Unavailable or Unknown."""
+    """Ready, Unavailable, Stalled (its type is not built yet) or Unknown."""
     conditions: Conditions
     """Ready, and CircuitOpen while the operator is backing off."""
     server_version: str | None = None

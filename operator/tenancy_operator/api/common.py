@@ -20,6 +20,7 @@ __all__ = [
     "Spec",
     "Condition",
     "Conditions",
+    "KindStatus",
     "Duration",
     "Quantity",
     "ObjectName",
@@ -92,3 +93,15 @@ Conditions = Annotated[
     list[Condition],
     Field(default_factory=list, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
 ]
+
+
+class KindStatus(Spec):
+    """Status of a kind whose objects only report whether what they ask for is built: kstatus conditions."""
+
+    model_config = Spec.model_config | {"extra": "allow"}
+
+    observed_generation: int | None = None
+    """The metadata.generation the status describes."""
+    conditions: Conditions
+    """Ready and Stalled. Stalled=True with reason NotImplemented names each field whose feature is not
+    built yet (and the issue that tracks it)."""

@@ -19,6 +19,7 @@ __all__ = [
     "STALLED",
     "DEGRADED",
     "ANOMALY_DETECTED",
+    "SPEC_SUPPORTED",
     "ABNORMAL_TRUE",
     "set_condition",
     "get_condition",
@@ -30,6 +31,9 @@ __all__ = [
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 READY, RECONCILING, STALLED, DEGRADED = "Ready", "Reconciling", "Stalled", "Degraded"
 ANOMALY_DETECTED = "AnomalyDetected"
+# False when the spec asks for something the operator does not build yet (reason NotImplemented); the
+# message names each such field. Nothing a user asks for is ignored silently.
+SPEC_SUPPORTED = "SpecSupported"
 # Conditions that are bad news when True (kstatus calls them abnormal-true); their Events are Warnings.
 ABNORMAL_TRUE = frozenset({RECONCILING, STALLED, DEGRADED, ANOMALY_DETECTED})
 
@@ -49,6 +53,8 @@ class Reason:
     TERMINATING = "Terminating"
     DRIFT_REPAIRED = "DriftRepaired"
     PARTS_NOT_READY = "PartsNotReady"
+    NOT_IMPLEMENTED = "NotImplemented"
+    """The spec asks for a feature that is designed but not built yet; the message names the fields."""
 
 
 def now_iso() -> str:

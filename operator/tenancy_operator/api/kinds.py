@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import backend, cache_policy, lifecycle_policy, session_policy, tenant, workflow_run
-from .common import GROUP, VERSION
+from .common import GROUP, VERSION, KindStatus
 
 __all__ = ["Kind", "KINDS", "TENANT", "BACKEND", "CACHE_POLICY", "SESSION_POLICY", "LIFECYCLE_POLICY", "WORKFLOW_RUN"]
 
@@ -102,12 +102,13 @@ CACHE_POLICY = Kind(
     short_names=["cachep"],
     scope="Cluster",
     spec=cache_policy.CachePolicySpec,
-    status=None,
+    status=KindStatus,
     root_rules=cache_policy.ROOT_RULES,
     description="Cache tiers, TTLs, per-tenant memory budget and eviction, referenced by tenants.",
     columns=[
         {"name": "Budget", "type": "string", "jsonPath": ".spec.memoryBudget"},
         {"name": "Eviction", "type": "string", "jsonPath": ".spec.eviction"},
+        _ready_column(),
         _age_column(),
     ],
 )
@@ -119,13 +120,14 @@ SESSION_POLICY = Kind(
     short_names=["tsp"],
     scope="Cluster",
     spec=session_policy.TenantSessionPolicySpec,
-    status=None,
+    status=KindStatus,
     root_rules=session_policy.ROOT_RULES,
     description="Session lifetime, idle timeout, concurrency, signing algorithm and key rotation.",
     columns=[
         {"name": "Lifetime", "type": "string", "jsonPath": ".spec.lifetime"},
         {"name": "Idle", "type": "string", "jsonPath": ".spec.idleTimeout"},
         {"name": "Algorithm", "type": "string", "jsonPath": ".spec.signingAlgorithm"},
+        _ready_column(),
         _age_column(),
     ],
 )
@@ -137,13 +139,14 @@ LIFECYCLE_POLICY = Kind(
     short_names=["lcp"],
     scope="Cluster",
     spec=lifecycle_policy.LifecyclePolicySpec,
-    status=None,
+    status=KindStatus,
     root_rules=lifecycle_policy.ROOT_RULES,
     description="What suspend, archive and delete do: reclaim, retention, deletion protection.",
     columns=[
         {"name": "Reclaim", "type": "string", "jsonPath": ".spec.reclaim"},
         {"name": "Retention", "type": "string", "jsonPath": ".spec.retention"},
         {"name": "Protected", "type": "boolean", "jsonPath": ".spec.deletionProtection"},
+        _ready_column(),
         _age_column(),
     ],
 )

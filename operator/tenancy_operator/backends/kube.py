@@ -36,6 +36,7 @@ _PATHS: dict[str, tuple[str, str, bool]] = {
     "LifecyclePolicy": ("/apis/tenancy.dev/v1alpha1", "lifecyclepolicies", False),
     "TenantSessionPolicy": ("/apis/tenancy.dev/v1alpha1", "tenantsessionpolicies", False),
     "CachePolicy": ("/apis/tenancy.dev/v1alpha1", "cachepolicies", False),
+    "WorkflowRun": ("/apis/tenancy.dev/v1alpha1", "workflowruns", True),
 }
 
 

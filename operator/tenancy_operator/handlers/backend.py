@@ -17,6 +17,7 @@ from ..api.tenant import PLACED_SERVICES
 from ..backends import circuit, kube, registry
 from ..backends.base import BackendRefused, BackendUnavailable
 from ..observability import metrics
+from ..reconcile import unbuilt
 from . import config
 from .targets import TargetError, target_for
 
@@ -44,7 +45,9 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
     breaker = circuit.breaker_for(name)
     version = status.get("serverVersion")
     if adapter is None:
-        ok, reason, message = False, "Unsupported", f"backend type {btype} is not supported yet"
+        # mongodb and search Backends are valid API objects whose adapters are not built yet.
+        ok, reason = False, cond.Reason.NOT_IMPLEMENTED
+        message = f"type {btype}: " + unbuilt.message([unbuilt.BACKEND_TYPE.text()])
     else:
         try:
             target = await target_for({"metadata": dict(body.metadata), "spec": dict(spec)})
@@ -62,14 +65,22 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
     placed = len(placements.get((btype, name), []))
     conditions = [dict(c) for c in status.get("conditions", [])]
     changed = cond.set_condition(conditions, cond.READY, cond.TRUE if ok else cond.FALSE, reason, message, generation)
-    wanted = {"observedGeneration": generation, "phase": "Ready" if ok else "Unavailable", "conditions": conditions,
+    # Stalled only for what waiting cannot fix; written once there is something to say, so Backends
+    # of built types keep the status they had.
+    not_built = adapter is None
+    if not_built or cond.get_condition(conditions, cond.STALLED) is not None:
+        changed |= cond.set_condition(conditions, cond.STALLED, cond.TRUE if not_built else cond.FALSE,
+                                      reason if not_built else cond.Reason.SUCCEEDED,
+                                      message if not_built else "", generation)
+    phase = "Ready" if ok else "Stalled" if not_built else "Unavailable"
+    wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions,
               "serverVersion": version, "tenantsPlaced": placed}
     if any(status.get(k) != v for k, v in wanted.items()):
         wanted["lastCheckedAt"] = cond.now_iso()
         await kube.merge_patch("Backend", name, None, {"status": wanted}, "status")
     if changed:
         kopf.event(body, type="Normal" if ok else "Warning", reason=reason, message=f"Ready={ok}: {message}")
-    if not ok:
+    if not ok and not not_built:
         logger.warning("backend %s: %s", name, message)
 
 

@@ -25,7 +25,7 @@ from ..api.tenant import TenantSpec
 from ..backends import kube
 from ..backends.base import Report
 from ..observability import metrics
-from ..reconcile import labels
+from ..reconcile import labels, unbuilt
 from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
 from . import autoscaling_part, config, credentials_part, namespace_part, services_part, teardown, workloads
@@ -135,6 +135,30 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
         message = _validation_message(exc)
         return Outcome([PartResult(namespace_part.CONDITION, False, Reason.INVALID_SPEC, message, stalled=True)])
     outcome = Outcome(state=tenant.state)
+    await _converge_built(name, uid, tenant, body, logger, indexes, outcome)
+    outcome.parts += _unbuilt_parts(tenant, indexes)
+    return outcome
+
+
+def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResult]:
+    """SpecSupported, and the parts of services that are not built: nothing asked for is ignored silently."""
+    ref = tenant.lifecycle_policy_ref
+    policy = _store_first(indexes.get("lifecycle_policies"), ref) if ref else None
+    found = unbuilt.for_tenant(tenant, policy)
+    parts = [PartResult(condition, False, Reason.NOT_IMPLEMENTED, f"{service} tenancy is not built yet (issue 15)",
+                        informational=True)
+             for service, condition in (("mongodb", "DocumentStoreReady"), ("search", "SearchReady"))
+             if getattr(tenant, service).enabled]
+    if found:
+        parts.append(PartResult(cond.SPEC_SUPPORTED, False, Reason.NOT_IMPLEMENTED, unbuilt.message(found),
+                                stalled=True))
+    else:
+        parts.append(PartResult(cond.SPEC_SUPPORTED, True, Reason.SUCCEEDED, "every field the spec sets is built"))
+    return parts
+
+
+async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Body, logger: logging.Logger,
+                          indexes: dict[str, Any], outcome: Outcome) -> None:
     try:
         result, written = await namespace_part.ensure(name, uid, tenant, logger)
         outcome.repaired += [f"{s.action.value} {s.kind}/{s.name}" for s in written]
@@ -142,7 +166,7 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
         result = _api_failure(namespace_part.CONDITION, exc)
     outcome.parts.append(result)
     if not result.ok:
-        return outcome
+        return
     outcome.status["namespace"] = names.namespace(name)
     try:
         await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger)
@@ -155,7 +179,6 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
     outcome.parts += parts
     outcome.status.update(status)
     outcome.repaired += repaired
-    return outcome
 
 
 def _api_failure(condition: str, exc: kube.KubeError) -> PartResult:

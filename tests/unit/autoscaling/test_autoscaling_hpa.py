@@ -97,3 +97,9 @@ def test_created_before_reads_the_creation_timestamp():
     assert not auto.created_before(hpa, noon)
     assert not auto.created_before(None, noon)
     assert not auto.created_before({"metadata": {}}, noon)
+
+
+def test_target_ref_is_the_hpas_scale_target():
+    rule = _rule(targetRef={"kind": "StatefulSet", "name": "db"})
+    hpa = auto.desired_hpa("acme", "tenant-acme", rule, 2)
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db"}

@@ -29,6 +29,12 @@ def test_quota_follows_spec():
     assert quota["spec"]["hard"]["pods"] == "3" and quota["spec"]["hard"]["requests.cpu"] == "2"
 
 
+def test_quota_maps_every_field():
+    hard = _desired({"quota": {"cpu": "3", "memory": "5Gi", "pods": "7", "storage": "11Gi"}})[1]["spec"]["hard"]
+    assert hard == {"requests.cpu": "3", "limits.cpu": "3", "requests.memory": "5Gi", "limits.memory": "5Gi",
+                    "pods": "7", "requests.storage": "11Gi"}
+
+
 def test_network_policy_admits_only_same_namespace_and_platform():
     netpol = _desired()[3]["spec"]
     assert netpol["policyTypes"] == ["Ingress"]

@@ -1,0 +1,138 @@
+"""Every field a user reads in `kubectl explain` is true: the registry tests/unit/api/test_field_coverage.py checks.
+
+One entry per leaf field of every kind's spec (`Kind.spec.a.b`; list items have no index). Each
+claim is one of:
+
+- `test: <file>::<test function>`: that test proves the field acts. The coverage test parses the file
+  and fails when the function is gone or renamed.
+- `refused: <text>`: the API server refuses values that would do nothing. The coverage test finds an
+  `x-kubernetes-validations` rule at that field (or its object) whose message contains <text>.
+- `not-built: NotImplemented`: a spec asking for it gets `Stalled=True`, reason NotImplemented, naming
+  the field (`tenancy_operator/reconcile/unbuilt.py` must report it).
+
+A field may carry several claims (a built value and an unbuilt one). When you add a field, add its
+entry here; when you build an unbuilt feature, swap its `not-built` for the test that proves it and
+drop its entry from reconcile/unbuilt.py.
+"""
+
+from __future__ import annotations
+
+NOT_BUILT = "not-built: NotImplemented"
+
+FIELDS: dict[str, list[str]] = {
+    # --- Tenant -------------------------------------------------------------------------------------
+    "Tenant.spec.displayName": [
+        "test: tests/unit/cli/test_render.py::test_status_shows_each_part_with_condition_reason_backend_and_message",
+        "test: e2e/test_names_placement.py::test_hostile_free_text_never_reaches_a_backend",
+    ],
+    "Tenant.spec.owners.kind": [
+        "test: e2e/test_tenant_core.py::test_owner_rbac_is_fenced_to_their_namespace",
+        "test: tests/unit/reconcile/test_namespace.py::test_service_account_owner_binds_in_its_namespace",
+    ],
+    "Tenant.spec.owners.name": ["test: e2e/test_tenant_core.py::test_owner_rbac_is_fenced_to_their_namespace"],
+    "Tenant.spec.state": ["test: e2e/test_suspend.py::test_suspend_and_resume", NOT_BUILT],  # Archived
+    "Tenant.spec.adoptNamespace": ["test: e2e/test_tenant_core.py::test_namespace_owned_by_someone_else_stalls"],
+    "Tenant.spec.deletionProtection": [
+        "test: e2e/test_install_chart.py::test_protected_tenant_cannot_be_deleted_until_lifted"],
+    "Tenant.spec.quota.cpu": ["test: e2e/test_tenant_core.py::test_spec_change_reconciles_to_the_new_generation"],
+    "Tenant.spec.quota.memory": ["test: tests/unit/reconcile/test_namespace.py::test_quota_maps_every_field"],
+    "Tenant.spec.quota.pods": ["test: e2e/test_tenant_core.py::test_api_server_enforces_pod_security_and_quota"],
+    "Tenant.spec.quota.storage": ["test: tests/unit/reconcile/test_namespace.py::test_quota_maps_every_field"],
+    "Tenant.spec.postgres.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
+    "Tenant.spec.postgres.backend": [
+        "test: e2e/test_backend_lifecycle.py::test_outage_degrades_only_tenants_on_that_backend",
+        "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service",
+    ],
+    "Tenant.spec.postgres.connectionLimit": [
+        "test: e2e/test_fields.py::test_connection_limit_is_the_databases_and_follows_the_spec"],
+    "Tenant.spec.redis.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
+    "Tenant.spec.redis.backend": [
+        "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service"],
+    "Tenant.spec.mongodb.enabled": [NOT_BUILT],
+    "Tenant.spec.mongodb.backend": [NOT_BUILT],
+    "Tenant.spec.search.enabled": [NOT_BUILT],
+    "Tenant.spec.search.backend": [NOT_BUILT],
+    "Tenant.spec.vault.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
+    "Tenant.spec.vault.backend": [
+        "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service"],
+    # true (the default) acts; false does not restrict yet (issue 11 item 6, the "doors" branch).
+    "Tenant.spec.vault.transitKey": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix", NOT_BUILT],
+    "Tenant.spec.vault.kv": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix", NOT_BUILT],
+    "Tenant.spec.credentials.rotateEvery": ["test: tests/unit/reconcile/test_credentials.py::test_rotation_due"],
+    "Tenant.spec.credentials.overlap": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
+    "Tenant.spec.credentials.restartWorkloads": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
+    "Tenant.spec.cachePolicyRef": [NOT_BUILT],
+    "Tenant.spec.sessionPolicyRef": [NOT_BUILT],
+    "Tenant.spec.lifecyclePolicyRef": [
+        "test: e2e/test_backend_lifecycle.py::test_delete_with_reclaim_delete_removes_everything"],
+    "Tenant.spec.autoscaling.name": [
+        "test: e2e/test_autoscaling.py::test_observe_never_writes_the_hpa_and_shows_the_forecast"],
+    "Tenant.spec.autoscaling.targetRef.kind": [
+        "test: tests/unit/autoscaling/test_autoscaling_hpa.py::test_target_ref_is_the_hpas_scale_target"],
+    "Tenant.spec.autoscaling.targetRef.name": [
+        "test: tests/unit/autoscaling/test_autoscaling_hpa.py::test_target_ref_is_the_hpas_scale_target",
+        "test: e2e/test_autoscaling.py::test_floor_lifts_min_replicas_before_the_peak_and_releases_it_after",
+    ],
+    "Tenant.spec.autoscaling.metric.prometheus": [
+        "test: e2e/test_autoscaling.py::test_floor_lifts_min_replicas_before_the_peak_and_releases_it_after"],
+    "Tenant.spec.autoscaling.capacityPerReplica": [
+        "test: tests/unit/autoscaling/test_autoscaling_hpa.py::"
+        "test_fractional_per_pod_target_is_a_milli_quantity_and_floor_is_clamped"],
+    "Tenant.spec.autoscaling.minReplicas": [
+        "test: tests/unit/autoscaling/test_autoscaling_hpa.py::"
+        "test_observe_and_external_metric_keep_the_rules_own_min_replicas"],
+    "Tenant.spec.autoscaling.maxReplicas": [
+        "test: tests/unit/autoscaling/test_autoscaling_hpa.py::"
+        "test_fractional_per_pod_target_is_a_milli_quantity_and_floor_is_clamped"],
+    "Tenant.spec.autoscaling.targetUtilization": [
+        "test: tests/unit/autoscaling/test_autoscaling_hpa.py::"
+        "test_fractional_per_pod_target_is_a_milli_quantity_and_floor_is_clamped"],
+    "Tenant.spec.autoscaling.leadTime": [
+        "test: tests/unit/autoscaling/test_autoscaling_status.py::test_feature_config_horizon_is_lead_plus_one_step",
+        "test: e2e/test_autoscaling.py::test_floor_lifts_min_replicas_before_the_peak_and_releases_it_after",
+    ],
+    "Tenant.spec.autoscaling.window": [
+        "test: e2e/test_autoscaling_signals.py::test_injected_level_shift_is_an_anomaly"],
+    "Tenant.spec.autoscaling.mode": [
+        "test: e2e/test_autoscaling.py::test_floor_lifts_min_replicas_before_the_peak_and_releases_it_after",
+        "test: e2e/test_autoscaling.py::test_observe_never_writes_the_hpa_and_shows_the_forecast",
+        "test: e2e/test_autoscaling_signals.py::test_external_metric_exports_the_forecast_and_leaves_sizing_to_the_hpa",
+    ],
+    # --- Backend ------------------------------------------------------------------------------------
+    # postgres, redis and vault act; mongodb and search Backends are Stalled NotImplemented.
+    "Backend.spec.type": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix",
+                          "refused: type is immutable", NOT_BUILT],
+    "Backend.spec.endpoint.host": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
+    "Backend.spec.endpoint.port": ["test: e2e/test_backend_lifecycle.py::test_outage_degrades_only_tenants_on_that_backend"],
+    "Backend.spec.endpoint.tls": [
+        "test: tests/unit/backends/test_endpoint_settings.py::test_tls_asks_each_client_for_tls"],
+    "Backend.spec.endpoint.publicHost": [
+        "test: e2e/test_fields.py::test_public_host_is_what_tenants_are_given"],
+    "Backend.spec.adminSecretRef.name": [
+        "test: e2e/test_backend_lifecycle.py::test_backend_holding_tenants_is_not_deleted"],
+    "Backend.spec.capacity": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky"],
+    "Backend.spec.paused": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky"],
+    # --- CachePolicy, TenantSessionPolicy, WorkflowRun: nothing acts on them yet (issues 14, 16) ------
+    "CachePolicy.spec.tiers.name": [NOT_BUILT],
+    "CachePolicy.spec.tiers.ttl": [NOT_BUILT],
+    "CachePolicy.spec.defaultTtl": [NOT_BUILT],
+    "CachePolicy.spec.memoryBudget": [NOT_BUILT],
+    "CachePolicy.spec.eviction": [NOT_BUILT],
+    "TenantSessionPolicy.spec.lifetime": [NOT_BUILT],
+    "TenantSessionPolicy.spec.idleTimeout": [NOT_BUILT],
+    "TenantSessionPolicy.spec.maxConcurrent": [NOT_BUILT],
+    "TenantSessionPolicy.spec.signingAlgorithm": [NOT_BUILT],
+    "TenantSessionPolicy.spec.keyRotation": [NOT_BUILT],
+    "WorkflowRun.spec.tenant": [NOT_BUILT],
+    "WorkflowRun.spec.workflow": [NOT_BUILT],
+    "WorkflowRun.spec.parameters": [NOT_BUILT],
+    # --- LifecyclePolicy ----------------------------------------------------------------------------
+    "LifecyclePolicy.spec.reclaim": [  # Retain and Delete act; Archive is not built (issue 13)
+        "test: e2e/test_backend_lifecycle.py::test_delete_with_reclaim_delete_removes_everything",
+        "test: e2e/test_backend_lifecycle.py::test_delete_with_reclaim_retain_keeps_everything_usable",
+        NOT_BUILT,
+    ],
+    "LifecyclePolicy.spec.retention": [NOT_BUILT],
+    "LifecyclePolicy.spec.suspendRevokesLogins": ["test: e2e/test_suspend.py::test_suspend_and_resume", NOT_BUILT],
+    "LifecyclePolicy.spec.deletionProtection": [NOT_BUILT],  # the "deletions" branch (issue 12 item 1) builds it
+}
