@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-KINDS = ("Tenant", "Backend", "WorkflowRun")
+KINDS = ("Tenant", "Backend", "WorkflowRun", "CachePolicy", "TenantSessionPolicy", "LifecyclePolicy")
 GROUP = "tenancy.dev"
 
 HEADER = """\

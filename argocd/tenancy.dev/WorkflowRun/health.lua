@@ -49,7 +49,8 @@ if (stalled ~= nil and stalled.status == "True") or status.phase == "Failed" or 
   hs.status = "Degraded"
   local phase = status.phase
   if phase == nil then
-    phase = "Failed"
+    -- Only Stalled gets here without a phase: the run never started (NotImplemented, or refused).
+    phase = "Stalled"
   end
   hs.message = phase .. ": " .. detail(stalled, "the run did not succeed")
   return hs
