@@ -181,11 +181,17 @@ def status_text(tenant: dict[str, Any], now: datetime, colour: bool = False) -> 
         lines.append(f"  Generation {generation} not yet observed (status describes {observed or 'none'})")
     if status.get("namespace"):
         lines.append(f"  Namespace: {status['namespace']}")
+    unbuilt = conditions.get("SpecSupported") or {}
+    if unbuilt.get("status") == "False":
+        # Said once, even when another problem is what Stalled shows.
+        lines.append("  " + _paint(f"Not built yet: {unbuilt.get('message', '')}", "red", colour))
     for type_ in ("Stalled", "Degraded"):
         c = conditions.get(type_)
-        if c and c.get("status") == "True":
+        if c and c.get("status") == "True" and not (unbuilt.get("status") == "False"
+                                                    and c.get("message") == unbuilt.get("message")):
             lines.append("  " + _paint(f"{type_}: {c.get('reason', '')}: {c.get('message', '')}", "red", colour))
-    if ready and ready.get("status") != "True" and ready.get("message"):
+    if (ready and ready.get("status") != "True" and ready.get("message")
+            and ready.get("message") != unbuilt.get("message")):
         lines.append(f"  Waiting on: {ready['message']}")
     rows, plain = _part_rows(tenant, colour)
     lines.append("")

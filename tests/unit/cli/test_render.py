@@ -169,3 +169,20 @@ def test_status_shows_each_autoscaling_rule_and_why_it_is_reactive():
 
 def test_status_without_autoscaling_rules_has_no_autoscaling_section():
     assert "Autoscaling:" not in render.status_text(READY, NOW)
+
+
+def test_status_names_what_is_not_built_once_and_the_parts_that_are_not():
+    unbuilt = ("not built yet, so not done: spec.mongodb.enabled, spec.mongodb.backend: MongoDB tenancy is not built "
+               "yet, no database or user is made (issue 15)")
+    t = tenant(phase="Stalled", spec={"mongodb": {"enabled": True}}, conditions=[
+        cond("NamespaceReady", "True", "Succeeded", "ok"),
+        cond("DocumentStoreReady", "False", "NotImplemented", "mongodb tenancy is not built yet (issue 15)"),
+        cond("SpecSupported", "False", "NotImplemented", unbuilt),
+        cond("Stalled", "True", "NotImplemented", unbuilt),
+        cond("Ready", "False", "NotImplemented", unbuilt),
+    ])
+    text = render.status_text(t, NOW)
+    assert f"Not built yet: {unbuilt}" in text
+    assert text.count(unbuilt) == 1, text
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith("  ") and line.split()}
+    assert rows["DocumentStore"][1:3] == ["FAIL", "NotImplemented"]
