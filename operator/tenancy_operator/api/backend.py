@@ -39,7 +39,8 @@ class BackendSpec(Spec):
     type: BackendType = Field(
         json_schema_extra={"x-kubernetes-validations": [cel("self == oldSelf", "type is immutable")]}
     )
-    """Which kind of service this is; immutable."""
+    """Which kind of service this is; immutable. mongodb and search are not built yet (issue 15): such a
+    Backend is Stalled, reason NotImplemented, and no tenant is placed on it."""
     endpoint: Endpoint
     """Where the service listens."""
     admin_secret_ref: SecretRef

@@ -104,7 +104,8 @@ CACHE_POLICY = Kind(
     spec=cache_policy.CachePolicySpec,
     status=KindStatus,
     root_rules=cache_policy.ROOT_RULES,
-    description="Cache tiers, TTLs, per-tenant memory budget and eviction, referenced by tenants.",
+    description="Cache tiers, TTLs, per-tenant memory budget and eviction, referenced by tenants. Not built yet "
+    "(issue 14): every object is Stalled, reason NotImplemented.",
     columns=[
         {"name": "Budget", "type": "string", "jsonPath": ".spec.memoryBudget"},
         {"name": "Eviction", "type": "string", "jsonPath": ".spec.eviction"},
@@ -122,7 +123,8 @@ SESSION_POLICY = Kind(
     spec=session_policy.TenantSessionPolicySpec,
     status=KindStatus,
     root_rules=session_policy.ROOT_RULES,
-    description="Session lifetime, idle timeout, concurrency, signing algorithm and key rotation.",
+    description="Session lifetime, idle timeout, concurrency, signing algorithm and key rotation. Not built yet "
+    "(issue 14): every object is Stalled, reason NotImplemented.",
     columns=[
         {"name": "Lifetime", "type": "string", "jsonPath": ".spec.lifetime"},
         {"name": "Idle", "type": "string", "jsonPath": ".spec.idleTimeout"},
@@ -160,7 +162,8 @@ WORKFLOW_RUN = Kind(
     spec=workflow_run.WorkflowRunSpec,
     status=workflow_run.WorkflowRunStatus,
     root_rules=workflow_run.ROOT_RULES,
-    description="One run of a built-in multi-step workflow (saga) for a tenant, with compensation.",
+    description="One run of a built-in multi-step workflow (saga) for a tenant, with compensation. Not built yet "
+    "(issue 16): every run is Stalled, reason NotImplemented, and changes nothing.",
     columns=[
         {"name": "Tenant", "type": "string", "jsonPath": ".spec.tenant"},
         {"name": "Workflow", "type": "string", "jsonPath": ".spec.workflow"},

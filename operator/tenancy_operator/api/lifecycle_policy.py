@@ -11,14 +11,17 @@ __all__ = ["LifecyclePolicySpec", "ROOT_RULES"]
 
 class LifecyclePolicySpec(Spec):
     reclaim: Literal["Retain", "Archive", "Delete"] = "Retain"
-    """On Tenant deletion: Retain leaves backend data and forgets it; Archive exports then deletes;
-    Delete deletes."""
+    """On Tenant deletion: Retain leaves backend data and forgets it; Delete deletes. Archive (export, then
+    delete) is not built yet (issue 13): the policy and its tenants are Stalled, reason NotImplemented, and
+    a deleted tenant's data is retained."""
     retention: Duration = "720h"
-    """How long archives are kept."""
+    """How long archives are kept. Not built yet (issue 13): another value makes the policy Stalled, reason
+    NotImplemented."""
     deletion_protection: bool = False
     """Tenants using this policy cannot be deleted while it is true."""
     suspend_revokes_logins: bool = True
-    """Suspending a tenant revokes its backend logins (data is kept)."""
+    """Suspending a tenant revokes its backend logins (data is kept). false is not built yet (issue 13): the
+    policy is Stalled, reason NotImplemented, and suspending still revokes them."""
 
 
 ROOT_RULES: list[dict[str, str]] = []

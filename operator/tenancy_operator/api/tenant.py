@@ -148,7 +148,9 @@ class TenantSpec(Spec):
     owners: list[Owner] = Field(default_factory=list, max_length=64)
     """Who administers the tenant namespace (bound to the `admin` ClusterRole there only)."""
     state: Literal["Active", "Suspended", "Archived"] = "Active"
-    """Active serves; Suspended closes every door but keeps data; Archived exports and keeps only the archive."""
+    """Active serves; Suspended closes every door but keeps data. Archived (export, keep only the archive) is
+    not built yet (issue 13): it closes every door as Suspended does and the Tenant is Stalled, reason
+    NotImplemented."""
     adopt_namespace: bool = False
     """Adopt an existing namespace `tenant-<name>` that no other tenant owns. Without it, an existing
     namespace makes the tenant Stalled."""
@@ -161,17 +163,20 @@ class TenantSpec(Spec):
     redis: ServiceSpec = Field(default_factory=ServiceSpec)
     """A Redis ACL user fenced to the key prefix `t:<name>:`."""
     mongodb: ServiceSpec = Field(default_factory=ServiceSpec)
-    """A MongoDB database `t_<name>` and a user with readWrite on it."""
+    """A MongoDB database `t_<name>` and a user with readWrite on it. Not built yet (issue 15): enabling it
+    makes the Tenant Stalled, reason NotImplemented."""
     search: ServiceSpec = Field(default_factory=ServiceSpec)
-    """OpenSearch indices `t-<name>-*` with a role and user."""
+    """OpenSearch indices `t-<name>-*` with a role and user. Not built yet (issue 15): enabling it makes the
+    Tenant Stalled, reason NotImplemented."""
     vault: VaultSpec = Field(default_factory=VaultSpec)
     """OpenBao transit key, KV path, policy and Kubernetes auth role."""
     credentials: CredentialsSpec = Field(default_factory=CredentialsSpec)
     """Rotation of the credentials Secret."""
     cache_policy_ref: ObjectName | None = None
-    """Name of a CachePolicy."""
+    """Name of a CachePolicy. Not built yet (issue 14): setting it makes the Tenant Stalled, reason NotImplemented."""
     session_policy_ref: ObjectName | None = None
-    """Name of a TenantSessionPolicy."""
+    """Name of a TenantSessionPolicy. Not built yet (issue 14): setting it makes the Tenant Stalled, reason
+    NotImplemented."""
     lifecycle_policy_ref: ObjectName | None = None
     """Name of a LifecyclePolicy; without one, deleting the tenant retains backend data."""
     autoscaling: list[AutoscalingRule] = Field(
