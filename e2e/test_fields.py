@@ -43,7 +43,8 @@ def _not_implemented(kind: str, name: str, namespace: str | None = None, timeout
                 and obj["status"].get("observedGeneration") == generation and obj)
 
     obj = eventually(reported, timeout, message=f"{kind} {name} Stalled NotImplemented")
-    eventually(lambda: any(e["type"] == "Warning" and e["reason"] == "NotImplemented" for e in _events(kind, name)),
+    eventually(lambda: any(e["type"] == "Warning" and e["reason"] == "NotImplemented"
+                           for e in _events(obj["kind"], name)),
                10, message=f"a Warning Event NotImplemented on {kind} {name}")
     return obj
 
