@@ -15,7 +15,7 @@ from ..api import conditions as cond
 from ..api.common import GROUP, VERSION
 from ..api.tenant import PLACED_SERVICES
 from ..backends import circuit, kube, registry
-from ..backends.base import BackendRefused, BackendUnavailable
+from ..backends.base import BackendRefused, BackendUnavailable, ServerReport
 from ..observability import metrics
 from . import config
 from .targets import TargetError, target_for
@@ -43,6 +43,7 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
     adapter = registry.adapter(btype)
     breaker = circuit.breaker_for(name)
     version = status.get("serverVersion")
+    server = None
     if adapter is None:
         ok, reason, message = False, "Unsupported", f"backend type {btype} is not supported yet"
     else:
@@ -51,6 +52,8 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
             version = await adapter.probe(target)
             breaker.success()
             ok, reason, message = True, "Reachable", f"{btype} {version} at {target.host}:{target.port}"
+            if hasattr(adapter, "ensure_server"):
+                server = await _ensure_server(adapter, target, dict(spec.get(btype) or {}), logger)
         except TargetError as exc:
             ok, reason, message = False, "AdminSecretMissing", str(exc)
         except BackendRefused as exc:
@@ -62,6 +65,10 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
     placed = len(placements.get((btype, name), []))
     conditions = [dict(c) for c in status.get("conditions", [])]
     changed = cond.set_condition(conditions, cond.READY, cond.TRUE if ok else cond.FALSE, reason, message, generation)
+    if server is not None and cond.set_condition(conditions, server.condition, cond.TRUE if server.ok else cond.FALSE,
+                                                 server.reason, server.message, generation):
+        kopf.event(body, type="Normal" if server.ok or server.reason == "NotRequested" else "Warning",
+                   reason=server.reason, message=f"{server.condition}={server.ok}: {server.message}")
     wanted = {"observedGeneration": generation, "phase": "Ready" if ok else "Unavailable", "conditions": conditions,
               "serverVersion": version, "tenantsPlaced": placed}
     if any(status.get(k) != v for k, v in wanted.items()):
@@ -71,6 +78,17 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
         kopf.event(body, type="Normal" if ok else "Warning", reason=reason, message=f"Ready={ok}: {message}")
     if not ok:
         logger.warning("backend %s: %s", name, message)
+
+
+async def _ensure_server(adapter: Any, target: Any, settings: dict[str, Any], logger: logging.Logger) -> Any:
+    """Server-wide hardening the spec asks for; trouble there is a condition, never a failed Backend."""
+    try:
+        report = await adapter.ensure_server(target, settings)
+    except (BackendRefused, BackendUnavailable) as exc:
+        return ServerReport(adapter.SERVER_CONDITION, False, "Refused", str(exc))
+    if report.repaired:
+        logger.info("backend %s: restricted %s", target.name, ", ".join(report.repaired))
+    return report
 
 
 @kopf.on.resume(GROUP, VERSION, "backends")
