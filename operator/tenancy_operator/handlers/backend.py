@@ -15,7 +15,7 @@ from ..api import conditions as cond
 from ..api.common import GROUP, VERSION
 from ..api.tenant import PLACED_SERVICES
 from ..backends import circuit, kube, registry
-from ..backends.base import BackendRefused, BackendUnavailable, ServerReport
+from ..backends.base import BackendRefused, BackendUnavailable, ServerReport, Target
 from ..observability import metrics
 from . import config
 from .targets import TargetError, target_for
@@ -80,7 +80,7 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
         logger.warning("backend %s: %s", name, message)
 
 
-async def _ensure_server(adapter: Any, target: Any, settings: dict[str, Any], logger: logging.Logger) -> Any:
+async def _ensure_server(adapter: Any, target: Target, settings: dict[str, Any], logger: logging.Logger) -> ServerReport:
     """Server-wide hardening the spec asks for; trouble there is a condition, never a failed Backend."""
     try:
         report = await adapter.ensure_server(target, settings)
