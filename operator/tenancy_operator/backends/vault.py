@@ -238,7 +238,8 @@ def _revoke_tokens(client: hvac.Client, target: Target, role: str) -> int:
     except hvac_errors.InvalidPath:
         return 0
     accessors = ((listing or {}).get("data") or {}).get("keys") or []
-    known = {a: v for a, v in _token_roles.get(key, {}).items() if a in set(accessors)}
+    live = set(accessors)
+    known = {a: v for a, v in _token_roles.get(key, {}).items() if a in live}
     _token_roles[key] = known
     issuer = f"auth/{AUTH_MOUNT}/login|{role}"
     revoked, lookups = 0, 0
