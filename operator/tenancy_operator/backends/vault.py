@@ -68,7 +68,8 @@ def closed_policy_text(tenant: str) -> str:
     """The policy of a closed tenant (suspended, or retained after delete): every request denied.
 
     A deny wins over every other policy a token holds (even `default`), and OpenBao evaluates policies
-    on each request, so tokens issued before the close stop working at once.
+    on each request, so tokens issued before the close are refused every secret at once (measured on
+    OpenBao 2.7: KV and transit answer 403; only the token's own lookup-self still answers).
     """
     names.vault_key(tenant)  # validates the tenant name
     return (f"# Managed by tenancy-operator for tenant {tenant}: closed (suspended or retained); every request is denied.\n"
