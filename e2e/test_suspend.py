@@ -6,6 +6,9 @@ suspended, and the role's tokens are revoked.
 
 from __future__ import annotations
 
+import json
+import time
+
 import asyncpg
 import hvac.exceptions
 import pytest
@@ -17,6 +20,12 @@ from .kube import condition, eventually, get, kubectl, tenant_yaml
 from .tenant_clients import credentials, pg, redis_client, vault_login
 
 SPEC = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
+
+
+def _drift_repairs(name: str) -> int:
+    out = kubectl("get", "events", "-A", "--field-selector",
+                  f"involvedObject.kind=Tenant,involvedObject.name={name},reason=DriftRepaired", "-o", "json").stdout
+    return sum(e.get("count") or 1 for e in json.loads(out)["items"])
 
 
 def test_suspend_and_resume(backends, operator, cleanup_tenants):
@@ -49,6 +58,10 @@ def test_suspend_and_resume(backends, operator, cleanup_tenants):
         vault_admin().auth.token.lookup_accessor(accessor)
     with pytest.raises((hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)):  # no role to log in with
         vault_login(creds, "tenant-sleepy")
+    # Closed is a steady state: verify passes over a suspended tenant read and repair nothing.
+    repairs = _drift_repairs("sleepy")
+    time.sleep(operator.verify_interval * 2 + 1)
+    assert _drift_repairs("sleepy") == repairs
 
     kubectl("patch", "tenant", "sleepy", "--type=merge", "-p", '{"spec":{"state":"Active"}}')
     eventually(lambda: get("tenant", "sleepy")["status"].get("phase") == "Ready", 30, message="phase Ready")
