@@ -93,19 +93,6 @@ def test_delete_with_reclaim_delete_removes_everything(backends, operator):
         assert not vault_exists(path), path
 
 
-def test_delete_with_reclaim_retain_keeps_everything_usable(backends, operator):
-    kube.apply(_policy("reclaim-retain", "Retain"))
-    kube.apply(tenant_yaml("kept-data", lifecyclePolicyRef="reclaim-retain", **FULL))
-    _ready("kept-data")
-    creds = credentials("kept-data")
-    pg(creds, "CREATE TABLE IF NOT EXISTS kept (v text)")
-    kubectl("delete", "tenant", "kept-data", "--timeout=60s", timeout=70)
-    assert pg_databases("t_kept_data") == {"t_kept_data"}
-    assert pg(creds, "SELECT count(*) FROM kept")[0][0] == 0
-    assert redis_client(creds).ping()
-    assert vault_exists("transit/keys/tenant-kept-data") and vault_exists("sys/policies/acl/tenant-kept-data")
-
-
 def test_backend_holding_tenants_is_not_deleted(backends, operator, cleanup_tenants):
     import os
 

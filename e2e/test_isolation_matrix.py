@@ -59,6 +59,16 @@ def test_isolation_matrix(two_tenants):
             asyncpg.exceptions.InsufficientPrivilegeError)
     refused("postgres", "log in as B's role with A's password",
             lambda: pg({**a, "PGUSER": b["PGUSER"]}, "SELECT 1"), asyncpg.exceptions.InvalidPasswordError)
+    # The databases every server has (Backend spec.postgres.restrictSharedDatabases, on by default).
+    for db in ("postgres", "template1"):
+        refused("postgres", f"connect to {db}", lambda db=db: pg(a, "SELECT 1", db),
+                asyncpg.exceptions.InsufficientPrivilegeError)
+        refused("postgres", f"CREATE TEMP TABLE in {db}", lambda db=db: pg(a, "CREATE TEMP TABLE t (v int)", db),
+                asyncpg.exceptions.InsufficientPrivilegeError)
+        refused("postgres", f"lo_create (large object) in {db}", lambda db=db: pg(a, "SELECT lo_create(0)", db),
+                asyncpg.exceptions.InsufficientPrivilegeError)
+    # Not preventable without superuser changes to the catalogs (docs/how-it-works.md says so).
+    allowed("postgres", "list database names (pg_database)", lambda: pg(a, "SELECT datname FROM pg_database"))
 
     # Redis
     r = redis_client(a)
@@ -105,4 +115,4 @@ def test_isolation_matrix(two_tenants):
     print("\nisolation matrix (tenant iso-a acting on iso-b):")
     for backend, what, verdict in MATRIX:
         print(f"  {backend:9} {what:45} {verdict}")
-    assert sum(1 for m in MATRIX if m[2].startswith("refused")) >= 18
+    assert sum(1 for m in MATRIX if m[2].startswith("refused")) >= 24

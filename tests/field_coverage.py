@@ -56,8 +56,10 @@ FIELDS: dict[str, list[str]] = {
     "Tenant.spec.vault.backend": [
         "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service"],
     # true (the default) acts; false does not restrict yet (issue 11 item 6, the "doors" branch).
-    "Tenant.spec.vault.transitKey": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix", NOT_BUILT],
-    "Tenant.spec.vault.kv": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix", NOT_BUILT],
+    "Tenant.spec.vault.transitKey": ["test: e2e/test_doors.py::test_vault_flags_shape_the_policy_the_secret_and_what_a_token_may_do",
+                                    "test: tests/unit/backends/test_vault_policy.py::test_policy_holds_exactly_what_the_flags_enable"],
+    "Tenant.spec.vault.kv": ["test: e2e/test_doors.py::test_vault_flags_shape_the_policy_the_secret_and_what_a_token_may_do",
+                            "test: tests/unit/backends/test_vault_policy.py::test_policy_holds_exactly_what_the_flags_enable"],
     "Tenant.spec.credentials.rotateEvery": ["test: tests/unit/reconcile/test_credentials.py::test_rotation_due"],
     "Tenant.spec.credentials.overlap": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
     "Tenant.spec.credentials.restartWorkloads": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
@@ -100,6 +102,9 @@ FIELDS: dict[str, list[str]] = {
     ],
     # --- Backend ------------------------------------------------------------------------------------
     # postgres, redis and vault act; mongodb and search Backends are Stalled NotImplemented.
+    "Backend.spec.postgres.restrictSharedDatabases": [
+        "test: e2e/test_doors.py::test_shared_databases_are_closed_to_tenants_and_the_admin_keeps_working",
+        "test: e2e/test_doors.py::test_an_admin_that_may_not_restrict_shared_databases_says_so_and_the_backend_stays_ready"],
     "Backend.spec.type": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix",
                           "refused: type is immutable", NOT_BUILT],
     "Backend.spec.endpoint.host": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
@@ -129,7 +134,7 @@ FIELDS: dict[str, list[str]] = {
     # --- LifecyclePolicy ----------------------------------------------------------------------------
     "LifecyclePolicy.spec.reclaim": [  # Retain and Delete act; Archive is not built (issue 13)
         "test: e2e/test_backend_lifecycle.py::test_delete_with_reclaim_delete_removes_everything",
-        "test: e2e/test_backend_lifecycle.py::test_delete_with_reclaim_retain_keeps_everything_usable",
+        "test: e2e/test_doors.py::test_retain_keeps_the_data_and_closes_every_door",
         NOT_BUILT,
     ],
     "LifecyclePolicy.spec.retention": [NOT_BUILT],

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from .common import Conditions, ObjectName, Spec, cel
 
-__all__ = ["BackendType", "SecretRef", "Endpoint", "BackendSpec", "BackendStatus", "ROOT_RULES"]
+__all__ = ["BackendType", "SecretRef", "Endpoint", "PostgresSettings", "BackendSpec", "BackendStatus", "ROOT_RULES"]
 
 BackendType = Literal["postgres", "redis", "mongodb", "search", "vault"]
 
@@ -35,7 +35,28 @@ class Endpoint(Spec):
     """Host name tenants' applications use, written into their credentials Secret; defaults to host."""
 
 
+class PostgresSettings(Spec):
+    """Server-wide settings of a PostgreSQL Backend."""
+
+    restrict_shared_databases: bool = True
+    """Revoke CONNECT and TEMPORARY from PUBLIC on the `postgres` and `template1` databases (after
+    granting CONNECT on them to the operator's admin role, which keeps working), so tenants' logins
+    cannot connect there, make TEMP tables or large objects there. Needs the admin to own those
+    databases or be a superuser; otherwise the Backend's `SharedDatabasesRestricted` condition is
+    False with reason `InsufficientPrivilege`, and a server administrator runs the statements
+    (docs/install.md). Set false on a shared server whose administrator manages those grants; the
+    operator then leaves them alone. Listing database names in `pg_database` cannot be prevented."""
+
+
 class BackendSpec(Spec):
+    model_config = Spec.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("!has(self.postgres) || self.type == 'postgres'", "spec.postgres is only for type postgres")
+            ]
+        }
+    }
+
     type: BackendType = Field(
         json_schema_extra={"x-kubernetes-validations": [cel("self == oldSelf", "type is immutable")]}
     )
@@ -49,6 +70,8 @@ class BackendSpec(Spec):
     """How many tenants this backend may hold; placement prefers the most free capacity."""
     paused: bool = False
     """When true, no new tenant is placed here; placed tenants keep working."""
+    postgres: PostgresSettings | None = None
+    """Settings of a postgres Backend; left out, the defaults apply."""
 
 
 class BackendStatus(Spec):
@@ -58,7 +81,7 @@ class BackendStatus(Spec):
     phase: str | None = None
     """Ready, Unavailable, Stalled (its type is not built yet) or Unknown."""
     conditions: Conditions
-    """Ready, and CircuitOpen while the operator is backing off."""
+    """Ready, and CircuitOpen while the operator is backing off; postgres: SharedDatabasesRestricted."""
     server_version: str | None = None
     """The version the server reported."""
     tenants_placed: int = 0

@@ -29,11 +29,7 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     node = dict(node)
-    if "$ref" in node:
-        target = copy.deepcopy(defs[node.pop("$ref").split("/")[-1]])
-        target.update(node)  # description/default set on the field win over the model's own
-        node = target
-    if "anyOf" in node:
+    if "anyOf" in node:  # first: an Optional model is anyOf [$ref, null]
         options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
         if len(options) != 1:
             raise ValueError(f"unions are not structural: {options}")
@@ -42,6 +38,10 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         node = merged
         if node.get("default", ...) is None:
             node.pop("default")
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node.pop("$ref").split("/")[-1]])
+        target.update(node)  # description/default set on the field win over the model's own
+        node = target
     if "const" in node:
         node["enum"] = [node.pop("const")]
     if node.get("additionalProperties") is False:

@@ -75,9 +75,12 @@ class VaultSpec(ServiceSpec):
     """OpenBao (Vault API) keys, KV path, policy and Kubernetes auth role."""
 
     transit_key: bool = True
-    """A transit key `tenant-<name>` for encrypt/decrypt."""
+    """A transit key `tenant-<name>` for encrypt/decrypt: in the policy and as `VAULT_TRANSIT_*` in the
+    Secret. Turned off later, it leaves the policy and the Secret but the key itself is kept (deleting it
+    would make everything encrypted with it unreadable); turning it on again gives the same key back."""
     kv: bool = True
-    """A KV v2 path `tenants/<name>/`."""
+    """A KV v2 path `tenants/<name>/`: in the policy and as `VAULT_KV_*` in the Secret. Off: neither,
+    and a token of the tenant is refused there; data already written stays."""
 
 
 class CredentialsSpec(Spec):

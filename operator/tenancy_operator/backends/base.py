@@ -1,17 +1,29 @@
 """What every service adapter shares: how to reach a backend, what a tenant asks of it, and errors.
 
 Each adapter module (`postgres`, `redis_acl`, `vault`) exposes the same verbs: `ensure` (read, then
-write only what differs; returns what it repaired), `delete`, and `probe` for the Backend's health.
-The slice says everything else, so there is no verb per transition: verify is `ensure` finding
-nothing to do, rotation is `ensure` with new credentials, suspend and resume are `ensure` with
-`suspended` set or cleared. The adapters hold no state.
+write only what differs; returns what it repaired), `close`, `delete`, and `probe` for the Backend's
+health. The slice says everything else, so there is no verb per transition: verify is `ensure`
+finding nothing to do, rotation is `ensure` with new credentials, suspend and resume are `ensure`
+with `suspended` set or cleared. The adapters hold no state beyond caches of what a server said.
+
+`close(target, tenant) -> list[str]` shuts every door of a tenant whose Tenant object is gone and
+whose data is retained (reclaim Retain, and Archive until it is built), knowing only the name:
+PostgreSQL login roles NOLOGIN and their sessions ended; the Redis ACL user `off` and its
+connections killed; the OpenBao policy rewritten to deny all, the login role removed and its tokens
+revoked. It keeps every byte of data, reads first and writes only what is still open (a second call
+returns `[]`), and raises BackendUnavailable / BackendRefused like the other verbs, so a deletion
+retries rather than leaving a door open unseen. It returns what it closed.
+
+An adapter may also offer `ensure_server(target, settings) -> ServerReport` (and the name of the
+Backend condition it sets, `SERVER_CONDITION`): server-wide hardening the Backend's spec asks for
+(PostgreSQL `restrictSharedDatabases`), run with its health probe.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["BackendUnavailable", "BackendRefused", "Target", "TenantSlice", "Report"]
+__all__ = ["BackendUnavailable", "BackendRefused", "Target", "TenantSlice", "Report", "ServerReport"]
 
 
 class BackendUnavailable(Exception):
@@ -59,7 +71,9 @@ class TenantSlice:
     suspended: bool = False
     connection_limit: int = 20
     transit_key: bool = True
+    """OpenBao: transit use in the policy and `VAULT_TRANSIT_*` in the Secret; off keeps an existing key."""
     kv: bool = True
+    """OpenBao: the KV path in the policy and `VAULT_KV_*` in the Secret."""
     signing_algorithm: str = ""
     """When set, a session-signing key of this type (TenantSessionPolicy)."""
 
@@ -71,3 +85,14 @@ class Report:
     repaired: list[str] = field(default_factory=list)
     endpoints: dict[str, str] = field(default_factory=dict)
     version: str = ""
+
+
+@dataclass
+class ServerReport:
+    """What `ensure_server` found: one Backend condition (type, True/False, reason, message) and its writes."""
+
+    condition: str
+    ok: bool
+    reason: str
+    message: str
+    repaired: list[str] = field(default_factory=list)

@@ -18,10 +18,11 @@ import asyncpg
 
 from ..api import names
 from . import postgres_sql as sql
-from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
+from .base import BackendRefused, BackendUnavailable, Report, ServerReport, Target, TenantSlice
 
-__all__ = ["ensure", "delete", "probe", "close_all"]
+__all__ = ["ensure", "close", "delete", "probe", "ensure_server", "close_all", "SERVER_CONDITION"]
 
+SERVER_CONDITION = "SharedDatabasesRestricted"
 _pools: dict[tuple[str, str, int, str], asyncpg.Pool] = {}
 _pool_lock = asyncio.Lock()
 
@@ -66,6 +67,48 @@ async def _run(target: Target, work):
 async def probe(target: Target) -> str:
     """The server version; raises BackendUnavailable when it cannot be reached."""
     return await _run(target, lambda conn: conn.fetchval("SHOW server_version"))
+
+
+async def ensure_server(target: Target, settings: dict) -> ServerReport:
+    """`restrictSharedDatabases`: nobody but the admin may connect to `postgres` and `template1`.
+
+    Reads the grants first and writes only what is still open. CONNECT goes to the admin role before
+    PUBLIC loses it, so the operator's own pool (which connects to `postgres`) keeps working. When
+    the admin may not change those grants, says so in the condition instead of failing the Backend.
+    """
+    if not settings.get("restrictSharedDatabases", True):
+        return ServerReport(SERVER_CONDITION, False, "NotRequested",
+                            "spec.postgres.restrictSharedDatabases is false: the operator leaves the grants on "
+                            f"{', '.join(sql.SHARED_DATABASES)} to the server's administrator")
+    repaired: list[str] = []
+
+    async def work(conn: asyncpg.Connection) -> list[str]:
+        stuck = []
+        for db in await conn.fetch(sql.shared_databases_sql, list(sql.SHARED_DATABASES)):
+            name = db["datname"]
+            if not (db["public_connect"] or db["public_temp"]):
+                continue
+            if not db["can_grant"]:
+                stuck.append(name)
+                continue
+            if not db["admin_connect"]:
+                await conn.execute(sql.grant_connect_to_admin(name))
+                repaired.append(f"CONNECT on {name} to the admin role")
+            await conn.execute(sql.revoke_public_connect(name))
+            repaired.append(f"PUBLIC CONNECT, TEMPORARY on {name}")
+        return stuck
+
+    stuck = await _run(target, work)
+    if stuck:
+        return ServerReport(
+            SERVER_CONDITION, False, "InsufficientPrivilege",
+            f"the admin role may not change the grants on {', '.join(stuck)} (it is neither a superuser nor a member "
+            f"of their owner): run `REVOKE CONNECT, TEMPORARY ON DATABASE <db> FROM PUBLIC` there as their owner "
+            "after granting CONNECT to the roles that need it, or set spec.postgres.restrictSharedDatabases: false",
+            repaired)
+    return ServerReport(SERVER_CONDITION, True, "Restricted",
+                        f"PUBLIC may not connect to or make temporary objects in {', '.join(sql.SHARED_DATABASES)}",
+                        repaired)
 
 
 def _roles(tenant: str) -> tuple[str, str, str, str]:
@@ -128,6 +171,24 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     }
     return report
 
+async def close(target: Target, tenant: str) -> list[str]:
+    """Close the tenant's door and keep its data: both login roles NOLOGIN, their sessions ended."""
+    _database, owner, role_a, role_b = _roles(tenant)
+    done: list[str] = []
+
+    async def work(conn: asyncpg.Connection) -> None:
+        roles = {r["rolname"]: r for r in await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])}
+        for role in (role_a, role_b):
+            if role in roles and roles[role]["rolcanlogin"]:
+                await conn.execute(sql.no_login(role))
+                done.append(f"login {role} off")
+        # NOLOGIN stops new sessions only; a session opened before keeps going until it is ended.
+        ended = await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
+        if ended:
+            done.append(f"{ended} sessions ended")
+
+    await _run(target, work)
+    return done
 
 
 async def delete(target: Target, tenant: str) -> list[str]:

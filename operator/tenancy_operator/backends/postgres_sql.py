@@ -14,8 +14,9 @@ import hmac
 import os
 import re
 
-__all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "set_role_default",
-           "grant_membership", "create_database", "alter_database_limit", "revoke_public_connect", "drop_database",
+__all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
+           "grant_membership", "create_database", "alter_database_limit", "revoke_public_connect", "grant_connect_to_admin", "drop_database",
+           "SHARED_DATABASES", "shared_databases_sql",
            "drop_role", "terminate_sessions_sql", "role_state_sql", "database_state_sql"]
 
 _SAFE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -74,6 +75,10 @@ def alter_login(role: str, login: bool, connection_limit: int, verifier: str | N
     return sql
 
 
+def no_login(role: str) -> str:
+    return f"ALTER ROLE {ident(role)} NOLOGIN"
+
+
 def set_role_default(role: str, owner: str) -> str:
     # Every object a login role creates then belongs to the owner, so either slot can use it.
     return f"ALTER ROLE {ident(role)} SET role TO {ident(owner)}"
@@ -93,6 +98,11 @@ def alter_database_limit(database: str, connection_limit: int) -> str:
 
 def revoke_public_connect(database: str) -> str:
     return f"REVOKE CONNECT, TEMPORARY ON DATABASE {ident(database)} FROM PUBLIC"
+
+
+def grant_connect_to_admin(database: str) -> str:
+    # CURRENT_USER, not a name: a managed service's admin name may not pass ident()'s strict check.
+    return f"GRANT CONNECT ON DATABASE {ident(database)} TO CURRENT_USER"
 
 
 def drop_database(database: str) -> str:
@@ -124,4 +134,25 @@ FROM pg_database d WHERE d.datname = $1
 terminate_sessions_sql = """
 SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 WHERE usename = ANY($1::text[]) AND pid <> pg_backend_pid()
+"""
+
+# The databases every server has and every role may connect to by default.
+SHARED_DATABASES = ("postgres", "template1")
+
+# For each shared database: may PUBLIC connect or make temporary objects, may the admin change its
+# grants (superuser, or member of the owner), and does the admin hold CONNECT itself (not via PUBLIC).
+# A NULL datacl means the built-in default, which grants PUBLIC both.
+shared_databases_sql = """
+SELECT d.datname,
+       EXISTS (SELECT 1 FROM aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) x
+               WHERE x.grantee = 0 AND x.privilege_type = 'CONNECT') AS public_connect,
+       EXISTS (SELECT 1 FROM aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) x
+               WHERE x.grantee = 0 AND x.privilege_type = 'TEMPORARY') AS public_temp,
+       r.rolsuper OR pg_has_role(current_user, d.datdba, 'MEMBER') AS can_grant,
+       r.rolsuper OR d.datdba = r.oid OR EXISTS (
+           SELECT 1 FROM aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) x
+           WHERE x.grantee = r.oid AND x.privilege_type = 'CONNECT') AS admin_connect
+FROM pg_database d JOIN pg_roles r ON r.rolname = current_user
+WHERE d.datname = ANY($1::text[])
+ORDER BY d.datname
 """

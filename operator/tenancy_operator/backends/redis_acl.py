@@ -21,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..api import names
 from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
 
-__all__ = ["ensure", "delete", "probe", "password_sha256", "acl_rules", "DENIED_COMMANDS"]
+__all__ = ["ensure", "close", "delete", "probe", "password_sha256", "acl_rules", "DENIED_COMMANDS"]
 
 # Categories a cache or queue needs; everything else stays off.
 ALLOWED_CATEGORIES = ("read", "write", "keyspace", "string", "hash", "list", "set", "sortedset", "stream",
@@ -160,6 +160,21 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     }
     return report
 
+async def close(target: Target, tenant: str) -> list[str]:
+    """Close the tenant's door and keep its keys: the ACL user `off`, its connections killed."""
+    user = names.redis_user(tenant)
+    done: list[str] = []
+    current = await _call(target, "ACL", "GETUSER", user)
+    if not current:
+        return done  # no such user: nothing can log in as it, and CLIENT KILL USER would refuse
+    if "on" in set(_as_dict(current).get("flags") or []):
+        await _call(target, "ACL", "SETUSER", user, "off")
+        done.append(f"ACL user {user} off")
+    # `off` refuses new AUTH only; connections that authenticated before keep working until killed.
+    killed = await _call(target, "CLIENT", "KILL", "USER", user, "SKIPME", "yes")
+    if killed:
+        done.append(f"{killed} connections of {user} killed")
+    return done
 
 
 async def delete(target: Target, tenant: str) -> list[str]:

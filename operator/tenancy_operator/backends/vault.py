@@ -1,9 +1,14 @@
 """OpenBao (Vault API) adapter: a transit key, a KV v2 path, a policy and a Kubernetes login role.
 
 Per tenant: transit key `tenant-<name>` (and `tenant-<name>-session` for signing), KV v2 data under
-`tenants/<name>/`, policy `tenant-<name>` naming exactly those paths, and role `tenant-<name>` in
-the Kubernetes auth method, bound to ServiceAccount `tenant-app` in the tenant namespace. The
-policy text is built only from names checked by api.names (DNS labels), never from free text.
+`tenants/<name>/`, policy `tenant-<name>` naming exactly the paths the spec enables, and role
+`tenant-<name>` in the Kubernetes auth method, bound to ServiceAccount `tenant-app` in the tenant
+namespace. The policy text is built only from names checked by api.names (DNS labels), never from
+free text.
+
+Closing the door (suspend, Retain on delete) rewrites the policy to deny everything, which cuts the
+tokens already issued at once (policies are evaluated per request), removes the login role so no
+new token is issued, and then revokes the role's outstanding tokens by accessor.
 
 hvac is synchronous; each call runs in a thread so kopf's loop keeps going.
 """
@@ -20,31 +25,55 @@ from hvac import exceptions as hvac_errors
 from ..api import names
 from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
 
-__all__ = ["ensure", "delete", "probe", "policy_text", "TRANSIT_MOUNT", "KV_MOUNT", "AUTH_MOUNT"]
+__all__ = ["ensure", "close", "delete", "probe", "policy_text", "closed_policy_text", "TRANSIT_MOUNT", "KV_MOUNT",
+           "AUTH_MOUNT"]
 
 TRANSIT_MOUNT = "transit"
 KV_MOUNT = "tenants"
 AUTH_MOUNT = "kubernetes"
 APP_SERVICE_ACCOUNT = "tenant-app"
+MAX_TOKEN_LOOKUPS = 2000
+"""Token accessors looked up per pass at most; the deny policy already cuts every token, so a pass
+that runs out of budget leaves the rest to the next pass instead of stalling the reconcile."""
 _prepared: set[tuple[str, str, int]] = set()
+_token_roles: dict[tuple[str, str, int], dict[str, str]] = {}
+"""Per server: token accessor -> the auth path and role that issued it. A token's metadata never
+changes, so each live accessor is looked up once; entries of expired tokens are dropped each pass."""
 
 
-def policy_text(tenant: str, session_key: bool) -> str:
+def policy_text(tenant: str, session_key: bool, kv: bool = True, transit: bool = True) -> str:
+    """The policy of an open tenant: exactly the paths its spec enables (`kv`, `transit`, session key)."""
     name = names.vault_key(tenant)  # validates the tenant name: a DNS label, safe inside HCL quotes
-    kv = names.vault_kv_path(tenant).split("/", 1)[1]
-    lines = [
-        f"# Managed by tenancy-operator for tenant {tenant}; edits are put back.",
-        f'path "{KV_MOUNT}/data/{kv}/*" {{ capabilities = ["create", "read", "update", "patch", "delete", "list"] }}',
-        f'path "{KV_MOUNT}/metadata/{kv}/*" {{ capabilities = ["read", "list", "delete"] }}',
-        f'path "{TRANSIT_MOUNT}/encrypt/{name}" {{ capabilities = ["update"] }}',
-        f'path "{TRANSIT_MOUNT}/decrypt/{name}" {{ capabilities = ["update"] }}',
-    ]
+    kv_path = names.vault_kv_path(tenant).split("/", 1)[1]
+    lines = [f"# Managed by tenancy-operator for tenant {tenant}; edits are put back."]
+    if kv:
+        lines += [
+            f'path "{KV_MOUNT}/data/{kv_path}/*" {{ capabilities = ["create", "read", "update", "patch", "delete", "list"] }}',
+            f'path "{KV_MOUNT}/metadata/{kv_path}/*" {{ capabilities = ["read", "list", "delete"] }}',
+        ]
+    if transit:
+        lines += [
+            f'path "{TRANSIT_MOUNT}/encrypt/{name}" {{ capabilities = ["update"] }}',
+            f'path "{TRANSIT_MOUNT}/decrypt/{name}" {{ capabilities = ["update"] }}',
+        ]
     if session_key:
         lines += [
             f'path "{TRANSIT_MOUNT}/sign/{name}-session" {{ capabilities = ["update"] }}',
             f'path "{TRANSIT_MOUNT}/verify/{name}-session" {{ capabilities = ["update"] }}',
         ]
     return "\n".join(lines) + "\n"
+
+
+def closed_policy_text(tenant: str) -> str:
+    """The policy of a closed tenant (suspended, or retained after delete): every request denied.
+
+    A deny wins over every other policy a token holds (even `default`), and OpenBao evaluates policies
+    on each request, so tokens issued before the close are refused every secret at once (measured on
+    OpenBao 2.7: KV and transit answer 403; only the token's own lookup-self still answers).
+    """
+    names.vault_key(tenant)  # validates the tenant name
+    return (f"# Managed by tenancy-operator for tenant {tenant}: closed (suspended or retained); every request is denied.\n"
+            'path "*" { capabilities = ["deny"] }\n')
 
 
 def _client(target: Target) -> hvac.Client:
@@ -129,23 +158,21 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
 
     def work(client: hvac.Client) -> None:
         _prepare(client, target)
+        # A transit key is never deleted when transitKey is turned off: data encrypted with it would
+        # become unreadable. It only leaves the policy and the Secret.
         if want.transit_key and _read(client, f"{TRANSIT_MOUNT}/keys/{key}") is None:
             client.write(f"{TRANSIT_MOUNT}/keys/{key}", type="aes256-gcm96")
             report.repaired.append(f"transit key {key}")
         if session and _read(client, f"{TRANSIT_MOUNT}/keys/{key}-session") is None:
             client.write(f"{TRANSIT_MOUNT}/keys/{key}-session", type=want.signing_algorithm)
             report.repaired.append(f"transit key {key}-session")
-        text = policy_text(want.tenant, session)
-        current = (_read(client, f"sys/policies/acl/{policy}") or {}).get("data", {}).get("policy")
-        if current != text:
-            client.write(f"sys/policies/acl/{policy}", policy=text)
-            report.repaired.append(f"policy {policy}")
-        path = f"auth/{AUTH_MOUNT}/role/{role}"
         if want.suspended:
-            if _read(client, path) is not None:
-                client.delete(path)
-                report.repaired.append(f"login role {role} removed (suspended)")
+            report.repaired += _close(client, target, want.tenant)
         else:
+            text = policy_text(want.tenant, session, kv=want.kv, transit=want.transit_key)
+            if _write_policy(client, policy, text):
+                report.repaired.append(f"policy {policy}")
+            path = f"auth/{AUTH_MOUNT}/role/{role}"
             body = _role_body(want.tenant, want.namespace)
             live = (_read(client, path) or {}).get("data")
             if live is None or any(live.get(k) != v for k, v in body.items()):
@@ -160,13 +187,81 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         "VAULT_ADDR": f"{scheme}://{target.app_host}:{target.port}",
         "VAULT_AUTH_PATH": f"auth/{AUTH_MOUNT}",
         "VAULT_ROLE": role,
-        "VAULT_KV_MOUNT": KV_MOUNT,
-        "VAULT_KV_PATH": names.vault_kv_path(want.tenant).split("/", 1)[1],
-        "VAULT_TRANSIT_MOUNT": TRANSIT_MOUNT,
-        "VAULT_TRANSIT_KEY": key,
     }
+    if want.kv:
+        report.endpoints |= {"VAULT_KV_MOUNT": KV_MOUNT, "VAULT_KV_PATH": names.vault_kv_path(want.tenant).split("/", 1)[1]}
+    if want.transit_key:
+        report.endpoints |= {"VAULT_TRANSIT_MOUNT": TRANSIT_MOUNT, "VAULT_TRANSIT_KEY": key}
     return report
 
+
+async def close(target: Target, tenant: str) -> list[str]:
+    """Close the tenant's door and keep its keys and KV data: deny-all policy, no login role, tokens revoked."""
+    return await _run(target, lambda client: _close(client, target, tenant))
+
+
+def _write_policy(client: hvac.Client, policy: str, text: str) -> bool:
+    current = (_read(client, f"sys/policies/acl/{policy}") or {}).get("data", {}).get("policy")
+    if current == text:
+        return False
+    client.write(f"sys/policies/acl/{policy}", policy=text)
+    return True
+
+
+def _close(client: hvac.Client, target: Target, tenant: str) -> list[str]:
+    # Order: the deny policy cuts every token at once; then no new token can be issued; then the
+    # issued ones are revoked. Each step reads first, so a pass over a closed tenant writes nothing.
+    policy = role = names.vault_policy(tenant)
+    done: list[str] = []
+    if _write_policy(client, policy, closed_policy_text(tenant)):
+        done.append(f"policy {policy} denies all")
+    path = f"auth/{AUTH_MOUNT}/role/{role}"
+    if _read(client, path) is not None:
+        client.delete(path)
+        done.append(f"login role {role} removed")
+    revoked = _revoke_tokens(client, target, role)
+    if revoked:
+        done.append(f"{revoked} tokens of role {role} revoked")
+    return done
+
+
+def _revoke_tokens(client: hvac.Client, target: Target, role: str) -> int:
+    """Revoke the live tokens the Kubernetes auth role issued; returns how many.
+
+    OpenBao has no "tokens of a role" index: list every accessor (`LIST auth/token/accessors`, which
+    needs `sudo`), look each new one up once (`auth/token/lookup-accessor`: `path` and `meta.role`
+    name the login that issued it), and revoke the matches (`auth/token/revoke-accessor`). A token
+    that expires meanwhile answers 400 and is skipped.
+    """
+    key = (target.name, target.host, target.port)
+    try:
+        listing = client.list("auth/token/accessors")
+    except hvac_errors.InvalidPath:
+        return 0
+    accessors = ((listing or {}).get("data") or {}).get("keys") or []
+    live = set(accessors)
+    known = {a: v for a, v in _token_roles.get(key, {}).items() if a in live}
+    _token_roles[key] = known
+    issuer = f"auth/{AUTH_MOUNT}/login|{role}"
+    revoked, lookups = 0, 0
+    for accessor in accessors:
+        if accessor not in known:
+            if lookups >= MAX_TOKEN_LOOKUPS:
+                break
+            lookups += 1
+            try:
+                data = (client.write("auth/token/lookup-accessor", accessor=accessor) or {}).get("data") or {}
+            except (hvac_errors.InvalidRequest, hvac_errors.InvalidPath):
+                continue
+            known[accessor] = f"{data.get('path', '')}|{(data.get('meta') or {}).get('role', '')}"
+        if known[accessor] == issuer:
+            try:
+                client.write("auth/token/revoke-accessor", accessor=accessor)
+                revoked += 1
+            except (hvac_errors.InvalidRequest, hvac_errors.InvalidPath):
+                pass
+            known.pop(accessor, None)
+    return revoked
 
 
 async def delete(target: Target, tenant: str) -> list[str]:

@@ -15,7 +15,7 @@ from ..api import conditions as cond
 from ..api.common import GROUP, VERSION
 from ..api.tenant import PLACED_SERVICES
 from ..backends import circuit, kube, registry
-from ..backends.base import BackendRefused, BackendUnavailable
+from ..backends.base import BackendRefused, BackendUnavailable, ServerReport, Target
 from ..observability import metrics
 from ..reconcile import unbuilt
 from . import config
@@ -44,6 +44,7 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
     adapter = registry.adapter(btype)
     breaker = circuit.breaker_for(name)
     version = status.get("serverVersion")
+    server = None
     if adapter is None:
         # mongodb and search Backends are valid API objects whose adapters are not built yet.
         ok, reason = False, cond.Reason.NOT_IMPLEMENTED
@@ -54,6 +55,8 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
             version = await adapter.probe(target)
             breaker.success()
             ok, reason, message = True, "Reachable", f"{btype} {version} at {target.host}:{target.port}"
+            if hasattr(adapter, "ensure_server"):
+                server = await _ensure_server(adapter, target, dict(spec.get(btype) or {}), logger)
         except TargetError as exc:
             ok, reason, message = False, "AdminSecretMissing", str(exc)
         except BackendRefused as exc:
@@ -73,6 +76,10 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
                                       reason if not_built else cond.Reason.SUCCEEDED,
                                       message if not_built else "", generation)
     phase = "Ready" if ok else "Stalled" if not_built else "Unavailable"
+    if server is not None and cond.set_condition(conditions, server.condition, cond.TRUE if server.ok else cond.FALSE,
+                                                 server.reason, server.message, generation):
+        kopf.event(body, type="Normal" if server.ok or server.reason == "NotRequested" else "Warning",
+                   reason=server.reason, message=f"{server.condition}={server.ok}: {server.message}")
     wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions,
               "serverVersion": version, "tenantsPlaced": placed}
     if any(status.get(k) != v for k, v in wanted.items()):
@@ -82,6 +89,17 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
         kopf.event(body, type="Normal" if ok else "Warning", reason=reason, message=f"Ready={ok}: {message}")
     if not ok and not not_built:
         logger.warning("backend %s: %s", name, message)
+
+
+async def _ensure_server(adapter: Any, target: Target, settings: dict[str, Any], logger: logging.Logger) -> ServerReport:
+    """Server-wide hardening the spec asks for; trouble there is a condition, never a failed Backend."""
+    try:
+        report = await adapter.ensure_server(target, settings)
+    except (BackendRefused, BackendUnavailable) as exc:
+        return ServerReport(adapter.SERVER_CONDITION, False, "Refused", str(exc))
+    if report.repaired:
+        logger.info("backend %s: restricted %s", target.name, ", ".join(report.repaired))
+    return report
 
 
 @kopf.on.resume(GROUP, VERSION, "backends")

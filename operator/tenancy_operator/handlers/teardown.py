@@ -1,4 +1,5 @@
-"""Deleting a tenant's backend data as its LifecyclePolicy says: Retain forgets, Delete deletes.
+"""Deleting a tenant's backend data as its LifecyclePolicy says: Retain keeps it and closes every door,
+Delete deletes.
 
 Archive (export, then delete) is not built yet: it is refused with a clear Event and treated as
 Retain, so nothing is ever lost by a policy the operator cannot carry out.
@@ -39,9 +40,7 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
                    message="reclaim Archive is not supported yet; backend data is retained")
         reclaim = "Retain"
     if reclaim == "Retain":
-        if placement:
-            kopf.event(body, type="Normal", reason="Retained",
-                       message="backend data retained: " + ", ".join(f"{s} on {b}" for s, b in placement.items()))
+        await _close_doors(body, placement, known, logger)
         return
     for service, backend_name in sorted(placement.items()):
         adapter = registry.adapter(service)
@@ -61,3 +60,34 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
         if done:
             logger.info("deleted from %s: %s", backend_name, ", ".join(done))
             kopf.event(body, type="Normal", reason="Deleted", message=f"{backend_name}: " + ", ".join(done))
+
+
+async def _close_doors(body: kopf.Body, placement: dict[str, str], known: dict[str, dict[str, Any]],
+                       logger: logging.Logger) -> None:
+    """Retain: keep every byte, but nobody logs in any more (the adapters' `close`).
+
+    A backend that cannot be reached makes the deletion retry: finishing it would leave a door open
+    that nobody watches any more.
+    """
+    name = body.metadata["name"]
+    closed: list[str] = []
+    for service, backend_name in sorted(placement.items()):
+        adapter = registry.adapter(service)
+        backend = known.get(backend_name)
+        if adapter is None or backend is None:
+            kopf.event(body, type="Warning", reason="BackendGone",
+                       message=f"Backend {backend_name} no longer exists; {service} data of {name} left as it was")
+            continue
+        try:
+            target = await target_for(backend)
+            circuit.breaker_for(backend_name).check()
+            done = await adapter.close(target, name)
+        except (TargetError, BackendRefused) as exc:
+            raise kopf.TemporaryError(f"cannot close {service} of {name} on {backend_name}: {exc}", delay=30) from exc
+        except (BackendUnavailable, circuit.CircuitOpen) as exc:
+            raise kopf.TemporaryError(f"waiting for {backend_name} to close {service} of {name}: {exc}", delay=10) from exc
+        closed.append(f"{service} on {backend_name}" + (f" ({', '.join(done)})" if done else " (already closed)"))
+    if closed:
+        logger.info("retained and closed: %s", "; ".join(closed))
+        kopf.event(body, type="Normal", reason="Retained",
+                   message="backend data retained, doors closed: " + "; ".join(closed))

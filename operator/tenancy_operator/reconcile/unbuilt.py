@@ -54,11 +54,6 @@ TENANT: tuple[Unbuilt, ...] = (
             "TenantSessionPolicy is not built yet, the reference does nothing", 14),
     Unbuilt(("Tenant.spec.state",), lambda s: s.state == "Archived",
             "state Archived is not built yet: every door is closed as for Suspended, nothing is exported", 13),
-    # The "doors" work (issue 11, item 6) makes these two restrict; drop both entries when it lands.
-    Unbuilt(("Tenant.spec.vault.kv",), lambda s: s.vault.enabled and not s.vault.kv,
-            "kv: false is not built yet, the tenant's OpenBao policy still grants its KV path", 11),
-    Unbuilt(("Tenant.spec.vault.transitKey",), lambda s: s.vault.enabled and not s.vault.transit_key,
-            "transitKey: false is not built yet, the tenant's OpenBao policy still grants transit use", 11),
 )
 
 LIFECYCLE_POLICY: tuple[Unbuilt, ...] = (

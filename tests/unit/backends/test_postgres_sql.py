@@ -48,3 +48,9 @@ def test_literal_doubles_quotes_and_refuses_backslashes():
     assert sql.literal("a'b") == "'a''b'"
     with pytest.raises(ValueError):
         sql.literal("a\\b")
+
+
+def test_closing_and_shared_database_statements():
+    assert sql.no_login("t_acme_a") == 'ALTER ROLE "t_acme_a" NOLOGIN'
+    assert sql.grant_connect_to_admin("template1") == 'GRANT CONNECT ON DATABASE "template1" TO CURRENT_USER'
+    assert sql.SHARED_DATABASES == ("postgres", "template1")

@@ -1,3 +1,4 @@
+import pytest
 from tenancy_operator.backends import vault
 
 
@@ -16,7 +17,33 @@ def test_session_key_paths_when_asked():
 
 
 def test_hostile_name_cannot_reach_policy_text():
-    import pytest
-
     with pytest.raises(ValueError):
         vault.policy_text('acme" { capabilities = ["sudo"] } path "*', session_key=False)
+
+
+KV_LINES = [
+    'path "tenants/data/acme/*" { capabilities = ["create", "read", "update", "patch", "delete", "list"] }',
+    'path "tenants/metadata/acme/*" { capabilities = ["read", "list", "delete"] }',
+]
+TRANSIT_LINES = [
+    'path "transit/encrypt/tenant-acme" { capabilities = ["update"] }',
+    'path "transit/decrypt/tenant-acme" { capabilities = ["update"] }',
+]
+
+
+def test_policy_holds_exactly_what_the_flags_enable():
+    # All four combinations, each compared in full.
+    header = "# Managed by tenancy-operator for tenant acme; edits are put back."
+    for kv in (True, False):
+        for transit in (True, False):
+            expected = [header] + (KV_LINES if kv else []) + (TRANSIT_LINES if transit else [])
+            text = vault.policy_text("acme", session_key=False, kv=kv, transit=transit)
+            assert text == "\n".join(expected) + "\n", (kv, transit)
+
+
+def test_closed_policy_denies_everything_and_names_no_tenant_path():
+    text = vault.closed_policy_text("acme")
+    paths = [line for line in text.splitlines() if line.startswith("path")]
+    assert paths == ['path "*" { capabilities = ["deny"] }']
+    with pytest.raises(ValueError):
+        vault.closed_policy_text("Acme_1")
