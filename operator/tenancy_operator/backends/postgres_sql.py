@@ -16,7 +16,8 @@ import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "set_role_default",
            "grant_membership", "create_database", "alter_database_limit", "revoke_public_connect", "drop_database",
-           "drop_role", "terminate_sessions_sql", "role_state_sql", "database_state_sql"]
+           "drop_role", "drop_owned", "terminate_sessions_sql", "role_state_sql", "database_state_sql",
+           "dependent_databases_sql"]
 
 _SAFE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SCRAM_ITERATIONS = 4096
@@ -103,6 +104,12 @@ def drop_role(role: str) -> str:
     return f"DROP ROLE IF EXISTS {ident(role)}"
 
 
+def drop_owned(roles: list[str]) -> str:
+    """In the connected database: drop what the roles own and revoke what was granted to them
+    (including default privileges). Databases they own are not touched (dropped separately)."""
+    return f"DROP OWNED BY {', '.join(ident(r) for r in roles)}"
+
+
 # Read-only state queries; names travel as bind parameters.
 role_state_sql = """
 SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, a.rolpassword,
@@ -124,4 +131,14 @@ FROM pg_database d WHERE d.datname = $1
 terminate_sessions_sql = """
 SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 WHERE usename = ANY($1::text[]) AND pid <> pg_backend_pid()
+"""
+
+# The databases where any of the roles still owns or was granted something (pg_shdepend, the
+# catalog DROP ROLE itself consults), with whether the admin can connect there to clean up.
+dependent_databases_sql = """
+SELECT DISTINCT d.datname, d.datallowconn AND has_database_privilege(d.datname, 'CONNECT') AS reachable
+FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+WHERE s.refclassid = 'pg_authid'::regclass
+  AND s.refobjid IN (SELECT oid FROM pg_roles WHERE rolname = ANY($1::text[]))
+ORDER BY d.datname
 """
