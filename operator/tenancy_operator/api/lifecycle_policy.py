@@ -16,7 +16,9 @@ class LifecyclePolicySpec(Spec):
     retention: Duration = "720h"
     """How long archives are kept."""
     deletion_protection: bool = False
-    """Tenants using this policy cannot be deleted while it is true."""
+    """Tenants using this policy cannot be deleted while it is true: the operator labels them
+    tenancy.dev/deletion-protected and the API server refuses the delete; a teardown that runs anyway
+    retains the data."""
     suspend_revokes_logins: bool = True
     """Suspending a tenant revokes its backend logins (data is kept)."""
 

@@ -1,5 +1,5 @@
 """kopf glue: importing this package registers every handler."""
 
-from . import backend, settings, tenant
+from . import backend, protection, settings, tenant
 
-__all__ = ["backend", "settings", "tenant"]
+__all__ = ["backend", "protection", "settings", "tenant"]
