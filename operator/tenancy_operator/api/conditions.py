@@ -18,6 +18,7 @@ __all__ = [
     "RECONCILING",
     "STALLED",
     "DEGRADED",
+    "TERMINATING",
     "ANOMALY_DETECTED",
     "ABNORMAL_TRUE",
     "set_condition",
@@ -30,8 +31,10 @@ __all__ = [
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 READY, RECONCILING, STALLED, DEGRADED = "Ready", "Reconciling", "Stalled", "Degraded"
 ANOMALY_DETECTED = "AnomalyDetected"
+# True while a deletion cannot finish; its message names what blocks it and what a person can do.
+TERMINATING = "Terminating"
 # Conditions that are bad news when True (kstatus calls them abnormal-true); their Events are Warnings.
-ABNORMAL_TRUE = frozenset({RECONCILING, STALLED, DEGRADED, ANOMALY_DETECTED})
+ABNORMAL_TRUE = frozenset({RECONCILING, STALLED, DEGRADED, ANOMALY_DETECTED, TERMINATING})
 
 
 class Reason:
