@@ -134,11 +134,14 @@ WHERE usename = ANY($1::text[]) AND pid <> pg_backend_pid()
 """
 
 # The databases where any of the roles still owns or was granted something (pg_shdepend, the
-# catalog DROP ROLE itself consults), with whether the admin can connect there to clean up.
+# catalog DROP ROLE itself consults), with whether the admin can connect there to clean up. Shared
+# objects (dbid 0: a GRANT CONNECT ON DATABASE, for one) are cleaned from any database: the current one.
 dependent_databases_sql = """
-SELECT DISTINCT d.datname, d.datallowconn AND has_database_privilege(d.datname, 'CONNECT') AS reachable
-FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+SELECT DISTINCT COALESCE(d.datname, current_database()) AS datname,
+       COALESCE(d.datallowconn AND has_database_privilege(d.datname, 'CONNECT'), true) AS reachable
+FROM pg_shdepend s LEFT JOIN pg_database d ON d.oid = s.dbid
 WHERE s.refclassid = 'pg_authid'::regclass
   AND s.refobjid IN (SELECT oid FROM pg_roles WHERE rolname = ANY($1::text[]))
-ORDER BY d.datname
+  AND (s.dbid = 0 OR d.oid IS NOT NULL)
+ORDER BY 1
 """
