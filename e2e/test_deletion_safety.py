@@ -157,7 +157,9 @@ spec: {postgres: {enabled: true}, lifecyclePolicyRef: protect}
 
 def test_delete_removes_grants_and_objects_in_other_databases(backends, operator, cleanup_tenants):
     cleanup_tenants += ["del-victim", "del-grantor"]
-    for leftover in ("del-victim", "del-grantor"):
+    for leftover in ("del-victim", "del-grantor"):  # an earlier run's tenants may still be going
+        kubectl("delete", "tenant", leftover, "--ignore-not-found", "--wait=false")
+        _gone("tenant", leftover, timeout=60)
         _purge_pg(leftover)
     kube.apply(_policy("reclaim-delete-all", reclaim="Delete"))
     kube.apply("\n---\n".join(tenant_yaml(n, postgres={"enabled": True}, lifecyclePolicyRef="reclaim-delete-all")
