@@ -1,9 +1,10 @@
 """Deletion protection as the API server sees it: a label mirrored onto each Tenant.
 
 The chart's ValidatingAdmissionPolicy can read only the Tenant being deleted, not its
-LifecyclePolicy, so the operator writes the effective protection (the Tenant's own
-spec.deletionProtection OR its LifecyclePolicy's) onto the Tenant as the label
-`tenancy.dev/deletion-protected: "true"`, which the admission policy checks on DELETE. It is written
+LifecyclePolicy, so the operator writes the policy's protection onto the Tenant as the label
+`tenancy.dev/deletion-protected: "true"`, which the admission policy checks on DELETE. The Tenant's
+own spec.deletionProtection is read there directly and is not mirrored: lifting it then takes
+effect at once, with no label left to wait for. It is written
 only when it differs, on every reconcile of the Tenant and whenever a LifecyclePolicy changes (for
 the tenants that reference it), so steady state writes nothing.
 
@@ -42,8 +43,8 @@ def _first(index: Any, key: str) -> Any:
 
 
 def wanted(spec: dict[str, Any], policies: Any) -> bool:
-    """The effective protection: the Tenant's own flag, or its LifecyclePolicy's (False if missing)."""
-    return bool(spec.get("deletionProtection")) or bool(_first(policies, spec.get("lifecyclePolicyRef") or ""))
+    """Does the Tenant's LifecyclePolicy protect it? (False if it names none or a missing one.)"""
+    return bool(_first(policies, spec.get("lifecyclePolicyRef") or ""))
 
 
 async def mirror(name: str, obj: dict[str, Any], policies: Any, logger: logging.Logger) -> bool:

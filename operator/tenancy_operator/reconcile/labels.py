@@ -15,9 +15,9 @@ OPERATOR = "tenancy-operator"
 PLATFORM = "tenancy.dev/platform"
 CREDENTIAL_VERSION = "tenancy.dev/credential-version"
 ROTATE = "tenancy.dev/rotate"
-# On a Tenant, set by the operator: "true" while the Tenant's own spec.deletionProtection or its
-# LifecyclePolicy's protects it. The chart's ValidatingAdmissionPolicy refuses deleting a Tenant
-# that carries it, and refuses anyone but the operator removing it.
+# On a Tenant, set by the operator: "true" while its LifecyclePolicy has deletionProtection. The
+# chart's ValidatingAdmissionPolicy refuses deleting a Tenant that carries it (and one with
+# spec.deletionProtection, read directly), and refuses anyone but the operator removing it.
 DELETION_PROTECTED = "tenancy.dev/deletion-protected"
 # Escape hatches for a deletion stuck on a Backend that will not come back (set by a person):
 # on a Tenant, a comma-separated list of Backend names whose data of this tenant is left behind;

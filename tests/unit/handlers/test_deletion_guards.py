@@ -11,11 +11,12 @@ def _backend(name: str, **annotations: str) -> dict:
     return {"metadata": {"name": name, "annotations": annotations}}
 
 
-def test_protection_is_the_tenants_own_flag_or_its_policys():
+def test_the_label_mirrors_the_policys_protection_only():
     policies = _Index({"protect": [True], "plain": [False]})
     assert protection.wanted({"lifecyclePolicyRef": "protect"}, policies)
     assert not protection.wanted({"lifecyclePolicyRef": "plain"}, policies)
-    assert protection.wanted({"lifecyclePolicyRef": "plain", "deletionProtection": True}, policies)
+    # The Tenant's own flag is read by the admission policy directly: lifting it must act at once.
+    assert not protection.wanted({"lifecyclePolicyRef": "plain", "deletionProtection": True}, policies)
     assert not protection.wanted({"lifecyclePolicyRef": "missing"}, policies)
     assert not protection.wanted({}, None)
 
