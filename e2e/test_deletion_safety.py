@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 
 import asyncpg
 
@@ -118,11 +119,13 @@ spec: {postgres: {enabled: true}, lifecyclePolicyRef: protect}
 """)
     kube.apply(tenant_yaml("prot-lift", postgres={"enabled": True}, lifecyclePolicyRef="protect"))
     _ready("prot", "prot-lift")
+    started = time.monotonic()
     creds = credentials("prot")
     pg(creds, "CREATE TABLE keep (v text)")
     pg(creds, "INSERT INTO keep VALUES ('precious')")
     eventually(lambda: _label("prot") == "true" and _label("prot-lift") == "true", 30,
                message="the operator mirrors the policy's protection onto the Tenants")
+    print(f"\nlabel on both tenants {time.monotonic() - started:.1f}s after Ready")
 
     refused = kubectl("delete", "tenant", "prot", "--wait=false", check=False)
     assert refused.returncode != 0, "the API server accepted deleting a tenant its LifecyclePolicy protects"
@@ -216,6 +219,7 @@ def test_tenant_on_a_terminating_dead_backend_is_released_by_abandoning_its_data
                    message="the terminating Backend keeps probing and reports it is unreachable")
 
         kubectl("delete", "tenant", "on-dead", "--wait=false")
+        started = time.monotonic()
 
         def says_it_is_stuck():
             t = get("tenant", "on-dead")
@@ -223,6 +227,7 @@ def test_tenant_on_a_terminating_dead_backend_is_released_by_abandoning_its_data
                     and condition(t, "Terminating").get("status") == "True" and t)
 
         t = eventually(says_it_is_stuck, 20, 0.5, message="the blocked deletion shows in status at once")
+        print(f"\nTerminating condition {time.monotonic() - started:.1f}s after kubectl delete")
         message = condition(t, "Terminating")["message"]
         assert "pg-second" in message and "kubectl annotate tenant on-dead tenancy.dev/abandon-data=pg-second" in message
         assert condition(t, "Stalled").get("status") == "True", "a terminating, unreachable Backend needs a person"
@@ -230,8 +235,11 @@ def test_tenant_on_a_terminating_dead_backend_is_released_by_abandoning_its_data
         assert get("tenant", "on-dead") is not None
 
         kubectl("annotate", "backend", "pg-second", "tenancy.dev/abandon-backend-data=true")
+        started = time.monotonic()
         _gone("tenant", "on-dead", timeout=60)
+        print(f"tenant released {time.monotonic() - started:.1f}s after the annotation")
         _gone("backend", "pg-second", timeout=60)
+        print(f"Backend released {time.monotonic() - started:.1f}s after the annotation")
         abandoned = _event("Tenant", "on-dead", "DataAbandoned")
         assert abandoned and "pg-second" in abandoned["message"] and "t_on_dead" in abandoned["message"]
     finally:
