@@ -139,5 +139,6 @@ FIELDS: dict[str, list[str]] = {
     ],
     "LifecyclePolicy.spec.retention": [NOT_BUILT],
     "LifecyclePolicy.spec.suspendRevokesLogins": ["test: e2e/test_suspend.py::test_suspend_and_resume", NOT_BUILT],
-    "LifecyclePolicy.spec.deletionProtection": [NOT_BUILT],  # the "deletions" branch (issue 12 item 1) builds it
+    "LifecyclePolicy.spec.deletionProtection": [
+        "test: e2e/test_deletion_safety.py::test_lifecycle_policy_protection_is_enforced_and_teardown_keeps_the_data"],
 }

@@ -18,6 +18,7 @@ __all__ = [
     "RECONCILING",
     "STALLED",
     "DEGRADED",
+    "TERMINATING",
     "ANOMALY_DETECTED",
     "SPEC_SUPPORTED",
     "ABNORMAL_TRUE",
@@ -34,8 +35,10 @@ ANOMALY_DETECTED = "AnomalyDetected"
 # False when the spec asks for something the operator does not build yet (reason NotImplemented); the
 # message names each such field. Nothing a user asks for is ignored silently.
 SPEC_SUPPORTED = "SpecSupported"
+# True while a deletion cannot finish; its message names what blocks it and what a person can do.
+TERMINATING = "Terminating"
 # Conditions that are bad news when True (kstatus calls them abnormal-true); their Events are Warnings.
-ABNORMAL_TRUE = frozenset({RECONCILING, STALLED, DEGRADED, ANOMALY_DETECTED})
+ABNORMAL_TRUE = frozenset({RECONCILING, STALLED, DEGRADED, ANOMALY_DETECTED, TERMINATING})
 
 
 class Reason:

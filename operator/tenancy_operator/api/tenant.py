@@ -60,8 +60,8 @@ class ServiceSpec(Spec):
     """Whether the tenant gets this service at all."""
     backend: ObjectName | None = None
     """The `Backend` to use. Left empty, the operator places the tenant on the ready Backend of this type
-    with the most free capacity and records the choice in `status.placement`; once placed, only a
-    migrate-database WorkflowRun changes it."""
+    with the most free capacity and records the choice in `status.placement`; once placed, it does not
+    change (moving a tenant between Backends is not built yet)."""
 
 
 class PostgresSpec(ServiceSpec):
@@ -191,7 +191,7 @@ class TenantSpec(Spec):
 
 
 class Placement(Spec):
-    """Which Backend serves each service; written once, then only by a migrate-database workflow."""
+    """Which Backend serves each service; written once (moving between Backends is not built yet)."""
 
     postgres: str | None = None
     redis: str | None = None
@@ -236,7 +236,7 @@ def _placement_rule(service: str) -> dict[str, str]:
     return cel(
         f"!({placed}) || !has(self.spec.{service}.backend) || self.spec.{service}.backend == self.status.placement.{service}",
         f"spec.{service}.backend cannot change once the tenant is placed (see status.placement.{service}); "
-        "run a migrate-database WorkflowRun to move it",
+        "moving a tenant to another Backend is not built yet: set it back to the recorded one",
     )
 
 

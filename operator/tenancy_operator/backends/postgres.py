@@ -191,13 +191,40 @@ async def close(target: Target, tenant: str) -> list[str]:
     return done
 
 
+async def _in_database(target: Target, database: str, statement: str) -> None:
+    """Run one statement as the admin in another database of the same server (a short connection)."""
+    try:
+        conn = await asyncpg.connect(host=target.host, port=target.port, user=target.username,
+                                     password=target.password, database=database, timeout=5,
+                                     command_timeout=30, ssl="require" if target.tls else None)
+    except (TimeoutError, OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
+        raise BackendUnavailable(f"postgres backend {target.name}: cannot connect to database {database}: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise BackendRefused(f"postgres backend {target.name}: cannot connect to database {database}: {exc}") from exc
+    try:
+        await conn.execute(statement)
+    except asyncpg.PostgresError as exc:
+        raise BackendRefused(f"postgres backend {target.name}: in database {database}: {exc}") from exc
+    finally:
+        await conn.close()
+
+
 async def delete(target: Target, tenant: str) -> list[str]:
-    """Teardown in the safe order: logins off, sessions ended, database dropped, roles dropped."""
+    """Teardown in the safe order: logins off, sessions ended, database dropped, then in every other
+    database of the server what the roles own or were granted there dropped (a grant from another
+    tenant, a large object in `postgres`), then the login roles, then the owner.
+
+    Returns what was removed. Raises BackendRefused, naming the database and what a person can do,
+    when something the roles hold cannot be removed (a database the admin cannot connect to).
+    """
     database, owner, role_a, role_b = _roles(tenant)
     done: list[str] = []
 
-    async def work(conn: asyncpg.Connection) -> None:
-        existing = {r["rolname"] for r in await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])}
+    async def dependents(conn: asyncpg.Connection, roles: list[str]) -> list[asyncpg.Record]:
+        return await conn.fetch(sql.dependent_databases_sql, roles)
+
+    async def drop_database(conn: asyncpg.Connection) -> tuple[list[str], list[asyncpg.Record]]:
+        existing = [r["rolname"] for r in await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])]
         for role in (role_a, role_b):
             if role in existing:
                 await conn.execute(sql.alter_login(role, False, 0))
@@ -206,6 +233,24 @@ async def delete(target: Target, tenant: str) -> list[str]:
             await conn.execute(sql.revoke_public_connect(database))
             await conn.execute(sql.drop_database(database))
             done.append(f"database {database}")
+        return existing, (await dependents(conn, existing) if existing else [])
+
+    existing, held = await _run(target, drop_database)
+    # Objects the roles own or were granted elsewhere would make DROP ROLE fail for ever: drop them
+    # first, database by database (DROP OWNED acts only in the database it runs in).
+    for row in held:
+        if row["reachable"]:
+            await _in_database(target, row["datname"], sql.drop_owned(existing))
+            done.append(f"objects and grants of {tenant}'s roles in database {row['datname']}")
+
+    async def drop_roles(conn: asyncpg.Connection) -> None:
+        left = [r["datname"] for r in await dependents(conn, existing)] if existing else []
+        if left:
+            raise BackendRefused(
+                f"roles {', '.join(existing)} still own or hold grants in database(s) {', '.join(left)}, which the "
+                f"admin of Backend {target.name} cannot connect to; run DROP OWNED BY {', '.join(existing)} there "
+                "as a superuser, or abandon the data (annotate the Tenant tenancy.dev/abandon-data="
+                f"{target.name})")
         for role in (role_a, role_b, owner):
             if role in existing:
                 try:
@@ -214,5 +259,5 @@ async def delete(target: Target, tenant: str) -> list[str]:
                     raise BackendRefused(f"cannot drop role {role}: {exc}") from exc
                 done.append(f"role {role}")
 
-    await _run(target, work)
+    await _run(target, drop_roles)
     return done

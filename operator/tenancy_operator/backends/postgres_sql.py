@@ -17,7 +17,8 @@ import re
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
            "grant_membership", "create_database", "alter_database_limit", "revoke_public_connect", "grant_connect_to_admin", "drop_database",
            "SHARED_DATABASES", "shared_databases_sql",
-           "drop_role", "terminate_sessions_sql", "role_state_sql", "database_state_sql"]
+           "drop_role", "drop_owned", "terminate_sessions_sql", "role_state_sql", "database_state_sql",
+           "dependent_databases_sql"]
 
 _SAFE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SCRAM_ITERATIONS = 4096
@@ -113,6 +114,12 @@ def drop_role(role: str) -> str:
     return f"DROP ROLE IF EXISTS {ident(role)}"
 
 
+def drop_owned(roles: list[str]) -> str:
+    """In the connected database: drop what the roles own and revoke what was granted to them
+    (including default privileges). Databases they own are not touched (dropped separately)."""
+    return f"DROP OWNED BY {', '.join(ident(r) for r in roles)}"
+
+
 # Read-only state queries; names travel as bind parameters.
 role_state_sql = """
 SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, a.rolpassword,
@@ -155,4 +162,17 @@ SELECT d.datname,
 FROM pg_database d JOIN pg_roles r ON r.rolname = current_user
 WHERE d.datname = ANY($1::text[])
 ORDER BY d.datname
+"""
+
+# The databases where any of the roles still owns or was granted something (pg_shdepend, the
+# catalog DROP ROLE itself consults), with whether the admin can connect there to clean up. Shared
+# objects (dbid 0: a GRANT CONNECT ON DATABASE, for one) are cleaned from any database: the current one.
+dependent_databases_sql = """
+SELECT DISTINCT COALESCE(d.datname, current_database()) AS datname,
+       COALESCE(d.datallowconn AND has_database_privilege(d.datname, 'CONNECT'), true) AS reachable
+FROM pg_shdepend s LEFT JOIN pg_database d ON d.oid = s.dbid
+WHERE s.refclassid = 'pg_authid'::regclass
+  AND s.refobjid IN (SELECT oid FROM pg_roles WHERE rolname = ANY($1::text[]))
+  AND (s.dbid = 0 OR d.oid IS NOT NULL)
+ORDER BY 1
 """

@@ -17,7 +17,7 @@ from ..api.tenant import PLACED_SERVICES
 from ..backends import circuit, kube, registry
 from ..backends.base import BackendRefused, BackendUnavailable, ServerReport, Target
 from ..observability import metrics
-from ..reconcile import unbuilt
+from ..reconcile import labels, unbuilt
 from . import config
 from .targets import TargetError, target_for
 
@@ -116,13 +116,20 @@ async def probe(**kwargs: Any) -> None:
 
 @kopf.on.delete(GROUP, VERSION, "backends", backoff=10)
 async def deleted(body: kopf.Body, placements: kopf.Index, logger: logging.Logger, **_: Any) -> None:
-    """A Backend that still holds tenants is not deleted: their data would be orphaned unseen."""
+    """A Backend that still holds tenants is not deleted: their data would be orphaned unseen.
+
+    While it waits it keeps probing (kopf stops timers once deletion is requested), so its status
+    stays true: reachable or not, and how many tenants are still placed on it.
+    """
+    await _probe(body=body, logger=logger, placements=placements)
     name, btype = body.metadata["name"], body.spec.get("type", "")
     tenants = sorted(placements.get((btype, name), []))
     if tenants:
         shown = ", ".join(tenants[:10]) + (f" and {len(tenants) - 10} more" if len(tenants) > 10 else "")
-        message = (f"Backend {name} still holds {len(tenants)} tenant(s): {shown}; delete them or move them "
-                   "with a migrate-database WorkflowRun first")
+        message = (f"Backend {name} still holds {len(tenants)} tenant(s): {shown}; the deletion waits until they "
+                   f"are gone: delete them (kubectl delete tenant NAME; reclaim Delete removes their data here "
+                   f"first), or, if this server is gone for good, leave their data behind with kubectl annotate "
+                   f"backend {name} {labels.ABANDON_BACKEND_DATA}=true")
         kopf.event(body, type="Warning", reason="TenantsPlaced", message=message)
         raise kopf.TemporaryError(message, delay=10)
     metrics.forget_backend(name, btype)

@@ -28,7 +28,16 @@ from ..observability import metrics
 from ..reconcile import labels, unbuilt
 from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
-from . import autoscaling_part, config, credentials_part, namespace_part, services_part, teardown, workloads
+from . import (
+    autoscaling_part,
+    config,
+    credentials_part,
+    namespace_part,
+    protection,
+    services_part,
+    teardown,
+    workloads,
+)
 
 __all__ = ["reconcile", "verify", "deleted"]
 
@@ -196,6 +205,7 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logge
         return
     name, uid, generation = meta["name"], meta["uid"], meta.get("generation", 1)
     async with _locks[name]:
+        await protection.mirror(name, body, kwargs.get("lifecycle_protection"), logger)
         current_conditions = list(status.get("conditions", []))
         if status.get("observedGeneration") != generation:
             # Say at once that a new generation is being worked on; kstatus reads this as in progress.
@@ -249,12 +259,36 @@ async def verify(**kwargs: Any) -> None:
     await reconcile(**kwargs)
 
 
+async def _report_blocked(body: kopf.Body, status: kopf.Status, blocked: teardown.Blocked) -> None:
+    """Say at once, in status and an Event, that the deletion cannot finish and what a person can do."""
+    generation = body.metadata.get("generation", 1)
+    conditions = [dict(c) for c in status.get("conditions", [])]
+    changed = cond.set_condition(conditions, cond.TERMINATING, cond.TRUE, blocked.reason, blocked.message, generation)
+    cond.set_condition(conditions, cond.READY, cond.FALSE, Reason.TERMINATING,
+                       f"deletion cannot finish: {blocked.message}", generation)
+    cond.set_condition(conditions, cond.STALLED, cond.TRUE if blocked.needs_person else cond.FALSE,
+                       blocked.reason if blocked.needs_person else Reason.TERMINATING,
+                       blocked.message if blocked.needs_person else "", generation)
+    cond.set_condition(conditions, cond.RECONCILING, cond.FALSE if blocked.needs_person else cond.TRUE,
+                       blocked.reason, "waiting for a person" if blocked.needs_person else "retrying the deletion",
+                       generation)
+    wanted = {"phase": "Terminating", "conditions": conditions}
+    if _differs(status, wanted):
+        await kube.merge_patch("Tenant", body.metadata["name"], None, {"status": wanted}, "status")
+    if changed:
+        kopf.event(body, type="Warning", reason=blocked.reason, message=f"Terminating=True: {blocked.message}")
+
+
 @kopf.on.delete(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
 async def deleted(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger, **kwargs: Any) -> None:
     name = meta["name"]
     async with _locks[name]:
-        await teardown.backends(body, dict(status.get("placement") or {}),
-                                _backends(kwargs.get("backends_by_name")), logger)
+        try:
+            await teardown.backends(body, dict(status.get("placement") or {}),
+                                    _backends(kwargs.get("backends_by_name")), logger)
+        except teardown.Blocked as blocked:
+            await _report_blocked(body, status, blocked)
+            raise kopf.TemporaryError(blocked.message, delay=blocked.delay) from blocked
         gone = await namespace_part.remove(name, logger)
     _locks.pop(name, None)
     for pending in _placed_here.values():

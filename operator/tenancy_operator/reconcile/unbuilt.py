@@ -63,9 +63,6 @@ LIFECYCLE_POLICY: tuple[Unbuilt, ...] = (
             "retention is not built yet: there are no archives to expire", 13),
     Unbuilt(("LifecyclePolicy.spec.suspendRevokesLogins",), lambda p: not p.suspend_revokes_logins,
             "suspendRevokesLogins: false is not built yet, suspending a tenant still revokes its logins", 13),
-    # The "deletions" work (issue 12, item 1) enforces this; drop the entry when it lands.
-    Unbuilt(("LifecyclePolicy.spec.deletionProtection",), lambda p: p.deletion_protection,
-            "deletionProtection is not enforced yet: tenants using this policy can still be deleted", 12),
 )
 
 # Kinds nothing acts on yet: any object of them asks for an unbuilt feature.

@@ -14,6 +14,7 @@ def test_statements_quote_every_identifier():
     assert sql.revoke_public_connect("t_acme") == 'REVOKE CONNECT, TEMPORARY ON DATABASE "t_acme" FROM PUBLIC'
     assert sql.drop_database("t_acme") == 'DROP DATABASE IF EXISTS "t_acme" WITH (FORCE)'
     assert sql.alter_login("t_acme_b", False, 5) == 'ALTER ROLE "t_acme_b" NOLOGIN CONNECTION LIMIT 5'
+    assert sql.drop_owned(["t_acme_owner", "t_acme_a"]) == 'DROP OWNED BY "t_acme_owner", "t_acme_a"'
 
 
 @pytest.mark.parametrize("bad", ['x"; DROP ROLE postgres; --', "Upper", "a b", "", "1abc", "a" * 64, "t_a'b"])
