@@ -48,6 +48,7 @@ class Reason:
     SUSPENDED = "Suspended"
     TERMINATING = "Terminating"
     DRIFT_REPAIRED = "DriftRepaired"
+    ROTATED = "Rotated"
     PARTS_NOT_READY = "PartsNotReady"
 
 

@@ -42,6 +42,8 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         node = merged
         if node.get("default", ...) is None:
             node.pop("default")
+        if "$ref" in node:  # an optional model: inline it like a required one
+            return _resolve(node, defs)
     if "const" in node:
         node["enum"] = [node.pop("const")]
     if node.get("additionalProperties") is False:
