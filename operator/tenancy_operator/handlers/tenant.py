@@ -107,6 +107,10 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     requested = (meta.get("annotations") or {}).get(labels.ROTATE, "")
     known = status.get("credentials")
     try:
+        # The credential state is read fresh: the watched body can lag behind this process's own last
+        # status write, and a stale state would rotate twice.
+        fresh = await kube.get("Tenant", name)
+        known = ((fresh or {}).get("status") or {}).get("credentials") or known
         plan = await credentials_part.prepare(name, uid, namespace, tenant, ready, requested, known, logger)
         credentials_failed = None
     except Exception as exc:  # noqa: BLE001 - a credentials failure must not stop the other parts (suspend above all)
