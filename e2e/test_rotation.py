@@ -17,19 +17,21 @@ from .tenant_clients import credentials, pg, redis_client
 OVERLAP_SECONDS = 4
 
 
-DEPLOYMENT = json.dumps({
-    "apiVersion": "apps/v1", "kind": "Deployment",
-    "metadata": {"name": "api", "namespace": "tenant-rot", "labels": {"tenancy.dev/restart-on-rotation": "true"}},
-    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
-             "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{
-                 "name": "api", "image": "example.invalid/api:1",
-                 "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 1000,
-                                     "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}}]}}},
-})
+def _deployment(namespace: str) -> str:
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": namespace, "labels": {"tenancy.dev/restart-on-rotation": "true"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
+                 "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{
+                     "name": "api", "image": "example.invalid/api:1",
+                     "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 1000,
+                                         "capabilities": {"drop": ["ALL"]},
+                                         "seccompProfile": {"type": "RuntimeDefault"}}}]}}},
+    })
 
 
-def _rolled_version() -> str | None:
-    deployment = get("deployment", "api", "tenant-rot") or {}
+def _rolled_version(tenant: str = "rot") -> str | None:
+    deployment = get("deployment", "api", f"tenant-{tenant}") or {}
     annotations = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations") or {}
     return annotations.get("tenancy.dev/credential-version")
 
@@ -75,20 +77,24 @@ class App:
             time.sleep(0.05)
 
 
-@pytest.fixture
-def rotating_tenant(backends):
-    kube.apply(tenant_yaml("rot", postgres={"enabled": True}, redis={"enabled": True},
+def _start(name: str) -> str:
+    kube.apply(tenant_yaml(name, postgres={"enabled": True}, redis={"enabled": True},
                            credentials={"rotateEvery": "720h", "overlap": f"{OVERLAP_SECONDS}s",
                                         "restartWorkloads": True}))
-    kubectl("wait", "--for=condition=Ready", "tenant/rot", "--timeout=60s", timeout=70)
-    kube.apply(DEPLOYMENT)
-    pg(credentials("rot"), "CREATE TABLE IF NOT EXISTS load (at timestamptz)")
-    yield "rot"
+    kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=60s", timeout=70)
+    kube.apply(_deployment(f"tenant-{name}"))
+    pg(credentials(name), "CREATE TABLE IF NOT EXISTS load (at timestamptz)")
+    return name
+
+
+@pytest.fixture
+def rotating_tenant(backends):
+    yield _start("rot")
     kubectl("delete", "tenant", "rot", "--wait=false", check=False)
 
 
-def _version() -> int:
-    return int(((get("tenant", "rot") or {}).get("status", {}).get("credentials") or {}).get("version") or 0)
+def _version(tenant: str = "rot") -> int:
+    return int(((get("tenant", tenant) or {}).get("status", {}).get("credentials") or {}).get("version") or 0)
 
 
 def test_three_rotations_under_load(rotating_tenant):
@@ -125,3 +131,52 @@ def test_three_rotations_under_load(rotating_tenant):
     current = credentials("rot")
     assert pg(current, "SELECT count(*) AS n FROM load")[0]["n"] > 0
     assert redis_client(current).ping()
+
+
+@pytest.fixture
+def rotating_tenant_del(backends):
+    yield _start("rotdel")
+    kubectl("delete", "tenant", "rotdel", "--wait=false", check=False)
+
+
+def _refused(creds: dict[str, str]) -> bool:
+    try:
+        pg(creds, "SELECT 1")
+    except App.AUTH_ERRORS:
+        return True
+    return False
+
+
+def test_secret_deleted_at_version_2_under_load(rotating_tenant_del):
+    """Someone deletes the credentials Secret at version 2: it comes back as version 3 on the other slot,
+    and an app that keeps its version 2 credentials sees no failed operation."""
+    name = rotating_tenant_del
+    app = App(name)
+    worker = threading.Thread(target=app.run, daemon=True)
+    worker.start()
+    first = credentials(name)
+    try:
+        kubectl("annotate", "--overwrite", "tenant", name, f"tenancy.dev/rotate=del-{time.time()}")
+        eventually(lambda: _version(name) == 2, 30, message="rotation to version 2")
+        second = credentials(name)
+        eventually(lambda: _refused(first), 30, message="version 1 closed after its overlap")
+        time.sleep(1)  # the app has met the closed door and moved to version 2
+        kubectl("delete", "secret", "tenant-credentials", "-n", f"tenant-{name}")
+        eventually(lambda: _version(name) == 3 and get("secret", "tenant-credentials", f"tenant-{name}"), 30,
+                   message="Secret back at version 3")
+        third = credentials(name)
+        time.sleep(OVERLAP_SECONDS + 4)  # version 2's overlap ends; the app moves to version 3
+    finally:
+        app.stop.set()
+        worker.join(10)
+    print(f"\nSecret deleted at version 2 under load: {app.ops} ops, {app.reconnects} reconnects, "
+          f"{app.failures} failures")
+    assert app.failures == 0, app.errors[:5]
+    assert app.ops > 50 and app.reconnects >= 1
+    assert second["PGUSER"].endswith("_b") and third["PGUSER"].endswith("_a")
+    assert third["PGPASSWORD"] not in (first["PGPASSWORD"], second["PGPASSWORD"])
+    assert _refused(second)  # after its overlap, version 2 is closed like any previous version
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis_client(second).ping()
+    eventually(lambda: _rolled_version(name) == "3", 15, message="deployment carries version 3")
+    assert pg(third, "SELECT count(*) AS n FROM load")[0]["n"] > 0

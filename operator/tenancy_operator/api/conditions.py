@@ -55,6 +55,7 @@ class Reason:
     SUSPENDED = "Suspended"
     TERMINATING = "Terminating"
     DRIFT_REPAIRED = "DriftRepaired"
+    ROTATED = "Rotated"
     PARTS_NOT_READY = "PartsNotReady"
     NOT_IMPLEMENTED = "NotImplemented"
     """The spec asks for a feature that is designed but not built yet; the message names the fields."""

@@ -7,9 +7,10 @@ per part) so `kubectl wait`, Argo CD and Flux can read it.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .common import Conditions, DNSLabel, Duration, ObjectName, Quantity, Spec, cel
 
@@ -20,6 +21,9 @@ __all__ = [
     "ServiceSpec",
     "VaultSpec",
     "CredentialsSpec",
+    "CredentialsState",
+    "CredentialsStatus",
+    "MIN_ROTATE_EVERY",
     "AutoscalingRule",
     "TenantSpec",
     "TenantStatus",
@@ -83,15 +87,56 @@ class VaultSpec(ServiceSpec):
     and a token of the tenant is refused there; data already written stays."""
 
 
+MIN_ROTATE_EVERY = "1h"
+"""The shortest rotation period: each rotation rolls opted-in workloads and, after the overlap, cuts
+the previous password, so a shorter one would churn (or loop) rather than protect."""
+
+
 class CredentialsSpec(Spec):
     """How the `tenant-credentials` Secret is rotated."""
 
+    model_config = Spec.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(f"!has(self.rotateEvery) || duration(self.rotateEvery) >= duration('{MIN_ROTATE_EVERY}')",
+                    f"rotateEvery must be at least {MIN_ROTATE_EVERY}: every rotation rolls opted-in workloads "
+                    "and cuts the previous password after the overlap"),
+                cel("!has(self.rotateEvery) || !has(self.overlap) || "
+                    "duration(self.overlap) < duration(self.rotateEvery)",
+                    "overlap must be shorter than rotateEvery: the previous password must stop working before "
+                    "the next rotation"),
+                cel("!has(self.restartWorkloads) || !self.restartWorkloads || !has(self.overlap) || "
+                    "duration(self.overlap) > duration('0s')",
+                    "overlap must be above 0s when restartWorkloads is true: workloads roll, so the previous "
+                    "password must outlive the rollout"),
+            ]
+        }
+    }
+
     rotate_every: Duration = "720h"
-    """Rotation period (Go duration). The annotation `tenancy.dev/rotate` rotates on demand."""
+    """Rotation period (Go duration), at least 1h. The annotation `tenancy.dev/rotate` rotates on demand."""
     overlap: Duration = "1h"
-    """How long the previous credentials keep working after a rotation."""
+    """How long the previous credentials keep working after a rotation; shorter than rotateEvery, and
+    above 0s when restartWorkloads is true."""
     restart_workloads: bool = False
     """Annotate opted-in workloads' pod templates with the credential version so they roll."""
+
+    @model_validator(mode="after")
+    def _safe_rotation(self) -> CredentialsSpec:
+        # The CRD's CEL refuses these at apply; this catches objects stored before the rules existed.
+        every, overlap = _seconds(self.rotate_every), _seconds(self.overlap)
+        if every < _seconds(MIN_ROTATE_EVERY):
+            raise ValueError(f"rotateEvery must be at least {MIN_ROTATE_EVERY}")
+        if overlap >= every:
+            raise ValueError("overlap must be shorter than rotateEvery")
+        if self.restart_workloads and overlap <= 0:
+            raise ValueError("overlap must be above 0s when restartWorkloads is true")
+        return self
+
+
+def _seconds(duration: str) -> float:
+    units = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)", duration))
 
 
 class TargetRef(Spec):
@@ -200,14 +245,38 @@ class Placement(Spec):
     vault: str | None = None
 
 
-class CredentialsStatus(Spec):
+class CredentialsState(Spec):
+    """One credential version as the operator knows it. Authoritative: tenants cannot write status,
+    while the Secret's annotations are only informative copies."""
+
     version: int = 0
-    """Incremented on every rotation; workloads that opted in carry it in a pod-template annotation."""
+    """Incremented on every rotation, never reset; workloads that opted in carry it in a pod-template annotation."""
+    slot: Literal["a", "b"] | None = None
+    """The PostgreSQL login role slot this version uses."""
+    rotated_at: str | None = None
+    """When this version was made (RFC 3339, UTC)."""
+    rotate_handled: str | None = None
+    """The last `tenancy.dev/rotate` annotation value acted on."""
+    redis_sha256: str | None = None
+    """SHA-256 of this version's Redis password (never the password): keeps it accepted through the
+    next overlap even when the Secret is gone."""
+    previous_redis_sha256: str | None = None
+    """SHA-256 of the previous version's Redis password, accepted until the overlap ends."""
+    previous_open: bool | None = None
+    """The previous version still works (its overlap has not been closed yet)."""
+    reason: str | None = None
+    """Why this version was made: first credentials, requested, scheduled, secret-deleted, password-removed, service-added."""
+    services: list[str] | None = None
+    """The services holding a password in this version."""
+
+
+class CredentialsStatus(CredentialsState):
     active_role: str | None = None
     """The PostgreSQL login role (`_a` or `_b`) the Secret currently names."""
-    rotated_at: str | None = None
     next_rotation_at: str | None = None
     secret_name: str | None = None
+    pending: CredentialsState | None = None
+    """A version staged (passwords in `tenant-credentials-next`) but not yet published; a crash resumes it."""
 
 
 class TenantStatus(Spec):

@@ -61,7 +61,7 @@ class TenantSlice:
     tenant: str
     namespace: str
     password: str = field(default="", repr=False)
-    """The active credential's password."""
+    """The active credential's password; empty: unknown this pass, the backend keeps what it holds."""
     slot: str = "a"
     """The PostgreSQL login role slot that is active."""
     previous_valid: bool = False

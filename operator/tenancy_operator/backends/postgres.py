@@ -139,7 +139,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 await do(sql.grant_membership(owner, role), f"membership {role} in {owner}")
             if f"role={owner}" not in (state["settings"] or ""):
                 await do(sql.set_role_default(role, owner), f"default role of {role}")
-            password_ok = not active or sql.scram_matches(state["rolpassword"], want.password)
+            # An empty password means "unknown this pass" (credentials could not be read): keep the verifier.
+            password_ok = not active or not want.password or sql.scram_matches(state["rolpassword"], want.password)
             if state["rolcanlogin"] != login or state["rolconnlimit"] != want.connection_limit or not password_ok:
                 verifier = sql.scram_verifier(want.password) if active and not password_ok else None
                 await do(sql.alter_login(role, login, want.connection_limit, verifier),

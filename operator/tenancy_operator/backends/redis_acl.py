@@ -136,9 +136,13 @@ async def _reference_commands(target: Target) -> str:
 
 async def ensure(target: Target, want: TenantSlice) -> Report:
     user = names.redis_user(want.tenant)
-    hashes = [password_sha256(want.password)]
-    if want.previous_valid and want.previous_password_sha256:
-        hashes.append(want.previous_password_sha256)
+    if want.password:
+        hashes = [password_sha256(want.password)]
+        if want.previous_valid and want.previous_password_sha256:
+            hashes.append(want.previous_password_sha256)
+    else:  # the password is unknown this pass (credentials could not be read): keep what the server holds
+        held = await _call(target, "ACL", "GETUSER", user)
+        hashes = [h for h in (_as_dict(held).get("passwords") or []) if isinstance(h, str)] if held else []
     rules = acl_rules(want.tenant, hashes, enabled=not want.suspended)
     report = Report()
     if not await _matches(target, user, hashes, not want.suspended):

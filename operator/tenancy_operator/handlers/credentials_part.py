@@ -1,17 +1,23 @@
 """The CredentialsReady part: stage, apply and publish credentials, and rotate them without downtime.
 
-Order matters for "never cut a running app": new passwords are staged in `tenant-credentials-next`,
-then every backend is told to accept them (the old ones stay valid through the overlap), and only
-then does `tenant-credentials`, which apps read, move to them. A crash anywhere resumes from the
-staged Secret with the same passwords. Secret values are never logged.
+Order matters for "never cut a running app": a rotation is first recorded in the Tenant's status
+(`status.credentials.pending`, which tenants cannot write), its passwords staged in
+`tenant-credentials-next`, then every backend is told to accept them (the old ones stay valid
+through the overlap), and only then does `tenant-credentials`, which apps read, move to them. A
+crash anywhere resumes from the pending state with the same passwords. The Secrets are user-writable:
+their values are read tolerantly and their annotations never as truth. A deleted Secret (or a
+namespace deleted and recreated) is a rotation from the status state, never a reset. Secret values
+are never logged.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,21 +29,36 @@ from ..reconcile import labels
 from ..reconcile.namespace import owner_reference
 from ..reconcile.status import PartResult
 
-__all__ = ["SECRET", "STAGED", "Plan", "prepare", "slice_for", "publish", "CONDITION", "PASSWORD_KEYS", "public_endpoints"]
+__all__ = ["SECRET", "STAGED", "Plan", "prepare", "unknown", "slice_for", "publish", "CONDITION", "PASSWORD_KEYS",
+           "ROTATIONS", "public_endpoints"]
 
 CONDITION = "CredentialsReady"
 SECRET = "tenant-credentials"
 STAGED = "tenant-credentials-next"
 PASSWORD_KEYS = {"postgres": "PGPASSWORD", "redis": "REDIS_PASSWORD"}
+ROTATIONS = (creds.REQUESTED, creds.SCHEDULED, creds.SECRET_DELETED, creds.PASSWORD_REMOVED)
+"""Reasons that make a new version a rotation (a Normal `Rotated` Event and the rotations metric)."""
 _SECRET_KEYS = ("PASSWORD", "DATABASE_URL", "REDIS_URL")
+_RETIRED_ANNOTATIONS = (creds.PREVIOUS_REDIS_SHA, creds.ROTATE_HANDLED)  # bookkeeping older versions kept here
 
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
-def _decode(secret: dict[str, Any] | None) -> dict[str, str]:
-    return {k: base64.b64decode(v).decode() for k, v in ((secret or {}).get("data") or {}).items()}
+def _decode(secret: Mapping[str, Any] | None) -> dict[str, str]:
+    """A user-writable Secret's data; a value that is not base64 of UTF-8 text reads as absent."""
+    out: dict[str, str] = {}
+    for key, value in (((secret or {}).get("data") or {}) or {}).items():
+        try:
+            out[str(key)] = base64.b64decode(value or "", validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _sha(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
 
 
 def public_endpoints(data: dict[str, str]) -> dict[str, str]:
@@ -51,11 +72,14 @@ class Plan:
 
     state: creds.State
     passwords: dict[str, str] = field(repr=False, default_factory=dict)
+    """Empty for a service: its backend keeps the password it has (credentials could not be read)."""
     staged: bool = False
     previous_valid: bool = False
     live: dict[str, Any] | None = None
     waiting: str = ""
     """Why a wanted rotation did not start yet (shown in the condition)."""
+    closing: bool = False
+    """This pass ends the previous version's overlap: the backends drop it."""
 
 
 def _secret(name: str, namespace: str, tenant: str, uid: str, data: dict[str, str], state: creds.State) -> dict[str, Any]:
@@ -74,43 +98,98 @@ def _secret(name: str, namespace: str, tenant: str, uid: str, data: dict[str, st
     }
 
 
+def _replace_body(desired: dict[str, Any], live: Mapping[str, Any], drop_annotations: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A merge patch that makes `live` hold exactly `desired`'s data: keys of a disabled service must go."""
+    annotations = {**{k: None for k in drop_annotations if k in (live.get("metadata", {}).get("annotations") or {})},
+                   **desired["metadata"]["annotations"]}
+    return {"metadata": {"labels": desired["metadata"]["labels"], "annotations": annotations},
+            "data": {**{k: None for k in (live.get("data") or {}) if k not in desired["data"]}, **desired["data"]}}
+
+
+def current_state(status: Mapping[str, Any] | None, live: Mapping[str, Any] | None) -> creds.State:
+    """The authoritative state: `status.credentials`, or once (migration) the Secret's annotations."""
+    state = creds.from_status(status)
+    if state is None:
+        annotations = ((live or {}).get("metadata") or {}).get("annotations")
+        state = creds.from_annotations(annotations, status)
+        state = replace(state, services=tuple(s for s, k in PASSWORD_KEYS.items() if _decode(live).get(k)))
+    return state
+
+
+def unknown(status: Mapping[str, Any] | None, spec: TenantSpec) -> Plan:
+    """The plan when credentials could not be prepared: every backend keeps its passwords and the live
+    slot, so the other parts (suspend above all) still converge."""
+    state = current_state(status, None)
+    return Plan(state, {}, previous_valid=creds.in_overlap(state, creds.parse_duration(spec.credentials.overlap), _now()))
+
+
+async def _stage(tenant: str, uid: str, namespace: str, target: creds.State, passwords: dict[str, str],
+                 existing: Mapping[str, Any] | None) -> None:
+    """Record the target in status first (authoritative), then its passwords in the staged Secret."""
+    await kube.merge_patch("Tenant", tenant, None, {"status": {"credentials": {"pending": creds.to_status(target)}}},
+                           "status")
+    staged = _secret(STAGED, namespace, tenant, uid, {PASSWORD_KEYS[s]: p for s, p in passwords.items()}, target)
+    if existing is None:
+        try:
+            await kube.create(staged)
+            return
+        except kube.Conflict:
+            existing = await kube.get("Secret", STAGED, namespace) or {}
+    await kube.merge_patch("Secret", STAGED, namespace, _replace_body(staged, existing))
+
+
 async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, services: list[str],
-                  requested: str, logger: logging.Logger) -> Plan:
-    """Read the Secrets, decide on rotation, and stage new passwords when one is due."""
+                  requested: str, status: Mapping[str, Any] | None, logger: logging.Logger) -> Plan:
+    """Read the Secrets, decide on rotation, and stage new passwords when one is due.
+
+    `status` is `status.credentials`. Raises kube.KubeError when the API server refuses a read or write.
+    """
     now = _now()
     live = await kube.get("Secret", SECRET, namespace)
     staged = await kube.get("Secret", STAGED, namespace)
-    state = creds.from_annotations((live or {}).get("metadata", {}).get("annotations"))
+    state = current_state(status, live)
     current = _decode(live)
+    if "redis" in services and not state.redis_sha256 and current.get("REDIS_PASSWORD"):
+        state = replace(state, redis_sha256=_sha(current["REDIS_PASSWORD"]))  # migration: the hash the server holds
     every, overlap = creds.parse_duration(spec.credentials.rotate_every), creds.parse_duration(spec.credentials.overlap)
-    missing = [s for s in services if s in PASSWORD_KEYS and not current.get(PASSWORD_KEYS[s])]
+    wanted = [s for s in services if s in PASSWORD_KEYS]
+    pending = creds.from_status((status or {}).get("pending")) if creds.from_status(status) else (
+        creds.from_annotations((staged or {}).get("metadata", {}).get("annotations")) if staged else None)
 
-    if staged is None:
-        due, why = creds.rotation_due(state, every, overlap, requested, now)
+    if pending is None or pending.version <= state.version:
+        missing = [s for s in wanted if not current.get(PASSWORD_KEYS[s])]
+        lost = ""
+        if live is None and state.version > 0:
+            lost = creds.SECRET_DELETED
+        elif any(s in state.services for s in missing):
+            lost = creds.PASSWORD_REMOVED
+        due, why = creds.rotation_due(state, every, overlap, requested, now, lost)
         if not due and not missing:
-            return Plan(state, {s: current[PASSWORD_KEYS[s]] for s in services if s in PASSWORD_KEYS},
-                        previous_valid=creds.in_overlap(state, overlap, now), live=live, waiting=why)
-        rotating = due
-        redis_sha = hashlib.sha256(current["REDIS_PASSWORD"].encode()).hexdigest() if current.get("REDIS_PASSWORD") else ""
-        if rotating:
-            target = creds.next_state(state, now, requested, redis_sha)
-            passwords = {s: creds.new_password() for s in services if s in PASSWORD_KEYS}
+            if staged is not None:  # a leftover, or not ours: nothing is pending
+                await kube.delete("Secret", STAGED, namespace)
+            return Plan(state, {s: current[PASSWORD_KEYS[s]] for s in wanted}, live=live, waiting=why,
+                        previous_valid=creds.in_overlap(state, overlap, now),
+                        closing=creds.closing(state, overlap, now))
+        if due:
+            target = creds.next_state(state, now, requested, why)
+            passwords = {s: creds.new_password() for s in wanted}
         else:  # a newly enabled service: add its password, keep the others and the slot
-            target = creds.State(state.version + 1, state.slot, state.rotated_at or now, state.previous_redis_sha256,
-                                 state.rotate_handled)
-            passwords = {s: current.get(PASSWORD_KEYS[s]) or creds.new_password() for s in services if s in PASSWORD_KEYS}
-        staged = _secret(STAGED, namespace, tenant, uid, {PASSWORD_KEYS[s]: p for s, p in passwords.items()}, target)
-        try:
-            await kube.create(staged)
-        except kube.Conflict:
-            staged = await kube.get("Secret", STAGED, namespace)
-        logger.info("staged credentials version %s for tenant %s (%s)", target.version, tenant,
-                    why if rotating else "new service")
+            target = creds.with_service(state, now)
+            passwords = {s: current.get(PASSWORD_KEYS[s]) or creds.new_password() for s in wanted}
+        target = replace(target, services=tuple(wanted))
+        await _stage(tenant, uid, namespace, target, passwords, staged)
+        logger.info("staged credentials version %s for tenant %s (%s)", target.version, tenant, target.reason or why)
+        return Plan(target, passwords, staged=True, previous_valid=True, live=live)
+
+    # A rotation is under way: resume it with the staged passwords. Ones that are gone (the staged
+    # Secret deleted with its namespace) are made anew; the live version's slot is not touched.
     staged_data = _decode(staged)
-    target = creds.from_annotations(staged["metadata"].get("annotations"))
-    passwords = {s: staged_data.get(PASSWORD_KEYS[s]) or current.get(PASSWORD_KEYS[s], "")
-                 for s in services if s in PASSWORD_KEYS}
-    return Plan(target, passwords, staged=True, previous_valid=True, live=live)
+    passwords = {s: staged_data.get(PASSWORD_KEYS[s]) or "" for s in wanted}
+    if not all(passwords.values()):
+        keep = pending.reason not in ROTATIONS and pending.reason != "first credentials"
+        passwords = {s: p or (keep and current.get(PASSWORD_KEYS[s])) or creds.new_password() for s, p in passwords.items()}
+        await _stage(tenant, uid, namespace, replace(pending, services=tuple(wanted)), passwords, staged)
+    return Plan(replace(pending, services=tuple(wanted)), passwords, staged=True, previous_valid=True, live=live)
 
 
 def slice_for(plan: Plan, service: str, tenant: str, namespace: str, spec: TenantSpec, suspended: bool,
@@ -130,46 +209,69 @@ def slice_for(plan: Plan, service: str, tenant: str, namespace: str, spec: Tenan
     )
 
 
+@dataclass
+class Published:
+    """What publishing did: the part, `status.credentials`, drift it put back, and what people are told."""
+
+    part: PartResult
+    status: dict[str, Any]
+    repaired: list[str] = field(default_factory=list)
+    rotated: str = ""
+    """The rotation reason when this pass completed one (requested, scheduled, secret-deleted, ...)."""
+    events: list[str] = field(default_factory=list)
+    """Messages of Normal `Rotated` Events."""
+
+
 async def publish(tenant: str, uid: str, namespace: str, plan: Plan, reports: dict[str, Report],
-                  spec: TenantSpec) -> tuple[PartResult, dict[str, Any], list[str]]:
-    """Move `tenant-credentials` to what every backend now accepts; returns (part, status, repaired)."""
+                  spec: TenantSpec, status: Mapping[str, Any] | None) -> Published:
+    """Move `tenant-credentials` to what every backend now accepts, and say so in status."""
     data: dict[str, str] = {}
     for report in reports.values():
         data.update(report.endpoints)
     state = plan.state
-    overlap = creds.parse_duration(spec.credentials.overlap)
-    if not plan.staged and not creds.in_overlap(state, overlap, _now()) and state.previous_redis_sha256:
-        state = creds.State(state.version, state.slot, state.rotated_at, "", state.rotate_handled)
+    if plan.closing:
+        state = replace(state, previous_redis_sha256="", previous_open=False)
+    state = replace(state, redis_sha256=_sha(data["REDIS_PASSWORD"]) if data.get("REDIS_PASSWORD") else "",
+                    services=tuple(s for s, k in PASSWORD_KEYS.items() if data.get(k)))
     desired = _secret(SECRET, namespace, tenant, uid, data, state)
-    repaired: list[str] = []
+    out = Published(PartResult(CONDITION, True, "Succeeded", ""), {})
     live = plan.live
     if live is None:
         try:
             await kube.create(desired)
         except kube.Conflict:
             await kube.merge_patch("Secret", SECRET, namespace, {k: desired[k] for k in ("metadata", "data")})
-        repaired.append(f"Secret {SECRET}")
-    elif (_decode(live) != data or creds.from_annotations(live["metadata"].get("annotations")) != state
-          or labels.tenant_of(live) != tenant):
-        # Replace data wholesale: keys of a disabled service must go, which a merge patch would keep.
-        body = {"metadata": {"labels": desired["metadata"]["labels"],
-                             "annotations": {**desired["metadata"]["annotations"],
-                                             creds.PREVIOUS_REDIS_SHA: state.previous_redis_sha256 or None}},
-                "data": {**{k: None for k in (live.get("data") or {}) if k not in desired["data"]}, **desired["data"]}}
-        await kube.merge_patch("Secret", SECRET, namespace, body)
-        if not plan.staged:
-            repaired.append(f"Secret {SECRET}")
+        out.repaired.append(f"Secret {SECRET}")
+    else:
+        annotations = live.get("metadata", {}).get("annotations") or {}
+        if (_decode(live) != data or len(_decode(live)) != len(live.get("data") or {})
+                or any(annotations.get(k) != v for k, v in desired["metadata"]["annotations"].items())
+                or any(k in annotations for k in _RETIRED_ANNOTATIONS) or labels.tenant_of(live) != tenant):
+            await kube.merge_patch("Secret", SECRET, namespace, _replace_body(desired, live, _RETIRED_ANNOTATIONS))
+            if not plan.staged:
+                out.repaired.append(f"Secret {SECRET}")
     if plan.staged:
         await kube.delete("Secret", STAGED, namespace)
+        if state.reason in ROTATIONS:
+            out.rotated = state.reason
+            out.events.append(f"credentials rotated to version {state.version} on slot {state.slot} ({state.reason}); "
+                              f"the previous version keeps working for {spec.credentials.overlap}")
+    elif plan.closing:
+        out.events.append(f"the overlap of version {state.version} ended: the previous version no longer works")
     every = creds.parse_duration(spec.credentials.rotate_every)
-    status = {
-        "version": state.version,
+    fields = {
+        **creds.to_status(state),
         "activeRole": data.get("PGUSER"),
-        "rotatedAt": state.rotated_at.strftime("%Y-%m-%dT%H:%M:%SZ") if state.rotated_at else None,
         "nextRotationAt": (state.rotated_at + every).strftime("%Y-%m-%dT%H:%M:%SZ") if state.rotated_at else None,
         "secretName": SECRET,
     }
+    now = {k: v for k, v in fields.items() if v is not None}
+    # Merge patches keep keys they do not name: name the ones to drop (and the pending rotation).
+    out.status = {**now, **{k: None for k in (status or {}) if k not in now}}
+    if plan.staged:
+        out.status["pending"] = None
     message = f"Secret {SECRET} at version {state.version}"
     if plan.waiting:
         message += f"; {plan.waiting}"
-    return PartResult(CONDITION, True, "Succeeded", message), status, repaired
+    out.part = PartResult(CONDITION, True, "Succeeded", message)
+    return out

@@ -98,6 +98,9 @@ async def run(service: str, target: Target, want: TenantSlice, logger: logging.L
                           f"backend {target.name} is unavailable: {exc}", outage=True), report
     except BackendRefused as exc:
         return PartResult(condition, False, "BackendRefused", str(exc)), report
+    except Exception as exc:  # noqa: BLE001 - one adapter's bug must not stop the other parts
+        logger.exception("%s adapter failed", service)
+        return PartResult(condition, False, "UnexpectedError", f"{type(exc).__name__}: {exc}"), report
     breaker.success()
     state = "suspended on" if want.suspended else "ready on"
     return PartResult(condition, True, Reason.SUSPENDED if want.suspended else Reason.SUCCEEDED,

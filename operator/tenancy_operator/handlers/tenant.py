@@ -63,6 +63,10 @@ class Outcome:
     """Status fields besides conditions and phase (namespace, endpoints, placement...)."""
     repaired: list[str] = field(default_factory=list)
     """Objects written to put the world back in line; each verify pass that writes says so in an Event."""
+    rotated: str = ""
+    """The reason of a rotation this pass completed (the rotations metric's label)."""
+    rotation_events: list[str] = field(default_factory=list)
+    """Messages of Normal `Rotated` Events."""
 
 
 def _store_first(index: Any, key: Any) -> Any:
@@ -110,31 +114,52 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     ready = [s for s in services if s in resolved.targets]
     suspended = tenant.state != "Active"
     requested = (meta.get("annotations") or {}).get(labels.ROTATE, "")
-    plan = await credentials_part.prepare(name, uid, namespace, tenant, ready, requested, logger)
+    known = status.get("credentials")
+    try:
+        # The credential state is read fresh: the watched body can lag behind this process's own last
+        # status write, and a stale state would rotate twice.
+        fresh = await kube.get("Tenant", name)
+        known = ((fresh or {}).get("status") or {}).get("credentials") or known
+        plan = await credentials_part.prepare(name, uid, namespace, tenant, ready, requested, known, logger)
+        credentials_failed = None
+    except Exception as exc:  # noqa: BLE001 - a credentials failure must not stop the other parts (suspend above all)
+        credentials_failed = _failure(credentials_part.CONDITION, exc, logger)
+        plan = credentials_part.unknown(known, tenant)
     reports: dict[str, Report] = {}
     results = await asyncio.gather(*[
         services_part.run(s, resolved.targets[s],
                           credentials_part.slice_for(plan, s, name, namespace, tenant, suspended), logger)
         for s in ready
     ])
+    # Writes a rotation (or the end of its overlap) makes are the rotation's, not drift.
+    rotating = plan.staged and plan.state.reason in credentials_part.ROTATIONS or plan.closing
     for service, (part, report) in zip(ready, results, strict=True):
         outcome.parts.append(part)
-        outcome.repaired += report.repaired
+        if not (rotating and service in credentials_part.PASSWORD_KEYS):
+            outcome.repaired += report.repaired
         if part.ok:
             reports[service] = report
+    if credentials_failed:
+        outcome.parts.append(credentials_failed)
+        return
     failing = [p.condition for p in outcome.parts if not p.ok and p.condition in services_part.SERVICES.values()]
     if failing:
         outcome.parts.append(PartResult(credentials_part.CONDITION, False, "WaitingForBackends",
                                         f"credentials wait for {', '.join(failing)}"))
         return
-    part, cred_status, repaired = await credentials_part.publish(name, uid, namespace, plan, reports, tenant)
-    outcome.parts.append(part)
-    outcome.repaired += repaired
-    outcome.status["credentials"] = cred_status
+    published = await credentials_part.publish(name, uid, namespace, plan, reports, tenant, known)
+    outcome.parts.append(published.part)
+    outcome.repaired += published.repaired
+    outcome.rotated, outcome.rotation_events = published.rotated, published.events
+    outcome.status["credentials"] = published.status
     data = {k: v for r in reports.values() for k, v in r.endpoints.items()}
     outcome.status["endpoints"] = credentials_part.public_endpoints(data)
     if tenant.credentials.restart_workloads:
-        outcome.repaired += [f"rolled {w}" for w in await workloads.roll(namespace, cred_status["version"])]
+        rolled = [f"rolled {w}" for w in await workloads.roll(namespace, plan.state.version)]
+        if plan.staged and rolled:
+            outcome.rotation_events = [m + "; " + ", ".join(rolled) for m in outcome.rotation_events]
+        elif not plan.staged:
+            outcome.repaired += rolled
 
 
 async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger, indexes: dict[str, Any]) -> Outcome:
@@ -171,26 +196,37 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
     try:
         result, written = await namespace_part.ensure(name, uid, tenant, logger)
         outcome.repaired += [f"{s.action.value} {s.kind}/{s.name}" for s in written]
-    except kube.KubeError as exc:
-        result = _api_failure(namespace_part.CONDITION, exc)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a condition, at once
+        result = _failure(namespace_part.CONDITION, exc, logger)
     outcome.parts.append(result)
     if not result.ok:
         return
     outcome.status["namespace"] = names.namespace(name)
     try:
         await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger)
-    except kube.KubeError as exc:
-        outcome.parts.append(_api_failure(credentials_part.CONDITION, exc))
+    except Exception as exc:  # noqa: BLE001
+        outcome.parts.append(_failure(credentials_part.CONDITION, exc, logger))
     try:
         parts, status, repaired = await autoscaling_part.ensure(name, uid, names.namespace(name), tenant, logger)
-    except kube.KubeError as exc:
-        parts, status, repaired = [_api_failure(autoscaling_part.CONDITION, exc)], {}, []
+    except Exception as exc:  # noqa: BLE001
+        parts, status, repaired = [_failure(autoscaling_part.CONDITION, exc, logger)], {}, []
     outcome.parts += parts
     outcome.status.update(status)
     outcome.repaired += repaired
 
 
+def _failure(condition: str, exc: Exception, logger: logging.Logger) -> PartResult:
+    """A part that raised: a failing PartResult (Ready False with the reason in this pass's status)."""
+    if isinstance(exc, kube.KubeError):
+        return _api_failure(condition, exc)
+    logger.exception("%s failed", condition)
+    return PartResult(condition, False, "UnexpectedError", f"{type(exc).__name__}: {exc}")
+
+
 def _api_failure(condition: str, exc: kube.KubeError) -> PartResult:
+    if exc.status == 403 and "exceeded quota" in exc.message:
+        return PartResult(condition, False, "QuotaExceeded",
+                          f"a ResourceQuota in the tenant namespace refuses the operator's object: {exc.message}")
     if exc.status == 403:
         # Retried with backoff rather than Stalled: a RoleBinding the operator just made takes a moment
         # to reach the authorizer. If it lasts, the message says what a person must fix.
@@ -224,6 +260,10 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logge
         if outcome.repaired:
             metrics.REPAIRS.labels(name).inc(len(outcome.repaired))
         wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions, **outcome.status}
+        if outcome.rotated:
+            metrics.ROTATIONS.labels(name, outcome.rotated).inc()
+        for message in outcome.rotation_events:
+            kopf.event(body, type="Normal", reason=Reason.ROTATED, message=message)
         if outcome.repaired and status.get("observedGeneration") == generation:
             kopf.event(body, type="Warning", reason=Reason.DRIFT_REPAIRED,
                        message="put back: " + ", ".join(outcome.repaired))

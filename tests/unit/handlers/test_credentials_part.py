@@ -1,0 +1,30 @@
+"""The pure helpers of the credentials part: reading a user-writable Secret, and where the state comes from."""
+
+import base64
+
+from tenancy_operator.handlers import credentials_part as cp
+from tenancy_operator.reconcile import credentials as c
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def test_secret_values_that_are_not_utf8_base64_read_as_absent():
+    secret = {"data": {"PGPASSWORD": _b64(b"ok"), "REDIS_PASSWORD": _b64(b"\xff\xfe"), "X": "not base64!", "Y": None}}
+    assert cp._decode(secret) == {"PGPASSWORD": "ok", "Y": ""}
+    assert cp._decode(None) == {}
+
+
+def test_status_state_wins_over_the_secrets_annotations():
+    live = {"metadata": {"annotations": {c.VERSION: "1", c.SLOT: "a", c.ROTATED_AT: "2026-11-29T16:34:06+01:00"}}}
+    status = {"version": 2, "slot": "b", "rotatedAt": "2026-11-25T12:00:00Z"}
+    assert (cp.current_state(status, live).version, cp.current_state(status, live).slot) == (2, "b")
+
+
+def test_without_status_state_the_annotations_are_migrated_once():
+    live = {"metadata": {"annotations": {c.VERSION: "2", c.SLOT: "b", c.ROTATED_AT: "2026-11-29T16:34:06+01:00"}},
+            "data": {"PGPASSWORD": _b64(b"p"), "REDIS_PASSWORD": _b64(b"r")}}
+    state = cp.current_state({"version": 2, "activeRole": "t_x_b"}, live)
+    assert (state.version, state.slot, state.rotated_at.isoformat(), state.services) == (
+        2, "b", "2026-11-29T15:34:06", ("postgres", "redis"))
