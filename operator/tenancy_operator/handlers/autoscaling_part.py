@@ -62,7 +62,8 @@ STARTED_AT = time.time()
 """When this process started: a rule whose HPA is older was working before a restart."""
 KEDA_RECHECK_S = 300.0
 """How long the answer to "does this cluster serve KEDA's ScaledObject?" is reused."""
-_keda: list[float | bool] = [0.0, False]
+_keda: tuple[float, bool] | None = None
+"""(when checked, monotonic seconds; whether keda.sh/v1alpha1 serves scaledobjects)."""
 
 _L = ("tenant", "rule")
 FORECAST_PEAK = Gauge("tenancy_autoscaling_forecast_peak", "Forecast peak demand over the rule's window",
@@ -271,8 +272,9 @@ async def _apply_hpa(desired: dict[str, Any], observed: dict[str, Any] | None, s
 
 async def _scaled_objects(namespace: str) -> list[dict[str, Any]]:
     """KEDA ScaledObjects in the namespace; none where KEDA is not installed (discovery, cached)."""
-    if time.monotonic() - float(_keda[0]) >= KEDA_RECHECK_S or not _keda[0]:
-        _keda[:] = [time.monotonic(), await kube.served("ScaledObject")]
+    global _keda
+    if _keda is None or time.monotonic() - _keda[0] >= KEDA_RECHECK_S:
+        _keda = (time.monotonic(), await kube.served("ScaledObject"))
     return await kube.list_objects("ScaledObject", namespace) if _keda[1] else []
 
 
