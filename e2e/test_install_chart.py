@@ -158,6 +158,55 @@ def test_plain_manifests_pass_server_dry_run(operator_kubeconfig):
         kubectl("apply", "--server-side", "--force-conflicts", "--dry-run=server", "-k", str(REPO / target))
 
 
+def test_more_than_one_replica_without_peering_is_refused(platform):
+    """Without peering every replica handles every Tenant: two active operators. The chart says no."""
+    for args in (["template", "x", str(CHART)], ["install", "x", str(CHART), "-n", "tenancy-nopeer", "--dry-run"]):
+        result = helm(*args, "--set", "peering.enabled=false", check=False)
+        assert result.returncode != 0, result.stdout[:500]
+        assert "replicaCount is 2 but peering.enabled is false" in result.stderr, result.stderr
+    single = _render("--set", "peering.enabled=false", "--set", "replicaCount=1")
+    assert "kind: ClusterKopfPeering" not in single and 'TENANCY_STANDALONE: "true"' in single
+
+
+TWO_RELEASES = [("chart-two-a", "tenancy-two-a"), ("chart-two-b", "tenancy-two-b")]
+CLUSTER_SCOPED = [("clusterrole", ""), ("clusterrole", "-tenant-secrets"), ("clusterrolebinding", ""),
+                  ("clusterkopfpeering", ""), ("validatingadmissionpolicy", "-operator-fence"),
+                  ("validatingadmissionpolicybinding", "-operator-fence"),
+                  ("validatingadmissionpolicy", "-tenant-deletion-protection"),
+                  ("validatingadmissionpolicybinding", "-tenant-deletion-protection")]
+
+
+def test_two_releases_in_two_namespaces_coexist(operator_kubeconfig):
+    """The README's promise: several releases in different namespaces, each with its own cluster-scoped
+    objects (the peering object included), next to the session's `tenancy-operator` release, which
+    stays as it was. Installed with the chart's defaults (two replicas, peering on)."""
+    try:
+        for release, namespace in TWO_RELEASES:
+            helm("upgrade", "--install", release, str(CHART), "-n", namespace, "--create-namespace")
+        for release, namespace in TWO_RELEASES:
+            full = f"{release}-tenancy-operator"
+            for kind, suffix in CLUSTER_SCOPED:
+                obj = get(kind, full + suffix)
+                assert obj is not None, f"{kind}/{full}{suffix} missing"
+                assert obj["metadata"]["annotations"]["meta.helm.sh/release-namespace"] == namespace
+            config = get("configmap", full, namespace)["data"]
+            # The replicas peer through their own release's peering object, not another release's.
+            assert config["TENANCY_PEERING_NAME"] == full and config["TENANCY_STANDALONE"] == "false"
+            assert config["TENANCY_TENANT_SECRETS_ROLE"] == f"{full}-tenant-secrets"
+            assert get("deployment", full, namespace)["spec"]["replicas"] == 2
+        main = get("clusterkopfpeering", "tenancy-operator")
+        assert main["metadata"]["annotations"]["meta.helm.sh/release-namespace"] == NAMESPACE
+        assert get("configmap", "tenancy-operator", NAMESPACE)["data"]["TENANCY_PEERING_NAME"] == "tenancy-operator"
+    finally:
+        for release, namespace in TWO_RELEASES:
+            helm("uninstall", release, "-n", namespace, "--ignore-not-found", check=False)
+            kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false", check=False)
+    for release, _ in TWO_RELEASES:
+        assert get("clusterkopfpeering", f"{release}-tenancy-operator") is None
+    assert get("crd", "tenants.tenancy.dev") is not None and get("clusterrole", "tenancy-operator") is not None
+    assert json.loads(helm("status", "tenancy-operator", "-n", NAMESPACE, "-o", "json").stdout)["info"]["status"] == "deployed"
+
+
 # --- least privilege ----------------------------------------------------------------------------
 
 
@@ -198,9 +247,26 @@ def test_service_account_cannot(operator_kubeconfig, verb, resource, namespace):
     ("bind", "clusterroles.rbac.authorization.k8s.io/tenancy-operator-tenant-secrets", None),
     ("create", "events", "default"),
     ("patch", "clusterkopfpeerings.kopf.dev", None),
+    ("list", "horizontalpodautoscalers.autoscaling", "tenant-any"),
 ], ids=lambda v: str(v))
 def test_service_account_can(operator_kubeconfig, verb, resource, namespace):
     assert _can(verb, resource, namespace)
+
+
+def _review(verb: str, group: str, resource: str, namespace: str) -> bool:
+    """A SubjectAccessReview for the chart's ServiceAccount. `kubectl auth can-i` cannot ask about an
+    API the cluster does not serve (it answers "no" whatever RBAC says), and KEDA is not installed here."""
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+        "user": SA, "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}", "system:authenticated"],
+        "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": namespace}}}
+    return bool(json.loads(kubectl("create", "-o", "json", "-f", "-", input=json.dumps(review)).stdout)["status"].get("allowed"))
+
+
+def test_service_account_may_only_list_keda_scaled_objects(operator_kubeconfig):
+    """Autoscaling rules look for ScaledObjects on their target once per pass: list, nothing more."""
+    assert _review("list", "keda.sh", "scaledobjects", "tenant-any")
+    for verb in ("get", "watch", "create", "patch", "delete"):
+        assert not _review(verb, "keda.sh", "scaledobjects", "tenant-any"), verb
 
 
 def test_operator_cannot_bind_roles_outside_tenant_namespaces(operator_kubeconfig):

@@ -17,6 +17,11 @@
 {{- end }}
 {{- end }}
 
+{{/* The ClusterKopfPeering's name: cluster-scoped, so release-derived unless set. */}}
+{{- define "tenancy-operator.peeringName" -}}
+{{- default (include "tenancy-operator.fullname" .) .Values.peering.name }}
+{{- end }}
+
 {{- define "tenancy-operator.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "tenancy-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}

@@ -230,9 +230,18 @@ class TenantSpec(Spec):
     autoscaling: list[AutoscalingRule] = Field(
         default_factory=list,
         max_length=32,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            # Two HPAs on one workload fight (the HPA controller disables both): one rule per target.
+            "x-kubernetes-validations": [cel(
+                "self.all(r, self.exists_one(s, s.targetRef.kind == r.targetRef.kind && s.targetRef.name == r.targetRef.name))",
+                "two autoscaling rules must not share a targetRef (kind and name): the HPA controller would "
+                "disable both; use one rule per workload",
+            )],
+        },
     )
-    """Forecast-fed scaling rules."""
+    """Forecast-fed scaling rules, at most one per workload (targetRef)."""
 
 
 class Placement(Spec):

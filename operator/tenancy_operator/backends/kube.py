@@ -16,7 +16,7 @@ import requests
 from kubernetes import client, config
 
 __all__ = ["KubeError", "NotFound", "Conflict", "connect", "get", "create", "merge_patch", "delete", "list_objects",
-           "path_for"]
+           "path_for", "served"]
 
 # kind -> (api prefix, plural, namespaced)
 _PATHS: dict[str, tuple[str, str, bool]] = {
@@ -31,6 +31,7 @@ _PATHS: dict[str, tuple[str, str, bool]] = {
     "Deployment": ("/apis/apps/v1", "deployments", True),
     "StatefulSet": ("/apis/apps/v1", "statefulsets", True),
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers", True),
+    "ScaledObject": ("/apis/keda.sh/v1alpha1", "scaledobjects", True),
     "Tenant": ("/apis/tenancy.dev/v1alpha1", "tenants", False),
     "Backend": ("/apis/tenancy.dev/v1alpha1", "backends", False),
     "LifecyclePolicy": ("/apis/tenancy.dev/v1alpha1", "lifecyclepolicies", False),
@@ -164,3 +165,14 @@ async def list_objects(kind: str, namespace: str | None = None, label_selector: 
     for item in items:  # list items carry no kind; the reconcile layer keys on it
         item.setdefault("kind", kind)
     return items
+
+
+async def served(kind: str) -> bool:
+    """Whether the API server serves ``kind`` (one discovery GET of its group version; for optional
+    APIs such as KEDA's). Errors other than 404 propagate."""
+    prefix, plural, _ = _PATHS[kind]
+    try:
+        found = await _run("GET", prefix)
+    except NotFound:
+        return False
+    return any(r.get("name") == plural for r in found.get("resources") or [])

@@ -8,6 +8,12 @@ the HPA only if it differs; report status, metrics and conditions. Models are re
 in chunks and fitted in a worker thread, one fit at a time, while the previous model keeps serving.
 Models live in memory only; a restarted operator refits (the lift in force is recorded on the HPA).
 
+One scaler per workload (issue 21): while anything else scales a rule's target (an HPA the rule did
+not make, a KEDA ScaledObject, an earlier rule), the rule keeps no HPA (it deletes its own once, then
+writes nothing) and AutoscalingReady is False `TargetAlreadyScaled` naming it (reconcile/scalers.py).
+The HPA controller's own False ScalingActive/AbleToScale conditions on the rule's HPA are shown in
+the rule's status, and make AutoscalingReady False when they stop the HPA altogether.
+
 Modes: Observe keeps the HPA at the rule's own minReplicas and never writes it again unless it
 drifts; Floor lifts minReplicas ahead of a predicted rise and releases the lift after the predicted
 peak; ExternalMetric exports the floor's demand as `tenancy_autoscaling_forecast_demand`, which the
@@ -33,7 +39,7 @@ from ..api.tenant import AutoscalingRule, TenantSpec
 from ..backends import kube, prometheus
 from ..forecasting import FeatureConfig
 from ..reconcile import autoscaling as auto
-from ..reconcile import labels
+from ..reconcile import labels, scalers
 from ..reconcile import rule_forecast as rf
 from ..reconcile.status import PartResult
 
@@ -54,6 +60,10 @@ RETRY_FETCH_S = 30.0
 """After a failed history read or fit, wait this long before the next attempt."""
 STARTED_AT = time.time()
 """When this process started: a rule whose HPA is older was working before a restart."""
+KEDA_RECHECK_S = 300.0
+"""How long the answer to "does this cluster serve KEDA's ScaledObject?" is reused."""
+_keda: tuple[float, bool] | None = None
+"""(when checked, monotonic seconds; whether keda.sh/v1alpha1 serves scaledobjects)."""
 
 _L = ("tenant", "rule")
 FORECAST_PEAK = Gauge("tenancy_autoscaling_forecast_peak", "Forecast peak demand over the rule's window",
@@ -222,6 +232,8 @@ class _RuleOutcome:
     message: str = ""
     waiting: bool = False
     anomalous: bool = False
+    stalled: bool = False
+    """Waiting for someone to change the cluster (another scaler, a disabled HPA): no retry loop."""
 
 
 def _owned(hpa: dict[str, Any], tenant: str) -> bool:
@@ -258,8 +270,16 @@ async def _apply_hpa(desired: dict[str, Any], observed: dict[str, Any] | None, s
     return None, None if floor_only else f"HorizontalPodAutoscaler/{name}"
 
 
+async def _scaled_objects(namespace: str) -> list[dict[str, Any]]:
+    """KEDA ScaledObjects in the namespace; none where KEDA is not installed (discovery, cached)."""
+    global _keda
+    if _keda is None or time.monotonic() - _keda[0] >= KEDA_RECHECK_S:
+        _keda = (time.monotonic(), await kube.served("ScaledObject"))
+    return await kube.list_objects("ScaledObject", namespace) if _keda[1] else []
+
+
 async def _rule(tenant: str, namespace: str, rule: AutoscalingRule, observed: dict[str, Any] | None,
-                now: float, logger: logging.Logger) -> tuple[_RuleOutcome, str | None]:
+                others: list[str], now: float, logger: logging.Logger) -> tuple[_RuleOutcome, str | None]:
     st = _state(tenant, rule)
     if _needs_refit(st, now):
         st.task = asyncio.create_task(_refit(st, tenant, rule.name))
@@ -295,7 +315,15 @@ async def _rule(tenant: str, namespace: str, rule: AutoscalingRule, observed: di
     decision = auto.decide(rule, fc, active, held, lift, now, SETTINGS)
     st.lift = auto.LiftState(decision.lift, decision.lift_until_s)
     desired = auto.desired_hpa(tenant, namespace, rule, decision.floor, st.lift)
-    problem, repaired = await _apply_hpa(desired, observed, st, tenant, logger)
+    problem, repaired = None, None
+    if not others:
+        problem, repaired = await _apply_hpa(desired, observed, st, tenant, logger)
+    elif observed is not None:
+        # Two HPAs on one target disable each other: the other scaler wins, ours goes until it is gone.
+        await kube.delete("HorizontalPodAutoscaler", rule.name, namespace)
+        logger.info("deleted HorizontalPodAutoscaler %s/%s: its target is also scaled by %s", namespace,
+                    rule.name, ", ".join(others))
+        st.created = False
 
     per_pod = rule.capacity_per_replica * rule.target_utilization / 100.0
     labels_ = (tenant, rule.name)
@@ -310,12 +338,23 @@ async def _rule(tenant: str, namespace: str, rule: AutoscalingRule, observed: di
 
     entry = auto.publish(st.published, auto.rule_status(rule, st.fitted, fc, decision, note), SETTINGS.tolerance)
     st.published = entry
+    hpa_problems = [] if others else scalers.hpa_problems(observed)
+    entry = {**entry, **({"scaledBy": others} if others else {}), **({"hpaConditions": hpa_problems} if hpa_problems else {})}
+    blocked = scalers.blocking(hpa_problems)
     out = _RuleOutcome(entry, waiting=waiting, anomalous=bool(fc and fc.anomaly > SETTINGS.anomaly_threshold))
+    ref = f"{rule.target_ref.kind} {rule.target_ref.name}"
     if problem:
         out.ok, out.reason, out.message = False, "HPAConflict", f"{rule.name}: {problem}"
+    elif others:
+        out.ok, out.reason, out.stalled = False, "TargetAlreadyScaled", True
+        out.message = (f"{rule.name}: {ref} is already scaled by {', '.join(others)}; the rule keeps no "
+                       "HorizontalPodAutoscaler until that scaler is removed")
     elif target is None:
         out.ok, out.reason = False, "TargetNotFound"
-        out.message = f"{rule.name}: {rule.target_ref.kind} {rule.target_ref.name} not found in {namespace}"
+        out.message = f"{rule.name}: {ref} not found in {namespace}"
+    elif blocked:
+        out.ok, out.reason, out.stalled = False, blocked["reason"] or "HPANotScaling", True
+        out.message = f"{rule.name}: its HPA has {blocked['type']}=False ({blocked['reason']}): {blocked['message']}"
     else:
         gate = entry["gate"]
         how = f"predictive ({st.fitted.model_name})" if active and st.fitted else auto.short_reason(gate["reason"])
@@ -324,6 +363,7 @@ async def _rule(tenant: str, namespace: str, rule: AutoscalingRule, observed: di
         out.message = f"{rule.name}: {rule.mode}, {how}"
         if rule.mode == "Floor" and decision.lift:
             out.message += f", minReplicas lifted to {decision.floor}"
+        out.message += "".join(f"; its HPA has {p['type']}=False ({p['reason']})" for p in hpa_problems)
     return out, repaired
 
 
@@ -337,12 +377,16 @@ async def ensure(tenant: str, uid: str, namespace: str, spec: TenantSpec,
     _seen.add(tenant)
     now = time.time()
     try:
-        live = await kube.list_objects("HorizontalPodAutoscaler", namespace, f"{labels.TENANT}={tenant},{auto.RULE_LABEL}")
+        # Every HPA in the namespace (one list call): ours, and any other on a rule's target.
+        live = await kube.list_objects("HorizontalPodAutoscaler", namespace)
+        scaled = await _scaled_objects(namespace) if rules else []
     except kube.KubeError as exc:
         if not rules:
             return [], {"autoscaling": None}, []
         return [PartResult(CONDITION, False, "ApiError", f"API server said {exc}")], {}, []
-    by_name = {h["metadata"]["name"]: h for h in live}
+    ours = [h for h in live if _owned(h, tenant) and auto.RULE_LABEL in (h["metadata"].get("labels") or {})]
+    foreign = [h for h in live if h not in ours]
+    by_name = {h["metadata"]["name"]: h for h in ours}
     repaired: list[str] = []
     wanted = {r.name for r in rules}
     for name, hpa in by_name.items():
@@ -355,9 +399,10 @@ async def ensure(tenant: str, uid: str, namespace: str, spec: TenantSpec,
         return [], {"autoscaling": None}, []
 
     outcomes: list[_RuleOutcome] = []
-    for rule in rules:
+    for i, rule in enumerate(rules):
+        others = scalers.other_scalers(rule, rules[:i], foreign, scaled)
         try:
-            out, fixed = await _rule(tenant, namespace, rule, by_name.get(rule.name), now, logger)
+            out, fixed = await _rule(tenant, namespace, rule, by_name.get(rule.name), others, now, logger)
         except kube.KubeError as exc:
             out, fixed = _RuleOutcome({"name": rule.name, "mode": rule.mode}, False, "ApiError",
                                       f"{rule.name}: API server said {exc}"), None
@@ -369,7 +414,7 @@ async def ensure(tenant: str, uid: str, namespace: str, spec: TenantSpec,
     waiting = [o for o in outcomes if o.ok and o.waiting]
     message = "; ".join(o.message for o in outcomes)
     if failing:
-        part = PartResult(CONDITION, False, failing[0].reason, message)
+        part = PartResult(CONDITION, False, failing[0].reason, message, stalled=all(o.stalled for o in failing))
     elif waiting:
         part = PartResult(CONDITION, False, "FittingModels", message)
     else:
