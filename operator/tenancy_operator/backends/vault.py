@@ -11,6 +11,7 @@ hvac is synchronous; each call runs in a thread so kopf's loop keeps going.
 from __future__ import annotations
 
 import asyncio
+import difflib
 from typing import Any
 
 import hvac
@@ -20,7 +21,7 @@ from hvac import exceptions as hvac_errors
 from ..api import names
 from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
 
-__all__ = ["ensure", "delete", "probe", "policy_text", "TRANSIT_MOUNT", "KV_MOUNT", "AUTH_MOUNT"]
+__all__ = ["ensure", "delete", "probe", "forget_cache", "policy_text", "TRANSIT_MOUNT", "KV_MOUNT", "AUTH_MOUNT"]
 
 TRANSIT_MOUNT = "transit"
 KV_MOUNT = "tenants"
@@ -59,20 +60,35 @@ def _read(client: hvac.Client, path: str) -> dict[str, Any] | None:
         return None
 
 
+def forget_cache(target: Target | None = None) -> None:
+    """Forget which servers were prepared (mounts, auth method): the next call checks them again.
+
+    OpenBao in dev mode, or a server restored from an older snapshot, comes back without them.
+    """
+    if target is None:
+        _prepared.clear()
+    else:
+        _prepared.discard((target.name, target.host, target.port))
+
+
 async def _run(target: Target, work):
     def call():
         try:
             return work(_client(target))
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise BackendUnavailable(f"vault backend {target.name} unreachable: {exc}") from exc
-        except (hvac_errors.VaultDown, hvac_errors.InternalServerError, hvac_errors.BadGateway) as exc:
-            raise BackendUnavailable(f"vault backend {target.name} failed: {exc}") from exc
-        except hvac_errors.Forbidden as exc:
-            raise BackendRefused(f"vault backend {target.name} refused the operator's token: {exc}") from exc
-        except hvac_errors.VaultError as exc:
-            raise BackendRefused(f"vault backend {target.name} refused: {exc}") from exc
+        except (requests.RequestException, hvac_errors.VaultError):
+            forget_cache(target)  # a failure may mean the mounts went away (a restart without storage)
+            raise
 
-    return await asyncio.to_thread(call)
+    try:
+        return await asyncio.to_thread(call)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise BackendUnavailable(f"vault backend {target.name} unreachable: {exc}") from exc
+    except (hvac_errors.VaultDown, hvac_errors.InternalServerError, hvac_errors.BadGateway) as exc:
+        raise BackendUnavailable(f"vault backend {target.name} failed: {exc}") from exc
+    except hvac_errors.Forbidden as exc:
+        raise BackendRefused(f"vault backend {target.name} refused the operator's token: {exc}") from exc
+    except hvac_errors.VaultError as exc:
+        raise BackendRefused(f"vault backend {target.name} refused: {exc}") from exc
 
 
 def _prepare(client: hvac.Client, target: Target) -> None:
@@ -113,6 +129,14 @@ async def probe(target: Target) -> str:
     return await _run(target, work)
 
 
+def _text_diff(live: str | None, wanted: str) -> str:
+    """The lines that differ between a live policy and ours (policy text holds no secret)."""
+    if live is None:
+        return "missing"
+    lines = difflib.unified_diff(live.splitlines(), wanted.splitlines(), "live", "wanted", n=0, lineterm="")
+    return " | ".join(line for line in lines if not line.startswith(("---", "+++", "@@")))
+
+
 def _role_body(tenant: str, namespace: str) -> dict[str, Any]:
     return {
         "bound_service_account_names": [APP_SERVICE_ACCOUNT],
@@ -140,6 +164,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if current != text:
             client.write(f"sys/policies/acl/{policy}", policy=text)
             report.repaired.append(f"policy {policy}")
+            report.diffs[f"policy {policy}"] = _text_diff(current, text)
         path = f"auth/{AUTH_MOUNT}/role/{role}"
         if want.suspended:
             if _read(client, path) is not None:
@@ -148,9 +173,12 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         else:
             body = _role_body(want.tenant, want.namespace)
             live = (_read(client, path) or {}).get("data")
-            if live is None or any(live.get(k) != v for k, v in body.items()):
+            differs = sorted(k for k, v in body.items() if live is None or live.get(k) != v)
+            if differs:
                 client.write(path, **body)
                 report.repaired.append(f"login role {role}")
+                report.diffs[f"login role {role}"] = "missing" if live is None else "; ".join(
+                    f"{k}: {live.get(k)!r} (want {body[k]!r})" for k in differs)
         health = client.sys.read_health_status(method="GET")
         report.version = str((health.json() if hasattr(health, "json") else health).get("version", ""))
 
@@ -166,7 +194,6 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         "VAULT_TRANSIT_KEY": key,
     }
     return report
-
 
 
 async def delete(target: Target, tenant: str) -> list[str]:
