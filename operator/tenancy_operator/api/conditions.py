@@ -48,6 +48,8 @@ class Reason:
     SUSPENDED = "Suspended"
     TERMINATING = "Terminating"
     DRIFT_REPAIRED = "DriftRepaired"
+    PROVISIONED = "Provisioned"
+    REPEATED_REPAIR = "RepeatedRepair"
     PARTS_NOT_READY = "PartsNotReady"
 
 

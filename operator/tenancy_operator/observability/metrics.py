@@ -12,7 +12,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "forget_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS"]
+__all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "forget_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS",
+           "REPEATED_REPAIRS"]
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,9 @@ RECONCILES = Counter("tenancy_reconcile_total", "Reconcile passes by kind and re
 RECONCILE_SECONDS = Histogram("tenancy_reconcile_seconds", "Duration of one reconcile pass", ["kind"],
                               buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 REPAIRS = Counter("tenancy_drift_repairs_total", "Objects the verify pass had to put back", ["tenant"])
+REPEATED_REPAIRS = Counter("tenancy_repeated_repairs_total",
+                           "Objects written again on the very next pass of the same generation: a comparison "
+                           "defect (stale cache, server normalization), not drift", ["tenant"])
 
 _STATUSES = ("True", "False", "Unknown")
 _served = False
