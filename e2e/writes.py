@@ -57,13 +57,17 @@ def _redis() -> Counter:
     client = admin.redis_admin()
     try:
         stats = client.info("commandstats")
-        flagged = {name for name, info in client.command().items() if "write" in (info.get("flags") or [])}
+        flagged = set()
+        for name, info in client.command().items():
+            if "write" in (info.get("flags") or []):
+                flagged.add(name)
+            flagged.update(sub[0] for sub in info.get("subcommands") or [] if "write" in (sub[2] or []))
     finally:
         client.close()
     counts = Counter()
     for key, value in stats.items():
         name = key.removeprefix("cmdstat_")
-        if name in flagged or name.split("|", 1)[0] in flagged or name in _REDIS_ADMIN_WRITES:
+        if name in flagged or name in _REDIS_ADMIN_WRITES:
             counts[name] = int(value["calls"])
     return counts
 
