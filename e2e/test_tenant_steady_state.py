@@ -30,9 +30,12 @@ EVERY_BACKEND = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vau
 
 
 def _events(names: list[str]) -> list[dict]:
+    """Events of these tenants, by UID: earlier tenants of the same names leave theirs for an hour."""
     wanted = set(names)
+    tenants = json.loads(kubectl("get", "tenants", "-o", "json").stdout)["items"]
+    uids = {t["metadata"]["uid"] for t in tenants if t["metadata"]["name"] in wanted}
     out = kubectl("get", "events", "-A", "--field-selector", "involvedObject.kind=Tenant", "-o", "json").stdout
-    return [e for e in json.loads(out)["items"] if e["involvedObject"]["name"] in wanted]
+    return [e for e in json.loads(out)["items"] if e["involvedObject"].get("uid") in uids]
 
 
 def _tenants() -> set[str]:

@@ -110,7 +110,12 @@ async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, servi
     target = creds.from_annotations(staged["metadata"].get("annotations"))
     passwords = {s: staged_data.get(PASSWORD_KEYS[s]) or current.get(PASSWORD_KEYS[s], "")
                  for s in services if s in PASSWORD_KEYS}
-    return Plan(target, passwords, staged=True, previous_valid=True, live=live)
+    # The other slot stays valid only when there is an earlier credential to keep working: a rotation
+    # to the other slot, or an overlap still running. First credentials and a newly enabled service
+    # have none; switching the idle slot's login on for one pass and off on the next wrote twice.
+    rotating_slots = live is not None and target.slot != state.slot
+    return Plan(target, passwords, staged=True, previous_valid=rotating_slots or creds.in_overlap(state, overlap, now),
+                live=live)
 
 
 def slice_for(plan: Plan, service: str, tenant: str, namespace: str, spec: TenantSpec, suspended: bool,
