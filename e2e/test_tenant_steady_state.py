@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import time
 
@@ -28,7 +29,11 @@ IDLE_SECONDS = float(os.environ.get("STEADY_IDLE_SECONDS", "75"))
 RESTARTS = os.environ.get("STEADY_RESTARTS", "")
 """`1`: restart each backend midway; `dry`: the same steps without the restarts (to try the soak quickly)."""
 RESTARTED_PARTS = ("redis-server", "postgres", "bao")
-EVERY_BACKEND = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
+# Reclaim Delete, so the servers do not keep every run's tenants (Retain, the default, keeps their data).
+POLICY = json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "LifecyclePolicy",
+                     "metadata": {"name": "steady-state-delete"}, "spec": {"reclaim": "Delete"}})
+EVERY_BACKEND = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True},
+                 "lifecyclePolicyRef": "steady-state-delete"}
 
 
 def _events(names: list[str]) -> list[dict]:
@@ -66,7 +71,9 @@ def _quiet(operator, names: list[str], timeout: float) -> float:
 
 
 def test_ready_tenants_with_every_backend_make_zero_writes_while_idle(operator, backends):
-    names = [f"steady-{i:03d}" for i in range(TENANTS)]
+    run = secrets.token_hex(2)  # fresh names: a name used before may find retained data and write less
+    names = [f"steady-{run}-{i:03d}" for i in range(TENANTS)]
+    kubectl("apply", "-f", "-", input=POLICY)
     started = time.monotonic()
     at_start = writes.snapshot()
     try:
