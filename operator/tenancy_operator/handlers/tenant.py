@@ -185,7 +185,8 @@ def _report_writes(body: kopf.Body, name: str, generation: int, was_ready: bool,
     is a comparison defect, not drift: one error log with the diff, one `RepeatedRepair` Event,
     cached references forgotten, and the tenant's verify passes held back while it recurs.
     """
-    verdict = _repairs.record(name, generation, outcome.repaired)
+    version = str((outcome.status.get("credentials") or {}).get("version", ""))
+    verdict = _repairs.record(name, generation, {r: outcome.diffs.get(r, "") for r in outcome.repaired}, version)
     if verdict.recurring:
         metrics.REPEATED_REPAIRS.labels(name).inc(len(verdict.recurring))
     if verdict.new:

@@ -12,9 +12,14 @@ tenant's verify passes back, doubling the pause each time it recurs (up to `max_
 defect costs a write per pause instead of per pass. A pass that no longer repairs the object, or a
 new generation, clears it.
 
-Shapes: `record(key, generation, repaired)` takes the object descriptions a pass wrote (as in
-`Report.repaired`) and returns a `Verdict`; `hold(key, generation)` is asked before a verify pass and
-says whether to skip it.
+Only the same difference counts: a pass must write the object for the same reason as the pass
+before (equal diff text, as in `Report.diffs`). Creating a missing object never counts (something
+deleted it: real drift), nor does a write whose reason moved on (a rotation staging new passwords,
+then its overlap ending), nor anything across a change of `context` (the credential version).
+
+Shapes: `record(key, generation, repaired, context)` takes what a pass wrote, object description ->
+what differed (as in `Report.diffs`), and returns a `Verdict`; `hold(key, generation)` is asked
+before a verify pass and says whether to skip it.
 """
 
 from __future__ import annotations
@@ -34,10 +39,14 @@ class Verdict:
     """How many of the following verify passes to skip."""
 
 
+MISSING = "missing"
+
+
 @dataclass
 class _State:
     generation: int
-    last: frozenset[str] = frozenset()
+    context: str = ""
+    last: frozenset[tuple[str, str]] = frozenset()
     reported: set[str] = field(default_factory=set)
     streak: int = 0
     """Consecutive passes that repeated a repair; sets the length of the pause."""
@@ -49,21 +58,21 @@ class RepairTracker:
         self.max_hold = max_hold
         self._by_key: dict[str, _State] = {}
 
-    def _state(self, key: str, generation: int) -> _State:
+    def _state(self, key: str, generation: int, context: str) -> _State:
         state = self._by_key.get(key)
-        if state is None or state.generation != generation:
-            state = self._by_key[key] = _State(generation)
+        if state is None or state.generation != generation or state.context != context:
+            state = self._by_key[key] = _State(generation, context)
         return state
 
-    def record(self, key: str, generation: int, repaired: list[str]) -> Verdict:
-        """Remember what this pass wrote; say which writes repeat the previous pass's."""
-        state = self._state(key, generation)
-        now = frozenset(repaired)
-        recurring = tuple(sorted(now & state.last))
+    def record(self, key: str, generation: int, repaired: dict[str, str], context: str = "") -> Verdict:
+        """Remember what this pass wrote and why; say which writes repeat the previous pass's."""
+        state = self._state(key, generation, context)
+        now = frozenset((what, why) for what, why in repaired.items() if why != MISSING)
+        recurring = tuple(sorted(what for what, _ in now & state.last))
         state.last = now
         if not recurring:
             state.streak = state.holding = 0
-            state.reported &= now  # an object that settled may be reported again if it comes back
+            state.reported &= {what for what, _ in now}  # one that settled is reported again if it comes back
             return Verdict()
         state.streak += 1
         new = tuple(r for r in recurring if r not in state.reported)
