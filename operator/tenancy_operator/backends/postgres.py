@@ -20,7 +20,7 @@ from ..api import names
 from . import postgres_sql as sql
 from .base import BackendRefused, BackendUnavailable, Report, ServerReport, Target, TenantSlice
 
-__all__ = ["ensure", "close", "delete", "probe", "ensure_server", "close_all", "SERVER_CONDITION"]
+__all__ = ["ensure", "close", "delete", "probe", "ensure_server", "close_all", "forget_cache", "SERVER_CONDITION"]
 
 SERVER_CONDITION = "SharedDatabasesRestricted"
 _pools: dict[tuple[str, str, int, str], asyncpg.Pool] = {}
@@ -62,6 +62,10 @@ async def _run(target: Target, work):
         raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
     except asyncpg.exceptions.InsufficientPrivilegeError as exc:
         raise BackendRefused(f"postgres backend {target.name} refused: {exc}") from exc
+
+
+def forget_cache(target: Target | None = None) -> None:
+    """Nothing to forget: every comparison reads the catalogs afresh (pools hold only connections)."""
 
 
 async def probe(target: Target) -> str:
@@ -121,9 +125,10 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     report = Report()
 
     async def work(conn: asyncpg.Connection) -> None:
-        async def do(statement: str, what: str) -> None:
+        async def do(statement: str, what: str, why: str = "missing") -> None:
             await conn.execute(statement)
             report.repaired.append(what)
+            report.diffs[what] = why
 
         roles = {r["rolname"]: r for r in await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])}
         if owner not in roles:
@@ -136,23 +141,30 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 await do(sql.create_role(role, login=False), f"role {role}")
                 state = {"rolcanlogin": False, "rolconnlimit": -1, "rolpassword": None, "settings": "", "member_of": []}
             if owner not in (state["member_of"] or []):
-                await do(sql.grant_membership(owner, role), f"membership {role} in {owner}")
+                await do(sql.grant_membership(owner, role), f"membership {role} in {owner}",
+                         f"member of {list(state['member_of'] or [])}")
             if f"role={owner}" not in (state["settings"] or ""):
-                await do(sql.set_role_default(role, owner), f"default role of {role}")
+                await do(sql.set_role_default(role, owner), f"default role of {role}",
+                         f"settings {state['settings'] or ''!r}")
             # An empty password means "unknown this pass" (credentials could not be read): keep the verifier.
             password_ok = not active or not want.password or sql.scram_matches(state["rolpassword"], want.password)
             if state["rolcanlogin"] != login or state["rolconnlimit"] != want.connection_limit or not password_ok:
                 verifier = sql.scram_verifier(want.password) if active and not password_ok else None
+                why = [f"{k} {live} (want {wanted})" for k, live, wanted in
+                       (("rolcanlogin", state["rolcanlogin"], login),
+                        ("rolconnlimit", state["rolconnlimit"], want.connection_limit)) if live != wanted]
                 await do(sql.alter_login(role, login, want.connection_limit, verifier),
-                         f"login of {role}" + (" and password" if verifier else ""))
+                         f"login of {role}" + (" and password" if verifier else ""),
+                         "; ".join(why + ([] if password_ok else ["password verifier"])))
         db = await conn.fetchrow(sql.database_state_sql, database)
         if db is None:
             await do(sql.create_database(database, owner, want.connection_limit), f"database {database}")
             db = await conn.fetchrow(sql.database_state_sql, database)
         if db["datconnlimit"] != want.connection_limit:
-            await do(sql.alter_database_limit(database, want.connection_limit), f"connection limit of {database}")
+            await do(sql.alter_database_limit(database, want.connection_limit), f"connection limit of {database}",
+                     f"datconnlimit {db['datconnlimit']} (want {want.connection_limit})")
         if db["public_connect"]:
-            await do(sql.revoke_public_connect(database), f"PUBLIC connect on {database}")
+            await do(sql.revoke_public_connect(database), f"PUBLIC connect on {database}", "PUBLIC may connect")
         if want.suspended:
             ended = await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
             if ended:

@@ -21,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..api import names
 from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
 
-__all__ = ["ensure", "close", "delete", "probe", "password_sha256", "acl_rules", "DENIED_COMMANDS"]
+__all__ = ["ensure", "close", "delete", "probe", "forget_cache", "password_sha256", "acl_rules", "DENIED_COMMANDS"]
 
 # Categories a cache or queue needs; everything else stays off.
 ALLOWED_CATEGORIES = ("read", "write", "keyspace", "string", "hash", "list", "set", "sortedset", "stream",
@@ -99,34 +99,67 @@ def _as_dict(reply) -> dict:
     return {reply[i]: reply[i + 1] for i in range(0, len(reply or []), 2)}
 
 
-async def _matches(target: Target, user: str, hashes: list[str], enabled: bool) -> bool:
-    current = await _call(target, "ACL", "GETUSER", user)
-    if not current:
-        return False
-    state = _as_dict(current)
+def _differences(state: dict, hashes: list[str], enabled: bool, prefix: str, commands: str) -> list[str]:
+    """What differs between the live user (ACL GETUSER, as the server normalized it) and what we want.
+
+    Names fields only, never a password hash. Empty: nothing to write.
+    """
+    found: list[str] = []
     flags = set(state.get("flags") or [])
     if ("on" in flags) != enabled:
-        return False
+        found.append(f"flags {sorted(flags)} (want {'on' if enabled else 'off'})")
     if sorted(state.get("passwords") or []) != sorted(hashes):
-        return False
+        found.append(f"passwords ({len(state.get('passwords') or [])} held, {len(hashes)} wanted)")
+    for field_, want in (("keys", f"~{prefix}*"), ("channels", f"&{prefix}*")):
+        if (state.get(field_) or "") != want:
+            found.append(f"{field_} {state.get(field_)!r} (want {want!r})")
+    if (state.get("commands") or "") != commands:
+        found.append(f"commands {state.get('commands')!r} (server's form of ours: {commands!r})")
+    return found
+
+
+async def _drift(target: Target, user: str, hashes: list[str], enabled: bool) -> list[str]:
+    """Why the live user differs from what we want (empty when it matches); ["missing"] if absent.
+
+    The command rules are compared in the server's own normalized form (see `_reference_commands`).
+    A mismatch is checked again against a freshly derived reference before it counts: a cached
+    reference goes stale (a Redis restart or upgrade the client reconnected through, an ACL LOAD, a
+    hand edit of the reference user), and a stale one must never make us rewrite every tenant.
+    """
+    current = await _call(target, "ACL", "GETUSER", user)
+    if not current:
+        return ["missing"]
+    state = _as_dict(current)
     prefix = names.redis_prefix(user.split(":", 1)[1])
-    if (state.get("keys") or "") != f"~{prefix}*" or (state.get("channels") or "") != f"&{prefix}*":
-        return False
-    return (state.get("commands") or "") == await _reference_commands(target)
+    found = _differences(state, hashes, enabled, prefix, await _reference_commands(target))
+    if any(f.startswith("commands ") for f in found):
+        forget_cache(target)
+        found = _differences(state, hashes, enabled, prefix, await _reference_commands(target, rewrite=True))
+    return found
 
 
-async def _reference_commands(target: Target) -> str:
+def forget_cache(target: Target | None = None) -> None:
+    """Drop the cached reference form (of one backend, or all): the next comparison derives it anew."""
+    if target is None:
+        _reference.clear()
+    else:
+        _reference.pop((target.name, target.host, target.port), None)
+
+
+async def _reference_commands(target: Target, rewrite: bool = False) -> str:
     """How this server spells our command rules once it has normalized them.
 
     Redis rewrites rules into its own order and expands categories, differently across versions, so
     we ask it: a disabled user with no password and no keys holds exactly our command rules, named by
     their hash. It is created once per server (and again after a restart); reading it is free.
+    `rewrite` sets the reference user's rules again before reading them (one write to that helper
+    user, never to a tenant), so a reference someone edited by hand is put right too.
     """
     key = (target.name, target.host, target.port)
     if key not in _reference:
         rules = _command_rules()
         user = "tenancy:reference:" + hashlib.sha256(" ".join(rules).encode()).hexdigest()[:12]
-        state = await _call(target, "ACL", "GETUSER", user)
+        state = None if rewrite else await _call(target, "ACL", "GETUSER", user)
         if not state:
             await _call(target, "ACL", "SETUSER", user, "reset", "off", *rules)
             state = await _call(target, "ACL", "GETUSER", user)
@@ -145,9 +178,11 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         hashes = [h for h in (_as_dict(held).get("passwords") or []) if isinstance(h, str)] if held else []
     rules = acl_rules(want.tenant, hashes, enabled=not want.suspended)
     report = Report()
-    if not await _matches(target, user, hashes, not want.suspended):
+    drift = await _drift(target, user, hashes, not want.suspended)
+    if drift:
         await _call(target, "ACL", "SETUSER", user, *rules)
         report.repaired.append(f"ACL user {user}")
+        report.diffs[f"ACL user {user}"] = "; ".join(drift)
         if want.suspended:
             try:
                 await _call(target, "CLIENT", "KILL", "USER", user)
@@ -179,7 +214,6 @@ async def close(target: Target, tenant: str) -> list[str]:
     if killed:
         done.append(f"{killed} connections of {user} killed")
     return done
-
 
 async def delete(target: Target, tenant: str) -> list[str]:
     """Remove the user, end its connections, and unlink every key under the tenant's prefix."""

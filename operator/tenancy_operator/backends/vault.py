@@ -16,6 +16,7 @@ hvac is synchronous; each call runs in a thread so kopf's loop keeps going.
 from __future__ import annotations
 
 import asyncio
+import difflib
 from typing import Any
 
 import hvac
@@ -25,8 +26,8 @@ from hvac import exceptions as hvac_errors
 from ..api import names
 from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
 
-__all__ = ["ensure", "close", "delete", "probe", "policy_text", "closed_policy_text", "TRANSIT_MOUNT", "KV_MOUNT",
-           "AUTH_MOUNT"]
+__all__ = ["ensure", "close", "delete", "probe", "forget_cache", "policy_text", "closed_policy_text", "TRANSIT_MOUNT",
+           "KV_MOUNT", "AUTH_MOUNT"]
 
 TRANSIT_MOUNT = "transit"
 KV_MOUNT = "tenants"
@@ -88,20 +89,35 @@ def _read(client: hvac.Client, path: str) -> dict[str, Any] | None:
         return None
 
 
+def forget_cache(target: Target | None = None) -> None:
+    """Forget which servers were prepared (mounts, auth method): the next call checks them again.
+
+    OpenBao in dev mode, or a server restored from an older snapshot, comes back without them.
+    """
+    if target is None:
+        _prepared.clear()
+    else:
+        _prepared.discard((target.name, target.host, target.port))
+
+
 async def _run(target: Target, work):
     def call():
         try:
             return work(_client(target))
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise BackendUnavailable(f"vault backend {target.name} unreachable: {exc}") from exc
-        except (hvac_errors.VaultDown, hvac_errors.InternalServerError, hvac_errors.BadGateway) as exc:
-            raise BackendUnavailable(f"vault backend {target.name} failed: {exc}") from exc
-        except hvac_errors.Forbidden as exc:
-            raise BackendRefused(f"vault backend {target.name} refused the operator's token: {exc}") from exc
-        except hvac_errors.VaultError as exc:
-            raise BackendRefused(f"vault backend {target.name} refused: {exc}") from exc
+        except (requests.RequestException, hvac_errors.VaultError):
+            forget_cache(target)  # a failure may mean the mounts went away (a restart without storage)
+            raise
 
-    return await asyncio.to_thread(call)
+    try:
+        return await asyncio.to_thread(call)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise BackendUnavailable(f"vault backend {target.name} unreachable: {exc}") from exc
+    except (hvac_errors.VaultDown, hvac_errors.InternalServerError, hvac_errors.BadGateway) as exc:
+        raise BackendUnavailable(f"vault backend {target.name} failed: {exc}") from exc
+    except hvac_errors.Forbidden as exc:
+        raise BackendRefused(f"vault backend {target.name} refused the operator's token: {exc}") from exc
+    except hvac_errors.VaultError as exc:
+        raise BackendRefused(f"vault backend {target.name} refused: {exc}") from exc
 
 
 def _prepare(client: hvac.Client, target: Target) -> None:
@@ -142,6 +158,14 @@ async def probe(target: Target) -> str:
     return await _run(target, work)
 
 
+def _text_diff(live: str | None, wanted: str) -> str:
+    """The lines that differ between a live policy and ours (policy text holds no secret)."""
+    if live is None:
+        return "missing"
+    lines = difflib.unified_diff(live.splitlines(), wanted.splitlines(), "live", "wanted", n=0, lineterm="")
+    return " | ".join(line for line in lines if not line.startswith(("---", "+++", "@@")))
+
+
 def _role_body(tenant: str, namespace: str) -> dict[str, Any]:
     return {
         "bound_service_account_names": [APP_SERVICE_ACCOUNT],
@@ -170,14 +194,19 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             report.repaired += _close(client, target, want.tenant)
         else:
             text = policy_text(want.tenant, session, kv=want.kv, transit=want.transit_key)
-            if _write_policy(client, policy, text):
+            differs = _write_policy(client, policy, text)
+            if differs is not None:
                 report.repaired.append(f"policy {policy}")
+                report.diffs[f"policy {policy}"] = differs
             path = f"auth/{AUTH_MOUNT}/role/{role}"
             body = _role_body(want.tenant, want.namespace)
             live = (_read(client, path) or {}).get("data")
-            if live is None or any(live.get(k) != v for k, v in body.items()):
+            differs = sorted(k for k, v in body.items() if live is None or live.get(k) != v)
+            if differs:
                 client.write(path, **body)
                 report.repaired.append(f"login role {role}")
+                report.diffs[f"login role {role}"] = "missing" if live is None else "; ".join(
+                    f"{k}: {live.get(k)!r} (want {body[k]!r})" for k in differs)
         health = client.sys.read_health_status(method="GET")
         report.version = str((health.json() if hasattr(health, "json") else health).get("version", ""))
 
@@ -200,12 +229,13 @@ async def close(target: Target, tenant: str) -> list[str]:
     return await _run(target, lambda client: _close(client, target, tenant))
 
 
-def _write_policy(client: hvac.Client, policy: str, text: str) -> bool:
+def _write_policy(client: hvac.Client, policy: str, text: str) -> str | None:
+    """Write the policy when its text differs; returns what differed, None when nothing was written."""
     current = (_read(client, f"sys/policies/acl/{policy}") or {}).get("data", {}).get("policy")
     if current == text:
-        return False
+        return None
     client.write(f"sys/policies/acl/{policy}", policy=text)
-    return True
+    return _text_diff(current, text)
 
 
 def _close(client: hvac.Client, target: Target, tenant: str) -> list[str]:
@@ -213,7 +243,7 @@ def _close(client: hvac.Client, target: Target, tenant: str) -> list[str]:
     # issued ones are revoked. Each step reads first, so a pass over a closed tenant writes nothing.
     policy = role = names.vault_policy(tenant)
     done: list[str] = []
-    if _write_policy(client, policy, closed_policy_text(tenant)):
+    if _write_policy(client, policy, closed_policy_text(tenant)) is not None:
         done.append(f"policy {policy} denies all")
     path = f"auth/{AUTH_MOUNT}/role/{role}"
     if _read(client, path) is not None:

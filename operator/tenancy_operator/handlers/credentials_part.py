@@ -179,7 +179,8 @@ async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, servi
         target = replace(target, services=tuple(wanted))
         await _stage(tenant, uid, namespace, target, passwords, staged)
         logger.info("staged credentials version %s for tenant %s (%s)", target.version, tenant, target.reason or why)
-        return Plan(target, passwords, staged=True, previous_valid=True, live=live)
+        return Plan(target, passwords, staged=True, previous_valid=_keeps_previous(state, target, overlap, now),
+                    live=live)
 
     # A rotation is under way: resume it with the staged passwords. Ones that are gone (the staged
     # Secret deleted with its namespace) are made anew; the live version's slot is not touched.
@@ -189,7 +190,18 @@ async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, servi
         keep = pending.reason not in ROTATIONS and pending.reason != "first credentials"
         passwords = {s: p or (keep and current.get(PASSWORD_KEYS[s])) or creds.new_password() for s, p in passwords.items()}
         await _stage(tenant, uid, namespace, replace(pending, services=tuple(wanted)), passwords, staged)
-    return Plan(replace(pending, services=tuple(wanted)), passwords, staged=True, previous_valid=True, live=live)
+    target = replace(pending, services=tuple(wanted))
+    return Plan(target, passwords, staged=True, previous_valid=_keeps_previous(state, target, overlap, now), live=live)
+
+
+def _keeps_previous(state: creds.State, target: creds.State, overlap: Any, now: datetime) -> bool:
+    """Does the previous credential stay valid while `target` is applied?
+
+    Only when there is an earlier credential to keep working: a rotation to the other slot, or an
+    overlap still running. First credentials and a newly enabled service have none; switching the
+    idle slot's login on for one pass and off on the next wrote twice on every new tenant.
+    """
+    return (state.version > 0 and target.slot != state.slot) or creds.in_overlap(state, overlap, now)
 
 
 def slice_for(plan: Plan, service: str, tenant: str, namespace: str, spec: TenantSpec, suspended: bool,

@@ -22,10 +22,10 @@ from ..api import names
 from ..api.common import GROUP, VERSION
 from ..api.conditions import Reason
 from ..api.tenant import TenantSpec
-from ..backends import kube
+from ..backends import kube, registry
 from ..backends.base import Report
 from ..observability import metrics
-from ..reconcile import labels, unbuilt
+from ..reconcile import diff, labels, repairs, unbuilt
 from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
 from . import (
@@ -42,6 +42,7 @@ from . import (
 __all__ = ["reconcile", "verify", "deleted"]
 
 CFG = config.load()
+_repairs = repairs.RepairTracker()
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
@@ -67,6 +68,8 @@ class Outcome:
     """The reason of a rotation this pass completed (the rotations metric's label)."""
     rotation_events: list[str] = field(default_factory=list)
     """Messages of Normal `Rotated` Events."""
+    diffs: dict[str, str] = field(default_factory=dict)
+    """What differed, per repaired object (no secret values): logged when a repair recurs."""
 
 
 def _store_first(index: Any, key: Any) -> Any:
@@ -137,6 +140,7 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
         outcome.parts.append(part)
         if not (rotating and service in credentials_part.PASSWORD_KEYS):
             outcome.repaired += report.repaired
+            outcome.diffs.update(report.diffs)
         if part.ok:
             reports[service] = report
     if credentials_failed:
@@ -195,7 +199,10 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
                           indexes: dict[str, Any], outcome: Outcome) -> None:
     try:
         result, written = await namespace_part.ensure(name, uid, tenant, logger)
-        outcome.repaired += [f"{s.action.value} {s.kind}/{s.name}" for s in written]
+        for step in written:
+            what = f"{step.action.value} {step.kind}/{step.name}"
+            outcome.repaired.append(what)
+            outcome.diffs[what] = diff.describe(step)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a condition, at once
         result = _failure(namespace_part.CONDITION, exc, logger)
     outcome.parts.append(result)
@@ -221,6 +228,51 @@ def _failure(condition: str, exc: Exception, logger: logging.Logger) -> PartResu
         return _api_failure(condition, exc)
     logger.exception("%s failed", condition)
     return PartResult(condition, False, "UnexpectedError", f"{type(exc).__name__}: {exc}")
+
+
+def _was_ready(status: kopf.Status, generation: int) -> bool:
+    """Was the tenant Ready at this generation before this pass? Only then is a write drift.
+
+    Tenants written before `readyGeneration` existed count when Ready is True at this generation.
+    """
+    if status.get("readyGeneration") is not None:
+        return status.get("readyGeneration") == generation
+    ready = cond.get_condition(list(status.get("conditions") or []), cond.READY) or {}
+    return ready.get("status") == cond.TRUE and ready.get("observedGeneration") == generation
+
+
+def _report_writes(body: kopf.Body, name: str, generation: int, was_ready: bool, outcome: Outcome,
+                   logger: logging.Logger) -> None:
+    """Events, metrics and logs for what this pass wrote.
+
+    Writes before the tenant was first Ready at this generation provision it (Normal `Provisioned`);
+    after, they repair drift (Warning `DriftRepaired`). An object written again on the very next pass
+    is a comparison defect, not drift: one error log with the diff, one `RepeatedRepair` Event,
+    cached references forgotten, and the tenant's verify passes held back while it recurs.
+    """
+    version = str((outcome.status.get("credentials") or {}).get("version", ""))
+    verdict = _repairs.record(name, generation, {r: outcome.diffs.get(r, "") for r in outcome.repaired}, version)
+    if verdict.recurring:
+        metrics.REPEATED_REPAIRS.labels(name).inc(len(verdict.recurring))
+    if verdict.new:
+        for adapter in registry.ADAPTERS.values():
+            adapter.forget_cache()
+        logger.error("repeated repair, not drift: %s was written again on the next pass of generation %s "
+                     "although nothing else changed it; the comparison disagrees with the server. Differences: %s. "
+                     "Cached references forgotten; verify passes held back (%s passes, doubling while it recurs)",
+                     ", ".join(verdict.new), generation,
+                     "; ".join(f"{r}: {outcome.diffs.get(r, '?')}" for r in verdict.new), verdict.hold_passes)
+        kopf.event(body, type="Warning", reason=Reason.REPEATED_REPAIR,
+                   message=f"written on two passes in a row with nothing else changing it: {', '.join(verdict.new)}; "
+                           "a comparison defect, not drift (see the operator log); verify passes back off")
+    fresh = [r for r in outcome.repaired if r not in verdict.recurring]
+    if not fresh:
+        return
+    if was_ready:
+        metrics.REPAIRS.labels(name).inc(len(fresh))
+        kopf.event(body, type="Warning", reason=Reason.DRIFT_REPAIRED, message="put back: " + ", ".join(fresh))
+    else:
+        kopf.event(body, type="Normal", reason=Reason.PROVISIONED, message="provisioned: " + ", ".join(fresh))
 
 
 def _api_failure(condition: str, exc: kube.KubeError) -> PartResult:
@@ -257,16 +309,14 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logge
         parts = outcome.parts
         conditions, phase, changed = tstatus.summarize(current_conditions, parts, generation, outcome.state)
         metrics.record_tenant(name, conditions, phase)
-        if outcome.repaired:
-            metrics.REPAIRS.labels(name).inc(len(outcome.repaired))
         wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions, **outcome.status}
         if outcome.rotated:
             metrics.ROTATIONS.labels(name, outcome.rotated).inc()
         for message in outcome.rotation_events:
             kopf.event(body, type="Normal", reason=Reason.ROTATED, message=message)
-        if outcome.repaired and status.get("observedGeneration") == generation:
-            kopf.event(body, type="Warning", reason=Reason.DRIFT_REPAIRED,
-                       message="put back: " + ", ".join(outcome.repaired))
+        if cond.is_true(conditions, cond.READY):
+            wanted["readyGeneration"] = generation
+        _report_writes(body, name, generation, _was_ready(status, generation), outcome, logger)
         if _differs(status, wanted):
             await kube.merge_patch("Tenant", name, None, {"status": wanted}, "status")
         for type_ in changed:
@@ -294,9 +344,14 @@ async def changed(**kwargs: Any) -> None:
 
 
 @kopf.timer(GROUP, VERSION, "tenants", interval=CFG.verify_interval, initial_delay=_jitter, backoff=CFG.retry_max)
-async def verify(**kwargs: Any) -> None:
-    """The periodic verify pass: reads everything, writes only where it finds drift."""
-    await reconcile(**kwargs)
+async def verify(meta: kopf.Meta, **kwargs: Any) -> None:
+    """The periodic verify pass: reads everything, writes only where it finds drift.
+
+    Skipped while a repeated repair holds the tenant back (see reconcile/repairs.py).
+    """
+    if _repairs.hold(meta["name"], meta.get("generation", 1)):
+        return
+    await reconcile(meta=meta, **kwargs)
 
 
 async def _report_blocked(body: kopf.Body, status: kopf.Status, blocked: teardown.Blocked) -> None:
@@ -334,6 +389,7 @@ async def deleted(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger:
     for pending in _placed_here.values():
         pending.discard(name)
     metrics.forget_tenant(name)
+    _repairs.forget(name)
     autoscaling_part.forget(name)  # cached models, refit tasks and metric series of its rules
     if not gone:
         logger.info("namespace deletion requested; the controller manager finishes it")

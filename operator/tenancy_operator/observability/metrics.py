@@ -12,7 +12,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "forget_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS", "ROTATIONS"]
+__all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "forget_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS",
+           "REPEATED_REPAIRS", "ROTATIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,9 @@ REPAIRS = Counter("tenancy_drift_repairs_total", "Objects the verify pass had to
 ROTATIONS = Counter("tenancy_credential_rotations_total",
                     "Credential rotations completed, by reason (requested, scheduled, secret-deleted, password-removed)",
                     ["tenant", "reason"])
+REPEATED_REPAIRS = Counter("tenancy_repeated_repairs_total",
+                           "Objects written again on the very next pass of the same generation: a comparison "
+                           "defect (stale cache, server normalization), not drift", ["tenant"])
 
 _STATUSES = ("True", "False", "Unknown")
 _served = False

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..api import quantity
 
-__all__ = ["Action", "Step", "Plan", "contains", "plan", "IMMUTABLE_FIELDS"]
+__all__ = ["Action", "Step", "Plan", "contains", "mismatches", "describe", "plan", "IMMUTABLE_FIELDS"]
 
 # Fields the API server refuses to change in place: the object must be deleted and created again.
 IMMUTABLE_FIELDS = {"RoleBinding": ("roleRef",)}
@@ -70,6 +70,34 @@ def contains(observed: Any, desired: Any) -> bool:
     if isinstance(desired, str) and isinstance(observed, str) and desired != observed:
         return quantity.same(desired, observed)
     return observed == desired
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def mismatches(observed: Any, desired: Any, path: str = "") -> list[str]:
+    """Where `contains(observed, desired)` fails: `path: live <value> (want <value>)`, values cut short.
+
+    For logs of a repair; callers never pass Secrets (their values would show).
+    """
+    if isinstance(desired, dict) and isinstance(observed, dict):
+        return [m for k, v in desired.items() for m in mismatches(observed.get(k), v, f"{path}.{k}" if path else k)]
+    if (isinstance(desired, list) and isinstance(observed, list) and len(observed) == len(desired)):
+        return [m for i, (o, d) in enumerate(zip(observed, desired, strict=True)) for m in mismatches(o, d, f"{path}[{i}]")]
+    if contains(observed, desired):
+        return []
+    return [f"{path or '.'}: live {_short(observed)} (want {_short(desired)})"]
+
+
+def describe(step: Step) -> str:
+    """What a write step changes, in words: `missing`, `delete`, or the mismatching fields."""
+    if step.observed is None:
+        return "missing"
+    if step.desired is None:
+        return "not wanted"
+    return "; ".join(mismatches(step.observed, _managed(step.desired))) or "equal"
 
 
 def _managed(obj: dict[str, Any]) -> dict[str, Any]:

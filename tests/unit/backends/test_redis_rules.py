@@ -36,3 +36,15 @@ def test_only_real_hashes_are_accepted(bad):
 def test_tenant_name_is_checked():
     with pytest.raises(ValueError):
         redis_acl.acl_rules("a* ~*", [], enabled=True)
+
+
+def test_differences_name_fields_and_never_a_password_hash():
+    from tenancy_operator.backends.redis_acl import _differences
+
+    held, wanted = "a" * 64, "b" * 64
+    state = {"flags": ["on", "sanitize-payload"], "passwords": [held], "keys": "~t:acme:*", "channels": "&t:acme:*",
+             "commands": "-@all +get"}
+    assert _differences(state, [held], True, "t:acme:", "-@all +get") == []
+    found = _differences(state, [wanted], False, "t:acme:", "-@all +set")
+    assert [f.split(" ", 1)[0] for f in found] == ["flags", "passwords", "commands"]
+    assert not any(held in f or wanted in f for f in found)
