@@ -18,7 +18,15 @@ import asyncpg
 
 from ..api import names
 from . import postgres_sql as sql
-from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
+from .base import (
+    BackendRefused,
+    BackendUnavailable,
+    OwnedByAnotherTenant,
+    Ownership,
+    Report,
+    Target,
+    TenantSlice,
+)
 
 __all__ = ["ensure", "delete", "probe", "close_all"]
 
@@ -80,9 +88,18 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     async def work(conn: asyncpg.Connection) -> None:
         async def do(statement: str, what: str) -> None:
             await conn.execute(statement)
-            report.repaired.append(what)
+            if what not in report.repaired:
+                report.repaired.append(what)
 
         roles = {r["rolname"]: r for r in await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])}
+        db = await conn.fetchrow(sql.database_state_sql, database)
+        # Ownership first: nothing is written to an object another Tenant's UID marks.
+        marks = Ownership(f"postgres backend {target.name}", want)
+        for role in (owner, role_a, role_b):
+            marks.see(f"role {role}", names.parse_owner_mark(roles[role]["mark"]) if role in roles else None)
+        marks.see(f"database {database}", names.parse_owner_mark(db["mark"]) if db else None)
+        marks.check()
+        mark = names.owner_mark(want.uid)
         if owner not in roles:
             await do(sql.create_role(owner, login=False), f"role {owner}")
         for slot, role in (("a", role_a), ("b", role_b)):
@@ -101,10 +118,15 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 verifier = sql.scram_verifier(want.password) if active and not password_ok else None
                 await do(sql.alter_login(role, login, want.connection_limit, verifier),
                          f"login of {role}" + (" and password" if verifier else ""))
-        db = await conn.fetchrow(sql.database_state_sql, database)
         if db is None:
             await do(sql.create_database(database, owner, want.connection_limit), f"database {database}")
             db = await conn.fetchrow(sql.database_state_sql, database)
+        for obj in marks.to_mark:
+            kind, name = obj.split(" ", 1)
+            # A new object's mark is part of making it; on an old one the mark is a write of its own.
+            await do(sql.comment_on_role(name, mark) if kind == "role" else sql.comment_on_database(name, mark),
+                     obj if obj in report.repaired else f"ownership mark on {obj}")
+        report.adopted += marks.adopted
         if db["datconnlimit"] != want.connection_limit:
             await do(sql.alter_database_limit(database, want.connection_limit), f"connection limit of {database}")
         if db["public_connect"]:
@@ -130,13 +152,25 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
 
 
 
-async def delete(target: Target, tenant: str) -> list[str]:
-    """Teardown in the safe order: logins off, sessions ended, database dropped, roles dropped."""
+async def delete(target: Target, tenant: str, uid: str) -> list[str]:
+    """Teardown in the safe order: logins off, sessions ended, database dropped, roles dropped.
+
+    Raises OwnedByAnotherTenant, touching nothing, when any object carries another Tenant's mark
+    (unmarked objects are taken as this tenant's, as `ensure` does)."""
     database, owner, role_a, role_b = _roles(tenant)
     done: list[str] = []
 
     async def work(conn: asyncpg.Connection) -> None:
-        existing = {r["rolname"] for r in await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])}
+        rows = await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])
+        db = await conn.fetchrow(sql.database_state_sql, database)
+        marked = {f"role {r['rolname']}": names.parse_owner_mark(r["mark"]) for r in rows}
+        if db:
+            marked[f"database {database}"] = names.parse_owner_mark(db["mark"])
+        for owner_uid in marked.values():
+            if owner_uid not in (None, uid):
+                raise OwnedByAnotherTenant(f"postgres backend {target.name}",
+                                           [o for o, u in marked.items() if u == owner_uid], owner_uid)
+        existing = {r["rolname"] for r in rows}
         for role in (role_a, role_b):
             if role in existing:
                 await conn.execute(sql.alter_login(role, False, 0))

@@ -114,10 +114,11 @@ async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, servi
 
 
 def slice_for(plan: Plan, service: str, tenant: str, namespace: str, spec: TenantSpec, suspended: bool,
-              signing_algorithm: str = "") -> TenantSlice:
+              signing_algorithm: str = "", *, uid: str) -> TenantSlice:
     return TenantSlice(
         tenant=tenant,
         namespace=namespace,
+        uid=uid,
         password=plan.passwords.get(service, ""),
         slot=plan.state.slot,
         previous_valid=plan.previous_valid,

@@ -11,8 +11,9 @@ from typing import Any
 
 import kopf
 
+from ..api.conditions import Reason
 from ..backends import circuit, kube, registry
-from ..backends.base import BackendRefused, BackendUnavailable
+from ..backends.base import BackendRefused, BackendUnavailable, OwnedByAnotherTenant
 from .targets import TargetError, target_for
 
 __all__ = ["reclaim_policy", "backends"]
@@ -53,7 +54,12 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
         try:
             target = await target_for(backend)
             circuit.breaker_for(backend_name).check()
-            done = await adapter.delete(target, name)
+            done = await adapter.delete(target, name, body.metadata["uid"])
+        except OwnedByAnotherTenant as exc:
+            # Another tenant's (or a deleted one's retained) data under this name: never ours to drop.
+            kopf.event(body, type="Warning", reason=Reason.OWNED_BY_ANOTHER_TENANT,
+                       message=f"{exc}; not this tenant's, left in place")
+            continue
         except (TargetError, BackendRefused) as exc:
             raise kopf.TemporaryError(f"cannot delete {service} data on {backend_name}: {exc}", delay=30) from exc
         except (BackendUnavailable, circuit.CircuitOpen) as exc:

@@ -54,6 +54,8 @@ class Outcome:
     """Status fields besides conditions and phase (namespace, endpoints, placement...)."""
     repaired: list[str] = field(default_factory=list)
     """Objects written to put the world back in line; each verify pass that writes says so in an Event."""
+    adopted: list[str] = field(default_factory=list)
+    """Retained data of a deleted Tenant re-attached by spec.adoptRetainedData (a Normal Event)."""
 
 
 def _store_first(index: Any, key: Any) -> Any:
@@ -103,14 +105,19 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     requested = (meta.get("annotations") or {}).get(labels.ROTATE, "")
     plan = await credentials_part.prepare(name, uid, namespace, tenant, ready, requested, logger)
     reports: dict[str, Report] = {}
+    live = indexes.get("tenants_by_uid")
     results = await asyncio.gather(*[
         services_part.run(s, resolved.targets[s],
-                          credentials_part.slice_for(plan, s, name, namespace, tenant, suspended), logger)
+                          credentials_part.slice_for(plan, s, name, namespace, tenant, suspended, uid=uid), logger,
+                          adopt_retained=tenant.adopt_retained_data,
+                          owner_of=lambda u: _store_first(live, u) if u != uid else name)
         for s in ready
     ])
     for service, (part, report) in zip(ready, results, strict=True):
         outcome.parts.append(part)
-        outcome.repaired += report.repaired
+        outcome.adopted += report.adopted
+        # Re-marking adopted data was asked for in the spec: not drift.
+        outcome.repaired += [r for r in report.repaired if not (report.adopted and r.startswith("ownership mark"))]
         if part.ok:
             reports[service] = report
     failing = [p.condition for p in outcome.parts if not p.ok and p.condition in services_part.SERVICES.values()]
@@ -129,6 +136,12 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
 
 
 async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger, indexes: dict[str, Any]) -> Outcome:
+    try:
+        names.check(name)
+    except ValueError as exc:  # the CRD refuses such names; one made under an older CRD lands here
+        return Outcome([PartResult(namespace_part.CONDITION, False, Reason.INVALID_NAME,
+                                   f"{exc}; nothing was provisioned. Delete this Tenant (that completes) and "
+                                   "create it under a valid name", stalled=True)])
     try:
         tenant = TenantSpec.model_validate(dict(body.spec))
     except ValidationError as exc:
@@ -191,6 +204,10 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logge
         if outcome.repaired:
             metrics.REPAIRS.labels(name).inc(len(outcome.repaired))
         wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions, **outcome.status}
+        if outcome.adopted:
+            kopf.event(body, type="Normal", reason=Reason.RETAINED_DATA_ADOPTED,
+                       message="re-attached data retained from a deleted tenant of this name (spec.adoptRetainedData): "
+                               + ", ".join(outcome.adopted))
         if outcome.repaired and status.get("observedGeneration") == generation:
             kopf.event(body, type="Warning", reason=Reason.DRIFT_REPAIRED,
                        message="put back: " + ", ".join(outcome.repaired))
@@ -229,6 +246,15 @@ async def verify(**kwargs: Any) -> None:
 @kopf.on.delete(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
 async def deleted(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger, **kwargs: Any) -> None:
     name = meta["name"]
+    if not names.is_tenant_name(name):
+        # Made under an older CRD: no identifier of ours derives from it, so there is nothing to tear
+        # down by name; never fail (the finalizer must come off), say so instead.
+        kopf.event(body, type="Warning", reason=Reason.INVALID_NAME,
+                   message=f"{name!r} is not a valid Tenant name (at most {names.MAX_TENANT_NAME} characters, a "
+                           "DNS-1123 label); nothing on the backends or namespaces was touched. Objects an older "
+                           "operator version made for it (names cut and hashed) must be removed by hand")
+        metrics.forget_tenant(name)
+        return
     async with _locks[name]:
         await teardown.backends(body, dict(status.get("placement") or {}),
                                 _backends(kwargs.get("backends_by_name")), logger)
