@@ -120,10 +120,12 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
         outcome.repaired += [r for r in report.repaired if not (report.adopted and r.startswith("ownership mark"))]
         if part.ok:
             reports[service] = report
-    failing = [p.condition for p in outcome.parts if not p.ok and p.condition in services_part.SERVICES.values()]
+    failing = [p for p in outcome.parts if not p.ok and p.condition in services_part.SERVICES.values()]
     if failing:
+        # Waiting on parts that are all Stalled is itself stalled: no retry loop until something changes.
         outcome.parts.append(PartResult(credentials_part.CONDITION, False, "WaitingForBackends",
-                                        f"credentials wait for {', '.join(failing)}"))
+                                        f"credentials wait for {', '.join(p.condition for p in failing)}",
+                                        stalled=all(p.stalled for p in failing)))
         return
     part, cred_status, repaired = await credentials_part.publish(name, uid, namespace, plan, reports, tenant)
     outcome.parts.append(part)
