@@ -72,6 +72,7 @@ REFUSED = {
     "sub-milli cpu 0.0001": ("names-q", {"quota": {"cpu": "0.0001"}}, "whole millicores"),
     "sub-milli cpu 1.5m": ("names-q", {"quota": {"cpu": "1.5m"}}, "whole millicores"),
     "fractional bytes of memory": ("names-q", {"quota": {"memory": "1.5"}}, "memory must be a whole number"),
+    "1.024 bytes of memory as 0.001Ki": ("names-q", {"quota": {"memory": "0.001Ki"}}, "memory must be a whole number"),
     "fractional pods": ("names-q", {"quota": {"pods": "2.5"}}, "pods must be a whole number"),
     "fractional storage": ("names-q", {"quota": {"storage": "0.5"}}, "storage must be a whole number"),
     "ServiceAccount with two colons": ("names-o", {"owners": [{"kind": "ServiceAccount", "name": "a:b:c"}]},
@@ -84,7 +85,8 @@ REFUSED = {
 ACCEPTED = {
     "55-character name (the issue's S)": (ISSUE_S, {}),
     "cpu 1.5, 500m, memory 1.5Gi": ("names-q", {"quota": {"cpu": "1.5", "memory": "1.5Gi", "pods": "20"}}),
-    "cpu 250m, storage 100Gi": ("names-q", {"quota": {"cpu": "250m", "storage": "100Gi"}}),
+    "cpu 250m, storage 100Gi, memory 0.5Ki and 1e3": ("names-q", {"quota": {"cpu": "250m", "storage": "100Gi",
+                                                                             "memory": "0.5Ki", "pods": "1e3"}}),
     "ServiceAccount ns:name and bare name, OIDC user": (
         "names-o", {"owners": [{"kind": "ServiceAccount", "name": "ci-ns:deployer.v2"},
                                {"kind": "ServiceAccount", "name": "deployer"},

@@ -60,7 +60,9 @@ def _whole(what: str, example: str) -> dict:
     # The API server would round a fractional count of bytes or pods; refuse it instead of writing
     # a quota that differs from the spec (and would then look like drift forever).
     return {"x-kubernetes-validations": [QUANTITY_RULE, cel(
-        "!isQuantity(self) || quantity(self).isInteger()",
+        # isInteger() alone says no to 1.5Gi (its fast int64 path); the float check settles those.
+        "!isQuantity(self) || quantity(self).isInteger() || "
+        "quantity(self).asApproximateFloat() == double(int(quantity(self).asApproximateFloat()))",
         f"{what} must be a whole number (the API server would round a fraction), like {example}")]}
 
 
