@@ -15,20 +15,21 @@ from .kube import get, kubectl, tenant_yaml
 from .pg_instance import PostgresInstance
 from .tenant_clients import credentials, pg, redis_client, vault_login
 
-LONG = "long-" + "x" * 27 + "-" + "y" * 30  # 63 characters, dashes included
+LONG = "long-" + "x" * 22 + "-" + "y" * 27  # 55 characters, the longest Tenant name, dashes included
 FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
 
 
-def test_63_character_name_works_on_every_backend(backends, operator, cleanup_tenants):
-    assert len(LONG) == 63
+def test_55_character_name_works_on_every_backend_uncut(backends, operator, cleanup_tenants):
+    assert len(LONG) == 55
     cleanup_tenants.append(LONG)
     kube.apply(tenant_yaml(LONG, **FULL))
     kubectl("wait", "--for=condition=Ready", f"tenant/{LONG}", "--timeout=60s", timeout=70)
     tenant = get("tenant", LONG)
     namespace = tenant["status"]["namespace"]
-    assert len(namespace) <= 63 and namespace.startswith("tenant-long-")
+    assert namespace == f"tenant-{LONG}"
     creds = credentials(LONG, namespace)
-    assert len(creds["PGDATABASE"]) <= 63 and creds["PGDATABASE"] in pg_databases("t_long_")
+    assert creds["PGDATABASE"] == "t_" + LONG.replace("-", "_") and creds["PGDATABASE"] in pg_databases("t_long_")
+    assert len(creds["PGDATABASE"] + "_owner") == 63
     row = pg(creds, "SELECT session_user, current_user")[0]
     assert (row[0], row[1]) == (creds["PGUSER"], creds["PGDATABASE"] + "_owner")  # objects belong to the owner
     r = redis_client(creds)

@@ -29,9 +29,11 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_tenant_core.py::test_owner_rbac_is_fenced_to_their_namespace",
         "test: tests/unit/reconcile/test_namespace.py::test_service_account_owner_binds_in_its_namespace",
     ],
-    "Tenant.spec.owners.name": ["test: e2e/test_tenant_core.py::test_owner_rbac_is_fenced_to_their_namespace"],
+    "Tenant.spec.owners.name": ["test: e2e/test_tenant_core.py::test_owner_rbac_is_fenced_to_their_namespace",
+                                "test: e2e/test_names_ownership.py::test_input_that_can_never_work_is_refused_at_apply"],
     "Tenant.spec.state": ["test: e2e/test_suspend.py::test_suspend_and_resume", NOT_BUILT],  # Archived
     "Tenant.spec.adoptNamespace": ["test: e2e/test_tenant_core.py::test_namespace_owned_by_someone_else_stalls"],
+    "Tenant.spec.adoptRetainedData": ["test: e2e/test_names_ownership.py::test_reused_name_inherits_retained_data_only_when_asked"],
     "Tenant.spec.deletionProtection": [
         "test: e2e/test_install_chart.py::test_protected_tenant_cannot_be_deleted_until_lifted"],
     "Tenant.spec.quota.cpu": ["test: e2e/test_tenant_core.py::test_spec_change_reconciles_to_the_new_generation"],

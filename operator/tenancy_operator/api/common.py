@@ -29,6 +29,7 @@ __all__ = [
     "DURATION_PATTERN",
     "QUANTITY_PATTERN",
     "DNS_LABEL_PATTERN",
+    "QUANTITY_RULE",
 ]
 
 GROUP = "tenancy.dev"
@@ -59,13 +60,11 @@ class Spec(BaseModel):
 
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+QUANTITY_RULE = cel("isQuantity(self)", "must be a Kubernetes quantity, like 500m or 16Gi")
+# A field that adds its own rules lists QUANTITY_RULE again: json_schema_extra replaces, not appends.
 Quantity = Annotated[
     str,
-    Field(
-        pattern=QUANTITY_PATTERN,
-        max_length=32,
-        json_schema_extra={"x-kubernetes-validations": [cel("isQuantity(self)", "must be a Kubernetes quantity, like 500m or 16Gi")]},
-    ),
+    Field(pattern=QUANTITY_PATTERN, max_length=32, json_schema_extra={"x-kubernetes-validations": [QUANTITY_RULE]}),
 ]
 ObjectName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)]
 DNSLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=63)]

@@ -1,58 +1,63 @@
-"""Backend names derived from a tenant name, each fitted to its backend's rules and length limit.
+"""Backend names derived from a tenant name: injective by construction, never cut, never hashed.
 
-A tenant name is a DNS-1123 label (at most 63 characters). Backends differ: PostgreSQL identifiers
-stop at 63 bytes and dislike '-', namespaces stop at 63, OpenBao names are free. A name too long for
-its backend is cut and given a short hash of the full name, so two long names that share a prefix
-still map to different identifiers. Quoting is not done here; each backend quotes with its own rules.
+A tenant name is a DNS-1123 label of at most `MAX_TENANT_NAME` (55) characters, which the Tenant CRD
+enforces at apply (CEL on metadata.name). That is the longest name every backend's identifier rules
+hold whole: `t_<name>_owner` is 63 bytes, PostgreSQL's limit, and `tenant-<name>` fits a namespace.
+So every identifier below is a fixed prefix, the name (with '-' as '_' for PostgreSQL and MongoDB;
+'_' never occurs in a tenant name, so that swap loses nothing), and a fixed suffix: two names give
+two identifiers on every backend. Where a backend matches by prefix (Redis keys, index patterns,
+KV paths) the name is followed by a character tenant names cannot hold (':', '_', '/'), so one
+tenant's prefix never covers another's (`t-a-*` would cover tenant `a-b`'s indices).
+
+(An earlier version cut long names and appended a hash; a second tenant could then be *named* the
+cut-plus-hash form and receive the first one's database. Those forms are now refused as too long or
+simply distinct; objects they made carry no ownership mark and are treated as described in
+docs/how-it-works.md.)
+
+Every function raises ValueError for anything that is not such a name. Quoting is not done here; each
+backend quotes with its own rules.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 
-__all__ = ["fit", "namespace", "pg_database", "pg_owner_role", "pg_login_role", "redis_user", "redis_prefix",
-           "vault_key", "vault_policy", "vault_kv_path", "mongo_database", "search_prefix", "is_tenant_name"]
+__all__ = ["MAX_TENANT_NAME", "check", "namespace", "pg_database", "pg_owner_role", "pg_login_role", "redis_user",
+           "redis_prefix", "redis_owner_key", "vault_key", "vault_session_key", "vault_policy", "vault_kv_path",
+           "vault_owner_record", "mongo_database", "search_prefix", "is_tenant_name", "owner_mark", "parse_owner_mark"]
 
-_TENANT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-HASH_LEN = 8
+MAX_TENANT_NAME = 55
+"""len("t_") + 55 + len("_owner") == 63, PostgreSQL's identifier limit (NAMEDATALEN - 1)."""
+_TENANT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+OWNER_MARK_PREFIX = "tenancy.dev/tenant-uid="
+_UID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 def is_tenant_name(name: str) -> bool:
-    return bool(_TENANT_NAME.match(name))
+    return len(name) <= MAX_TENANT_NAME and bool(_TENANT_NAME.match(name))
 
 
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LEN]
-
-
-def fit(prefix: str, base: str, suffix: str, limit: int, sep: str = "-") -> str:
-    """`prefix + base + suffix`, with base cut and hashed when the whole would pass `limit`."""
-    whole = f"{prefix}{base}{suffix}"
-    if len(whole) <= limit:
-        return whole
-    room = limit - len(prefix) - len(suffix) - len(sep) - HASH_LEN
-    cut = base[:room].rstrip("-_")
-    return f"{prefix}{cut}{sep}{_hash(base)}{suffix}"
-
-
-def _require(name: str) -> str:
-    if not is_tenant_name(name):
-        raise ValueError(f"not a DNS-1123 label: {name!r}")
+def check(name: str) -> str:
+    """The name itself, or ValueError saying why it cannot name a tenant."""
+    if not isinstance(name, str) or not _TENANT_NAME.match(name):
+        raise ValueError(f"tenant name {name!r} is not a DNS-1123 label (lower-case letters, digits and '-', "
+                         "starting and ending with a letter or digit)")
+    if len(name) > MAX_TENANT_NAME:
+        raise ValueError(f"tenant name {name!r} has {len(name)} characters; at most {MAX_TENANT_NAME} fit every "
+                         f"backend's identifiers whole (t_<name>_owner in PostgreSQL's 63 bytes)")
     return name
 
 
 def namespace(tenant: str) -> str:
-    return fit("tenant-", _require(tenant), "", 63)
+    return f"tenant-{check(tenant)}"
 
 
 def _pg_base(tenant: str) -> str:
-    return _require(tenant).replace("-", "_")
+    return check(tenant).replace("-", "_")
 
 
 def pg_database(tenant: str) -> str:
-    # Every role shares the same fitted stem so the owner and logins read as one family.
-    return fit("t_", _pg_base(tenant), "", 63 - len("_owner"), sep="_")
+    return f"t_{_pg_base(tenant)}"
 
 
 def pg_owner_role(tenant: str) -> str:
@@ -66,28 +71,63 @@ def pg_login_role(tenant: str, slot: str) -> str:
 
 
 def mongo_database(tenant: str) -> str:
-    return fit("t_", _pg_base(tenant), "", 63, sep="_")
+    return f"t_{_pg_base(tenant)}"
 
 
 def redis_user(tenant: str) -> str:
-    return f"tenant:{_require(tenant)}"
+    return f"tenant:{check(tenant)}"
 
 
 def redis_prefix(tenant: str) -> str:
-    return f"t:{_require(tenant)}:"
+    return f"t:{check(tenant)}:"
+
+
+def redis_owner_key(tenant: str) -> str:
+    """Where the owning Tenant's UID is kept: outside every tenant's `t:<name>:` key fence."""
+    return f"tenancy:owner:{check(tenant)}"
 
 
 def vault_key(tenant: str) -> str:
-    return f"tenant-{_require(tenant)}"
+    """Transit key in the shared `transit/` mount."""
+    return f"tenant-{check(tenant)}"
+
+
+def vault_session_key(tenant: str) -> str:
+    """Session-signing key, in its own `transit-sessions/` mount: `tenant-<name>-session` in the shared
+    mount would equal the transit key of tenant `<name>-session`."""
+    return f"tenant-{check(tenant)}"
 
 
 def vault_policy(tenant: str) -> str:
-    return f"tenant-{_require(tenant)}"
+    return f"tenant-{check(tenant)}"
 
 
 def vault_kv_path(tenant: str) -> str:
-    return f"tenants/{_require(tenant)}"
+    return f"tenants/{check(tenant)}"
+
+
+def vault_owner_record(tenant: str) -> str:
+    """KV v2 entry (in the `tenants` mount) whose custom_metadata holds the owner's UID: the name
+    itself, beside the tenant's `<name>/` folder, so the tenant's policy (`<name>/*`) cannot reach it."""
+    return check(tenant)
 
 
 def search_prefix(tenant: str) -> str:
-    return f"t-{_require(tenant)}-"
+    return f"t-{check(tenant)}_"
+
+
+def owner_mark(uid: str) -> str:
+    """The text that marks a backend object as the Tenant `uid`'s (PostgreSQL COMMENT, Redis value)."""
+    if not _UID.match(uid or ""):
+        raise ValueError(f"not a Kubernetes UID: {uid!r}")
+    return OWNER_MARK_PREFIX + uid
+
+
+def parse_owner_mark(text: str | None) -> str | None:
+    """The UID in a mark, None for no mark at all; anything else written there is returned whole, so
+    a mark we cannot read is never mistaken for ours or for none."""
+    if text is None or text == "":
+        return None
+    if text.startswith(OWNER_MARK_PREFIX):
+        return text[len(OWNER_MARK_PREFIX):]
+    return text

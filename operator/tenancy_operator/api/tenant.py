@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .common import Conditions, DNSLabel, Duration, ObjectName, Quantity, Spec, cel
+from . import names
+from .common import QUANTITY_RULE, Conditions, DNSLabel, Duration, ObjectName, Quantity, Spec, cel
 
 __all__ = [
     "Owner",
@@ -35,8 +36,23 @@ __all__ = [
 SubjectName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9@:._-]*$", min_length=1, max_length=253)]
 
 
+# What RBAC accepts as a ServiceAccount subject: namespace a DNS label, name a DNS subdomain.
+_SA_SUBJECT = ("^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?:)?"
+               "[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
 class Owner(Spec):
     """A person, group or service account bound to the `admin` ClusterRole in the tenant namespace."""
+
+    model_config = Spec.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(f"self.kind != 'ServiceAccount' || self.name.matches('{_SA_SUBJECT}')",
+                    "a ServiceAccount owner is `namespace:name` (or a bare name, meaning the tenant namespace): "
+                    "the namespace a DNS-1123 label, the name a DNS-1123 subdomain (lower-case)")
+            ]
+        }
+    }
 
     kind: Literal["User", "Group", "ServiceAccount"] = "Group"
     """Maps to the RoleBinding subject kind."""
@@ -44,17 +60,33 @@ class Owner(Spec):
     """The subject name; for a ServiceAccount, `namespace:name`."""
 
 
+def _whole(what: str, example: str) -> dict:
+    # The API server would round a fractional count of bytes or pods; refuse it instead of writing
+    # a quota that differs from the spec (and would then look like drift forever).
+    return {"x-kubernetes-validations": [QUANTITY_RULE, cel(
+        # isInteger() alone says no to 1.5Gi (its fast int64 path); the float check settles those.
+        "!isQuantity(self) || quantity(self).isInteger() || "
+        "quantity(self).asApproximateFloat() == double(int(quantity(self).asApproximateFloat()))",
+        f"{what} must be a whole number (the API server would round a fraction), like {example}")]}
+
+
+# CPU is counted in millicores: more precision than 1m (0.0001, 1.5m) is rounded by the API server.
+_MILLI_CPU = cel("self.matches('^([0-9]+([.][0-9]{0,3})?|[.][0-9]{1,3}|[0-9]+m|[0-9]+[kMGTPE]|[0-9]+[eE][+]?[0-9]+)$')",
+                 "cpu must be whole millicores, like 500m, 2 or 1.5 (at most three decimals); "
+                 "the API server would round finer values such as 0.0001 or 1.5m")
+
+
 class Quota(Spec):
     """Hard limits of the tenant namespace; maps to its ResourceQuota."""
 
-    cpu: Quantity = "4"
-    """Total CPU requests (`requests.cpu`) and limits (`limits.cpu`) in the namespace."""
-    memory: Quantity = "8Gi"
-    """Total memory requests (`requests.memory`) and limits (`limits.memory`)."""
-    pods: Quantity = "20"
-    """Number of pods (`pods`)."""
-    storage: Quantity = "50Gi"
-    """Total persistent volume claims storage (`requests.storage`)."""
+    cpu: Annotated[Quantity, Field(json_schema_extra={"x-kubernetes-validations": [QUANTITY_RULE, _MILLI_CPU]})] = "4"
+    """Total CPU requests (`requests.cpu`) and limits (`limits.cpu`) in the namespace; whole millicores."""
+    memory: Annotated[Quantity, Field(json_schema_extra=_whole("memory", "512Mi or 1.5Gi"))] = "8Gi"
+    """Total memory requests (`requests.memory`) and limits (`limits.memory`); whole bytes."""
+    pods: Annotated[Quantity, Field(json_schema_extra=_whole("pods", "20"))] = "20"
+    """Number of pods (`pods`); a whole number."""
+    storage: Annotated[Quantity, Field(json_schema_extra=_whole("storage", "50Gi"))] = "50Gi"
+    """Total persistent volume claims storage (`requests.storage`); whole bytes."""
 
 
 class ServiceSpec(Spec):
@@ -202,6 +234,12 @@ class TenantSpec(Spec):
     adopt_namespace: bool = False
     """Adopt an existing namespace `tenant-<name>` that no other tenant owns. Without it, an existing
     namespace makes the tenant Stalled."""
+    adopt_retained_data: bool = False
+    """Re-attach backend data retained from a deleted Tenant of the same name (its database, roles,
+    Redis keys, OpenBao paths carry that Tenant's UID). Without it such data makes the tenant Stalled
+    with reason OwnedByAnotherTenant, so a new tenant never reads a previous one's data by accident.
+    With it, the operator re-marks the data as this Tenant's and posts a RetainedDataAdopted Event. Data
+    of a Tenant that still exists is never taken, whatever this says."""
     deletion_protection: bool = False
     """While true, the API server refuses to delete this Tenant."""
     quota: Quota = Field(default_factory=Quota)
@@ -326,6 +364,11 @@ ROOT_RULES = [
         "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
         "a Tenant name must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending "
         "with a letter or digit",
+    ),
+    cel(
+        f"size(self.metadata.name) <= {names.MAX_TENANT_NAME}",
+        f"a Tenant name has at most {names.MAX_TENANT_NAME} characters, so every backend identifier holds it "
+        "whole (t_<name>_owner in PostgreSQL's 63 bytes, tenant-<name> as a namespace); names are never cut",
     ),
     *[_placement_rule(s) for s in PLACED_SERVICES],
 ]

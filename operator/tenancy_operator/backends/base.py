@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["BackendUnavailable", "BackendRefused", "Target", "TenantSlice", "Report", "ServerReport"]
+__all__ = ["BackendUnavailable", "BackendRefused", "OwnedByAnotherTenant", "Ownership", "Target", "TenantSlice",
+           "Report", "ServerReport"]
 
 
 class BackendUnavailable(Exception):
@@ -34,6 +35,51 @@ class BackendUnavailable(Exception):
 
 class BackendRefused(Exception):
     """The server answered but refused what we asked, in a way retrying will not fix."""
+
+
+class OwnedByAnotherTenant(BackendRefused):
+    """Objects this tenant's name maps to carry another Tenant's UID: nothing was written.
+
+    `objects` names them in the backend's terms; `owner_uid` is the UID in their mark. The handler
+    turns it into a Stalled part naming the owner (see handlers/services_part.py).
+    """
+
+    def __init__(self, backend: str, objects: list[str], owner_uid: str):
+        self.backend, self.objects, self.owner_uid = backend, objects, owner_uid
+        super().__init__(f"{', '.join(objects)} on {backend} carry the ownership mark of Tenant uid {owner_uid}")
+
+
+class Ownership:
+    """The verdict on each object's ownership mark, decided before any write (pure).
+
+    A mark naming this Tenant's UID: ours. No mark at all: made by an operator version before marks
+    existed (or by a crash between create and mark), adopted and marked. A UID the handler listed in
+    `adopt` (retained data of a deleted Tenant, `spec.adoptRetainedData`): re-marked, and said so.
+    Any other UID: OwnedByAnotherTenant, raised before the first write.
+    """
+
+    def __init__(self, backend: str, want: TenantSlice):
+        self.backend, self.uid, self.adopt = backend, want.uid, want.adopt_uids
+        self.to_mark: list[str] = []
+        self.adopted: list[str] = []
+        self._foreign: dict[str, list[str]] = {}
+
+    def see(self, obj: str, owner_uid: str | None) -> None:
+        """`owner_uid` is what the object's mark says (None: no mark, or the object does not exist)."""
+        if owner_uid == self.uid:
+            return
+        if owner_uid is not None and owner_uid not in self.adopt:
+            self._foreign.setdefault(owner_uid, []).append(obj)
+            return
+        if owner_uid is not None:
+            self.adopted.append(obj)
+        self.to_mark.append(obj)
+
+    def check(self) -> None:
+        if not self.uid:
+            raise ValueError("a TenantSlice needs the Tenant's uid to mark what it owns")
+        for owner_uid, objects in self._foreign.items():
+            raise OwnedByAnotherTenant(self.backend, objects, owner_uid)
 
 
 @dataclass(frozen=True)
@@ -62,6 +108,10 @@ class TenantSlice:
 
     tenant: str
     namespace: str
+    uid: str = ""
+    """The Tenant's metadata.uid: every object is marked with it, and objects marked otherwise are refused."""
+    adopt_uids: frozenset[str] = frozenset()
+    """UIDs of deleted Tenants whose retained data this one re-attaches (spec.adoptRetainedData)."""
     password: str = field(default="", repr=False)
     """The active credential's password; empty: unknown this pass, the backend keeps what it holds."""
     slot: str = "a"
@@ -87,6 +137,8 @@ class Report:
     repaired: list[str] = field(default_factory=list)
     diffs: dict[str, str] = field(default_factory=dict)
     """For a repaired object: what differed, in words (field names and non-secret values only)."""
+    adopted: list[str] = field(default_factory=list)
+    """Objects retained from a deleted Tenant and re-marked as this one's (a RetainedDataAdopted Event)."""
     endpoints: dict[str, str] = field(default_factory=dict)
     version: str = ""
 

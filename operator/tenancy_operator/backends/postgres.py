@@ -18,7 +18,16 @@ import asyncpg
 
 from ..api import names
 from . import postgres_sql as sql
-from .base import BackendRefused, BackendUnavailable, Report, ServerReport, Target, TenantSlice
+from .base import (
+    BackendRefused,
+    BackendUnavailable,
+    OwnedByAnotherTenant,
+    Ownership,
+    Report,
+    ServerReport,
+    Target,
+    TenantSlice,
+)
 
 __all__ = ["ensure", "close", "delete", "probe", "ensure_server", "close_all", "forget_cache", "SERVER_CONDITION"]
 
@@ -127,10 +136,19 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     async def work(conn: asyncpg.Connection) -> None:
         async def do(statement: str, what: str, why: str = "missing") -> None:
             await conn.execute(statement)
-            report.repaired.append(what)
-            report.diffs[what] = why
+            if what not in report.repaired:
+                report.repaired.append(what)
+            report.diffs.setdefault(what, why)
 
         roles = {r["rolname"]: r for r in await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])}
+        db = await conn.fetchrow(sql.database_state_sql, database)
+        # Ownership first: nothing is written to an object another Tenant's UID marks.
+        marks = Ownership(f"postgres backend {target.name}", want)
+        for role in (owner, role_a, role_b):
+            marks.see(f"role {role}", names.parse_owner_mark(roles[role]["mark"]) if role in roles else None)
+        marks.see(f"database {database}", names.parse_owner_mark(db["mark"]) if db else None)
+        marks.check()
+        mark = names.owner_mark(want.uid)
         if owner not in roles:
             await do(sql.create_role(owner, login=False), f"role {owner}")
         for slot, role in (("a", role_a), ("b", role_b)):
@@ -160,6 +178,12 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if db is None:
             await do(sql.create_database(database, owner, want.connection_limit), f"database {database}")
             db = await conn.fetchrow(sql.database_state_sql, database)
+        for obj in marks.to_mark:
+            kind, name = obj.split(" ", 1)
+            # A new object's mark is part of making it; on an old one the mark is a write of its own.
+            await do(sql.comment_on_role(name, mark) if kind == "role" else sql.comment_on_database(name, mark),
+                     obj if obj in report.repaired else f"ownership mark on {obj}")
+        report.adopted += marks.adopted
         if db["datconnlimit"] != want.connection_limit:
             await do(sql.alter_database_limit(database, want.connection_limit), f"connection limit of {database}",
                      f"datconnlimit {db['datconnlimit']} (want {want.connection_limit})")
@@ -222,13 +246,15 @@ async def _in_database(target: Target, database: str, statement: str) -> None:
         await conn.close()
 
 
-async def delete(target: Target, tenant: str) -> list[str]:
+async def delete(target: Target, tenant: str, uid: str) -> list[str]:
     """Teardown in the safe order: logins off, sessions ended, database dropped, then in every other
     database of the server what the roles own or were granted there dropped (a grant from another
     tenant, a large object in `postgres`), then the login roles, then the owner.
 
-    Returns what was removed. Raises BackendRefused, naming the database and what a person can do,
-    when something the roles hold cannot be removed (a database the admin cannot connect to).
+    Returns what was removed. Raises OwnedByAnotherTenant, touching nothing, when any object carries
+    another Tenant's mark (unmarked objects are taken as this tenant's, as `ensure` does), and
+    BackendRefused, naming the database and what a person can do, when something the roles hold
+    cannot be removed (a database the admin cannot connect to).
     """
     database, owner, role_a, role_b = _roles(tenant)
     done: list[str] = []
@@ -237,12 +263,21 @@ async def delete(target: Target, tenant: str) -> list[str]:
         return await conn.fetch(sql.dependent_databases_sql, roles)
 
     async def drop_database(conn: asyncpg.Connection) -> tuple[list[str], list[asyncpg.Record]]:
-        existing = [r["rolname"] for r in await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])]
+        rows = await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])
+        db = await conn.fetchrow(sql.database_state_sql, database)
+        marked = {f"role {r['rolname']}": names.parse_owner_mark(r["mark"]) for r in rows}
+        if db:
+            marked[f"database {database}"] = names.parse_owner_mark(db["mark"])
+        for owner_uid in marked.values():
+            if owner_uid not in (None, uid):
+                raise OwnedByAnotherTenant(f"postgres backend {target.name}",
+                                           [o for o, u in marked.items() if u == owner_uid], owner_uid)
+        existing = [r["rolname"] for r in rows]
         for role in (role_a, role_b):
             if role in existing:
                 await conn.execute(sql.alter_login(role, False, 0))
         await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
-        if await conn.fetchrow(sql.database_state_sql, database):
+        if db:
             await conn.execute(sql.revoke_public_connect(database))
             await conn.execute(sql.drop_database(database))
             done.append(f"database {database}")

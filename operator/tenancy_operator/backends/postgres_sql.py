@@ -17,7 +17,7 @@ import re
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
            "grant_membership", "create_database", "alter_database_limit", "revoke_public_connect", "grant_connect_to_admin", "drop_database",
            "SHARED_DATABASES", "shared_databases_sql",
-           "drop_role", "drop_owned", "terminate_sessions_sql", "role_state_sql", "database_state_sql",
+           "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql"]
 
 _SAFE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -120,9 +120,19 @@ def drop_owned(roles: list[str]) -> str:
     return f"DROP OWNED BY {', '.join(ident(r) for r in roles)}"
 
 
+def comment_on_role(role: str, mark: str) -> str:
+    # The ownership mark (api.names.owner_mark). Only CREATEROLE holders can change a role's comment,
+    # so tenants cannot forge it.
+    return f"COMMENT ON ROLE {ident(role)} IS {literal(mark)}"
+
+
+def comment_on_database(database: str, mark: str) -> str:
+    return f"COMMENT ON DATABASE {ident(database)} IS {literal(mark)}"
+
+
 # Read-only state queries; names travel as bind parameters.
 role_state_sql = """
-SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, a.rolpassword,
+SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, a.rolpassword, shobj_description(r.oid, 'pg_authid') AS mark,
        COALESCE((SELECT array_to_string(s.setconfig, ',') FROM pg_db_role_setting s
                  WHERE s.setrole = r.oid AND s.setdatabase = 0), '') AS settings,
        ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
@@ -132,7 +142,7 @@ WHERE r.rolname = ANY($1::text[])
 """
 
 database_state_sql = """
-SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, d.datconnlimit,
+SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, d.datconnlimit, shobj_description(d.oid, 'pg_database') AS mark,
        d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) x
                                    WHERE x.grantee = 0 AND x.privilege_type = 'CONNECT') AS public_connect
 FROM pg_database d WHERE d.datname = $1

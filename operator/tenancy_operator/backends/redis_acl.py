@@ -5,7 +5,10 @@ commands that reach past the prefix (KEYS, SCAN, RANDOMKEY list other tenants' k
 the user (SELECT, FLUSHALL, CONFIG, ACL, ...). Passwords are sent as SHA-256 hashes (`#<hex>`), so
 the plaintext never crosses the wire; during a rotation overlap the user holds both hashes.
 
-Redis keeps ACLs in memory: after a restart the verify pass finds the user missing and puts it back.
+Ownership: Redis objects hold no metadata, so the owning Tenant's UID is kept in the key
+`tenancy:owner:<name>`, outside every tenant's `t:<name>:*` fence (no tenant can read or forge it),
+read before any write. Redis keeps ACLs (and, without persistence, that key) in memory: after a
+restart the verify pass finds the user missing and puts both back.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..api import names
-from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
+from .base import (
+    BackendRefused,
+    BackendUnavailable,
+    OwnedByAnotherTenant,
+    Ownership,
+    Report,
+    Target,
+    TenantSlice,
+)
 
 __all__ = ["ensure", "close", "delete", "probe", "forget_cache", "password_sha256", "acl_rules", "DENIED_COMMANDS"]
 
@@ -178,6 +189,15 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         hashes = [h for h in (_as_dict(held).get("passwords") or []) if isinstance(h, str)] if held else []
     rules = acl_rules(want.tenant, hashes, enabled=not want.suspended)
     report = Report()
+    owner_key = names.redis_owner_key(want.tenant)
+    marks = Ownership(f"redis backend {target.name}", want)
+    marks.see(f"ACL user {user} and keys {names.redis_prefix(want.tenant)}*",
+              names.parse_owner_mark(await _call(target, "GET", owner_key)))
+    marks.check()
+    if marks.to_mark:
+        await _call(target, "SET", owner_key, names.owner_mark(want.uid))
+        report.repaired.append(f"ownership mark {owner_key}")
+        report.adopted += marks.adopted
     drift = await _drift(target, user, hashes, not want.suspended)
     if drift:
         await _call(target, "ACL", "SETUSER", user, *rules)
@@ -215,9 +235,15 @@ async def close(target: Target, tenant: str) -> list[str]:
         done.append(f"{killed} connections of {user} killed")
     return done
 
-async def delete(target: Target, tenant: str) -> list[str]:
-    """Remove the user, end its connections, and unlink every key under the tenant's prefix."""
+async def delete(target: Target, tenant: str, uid: str) -> list[str]:
+    """Remove the user, end its connections, and unlink every key under the tenant's prefix, then the
+    ownership mark; raises OwnedByAnotherTenant, touching nothing, when the mark names another UID."""
     user = names.redis_user(tenant)
+    owner_key = names.redis_owner_key(tenant)
+    owner_uid = names.parse_owner_mark(await _call(target, "GET", owner_key))
+    if owner_uid not in (None, uid):
+        raise OwnedByAnotherTenant(f"redis backend {target.name}",
+                                   [f"ACL user {user} and keys {names.redis_prefix(tenant)}*"], owner_uid)
     removed = await _call(target, "ACL", "DELUSER", user)
     done = [f"ACL user {user}"] if removed else []
     cursor, unlinked = "0", 0
@@ -233,4 +259,5 @@ async def delete(target: Target, tenant: str) -> list[str]:
         await _call(target, "CLIENT", "KILL", "USER", user)
     except BackendRefused:
         pass
+    await _call(target, "DEL", owner_key)
     return done

@@ -1,10 +1,14 @@
 """OpenBao (Vault API) adapter: a transit key, a KV v2 path, a policy and a Kubernetes login role.
 
-Per tenant: transit key `tenant-<name>` (and `tenant-<name>-session` for signing), KV v2 data under
-`tenants/<name>/`, policy `tenant-<name>` naming exactly the paths the spec enables, and role
-`tenant-<name>` in the Kubernetes auth method, bound to ServiceAccount `tenant-app` in the tenant
-namespace. The policy text is built only from names checked by api.names (DNS labels), never from
-free text.
+Per tenant: transit key `tenant-<name>` (and a signing key `tenant-<name>` in its own
+`transit-sessions` mount), KV v2 data under `tenants/<name>/`, policy `tenant-<name>` naming exactly
+the paths the spec enables, and role `tenant-<name>` in the Kubernetes auth method, bound to ServiceAccount
+`tenant-app` in the tenant namespace. The policy text is built only from names checked by api.names
+(DNS labels), never from free text.
+
+Ownership: the KV v2 entry `tenants/<name>` (beside the tenant's `<name>/` folder, so outside its
+policy) holds no data, only `custom_metadata` with the owning Tenant's UID; it is read before any
+write and covers every object of the tenant here.
 
 Closing the door (suspend, Retain on delete) rewrites the policy to deny everything, which cuts the
 tokens already issued at once (policies are evaluated per request), removes the login role so no
@@ -24,12 +28,22 @@ import requests
 from hvac import exceptions as hvac_errors
 
 from ..api import names
-from .base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
+from .base import (
+    BackendRefused,
+    BackendUnavailable,
+    OwnedByAnotherTenant,
+    Ownership,
+    Report,
+    Target,
+    TenantSlice,
+)
 
 __all__ = ["ensure", "close", "delete", "probe", "forget_cache", "policy_text", "closed_policy_text", "TRANSIT_MOUNT",
            "KV_MOUNT", "AUTH_MOUNT"]
 
 TRANSIT_MOUNT = "transit"
+SESSION_MOUNT = "transit-sessions"
+OWNER_FIELD = "tenancy.dev/tenant-uid"
 KV_MOUNT = "tenants"
 AUTH_MOUNT = "kubernetes"
 APP_SERVICE_ACCOUNT = "tenant-app"
@@ -59,8 +73,8 @@ def policy_text(tenant: str, session_key: bool, kv: bool = True, transit: bool =
         ]
     if session_key:
         lines += [
-            f'path "{TRANSIT_MOUNT}/sign/{name}-session" {{ capabilities = ["update"] }}',
-            f'path "{TRANSIT_MOUNT}/verify/{name}-session" {{ capabilities = ["update"] }}',
+            f'path "{SESSION_MOUNT}/sign/{names.vault_session_key(tenant)}" {{ capabilities = ["update"] }}',
+            f'path "{SESSION_MOUNT}/verify/{names.vault_session_key(tenant)}" {{ capabilities = ["update"] }}',
         ]
     return "\n".join(lines) + "\n"
 
@@ -127,8 +141,9 @@ def _prepare(client: hvac.Client, target: Target) -> None:
         return
     mounts = client.sys.list_mounted_secrets_engines()
     mounts = mounts.get("data", mounts)
-    if f"{TRANSIT_MOUNT}/" not in mounts:
-        client.sys.enable_secrets_engine("transit", path=TRANSIT_MOUNT)
+    for transit in (TRANSIT_MOUNT, SESSION_MOUNT):
+        if f"{transit}/" not in mounts:
+            client.sys.enable_secrets_engine("transit", path=transit)
     if f"{KV_MOUNT}/" not in mounts:
         client.sys.enable_secrets_engine("kv", path=KV_MOUNT, options={"version": "2"})
     auths = client.sys.list_auth_methods()
@@ -182,14 +197,23 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
 
     def work(client: hvac.Client) -> None:
         _prepare(client, target)
+        record = f"{KV_MOUNT}/metadata/{names.vault_owner_record(want.tenant)}"
+        marks = Ownership(f"vault backend {target.name}", want)
+        marks.see(f"policy, role, keys and {names.vault_kv_path(want.tenant)}/", _owner_uid(client, record))
+        marks.check()
+        if marks.to_mark:
+            client.write(record, custom_metadata={OWNER_FIELD: want.uid})
+            report.repaired.append(f"ownership mark {record}")
+            report.adopted += marks.adopted
         # A transit key is never deleted when transitKey is turned off: data encrypted with it would
         # become unreadable. It only leaves the policy and the Secret.
         if want.transit_key and _read(client, f"{TRANSIT_MOUNT}/keys/{key}") is None:
             client.write(f"{TRANSIT_MOUNT}/keys/{key}", type="aes256-gcm96")
             report.repaired.append(f"transit key {key}")
-        if session and _read(client, f"{TRANSIT_MOUNT}/keys/{key}-session") is None:
-            client.write(f"{TRANSIT_MOUNT}/keys/{key}-session", type=want.signing_algorithm)
-            report.repaired.append(f"transit key {key}-session")
+        session_key = f"{SESSION_MOUNT}/keys/{names.vault_session_key(want.tenant)}"
+        if session and _read(client, session_key) is None:
+            client.write(session_key, type=want.signing_algorithm)
+            report.repaired.append(f"signing key {session_key}")
         if want.suspended:
             report.repaired += _close(client, target, want.tenant)
         else:
@@ -294,24 +318,37 @@ def _revoke_tokens(client: hvac.Client, target: Target, role: str) -> int:
     return revoked
 
 
-async def delete(target: Target, tenant: str) -> list[str]:
+def _owner_uid(client: hvac.Client, record: str) -> str | None:
+    meta = ((_read(client, record) or {}).get("data") or {}).get("custom_metadata") or {}
+    return meta.get(OWNER_FIELD) or None
+
+
+async def delete(target: Target, tenant: str, uid: str) -> list[str]:
+    """Everything of the tenant, the ownership record last; raises OwnedByAnotherTenant, touching
+    nothing, when the record names another UID."""
     key, policy = names.vault_key(tenant), names.vault_policy(tenant)
     kv = names.vault_kv_path(tenant).split("/", 1)[1]
+    record = f"{KV_MOUNT}/metadata/{names.vault_owner_record(tenant)}"
     done: list[str] = []
 
     def work(client: hvac.Client) -> None:
+        owner_uid = _owner_uid(client, record)
+        if owner_uid not in (None, uid):
+            raise OwnedByAnotherTenant(f"vault backend {target.name}", [f"policy, role, keys and {kv}/"], owner_uid)
         if _read(client, f"auth/{AUTH_MOUNT}/role/{policy}") is not None:
             client.delete(f"auth/{AUTH_MOUNT}/role/{policy}")
             done.append(f"login role {policy}")
         if _read(client, f"sys/policies/acl/{policy}") is not None:
             client.delete(f"sys/policies/acl/{policy}")
             done.append(f"policy {policy}")
-        for name in (key, f"{key}-session"):
-            if _read(client, f"{TRANSIT_MOUNT}/keys/{name}") is not None:
-                client.write(f"{TRANSIT_MOUNT}/keys/{name}/config", deletion_allowed=True)
-                client.delete(f"{TRANSIT_MOUNT}/keys/{name}")
-                done.append(f"transit key {name}")
+        for mount, name in ((TRANSIT_MOUNT, key), (SESSION_MOUNT, names.vault_session_key(tenant))):
+            if _read(client, f"{mount}/keys/{name}") is not None:
+                client.write(f"{mount}/keys/{name}/config", deletion_allowed=True)
+                client.delete(f"{mount}/keys/{name}")
+                done.append(f"{mount} key {name}")
         _delete_tree(client, kv, done)
+        if _read(client, record) is not None:
+            client.delete(record)
 
     await _run(target, work)
     return done

@@ -21,7 +21,7 @@ from ..reconcile import labels, unbuilt
 from . import config
 from .targets import TargetError, target_for
 
-__all__ = ["backends_by_name", "placements", "probe"]
+__all__ = ["backends_by_name", "placements", "tenants_by_uid", "probe"]
 
 CFG = config.load()
 
@@ -35,6 +35,12 @@ def backends_by_name(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
 def placements(name: str, status: kopf.Status, **_: Any) -> dict[str, str]:
     placed = status.get("placement") or {}
     return {(service, placed[service]): name for service in PLACED_SERVICES if placed.get(service)}
+
+
+@kopf.index(GROUP, VERSION, "tenants")
+def tenants_by_uid(name: str, uid: str, **_: Any) -> dict[str, str]:
+    """Which live Tenant an ownership mark's UID names (absent: a deleted tenant's retained data)."""
+    return {uid: name}
 
 
 async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index, **_: Any) -> None:

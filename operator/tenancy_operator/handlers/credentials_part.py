@@ -205,10 +205,11 @@ def _keeps_previous(state: creds.State, target: creds.State, overlap: Any, now: 
 
 
 def slice_for(plan: Plan, service: str, tenant: str, namespace: str, spec: TenantSpec, suspended: bool,
-              signing_algorithm: str = "") -> TenantSlice:
+              signing_algorithm: str = "", *, uid: str) -> TenantSlice:
     return TenantSlice(
         tenant=tenant,
         namespace=namespace,
+        uid=uid,
         password=plan.passwords.get(service, ""),
         slot=plan.state.slot,
         previous_valid=plan.previous_valid,

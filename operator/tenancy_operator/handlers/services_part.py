@@ -6,19 +6,28 @@ only its own part reports Degraded, naming the backend.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.conditions import Reason
 from ..api.tenant import TenantSpec
 from ..backends import circuit, registry
-from ..backends.base import BackendRefused, BackendUnavailable, Report, Target, TenantSlice
+from ..backends.base import (
+    BackendRefused,
+    BackendUnavailable,
+    OwnedByAnotherTenant,
+    Report,
+    Target,
+    TenantSlice,
+)
 from ..reconcile import placement
 from ..reconcile.status import PartResult
 from .targets import TargetError, target_for
 
-__all__ = ["SERVICES", "enabled_services", "Resolved", "resolve", "run"]
+__all__ = ["SERVICES", "enabled_services", "Resolved", "resolve", "run", "owned_elsewhere"]
 
 # service -> the condition it owns
 SERVICES = {"postgres": "DatabaseReady", "redis": "CacheReady", "vault": "VaultReady"}
@@ -80,15 +89,45 @@ async def resolve(spec: TenantSpec, placed: dict[str, str], backends: dict[str, 
     return result
 
 
-async def run(service: str, target: Target, want: TenantSlice, logger: logging.Logger) -> tuple[PartResult, Report]:
-    """Ensure one service through its circuit breaker; never raises for backend trouble."""
+def owned_elsewhere(exc: OwnedByAnotherTenant, tenant: str, owner: str | None) -> str:
+    """What the Stalled condition says: whose the objects are, and what a person can do."""
+    what = f"{', '.join(exc.objects)} on {exc.backend}"
+    if owner is not None:
+        return (f"{what} belong to Tenant {owner} (uid {exc.owner_uid}) and are never taken over; "
+                f"give this tenant another name, or delete Tenant {owner} and its data first")
+    return (f"{what} are data retained from a deleted tenant (uid {exc.owner_uid}), a previous Tenant named "
+            f"{tenant}; set spec.adoptRetainedData: true to re-attach that data to this Tenant, or have an "
+            "administrator remove it from the backend")
+
+
+async def run(service: str, target: Target, want: TenantSlice, logger: logging.Logger, *,
+              adopt_retained: bool = False, owner_of: Callable[[str], str | None] = lambda uid: None,
+              ) -> tuple[PartResult, Report]:
+    """Ensure one service through its circuit breaker; never raises for backend trouble or bad names.
+
+    `owner_of` maps a UID to the live Tenant's name (None: deleted). Objects marked by a deleted
+    Tenant are re-attached only with `adopt_retained` (spec.adoptRetainedData); a live one's never.
+    """
     condition = SERVICES[service]
     adapter = registry.adapter(service)
     breaker = circuit.breaker_for(target.name)
     report = Report()
     try:
         breaker.check()
-        report = await adapter.ensure(target, want)
+        while True:  # once more for each deleted tenant whose mark turns up (each UID once: it ends)
+            try:
+                report = await adapter.ensure(target, want)
+                break
+            except OwnedByAnotherTenant as exc:
+                owner = owner_of(exc.owner_uid)
+                if owner is not None or not adopt_retained or exc.owner_uid in want.adopt_uids:
+                    raise
+                want = dataclasses.replace(want, adopt_uids=want.adopt_uids | {exc.owner_uid})
+    except OwnedByAnotherTenant as exc:
+        return PartResult(condition, False, Reason.OWNED_BY_ANOTHER_TENANT,
+                          owned_elsewhere(exc, want.tenant, owner_of(exc.owner_uid)), stalled=True), report
+    except ValueError as exc:  # a name or value the backend's rules refuse: retrying cannot help
+        return PartResult(condition, False, Reason.INVALID_SPEC, str(exc), stalled=True), report
     except circuit.CircuitOpen as exc:
         return PartResult(condition, False, Reason.BACKEND_UNAVAILABLE, str(exc), outage=True), report
     except BackendUnavailable as exc:

@@ -21,8 +21,9 @@ from typing import Any
 import kopf
 
 from ..api import names
+from ..api.conditions import Reason
 from ..backends import circuit, kube, registry
-from ..backends.base import BackendRefused, BackendUnavailable
+from ..backends.base import BackendRefused, BackendUnavailable, OwnedByAnotherTenant
 from ..reconcile import labels
 from .targets import TargetError, target_for
 
@@ -123,7 +124,12 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
             circuit.breaker_for(backend_name).check()
             # Retain keeps every byte but nobody logs in any more (the adapters' `close`); a door
             # that cannot be closed keeps the deletion waiting, or it would stay open unwatched.
-            done = await (adapter.close(target, name) if retain else adapter.delete(target, name))
+            done = await (adapter.close(target, name) if retain else adapter.delete(target, name, body.metadata["uid"]))
+        except OwnedByAnotherTenant as exc:
+            # Another tenant's (or a deleted one's retained) data under this name: never ours to drop.
+            kopf.event(body, type="Warning", reason=Reason.OWNED_BY_ANOTHER_TENANT,
+                       message=f"{exc}; not this tenant's, left in place")
+            continue
         except (TargetError, BackendRefused) as exc:
             blocked.append(Blocked("DeletionRefused", f"cannot {verb} {service} of {name} on Backend {backend_name}: "
                                    f"{exc}; fix that, or {_remedy(name, backend_name)}", True, 30))

@@ -70,6 +70,8 @@ class Outcome:
     """Messages of Normal `Rotated` Events."""
     diffs: dict[str, str] = field(default_factory=dict)
     """What differed, per repaired object (no secret values): logged when a repair recurs."""
+    adopted: list[str] = field(default_factory=list)
+    """Retained data of a deleted Tenant re-attached by spec.adoptRetainedData (a Normal Event)."""
 
 
 def _store_first(index: Any, key: Any) -> Any:
@@ -129,27 +131,35 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
         credentials_failed = _failure(credentials_part.CONDITION, exc, logger)
         plan = credentials_part.unknown(known, tenant)
     reports: dict[str, Report] = {}
+    live = indexes.get("tenants_by_uid")
     results = await asyncio.gather(*[
         services_part.run(s, resolved.targets[s],
-                          credentials_part.slice_for(plan, s, name, namespace, tenant, suspended), logger)
+                          credentials_part.slice_for(plan, s, name, namespace, tenant, suspended, uid=uid), logger,
+                          adopt_retained=tenant.adopt_retained_data,
+                          owner_of=lambda u: _store_first(live, u) if u != uid else name)
         for s in ready
     ])
     # Writes a rotation (or the end of its overlap) makes are the rotation's, not drift.
     rotating = plan.staged and plan.state.reason in credentials_part.ROTATIONS or plan.closing
     for service, (part, report) in zip(ready, results, strict=True):
         outcome.parts.append(part)
+        outcome.adopted += report.adopted
         if not (rotating and service in credentials_part.PASSWORD_KEYS):
-            outcome.repaired += report.repaired
-            outcome.diffs.update(report.diffs)
+            # Re-marking adopted data was asked for in the spec: not drift.
+            kept = [r for r in report.repaired if not (report.adopted and r.startswith("ownership mark"))]
+            outcome.repaired += kept
+            outcome.diffs.update({r: report.diffs[r] for r in kept if r in report.diffs})
         if part.ok:
             reports[service] = report
     if credentials_failed:
         outcome.parts.append(credentials_failed)
         return
-    failing = [p.condition for p in outcome.parts if not p.ok and p.condition in services_part.SERVICES.values()]
+    failing = [p for p in outcome.parts if not p.ok and p.condition in services_part.SERVICES.values()]
     if failing:
+        # Waiting on parts that are all Stalled is itself stalled: no retry loop until something changes.
         outcome.parts.append(PartResult(credentials_part.CONDITION, False, "WaitingForBackends",
-                                        f"credentials wait for {', '.join(failing)}"))
+                                        f"credentials wait for {', '.join(p.condition for p in failing)}",
+                                        stalled=all(p.stalled for p in failing)))
         return
     published = await credentials_part.publish(name, uid, namespace, plan, reports, tenant, known)
     outcome.parts.append(published.part)
@@ -167,6 +177,12 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
 
 
 async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger, indexes: dict[str, Any]) -> Outcome:
+    try:
+        names.check(name)
+    except ValueError as exc:  # the CRD refuses such names; one made under an older CRD lands here
+        return Outcome([PartResult(namespace_part.CONDITION, False, Reason.INVALID_NAME,
+                                   f"{exc}; nothing was provisioned. Delete this Tenant (that completes) and "
+                                   "create it under a valid name", stalled=True)])
     try:
         tenant = TenantSpec.model_validate(dict(body.spec))
     except ValidationError as exc:
@@ -317,6 +333,10 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logge
         if cond.is_true(conditions, cond.READY):
             wanted["readyGeneration"] = generation
         _report_writes(body, name, generation, _was_ready(status, generation), outcome, logger)
+        if outcome.adopted:
+            kopf.event(body, type="Normal", reason=Reason.RETAINED_DATA_ADOPTED,
+                       message="re-attached data retained from a deleted tenant of this name (spec.adoptRetainedData): "
+                               + ", ".join(outcome.adopted))
         if _differs(status, wanted):
             await kube.merge_patch("Tenant", name, None, {"status": wanted}, "status")
         for type_ in changed:
@@ -377,6 +397,15 @@ async def _report_blocked(body: kopf.Body, status: kopf.Status, blocked: teardow
 @kopf.on.delete(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
 async def deleted(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger, **kwargs: Any) -> None:
     name = meta["name"]
+    if not names.is_tenant_name(name):
+        # Made under an older CRD: no identifier of ours derives from it, so there is nothing to tear
+        # down by name; never fail (the finalizer must come off), say so instead.
+        kopf.event(body, type="Warning", reason=Reason.INVALID_NAME,
+                   message=f"{name!r} is not a valid Tenant name (at most {names.MAX_TENANT_NAME} characters, a "
+                           "DNS-1123 label); nothing on the backends or namespaces was touched. Objects an older "
+                           "operator version made for it (names cut and hashed) must be removed by hand")
+        metrics.forget_tenant(name)
+        return
     async with _locks[name]:
         try:
             await teardown.backends(body, dict(status.get("placement") or {}),

@@ -13,7 +13,7 @@ def test_policy_names_only_the_tenants_paths():
 
 
 def test_session_key_paths_when_asked():
-    assert 'path "transit/sign/tenant-acme-session"' in vault.policy_text("acme", session_key=True)
+    assert 'path "transit-sessions/sign/tenant-acme"' in vault.policy_text("acme", session_key=True)
 
 
 def test_hostile_name_cannot_reach_policy_text():

@@ -1,0 +1,84 @@
+"""Dropping data retained from deleted tenants of earlier e2e runs, as an administrator would.
+
+Tests use fixed tenant names and most delete with the default reclaim (Retain). Retained data keeps
+its Tenant's UID mark, so on a long-lived platform the next run's Tenant of the same name would go
+Stalled (OwnedByAnotherTenant), exactly as the operator promises. At session start, while the e2e
+lock is held and no Tenant of that name exists, we remove such leftovers through the adapters' own
+`delete` (which checks the same mark), and only for UIDs no live Tenant has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from urllib.parse import urlparse
+
+import hvac.exceptions
+from tenancy_operator.api import names
+from tenancy_operator.backends import postgres, redis_acl, vault
+from tenancy_operator.backends.base import Target
+
+from .admin import pg_admin, redis_admin, vault_admin
+from .kube import kubectl
+
+
+def _targets() -> dict[str, Target]:
+    r, v = urlparse(os.environ["REDIS_URL"]), urlparse(os.environ["VAULT_ADDR"])
+    return {
+        "postgres": Target("pg-main", "postgres", "127.0.0.1", int(os.environ["PGPORT"]), os.environ["PGUSER"],
+                           os.environ["PGPASSWORD"]),
+        "redis": Target("redis-main", "redis", "127.0.0.1", r.port, r.username or "default", r.password or ""),
+        "vault": Target("vault-main", "vault", "127.0.0.1", v.port, token=os.environ["VAULT_TOKEN"]),
+    }
+
+
+def _marked() -> set[tuple[str, str, str]]:
+    """(service, tenant name, uid) of every marked slice on the platform's servers."""
+    found: set[tuple[str, str, str]] = set()
+    for row in pg_admin("SELECT rolname AS n, shobj_description(oid, 'pg_authid') AS m FROM pg_roles "
+                        "WHERE rolname LIKE 't\\_%\\_owner'"):
+        uid = names.parse_owner_mark(row["m"])
+        if uid:
+            found.add(("postgres", row["n"][2:-len("_owner")].replace("_", "-"), uid))
+    for row in pg_admin("SELECT datname AS n, shobj_description(oid, 'pg_database') AS m FROM pg_database "
+                        "WHERE datname LIKE 't\\_%'"):
+        uid = names.parse_owner_mark(row["m"])
+        if uid:
+            found.add(("postgres", row["n"][2:].replace("_", "-"), uid))
+    r = redis_admin()
+    for key in r.scan_iter("tenancy:owner:*"):
+        uid = names.parse_owner_mark(r.get(key))
+        if uid:
+            found.add(("redis", key[len("tenancy:owner:"):], uid))
+    try:
+        entries = vault_admin().list("tenants/metadata/") or {}
+    except hvac.exceptions.InvalidPath:
+        entries = {}
+    for entry in (entries.get("data") or {}).get("keys", []):
+        if not entry.endswith("/"):
+            meta = (vault_admin().read(f"tenants/metadata/{entry}") or {}).get("data") or {}
+            uid = (meta.get("custom_metadata") or {}).get(vault.OWNER_FIELD)
+            if uid:
+                found.add(("vault", entry, uid))
+    return found
+
+
+def purge_retained_data_of_deleted_tenants() -> list[str]:
+    """Delete every marked slice whose UID no live Tenant has; returns what was removed."""
+    tenants = json.loads(kubectl("get", "tenants", "-o", "json").stdout)["items"]
+    live = {t["metadata"]["uid"] for t in tenants} | {t["metadata"]["name"] for t in tenants}
+    orphans = sorted((s, n, u) for s, n, u in _marked() if u not in live and n not in live and names.is_tenant_name(n))
+    adapters = {"postgres": postgres, "redis": redis_acl, "vault": vault}
+    targets = _targets()
+
+    async def go() -> list[str]:
+        done: list[str] = []
+        try:
+            for service, name, uid in orphans:
+                done += [f"{service}: {d}" for d in await adapters[service].delete(targets[service], name, uid)]
+        finally:
+            await postgres.close_all()
+        return done
+
+    return asyncio.run(go()) if orphans else []

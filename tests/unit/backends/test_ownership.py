@@ -1,0 +1,51 @@
+"""The ownership verdict every adapter reaches before its first write (backends.base.Ownership)."""
+
+import pytest
+from tenancy_operator.backends import postgres_sql as sql
+from tenancy_operator.backends.base import OwnedByAnotherTenant, Ownership, TenantSlice
+
+ME, OLD, OTHER = "uid-me", "uid-old", "uid-other"
+
+
+def verdict(marks: dict[str, str | None], adopt: frozenset[str] = frozenset()) -> Ownership:
+    o = Ownership("pg-main", TenantSlice("acme", "tenant-acme", uid=ME, adopt_uids=adopt))
+    for obj, uid in marks.items():
+        o.see(obj, uid)
+    o.check()
+    return o
+
+
+def test_ours_needs_nothing():
+    o = verdict({"role a": ME, "database d": ME})
+    assert o.to_mark == [] and o.adopted == []
+
+
+def test_new_or_unmarked_objects_are_marked_as_ours():
+    o = verdict({"role a": None, "database d": ME})
+    assert o.to_mark == ["role a"] and o.adopted == []
+
+
+def test_another_uid_is_refused_before_anything_is_written():
+    with pytest.raises(OwnedByAnotherTenant) as info:
+        verdict({"role a": ME, "role b": OTHER, "database d": OTHER})
+    assert info.value.owner_uid == OTHER and info.value.objects == ["role b", "database d"]
+
+
+def test_retained_data_is_adopted_only_when_listed():
+    with pytest.raises(OwnedByAnotherTenant):
+        verdict({"database d": OLD})
+    o = verdict({"database d": OLD, "role a": None}, adopt=frozenset({OLD}))
+    assert o.to_mark == ["database d", "role a"] and o.adopted == ["database d"]
+
+
+def test_a_slice_without_uid_is_a_bug_not_an_adoption():
+    o = Ownership("pg-main", TenantSlice("acme", "tenant-acme"))
+    o.see("role a", None)
+    with pytest.raises(ValueError):
+        o.check()
+
+
+def test_marks_are_quoted_as_literals():
+    assert sql.comment_on_role("t_acme_a", "tenancy.dev/tenant-uid=abc") == \
+        "COMMENT ON ROLE \"t_acme_a\" IS 'tenancy.dev/tenant-uid=abc'"
+    assert sql.comment_on_database("t_acme", "x'y") == "COMMENT ON DATABASE \"t_acme\" IS 'x''y'"
