@@ -16,12 +16,14 @@ import urllib.request
 from datetime import datetime
 
 import asyncpg
+import hvac.exceptions
 import pytest
 import redis
 
 from . import kube
+from .admin import vault_admin
 from .kube import condition, eventually, get, kubectl, tenant_yaml
-from .tenant_clients import credentials, pg, redis_client
+from .tenant_clients import credentials, pg, redis_client, vault_login
 
 PG_AUTH = (asyncpg.exceptions.InvalidPasswordError, asyncpg.exceptions.InvalidAuthorizationSpecificationError)
 
@@ -243,3 +245,40 @@ def test_unsafe_rotation_is_refused_at_apply(crds, credentials_spec, message):
                  input=tenant_yaml("credscel", credentials={"rotateEvery": "1h", "overlap": "59m",
                                                             "restartWorkloads": True}))
     assert ok.returncode == 0, ok.stderr
+
+
+def test_openbao_tokens_from_before_a_rotation_retire_when_its_overlap_ends(backends, operator, cleanup_tenants):
+    """Rotation away from a compromised role (issue 11 item 5): a token issued before the rotation keeps
+    working through the overlap (no running app is cut), then is revoked; a fresh login works."""
+    name = f"tokrot-{int(time.time()) % 100000}"
+    ns = f"tenant-{name}"
+    cleanup_tenants.append(name)
+    kube.apply(tenant_yaml(name, vault={"enabled": True},
+                           credentials={"rotateEvery": "720h", "overlap": "20s"}))
+    kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=90s", timeout=100)
+    creds = credentials(name)
+    before = vault_login(creds, ns)
+    before.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"{name}/k", secret={"v": "1"})
+    accessor = before.lookup_token()["data"]["accessor"]
+
+    _rotate(name, _version(name))
+    # Within the overlap the old token still works.
+    assert before.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"{name}/k",
+                                                    raise_on_deleted_version=True)["data"]["data"] == {"v": "1"}
+
+    def refused() -> bool:
+        try:
+            before.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"{name}/k",
+                                                     raise_on_deleted_version=True)
+        except hvac.exceptions.Forbidden:
+            return True
+        return False
+
+    eventually(refused, 90, interval=2, message="the token from before the rotation revoked after the overlap")
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        vault_admin().auth.token.lookup_accessor(accessor)
+    after = vault_login(creds, ns)
+    assert after.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"{name}/k",
+                                                   raise_on_deleted_version=True)["data"]["data"] == {"v": "1"}
+    time.sleep(operator.verify_interval * 2 + 1)  # later passes leave the new token alone
+    assert after.lookup_token()["data"]["accessor"]

@@ -128,6 +128,10 @@ class TenantSlice:
     """OpenBao: the KV path in the policy and `VAULT_KV_*` in the Secret."""
     signing_algorithm: str = ""
     """When set, a session-signing key of this type (TenantSessionPolicy)."""
+    tokens_issued_before: float | None = None
+    """OpenBao: revoke the role's tokens issued before this moment (Unix seconds). Set once the overlap
+    of a rotation has ended, so tokens from before a rotation (a compromised role, say) stop working
+    then, while apps that log in again get new ones."""
 
 
 @dataclass

@@ -51,8 +51,8 @@ MAX_TOKEN_LOOKUPS = 2000
 """Token accessors looked up per pass at most; the deny policy already cuts every token, so a pass
 that runs out of budget leaves the rest to the next pass instead of stalling the reconcile."""
 _prepared: set[tuple[str, str, int]] = set()
-_token_roles: dict[tuple[str, str, int], dict[str, str]] = {}
-"""Per server: token accessor -> the auth path and role that issued it. A token's metadata never
+_token_roles: dict[tuple[str, str, int], dict[str, tuple[str, float]]] = {}
+"""Per server: token accessor -> (the auth path and role that issued it, its creation time). A token's metadata never
 changes, so each live accessor is looked up once; entries of expired tokens are dropped each pass."""
 
 
@@ -231,6 +231,10 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 report.repaired.append(f"login role {role}")
                 report.diffs[f"login role {role}"] = "missing" if live is None else "; ".join(
                     f"{k}: {live.get(k)!r} (want {body[k]!r})" for k in differs)
+            if want.tokens_issued_before is not None:
+                retired = _revoke_tokens(client, target, role, issued_before=want.tokens_issued_before)
+                if retired:
+                    report.repaired.append(f"{retired} tokens of role {role} from before the last rotation revoked")
         health = client.sys.read_health_status(method="GET")
         report.version = str((health.json() if hasattr(health, "json") else health).get("version", ""))
 
@@ -279,13 +283,14 @@ def _close(client: hvac.Client, target: Target, tenant: str) -> list[str]:
     return done
 
 
-def _revoke_tokens(client: hvac.Client, target: Target, role: str) -> int:
-    """Revoke the live tokens the Kubernetes auth role issued; returns how many.
+def _revoke_tokens(client: hvac.Client, target: Target, role: str, issued_before: float | None = None) -> int:
+    """Revoke the live tokens the Kubernetes auth role issued (only those created before
+    `issued_before`, Unix seconds, when given); returns how many.
 
     OpenBao has no "tokens of a role" index: list every accessor (`LIST auth/token/accessors`, which
     needs `sudo`), look each new one up once (`auth/token/lookup-accessor`: `path` and `meta.role`
-    name the login that issued it), and revoke the matches (`auth/token/revoke-accessor`). A token
-    that expires meanwhile answers 400 and is skipped.
+    name the login that issued it, `creation_time` when), and revoke the matches
+    (`auth/token/revoke-accessor`). A token that expires meanwhile answers 400 and is skipped.
     """
     key = (target.name, target.host, target.port)
     try:
@@ -307,8 +312,10 @@ def _revoke_tokens(client: hvac.Client, target: Target, role: str) -> int:
                 data = (client.write("auth/token/lookup-accessor", accessor=accessor) or {}).get("data") or {}
             except (hvac_errors.InvalidRequest, hvac_errors.InvalidPath):
                 continue
-            known[accessor] = f"{data.get('path', '')}|{(data.get('meta') or {}).get('role', '')}"
-        if known[accessor] == issuer:
+            known[accessor] = (f"{data.get('path', '')}|{(data.get('meta') or {}).get('role', '')}",
+                               float(data.get("creation_time") or 0))
+        issued_by, created = known[accessor]
+        if issued_by == issuer and (issued_before is None or created < issued_before):
             try:
                 client.write("auth/token/revoke-accessor", accessor=accessor)
                 revoked += 1

@@ -219,7 +219,16 @@ def slice_for(plan: Plan, service: str, tenant: str, namespace: str, spec: Tenan
         transit_key=spec.vault.transit_key,
         kv=spec.vault.kv,
         signing_algorithm=signing_algorithm,
+        tokens_issued_before=_retire_tokens_before(plan),
     )
+
+
+def _retire_tokens_before(plan: Plan) -> float | None:
+    """When the live version came from a rotation whose overlap is over: tokens from before it retire."""
+    state = plan.state
+    if plan.staged or plan.previous_valid or state.reason not in ROTATIONS or state.rotated_at is None:
+        return None
+    return state.rotated_at.replace(tzinfo=UTC).timestamp()
 
 
 @dataclass

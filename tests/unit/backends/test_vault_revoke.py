@@ -9,7 +9,7 @@ class Server:
     """Just enough of the token auth method: accessors, their metadata, revocation."""
 
     def __init__(self, tokens: dict[str, tuple[str, str]]):
-        self.tokens = dict(tokens)  # accessor -> (path, role)
+        self.tokens = dict(tokens)  # accessor -> (path, role) or (path, role, creation_time)
         self.lookups: list[str] = []
         self.revoked: list[str] = []
 
@@ -22,8 +22,9 @@ class Server:
             raise hvac_errors.InvalidRequest("invalid accessor")
         if path == "auth/token/lookup-accessor":
             self.lookups.append(accessor)
-            issued_by, role = self.tokens[accessor]
-            return {"data": {"path": issued_by, "meta": {"role": role} if role else None}}
+            issued_by, role, *created = self.tokens[accessor]
+            return {"data": {"path": issued_by, "meta": {"role": role} if role else None,
+                             "creation_time": created[0] if created else 1000}}
         assert path == "auth/token/revoke-accessor"
         self.revoked.append(accessor)
         del self.tokens[accessor]
@@ -57,3 +58,16 @@ def test_lookups_per_pass_are_bounded(monkeypatch):
     assert vault._revoke_tokens(server, target, "tenant-acme") == 3
     assert vault._revoke_tokens(server, target, "tenant-acme") == 1
     assert server.tokens == {}
+
+
+def test_after_a_rotation_only_tokens_issued_before_it_are_revoked():
+    target = Target(name="vault-unit-rotation", type="vault", host="h", port=1)
+    server = Server({
+        "old": ("auth/kubernetes/login", "tenant-acme", 1000),
+        "new": ("auth/kubernetes/login", "tenant-acme", 2000),
+        "same-second": ("auth/kubernetes/login", "tenant-acme", 1500),
+        "other": ("auth/kubernetes/login", "tenant-globex", 1000),
+    })
+    assert vault._revoke_tokens(server, target, "tenant-acme", issued_before=1500) == 1
+    assert server.revoked == ["old"]
+    assert vault._revoke_tokens(server, target, "tenant-acme", issued_before=1500) == 0  # level-based: nothing left

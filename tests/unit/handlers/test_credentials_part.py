@@ -28,3 +28,18 @@ def test_without_status_state_the_annotations_are_migrated_once():
     state = cp.current_state({"version": 2, "activeRole": "t_x_b"}, live)
     assert (state.version, state.slot, state.rotated_at.isoformat(), state.services) == (
         2, "b", "2026-11-29T15:34:06", ("postgres", "redis"))
+
+
+def test_tokens_retire_only_after_a_rotations_overlap():
+    from datetime import datetime
+
+    from tenancy_operator.handlers import credentials_part as cp
+    from tenancy_operator.reconcile import credentials as creds
+
+    at = datetime(2026, 12, 1, 12, 0, 0)
+    rotated = creds.State(version=3, slot="b", rotated_at=at, reason=creds.REQUESTED)
+    assert cp._retire_tokens_before(cp.Plan(rotated)) == 1796126400.0
+    assert cp._retire_tokens_before(cp.Plan(rotated, previous_valid=True)) is None  # overlap still running
+    assert cp._retire_tokens_before(cp.Plan(rotated, staged=True)) is None  # rotation under way
+    first = creds.State(version=1, slot="a", rotated_at=at, reason="first credentials")
+    assert cp._retire_tokens_before(cp.Plan(first)) is None  # no rotation: nothing to retire
