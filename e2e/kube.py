@@ -134,3 +134,17 @@ class Operator:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def rolling_deployment(namespace: str) -> str:
+    """A Deployment `api` opted in to rolling on every credential rotation (restricted pod security)."""
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": namespace, "labels": {"tenancy.dev/restart-on-rotation": "true"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
+                 "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{
+                     "name": "api", "image": "example.invalid/api:1",
+                     "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 1000,
+                                         "capabilities": {"drop": ["ALL"]},
+                                         "seccompProfile": {"type": "RuntimeDefault"}}}]}}},
+    })

@@ -28,19 +28,6 @@ from .tenant_clients import credentials, pg, redis_client, vault_login
 PG_AUTH = (asyncpg.exceptions.InvalidPasswordError, asyncpg.exceptions.InvalidAuthorizationSpecificationError)
 
 
-def _deployment(namespace: str) -> str:
-    return json.dumps({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "api", "namespace": namespace, "labels": {"tenancy.dev/restart-on-rotation": "true"}},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
-                 "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{
-                     "name": "api", "image": "example.invalid/api:1",
-                     "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 1000,
-                                         "capabilities": {"drop": ["ALL"]},
-                                         "seccompProfile": {"type": "RuntimeDefault"}}}]}}},
-    })
-
-
 def _tenant(name: str, overlap: str = "1h", restart: bool = True) -> None:
     kube.apply(tenant_yaml(name, postgres={"enabled": True}, redis={"enabled": True},
                            credentials={"rotateEvery": "720h", "overlap": overlap, "restartWorkloads": restart}))
@@ -91,7 +78,7 @@ def test_deleted_secret_is_a_rotation_from_status_never_a_reset(backends, operat
     name, ns = "credsdel", "tenant-credsdel"
     cleanup_tenants.append(name)
     _tenant(name)
-    kube.apply(_deployment(ns))
+    kube.apply(kube.rolling_deployment(ns))
     assert _version(name) == 1
     assert _rotate(name, 1) == 2
     v2 = credentials(name)
@@ -204,7 +191,7 @@ def test_rotation_is_a_normal_rotated_event_not_drift(backends, operator, cleanu
     name, ns = "credsevt", "tenant-credsevt"
     cleanup_tenants.append(name)
     _tenant(name, overlap="4s")
-    kube.apply(_deployment(ns))
+    kube.apply(kube.rolling_deployment(ns))
     eventually(lambda: _rolled(ns) == "1", 30, message="deployment carries version 1")
     time.sleep(4)  # let the first pass's writes settle
     drift_before = _metric(operator.metrics_port, f'tenancy_drift_repairs_total{{tenant="{name}"}}')

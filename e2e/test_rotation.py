@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -15,19 +14,6 @@ from .kube import eventually, get, kubectl, tenant_yaml
 from .tenant_clients import credentials, pg, redis_client
 
 OVERLAP_SECONDS = 4
-
-
-def _deployment(namespace: str) -> str:
-    return json.dumps({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "api", "namespace": namespace, "labels": {"tenancy.dev/restart-on-rotation": "true"}},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
-                 "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{
-                     "name": "api", "image": "example.invalid/api:1",
-                     "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 1000,
-                                         "capabilities": {"drop": ["ALL"]},
-                                         "seccompProfile": {"type": "RuntimeDefault"}}}]}}},
-    })
 
 
 def _rolled_version(tenant: str = "rot") -> str | None:
@@ -82,7 +68,7 @@ def _start(name: str) -> str:
                            credentials={"rotateEvery": "720h", "overlap": f"{OVERLAP_SECONDS}s",
                                         "restartWorkloads": True}))
     kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=60s", timeout=70)
-    kube.apply(_deployment(f"tenant-{name}"))
+    kube.apply(kube.rolling_deployment(f"tenant-{name}"))
     pg(credentials(name), "CREATE TABLE IF NOT EXISTS load (at timestamptz)")
     return name
 
