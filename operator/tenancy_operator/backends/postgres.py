@@ -69,7 +69,9 @@ async def _run(target: Target, work):
         _pools.pop((target.name, target.host, target.port, target.username), None)
         pool.terminate()
         raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
-    except asyncpg.exceptions.InsufficientPrivilegeError as exc:
+    except asyncpg.PostgresError as exc:
+        # Anything else the server refused (a privilege, a database its owner made a template, ...):
+        # retrying alone will not fix it, and the caller must see it as a refusal, not a crash.
         raise BackendRefused(f"postgres backend {target.name} refused: {exc}") from exc
 
 
@@ -146,8 +148,15 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         marks = Ownership(f"postgres backend {target.name}", want)
         for role in (owner, role_a, role_b):
             marks.see(f"role {role}", names.parse_owner_mark(roles[role]["mark"]) if role in roles else None)
-        marks.see(f"database {database}", names.parse_owner_mark(db["mark"]) if db else None)
+        # The database's comment is writable by its owner, that is by the tenant itself; the roles' marks
+        # (only CREATEROLE holders may comment on a role) decide whose it is. Its own mark counts only
+        # when none of the roles exists, and a mark the tenant changed is put back, never obeyed.
+        db_mark = names.parse_owner_mark(db["mark"]) if db else None
+        if not roles:
+            marks.see(f"database {database}", db_mark)
         marks.check()
+        if f"database {database}" not in marks.to_mark and db_mark != want.uid:
+            marks.to_mark.append(f"database {database}")
         mark = names.owner_mark(want.uid)
         if owner not in roles:
             await do(sql.create_role(owner, login=False), f"role {owner}")
@@ -174,6 +183,11 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 await do(sql.alter_login(role, login, want.connection_limit, verifier),
                          f"login of {role}" + (" and password" if verifier else ""),
                          "; ".join(why + ([] if password_ok else ["password verifier"])))
+                if state["rolcanlogin"] and not login:
+                    # NOLOGIN stops new sessions only (an overlap that ended, a suspend): end the old ones.
+                    ended = await conn.fetchval(sql.terminate_sessions_sql, [role])
+                    if ended:
+                        report.repaired.append(f"{ended} sessions of {role} ended")
         db = await conn.fetchrow(sql.database_state_sql, database)
         if db is None:
             await do(sql.create_database(database, owner, want.connection_limit), f"database {database}")
@@ -231,9 +245,12 @@ async def close(target: Target, tenant: str) -> list[str]:
 async def _in_database(target: Target, database: str, statement: str) -> None:
     """Run one statement as the admin in another database of the same server (a short connection)."""
     try:
+        # Settings the database's owner (another tenant) may have set there must not block the cleanup.
         conn = await asyncpg.connect(host=target.host, port=target.port, user=target.username,
                                      password=target.password, database=database, timeout=5,
-                                     command_timeout=30, ssl="require" if target.tls else None)
+                                     command_timeout=30, ssl="require" if target.tls else None,
+                                     server_settings={"default_transaction_read_only": "off", "statement_timeout": "0",
+                                                      "lock_timeout": "30s", "idle_in_transaction_session_timeout": "0"})
     except (TimeoutError, OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
         raise BackendUnavailable(f"postgres backend {target.name}: cannot connect to database {database}: {exc}") from exc
     except asyncpg.PostgresError as exc:
@@ -265,8 +282,9 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
     async def drop_database(conn: asyncpg.Connection) -> tuple[list[str], list[asyncpg.Record]]:
         rows = await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])
         db = await conn.fetchrow(sql.database_state_sql, database)
+        # As in `ensure`: the roles' marks decide; the database's (tenant-writable) only without roles.
         marked = {f"role {r['rolname']}": names.parse_owner_mark(r["mark"]) for r in rows}
-        if db:
+        if db and not rows:
             marked[f"database {database}"] = names.parse_owner_mark(db["mark"])
         for owner_uid in marked.values():
             if owner_uid not in (None, uid):
@@ -279,6 +297,8 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
         await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
         if db:
             await conn.execute(sql.revoke_public_connect(database))
+            # Its owner (the tenant) may have made it a template, which DROP DATABASE refuses.
+            await conn.execute(sql.not_a_template(database))
             await conn.execute(sql.drop_database(database))
             done.append(f"database {database}")
         return existing, (await dependents(conn, existing) if existing else [])

@@ -15,7 +15,7 @@ import os
 import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
-           "grant_membership", "create_database", "alter_database_limit", "revoke_public_connect", "grant_connect_to_admin", "drop_database",
+           "grant_membership", "create_database", "alter_database_limit", "revoke_public_connect", "grant_connect_to_admin", "not_a_template", "drop_database",
            "SHARED_DATABASES", "shared_databases_sql",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql"]
@@ -104,6 +104,10 @@ def revoke_public_connect(database: str) -> str:
 def grant_connect_to_admin(database: str) -> str:
     # CURRENT_USER, not a name: a managed service's admin name may not pass ident()'s strict check.
     return f"GRANT CONNECT ON DATABASE {ident(database)} TO CURRENT_USER"
+
+
+def not_a_template(database: str) -> str:
+    return f"ALTER DATABASE {ident(database)} IS_TEMPLATE false"
 
 
 def drop_database(database: str) -> str:

@@ -203,11 +203,12 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         await _call(target, "ACL", "SETUSER", user, *rules)
         report.repaired.append(f"ACL user {user}")
         report.diffs[f"ACL user {user}"] = "; ".join(drift)
-        if want.suspended:
-            try:
-                await _call(target, "CLIENT", "KILL", "USER", user)
-            except BackendRefused:
-                pass  # no connection of that user: nothing to end
+    if want.suspended:
+        # Every pass, not only the one that turned the user off: a crash between the two, or a
+        # connection that slipped in, must not outlive the suspend.
+        killed = await _end_connections(target, user)
+        if killed:
+            report.repaired.append(f"{killed} connections of {user} killed")
     host = target.app_host
     report.endpoints = {
         "REDIS_HOST": host,
@@ -229,11 +230,27 @@ async def close(target: Target, tenant: str) -> list[str]:
     if "on" in set(_as_dict(current).get("flags") or []):
         await _call(target, "ACL", "SETUSER", user, "off")
         done.append(f"ACL user {user} off")
-    # `off` refuses new AUTH only; connections that authenticated before keep working until killed.
-    killed = await _call(target, "CLIENT", "KILL", "USER", user, "SKIPME", "yes")
+    killed = await _end_connections(target, user)
     if killed:
         done.append(f"{killed} connections of {user} killed")
     return done
+
+
+async def _end_connections(target: Target, user: str) -> int:
+    """Kill the user's connections; reads `CLIENT LIST` first, so a pass with none writes nothing.
+
+    `off` (and a dropped password) refuses new AUTH only: connections that authenticated before keep
+    working until they are killed.
+    """
+    listing = await _call(target, "CLIENT", "LIST")
+    if isinstance(listing, list):
+        users = [str(c.get("user", "")) for c in listing if isinstance(c, dict)]
+    else:
+        users = [f.split("=", 1)[1] for line in str(listing).splitlines() for f in line.split(" ")
+                 if f.startswith("user=")]
+    if user not in users:
+        return 0
+    return int(await _call(target, "CLIENT", "KILL", "USER", user, "SKIPME", "yes") or 0)
 
 async def delete(target: Target, tenant: str, uid: str) -> list[str]:
     """Remove the user, end its connections, and unlink every key under the tenant's prefix, then the

@@ -345,6 +345,11 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
         if _read(client, f"auth/{AUTH_MOUNT}/role/{policy}") is not None:
             client.delete(f"auth/{AUTH_MOUNT}/role/{policy}")
             done.append(f"login role {policy}")
+        # Tokens the role issued would keep their policy name: a Tenant of the same name made later
+        # would bring them back to life with its new policy.
+        revoked = _revoke_tokens(client, target, policy)
+        if revoked:
+            done.append(f"{revoked} tokens of role {policy} revoked")
         if _read(client, f"sys/policies/acl/{policy}") is not None:
             client.delete(f"sys/policies/acl/{policy}")
             done.append(f"policy {policy}")

@@ -144,3 +144,30 @@ async def run(service: str, target: Target, want: TenantSlice, logger: logging.L
     state = "suspended on" if want.suspended else "ready on"
     return PartResult(condition, True, Reason.SUSPENDED if want.suspended else Reason.SUCCEEDED,
                       f"{service} {state} {target.name}" + (f" ({report.version})" if report.version else "")), report
+
+
+async def close_disabled(tenant: str, placed: dict[str, str], enabled: list[str],
+                         backends: dict[str, dict[str, Any]], logger: logging.Logger) -> tuple[list[str], list[PartResult]]:
+    """Services the tenant was placed on but no longer enables: keep their data, close their doors.
+
+    Turning `enabled` off must not leave a login working with the password the tenant already holds.
+    Each adapter's `close` reads first, so a closed service costs reads only. Returns (what was closed,
+    failing parts); a backend that is gone has nothing left to close.
+    """
+    closed: list[str] = []
+    problems: list[PartResult] = []
+    for service, backend_name in sorted(placed.items()):
+        if service in enabled or service not in SERVICES or backend_name not in backends:
+            continue
+        try:
+            target = await target_for(backends[backend_name])
+            circuit.breaker_for(backend_name).check()
+            done = await registry.adapter(service).close(target, tenant)
+        except (TargetError, BackendRefused, BackendUnavailable, circuit.CircuitOpen) as exc:
+            logger.warning("closing disabled %s on %s: %s", service, backend_name, exc)
+            problems.append(PartResult(SERVICES[service], False, "CloseFailed",
+                                       f"{service} is disabled but its doors on {backend_name} could not be closed "
+                                       f"yet: {exc}"))
+            continue
+        closed += [f"{service} on {backend_name}: {d}" for d in done]
+    return closed, problems

@@ -144,6 +144,12 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
                 f"Backend {backend_name} is {state} (its Ready condition says why); the deletion ({verb} "
                 f"{service}) waits for it; " + _remedy(name, backend_name), terminating, 10))
             continue
+        except Exception as exc:  # noqa: BLE001 - one service's surprise must not leave the others' doors open
+            logger.exception("%s %s data on %s failed", verb, service, backend_name)
+            blocked.append(Blocked("DeletionFailed", f"cannot {verb} {service} of {name} on Backend {backend_name}: "
+                                   f"{type(exc).__name__}: {exc}; see the operator log, or {_remedy(name, backend_name)}",
+                                   True, 30))
+            continue
         if retain:
             closed.append(f"{service} on {backend_name}" + (f" ({', '.join(done)})" if done else " (already closed)"))
         elif done:

@@ -114,6 +114,10 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     outcome.status["placement"] = new_placement
     outcome.status["backends"] = " ".join(f"{s}={b}" for s, b in sorted(resolved.placement.items())) or None
     outcome.parts += list(resolved.problems.values())
+    closed, problems = await services_part.close_disabled(name, new_placement, services,
+                                                          _backends(indexes.get("backends_by_name")), logger)
+    outcome.repaired += closed
+    outcome.parts += problems
     if not services:
         return
     ready = [s for s in services if s in resolved.targets]
@@ -222,9 +226,12 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
     except Exception as exc:  # noqa: BLE001 - every failure becomes a condition, at once
         result = _failure(namespace_part.CONDITION, exc, logger)
     outcome.parts.append(result)
-    if not result.ok:
+    if not result.ok and tenant.state == "Active":
         return
-    outcome.status["namespace"] = names.namespace(name)
+    # A suspended tenant's doors close even when its namespace cannot be made (owned elsewhere, held in
+    # Terminating by a finalizer): nothing the namespace holds is needed to close them.
+    if result.ok:
+        outcome.status["namespace"] = names.namespace(name)
     try:
         await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger)
     except Exception as exc:  # noqa: BLE001
