@@ -36,14 +36,15 @@ def _setuser_calls() -> int:
 
 def test_a_stale_redis_reference_never_rewrites_a_matching_user(platform):
     target = _target()
-    want = TenantSlice(tenant="drift-cmp-redis", namespace="tenant-drift-cmp-redis", password=secrets.token_hex(16))
+    want = TenantSlice(tenant="drift-cmp-redis", namespace="tenant-drift-cmp-redis", uid="drift-cmp-redis-uid",
+                       password=secrets.token_hex(16))
     user = "tenant:drift-cmp-redis"
     key = (target.name, target.host, target.port)
 
     async def scenario() -> None:
         try:
             created = await redis_acl.ensure(target, want)
-            assert created.repaired == [f"ACL user {user}"] and created.diffs[f"ACL user {user}"] == "missing"
+            assert f"ACL user {user}" in created.repaired and created.diffs[f"ACL user {user}"] == "missing"
             assert (await redis_acl.ensure(target, want)).repaired == []
 
             # What a stale cache holds: another server's (or another version's) normalized form.
@@ -66,7 +67,7 @@ def test_a_stale_redis_reference_never_rewrites_a_matching_user(platform):
             assert "commands" in fixed.diffs[f"ACL user {user}"]
             assert (await redis_acl.ensure(target, want)).repaired == []
         finally:
-            await redis_acl.delete(target, want.tenant)
+            await redis_acl.delete(target, want.tenant, want.uid)
             for client in redis_acl._clients.values():  # noqa: SLF001  (bound to this event loop)
                 await client.aclose()
             redis_acl._clients.clear()  # noqa: SLF001
