@@ -185,6 +185,10 @@ wait_for() {
 }
 
 # ---------------------------------------------------------------- credentials (generated once)
+# A PostgreSQL data folder kept outside the checkout (below) belongs to this checkout's state: when
+# that state is new (a fresh clone at the path of a removed one), the folder is an orphan whose
+# password nobody has any more, and initdb must start over.
+[[ -s $SECRETS/postgres-password ]] && PG_STATE_NEW=false || PG_STATE_NEW=true
 PG_PASSWORD=$(secret postgres-password)
 REDIS_PASSWORD=$(secret redis-password)
 BAO_TOKEN=$(secret bao-root-token)
@@ -210,6 +214,10 @@ fi
 PGDATA=$STATE/postgres PGWORK=$STATE
 if [[ ${#AS_PG[@]} -gt 0 ]] && ! "${AS_PG[@]}" test -x "$STATE"; then
   # The checkout is private to root (CI may clone under /root): keep PostgreSQL's files outside it.
+  if $PG_STATE_NEW && [[ -e $PG_OUTSIDE/postgres ]]; then
+    log "postgres: removing $PG_OUTSIDE/postgres, left by an earlier checkout at this path (its password is gone)"
+    rm -rf "$PG_OUTSIDE/postgres"
+  fi
   mkdir -p "$PG_OUTSIDE"; chmod 755 "$PG_OUTSIDE"
   PGDATA=$PG_OUTSIDE/postgres PGWORK=$PG_OUTSIDE
 fi
