@@ -157,6 +157,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         marks.check()
         if f"database {database}" not in marks.to_mark and db_mark != want.uid:
             marks.to_mark.append(f"database {database}")
+            if db_mark in want.adopt_uids:
+                marks.adopted.append(f"database {database}")
         mark = names.owner_mark(want.uid)
         if owner not in roles:
             await do(sql.create_role(owner, login=False), f"role {owner}")
