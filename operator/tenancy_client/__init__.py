@@ -1,0 +1,11 @@
+"""tenancy_client: what an application inside a tenant namespace uses to reach its slice.
+
+It needs nothing but what the operator provisions in the tenant namespace: the `tenant-credentials`
+Secret and the ConfigMaps `tenant-cache` and `tenant-session-keys` (mounted as folders or given as
+environment variables). It never imports the operator, kopf or the Kubernetes client: install it with
+`pip install 'tenancy-operator[client]'` into an application image.
+"""
+
+from .config import TenantConfig, load
+
+__all__ = ["TenantConfig", "load"]
