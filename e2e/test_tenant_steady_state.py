@@ -74,6 +74,9 @@ def test_ready_tenants_with_every_backend_make_zero_writes_while_idle(operator, 
     run = secrets.token_hex(2)  # fresh names: a name used before may find retained data and write less
     names = [f"steady-{run}-{i:03d}" for i in range(TENANTS)]
     kubectl("apply", "-f", "-", input=POLICY)
+    # Room for every tenant of the run beside what other tests hold (a Backend takes 100 by default).
+    for name in backends.values():
+        kubectl("patch", "backend", name, "--type=merge", "-p", json.dumps({"spec": {"capacity": max(100, TENANTS + 100)}}))
     started = time.monotonic()
     at_start = writes.snapshot()
     try:

@@ -20,17 +20,20 @@ VENV_BIN=$REPO/.venv/bin
 PG_OUTSIDE=/var/lib/tenancy-operator/$(printf '%s' "$REPO" | sha256sum | cut -c1-12)
 
 # Loopback ports. Chosen away from the usual defaults so a system service cannot collide.
-ETCD_PORT=12379
-ETCD_PEER_PORT=12380
-APISERVER_PORT=16443
-KCM_PORT=16257
-PG_PORT=15432
-REDIS_PORT=16379
-BAO_PORT=18200
-BAO_CLUSTER_PORT=18201         # bao -dev always opens its cluster port at listen port + 1
-PROM_PORT=19090
-LOADGEN_PORT=19091             # not a platform part: hack/loadgen.py listens here, Prometheus scrapes it
-OPERATOR_METRICS_PORT=19092    # not a platform part: a local operator's metrics (TENANCY_METRICS_PORT)
+# TENANCY_PORT_OFFSET moves them all, so a second checkout can run its own platform beside this one
+# (a long soak next to the everyday one); .platform/env keeps it for the scripts run later.
+PORT_OFFSET=${TENANCY_PORT_OFFSET:-0}
+ETCD_PORT=$((12379 + PORT_OFFSET))
+ETCD_PEER_PORT=$((12380 + PORT_OFFSET))
+APISERVER_PORT=$((16443 + PORT_OFFSET))
+KCM_PORT=$((16257 + PORT_OFFSET))
+PG_PORT=$((15432 + PORT_OFFSET))
+REDIS_PORT=$((16379 + PORT_OFFSET))
+BAO_PORT=$((18200 + PORT_OFFSET))
+BAO_CLUSTER_PORT=$((18201 + PORT_OFFSET))         # bao -dev always opens its cluster port at listen port + 1
+PROM_PORT=$((19090 + PORT_OFFSET))
+LOADGEN_PORT=$((19091 + PORT_OFFSET))             # not a platform part: hack/loadgen.py listens here, Prometheus scrapes it
+OPERATOR_METRICS_PORT=$((19092 + PORT_OFFSET))    # not a platform part: a local operator's metrics (TENANCY_METRICS_PORT)
 ALL_PORTS="$ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT $KCM_PORT $PG_PORT $REDIS_PORT $BAO_PORT $BAO_CLUSTER_PORT $PROM_PORT"
 
 # The kube builds must pass the same ldflags everywhere: the cache key is name+version only, so

@@ -357,6 +357,7 @@ wait_for kube-controller-manager 60 default_sa
 # Sourceable; the values are hex passwords and paths, so no quoting is needed.
 (umask 077; cat >"$STATE/env.tmp" <<EOF
 export TENANCY_PLATFORM_DIR=$STATE
+export TENANCY_PORT_OFFSET=$PORT_OFFSET
 export KUBECONFIG=$STATE/kubeconfig
 export KUBE_APISERVER=https://127.0.0.1:$APISERVER_PORT
 export PGHOST=127.0.0.1

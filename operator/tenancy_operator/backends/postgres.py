@@ -34,6 +34,9 @@ __all__ = ["ensure", "close", "delete", "probe", "ensure_server", "close_all", "
 SERVER_CONDITION = "SharedDatabasesRestricted"
 _pools: dict[tuple[str, str, int, str], asyncpg.Pool] = {}
 _pool_lock = asyncio.Lock()
+_closing: set[asyncio.Task] = set()  # pools being closed after a failure (held so they are not collected)
+ACQUIRE_TIMEOUT = 30.0
+"""Seconds a call waits for a free connection (4 per Backend) before it reports the backend busy."""
 
 
 async def _pool(target: Target) -> asyncpg.Pool:
@@ -62,17 +65,52 @@ async def close_all() -> None:
 async def _run(target: Target, work):
     pool = await _pool(target)
     try:
-        async with pool.acquire(timeout=10) as conn:
-            return await work(conn)
+        conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
+    except TimeoutError as exc:
+        # Every connection busy (a burst of tenants) or the server not answering a connect: the
+        # pool's other connections may be fine, so it stays.
+        raise BackendUnavailable(f"postgres backend {target.name}: no connection within {ACQUIRE_TIMEOUT:g}s "
+                                 "(every connection busy, or the server does not answer)") from exc
+    except (OSError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError) as exc:
+        _drop(target, pool)
+        raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
+    try:
+        return await work(conn)
     except (TimeoutError, OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError) as exc:
-        # The pool may hold dead connections after a restart: drop it so the next try reconnects.
-        _pools.pop((target.name, target.host, target.port, target.username), None)
-        pool.terminate()
+        # The pool may hold dead connections after a restart: the next try gets a new pool.
+        _drop(target, pool)
         raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
     except asyncpg.PostgresError as exc:
         # Anything else the server refused (a privilege, a database its owner made a template, ...):
         # retrying alone will not fix it, and the caller must see it as a refusal, not a crash.
         raise BackendRefused(f"postgres backend {target.name} refused: {exc}") from exc
+    finally:
+        try:
+            await pool.release(conn)
+        except (OSError, asyncpg.exceptions.InterfaceError):
+            pass  # the pool was terminated meanwhile; the connection went with it
+
+
+def _drop(target: Target, pool: asyncpg.Pool) -> None:
+    """Stop handing out `pool`, and close it once the others' work on it is done.
+
+    Terminating it here would cut every other task's query on it ("pool is closing"), and each of
+    those would drop the next pool in turn: under load one dead connection cascaded into dozens of
+    failed deletions. The current pool only is dropped; a newer one made meanwhile stays.
+    """
+    key = (target.name, target.host, target.port, target.username)
+    if _pools.get(key) is pool:
+        del _pools[key]
+        task = asyncio.get_running_loop().create_task(_close_quietly(pool))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+async def _close_quietly(pool: asyncpg.Pool) -> None:
+    try:
+        await asyncio.wait_for(pool.close(), timeout=60)
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.exceptions.InterfaceError):
+        pool.terminate()
 
 
 def forget_cache(target: Target | None = None) -> None:
