@@ -30,7 +30,7 @@ class LifecyclePolicySpec(Spec):
     inactivity_suspend_after: Duration | None = None
     """Suspend a tenant after this long with no activity: no PostgreSQL session of its roles and no new
     session to its database, no Redis client of its ACL user, no ready replica of a Deployment or
-    StatefulSet in its namespace (docs/lifecycle.md). The operator marks the Tenant with the annotation
+    StatefulSet in its namespace (docs/how-it-works.md). The operator marks the Tenant with the annotation
     tenancy.dev/suspended-for-inactivity and never rewrites spec.state; `kubectl tenant resume` (or
     removing the annotation) resumes it. Unset: never."""
 

@@ -171,7 +171,9 @@ def inactivity(previous: Mapping[str, Any] | None, seen: Observation, now: datet
         return Verdict(record, False, "active: " + ", ".join(busy))
     record = dict(previous or {})
     idle = now - last
-    if idle < after:
+    # lastSeen may trail the last busy pass by up to one granularity (it is not rewritten more often):
+    # waiting that much longer means a tenant is never suspended before it was idle for `after`.
+    if idle < after + granularity(after):
         return Verdict(record, False, f"idle for {int(idle.total_seconds())}s")
     return Verdict(record, True, f"no activity since {fmt_time(last)} ({int(idle.total_seconds())}s, limit "
                                  f"inactivitySuspendAfter {int(after.total_seconds())}s)")
