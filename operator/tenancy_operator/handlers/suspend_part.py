@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
@@ -33,6 +33,7 @@ from ..backends import kube, registry
 from ..reconcile import suspension
 from ..reconcile.credentials import parse_duration
 from ..reconcile.status import PartResult
+from . import config
 from .targets import target_for
 
 __all__ = ["Gate", "policy_of", "decide", "observe", "workloads", "paused_autoscaling", "CONDITION", "WORKLOAD_KINDS"]
@@ -106,7 +107,8 @@ async def decide(name: str, tenant: TenantSpec, body: kopf.Body, policy: Lifecyc
         return Gate(mode, {"activity": None})  # no clock while suspended: it restarts at resume
     now = _now()
     seen = await observe(name, tenant, dict(body.status.get("placement") or {}), backends)
-    verdict = suspension.inactivity(body.status.get("activity"), seen, now, parse_duration(after))
+    verdict = suspension.inactivity(body.status.get("activity"), seen, now, parse_duration(after),
+                                    timedelta(seconds=config.load().verify_interval))
     if not verdict.suspend:
         return Gate(mode, {"activity": verdict.record})
     since = suspension.fmt_time(now)

@@ -153,10 +153,12 @@ def granularity(after: timedelta) -> timedelta:
     return min(after / 10, timedelta(minutes=1))
 
 
-def inactivity(previous: Mapping[str, Any] | None, seen: Observation, now: datetime, after: timedelta) -> Verdict:
+def inactivity(previous: Mapping[str, Any] | None, seen: Observation, now: datetime, after: timedelta,
+               interval: timedelta = timedelta(0)) -> Verdict:
     """Update the activity record and say whether the tenant has been idle for ``after``.
 
     ``previous``: status.activity of the last pass (None: the clock starts now, as after a resume).
+    ``interval``: the time between passes (use ending just after a pass is seen only by the next one).
     Times are naive UTC.
     """
     last = parse_time((previous or {}).get("lastSeen"))
@@ -171,9 +173,10 @@ def inactivity(previous: Mapping[str, Any] | None, seen: Observation, now: datet
         return Verdict(record, False, "active: " + ", ".join(busy))
     record = dict(previous or {})
     idle = now - last
-    # lastSeen may trail the last busy pass by up to one granularity (it is not rewritten more often):
-    # waiting that much longer means a tenant is never suspended before it was idle for `after`.
-    if idle < after + granularity(after):
+    # lastSeen may trail the last busy pass by up to one granularity (it is not rewritten more often),
+    # and use may go on until just before the next pass: waiting that much longer means a tenant is
+    # never suspended before it was really idle for `after`.
+    if idle < after + granularity(after) + interval:
         return Verdict(record, False, f"idle for {int(idle.total_seconds())}s")
     return Verdict(record, True, f"no activity since {fmt_time(last)} ({int(idle.total_seconds())}s, limit "
                                  f"inactivitySuspendAfter {int(after.total_seconds())}s)")

@@ -62,6 +62,9 @@ def test_inactivity_clock():
     # Due at the limit plus one granularity (10 s): lastSeen may trail the last busy pass by that much.
     due = s.inactivity(started.record, idle, NOW + timedelta(seconds=110), after)
     assert due.suspend and "no activity since 2026-01-01T12:00:00Z" in due.why
+    # Plus one pass interval: use that ended just after a pass is seen only by the next one.
+    assert not s.inactivity(started.record, idle, NOW + timedelta(seconds=110), after, timedelta(seconds=5)).suspend
+    assert s.inactivity(started.record, idle, NOW + timedelta(seconds=115), after, timedelta(seconds=5)).suspend
 
 
 def test_activity_resets_the_clock_at_most_once_per_granularity():
