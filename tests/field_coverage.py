@@ -140,7 +140,11 @@ FIELDS: dict[str, list[str]] = {
         NOT_BUILT,
     ],
     "LifecyclePolicy.spec.retention": [NOT_BUILT],
-    "LifecyclePolicy.spec.suspendRevokesLogins": ["test: e2e/test_suspend.py::test_suspend_and_resume", NOT_BUILT],
+    "LifecyclePolicy.spec.suspendRevokesLogins": [
+        "test: e2e/test_suspend_workloads.py::test_suspend_scales_workloads_to_zero_cuts_connections_and_resume_restores",
+        "test: e2e/test_suspend_workloads.py::test_suspend_that_keeps_logins_still_stops_workloads"],
+    "LifecyclePolicy.spec.inactivitySuspendAfter": [
+        "test: e2e/test_suspend_workloads.py::test_inactivity_suspends_an_idle_tenant_by_annotation_and_resume_lifts_it"],
     "LifecyclePolicy.spec.deletionProtection": [
         "test: e2e/test_deletion_safety.py::test_lifecycle_policy_protection_is_enforced_and_teardown_keeps_the_data"],
 }

@@ -23,8 +23,16 @@ class LifecyclePolicySpec(Spec):
     tenancy.dev/deletion-protected and the API server refuses the delete; a teardown that runs anyway
     retains the data."""
     suspend_revokes_logins: bool = True
-    """Suspending a tenant revokes its backend logins (data is kept). false is not built yet (issue 13): the
-    policy is Stalled, reason NotImplemented, and suspending still revokes them."""
+    """Suspending a tenant revokes its backend logins and cuts their open sessions and tokens (data is
+    kept). false keeps the logins working while suspended (a pause of compute only: external jobs and
+    people keep reading the data); either way the tenant namespace's Deployments and StatefulSets are
+    scaled to zero and restored on resume. An Archived tenant's doors always close."""
+    inactivity_suspend_after: Duration | None = None
+    """Suspend a tenant after this long with no activity: no PostgreSQL session of its roles and no new
+    session to its database, no Redis client of its ACL user, no ready replica of a Deployment or
+    StatefulSet in its namespace (docs/how-it-works.md). The operator marks the Tenant with the annotation
+    tenancy.dev/suspended-for-inactivity and never rewrites spec.state; `kubectl tenant resume` (or
+    removing the annotation) resumes it. Unset: never."""
 
 
 ROOT_RULES: list[dict[str, str]] = []

@@ -326,6 +326,25 @@ class CredentialsStatus(CredentialsState):
     """A version staged (passwords in `tenant-credentials-next`) but not yet published; a crash resumes it."""
 
 
+class SuspensionStatus(Spec):
+    by: Literal["spec", "inactivity"]
+    """Who suspended: spec.state, or the operator for inactivity (annotation tenancy.dev/suspended-for-inactivity)."""
+    since: str | None = None
+    """When inactivity suspended the tenant."""
+    logins_revoked: bool = True
+    """False while the LifecyclePolicy's suspendRevokesLogins: false keeps the backend logins working."""
+    workloads: dict[str, int] = Field(default_factory=dict)
+    """Replica counts resume brings back, per `Kind/name` (also on each workload, annotation
+    tenancy.dev/suspended-replicas)."""
+
+
+class ActivityStatus(Spec):
+    last_seen: str | None = None
+    """When the tenant was last seen in use (only while its LifecyclePolicy sets inactivitySuspendAfter)."""
+    pg_sessions: int | None = None
+    """pg_stat_database.sessions of the tenant database at lastSeen: a change is new use."""
+
+
 class TenantStatus(Spec):
     model_config = Spec.model_config | {"extra": "allow"}
 
@@ -347,6 +366,10 @@ class TenantStatus(Spec):
     """Non-secret endpoints and names each backend gave (database, key prefix, KV path...)."""
     credentials: CredentialsStatus = Field(default_factory=CredentialsStatus)
     """Credential version and rotation times."""
+    suspension: SuspensionStatus | None = None
+    """While suspended: by whom, whether logins are revoked, the workloads' remembered replica counts."""
+    activity: ActivityStatus | None = None
+    """The inactivity clock (LifecyclePolicy inactivitySuspendAfter)."""
 
 
 def _placement_rule(service: str) -> dict[str, str]:

@@ -29,7 +29,7 @@ from .base import (
     TenantSlice,
 )
 
-__all__ = ["ensure", "close", "delete", "probe", "ensure_server", "close_all", "forget_cache", "SERVER_CONDITION"]
+__all__ = ["ensure", "close", "activity", "delete", "probe", "ensure_server", "close_all", "forget_cache", "SERVER_CONDITION"]
 
 SERVER_CONDITION = "SharedDatabasesRestricted"
 _pools: dict[tuple[str, str, int, str], asyncpg.Pool] = {}
@@ -280,6 +280,19 @@ async def close(target: Target, tenant: str) -> list[str]:
 
     await _run(target, work)
     return done
+
+
+async def activity(target: Target, tenant: str) -> dict[str, int | None]:
+    """{"open": sessions of the tenant's login roles now, "established": client sessions ever established to
+    its database (None without one)}. Reads only."""
+    database, _owner, role_a, role_b = _roles(tenant)
+
+    async def work(conn: asyncpg.Connection) -> dict[str, int | None]:
+        row = await conn.fetchrow(sql.activity_sql, [role_a, role_b], database)
+        return {"open": int(row["open"] or 0),
+                "established": None if row["established"] is None else int(row["established"])}
+
+    return await _run(target, work)
 
 
 async def _in_database(target: Target, database: str, statement: str) -> None:

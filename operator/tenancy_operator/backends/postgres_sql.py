@@ -17,7 +17,7 @@ import re
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
            "grant_membership", "create_database", "alter_database_limit", "revoke_public_connect", "grant_connect_to_admin", "not_a_template", "drop_database",
            "SHARED_DATABASES", "shared_databases_sql",
-           "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "role_state_sql", "database_state_sql",
+           "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql"]
 
 _SAFE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -155,6 +155,14 @@ FROM pg_database d WHERE d.datname = $1
 terminate_sessions_sql = """
 SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 WHERE usename = ANY($1::text[]) AND pid <> pg_backend_pid()
+"""
+
+# Use of a tenant (inactivity suspend): its login roles' open sessions (usename is visible to every
+# role), and the client sessions ever established to its database (pg_stat_database.sessions, PG 14+;
+# it counts client backends only, so autovacuum's visits do not look like use).
+activity_sql = """
+SELECT (SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1::text[])) AS open,
+       (SELECT sessions FROM pg_stat_database WHERE datname = $2) AS established
 """
 
 # The databases every server has and every role may connect to by default.

@@ -32,7 +32,7 @@ from .base import (
     TenantSlice,
 )
 
-__all__ = ["ensure", "close", "delete", "probe", "forget_cache", "password_sha256", "acl_rules", "DENIED_COMMANDS"]
+__all__ = ["ensure", "close", "activity", "delete", "probe", "forget_cache", "password_sha256", "acl_rules", "DENIED_COMMANDS"]
 
 # Categories a cache or queue needs; everything else stays off.
 ALLOWED_CATEGORIES = ("read", "write", "keyspace", "string", "hash", "list", "set", "sortedset", "stream",
@@ -236,19 +236,26 @@ async def close(target: Target, tenant: str) -> list[str]:
     return done
 
 
+async def activity(target: Target, tenant: str) -> dict[str, int]:
+    """{"clients": open connections of the tenant's ACL user}. Reads only (`CLIENT LIST`)."""
+    return {"clients": (await _client_users(target)).count(names.redis_user(tenant))}
+
+
+async def _client_users(target: Target) -> list[str]:
+    """The user of every open connection, from `CLIENT LIST` (RESP3 list or RESP2 text)."""
+    listing = await _call(target, "CLIENT", "LIST")
+    if isinstance(listing, list):
+        return [str(c.get("user", "")) for c in listing if isinstance(c, dict)]
+    return [f.split("=", 1)[1] for line in str(listing).splitlines() for f in line.split(" ") if f.startswith("user=")]
+
+
 async def _end_connections(target: Target, user: str) -> int:
     """Kill the user's connections; reads `CLIENT LIST` first, so a pass with none writes nothing.
 
     `off` (and a dropped password) refuses new AUTH only: connections that authenticated before keep
     working until they are killed.
     """
-    listing = await _call(target, "CLIENT", "LIST")
-    if isinstance(listing, list):
-        users = [str(c.get("user", "")) for c in listing if isinstance(c, dict)]
-    else:
-        users = [f.split("=", 1)[1] for line in str(listing).splitlines() for f in line.split(" ")
-                 if f.startswith("user=")]
-    if user not in users:
+    if user not in await _client_users(target):
         return 0
     return int(await _call(target, "CLIENT", "KILL", "USER", user, "SKIPME", "yes") or 0)
 

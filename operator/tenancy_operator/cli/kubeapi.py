@@ -44,5 +44,9 @@ class Kubectl:
     def annotate_tenant(self, name: str, key: str, value: str) -> None:
         self.run("annotate", "tenants.tenancy.dev", name, f"{key}={value}", "--overwrite")
 
-    def patch_tenant_spec(self, name: str, spec: dict[str, Any]) -> None:
-        self.run("patch", "tenants.tenancy.dev", name, "--type=merge", "-p", json.dumps({"spec": spec}))
+    def patch_tenant_spec(self, name: str, spec: dict[str, Any], annotations: dict[str, str | None] | None = None) -> None:
+        """Merge-patch spec (and annotations: None removes one) in one request."""
+        patch: dict[str, Any] = {"spec": spec}
+        if annotations:
+            patch["metadata"] = {"annotations": annotations}
+        self.run("patch", "tenants.tenancy.dev", name, "--type=merge", "-p", json.dumps(patch))

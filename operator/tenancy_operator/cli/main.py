@@ -3,7 +3,7 @@
     kubectl tenant status acme      every part with its condition, reason, backend; credential age
     kubectl tenant rotate acme      rotate credentials now (annotation tenancy.dev/rotate=<time>)
     kubectl tenant suspend acme     spec.state=Suspended: close every door, keep the data
-    kubectl tenant resume acme      spec.state=Active
+    kubectl tenant resume acme      spec.state=Active, and lifts a suspension for inactivity (its annotation)
     kubectl tenant list             a table and a summary line
 """
 
@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 
 from . import kubeapi, render
 
-__all__ = ["main", "ROTATE_ANNOTATION", "use_colour"]
+__all__ = ["main", "ROTATE_ANNOTATION", "INACTIVITY_ANNOTATION", "use_colour"]
 
 ROTATE_ANNOTATION = "tenancy.dev/rotate"
+INACTIVITY_ANNOTATION = "tenancy.dev/suspended-for-inactivity"
+"""Set by the operator when a LifecyclePolicy's inactivitySuspendAfter suspended the tenant; resume removes it."""
 
 
 def use_colour(stream=None, environ=None) -> bool:
@@ -65,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"follow it with `kubectl tenant status {args.name}`")
         elif args.command in ("suspend", "resume"):
             state = "Suspended" if args.command == "suspend" else "Active"
-            kubectl.patch_tenant_spec(args.name, {"state": state})
+            # Resume also lifts the operator's suspension for inactivity, in the same patch.
+            kubectl.patch_tenant_spec(args.name, {"state": state},
+                                      {INACTIVITY_ANNOTATION: None} if state == "Active" else None)
             print(f"tenant/{args.name}: spec.state={state}; wait with "
                   f"`kubectl wait --for=jsonpath='{{.status.phase}}'={'Suspended' if state == 'Suspended' else 'Ready'} "
                   f"tenant/{args.name}`")

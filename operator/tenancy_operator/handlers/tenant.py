@@ -35,6 +35,7 @@ from . import (
     namespace_part,
     protection,
     services_part,
+    suspend_part,
     teardown,
     workloads,
 )
@@ -72,6 +73,8 @@ class Outcome:
     """What differed, per repaired object (no secret values): logged when a repair recurs."""
     adopted: list[str] = field(default_factory=list)
     """Retained data of a deleted Tenant re-attached by spec.adoptRetainedData (a Normal Event)."""
+    ready_message: str | None = None
+    """Ready's message when it is not the state's usual one (a suspend that keeps the logins)."""
 
 
 def _store_first(index: Any, key: Any) -> Any:
@@ -98,7 +101,7 @@ def _counts(index: Any) -> dict[tuple[str, str], int]:
 
 
 async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, status: kopf.Status,
-                    indexes: dict[str, Any], outcome: Outcome, logger: logging.Logger) -> None:
+                    indexes: dict[str, Any], outcome: Outcome, logger: logging.Logger, suspended: bool) -> None:
     namespace = names.namespace(name)
     services = services_part.enabled_services(tenant)
     placed = dict(status.get("placement") or {})
@@ -121,7 +124,6 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     if not services:
         return
     ready = [s for s in services if s in resolved.targets]
-    suspended = tenant.state != "Active"
     requested = (meta.get("annotations") or {}).get(labels.ROTATE, "")
     known = status.get("credentials")
     try:
@@ -217,6 +219,15 @@ def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResu
 
 async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Body, logger: logging.Logger,
                           indexes: dict[str, Any], outcome: Outcome) -> None:
+    ref = tenant.lifecycle_policy_ref
+    policy = suspend_part.policy_of(_store_first(indexes.get("lifecycle_policies"), ref) if ref else None)
+    gate = await suspend_part.decide(name, tenant, body, policy, _backends(indexes.get("backends_by_name")), logger)
+    outcome.status.update(gate.status)
+    if gate.mode.by == "inactivity":
+        outcome.state = "Suspended"
+    if gate.mode.workloads_down and not gate.mode.doors_closed:
+        outcome.ready_message = ("suspended: workloads at 0 replicas; backend logins kept "
+                                 "(LifecyclePolicy suspendRevokesLogins: false)")
     try:
         result, written = await namespace_part.ensure(name, uid, tenant, logger)
         for step in written:
@@ -226,23 +237,31 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
     except Exception as exc:  # noqa: BLE001 - every failure becomes a condition, at once
         result = _failure(namespace_part.CONDITION, exc, logger)
     outcome.parts.append(result)
-    if not result.ok and tenant.state == "Active":
+    if not result.ok and not gate.mode.workloads_down:
         return
     # A suspended tenant's doors close even when its namespace cannot be made (owned elsewhere, held in
     # Terminating by a finalizer): nothing the namespace holds is needed to close them.
     if result.ok:
         outcome.status["namespace"] = names.namespace(name)
     try:
-        await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger)
+        await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger,
+                        gate.mode.doors_closed)
     except Exception as exc:  # noqa: BLE001
         outcome.parts.append(_failure(credentials_part.CONDITION, exc, logger))
     try:
-        parts, status, repaired = await autoscaling_part.ensure(name, uid, names.namespace(name), tenant, logger)
+        if gate.mode.workloads_down:  # the rules pause: their targets go to 0, where HPAs hold still
+            parts, status, repaired = suspend_part.paused_autoscaling(tenant), {}, []
+        else:
+            parts, status, repaired = await autoscaling_part.ensure(name, uid, names.namespace(name), tenant, logger)
     except Exception as exc:  # noqa: BLE001
         parts, status, repaired = [_failure(autoscaling_part.CONDITION, exc, logger)], {}, []
     outcome.parts += parts
     outcome.status.update(status)
     outcome.repaired += repaired
+    had = cond.get_condition(list(body.status.get("conditions") or []), suspend_part.CONDITION) is not None
+    parts, status = await suspend_part.workloads(names.namespace(name), gate.mode, body, had)
+    outcome.parts += parts
+    outcome.status.update(status)
 
 
 def _failure(condition: str, exc: Exception, logger: logging.Logger) -> PartResult:
@@ -330,7 +349,8 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logge
         with metrics.RECONCILE_SECONDS.labels("Tenant").time():
             outcome = await _converge(name, uid, body, logger, kwargs)
         parts = outcome.parts
-        conditions, phase, changed = tstatus.summarize(current_conditions, parts, generation, outcome.state)
+        conditions, phase, changed = tstatus.summarize(current_conditions, parts, generation, outcome.state,
+                                                       ready_message=outcome.ready_message)
         metrics.record_tenant(name, conditions, phase)
         wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions, **outcome.status}
         if outcome.rotated:

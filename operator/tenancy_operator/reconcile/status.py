@@ -51,8 +51,11 @@ def summarize(
     state: str,
     *,
     now: str | None = None,
+    ready_message: str | None = None,
 ) -> tuple[list[dict[str, Any]], str, list[str]]:
-    """New conditions, phase, and the types whose condition changed (each deserves an Event)."""
+    """New conditions, phase, and the types whose condition changed (each deserves an Event).
+
+    ``ready_message``: Ready's message when all is done, instead of the state's usual one."""
     conditions = [dict(c) for c in current]
     changed: list[str] = []
 
@@ -83,6 +86,7 @@ def summarize(
     else:
         message = {"Active": "all parts ready", "Suspended": "suspended: every door is closed, data kept",
                    "Archived": "archived"}.get(state, "all parts ready")
+        message = ready_message or message
         put(cond.STALLED, False, Reason.SUCCEEDED, "")
         put(cond.RECONCILING, False, Reason.SUCCEEDED, "")
         put(cond.READY, True, Reason.SUCCEEDED if state == "Active" else state, message)

@@ -61,8 +61,6 @@ LIFECYCLE_POLICY: tuple[Unbuilt, ...] = (
             "reclaim Archive is not built yet, deleting a tenant retains its backend data instead", 13),
     Unbuilt(("LifecyclePolicy.spec.retention",), lambda p: p.retention != _RETENTION_DEFAULT,
             "retention is not built yet: there are no archives to expire", 13),
-    Unbuilt(("LifecyclePolicy.spec.suspendRevokesLogins",), lambda p: not p.suspend_revokes_logins,
-            "suspendRevokesLogins: false is not built yet, suspending a tenant still revokes its logins", 13),
 )
 
 # Kinds nothing acts on yet: any object of them asks for an unbuilt feature.
