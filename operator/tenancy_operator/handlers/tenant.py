@@ -35,6 +35,7 @@ from . import (
     namespace_part,
     protection,
     services_part,
+    sessions_part,
     teardown,
     workloads,
 )
@@ -136,9 +137,12 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
         plan = credentials_part.unknown(known, tenant)
     reports: dict[str, Report] = {}
     live = indexes.get("tenants_by_uid")
+    session_policy, session_problem = sessions_part.resolve(tenant, indexes.get("session_policies"))
     results = await asyncio.gather(*[
         services_part.run(s, resolved.targets[s],
-                          credentials_part.slice_for(plan, s, name, namespace, tenant, suspended, uid=uid), logger,
+                          sessions_part.with_key(
+                              credentials_part.slice_for(plan, s, name, namespace, tenant, suspended, uid=uid),
+                              session_policy if s == "vault" else None), logger,
                           adopt_retained=tenant.adopt_retained_data,
                           owner_of=lambda u: _store_first(live, u) if u != uid else name)
         for s in ready
@@ -155,6 +159,7 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
             outcome.diffs.update({r: report.diffs[r] for r in kept if r in report.diffs})
         if part.ok:
             reports[service] = report
+    await _sessions(name, uid, namespace, tenant, session_policy, session_problem, reports.get("vault"), outcome)
     if credentials_failed:
         outcome.parts.append(credentials_failed)
         return
@@ -178,6 +183,23 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
             outcome.rotation_events = [m + "; " + ", ".join(rolled) for m in outcome.rotation_events]
         elif not plan.staged:
             outcome.repaired += rolled
+
+
+async def _sessions(name: str, uid: str, namespace: str, tenant: TenantSpec, policy: Any, problem: PartResult | None,
+                    vault: Report | None, outcome: Outcome) -> None:
+    """SessionsReady: the policy found (or PolicyNotFound), and ConfigMap `tenant-session-keys` published."""
+    if problem is not None:
+        outcome.parts.append(problem)
+    elif policy is None:
+        outcome.repaired += await sessions_part.unpublish(name, namespace)
+    elif vault is None or vault.session_keys is None:
+        vault_part = next((p for p in outcome.parts if p.condition == services_part.SERVICES["vault"]), None)
+        outcome.parts.append(sessions_part.waiting(vault_part))
+    else:
+        part, written = await sessions_part.publish(name, uid, namespace, tenant.session_policy_ref or "", policy,
+                                                    vault.session_keys)
+        outcome.parts.append(part)
+        outcome.repaired += written
 
 
 async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger, indexes: dict[str, Any]) -> Outcome:
