@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from hvac import exceptions as hvac_errors
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from hvac import exceptions as hvac_errors
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
 from ..api.session_policy import JWS_ALGORITHMS
