@@ -152,6 +152,8 @@ class Report:
     version: str = ""
     session_keys: dict[str, Any] | None = None
     """OpenBao: the JWK Set (RFC 7517) of the session key's live versions, when the tenant has one."""
+    session_rotated: list[str] = field(default_factory=list)
+    """OpenBao: what the session key's schedule changed this pass (rotated, retired, trimmed); not drift."""
 
 
 @dataclass

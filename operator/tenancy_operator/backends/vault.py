@@ -218,6 +218,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                                          want.signing_algorithm, want.session_rotate_every or float("inf"),
                                          want.session_overlap, time.time())
             report.repaired += keys.repaired
+            report.session_rotated = keys.rotated
             report.session_keys = keys.jwks
         if want.suspended:
             report.repaired += _close(client, target, want.tenant)

@@ -46,6 +46,9 @@ class SessionKeyState:
     """What one pass found and did: the writes (empty at steady state) and the JWK Set to publish."""
 
     repaired: list[str] = field(default_factory=list)
+    """Writes that put the key back (made it): provisioning or drift."""
+    rotated: list[str] = field(default_factory=list)
+    """Writes the schedule asked for (rotate, retire, trim): not drift."""
     jwks: dict[str, Any] = field(default_factory=dict)
 
 
@@ -125,7 +128,7 @@ def ensure(client: Any, mount: str, name: str, algorithm: str, rotate_every: flo
     versions = versions_of(data)
     if rotation_due(versions, rotate_every, now):
         client.write(f"{path}/rotate")
-        state.repaired.append(f"signing key {path} rotated")
+        state.rotated.append(f"signing key {path} rotated")
         data = _read(client, path) or {}
         versions = versions_of(data)
     live = live_versions(versions, overlap, now)
@@ -133,10 +136,10 @@ def ensure(client: Any, mount: str, name: str, algorithm: str, rotate_every: flo
     if oldest > 1 and (int(data.get("min_decryption_version") or 1) < oldest
                        or int(data.get("min_encryption_version") or 0) < oldest):
         client.write(f"{path}/config", min_decryption_version=oldest, min_encryption_version=oldest)
-        state.repaired.append(f"signing key {path} versions below {oldest} retired")
+        state.rotated.append(f"signing key {path} versions below {oldest} retired")
     if int(data.get("min_available_version") or 0) < oldest and oldest > 1:
         client.write(f"{path}/trim", min_available_version=oldest)
-        state.repaired.append(f"signing key {path} trimmed below {oldest}")
+        state.rotated.append(f"signing key {path} trimmed below {oldest}")
     state.jwks = jwks(live, algorithm)
     return state
 

@@ -173,7 +173,8 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     published = await credentials_part.publish(name, uid, namespace, plan, reports, tenant, known)
     outcome.parts.append(published.part)
     outcome.repaired += published.repaired
-    outcome.rotated, outcome.rotation_events = published.rotated, published.events
+    outcome.rotated = published.rotated
+    outcome.rotation_events += published.events
     outcome.status["credentials"] = published.status
     data = {k: v for r in reports.values() for k, v in r.endpoints.items()}
     outcome.status["endpoints"] = credentials_part.public_endpoints(data)
@@ -199,7 +200,10 @@ async def _sessions(name: str, uid: str, namespace: str, tenant: TenantSpec, pol
         part, written = await sessions_part.publish(name, uid, namespace, tenant.session_policy_ref or "", policy,
                                                     vault.session_keys)
         outcome.parts.append(part)
-        outcome.repaired += written
+        if vault.session_rotated:  # the schedule's writes, and the ConfigMap following them, are not drift
+            outcome.rotation_events.append("; ".join(vault.session_rotated + written))
+        else:
+            outcome.repaired += written
 
 
 async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger, indexes: dict[str, Any]) -> Outcome:
