@@ -41,6 +41,10 @@ from .vault import Refused, TransitSigner
 __all__ = ["Sessions", "AsyncSessions", "Session", "Claims", "InvalidToken", "SessionEnded", "Refused"]
 
 
+VERIFIED_CACHE = 100_000
+"""Tokens whose signature check is remembered, per Sessions object (about 300 bytes each)."""
+
+
 class InvalidToken(Exception):
     """The token does not validate: signature, key, issuer or expiry."""
 
@@ -134,6 +138,7 @@ class Sessions:
         key_set = jwt.PyJWKSet.from_dict(dict(jwks))
         self._keys = {k.key_id: k for k in key_set.keys}
         self._kid = max(self._keys, key=lambda kid: int(kid.lstrip("v")))
+        self._verified: dict[str, Claims] = {}  # a retired key's tokens must be checked again
 
     # --- Redis layout -------------------------------------------------------------------------------
     def _session_key(self, sid: str) -> str:
@@ -198,7 +203,17 @@ class Sessions:
 
     # --- validate, touch ----------------------------------------------------------------------------
     def verify(self, token: str) -> Claims:
-        """Offline checks only (signature, key, issuer, expiry); no Redis read."""
+        """Offline checks only (signature, key, issuer, expiry); no Redis read.
+
+        A token whose signature was verified with the current JWK Set is remembered (a token never
+        changes; `update_keys` forgets them all), so a token seen again costs a dict lookup and the
+        expiry check instead of a signature verification.
+        """
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires <= time.time():
+                raise InvalidToken("Signature has expired")
+            return known
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             key = self._keys.get(kid)
@@ -208,7 +223,11 @@ class Sessions:
                               options={"require": ["exp", "iat", "sub", "sid", "iss"]})
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
-        return Claims(data["sid"], data["sub"], float(data["iat"]), float(data["exp"]), kid)
+        claims = Claims(data["sid"], data["sub"], float(data["iat"]), float(data["exp"]), kid)
+        if len(self._verified) >= VERIFIED_CACHE:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
 
     def validate(self, token: str, touch: bool = False) -> Claims:
         """Signature, expiry, issuer, then the session record (revocation, idle timeout); `touch` extends it."""
