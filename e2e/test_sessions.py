@@ -62,6 +62,12 @@ def _client(name: str, config: TenantConfig | None = None) -> Sessions:
     return Sessions(config or _config(name), service_account_token=lambda: _sa_token(name))
 
 
+def _event_reasons(tenant: str) -> set[str]:
+    out = kubectl("get", "events", "-A", "--field-selector", f"involvedObject.kind=Tenant,involvedObject.name={tenant}",
+                  "-o", "json").stdout
+    return {e["reason"] for e in json.loads(out)["items"]}
+
+
 def _cleanup(tenants: list[str], policies: list[str]) -> None:
     for t in tenants:
         kubectl("delete", "tenant", t, "--ignore-not-found", "--timeout=90s", check=False, timeout=100)
@@ -205,6 +211,9 @@ def test_missing_policy_is_policy_not_found_and_recovers(backends, operator):
         _policy(policy, maxConcurrent=5)
         eventually(lambda: json.loads(_configmap(name)["data"]["policy.json"])["maxConcurrent"] == 5, 30,
                    message="the policy change reached the tenant")
+        # A policy's change is applied, not drift: a Normal PolicyApplied Event, no DriftRepaired/RepeatedRepair.
+        eventually(lambda: "PolicyApplied" in _event_reasons(name), 15, message="a PolicyApplied Event")
+        assert not {"DriftRepaired", "RepeatedRepair"} & _event_reasons(name), _event_reasons(name)
         assert condition(get("tenantsessionpolicy", policy), "Ready")["status"] == "True"
     finally:
         _cleanup([name], [policy])

@@ -18,7 +18,9 @@ signing path from the tenant's OpenBao policy; the key itself is kept (as transi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,17 +30,19 @@ from ..api.conditions import Reason
 from ..api.session_policy import JWS_ALGORITHMS, TenantSessionPolicySpec
 from ..api.tenant import TenantSpec
 from ..backends import kube
-from ..backends.base import TenantSlice
+from ..backends.base import Report, TenantSlice
 from ..backends.vault import SESSION_MOUNT
 from ..reconcile import labels
 from ..reconcile.credentials import parse_duration
 from ..reconcile.namespace import owner_reference
 from ..reconcile.status import PartResult
 
-__all__ = ["CONDITION", "CONFIGMAP", "resolve", "with_key", "settings", "publish", "unpublish", "waiting"]
+__all__ = ["CONDITION", "CONFIGMAP", "Published", "resolve", "with_key", "settings", "publish", "unpublish", "waiting", "converge",
+           "Converged"]
 
 CONDITION = "SessionsReady"
 CONFIGMAP = "tenant-session-keys"
+SETTINGS_ANNOTATION = "tenancy.dev/session-settings-sha256"
 
 
 def _first(index: Any, key: str) -> Any:
@@ -96,34 +100,58 @@ def _data(jwks: dict[str, Any], policy: dict[str, Any]) -> dict[str, str]:
     return {"jwks.json": json.dumps(jwks, sort_keys=True), "policy.json": json.dumps(policy, sort_keys=True)}
 
 
+@dataclass
+class Published:
+    part: PartResult
+    repaired: list[str] = field(default_factory=list)
+    """Writes that made the ConfigMap or put an edited one back (provisioning or drift)."""
+    policy_changed: list[str] = field(default_factory=list)
+    """Writes that follow a change of the policy's settings (not drift)."""
+
+
+def _settings_sha(data: dict[str, str]) -> str:
+    return hashlib.sha256(data["policy.json"].encode()).hexdigest()
+
+
 async def publish(tenant: str, uid: str, namespace: str, ref: str, policy: TenantSessionPolicySpec,
-                  jwks: dict[str, Any]) -> tuple[PartResult, list[str]]:
-    """Write ConfigMap `tenant-session-keys` when it differs; returns the part and what was written."""
+                  jwks: dict[str, Any]) -> Published:
+    """Write ConfigMap `tenant-session-keys` when it differs.
+
+    The annotation `tenancy.dev/session-settings-sha256` records the settings last published: a write
+    because they changed is the policy's (a Normal Event), one that puts edited data back is drift.
+    """
     data = _data(jwks, settings(tenant, ref, policy))
+    annotations = {SETTINGS_ANNOTATION: _settings_sha(data)}
     live = await kube.get("ConfigMap", CONFIGMAP, namespace)
-    repaired: list[str] = []
+    kids = ", ".join(k.get("kid", "?") for k in jwks.get("keys", []))
+    out = Published(PartResult(CONDITION, True, Reason.SUCCEEDED,
+                               f"TenantSessionPolicy {ref}: {policy.signing_algorithm} key versions {kids} published "
+                               f"in ConfigMap {CONFIGMAP}"))
     if live is None:
         body = {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": CONFIGMAP, "namespace": namespace, "labels": labels.owned_labels(tenant),
-                             "ownerReferences": [owner_reference(tenant, uid)]},
+                             "annotations": annotations, "ownerReferences": [owner_reference(tenant, uid)]},
                 "data": data}
         try:
             await kube.create(body)
         except kube.Conflict:
-            await kube.merge_patch("ConfigMap", CONFIGMAP, namespace, {"data": data})
-        repaired.append(f"ConfigMap {CONFIGMAP}")
-    else:
-        live_data = live.get("data") or {}
-        live_labels = (live.get("metadata") or {}).get("labels") or {}
-        if live_data != data or any(live_labels.get(k) != v for k, v in labels.owned_labels(tenant).items()):
-            patch = {"metadata": {"labels": labels.owned_labels(tenant)},
-                     "data": {**{k: None for k in live_data if k not in data}, **data}}
-            await kube.merge_patch("ConfigMap", CONFIGMAP, namespace, patch)
-            repaired.append(f"ConfigMap {CONFIGMAP}")
-    kids = ", ".join(k.get("kid", "?") for k in jwks.get("keys", []))
-    return PartResult(CONDITION, True, Reason.SUCCEEDED,
-                      f"TenantSessionPolicy {ref}: {policy.signing_algorithm} key versions {kids} published in "
-                      f"ConfigMap {CONFIGMAP}"), repaired
+            await kube.merge_patch("ConfigMap", CONFIGMAP, namespace, {"metadata": {"annotations": annotations},
+                                                                       "data": data})
+        out.repaired.append(f"ConfigMap {CONFIGMAP}")
+        return out
+    meta = live.get("metadata") or {}
+    live_data, live_labels = live.get("data") or {}, meta.get("labels") or {}
+    live_sha = (meta.get("annotations") or {}).get(SETTINGS_ANNOTATION)
+    if (live_data != data or live_sha != annotations[SETTINGS_ANNOTATION]
+            or any(live_labels.get(k) != v for k, v in labels.owned_labels(tenant).items())):
+        patch = {"metadata": {"labels": labels.owned_labels(tenant), "annotations": annotations},
+                 "data": {**{k: None for k in live_data if k not in data}, **data}}
+        await kube.merge_patch("ConfigMap", CONFIGMAP, namespace, patch)
+        if live_sha is not None and live_sha != annotations[SETTINGS_ANNOTATION]:
+            out.policy_changed.append(f"TenantSessionPolicy {ref} changed: ConfigMap {CONFIGMAP} updated")
+        else:
+            out.repaired.append(f"ConfigMap {CONFIGMAP}")
+    return out
 
 
 async def unpublish(tenant: str, namespace: str) -> list[str]:
@@ -140,3 +168,33 @@ def waiting(vault_part: PartResult | None) -> PartResult:
     why = vault_part.message if vault_part is not None else "vault is not placed on a ready Backend"
     return PartResult(CONDITION, False, "WaitingForVault", f"the session key waits for VaultReady: {why}",
                       stalled=bool(vault_part and vault_part.stalled))
+
+
+@dataclass
+class Converged:
+    parts: list[PartResult] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    rotated: list[str] = field(default_factory=list)
+    """Messages of Normal `Rotated` Events: the key's schedule and the ConfigMap write following it."""
+    policy_changed: list[str] = field(default_factory=list)
+
+
+async def converge(name: str, uid: str, namespace: str, tenant: TenantSpec, policy: TenantSessionPolicySpec | None,
+                   problem: PartResult | None, vault: Report | None, vault_part: PartResult | None) -> Converged:
+    """SessionsReady: the policy found (or PolicyNotFound), and ConfigMap `tenant-session-keys` published."""
+    out = Converged()
+    if problem is not None:
+        out.parts.append(problem)
+    elif policy is None:
+        out.repaired += await unpublish(name, namespace)
+    elif vault is None or vault.session_keys is None:
+        out.parts.append(waiting(vault_part))
+    else:
+        published = await publish(name, uid, namespace, tenant.session_policy_ref or "", policy, vault.session_keys)
+        out.parts.append(published.part)
+        out.policy_changed += published.policy_changed
+        if vault.session_rotated:  # the schedule's writes, and the ConfigMap following them, are not drift
+            out.rotated.append("; ".join(vault.session_rotated + published.repaired))
+        else:
+            out.repaired += published.repaired
+    return out

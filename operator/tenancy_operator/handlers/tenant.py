@@ -73,6 +73,8 @@ class Outcome:
     """What differed, per repaired object (no secret values): logged when a repair recurs."""
     adopted: list[str] = field(default_factory=list)
     """Retained data of a deleted Tenant re-attached by spec.adoptRetainedData (a Normal Event)."""
+    notes: list[str] = field(default_factory=list)
+    """Writes a referenced policy's change asked for (Normal `PolicyApplied` Events; not drift)."""
 
 
 def _store_first(index: Any, key: Any) -> Any:
@@ -159,7 +161,13 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
             outcome.diffs.update({r: report.diffs[r] for r in kept if r in report.diffs})
         if part.ok:
             reports[service] = report
-    await _sessions(name, uid, namespace, tenant, session_policy, session_problem, reports.get("vault"), outcome)
+    vault_part = next((p for p in outcome.parts if p.condition == services_part.SERVICES["vault"]), None)
+    sessions = await sessions_part.converge(name, uid, namespace, tenant, session_policy, session_problem,
+                                            reports.get("vault"), vault_part)
+    outcome.parts += sessions.parts
+    outcome.repaired += sessions.repaired
+    outcome.rotation_events += sessions.rotated
+    outcome.notes += sessions.policy_changed
     if credentials_failed:
         outcome.parts.append(credentials_failed)
         return
@@ -184,26 +192,6 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
             outcome.rotation_events = [m + "; " + ", ".join(rolled) for m in outcome.rotation_events]
         elif not plan.staged:
             outcome.repaired += rolled
-
-
-async def _sessions(name: str, uid: str, namespace: str, tenant: TenantSpec, policy: Any, problem: PartResult | None,
-                    vault: Report | None, outcome: Outcome) -> None:
-    """SessionsReady: the policy found (or PolicyNotFound), and ConfigMap `tenant-session-keys` published."""
-    if problem is not None:
-        outcome.parts.append(problem)
-    elif policy is None:
-        outcome.repaired += await sessions_part.unpublish(name, namespace)
-    elif vault is None or vault.session_keys is None:
-        vault_part = next((p for p in outcome.parts if p.condition == services_part.SERVICES["vault"]), None)
-        outcome.parts.append(sessions_part.waiting(vault_part))
-    else:
-        part, written = await sessions_part.publish(name, uid, namespace, tenant.session_policy_ref or "", policy,
-                                                    vault.session_keys)
-        outcome.parts.append(part)
-        if vault.session_rotated:  # the schedule's writes, and the ConfigMap following them, are not drift
-            outcome.rotation_events.append("; ".join(vault.session_rotated + written))
-        else:
-            outcome.repaired += written
 
 
 async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger, indexes: dict[str, Any]) -> Outcome:
@@ -363,6 +351,8 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logge
             metrics.ROTATIONS.labels(name, outcome.rotated).inc()
         for message in outcome.rotation_events:
             kopf.event(body, type="Normal", reason=Reason.ROTATED, message=message)
+        for message in outcome.notes:
+            kopf.event(body, type="Normal", reason="PolicyApplied", message=message)
         if cond.is_true(conditions, cond.READY):
             wanted["readyGeneration"] = generation
         _report_writes(body, name, generation, _was_ready(status, generation), outcome, logger)
