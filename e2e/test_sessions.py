@@ -108,6 +108,8 @@ def test_session_key_rotates_and_old_tokens_retire_after_the_overlap(backends, o
             assert sessions.validate(after.token).kid == "v2"
         key = vault_admin().read(f"transit-sessions/keys/tenant-{name}")["data"]
         assert key["min_decryption_version"] >= 2 and key["min_available_version"] >= 2 and "1" not in key["keys"]
+        reasons = _event_reasons(name)  # the schedule's writes are Rotated Events, not drift
+        assert "Rotated" in reasons and not {"DriftRepaired", "RepeatedRepair"} & reasons, reasons
     finally:
         _cleanup([name], [policy])
 

@@ -28,7 +28,7 @@ from typing import Any
 from tenancy_client.config import TenantConfig
 from tenancy_client.sessions import Sessions
 
-__all__ = ["rows", "FLOORS", "setup"]
+__all__ = ["rows", "FLOORS", "setup", "teardown", "breakdown"]
 
 TENANT = "bench-sessions"
 POLICY = "bench-sessions"
@@ -49,8 +49,12 @@ def setup() -> tuple[dict[str, Any], str]:
     manifests = [
         {"apiVersion": "tenancy.dev/v1alpha1", "kind": "TenantSessionPolicy", "metadata": {"name": POLICY},
          "spec": {"signingAlgorithm": "ed25519", "lifetime": "1h", "idleTimeout": "30m", "maxConcurrent": 100000}},
+        # Deleting the bench tenant deletes its data, so the next run can make it again.
+        {"apiVersion": "tenancy.dev/v1alpha1", "kind": "LifecyclePolicy", "metadata": {"name": POLICY},
+         "spec": {"reclaim": "Delete"}},
         {"apiVersion": "tenancy.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": TENANT},
-         "spec": {"redis": {"enabled": True}, "vault": {"enabled": True}, "sessionPolicyRef": POLICY}},
+         "spec": {"redis": {"enabled": True}, "vault": {"enabled": True}, "sessionPolicyRef": POLICY,
+                  "lifecyclePolicyRef": POLICY}},
     ]
     _kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(m) for m in manifests))
     try:
@@ -63,6 +67,13 @@ def setup() -> tuple[dict[str, Any], str]:
     config = {"credentials": {k: base64.b64decode(v).decode() for k, v in secret["data"].items()},
               "session_policy": json.loads(cm["data"]["policy.json"]), "jwks": json.loads(cm["data"]["jwks.json"])}
     return config, _kubectl("create", "token", "tenant-app", "-n", namespace).strip()
+
+
+def teardown() -> None:
+    """Delete the bench tenant (and its data) and its policies."""
+    _kubectl("delete", "tenant", TENANT, "--ignore-not-found", "--timeout=120s")
+    _kubectl("delete", "tenantsessionpolicy", POLICY, "--ignore-not-found")
+    _kubectl("delete", "lifecyclepolicy", POLICY, "--ignore-not-found")
 
 
 def _sessions(config: dict[str, Any], token: str) -> Sessions:
