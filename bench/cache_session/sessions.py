@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import json
-import multiprocessing as mp
 import os
 import subprocess
 import sys
@@ -122,11 +121,22 @@ def _worker(args: tuple[str, dict[str, Any], str, float, int, float]) -> tuple[i
 
 
 def _throughput(operation: str, config: dict[str, Any], token: str, seconds: float, processes: int) -> float:
-    """Sum of each worker's rate; workers start together at a wall-clock moment after their setup."""
-    ctx = mp.get_context("spawn")
+    """Sum of each worker's rate. Workers are plain subprocesses (multiprocessing pools hung under pytest)
+    that start together at a wall-clock moment after their setup."""
     start_at = time.time() + 8
-    with ctx.Pool(processes) as pool:
-        results = pool.map(_worker, [(operation, config, token, seconds, i, start_at) for i in range(processes)])
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    procs = [subprocess.Popen([sys.executable, "-m", "bench.cache_session.sessions", "--worker"], cwd=root,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    for i, proc in enumerate(procs):
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps([operation, config, token, seconds, i, start_at]))
+        proc.stdin.close()
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=seconds + 120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench worker failed ({proc.returncode})")
+        results.append(json.loads(out.strip().splitlines()[-1]))
     return sum(done / elapsed for done, elapsed in results)
 
 
@@ -181,7 +191,9 @@ def breakdown(n: int = 300) -> dict[str, float]:
     return {k: sorted(v)[len(v) // 2] * 1000 for k, v in steps.items()}
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
+    print(json.dumps(_worker(tuple(json.load(sys.stdin)))))
+elif __name__ == "__main__":
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 5.0
     processes = int(sys.argv[2]) if len(sys.argv) > 2 else (os.cpu_count() or 1)
     for row in rows(seconds, processes):
