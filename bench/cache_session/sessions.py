@@ -133,8 +133,9 @@ def _throughput(operation: str, config: dict[str, Any], token: str, seconds: flo
         proc.stdin.close()
     results = []
     for proc in procs:
-        out, _ = proc.communicate(timeout=seconds + 120)
-        if proc.returncode != 0:
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        if proc.wait(timeout=seconds + 120) != 0:
             raise RuntimeError(f"bench worker failed ({proc.returncode})")
         results.append(json.loads(out.strip().splitlines()[-1]))
     return sum(done / elapsed for done, elapsed in results)
