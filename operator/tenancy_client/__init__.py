@@ -9,3 +9,5 @@ environment variables). It never imports the operator, kopf or the Kubernetes cl
 from .config import TenantConfig, load
 
 __all__ = ["TenantConfig", "load"]
+# `tenancy_client.sessions` (Sessions, AsyncSessions) needs the `client` extra (redis, PyJWT, urllib3):
+# import it by name, so the configuration alone stays importable without them.

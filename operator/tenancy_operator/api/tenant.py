@@ -223,6 +223,17 @@ PLACED_SERVICES = ("postgres", "redis", "mongodb", "search", "vault")
 class TenantSpec(Spec):
     """What the tenant gets."""
 
+    model_config = Spec.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("!has(self.sessionPolicyRef) || (has(self.redis) && has(self.redis.enabled) && self.redis.enabled "
+                    "&& has(self.vault) && has(self.vault.enabled) && self.vault.enabled)",
+                    "spec.sessionPolicyRef needs spec.redis.enabled and spec.vault.enabled: sessions are kept in the "
+                    "tenant's Redis and their tokens are signed by its OpenBao key"),
+            ]
+        }
+    }
+
     display_name: str | None = Field(None, max_length=256)
     """A human name, shown by `kubectl tenant status`; never sent to a backend."""
     owners: list[Owner] = Field(default_factory=list, max_length=64)
@@ -261,8 +272,10 @@ class TenantSpec(Spec):
     cache_policy_ref: ObjectName | None = None
     """Name of a CachePolicy. Not built yet (issue 14): setting it makes the Tenant Stalled, reason NotImplemented."""
     session_policy_ref: ObjectName | None = None
-    """Name of a TenantSessionPolicy. Not built yet (issue 14): setting it makes the Tenant Stalled, reason
-    NotImplemented."""
+    """Name of a TenantSessionPolicy: a session-signing key in OpenBao rotated by it, its public keys and
+    settings in ConfigMap `tenant-session-keys`, sessions kept in the tenant's Redis (needs `redis` and
+    `vault` enabled, checked at apply). A name with no such policy: `Ready=False`, reason `PolicyNotFound`,
+    until it appears."""
     lifecycle_policy_ref: ObjectName | None = None
     """Name of a LifecyclePolicy; without one, deleting the tenant retains backend data."""
     autoscaling: list[AutoscalingRule] = Field(

@@ -24,6 +24,7 @@ Backend condition it sets, `SERVER_CONDITION`): server-wide hardening the Backen
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["BackendUnavailable", "BackendRefused", "OwnedByAnotherTenant", "Ownership", "Target", "TenantSlice",
            "Report", "ServerReport"]
@@ -128,6 +129,10 @@ class TenantSlice:
     """OpenBao: the KV path in the policy and `VAULT_KV_*` in the Secret."""
     signing_algorithm: str = ""
     """When set, a session-signing key of this type (TenantSessionPolicy)."""
+    session_rotate_every: float = 0.0
+    """Seconds: the session key gets a new version when its newest is this old (0: never)."""
+    session_overlap: float = 0.0
+    """Seconds a replaced session key version stays live after its successor is made."""
     tokens_issued_before: float | None = None
     """OpenBao: revoke the role's tokens issued before this moment (Unix seconds). Set once the overlap
     of a rotation has ended, so tokens from before a rotation (a compromised role, say) stop working
@@ -145,6 +150,10 @@ class Report:
     """Objects retained from a deleted Tenant and re-marked as this one's (a RetainedDataAdopted Event)."""
     endpoints: dict[str, str] = field(default_factory=dict)
     version: str = ""
+    session_keys: dict[str, Any] | None = None
+    """OpenBao: the JWK Set (RFC 7517) of the session key's live versions, when the tenant has one."""
+    session_rotated: list[str] = field(default_factory=list)
+    """OpenBao: what the session key's schedule changed this pass (rotated, retired, trimmed); not drift."""
 
 
 @dataclass

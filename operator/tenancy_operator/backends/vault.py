@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import time
 from typing import Any
 
 import hvac
@@ -28,6 +29,7 @@ import requests
 from hvac import exceptions as hvac_errors
 
 from ..api import names
+from . import vault_sessions
 from .base import (
     BackendRefused,
     BackendUnavailable,
@@ -210,10 +212,14 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if want.transit_key and _read(client, f"{TRANSIT_MOUNT}/keys/{key}") is None:
             client.write(f"{TRANSIT_MOUNT}/keys/{key}", type="aes256-gcm96")
             report.repaired.append(f"transit key {key}")
-        session_key = f"{SESSION_MOUNT}/keys/{names.vault_session_key(want.tenant)}"
-        if session and _read(client, session_key) is None:
-            client.write(session_key, type=want.signing_algorithm)
-            report.repaired.append(f"signing key {session_key}")
+        if session:
+            # KeyTypeChanged (a ValueError) leaves the part Stalled: retrying cannot change a key's type.
+            keys = vault_sessions.ensure(client, SESSION_MOUNT, names.vault_session_key(want.tenant),
+                                         want.signing_algorithm, want.session_rotate_every or float("inf"),
+                                         want.session_overlap, time.time())
+            report.repaired += keys.repaired
+            report.session_rotated = keys.rotated
+            report.session_keys = keys.jwks
         if want.suspended:
             report.repaired += _close(client, target, want.tenant)
         else:

@@ -21,6 +21,7 @@ PART_SERVICE = {
     "DocumentStoreReady": "mongodb",
     "SearchReady": "search",
     "VaultReady": "vault",
+    "SessionsReady": "",
     "CredentialsReady": "",
     "AutoscalingReady": "",
 }
@@ -103,6 +104,8 @@ def _part_rows(tenant: dict[str, Any], colour: bool) -> tuple[list[list[str]], l
             enabled = not service or bool((spec.get(service) or {}).get("enabled"))
             if type_ == "AutoscalingReady":
                 enabled = bool(spec.get("autoscaling"))
+            if type_ == "SessionsReady":
+                enabled = bool(spec.get("sessionPolicyRef"))
             if type_ == "CredentialsReady":
                 enabled = any((spec.get(s) or {}).get("enabled") for s in ("postgres", "redis", "mongodb", "search", "vault"))
             if not enabled:

@@ -1,13 +1,14 @@
 """CachePolicy, TenantSessionPolicy, LifecyclePolicy and WorkflowRun: status that says what is not built.
 
-Nothing acts on CachePolicy, TenantSessionPolicy or WorkflowRun yet, and LifecyclePolicy is partly
+Nothing acts on CachePolicy or WorkflowRun yet (TenantSessionPolicy is built: Ready=True), and LifecyclePolicy is partly
 built (reclaim Retain and Delete work). Rather than leave an object that asks for an unbuilt feature
 looking accepted, each gets kstatus conditions: `Stalled=True`, reason `NotImplemented`, `Ready=False`
 and a message naming every such field and its issue, with a Warning Event when it changes. A
 LifecyclePolicy that asks only for what is built is `Ready=True`. Status is written only when it
 differs, so steady state writes nothing.
 
-The `lifecycle_policies` index gives tenant reconciles each policy's spec without an API read.
+The `lifecycle_policies` and `session_policies` indexes give tenant reconciles each policy's spec
+without an API read.
 """
 
 from __future__ import annotations
@@ -25,11 +26,21 @@ from ..api.lifecycle_policy import LifecyclePolicySpec
 from ..backends import kube
 from ..reconcile import unbuilt
 
-__all__ = ["lifecycle_policies", "report", "conditions_for"]
+__all__ = ["lifecycle_policies", "session_policies", "report", "conditions_for"]
+
+BUILT = {"TenantSessionPolicy": "built: tenants naming it get a rotated session key and ConfigMap tenant-session-keys"}
+"""The Ready message of a kind that is built as a whole."""
 
 
 @kopf.index(GROUP, VERSION, "lifecyclepolicies")
 def lifecycle_policies(name: str, spec: kopf.Spec, **_: Any) -> dict[str, dict[str, Any]]:
+    return {name: dict(spec)}
+
+
+@kopf.index(GROUP, VERSION, "tenantsessionpolicies")
+def session_policies(name: str, spec: kopf.Spec, **_: Any) -> dict[str, dict[str, Any]]:
+    """Each TenantSessionPolicy's spec by name: every tenant's pass reads it, so a policy made or changed
+    reaches the tenants naming it within one verify interval."""
     return {name: dict(spec)}
 
 
@@ -69,7 +80,7 @@ def _whole_kind(kind: str, plural: str) -> None:
     @kopf.on.create(GROUP, VERSION, plural, id=f"{plural}-not-built")
     @kopf.on.update(GROUP, VERSION, plural, id=f"{plural}-not-built")
     async def not_built(body: kopf.Body, **_: Any) -> None:
-        await report(kind, body, unbuilt.for_whole_kind(kind), "")
+        await report(kind, body, unbuilt.for_whole_kind(kind), BUILT.get(kind, ""))
 
 
 for _kind, _plural in (("CachePolicy", "cachepolicies"), ("TenantSessionPolicy", "tenantsessionpolicies"),

@@ -35,6 +35,7 @@ from . import (
     namespace_part,
     protection,
     services_part,
+    sessions_part,
     suspend_part,
     teardown,
     workloads,
@@ -75,6 +76,8 @@ class Outcome:
     """Retained data of a deleted Tenant re-attached by spec.adoptRetainedData (a Normal Event)."""
     ready_message: str | None = None
     """Ready's message when it is not the state's usual one (a suspend that keeps the logins)."""
+    notes: list[str] = field(default_factory=list)
+    """Writes a referenced policy's change asked for (Normal `PolicyApplied` Events; not drift)."""
 
 
 def _store_first(index: Any, key: Any) -> Any:
@@ -138,9 +141,12 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
         plan = credentials_part.unknown(known, tenant)
     reports: dict[str, Report] = {}
     live = indexes.get("tenants_by_uid")
+    session_policy, session_problem = sessions_part.resolve(tenant, indexes.get("session_policies"))
     results = await asyncio.gather(*[
         services_part.run(s, resolved.targets[s],
-                          credentials_part.slice_for(plan, s, name, namespace, tenant, suspended, uid=uid), logger,
+                          sessions_part.with_key(
+                              credentials_part.slice_for(plan, s, name, namespace, tenant, suspended, uid=uid),
+                              session_policy if s == "vault" else None), logger,
                           adopt_retained=tenant.adopt_retained_data,
                           owner_of=lambda u: _store_first(live, u) if u != uid else name)
         for s in ready
@@ -157,6 +163,13 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
             outcome.diffs.update({r: report.diffs[r] for r in kept if r in report.diffs})
         if part.ok:
             reports[service] = report
+    vault_part = next((p for p in outcome.parts if p.condition == services_part.SERVICES["vault"]), None)
+    sessions = await sessions_part.converge(name, uid, namespace, tenant, session_policy, session_problem,
+                                            reports.get("vault"), vault_part)
+    outcome.parts += sessions.parts
+    outcome.repaired += sessions.repaired
+    outcome.rotation_events += sessions.rotated
+    outcome.notes += sessions.policy_changed
     if credentials_failed:
         outcome.parts.append(credentials_failed)
         return
@@ -170,7 +183,8 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     published = await credentials_part.publish(name, uid, namespace, plan, reports, tenant, known)
     outcome.parts.append(published.part)
     outcome.repaired += published.repaired
-    outcome.rotated, outcome.rotation_events = published.rotated, published.events
+    outcome.rotated = published.rotated
+    outcome.rotation_events += published.events
     outcome.status["credentials"] = published.status
     data = {k: v for r in reports.values() for k, v in r.endpoints.items()}
     outcome.status["endpoints"] = credentials_part.public_endpoints(data)
@@ -357,6 +371,8 @@ async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logge
             metrics.ROTATIONS.labels(name, outcome.rotated).inc()
         for message in outcome.rotation_events:
             kopf.event(body, type="Normal", reason=Reason.ROTATED, message=message)
+        for message in outcome.notes:
+            kopf.event(body, type="Normal", reason="PolicyApplied", message=message)
         if cond.is_true(conditions, cond.READY):
             wanted["readyGeneration"] = generation
         _report_writes(body, name, generation, _was_ready(status, generation), outcome, logger)

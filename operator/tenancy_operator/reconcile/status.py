@@ -23,6 +23,7 @@ PART_CONDITIONS = (
     "DocumentStoreReady",
     "SearchReady",
     "VaultReady",
+    "SessionsReady",
     "CredentialsReady",
     "AutoscalingReady",
 )

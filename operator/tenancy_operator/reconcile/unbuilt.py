@@ -50,8 +50,6 @@ TENANT: tuple[Unbuilt, ...] = (
             "OpenSearch tenancy is not built yet, no index space, role or user is made", 15),
     Unbuilt(("Tenant.spec.cachePolicyRef",), lambda s: s.cache_policy_ref is not None,
             "CachePolicy is not built yet, the reference does nothing", 14),
-    Unbuilt(("Tenant.spec.sessionPolicyRef",), lambda s: s.session_policy_ref is not None,
-            "TenantSessionPolicy is not built yet, the reference does nothing", 14),
     Unbuilt(("Tenant.spec.state",), lambda s: s.state == "Archived",
             "state Archived is not built yet: every door is closed as for Suspended, nothing is exported", 13),
 )
@@ -67,8 +65,6 @@ LIFECYCLE_POLICY: tuple[Unbuilt, ...] = (
 WHOLE_KINDS: dict[str, Unbuilt] = {
     "CachePolicy": Unbuilt(("CachePolicy.spec",), lambda _: True,
                            "CachePolicy is not built yet: no tier, TTL, budget or eviction is applied", 14),
-    "TenantSessionPolicy": Unbuilt(("TenantSessionPolicy.spec",), lambda _: True,
-                                   "TenantSessionPolicy is not built yet: no session key or limit is set up", 14),
     "WorkflowRun": Unbuilt(("WorkflowRun.spec",), lambda _: True,
                            "WorkflowRun is not built yet: no workflow runs and nothing is changed", 16),
 }
