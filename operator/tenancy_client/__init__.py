@@ -6,6 +6,7 @@ environment variables). It never imports the operator, kopf or the Kubernetes cl
 `pip install 'tenancy-operator[client]'` into an application image.
 """
 
+from .cache import AsyncCache, Cache, CacheSettings
 from .config import TenantConfig, load
 
-__all__ = ["TenantConfig", "load"]
+__all__ = ["TenantConfig", "load", "Cache", "AsyncCache", "CacheSettings"]

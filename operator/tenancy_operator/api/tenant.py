@@ -259,7 +259,9 @@ class TenantSpec(Spec):
     credentials: CredentialsSpec = Field(default_factory=CredentialsSpec)
     """Rotation of the credentials Secret."""
     cache_policy_ref: ObjectName | None = None
-    """Name of a CachePolicy. Not built yet (issue 14): setting it makes the Tenant Stalled, reason NotImplemented."""
+    """Name of a CachePolicy (needs `redis.enabled`): its settings go to ConfigMap `tenant-cache` in the tenant
+    namespace and its memory budget is enforced on the tenant's keys. A missing policy: Ready=False, reason
+    PolicyNotFound, until it exists (picked up on the next verify pass)."""
     session_policy_ref: ObjectName | None = None
     """Name of a TenantSessionPolicy. Not built yet (issue 14): setting it makes the Tenant Stalled, reason
     NotImplemented."""
@@ -326,6 +328,28 @@ class CredentialsStatus(CredentialsState):
     """A version staged (passwords in `tenant-credentials-next`) but not yet published; a crash resumes it."""
 
 
+class CacheEviction(Spec):
+    keys: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    """How long the whole pass (measure and evict) took."""
+    at: str | None = None
+
+
+class CacheStatus(Spec):
+    """The CachePolicy's budget on the shared Redis (also in the CacheReady message)."""
+
+    policy: str
+    budget_bytes: int
+    usage_bytes: int
+    """Estimated by sampling, rounded to 1% of the budget (so an idle tenant's status does not move)."""
+    relative_error: float = 0.0
+    """Half-width of the estimate's 95% interval, as a fraction of the usage."""
+    evicted_keys: int = 0
+    """Keys of this tenant the operator evicted, in total."""
+    last_eviction: CacheEviction | None = None
+
+
 class TenantStatus(Spec):
     model_config = Spec.model_config | {"extra": "allow"}
 
@@ -347,6 +371,8 @@ class TenantStatus(Spec):
     """Non-secret endpoints and names each backend gave (database, key prefix, KV path...)."""
     credentials: CredentialsStatus = Field(default_factory=CredentialsStatus)
     """Credential version and rotation times."""
+    cache: CacheStatus | None = None
+    """Usage against the CachePolicy's memory budget, and what was evicted."""
 
 
 def _placement_rule(service: str) -> dict[str, str]:

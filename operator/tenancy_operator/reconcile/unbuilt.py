@@ -48,8 +48,6 @@ TENANT: tuple[Unbuilt, ...] = (
     Unbuilt(("Tenant.spec.search.enabled", "Tenant.spec.search.backend"),
             lambda s: s.search.enabled or s.search.backend is not None,
             "OpenSearch tenancy is not built yet, no index space, role or user is made", 15),
-    Unbuilt(("Tenant.spec.cachePolicyRef",), lambda s: s.cache_policy_ref is not None,
-            "CachePolicy is not built yet, the reference does nothing", 14),
     Unbuilt(("Tenant.spec.sessionPolicyRef",), lambda s: s.session_policy_ref is not None,
             "TenantSessionPolicy is not built yet, the reference does nothing", 14),
     Unbuilt(("Tenant.spec.state",), lambda s: s.state == "Archived",
@@ -67,8 +65,6 @@ LIFECYCLE_POLICY: tuple[Unbuilt, ...] = (
 
 # Kinds nothing acts on yet: any object of them asks for an unbuilt feature.
 WHOLE_KINDS: dict[str, Unbuilt] = {
-    "CachePolicy": Unbuilt(("CachePolicy.spec",), lambda _: True,
-                           "CachePolicy is not built yet: no tier, TTL, budget or eviction is applied", 14),
     "TenantSessionPolicy": Unbuilt(("TenantSessionPolicy.spec",), lambda _: True,
                                    "TenantSessionPolicy is not built yet: no session key or limit is set up", 14),
     "WorkflowRun": Unbuilt(("WorkflowRun.spec",), lambda _: True,

@@ -1,0 +1,447 @@
+"""A two-tier cache for a tenant application: in-process (L1) in front of the tenant's Redis slice (L2).
+
+    from tenancy_client import load
+    from tenancy_client.cache import Cache
+    cache = Cache(load())                       # or AsyncCache(load()) under asyncio
+    cache.set("user:42", b"...", tier="hot")    # Redis key t:<tenant>:hot:user:42, the hot tier's TTL
+    value = cache.get_or_load("user:42", load_user, tier="hot")   # one loader call per key at a time
+
+Settings come from ConfigMap `tenant-cache` (`cache.json`, the CachePolicy the Tenant names), the
+connection from the `tenant-credentials` Secret (`REDIS_URL`, `REDIS_KEY_PREFIX`). Without a policy
+the defaults below apply. Every key gets the tenant's prefix; the Redis ACL user allows that prefix
+alone, so a key or channel of another tenant is refused by the server (NOPERM), not only here.
+
+- L1: least recently used values go first past `l1.maxBytes` (value sizes); an entry lives at most
+  `l1.ttlSeconds` (0 turns L1 off).
+- Single flight: concurrent misses of one key in one process call the loader once; the others wait.
+- Invalidation: `set`, `delete` and `invalidate` publish the key on `t:<tenant>:invalidate`; every
+  other instance subscribed drops its L1 copy (`listen=True`, the default).
+- Values are `bytes` or `str` (the type comes back as it went in). Stored with a one-byte header:
+  `b`/`s` plain, `B`/`S` zlib-compressed (values of at least `compressionThresholdBytes`).
+
+Errors: redis-py's (`redis.exceptions.NoPermissionError` for a refused key or channel,
+`ConnectionError`, ...) pass through unchanged; `KeyError` when the Secret lacks the Redis keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+import zlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from .config import TenantConfig, load
+
+__all__ = ["Cache", "AsyncCache", "CacheSettings", "L1", "encode", "decode", "Value"]
+
+Value = bytes | str
+_MISS = object()
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """The effective settings (cache.json), with the defaults used when the Tenant names no CachePolicy."""
+
+    prefix: str
+    channel: str
+    l1_max_bytes: int = 32 * 2**20
+    l1_ttl: float = 30.0
+    default_ttl: float = 3600.0
+    tiers: Mapping[str, float] = field(default_factory=dict)
+    compression_threshold: int = 1024
+
+    @classmethod
+    def from_config(cls, config: TenantConfig) -> CacheSettings:
+        doc = dict(config.cache)
+        prefix = doc.get("prefix") or config.require("REDIS_KEY_PREFIX")
+        l1 = doc.get("l1") or {}
+        return cls(prefix=prefix, channel=doc.get("invalidationChannel") or prefix + "invalidate",
+                   l1_max_bytes=int(l1.get("maxBytes", cls.l1_max_bytes)),
+                   l1_ttl=float(l1.get("ttlSeconds", cls.l1_ttl)),
+                   default_ttl=float(doc.get("defaultTtlSeconds", cls.default_ttl)),
+                   tiers={k: float(v["ttlSeconds"]) for k, v in (doc.get("tiers") or {}).items()},
+                   compression_threshold=int(doc.get("compressionThresholdBytes", cls.compression_threshold)))
+
+    def key(self, key: str, tier: str | None) -> str:
+        return f"{self.prefix}{tier}:{key}" if tier else self.prefix + key
+
+    def ttl_ms(self, ttl: float | None, tier: str | None) -> int:
+        """Milliseconds; `ValueError` for a tier the policy does not have."""
+        if ttl is None:
+            if tier is not None and tier not in self.tiers:
+                raise ValueError(f"tier {tier!r} is not in the CachePolicy (tiers: {sorted(self.tiers)})")
+            ttl = self.tiers[tier] if tier is not None else self.default_ttl
+        return max(1, int(ttl * 1000))
+
+
+def encode(value: Value, threshold: int) -> bytes:
+    """The stored form: a header byte, then the (maybe compressed) bytes. `TypeError` for other types."""
+    if isinstance(value, str):
+        raw, tag = value.encode(), b"s"
+    elif isinstance(value, bytes | bytearray | memoryview):
+        raw, tag = bytes(value), b"b"
+    else:
+        raise TypeError(f"cache values are bytes or str, not {type(value).__name__}")
+    if threshold > 0 and len(raw) >= threshold:
+        return tag.upper() + zlib.compress(raw, 1)
+    return tag + raw
+
+
+def decode(stored: bytes) -> Value:
+    """The value `encode` stored; `ValueError` for bytes that no `encode` made (written by other code)."""
+    tag, body = stored[:1], stored[1:]
+    if tag in (b"B", b"S"):
+        body, tag = zlib.decompress(body), tag.lower()
+    if tag == b"b":
+        return body
+    if tag == b"s":
+        return body.decode()
+    raise ValueError("not a value tenancy_client.cache stored (unknown header byte)")
+
+
+class L1:
+    """In-process tier: LRU by bytes with a per-entry TTL; thread-safe."""
+
+    def __init__(self, max_bytes: int, ttl: float) -> None:
+        self.max_bytes, self.ttl = max_bytes, ttl
+        self._entries: OrderedDict[str, tuple[float, Value, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0 and self.max_bytes > 0
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return _MISS
+            if entry[0] < time.monotonic():
+                self._remove(key)
+                return _MISS
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: str, value: Value) -> None:
+        if not self.enabled:
+            return
+        size = len(value) + len(key)
+        if size > self.max_bytes:
+            self.drop(key)
+            return
+        with self._lock:
+            self._remove(key)
+            self._entries[key] = (time.monotonic() + self.ttl, value, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                self._remove(next(iter(self._entries)))
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._remove(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def _remove(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry[2]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+
+class _Base:
+    def __init__(self, config: TenantConfig | None) -> None:
+        self.config = config if config is not None else load()
+        self.settings = CacheSettings.from_config(self.config)
+        self.l1 = L1(self.settings.l1_max_bytes, self.settings.l1_ttl)
+        self._id = uuid.uuid4().hex[:12]
+
+    def _message(self, full_key: str) -> str:
+        return f"{self._id} {full_key}"
+
+    def _on_invalidation(self, data: Any) -> None:
+        text = data.decode() if isinstance(data, bytes) else str(data)
+        sender, _, key = text.partition(" ")
+        if sender != self._id:
+            self.l1.drop(key)
+
+    def _redis_kwargs(self) -> tuple[str, dict[str, Any]]:
+        return self.config.require("REDIS_URL"), {"socket_timeout": 5, "socket_connect_timeout": 3}
+
+
+class Cache(_Base):
+    """The blocking API. `client`: a `redis.Redis` to use instead of one made from REDIS_URL."""
+
+    def __init__(self, config: TenantConfig | None = None, *, client: redis.Redis | None = None,
+                 listen: bool = True) -> None:
+        super().__init__(config)
+        url, kwargs = self._redis_kwargs()
+        self.redis = client if client is not None else redis.Redis.from_url(url, **kwargs)
+        self._flights: dict[str, tuple[threading.Event, list[Any]]] = {}
+        self._flights_lock = threading.Lock()
+        self._listener = None
+        if listen:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(**{self.settings.channel: lambda m: self._on_invalidation(m["data"])})
+            self._listener = pubsub.run_in_thread(sleep_time=1.0, daemon=True)
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+        self.redis.close()
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    def get(self, key: str, tier: str | None = None, default: Any = None) -> Any:
+        full = self.settings.key(key, tier)
+        value = self.l1.get(full)
+        if value is not _MISS:
+            return value
+        stored = self.redis.get(full)
+        if stored is None:
+            return default
+        value = decode(stored)
+        self.l1.put(full, value)
+        return value
+
+    def get_many(self, keys: Iterable[str], tier: str | None = None) -> dict[str, Value]:
+        """Values of the keys found (L1 first, the rest in one MGET)."""
+        found: dict[str, Value] = {}
+        missing: list[tuple[str, str]] = []
+        for key in keys:
+            full = self.settings.key(key, tier)
+            value = self.l1.get(full)
+            if value is _MISS:
+                missing.append((key, full))
+            else:
+                found[key] = value
+        if missing:
+            for (key, full), stored in zip(missing, self.redis.mget([f for _, f in missing]), strict=True):
+                if stored is not None:
+                    found[key] = value = decode(stored)
+                    self.l1.put(full, value)
+        return found
+
+    def set(self, key: str, value: Value, ttl: float | None = None, tier: str | None = None,
+            broadcast: bool = True) -> None:
+        self.set_many({key: value}, ttl, tier, broadcast)
+
+    def set_many(self, items: Mapping[str, Value], ttl: float | None = None, tier: str | None = None,
+                 broadcast: bool = True) -> None:
+        """SET each (with the TTL) and publish the invalidations, in one pipelined round trip."""
+        ms = self.settings.ttl_ms(ttl, tier)
+        pipe = self.redis.pipeline(transaction=False)
+        written = []
+        for key, value in items.items():
+            full = self.settings.key(key, tier)
+            pipe.set(full, encode(value, self.settings.compression_threshold), px=ms)
+            if broadcast:
+                pipe.publish(self.settings.channel, self._message(full))
+            written.append((full, value))
+        pipe.execute()
+        for full, value in written:
+            self.l1.put(full, value)
+
+    def delete(self, key: str, tier: str | None = None) -> None:
+        full = self.settings.key(key, tier)
+        self.l1.drop(full)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(full)
+        pipe.publish(self.settings.channel, self._message(full))
+        pipe.execute()
+
+    def invalidate(self, key: str, tier: str | None = None) -> None:
+        """Drop the key from every instance's L1 (this one's at once), leaving Redis as it is."""
+        full = self.settings.key(key, tier)
+        self.l1.drop(full)
+        self.redis.publish(self.settings.channel, self._message(full))
+
+    def get_or_load(self, key: str, loader: Callable[[], Value], ttl: float | None = None,
+                    tier: str | None = None) -> Value:
+        """The cached value, or the loader's (stored in both tiers); one loader call per key at a time.
+
+        A loader's exception reaches every caller waiting on that flight; nothing is stored.
+        """
+        value = self.get(key, tier, _MISS)
+        if value is not _MISS:
+            return value
+        full = self.settings.key(key, tier)
+        with self._flights_lock:
+            flight = self._flights.get(full)
+            leader = flight is None
+            if leader:
+                flight = self._flights[full] = (threading.Event(), [])
+        event, result = flight
+        if not leader:
+            event.wait()
+            if isinstance(result[0], BaseException):
+                raise result[0]
+            return result[0]
+        try:
+            value = self.get(key, tier, _MISS)  # another process may have stored it meanwhile
+            if value is _MISS:
+                value = loader()
+                self.set(key, value, ttl, tier)
+            result.append(value)
+            return value
+        except BaseException as exc:
+            result.append(exc)
+            raise
+        finally:
+            with self._flights_lock:
+                self._flights.pop(full, None)
+            event.set()
+
+
+class AsyncCache(_Base):
+    """The asyncio API: the same operations as `Cache`, awaited. Call `await cache.start()` to listen."""
+
+    def __init__(self, config: TenantConfig | None = None, *, client: aioredis.Redis | None = None,
+                 listen: bool = True) -> None:
+        super().__init__(config)
+        url, kwargs = self._redis_kwargs()
+        self.redis = client if client is not None else aioredis.Redis.from_url(url, **kwargs)
+        self._flights: dict[str, asyncio.Future[Value]] = {}
+        self._listen = listen
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> AsyncCache:
+        """Subscribe to the invalidation channel (once; returns self)."""
+        if self._listen and self._task is None:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            await pubsub.subscribe(self.settings.channel)
+            self._task = asyncio.create_task(self._run(pubsub))
+        return self
+
+    async def _run(self, pubsub: Any) -> None:
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    self._on_invalidation(message["data"])
+        finally:
+            await pubsub.aclose()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing anyway
+                pass
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> AsyncCache:
+        return await self.start()
+
+    async def __aexit__(self, *_: Any) -> None:
+        await self.close()
+
+    async def get(self, key: str, tier: str | None = None, default: Any = None) -> Any:
+        full = self.settings.key(key, tier)
+        value = self.l1.get(full)
+        if value is not _MISS:
+            return value
+        stored = await self.redis.get(full)
+        if stored is None:
+            return default
+        value = decode(stored)
+        self.l1.put(full, value)
+        return value
+
+    async def get_many(self, keys: Iterable[str], tier: str | None = None) -> dict[str, Value]:
+        found: dict[str, Value] = {}
+        missing: list[tuple[str, str]] = []
+        for key in keys:
+            full = self.settings.key(key, tier)
+            value = self.l1.get(full)
+            if value is _MISS:
+                missing.append((key, full))
+            else:
+                found[key] = value
+        if missing:
+            stored_all = await self.redis.mget([f for _, f in missing])
+            for (key, full), stored in zip(missing, stored_all, strict=True):
+                if stored is not None:
+                    found[key] = value = decode(stored)
+                    self.l1.put(full, value)
+        return found
+
+    async def set(self, key: str, value: Value, ttl: float | None = None, tier: str | None = None,
+                  broadcast: bool = True) -> None:
+        await self.set_many({key: value}, ttl, tier, broadcast)
+
+    async def set_many(self, items: Mapping[str, Value], ttl: float | None = None, tier: str | None = None,
+                       broadcast: bool = True) -> None:
+        ms = self.settings.ttl_ms(ttl, tier)
+        pipe = self.redis.pipeline(transaction=False)
+        written = []
+        for key, value in items.items():
+            full = self.settings.key(key, tier)
+            pipe.set(full, encode(value, self.settings.compression_threshold), px=ms)
+            if broadcast:
+                pipe.publish(self.settings.channel, self._message(full))
+            written.append((full, value))
+        await pipe.execute()
+        for full, value in written:
+            self.l1.put(full, value)
+
+    async def delete(self, key: str, tier: str | None = None) -> None:
+        full = self.settings.key(key, tier)
+        self.l1.drop(full)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(full)
+        pipe.publish(self.settings.channel, self._message(full))
+        await pipe.execute()
+
+    async def invalidate(self, key: str, tier: str | None = None) -> None:
+        full = self.settings.key(key, tier)
+        self.l1.drop(full)
+        await self.redis.publish(self.settings.channel, self._message(full))
+
+    async def get_or_load(self, key: str, loader: Callable[[], Awaitable[Value]], ttl: float | None = None,
+                          tier: str | None = None) -> Value:
+        """As `Cache.get_or_load`, with an async loader; waiters share the leader's result or exception."""
+        value = await self.get(key, tier, _MISS)
+        if value is not _MISS:
+            return value
+        full = self.settings.key(key, tier)
+        flight = self._flights.get(full)
+        if flight is not None:
+            return await asyncio.shield(flight)
+        flight = self._flights[full] = asyncio.get_running_loop().create_future()
+        try:
+            value = await self.get(key, tier, _MISS)
+            if value is _MISS:
+                value = await loader()
+                await self.set(key, value, ttl, tier)
+            flight.set_result(value)
+            return value
+        except BaseException as exc:
+            flight.set_exception(exc)
+            flight.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        finally:
+            self._flights.pop(full, None)
