@@ -121,14 +121,14 @@ FIELDS: dict[str, list[str]] = {
     "Backend.spec.capacity": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky"],
     "Backend.spec.paused": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky"],
     # --- CachePolicy -------------------------------------------------------------------------------
-    "CachePolicy.spec.l1.maxSize": ["test: tests/unit/client/test_cache.py::test_l1_keeps_max_bytes_least_recently_used_going_first",
-                                    "refused: memoryBudget must not be smaller than l1.maxSize"],
+    "CachePolicy.spec.l1.maxSize": ["test: tests/unit/client/test_cache.py::test_l1_keeps_max_bytes_least_recently_used_going_first"],
     "CachePolicy.spec.l1.ttl": ["test: tests/unit/client/test_cache.py::test_l1_entries_expire_after_the_ttl"],
     "CachePolicy.spec.tiers.name": ["test: e2e/test_cache_policy.py::test_library_applies_prefix_tiers_and_ttls_and_b_is_refused_by_the_server"],
     "CachePolicy.spec.tiers.ttl": ["test: e2e/test_cache_policy.py::test_library_applies_prefix_tiers_and_ttls_and_b_is_refused_by_the_server"],
     "CachePolicy.spec.defaultTtl": ["test: e2e/test_cache_policy.py::test_library_applies_prefix_tiers_and_ttls_and_b_is_refused_by_the_server"],
     "CachePolicy.spec.memoryBudget": ["test: e2e/test_cache_policy.py::test_tenant_aware_eviction_keeps_every_key_of_b",
-                                      "refused: memoryBudget must be at least 64Ki"],
+                                      "refused: memoryBudget must be at least 64Ki",
+                                      "refused: memoryBudget must not be smaller than l1.maxSize"],
     "CachePolicy.spec.evictionOrder": ["test: e2e/test_cache_policy.py::test_tenant_aware_eviction_keeps_every_key_of_b",
                                        "test: tests/unit/reconcile/test_cache.py::test_coldest_first_by_each_order"],
     "CachePolicy.spec.compressionThreshold": [

@@ -37,6 +37,12 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+import redis.connection
+
+try:  # C packing of whole commands (the `client` extra installs it); redis-py's own packing otherwise
+    from hiredis import pack_command as _pack_command
+except ImportError:  # pragma: no cover - depends on the install
+    _pack_command = None
 
 from .config import TenantConfig, load
 
@@ -121,15 +127,19 @@ class L1:
         return self.ttl > 0 and self.max_bytes > 0
 
     def get(self, key: str) -> Any:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return _MISS
-            if entry[0] < time.monotonic():
-                self._remove(key)
-                return _MISS
+        # The hit path takes no lock: each OrderedDict call is atomic under the GIL, and writers evict
+        # with popitem (never an iterator a concurrent move_to_end could invalidate).
+        entry = self._entries.get(key)
+        if entry is None:
+            return _MISS
+        if entry[0] < time.monotonic():
+            self.drop(key)
+            return _MISS
+        try:
             self._entries.move_to_end(key)
-            return entry[1]
+        except KeyError:  # dropped by another thread meanwhile: still a valid read of a moment ago
+            pass
+        return entry[1]
 
     def put(self, key: str, value: Value) -> None:
         if not self.enabled:
@@ -142,8 +152,8 @@ class L1:
             self._remove(key)
             self._entries[key] = (time.monotonic() + self.ttl, value, size)
             self._bytes += size
-            while self._bytes > self.max_bytes:
-                self._remove(next(iter(self._entries)))
+            while self._bytes > self.max_bytes and self._entries:
+                self._bytes -= self._entries.popitem(last=False)[1][2]
 
     def drop(self, key: str) -> None:
         with self._lock:
@@ -187,6 +197,35 @@ class _Base:
         return self.config.require("REDIS_URL"), {"socket_timeout": 5, "socket_connect_timeout": 3}
 
 
+def _round_trip(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Send the commands in one write and read every reply: redis-py's pipeline costs tens of microseconds
+    per command in Python, this path packs with hiredis when installed (the `client` extra has it).
+
+    An error reply (NOPERM, ...) is raised after every reply was read, so the connection stays in step.
+    """
+    conn = client.connection_pool.get_connection()
+    try:
+        if _pack_command is not None and isinstance(conn, redis.connection.AbstractConnection):
+            conn.send_packed_command([b"".join([_pack_command(c) for c in commands])])
+        else:
+            conn.send_packed_command(conn.pack_commands(commands))
+        replies, error = [], None
+        for _ in commands:
+            try:
+                replies.append(conn.read_response(disconnect_on_error=False))
+            except redis.exceptions.ResponseError as exc:
+                error = error or exc
+                replies.append(exc)
+        if error is not None:
+            raise error
+        return replies
+    except BaseException:
+        conn.disconnect()  # a half-read connection must never serve another call
+        raise
+    finally:
+        client.connection_pool.release(conn)
+
+
 class Cache(_Base):
     """The blocking API. `client`: a `redis.Redis` to use instead of one made from REDIS_URL."""
 
@@ -201,11 +240,20 @@ class Cache(_Base):
         if listen:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(**{self.settings.channel: lambda m: self._on_invalidation(m["data"])})
-            self._listener = pubsub.run_in_thread(sleep_time=1.0, daemon=True)
+            pubsub.get_message(timeout=2.0)  # reads the server's answer: a refused channel raises here (NOPERM)
+            self._listener = pubsub.run_in_thread(sleep_time=0.25, daemon=True,
+                                                  exception_handler=self._listener_failed)
+
+    def _listener_failed(self, exc: BaseException, pubsub: Any, thread: Any) -> None:
+        """The subscription broke (Redis restarted, network): invalidations may have been missed, so L1
+        starts empty; redis-py reconnects and subscribes again on the next read."""
+        self.l1.clear()
+        time.sleep(0.5)
 
     def close(self) -> None:
         if self._listener is not None:
             self._listener.stop()
+            self._listener.join(2)
         self.redis.close()
 
     def __enter__(self) -> Cache:
@@ -215,11 +263,11 @@ class Cache(_Base):
         self.close()
 
     def get(self, key: str, tier: str | None = None, default: Any = None) -> Any:
-        full = self.settings.key(key, tier)
+        full = self.settings.prefix + key if tier is None else self.settings.key(key, tier)
         value = self.l1.get(full)
         if value is not _MISS:
             return value
-        stored = self.redis.get(full)
+        stored = _round_trip(self.redis, [("GET", full)])[0]
         if stored is None:
             return default
         value = decode(stored)
@@ -238,7 +286,8 @@ class Cache(_Base):
             else:
                 found[key] = value
         if missing:
-            for (key, full), stored in zip(missing, self.redis.mget([f for _, f in missing]), strict=True):
+            replies = _round_trip(self.redis, [("MGET", *[f for _, f in missing])])[0]
+            for (key, full), stored in zip(missing, replies, strict=True):
                 if stored is not None:
                     found[key] = value = decode(stored)
                     self.l1.put(full, value)
@@ -251,32 +300,29 @@ class Cache(_Base):
     def set_many(self, items: Mapping[str, Value], ttl: float | None = None, tier: str | None = None,
                  broadcast: bool = True) -> None:
         """SET each (with the TTL) and publish the invalidations, in one pipelined round trip."""
-        ms = self.settings.ttl_ms(ttl, tier)
-        pipe = self.redis.pipeline(transaction=False)
+        ms = str(self.settings.ttl_ms(ttl, tier))
+        commands: list[tuple[Any, ...]] = []
         written = []
         for key, value in items.items():
             full = self.settings.key(key, tier)
-            pipe.set(full, encode(value, self.settings.compression_threshold), px=ms)
+            commands.append(("SET", full, encode(value, self.settings.compression_threshold), "PX", ms))
             if broadcast:
-                pipe.publish(self.settings.channel, self._message(full))
+                commands.append(("PUBLISH", self.settings.channel, self._message(full)))
             written.append((full, value))
-        pipe.execute()
+        _round_trip(self.redis, commands)
         for full, value in written:
             self.l1.put(full, value)
 
     def delete(self, key: str, tier: str | None = None) -> None:
         full = self.settings.key(key, tier)
         self.l1.drop(full)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(full)
-        pipe.publish(self.settings.channel, self._message(full))
-        pipe.execute()
+        _round_trip(self.redis, [("DEL", full), ("PUBLISH", self.settings.channel, self._message(full))])
 
     def invalidate(self, key: str, tier: str | None = None) -> None:
         """Drop the key from every instance's L1 (this one's at once), leaving Redis as it is."""
         full = self.settings.key(key, tier)
         self.l1.drop(full)
-        self.redis.publish(self.settings.channel, self._message(full))
+        _round_trip(self.redis, [("PUBLISH", self.settings.channel, self._message(full))])
 
     def get_or_load(self, key: str, loader: Callable[[], Value], ttl: float | None = None,
                     tier: str | None = None) -> Value:
@@ -332,6 +378,7 @@ class AsyncCache(_Base):
         if self._listen and self._task is None:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             await pubsub.subscribe(self.settings.channel)
+            await pubsub.get_message(timeout=2.0)  # the server's answer: a refused channel raises here (NOPERM)
             self._task = asyncio.create_task(self._run(pubsub))
         return self
 

@@ -62,6 +62,8 @@ class Reason:
     PROVISIONED = "Provisioned"
     REPEATED_REPAIR = "RepeatedRepair"
     PARTS_NOT_READY = "PartsNotReady"
+    POLICY_NOT_FOUND = "PolicyNotFound"
+    """The Tenant names a policy (cachePolicyRef, ...) that does not exist; it recovers when it appears."""
     NOT_IMPLEMENTED = "NotImplemented"
     """The spec asks for a feature that is designed but not built yet; the message names the fields."""
 

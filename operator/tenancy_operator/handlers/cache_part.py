@@ -31,7 +31,7 @@ from . import apply, policies
 __all__ = ["cache_policies", "cache_policy", "ensure", "CONDITION", "POLICY_NOT_FOUND"]
 
 CONDITION = "CacheReady"
-POLICY_NOT_FOUND = "PolicyNotFound"
+POLICY_NOT_FOUND = Reason.POLICY_NOT_FOUND
 
 
 @kopf.index(GROUP, VERSION, "cachepolicies")
@@ -97,7 +97,9 @@ async def _enforce(tenant: str, target: Target, spec: CachePolicySpec, settings:
     metrics.record_cache(tenant, est.usage_bytes, budget, est.relative_error, seconds)
     step = max(1, budget // 100)
     status = {"policy": settings["policy"], "budgetBytes": budget, "usageBytes": round(est.usage_bytes / step) * step,
-              "relativeError": round(est.relative_error, 2), "evictedKeys": evicted_total, "lastEviction": last}
+              "relativeError": round(est.relative_error, 2), "evictedKeys": evicted_total}
+    if last:  # absent rather than null: the server drops nulls, and a null here would differ every pass
+        status["lastEviction"] = last
     return est, status, note
 
 

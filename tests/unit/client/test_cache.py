@@ -38,9 +38,52 @@ class _Pipe:
         return [True] * len(self.ops)
 
 
+class _Conn:
+    """The connection calls the sync client's one-round-trip path makes."""
+
+    def __init__(self, store):
+        self.store, self.replies = store, []
+
+    def pack_commands(self, commands):
+        return commands
+
+    def send_packed_command(self, commands):
+        for name, *args in commands:
+            if name == "GET":
+                self.replies.append(self.store.data.get(args[0]))
+            elif name == "MGET":
+                self.replies.append([self.store.data.get(k) for k in args])
+            elif name == "SET":
+                self.store.data[args[0]], self.store.ttls[args[0]] = args[1], int(args[3])
+                self.replies.append(b"OK")
+            elif name == "DEL":
+                self.replies.append(int(self.store.data.pop(args[0], None) is not None))
+            elif name == "PUBLISH":
+                self.store.published.append(tuple(args))
+                self.replies.append(0)
+
+    def read_response(self, disconnect_on_error=True):
+        return self.replies.pop(0)
+
+    def disconnect(self):
+        pass
+
+
+class _Pool:
+    def __init__(self, store):
+        self.store = store
+
+    def get_connection(self):
+        return _Conn(self.store)
+
+    def release(self, conn):
+        pass
+
+
 class _Redis:
     def __init__(self):
         self.data, self.ttls, self.published, self.gets = {}, {}, [], 0
+        self.connection_pool = _Pool(self)
 
     def get(self, key):
         self.gets += 1
