@@ -212,6 +212,17 @@ def test_library_applies_prefix_tiers_and_ttls_and_b_is_refused_by_the_server(op
                 return b"loaded"
             assert await asyncio.gather(*[cache.get_or_load("sf", loader) for _ in range(5)]) == [b"loaded"] * 5
             assert calls == [1]
+
+    async def thief_async():
+        thief = AsyncCache(forged, listen=False)
+        try:
+            with pytest.raises(NoPermissionError):
+                await thief.get("secret")
+            with pytest.raises(NoPermissionError):
+                await thief.set("secret", "stolen")
+        finally:
+            await thief.close()
+
     asyncio.run(go())
 
     # A's credentials with B's prefix and channel: the library sends it, the server refuses (NOPERM).
@@ -229,6 +240,8 @@ def test_library_applies_prefix_tiers_and_ttls_and_b_is_refused_by_the_server(op
         Cache(forged)  # subscribing to B's invalidation channel
     assert admin.get(f"t:{B}:secret") == b"s" + b"b's"
     thief.close()
+    asyncio.run(thief_async())
+    assert admin.get(f"t:{B}:secret") == b"s" + b"b's"
 
 
 def test_missing_policy_is_policy_not_found_until_it_exists_and_changes_reach_the_configmap(operator, backends,

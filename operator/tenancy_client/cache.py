@@ -37,6 +37,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.connection
 import redis.connection
 
 try:  # C packing of whole commands (the `client` extra installs it); redis-py's own packing otherwise
@@ -203,7 +204,10 @@ def _round_trip(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[An
 
     An error reply (NOPERM, ...) is raised after every reply was read, so the connection stays in step.
     """
-    conn = client.connection_pool.get_connection()
+    try:
+        conn = client.connection_pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name
+        conn = client.connection_pool.get_connection("GET")
     try:
         if _pack_command is not None and isinstance(conn, redis.connection.AbstractConnection):
             conn.send_packed_command([b"".join([_pack_command(c) for c in commands])])
@@ -361,6 +365,35 @@ class Cache(_Base):
             event.set()
 
 
+async def _round_trip_async(client: aioredis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """`_round_trip` under asyncio: one write, every reply read, the first error reply raised."""
+    pool = client.connection_pool
+    try:
+        conn = await pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name
+        conn = await pool.get_connection("GET")
+    try:
+        if _pack_command is not None and isinstance(conn, aioredis.connection.AbstractConnection):
+            await conn.send_packed_command([b"".join([_pack_command(c) for c in commands])])
+        else:
+            await conn.send_packed_command(conn.pack_commands(commands))
+        replies, error = [], None
+        for _ in commands:
+            try:
+                replies.append(await conn.read_response(disconnect_on_error=False))
+            except redis.exceptions.ResponseError as exc:
+                error = error or exc
+                replies.append(exc)
+        if error is not None:
+            raise error
+        return replies
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
+
+
 class AsyncCache(_Base):
     """The asyncio API: the same operations as `Cache`, awaited. Call `await cache.start()` to listen."""
 
@@ -411,7 +444,7 @@ class AsyncCache(_Base):
         value = self.l1.get(full)
         if value is not _MISS:
             return value
-        stored = await self.redis.get(full)
+        stored = (await _round_trip_async(self.redis, [("GET", full)]))[0]
         if stored is None:
             return default
         value = decode(stored)
@@ -429,7 +462,7 @@ class AsyncCache(_Base):
             else:
                 found[key] = value
         if missing:
-            stored_all = await self.redis.mget([f for _, f in missing])
+            stored_all = (await _round_trip_async(self.redis, [("MGET", *[f for _, f in missing])]))[0]
             for (key, full), stored in zip(missing, stored_all, strict=True):
                 if stored is not None:
                     found[key] = value = decode(stored)
@@ -442,31 +475,28 @@ class AsyncCache(_Base):
 
     async def set_many(self, items: Mapping[str, Value], ttl: float | None = None, tier: str | None = None,
                        broadcast: bool = True) -> None:
-        ms = self.settings.ttl_ms(ttl, tier)
-        pipe = self.redis.pipeline(transaction=False)
+        ms = str(self.settings.ttl_ms(ttl, tier))
+        commands: list[tuple[Any, ...]] = []
         written = []
         for key, value in items.items():
             full = self.settings.key(key, tier)
-            pipe.set(full, encode(value, self.settings.compression_threshold), px=ms)
+            commands.append(("SET", full, encode(value, self.settings.compression_threshold), "PX", ms))
             if broadcast:
-                pipe.publish(self.settings.channel, self._message(full))
+                commands.append(("PUBLISH", self.settings.channel, self._message(full)))
             written.append((full, value))
-        await pipe.execute()
+        await _round_trip_async(self.redis, commands)
         for full, value in written:
             self.l1.put(full, value)
 
     async def delete(self, key: str, tier: str | None = None) -> None:
         full = self.settings.key(key, tier)
         self.l1.drop(full)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(full)
-        pipe.publish(self.settings.channel, self._message(full))
-        await pipe.execute()
+        await _round_trip_async(self.redis, [("DEL", full), ("PUBLISH", self.settings.channel, self._message(full))])
 
     async def invalidate(self, key: str, tier: str | None = None) -> None:
         full = self.settings.key(key, tier)
         self.l1.drop(full)
-        await self.redis.publish(self.settings.channel, self._message(full))
+        await _round_trip_async(self.redis, [("PUBLISH", self.settings.channel, self._message(full))])
 
     async def get_or_load(self, key: str, loader: Callable[[], Awaitable[Value]], ttl: float | None = None,
                           tier: str | None = None) -> Value:

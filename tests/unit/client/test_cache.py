@@ -13,31 +13,6 @@ from tenancy_client import TenantConfig
 from tenancy_client.cache import L1, AsyncCache, Cache, CacheSettings, decode, encode
 
 
-class _Pipe:
-    def __init__(self, store):
-        self.store, self.ops = store, []
-
-    def set(self, key, value, px=None):
-        self.ops.append(("set", key, value, px))
-
-    def publish(self, channel, message):
-        self.ops.append(("publish", channel, message))
-
-    def delete(self, key):
-        self.ops.append(("delete", key))
-
-    def execute(self):
-        for op in self.ops:
-            if op[0] == "set":
-                self.store.data[op[1]] = op[2]
-                self.store.ttls[op[1]] = op[3]
-            elif op[0] == "publish":
-                self.store.published.append(op[1:])
-            else:
-                self.store.data.pop(op[1], None)
-        return [True] * len(self.ops)
-
-
 class _Conn:
     """The connection calls the sync client's one-round-trip path makes."""
 
@@ -91,9 +66,6 @@ class _Redis:
 
     def mget(self, keys):
         return [self.data.get(k) for k in keys]
-
-    def pipeline(self, transaction=False):
-        return _Pipe(self)
 
     def publish(self, channel, message):
         self.published.append((channel, message))
@@ -203,17 +175,29 @@ async def test_async_single_flight_shares_the_result_and_the_error():
     assert all(isinstance(r, RuntimeError) for r in results)
 
 
-class _AsyncPipe(_Pipe):
-    async def execute(self):
-        return _Pipe.execute(self)
+class _AsyncConn(_Conn):
+    async def send_packed_command(self, commands):
+        _Conn.send_packed_command(self, commands)
+
+    async def read_response(self, disconnect_on_error=True):
+        return self.replies.pop(0)
+
+    async def disconnect(self):
+        pass
+
+
+class _AsyncPool(_Pool):
+    async def get_connection(self):
+        return _AsyncConn(self.store)
+
+    async def release(self, conn):
+        pass
 
 
 class _AsyncRedis(_Redis):
-    async def get(self, key):
-        return _Redis.get(self, key)
-
-    def pipeline(self, transaction=False):
-        return _AsyncPipe(self)
+    def __init__(self):
+        super().__init__()
+        self.connection_pool = _AsyncPool(self)
 
 
 def test_settings_default_without_a_policy():
