@@ -12,9 +12,11 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -141,7 +143,8 @@ def test_tenant_aware_eviction_keeps_every_key_of_b(operator, two_tenants):
     message = condition(a, "CacheReady")["message"]
     assert f"cache policy {POLICY}:" in message and "1.0 MiB budget" in message and "last eviction pass" in message
     assert "0 keys evicted" in condition(b, "CacheReady")["message"]
-    out = subprocess.run(["kubectl", "tenant", "status", A], capture_output=True, text=True, timeout=60).stdout
+    plugin = str(Path(sys.executable).parent / "kubectl-tenant")  # this checkout's plugin, not one on PATH
+    out = subprocess.run([plugin, "status", A], capture_output=True, text=True, timeout=60).stdout
     assert f"Cache: policy {POLICY}" in out and "keys evicted" in out, out
     cache_a.close()
     cache_b.close()

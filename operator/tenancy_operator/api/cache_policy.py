@@ -50,7 +50,7 @@ class CachePolicySpec(Spec):
         }
     }
 
-    l1: L1Tier = Field(default_factory=L1Tier)
+    l1: L1Tier = L1Tier()  # a value, not a factory: the CRD then defaults an omitted l1 (CEL reads it)
     """The in-process tier of `tenancy_client.cache`: size and time to live."""
     tiers: list[CacheTier] = Field(
         default_factory=list,

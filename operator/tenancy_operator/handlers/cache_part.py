@@ -138,5 +138,5 @@ async def ensure(tenant: str, uid: str, spec: TenantSpec, parts: list[PartResult
         return others + [PartResult(CONDITION, False, Reason.BACKEND_UNAVAILABLE,
                                     f"{redis_part.message}; the cache budget could not be enforced: {exc}",
                                     outage=isinstance(exc, BackendUnavailable))], previous, written
-    text = cache.message(ref, est, settings["memoryBudgetBytes"], status["evictedKeys"], status["lastEviction"], note)
+    text = cache.message(ref, est, settings["memoryBudgetBytes"], status["evictedKeys"], status.get("lastEviction"), note)
     return others + [dataclasses.replace(redis_part, message=f"{redis_part.message}; {text}")], status, written
