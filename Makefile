@@ -57,6 +57,9 @@ bench: venv ## The full autoscaling bench (about 3 minutes; results in bench/aut
 	@$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	@$(PY) -m bench.autoscaling --results bench/autoscaling/RESULTS.md
 
+bench-cache-session: venv ## Cache (and session) latency and throughput against the original floors, on the local Redis
+	@$(ENV) && $(PY) -m bench.cache_session --results bench/cache_session/RESULTS.md
+
 fault: venv install ## Crash safety with 50 SIGKILL trials instead of the 10 in `make test`
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
@@ -93,4 +96,4 @@ unit: venv ## Unit tests only (no servers)
 help: ## This list
 	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: bench fault soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
+.PHONY: bench bench-cache-session fault soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help

@@ -1,7 +1,7 @@
 """Every field is true: what is not built says so (Stalled, NotImplemented, an Event), what is built acts.
 
 Objects here are named `fields-*` so they never meet another test's. Kinds nothing acts on yet
-(CachePolicy, WorkflowRun) and unbuilt values (mongodb, cachePolicyRef, state
+(WorkflowRun) and unbuilt values (mongodb, state
 Archived, reclaim Archive, Backend type mongodb) must each be reported, never ignored silently.
 """
 
@@ -56,11 +56,11 @@ def _policy(name: str, **spec) -> str:
 def test_tenant_asking_for_unbuilt_features_is_stalled_then_ready_without_them(operator, cleanup_tenants):
     cleanup_tenants.append("fields-unbuilt")
     kube.apply(_policy("fields-archive", reclaim="Archive"))
-    kube.apply(tenant_yaml("fields-unbuilt", mongodb={"enabled": True}, cachePolicyRef="standard",
-                           state="Archived", lifecyclePolicyRef="fields-archive"))
+    kube.apply(tenant_yaml("fields-unbuilt", mongodb={"enabled": True}, state="Archived",
+                           lifecyclePolicyRef="fields-archive"))
     tenant = _not_implemented("tenant", "fields-unbuilt")
     message = condition(tenant, "Stalled")["message"]
-    for field in ("spec.mongodb.enabled", "spec.cachePolicyRef", "spec.state"):
+    for field in ("spec.mongodb.enabled", "spec.state"):
         assert field in message, (field, message)
     assert tenant["status"]["phase"] == "Stalled"
     assert condition(tenant, "SpecSupported")["status"] == "False"
@@ -70,7 +70,7 @@ def test_tenant_asking_for_unbuilt_features_is_stalled_then_ready_without_them(o
                message="the LifecyclePolicy's reclaim Archive named on the tenant")
     # Asking only for what is built, the same tenant is Ready: nothing else was wrong.
     kubectl("patch", "tenant", "fields-unbuilt", "--type=merge", "-p", json.dumps({"spec": {
-        "mongodb": {"enabled": False}, "cachePolicyRef": None, "state": "Active",
+        "mongodb": {"enabled": False}, "state": "Active",
         "lifecyclePolicyRef": None}}))
     kubectl("wait", "--for=condition=Ready", "tenant/fields-unbuilt", "--timeout=30s", timeout=40)
     tenant = get("tenant", "fields-unbuilt")
@@ -81,7 +81,7 @@ def test_tenant_asking_for_unbuilt_features_is_stalled_then_ready_without_them(o
 
 def test_kinds_nothing_acts_on_say_so_and_then_write_nothing(operator):
     kubectl("create", "namespace", "fields-runs", check=False)
-    objects = [("cachepolicy", "fields-cache", None, _obj("CachePolicy", "fields-cache", {"memoryBudget": "64Mi"})),
+    objects = [
                ("workflowrun", "fields-run", "fields-runs",
                 _obj("WorkflowRun", "fields-run", {"tenant": "acme", "workflow": "rotate-credentials"}, "fields-runs"))]
     try:

@@ -65,7 +65,8 @@ FIELDS: dict[str, list[str]] = {
     "Tenant.spec.credentials.rotateEvery": ["test: tests/unit/reconcile/test_credentials.py::test_rotation_due"],
     "Tenant.spec.credentials.overlap": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
     "Tenant.spec.credentials.restartWorkloads": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
-    "Tenant.spec.cachePolicyRef": [NOT_BUILT],
+    "Tenant.spec.cachePolicyRef": [
+        "test: e2e/test_cache_policy.py::test_missing_policy_is_policy_not_found_until_it_exists_and_changes_reach_the_configmap"],
     "Tenant.spec.sessionPolicyRef": ["test: e2e/test_sessions.py::test_missing_policy_is_policy_not_found_and_recovers",
                                      "refused: spec.sessionPolicyRef needs spec.redis.enabled and spec.vault.enabled"],
     "Tenant.spec.lifecyclePolicyRef": [
@@ -120,12 +121,19 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_backend_lifecycle.py::test_backend_holding_tenants_is_not_deleted"],
     "Backend.spec.capacity": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky"],
     "Backend.spec.paused": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky"],
-    # --- CachePolicy, WorkflowRun: nothing acts on them yet (issues 14, 16) ---------------------------
-    "CachePolicy.spec.tiers.name": [NOT_BUILT],
-    "CachePolicy.spec.tiers.ttl": [NOT_BUILT],
-    "CachePolicy.spec.defaultTtl": [NOT_BUILT],
-    "CachePolicy.spec.memoryBudget": [NOT_BUILT],
-    "CachePolicy.spec.eviction": [NOT_BUILT],
+    # --- CachePolicy -------------------------------------------------------------------------------
+    "CachePolicy.spec.l1.maxSize": ["test: tests/unit/client/test_cache.py::test_l1_keeps_max_bytes_least_recently_used_going_first"],
+    "CachePolicy.spec.l1.ttl": ["test: tests/unit/client/test_cache.py::test_l1_entries_expire_after_the_ttl"],
+    "CachePolicy.spec.tiers.name": ["test: e2e/test_cache_policy.py::test_library_applies_prefix_tiers_and_ttls_and_b_is_refused_by_the_server"],
+    "CachePolicy.spec.tiers.ttl": ["test: e2e/test_cache_policy.py::test_library_applies_prefix_tiers_and_ttls_and_b_is_refused_by_the_server"],
+    "CachePolicy.spec.defaultTtl": ["test: e2e/test_cache_policy.py::test_library_applies_prefix_tiers_and_ttls_and_b_is_refused_by_the_server"],
+    "CachePolicy.spec.memoryBudget": ["test: e2e/test_cache_policy.py::test_tenant_aware_eviction_keeps_every_key_of_b",
+                                      "refused: memoryBudget must be at least 64Ki",
+                                      "refused: memoryBudget must not be smaller than l1.maxSize"],
+    "CachePolicy.spec.evictionOrder": ["test: e2e/test_cache_policy.py::test_tenant_aware_eviction_keeps_every_key_of_b",
+                                       "test: tests/unit/reconcile/test_cache.py::test_coldest_first_by_each_order"],
+    "CachePolicy.spec.compressionThreshold": [
+        "test: tests/unit/client/test_cache.py::test_values_above_the_threshold_are_compressed"],
     # --- TenantSessionPolicy (issue 14) ---------------------------------------------------------------
     "TenantSessionPolicy.spec.lifetime": ["test: e2e/test_sessions.py::test_revocation_idle_timeout_and_max_sessions_hold"],
     "TenantSessionPolicy.spec.idleTimeout": ["test: e2e/test_sessions.py::test_revocation_idle_timeout_and_max_sessions_hold"],

@@ -6,8 +6,9 @@ environment variables). It never imports the operator, kopf or the Kubernetes cl
 `pip install 'tenancy-operator[client]'` into an application image.
 """
 
+from .cache import AsyncCache, Cache, CacheSettings
 from .config import TenantConfig, load
 
-__all__ = ["TenantConfig", "load"]
-# `tenancy_client.sessions` (Sessions, AsyncSessions) needs the `client` extra (redis, PyJWT, urllib3):
-# import it by name, so the configuration alone stays importable without them.
+__all__ = ["TenantConfig", "load", "Cache", "AsyncCache", "CacheSettings"]
+# `tenancy_client.sessions` (Sessions, AsyncSessions) needs PyJWT and urllib3 from the `client` extra:
+# import it by name.

@@ -66,7 +66,7 @@ class Reason:
     REPEATED_REPAIR = "RepeatedRepair"
     PARTS_NOT_READY = "PartsNotReady"
     POLICY_NOT_FOUND = "PolicyNotFound"
-    """The Tenant names a policy (sessionPolicyRef, ...) that does not exist; it recovers when it appears."""
+    """The Tenant names a policy (cachePolicyRef, sessionPolicyRef) that does not exist; it recovers when it appears."""
     NOT_IMPLEMENTED = "NotImplemented"
     """The spec asks for a feature that is designed but not built yet; the message names the fields."""
 

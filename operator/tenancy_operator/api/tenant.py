@@ -270,7 +270,9 @@ class TenantSpec(Spec):
     credentials: CredentialsSpec = Field(default_factory=CredentialsSpec)
     """Rotation of the credentials Secret."""
     cache_policy_ref: ObjectName | None = None
-    """Name of a CachePolicy. Not built yet (issue 14): setting it makes the Tenant Stalled, reason NotImplemented."""
+    """Name of a CachePolicy (needs `redis.enabled`): its settings go to ConfigMap `tenant-cache` in the tenant
+    namespace and its memory budget is enforced on the tenant's keys. A missing policy: Ready=False, reason
+    PolicyNotFound, until it exists (picked up on the next verify pass)."""
     session_policy_ref: ObjectName | None = None
     """Name of a TenantSessionPolicy: a session-signing key in OpenBao rotated by it, its public keys and
     settings in ConfigMap `tenant-session-keys`, sessions kept in the tenant's Redis (needs `redis` and
@@ -356,6 +358,26 @@ class ActivityStatus(Spec):
     """When the tenant was last seen in use (only while its LifecyclePolicy sets inactivitySuspendAfter)."""
     pg_sessions: int | None = None
     """pg_stat_database.sessions of the tenant database at lastSeen: a change is new use."""
+class CacheEviction(Spec):
+    keys: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    """How long the whole pass (measure and evict) took."""
+    at: str | None = None
+
+
+class CacheStatus(Spec):
+    """The CachePolicy's budget on the shared Redis (also in the CacheReady message)."""
+
+    policy: str
+    budget_bytes: int
+    usage_bytes: int
+    """Estimated by sampling, rounded to 1% of the budget (so an idle tenant's status does not move)."""
+    relative_error: float = 0.0
+    """Half-width of the estimate's 95% interval, as a fraction of the usage."""
+    evicted_keys: int = 0
+    """Keys of this tenant the operator evicted, in total."""
+    last_eviction: CacheEviction | None = None
 
 
 class TenantStatus(Spec):
@@ -383,6 +405,8 @@ class TenantStatus(Spec):
     """While suspended: by whom, whether logins are revoked, the workloads' remembered replica counts."""
     activity: ActivityStatus | None = None
     """The inactivity clock (LifecyclePolicy inactivitySuspendAfter)."""
+    cache: CacheStatus | None = None
+    """Usage against the CachePolicy's memory budget, and what was evicted."""
 
 
 def _placement_rule(service: str) -> dict[str, str]:

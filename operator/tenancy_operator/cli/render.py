@@ -143,6 +143,24 @@ def _credentials_line(status: dict[str, Any], now: datetime) -> str | None:
     return "Credentials: " + ", ".join(bits)
 
 
+def _cache_line(status: dict[str, Any]) -> str | None:
+    """`Cache: policy P, usage 0.4 of 1.0 MiB (±3%), 812 keys evicted, last eviction ...` from status.cache."""
+    c = status.get("cache") or {}
+    if not c.get("policy"):
+        return None
+
+    def mib(n: float) -> str:
+        return f"{n / 2**20:.1f} MiB"
+
+    text = (f"Cache: policy {c['policy']}, usage {mib(c.get('usageBytes', 0))} of {mib(c.get('budgetBytes', 0))} "
+            f"(±{round(100 * float(c.get('relativeError') or 0))}%), {c.get('evictedKeys', 0)} keys evicted")
+    last = c.get("lastEviction") or {}
+    if last:
+        text += (f", last eviction {last.get('keys', 0)} keys in {float(last.get('seconds') or 0):.3f} s"
+                 + (f" at {last['at']}" if last.get("at") else ""))
+    return text
+
+
 def _autoscaling_lines(status: dict[str, Any], now: datetime) -> list[str]:
     """One line per autoscaling rule: mode, whether the forecast acts (and why not), forecast, floor."""
     out = []
@@ -205,6 +223,9 @@ def status_text(tenant: dict[str, Any], now: datetime, colour: bool = False) -> 
     creds = _credentials_line(status, now)
     if creds:
         lines += ["", "  " + creds]
+    cache_line = _cache_line(status)
+    if cache_line:
+        lines += ["  " + cache_line]
     rules = _autoscaling_lines(status, now)
     if rules:
         lines += ["", "  Autoscaling:"] + [f"    {line}" for line in rules]

@@ -1,6 +1,6 @@
-"""CachePolicy, TenantSessionPolicy, LifecyclePolicy and WorkflowRun: status that says what is not built.
+"""TenantSessionPolicy, LifecyclePolicy and WorkflowRun: status that says what is not built.
 
-Nothing acts on CachePolicy or WorkflowRun yet (TenantSessionPolicy is built: Ready=True), and LifecyclePolicy is partly
+CachePolicy and TenantSessionPolicy are built (handlers/cache_part.py, handlers/sessions_part.py). Nothing acts on WorkflowRun yet, and LifecyclePolicy is partly
 built (reclaim Retain and Delete work). Rather than leave an object that asks for an unbuilt feature
 looking accepted, each gets kstatus conditions: `Stalled=True`, reason `NotImplemented`, `Ready=False`
 and a message naming every such field and its issue, with a Warning Event when it changes. A
@@ -83,7 +83,7 @@ def _whole_kind(kind: str, plural: str) -> None:
         await report(kind, body, unbuilt.for_whole_kind(kind), BUILT.get(kind, ""))
 
 
-for _kind, _plural in (("CachePolicy", "cachepolicies"), ("TenantSessionPolicy", "tenantsessionpolicies"),
+for _kind, _plural in (("TenantSessionPolicy", "tenantsessionpolicies"),
                        ("WorkflowRun", "workflowruns")):
     _whole_kind(_kind, _plural)
 

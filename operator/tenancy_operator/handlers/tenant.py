@@ -30,6 +30,7 @@ from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
 from . import (
     autoscaling_part,
+    cache_part,
     config,
     credentials_part,
     namespace_part,
@@ -78,6 +79,8 @@ class Outcome:
     """Ready's message when it is not the state's usual one (a suspend that keeps the logins)."""
     notes: list[str] = field(default_factory=list)
     """Writes a referenced policy's change asked for (Normal `PolicyApplied` Events; not drift)."""
+    targets: dict[str, Any] = field(default_factory=dict)
+    """The backend target each placed service resolved to this pass (the cache budget uses Redis's)."""
 
 
 def _store_first(index: Any, key: Any) -> Any:
@@ -120,6 +123,7 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     outcome.status["placement"] = new_placement
     outcome.status["backends"] = " ".join(f"{s}={b}" for s, b in sorted(resolved.placement.items())) or None
     outcome.parts += list(resolved.problems.values())
+    outcome.targets = resolved.targets
     closed, problems = await services_part.close_disabled(name, new_placement, services,
                                                           _backends(indexes.get("backends_by_name")), logger)
     outcome.repaired += closed
@@ -262,6 +266,16 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
                         gate.mode.doors_closed)
     except Exception as exc:  # noqa: BLE001
         outcome.parts.append(_failure(credentials_part.CONDITION, exc, logger))
+    try:
+        outcome.parts, outcome.status["cache"], written = await cache_part.ensure(
+            name, uid, tenant, outcome.parts, outcome.targets.get("redis"), body.status.get("cache"), indexes,
+            result.ok, logger)
+        if written:  # a policy change or a first publish, not drift: a Normal Event, never a repair count
+            kopf.event(body, type="Normal", reason="CacheSettingsPublished",
+                       message=f"{', '.join(written)} (CachePolicy {tenant.cache_policy_ref or 'none'})")
+    except Exception as exc:  # noqa: BLE001
+        outcome.parts = [p for p in outcome.parts if p.condition != cache_part.CONDITION]
+        outcome.parts.append(_failure(cache_part.CONDITION, exc, logger))
     try:
         if gate.mode.workloads_down:  # the rules pause: their targets go to 0, where HPAs hold still
             parts, status, repaired = suspend_part.paused_autoscaling(tenant), {}, []

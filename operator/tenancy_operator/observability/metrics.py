@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 __all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "forget_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS",
-           "REPEATED_REPAIRS", "ROTATIONS"]
+           "REPEATED_REPAIRS", "ROTATIONS", "CACHE_EVICTIONS", "record_cache", "forget_cache"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,15 @@ ROTATIONS = Counter("tenancy_credential_rotations_total",
 REPEATED_REPAIRS = Counter("tenancy_repeated_repairs_total",
                            "Objects written again on the very next pass of the same generation: a comparison "
                            "defect (stale cache, server normalization), not drift", ["tenant"])
+
+CACHE_USAGE = Gauge("tenancy_cache_usage_bytes", "Estimated Redis memory of the tenant's keys (sampled)", ["tenant"])
+CACHE_BUDGET = Gauge("tenancy_cache_budget_bytes", "The tenant's CachePolicy memoryBudget", ["tenant"])
+CACHE_ERROR = Gauge("tenancy_cache_usage_relative_error",
+                    "Half-width of the usage estimate's 95% interval, as a fraction of it", ["tenant"])
+CACHE_PASS_SECONDS = Gauge("tenancy_cache_pass_seconds", "Duration of the last budget pass (measure and evict)",
+                           ["tenant"])
+CACHE_EVICTIONS = Counter("tenancy_cache_evictions_total", "Keys of the tenant the operator evicted over budget",
+                          ["tenant"])
 
 _STATUSES = ("True", "False", "Unknown")
 _served = False
@@ -58,9 +67,25 @@ def record_tenant(tenant: str, conditions: list[dict[str, Any]], phase: str) -> 
 
 
 def forget_tenant(tenant: str) -> None:
+    forget_cache(tenant)
     for gauge in (TENANT_CONDITION, TENANT_PHASE):
         for labels in [key for key in list(gauge._metrics) if key[0] == tenant]:  # noqa: SLF001
             gauge.remove(*labels)
+
+
+def record_cache(tenant: str, usage: int, budget: int, error: float, seconds: float) -> None:
+    CACHE_USAGE.labels(tenant).set(usage)
+    CACHE_BUDGET.labels(tenant).set(budget)
+    CACHE_ERROR.labels(tenant).set(error)
+    CACHE_PASS_SECONDS.labels(tenant).set(seconds)
+
+
+def forget_cache(tenant: str) -> None:
+    for metric in (CACHE_USAGE, CACHE_BUDGET, CACHE_ERROR, CACHE_PASS_SECONDS, CACHE_EVICTIONS):
+        try:
+            metric.remove(tenant)
+        except KeyError:
+            pass
 
 
 def record_backend(backend: str, type_: str, ready: bool) -> None:

@@ -48,8 +48,6 @@ TENANT: tuple[Unbuilt, ...] = (
     Unbuilt(("Tenant.spec.search.enabled", "Tenant.spec.search.backend"),
             lambda s: s.search.enabled or s.search.backend is not None,
             "OpenSearch tenancy is not built yet, no index space, role or user is made", 15),
-    Unbuilt(("Tenant.spec.cachePolicyRef",), lambda s: s.cache_policy_ref is not None,
-            "CachePolicy is not built yet, the reference does nothing", 14),
     Unbuilt(("Tenant.spec.state",), lambda s: s.state == "Archived",
             "state Archived is not built yet: every door is closed as for Suspended, nothing is exported", 13),
 )
@@ -63,8 +61,6 @@ LIFECYCLE_POLICY: tuple[Unbuilt, ...] = (
 
 # Kinds nothing acts on yet: any object of them asks for an unbuilt feature.
 WHOLE_KINDS: dict[str, Unbuilt] = {
-    "CachePolicy": Unbuilt(("CachePolicy.spec",), lambda _: True,
-                           "CachePolicy is not built yet: no tier, TTL, budget or eviction is applied", 14),
     "WorkflowRun": Unbuilt(("WorkflowRun.spec",), lambda _: True,
                            "WorkflowRun is not built yet: no workflow runs and nothing is changed", 16),
 }

@@ -186,3 +186,12 @@ def test_status_names_what_is_not_built_once_and_the_parts_that_are_not():
     assert text.count(unbuilt) == 1, text
     rows = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith("  ") and line.split()}
     assert rows["DocumentStore"][1:3] == ["FAIL", "NotImplemented"]
+
+
+def test_status_shows_the_cache_budget_usage_and_evictions():
+    t = tenant(cache={"policy": "small", "budgetBytes": 2**20, "usageBytes": 943718, "relativeError": 0.03,
+                      "evictedKeys": 4100, "lastEviction": {"keys": 1200, "bytes": 1300000, "seconds": 0.0412,
+                                                            "at": "2026-11-25T11:59:00Z"}})
+    assert ("Cache: policy small, usage 0.9 MiB of 1.0 MiB (±3%), 4100 keys evicted, last eviction 1200 keys in "
+            "0.041 s at 2026-11-25T11:59:00Z") in render.status_text(t, NOW)
+    assert "Cache:" not in render.status_text(READY, NOW)
