@@ -29,6 +29,7 @@ from ..reconcile import diff, labels, repairs, unbuilt
 from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
 from . import (
+    archive_part,
     autoscaling_part,
     config,
     credentials_part,
@@ -193,7 +194,11 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
         message = _validation_message(exc)
         return Outcome([PartResult(namespace_part.CONDITION, False, Reason.INVALID_SPEC, message, stalled=True)])
     outcome = Outcome(state=tenant.state)
-    await _converge_built(name, uid, tenant, body, logger, indexes, outcome)
+    fresh = await archive_part.fresh_status(name) if tenant.state == "Archived" else {}
+    released = archive_part.released(fresh)  # the live data is gone: provisioning it again would undo the archive
+    await _converge_built(name, uid, tenant, body, logger, indexes, outcome, services=not released)
+    await archive_part.steps(name, uid, tenant, body, _backends(indexes.get("backends_by_name")), outcome.parts,
+                             outcome.status, released, logger)
     outcome.parts += _unbuilt_parts(tenant, indexes)
     return outcome
 
@@ -216,7 +221,7 @@ def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResu
 
 
 async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Body, logger: logging.Logger,
-                          indexes: dict[str, Any], outcome: Outcome) -> None:
+                          indexes: dict[str, Any], outcome: Outcome, services: bool = True) -> None:
     try:
         result, written = await namespace_part.ensure(name, uid, tenant, logger)
         for step in written:
@@ -233,7 +238,8 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
     if result.ok:
         outcome.status["namespace"] = names.namespace(name)
     try:
-        await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger)
+        if services:
+            await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger)
     except Exception as exc:  # noqa: BLE001
         outcome.parts.append(_failure(credentials_part.CONDITION, exc, logger))
     try:

@@ -19,9 +19,6 @@ from ..api.tenant import TenantSpec
 __all__ = ["Unbuilt", "TENANT", "LIFECYCLE_POLICY", "WHOLE_KINDS", "BACKEND_TYPE", "REPORTED", "for_tenant", "for_lifecycle_policy",
            "for_whole_kind", "message"]
 
-_RETENTION_DEFAULT = LifecyclePolicySpec().retention
-
-
 @dataclass(frozen=True)
 class Unbuilt:
     """One feature a spec can ask for that is not built yet."""
@@ -52,15 +49,9 @@ TENANT: tuple[Unbuilt, ...] = (
             "CachePolicy is not built yet, the reference does nothing", 14),
     Unbuilt(("Tenant.spec.sessionPolicyRef",), lambda s: s.session_policy_ref is not None,
             "TenantSessionPolicy is not built yet, the reference does nothing", 14),
-    Unbuilt(("Tenant.spec.state",), lambda s: s.state == "Archived",
-            "state Archived is not built yet: every door is closed as for Suspended, nothing is exported", 13),
 )
 
 LIFECYCLE_POLICY: tuple[Unbuilt, ...] = (
-    Unbuilt(("LifecyclePolicy.spec.reclaim",), lambda p: p.reclaim == "Archive",
-            "reclaim Archive is not built yet, deleting a tenant retains its backend data instead", 13),
-    Unbuilt(("LifecyclePolicy.spec.retention",), lambda p: p.retention != _RETENTION_DEFAULT,
-            "retention is not built yet: there are no archives to expire", 13),
     Unbuilt(("LifecyclePolicy.spec.suspendRevokesLogins",), lambda p: not p.suspend_revokes_logins,
             "suspendRevokesLogins: false is not built yet, suspending a tenant still revokes its logins", 13),
 )
