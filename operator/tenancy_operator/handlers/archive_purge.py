@@ -52,10 +52,21 @@ async def _retention(manifest: dict[str, Any], policies: dict[str, dict[str, Any
 
 
 async def _event(tenant: str, message: str) -> bool:
+    """An Event on the Tenant, posted directly: this loop runs outside kopf's handlers, where
+    kopf.event has no queue. Like kopf's, it lives in `default` (a Tenant has no namespace)."""
     body = await kube.get("Tenant", tenant)
     if body is None:
         return False
-    kopf.event(body, type="Normal", reason="ArchivePurged", message=message)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta = body["metadata"]
+    await kube.create({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": f"{tenant}.", "namespace": "default"},
+        "involvedObject": {"apiVersion": body["apiVersion"], "kind": "Tenant", "name": tenant, "uid": meta["uid"]},
+        "type": "Normal", "reason": "ArchivePurged", "message": message[:1024],
+        "source": {"component": "tenancy-operator"}, "reportingComponent": "tenancy-operator",
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+    })
     return True
 
 
