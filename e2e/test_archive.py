@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
 import time
 
 import hvac.exceptions
@@ -23,6 +24,14 @@ from .tenant_clients import credentials, pg, redis_client
 
 FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
 TABLES = ("customers", "orders", "events")
+
+
+def plugin(*args: str) -> str:
+    """This checkout's `kubectl tenant` (PATH may hold another checkout's)."""
+    result = subprocess.run([str(kube.REPO / ".venv" / "bin" / "kubectl-tenant"), *args], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def _policy(name: str, reclaim: str, retention: str) -> str:
@@ -137,7 +146,7 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
     assert tables["customers"][0] == 4000 and len(keys) == 1000 and len(secrets) == 2
 
     started = time.monotonic()
-    kubectl("patch", "tenant", src, "--type=merge", "-p", '{"spec":{"state":"Archived"}}')
+    assert "spec.state=Archived" in plugin("archive", src)
     eventually(lambda: (get("tenant", src)["status"].get("archive") or {}).get("state") == "Released", 120, 1,
                "archive exported and live data released")
     kubectl("wait", "--for=condition=Ready", f"tenant/{src}", "--timeout=30s", timeout=40)
@@ -151,6 +160,9 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
     assert not list(redis_admin().scan_iter(match=creds["REDIS_KEY_PREFIX"] + "*"))
     assert _kv(src) == {}
 
+    listed = next(line.split() for line in plugin("archives", "--dir", str(ARCHIVE_DIR)).splitlines()
+                  if line.startswith(archive_id))
+    assert listed[1] == src and listed[-1] == "postgres,redis,vault" and "in 23h" in " ".join(listed), listed
     manifest = _manifest(archive_id)
     assert manifest["tenant"] == src and manifest["spec"]["state"] == "Archived"
     assert set(manifest["files"]) == {"postgres.dump.enc", "redis.jsonl.enc", "kv.json.enc"}
@@ -255,12 +267,12 @@ def test_tampered_archive_is_refused_naming_the_file(backends, operator, cleanup
     kubectl("wait", "--for=condition=Ready", f"tenant/{busy}", "--timeout=90s", timeout=100)
     creds3 = credentials(busy)
     pg(creds3, "CREATE TABLE mine (v text)")
-    kubectl("patch", "tenant", busy, "--type=merge", "-p", json.dumps({"spec": {"restoreFrom": {"archive": archive_id}}}))
+    plugin("restore", busy, "--from", archive_id)
     eventually(lambda: condition(get("tenant", busy), "RestoreReady").get("reason") == "RestoreRefused", 60, 1,
                "restore into a tenant holding data refused")
     assert "overwrite" in condition(get("tenant", busy), "RestoreReady")["message"]
     assert pg(creds3, "SELECT count(*) AS n FROM pg_tables WHERE tablename = 'kept'")[0]["n"] == 0
-    kubectl("patch", "tenant", busy, "--type=merge", "-p", '{"spec":{"restoreFrom":{"overwrite":true}}}')
+    plugin("restore", busy, "--from", archive_id, "--overwrite")
     eventually(lambda: (get("tenant", busy)["status"].get("restore") or {}).get("state") == "Done", 60, 1, "restored")
     assert pg(creds3, "SELECT count(*) AS n FROM kept")[0]["n"] == 10
 
