@@ -354,9 +354,9 @@ class ArchiveStatus(Spec):
     expires_at: str | None = None
     """When the retention purge removes it (createdAt + the LifecyclePolicy's retention)."""
     bytes: int | None = None
-    state: Literal["Exported", "Released", "Superseded"] | None = None
-    """Exported: complete, live data may still be there; Released: live data deleted; Superseded: the
-    tenant is Active again."""
+    state: Literal["Exporting", "Exported", "Released", "Superseded"] | None = None
+    """Exporting: under way (a rerun adopts it if it was published); Exported: complete, live data may
+    still be there; Released: live data deleted; Superseded: the tenant is Active again."""
 
 
 class RestoreStatus(Spec):

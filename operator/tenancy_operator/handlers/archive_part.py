@@ -141,12 +141,24 @@ async def export(name: str, uid: str, spec: dict[str, Any], placement: dict[str,
             logger.info("removed %s, an export of %s that never finished", gone, name)
         policy, retention = await _policy(spec.get("lifecyclePolicyRef"))
         now = _now()
-        archive_id = f"{name}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         started = time.monotonic()
-        await archive.export(store, archive.Export(
-            archive_id=archive_id, tenant=name, uid=uid, spec=spec, created_at=_iso(now),
-            expires_at=_iso(now + timedelta(seconds=seconds(retention))), retention=retention, policy=policy or None,
-            targets=targets))
+        # The id is recorded (state Exporting) before the export: a process killed after publishing
+        # but before recording it finds its archive here and adopts it instead of making a second one.
+        pending = (await fresh_status(name)).get("archive") or {}
+        archive_id = pending.get("id") if pending.get("state") == "Exporting" else None
+        if archive_id and archive_id in store.list():
+            manifest = store.manifest(archive_id)
+            now = datetime.strptime(manifest["createdAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            logger.info("archive %s of %s was published by an earlier pass; adopted", archive_id, name)
+        else:
+            archive_id = archive_id or f"{name}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+            await kube.merge_patch("Tenant", name, None, {"status": {"archive": {
+                "id": archive_id, "state": "Exporting", "location": None, "createdAt": None, "expiresAt": None,
+                "bytes": None}}}, "status")
+            await archive.export(store, archive.Export(
+                archive_id=archive_id, tenant=name, uid=uid, spec=spec, created_at=_iso(now),
+                expires_at=_iso(now + timedelta(seconds=seconds(retention))), retention=retention,
+                policy=policy or None, targets=targets))
     except ArchiveError:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure is reported on the Tenant, named
@@ -312,7 +324,7 @@ async def steps(name: str, uid: str, tenant: TenantSpec, body: kopf.Body, known:
         parts.append(part)
         return
     archived = dict(body.status.get("archive") or {})
-    if archived.get("state") in ("Exported", "Released"):
+    if archived.get("state") in ("Exporting", "Exported", "Released"):
         status["archive"] = {**archived, "state": "Superseded"}
     if tenant.restore_from is not None and tenant.state == "Active":
         if services and all(p.ok for p in services):
