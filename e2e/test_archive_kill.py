@@ -43,6 +43,16 @@ def _phase_of(kind: str, name: str, field: str) -> str | None:
     return (((get(kind, name) or {}).get("status") or {}).get(field) or {}).get("state")
 
 
+def _kill_inside(operator, rng: random.Random, started, max_delay: float = 0.5) -> float:
+    """SIGKILL the operator a random moment after `started()` first holds; restart it. The delay."""
+    eventually(lambda: bool(started()), 120, 0.01, "the job started")
+    delay = rng.uniform(0, max_delay)
+    time.sleep(delay)
+    operator.kill()
+    operator.start()
+    return delay
+
+
 def _trial(operator, rng: random.Random, trial: int, cleanup: list[str]) -> None:
     src, dst = f"arc-kill-{trial}", f"arc-kill-{trial}-to"
     for name in (src, dst):
@@ -57,10 +67,8 @@ def _trial(operator, rng: random.Random, trial: int, cleanup: list[str]) -> None
     uid = get("tenant", src)["metadata"]["uid"]
 
     kubectl("patch", "tenant", src, "--type=merge", "-p", '{"spec":{"state":"Archived"}}')
-    archive_kill = rng.uniform(0, 3)
-    time.sleep(archive_kill)
-    operator.kill()
-    operator.start()
+    # Killed inside the job: once its staging folder appears, after a random part of its ~0.5 s.
+    archive_kill = _kill_inside(operator, rng, lambda: _unfinished(src + "-"))
     eventually(lambda: _phase_of("tenant", src, "archive") == "Released", 120, 1,
                f"trial {trial}: archive finished after a kill at {archive_kill:.2f} s")
     made = _archives_of_uid(uid)
@@ -68,17 +76,16 @@ def _trial(operator, rng: random.Random, trial: int, cleanup: list[str]) -> None
     assert _unfinished(src + "-") == [], trial
     assert f"t_arc_kill_{trial}" not in pg_databases(f"t_arc_kill_{trial}")
 
+    work_before = set(ARCHIVE_DIR.glob(".work-*"))
     kube.apply(tenant_yaml(dst, restoreFrom={"archive": made[0]}, **FULL))
-    restore_kill = rng.uniform(2, 6)  # provisioning takes a few seconds before the load starts
-    time.sleep(restore_kill)
-    operator.kill()
-    operator.start()
+    # Killed inside the restore: once its work folder (verify, then load) appears.
+    restore_kill = _kill_inside(operator, rng, lambda: set(ARCHIVE_DIR.glob(".work-*")) - work_before)
     eventually(lambda: _phase_of("tenant", dst, "restore") == "Done", 120, 1,
                f"trial {trial}: restore finished after a kill at {restore_kill:.2f} s")
     assert _pg_fingerprint(credentials(dst)) == tables, (trial, restore_kill)  # nothing lost, nothing doubled
     restored = _redis_snapshot(f"t:{dst}:")
     assert {k: v[:2] for k, v in restored.items()} == {k: v[:2] for k, v in keys.items()}, (trial, restore_kill)
-    print(f"\ntrial {trial}: killed the archive at +{archive_kill:.2f} s and the restore at +{restore_kill:.2f} s: ok")
+    print(f"\ntrial {trial}: killed the archive {archive_kill:.2f} s and the restore {restore_kill:.2f} s into the job: ok")
     for name in (dst, src):
         _delete_and_wait(name)
 
