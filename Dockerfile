@@ -26,6 +26,9 @@ LABEL org.opencontainers.image.title="tenancy-operator" \
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     TENANCY_LIVENESS=http://0.0.0.0:8080/healthz
 COPY --from=build /opt/venv /opt/venv
+# pg_dump/pg_restore for archives (/usr/lib/postgresql/15/bin); a Backend of another major version needs
+# that version's client too (TENANCY_PG_BINDIR sets the pattern).
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client-15 && rm -rf /var/lib/apt/lists/*
 # 65532 matches the chart's runAsUser; the image works with a read-only root filesystem (/tmp is a volume).
 RUN groupadd --system --gid 65532 tenancy && useradd --system --uid 65532 --gid 65532 --no-create-home tenancy
 USER 65532:65532

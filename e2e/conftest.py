@@ -15,6 +15,8 @@ from .backends_fixtures import backends, second_postgres  # noqa: F401  (fixture
 
 pytestmark = pytest.mark.e2e
 
+ARCHIVE_DIR = kube.STATE / "archives-e2e"
+
 
 def pytest_collection_modifyitems(items):
     for item in items:
@@ -83,6 +85,9 @@ def operator(operator_kubeconfig):
                              "TENANCY_STANDALONE", "TENANCY_METRICS_PORT")}
     # `make soak` verifies less often (TENANCY_E2E_VERIFY_INTERVAL): 200 tenants every 3 s would load the machine.
     interval = float(os.environ.get("TENANCY_E2E_VERIFY_INTERVAL") or 3)
+    # Archives go to a folder of the platform state (the chart mounts a PersistentVolumeClaim instead);
+    # the retention purge runs every 5 s so a 1-minute retention is seen on time.
+    settings |= {"TENANCY_ARCHIVE_DIR": str(ARCHIVE_DIR), "TENANCY_ARCHIVE_PURGE_INTERVAL": "5"}
     op = kube.Operator(operator_kubeconfig, verify_interval=interval, extra_env=settings)
     op.start()
     yield op

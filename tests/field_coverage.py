@@ -31,7 +31,11 @@ FIELDS: dict[str, list[str]] = {
     ],
     "Tenant.spec.owners.name": ["test: e2e/test_tenant_core.py::test_owner_rbac_is_fenced_to_their_namespace",
                                 "test: e2e/test_names_ownership.py::test_input_that_can_never_work_is_refused_at_apply"],
-    "Tenant.spec.state": ["test: e2e/test_suspend.py::test_suspend_and_resume", NOT_BUILT],  # Archived
+    "Tenant.spec.state": ["test: e2e/test_suspend.py::test_suspend_and_resume",
+                          "test: e2e/test_archive.py::test_archive_round_trip"],
+    "Tenant.spec.restoreFrom.archive": ["test: e2e/test_archive.py::test_archive_round_trip",
+                                        "test: e2e/test_archive.py::test_tampered_archive_is_refused_naming_the_file"],
+    "Tenant.spec.restoreFrom.overwrite": ["test: e2e/test_archive.py::test_tampered_archive_is_refused_naming_the_file"],
     "Tenant.spec.adoptNamespace": ["test: e2e/test_tenant_core.py::test_namespace_owned_by_someone_else_stalls"],
     "Tenant.spec.adoptRetainedData": ["test: e2e/test_names_ownership.py::test_reused_name_inherits_retained_data_only_when_asked"],
     "Tenant.spec.deletionProtection": [
@@ -150,12 +154,12 @@ FIELDS: dict[str, list[str]] = {
     "WorkflowRun.spec.workflow": [NOT_BUILT],
     "WorkflowRun.spec.parameters": [NOT_BUILT],
     # --- LifecyclePolicy ----------------------------------------------------------------------------
-    "LifecyclePolicy.spec.reclaim": [  # Retain and Delete act; Archive is not built (issue 13)
+    "LifecyclePolicy.spec.reclaim": [
         "test: e2e/test_backend_lifecycle.py::test_delete_with_reclaim_delete_removes_everything",
         "test: e2e/test_doors.py::test_retain_keeps_the_data_and_closes_every_door",
-        NOT_BUILT,
+        "test: e2e/test_archive.py::test_tampered_archive_is_refused_naming_the_file",
     ],
-    "LifecyclePolicy.spec.retention": [NOT_BUILT],
+    "LifecyclePolicy.spec.retention": ["test: e2e/test_archive.py::test_retention_purges_on_time"],
     "LifecyclePolicy.spec.suspendRevokesLogins": [
         "test: e2e/test_suspend_workloads.py::test_suspend_scales_workloads_to_zero_cuts_connections_and_resume_restores",
         "test: e2e/test_suspend_workloads.py::test_suspend_that_keeps_logins_still_stops_workloads"],

@@ -12,12 +12,13 @@ __all__ = ["LifecyclePolicySpec", "ROOT_RULES"]
 class LifecyclePolicySpec(Spec):
     reclaim: Literal["Retain", "Archive", "Delete"] = "Retain"
     """On Tenant deletion: Retain keeps backend data and closes every door (logins off, ACL user off, OpenBao
-    tokens revoked); Delete deletes. Archive (export, then
-    delete) is not built yet (issue 13): the policy and its tenants are Stalled, reason NotImplemented, and
-    a deleted tenant's data is retained."""
+    tokens revoked); Delete deletes and never archives; Archive closes the doors, exports an encrypted
+    archive (as spec.state Archived does), verifies it, then deletes as Delete does. An archive that cannot be
+    made keeps the deletion waiting (Terminating, with the reason), so no data is ever lost to it."""
     retention: Duration = "720h"
-    """How long archives are kept. Not built yet (issue 13): another value makes the policy Stalled, reason
-    NotImplemented."""
+    """How long archives of tenants using this policy are kept: an archive older than this (its createdAt plus
+    the current value) is purged by the periodic purge pass (files, then the manifest), with an Event on the
+    Tenant if it still exists and a log line otherwise."""
     deletion_protection: bool = False
     """Tenants using this policy cannot be deleted while it is true: the operator labels them
     tenancy.dev/deletion-protected and the API server refuses the delete; a teardown that runs anyway

@@ -26,6 +26,9 @@ __all__ = [
     "CredentialsStatus",
     "MIN_ROTATE_EVERY",
     "AutoscalingRule",
+    "RestoreFrom",
+    "ArchiveStatus",
+    "RestoreStatus",
     "TenantSpec",
     "TenantStatus",
     "PLACED_SERVICES",
@@ -171,6 +174,18 @@ def _seconds(duration: str) -> float:
     return sum(float(n) * units[u] for n, u in re.findall(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)", duration))
 
 
+class RestoreFrom(Spec):
+    """An archive to load into the tenant (see `kubectl tenant archives`)."""
+
+    archive: Annotated[str, Field(pattern=r"^[a-z0-9][-a-z0-9]{0,120}$")]
+    """The archive id (`status.archive.id` of the archived tenant). Every file is checked against the
+    manifest's sha256 and authenticated before anything is written; a missing or changed file makes the
+    Tenant Stalled (reason ArchiveTampered) with a message naming the file."""
+    overwrite: bool = False
+    """Restoring into a tenant that already holds data (any table, Redis key under its prefix or KV secret) is
+    refused (Stalled, reason RestoreRefused) unless this is true; then what the archive holds replaces it."""
+
+
 class TargetRef(Spec):
     kind: Literal["Deployment", "StatefulSet"] = "Deployment"
     """Kind of the scaled workload."""
@@ -239,9 +254,14 @@ class TenantSpec(Spec):
     owners: list[Owner] = Field(default_factory=list, max_length=64)
     """Who administers the tenant namespace (bound to the `admin` ClusterRole there only)."""
     state: Literal["Active", "Suspended", "Archived"] = "Active"
-    """Active serves; Suspended closes every door but keeps data. Archived (export, keep only the archive) is
-    not built yet (issue 13): it closes every door as Suspended does and the Tenant is Stalled, reason
-    NotImplemented."""
+    """Active serves; Suspended closes every door but keeps data. Archived closes every door, exports the
+    tenant's PostgreSQL, Redis and OpenBao KV data into an encrypted archive (the operator's archive store,
+    TENANCY_ARCHIVE_DIR), verifies it, then deletes the live backend data; phase Archived, the archive's id and
+    location in `status.archive`. Without an OpenBao backend (its transit key wraps the archive's key) or an
+    archive store, the Tenant is Stalled. Back to Active gives empty services: use `restoreFrom` to load data."""
+    restore_from: RestoreFrom | None = None
+    """Load an archive into this tenant once its services are provisioned (`status.restore` records it, so it
+    runs once). See RestoreFrom."""
     adopt_namespace: bool = False
     """Adopt an existing namespace `tenant-<name>` that no other tenant owns. Without it, an existing
     namespace makes the tenant Stalled."""
@@ -358,6 +378,8 @@ class ActivityStatus(Spec):
     """When the tenant was last seen in use (only while its LifecyclePolicy sets inactivitySuspendAfter)."""
     pg_sessions: int | None = None
     """pg_stat_database.sessions of the tenant database at lastSeen: a change is new use."""
+
+
 class CacheEviction(Spec):
     keys: int = 0
     bytes: int = 0
@@ -379,6 +401,27 @@ class CacheStatus(Spec):
     """Keys of this tenant the operator evicted, in total."""
     last_eviction: CacheEviction | None = None
 
+
+class ArchiveStatus(Spec):
+    id: str | None = None
+    location: str | None = None
+    """Where the archive folder is (`dir://<path>/<id>`)."""
+    created_at: str | None = None
+    expires_at: str | None = None
+    """When the retention purge removes it (createdAt + the LifecyclePolicy's retention)."""
+    bytes: int | None = None
+    state: Literal["Exporting", "Exported", "Released", "Superseded"] | None = None
+    """Exporting: under way (a rerun adopts it if it was published); Exported: complete, live data may
+    still be there; Released: live data deleted; Superseded: the tenant is Active again."""
+
+
+class RestoreStatus(Spec):
+    archive: str | None = None
+    state: Literal["Loading", "Done"] | None = None
+    """Loading: writes began (a rerun redoes them); Done: finished, never run again for this archive."""
+    started_at: str | None = None
+    restored_at: str | None = None
+    seconds: float | None = None
 
 class TenantStatus(Spec):
     model_config = Spec.model_config | {"extra": "allow"}
@@ -407,6 +450,10 @@ class TenantStatus(Spec):
     """The inactivity clock (LifecyclePolicy inactivitySuspendAfter)."""
     cache: CacheStatus | None = None
     """Usage against the CachePolicy's memory budget, and what was evicted."""
+    archive: ArchiveStatus | None = None
+    """The latest archive of this tenant (spec.state Archived, or reclaim Archive on delete)."""
+    restore: RestoreStatus | None = None
+    """The restore spec.restoreFrom asked for."""
 
 
 def _placement_rule(service: str) -> dict[str, str]:

@@ -336,9 +336,10 @@ def _owner_uid(client: hvac.Client, record: str) -> str | None:
     return meta.get(OWNER_FIELD) or None
 
 
-async def delete(target: Target, tenant: str, uid: str) -> list[str]:
+async def delete(target: Target, tenant: str, uid: str, keep_transit_key: bool = False) -> list[str]:
     """Everything of the tenant, the ownership record last; raises OwnedByAnotherTenant, touching
-    nothing, when the record names another UID."""
+    nothing, when the record names another UID. `keep_transit_key`: the tenant's transit key stays,
+    because it wraps the data key of an archive just made (reclaim Archive, state Archived)."""
     key, policy = names.vault_key(tenant), names.vault_policy(tenant)
     kv = names.vault_kv_path(tenant).split("/", 1)[1]
     record = f"{KV_MOUNT}/metadata/{names.vault_owner_record(tenant)}"
@@ -360,6 +361,8 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
             client.delete(f"sys/policies/acl/{policy}")
             done.append(f"policy {policy}")
         for mount, name in ((TRANSIT_MOUNT, key), (SESSION_MOUNT, names.vault_session_key(tenant))):
+            if keep_transit_key and mount == TRANSIT_MOUNT:
+                continue
             if _read(client, f"{mount}/keys/{name}") is not None:
                 client.write(f"{mount}/keys/{name}/config", deletion_allowed=True)
                 client.delete(f"{mount}/keys/{name}")

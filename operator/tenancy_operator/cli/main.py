@@ -5,6 +5,11 @@
     kubectl tenant suspend acme     spec.state=Suspended: close every door, keep the data
     kubectl tenant resume acme      spec.state=Active, and lifts a suspension for inactivity (its annotation)
     kubectl tenant list             a table and a summary line
+    kubectl tenant archive acme     spec.state=Archived: export an encrypted archive, then release the live data
+    kubectl tenant restore acme --from ID [--overwrite]
+                                    spec.restoreFrom: load archive ID into acme (state Active)
+    kubectl tenant archives [--dir PATH]
+                                    archives with size, age, tenant and expiry (reads the archive store)
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from . import kubeapi, render
+from . import archives, kubeapi, render
 
 __all__ = ["main", "ROTATE_ANNOTATION", "INACTIVITY_ANNOTATION", "use_colour"]
 
@@ -42,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
                        ("resume", "resume a suspended tenant (spec.state=Active)")):
         sub.add_parser(name, help=text).add_argument("name", help="Tenant name")
     sub.add_parser("list", help="list tenants with a summary line")
+    sub.add_parser("archive", help="archive a tenant (spec.state=Archived)").add_argument("name", help="Tenant name")
+    restore = sub.add_parser("restore", help="load an archive into a tenant (spec.restoreFrom)")
+    restore.add_argument("name", help="Tenant name")
+    restore.add_argument("--from", dest="archive", required=True, help="archive id (see kubectl tenant archives)")
+    restore.add_argument("--overwrite", action="store_true", help="replace data the tenant already holds")
+    sub.add_parser("archives", help="list archives").add_argument(
+        "--dir", help="the archive store folder (default: TENANCY_ARCHIVE_DIR)")
     return parser
 
 
@@ -73,6 +85,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tenant/{args.name}: spec.state={state}; wait with "
                   f"`kubectl wait --for=jsonpath='{{.status.phase}}'={'Suspended' if state == 'Suspended' else 'Ready'} "
                   f"tenant/{args.name}`")
+        elif args.command == "archive":
+            kubectl.patch_tenant_spec(args.name, {"state": "Archived"})
+            print(f"tenant/{args.name}: spec.state=Archived; the archive id appears in status.archive; wait with "
+                  f"`kubectl wait --for=jsonpath='{{.status.phase}}'=Archived tenant/{args.name}`")
+        elif args.command == "restore":
+            kubectl.patch_tenant_spec(args.name, {"state": "Active", "restoreFrom": {
+                "archive": args.archive, "overwrite": bool(args.overwrite)}})
+            print(f"tenant/{args.name}: spec.restoreFrom={args.archive}; wait with "
+                  f"`kubectl wait --for=jsonpath='{{.status.restore.state}}'=Done tenant/{args.name}`")
+        elif args.command == "archives":
+            sys.stdout.write(archives.table(archives.read(args.dir), _now()))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except kubeapi.KubectlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,8 +1,6 @@
 """Deleting a tenant's backend data as its LifecyclePolicy says: Retain keeps it and closes every door,
-Delete deletes.
-
-Archive (export, then delete) is not built yet: it is refused with a clear Event and treated as
-Retain, so nothing is ever lost by a policy the operator cannot carry out.
+Delete deletes, Archive exports a verified archive (handlers/archive_part.py) and then deletes,
+keeping the transit key that wraps the archive's data key.
 
 Two guards sit in front of the policy. A protected tenant (its own spec.deletionProtection or its
 LifecyclePolicy's, both re-read here) never loses data, even when a delete got past the admission
@@ -25,6 +23,7 @@ from ..api.conditions import Reason
 from ..backends import circuit, kube, registry
 from ..backends.base import BackendRefused, BackendUnavailable, OwnedByAnotherTenant
 from ..reconcile import labels
+from . import archive_part
 from .targets import TargetError, target_for
 
 __all__ = ["Blocked", "Policy", "reclaim_policy", "abandoned", "left_behind", "backends"]
@@ -99,10 +98,20 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
                    message=f"Tenant {name} is protected by {by} but was deleted (was the admission policy "
                            f"bypassed?); reclaim {reclaim} overridden: backend data is retained")
         reclaim = "Retain"
-    if reclaim == "Archive":
-        kopf.event(body, type="Warning", reason="ArchiveNotSupported",
-                   message="reclaim Archive is not supported yet; backend data is retained")
-        reclaim = "Retain"
+    archived = reclaim == "Archive"
+    if archived:
+        # Export first (doors closed, verified), then delete as Delete does, keeping the transit key
+        # that wraps the archive's data key. An archive that cannot be made keeps the deletion waiting.
+        try:
+            await archive_part.archive_for_delete(body, placement, known, logger)
+        except archive_part.ArchiveError as exc:
+            raise Blocked(exc.reason, f"{exc.message}; the deletion waits for the archive (or set the "
+                                      "LifecyclePolicy's reclaim to Retain or Delete)", exc.needs_person,
+                          30 if exc.needs_person else 10) from exc
+        reclaim = "Delete"
+    # The transit key wraps every archive of this tenant (an earlier state Archived too): it goes with
+    # the tenant's last archive (the retention purge), never before.
+    keep_key = archived or archive_part.has_archives(name)
     retain = reclaim == "Retain"
     verb = "close" if retain else "delete"
     blocked: list[Blocked] = []
@@ -124,7 +133,8 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
             circuit.breaker_for(backend_name).check()
             # Retain keeps every byte but nobody logs in any more (the adapters' `close`); a door
             # that cannot be closed keeps the deletion waiting, or it would stay open unwatched.
-            done = await (adapter.close(target, name) if retain else adapter.delete(target, name, body.metadata["uid"]))
+            extra = {"keep_transit_key": True} if service == "vault" and keep_key else {}
+            done = await (adapter.close(target, name) if retain else adapter.delete(target, name, body.metadata["uid"], **extra))
         except OwnedByAnotherTenant as exc:
             # Another tenant's (or a deleted one's retained) data under this name: never ours to drop.
             kopf.event(body, type="Warning", reason=Reason.OWNED_BY_ANOTHER_TENANT,

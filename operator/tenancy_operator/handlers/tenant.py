@@ -29,6 +29,7 @@ from ..reconcile import diff, labels, repairs, unbuilt
 from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
 from . import (
+    archive_part,
     autoscaling_part,
     cache_part,
     config,
@@ -213,7 +214,11 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
         message = _validation_message(exc)
         return Outcome([PartResult(namespace_part.CONDITION, False, Reason.INVALID_SPEC, message, stalled=True)])
     outcome = Outcome(state=tenant.state)
-    await _converge_built(name, uid, tenant, body, logger, indexes, outcome)
+    fresh = await archive_part.fresh_status(name) if tenant.state == "Archived" else {}
+    released = archive_part.released(fresh)  # the live data is gone: provisioning it again would undo the archive
+    await _converge_built(name, uid, tenant, body, logger, indexes, outcome, services=not released)
+    await archive_part.steps(name, uid, tenant, body, _backends(indexes.get("backends_by_name")), outcome.parts,
+                             outcome.status, released, logger)
     outcome.parts += _unbuilt_parts(tenant, indexes)
     return outcome
 
@@ -236,7 +241,7 @@ def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResu
 
 
 async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Body, logger: logging.Logger,
-                          indexes: dict[str, Any], outcome: Outcome) -> None:
+                          indexes: dict[str, Any], outcome: Outcome, services: bool = True) -> None:
     ref = tenant.lifecycle_policy_ref
     policy = suspend_part.policy_of(_store_first(indexes.get("lifecycle_policies"), ref) if ref else None)
     gate = await suspend_part.decide(name, tenant, body, policy, _backends(indexes.get("backends_by_name")), logger)
@@ -262,8 +267,9 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
     if result.ok:
         outcome.status["namespace"] = names.namespace(name)
     try:
-        await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger,
-                        gate.mode.doors_closed)
+        if services:
+            await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger,
+                            gate.mode.doors_closed)
     except Exception as exc:  # noqa: BLE001
         outcome.parts.append(_failure(credentials_part.CONDITION, exc, logger))
     try:

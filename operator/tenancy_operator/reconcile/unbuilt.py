@@ -19,9 +19,6 @@ from ..api.tenant import TenantSpec
 __all__ = ["Unbuilt", "TENANT", "LIFECYCLE_POLICY", "WHOLE_KINDS", "BACKEND_TYPE", "REPORTED", "for_tenant", "for_lifecycle_policy",
            "for_whole_kind", "message"]
 
-_RETENTION_DEFAULT = LifecyclePolicySpec().retention
-
-
 @dataclass(frozen=True)
 class Unbuilt:
     """One feature a spec can ask for that is not built yet."""
@@ -48,16 +45,9 @@ TENANT: tuple[Unbuilt, ...] = (
     Unbuilt(("Tenant.spec.search.enabled", "Tenant.spec.search.backend"),
             lambda s: s.search.enabled or s.search.backend is not None,
             "OpenSearch tenancy is not built yet, no index space, role or user is made", 15),
-    Unbuilt(("Tenant.spec.state",), lambda s: s.state == "Archived",
-            "state Archived is not built yet: every door is closed as for Suspended, nothing is exported", 13),
 )
 
-LIFECYCLE_POLICY: tuple[Unbuilt, ...] = (
-    Unbuilt(("LifecyclePolicy.spec.reclaim",), lambda p: p.reclaim == "Archive",
-            "reclaim Archive is not built yet, deleting a tenant retains its backend data instead", 13),
-    Unbuilt(("LifecyclePolicy.spec.retention",), lambda p: p.retention != _RETENTION_DEFAULT,
-            "retention is not built yet: there are no archives to expire", 13),
-)
+LIFECYCLE_POLICY: tuple[Unbuilt, ...] = ()  # every LifecyclePolicy field is built (issue 13)
 
 # Kinds nothing acts on yet: any object of them asks for an unbuilt feature.
 WHOLE_KINDS: dict[str, Unbuilt] = {

@@ -24,27 +24,24 @@ def test_each_unbuilt_tenant_field_is_named_with_its_issue():
     found = unbuilt.for_tenant(_tenant(mongodb={"enabled": True}, search={"backend": "os-main"},
                                        cachePolicyRef="standard", sessionPolicyRef="default", state="Archived"), None)
     text = unbuilt.message(found)
-    for needle in ("spec.mongodb.enabled", "spec.search.enabled",
-                   "spec.state", "state Archived", "issue 13", "issue 15"):
+    for needle in ("spec.mongodb.enabled", "spec.search.enabled", "issue 15"):
         assert needle in text, needle
     assert "sessionPolicyRef" not in text and "cachePolicyRef" not in text  # built (issue 14)
-    assert len(found) == 3
+    assert "Archived" not in text  # built (issue 13): state Archived exports, then releases
+    assert len(found) == 2
 
 
-def test_the_tenants_lifecycle_policy_counts_but_only_when_referenced():
-    archive = {"reclaim": "Archive", "retention": "720h"}
-    assert unbuilt.for_tenant(_tenant(), archive) == []
-    found = unbuilt.for_tenant(_tenant(lifecyclePolicyRef="keep"), archive)
-    assert len(found) == 1 and found[0].startswith("LifecyclePolicy keep (spec.lifecyclePolicyRef) spec.reclaim:")
-    assert unbuilt.for_tenant(_tenant(lifecyclePolicyRef="keep"), {"reclaim": "Delete"}) == []
+def test_a_referenced_lifecycle_policy_asks_for_nothing_unbuilt():
+    every_field = {"reclaim": "Archive", "retention": "1m", "suspendRevokesLogins": False,
+                   "inactivitySuspendAfter": "1h", "deletionProtection": True}
+    assert unbuilt.for_tenant(_tenant(lifecyclePolicyRef="keep"), every_field) == []
 
 
 def test_lifecycle_policy_findings():
-    # suspendRevokesLogins: false and inactivitySuspendAfter are built (issue 13): no finding.
+    # Every LifecyclePolicy field is built (issue 13): nothing reported.
     policy = LifecyclePolicySpec(reclaim="Archive", retention="48h", suspendRevokesLogins=False,
                                  inactivitySuspendAfter="1h")
-    assert [u.fields[0] for u in unbuilt.for_lifecycle_policy(policy)] == [
-        "LifecyclePolicy.spec.reclaim", "LifecyclePolicy.spec.retention"]
+    assert unbuilt.for_lifecycle_policy(policy) == []
 
 
 def test_whole_kinds_are_always_unbuilt():

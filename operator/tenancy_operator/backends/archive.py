@@ -1,0 +1,149 @@
+"""Archive jobs: export a tenant's backend data into the store, and verify and read it back.
+
+Format (version 1), one folder per archive:
+
+    manifest.json     formatVersion, id, tenant, tenantUid, createdAt, expiresAt, retention,
+                      lifecyclePolicy, spec (the Tenant's spec at archive time), backends (per part:
+                      Backend name, server version, what it holds), encryption (cipher, chunk size,
+                      wrappedKey and the transit key that wraps it), files (per file: part, size and
+                      sha256 of the encrypted file, plainSize), manifestMac
+    postgres.dump.enc pg_dump --format=custom of t_<name>        (see postgres_export)
+    redis.jsonl.enc   every key under t:<name>: with DUMP and PTTL  (see redis_export)
+    kv.json.enc       latest data of every KV secret under tenants/<name>/  (see vault_export)
+
+Kubernetes objects of the tenant namespace are not archived (Secrets must not be kept in clear, and
+nothing else in the namespace is tenant data yet). `verify` checks, in this order and before anything
+is written anywhere: every file is there with its size and sha256, the data key unwraps, the
+manifest's MAC matches, and every chunk of every file authenticates. Each failure names the file.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import archive_crypto as crypto
+from . import postgres_export, redis_export, vault_export
+from .archive_store import MANIFEST, DirectoryStore
+from .base import Target
+
+__all__ = ["FORMAT_VERSION", "FILES", "Export", "export", "verify", "Verified"]
+
+FORMAT_VERSION = 1
+FILES = {"postgres": "postgres.dump", "redis": "redis.jsonl", "vault": "kv.json"}
+"""Each part's plaintext name; on disk it carries `.enc`."""
+
+
+@dataclass
+class Export:
+    """What an export needs to know beyond the backends themselves."""
+
+    archive_id: str
+    tenant: str
+    uid: str
+    spec: dict[str, Any]
+    created_at: str
+    expires_at: str
+    retention: str
+    policy: str | None
+    targets: dict[str, Target] = field(default_factory=dict)
+    """service -> its Backend; `vault` is required (it wraps the data key)."""
+
+
+async def _part(service: str, target: Target, tenant: str, plain: Path) -> dict[str, Any]:
+    if service == "postgres":
+        version = await postgres_export.server_version(target)
+        await postgres_export.dump(target, tenant, plain, version)
+        return {"backend": target.name, "version": version}
+    if service == "redis":
+        keys = await redis_export.dump(target, tenant, plain)
+        return {"backend": target.name, "version": await redis_export.server_version(target), "keys": keys}
+    secrets = await vault_export.dump_kv(target, tenant, plain)
+    return {"backend": target.name, "version": await vault_export.server_version(target), "secrets": secrets,
+            "transitKeys": "not archived: tenant transit keys are not exportable; the key wrapping this "
+                           "archive is kept until the tenant's last archive is purged"}
+
+
+async def export(store: DirectoryStore, job: Export) -> dict[str, Any]:
+    """Writes the archive under a staging name, verifies it, then publishes it; returns the manifest."""
+    staging = store.stage(job.archive_id)
+    data_key = crypto.new_data_key()
+    vault = job.targets["vault"]
+    wrapped = await vault_export.wrap(vault, job.tenant, data_key)
+    backends: dict[str, Any] = {}
+    files: dict[str, Any] = {}
+    for service, target in sorted(job.targets.items()):
+        plain = staging / f".plain-{FILES[service]}"
+        backends[service] = await _part(service, target, job.tenant, plain)
+        name = FILES[service] + ".enc"
+        with plain.open("rb") as src, (staging / name).open("wb") as dst:
+            plain_size = crypto.encrypt_file(src, dst, data_key, job.archive_id, name)
+        plain.unlink()  # the clear copy lives only inside the 0700 staging folder, for one step
+        size, digest = crypto.sha256_file(staging / name)
+        files[name] = {"part": service, "size": size, "sha256": digest, "plainSize": plain_size}
+    manifest: dict[str, Any] = {
+        "formatVersion": FORMAT_VERSION, "id": job.archive_id, "tenant": job.tenant, "tenantUid": job.uid,
+        "createdAt": job.created_at, "expiresAt": job.expires_at, "retention": job.retention,
+        "lifecyclePolicy": job.policy, "spec": job.spec, "backends": backends,
+        "encryption": {"cipher": crypto.CIPHER, "chunkBytes": crypto.CHUNK, "wrappedKey": wrapped,
+                       "wrappingKey": {"backend": vault.name, "mount": "transit",
+                                       "name": f"tenant-{job.tenant}"}},
+        "files": files,
+    }
+    manifest["manifestMac"] = crypto.manifest_mac(manifest, data_key)
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    await _check(staging, manifest, data_key, None)
+    store.publish(job.archive_id)
+    return manifest
+
+
+@dataclass
+class Verified:
+    manifest: dict[str, Any]
+    plain: dict[str, Path]
+    """service -> its decrypted file in `workdir` (deleted with it)."""
+    workdir: tempfile.TemporaryDirectory
+
+
+async def _check(folder: Path, manifest: dict[str, Any], key: bytes, into: Path | None) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for name, entry in sorted(manifest.get("files", {}).items()):
+        with (folder / name).open("rb") as src:
+            target = into / name.removesuffix(".enc") if into else None
+            with (target.open("wb") if target else open("/dev/null", "wb")) as dst:
+                crypto.decrypt_file(src, dst, key, manifest["id"], name)
+        if target:
+            out[entry["part"]] = target
+    return out
+
+
+async def verify(store: DirectoryStore, archive_id: str,
+                 unwrap: Callable[[dict[str, Any]], Awaitable[bytes]]) -> Verified:
+    """Checks the whole archive and decrypts it into a private work folder; raises crypto.Tampered
+    naming the file, or StoreError when the archive is not there. `unwrap` gets the manifest's
+    `encryption` and returns the data key (transit decrypt)."""
+    manifest = store.manifest(archive_id)
+    if manifest.get("formatVersion") != FORMAT_VERSION or manifest.get("id") != archive_id:
+        raise crypto.Tampered(MANIFEST, f"format {manifest.get('formatVersion')!r} / id {manifest.get('id')!r} "
+                                        f"is not an archive {archive_id} of format {FORMAT_VERSION}")
+    for name, entry in sorted((manifest.get("files") or {}).items()):
+        path = store.file(archive_id, name)
+        if not path.is_file():
+            raise crypto.Tampered(name, "is missing")
+        size, digest = crypto.sha256_file(path)
+        if size != entry.get("size") or digest != entry.get("sha256"):
+            raise crypto.Tampered(name, f"size {size} / sha256 {digest[:12]}... differ from the manifest "
+                                        f"({entry.get('size')} / {str(entry.get('sha256'))[:12]}...)")
+    key = await unwrap(manifest.get("encryption") or {})
+    crypto.check_manifest_mac(manifest, key)
+    workdir = tempfile.TemporaryDirectory(dir=store.root, prefix=".work-")
+    try:
+        plain = await _check(store.root / archive_id, manifest, key, Path(workdir.name))
+    except BaseException:
+        workdir.cleanup()
+        raise
+    return Verified(manifest, plain, workdir)

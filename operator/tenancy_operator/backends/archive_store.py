@@ -1,0 +1,156 @@
+"""Where archives live: one folder per archive, `manifest.json` plus one encrypted file per part.
+
+`ArchiveStore` is the small interface (stage, publish, list, read, delete); `DirectoryStore` is the
+built and tested one, on a directory (the chart mounts a PersistentVolumeClaim there; the operator
+reads `TENANCY_ARCHIVE_DIR`). An S3-compatible bucket fits the same interface (stage locally, upload
+the files, the manifest last; list by the manifest's key) and is not built.
+
+Completeness is the manifest: an archive is written under `.staging-<id>` and renamed to `<id>` only
+after every file and the manifest are on disk and synced, so a process killed mid-export leaves a
+staging folder, never a folder that looks complete; `clean_staging` removes those on the next pass.
+A purge removes the data files first and the manifest last, then the folder, so a purge killed
+halfway leaves an archive that still lists (by its manifest) and is finished by the next pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = ["ArchiveStore", "DirectoryStore", "MANIFEST", "StoreError", "from_env", "valid_id"]
+
+MANIFEST = "manifest.json"
+_ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,120}$")
+_STAGING = ".staging-"
+
+
+class StoreError(Exception):
+    """The store is not configured, not writable, or the archive is not there."""
+
+
+def valid_id(archive_id: str) -> str:
+    if not _ID.match(archive_id or ""):
+        raise StoreError(f"{archive_id!r} is not an archive id (lower-case letters, digits and '-')")
+    return archive_id
+
+
+class ArchiveStore(Protocol):
+    location: str
+
+    def stage(self, archive_id: str) -> Path: ...
+    def publish(self, archive_id: str) -> None: ...
+    def list(self) -> list[str]: ...
+    def manifest(self, archive_id: str) -> dict[str, Any]: ...
+    def file(self, archive_id: str, name: str) -> Path: ...
+    def delete(self, archive_id: str) -> list[str]: ...
+    def clean_staging(self, prefix: str = "", older_than: float = 0) -> list[str]: ...
+
+
+class DirectoryStore:
+    """Archives as folders under `root`."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.location = f"dir://{self.root}"
+
+    def _ready(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"archive directory {self.root} cannot be made: {exc}") from exc
+
+    def stage(self, archive_id: str) -> Path:
+        self._ready()
+        path = self.root / (_STAGING + valid_id(archive_id))
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(mode=0o700)
+        return path
+
+    def publish(self, archive_id: str) -> None:
+        staged = self.root / (_STAGING + valid_id(archive_id))
+        for f in staged.iterdir():
+            with f.open("rb") as handle:
+                os.fsync(handle.fileno())
+        if not (staged / MANIFEST).is_file():
+            raise StoreError(f"archive {archive_id}: no manifest staged")
+        os.rename(staged, self.root / archive_id)
+        _sync_dir(self.root)
+
+    def list(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file())
+
+    def half_purged(self) -> list[str]:
+        """Folders whose manifest is gone (a purge that ended before the folder): purge finishes them."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and not (p / MANIFEST).exists())
+
+    def manifest(self, archive_id: str) -> dict[str, Any]:
+        path = self.root / valid_id(archive_id) / MANIFEST
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StoreError(f"archive {archive_id} not found in {self.location}") from None
+        except ValueError as exc:
+            raise StoreError(f"archive {archive_id}: {MANIFEST} is not JSON ({exc})") from exc
+
+    def file(self, archive_id: str, name: str) -> Path:
+        if "/" in name or name.startswith("."):
+            raise StoreError(f"archive {archive_id}: bad file name {name!r} in the manifest")
+        return self.root / valid_id(archive_id) / name
+
+    def size(self, archive_id: str) -> int:
+        folder = self.root / valid_id(archive_id)
+        return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+
+    def delete(self, archive_id: str) -> list[str]:
+        """Data files first, the manifest last, then the folder; returns what it removed."""
+        folder = self.root / valid_id(archive_id)
+        if not folder.is_dir():
+            return []
+        removed = []
+        for f in sorted(folder.iterdir()):
+            if f.name != MANIFEST:
+                f.unlink()
+                removed.append(f.name)
+        if (folder / MANIFEST).exists():
+            (folder / MANIFEST).unlink()
+            removed.append(MANIFEST)
+        folder.rmdir()
+        return removed
+
+    def clean_staging(self, prefix: str = "", older_than: float = 0) -> list[str]:
+        """Remove staging folders of exports that never finished (`prefix`: one tenant's)."""
+        if not self.root.is_dir():
+            return []
+        gone = []
+        for p in self.root.iterdir():
+            if p.is_dir() and p.name.startswith(_STAGING + prefix) and time.time() - p.stat().st_mtime >= older_than:
+                shutil.rmtree(p, ignore_errors=True)
+                gone.append(p.name)
+        return gone
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def from_env() -> DirectoryStore:
+    """The configured store: `TENANCY_ARCHIVE_DIR` (the chart's archive volume). Unset: StoreError."""
+    root = os.environ.get("TENANCY_ARCHIVE_DIR", "")
+    if not root:
+        raise StoreError("no archive store is configured: set TENANCY_ARCHIVE_DIR (chart value archive.*)")
+    return DirectoryStore(root)

@@ -1,0 +1,101 @@
+"""PostgreSQL part of an archive: `pg_dump --format=custom` of the tenant database, `pg_restore` back.
+
+The tools come from the Backend's major version (`/usr/lib/postgresql/<major>/bin`, as Debian's
+packages install them; `TENANCY_PG_BINDIR` overrides the pattern), because a pg_dump older than the
+server refuses to dump it. The dump leaves out owners and grants (`--no-owner --no-acl`): restore
+runs as the target tenant's owner role (`--role`), so every object belongs to the new tenant's
+roles whatever the archived tenant was called. Passwords go to the tools through the environment,
+never the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+import asyncpg
+
+from ..api import names
+from .base import BackendRefused, BackendUnavailable, Target
+
+__all__ = ["bindir", "server_version", "dump", "restore", "holds_data"]
+
+
+def bindir(version: str) -> Path:
+    """The folder holding pg_dump/pg_restore for a server version like '15.10 (Debian ...)'."""
+    match = re.match(r"(\d+)", version or "")
+    if not match:
+        raise BackendRefused(f"cannot read a PostgreSQL major version from {version!r}")
+    pattern = os.environ.get("TENANCY_PG_BINDIR", "/usr/lib/postgresql/{major}/bin")
+    path = Path(pattern.format(major=match.group(1)))
+    if not (path / "pg_dump").is_file():
+        raise BackendRefused(f"no PostgreSQL {match.group(1)} client tools at {path} (pg_dump of the server's major "
+                             "version is needed; install postgresql-client-" + match.group(1) + ")")
+    return path
+
+
+async def _connect(target: Target, database: str) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(host=target.host, port=target.port, user=target.username,
+                                     password=target.password, database=database, timeout=10,
+                                     ssl="require" if target.tls else None)
+    except (OSError, TimeoutError, asyncpg.exceptions.CannotConnectNowError) as exc:
+        raise BackendUnavailable(f"postgres backend {target.name}: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise BackendRefused(f"postgres backend {target.name} refused a connection to {database}: {exc}") from exc
+
+
+async def server_version(target: Target) -> str:
+    conn = await _connect(target, target.extra.get("database", "postgres"))
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
+async def holds_data(target: Target, tenant: str) -> bool:
+    """Does the tenant database hold any table, sequence, view or function of its own?"""
+    conn = await _connect(target, names.pg_database(tenant))
+    try:
+        return bool(await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%') "
+            "OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))"))
+    finally:
+        await conn.close()
+
+
+async def _tool(target: Target, argv: list[str]) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "PGPASSWORD": target.password, "PGCONNECT_TIMEOUT": "10",
+           "PGSSLMODE": "require" if target.tls else "prefer"}
+    proc = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        text = err.decode(errors="replace").strip()[-800:]
+        if "could not connect" in text or "Connection refused" in text:
+            raise BackendUnavailable(f"postgres backend {target.name}: {Path(argv[0]).name}: {text}")
+        raise BackendRefused(f"postgres backend {target.name}: {Path(argv[0]).name} failed: {text}")
+
+
+def _conn_args(target: Target) -> list[str]:
+    return ["--host", target.host, "--port", str(target.port), "--username", target.username, "--no-password"]
+
+
+async def dump(target: Target, tenant: str, out: Path, version: str) -> None:
+    tools = bindir(version)
+    await _tool(target, [str(tools / "pg_dump"), *_conn_args(target), "--format=custom", "--no-owner", "--no-acl",
+                         "--file", str(out), "--dbname", names.pg_database(tenant)])
+
+
+async def restore(target: Target, tenant: str, dump_file: Path, version: str, clean: bool) -> None:
+    """Loads a dump into the tenant database as its owner role; `clean` drops what the dump holds first."""
+    tools = bindir(version)
+    argv = [str(tools / "pg_restore"), *_conn_args(target), "--no-owner", "--no-acl", "--exit-on-error",
+            "--single-transaction", "--role", names.pg_owner_role(tenant), "--dbname", names.pg_database(tenant)]
+    if clean:
+        argv += ["--clean", "--if-exists"]
+    await _tool(target, [*argv, str(dump_file)])

@@ -1,0 +1,122 @@
+"""OpenBao part of an archive, and the data key's wrapping.
+
+KV: the latest version's data of every secret under `tenants/<name>/` (older versions and
+metadata are not archived; a secret whose latest version is deleted or destroyed is left out).
+Transit keys are not archived: the tenant's key `transit/tenant-<name>` is created non-exportable,
+so its material never leaves OpenBao. It wraps each archive's data key instead (transit encrypt by
+the operator's token) and is kept when the tenant's live data is released for an archive, because
+without it the archive could never be read again; the purge of the tenant's last archive deletes it
+(see handlers/archive_part.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import hvac
+from hvac import exceptions as hvac_errors
+
+from ..api import names
+from .base import Target
+from .vault import KV_MOUNT, TRANSIT_MOUNT, _run
+
+__all__ = ["dump_kv", "restore_kv", "holds_kv", "wrap", "unwrap", "delete_key", "server_version"]
+
+
+def _kv_root(tenant: str) -> str:
+    return names.vault_kv_path(tenant).split("/", 1)[1]
+
+
+def _paths(client: hvac.Client, root: str) -> list[str]:
+    out: list[str] = []
+    try:
+        listing = client.list(f"{KV_MOUNT}/metadata/{root}")
+    except hvac_errors.InvalidPath:
+        return out
+    for entry in ((listing or {}).get("data") or {}).get("keys", []):
+        child = f"{root}/{entry}".replace("//", "/")
+        out += _paths(client, child.rstrip("/")) if entry.endswith("/") else [child]
+    return out
+
+
+async def server_version(target: Target) -> str:
+    return await _run(target, lambda c: str(c.sys.read_health_status(method="GET").get("version", "")))
+
+
+async def dump_kv(target: Target, tenant: str, out: Path) -> int:
+    root = _kv_root(tenant)
+
+    def work(client: hvac.Client) -> int:
+        secrets: dict[str, Any] = {}
+        for path in _paths(client, root):
+            try:
+                read = client.secrets.kv.v2.read_secret_version(path=path, mount_point=KV_MOUNT,
+                                                                raise_on_deleted_version=True)
+            except hvac_errors.InvalidPath:
+                continue  # latest version deleted or destroyed
+            secrets[path[len(root) + 1:]] = read["data"]["data"]
+        out.write_text(json.dumps(secrets, sort_keys=True))
+        return len(secrets)
+
+    return await _run(target, work)
+
+
+async def holds_kv(target: Target, tenant: str) -> bool:
+    return bool(await _run(target, lambda c: _paths(c, _kv_root(tenant))))
+
+
+async def restore_kv(target: Target, tenant: str, source: Path) -> int:
+    root = _kv_root(tenant)
+    secrets: dict[str, Any] = json.loads(source.read_text())
+
+    def work(client: hvac.Client) -> int:
+        for rel, data in secrets.items():
+            client.secrets.kv.v2.create_or_update_secret(path=f"{root}/{rel}", secret=data, mount_point=KV_MOUNT)
+        return len(secrets)
+
+    return await _run(target, work)
+
+
+async def wrap(target: Target, tenant: str, data_key: bytes) -> str:
+    """The data key encrypted by the tenant's transit key (made, non-exportable, if it is missing)."""
+    key = names.vault_key(tenant)
+
+    def work(client: hvac.Client) -> str:
+        try:
+            client.read(f"{TRANSIT_MOUNT}/keys/{key}")["data"]
+        except (hvac_errors.InvalidPath, TypeError):
+            client.write(f"{TRANSIT_MOUNT}/keys/{key}", type="aes256-gcm96")
+        reply = client.secrets.transit.encrypt_data(name=key, plaintext=base64.b64encode(data_key).decode(),
+                                                    mount_point=TRANSIT_MOUNT)
+        return reply["data"]["ciphertext"]
+
+    return await _run(target, work)
+
+
+async def unwrap(target: Target, key_name: str, wrapped: str) -> bytes:
+    """The data key back, by transit decrypt with `key_name`; refused (BackendRefused) by any other key."""
+
+    def work(client: hvac.Client) -> bytes:
+        reply = client.secrets.transit.decrypt_data(name=key_name, ciphertext=wrapped, mount_point=TRANSIT_MOUNT)
+        return base64.b64decode(reply["data"]["plaintext"])
+
+    return await _run(target, work)
+
+
+async def delete_key(target: Target, key_name: str) -> bool:
+    """Delete a transit key kept for archives (once no archive needs it); False when already gone."""
+
+    def work(client: hvac.Client) -> bool:
+        try:
+            if client.read(f"{TRANSIT_MOUNT}/keys/{key_name}") is None:
+                return False
+        except hvac_errors.InvalidPath:
+            return False
+        client.write(f"{TRANSIT_MOUNT}/keys/{key_name}/config", deletion_allowed=True)
+        client.delete(f"{TRANSIT_MOUNT}/keys/{key_name}")
+        return True
+
+    return await _run(target, work)

@@ -1,0 +1,60 @@
+"""`kubectl tenant archives`: the archive store as a table (id, tenant, size, age, expiry).
+
+Reads the store directly (`--dir`, else TENANCY_ARCHIVE_DIR): run it where the archive volume is
+mounted (the host-process operator's folder, or `kubectl exec` into the operator pod). Each archive's
+manifest says everything listed; a folder without a manifest is an unfinished export or purge and is
+not listed (the operator cleans those up).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .render import age, parse_time
+
+__all__ = ["read", "table", "human_bytes"]
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def read(root: str | None) -> list[dict[str, Any]]:
+    """One row per complete archive; raises ValueError when no store is given."""
+    folder = root or os.environ.get("TENANCY_ARCHIVE_DIR", "")
+    if not folder:
+        raise ValueError("no archive store: pass --dir PATH or set TENANCY_ARCHIVE_DIR (where the operator's "
+                         "archive volume is mounted)")
+    rows = []
+    base = Path(folder)
+    for path in sorted(base.iterdir()) if base.is_dir() else []:
+        manifest_file = path / "manifest.json"
+        if path.name.startswith(".") or not manifest_file.is_file():
+            continue
+        manifest = json.loads(manifest_file.read_text())
+        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+        rows.append({"id": path.name, "tenant": manifest.get("tenant", "?"), "bytes": size,
+                     "createdAt": manifest.get("createdAt"), "expiresAt": manifest.get("expiresAt"),
+                     "retention": manifest.get("retention"), "parts": sorted(manifest.get("backends") or {})})
+    return rows
+
+
+def table(rows: list[dict[str, Any]], now: datetime) -> str:
+    lines = [["ID", "TENANT", "SIZE", "AGE", "EXPIRES", "PARTS"]]
+    for r in rows:
+        expires = parse_time(r["expiresAt"])
+        when = ("in " + age(expires, now)) if expires and expires > now else "due (next purge pass)"
+        lines.append([r["id"], r["tenant"], human_bytes(r["bytes"]), age(parse_time(r["createdAt"]), now), when,
+                      ",".join(r["parts"])])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    text = "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in lines)
+    return text + f"\n{len(rows)} archives, {human_bytes(sum(r['bytes'] for r in rows))}\n"

@@ -1,0 +1,337 @@
+"""Archive and restore of one tenant (ArchiveReady, RestoreReady): the kopf-side glue.
+
+Archive (spec.state Archived, or reclaim Archive on delete): doors closed first, then export,
+verify, and only then release the live data as Delete does (the transit key that wraps the archive's
+data key stays). `status.archive` records the archive (`id`, `location`, `createdAt`, `expiresAt`,
+`bytes`) and its `state`: `Exported` (the archive is complete, the live data may still be there),
+`Released` (the live data is gone), `Superseded` (the tenant is Active again, so the archive no longer
+holds its current data). It is written right after the export, so an export is never made twice for
+one archive step, and a release killed halfway is finished by the next pass without a new export.
+
+Restore (spec.restoreFrom): once every service is provisioned, the whole archive is verified (see
+backends/archive.py) before anything is written; a target that already holds data is refused unless
+`overwrite: true`. `status.restore` records `Loading` before the first write (a crash mid-load is
+redone with overwrite, as those writes were ours) and `Done` after, so a restore never runs twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+
+from ..api import names
+from ..api.tenant import TenantSpec
+from ..backends import archive, archive_store, kube, postgres_export, redis_export, registry, vault_export
+from ..backends.archive_crypto import Tampered
+from ..backends.base import BackendRefused, BackendUnavailable, Target
+from ..reconcile.status import PartResult
+from . import credentials_part, services_part
+from .targets import TargetError, target_for
+
+__all__ = ["ARCHIVE_CONDITION", "RESTORE_CONDITION", "ArchiveError", "fresh_status", "current", "released", "export", "release",
+           "archive_for_delete", "has_archives", "converge_archived", "restore", "seconds", "steps"]
+
+ARCHIVE_CONDITION = "ArchiveReady"
+RESTORE_CONDITION = "RestoreReady"
+ARCHIVED_SERVICES = ("postgres", "redis", "vault")
+
+
+class ArchiveError(Exception):
+    """An archive step cannot go on. `needs_person`: retrying alone will not help (Stalled)."""
+
+    def __init__(self, reason: str, message: str, needs_person: bool) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.needs_person = reason, message, needs_person
+
+
+def seconds(duration: str) -> float:
+    from ..api.tenant import _seconds
+    return _seconds(duration)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def fresh_status(name: str) -> dict[str, Any]:
+    return ((await kube.get("Tenant", name)) or {}).get("status") or {}
+
+
+def released(status: Any) -> bool:
+    return ((status or {}).get("archive") or {}).get("state") == "Released"
+
+
+async def current(name: str) -> dict[str, Any] | None:
+    """The archive that holds the tenant's current data (Exported or Released, and still in the store)."""
+    record = (await fresh_status(name)).get("archive") or {}
+    if record.get("state") not in ("Exported", "Released"):
+        return None
+    try:
+        archive_store.from_env().manifest(record["id"])
+    except archive_store.StoreError:
+        return None
+    return record
+
+
+def has_archives(name: str) -> bool:
+    """Does the store hold an archive of a tenant of this name?"""
+    try:
+        return any(a.startswith(f"{name}-") and archive_store.from_env().manifest(a).get("tenant") == name
+                   for a in archive_store.from_env().list())
+    except archive_store.StoreError:
+        return False
+
+
+async def _targets(placement: dict[str, str], known: dict[str, dict[str, Any]]) -> dict[str, Target]:
+    out: dict[str, Target] = {}
+    for service in ARCHIVED_SERVICES:
+        backend_name = placement.get(service)
+        if not backend_name:
+            continue
+        backend = known.get(backend_name)
+        if backend is None:
+            raise ArchiveError("BackendGone", f"Backend {backend_name} ({service}) no longer exists; its data "
+                                              "cannot be archived", True)
+        try:
+            out[service] = await target_for(backend)
+        except TargetError as exc:
+            raise ArchiveError("AdminSecretMissing", str(exc), True) from exc
+    return out
+
+
+async def _policy(ref: str | None) -> tuple[str, str]:
+    retention = "720h"
+    if ref:
+        policy = await kube.get("LifecyclePolicy", ref)
+        retention = ((policy or {}).get("spec") or {}).get("retention", retention)
+    return ref or "", retention
+
+
+def _backend_error(exc: Exception, what: str) -> ArchiveError:
+    if isinstance(exc, BackendUnavailable):
+        return ArchiveError("BackendUnavailable", f"{what}: {exc}", False)
+    if isinstance(exc, archive_store.StoreError):
+        return ArchiveError("ArchiveStoreUnavailable", f"{what}: {exc}", True)
+    if isinstance(exc, Tampered):
+        return ArchiveError("ArchiveTampered", f"{what}: archive file {exc}; nothing was written", True)
+    if isinstance(exc, (BackendRefused, OSError)):
+        return ArchiveError("ArchiveFailed", f"{what}: {exc}", True)
+    return ArchiveError("ArchiveFailed", f"{what}: {type(exc).__name__}: {exc}", True)
+
+
+async def export(name: str, uid: str, spec: dict[str, Any], placement: dict[str, str],
+                 known: dict[str, dict[str, Any]], logger: logging.Logger) -> dict[str, Any]:
+    """Export, verify and publish an archive; records it in status.archive (state Exported)."""
+    try:
+        store = archive_store.from_env()
+        targets = await _targets(placement, known)
+        if "vault" not in targets:
+            raise ArchiveError("ArchiveNeedsVault", f"Tenant {name} has no OpenBao backend placed: an archive's data "
+                                                    "key is wrapped by the tenant's transit key; enable spec.vault", True)
+        for gone in store.clean_staging(prefix=f"{name}-"):
+            logger.info("removed %s, an export of %s that never finished", gone, name)
+        policy, retention = await _policy(spec.get("lifecyclePolicyRef"))
+        now = _now()
+        started = time.monotonic()
+        # The id is recorded (state Exporting) before the export: a process killed after publishing
+        # but before recording it finds its archive here and adopts it instead of making a second one.
+        pending = (await fresh_status(name)).get("archive") or {}
+        archive_id = pending.get("id") if pending.get("state") == "Exporting" else None
+        if archive_id and archive_id in store.list():
+            manifest = store.manifest(archive_id)
+            now = datetime.strptime(manifest["createdAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            logger.info("archive %s of %s was published by an earlier pass; adopted", archive_id, name)
+        else:
+            archive_id = archive_id or f"{name}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+            await kube.merge_patch("Tenant", name, None, {"status": {"archive": {
+                "id": archive_id, "state": "Exporting", "location": None, "createdAt": None, "expiresAt": None,
+                "bytes": None}}}, "status")
+            await archive.export(store, archive.Export(
+                archive_id=archive_id, tenant=name, uid=uid, spec=spec, created_at=_iso(now),
+                expires_at=_iso(now + timedelta(seconds=seconds(retention))), retention=retention,
+                policy=policy or None, targets=targets))
+    except ArchiveError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure is reported on the Tenant, named
+        raise _backend_error(exc, f"archive of {name}") from exc
+    record = {"id": archive_id, "location": f"{store.location}/{archive_id}", "createdAt": _iso(now),
+              "expiresAt": _iso(now + timedelta(seconds=seconds(retention))), "bytes": store.size(archive_id),
+              "state": "Exported"}
+    await kube.merge_patch("Tenant", name, None, {"status": {"archive": record}}, "status")
+    logger.info("archived %s as %s (%d bytes, %.1f s)", name, archive_id, record["bytes"], time.monotonic() - started)
+    return record
+
+
+async def release(name: str, uid: str, placement: dict[str, str], known: dict[str, dict[str, Any]],
+                  logger: logging.Logger) -> list[str]:
+    """Delete the live backend data (as reclaim Delete), keeping the transit key that wraps the archive."""
+    done: list[str] = []
+    for service, target in sorted((await _targets(placement, known)).items()):
+        adapter = registry.adapter(service)
+        try:
+            if service == "vault":
+                done += await adapter.delete(target, name, uid, keep_transit_key=True)
+            else:
+                done += await adapter.delete(target, name, uid)
+        except Exception as exc:  # noqa: BLE001
+            raise _backend_error(exc, f"releasing {service} of {name} on {target.name}") from exc
+    logger.info("released live data of %s: %s", name, ", ".join(done) or "nothing left")
+    return done
+
+
+async def archive_for_delete(body: kopf.Body, placement: dict[str, str], known: dict[str, dict[str, Any]],
+                             logger: logging.Logger) -> dict[str, Any]:
+    """reclaim Archive: close every door, export (unless an archive of the current data exists)."""
+    name = body.metadata["name"]
+    existing = await current(name)
+    if existing:
+        return existing
+    for service, target in sorted((await _targets(placement, known)).items()):
+        try:
+            await registry.adapter(service).close(target, name)
+        except Exception as exc:  # noqa: BLE001
+            raise _backend_error(exc, f"closing {service} of {name} before its archive") from exc
+    record = await export(name, body.metadata["uid"], dict(body.spec or {}), placement, known, logger)
+    kopf.event(body, type="Normal", reason="Archived",
+               message=f"archive {record['id']} ({record['bytes']} bytes) at {record['location']}, kept until "
+                       f"{record['expiresAt']}; now deleting the live data")
+    return record
+
+
+async def converge_archived(name: str, uid: str, body: kopf.Body, placement: dict[str, str],
+                            known: dict[str, dict[str, Any]], logger: logging.Logger) -> tuple[PartResult, dict]:
+    """spec.state Archived, doors already closed by this pass: export, verify, release. (part, status.archive)"""
+    try:
+        fresh = (await fresh_status(name)).get("archive") or {}
+        record = fresh if fresh.get("state") == "Released" else await current(name)
+        if record is None:
+            record = await export(name, uid, dict(body.spec or {}), placement, known, logger)
+            kopf.event(body, type="Normal", reason="Archived",
+                       message=f"archive {record['id']} ({record['bytes']} bytes) at {record['location']}")
+        if record["state"] != "Released":
+            await release(name, uid, placement, known, logger)
+            record = {**record, "state": "Released"}
+            await kube.merge_patch("Tenant", name, None, {"status": {"archive": record}}, "status")
+    except ArchiveError as exc:
+        return PartResult(ARCHIVE_CONDITION, False, exc.reason, exc.message, stalled=exc.needs_person), {}
+    return PartResult(ARCHIVE_CONDITION, True, "Archived",
+                      f"archived as {record['id']} at {record['location']} (kept until {record['expiresAt']}); "
+                      "live backend data released"), record
+
+
+async def _unwrapper(known: dict[str, dict[str, Any]], fallback: Target | None):
+    async def unwrap(encryption: dict[str, Any]) -> bytes:
+        wrapping = encryption.get("wrappingKey") or {}
+        backend = known.get(str(wrapping.get("backend")))
+        target = await target_for(backend) if backend else fallback
+        if target is None:
+            raise archive_store.StoreError(f"Backend {wrapping.get('backend')} (holding the archive's transit key) "
+                                           "does not exist")
+        try:
+            return await vault_export.unwrap(target, str(wrapping.get("name")), str(encryption.get("wrappedKey")))
+        except BackendRefused as exc:
+            raise Tampered("manifest.json", f"the data key does not unwrap with transit key {wrapping.get('name')} "
+                                            f"on {target.name} ({exc})") from exc
+    return unwrap
+
+
+async def _holds_data(service: str, target: Target, name: str) -> bool:
+    if service == "postgres":
+        return await postgres_export.holds_data(target, name)
+    if service == "redis":
+        return await redis_export.holds_data(target, name)
+    return await vault_export.holds_kv(target, name)
+
+
+async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dict[str, str],
+                  known: dict[str, dict[str, Any]], logger: logging.Logger) -> tuple[PartResult, dict]:
+    """spec.restoreFrom, after every service is ready. (part, status.restore)"""
+    asked = tenant.restore_from
+    assert asked is not None
+    done = (await fresh_status(name)).get("restore") or {}
+    if done.get("archive") == asked.archive and done.get("state") == "Done":
+        return PartResult(RESTORE_CONDITION, True, "Restored",
+                          f"restored from archive {asked.archive} at {done.get('restoredAt')}"), done
+    resuming = done.get("archive") == asked.archive and done.get("state") == "Loading"
+    verified = None
+    try:
+        targets = await _targets(placement, known)
+        store = archive_store.from_env()
+        started = time.monotonic()
+        verified = await archive.verify(store, archive_store.valid_id(asked.archive),
+                                        await _unwrapper(known, targets.get("vault")))
+        missing = [s for s in verified.plain if s not in targets]
+        if missing:
+            raise ArchiveError("RestoreRefused", f"archive {asked.archive} holds {', '.join(missing)} data but this "
+                                                 f"Tenant does not enable {', '.join(missing)}; enable it", True)
+        holding = [f"{s} on {targets[s].name}" for s in sorted(verified.plain) if await _holds_data(s, targets[s], name)]
+        if holding and not (asked.overwrite or resuming):
+            raise ArchiveError("RestoreRefused", f"Tenant {name} already holds data ({', '.join(holding)}); nothing "
+                                                 "was written. Set spec.restoreFrom.overwrite: true to replace it", True)
+        state = {"archive": asked.archive, "state": "Loading", "startedAt": _iso(_now())}
+        await kube.merge_patch("Tenant", name, None, {"status": {"restore": state}}, "status")
+        counts = []
+        for service, path in sorted(verified.plain.items()):
+            target = targets[service]
+            if service == "postgres":
+                version = verified.manifest["backends"]["postgres"]["version"]
+                await postgres_export.restore(target, name, path, version, clean=bool(holding))
+                counts.append(f"database {names.pg_database(name)}")
+            elif service == "redis":
+                counts.append(f"{await redis_export.restore(target, name, path)} Redis keys")
+            else:
+                counts.append(f"{await vault_export.restore_kv(target, name, path)} KV secrets")
+    except ArchiveError as exc:
+        return PartResult(RESTORE_CONDITION, False, exc.reason, exc.message, stalled=exc.needs_person), done
+    except Exception as exc:  # noqa: BLE001
+        err = _backend_error(exc, f"restore of {name} from {asked.archive}")
+        return PartResult(RESTORE_CONDITION, False, err.reason, err.message, stalled=err.needs_person), done
+    finally:
+        if verified is not None:
+            verified.workdir.cleanup()
+    record = {"archive": asked.archive, "state": "Done", "restoredAt": _iso(_now()),
+              "seconds": round(time.monotonic() - started, 1)}
+    await kube.merge_patch("Tenant", name, None, {"status": {"restore": record}}, "status")
+    message = f"restored from archive {asked.archive}: {', '.join(counts)}"
+    logger.info("%s (%.1f s)", message, record["seconds"])
+    kopf.event(body, type="Normal", reason="Restored", message=message)
+    return PartResult(RESTORE_CONDITION, True, "Restored", f"restored from archive {asked.archive} at "
+                                                           f"{record['restoredAt']}"), record
+
+
+async def steps(name: str, uid: str, tenant: TenantSpec, body: kopf.Body, known: dict[str, dict[str, Any]],
+                parts: list[PartResult], status: dict[str, Any], released: bool, logger: logging.Logger) -> None:
+    """spec.state Archived (export, verify, release) and spec.restoreFrom, once the services allow."""
+    placement = dict(status.get("placement") or body.status.get("placement") or {})
+    services = [p for p in parts if p.condition in (*services_part.SERVICES.values(), credentials_part.CONDITION)]
+    if tenant.state == "Archived":
+        if released or all(p.ok for p in services if p.condition != credentials_part.CONDITION):
+            part, record = await converge_archived(name, uid, body, placement, known, logger)
+            if record:
+                status["archive"] = record
+        else:
+            part = PartResult(ARCHIVE_CONDITION, False, "WaitingForServices",
+                              "the archive is made once every service's doors are closed", informational=True)
+        parts.append(part)
+        return
+    archived = dict(body.status.get("archive") or {})
+    if archived.get("state") in ("Exporting", "Exported", "Released"):
+        status["archive"] = {**archived, "state": "Superseded"}
+    if tenant.restore_from is not None and tenant.state == "Active":
+        if services and all(p.ok for p in services):
+            part, record = await restore(name, tenant, body, placement, known, logger)
+            if record:
+                status["restore"] = record
+        else:
+            part = PartResult(RESTORE_CONDITION, False, "WaitingForServices",
+                              "the restore starts once every service and the credentials are ready", informational=True)
+        parts.append(part)

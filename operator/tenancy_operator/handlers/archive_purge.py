@@ -1,0 +1,142 @@
+"""The retention purge: archives older than their LifecyclePolicy's retention are removed on schedule.
+
+Every `TENANCY_ARCHIVE_PURGE_INTERVAL` seconds (default 300) one pass: finishes purges that ended
+halfway (a folder whose manifest is gone), removes staging and work folders of exports or restores
+that never finished (older than an hour), then purges each archive whose createdAt plus retention has
+passed. Retention is the tenant's LifecyclePolicy's current value when that policy still exists, else
+the value recorded in the manifest. Files go first and the manifest last, so a pass killed halfway
+leaves an archive the next pass still finds. Each purge posts an Event on the Tenant of that name if
+it exists, and always logs a line. When a tenant's last archive is gone and no Tenant of that name
+exists, the transit key that wrapped its archives is deleted as well (nothing needs it any more).
+
+Runs in every replica (it is not a kopf handler, so peering does not pause it); two replicas purging
+the same archive only find it gone, as each step tolerates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from ..backends import archive_store, kube, vault_export
+from .archive_part import seconds
+from .targets import target_for
+
+__all__ = ["purge_pass", "interval"]
+
+log = logging.getLogger("tenancy.archive")
+_task: asyncio.Task | None = None
+STALE_WORK_S = 3600
+
+
+def interval() -> float:
+    return float(os.environ.get("TENANCY_ARCHIVE_PURGE_INTERVAL") or 300)
+
+
+def _created(manifest: dict[str, Any]) -> float:
+    return datetime.strptime(manifest["createdAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+async def _retention(manifest: dict[str, Any], policies: dict[str, dict[str, Any]]) -> str:
+    ref = manifest.get("lifecyclePolicy")
+    if ref and ref not in policies:
+        policies[ref] = await kube.get("LifecyclePolicy", ref) or {}
+    return ((policies.get(ref or "") or {}).get("spec") or {}).get("retention") or manifest.get("retention") or "720h"
+
+
+async def _event(tenant: str, message: str) -> bool:
+    """An Event on the Tenant, posted directly: this loop runs outside kopf's handlers, where
+    kopf.event has no queue. Like kopf's, it lives in `default` (a Tenant has no namespace)."""
+    body = await kube.get("Tenant", tenant)
+    if body is None:
+        return False
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta = body["metadata"]
+    await kube.create({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": f"{tenant}.", "namespace": "default"},
+        "involvedObject": {"apiVersion": body["apiVersion"], "kind": "Tenant", "name": tenant, "uid": meta["uid"]},
+        "type": "Normal", "reason": "ArchivePurged", "message": message[:1024],
+        "source": {"component": "tenancy-operator"}, "reportingComponent": "tenancy-operator",
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+    })
+    return True
+
+
+async def _drop_key(manifest: dict[str, Any]) -> str:
+    wrapping = (manifest.get("encryption") or {}).get("wrappingKey") or {}
+    backend = await kube.get("Backend", str(wrapping.get("backend")))
+    if backend is None:
+        return ""
+    if await vault_export.delete_key(await target_for(backend), str(wrapping.get("name"))):
+        return f"; transit key {wrapping.get('name')} on {backend['metadata']['name']} deleted (no archive needs it)"
+    return ""
+
+
+async def purge_pass(now: float | None = None) -> list[str]:
+    """One pass; returns the ids purged."""
+    try:
+        store = archive_store.from_env()
+    except archive_store.StoreError:
+        return []
+    now = time.time() if now is None else now
+    for gone in store.half_purged():
+        store.delete(gone)
+        log.info("archive %s: finished a purge that had stopped halfway", gone)
+    for gone in store.clean_staging(older_than=STALE_WORK_S):
+        log.info("removed %s, an archive export that never finished", gone)
+    for work in store.root.glob(".work-*") if store.root.is_dir() else []:
+        if now - work.stat().st_mtime >= STALE_WORK_S:
+            shutil.rmtree(work, ignore_errors=True)
+    policies: dict[str, dict[str, Any]] = {}
+    purged: list[str] = []
+    manifests = {}
+    for archive_id in store.list():
+        try:
+            manifests[archive_id] = store.manifest(archive_id)
+        except archive_store.StoreError as exc:
+            log.warning("archive %s: %s; left for a person", archive_id, exc)
+    for archive_id, manifest in manifests.items():
+        retention = await _retention(manifest, policies)
+        if now < _created(manifest) + seconds(retention):
+            continue
+        removed = store.delete(archive_id)
+        purged.append(archive_id)
+        tenant = str(manifest.get("tenant"))
+        message = (f"archive {archive_id} of tenant {tenant} purged: older than its retention {retention} "
+                   f"(created {manifest['createdAt']}); removed {len(removed)} files, the manifest last")
+        if not any(m.get("tenant") == tenant for i, m in manifests.items() if i not in purged):
+            if await kube.get("Tenant", tenant) is None:
+                message += await _drop_key(manifest)
+        told = await _event(tenant, message)
+        log.info("%s%s", message, "" if told else f" (Tenant {tenant} no longer exists)")
+    return purged
+
+
+async def _loop() -> None:
+    while True:
+        try:
+            await purge_pass()
+        except Exception:  # noqa: BLE001 - a failing pass is retried next interval, never fatal
+            log.exception("archive purge pass failed; retried in %s s", interval())
+        await asyncio.sleep(interval())
+
+
+@kopf.on.startup()
+async def _start(**_: Any) -> None:
+    global _task
+    if os.environ.get("TENANCY_ARCHIVE_DIR"):
+        _task = asyncio.create_task(_loop())
+
+
+@kopf.on.cleanup()
+async def _stop(**_: Any) -> None:
+    if _task is not None:
+        _task.cancel()

@@ -1,0 +1,48 @@
+"""`kubectl tenant archives|archive|restore`: the table, and the spec each command writes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from tenancy_operator.cli import archives, kubeapi, main
+
+
+def _archive(root, archive_id: str, tenant: str, created: str, expires: str, size: int) -> None:
+    folder = root / archive_id
+    folder.mkdir()
+    (folder / "postgres.dump.enc").write_bytes(b"x" * size)
+    (folder / "manifest.json").write_text(json.dumps({"tenant": tenant, "createdAt": created, "expiresAt": expires,
+                                                      "backends": {"postgres": {}, "vault": {}}}))
+
+
+def test_archives_table_lists_complete_archives_with_size_age_tenant_and_expiry(tmp_path):
+    _archive(tmp_path, "acme-1", "acme", "2026-01-01T00:00:00Z", "2026-01-31T00:00:00Z", 3000)
+    _archive(tmp_path, "beta-1", "beta", "2026-01-01T00:00:00Z", "2026-01-01T12:00:00Z", 10)
+    (tmp_path / ".staging-acme-2").mkdir()  # an export in progress is not an archive
+    text = archives.table(archives.read(str(tmp_path)), datetime(2026, 1, 2, tzinfo=UTC))
+    lines = text.splitlines()
+    assert lines[0].split() == ["ID", "TENANT", "SIZE", "AGE", "EXPIRES", "PARTS"]
+    assert lines[1].split()[:2] == ["acme-1", "acme"] and "in 29d" in lines[1] and "postgres,vault" in lines[1]
+    assert "due" in lines[2]
+    assert lines[-1].startswith("2 archives")
+
+
+def test_archives_without_a_store_is_an_error(monkeypatch, capsys):
+    monkeypatch.delenv("TENANCY_ARCHIVE_DIR", raising=False)
+    assert main.main(["archives"]) == 1
+    assert "TENANCY_ARCHIVE_DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "spec"), [
+    (["archive", "acme"], {"state": "Archived"}),
+    (["restore", "acme", "--from", "acme-1"], {"state": "Active", "restoreFrom": {"archive": "acme-1", "overwrite": False}}),
+    (["restore", "acme", "--from", "acme-1", "--overwrite"],
+     {"state": "Active", "restoreFrom": {"archive": "acme-1", "overwrite": True}}),
+])
+def test_archive_and_restore_write_the_spec(monkeypatch, argv, spec):
+    seen = []
+    monkeypatch.setattr(kubeapi.Kubectl, "patch_tenant_spec", lambda self, name, s: seen.append((name, s)))
+    assert main.main(argv) == 0
+    assert seen == [("acme", spec)]
