@@ -9,12 +9,14 @@ import asyncpg
 import hvac.exceptions
 import pytest
 import redis
+from opensearchpy.exceptions import AuthorizationException
 
 from . import kube
 from .kube import kubectl, tenant_yaml
-from .tenant_clients import credentials, pg, redis_client, vault_login
+from .tenant_clients import credentials, pg, redis_client, search_client, vault_login
 
-FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
+FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True},
+        "search": {"enabled": True}}
 MATRIX: list[tuple[str, str, str]] = []
 
 
@@ -30,7 +32,7 @@ def refused(backend: str, what: str, fn, *errors: type[BaseException]) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_tenants(backends):
+def two_tenants(backends, search_backend):
     kube.apply("\n---\n".join([tenant_yaml("iso-a", **FULL), tenant_yaml("iso-b", **FULL)]))
     kubectl("wait", "--for=condition=Ready", "tenant/iso-a", "tenant/iso-b", "--timeout=90s", timeout=100)
     b = credentials("iso-b")
@@ -39,6 +41,7 @@ def two_tenants(backends):
     redis_client(b).set("t:iso-b:secret", "b-only")
     vault_login(b, "tenant-iso-b").secrets.kv.v2.create_or_update_secret(
         mount_point="tenants", path="iso-b/db", secret={"v": "b-only"})
+    search_client(b).index(b["SEARCH_INDEX_PREFIX"] + "docs", {"v": "b-only"}, id="1", refresh=True)
     yield credentials("iso-a"), b
     kubectl("delete", "tenant", "iso-a", "iso-b", "--wait=false", check=False)
 
@@ -112,7 +115,32 @@ def test_isolation_matrix(two_tenants):
     refused("vault", "log in with B's role", lambda: vault_login(a, "tenant-iso-a", role=b["VAULT_ROLE"]),
             hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)
 
+    # OpenSearch (security plugin): every refusal is the server's HTTP 403.
+    s = search_client(a)
+    mine, theirs = a["SEARCH_INDEX_PREFIX"] + "docs", b["SEARCH_INDEX_PREFIX"] + "docs"
+    allowed("search", "create an index under A's prefix", lambda: s.indices.create(mine) if not s.indices.exists(
+        mine) else None)
+    allowed("search", "index, get, search, delete a document in A's index", lambda: (
+        s.index(mine, {"v": "a"}, id="1", refresh=True), s.get(mine, "1"),
+        s.search(index=a["SEARCH_INDEX_PREFIX"] + "*", body={"query": {"match_all": {}}}), s.delete(mine, "2",
+                                                                                                   ignore=404)))
+    for what, call in [
+        ("get B's document", lambda: s.get(theirs, "1")),
+        ("index into B's index", lambda: s.index(theirs, {"v": "x"}, id="2")),
+        ("delete B's index", lambda: s.indices.delete(theirs)),
+        ("search B's index", lambda: s.search(index=theirs)),
+        ("search all indices (*)", lambda: s.search(index="*")),
+        ("search with no index (_search)", lambda: s.search()),
+        ("create an index outside A's prefix", lambda: s.indices.create("intruder-" + a["SEARCH_USERNAME"][-1])),
+        ("create an index under B's prefix", lambda: s.indices.create(b["SEARCH_INDEX_PREFIX"] + "new")),
+        ("create t-iso-a-x_1 (tenant iso-a-x's prefix)", lambda: s.indices.create("t-iso-a-x_1")),
+        ("list indices (_cat/indices)", lambda: s.cat.indices(format="json")),
+        ("read the security plugin's users", lambda: s.transport.perform_request(
+            "GET", "/_plugins/_security/api/internalusers")),
+    ]:
+        refused("search", what, call, AuthorizationException)
+
     print("\nisolation matrix (tenant iso-a acting on iso-b):")
     for backend, what, verdict in MATRIX:
         print(f"  {backend:9} {what:45} {verdict}")
-    assert sum(1 for m in MATRIX if m[2].startswith("refused")) >= 24
+    assert sum(1 for m in MATRIX if m[2].startswith("refused")) >= 35

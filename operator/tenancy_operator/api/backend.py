@@ -21,7 +21,8 @@ class SecretRef(Spec):
 
     name: ObjectName
     """Secret name. Keys by type: postgres `username`/`password`; redis `username`/`password`;
-    vault `token`; mongodb `username`/`password`; search `username`/`password`."""
+    vault `token`; mongodb `username`/`password`; search `username`/`password` and, with
+    `endpoint.tls`, `ca.crt` (the CA that signed the server's certificate; the system's CAs otherwise)."""
 
 
 class Endpoint(Spec):
@@ -60,8 +61,8 @@ class BackendSpec(Spec):
     type: BackendType = Field(
         json_schema_extra={"x-kubernetes-validations": [cel("self == oldSelf", "type is immutable")]}
     )
-    """Which kind of service this is; immutable. mongodb and search are not built yet (issue 15): such a
-    Backend is Stalled, reason NotImplemented, and no tenant is placed on it."""
+    """Which kind of service this is; immutable. search is OpenSearch with its security plugin. mongodb is
+    not built yet (issue 15): such a Backend is Stalled, reason NotImplemented, and no tenant is placed on it."""
     endpoint: Endpoint
     """Where the service listens."""
     admin_secret_ref: SecretRef

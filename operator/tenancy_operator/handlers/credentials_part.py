@@ -35,7 +35,7 @@ __all__ = ["SECRET", "STAGED", "Plan", "prepare", "unknown", "slice_for", "publi
 CONDITION = "CredentialsReady"
 SECRET = "tenant-credentials"
 STAGED = "tenant-credentials-next"
-PASSWORD_KEYS = {"postgres": "PGPASSWORD", "redis": "REDIS_PASSWORD"}
+PASSWORD_KEYS = {"postgres": "PGPASSWORD", "redis": "REDIS_PASSWORD", "search": "SEARCH_PASSWORD"}
 ROTATIONS = (creds.REQUESTED, creds.SCHEDULED, creds.SECRET_DELETED, creds.PASSWORD_REMOVED)
 """Reasons that make a new version a rotation (a Normal `Rotated` Event and the rotations metric)."""
 _SECRET_KEYS = ("PASSWORD", "DATABASE_URL", "REDIS_URL")
