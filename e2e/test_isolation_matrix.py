@@ -41,9 +41,18 @@ def two_tenants(backends, search_backend):
     redis_client(b).set("t:iso-b:secret", "b-only")
     vault_login(b, "tenant-iso-b").secrets.kv.v2.create_or_update_secret(
         mount_point="tenants", path="iso-b/db", secret={"v": "b-only"})
-    search_client(b).index(b["SEARCH_INDEX_PREFIX"] + "docs", {"v": "b-only"}, id="1", refresh=True)
+    search_client(b).index(index=b["SEARCH_INDEX_PREFIX"] + "docs", body={"v": "b-only"}, id="1", refresh=True)
     yield credentials("iso-a"), b
     kubectl("delete", "tenant", "iso-a", "iso-b", "--wait=false", check=False)
+
+
+def _each_item_refused(items: list[dict], key: str | None) -> None:
+    """Multi-item requests answer 200 with one result per item: every item must carry the server's 403."""
+    results = [item[key] if key else item for item in items]
+    statuses = [r.get("status") or (r.get("error") or {}).get("type") for r in results]
+    if statuses and all(st in (403, "security_exception") for st in statuses):
+        raise AuthorizationException(403, "security_exception", results[0].get("error"))
+    raise AssertionError(f"an item was not refused: {results}")
 
 
 def test_isolation_matrix(two_tenants):
@@ -118,25 +127,31 @@ def test_isolation_matrix(two_tenants):
     # OpenSearch (security plugin): every refusal is the server's HTTP 403.
     s = search_client(a)
     mine, theirs = a["SEARCH_INDEX_PREFIX"] + "docs", b["SEARCH_INDEX_PREFIX"] + "docs"
-    allowed("search", "create an index under A's prefix", lambda: s.indices.create(mine) if not s.indices.exists(
-        mine) else None)
+    allowed("search", "create an index under A's prefix", lambda: s.indices.create(index=mine) if not s.indices.exists(index=mine) else None)
     allowed("search", "index, get, search, delete a document in A's index", lambda: (
-        s.index(mine, {"v": "a"}, id="1", refresh=True), s.get(mine, "1"),
-        s.search(index=a["SEARCH_INDEX_PREFIX"] + "*", body={"query": {"match_all": {}}}), s.delete(mine, "2",
+        s.index(index=mine, body={"v": "a"}, id="1", refresh=True), s.get(index=mine, id="1"),
+        s.search(index=a["SEARCH_INDEX_PREFIX"] + "*", body={"query": {"match_all": {}}}), s.delete(index=mine, id="2",
                                                                                                    ignore=404)))
     for what, call in [
-        ("get B's document", lambda: s.get(theirs, "1")),
-        ("index into B's index", lambda: s.index(theirs, {"v": "x"}, id="2")),
-        ("delete B's index", lambda: s.indices.delete(theirs)),
+        ("get B's document", lambda: s.get(index=theirs, id="1")),
+        ("index into B's index", lambda: s.index(index=theirs, body={"v": "x"}, id="2")),
+        ("delete B's index", lambda: s.indices.delete(index=theirs)),
         ("search B's index", lambda: s.search(index=theirs)),
         ("search all indices (*)", lambda: s.search(index="*")),
         ("search with no index (_search)", lambda: s.search()),
-        ("create an index outside A's prefix", lambda: s.indices.create("intruder-" + a["SEARCH_USERNAME"][-1])),
-        ("create an index under B's prefix", lambda: s.indices.create(b["SEARCH_INDEX_PREFIX"] + "new")),
-        ("create t-iso-a-x_1 (tenant iso-a-x's prefix)", lambda: s.indices.create("t-iso-a-x_1")),
+        ("create an index outside A's prefix", lambda: s.indices.create(index="intruder-" + a["SEARCH_USERNAME"][-1])),
+        ("create an index under B's prefix", lambda: s.indices.create(index=b["SEARCH_INDEX_PREFIX"] + "new")),
+        ("create t-iso-a-x_1 (tenant iso-a-x's prefix)", lambda: s.indices.create(index="t-iso-a-x_1")),
         ("list indices (_cat/indices)", lambda: s.cat.indices(format="json")),
         ("read the security plugin's users", lambda: s.transport.perform_request(
             "GET", "/_plugins/_security/api/internalusers")),
+        ("alias A's index into B's space (t-iso-b_x)", lambda: s.indices.put_alias(index=mine, name=theirs + "_x")),
+        ("put an index template", lambda: s.indices.put_index_template(
+            name="intruder", body={"index_patterns": [b["SEARCH_INDEX_PREFIX"] + "*"]})),
+        ("bulk into B's index (each item)", lambda: _each_item_refused(s.bulk(body=[
+            {"index": {"_index": theirs}}, {"v": "x"}])["items"], "index")),
+        ("mget B's document (each doc)", lambda: _each_item_refused(s.mget(body={"docs": [
+            {"_index": theirs, "_id": "1"}]})["docs"], None)),
     ]:
         refused("search", what, call, AuthorizationException)
 

@@ -55,7 +55,7 @@ def _start(name: str, **extra) -> dict[str, str]:
     kube.apply(tenant_yaml(name, **{**SEARCH, **extra}))
     kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=90s", timeout=100)
     creds = credentials(name)
-    search_client(creds).index(creds["SEARCH_INDEX_PREFIX"] + "docs", {"v": 1}, id="1", refresh=True)
+    search_client(creds).index(index=creds["SEARCH_INDEX_PREFIX"] + "docs", body={"v": 1}, id="1", refresh=True)
     return creds
 
 
@@ -85,14 +85,14 @@ def test_drift_on_the_server_is_repaired(tenant_factory, kind, path):
     admin().transport.perform_request("DELETE", f"{SECURITY}/{path.format(name)}")
     client = search_client(creds)
     with pytest.raises((AuthorizationException, AuthenticationException)):
-        client.get(creds["SEARCH_INDEX_PREFIX"] + "docs", "1")
+        client.get(index=creds["SEARCH_INDEX_PREFIX"] + "docs", id="1")
     eventually(lambda: _events(name, "DriftRepaired"), 30, message=f"DriftRepaired Event after deleting the {kind}")
     eventually(lambda: _readable(client, creds), 15, message="A's document readable again")
 
 
 def _readable(client: OpenSearch, creds: dict[str, str]) -> bool:
     try:
-        return client.get(creds["SEARCH_INDEX_PREFIX"] + "docs", "1")["_source"] == {"v": 1}
+        return client.get(index=creds["SEARCH_INDEX_PREFIX"] + "docs", id="1")["_source"] == {"v": 1}
     except (AuthorizationException, AuthenticationException):
         return False
 
@@ -111,7 +111,7 @@ def test_reclaim(tenant_factory, reclaim):
     else:  # the data and the fence stay; the door (the user) is closed
         assert left == {"indices": True, "template": True, "role": True, "mapping": True, "user": False}, left
         with pytest.raises(AuthenticationException):
-            search_client(creds).get(creds["SEARCH_INDEX_PREFIX"] + "docs", "1")
+            search_client(creds).get(index=creds["SEARCH_INDEX_PREFIX"] + "docs", id="1")
         doc = admin().get(index=creds["SEARCH_INDEX_PREFIX"] + "docs", id="1")
         assert doc["_source"] == {"v": 1}
         os_admin = admin()
@@ -134,7 +134,7 @@ def test_three_rotations_under_load(tenant_factory):
     def once() -> None:
         c = state["creds"]
         client = search_client(c)
-        client.index(c["SEARCH_INDEX_PREFIX"] + "load", {"at": time.time()})
+        client.index(index=c["SEARCH_INDEX_PREFIX"] + "load", body={"at": time.time()})
         client.close()
 
     def run() -> None:
@@ -171,9 +171,9 @@ def test_three_rotations_under_load(tenant_factory):
     assert not state["failures"], state["failures"][:5]
     assert state["ops"] > 30
     with pytest.raises(AuthenticationException):
-        search_client(first).get(first["SEARCH_INDEX_PREFIX"] + "docs", "1")
+        search_client(first).get(index=first["SEARCH_INDEX_PREFIX"] + "docs", id="1")
     current = credentials(name)
-    assert search_client(current).get(current["SEARCH_INDEX_PREFIX"] + "docs", "1")["_source"] == {"v": 1}
+    assert search_client(current).get(index=current["SEARCH_INDEX_PREFIX"] + "docs", id="1")["_source"] == {"v": 1}
 
 
 def _opensearch(verb: str) -> None:

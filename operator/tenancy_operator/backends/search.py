@@ -4,9 +4,9 @@ Per tenant `<name>` (names from api/names.py, injective: the prefix ends in `_`,
 cannot hold, so `t-a_*` never covers tenant `a-b`'s `t-a-b_*`):
 - indices `t-<name>_*`, and an index template `tenant-<name>` for that pattern (one shard, no
   replica: what a single node can hold green);
-- a role `tenant-<name>` with `indices_all` on `t-<name>_*` only, and the cluster actions a client
-  needs for bulk, mget, msearch and scrolls (`cluster_composite_ops`), none that lists or reads
-  other indices;
+- a role `tenant-<name>` with document, index and mapping actions on `t-<name>_*` only (no aliases:
+  see INDEX_ACTIONS), and the cluster actions a client needs for bulk, mget, msearch and scrolls
+  (`cluster_composite_ops`), none that lists or reads other indices;
 - internal users `tenant-<name>_a` and `tenant-<name>_b` (the credential slots, as PostgreSQL's
   login roles), mapped to the role by the role mapping `tenant-<name>`.
 
@@ -60,7 +60,11 @@ __all__ = ["ensure", "close", "delete", "probe", "forget_cache", "role_body", "t
 SECURITY = "/_plugins/_security/api"
 SLOTS = ("a", "b")
 CLUSTER_PERMISSIONS = ("cluster_composite_ops",)
-INDEX_ACTIONS = ("indices_all",)
+# Not `indices_all`: it holds indices:admin/aliases, and the plugin checks an alias request against the
+# index only, so A could name an alias of its own index `t-<b>_x` and B's searches would read A's data.
+INDEX_ACTIONS = ("crud", "create_index", "indices_monitor", "indices:admin/delete", "indices:admin/get",
+                 "indices:admin/mapping/put", "indices:admin/mappings/get", "indices:admin/refresh*",
+                 "indices:admin/flush*", "indices:admin/settings/update", "indices:admin/resolve/index")
 MARK_ATTRIBUTE = "tenancy.dev/tenant-uid"
 
 _clients: dict[tuple[str, str, int, str], AsyncOpenSearch] = {}
