@@ -11,7 +11,7 @@ from pydantic import Field
 
 from .common import Conditions, ObjectName, Spec, cel
 
-__all__ = ["BackendType", "SecretRef", "Endpoint", "PostgresSettings", "BackendSpec", "BackendStatus", "ROOT_RULES"]
+__all__ = ["BackendType", "SecretRef", "Endpoint", "PostgresSettings", "SearchSettings", "BackendSpec", "BackendStatus", "ROOT_RULES"]
 
 BackendType = Literal["postgres", "redis", "mongodb", "search", "vault"]
 
@@ -49,11 +49,23 @@ class PostgresSettings(Spec):
     operator then leaves them alone. Listing database names in `pg_database` cannot be prevented."""
 
 
+class SearchSettings(Spec):
+    """Settings of a search Backend."""
+
+    flavor: Literal["opensearch", "elasticsearch"] = Field(
+        "opensearch", json_schema_extra={"x-kubernetes-validations": [
+            cel("self == 'opensearch'", "the elasticsearch flavor is not built yet (issue 15): a search Backend is "
+                "OpenSearch with its security plugin")]})
+    """Which server speaks at the endpoint: `opensearch` (the security plugin's REST API). `elasticsearch`
+    is refused at apply: its adapter (Elasticsearch's security API) is not built."""
+
+
 class BackendSpec(Spec):
     model_config = Spec.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                cel("!has(self.postgres) || self.type == 'postgres'", "spec.postgres is only for type postgres")
+                cel("!has(self.postgres) || self.type == 'postgres'", "spec.postgres is only for type postgres"),
+                cel("!has(self.search) || self.type == 'search'", "spec.search is only for type search"),
             ]
         }
     }
@@ -73,6 +85,8 @@ class BackendSpec(Spec):
     """When true, no new tenant is placed here; placed tenants keep working."""
     postgres: PostgresSettings | None = None
     """Settings of a postgres Backend; left out, the defaults apply."""
+    search: SearchSettings | None = None
+    """Settings of a search Backend; left out, the defaults apply."""
 
 
 class BackendStatus(Spec):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fnmatch
 
 import pytest
-
 from tenancy_operator.api import names
 from tenancy_operator.backends import search
 
