@@ -189,16 +189,20 @@ def test_outage_degrades_only_search_tenants_and_recovers(tenant_factory, backen
         started = time.monotonic()
 
         def degraded() -> str:
-            ready = condition(get("tenant", "srch-outage"), "Ready")
-            part = condition(get("tenant", "srch-outage"), "SearchReady")
-            return ready.get("status") == "False" and "search-main" in part.get("message", "") and part["message"]
+            t = get("tenant", "srch-outage")
+            message = condition(t, "Ready").get("message", "")
+            return t["status"].get("phase") == "Degraded" and "search-main" in message and message
 
         message = eventually(degraded, 30, 1, "srch-outage Degraded naming search-main within 30 s")
         print(f"\nDegraded after {time.monotonic() - started:.1f}s: {message}")
+        assert condition(get("tenant", "srch-outage"), "SearchReady")["reason"] == "BackendUnavailable"
+        time.sleep(4)  # a verify pass of the bystander while OpenSearch is down
         assert condition(get("tenant", "srch-bystander"), "Ready").get("status") == "True"
     finally:
         _opensearch("start")
+    started = time.monotonic()
     kubectl("wait", "--for=condition=Ready", "tenant/srch-outage", "--timeout=120s", timeout=130)
+    print(f"Ready again {time.monotonic() - started:.1f}s after OpenSearch was healthy again")
     kubectl("delete", "tenant", "srch-bystander", "--wait=false", check=False)
 
 
