@@ -62,8 +62,9 @@ def _sha(password: str) -> str:
 
 
 def public_endpoints(data: dict[str, str]) -> dict[str, str]:
-    """What may appear in status: everything but passwords and URLs that embed them."""
-    return {k: v for k, v in data.items() if not any(s in k for s in _SECRET_KEYS)}
+    """What may appear in status: everything but passwords, URLs that embed them, and certificates
+    (not secret, but a PEM block is no endpoint)."""
+    return {k: v for k, v in data.items() if not any(s in k for s in (*_SECRET_KEYS, "CA_CERT"))}
 
 
 @dataclass
