@@ -151,11 +151,28 @@ async def _call(target: Target, method: str, path: str, body: Any = None, *, cli
         raise BackendRefused(f"search backend {target.name}: the admin user may not {method} {path} (HTTP 403: "
                              f"{_short(exc)})") from None
     except OSConnectionError as exc:
+        if _certificate_problem(exc):  # aiohttp reports a failed verification as a connection error
+            raise BackendRefused(f"search backend {target.name}: the server's TLS certificate does not verify "
+                                 f"against the admin Secret's ca.crt ({_short(exc)})") from None
         raise BackendUnavailable(f"search backend {target.name} unreachable: {_short(exc)}") from None
     except TransportError as exc:
         if isinstance(exc.status_code, int) and exc.status_code >= 500 or exc.status_code == "N/A":
             raise BackendUnavailable(f"search backend {target.name} failed: {_short(exc)}") from None
         raise BackendRefused(f"search backend {target.name} refused {method} {path}: {_short(exc)}") from None
+
+
+def _certificate_problem(exc: BaseException) -> bool:
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or e in seen:
+            continue
+        if isinstance(e, ssl.SSLCertVerificationError) or type(e).__name__ == "ClientConnectorCertificateError":
+            return True
+        seen.append(e)
+        todo += [getattr(e, "info", None), e.__cause__, e.__context__]
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _short(exc: Exception) -> str:
