@@ -28,6 +28,7 @@ the active user to check its password). Admin credentials come from the Backend'
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 from typing import Any
 
@@ -68,6 +69,8 @@ INDEX_ACTIONS = ("crud", "create_index", "indices_monitor", "indices:admin/delet
 MARK_ATTRIBUTE = "tenancy.dev/tenant-uid"
 
 _clients: dict[tuple[str, str, int, str], AsyncOpenSearch] = {}
+# The client logs every request (a 404 we expect as a warning); the adapter reports what matters.
+logging.getLogger("opensearch").setLevel(logging.ERROR)
 
 
 def role_name(tenant: str) -> str:
