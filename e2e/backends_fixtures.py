@@ -73,6 +73,31 @@ def backends(platform, crds, operator):
     return {"postgres": "pg-main", "redis": "redis-main", "vault": "vault-main"}
 
 
+def search_env() -> dict[str, str]:
+    """The platform's OpenSearch (platform/opensearch.sh writes .platform/opensearch.env)."""
+    env_file = kube.STATE / "opensearch.env"
+    if not env_file.exists():
+        raise RuntimeError(f"{env_file} is missing: OpenSearch is not up (make up starts it)")
+    pairs = (line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    return {k: v for k, v in pairs}
+
+
+@pytest.fixture(scope="session")
+def search_backend(backends):
+    """search-main: the platform's OpenSearch over TLS, its CA in the admin Secret, Ready."""
+    env = search_env()
+    ca = open(env["SEARCH_CA_FILE"]).read()
+    kube.kubectl("apply", "-f", "-", input="\n---\n".join([
+        secret("search-main-admin", {"username": env["SEARCH_ADMIN_USERNAME"],
+                                     "password": env["SEARCH_ADMIN_PASSWORD"], "ca.crt": ca}),
+        json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "Backend", "metadata": {"name": "search-main"},
+                    "spec": {"type": "search", "endpoint": {"host": "127.0.0.1", "port": int(urlparse(
+                        env["SEARCH_URL"]).port or 0), "tls": True}, "adminSecretRef": {"name": "search-main-admin"}}}),
+    ]))
+    kube.kubectl("wait", "--for=condition=Ready", "backend/search-main", "--timeout=60s", timeout=70)
+    return "search-main"
+
+
 @pytest.fixture
 def second_postgres(backends):
     """A second PostgreSQL server and its Backend `pg-second` (capacity 5); removed afterwards."""

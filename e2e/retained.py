@@ -16,11 +16,32 @@ from urllib.parse import urlparse
 
 import hvac.exceptions
 from tenancy_operator.api import names
-from tenancy_operator.backends import postgres, redis_acl, vault
+from tenancy_operator.backends import postgres, redis_acl, search, vault
 from tenancy_operator.backends.base import Target
 
 from .admin import pg_admin, redis_admin, vault_admin
-from .kube import kubectl
+from .kube import STATE, kubectl
+
+
+def _search_target() -> Target | None:
+    env_file = STATE / "opensearch.env"
+    if not env_file.exists():
+        return None
+    env = dict(line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    return Target("search-main", "search", "127.0.0.1", urlparse(env["SEARCH_URL"]).port or 0,
+                  env["SEARCH_ADMIN_USERNAME"], env["SEARCH_ADMIN_PASSWORD"], tls=True,
+                  extra={"ca.crt": open(env["SEARCH_CA_FILE"]).read()})
+
+
+async def _search_marked(target: Target) -> set[tuple[str, str, str]]:
+    """OpenSearch roles `tenant-<name>` and the UID in their description (the mark `delete` checks)."""
+    roles = await search._call(target, "GET", f"{search.SECURITY}/roles/") or {}
+    found = set()
+    for role, body in roles.items():
+        description = str((body or {}).get("description") or "")
+        if role.startswith("tenant-") and description.startswith(names.OWNER_MARK_PREFIX):
+            found.add(("search", role[len("tenant-"):], names.parse_owner_mark(description) or ""))
+    return found
 
 
 def _targets() -> dict[str, Target]:
@@ -61,6 +82,10 @@ def _marked() -> set[tuple[str, str, str]]:
             uid = (meta.get("custom_metadata") or {}).get(vault.OWNER_FIELD)
             if uid:
                 found.add(("vault", entry, uid))
+    target = _search_target()
+    if target is not None:
+        found |= asyncio.run(_search_marked(target))
+        search.forget_cache()
     return found
 
 
@@ -69,8 +94,10 @@ def purge_retained_data_of_deleted_tenants() -> list[str]:
     tenants = json.loads(kubectl("get", "tenants", "-o", "json").stdout)["items"]
     live = {t["metadata"]["uid"] for t in tenants} | {t["metadata"]["name"] for t in tenants}
     orphans = sorted((s, n, u) for s, n, u in _marked() if u not in live and n not in live and names.is_tenant_name(n))
-    adapters = {"postgres": postgres, "redis": redis_acl, "vault": vault}
+    adapters = {"postgres": postgres, "redis": redis_acl, "vault": vault, "search": search}
     targets = _targets()
+    if (target := _search_target()) is not None:
+        targets["search"] = target
 
     async def go() -> list[str]:
         done: list[str] = []
@@ -79,6 +106,7 @@ def purge_retained_data_of_deleted_tenants() -> list[str]:
                 done += [f"{service}: {d}" for d in await adapters[service].delete(targets[service], name, uid)]
         finally:
             await postgres.close_all()
+            search.forget_cache()
         return done
 
     return asyncio.run(go()) if orphans else []

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 
 import asyncpg
 import hvac
 import redis
+from opensearchpy import OpenSearch
 
 from .kube import kubectl
 
@@ -42,3 +44,10 @@ def vault_login(creds: dict[str, str], namespace: str, role: str | None = None) 
     client.session.trust_env = False
     client.auth.kubernetes.login(role or creds["VAULT_ROLE"], jwt, mount_point="kubernetes")
     return client
+
+
+def search_client(creds: dict[str, str]) -> OpenSearch:
+    """OpenSearch as the tenant's app: its URL, user and password, the CA from its Secret."""
+    context = ssl.create_default_context(cadata=creds["SEARCH_CA_CERT"])
+    return OpenSearch(hosts=[creds["SEARCH_URL"]], http_auth=(creds["SEARCH_USERNAME"], creds["SEARCH_PASSWORD"]),
+                      ssl_context=context, timeout=10, max_retries=0)

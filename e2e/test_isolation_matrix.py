@@ -9,12 +9,14 @@ import asyncpg
 import hvac.exceptions
 import pytest
 import redis
+from opensearchpy.exceptions import AuthorizationException
 
 from . import kube
 from .kube import kubectl, tenant_yaml
-from .tenant_clients import credentials, pg, redis_client, vault_login
+from .tenant_clients import credentials, pg, redis_client, search_client, vault_login
 
-FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
+FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True},
+        "search": {"enabled": True}}
 MATRIX: list[tuple[str, str, str]] = []
 
 
@@ -30,7 +32,7 @@ def refused(backend: str, what: str, fn, *errors: type[BaseException]) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_tenants(backends):
+def two_tenants(backends, search_backend):
     kube.apply("\n---\n".join([tenant_yaml("iso-a", **FULL), tenant_yaml("iso-b", **FULL)]))
     kubectl("wait", "--for=condition=Ready", "tenant/iso-a", "tenant/iso-b", "--timeout=90s", timeout=100)
     b = credentials("iso-b")
@@ -39,8 +41,18 @@ def two_tenants(backends):
     redis_client(b).set("t:iso-b:secret", "b-only")
     vault_login(b, "tenant-iso-b").secrets.kv.v2.create_or_update_secret(
         mount_point="tenants", path="iso-b/db", secret={"v": "b-only"})
+    search_client(b).index(index=b["SEARCH_INDEX_PREFIX"] + "docs", body={"v": "b-only"}, id="1", refresh=True)
     yield credentials("iso-a"), b
     kubectl("delete", "tenant", "iso-a", "iso-b", "--wait=false", check=False)
+
+
+def _each_item_refused(items: list[dict], key: str | None) -> None:
+    """Multi-item requests answer 200 with one result per item: every item must carry the server's 403."""
+    results = [item[key] if key else item for item in items]
+    statuses = [r.get("status") or (r.get("error") or {}).get("type") for r in results]
+    if statuses and all(st in (403, "security_exception") for st in statuses):
+        raise AuthorizationException(403, "security_exception", results[0].get("error"))
+    raise AssertionError(f"an item was not refused: {results}")
 
 
 def test_isolation_matrix(two_tenants):
@@ -112,7 +124,38 @@ def test_isolation_matrix(two_tenants):
     refused("vault", "log in with B's role", lambda: vault_login(a, "tenant-iso-a", role=b["VAULT_ROLE"]),
             hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)
 
+    # OpenSearch (security plugin): every refusal is the server's HTTP 403.
+    s = search_client(a)
+    mine, theirs = a["SEARCH_INDEX_PREFIX"] + "docs", b["SEARCH_INDEX_PREFIX"] + "docs"
+    allowed("search", "create an index under A's prefix", lambda: s.indices.create(index=mine) if not s.indices.exists(index=mine) else None)
+    allowed("search", "index, get, search, delete a document in A's index", lambda: (
+        s.index(index=mine, body={"v": "a"}, id="1", refresh=True), s.get(index=mine, id="1"),
+        s.search(index=a["SEARCH_INDEX_PREFIX"] + "*", body={"query": {"match_all": {}}}), s.delete(index=mine, id="2",
+                                                                                                   ignore=404)))
+    for what, call in [
+        ("get B's document", lambda: s.get(index=theirs, id="1")),
+        ("index into B's index", lambda: s.index(index=theirs, body={"v": "x"}, id="2")),
+        ("delete B's index", lambda: s.indices.delete(index=theirs)),
+        ("search B's index", lambda: s.search(index=theirs)),
+        ("search all indices (*)", lambda: s.search(index="*")),
+        ("search with no index (_search)", lambda: s.search()),
+        ("create an index outside A's prefix", lambda: s.indices.create(index="intruder-" + a["SEARCH_USERNAME"][-1])),
+        ("create an index under B's prefix", lambda: s.indices.create(index=b["SEARCH_INDEX_PREFIX"] + "new")),
+        ("create t-iso-a-x_1 (tenant iso-a-x's prefix)", lambda: s.indices.create(index="t-iso-a-x_1")),
+        ("list indices (_cat/indices)", lambda: s.cat.indices(format="json")),
+        ("read the security plugin's users", lambda: s.transport.perform_request(
+            "GET", "/_plugins/_security/api/internalusers")),
+        ("alias A's index into B's space (t-iso-b_x)", lambda: s.indices.put_alias(index=mine, name=theirs + "_x")),
+        ("put an index template", lambda: s.indices.put_index_template(
+            name="intruder", body={"index_patterns": [b["SEARCH_INDEX_PREFIX"] + "*"]})),
+        ("bulk into B's index (each item)", lambda: _each_item_refused(s.bulk(body=[
+            {"index": {"_index": theirs}}, {"v": "x"}])["items"], "index")),
+        ("mget B's document (each doc)", lambda: _each_item_refused(s.mget(body={"docs": [
+            {"_index": theirs, "_id": "1"}]})["docs"], None)),
+    ]:
+        refused("search", what, call, AuthorizationException)
+
     print("\nisolation matrix (tenant iso-a acting on iso-b):")
     for backend, what, verdict in MATRIX:
         print(f"  {backend:9} {what:45} {verdict}")
-    assert sum(1 for m in MATRIX if m[2].startswith("refused")) >= 24
+    assert sum(1 for m in MATRIX if m[2].startswith("refused")) >= 35

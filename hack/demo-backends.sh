@@ -16,4 +16,7 @@ apply_secret pg-main-admin --from-literal=username="$PGUSER" --from-literal=pass
 apply_secret redis-main-admin --from-literal=username=default --from-literal=password="$redis_pass"
 apply_secret vault-main-admin --from-literal=token="$VAULT_TOKEN" --from-literal=kubernetes_host="$KUBE_APISERVER" \
   --from-literal=kubernetes_ca_cert="$ca" --from-literal=token_reviewer_jwt="$reviewer"
+# OpenSearch (security plugin, TLS): its admin user and the platform CA that signed its certificate.
+apply_secret search-main-admin --from-literal=username="$SEARCH_ADMIN_USERNAME" \
+  --from-literal=password="$SEARCH_ADMIN_PASSWORD" --from-file=ca.crt="$SEARCH_CA_FILE"
 echo "backend admin Secrets ready in $ns"

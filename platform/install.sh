@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the local platform needs and is missing; safe to rerun (does nothing when all is
-# present). Usage: install.sh [apt] [etcd] [kube] [helm]   (no argument = all of them)
+# present). Usage: install.sh [apt] [etcd] [kube] [helm] [opensearch]   (no argument = all of them)
 #   apt  : Debian packages postgresql, redis-server, prometheus (+ openssl, curl if absent)
 #   etcd, kube (kube-apiserver + kube-controller-manager), helm : Go builds into the per-version
 #          cache $TENANCY_CACHE/bin (default ~/.cache/tenancy-operator/bin), see build-go-tool.sh.
+#   opensearch : Maven Central zips into $TENANCY_CACHE/opensearch-<version>, see opensearch.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 parts=("$@")
-[[ ${#parts[@]} -gt 0 ]] || parts=(apt etcd kube helm)
+[[ ${#parts[@]} -gt 0 ]] || parts=(apt etcd kube helm opensearch)
 want() { local p; for p in "${parts[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
 
 install_apt() {
@@ -87,5 +88,7 @@ if want helm && [[ ! -x $HELM_BIN ]]; then
 elif want helm; then
   log "helm $HELM_VERSION: cached"
 fi
+
+want opensearch && bash "$PLATFORM_SRC/opensearch.sh" install
 
 log "install: done"

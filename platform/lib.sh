@@ -21,7 +21,8 @@ PG_OUTSIDE=/var/lib/tenancy-operator/$(printf '%s' "$REPO" | sha256sum | cut -c1
 
 # Loopback ports. Chosen away from the usual defaults so a system service cannot collide.
 # TENANCY_PORT_OFFSET moves them all, so a second checkout can run its own platform beside this one
-# (a long soak next to the everyday one); .platform/env keeps it for the scripts run later.
+# (a long soak next to the everyday one; an offset of 3000 is clear of every port here); .platform/env
+# keeps it for the scripts run later.
 PORT_OFFSET=${TENANCY_PORT_OFFSET:-0}
 ETCD_PORT=$((12379 + PORT_OFFSET))
 ETCD_PEER_PORT=$((12380 + PORT_OFFSET))
@@ -34,7 +35,9 @@ BAO_CLUSTER_PORT=$((18201 + PORT_OFFSET))         # bao -dev always opens its cl
 PROM_PORT=$((19090 + PORT_OFFSET))
 LOADGEN_PORT=$((19091 + PORT_OFFSET))             # not a platform part: hack/loadgen.py listens here, Prometheus scrapes it
 OPERATOR_METRICS_PORT=$((19092 + PORT_OFFSET))    # not a platform part: a local operator's metrics (TENANCY_METRICS_PORT)
-ALL_PORTS="$ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT $KCM_PORT $PG_PORT $REDIS_PORT $BAO_PORT $BAO_CLUSTER_PORT $PROM_PORT"
+OPENSEARCH_PORT=$((19200 + PORT_OFFSET))          # HTTPS (security plugin)
+OPENSEARCH_TRANSPORT_PORT=$((19300 + PORT_OFFSET))
+ALL_PORTS="$ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT $KCM_PORT $PG_PORT $REDIS_PORT $BAO_PORT $BAO_CLUSTER_PORT $PROM_PORT $OPENSEARCH_PORT $OPENSEARCH_TRANSPORT_PORT"
 
 # The kube builds must pass the same ldflags everywhere: the cache key is name+version only, so
 # whoever builds first decides what `--version` prints.
@@ -122,4 +125,11 @@ ver_redis()    { command -v redis-server >/dev/null && redis-server --version | 
 ver_prometheus() { command -v prometheus >/dev/null && prometheus --version 2>/dev/null | awk 'NR == 1 {print $3}'; }
 ver_bao()      { [[ -x $VENV_BIN/bao ]] && "$VENV_BIN/bao" version 2>/dev/null | awk '{print $2}'; }
 ver_kubectl()  { [[ -x $VENV_BIN/kubectl ]] && "$VENV_BIN/kubectl" version --client 2>/dev/null | awk '/Client Version/ {print $3}'; }
+# OpenSearch's unpacked distribution: per version in the cache, or (as root, since OpenSearch runs as
+# its own user who cannot enter /root) under /var/lib/tenancy-operator.
+os_home() {
+  if [[ $(id -u) -eq 0 ]]; then echo "/var/lib/tenancy-operator/opensearch-$OPENSEARCH_VERSION"
+  else echo "$CACHE/opensearch-$OPENSEARCH_VERSION"; fi
+}
+ver_opensearch() { [[ -x $(os_home)/bin/opensearch ]] && echo "$OPENSEARCH_VERSION"; }
 ver_helm()     { [[ -x $HELM_BIN ]] && "$HELM_BIN" version --short 2>/dev/null; }

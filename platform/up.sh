@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the local platform on loopback: etcd, kube-apiserver, kube-controller-manager, PostgreSQL,
-# Redis, OpenBao and Prometheus, each as a plain process with its pid file, log and data under $REPO/.platform.
+# Redis, OpenBao, Prometheus and OpenSearch, each as a plain process with its pid file, log and data under $REPO/.platform.
 # Idempotent: a part that already runs is left alone and only health-checked, so a second `up` on a
 # healthy platform returns in about a second. Binaries come from install.sh (cached per version).
 set -euo pipefail
@@ -15,6 +15,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-cli)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(promtool)
+[[ -x $(os_home)/bin/opensearch ]] || missing+=("OpenSearch $OPENSEARCH_VERSION ($(os_home))")
 [[ ${#missing[@]} -eq 0 ]] || die "missing: ${missing[*]}
   run platform/install.sh first (it builds/installs only what is missing)"
 for t in kubectl bao; do
@@ -193,6 +194,11 @@ PG_PASSWORD=$(secret postgres-password)
 REDIS_PASSWORD=$(secret redis-password)
 BAO_TOKEN=$(secret bao-root-token)
 
+# ---------------------------------------------------------------- OpenSearch (spawned first)
+# The JVM is the slowest part to become healthy: start it now, wait for it at the end.
+os_was="already running"; pid_alive opensearch || os_was=started
+bash "$PLATFORM_SRC/opensearch.sh" spawn 8>&-
+
 # ---------------------------------------------------------------- etcd
 # Plain HTTP is fine: it listens on loopback only and only the apiserver talks to it.
 start etcd "$ETCD_PORT" "$ETCD_BIN" --name platform --data-dir "$STATE/etcd" \
@@ -353,6 +359,9 @@ wait_for prometheus 60 curl -fsS "http://127.0.0.1:$PROM_PORT/-/ready"
 wait_for kube-controller-manager 60 kcm_ready
 wait_for kube-controller-manager 60 default_sa
 
+# ---------------------------------------------------------------- OpenSearch
+bash "$PLATFORM_SRC/opensearch.sh" start 8>&-
+
 # ---------------------------------------------------------------- .platform/env
 # Sourceable; the values are hex passwords and paths, so no quoting is needed.
 (umask 077; cat >"$STATE/env.tmp" <<EOF
@@ -371,6 +380,7 @@ export BAO_ADDR=http://127.0.0.1:$BAO_PORT
 export BAO_TOKEN=$BAO_TOKEN
 export TENANCY_PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT
 export PATH=$VENV_BIN:$PBIN:\$PATH
+source $STATE/opensearch.env
 EOF
 )
 mv "$STATE/env.tmp" "$STATE/env"
@@ -385,6 +395,7 @@ printf '%-24s %-10s %s\n' \
   redis "$(ver_redis)" "$(was redis-server)" \
   openbao "$(ver_bao)" "$(was bao)" \
   prometheus "$(ver_prometheus)" "$(was prometheus)" \
+  opensearch "$(ver_opensearch)" "$os_was" \
   kubectl "$(ver_kubectl)" "client (.venv)"
 [[ -x $HELM_BIN ]] && printf '%-24s %-10s %s\n' helm "$(ver_helm)" client
 printf 'platform up in %.1fs; source %s/env\n' "$(awk "BEGIN {print $EPOCHREALTIME - $t0}")" "$STATE"

@@ -56,8 +56,9 @@ FIELDS: dict[str, list[str]] = {
         "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service"],
     "Tenant.spec.mongodb.enabled": [NOT_BUILT],
     "Tenant.spec.mongodb.backend": [NOT_BUILT],
-    "Tenant.spec.search.enabled": [NOT_BUILT],
-    "Tenant.spec.search.backend": [NOT_BUILT],
+    "Tenant.spec.search.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix",
+                                   "test: e2e/test_search.py::test_reclaim"],
+    "Tenant.spec.search.backend": ["test: e2e/test_search.py::test_outage_degrades_only_search_tenants_and_recovers"],
     "Tenant.spec.vault.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
     "Tenant.spec.vault.backend": [
         "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service"],
@@ -109,16 +110,19 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_autoscaling_signals.py::test_external_metric_exports_the_forecast_and_leaves_sizing_to_the_hpa",
     ],
     # --- Backend ------------------------------------------------------------------------------------
-    # postgres, redis and vault act; mongodb and search Backends are Stalled NotImplemented.
+    # postgres, redis, search and vault act; mongodb Backends are Stalled NotImplemented.
     "Backend.spec.postgres.restrictSharedDatabases": [
         "test: e2e/test_doors.py::test_shared_databases_are_closed_to_tenants_and_the_admin_keeps_working",
         "test: e2e/test_doors.py::test_an_admin_that_may_not_restrict_shared_databases_says_so_and_the_backend_stays_ready"],
+    "Backend.spec.search.flavor": ["refused: the elasticsearch flavor is not built yet",
+                                   "test: e2e/test_api_install.py::test_invalid_example_is_refused_with_its_message"],
     "Backend.spec.type": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix",
                           "refused: type is immutable", NOT_BUILT],
     "Backend.spec.endpoint.host": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
     "Backend.spec.endpoint.port": ["test: e2e/test_backend_lifecycle.py::test_outage_degrades_only_tenants_on_that_backend"],
     "Backend.spec.endpoint.tls": [
-        "test: tests/unit/backends/test_endpoint_settings.py::test_tls_asks_each_client_for_tls"],
+        "test: tests/unit/backends/test_endpoint_settings.py::test_tls_asks_each_client_for_tls",
+        "test: e2e/test_search.py::test_wrong_admin_secret_or_untrusted_certificate_is_named"],
     "Backend.spec.endpoint.publicHost": [
         "test: e2e/test_fields.py::test_public_host_is_what_tenants_are_given"],
     "Backend.spec.adminSecretRef.name": [

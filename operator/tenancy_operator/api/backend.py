@@ -11,7 +11,7 @@ from pydantic import Field
 
 from .common import Conditions, ObjectName, Spec, cel
 
-__all__ = ["BackendType", "SecretRef", "Endpoint", "PostgresSettings", "BackendSpec", "BackendStatus", "ROOT_RULES"]
+__all__ = ["BackendType", "SecretRef", "Endpoint", "PostgresSettings", "SearchSettings", "BackendSpec", "BackendStatus", "ROOT_RULES"]
 
 BackendType = Literal["postgres", "redis", "mongodb", "search", "vault"]
 
@@ -21,7 +21,8 @@ class SecretRef(Spec):
 
     name: ObjectName
     """Secret name. Keys by type: postgres `username`/`password`; redis `username`/`password`;
-    vault `token`; mongodb `username`/`password`; search `username`/`password`."""
+    vault `token`; mongodb `username`/`password`; search `username`/`password` and, with
+    `endpoint.tls`, `ca.crt` (the CA that signed the server's certificate; the system's CAs otherwise)."""
 
 
 class Endpoint(Spec):
@@ -48,11 +49,23 @@ class PostgresSettings(Spec):
     operator then leaves them alone. Listing database names in `pg_database` cannot be prevented."""
 
 
+class SearchSettings(Spec):
+    """Settings of a search Backend."""
+
+    flavor: Literal["opensearch", "elasticsearch"] = Field(
+        "opensearch", json_schema_extra={"x-kubernetes-validations": [
+            cel("self == 'opensearch'", "the elasticsearch flavor is not built yet (issue 15): a search Backend is "
+                "OpenSearch with its security plugin")]})
+    """Which server speaks at the endpoint: `opensearch` (the security plugin's REST API). `elasticsearch`
+    is refused at apply: its adapter (Elasticsearch's security API) is not built."""
+
+
 class BackendSpec(Spec):
     model_config = Spec.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                cel("!has(self.postgres) || self.type == 'postgres'", "spec.postgres is only for type postgres")
+                cel("!has(self.postgres) || self.type == 'postgres'", "spec.postgres is only for type postgres"),
+                cel("!has(self.search) || self.type == 'search'", "spec.search is only for type search"),
             ]
         }
     }
@@ -60,8 +73,8 @@ class BackendSpec(Spec):
     type: BackendType = Field(
         json_schema_extra={"x-kubernetes-validations": [cel("self == oldSelf", "type is immutable")]}
     )
-    """Which kind of service this is; immutable. mongodb and search are not built yet (issue 15): such a
-    Backend is Stalled, reason NotImplemented, and no tenant is placed on it."""
+    """Which kind of service this is; immutable. search is OpenSearch with its security plugin. mongodb is
+    not built yet (issue 15): such a Backend is Stalled, reason NotImplemented, and no tenant is placed on it."""
     endpoint: Endpoint
     """Where the service listens."""
     admin_secret_ref: SecretRef
@@ -72,6 +85,8 @@ class BackendSpec(Spec):
     """When true, no new tenant is placed here; placed tenants keep working."""
     postgres: PostgresSettings | None = None
     """Settings of a postgres Backend; left out, the defaults apply."""
+    search: SearchSettings | None = None
+    """Settings of a search Backend; left out, the defaults apply."""
 
 
 class BackendStatus(Spec):

@@ -283,8 +283,8 @@ class TenantSpec(Spec):
     """A MongoDB database `t_<name>` and a user with readWrite on it. Not built yet (issue 15): enabling it
     makes the Tenant Stalled, reason NotImplemented."""
     search: ServiceSpec = Field(default_factory=ServiceSpec)
-    """OpenSearch indices `t-<name>-*` with a role and user. Not built yet (issue 15): enabling it makes the
-    Tenant Stalled, reason NotImplemented."""
+    """OpenSearch indices `t-<name>_*`, an index template, a role with permissions on that pattern only and
+    an internal user per credential slot mapped to it (the OpenSearch security plugin)."""
     vault: VaultSpec = Field(default_factory=VaultSpec)
     """OpenBao transit key, KV path, policy and Kubernetes auth role."""
     credentials: CredentialsSpec = Field(default_factory=CredentialsSpec)

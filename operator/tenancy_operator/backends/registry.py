@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import postgres, redis_acl, vault
+from . import postgres, redis_acl, search, vault
 
 __all__ = ["ADAPTERS", "adapter"]
 
 ADAPTERS: dict[str, ModuleType] = {
     "postgres": postgres,
     "redis": redis_acl,
+    "search": search,
     "vault": vault,
 }
 

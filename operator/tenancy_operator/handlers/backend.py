@@ -65,8 +65,9 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
                 server = await _ensure_server(adapter, target, dict(spec.get(btype) or {}), logger)
         except TargetError as exc:
             ok, reason, message = False, "AdminSecretMissing", str(exc)
-        except BackendRefused as exc:
-            ok, reason, message = False, "Refused", str(exc)
+        except BackendRefused as exc:  # wrong admin credentials, an untrusted certificate: name the Secret
+            secret = (spec.get("adminSecretRef") or {}).get("name", "")
+            ok, reason, message = False, "Refused", f"{exc} (admin Secret {CFG.operator_namespace}/{secret})"
         except BackendUnavailable as exc:
             breaker.failure(str(exc))
             ok, reason, message = False, cond.Reason.BACKEND_UNAVAILABLE, str(exc)

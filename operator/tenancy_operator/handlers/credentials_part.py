@@ -35,7 +35,7 @@ __all__ = ["SECRET", "STAGED", "Plan", "prepare", "unknown", "slice_for", "publi
 CONDITION = "CredentialsReady"
 SECRET = "tenant-credentials"
 STAGED = "tenant-credentials-next"
-PASSWORD_KEYS = {"postgres": "PGPASSWORD", "redis": "REDIS_PASSWORD"}
+PASSWORD_KEYS = {"postgres": "PGPASSWORD", "redis": "REDIS_PASSWORD", "search": "SEARCH_PASSWORD"}
 ROTATIONS = (creds.REQUESTED, creds.SCHEDULED, creds.SECRET_DELETED, creds.PASSWORD_REMOVED)
 """Reasons that make a new version a rotation (a Normal `Rotated` Event and the rotations metric)."""
 _SECRET_KEYS = ("PASSWORD", "DATABASE_URL", "REDIS_URL")
@@ -62,8 +62,9 @@ def _sha(password: str) -> str:
 
 
 def public_endpoints(data: dict[str, str]) -> dict[str, str]:
-    """What may appear in status: everything but passwords and URLs that embed them."""
-    return {k: v for k, v in data.items() if not any(s in k for s in _SECRET_KEYS)}
+    """What may appear in status: everything but passwords, URLs that embed them, and certificates
+    (not secret, but a PEM block is no endpoint)."""
+    return {k: v for k, v in data.items() if not any(s in k for s in (*_SECRET_KEYS, "CA_CERT"))}
 
 
 @dataclass

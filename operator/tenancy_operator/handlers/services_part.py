@@ -30,7 +30,7 @@ from .targets import TargetError, target_for
 __all__ = ["SERVICES", "enabled_services", "Resolved", "resolve", "run", "owned_elsewhere"]
 
 # service -> the condition it owns
-SERVICES = {"postgres": "DatabaseReady", "redis": "CacheReady", "vault": "VaultReady"}
+SERVICES = {"postgres": "DatabaseReady", "redis": "CacheReady", "search": "SearchReady", "vault": "VaultReady"}
 
 
 def enabled_services(spec: TenantSpec) -> list[str]:

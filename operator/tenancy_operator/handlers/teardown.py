@@ -74,6 +74,9 @@ def left_behind(service: str, tenant: str) -> str:
                 f"{names.pg_login_role(tenant, 'a')}, {names.pg_login_role(tenant, 'b')}")
     if service == "redis":
         return f"ACL user {names.redis_user(tenant)}, keys {names.redis_prefix(tenant)}*"
+    if service == "search":
+        return (f"indices {names.search_prefix(tenant)}*, index template, role, role mapping and users "
+                f"tenant-{tenant}*")
     if service == "vault":
         return f"transit key {names.vault_key(tenant)}, policy {names.vault_policy(tenant)}, KV {names.vault_kv_path(tenant)}"
     return f"{service} data of {tenant}"

@@ -27,7 +27,7 @@ def no_secrets(monkeypatch):
 def test_a_named_backend_is_used_for_every_service(service):
     # "b-emptier" has more free capacity; without the name, placement would choose it.
     backends = {"a-named": _backend("a-named", service), "b-emptier": _backend("b-emptier", service),
-                "wrong-type": _backend("wrong-type", "search")}
+                "wrong-type": _backend("wrong-type", "vault" if service != "vault" else "postgres")}
     counts = {(service, "a-named"): 50}
     named = TenantSpec.model_validate({service: {"enabled": True, "backend": "a-named"}})
     assert asyncio.run(services_part.resolve(named, {}, backends, counts)).placement == {service: "a-named"}
