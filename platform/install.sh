@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the local platform needs and is missing; safe to rerun (does nothing when all is
-# present). Usage: install.sh [apt] [etcd] [kube] [helm]   (no argument = all of them)
+# present). Usage: install.sh [apt] [etcd] [kube] [helm] [ferretdb]   (no argument = all of them)
 #   apt  : Debian packages postgresql, redis-server, prometheus (+ openssl, curl if absent)
 #   etcd, kube (kube-apiserver + kube-controller-manager), helm : Go builds into the per-version
 #          cache $TENANCY_CACHE/bin (default ~/.cache/tenancy-operator/bin), see build-go-tool.sh.
+#   ferretdb : the same cache, through build-ferretdb.sh (it must add a file the module lacks).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 parts=("$@")
-[[ ${#parts[@]} -gt 0 ]] || parts=(apt etcd kube helm)
+[[ ${#parts[@]} -gt 0 ]] || parts=(apt etcd kube helm ferretdb)
 want() { local p; for p in "${parts[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
 
 install_apt() {
@@ -86,6 +87,22 @@ if want helm && [[ ! -x $HELM_BIN ]]; then
   build helm "helm.sh/helm/v3@$HELM_VERSION" helm.sh/helm/v3/cmd/helm "$HELM_LDFLAGS"
 elif want helm; then
   log "helm $HELM_VERSION: cached"
+fi
+
+if want ferretdb; then
+  if [[ -x $FERRETDB_BIN ]]; then
+    log "ferretdb $FERRETDB_VERSION: cached"
+  else
+    command -v go >/dev/null || die "go is not on PATH; it is needed to build ferretdb"
+    log "ferretdb $FERRETDB_VERSION: building (minutes; log in $CACHE/build/ferretdb-$FERRETDB_VERSION.log)"
+    start=$SECONDS
+    mkdir -p "$CACHE/build"
+    if ! "$PLATFORM_SRC/build-ferretdb.sh" "$FERRETDB_VERSION" >/dev/null 2>"$CACHE/build/ferretdb-$FERRETDB_VERSION.log"; then
+      tail -n 30 "$CACHE/build/ferretdb-$FERRETDB_VERSION.log" >&2
+      die "build of ferretdb $FERRETDB_VERSION failed (full log: $CACHE/build/ferretdb-$FERRETDB_VERSION.log)"
+    fi
+    log "ferretdb $FERRETDB_VERSION: built in $((SECONDS - start))s"
+  fi
 fi
 
 log "install: done"

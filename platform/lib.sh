@@ -29,9 +29,12 @@ REDIS_PORT=16379
 BAO_PORT=18200
 BAO_CLUSTER_PORT=18201         # bao -dev always opens its cluster port at listen port + 1
 PROM_PORT=19090
+FERRETDB_PORT=17017           # MongoDB wire protocol (FerretDB on the platform's PostgreSQL)
+FERRETDB_DEBUG_PORT=17088     # FerretDB's metrics and health (/debug/metrics, /debug/livez)
 LOADGEN_PORT=19091             # not a platform part: hack/loadgen.py listens here, Prometheus scrapes it
 OPERATOR_METRICS_PORT=19092    # not a platform part: a local operator's metrics (TENANCY_METRICS_PORT)
 ALL_PORTS="$ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT $KCM_PORT $PG_PORT $REDIS_PORT $BAO_PORT $BAO_CLUSTER_PORT $PROM_PORT"
+ALL_PORTS+=" $FERRETDB_PORT $FERRETDB_DEBUG_PORT"
 
 # The kube builds must pass the same ldflags everywhere: the cache key is name+version only, so
 # whoever builds first decides what `--version` prints.
@@ -44,6 +47,7 @@ ETCD_BIN=$(bin_path etcd "$ETCD_VERSION")
 APISERVER_BIN=$(bin_path kube-apiserver "$KUBE_VERSION")
 KCM_BIN=$(bin_path kube-controller-manager "$KUBE_VERSION")
 HELM_BIN=$(bin_path helm "$HELM_VERSION")
+FERRETDB_BIN=$(bin_path ferretdb "$FERRETDB_VERSION")
 
 # Debian installs PostgreSQL under /usr/lib/postgresql/<major>/bin; take the newest present.
 pg_bindir() {
@@ -119,4 +123,5 @@ ver_redis()    { command -v redis-server >/dev/null && redis-server --version | 
 ver_prometheus() { command -v prometheus >/dev/null && prometheus --version 2>/dev/null | awk 'NR == 1 {print $3}'; }
 ver_bao()      { [[ -x $VENV_BIN/bao ]] && "$VENV_BIN/bao" version 2>/dev/null | awk '{print $2}'; }
 ver_kubectl()  { [[ -x $VENV_BIN/kubectl ]] && "$VENV_BIN/kubectl" version --client 2>/dev/null | awk '/Client Version/ {print $3}'; }
+ver_ferretdb() { [[ -x $FERRETDB_BIN ]] && "$FERRETDB_BIN" --version 2>/dev/null | awk '/^version:/ {print $2}'; }
 ver_helm()     { [[ -x $HELM_BIN ]] && "$HELM_BIN" version --short 2>/dev/null; }
