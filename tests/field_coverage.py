@@ -50,8 +50,8 @@ FIELDS: dict[str, list[str]] = {
     "Tenant.spec.redis.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
     "Tenant.spec.redis.backend": [
         "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service"],
-    "Tenant.spec.mongodb.enabled": [NOT_BUILT],
-    "Tenant.spec.mongodb.backend": [NOT_BUILT],
+    "Tenant.spec.mongodb.enabled": ["test: e2e/test_mongodb.py::test_crud_in_own_database_and_the_server_refuses_the_other"],
+    "Tenant.spec.mongodb.backend": ["test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service"],
     "Tenant.spec.search.enabled": [NOT_BUILT],
     "Tenant.spec.search.backend": [NOT_BUILT],
     "Tenant.spec.vault.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
@@ -103,7 +103,7 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_autoscaling_signals.py::test_external_metric_exports_the_forecast_and_leaves_sizing_to_the_hpa",
     ],
     # --- Backend ------------------------------------------------------------------------------------
-    # postgres, redis and vault act; mongodb and search Backends are Stalled NotImplemented.
+    # postgres, redis, vault and mongodb act; search Backends are Stalled NotImplemented.
     "Backend.spec.postgres.restrictSharedDatabases": [
         "test: e2e/test_doors.py::test_shared_databases_are_closed_to_tenants_and_the_admin_keeps_working",
         "test: e2e/test_doors.py::test_an_admin_that_may_not_restrict_shared_databases_says_so_and_the_backend_stays_ready"],

@@ -21,7 +21,10 @@ class SecretRef(Spec):
 
     name: ObjectName
     """Secret name. Keys by type: postgres `username`/`password`; redis `username`/`password`;
-    vault `token`; mongodb `username`/`password`; search `username`/`password`."""
+    vault `token`; mongodb `username`/`password` (a PostgreSQL role with CREATEROLE owning FerretDB's
+    database; FerretDB passes it through) and `postgresHost`, `postgresPort`, `postgresDatabase`
+    (default `ferretdb`), optional `catalogueRole` (default `ferretdb_catalogue`); search
+    `username`/`password`."""
 
 
 class Endpoint(Spec):
@@ -60,8 +63,9 @@ class BackendSpec(Spec):
     type: BackendType = Field(
         json_schema_extra={"x-kubernetes-validations": [cel("self == oldSelf", "type is immutable")]}
     )
-    """Which kind of service this is; immutable. mongodb and search are not built yet (issue 15): such a
-    Backend is Stalled, reason NotImplemented, and no tenant is placed on it."""
+    """Which kind of service this is; immutable. search is not built yet (issue 15): such a Backend is
+    Stalled, reason NotImplemented, and no tenant is placed on it. mongodb means FerretDB v1 on its
+    PostgreSQL handler (docs/mongodb.md)."""
     endpoint: Endpoint
     """Where the service listens."""
     admin_secret_ref: SecretRef

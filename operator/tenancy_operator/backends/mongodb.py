@@ -34,7 +34,15 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from ..api import names
 from . import postgres_sql as sql
-from .base import BackendRefused, BackendUnavailable, OwnedByAnotherTenant, Ownership, Report, Target, TenantSlice
+from .base import (
+    BackendRefused,
+    BackendUnavailable,
+    OwnedByAnotherTenant,
+    Ownership,
+    Report,
+    Target,
+    TenantSlice,
+)
 
 __all__ = ["ensure", "close", "delete", "probe", "forget_cache", "mongodb_uri", "schema_state_sql"]
 
@@ -325,8 +333,9 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
             mark = names.parse_owner_mark(state["mark"])
             if mark not in (None, uid):
                 raise OwnedByAnotherTenant(f"mongodb backend {target.name}", [f"role {role}"], mark)
-        await conn.execute(sql.alter_login(role_a, False, -1)) if role_a in roles else None
-        await conn.execute(sql.alter_login(role_b, False, -1)) if role_b in roles else None
+        for role in (role_a, role_b):
+            if role in roles and roles[role]["rolcanlogin"]:
+                await conn.execute(sql.no_login(role))  # no new session while the database goes
         await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
         return roles
 

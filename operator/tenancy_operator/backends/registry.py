@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import postgres, redis_acl, vault
+from . import mongodb, postgres, redis_acl, vault
 
 __all__ = ["ADAPTERS", "adapter"]
 
@@ -12,6 +12,7 @@ ADAPTERS: dict[str, ModuleType] = {
     "postgres": postgres,
     "redis": redis_acl,
     "vault": vault,
+    "mongodb": mongodb,
 }
 
 

@@ -52,7 +52,7 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
     version = status.get("serverVersion")
     server = None
     if adapter is None:
-        # mongodb and search Backends are valid API objects whose adapters are not built yet.
+        # search Backends are valid API objects whose adapter is not built yet.
         ok, reason = False, cond.Reason.NOT_IMPLEMENTED
         message = f"type {btype}: " + unbuilt.message([unbuilt.BACKEND_TYPE.text()])
     else:

@@ -205,7 +205,7 @@ def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResu
     found = unbuilt.for_tenant(tenant, policy)
     parts = [PartResult(condition, False, Reason.NOT_IMPLEMENTED, f"{service} tenancy is not built yet (issue 15)",
                         informational=True)
-             for service, condition in (("mongodb", "DocumentStoreReady"), ("search", "SearchReady"))
+             for service, condition in (("search", "SearchReady"),)
              if getattr(tenant, service).enabled]
     if found:
         parts.append(PartResult(cond.SPEC_SUPPORTED, False, Reason.NOT_IMPLEMENTED, unbuilt.message(found),

@@ -42,9 +42,6 @@ class Unbuilt:
 
 
 TENANT: tuple[Unbuilt, ...] = (
-    Unbuilt(("Tenant.spec.mongodb.enabled", "Tenant.spec.mongodb.backend"),
-            lambda s: s.mongodb.enabled or s.mongodb.backend is not None,
-            "MongoDB tenancy is not built yet, no database or user is made", 15),
     Unbuilt(("Tenant.spec.search.enabled", "Tenant.spec.search.backend"),
             lambda s: s.search.enabled or s.search.backend is not None,
             "OpenSearch tenancy is not built yet, no index space, role or user is made", 15),
@@ -77,7 +74,7 @@ WHOLE_KINDS: dict[str, Unbuilt] = {
 
 # A Backend whose type has no adapter yet (the handler asks the adapter registry, this says why).
 BACKEND_TYPE = Unbuilt(("Backend.spec.type",), lambda _: True,
-                       "backend types mongodb and search are not built yet, no tenant is placed here", 15)
+                       "backend type search is not built yet, no tenant is placed here", 15)
 
 REPORTED: frozenset[str] = frozenset(
     f for u in (*TENANT, *LIFECYCLE_POLICY, *WHOLE_KINDS.values(), BACKEND_TYPE) for f in u.fields
