@@ -16,4 +16,7 @@ apply_secret pg-main-admin --from-literal=username="$PGUSER" --from-literal=pass
 apply_secret redis-main-admin --from-literal=username=default --from-literal=password="$redis_pass"
 apply_secret vault-main-admin --from-literal=token="$VAULT_TOKEN" --from-literal=kubernetes_host="$KUBE_APISERVER" \
   --from-literal=kubernetes_ca_cert="$ca" --from-literal=token_reviewer_jwt="$reviewer"
+apply_secret mongo-main-admin --from-literal=username="${FERRETDB_ADMIN_USER:-ferretdb_admin}" \
+  --from-literal=password="${FERRETDB_ADMIN_PASSWORD:-$(cat "$TENANCY_PLATFORM_DIR/secrets/ferretdb-admin-password")}" \
+  --from-literal=postgresHost=127.0.0.1 --from-literal=postgresPort="$PGPORT" --from-literal=postgresDatabase=ferretdb
 echo "backend admin Secrets ready in $ns"
