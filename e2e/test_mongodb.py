@@ -120,7 +120,9 @@ def test_dropped_user_is_repaired_within_a_verify_interval(pair):
 
 
 def test_steady_state_writes_nothing_to_ferretdb(pair):
-    time.sleep(4)  # let the passes the other tests started settle
+    # FerretDB's pooled PostgreSQL sessions publish the earlier tests' inserts up to 10 s late; the
+    # operator's own sessions end after each pass, which publishes theirs at once.
+    time.sleep(11)
     before = ferretdb_writes()
     time.sleep(12)  # four verify intervals of the e2e operator (3 s)
     after = ferretdb_writes()
