@@ -113,3 +113,24 @@ def second_postgres(backends):
     yield instance
     kube.kubectl("delete", "backend", "pg-second", "--ignore-not-found", check=False)
     instance.remove()
+
+
+def ferretdb_admin() -> dict[str, str]:
+    """The platform's FerretDB (platform/up.sh): its port and the admin role FerretDB passes through."""
+    state = os.environ.get("TENANCY_PLATFORM_DIR", "")
+    password = os.environ.get("FERRETDB_ADMIN_PASSWORD") or open(f"{state}/secrets/ferretdb-admin-password").read().strip()
+    return {"port": os.environ.get("FERRETDB_PORT", "17017"), "username": os.environ.get("FERRETDB_ADMIN_USER", "ferretdb_admin"),
+            "password": password, "postgresHost": "127.0.0.1", "postgresPort": os.environ["PGPORT"],
+            "postgresDatabase": "ferretdb"}
+
+
+@pytest.fixture(scope="session")
+def mongo_backend(backends):
+    """mongo-main: the platform's FerretDB, Ready."""
+    admin = ferretdb_admin()
+    kube.kubectl("apply", "-f", "-", input="\n---\n".join([
+        secret("mongo-main-admin", {k: v for k, v in admin.items() if k != "port"}),
+        backend("mongo-main", "mongodb", int(admin["port"]), "mongo-main-admin"),
+    ]))
+    kube.kubectl("wait", "--for=condition=Ready", "backend/mongo-main", "--timeout=60s", timeout=70)
+    return "mongo-main"

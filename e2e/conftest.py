@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from . import kube
-from .backends_fixtures import backends, search_backend, second_postgres  # noqa: F401  (fixtures)
+from .backends_fixtures import backends, mongo_backend, search_backend, second_postgres  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
 

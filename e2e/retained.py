@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import hvac.exceptions
 from tenancy_operator.api import names
-from tenancy_operator.backends import postgres, redis_acl, search, vault
+from tenancy_operator.backends import mongodb, postgres, redis_acl, search, vault
 from tenancy_operator.backends.base import Target
 
 from .admin import pg_admin, redis_admin, vault_admin
@@ -51,7 +51,16 @@ def _targets() -> dict[str, Target]:
                            os.environ["PGPASSWORD"]),
         "redis": Target("redis-main", "redis", "127.0.0.1", r.port, r.username or "default", r.password or ""),
         "vault": Target("vault-main", "vault", "127.0.0.1", v.port, token=os.environ["VAULT_TOKEN"]),
+        "mongodb": _mongo_target(),
     }
+
+
+def _mongo_target() -> Target:
+    from .backends_fixtures import ferretdb_admin
+
+    admin = ferretdb_admin()
+    return Target("mongo-main", "mongodb", "127.0.0.1", int(admin["port"]), admin["username"], admin["password"],
+                  extra={k: admin[k] for k in ("postgresHost", "postgresPort", "postgresDatabase")})
 
 
 def _marked() -> set[tuple[str, str, str]]:
@@ -67,6 +76,11 @@ def _marked() -> set[tuple[str, str, str]]:
         uid = names.parse_owner_mark(row["m"])
         if uid:
             found.add(("postgres", row["n"][2:].replace("_", "-"), uid))
+    for row in pg_admin("SELECT rolname AS n, shobj_description(oid, 'pg_authid') AS m FROM pg_roles "
+                        "WHERE rolname LIKE 'm\\_%\\_owner'"):
+        uid = names.parse_owner_mark(row["m"])
+        if uid:
+            found.add(("mongodb", row["n"][2:-len("_owner")].replace("_", "-"), uid))
     r = redis_admin()
     for key in r.scan_iter("tenancy:owner:*"):
         uid = names.parse_owner_mark(r.get(key))
@@ -94,7 +108,7 @@ def purge_retained_data_of_deleted_tenants() -> list[str]:
     tenants = json.loads(kubectl("get", "tenants", "-o", "json").stdout)["items"]
     live = {t["metadata"]["uid"] for t in tenants} | {t["metadata"]["name"] for t in tenants}
     orphans = sorted((s, n, u) for s, n, u in _marked() if u not in live and n not in live and names.is_tenant_name(n))
-    adapters = {"postgres": postgres, "redis": redis_acl, "vault": vault, "search": search}
+    adapters = {"postgres": postgres, "redis": redis_acl, "vault": vault, "search": search, "mongodb": mongodb}
     targets = _targets()
     if (target := _search_target()) is not None:
         targets["search"] = target

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncpg
 import hvac.exceptions
+import pymongo.errors
 import pytest
 import redis
 from opensearchpy.exceptions import AuthorizationException
@@ -14,9 +15,10 @@ from opensearchpy.exceptions import AuthorizationException
 from . import kube
 from .kube import kubectl, tenant_yaml
 from .tenant_clients import credentials, pg, redis_client, search_client, vault_login
+from .tenant_mongo import mongo
 
 FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True},
-        "search": {"enabled": True}}
+        "search": {"enabled": True}, "mongodb": {"enabled": True}}
 MATRIX: list[tuple[str, str, str]] = []
 
 
@@ -32,7 +34,7 @@ def refused(backend: str, what: str, fn, *errors: type[BaseException]) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_tenants(backends, search_backend):
+def two_tenants(backends, search_backend, mongo_backend):
     kube.apply("\n---\n".join([tenant_yaml("iso-a", **FULL), tenant_yaml("iso-b", **FULL)]))
     kubectl("wait", "--for=condition=Ready", "tenant/iso-a", "tenant/iso-b", "--timeout=90s", timeout=100)
     b = credentials("iso-b")
@@ -42,6 +44,9 @@ def two_tenants(backends, search_backend):
     vault_login(b, "tenant-iso-b").secrets.kv.v2.create_or_update_secret(
         mount_point="tenants", path="iso-b/db", secret={"v": "b-only"})
     search_client(b).index(index=b["SEARCH_INDEX_PREFIX"] + "docs", body={"v": "b-only"}, id="1", refresh=True)
+    with mongo(b) as client:
+        client[b["MONGODB_DATABASE"]].secrets.delete_many({})
+        client[b["MONGODB_DATABASE"]].secrets.insert_one({"v": "b-only"})
     yield credentials("iso-a"), b
     kubectl("delete", "tenant", "iso-a", "iso-b", "--wait=false", check=False)
 
@@ -154,6 +159,24 @@ def test_isolation_matrix(two_tenants):
             {"_index": theirs, "_id": "1"}]})["docs"], None)),
     ]:
         refused("search", what, call, AuthorizationException)
+    # MongoDB (FerretDB v1: each user is a PostgreSQL role; PostgreSQL refuses, FerretDB passes it on)
+    m = mongo(a)
+    mine, theirs = m[a["MONGODB_DATABASE"]], m[b["MONGODB_DATABASE"]]
+    allowed("mongodb", "insert and find in A's database",
+            lambda: (mine.docs.insert_one({"v": "a"}), mine.docs.find_one({"v": "a"})))
+    for what, call in [
+        ("find in B's collection", lambda: theirs.secrets.find_one()),
+        ("insert into B's collection", lambda: theirs.secrets.insert_one({"x": 1})),
+        ("delete in B's collection", lambda: theirs.secrets.delete_many({})),
+        ("create a collection in B's database", lambda: theirs.intruder.insert_one({"x": 1})),
+        ("dropDatabase B", lambda: m.drop_database(b["MONGODB_DATABASE"])),
+    ]:
+        refused("mongodb", what, call, pymongo.errors.OperationFailure)
+    refused("mongodb", "log in as B's user with A's password", lambda: mongo(
+        {"MONGODB_URI": a["MONGODB_URI"].replace(a["MONGODB_USERNAME"], b["MONGODB_USERNAME"], 1)})[
+        b["MONGODB_DATABASE"]].secrets.find_one(), pymongo.errors.OperationFailure)
+    # Not fenced by FerretDB v1 (one catalogue for every client; docs/mongodb.md says so).
+    allowed("mongodb", "list B's collection names", lambda: theirs.list_collection_names())
 
     print("\nisolation matrix (tenant iso-a acting on iso-b):")
     for backend, what, verdict in MATRIX:

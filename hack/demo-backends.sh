@@ -19,4 +19,7 @@ apply_secret vault-main-admin --from-literal=token="$VAULT_TOKEN" --from-literal
 # OpenSearch (security plugin, TLS): its admin user and the platform CA that signed its certificate.
 apply_secret search-main-admin --from-literal=username="$SEARCH_ADMIN_USERNAME" \
   --from-literal=password="$SEARCH_ADMIN_PASSWORD" --from-file=ca.crt="$SEARCH_CA_FILE"
+apply_secret mongo-main-admin --from-literal=username="${FERRETDB_ADMIN_USER:-ferretdb_admin}" \
+  --from-literal=password="${FERRETDB_ADMIN_PASSWORD:-$(cat "$TENANCY_PLATFORM_DIR/secrets/ferretdb-admin-password")}" \
+  --from-literal=postgresHost=127.0.0.1 --from-literal=postgresPort="$PGPORT" --from-literal=postgresDatabase=ferretdb
 echo "backend admin Secrets ready in $ns"

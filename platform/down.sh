@@ -28,6 +28,7 @@ if [[ -d $RUN ]]; then
   stop_pid opensearch 30
   stop_pid bao 10
   stop_pid redis-server 10
+  stop_pid ferretdb 10
   stop_pid postgres 20 INT
 fi
 
@@ -40,7 +41,7 @@ our_strays() {
     cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
     [[ $cwd == "$STATE" || $cwd == "$STATE"/* ]] || continue
     case ${exe##*/} in
-      etcd* | kube-apiserver* | kube-controller-manager* | postgres | redis-server | bao | prometheus | java) echo "${p#/proc/}" ;;
+      etcd* | kube-apiserver* | kube-controller-manager* | postgres | redis-server | bao | prometheus | java | ferretdb*) echo "${p#/proc/}" ;;
     esac
   done
 }

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the local platform needs and is missing; safe to rerun (does nothing when all is
-# present). Usage: install.sh [apt] [etcd] [kube] [helm] [opensearch]   (no argument = all of them)
+# present). Usage: install.sh [apt] [etcd] [kube] [helm] [opensearch] [ferretdb]   (no argument = all of them)
 #   apt  : Debian packages postgresql, redis-server, prometheus (+ openssl, curl if absent)
 #   etcd, kube (kube-apiserver + kube-controller-manager), helm : Go builds into the per-version
 #          cache $TENANCY_CACHE/bin (default ~/.cache/tenancy-operator/bin), see build-go-tool.sh.
 #   opensearch : Maven Central zips into $TENANCY_CACHE/opensearch-<version>, see opensearch.sh.
+#   ferretdb : the same cache, through build-ferretdb.sh (it must add a file the module lacks).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 parts=("$@")
-[[ ${#parts[@]} -gt 0 ]] || parts=(apt etcd kube helm opensearch)
+[[ ${#parts[@]} -gt 0 ]] || parts=(apt etcd kube helm opensearch ferretdb)
 want() { local p; for p in "${parts[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
 
 install_apt() {
@@ -90,5 +91,20 @@ elif want helm; then
 fi
 
 want opensearch && bash "$PLATFORM_SRC/opensearch.sh" install
+if want ferretdb; then
+  if [[ -x $FERRETDB_BIN ]]; then
+    log "ferretdb $FERRETDB_VERSION: cached"
+  else
+    command -v go >/dev/null || die "go is not on PATH; it is needed to build ferretdb"
+    log "ferretdb $FERRETDB_VERSION: building (minutes; log in $CACHE/build/ferretdb-$FERRETDB_VERSION.log)"
+    start=$SECONDS
+    mkdir -p "$CACHE/build"
+    if ! "$PLATFORM_SRC/build-ferretdb.sh" "$FERRETDB_VERSION" >/dev/null 2>"$CACHE/build/ferretdb-$FERRETDB_VERSION.log"; then
+      tail -n 30 "$CACHE/build/ferretdb-$FERRETDB_VERSION.log" >&2
+      die "build of ferretdb $FERRETDB_VERSION failed (full log: $CACHE/build/ferretdb-$FERRETDB_VERSION.log)"
+    fi
+    log "ferretdb $FERRETDB_VERSION: built in $((SECONDS - start))s"
+  fi
+fi
 
 log "install: done"

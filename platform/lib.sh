@@ -33,11 +33,14 @@ REDIS_PORT=$((16379 + PORT_OFFSET))
 BAO_PORT=$((18200 + PORT_OFFSET))
 BAO_CLUSTER_PORT=$((18201 + PORT_OFFSET))         # bao -dev always opens its cluster port at listen port + 1
 PROM_PORT=$((19090 + PORT_OFFSET))
+FERRETDB_PORT=$((17017 + PORT_OFFSET))            # MongoDB wire protocol (FerretDB on the platform's PostgreSQL)
+FERRETDB_DEBUG_PORT=$((17088 + PORT_OFFSET))      # FerretDB's metrics and health (/debug/metrics, /debug/livez)
 LOADGEN_PORT=$((19091 + PORT_OFFSET))             # not a platform part: hack/loadgen.py listens here, Prometheus scrapes it
 OPERATOR_METRICS_PORT=$((19092 + PORT_OFFSET))    # not a platform part: a local operator's metrics (TENANCY_METRICS_PORT)
 OPENSEARCH_PORT=$((19200 + PORT_OFFSET))          # HTTPS (security plugin)
 OPENSEARCH_TRANSPORT_PORT=$((19300 + PORT_OFFSET))
 ALL_PORTS="$ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT $KCM_PORT $PG_PORT $REDIS_PORT $BAO_PORT $BAO_CLUSTER_PORT $PROM_PORT $OPENSEARCH_PORT $OPENSEARCH_TRANSPORT_PORT"
+ALL_PORTS+=" $FERRETDB_PORT $FERRETDB_DEBUG_PORT"
 
 # The kube builds must pass the same ldflags everywhere: the cache key is name+version only, so
 # whoever builds first decides what `--version` prints.
@@ -50,6 +53,7 @@ ETCD_BIN=$(bin_path etcd "$ETCD_VERSION")
 APISERVER_BIN=$(bin_path kube-apiserver "$KUBE_VERSION")
 KCM_BIN=$(bin_path kube-controller-manager "$KUBE_VERSION")
 HELM_BIN=$(bin_path helm "$HELM_VERSION")
+FERRETDB_BIN=$(bin_path ferretdb "$FERRETDB_VERSION")
 
 # Debian installs PostgreSQL under /usr/lib/postgresql/<major>/bin; take the newest present.
 pg_bindir() {
@@ -132,4 +136,5 @@ os_home() {
   else echo "$CACHE/opensearch-$OPENSEARCH_VERSION"; fi
 }
 ver_opensearch() { [[ -x $(os_home)/bin/opensearch ]] && echo "$OPENSEARCH_VERSION"; }
+ver_ferretdb() { [[ -x $FERRETDB_BIN ]] && "$FERRETDB_BIN" --version 2>/dev/null | awk '/^version:/ {print $2}'; }
 ver_helm()     { [[ -x $HELM_BIN ]] && "$HELM_BIN" version --short 2>/dev/null; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Restarts one backing server of the local platform: stop it, then up.sh starts what is missing.
-# Usage: restart.sh postgres|redis-server|bao. Used by `make soak` (each backend restarted once);
+# Usage: restart.sh postgres|redis-server|bao|ferretdb. Used by `make soak` (each backend restarted once);
 # Redis comes back without its ACL users and OpenBao (dev mode) empty, which the operator repairs.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -8,8 +8,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 part=${1:-}
 case $part in
   postgres) signal=INT ;;  # "fast" shutdown; TERM would wait for every client to disconnect
-  redis-server | bao) signal=TERM ;;
-  *) die "usage: restart.sh postgres|redis-server|bao" ;;
+  redis-server | bao | ferretdb) signal=TERM ;;
+  *) die "usage: restart.sh postgres|redis-server|bao|ferretdb" ;;
 esac
 (
   exec 8>"$STATE/lock"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the local platform on loopback: etcd, kube-apiserver, kube-controller-manager, PostgreSQL,
-# Redis, OpenBao, Prometheus and OpenSearch, each as a plain process with its pid file, log and data under $REPO/.platform.
+# Redis, OpenBao, Prometheus, OpenSearch and FerretDB, each as a plain process with its pid file, log and data under $REPO/.platform.
 # Idempotent: a part that already runs is left alone and only health-checked, so a second `up` on a
 # healthy platform returns in about a second. Binaries come from install.sh (cached per version).
 set -euo pipefail
@@ -9,7 +9,7 @@ t0=$EPOCHREALTIME
 
 # ---------------------------------------------------------------- prerequisites (clear messages)
 missing=()
-for b in "$ETCD_BIN" "$APISERVER_BIN" "$KCM_BIN"; do [[ -x $b ]] || missing+=("$b"); done
+for b in "$ETCD_BIN" "$APISERVER_BIN" "$KCM_BIN" "$FERRETDB_BIN"; do [[ -x $b ]] || missing+=("$b"); done
 PGBIN=$(pg_bindir) || missing+=("PostgreSQL (/usr/lib/postgresql/*/bin/postgres)")
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-cli)
@@ -361,6 +361,41 @@ wait_for kube-controller-manager 60 default_sa
 
 # ---------------------------------------------------------------- OpenSearch
 bash "$PLATFORM_SRC/opensearch.sh" start 8>&-
+# ---------------------------------------------------------------- FerretDB (needs PostgreSQL)
+# FerretDB v1's PostgreSQL handler logs in to PostgreSQL as each client (PLAIN authentication), and
+# each MongoDB database is a schema of its database `ferretdb`: PostgreSQL's grants fence tenants
+# (docs/mongodb.md). Roles, made once: `ferretdb_admin` (LOGIN CREATEROLE, no superuser) owns that
+# database and is the mongodb Backend's admin; `ferretdb_anonymous` (NOLOGIN) is the role in
+# FerretDB's URL, so an unauthenticated client gets nothing; `ferretdb_catalogue` (NOLOGIN) may
+# read every database's catalogue table and every tenant's owner role joins it, so whichever client
+# FerretDB first loads its in-memory catalogue as sees every database.
+FERRETDB_ADMIN_PASSWORD=$(secret ferretdb-admin-password)
+ferretdb_roles() {
+  PGPASSWORD=$PG_PASSWORD "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt <<SQL
+SELECT 'CREATE ROLE ferretdb_admin LOGIN CREATEROLE PASSWORD ''$FERRETDB_ADMIN_PASSWORD'''
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ferretdb_admin') \gexec
+SELECT 'CREATE ROLE ferretdb_anonymous NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ferretdb_anonymous') \gexec
+SELECT 'CREATE ROLE ferretdb_catalogue NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ferretdb_catalogue') \gexec
+SELECT 'GRANT ferretdb_catalogue TO ferretdb_admin WITH ADMIN OPTION'
+  WHERE NOT pg_has_role('ferretdb_admin', 'ferretdb_catalogue', 'USAGE') \gexec
+SELECT 'CREATE DATABASE ferretdb OWNER ferretdb_admin' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'ferretdb') \gexec
+SELECT 'REVOKE ALL ON DATABASE ferretdb FROM PUBLIC' WHERE has_database_privilege('public', 'ferretdb', 'CONNECT') \gexec
+SQL
+  # A role kept from an earlier state (its password file since removed) gets this state's password.
+  PGPASSWORD=$FERRETDB_ADMIN_PASSWORD "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U ferretdb_admin -d ferretdb -qAt \
+    -c 'SELECT 1' >/dev/null 2>&1 ||
+    PGPASSWORD=$PG_PASSWORD "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt \
+      -c "ALTER ROLE ferretdb_admin PASSWORD '$FERRETDB_ADMIN_PASSWORD'"
+}
+if ! pid_alive ferretdb; then
+  ferretdb_roles || die "ferretdb: could not prepare its PostgreSQL roles and database"
+fi
+mkdir -p "$STATE/ferretdb"
+start ferretdb "$FERRETDB_PORT" "$FERRETDB_BIN" --handler=postgresql \
+  --postgresql-url="postgres://ferretdb_anonymous@127.0.0.1:$PG_PORT/ferretdb" \
+  --listen-addr="127.0.0.1:$FERRETDB_PORT" --debug-addr="127.0.0.1:$FERRETDB_DEBUG_PORT" \
+  --state-dir="$STATE/ferretdb" --telemetry=disable --test-capped-cleanup-interval=0 --log-level=warn
+wait_for ferretdb 30 curl -fsS "http://127.0.0.1:$FERRETDB_DEBUG_PORT/debug/livez"
 
 # ---------------------------------------------------------------- .platform/env
 # Sourceable; the values are hex passwords and paths, so no quoting is needed.
@@ -379,6 +414,10 @@ export VAULT_TOKEN=$BAO_TOKEN
 export BAO_ADDR=http://127.0.0.1:$BAO_PORT
 export BAO_TOKEN=$BAO_TOKEN
 export TENANCY_PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT
+export FERRETDB_HOST=127.0.0.1
+export FERRETDB_PORT=$FERRETDB_PORT
+export FERRETDB_ADMIN_USER=ferretdb_admin
+export FERRETDB_ADMIN_PASSWORD=$FERRETDB_ADMIN_PASSWORD
 export PATH=$VENV_BIN:$PBIN:\$PATH
 source $STATE/opensearch.env
 EOF
@@ -396,6 +435,7 @@ printf '%-24s %-10s %s\n' \
   openbao "$(ver_bao)" "$(was bao)" \
   prometheus "$(ver_prometheus)" "$(was prometheus)" \
   opensearch "$(ver_opensearch)" "$os_was" \
+  ferretdb "$(ver_ferretdb)" "$(was ferretdb)" \
   kubectl "$(ver_kubectl)" "client (.venv)"
 [[ -x $HELM_BIN ]] && printf '%-24s %-10s %s\n' helm "$(ver_helm)" client
 printf 'platform up in %.1fs; source %s/env\n' "$(awk "BEGIN {print $EPOCHREALTIME - $t0}")" "$STATE"

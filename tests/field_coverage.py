@@ -54,8 +54,8 @@ FIELDS: dict[str, list[str]] = {
     "Tenant.spec.redis.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
     "Tenant.spec.redis.backend": [
         "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service"],
-    "Tenant.spec.mongodb.enabled": [NOT_BUILT],
-    "Tenant.spec.mongodb.backend": [NOT_BUILT],
+    "Tenant.spec.mongodb.enabled": ["test: e2e/test_mongodb.py::test_crud_in_own_database_and_the_server_refuses_the_other"],
+    "Tenant.spec.mongodb.backend": ["test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service"],
     "Tenant.spec.search.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix",
                                    "test: e2e/test_search.py::test_reclaim"],
     "Tenant.spec.search.backend": ["test: e2e/test_search.py::test_outage_degrades_only_search_tenants_and_recovers"],
@@ -110,14 +110,14 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_autoscaling_signals.py::test_external_metric_exports_the_forecast_and_leaves_sizing_to_the_hpa",
     ],
     # --- Backend ------------------------------------------------------------------------------------
-    # postgres, redis, search and vault act; mongodb Backends are Stalled NotImplemented.
+    # postgres, redis, search, vault and mongodb act.
     "Backend.spec.postgres.restrictSharedDatabases": [
         "test: e2e/test_doors.py::test_shared_databases_are_closed_to_tenants_and_the_admin_keeps_working",
         "test: e2e/test_doors.py::test_an_admin_that_may_not_restrict_shared_databases_says_so_and_the_backend_stays_ready"],
     "Backend.spec.search.flavor": ["refused: the elasticsearch flavor is not built yet",
                                    "test: e2e/test_api_install.py::test_invalid_example_is_refused_with_its_message"],
     "Backend.spec.type": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix",
-                          "refused: type is immutable", NOT_BUILT],
+                          "refused: type is immutable"],
     "Backend.spec.endpoint.host": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
     "Backend.spec.endpoint.port": ["test: e2e/test_backend_lifecycle.py::test_outage_degrades_only_tenants_on_that_backend"],
     "Backend.spec.endpoint.tls": [

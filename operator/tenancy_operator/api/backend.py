@@ -21,8 +21,11 @@ class SecretRef(Spec):
 
     name: ObjectName
     """Secret name. Keys by type: postgres `username`/`password`; redis `username`/`password`;
-    vault `token`; mongodb `username`/`password`; search `username`/`password` and, with
-    `endpoint.tls`, `ca.crt` (the CA that signed the server's certificate; the system's CAs otherwise)."""
+    vault `token`; mongodb `username`/`password` (a PostgreSQL role with CREATEROLE owning FerretDB's
+    database; FerretDB passes it through) and `postgresHost`, `postgresPort`, `postgresDatabase`
+    (default `ferretdb`), optional `catalogueRole` (default `ferretdb_catalogue`); search
+    `username`/`password` and, with `endpoint.tls`, `ca.crt` (the CA that signed the server's
+    certificate; the system's CAs otherwise)."""
 
 
 class Endpoint(Spec):
@@ -73,8 +76,8 @@ class BackendSpec(Spec):
     type: BackendType = Field(
         json_schema_extra={"x-kubernetes-validations": [cel("self == oldSelf", "type is immutable")]}
     )
-    """Which kind of service this is; immutable. search is OpenSearch with its security plugin. mongodb is
-    not built yet (issue 15): such a Backend is Stalled, reason NotImplemented, and no tenant is placed on it."""
+    """Which kind of service this is; immutable. search is OpenSearch with its security plugin; mongodb
+    means FerretDB v1 on its PostgreSQL handler (docs/mongodb.md)."""
     endpoint: Endpoint
     """Where the service listens."""
     admin_secret_ref: SecretRef

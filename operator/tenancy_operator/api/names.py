@@ -24,7 +24,7 @@ import re
 
 __all__ = ["MAX_TENANT_NAME", "check", "namespace", "pg_database", "pg_owner_role", "pg_login_role", "redis_user",
            "redis_prefix", "redis_owner_key", "vault_key", "vault_session_key", "vault_policy", "vault_kv_path",
-           "vault_owner_record", "mongo_database", "search_prefix", "is_tenant_name", "owner_mark", "parse_owner_mark"]
+           "vault_owner_record", "mongo_database", "mongo_owner_role", "mongo_login_role", "search_prefix", "is_tenant_name", "owner_mark", "parse_owner_mark"]
 
 MAX_TENANT_NAME = 55
 """len("t_") + 55 + len("_owner") == 63, PostgreSQL's identifier limit (NAMEDATALEN - 1)."""
@@ -72,6 +72,20 @@ def pg_login_role(tenant: str, slot: str) -> str:
 
 def mongo_database(tenant: str) -> str:
     return f"t_{_pg_base(tenant)}"
+
+
+def mongo_owner_role(tenant: str) -> str:
+    """FerretDB (PostgreSQL handler): the NOLOGIN role owning the schema that is the tenant's MongoDB
+    database. Prefix `m_`, not `t_`: on a PostgreSQL server shared with the postgres Backend the role
+    namespace is shared too, and `t_<name>_owner` is already that tenant's PostgreSQL owner."""
+    return f"m_{_pg_base(tenant)}_owner"
+
+
+def mongo_login_role(tenant: str, slot: str) -> str:
+    """FerretDB: the MongoDB user, which FerretDB logs in to PostgreSQL as (two slots, as for PostgreSQL)."""
+    if slot not in ("a", "b"):
+        raise ValueError(f"login slot must be 'a' or 'b', not {slot!r}")
+    return f"m_{_pg_base(tenant)}_{slot}"
 
 
 def redis_user(tenant: str) -> str:

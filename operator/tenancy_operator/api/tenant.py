@@ -280,8 +280,10 @@ class TenantSpec(Spec):
     redis: ServiceSpec = Field(default_factory=ServiceSpec)
     """A Redis ACL user fenced to the key prefix `t:<name>:`."""
     mongodb: ServiceSpec = Field(default_factory=ServiceSpec)
-    """A MongoDB database `t_<name>` and a user with readWrite on it. Not built yet (issue 15): enabling it
-    makes the Tenant Stalled, reason NotImplemented."""
+    """A MongoDB database `t_<name>` and a user that may read and write it alone (`MONGODB_URI` in the
+    credentials Secret). On FerretDB v1 with its PostgreSQL handler the server fences tenants: the user
+    is a PostgreSQL role without any grant on other tenants' schemas. Database and collection names of
+    other tenants stay listable (docs/mongodb.md)."""
     search: ServiceSpec = Field(default_factory=ServiceSpec)
     """OpenSearch indices `t-<name>_*`, an index template, a role with permissions on that pattern only and
     an internal user per credential slot mapped to it (the OpenSearch security plugin)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import postgres, redis_acl, search, vault
+from . import mongodb, postgres, redis_acl, search, vault
 
 __all__ = ["ADAPTERS", "adapter"]
 
@@ -13,6 +13,7 @@ ADAPTERS: dict[str, ModuleType] = {
     "redis": redis_acl,
     "search": search,
     "vault": vault,
+    "mongodb": mongodb,
 }
 
 

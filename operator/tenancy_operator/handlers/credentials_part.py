@@ -35,10 +35,11 @@ __all__ = ["SECRET", "STAGED", "Plan", "prepare", "unknown", "slice_for", "publi
 CONDITION = "CredentialsReady"
 SECRET = "tenant-credentials"
 STAGED = "tenant-credentials-next"
-PASSWORD_KEYS = {"postgres": "PGPASSWORD", "redis": "REDIS_PASSWORD", "search": "SEARCH_PASSWORD"}
+PASSWORD_KEYS = {"postgres": "PGPASSWORD", "redis": "REDIS_PASSWORD", "search": "SEARCH_PASSWORD",
+                 "mongodb": "MONGODB_PASSWORD"}
 ROTATIONS = (creds.REQUESTED, creds.SCHEDULED, creds.SECRET_DELETED, creds.PASSWORD_REMOVED)
 """Reasons that make a new version a rotation (a Normal `Rotated` Event and the rotations metric)."""
-_SECRET_KEYS = ("PASSWORD", "DATABASE_URL", "REDIS_URL")
+_SECRET_KEYS = ("PASSWORD", "DATABASE_URL", "REDIS_URL", "MONGODB_URI")
 _RETIRED_ANNOTATIONS = (creds.PREVIOUS_REDIS_SHA, creds.ROTATE_HANDLED)  # bookkeeping older versions kept here
 
 

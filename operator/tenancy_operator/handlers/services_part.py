@@ -1,4 +1,4 @@
-"""Service parts (DatabaseReady, CacheReady, VaultReady): placement, then each adapter's ensure.
+"""Service parts (DatabaseReady, CacheReady, VaultReady, DocumentStoreReady): placement, then each adapter's ensure.
 
 Every enabled service runs even when another fails; a backend that is down trips its circuit and
 only its own part reports Degraded, naming the backend.
@@ -30,7 +30,8 @@ from .targets import TargetError, target_for
 __all__ = ["SERVICES", "enabled_services", "Resolved", "resolve", "run", "owned_elsewhere"]
 
 # service -> the condition it owns
-SERVICES = {"postgres": "DatabaseReady", "redis": "CacheReady", "search": "SearchReady", "vault": "VaultReady"}
+SERVICES = {"postgres": "DatabaseReady", "redis": "CacheReady", "search": "SearchReady", "vault": "VaultReady",
+            "mongodb": "DocumentStoreReady"}
 
 
 def enabled_services(spec: TenantSpec) -> list[str]:

@@ -224,14 +224,11 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
 
 
 def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResult]:
-    """SpecSupported, and the parts of services that are not built: nothing asked for is ignored silently."""
+    """SpecSupported: nothing asked for is ignored silently (reconcile/unbuilt.py lists what is not built)."""
     ref = tenant.lifecycle_policy_ref
     policy = _store_first(indexes.get("lifecycle_policies"), ref) if ref else None
     found = unbuilt.for_tenant(tenant, policy)
-    parts = [PartResult(condition, False, Reason.NOT_IMPLEMENTED, f"{service} tenancy is not built yet (issue 15)",
-                        informational=True)
-             for service, condition in (("mongodb", "DocumentStoreReady"),)
-             if getattr(tenant, service).enabled]
+    parts: list[PartResult] = []
     if found:
         parts.append(PartResult(cond.SPEC_SUPPORTED, False, Reason.NOT_IMPLEMENTED, unbuilt.message(found),
                                 stalled=True))

@@ -16,7 +16,7 @@ from typing import Any
 from ..api.lifecycle_policy import LifecyclePolicySpec
 from ..api.tenant import TenantSpec
 
-__all__ = ["Unbuilt", "TENANT", "LIFECYCLE_POLICY", "WHOLE_KINDS", "BACKEND_TYPE", "REPORTED", "for_tenant", "for_lifecycle_policy",
+__all__ = ["Unbuilt", "TENANT", "LIFECYCLE_POLICY", "WHOLE_KINDS", "REPORTED", "for_tenant", "for_lifecycle_policy",
            "for_whole_kind", "message"]
 
 @dataclass(frozen=True)
@@ -38,11 +38,7 @@ class Unbuilt:
         return f"{shown or 'spec'}: {self.what} (issue {self.issue})"
 
 
-TENANT: tuple[Unbuilt, ...] = (
-    Unbuilt(("Tenant.spec.mongodb.enabled", "Tenant.spec.mongodb.backend"),
-            lambda s: s.mongodb.enabled or s.mongodb.backend is not None,
-            "MongoDB tenancy is not built yet, no database or user is made", 15),
-)
+TENANT: tuple[Unbuilt, ...] = ()  # every Tenant field is built (issues 13, 14, 15)
 
 LIFECYCLE_POLICY: tuple[Unbuilt, ...] = ()  # every LifecyclePolicy field is built (issue 13)
 
@@ -52,12 +48,8 @@ WHOLE_KINDS: dict[str, Unbuilt] = {
                            "WorkflowRun is not built yet: no workflow runs and nothing is changed", 16),
 }
 
-# A Backend whose type has no adapter yet (the handler asks the adapter registry, this says why).
-BACKEND_TYPE = Unbuilt(("Backend.spec.type",), lambda _: True,
-                       "backend type mongodb is not built yet, no tenant is placed here", 15)
-
 REPORTED: frozenset[str] = frozenset(
-    f for u in (*TENANT, *LIFECYCLE_POLICY, *WHOLE_KINDS.values(), BACKEND_TYPE) for f in u.fields
+    f for u in (*TENANT, *LIFECYCLE_POLICY, *WHOLE_KINDS.values()) for f in u.fields
 )
 """Every field path some finding reports on (the field-coverage test reads this)."""
 

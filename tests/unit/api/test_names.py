@@ -52,6 +52,9 @@ IDENTIFIERS = {
     "pg login role a": (lambda n: names.pg_login_role(n, "a"), 63),
     "pg login role b": (lambda n: names.pg_login_role(n, "b"), 63),
     "mongo database": (names.mongo_database, 63),
+    "mongo owner role": (names.mongo_owner_role, 63),
+    "mongo login role a": (lambda n: names.mongo_login_role(n, "a"), 63),
+    "mongo login role b": (lambda n: names.mongo_login_role(n, "b"), 63),
     "redis user": (names.redis_user, 512),
     "redis prefix": (names.redis_prefix, 512),
     "redis owner key": (names.redis_owner_key, 512),
@@ -102,7 +105,8 @@ def test_roles_of_different_tenants_never_meet():
     """Owner and login roles share one namespace (pg_roles): none equals another tenant's role."""
     seen: dict[str, str] = {}
     for n in NAMES:
-        for role in (names.pg_owner_role(n), names.pg_login_role(n, "a"), names.pg_login_role(n, "b")):
+        for role in (names.pg_owner_role(n), names.pg_login_role(n, "a"), names.pg_login_role(n, "b"),
+                     names.mongo_owner_role(n), names.mongo_login_role(n, "a"), names.mongo_login_role(n, "b")):
             assert role not in seen, f"{role} is both {n!r}'s and {seen[role]!r}'s"
             seen[role] = n
 

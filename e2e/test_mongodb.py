@@ -1,0 +1,264 @@
+"""MongoDB per tenant on the platform's FerretDB (v1, PostgreSQL handler), with real pymongo clients.
+
+The server fences: every refusal below comes from PostgreSQL through FerretDB, because each MongoDB
+user is a PostgreSQL role with no grant on another tenant's schema. What is not fenced (database and
+collection names) is asserted as such, so the day it changes this test says so.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pymongo
+import pytest
+from pymongo.errors import OperationFailure, PyMongoError
+
+from . import kube
+from .kube import condition, eventually, get, kubectl, tenant_yaml
+from .tenant_clients import credentials
+from .tenant_mongo import ferret_pg, ferretdb_writes, mongo, purge_retained
+
+OVERLAP_SECONDS = 4
+NAMES = ("mgo-a", "mgo-b", "mgo-rot", "mgo-sleep", "mgo-delete", "mgo-retain")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_leftovers(mongo_backend):
+    """Data an earlier run's tenants retained (default reclaim Retain) would make these Stalled, as promised."""
+    for name in NAMES:  # an earlier run's tenant still being deleted finishes first
+        eventually(lambda name=name: get("tenant", name) is None, 60, message=f"tenant {name} gone")
+    removed = purge_retained(*NAMES)
+    if removed:
+        print(f"\nremoved mongodb data retained by earlier runs: {removed}")
+
+
+def _ready(*names: str) -> None:
+    kubectl("wait", "--for=condition=Ready", *[f"tenant/{n}" for n in names], "--timeout=90s", timeout=100)
+
+
+def _events(name: str, reason: str) -> list[dict]:
+    out = kubectl("get", "events", "-A", "--field-selector",
+                  f"involvedObject.kind=Tenant,involvedObject.name={name},reason={reason}", "-o", "json").stdout
+    return json.loads(out)["items"]
+
+
+@pytest.fixture(scope="module")
+def pair(mongo_backend):
+    kube.apply("\n---\n".join([tenant_yaml("mgo-a", mongodb={"enabled": True}),
+                               tenant_yaml("mgo-b", mongodb={"enabled": True})]))
+    _ready("mgo-a", "mgo-b")
+    b = credentials("mgo-b")
+    with mongo(b) as client:
+        client[b["MONGODB_DATABASE"]].secrets.delete_many({})
+        client[b["MONGODB_DATABASE"]].secrets.insert_one({"v": "b-only"})
+    yield credentials("mgo-a"), b
+    kubectl("delete", "tenant", "mgo-a", "mgo-b", "--wait=false", check=False)
+
+
+def test_crud_in_own_database_and_the_server_refuses_the_other(pair):
+    a, b = pair
+    tenant = get("tenant", "mgo-a")
+    assert condition(tenant, "DocumentStoreReady").get("status") == "True", tenant["status"]
+    assert a["MONGODB_DATABASE"] == "t_mgo_a" and a["MONGODB_USERNAME"] in ("m_mgo_a_a", "m_mgo_a_b")
+    assert tenant["status"]["endpoints"]["MONGODB_DATABASE"] == "t_mgo_a"
+    assert "MONGODB_URI" not in tenant["status"]["endpoints"]  # it holds the password
+    client = mongo(a)
+    own = client[a["MONGODB_DATABASE"]].docs
+    own.delete_many({})
+    own.insert_one({"k": 1})
+    own.update_one({"k": 1}, {"$set": {"v": "a"}})
+    assert own.find_one({"k": 1}, {"_id": 0}) == {"k": 1, "v": "a"}
+    own.create_index("v")
+    assert own.delete_many({}).deleted_count == 1
+    theirs = client[b["MONGODB_DATABASE"]]
+    for what, call in [
+        ("find", lambda: list(theirs.secrets.find())),
+        ("count", lambda: theirs.secrets.count_documents({})),
+        ("insert into an existing collection", lambda: theirs.secrets.insert_one({"x": 1})),
+        ("insert into a new collection", lambda: theirs.intruder.insert_one({"x": 1})),
+        ("update", lambda: theirs.secrets.update_many({}, {"$set": {"v": "x"}})),
+        ("delete", lambda: theirs.secrets.delete_many({})),
+        ("drop a collection", lambda: theirs.drop_collection("secrets")),
+        ("create an index", lambda: theirs.secrets.create_index("v")),
+        ("aggregate", lambda: list(theirs.secrets.aggregate([{"$match": {}}]))),
+        ("dropDatabase", lambda: client.drop_database(b["MONGODB_DATABASE"])),
+        ("create another database", lambda: client["t_mgo_intruder"].x.insert_one({"x": 1})),
+    ]:
+        with pytest.raises(OperationFailure, match="SQLSTATE 42501") as info:  # insufficient_privilege
+            call()
+        print(f"mongodb A on B: {what}: refused ({str(info.value).split('ERROR: ')[-1][:60]})")
+    # Not fenced (FerretDB v1 lists names from one catalogue shared by every client): the names leak.
+    assert "secrets" in theirs.list_collection_names()
+    assert b["MONGODB_DATABASE"] in client.list_database_names()
+    # B's data is untouched; A's password does not open B's user.
+    with mongo(b) as bc:
+        assert [d["v"] for d in bc[b["MONGODB_DATABASE"]].secrets.find()] == ["b-only"]
+    wrong = {**a, "MONGODB_URI": a["MONGODB_URI"].replace(a["MONGODB_USERNAME"], b["MONGODB_USERNAME"], 1)}
+    with pytest.raises(OperationFailure, match="password authentication failed"):
+        mongo(wrong)[b["MONGODB_DATABASE"]].secrets.find_one()
+    # No credentials at all: FerretDB's own role cannot log in.
+    anonymous = pymongo.MongoClient(a["MONGODB_URI"].split("@", 1)[0].split("//")[0] + "//" +
+                                    a["MONGODB_URI"].split("@", 1)[1].split("/")[0], serverSelectionTimeoutMS=4000)
+    with pytest.raises(OperationFailure):
+        anonymous[a["MONGODB_DATABASE"]].docs.find_one()
+
+
+def test_dropped_user_is_repaired_within_a_verify_interval(pair):
+    a, _ = pair
+    before = len(_events("mgo-a", "DriftRepaired"))
+    role = a["MONGODB_USERNAME"]
+    ferret_pg(f'DROP ROLE "{role}"')
+    started = time.monotonic()
+    eventually(lambda: len(_events("mgo-a", "DriftRepaired")) > before, 30, message="DriftRepaired after DROP ROLE")
+    print(f"\nmongodb drift: dropped {role}, repaired in {time.monotonic() - started:.1f}s")
+    events = _events("mgo-a", "DriftRepaired")
+    assert any(role in e["message"] for e in events), [e["message"] for e in events]
+    with mongo(credentials("mgo-a")) as client:
+        client[a["MONGODB_DATABASE"]].docs.insert_one({"after": "repair"})
+
+
+def test_steady_state_writes_nothing_to_ferretdb(pair):
+    # FerretDB's pooled PostgreSQL sessions publish the earlier tests' inserts up to 10 s late; the
+    # operator's own sessions end after each pass, which publishes theirs at once.
+    time.sleep(11)
+    before = ferretdb_writes()
+    time.sleep(12)  # four verify intervals of the e2e operator (3 s)
+    after = ferretdb_writes()
+    print(f"\nmongodb steady state: {after - before} rows written in FerretDB's database over 12 s")
+    assert after == before
+
+
+class App:
+    """Writes with the tenant's MONGODB_URI, a fresh client each time; on an auth failure re-reads the Secret."""
+
+    # An old password refused, an old login closed, or a pooled session of it ended by the operator
+    # (FerretDB hands that on once): re-read the Secret and try again, as an application would.
+    RETRIED = ("password authentication failed", "not permitted to log in", "terminating connection", "conn closed",
+               "failed to connect")
+
+    def __init__(self, tenant: str):
+        self.tenant, self.creds = tenant, credentials(tenant)
+        self.ops = self.failures = self.reconnects = 0
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+
+    def _once(self) -> None:
+        with mongo(self.creds) as client:
+            client[self.creds["MONGODB_DATABASE"]].load.insert_one({"at": time.time()})
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self._once()
+            except OperationFailure as exc:
+                if not any(m in str(exc) for m in self.RETRIED):
+                    self.failures += 1
+                    self.errors.append(repr(exc))
+                else:
+                    self.reconnects += 1
+                    self.creds = credentials(self.tenant)
+                    try:
+                        self._once()
+                    except PyMongoError as again:
+                        self.failures += 1
+                        self.errors.append(repr(again))
+            except PyMongoError as exc:
+                self.failures += 1
+                self.errors.append(repr(exc))
+            self.ops += 1
+            time.sleep(0.05)
+
+
+def _version(tenant: str) -> int:
+    return int(((get("tenant", tenant) or {}).get("status", {}).get("credentials") or {}).get("version") or 0)
+
+
+def test_three_rotations_under_load(mongo_backend, cleanup_tenants):
+    name = "mgo-rot"
+    cleanup_tenants.append(name)
+    kube.apply(tenant_yaml(name, mongodb={"enabled": True},
+                           credentials={"rotateEvery": "720h", "overlap": f"{OVERLAP_SECONDS}s"}))
+    _ready(name)
+    app = App(name)
+    worker = threading.Thread(target=app.run, daemon=True)
+    worker.start()
+    first = credentials(name)
+    versions = [_version(name)]
+    try:
+        for n in range(3):
+            time.sleep(OVERLAP_SECONDS + 1)
+            kubectl("annotate", "--overwrite", "tenant", name, f"tenancy.dev/rotate=mgo-{n}-{time.time()}")
+            eventually(lambda: _version(name) > versions[-1], 30, message=f"rotation {n + 1} done")
+            versions.append(_version(name))
+        time.sleep(OVERLAP_SECONDS + 4)
+    finally:
+        app.stop.set()
+        worker.join(10)
+    print(f"\nmongodb rotation under load: versions {versions}, {app.ops} ops, {app.reconnects} reconnects, "
+          f"{app.failures} failures")
+    assert app.failures == 0, app.errors[:5]
+    assert app.ops > 30
+    with pytest.raises(OperationFailure):
+        mongo(first)[first["MONGODB_DATABASE"]].load.find_one()
+    current = credentials(name)
+    with mongo(current) as client:
+        assert client[current["MONGODB_DATABASE"]].load.count_documents({}) > 0
+
+
+def test_suspend_closes_the_door_and_resume_reopens_it(mongo_backend, cleanup_tenants):
+    name = "mgo-sleep"
+    cleanup_tenants.append(name)
+    kube.apply(tenant_yaml(name, mongodb={"enabled": True}))
+    _ready(name)
+    creds = credentials(name)
+    with mongo(creds) as client:
+        client[creds["MONGODB_DATABASE"]].kept.delete_many({})
+        client[creds["MONGODB_DATABASE"]].kept.insert_one({"v": "still here"})
+    kube.apply(tenant_yaml(name, mongodb={"enabled": True}, state="Suspended"))
+    eventually(lambda: (get("tenant", name) or {}).get("status", {}).get("phase") == "Suspended", 30,
+               message="phase Suspended")
+    with pytest.raises(OperationFailure):  # the pooled session ended, then: not permitted to log in
+        mongo(creds)[creds["MONGODB_DATABASE"]].kept.find_one()
+    with pytest.raises(OperationFailure, match="failed to connect"):
+        mongo(creds)[creds["MONGODB_DATABASE"]].kept.find_one()
+    kube.apply(tenant_yaml(name, mongodb={"enabled": True}))
+    _ready(name)
+    eventually(lambda: (get("tenant", name) or {}).get("status", {}).get("phase") == "Ready", 30, message="Ready")
+    creds = credentials(name)
+    with mongo(creds) as client:
+        assert client[creds["MONGODB_DATABASE"]].kept.find_one({}, {"_id": 0}) == {"v": "still here"}
+
+
+def _policy(name: str, reclaim: str) -> str:
+    return json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "LifecyclePolicy", "metadata": {"name": name},
+                       "spec": {"reclaim": reclaim}})
+
+
+def _objects(tenant: str) -> dict[str, bool]:
+    base = tenant.replace("-", "_")
+    schema = ferret_pg("SELECT 1 FROM pg_namespace WHERE nspname = $1", f"t_{base}")
+    roles = ferret_pg("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE $1", f"m\\_{base}\\_%")
+    return {"database": bool(schema), "roles": len(roles) == 3, "login": any(r["rolcanlogin"] for r in roles)}
+
+
+@pytest.mark.parametrize("reclaim", ["Delete", "Retain"])
+def test_reclaim(mongo_backend, reclaim):
+    name = f"mgo-{reclaim.lower()}"
+    kube.apply(_policy(f"mgo-{reclaim.lower()}", reclaim))
+    kube.apply(tenant_yaml(name, mongodb={"enabled": True}, lifecyclePolicyRef=f"mgo-{reclaim.lower()}"))
+    _ready(name)
+    creds = credentials(name)
+    with mongo(creds) as client:
+        client[creds["MONGODB_DATABASE"]].kept.insert_one({"v": 1})
+    assert _objects(name) == {"database": True, "roles": True, "login": True}
+    kubectl("delete", "tenant", name, "--timeout=60s", timeout=70)
+    if reclaim == "Delete":
+        assert _objects(name) == {"database": False, "roles": False, "login": False}
+    else:  # data and roles kept, every door closed
+        assert _objects(name) == {"database": True, "roles": True, "login": False}
+        with pytest.raises(OperationFailure):
+            mongo(creds)[creds["MONGODB_DATABASE"]].kept.find_one()
+        purge_retained(name)
+    kubectl("delete", "lifecyclepolicy", f"mgo-{reclaim.lower()}", "--ignore-not-found", check=False)

@@ -1,0 +1,357 @@
+"""MongoDB adapter, for FerretDB v1 on its PostgreSQL handler: the server itself fences tenants.
+
+FerretDB v1 without `--test-enable-new-auth` takes a client's PLAIN username and password and logs
+in to PostgreSQL as that role; every MongoDB database is a PostgreSQL schema of FerretDB's database.
+So a MongoDB user here *is* a PostgreSQL login role, and PostgreSQL's grants decide what it may read
+or write (docs/mongodb.md records what was tried and what each setup refused).
+
+Per tenant: database (schema) `t_<name>` owned by the NOLOGIN role `m_<name>_owner`, and two login
+roles `m_<name>_a` / `m_<name>_b` (the rotation slots, as for PostgreSQL), members of the owner with
+`SET role` defaulting to it, so every collection either slot makes belongs to the owner. Nothing
+else is granted: another tenant's schema and tables refuse every statement.
+
+Two connections per Backend: pymongo (PLAIN, as the admin role) makes and drops the database
+through FerretDB, so FerretDB's in-memory catalogue knows it; asyncpg (same role, straight to
+PostgreSQL; Secret keys `postgresHost`, `postgresPort`, `postgresDatabase`) manages roles, owners
+and marks, and reads all state for verify. Ownership marks are `COMMENT ON ROLE` (only CREATEROLE
+holders can write them; a tenant owns its schema, so a schema comment would be forgeable).
+
+FerretDB keeps one PostgreSQL pool per username *and password* and does not check a password again
+while a pooled connection lives: whenever a login role loses its login or its password, its
+PostgreSQL sessions are ended too, or the old password would keep working through the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg
+import pymongo
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from ..api import names
+from . import postgres_sql as sql
+from .base import (
+    BackendRefused,
+    BackendUnavailable,
+    OwnedByAnotherTenant,
+    Ownership,
+    Report,
+    Target,
+    TenantSlice,
+)
+
+__all__ = ["ensure", "close", "delete", "probe", "forget_cache", "mongodb_uri", "schema_state_sql"]
+
+_INIT_COLLECTION = "tenancy_init"
+_METADATA_TABLE = "_ferretdb_database_metadata"
+_clients: dict[tuple[str, str, int], pymongo.MongoClient] = {}
+
+# The schema (MongoDB database), its owner, its FerretDB catalogue table's owner, and whether the
+# shared catalogue role may read that table. Names travel as bind parameters.
+schema_state_sql = """
+SELECT n.nspname, pg_get_userbyid(n.nspowner) AS owner, c.oid IS NOT NULL AS has_catalogue,
+       pg_get_userbyid(c.relowner) AS catalogue_owner,
+       has_schema_privilege($3, n.oid, 'USAGE') AS shared_usage,
+       c.oid IS NOT NULL AND has_table_privilege($3, c.oid, 'SELECT') AS shared_select
+FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = $2
+WHERE n.nspname = $1
+"""
+_connect_sql = "SELECT has_database_privilege($1, current_database(), 'CONNECT')"
+# postgres_sql.role_state_sql without the verifier: pg_authid is for superusers, and this admin is not
+# one (CREATEROLE and the owner of FerretDB's database). A password is checked by logging in instead.
+role_state_sql = """
+SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_authid') AS mark,
+       COALESCE((SELECT array_to_string(s.setconfig, ',') FROM pg_db_role_setting s
+                 WHERE s.setrole = r.oid AND s.setdatabase = 0), '') AS settings,
+       ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+             WHERE m.member = r.oid) AS member_of,
+       pg_has_role(current_user, r.oid, 'USAGE') AS admin_member
+FROM pg_roles r WHERE r.rolname = ANY($1::text[])
+"""
+
+
+def mongodb_uri(user: str, password: str, host: str, port: int, database: str, tls: bool = False) -> str:
+    """What apps use: PLAIN over the wire, so FerretDB can hand the password to PostgreSQL."""
+    return (f"mongodb://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{database}"
+            f"?authMechanism=PLAIN&authSource=%24external{'&tls=true' if tls else ''}")
+
+
+def _mongo(target: Target) -> pymongo.MongoClient:
+    key = (target.name, target.host, target.port)
+    client = _clients.get(key)
+    if client is None:
+        client = pymongo.MongoClient(target.host, target.port, username=target.username, password=target.password,
+                                     authMechanism="PLAIN", authSource="$external", tls=target.tls,
+                                     serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, socketTimeoutMS=10000,
+                                     retryWrites=False)
+        _clients[key] = client
+    return client
+
+
+async def _in_mongo(target: Target, fn: Callable[[pymongo.MongoClient], Any]) -> Any:
+    try:
+        return await asyncio.to_thread(fn, _mongo(target))
+    except ConnectionFailure as exc:
+        raise BackendUnavailable(f"mongodb backend {target.name} unreachable: {exc}") from exc
+    except OperationFailure as exc:
+        raise BackendRefused(f"mongodb backend {target.name} refused: {exc}") from exc
+    except PyMongoError as exc:
+        raise BackendUnavailable(f"mongodb backend {target.name} failed: {exc}") from exc
+
+
+def _pg_address(target: Target) -> dict[str, Any]:
+    extra = target.extra
+    return {"host": extra.get("postgresHost") or target.host, "port": int(extra.get("postgresPort") or 5432),
+            "database": extra.get("postgresDatabase") or "ferretdb"}
+
+
+async def _password_works(target: Target, role: str, password: str) -> bool:
+    """Log in as the role once (a read: nothing is written) to learn whether it holds this password."""
+    try:
+        conn = await asyncpg.connect(user=role, password=password, timeout=5, **_pg_address(target))
+    except asyncpg.exceptions.InvalidPasswordError:
+        return False
+    except (TimeoutError, OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
+        raise BackendUnavailable(f"mongodb backend {target.name}: its PostgreSQL is unreachable: {exc}") from exc
+    except asyncpg.PostgresError:
+        return False  # no login, no CONNECT, too many connections: the ALTER that follows sets it all
+    await conn.close()
+    return True
+
+
+async def _in_pg(target: Target, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+    try:
+        conn = await asyncpg.connect(user=target.username, password=target.password, timeout=5,
+                                     **_pg_address(target))
+    except (TimeoutError, OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
+        raise BackendUnavailable(f"mongodb backend {target.name}: its PostgreSQL is unreachable: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise BackendRefused(f"mongodb backend {target.name}: its PostgreSQL refused the admin login: {exc}") from exc
+    try:
+        return await work(conn)
+    except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.InterfaceError) as exc:
+        raise BackendUnavailable(f"mongodb backend {target.name}: its PostgreSQL failed: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise BackendRefused(f"mongodb backend {target.name}: its PostgreSQL refused: {exc}") from exc
+    finally:
+        await conn.close()
+
+
+def _catalogue_role(target: Target) -> str:
+    """The NOLOGIN role that may read every database's FerretDB catalogue table (Secret key
+    `catalogueRole`, default `ferretdb_catalogue`); every tenant's owner joins it.
+
+    Why: FerretDB loads its in-memory catalogue once, as the first client that needs it, and lists only
+    the schemas that client's role can see. Loaded as a tenant that sees only its own, every other
+    tenant's database reads as empty and refuses writes until FerretDB restarts (measured, see
+    docs/mongodb.md). Seeing each other's catalogue tables tells a tenant only database and collection
+    names, which FerretDB's shared catalogue already lists to every client; documents stay fenced.
+    """
+    return target.extra.get("catalogueRole") or "ferretdb_catalogue"
+
+
+def forget_cache(target: Target | None = None) -> None:
+    """Drop cached clients (they hold connections only; every comparison reads the catalogs afresh)."""
+    for key in [k for k in _clients if target is None or k == (target.name, target.host, target.port)]:
+        _clients.pop(key).close()
+
+
+async def probe(target: Target) -> str:
+    """FerretDB's version (buildInfo, a read); its PostgreSQL must answer the admin too."""
+    info = await _in_mongo(target, lambda c: c.admin.command("buildInfo"))
+    await _in_pg(target, lambda conn: conn.fetchval("SELECT 1"))
+    return str(info.get("version", ""))
+
+
+def _roles(tenant: str) -> tuple[str, str, str, str]:
+    return (names.mongo_database(tenant), names.mongo_owner_role(tenant),
+            names.mongo_login_role(tenant, "a"), names.mongo_login_role(tenant, "b"))
+
+
+def _create_database(client: pymongo.MongoClient, database: str) -> None:
+    # FerretDB makes a database (schema and catalogue table) only with its first collection.
+    db = client[database]
+    if _INIT_COLLECTION not in db.list_collection_names():
+        db.create_collection(_INIT_COLLECTION)
+    db.drop_collection(_INIT_COLLECTION)
+
+
+async def ensure(target: Target, want: TenantSlice) -> Report:
+    database, owner, role_a, role_b = _roles(want.tenant)
+    report = Report()
+
+    async def roles_and_marks(conn: asyncpg.Connection) -> dict[str, Any]:
+        async def do(statement: str, what: str, why: str = "missing") -> None:
+            await conn.execute(statement)
+            if what not in report.repaired:
+                report.repaired.append(what)
+            report.diffs.setdefault(what, why)
+
+        roles = {r["rolname"]: r for r in await conn.fetch(role_state_sql, [owner, role_a, role_b])}
+        marks = Ownership(f"mongodb backend {target.name}", want)
+        for role in (owner, role_a, role_b):
+            marks.see(f"role {role}", names.parse_owner_mark(roles[role]["mark"]) if role in roles else None)
+        marks.check()  # nothing is written to roles another Tenant's UID marks
+        if owner not in roles:
+            await do(sql.create_role(owner, login=False), f"role {owner}")
+        catalogue = _catalogue_role(target)
+        if catalogue not in ((roles.get(owner) or {}).get("member_of") or []):
+            if not await conn.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", catalogue):
+                raise BackendRefused(f"mongodb backend {target.name}: role {catalogue} (Secret key catalogueRole) does "
+                                     "not exist on its PostgreSQL; create it NOLOGIN (docs/mongodb.md)")
+            await do(sql.grant_membership(catalogue, owner), f"membership {owner} in {catalogue}")
+        for slot, role in (("a", role_a), ("b", role_b)):
+            state = roles.get(role)
+            active = slot == want.slot
+            login = not want.suspended and (active or want.previous_valid)
+            if state is None:
+                await do(sql.create_role(role, login=False), f"role {role}")
+                state = {"rolcanlogin": False, "rolconnlimit": -1, "settings": "", "member_of": [], "admin_member": False}
+            if not state["admin_member"]:
+                # Ending a role's sessions (pg_terminate_backend) needs membership in it, not superuser.
+                await do(f"GRANT {sql.ident(role)} TO CURRENT_USER", f"admin membership in {role}")
+            if owner not in (state["member_of"] or []):
+                await do(sql.grant_membership(owner, role), f"membership {role} in {owner}",
+                         f"member of {list(state['member_of'] or [])}")
+            if f"role={owner}" not in (state["settings"] or ""):
+                await do(sql.set_role_default(role, owner), f"default role of {role}",
+                         f"settings {state['settings'] or ''!r}")
+            # An empty password means "unknown this pass": keep what the role holds. A role that cannot
+            # log in yet gets the password with its LOGIN below.
+            password_ok = not active or not want.password or (
+                state["rolcanlogin"] and await _password_works(target, role, want.password))
+            if state["rolcanlogin"] != login or state["rolconnlimit"] != want.connection_limit or not password_ok:
+                verifier = sql.scram_verifier(want.password) if active and not password_ok else None
+                why = [f"{k} {live} (want {wanted})" for k, live, wanted in
+                       (("rolcanlogin", state["rolcanlogin"], login),
+                        ("rolconnlimit", state["rolconnlimit"], want.connection_limit)) if live != wanted]
+                await do(sql.alter_login(role, login, want.connection_limit, verifier),
+                         f"login of {role}" + (" and password" if verifier else ""),
+                         "; ".join(why + ([] if password_ok else ["password verifier"])))
+                if (state["rolcanlogin"] and not login) or verifier:
+                    # FerretDB reuses pooled sessions without asking PostgreSQL again: end them.
+                    ended = await conn.fetchval(sql.terminate_sessions_sql, [role])
+                    if ended:
+                        report.repaired.append(f"{ended} sessions of {role} ended")
+        mark = names.owner_mark(want.uid)
+        for obj in marks.to_mark:
+            name = obj.split(" ", 1)[1]
+            await do(sql.comment_on_role(name, mark), obj if obj in report.repaired else f"ownership mark on {obj}")
+        report.adopted += marks.adopted
+        if not await conn.fetchval(_connect_sql, owner):
+            await do(f"GRANT CONNECT ON DATABASE {sql.ident(await conn.fetchval('SELECT current_database()'))} "
+                     f"TO {sql.ident(owner)}", f"CONNECT for {owner}")
+        if want.suspended:
+            ended = await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
+            if ended:
+                report.repaired.append(f"{ended} sessions ended")
+        return dict(await conn.fetchrow(schema_state_sql, database, _METADATA_TABLE, catalogue) or {})
+
+    schema = await _in_pg(target, roles_and_marks)
+    if not schema or not schema.get("has_catalogue"):
+        await _in_mongo(target, lambda c: _create_database(c, database))
+        report.repaired.append(f"database {database}")
+        report.diffs.setdefault(f"database {database}", "missing")
+
+    catalogue = _catalogue_role(target)
+
+    async def owners(conn: asyncpg.Connection) -> None:
+        state = await conn.fetchrow(schema_state_sql, database, _METADATA_TABLE, catalogue)
+        if state is None:
+            raise BackendRefused(f"mongodb backend {target.name}: database {database} is still missing after "
+                                 "FerretDB was asked to make it")
+        if not await conn.fetchval("SELECT pg_has_role(current_user, $1, 'MEMBER')", owner):
+            # ALTER ... OWNER TO needs the admin to be a member of the new owner (CREATEROLE may grant it).
+            await conn.execute(sql.grant_membership(owner, target.username))
+        for kind, obj, live in (("SCHEMA", sql.ident(database), state["owner"]),
+                                ("TABLE", f"{sql.ident(database)}.{sql.ident(_METADATA_TABLE)}",
+                                 state["catalogue_owner"])):
+            if live != owner:
+                await conn.execute(f"ALTER {kind} {obj} OWNER TO {sql.ident(owner)}")
+                what = f"owner of {kind.lower()} {database}" + ("" if kind == "SCHEMA" else f".{_METADATA_TABLE}")
+                report.repaired.append(what)
+                report.diffs.setdefault(what, f"owner {live} (want {owner})")
+        table = f"{sql.ident(database)}.{sql.ident(_METADATA_TABLE)}"
+        for held, statement, what in (
+                (state["shared_usage"], f"GRANT USAGE ON SCHEMA {sql.ident(database)} TO {sql.ident(catalogue)}",
+                 f"USAGE on {database} for {catalogue}"),
+                (state["shared_select"], f"GRANT SELECT ON {table} TO {sql.ident(catalogue)}",
+                 f"SELECT on {database}.{_METADATA_TABLE} for {catalogue}")):
+            if not held:
+                await conn.execute(statement)
+                report.repaired.append(what)
+                report.diffs.setdefault(what, "missing")
+
+    if (not schema or schema.get("owner") != owner or schema.get("catalogue_owner") != owner
+            or not schema.get("shared_usage") or not schema.get("shared_select")):
+        await _in_pg(target, owners)
+    user = names.mongo_login_role(want.tenant, want.slot)
+    host = target.app_host
+    report.endpoints = {
+        "MONGODB_HOST": host,
+        "MONGODB_PORT": str(target.port),
+        "MONGODB_DATABASE": database,
+        "MONGODB_USERNAME": user,
+        "MONGODB_PASSWORD": want.password,
+        "MONGODB_URI": mongodb_uri(user, want.password, host, target.port, database, target.tls),
+    }
+    return report
+
+
+async def close(target: Target, tenant: str) -> list[str]:
+    """Close the tenant's door and keep its data: both login roles NOLOGIN, their sessions ended."""
+    _database, owner, role_a, role_b = _roles(tenant)
+    done: list[str] = []
+
+    async def work(conn: asyncpg.Connection) -> None:
+        roles = {r["rolname"]: r for r in await conn.fetch(role_state_sql, [owner, role_a, role_b])}
+        for role in (role_a, role_b):
+            if role in roles and roles[role]["rolcanlogin"]:
+                await conn.execute(sql.no_login(role))
+                done.append(f"login {role} off")
+        ended = await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
+        if ended:
+            done.append(f"{ended} sessions ended")
+
+    await _in_pg(target, work)
+    return done
+
+
+async def delete(target: Target, tenant: str, uid: str) -> list[str]:
+    """Drop the database (through FerretDB, so its catalogue forgets it), then the roles; raises
+    OwnedByAnotherTenant, touching nothing, when a role's mark names another UID."""
+    database, owner, role_a, role_b = _roles(tenant)
+    done: list[str] = []
+
+    async def check(conn: asyncpg.Connection) -> dict[str, Any]:
+        roles = {r["rolname"]: r for r in await conn.fetch(role_state_sql, [owner, role_a, role_b])}
+        for role, state in roles.items():
+            mark = names.parse_owner_mark(state["mark"])
+            if mark not in (None, uid):
+                raise OwnedByAnotherTenant(f"mongodb backend {target.name}", [f"role {role}"], mark)
+        for role in (role_a, role_b):
+            if role in roles and roles[role]["rolcanlogin"]:
+                await conn.execute(sql.no_login(role))  # no new session while the database goes
+        await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
+        return roles
+
+    roles = await _in_pg(target, check)
+    existed = await _in_mongo(target, lambda c: database in c.list_database_names())
+    if existed:
+        await _in_mongo(target, lambda c: c.drop_database(database))
+        done.append(f"database {database}")
+
+    async def drop_roles(conn: asyncpg.Connection) -> None:
+        present = [r for r in (role_a, role_b, owner) if r in roles]
+        if present:
+            await conn.execute(sql.drop_owned(present))
+        for role in present:
+            await conn.execute(sql.drop_role(role))
+            done.append(f"role {role}")
+
+    await _in_pg(target, drop_roles)
+    return done
