@@ -119,7 +119,7 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_backend_lifecycle.py::test_backend_holding_tenants_is_not_deleted"],
     "Backend.spec.capacity": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky"],
     "Backend.spec.paused": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky"],
-    # --- CachePolicy, TenantSessionPolicy, WorkflowRun: nothing acts on them yet (issues 14, 16) ------
+    # --- CachePolicy, TenantSessionPolicy: nothing acts on them yet (issue 14); WorkflowRun ------------
     "CachePolicy.spec.tiers.name": [NOT_BUILT],
     "CachePolicy.spec.tiers.ttl": [NOT_BUILT],
     "CachePolicy.spec.defaultTtl": [NOT_BUILT],
@@ -130,9 +130,22 @@ FIELDS: dict[str, list[str]] = {
     "TenantSessionPolicy.spec.maxConcurrent": [NOT_BUILT],
     "TenantSessionPolicy.spec.signingAlgorithm": [NOT_BUILT],
     "TenantSessionPolicy.spec.keyRotation": [NOT_BUILT],
-    "WorkflowRun.spec.tenant": [NOT_BUILT],
-    "WorkflowRun.spec.workflow": [NOT_BUILT],
-    "WorkflowRun.spec.parameters": [NOT_BUILT],
+    "WorkflowRun.spec.tenant": ["test: e2e/test_workflows.py::test_rotate_credentials_rotates_once_across_a_sigkill",
+                                "test: e2e/test_workflows.py::test_offboard_from_a_tenant_namespace_is_refused_by_the_api_server"],
+    "WorkflowRun.spec.workflow": [  # export, restore and offboard need the lifecycle archive (issue 13)
+        "test: e2e/test_workflows.py::test_rotate_credentials_rotates_once_across_a_sigkill",
+        "test: e2e/test_workflows.py::test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through",
+        NOT_BUILT],
+    "WorkflowRun.spec.parameters": [
+        "test: e2e/test_workflows.py::test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through",
+        "refused: takes no parameters"],
+    "WorkflowRun.spec.cancel": ["test: e2e/test_workflows.py::test_second_run_waits_for_the_tenant_then_runs",
+                                "test: tests/unit/workflows/test_engine.py::test_cancel_stops_a_running_step_and_compensates"],
+    "WorkflowRun.spec.ttlSecondsAfterFinished": [
+        "test: e2e/test_workflows.py::test_second_run_waits_for_the_tenant_then_runs"],
+    "WorkflowRun.spec.schedule": [
+        "test: e2e/test_workflows.py::test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through",
+        "refused: schedule is only for workflow verify-isolation"],
     # --- LifecyclePolicy ----------------------------------------------------------------------------
     "LifecyclePolicy.spec.reclaim": [  # Retain and Delete act; Archive is not built (issue 13)
         "test: e2e/test_backend_lifecycle.py::test_delete_with_reclaim_delete_removes_everything",

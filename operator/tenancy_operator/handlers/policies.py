@@ -1,6 +1,6 @@
-"""CachePolicy, TenantSessionPolicy, LifecyclePolicy and WorkflowRun: status that says what is not built.
+"""CachePolicy, TenantSessionPolicy and LifecyclePolicy: status that says what is not built.
 
-Nothing acts on CachePolicy, TenantSessionPolicy or WorkflowRun yet, and LifecyclePolicy is partly
+Nothing acts on CachePolicy or TenantSessionPolicy yet, and LifecyclePolicy is partly
 built (reclaim Retain and Delete work). Rather than leave an object that asks for an unbuilt feature
 looking accepted, each gets kstatus conditions: `Stalled=True`, reason `NotImplemented`, `Ready=False`
 and a message naming every such field and its issue, with a Warning Event when it changes. A
@@ -72,8 +72,7 @@ def _whole_kind(kind: str, plural: str) -> None:
         await report(kind, body, unbuilt.for_whole_kind(kind), "")
 
 
-for _kind, _plural in (("CachePolicy", "cachepolicies"), ("TenantSessionPolicy", "tenantsessionpolicies"),
-                       ("WorkflowRun", "workflowruns")):
+for _kind, _plural in (("CachePolicy", "cachepolicies"), ("TenantSessionPolicy", "tenantsessionpolicies")):
     _whole_kind(_kind, _plural)
 
 

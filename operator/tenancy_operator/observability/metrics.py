@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 __all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "forget_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS",
-           "REPEATED_REPAIRS", "ROTATIONS"]
+           "REPEATED_REPAIRS", "ROTATIONS", "WORKFLOW_RUNS", "ISOLATION_ALLOWED"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,12 @@ ROTATIONS = Counter("tenancy_credential_rotations_total",
 REPEATED_REPAIRS = Counter("tenancy_repeated_repairs_total",
                            "Objects written again on the very next pass of the same generation: a comparison "
                            "defect (stale cache, server normalization), not drift", ["tenant"])
+
+WORKFLOW_RUNS = Counter("tenancy_workflow_runs_total", "WorkflowRuns finished, by workflow and final phase",
+                        ["workflow", "phase"])
+ISOLATION_ALLOWED = Gauge("tenancy_isolation_probes_allowed",
+                          "Probes of the tenant's last verify-isolation run that a server did not refuse (0 is good)",
+                          ["tenant"])
 
 _STATUSES = ("True", "False", "Unknown")
 _served = False

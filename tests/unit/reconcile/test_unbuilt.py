@@ -45,7 +45,7 @@ def test_lifecycle_policy_findings():
 
 
 def test_whole_kinds_are_always_unbuilt():
-    for kind in ("CachePolicy", "TenantSessionPolicy", "WorkflowRun"):
+    for kind in ("CachePolicy", "TenantSessionPolicy"):
         assert unbuilt.for_whole_kind(kind) and "not built yet" in unbuilt.for_whole_kind(kind)[0]
     assert unbuilt.for_whole_kind("LifecyclePolicy") == []
 
@@ -62,3 +62,9 @@ def test_policy_status_is_stalled_not_implemented_then_ready_and_steady():
     by_type = {c["type"]: c for c in built}
     assert by_type["Ready"]["status"] == "True" and by_type["Stalled"]["status"] == "False"
     assert by_type["Ready"]["observedGeneration"] == 2
+
+
+def test_workflows_not_built_name_their_issue():
+    assert "issue 13" in unbuilt.for_workflow("offboard", {"rotate-credentials"})[0]
+    assert "issue 16" in unbuilt.for_workflow("migrate-database", {"rotate-credentials"})[0]
+    assert unbuilt.for_workflow("rotate-credentials", {"rotate-credentials"}) == []

@@ -6,7 +6,6 @@ import asyncio
 import copy
 
 import pytest
-
 from tenancy_operator.workflows import engine
 from tenancy_operator.workflows.engine import Step, StepContext, StepFailed
 
