@@ -5,6 +5,8 @@
     kubectl tenant suspend acme     spec.state=Suspended: close every door, keep the data
     kubectl tenant resume acme      spec.state=Active
     kubectl tenant list             a table and a summary line
+    kubectl tenant run WORKFLOW TENANT [--param k=v]...   start a WorkflowRun and follow its steps
+    kubectl tenant runs [-n NS | -A]                      list WorkflowRuns
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from . import kubeapi, render
+from . import kubeapi, render, runs
 
 __all__ = ["main", "ROTATE_ANNOTATION", "use_colour"]
 
@@ -40,6 +42,15 @@ def _parser() -> argparse.ArgumentParser:
                        ("resume", "resume a suspended tenant (spec.state=Active)")):
         sub.add_parser(name, help=text).add_argument("name", help="Tenant name")
     sub.add_parser("list", help="list tenants with a summary line")
+    run = sub.add_parser("run", help="start a WorkflowRun and follow its steps until it ends")
+    run.add_argument("workflow", help="rotate-credentials, verify-isolation, migrate-database, export, restore, offboard")
+    run.add_argument("tenant", help="Tenant name")
+    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a workflow parameter")
+    run.add_argument("-n", "--namespace", help="where to create the run (default: the tenant's namespace)")
+    run.add_argument("--timeout", type=float, default=900, help="seconds to follow before giving up (default 900)")
+    run.add_argument("--no-follow", action="store_true", help="create the run and return")
+    listing = sub.add_parser("runs", help="list WorkflowRuns")
+    listing.add_argument("-n", "--namespace", help="one namespace (default: all namespaces)")
     return parser
 
 
@@ -63,13 +74,23 @@ def main(argv: list[str] | None = None) -> int:
             kubectl.annotate_tenant(args.name, ROTATE_ANNOTATION, stamp)
             print(f"tenant/{args.name}: rotation requested ({ROTATE_ANNOTATION}={stamp}); "
                   f"follow it with `kubectl tenant status {args.name}`")
+        elif args.command == "run":
+            namespace = args.namespace or f"tenant-{args.tenant}"
+            name = runs.create(kubectl, args.workflow, args.tenant, namespace, runs.parse_params(args.param))
+            print(f"workflowrun/{name} created in {namespace}")
+            if not args.no_follow:
+                return runs.follow(kubectl, name, namespace, args.timeout)
+        elif args.command == "runs":
+            scope = ["-n", args.namespace] if args.namespace else ["-A"]
+            items = kubectl.list_json("workflowruns.tenancy.dev", *scope)
+            sys.stdout.write(runs.runs_text(items, _now()))
         elif args.command in ("suspend", "resume"):
             state = "Suspended" if args.command == "suspend" else "Active"
             kubectl.patch_tenant_spec(args.name, {"state": state})
             print(f"tenant/{args.name}: spec.state={state}; wait with "
                   f"`kubectl wait --for=jsonpath='{{.status.phase}}'={'Suspended' if state == 'Suspended' else 'Ready'} "
                   f"tenant/{args.name}`")
-    except kubeapi.KubectlError as exc:
+    except (kubeapi.KubectlError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
