@@ -179,9 +179,9 @@ async def _compensate(run: _Run) -> list[str]:
             continue
         if rec["phase"] in (SKIPPED, COMPENSATED) or (rec["phase"] == FAILED and rec.get("compensationFailed")):
             continue
-        if step.compensate is None:
-            rec.update(phase=COMPENSATED, message=(rec.get("message") or "") + ("; " if rec.get("message") else "")
-                       + "nothing to undo")
+        if step.compensate is None:  # nothing to undo; a failed step stays Failed, with its message
+            if rec["phase"] != FAILED:
+                rec.update(phase=COMPENSATED, message="nothing to undo")
             continue
         attempts = 0
         while True:
