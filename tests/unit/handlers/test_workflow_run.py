@@ -7,7 +7,6 @@ import copy
 from typing import Any
 
 import pytest
-
 from tenancy_operator.backends import kube
 from tenancy_operator.handlers import workflow_run as wr
 from tenancy_operator.workflows import engine, registry
