@@ -101,6 +101,9 @@ class _Writer:
 
 
 async def _stall(writer: _Writer, reason: str, message: str) -> None:
+    stalled = cond.get_condition(writer.conditions, cond.STALLED) or {}
+    if writer.last_phase == engine.FAILED and stalled.get("reason") == reason and stalled.get("message") == message:
+        return  # said already (an operator restart): steady state writes nothing
     await writer.write({"phase": engine.FAILED, "message": message, "currentStep": ""}, reason)
 
 

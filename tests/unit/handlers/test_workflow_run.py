@@ -161,3 +161,12 @@ def test_refused_and_unbuilt_runs_are_stalled(api: FakeApi, spec: dict, namespac
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert status["phase"] == "Failed" and stalled["status"] == "True" and stalled["reason"] == reason
     assert text in stalled["message"]
+
+
+def test_a_stalled_run_is_not_written_again_on_restart(api: FakeApi) -> None:
+    body = _run(api, "r1", workflow="offboard")
+    asyncio.run(_drive(api, body))
+    rv = api.objects[("WorkflowRun", "tenant-acme", "r1")]["metadata"]["resourceVersion"]
+    again = copy.deepcopy(api.objects[("WorkflowRun", "tenant-acme", "r1")])
+    asyncio.run(_drive(api, again))
+    assert api.objects[("WorkflowRun", "tenant-acme", "r1")]["metadata"]["resourceVersion"] == rv
