@@ -29,7 +29,8 @@ from ..backends import kube
 from ..observability import metrics
 from ..reconcile import unbuilt
 from ..workflows import engine, registry, verify_isolation
-from . import config
+from . import config, targets
+from . import tenant as tenant_handler
 
 __all__ = ["LEASE", "drive", "Services", "conditions_for"]
 
@@ -51,6 +52,18 @@ class Services:
     backends: Any = None
     """The Backend objects by name (kopf index), for workflows that place or move data."""
     logger: logging.Logger | None = None
+
+    async def target(self, backend: str) -> Any:
+        """The Backend's Target (endpoint, admin credentials). LookupError: no such Backend."""
+        obj = await self.kube.get("Backend", backend)
+        if obj is None:
+            raise LookupError(f"Backend {backend} does not exist")
+        return await targets.target_for(obj)
+
+    async def quiesce(self, tenant: str) -> None:
+        """Return once no Tenant reconcile pass of this process that began earlier is still running."""
+        async with tenant_handler.lock(tenant):
+            pass
 
 
 def _iso(t: datetime) -> str:
