@@ -263,12 +263,15 @@ async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any,
                 await writer.write(status, "WaitingForTenant")
             await stopped.wait(POLL)
             continue
-        if status.get("holder"):
+        if status.get("holder") or status.get("phase") == "Waiting":
             status.update(holder=None, message="", phase=engine.PENDING)
         context = engine.StepContext(run=name, tenant=run_spec.tenant, params=dict(run_spec.parameters), outputs={},
                                      services=services)
         try:
             status = await engine.advance(steps, status, writer.write, context, lambda: bool(spec.get("cancel")))
+        except ValueError as exc:  # recorded by an operator version whose workflow had other steps
+            await _release(run_spec.tenant, me)
+            return await _stall(writer, "StepsChanged", f"{exc}; create a new run")
         finally:
             if status.get("phase") in engine.FINAL:
                 await _release(run_spec.tenant, me)
