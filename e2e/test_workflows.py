@@ -17,6 +17,7 @@ from .tenant_clients import credentials
 FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
 OWNER = "wf-owner"
 OPERATOR_NS = "tenancy-system"
+PLUGIN = str(kube.REPO / ".venv" / "bin" / "kubectl-tenant")  # this checkout's plugin, whatever PATH says
 
 
 def _create(ns: str, tenant: str, workflow: str, name: str, **spec) -> str:
@@ -110,11 +111,11 @@ def test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through(pa
 def test_rotate_credentials_rotates_once_across_a_sigkill(rot, operator):
     ns = f"tenant-{rot}"
     before = _version(rot)
-    out = subprocess.run(["kubectl", "tenant", "run", "rotate-credentials", rot, "--no-follow"],
+    out = subprocess.run([PLUGIN, "run", "rotate-credentials", rot, "--no-follow"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     name = out.stdout.split()[0].split("/")[1]
-    listing = subprocess.run(["kubectl", "tenant", "runs", "-n", ns], capture_output=True, text=True, timeout=60)
+    listing = subprocess.run([PLUGIN, "runs", "-n", ns], capture_output=True, text=True, timeout=60)
     assert name in listing.stdout and "rotate-credentials" in listing.stdout, listing.stdout
 
     # The Deployment is paused, so the run waits in its last step: kill the operator there.
@@ -195,6 +196,6 @@ def test_offboard_from_a_tenant_namespace_is_refused_by_the_api_server(pair):
         stalled = _wait(run, OPERATOR_NS, lambda s: s.get("phase") == "Failed", 60)
         condition = kube.condition(get("workflowrun", run, OPERATOR_NS), "Stalled")
         assert condition["reason"] == "NotImplemented" and "issue 13" in condition["message"], condition
-        assert stalled["steps"] == [] or all(s["phase"] == "Pending" for s in stalled["steps"])
+        assert not stalled.get("steps") and not stalled.get("startedAt"), "nothing ran"
     finally:
         kubectl("delete", "workflowrun", run, "-n", OPERATOR_NS, check=False)
