@@ -58,8 +58,9 @@ def pair(backends, operator):
 
 @pytest.fixture(scope="module")
 def rot(backends, operator):
-    """A tenant whose opted-in Deployment `api` is paused: a rotation's run waits for it to roll."""
-    kube.apply(tenant_yaml("wf-rot", credentials={"overlap": "1h", "restartWorkloads": True}, **FULL))
+    """A tenant whose opted-in Deployment `api` is paused: a rotation's run waits for it to roll. A short
+    overlap: a rotation waits for the previous one's overlap to end (reconcile/credentials.py)."""
+    kube.apply(tenant_yaml("wf-rot", credentials={"overlap": "10s", "restartWorkloads": True}, **FULL))
     kubectl("wait", "--for=condition=Ready", "tenant/wf-rot", "--timeout=120s", timeout=130)
     kube.apply(kube.rolling_deployment("tenant-wf-rot"))
     kubectl("patch", "deployment", "api", "-n", "tenant-wf-rot", "--type=merge", "-p", '{"spec":{"paused":true}}')
