@@ -78,7 +78,17 @@ def _version(tenant: str) -> int:
     return int(get("tenant", tenant)["status"]["credentials"]["version"])
 
 
-def test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through(pair):
+def _allowed_metric(operator, tenant: str) -> float | None:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(f'tenancy_isolation_probes_allowed{{tenant="{tenant}"}}'):
+            return float(line.split()[-1])
+    return None
+
+
+def test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through(pair, operator):
     a, b = pair
     ns = f"tenant-{a}"
     run = _create(ns, a, "verify-isolation", "iso-every-minute", parameters={"peers": b}, schedule="* * * * *")
@@ -89,6 +99,7 @@ def test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through(pa
     assert len(probes) >= 5 and all(v.startswith("refused") for v in probes.values()), probes
     assert f"probe postgres connect to database t_{b.replace('-', '_')}" in probes
     assert first.get("nextRunAt"), "a scheduled run says when it runs next"
+    eventually(lambda: _allowed_metric(operator, a) == 0, 10, 0.5, "tenancy_isolation_probes_allowed 0")
 
     # As the admin, grant A's login role CONNECT on B's database: the next scheduled run must catch it.
     login = credentials(a)["PGUSER"]
@@ -105,6 +116,8 @@ def test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through(pa
     assert stalled["status"] == "True" and database in stalled["message"]
     breached = eventually(lambda: _events(run, ns, "IsolationBreached"), 20, 1, "Warning Event IsolationBreached")
     assert database in breached[0]
+    # The metric the chart's TenantIsolationBreached alert reads.
+    eventually(lambda: _allowed_metric(operator, a) == 1, 10, 0.5, "tenancy_isolation_probes_allowed 1")
     print(f"\nafter GRANT CONNECT: Failed: {failed['message']}")
     kubectl("delete", "workflowrun", run, "-n", ns)
 
