@@ -84,6 +84,8 @@ def test_alert_rules_are_valid_and_fire_on_what_they_promise(platform, tmp_path)
             {"series": 'tenancy_autoscaling_anomaly_score{tenant="globex", rule="web", pod="a"}', "values": "0 0.5x5"},
             {"series": 'tenancy_backend_ready{backend="pg-main", pod="a"}', "values": "1 0x10"},
             {"series": 'tenancy_tenant_condition{tenant="acme", type="Ready", status="False", pod="a"}', "values": "1x20"},
+            {"series": 'tenancy_isolation_probes_allowed{tenant="acme", pod="a"}', "values": "0 0 2x5"},
+            {"series": 'tenancy_isolation_probes_allowed{tenant="globex", pod="a"}', "values": "0x10"},
         ],
         "alert_rule_test": [
             {"eval_time": "4m", "alertname": "TenantDemandAnomaly", "exp_alerts": [
@@ -103,6 +105,13 @@ def test_alert_rules_are_valid_and_fire_on_what_they_promise(platform, tmp_path)
                  "exp_annotations": {
                      "summary": "Tenant acme has not been Ready for 15 minutes.",
                      "description": "Run `kubectl tenant status acme` to see which part fails and why."}}]},
+            {"eval_time": "1m", "alertname": "TenantIsolationBreached", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "TenantIsolationBreached", "exp_alerts": [
+                {"exp_labels": {"severity": "critical", "tenant": "acme"},
+                 "exp_annotations": {
+                     "summary": "Tenant acme can reach another tenant's data (2 probe(s) not refused).",
+                     "description": "The Tenant's Warning Event IsolationBreached and its verify-isolation WorkflowRun's "
+                                    "status.outputs name each probe; `kubectl tenant runs` lists the runs."}}]},
         ],
     }]}
     spec = tmp_path / "tests.yaml"

@@ -162,14 +162,15 @@ WORKFLOW_RUN = Kind(
     spec=workflow_run.WorkflowRunSpec,
     status=workflow_run.WorkflowRunStatus,
     root_rules=workflow_run.ROOT_RULES,
-    description="One run of a built-in multi-step workflow (saga) for a tenant, with compensation. Not built yet "
-    "(issue 16): every run is Stalled, reason NotImplemented, and changes nothing.",
+    description="One run of a built-in multi-step workflow (saga) for a tenant, with compensation: steps run in order, "
+    "each retried with backoff; a failed or cancelled run undoes the steps that ran, last first.",
     columns=[
-        {"name": "Tenant", "type": "string", "jsonPath": ".spec.tenant"},
         {"name": "Workflow", "type": "string", "jsonPath": ".spec.workflow"},
+        {"name": "Tenant", "type": "string", "jsonPath": ".spec.tenant"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-        _ready_column(),
+        {"name": "Step", "type": "string", "jsonPath": ".status.currentStep"},
         _age_column(),
+        {"name": "Message", "type": "string", "priority": 1, "jsonPath": ".status.message"},
     ],
 )
 

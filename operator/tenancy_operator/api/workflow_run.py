@@ -8,29 +8,77 @@ from pydantic import Field
 
 from .common import Conditions, DNSLabel, Spec, cel
 
-__all__ = ["WorkflowRunSpec", "WorkflowRunStatus", "StepStatus", "ROOT_RULES"]
+__all__ = ["WorkflowRunSpec", "WorkflowRunStatus", "StepStatus", "ROOT_RULES", "WORKFLOWS", "TENANT_SAFE", "PARAMETERS"]
+
+WORKFLOWS = ("rotate-credentials", "verify-isolation", "migrate-database", "export", "restore", "offboard")
+TENANT_SAFE = ("rotate-credentials", "verify-isolation", "export")
+"""Workflows a WorkflowRun in a tenant's own namespace may run (for that tenant only); the others run
+only from the operator's namespace. The API server enforces it (the chart's workflow-run admission policy)."""
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    "rotate-credentials": (),
+    "verify-isolation": ("peers",),
+}
+"""The parameters each workflow accepts, where the set is closed (others are checked by the workflow)."""
+
+Workflow = Literal["rotate-credentials", "verify-isolation", "migrate-database", "export", "restore", "offboard"]
+
+_FIXED = ("tenant", "workflow", "parameters")
+_IMMUTABLE = " && ".join([f"self.{f} == oldSelf.{f}" for f in _FIXED] + [
+    f"has(self.{f}) == has(oldSelf.{f}) && (!has(self.{f}) || self.{f} == oldSelf.{f})"
+    for f in ("schedule", "ttlSecondsAfterFinished")])
+
+
+def _parameter_rules() -> list[dict[str, str]]:
+    rules = []
+    for workflow, keys in PARAMETERS.items():
+        allowed = ", ".join(f"'{k}'" for k in keys)
+        check = f"self.parameters.all(k, k in [{allowed}])" if keys else "size(self.parameters) == 0"
+        rules.append(cel(f"self.workflow != '{workflow}' || {check}",
+                         f"workflow {workflow} takes " + (f"only the parameters {', '.join(keys)}" if keys
+                                                          else "no parameters")))
+    return rules
 
 
 class WorkflowRunSpec(Spec):
     model_config = Spec.model_config | {
-        "json_schema_extra": {"x-kubernetes-validations": [cel("self == oldSelf", "a WorkflowRun's spec is immutable; create a new run")]}
+        "json_schema_extra": {"x-kubernetes-validations": [
+            cel(_IMMUTABLE, "a WorkflowRun's spec is immutable, except setting cancel: true; create a new run"),
+            cel("!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
+                "cancel cannot be taken back"),
+            cel("!has(self.schedule) || self.workflow == 'verify-isolation'",
+                "schedule is only for workflow verify-isolation"),
+            *_parameter_rules(),
+        ]}
     }
 
     tenant: DNSLabel
     """The Tenant this run acts on."""
-    workflow: Literal["migrate-database", "rotate-credentials", "archive-tenant", "restore-tenant"]
-    """Which built-in workflow to run."""
-    parameters: dict[str, str] = Field(default_factory=dict, max_length=32)
-    """Workflow parameters, such as `targetBackend` for migrate-database."""
+    workflow: Workflow
+    """Which built-in workflow to run: rotate-credentials, verify-isolation, migrate-database, export, restore,
+    offboard. A run in a tenant namespace may only run rotate-credentials, verify-isolation or export, for that
+    namespace's tenant."""
+    parameters: dict[str, str] = Field(default={}, max_length=32)
+    """Workflow parameters: `peers` (comma-separated Tenant names) for verify-isolation, `targetBackend` for
+    migrate-database. rotate-credentials takes none."""
+    cancel: bool = False
+    """Set true to stop the run: the running step is stopped and every step that ran is compensated."""
+    ttl_seconds_after_finished: int | None = Field(default=None, ge=0, le=31_536_000)
+    """Delete the run this many seconds after it finished (as Jobs do); unset keeps it. Ignored with schedule."""
+    schedule: str | None = Field(default=None, max_length=100)
+    """verify-isolation only: run again on this cron schedule (five fields, UTC, such as `0 3 * * *`)."""
 
 
 class StepStatus(Spec):
     name: str
     phase: str
-    """Pending, Running, Succeeded, Failed, Compensated."""
+    """Pending, Running, Succeeded, Failed, Compensating, Compensated or Skipped."""
+    attempts: int = 0
+    """Attempts started so far (retries included)."""
     message: str = ""
     started_at: str | None = None
     finished_at: str | None = None
+    compensation_failed: bool | None = None
+    """True when undoing this step failed: a person must check."""
 
 
 class WorkflowRunStatus(Spec):
@@ -38,10 +86,27 @@ class WorkflowRunStatus(Spec):
 
     observed_generation: int | None = None
     phase: str | None = None
-    """Pending, Running, Succeeded, Compensating, Compensated or Failed."""
+    """Pending, Waiting, Running, Compensating, Succeeded, Failed (compensated) or Cancelled."""
     conditions: Conditions
+    current_step: str | None = None
+    """The step running or being compensated."""
+    message: str | None = None
+    """Why the run failed, was cancelled or waits."""
     steps: list[StepStatus] = Field(default_factory=list)
     """One entry per step, in order."""
+    outputs: dict[str, str] | None = None
+    """What the steps reported (no secrets): verify-isolation's probes (`probe <what>`: the server's answer)."""
+    started_at: str | None = None
+    finished_at: str | None = None
+    compensated: bool | None = None
+    """After a failure or cancel: every step that ran was undone."""
+    cancelled: bool | None = None
+    holder: str | None = None
+    """The run (namespace/name) holding this run's tenant while this one waits."""
+    runs: int | None = None
+    """How many times a scheduled run has run."""
+    next_run_at: str | None = None
+    """When a scheduled run runs next."""
 
 
 ROOT_RULES: list[dict[str, str]] = []

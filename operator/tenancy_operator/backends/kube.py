@@ -16,7 +16,7 @@ import requests
 from kubernetes import client, config
 
 __all__ = ["KubeError", "NotFound", "Conflict", "connect", "get", "create", "merge_patch", "delete", "list_objects",
-           "path_for", "served"]
+           "path_for", "served", "token"]
 
 # kind -> (api prefix, plural, namespaced)
 _PATHS: dict[str, tuple[str, str, bool]] = {
@@ -167,6 +167,13 @@ async def list_objects(kind: str, namespace: str | None = None, label_selector: 
     for item in items:  # list items carry no kind; the reconcile layer keys on it
         item.setdefault("kind", kind)
     return items
+
+
+async def token(service_account: str, namespace: str, seconds: int = 600) -> str:
+    """A short-lived token of a ServiceAccount (TokenRequest), as its pods would hold. Never logged."""
+    path = path_for("ServiceAccount", service_account, namespace) + "/token"
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": seconds}}
+    return (await _run("POST", path, body))["status"]["token"]
 
 
 async def served(kind: str) -> bool:

@@ -41,6 +41,9 @@ class Kubectl:
     def list_tenants(self) -> list[dict[str, Any]]:
         return json.loads(self.run("get", "tenants.tenancy.dev", "-o", "json")).get("items", [])
 
+    def list_json(self, resource: str, *args: str) -> list[dict[str, Any]]:
+        return json.loads(self.run("get", resource, *args, "-o", "json")).get("items", [])
+
     def annotate_tenant(self, name: str, key: str, value: str) -> None:
         self.run("annotate", "tenants.tenancy.dev", name, f"{key}={value}", "--overwrite")
 

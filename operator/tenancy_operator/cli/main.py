@@ -10,6 +10,8 @@
                                     spec.restoreFrom: load archive ID into acme (state Active)
     kubectl tenant archives [--dir PATH]
                                     archives with size, age, tenant and expiry (reads the archive store)
+    kubectl tenant run WORKFLOW TENANT [--param k=v]...   start a WorkflowRun and follow its steps
+    kubectl tenant runs [-n NS | -A]                      list WorkflowRuns
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from . import archives, kubeapi, render
+from . import archives, kubeapi, render, runs
 
 __all__ = ["main", "ROTATE_ANNOTATION", "INACTIVITY_ANNOTATION", "use_colour"]
 
@@ -54,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--overwrite", action="store_true", help="replace data the tenant already holds")
     sub.add_parser("archives", help="list archives").add_argument(
         "--dir", help="the archive store folder (default: TENANCY_ARCHIVE_DIR)")
+    run = sub.add_parser("run", help="start a WorkflowRun and follow its steps until it ends")
+    run.add_argument("workflow", help="rotate-credentials, verify-isolation, migrate-database, export, restore, offboard")
+    run.add_argument("tenant", help="Tenant name")
+    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a workflow parameter")
+    run.add_argument("-n", "--namespace", help="where to create the run (default: the tenant's namespace)")
+    run.add_argument("--timeout", type=float, default=900, help="seconds to follow before giving up (default 900)")
+    run.add_argument("--no-follow", action="store_true", help="create the run and return")
+    listing = sub.add_parser("runs", help="list WorkflowRuns")
+    listing.add_argument("-n", "--namespace", help="one namespace (default: all namespaces)")
     return parser
 
 
@@ -77,6 +88,16 @@ def main(argv: list[str] | None = None) -> int:
             kubectl.annotate_tenant(args.name, ROTATE_ANNOTATION, stamp)
             print(f"tenant/{args.name}: rotation requested ({ROTATE_ANNOTATION}={stamp}); "
                   f"follow it with `kubectl tenant status {args.name}`")
+        elif args.command == "run":
+            namespace = args.namespace or f"tenant-{args.tenant}"
+            name = runs.create(kubectl, args.workflow, args.tenant, namespace, runs.parse_params(args.param))
+            print(f"workflowrun/{name} created in {namespace}")
+            if not args.no_follow:
+                return runs.follow(kubectl, name, namespace, args.timeout)
+        elif args.command == "runs":
+            scope = ["-n", args.namespace] if args.namespace else ["-A"]
+            items = kubectl.list_json("workflowruns.tenancy.dev", *scope)
+            sys.stdout.write(runs.runs_text(items, _now()))
         elif args.command in ("suspend", "resume"):
             state = "Suspended" if args.command == "suspend" else "Active"
             # Resume also lifts the operator's suspension for inactivity, in the same patch.

@@ -1,5 +1,5 @@
 """kopf glue: importing this package registers every handler."""
 
-from . import archive_purge, backend, cache_part, policies, protection, settings, tenant
+from . import archive_purge, backend, cache_part, policies, protection, settings, tenant, workflow_run
 
-__all__ = ["archive_purge", "backend", "cache_part", "policies", "protection", "settings", "tenant"]
+__all__ = ["archive_purge", "backend", "cache_part", "policies", "protection", "settings", "tenant", "workflow_run"]

@@ -1,7 +1,7 @@
-"""TenantSessionPolicy, LifecyclePolicy and WorkflowRun: status that says what is not built.
+"""TenantSessionPolicy and LifecyclePolicy: status that says what is built and what is not.
 
-CachePolicy and TenantSessionPolicy are built (handlers/cache_part.py, handlers/sessions_part.py). Nothing acts on WorkflowRun yet, and LifecyclePolicy is partly
-built (reclaim Retain and Delete work). Rather than leave an object that asks for an unbuilt feature
+CachePolicy and TenantSessionPolicy are built (handlers/cache_part.py, handlers/sessions_part.py);
+WorkflowRun has its own handler (handlers/workflow_run.py); every LifecyclePolicy field is built. Rather than leave an object that asks for an unbuilt feature
 looking accepted, each gets kstatus conditions: `Stalled=True`, reason `NotImplemented`, `Ready=False`
 and a message naming every such field and its issue, with a Warning Event when it changes. A
 LifecyclePolicy that asks only for what is built is `Ready=True`. Status is written only when it
@@ -83,8 +83,7 @@ def _whole_kind(kind: str, plural: str) -> None:
         await report(kind, body, unbuilt.for_whole_kind(kind), BUILT.get(kind, ""))
 
 
-for _kind, _plural in (("TenantSessionPolicy", "tenantsessionpolicies"),
-                       ("WorkflowRun", "workflowruns")):
+for _kind, _plural in (("TenantSessionPolicy", "tenantsessionpolicies"),):
     _whole_kind(_kind, _plural)
 
 

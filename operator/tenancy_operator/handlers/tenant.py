@@ -43,11 +43,16 @@ from . import (
     workloads,
 )
 
-__all__ = ["reconcile", "verify", "deleted"]
+__all__ = ["reconcile", "verify", "deleted", "lock"]
 
 CFG = config.load()
 _repairs = repairs.RepairTracker()
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+def lock(name: str) -> asyncio.Lock:
+    """The lock a Tenant's reconcile and delete passes hold (workflows wait on it to quiesce a tenant)."""
+    return _locks[name]
 
 
 def _validation_message(exc: ValidationError) -> str:

@@ -13,7 +13,8 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 __all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "forget_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS",
-           "REPEATED_REPAIRS", "ROTATIONS", "CACHE_EVICTIONS", "record_cache", "forget_cache"]
+           "REPEATED_REPAIRS", "ROTATIONS", "CACHE_EVICTIONS", "record_cache", "forget_cache", "WORKFLOW_RUNS",
+           "ISOLATION_ALLOWED"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,11 @@ CACHE_ERROR = Gauge("tenancy_cache_usage_relative_error",
 CACHE_PASS_SECONDS = Gauge("tenancy_cache_pass_seconds", "Duration of the last budget pass (measure and evict)",
                            ["tenant"])
 CACHE_EVICTIONS = Counter("tenancy_cache_evictions_total", "Keys of the tenant the operator evicted over budget",
+                          ["tenant"])
+WORKFLOW_RUNS = Counter("tenancy_workflow_runs_total", "WorkflowRuns finished, by workflow and final phase",
+                        ["workflow", "phase"])
+ISOLATION_ALLOWED = Gauge("tenancy_isolation_probes_allowed",
+                          "Probes of the tenant's last verify-isolation run that a server did not refuse (0 is good)",
                           ["tenant"])
 
 _STATUSES = ("True", "False", "Unknown")

@@ -1,0 +1,290 @@
+"""WorkflowRun: one kopf daemon per run drives the saga engine (workflows/engine.py) to its end.
+
+A daemon, not a change handler: it starts for every run when the operator starts (so a killed run
+resumes from the status it last wrote), it sees `spec.cancel` as soon as it is set (kopf keeps the
+daemon's spec live), and it sleeps until a scheduled run's next time or a finished run's TTL.
+
+One run mutates a tenant at a time: the run takes a lease, the Tenant annotation
+`tenancy.dev/workflow-run=<namespace>/<name>`, with a resourceVersion-guarded patch; a second run
+waits (phase Waiting, `status.holder`, a Reconciling condition naming the holder) until the holder
+is finished or gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+from croniter import croniter
+from pydantic import ValidationError
+
+from ..api import conditions as cond
+from ..api.common import GROUP, VERSION
+from ..api.conditions import Reason
+from ..api.workflow_run import TENANT_SAFE, WorkflowRunSpec
+from ..backends import kube
+from ..observability import metrics
+from ..reconcile import unbuilt
+from ..workflows import engine, registry, verify_isolation
+from . import config, targets
+from . import tenant as tenant_handler
+
+__all__ = ["LEASE", "drive", "Services", "conditions_for"]
+
+CFG = config.load()
+LEASE = "tenancy.dev/workflow-run"
+POLL = 2.0
+
+
+@dataclass
+class Services:
+    """What steps get as `ctx.services` (the engine never looks inside)."""
+
+    kube: Any
+    """The Kubernetes API module (backends/kube.py)."""
+    namespace: str
+    """The run's namespace."""
+    poll: float = POLL
+    """Seconds between reads while a step waits for something."""
+    backends: Any = None
+    """The Backend objects by name (kopf index), for workflows that place or move data."""
+    logger: logging.Logger | None = None
+
+    async def target(self, backend: str) -> Any:
+        """The Backend's Target (endpoint, admin credentials). LookupError: no such Backend."""
+        obj = await self.kube.get("Backend", backend)
+        if obj is None:
+            raise LookupError(f"Backend {backend} does not exist")
+        return await targets.target_for(obj)
+
+    async def quiesce(self, tenant: str) -> None:
+        """Return once no Tenant reconcile pass of this process that began earlier is still running."""
+        async with tenant_handler.lock(tenant):
+            pass
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if text else None
+
+
+def conditions_for(current: list[dict[str, Any]], phase: str, message: str, generation: int,
+                   reason: str = "") -> tuple[list[dict[str, Any]], list[str]]:
+    """kstatus conditions for a run phase: Ready when Succeeded, Stalled when finished otherwise."""
+    out = [dict(c) for c in current]
+    done, good = phase in engine.FINAL, phase == engine.SUCCEEDED
+    reason = reason or phase
+    changed = []
+    for type_, status, why, text in (
+        (cond.READY, cond.TRUE if good else cond.FALSE, reason, message or phase),
+        (cond.STALLED, cond.TRUE if done and not good else cond.FALSE, reason if done and not good else phase,
+         message if done and not good else ""),
+        (cond.RECONCILING, cond.FALSE if done else cond.TRUE, reason, "" if done else message or phase),
+    ):
+        if cond.set_condition(out, type_, status, why, text, generation):
+            changed.append(type_)
+    return out, changed
+
+
+class _Writer:
+    """Writes the run's status with its conditions, and posts an Event for each condition change."""
+
+    def __init__(self, body: kopf.Body, name: str, namespace: str, generation: int, status: dict[str, Any]) -> None:
+        self.body, self.name, self.namespace, self.generation = body, name, namespace, generation
+        self.conditions = list(status.get("conditions") or [])
+        self.last_phase = status.get("phase")
+
+    async def write(self, status: dict[str, Any], reason: str = "") -> None:
+        phase = status.get("phase") or engine.PENDING
+        message = status.get("message") or (f"step {status['currentStep']}" if status.get("currentStep") else "")
+        self.conditions, _ = conditions_for(self.conditions, phase, message, self.generation, reason)
+        body = {**status, "observedGeneration": self.generation, "conditions": self.conditions}
+        await kube.merge_patch("WorkflowRun", self.name, self.namespace, {"status": body}, "status")
+        if phase != self.last_phase:
+            self.last_phase = phase
+            bad = phase in (engine.FAILED, engine.CANCELLED, engine.COMPENSATING)
+            kopf.event(self.body, type="Warning" if bad else "Normal", reason=reason or phase,
+                       message=f"{phase}: {message}" if message else phase)
+
+
+async def _stall(writer: _Writer, reason: str, message: str) -> None:
+    stalled = cond.get_condition(writer.conditions, cond.STALLED) or {}
+    if writer.last_phase == engine.FAILED and stalled.get("reason") == reason and stalled.get("message") == message:
+        return  # said already (an operator restart): steady state writes nothing
+    await writer.write({"phase": engine.FAILED, "message": message, "currentStep": ""}, reason)
+
+
+def _refusal(spec: WorkflowRunSpec, namespace: str) -> str:
+    """Why this run may not run from its namespace ('' when it may); the API server refuses these first."""
+    if namespace == CFG.operator_namespace:
+        return ""
+    if spec.workflow not in TENANT_SAFE:
+        return (f"workflow {spec.workflow} runs only from the operator's namespace {CFG.operator_namespace}; "
+                f"from a tenant namespace only {', '.join(TENANT_SAFE)}")
+    if namespace != f"tenant-{spec.tenant}":
+        return f"a run in namespace {namespace} may only act on that namespace's tenant, not {spec.tenant}"
+    return ""
+
+
+async def _holder_alive(holder: str, me: str) -> bool:
+    if holder == me:
+        return False
+    namespace, _, name = holder.partition("/")
+    run = await kube.get("WorkflowRun", name, namespace) if name else None
+    return run is not None and (run.get("status") or {}).get("phase") not in engine.FINAL
+
+
+async def _acquire(tenant: str, me: str) -> str:
+    """Take the tenant's lease; '' when held by this run, else the live holder's `namespace/name`.
+
+    LookupError: the Tenant does not exist."""
+    while True:
+        obj = await kube.get("Tenant", tenant)
+        if obj is None:
+            raise LookupError(f"Tenant {tenant} does not exist")
+        holder = (obj["metadata"].get("annotations") or {}).get(LEASE, "")
+        if holder == me:
+            return ""
+        if holder and await _holder_alive(holder, me):
+            return holder
+        try:  # guarded by resourceVersion: two runs racing for a free lease cannot both win
+            await kube.merge_patch("Tenant", tenant, None, {"metadata": {
+                "resourceVersion": obj["metadata"]["resourceVersion"], "annotations": {LEASE: me}}})
+            return ""
+        except kube.Conflict:
+            continue
+
+
+async def _release(tenant: str, me: str) -> None:
+    for _ in range(5):
+        obj = await kube.get("Tenant", tenant)
+        if obj is None or (obj["metadata"].get("annotations") or {}).get(LEASE) != me:
+            return
+        try:
+            await kube.merge_patch("Tenant", tenant, None, {"metadata": {
+                "resourceVersion": obj["metadata"]["resourceVersion"], "annotations": {LEASE: None}}})
+            return
+        except kube.Conflict:
+            continue
+
+
+def _report(body: kopf.Body, spec: WorkflowRunSpec, status: dict[str, Any], name: str, namespace: str) -> None:
+    metrics.WORKFLOW_RUNS.labels(spec.workflow, status["phase"]).inc()
+    if spec.workflow != "verify-isolation":
+        return
+    allowed = verify_isolation.allowed_probes(status.get("outputs") or {})
+    if status["phase"] in (engine.SUCCEEDED, engine.FAILED) and (allowed or status["phase"] == engine.SUCCEEDED):
+        metrics.ISOLATION_ALLOWED.labels(spec.tenant).set(len(allowed))
+    if allowed:
+        text = f"isolation of tenant {spec.tenant} broken: not refused by the server: {'; '.join(allowed)}"
+        kopf.event(body, type="Warning", reason="IsolationBreached", message=text)
+        tenant = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Tenant", "metadata": {"name": spec.tenant}}
+        kopf.event(tenant, type="Warning", reason="IsolationBreached",
+                   message=f"{text} (WorkflowRun {namespace}/{name})")
+
+
+async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any, logger: logging.Logger,
+                indexes: dict[str, Any] | None = None) -> None:
+    """Run one WorkflowRun to its end (and again on its schedule), then honour its TTL."""
+    name, namespace, generation = meta["name"], meta["namespace"], meta.get("generation", 1)
+    live = await kube.get("WorkflowRun", name, namespace)
+    if live is None:
+        return
+    status = dict(live.get("status") or {})
+    writer = _Writer(body, name, namespace, generation, status)
+    try:
+        run_spec = WorkflowRunSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return await _stall(writer, Reason.INVALID_SPEC, f"spec.{'.'.join(map(str, first['loc']))}: {first['msg']}")
+    refused = _refusal(run_spec, namespace)
+    if refused:
+        return await _stall(writer, "Forbidden", refused)
+    missing = unbuilt.for_workflow(run_spec.workflow, set(registry.WORKFLOWS))
+    if missing:
+        return await _stall(writer, Reason.NOT_IMPLEMENTED, unbuilt.message(missing))
+    try:
+        steps = registry.steps_for(run_spec.workflow, run_spec.parameters)
+    except ValueError as exc:
+        return await _stall(writer, "InvalidParameters", str(exc))
+    if run_spec.schedule and not croniter.is_valid(run_spec.schedule):
+        return await _stall(writer, "InvalidSchedule",
+                            f"spec.schedule {run_spec.schedule!r} is not a cron expression (five fields, such as 0 3 * * *)")
+    me = f"{namespace}/{name}"
+    services = Services(kube=kube, namespace=namespace, backends=(indexes or {}).get("backends_by_name"), logger=logger)
+    while not stopped:
+        if status.get("phase") in engine.FINAL:
+            if run_spec.schedule:
+                now = datetime.now(UTC)
+                due = _parse(status.get("nextRunAt"))
+                if due is None:
+                    due = croniter(run_spec.schedule, now).get_next(datetime)
+                    status["nextRunAt"] = _iso(due)
+                    await writer.write(status)
+                if now < due:
+                    await stopped.wait(min((due - now).total_seconds(), 300))
+                    continue
+                outputs = {k: None for k in status.get("outputs") or {}}
+                status = {**engine.new_status(steps), "outputs": outputs, "runs": status.get("runs", 1),
+                          "nextRunAt": None, "finishedAt": None, "startedAt": None, "compensated": None,
+                          "cancelled": None}
+                await writer.write(status)
+                status["outputs"] = {}
+                continue
+            if run_spec.ttl_seconds_after_finished is not None:
+                end = (_parse(status.get("finishedAt")) or datetime.now(UTC)) + timedelta(
+                    seconds=run_spec.ttl_seconds_after_finished)
+                wait = (end - datetime.now(UTC)).total_seconds()
+                if wait > 0:
+                    await stopped.wait(wait)
+                    continue
+                await kube.delete("WorkflowRun", name, namespace)
+                logger.info("deleted after ttlSecondsAfterFinished=%s", run_spec.ttl_seconds_after_finished)
+            return
+        if spec.get("cancel") and status.get("phase") in (None, engine.PENDING, "Waiting"):
+            status.update(holder=None, phase=engine.PENDING)  # never started: nothing to undo, no lease needed
+            status = await engine.advance(steps, status, writer.write, engine.StepContext(
+                run=name, tenant=run_spec.tenant, params={}, outputs={}, services=services), lambda: True)
+            continue
+        try:
+            holder = await _acquire(run_spec.tenant, me)
+        except LookupError as exc:
+            return await _stall(writer, "TenantNotFound", str(exc))
+        if holder:
+            if status.get("holder") != holder:
+                status.update(phase="Waiting", holder=holder,
+                              message=f"waiting for WorkflowRun {holder}, which holds tenant {run_spec.tenant}")
+                await writer.write(status, "WaitingForTenant")
+            await stopped.wait(POLL)
+            continue
+        if status.get("holder") or status.get("phase") == "Waiting":
+            status.update(holder=None, message="", phase=engine.PENDING)
+        context = engine.StepContext(run=name, tenant=run_spec.tenant, params=dict(run_spec.parameters), outputs={},
+                                     services=services)
+        try:
+            status = await engine.advance(steps, status, writer.write, context, lambda: bool(spec.get("cancel")))
+        except ValueError as exc:  # recorded by an operator version whose workflow had other steps
+            await _release(run_spec.tenant, me)
+            return await _stall(writer, "StepsChanged", f"{exc}; create a new run")
+        finally:
+            if status.get("phase") in engine.FINAL:
+                await _release(run_spec.tenant, me)
+        if run_spec.schedule:
+            status["runs"] = int(status.get("runs") or 0) + 1
+        _report(body, run_spec, status, name, namespace)
+
+
+@kopf.daemon(GROUP, VERSION, "workflowruns", cancellation_timeout=5.0, backoff=CFG.retry_max)
+async def workflow_run(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any, logger: logging.Logger,
+                       **kwargs: Any) -> None:
+    try:
+        await drive(body, spec, meta, stopped, logger, kwargs)
+    except kube.KubeError as exc:
+        # The status could not be written: retry from the last status written (the engine resumes there).
+        raise kopf.TemporaryError(f"API server said {exc}", delay=CFG.retry_base * 2) from exc

@@ -1,0 +1,172 @@
+"""The WorkflowRun daemon against an in-memory API server: the lease, waiting, TTL, refusals, unbuilt workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from tenancy_operator.backends import kube
+from tenancy_operator.handlers import workflow_run as wr
+from tenancy_operator.workflows import engine, registry
+from tenancy_operator.workflows.engine import Step
+
+
+class Stopped:
+    def __init__(self) -> None:
+        self.flag = False
+
+    def __bool__(self) -> bool:
+        return self.flag
+
+    async def wait(self, seconds: float) -> None:
+        await asyncio.sleep(min(seconds, 0.01))
+
+
+class FakeApi:
+    """Objects by (kind, namespace, name); resourceVersion-guarded merge patches like the API server."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+        self.rv = 0
+
+    def put(self, obj: dict[str, Any]) -> None:
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        self.objects[(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])] = obj
+
+    async def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    async def merge_patch(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any],
+                          subresource: str | None = None) -> dict[str, Any]:
+        obj = self.objects[(kind, namespace, name)]
+        rv = (patch.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != obj["metadata"]["resourceVersion"]:
+            raise kube.Conflict(409, "Conflict", "the object has been modified")
+
+        def merge(into: dict[str, Any], part: dict[str, Any]) -> None:
+            for k, v in part.items():
+                if v is None:
+                    into.pop(k, None)
+                elif isinstance(v, dict) and isinstance(into.get(k), dict):
+                    merge(into[k], v)
+                else:
+                    into[k] = copy.deepcopy(v)
+
+        merge(obj, {k: v for k, v in patch.items()})
+        self.put(obj)
+        return copy.deepcopy(obj)
+
+    async def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
+        return self.objects.pop((kind, namespace, name), None) is not None
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
+    fake = FakeApi()
+    for fn in ("get", "merge_patch", "delete"):
+        monkeypatch.setattr(wr.kube, fn, getattr(fake, fn))
+    monkeypatch.setattr(wr.kopf, "event", lambda *a, **kw: None)
+    monkeypatch.setattr(wr, "POLL", 0.01)
+    fake.put({"kind": "Tenant", "metadata": {"name": "acme", "annotations": {}}})
+    return fake
+
+
+def _run(api: FakeApi, name: str, namespace: str = "tenant-acme", **spec: Any) -> dict[str, Any]:
+    body = {"kind": "WorkflowRun", "metadata": {"name": name, "namespace": namespace, "generation": 1},
+            "spec": {"tenant": "acme", "workflow": "rotate-credentials", "parameters": {}, "cancel": False, **spec}}
+    api.put(body)
+    return body
+
+
+async def _drive(api: FakeApi, body: dict[str, Any]) -> dict[str, Any]:
+    import logging
+
+    await wr.drive(body, body["spec"], body["metadata"], Stopped(), logging.getLogger("test"))
+    found = await api.get("WorkflowRun", body["metadata"]["name"], body["metadata"]["namespace"])
+    return (found or {}).get("status") or {}
+
+
+def _fake_workflow(monkeypatch: pytest.MonkeyPatch, log: list[str], gate: asyncio.Event | None = None) -> None:
+    async def act(ctx: engine.StepContext) -> dict[str, str]:
+        log.append(f"start {ctx.run}")
+        if gate is not None:
+            await gate.wait()
+        log.append(f"end {ctx.run}")
+        return {"done": ctx.run}
+
+    monkeypatch.setitem(registry.WORKFLOWS, "rotate-credentials", lambda params: [Step("act", act)])
+
+
+def test_a_run_succeeds_holds_then_releases_the_lease(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    _fake_workflow(monkeypatch, log)
+    status = asyncio.run(_drive(api, _run(api, "r1")))
+    assert status["phase"] == "Succeeded" and status["outputs"] == {"done": "r1"}
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    assert wr.LEASE not in api.objects[("Tenant", None, "acme")]["metadata"]["annotations"]
+
+
+def test_a_second_run_waits_naming_the_holder_then_runs(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+
+    async def scenario() -> dict[str, Any]:
+        gate = asyncio.Event()
+        _fake_workflow(monkeypatch, log, gate)
+        first = asyncio.ensure_future(_drive(api, _run(api, "r1")))
+        while "start r1" not in log:
+            await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(_drive(api, _run(api, "r2")))
+        for _ in range(100):
+            status = (await api.get("WorkflowRun", "r2", "tenant-acme"))["status"] if api.objects[
+                ("WorkflowRun", "tenant-acme", "r2")].get("status") else {}
+            if status.get("phase") == "Waiting":
+                break
+            await asyncio.sleep(0.01)
+        assert status["holder"] == "tenant-acme/r1" and "r1" in status["message"]
+        assert "start r2" not in log
+        gate.set()
+        await first
+        return await second
+
+    status = asyncio.run(scenario())
+    assert status["phase"] == "Succeeded" and status.get("holder") is None
+    assert log == ["start r1", "end r1", "start r2", "end r2"]
+
+
+def test_a_stale_lease_of_a_deleted_run_is_taken_over(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_workflow(monkeypatch, [])
+    api.objects[("Tenant", None, "acme")]["metadata"]["annotations"][wr.LEASE] = "tenant-acme/gone"
+    assert asyncio.run(_drive(api, _run(api, "r1")))["phase"] == "Succeeded"
+
+
+def test_ttl_deletes_a_finished_run(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_workflow(monkeypatch, [])
+    asyncio.run(_drive(api, _run(api, "r1", ttlSecondsAfterFinished=0)))
+    assert ("WorkflowRun", "tenant-acme", "r1") not in api.objects
+
+
+@pytest.mark.parametrize(("spec", "namespace", "reason", "text"), [
+    ({"workflow": "offboard"}, "tenant-acme", "Forbidden", "only from the operator's namespace"),
+    ({"tenant": "other"}, "tenant-acme", "Forbidden", "not other"),
+    ({"workflow": "offboard"}, "tenancy-system", "NotImplemented", "issue 13"),
+    ({"workflow": "verify-isolation", "schedule": "every day"}, "tenant-acme", "InvalidSchedule", "every day"),
+])
+def test_refused_and_unbuilt_runs_are_stalled(api: FakeApi, spec: dict, namespace: str, reason: str, text: str) -> None:
+    status = asyncio.run(_drive(api, _run(api, "r1", namespace, **spec)))
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert status["phase"] == "Failed" and stalled["status"] == "True" and stalled["reason"] == reason
+    assert text in stalled["message"]
+
+
+def test_a_stalled_run_is_not_written_again_on_restart(api: FakeApi) -> None:
+    body = _run(api, "r1", workflow="offboard")
+    asyncio.run(_drive(api, body))
+    rv = api.objects[("WorkflowRun", "tenant-acme", "r1")]["metadata"]["resourceVersion"]
+    again = copy.deepcopy(api.objects[("WorkflowRun", "tenant-acme", "r1")])
+    asyncio.run(_drive(api, again))
+    assert api.objects[("WorkflowRun", "tenant-acme", "r1")]["metadata"]["resourceVersion"] == rv
