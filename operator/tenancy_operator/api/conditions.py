@@ -56,6 +56,7 @@ class Reason:
     NO_BACKEND = "NoBackendAvailable"
     DISABLED = "Disabled"
     SUSPENDED = "Suspended"
+    MIGRATING = "Migrating"
     TERMINATING = "Terminating"
     DRIFT_REPAIRED = "DriftRepaired"
     ROTATED = "Rotated"
