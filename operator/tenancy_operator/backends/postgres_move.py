@@ -75,6 +75,11 @@ async def _admin(target: Target, work, database: str = "", settings: dict[str, s
         await conn.close()
 
 
+# pg_roles, not the adapter's role_state_sql: that one reads password verifiers (pg_authid), which
+# needs a superuser; nothing here needs them.
+_roles_sql = "SELECT rolname, rolconnlimit FROM pg_roles WHERE rolname = ANY($1::text[]) ORDER BY rolname"
+
+
 def _logins(tenant: str) -> list[str]:
     return [names.pg_login_role(tenant, "a"), names.pg_login_role(tenant, "b")]
 
@@ -83,7 +88,7 @@ async def set_connection_limit(target: Target, tenant: str, limit: int) -> list[
     """Both login roles' CONNECTION LIMIT to `limit` (roles that do not exist are skipped); returns what changed."""
     async def work(conn: asyncpg.Connection) -> list[str]:
         changed = []
-        for row in await conn.fetch(sql.role_state_sql, _logins(tenant)):
+        for row in await conn.fetch(_roles_sql, _logins(tenant)):
             if row["rolconnlimit"] != limit:
                 await conn.execute(sql.connection_limit(row["rolname"], limit))
                 changed.append(f"connection limit of {row['rolname']} {row['rolconnlimit']} -> {limit}")
@@ -117,7 +122,7 @@ _sessions_sql = "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1::t
 async def frozen(target: Target, tenant: str) -> str:
     """Why the tenant is not frozen on this server ('' when it is: both login roles at limit 0, no session)."""
     async def work(conn: asyncpg.Connection) -> str:
-        rows = await conn.fetch(sql.role_state_sql, _logins(tenant))
+        rows = await conn.fetch(_roles_sql, _logins(tenant))
         open_ = [f"{r['rolname']} has connection limit {r['rolconnlimit']}" for r in rows if r["rolconnlimit"] != 0]
         sessions = await conn.fetchval(_sessions_sql, _logins(tenant))
         return "; ".join(open_ + ([f"{sessions} sessions of the login roles are open"] if sessions else []))
@@ -134,7 +139,7 @@ async def objects_of(target: Target, tenant: str) -> list[str]:
     database, owner = names.pg_database(tenant), names.pg_owner_role(tenant)
 
     async def work(conn: asyncpg.Connection) -> list[str]:
-        roles = [f"role {r['rolname']}" for r in await conn.fetch(sql.role_state_sql, [owner, *_logins(tenant)])]
+        roles = [f"role {r['rolname']}" for r in await conn.fetch(_roles_sql, [owner, *_logins(tenant)])]
         db = await conn.fetchrow(sql.database_state_sql, database)
         return ([f"database {database}"] if db else []) + sorted(roles)
     return await _admin(target, work)
@@ -155,7 +160,7 @@ class _AsOwner:
 
 
 _contents_sql = """
-SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind
+SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind::text AS relkind
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'

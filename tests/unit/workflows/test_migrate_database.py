@@ -7,7 +7,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from tenancy_operator.backends import postgres_move
 from tenancy_operator.backends import postgres_sql as sql
 from tenancy_operator.backends.base import Target
