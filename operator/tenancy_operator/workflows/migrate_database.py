@@ -269,7 +269,7 @@ async def switch_back(ctx: StepContext) -> None:
         # The tenant wrote on the target since `verify`: bring that back, never lose it.
         await postgres_move.freeze(target, ctx.tenant)
         await postgres_move.drop_database(source, ctx.tenant)
-        await postgres.ensure(source, want)
+        await postgres.ensure(source, await _slice(ctx, tenant, suspended=_state(tenant) != "Active"))
         await postgres_move.freeze(source, ctx.tenant)
         await postgres_move.copy(target, source, ctx.tenant)
     await _point_at(ctx, source.name, source, want.slot, want.password)
