@@ -188,6 +188,9 @@ async def freeze(ctx: StepContext) -> dict[str, str]:
 
 async def thaw_source(ctx: StepContext) -> None:
     tenant = await _tenant(ctx)
+    hold = (tenant.get("status") or {}).get("migration")
+    if hold and hold.get("run") != ctx.run:
+        return  # refused because another run holds the tenant: its freeze is not ours to lift
     source = _source(ctx, tenant)
     if source:
         await postgres_move.set_connection_limit(await ctx.services.target(source), ctx.tenant, _limit(tenant))
