@@ -139,7 +139,8 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
         message = (f"WorkflowRun {hold.get('run')} is moving the database to {hold.get('targetBackend')}; writes are "
                    "frozen until it switches or compensates")
         outcome.parts += [PartResult(services_part.SERVICES["postgres"], False, Reason.MIGRATING, message),
-                          PartResult(credentials_part.CONDITION, False, Reason.MIGRATING, message)]
+                          PartResult(credentials_part.CONDITION, False, Reason.MIGRATING,
+                                     f"the credentials Secret is WorkflowRun {hold.get('run')}'s until it ends")]
         await _held_services(name, uid, namespace, tenant, [s for s in services if s not in held],
                              resolved, status, outcome, logger)
         return
