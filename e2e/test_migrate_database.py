@@ -223,3 +223,33 @@ def test_a_failing_step_leaves_the_tenant_as_before(step, small_tenant, target_p
     assert _target_holds(target_pg, name) == [], "nothing is left on the target"
     eventually(lambda: condition(get("tenant", name), "Ready").get("status") == "True", 60, 1, "Ready again")
     print(f"\nfault at {step}: compensated {compensated} in {time.monotonic() - started:.1f} s")
+
+
+def test_writes_on_the_target_come_back_when_the_move_is_undone(target_pg, cleanup_tenants, monkeypatch):
+    """After `unfreeze` the application writes on the target; `release` then fails: undoing `switch`
+    copies the target's data back to the source before pointing the tenant there again."""
+    name = f"migw-{secrets.token_hex(3)}"
+    cleanup_tenants.append(name)
+    creds = _make_tenant(name, 500)
+    monkeypatch.setenv("TENANCY_TEST_FAULTS", "1")
+    monkeypatch.setenv("TENANCY_TEST_FAIL_STEP", "migrate-database:release")
+
+    def write_on_target() -> None:
+        moved = credentials(name)
+        assert moved["PGPORT"] == str(target_pg.port)
+
+        async def go():
+            conn = await asyncpg.connect(host=moved["PGHOST"], port=int(moved["PGPORT"]), user=moved["PGUSER"],
+                                         password=moved["PGPASSWORD"], database=moved["PGDATABASE"], timeout=5)
+            try:
+                await conn.execute("INSERT INTO accounts (name, balance) VALUES ('written after the switch', 1)")
+            finally:
+                await conn.close()
+        asyncio.run(go())
+
+    _, failure, compensated = asyncio.run(_drive(name, after={"unfreeze": write_on_target}))
+    assert isinstance(failure, mig.InjectedFault) and compensated == ["unfreeze", "switch", "copy", "freeze"]
+    assert _placed(name) == "pg-main" and credentials(name) == creds
+    after = _tenant_contents(creds)
+    assert after["accounts"][0] == 251 and after["nextval"] == 251, after
+    assert _target_holds(target_pg, name) == []
