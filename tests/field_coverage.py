@@ -48,6 +48,7 @@ FIELDS: dict[str, list[str]] = {
     "Tenant.spec.postgres.backend": [
         "test: e2e/test_backend_lifecycle.py::test_outage_degrades_only_tenants_on_that_backend",
         "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service",
+        "test: e2e/test_migrate_database.py::test_moves_100k_rows_to_another_server_and_the_operator_keeps_it_there",
     ],
     "Tenant.spec.postgres.connectionLimit": [
         "test: e2e/test_fields.py::test_connection_limit_is_the_databases_and_follows_the_spec"],

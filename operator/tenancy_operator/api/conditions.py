@@ -59,6 +59,7 @@ class Reason:
     WORKLOADS_SCALED_DOWN = "WorkloadsScaledDown"
     WORKLOADS_RESTORED = "WorkloadsRestored"
     SUSPENDED_FOR_INACTIVITY = "SuspendedForInactivity"
+    MIGRATING = "Migrating"
     TERMINATING = "Terminating"
     DRIFT_REPAIRED = "DriftRepaired"
     ROTATED = "Rotated"

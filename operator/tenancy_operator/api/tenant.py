@@ -99,8 +99,9 @@ class ServiceSpec(Spec):
     """Whether the tenant gets this service at all."""
     backend: ObjectName | None = None
     """The `Backend` to use. Left empty, the operator places the tenant on the ready Backend of this type
-    with the most free capacity and records the choice in `status.placement`; once placed, it does not
-    change (moving a tenant between Backends is not built yet)."""
+    with the most free capacity and records the choice in `status.placement`; once placed, only a
+    `migrate-database` WorkflowRun changes it (PostgreSQL, with this field left empty; moving the other
+    services between Backends is not built yet)."""
 
 
 class PostgresSpec(ServiceSpec):
@@ -320,7 +321,7 @@ class TenantSpec(Spec):
 
 
 class Placement(Spec):
-    """Which Backend serves each service; written once (moving between Backends is not built yet)."""
+    """Which Backend serves each service; written once, changed only by a migrate-database run (postgres)."""
 
     postgres: str | None = None
     redis: str | None = None
@@ -352,6 +353,18 @@ class CredentialsState(Spec):
     """Why this version was made: first credentials, requested, scheduled, secret-deleted, password-removed, service-added."""
     services: list[str] | None = None
     """The services holding a password in this version."""
+
+
+class MigrationHold(Spec):
+    """A migrate-database run holds the tenant's database: the Tenant handler leaves the database, the
+    credentials Secret and the placement alone until the run clears it."""
+
+    run: str
+    """The WorkflowRun holding the tenant."""
+    target_backend: str
+    """Where the database is going."""
+    since: str | None = None
+    """When the hold (and the write freeze) began (RFC 3339, UTC)."""
 
 
 class CredentialsStatus(CredentialsState):
@@ -456,6 +469,8 @@ class TenantStatus(Spec):
     """The latest archive of this tenant (spec.state Archived, or reclaim Archive on delete)."""
     restore: RestoreStatus | None = None
     """The restore spec.restoreFrom asked for."""
+    migration: MigrationHold | None = None
+    """Set while a migrate-database run holds the database (writes frozen); absent otherwise."""
 
 
 def _placement_rule(service: str) -> dict[str, str]:
@@ -463,7 +478,8 @@ def _placement_rule(service: str) -> dict[str, str]:
     return cel(
         f"!({placed}) || !has(self.spec.{service}.backend) || self.spec.{service}.backend == self.status.placement.{service}",
         f"spec.{service}.backend cannot change once the tenant is placed (see status.placement.{service}); "
-        "moving a tenant to another Backend is not built yet: set it back to the recorded one",
+        "set it back to the recorded one (to move a PostgreSQL database, leave this field empty and run the "
+        "migrate-database workflow; moving other services is not built yet)",
     )
 
 

@@ -29,7 +29,8 @@ from .base import (
     TenantSlice,
 )
 
-__all__ = ["ensure", "close", "activity", "delete", "probe", "ensure_server", "close_all", "forget_cache", "SERVER_CONDITION"]
+__all__ = ["ensure", "endpoints", "close", "activity", "delete", "probe", "ensure_server", "close_all", "forget_cache",
+           "SERVER_CONDITION"]
 
 SERVER_CONDITION = "SharedDatabasesRestricted"
 _pools: dict[tuple[str, str, int, str], asyncpg.Pool] = {}
@@ -250,17 +251,23 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         report.version = await conn.fetchval("SHOW server_version")
 
     await _run(target, work)
-    user = names.pg_login_role(want.tenant, want.slot)
-    host = target.app_host
-    report.endpoints = {
+    report.endpoints = endpoints(target, want.tenant, want.slot, want.password)
+    return report
+
+
+def endpoints(target: Target, tenant: str, slot: str, password: str) -> dict[str, str]:
+    """What the credentials Secret holds for PostgreSQL: PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD and
+    DATABASE_URL for the login role of `slot` on this server."""
+    database, user, host = names.pg_database(tenant), names.pg_login_role(tenant, slot), target.app_host
+    return {
         "PGHOST": host,
         "PGPORT": str(target.port),
         "PGDATABASE": database,
         "PGUSER": user,
-        "PGPASSWORD": want.password,
-        "DATABASE_URL": f"postgresql://{quote(user, safe='')}:{quote(want.password, safe='')}@{host}:{target.port}/{database}",
+        "PGPASSWORD": password,
+        "DATABASE_URL": f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{target.port}/{database}",
     }
-    return report
+
 
 async def close(target: Target, tenant: str) -> list[str]:
     """Close the tenant's door and keep its data: both login roles NOLOGIN, their sessions ended."""

@@ -15,7 +15,7 @@ import os
 import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
-           "grant_membership", "create_database", "alter_database_limit", "revoke_public_connect", "grant_connect_to_admin", "not_a_template", "drop_database",
+           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "grant_connect_to_admin", "not_a_template", "drop_database",
            "SHARED_DATABASES", "shared_databases_sql",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql"]
@@ -87,6 +87,21 @@ def set_role_default(role: str, owner: str) -> str:
 
 def grant_membership(owner: str, role: str) -> str:
     return f"GRANT {ident(owner)} TO {ident(role)}"
+
+
+def connection_limit(role: str, limit: int) -> str:
+    """Only the limit: LOGIN and the password stay as they are (a migration's write freeze is `0`)."""
+    return f"ALTER ROLE {ident(role)} CONNECTION LIMIT {int(limit)}"
+
+
+def grant_role_to_admin(role: str) -> str:
+    # CURRENT_USER, not a name (see grant_connect_to_admin). A CREATEROLE admin may grant itself a role
+    # it created (PostgreSQL 16+: it holds ADMIN OPTION on it) or any non-superuser role (15 and older).
+    return f"GRANT {ident(role)} TO CURRENT_USER"
+
+
+def revoke_role_from_admin(role: str) -> str:
+    return f"REVOKE {ident(role)} FROM CURRENT_USER"
 
 
 def create_database(database: str, owner: str, connection_limit: int) -> str:

@@ -51,7 +51,8 @@ _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
 def lock(name: str) -> asyncio.Lock:
-    """The lock a Tenant's reconcile and delete passes hold (workflows wait on it to quiesce a tenant)."""
+    """The lock every pass of this Tenant runs under (workflows wait on it to quiesce a tenant; a migration
+    waits on it after taking its hold)."""
     return _locks[name]
 
 
@@ -116,7 +117,13 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
                     indexes: dict[str, Any], outcome: Outcome, logger: logging.Logger, suspended: bool) -> None:
     namespace = names.namespace(name)
     services = services_part.enabled_services(tenant)
-    placed = dict(status.get("placement") or {})
+    # Placement, credentials and a migration's hold are read fresh: the watched body can lag behind
+    # the last status write (this process's own, or a migration's), and a stale view would place the
+    # tenant back, rotate twice, or undo a write freeze.
+    fresh = ((await kube.get("Tenant", name)) or {}).get("status") or {}
+    placed = dict(fresh.get("placement") or status.get("placement") or {})
+    hold = fresh.get("migration")
+    held = ["postgres"] if hold and "postgres" in services else []
     resolved = await services_part.resolve(tenant, placed, _backends(indexes.get("backends_by_name")),
                                            _counts(indexes.get("placements")))
     new_placement = {**placed, **resolved.placement}
@@ -126,8 +133,10 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
         for service, backend in new_placement.items():
             if placed.get(service) != backend:
                 _placed_here[(service, backend)].add(name)
-    outcome.status["placement"] = new_placement
-    outcome.status["backends"] = " ".join(f"{s}={b}" for s, b in sorted(resolved.placement.items())) or None
+    # `placement` is written above, only when a service is first placed; the final status write must
+    # not carry it, or a pass that read it before a migration's switch would put the old one back.
+    if not held:
+        outcome.status["backends"] = " ".join(f"{s}={b}" for s, b in sorted(resolved.placement.items())) or None
     outcome.parts += list(resolved.problems.values())
     outcome.targets = resolved.targets
     closed, problems = await services_part.close_disabled(name, new_placement, services,
@@ -136,14 +145,21 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     outcome.parts += problems
     if not services:
         return
+    if held:
+        # A migrate-database run holds the database: it, the credentials Secret and the placement are
+        # the run's until it ends (status.migration). The other services carry on with their passwords.
+        message = (f"WorkflowRun {hold.get('run')} is moving the database to {hold.get('targetBackend')}; writes are "
+                   "frozen until it switches or compensates")
+        outcome.parts += [PartResult(services_part.SERVICES["postgres"], False, Reason.MIGRATING, message),
+                          PartResult(credentials_part.CONDITION, False, Reason.MIGRATING,
+                                     f"the credentials Secret is WorkflowRun {hold.get('run')}'s until it ends")]
+        await _held_services(name, uid, namespace, tenant, [s for s in services if s not in held],
+                             resolved, status, outcome, logger)
+        return
     ready = [s for s in services if s in resolved.targets]
     requested = (meta.get("annotations") or {}).get(labels.ROTATE, "")
-    known = status.get("credentials")
+    known = fresh.get("credentials") or status.get("credentials")
     try:
-        # The credential state is read fresh: the watched body can lag behind this process's own last
-        # status write, and a stale state would rotate twice.
-        fresh = await kube.get("Tenant", name)
-        known = ((fresh or {}).get("status") or {}).get("credentials") or known
         plan = await credentials_part.prepare(name, uid, namespace, tenant, ready, requested, known, logger)
         credentials_failed = None
     except Exception as exc:  # noqa: BLE001 - a credentials failure must not stop the other parts (suspend above all)
@@ -190,6 +206,8 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
                                         f"credentials wait for {', '.join(p.condition for p in failing)}",
                                         stalled=all(p.stalled for p in failing)))
         return
+    if ((await kube.get("Tenant", name)) or {}).get("status", {}).get("migration"):
+        return  # a migration took the hold during this pass: the Secret is its now (see _held_services)
     published = await credentials_part.publish(name, uid, namespace, plan, reports, tenant, known)
     outcome.parts.append(published.part)
     outcome.repaired += published.repaired
@@ -204,6 +222,21 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
             outcome.rotation_events = [m + "; " + ", ".join(rolled) for m in outcome.rotation_events]
         elif not plan.staged:
             outcome.repaired += rolled
+
+
+async def _held_services(name: str, uid: str, namespace: str, tenant: TenantSpec, services: list[str],
+                         resolved: services_part.Resolved, status: kopf.Status, outcome: Outcome,
+                         logger: logging.Logger) -> None:
+    """The services a migration does not hold, with the passwords they have (no rotation, no publish)."""
+    plan = credentials_part.unknown(status.get("credentials"), tenant)
+    suspended = tenant.state != "Active"
+    for service in [s for s in services if s in resolved.targets]:
+        part, report = await services_part.run(
+            service, resolved.targets[service],
+            credentials_part.slice_for(plan, service, name, namespace, tenant, suspended, uid=uid), logger,
+            adopt_retained=tenant.adopt_retained_data)
+        outcome.parts.append(part)
+        outcome.repaired += report.repaired
 
 
 async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger, indexes: dict[str, Any]) -> Outcome:

@@ -50,8 +50,6 @@ WHOLE_KINDS: dict[str, Unbuilt] = {
 WORKFLOW = Unbuilt(("WorkflowRun.spec.workflow",), lambda w: w in ("export", "restore", "offboard"),
                    "workflows export, restore and offboard are not built yet (they need the lifecycle archive); "
                    "the run changed nothing", 13)
-MIGRATE = Unbuilt(("WorkflowRun.spec.workflow",), lambda w: w == "migrate-database",
-                  "workflow migrate-database is not built yet; the run changed nothing", 16)
 
 REPORTED: frozenset[str] = frozenset(
     f for u in (*TENANT, *LIFECYCLE_POLICY, *WHOLE_KINDS.values(), WORKFLOW) for f in u.fields
@@ -88,7 +86,7 @@ def for_workflow(workflow: str, built: set[str]) -> list[str]:
     """The finding for a run of a workflow whose steps are not registered (empty when they are)."""
     if workflow in built:
         return []
-    return [next((u for u in (WORKFLOW, MIGRATE) if u.asks(workflow)),
+    return [next((u for u in (WORKFLOW,) if u.asks(workflow)),
                  Unbuilt(("WorkflowRun.spec.workflow",), lambda _: True, f"workflow {workflow} is not built yet", 16)).text()]
 
 

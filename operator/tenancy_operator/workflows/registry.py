@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import rotate_credentials, verify_isolation
+from . import migrate_database, rotate_credentials, verify_isolation
 from .engine import Step
 
 __all__ = ["WORKFLOWS", "steps_for"]
@@ -16,14 +16,8 @@ __all__ = ["WORKFLOWS", "steps_for"]
 WORKFLOWS: dict[str, Callable[[dict[str, str]], list[Step]]] = {
     "rotate-credentials": rotate_credentials.steps,
     "verify-isolation": verify_isolation.steps,
+    "migrate-database": migrate_database.steps,
 }
-
-try:  # written in parallel (issue 16, migrate-database); registered when present
-    from . import migrate_database
-except ImportError:  # pragma: no cover - depends on what is merged
-    pass
-else:
-    WORKFLOWS["migrate-database"] = migrate_database.steps
 
 
 def steps_for(workflow: str, params: dict[str, str]) -> list[Step]:

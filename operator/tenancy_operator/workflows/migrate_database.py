@@ -1,0 +1,324 @@
+"""The `migrate-database` workflow: move a tenant's PostgreSQL database to another Backend.
+
+Parameter `targetBackend`: the name of another `postgres` Backend. Steps, in order:
+
+1. `freeze`   hold the tenant (`status.migration`, which the Tenant handler obeys: it leaves the
+              database, the credentials Secret and the recorded placement alone while held), then
+              CONNECTION LIMIT 0 on its login roles and end their sessions (see backends/postgres_move.py
+              for why not a read-only default). Undo: limits back to spec.postgres.connectionLimit, hold off.
+2. `copy`     provision the roles and database on the target as the adapter does (`postgres.ensure`,
+              logins off), then pg_dump | pg_restore. Undo: drop everything of the tenant on the target.
+3. `verify`   the freeze still holds, and per-table row counts and checksums (and sequences) are equal
+              on both servers. Nothing to undo.
+4. `switch`   `tenant-credentials` (PG*, DATABASE_URL) and `status.placement.postgres` move to the target.
+              Undo: back to the source; if the target's data changed since `verify` (the tenant wrote
+              after `unfreeze`), it is copied back first.
+5. `unfreeze` the target's logins on (as the spec says), the hold off. Undo: hold and freeze the target.
+6. `release`  drop the tenant's database and roles on the source: last, after verification, and the one
+              step with no undo.
+
+Outputs: sourceBackend, targetBackend, frozenAt, copySeconds, copyBytes, tools, verifiedTables,
+verifiedRows, contentChecksum, writeFreezeSeconds (frozen until the target took writes), released.
+
+Test-only fault switch: with `TENANCY_TEST_FAULTS=1` in the environment, `TENANCY_TEST_FAIL_STEP=
+migrate-database:<step>` makes that step fail before any side effect (every attempt), so the engine
+compensates. Neither variable is set by the chart; without the first, the second is never read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+from typing import Any, Protocol
+
+from ..api import names
+from ..backends import postgres, postgres_move
+from ..backends.base import Target, TenantSlice
+from .engine import Step, StepContext
+
+__all__ = ["WORKFLOW", "steps", "MigrationServices", "InjectedFault", "MigrationRefused", "STEP_NAMES"]
+
+WORKFLOW = "migrate-database"
+STEP_NAMES = ("freeze", "copy", "verify", "switch", "unfreeze", "release")
+SECRET = "tenant-credentials"
+PG_KEYS = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "DATABASE_URL")
+
+
+class Kube(Protocol):
+    async def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None: ...
+    async def merge_patch(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any],
+                          subresource: str | None = None) -> dict[str, Any]: ...
+
+
+class MigrationServices(Protocol):
+    """What the steps need from the handler that runs them."""
+
+    kube: Kube
+    """get / merge_patch of plain-dict objects (backends.kube has exactly these)."""
+
+    async def target(self, backend: str) -> Target:
+        """The Backend's Target (endpoint and admin credentials); raises when it is missing."""
+
+    async def quiesce(self, tenant: str) -> None:
+        """Return once no Tenant pass that began before the hold was written is still running."""
+
+
+class InjectedFault(RuntimeError):
+    """The test-only fault switch failed this step on purpose."""
+
+
+class MigrationRefused(RuntimeError):
+    """The migration cannot run as asked; the message says what a person can do."""
+
+
+def _fault(step: str) -> None:
+    if os.environ.get("TENANCY_TEST_FAULTS") != "1":
+        return
+    if os.environ.get("TENANCY_TEST_FAIL_STEP", "") == f"{WORKFLOW}:{step}":
+        raise InjectedFault(f"test fault injected at {WORKFLOW}:{step} (TENANCY_TEST_FAIL_STEP)")
+
+
+async def _tenant(ctx: StepContext) -> dict[str, Any]:
+    tenant = await ctx.services.kube.get("Tenant", ctx.tenant)
+    if tenant is None:
+        raise MigrationRefused(f"Tenant {ctx.tenant} does not exist")
+    return tenant
+
+
+async def _secret(ctx: StepContext) -> dict[str, str]:
+    live = await ctx.services.kube.get("Secret", SECRET, names.namespace(ctx.tenant)) or {}
+    return {k: base64.b64decode(v).decode() for k, v in (live.get("data") or {}).items()}
+
+
+async def _slice(ctx: StepContext, tenant: dict[str, Any], *, suspended: bool) -> TenantSlice:
+    """The tenant as the adapter sees it, with the slot and password the Secret holds now."""
+    data = await _secret(ctx)
+    slot = ((tenant.get("status") or {}).get("credentials") or {}).get("slot") or data.get("PGUSER", "_a")[-1]
+    if not data.get("PGPASSWORD"):
+        raise MigrationRefused(f"Secret {SECRET} of tenant {ctx.tenant} holds no PGPASSWORD yet; "
+                               "wait until the tenant is Ready")
+    return TenantSlice(tenant=ctx.tenant, namespace=names.namespace(ctx.tenant), uid=tenant["metadata"]["uid"],
+                       password=data["PGPASSWORD"], slot=slot, suspended=suspended,
+                       connection_limit=_limit(tenant))
+
+
+def _limit(tenant: dict[str, Any]) -> int:
+    return int(((tenant.get("spec") or {}).get("postgres") or {}).get("connectionLimit", 20))
+
+
+def _state(tenant: dict[str, Any]) -> str:
+    return (tenant.get("spec") or {}).get("state", "Active")
+
+
+async def _set_hold(ctx: StepContext, on: bool) -> None:
+    """Write (or clear) `status.migration`; never touches another run's hold."""
+    tenant = await _tenant(ctx)
+    hold = (tenant.get("status") or {}).get("migration")
+    if hold and hold.get("run") != ctx.run:
+        raise MigrationRefused(f"WorkflowRun {hold.get('run')} holds tenant {ctx.tenant} (migrating to "
+                               f"{hold.get('targetBackend')}); wait for it to finish")
+    if on and not hold:
+        value = {"run": ctx.run, "targetBackend": ctx.params["targetBackend"],
+                 "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        await ctx.services.kube.merge_patch("Tenant", ctx.tenant, None, {"status": {"migration": value}}, "status")
+    elif not on and hold:
+        await ctx.services.kube.merge_patch("Tenant", ctx.tenant, None, {"status": {"migration": None}}, "status")
+    if on:
+        await ctx.services.quiesce(ctx.tenant)
+
+
+def _source(ctx: StepContext, tenant: dict[str, Any]) -> str:
+    return ctx.outputs.get("sourceBackend") or ((tenant.get("status") or {}).get("placement") or {}).get("postgres", "")
+
+
+async def _point_at(ctx: StepContext, backend: str, target: Target, slot: str, password: str) -> None:
+    """The Secret's PostgreSQL keys and `status.placement.postgres` (with endpoints and the summary) to `backend`."""
+    found = postgres.endpoints(target, ctx.tenant, slot, password)
+    data = await _secret(ctx)
+    if any(data.get(k) != v for k, v in found.items()):
+        await ctx.services.kube.merge_patch(
+            "Secret", SECRET, names.namespace(ctx.tenant), {"data": {k: base64.b64encode(v.encode()).decode()
+                                                                     for k, v in found.items()}})
+    tenant = await _tenant(ctx)
+    status = tenant.get("status") or {}
+    placement = {**(status.get("placement") or {}), "postgres": backend}
+    public = {k: v for k, v in found.items() if k not in ("PGPASSWORD", "DATABASE_URL")}
+    wanted = {"placement": placement, "endpoints": {**(status.get("endpoints") or {}), **public},
+              "backends": " ".join(f"{s}={b}" for s, b in sorted(placement.items()) if b)}
+    if any(status.get(k) != v for k, v in wanted.items()):
+        await ctx.services.kube.merge_patch("Tenant", ctx.tenant, None, {"status": wanted}, "status")
+
+
+# --- 1. freeze -------------------------------------------------------------------------------------
+
+async def freeze(ctx: StepContext) -> dict[str, str]:
+    _fault("freeze")
+    tenant = await _tenant(ctx)
+    spec, status = tenant.get("spec") or {}, tenant.get("status") or {}
+    goal = ctx.params.get("targetBackend", "")
+    source = _source(ctx, tenant)
+    pinned = (spec.get("postgres") or {}).get("backend")
+    if not (spec.get("postgres") or {}).get("enabled"):
+        raise MigrationRefused(f"tenant {ctx.tenant} has no PostgreSQL database (spec.postgres.enabled is false)")
+    if not source:
+        raise MigrationRefused(f"tenant {ctx.tenant} is not placed on a postgres Backend yet")
+    if not goal or goal == source:
+        raise MigrationRefused(f"targetBackend must name another postgres Backend than {source}")
+    if pinned:
+        raise MigrationRefused(f"spec.postgres.backend pins tenant {ctx.tenant} to {pinned}; remove that field "
+                               "(the placement stays recorded in status) and run the migration again")
+    if (status.get("credentials") or {}).get("pending"):
+        raise MigrationRefused(f"a credential rotation of tenant {ctx.tenant} is under way; run the migration after it")
+    target = await ctx.services.target(goal)
+    if target.type != "postgres":
+        raise MigrationRefused(f"Backend {goal} is of type {target.type}, not postgres")
+    hold = status.get("migration")
+    if not (hold and hold.get("run") == ctx.run):
+        left = await postgres_move.objects_of(target, ctx.tenant)
+        if left:
+            raise MigrationRefused(f"Backend {goal} already holds {', '.join(left)}; remove them before moving "
+                                   f"tenant {ctx.tenant} there")
+    await _set_hold(ctx, True)
+    await postgres_move.freeze(await ctx.services.target(source), ctx.tenant)
+    return {"sourceBackend": source, "targetBackend": goal,
+            "frozenAt": ctx.outputs.get("frozenAt") or f"{time.time():.3f}"}
+
+
+async def thaw_source(ctx: StepContext) -> None:
+    tenant = await _tenant(ctx)
+    hold = (tenant.get("status") or {}).get("migration")
+    if hold and hold.get("run") != ctx.run:
+        return  # refused because another run holds the tenant: its freeze is not ours to lift
+    source = _source(ctx, tenant)
+    if source:
+        await postgres_move.set_connection_limit(await ctx.services.target(source), ctx.tenant, _limit(tenant))
+    await _set_hold(ctx, False)
+
+
+# --- 2. copy ---------------------------------------------------------------------------------------
+
+async def _provision(ctx: StepContext, target: Target) -> None:
+    """Roles and database on `target` as the adapter makes them, logins off (nothing may write yet)."""
+    want = await _slice(ctx, await _tenant(ctx), suspended=True)
+    await postgres.ensure(target, want)
+
+
+async def copy(ctx: StepContext) -> dict[str, str]:
+    _fault("copy")
+    source = await ctx.services.target(ctx.outputs["sourceBackend"])
+    target = await ctx.services.target(ctx.outputs["targetBackend"])
+    why = await postgres_move.frozen(source, ctx.tenant)
+    if why:
+        raise MigrationRefused(f"tenant {ctx.tenant} is not frozen on {source.name}: {why}")
+    # A rerun starts from an empty database: what an interrupted restore left is dropped first.
+    await postgres_move.drop_database(target, ctx.tenant)
+    await _provision(ctx, target)
+    return await postgres_move.copy(source, target, ctx.tenant)
+
+
+async def remove_copy(ctx: StepContext) -> None:
+    target = await ctx.services.target(ctx.outputs.get("targetBackend") or ctx.params["targetBackend"])
+    tenant = await _tenant(ctx)
+    await postgres.delete(target, ctx.tenant, tenant["metadata"]["uid"])
+
+
+# --- 3. verify -------------------------------------------------------------------------------------
+
+async def verify(ctx: StepContext) -> dict[str, str]:
+    _fault("verify")
+    source = await ctx.services.target(ctx.outputs["sourceBackend"])
+    target = await ctx.services.target(ctx.outputs["targetBackend"])
+    why = await postgres_move.frozen(source, ctx.tenant)
+    if why:
+        raise MigrationRefused(f"the write freeze on {source.name} did not hold ({why}): the copy may miss writes")
+    before, after = await asyncio.gather(postgres_move.contents(source, ctx.tenant),
+                                         postgres_move.contents(target, ctx.tenant))
+    if before != after:
+        differ = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        raise MigrationRefused(f"the copy on {target.name} differs from {source.name} in {', '.join(differ[:10])}")
+    tables = [k for k in before if k.startswith("table ")]
+    return {"verifiedTables": str(len(tables)), "verifiedRows": str(sum(int(before[k].split(":")[0]) for k in tables)),
+            "contentChecksum": postgres_move.digest(before)}
+
+
+# --- 4. switch -------------------------------------------------------------------------------------
+
+async def switch(ctx: StepContext) -> dict[str, str]:
+    _fault("switch")
+    source = await ctx.services.target(ctx.outputs["sourceBackend"])
+    target = await ctx.services.target(ctx.outputs["targetBackend"])
+    if await postgres_move.database_exists(source, ctx.tenant):
+        why = await postgres_move.frozen(source, ctx.tenant)
+        if why:
+            raise MigrationRefused(f"the write freeze on {source.name} did not hold ({why}); not switching")
+    want = await _slice(ctx, await _tenant(ctx), suspended=True)
+    await _point_at(ctx, target.name, target, want.slot, want.password)
+    return {"switchedAt": f"{time.time():.3f}"}
+
+
+async def switch_back(ctx: StepContext) -> None:
+    source = await ctx.services.target(ctx.outputs["sourceBackend"])
+    target = await ctx.services.target(ctx.outputs["targetBackend"])
+    tenant = await _tenant(ctx)
+    want = await _slice(ctx, tenant, suspended=True)
+    there = await postgres_move.database_exists(target, ctx.tenant)
+    changed = there and postgres_move.digest(await postgres_move.contents(target, ctx.tenant)) != ctx.outputs.get(
+        "contentChecksum")
+    if changed or not await postgres_move.database_exists(source, ctx.tenant):
+        if not there:
+            raise MigrationRefused(f"neither {source.name} nor {target.name} holds {names.pg_database(ctx.tenant)}")
+        # The tenant wrote on the target since `verify`: bring that back, never lose it.
+        await postgres_move.freeze(target, ctx.tenant)
+        await postgres_move.drop_database(source, ctx.tenant)
+        await postgres.ensure(source, await _slice(ctx, tenant, suspended=_state(tenant) != "Active"))
+        await postgres_move.freeze(source, ctx.tenant)
+        await postgres_move.copy(target, source, ctx.tenant)
+    await _point_at(ctx, source.name, source, want.slot, want.password)
+
+
+# --- 5. unfreeze -----------------------------------------------------------------------------------
+
+async def unfreeze(ctx: StepContext) -> dict[str, str]:
+    _fault("unfreeze")
+    target = await ctx.services.target(ctx.outputs["targetBackend"])
+    tenant = await _tenant(ctx)
+    await postgres.ensure(target, await _slice(ctx, tenant, suspended=_state(tenant) != "Active"))
+    await _set_hold(ctx, False)
+    frozen_at = float(ctx.outputs.get("frozenAt") or time.time())
+    return {"writeFreezeSeconds": ctx.outputs.get("writeFreezeSeconds") or f"{time.time() - frozen_at:.2f}"}
+
+
+async def refreeze(ctx: StepContext) -> None:
+    await _set_hold(ctx, True)
+    target = await ctx.services.target(ctx.outputs["targetBackend"])
+    if await postgres_move.database_exists(target, ctx.tenant):
+        await postgres.ensure(target, await _slice(ctx, await _tenant(ctx), suspended=True))
+        await postgres_move.freeze(target, ctx.tenant)
+
+
+# --- 6. release ------------------------------------------------------------------------------------
+
+async def release(ctx: StepContext) -> dict[str, str]:
+    _fault("release")
+    tenant = await _tenant(ctx)
+    placed = ((tenant.get("status") or {}).get("placement") or {}).get("postgres")
+    if placed != ctx.outputs["targetBackend"] or not ctx.outputs.get("contentChecksum"):
+        raise MigrationRefused(f"tenant {ctx.tenant} is placed on {placed}, not on the verified copy; "
+                               "the source is kept")
+    source = await ctx.services.target(ctx.outputs["sourceBackend"])
+    done = await postgres.delete(source, ctx.tenant, tenant["metadata"]["uid"])
+    return {"released": ", ".join(done) or ctx.outputs.get("released", "")}
+
+
+def steps(params: dict[str, str]) -> list[Step]:
+    """The six steps; `params["targetBackend"]` is checked by `freeze` (MigrationRefused names the problem)."""
+    return [
+        Step("freeze", freeze, thaw_source, timeout=120),
+        Step("copy", copy, remove_copy, timeout=3600, retries=1),
+        Step("verify", verify, None, timeout=3600, retries=1),
+        Step("switch", switch, switch_back, timeout=120),
+        Step("unfreeze", unfreeze, refreeze, timeout=120),
+        Step("release", release, None, timeout=300),
+    ]

@@ -1,0 +1,100 @@
+"""migrate-database: the step list, the test-only fault switch, the refusals before any side effect,
+the choice of client tools, and the statements it adds. Servers are exercised in e2e/test_migrate_database.py."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from tenancy_operator.backends import postgres_move
+from tenancy_operator.backends import postgres_sql as sql
+from tenancy_operator.backends.base import Target
+from tenancy_operator.workflows import migrate_database as mig
+from tenancy_operator.workflows.engine import StepContext
+
+
+def test_steps_in_order_with_compensation_except_verify_and_release():
+    got = mig.steps({"targetBackend": "pg-b"})
+    assert [s.name for s in got] == list(mig.STEP_NAMES)
+    undo = {s.name: s.compensate is not None for s in got}
+    assert undo == {"freeze": True, "copy": True, "verify": False, "switch": True, "unfreeze": True, "release": False}
+
+
+def test_fault_switch_needs_both_variables(monkeypatch):
+    monkeypatch.delenv("TENANCY_TEST_FAULTS", raising=False)
+    monkeypatch.setenv("TENANCY_TEST_FAIL_STEP", "migrate-database:copy")
+    mig._fault("copy")  # off: the second variable alone is never read
+    monkeypatch.setenv("TENANCY_TEST_FAULTS", "1")
+    mig._fault("verify")  # another step
+    with pytest.raises(mig.InjectedFault, match="migrate-database:copy"):
+        mig._fault("copy")
+
+
+class FakeKube:
+    def __init__(self, tenant):
+        self.tenant, self.patches = tenant, []
+
+    async def get(self, kind, name, namespace=None):
+        return self.tenant if kind == "Tenant" else None
+
+    async def merge_patch(self, kind, name, namespace, patch, subresource=None):
+        self.patches.append((kind, patch))
+        return {}
+
+
+class FakeServices:
+    def __init__(self, tenant):
+        self.kube = FakeKube(tenant)
+
+    async def target(self, backend):
+        return Target(name=backend, type="postgres", host="127.0.0.1", port=1)
+
+    async def quiesce(self, tenant):
+        return None
+
+
+def _tenant(**postgres):
+    return {"metadata": {"name": "acme", "uid": "u1"},
+            "spec": {"postgres": {"enabled": True, **postgres}},
+            "status": {"placement": {"postgres": "pg-a"}, "credentials": {"slot": "a"}}}
+
+
+@pytest.mark.parametrize("tenant,target,says", [
+    (_tenant(backend="pg-a"), "pg-b", "spec.postgres.backend pins"),
+    (_tenant(), "pg-a", "another postgres Backend than pg-a"),
+    (_tenant(), "", "another postgres Backend"),
+    ({**_tenant(), "status": {}}, "pg-b", "not placed"),
+    ({**_tenant(), "status": {"placement": {"postgres": "pg-a"}, "credentials": {"pending": {"version": 2}}}},
+     "pg-b", "rotation"),
+])
+def test_freeze_refuses_before_any_write(tenant, target, says):
+    services = FakeServices(tenant)
+    ctx = StepContext(run="r1", tenant="acme", params={"targetBackend": target}, outputs={}, services=services)
+    with pytest.raises(mig.MigrationRefused, match=says):
+        asyncio.run(mig.freeze(ctx))
+    assert services.kube.patches == []
+
+
+def test_tools_of_the_target_major_else_the_oldest_new_enough(tmp_path: Path):
+    for version in ("13", "15", "17"):
+        (tmp_path / version / "bin").mkdir(parents=True)
+        (tmp_path / version / "bin" / "pg_dump").touch()
+    assert postgres_move.tools_for("13.4", "15.2", str(tmp_path)) == tmp_path / "15" / "bin"
+    assert postgres_move.tools_for("15.1", "16.0", str(tmp_path)) == tmp_path / "17" / "bin"
+    with pytest.raises(postgres_move.ToolsMissing, match="major version 18"):
+        postgres_move.tools_for("18.0", "15.0", str(tmp_path))
+
+
+def test_digest_is_order_free_and_sees_every_value():
+    a = {"table public.t": "3:abc", "sequence public.s": "7:true"}
+    assert postgres_move.digest(a) == postgres_move.digest(dict(reversed(a.items())))
+    assert postgres_move.digest(a) != postgres_move.digest({**a, "table public.t": "3:abd"})
+
+
+def test_statements_quote_and_change_only_the_limit():
+    assert sql.connection_limit("t_acme_a", 0) == 'ALTER ROLE "t_acme_a" CONNECTION LIMIT 0'
+    assert sql.grant_role_to_admin("t_acme_owner") == 'GRANT "t_acme_owner" TO CURRENT_USER'
+    assert sql.revoke_role_from_admin("t_acme_owner") == 'REVOKE "t_acme_owner" FROM CURRENT_USER'
+    with pytest.raises(ValueError):
+        sql.connection_limit('x"; DROP', 0)
