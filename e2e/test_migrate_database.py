@@ -16,8 +16,8 @@ import time
 
 import asyncpg
 import pytest
-from tenancy_operator.backends import postgres
 from tenancy_operator.backends import kube as kube_api
+from tenancy_operator.backends import postgres
 from tenancy_operator.handlers import workflow_run
 from tenancy_operator.workflows import migrate_database as mig
 from tenancy_operator.workflows.engine import StepContext
