@@ -30,7 +30,7 @@ import pytest
 from . import audit, kube
 from .kube import condition, eventually, get, kubectl, tenant_yaml
 
-LOADGEN_PORT = 19091
+LOADGEN_PORT = 19091 + int(os.environ.get("TENANCY_PORT_OFFSET") or 0)  # platform/lib.sh; Prometheus scrapes it
 OPERATOR_USER = "system:serviceaccount:tenancy-system:tenancy-operator"
 PROM = os.environ.get("TENANCY_PROMETHEUS_URL", "http://127.0.0.1:19090")
 SPIKE = dict(base=100, amp=0.3, noise=0.03, spike=300, spike_len=90, ramp=30)

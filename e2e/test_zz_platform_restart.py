@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
 from .kube import REPO
 
-PORTS = [12379, 12380, 16443, 16257, 15432, 16379, 18200]
+OFFSET = int(os.environ.get("TENANCY_PORT_OFFSET") or 0)  # platform/lib.sh
+PORTS = [p + OFFSET for p in (12379, 12380, 16443, 16257, 15432, 16379, 18200)]
 
 
 def _listening() -> set[int]:
@@ -33,4 +35,4 @@ def test_down_leaves_nothing_and_up_is_fast(platform):
     subprocess.run(["make", "-C", str(REPO), "--no-print-directory", "up"], check=True, timeout=300)
     elapsed = time.monotonic() - started
     print(f"\nsecond `make up` (warm caches): {elapsed:.1f}s")
-    assert _listening() >= {12379, 16443, 16257, 15432, 16379, 18200}, _listening()
+    assert _listening() >= {p + OFFSET for p in (12379, 16443, 16257, 15432, 16379, 18200)}, _listening()
