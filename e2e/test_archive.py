@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 import subprocess
 import time
 
@@ -300,3 +301,25 @@ def test_retention_purges_on_time(backends, operator, cleanup_tenants):
 
     eventually(purged_event, 15, 1, "an ArchivePurged Event on the Tenant naming the archive and its retention")
     print(f"\narchive {archive_id} purged {purged_after:.0f} s after it was made (retention 1m, pass every 5 s)")
+
+
+def test_purge_never_deletes_a_transit_key_another_tenant_needs(backends, operator, cleanup_tenants):
+    """The purge reads manifests it cannot authenticate (it holds no data key): one naming a live
+    tenant's transit key as its wrapping key, for a tenant that no longer exists, must not get that
+    key deleted (every secret the live tenant sealed with it would be lost)."""
+    victim = f"arc-victim-{secrets.token_hex(3)}"
+    cleanup_tenants.append(victim)
+    kube.apply(tenant_yaml(victim, vault={"enabled": True}))
+    eventually(lambda: condition(get("tenant", victim), "Ready").get("status") == "True", 90, 1, "victim Ready")
+    admin = vault_admin()
+    assert admin.read(f"transit/keys/tenant-{victim}") is not None
+    forged = f"ghost-{secrets.token_hex(3)}-20000101-000000-abcdef"
+    folder = ARCHIVE_DIR / forged
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({
+        "formatVersion": 1, "id": forged, "tenant": forged.rsplit("-", 3)[0], "createdAt": "2000-01-01T00:00:00Z",
+        "retention": "1m", "lifecyclePolicy": None, "files": {},
+        "encryption": {"wrappedKey": "vault:v1:AAAA", "wrappingKey": {"backend": backends["vault"], "mount": "transit",
+                                                                      "name": f"tenant-{victim}"}}}))
+    eventually(lambda: not folder.exists(), 60, 1, "the forged, expired archive purged")
+    assert admin.read(f"transit/keys/tenant-{victim}") is not None, "the live tenant's transit key was deleted"

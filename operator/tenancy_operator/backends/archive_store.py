@@ -17,16 +17,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["ArchiveStore", "DirectoryStore", "MANIFEST", "StoreError", "from_env", "valid_id"]
+__all__ = ["ArchiveStore", "DirectoryStore", "MANIFEST", "StoreError", "from_env", "new_id", "valid_id"]
 
 MANIFEST = "manifest.json"
 _ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,120}$")
 _STAGING = ".staging-"
+_ID_TAIL = r"-\d{8}-\d{6}-[0-9a-f]{6}"
+"""What follows the tenant's name in an id: tenant `acme`'s ids never match tenant `acme-eu`'s."""
 
 
 class StoreError(Exception):
@@ -39,6 +43,11 @@ def valid_id(archive_id: str) -> str:
     return archive_id
 
 
+def new_id(tenant: str, now: datetime) -> str:
+    """A fresh archive id of ``tenant``: `<tenant>-<YYYYmmdd-HHMMSS>-<6 hex>`."""
+    return f"{tenant}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
 class ArchiveStore(Protocol):
     location: str
 
@@ -48,7 +57,7 @@ class ArchiveStore(Protocol):
     def manifest(self, archive_id: str) -> dict[str, Any]: ...
     def file(self, archive_id: str, name: str) -> Path: ...
     def delete(self, archive_id: str) -> list[str]: ...
-    def clean_staging(self, prefix: str = "", older_than: float = 0) -> list[str]: ...
+    def clean_staging(self, tenant: str = "", older_than: float = 0) -> list[str]: ...
 
 
 class DirectoryStore:
@@ -128,13 +137,16 @@ class DirectoryStore:
         folder.rmdir()
         return removed
 
-    def clean_staging(self, prefix: str = "", older_than: float = 0) -> list[str]:
-        """Remove staging folders of exports that never finished (`prefix`: one tenant's)."""
+    def clean_staging(self, tenant: str = "", older_than: float = 0) -> list[str]:
+        """Remove staging folders of exports that never finished (`tenant`: only that tenant's; its
+        name is matched whole, since `acme-` also begins tenant `acme-eu`'s ids)."""
         if not self.root.is_dir():
             return []
+        ours = re.compile(re.escape(_STAGING + tenant) + _ID_TAIL + "$") if tenant else None
         gone = []
         for p in self.root.iterdir():
-            if p.is_dir() and p.name.startswith(_STAGING + prefix) and time.time() - p.stat().st_mtime >= older_than:
+            if (p.is_dir() and p.name.startswith(_STAGING) and (ours is None or ours.match(p.name))
+                    and time.time() - p.stat().st_mtime >= older_than):
                 shutil.rmtree(p, ignore_errors=True)
                 gone.append(p.name)
         return gone

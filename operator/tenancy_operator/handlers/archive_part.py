@@ -17,7 +17,6 @@ redone with overwrite, as those writes were ours) and `Done` after, so a restore
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -137,7 +136,7 @@ async def export(name: str, uid: str, spec: dict[str, Any], placement: dict[str,
         if "vault" not in targets:
             raise ArchiveError("ArchiveNeedsVault", f"Tenant {name} has no OpenBao backend placed: an archive's data "
                                                     "key is wrapped by the tenant's transit key; enable spec.vault", True)
-        for gone in store.clean_staging(prefix=f"{name}-"):
+        for gone in store.clean_staging(tenant=name):
             logger.info("removed %s, an export of %s that never finished", gone, name)
         policy, retention = await _policy(spec.get("lifecyclePolicyRef"))
         now = _now()
@@ -151,7 +150,7 @@ async def export(name: str, uid: str, spec: dict[str, Any], placement: dict[str,
             now = datetime.strptime(manifest["createdAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
             logger.info("archive %s of %s was published by an earlier pass; adopted", archive_id, name)
         else:
-            archive_id = archive_id or f"{name}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+            archive_id = archive_id or archive_store.new_id(name, now)
             await kube.merge_patch("Tenant", name, None, {"status": {"archive": {
                 "id": archive_id, "state": "Exporting", "location": None, "createdAt": None, "expiresAt": None,
                 "bytes": None}}}, "status")

@@ -25,6 +25,7 @@ from typing import Any
 
 import kopf
 
+from ..api import names
 from ..backends import archive_store, kube, vault_export
 from .archive_part import seconds
 from .targets import target_for
@@ -72,6 +73,14 @@ async def _event(tenant: str, message: str) -> bool:
 
 async def _drop_key(manifest: dict[str, Any]) -> str:
     wrapping = (manifest.get("encryption") or {}).get("wrappingKey") or {}
+    tenant = str(manifest.get("tenant"))
+    # The purge cannot authenticate a manifest (it holds no data key), so the only key it deletes is
+    # the one named after the manifest's own tenant, which the caller found gone: a manifest naming
+    # a live tenant's key would otherwise destroy everything that tenant sealed with it.
+    if not names.is_tenant_name(tenant) or wrapping.get("name") != names.vault_key(tenant):
+        log.warning("archive %s names transit key %r, not its tenant's; that key is left alone",
+                    manifest.get("id"), wrapping.get("name"))
+        return f"; transit key {wrapping.get('name')!r} left alone (not tenant {tenant}'s own)"
     backend = await kube.get("Backend", str(wrapping.get("backend")))
     if backend is None:
         return ""

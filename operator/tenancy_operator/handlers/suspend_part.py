@@ -145,7 +145,7 @@ async def workloads(namespace: str, mode: suspension.Mode, body: kopf.Body, had_
                     changed.append(what)
                 note = (patch or {}).get("metadata", {}).get("annotations", {}).get(suspension.SUSPENDED_REPLICAS) \
                     or (meta.get("annotations") or {}).get(suspension.SUSPENDED_REPLICAS)
-                if down and note and str(note).isdigit():
+                if down and note and suspension.remembered_count(note) is not None:
                     kept[f"{kind}/{meta['name']}"] = int(note)
     except kube.KubeError as exc:
         part = PartResult(CONDITION, False, "ApiError",

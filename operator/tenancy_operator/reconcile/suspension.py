@@ -18,6 +18,7 @@ LifecyclePolicy says `suspendRevokesLogins: false`; an Archived tenant's always 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from typing import Any
 
 from ..api.lifecycle_policy import LifecyclePolicySpec
 
-__all__ = ["SUSPENDED_REPLICAS", "INACTIVITY", "Mode", "mode", "workload_patch", "Observation", "Verdict",
+__all__ = ["SUSPENDED_REPLICAS", "INACTIVITY", "Mode", "mode", "workload_patch", "remembered_count", "Observation", "Verdict",
            "inactivity", "granularity", "fmt_time", "parse_time"]
 
 SUSPENDED_REPLICAS = "tenancy.dev/suspended-replicas"
@@ -67,6 +68,20 @@ def mode(state: str, annotations: Mapping[str, str] | None, policy: LifecyclePol
     return Mode(None, False)
 
 
+_COUNT = re.compile(r"[0-9]{1,10}")
+MAX_REPLICAS = 2**31 - 1
+"""spec.replicas is an int32: a larger count would make the API server refuse the resume patch."""
+
+
+def remembered_count(note: Any) -> int | None:
+    """The count in a `tenancy.dev/suspended-replicas` note, or None when it is not plain ASCII digits
+    within int32 (the note is on the tenant's own workload, which its owners may edit)."""
+    text = str(note)
+    if not _COUNT.fullmatch(text) or int(text) > MAX_REPLICAS:
+        return None
+    return int(text)
+
+
 def workload_patch(obj: Mapping[str, Any], down: bool) -> tuple[dict[str, Any] | None, str]:
     """(merge patch or None, what it does) for one Deployment or StatefulSet.
 
@@ -89,11 +104,10 @@ def workload_patch(obj: Mapping[str, Any], down: bool) -> tuple[dict[str, Any] |
     if remembered is None:
         return None, ""
     patch: dict[str, Any] = {"metadata": {"annotations": {SUSPENDED_REPLICAS: None}}}
-    try:
-        count = int(remembered)
-    except ValueError:
+    count = remembered_count(remembered)
+    if count is None:
         return patch, f"{kind_name} left at {replicas}: unreadable {SUSPENDED_REPLICAS} {remembered!r} dropped"
-    if replicas != 0 or count < 0:
+    if replicas != 0:
         return patch, f"{kind_name} left at {replicas} (scaled since the suspend)"
     patch["spec"] = {"replicas": count}
     return patch, f"{kind_name} to {count}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -102,8 +103,9 @@ def test_store_publishes_verifies_and_purges_manifest_last(tmp_path: Path):
 
 def test_a_killed_export_or_purge_is_never_listed_as_complete(tmp_path: Path):
     store = archive_store.DirectoryStore(tmp_path)
-    store.stage("t-2")  # an export killed before publish
-    assert store.list() == [] and store.clean_staging(prefix="t-") == [".staging-t-2"]
+    killed = archive_store.new_id("t", datetime(2026, 12, 3, tzinfo=UTC))
+    store.stage(killed)  # an export killed before publish
+    assert store.list() == [] and store.clean_staging(tenant="t") == [".staging-" + killed]
     _fake_archive(store, "t-3", crypto.new_data_key())
     (tmp_path / "t-3" / archive_store.MANIFEST).unlink()  # a purge killed after the manifest, before rmdir
     assert store.list() == [] and store.half_purged() == ["t-3"]
@@ -118,3 +120,15 @@ def test_ids_and_names_cannot_leave_the_store(tmp_path: Path):
             store.manifest(bad)
     with pytest.raises(archive_store.StoreError):
         store.file("t-1", "../../etc/passwd")
+
+
+def test_one_tenants_staging_clean_spares_a_tenant_whose_name_extends_it(tmp_path: Path):
+    """Tenant `acme` starting an export must not remove the half-written export of `acme-eu` (its
+    staging folder `.staging-acme-eu-…` also starts with `acme-`)."""
+    store = archive_store.DirectoryStore(tmp_path)
+    ours = archive_store.new_id("acme", datetime(2026, 12, 3, 16, 0, tzinfo=UTC))
+    store.stage(ours)
+    theirs = archive_store.new_id("acme-eu", datetime(2026, 12, 3, 16, 0, tzinfo=UTC))
+    store.stage(theirs)
+    assert store.clean_staging(tenant="acme") == [".staging-" + ours]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".staging-" + theirs]

@@ -78,3 +78,15 @@ def test_activity_resets_the_clock_at_most_once_per_granularity():
         late = s.inactivity(record, busy, NOW + timedelta(seconds=500), after)
         assert not late.suspend and late.record["lastSeen"] == "2026-01-01T12:08:20Z"
     assert s.granularity(timedelta(hours=24)) == timedelta(minutes=1)
+
+
+def test_a_remembered_count_the_api_would_refuse_is_unreadable():
+    """The annotation sits on the tenant's own workload, which its owners may edit: a count beyond
+    int32 (the API server refuses the patch, and every later workload stays at 0) or digits int()
+    cannot read ("²") is dropped, never applied or crashing the pass."""
+    for bad in (str(2**31), "99999999999", "²", "1_000", " 3", "+3"):
+        patch, what = s.workload_patch(_deploy(0, bad), down=False)
+        assert "spec" not in patch and "unreadable" in what, bad
+        assert s.remembered_count(bad) is None, bad
+    assert s.workload_patch(_deploy(0, str(2**31 - 1)), down=False)[0]["spec"] == {"replicas": 2**31 - 1}
+    assert s.remembered_count("7") == 7
