@@ -187,6 +187,26 @@ def test_plain_allkeys_lru_at_the_same_maxmemory_loses_keys_of_b():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_session_records_outlive_a_cache_flood(operator, two_tenants):
+    """A's session records (where tenancy_client.sessions keeps them) are its coldest keys by IdleTime (a
+    validation's EXISTS does not touch them), yet a cache flood 3x the budget evicts cache keys only."""
+    config_a, _ = two_tenants
+    admin, prefix = _admin(), f"t:{A}:"
+    cache = Cache(config_a, listen=False)
+    try:
+        records = {f"sess:r{i:02d}": "x" * 200 for i in range(20)} | {f"sess-user:u{i}": "y" * 200 for i in range(5)}
+        cache.set_many(records, broadcast=False)
+        time.sleep(2.5)  # idle-time is counted in seconds: every record is colder than every flood key
+        for batch in range(3):
+            cache.set_many({f"flood{batch}:{i:05d}": os.urandom(VALUE) for i in range(PER_BATCH)}, broadcast=False)
+            time.sleep(1.3)
+        eventually(lambda: _usage(admin, prefix) <= BUDGET, 60, message="A back under its budget")
+        kept = {k.decode()[len(prefix):] for k in _keys(admin, prefix + "sess")}
+        assert set(records) <= kept, f"session records evicted: {sorted(set(records) - kept)}"
+    finally:
+        cache.close()
+
+
 def test_library_applies_prefix_tiers_and_ttls_and_b_is_refused_by_the_server(operator, two_tenants):
     config_a, config_b = two_tenants
     admin = _admin()

@@ -3,7 +3,7 @@
 It needs nothing but what the operator provisions in the tenant namespace: the `tenant-credentials`
 Secret and the ConfigMaps `tenant-cache` and `tenant-session-keys` (mounted as folders or given as
 environment variables). It never imports the operator, kopf or the Kubernetes client: install it with
-`pip install 'tenancy-operator[client]'` into an application image.
+`pip install ./client` (the `tenancy-client` distribution) into an application image.
 """
 
 from .cache import AsyncCache, Cache, CacheSettings

@@ -39,13 +39,15 @@ class TenantConfig:
 
     `credentials`: the Secret's keys (`REDIS_URL`, `REDIS_KEY_PREFIX`, `VAULT_ADDR`, `VAULT_ROLE`, ...);
     `cache`: the parsed `cache.json` ({} when absent); `session_policy` and `jwks`: the parsed
-    `policy.json` and `jwks.json` of `tenant-session-keys` ({} when absent).
+    `policy.json` and `jwks.json` of `tenant-session-keys` ({} when absent); `session_dir`: the folder
+    they were read from (None: not from a folder), which `Sessions` reads again after a key rotation.
     """
 
     credentials: Mapping[str, str] = field(default_factory=dict)
     cache: Mapping[str, Any] = field(default_factory=dict)
     session_policy: Mapping[str, Any] = field(default_factory=dict)
     jwks: Mapping[str, Any] = field(default_factory=dict)
+    session_dir: str | None = None
 
     def require(self, key: str) -> str:
         """A credentials key's value; `KeyError` naming the key when the Secret lacks it."""
@@ -80,4 +82,5 @@ def load(credentials_dir: str | os.PathLike[str] | None = DEFAULT_CREDENTIALS_DI
     env = os.environ if env is None else env
     credentials = dict(env) | _read_folder(credentials_dir)
     return TenantConfig(credentials=credentials, cache=_json(cache_dir, CACHE_KEY),
-                        session_policy=_json(session_dir, SESSION_POLICY_KEY), jwks=_json(session_dir, JWKS_KEY))
+                        session_policy=_json(session_dir, SESSION_POLICY_KEY), jwks=_json(session_dir, JWKS_KEY),
+                        session_dir=None if session_dir is None else os.fspath(session_dir))

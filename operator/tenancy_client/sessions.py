@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -35,11 +36,15 @@ from jwt.algorithms import Algorithm
 from jwt.api_jws import PyJWS
 from jwt.utils import base64url_encode
 
-from .config import TenantConfig
+from .config import JWKS_KEY, TenantConfig
 from .vault import Refused, TransitSigner
 
 __all__ = ["Sessions", "AsyncSessions", "Session", "Claims", "InvalidToken", "SessionEnded", "Refused"]
 
+
+KEYS_RECHECK = 5.0
+"""Seconds between two reads of the mounted `jwks.json` (an unknown `kid` reads it at once, at most once a
+second)."""
 
 VERIFIED_CACHE = 100_000
 """Tokens whose signature check is remembered, per Sessions object (about 300 bytes each)."""
@@ -131,7 +136,38 @@ class Sessions:
         self._jws = PyJWS()
         self._jws.unregister_algorithm(self.algorithm)
         self._jws.register_algorithm(self.algorithm, _TransitAlgorithm())
+        # The mounted ConfigMap follows each rotation (the kubelet swaps the file): read it again, so a
+        # process living past `keyRotation + overlap` neither signs with a retired version nor refuses
+        # tokens of the new one. Without a folder, `update_keys` is the caller's to call.
+        self._jwks_file = os.path.join(config.session_dir, JWKS_KEY) if config.session_dir else None
+        self._jwks_text = json.dumps(dict(config.jwks), sort_keys=True)
+        self._jwks_read_at, self._unknown_kid_at = time.monotonic(), float("-inf")
         self.update_keys(config.jwks)
+
+    def _reload_keys(self, unknown_kid: bool = False) -> bool:
+        """Take the mounted `jwks.json` when it changed: read every KEYS_RECHECK seconds, or for a `kid` not
+        in hand at most once a second (a flood of made-up kids costs one file read a second)."""
+        now = time.monotonic()
+        if self._jwks_file is None:
+            return False
+        if unknown_kid:
+            if now - self._unknown_kid_at < 1.0:
+                return False
+            self._unknown_kid_at = now
+        elif now - self._jwks_read_at < KEYS_RECHECK:
+            return False
+        self._jwks_read_at = now
+        try:
+            with open(self._jwks_file) as f:
+                jwks = json.load(f)
+        except (OSError, ValueError):
+            return False  # mid-swap or gone: keep the keys in hand, try again later
+        text = json.dumps(jwks, sort_keys=True)
+        if text == self._jwks_text or not jwks.get("keys"):
+            return False
+        self._jwks_text = text
+        self.update_keys(jwks)
+        return True
 
     def update_keys(self, jwks: dict[str, Any]) -> None:
         """Take a newer JWK Set (ConfigMap `tenant-session-keys` changed): new tokens use its newest key."""
@@ -167,6 +203,7 @@ class Sessions:
 
     def create(self, user: str) -> Session:
         """A new session for `user`: signed through OpenBao, stored in Redis; raises Refused."""
+        self._reload_keys()
         now = time.time()
         claims = self._claims(user, now)
         token = self._encode(claims, self.signer)
@@ -177,6 +214,7 @@ class Sessions:
 
     def create_many(self, users: list[str]) -> list[Session]:
         """Sessions for many users with one signing request (transit `batch_input`) and one Redis round trip."""
+        self._reload_keys()
         now = time.time()
         claims = [self._claims(u, now) for u in users]
         inputs: list[bytes] = []
@@ -209,6 +247,7 @@ class Sessions:
         changes; `update_keys` forgets them all), so a token seen again costs a dict lookup and the
         expiry check instead of a signature verification.
         """
+        self._reload_keys()  # a retired version leaves this process's set too
         known = self._verified.get(token)
         if known is not None:
             if known.expires <= time.time():
@@ -217,6 +256,8 @@ class Sessions:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             key = self._keys.get(kid)
+            if key is None and self._reload_keys(unknown_kid=True):  # a rotation this process has not seen yet
+                key = self._keys.get(kid)
             if key is None:
                 raise InvalidToken(f"signing key {kid!r} is not in the JWK Set (retired, or another tenant's)")
             data = jwt.decode(token, key.key, algorithms=[self.algorithm], issuer=self.tenant,

@@ -32,8 +32,18 @@ class TenantSessionPolicySpec(Spec):
                     "idleTimeout must not exceed lifetime",
                 ),
                 cel(
+                    "duration(self.idleTimeout) >= duration('1s')",
+                    "idleTimeout must be at least 1s: a session record that expires at once ends every session "
+                    "as it is created",
+                ),
+                cel(
                     "!has(self.keyRotation) || duration(self.keyRotation) >= duration('10s')",
                     "keyRotation must be at least 10s: each rotation adds a key version to every tenant's JWK Set",
+                ),
+                cel(
+                    "duration(self.overlap).getSeconds() <= 100 * duration(self.keyRotation).getSeconds()",
+                    "overlap must not exceed 100 x keyRotation: every version made within the overlap stays in the "
+                    "JWK Set (ConfigMap tenant-session-keys holds 1 MiB, about 6,000 keys)",
                 ),
             ]
         }

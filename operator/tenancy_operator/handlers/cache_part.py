@@ -82,7 +82,7 @@ async def _enforce(tenant: str, target: Target, spec: CachePolicySpec, settings:
         mean = est.usage_bytes / max(est.keys, 1)
         to_free = est.usage_bytes - int(cache.EVICT_TO * budget)
         scored, used = await redis_cache.candidates(target, tenant, int(to_free / mean) + 1, spec.eviction_order)
-        victims = cache.coldest_first(scored, to_free)
+        victims = cache.coldest_first(scored, to_free, names.redis_prefix(tenant).encode())
         sizes = {k: s for k, s, _ in scored}
         removed = await redis_cache.unlink(target, tenant, victims)
         freed = sum(sizes[k] for k in victims)

@@ -118,16 +118,24 @@ def estimate(sample: Sample) -> Estimate:
     return Estimate(count, round(mean * count), 1.96 * math.sqrt(count_var + size_var))
 
 
-def coldest_first(candidates: list[tuple[str, int, float]], to_free: int) -> list[str]:
+SESSION_KEYS = ("sess:", "sess-user:")
+"""Where `tenancy_client.sessions` keeps session records under the tenant's prefix. They go after every
+other key: evicting one ends a signed-in user's session, and a session validated often still reads as
+idle (`EXISTS` does not touch a key's LRU clock), so it would otherwise go first."""
+
+
+def coldest_first(candidates: list[tuple[Any, int, float]], to_free: int, prefix: str | bytes = "") -> list[Any]:
     """Keys to evict, coldest first, until their sizes add up to `to_free` bytes.
 
     `candidates`: (key, size in bytes, coldness); larger coldness goes first (idle seconds; for
     Frequency the caller passes -freq; for TTL, -remaining seconds, with keys without a TTL last).
-    Ties break by key name, so the choice is repeatable.
+    Keys (str or bytes, as `prefix`) under `prefix` + a SESSION_KEYS part go after all others. Ties
+    break by key name, so the choice is repeatable.
     """
-    chosen: list[str] = []
+    sessions = tuple(prefix + (p.encode() if isinstance(prefix, bytes) else p) for p in SESSION_KEYS)
+    chosen: list[Any] = []
     freed = 0
-    for key, size, _ in sorted(candidates, key=lambda c: (-c[2], c[0])):
+    for key, size, _ in sorted(candidates, key=lambda c: (c[0].startswith(sessions), -c[2], c[0])):
         if freed >= to_free:
             break
         chosen.append(key)

@@ -27,3 +27,18 @@ def test_load_prefers_the_mounted_secret_over_the_environment(tmp_path):
     assert cfg.credentials["REDIS_URL"] == "redis://x"
     assert cfg.cache == {"memoryBudgetBytes": 1024}
     assert cfg.jwks == {}
+
+
+def test_the_client_distribution_installs_none_of_the_operators_dependencies():
+    """`pip install ./client` is what docs/cache.md and docs/sessions.md tell an app to run: an extra of the
+    operator's package would install kopf, the Kubernetes client, scikit-learn, ... with it."""
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    client = tomllib.loads((repo / "client" / "pyproject.toml").read_text())
+    operator = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert client["project"]["name"] == "tenancy-client"
+    assert client["project"]["dependencies"] == operator["project"]["optional-dependencies"]["client"]
+    assert (repo / "client" / "tenancy_client").resolve() == (repo / "operator" / "tenancy_client").resolve()
+    assert client["tool"]["setuptools"]["packages"] == ["tenancy_client"]

@@ -61,6 +61,15 @@ def test_coldest_first_by_each_order():
     assert cache.coldest_first(ttl, 25) == ["soon", "later", "forever"]
 
 
+def test_session_records_go_after_every_cache_key():
+    """tenancy_client.sessions keeps records under the prefix; a session validated all day still reads as
+    idle since its creation (EXISTS does not touch), so by IdleTime alone it went before the cache."""
+    scored = [(b"t:a:sess:s1", 100, 9000.0), (b"t:a:sess-user:ada", 100, 9000.0), (b"t:a:page:1", 100, 10.0),
+              (b"t:a:page:2", 100, 20.0), (b"t:a-b:sess:x", 100, 1.0)]
+    assert cache.coldest_first(scored, 250, b"t:a:") == [b"t:a:page:2", b"t:a:page:1", b"t:a-b:sess:x"]
+    assert cache.coldest_first(scored, 10_000, b"t:a:")[-2:] == [b"t:a:sess-user:ada", b"t:a:sess:s1"]
+
+
 def test_message_is_stable_for_the_same_usage_and_says_what_was_evicted():
     est = cache.Estimate(keys=812, usage_bytes=3_300_000, relative_error=0.041)
     text = cache.message("std", est, 16 * 2**20, 1520, {"keys": 7, "bytes": 7000, "seconds": 0.0123})
