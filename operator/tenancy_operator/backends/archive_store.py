@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["ArchiveStore", "DirectoryStore", "MANIFEST", "StoreError", "from_env", "valid_id"]
+__all__ = ["ArchiveStore", "DirectoryStore", "MANIFEST", "StoreError", "from_env", "new_id", "valid_id"]
 
 MANIFEST = "manifest.json"
 _ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,120}$")
@@ -37,6 +38,11 @@ def valid_id(archive_id: str) -> str:
     if not _ID.match(archive_id or ""):
         raise StoreError(f"{archive_id!r} is not an archive id (lower-case letters, digits and '-')")
     return archive_id
+
+
+def new_id(tenant: str) -> str:
+    """A fresh archive id of `tenant`: `<tenant>-<UTC time>-<6 hex>` (the purge finds a tenant's by the prefix)."""
+    return f"{tenant}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
 
 
 class ArchiveStore(Protocol):
