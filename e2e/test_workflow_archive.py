@@ -23,6 +23,7 @@ from .tenant_clients import credentials, pg, redis_client
 
 FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
 OPERATOR_NS = "tenancy-system"
+POLICY = "wfx-delete"
 EXPORTED: dict[str, str] = {}
 """tenant -> the archive the export test made (the tamper test spoils it)."""
 
@@ -35,8 +36,11 @@ def _fresh(*names: str) -> None:
 
 
 def _ready(*names: str) -> None:
+    # reclaim Delete: a rerun of these tests starts from nothing (Retain would keep data under the names)
+    kube.apply(json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "LifecyclePolicy",
+                           "metadata": {"name": POLICY}, "spec": {"reclaim": "Delete", "retention": "24h"}}))
     for name in names:
-        kube.apply(tenant_yaml(name, **FULL))
+        kube.apply(tenant_yaml(name, lifecyclePolicyRef=POLICY, **FULL))
     kubectl("wait", "--for=condition=Ready", *[f"tenant/{n}" for n in names], "--timeout=120s", timeout=130)
 
 
@@ -80,9 +84,8 @@ def _seed(tenant: str) -> None:
 
 
 def test_export_keeps_the_tenant_ready_and_its_archive_verifies(backends, operator, cleanup_tenants):
-    name = "wfa-exp"
-    _fresh(name)
-    cleanup_tenants.append(name)
+    name = "wfx-exp"
+    _fresh(name)  # deleted by the next test, which uses its archive
     _ready(name)
     _seed(name)
     before = _archives_of(name)
@@ -105,10 +108,11 @@ def test_export_keeps_the_tenant_ready_and_its_archive_verifies(backends, operat
 
 
 def test_restore_of_a_tampered_archive_fails_naming_the_file(backends, operator, cleanup_tenants):
-    name = "wfa-exp"
+    name = "wfx-exp"
     if name not in EXPORTED:
         pytest.fail("needs the archive of test_export_keeps_the_tenant_ready_and_its_archive_verifies")
     archive_id = EXPORTED[name]
+    cleanup_tenants.append(name)
     target = ARCHIVE_DIR / archive_id / "postgres.dump.enc"
     changed = bytearray(target.read_bytes())
     changed[len(changed) // 2] ^= 0x01
@@ -127,7 +131,7 @@ def test_restore_of_a_tampered_archive_fails_naming_the_file(backends, operator,
 
 
 def test_offboard_then_restore_into_another_tenant(backends, operator, cleanup_tenants):
-    src, dst = "wfa-off", "wfa-back"
+    src, dst = "wfx-off", "wfx-back"
     _fresh(src, dst)
     cleanup_tenants += [dst, src]
     _ready(src)
@@ -139,7 +143,7 @@ def test_offboard_then_restore_into_another_tenant(backends, operator, cleanup_t
     archive_id = status["outputs"]["archive"]
     assert _archives_of(src) - before == {archive_id}  # one archive: the delete reused it
     assert get("tenant", src) is None
-    assert "t_wfa_off" not in pg_databases("t_wfa_off")  # the live data is released
+    assert "t_wfx_off" not in pg_databases("t_wfx_off")  # the live data is released
     _verified(archive_id)
 
     _ready(dst)
