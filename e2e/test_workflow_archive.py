@@ -28,6 +28,17 @@ EXPORTED: dict[str, str] = {}
 """tenant -> the archive the export test made (the tamper test spoils it)."""
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _runs_removed():
+    """The runs go with the module: another checkout's operator would act on them (and restamp them)."""
+    yield
+    for ns, name in RUNS:
+        kubectl("delete", "workflowrun", name, "-n", ns, "--ignore-not-found", "--wait=false", check=False)
+
+
+RUNS: list[tuple[str, str]] = []
+
+
 def _fresh(*names: str) -> None:
     for name in names:
         if get("tenant", name) is not None:
@@ -50,6 +61,7 @@ def _run(ns: str, tenant: str, workflow: str, name: str, timeout: float = 180, *
     body = {"apiVersion": "tenancy.dev/v1alpha1", "kind": "WorkflowRun", "metadata": {"name": name, "namespace": ns},
             "spec": {"tenant": tenant, "workflow": workflow, "parameters": params}}
     kubectl("create", "-f", "-", input=json.dumps(body))
+    RUNS.append((ns, name))
 
     def finished() -> dict | None:
         status = (get("workflowrun", name, ns) or {}).get("status") or {}
@@ -119,7 +131,7 @@ def test_restore_of_a_tampered_archive_fails_naming_the_file(backends, operator,
     target.write_bytes(bytes(changed))
     creds = credentials(name)
     pg(creds, "UPDATE kept SET v = 'changed since the export' WHERE id = 1")
-    status = _run(OPERATOR_NS, name, "restore", "wfa-restore-tampered", archive=archive_id, overwrite="true")
+    status = _run(OPERATOR_NS, name, "restore", "wfx-restore-tampered", archive=archive_id, overwrite="true")
     assert status["phase"] == "Failed", status
     assert "ArchiveTampered" in status["message"] and "postgres.dump.enc" in status["message"], status["message"]
     steps = {s["name"]: s["phase"] for s in status["steps"]}
@@ -137,7 +149,7 @@ def test_offboard_then_restore_into_another_tenant(backends, operator, cleanup_t
     _ready(src)
     _seed(src)
     before = _archives_of(src)
-    status = _run(OPERATOR_NS, src, "offboard", "wfa-offboard", timeout=240)
+    status = _run(OPERATOR_NS, src, "offboard", "wfx-offboard", timeout=240)
     assert status["phase"] == "Succeeded", status
     assert [s["name"] for s in status["steps"]] == ["prepare", "suspend", "archive", "delete"]
     archive_id = status["outputs"]["archive"]
@@ -147,7 +159,7 @@ def test_offboard_then_restore_into_another_tenant(backends, operator, cleanup_t
     _verified(archive_id)
 
     _ready(dst)
-    status = _run(OPERATOR_NS, dst, "restore", "wfa-restore", archive=archive_id)
+    status = _run(OPERATOR_NS, dst, "restore", "wfx-restore", archive=archive_id)
     assert status["phase"] == "Succeeded", status
     tenant = get("tenant", dst)
     assert tenant["status"]["restore"]["archive"] == archive_id and tenant["status"]["restore"]["state"] == "Done"
