@@ -167,3 +167,33 @@ def test_offboard_then_restore_into_another_tenant(backends, operator, cleanup_t
     assert pg(creds, "SELECT v FROM kept WHERE id = 1")[0]["v"] == "row one"
     assert redis_client(creds).get(creds["REDIS_KEY_PREFIX"] + "greeting") == "hello"
     assert condition(tenant, "Ready")["status"] == "True"
+
+
+def test_export_killed_mid_run_makes_one_archive(backends, operator, cleanup_tenants):
+    """SIGKILL of the operator as soon as the id is recorded (the export is running or just done): after the
+    restart the run ends Succeeded with exactly that one archive, and no staging folder is left."""
+    name = "wfx-kill"
+    _fresh(name)
+    cleanup_tenants.append(name)
+    _ready(name)
+    creds = credentials(name)
+    pg(creds, "CREATE TABLE bulk AS SELECT i, md5(i::text) AS h FROM generate_series(1, 200000) i")
+    before = _archives_of(name)
+    ns, run = f"tenant-{name}", "export-kill"
+    kubectl("delete", "workflowrun", run, "-n", ns, "--ignore-not-found")
+    kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "tenancy.dev/v1alpha1", "kind": "WorkflowRun", "metadata": {"name": run, "namespace": ns},
+        "spec": {"tenant": name, "workflow": "export"}}))
+    RUNS.append((ns, run))
+    eventually(lambda: ((get("workflowrun", run, ns) or {}).get("status") or {}).get("currentStep") == "export",
+               60, 0.1, "the export step started")
+    operator.kill()
+    reserved = get("workflowrun", run, ns)["status"]["outputs"]["archive"]
+    operator.start()
+    done = eventually(lambda: (s := (get("workflowrun", run, ns) or {}).get("status") or {}).get("phase")
+                      in ("Succeeded", "Failed") and s, 180, 1, "the run finished after the restart")
+    assert done["phase"] == "Succeeded", done
+    assert done["outputs"]["archive"] == reserved
+    assert _archives_of(name) - before == {reserved}, "one archive, under the id recorded before the export"
+    assert not [p.name for p in ARCHIVE_DIR.iterdir() if p.name.startswith(f".staging-{name}-")]
+    _verified(reserved)
