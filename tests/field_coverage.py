@@ -158,12 +158,15 @@ FIELDS: dict[str, list[str]] = {
     # --- WorkflowRun (issue 16) ----------------------------------------------------------------------
     "WorkflowRun.spec.tenant": ["test: e2e/test_workflows.py::test_rotate_credentials_rotates_once_across_a_sigkill",
                                 "test: e2e/test_workflows.py::test_offboard_from_a_tenant_namespace_is_refused_by_the_api_server"],
-    "WorkflowRun.spec.workflow": [  # export, restore and offboard need the lifecycle archive (issue 13)
+    "WorkflowRun.spec.workflow": [
         "test: e2e/test_workflows.py::test_rotate_credentials_rotates_once_across_a_sigkill",
         "test: e2e/test_workflows.py::test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through",
-        NOT_BUILT],
+        "test: e2e/test_workflow_archive.py::test_export_keeps_the_tenant_ready_and_its_archive_verifies",
+        "test: e2e/test_workflow_archive.py::test_offboard_then_restore_into_another_tenant",
+        "test: e2e/test_workflow_archive.py::test_restore_of_a_tampered_archive_fails_naming_the_file"],
     "WorkflowRun.spec.parameters": [
         "test: e2e/test_workflows.py::test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through",
+        "test: e2e/test_workflow_archive.py::test_offboard_then_restore_into_another_tenant",
         "refused: takes no parameters"],
     "WorkflowRun.spec.cancel": ["test: e2e/test_workflows.py::test_second_run_waits_for_the_tenant_then_runs",
                                 "test: tests/unit/workflows/test_engine.py::test_cancel_stops_a_running_step_and_compensates"],

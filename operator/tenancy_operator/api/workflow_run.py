@@ -17,6 +17,9 @@ only from the operator's namespace. The API server enforces it (the chart's work
 PARAMETERS: dict[str, tuple[str, ...]] = {
     "rotate-credentials": (),
     "verify-isolation": ("peers",),
+    "export": (),
+    "restore": ("archive", "overwrite"),
+    "offboard": (),
 }
 """The parameters each workflow accepts, where the set is closed (others are checked by the workflow)."""
 
@@ -59,7 +62,8 @@ class WorkflowRunSpec(Spec):
     namespace's tenant."""
     parameters: dict[str, str] = Field(default={}, max_length=32)
     """Workflow parameters: `peers` (comma-separated Tenant names) for verify-isolation, `targetBackend` for
-    migrate-database. rotate-credentials takes none."""
+    migrate-database, `archive` (an archive id) and `overwrite` (true|false) for restore. rotate-credentials, export
+    and offboard take none."""
     cancel: bool = False
     """Set true to stop the run: the running step is stopped and every step that ran is compensated."""
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0, le=31_536_000)

@@ -20,7 +20,7 @@ import re
 import secrets
 import shutil
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,8 +43,9 @@ def valid_id(archive_id: str) -> str:
     return archive_id
 
 
-def new_id(tenant: str, now: datetime) -> str:
-    """A fresh archive id of ``tenant``: `<tenant>-<YYYYmmdd-HHMMSS>-<6 hex>`."""
+def new_id(tenant: str, now: datetime | None = None) -> str:
+    """A fresh archive id of ``tenant``: `<tenant>-<YYYYmmdd-HHMMSS>-<6 hex>` (UTC; `now` defaults to the clock)."""
+    now = now or datetime.now(UTC)
     return f"{tenant}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 

@@ -2,6 +2,7 @@
 
     kubectl tenant run verify-isolation acme --param peers=globex    create the run, print each step as it moves
     kubectl tenant run offboard acme -n tenancy-system               workflows other than the tenant-safe ones
+    kubectl tenant run restore acme2 -n tenancy-system --param archive=ID   load an archive into Tenant acme2
     kubectl tenant runs [-n NS | -A]                                 a table of runs
 
 A run is created in the tenant's namespace (`tenant-<name>`) unless -n names another; the API

@@ -32,7 +32,7 @@ from ..reconcile.status import PartResult
 from . import credentials_part, services_part
 from .targets import TargetError, target_for
 
-__all__ = ["ARCHIVE_CONDITION", "RESTORE_CONDITION", "ArchiveError", "fresh_status", "current", "released", "export", "release",
+__all__ = ["ARCHIVE_CONDITION", "RESTORE_CONDITION", "ArchiveError", "fresh_status", "current", "released", "make", "export", "release",
            "archive_for_delete", "has_archives", "converge_archived", "restore", "seconds", "steps"]
 
 ARCHIVE_CONDITION = "ArchiveReady"
@@ -127,46 +127,69 @@ def _backend_error(exc: Exception, what: str) -> ArchiveError:
     return ArchiveError("ArchiveFailed", f"{what}: {type(exc).__name__}: {exc}", True)
 
 
-async def export(name: str, uid: str, spec: dict[str, Any], placement: dict[str, str],
-                 known: dict[str, dict[str, Any]], logger: logging.Logger) -> dict[str, Any]:
-    """Export, verify and publish an archive; records it in status.archive (state Exported)."""
+async def _export_targets(name: str, placement: dict[str, str], known: dict[str, dict[str, Any]]) -> dict[str, Target]:
+    targets = await _targets(placement, known)
+    if "vault" not in targets:
+        raise ArchiveError("ArchiveNeedsVault", f"Tenant {name} has no OpenBao backend placed: an archive's data "
+                                                "key is wrapped by the tenant's transit key; enable spec.vault", True)
+    return targets
+
+
+async def make(name: str, uid: str, spec: dict[str, Any], placement: dict[str, str],
+               known: dict[str, dict[str, Any]], archive_id: str, logger: logging.Logger) -> dict[str, Any]:
+    """Export, verify and publish archive `archive_id` of the live tenant; writes no Tenant status.
+
+    An archive of that id already published (an earlier attempt killed after publishing) is adopted,
+    never made twice; a staging folder of it is made anew. Returns the record `{id, location,
+    createdAt, expiresAt, bytes}`. Raises ArchiveError (reason, message, needs_person)."""
     try:
         store = archive_store.from_env()
-        targets = await _targets(placement, known)
-        if "vault" not in targets:
-            raise ArchiveError("ArchiveNeedsVault", f"Tenant {name} has no OpenBao backend placed: an archive's data "
-                                                    "key is wrapped by the tenant's transit key; enable spec.vault", True)
-        for gone in store.clean_staging(tenant=name):
-            logger.info("removed %s, an export of %s that never finished", gone, name)
+        archive_store.valid_id(archive_id)
+        targets = await _export_targets(name, placement, known)
         policy, retention = await _policy(spec.get("lifecyclePolicyRef"))
         now = _now()
         started = time.monotonic()
-        # The id is recorded (state Exporting) before the export: a process killed after publishing
-        # but before recording it finds its archive here and adopts it instead of making a second one.
-        pending = (await fresh_status(name)).get("archive") or {}
-        archive_id = pending.get("id") if pending.get("state") == "Exporting" else None
-        if archive_id and archive_id in store.list():
+        if archive_id in store.list():
             manifest = store.manifest(archive_id)
             now = datetime.strptime(manifest["createdAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-            logger.info("archive %s of %s was published by an earlier pass; adopted", archive_id, name)
+            retention = manifest.get("retention") or retention
+            logger.info("archive %s of %s was published by an earlier attempt; adopted", archive_id, name)
         else:
-            archive_id = archive_id or archive_store.new_id(name, now)
-            await kube.merge_patch("Tenant", name, None, {"status": {"archive": {
-                "id": archive_id, "state": "Exporting", "location": None, "createdAt": None, "expiresAt": None,
-                "bytes": None}}}, "status")
             await archive.export(store, archive.Export(
                 archive_id=archive_id, tenant=name, uid=uid, spec=spec, created_at=_iso(now),
                 expires_at=_iso(now + timedelta(seconds=seconds(retention))), retention=retention,
                 policy=policy or None, targets=targets))
     except ArchiveError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every failure is reported on the Tenant, named
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, named
         raise _backend_error(exc, f"archive of {name}") from exc
     record = {"id": archive_id, "location": f"{store.location}/{archive_id}", "createdAt": _iso(now),
-              "expiresAt": _iso(now + timedelta(seconds=seconds(retention))), "bytes": store.size(archive_id),
-              "state": "Exported"}
-    await kube.merge_patch("Tenant", name, None, {"status": {"archive": record}}, "status")
+              "expiresAt": _iso(now + timedelta(seconds=seconds(retention))), "bytes": store.size(archive_id)}
     logger.info("archived %s as %s (%d bytes, %.1f s)", name, archive_id, record["bytes"], time.monotonic() - started)
+    return record
+
+
+async def export(name: str, uid: str, spec: dict[str, Any], placement: dict[str, str],
+                 known: dict[str, dict[str, Any]], logger: logging.Logger) -> dict[str, Any]:
+    """Export, verify and publish an archive; records it in status.archive (state Exported)."""
+    try:
+        store = archive_store.from_env()
+    except archive_store.StoreError as exc:
+        raise _backend_error(exc, f"archive of {name}") from exc
+    await _export_targets(name, placement, known)
+    for gone in store.clean_staging(tenant=name):
+        logger.info("removed %s, an export of %s that never finished", gone, name)
+    # The id is recorded (state Exporting) before the export: a process killed after publishing
+    # but before recording it finds its archive here and adopts it instead of making a second one.
+    pending = (await fresh_status(name)).get("archive") or {}
+    archive_id = pending.get("id") if pending.get("state") == "Exporting" else None
+    if not archive_id:
+        archive_id = archive_store.new_id(name)
+        await kube.merge_patch("Tenant", name, None, {"status": {"archive": {
+            "id": archive_id, "state": "Exporting", "location": None, "createdAt": None, "expiresAt": None,
+            "bytes": None}}}, "status")
+    record = {**await make(name, uid, spec, placement, known, archive_id, logger), "state": "Exported"}
+    await kube.merge_patch("Tenant", name, None, {"status": {"archive": record}}, "status")
     return record
 
 

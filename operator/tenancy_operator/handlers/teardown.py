@@ -104,6 +104,10 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
                    message=f"Tenant {name} is protected by {by} but was deleted (was the admission policy "
                            f"bypassed?); reclaim {reclaim} overridden: backend data is retained")
         reclaim = "Retain"
+    if archive_part.released(body.status) and reclaim != "Archive":
+        # An Archived tenant's live data is already released into its archive (offboard ends so): nothing
+        # is left to retain or delete but what the release keeps; Archive reuses that archive.
+        reclaim = "Archive"
     archived = reclaim == "Archive"
     if archived:
         # Export first (doors closed, verified), then delete as Delete does, keeping the transit key

@@ -29,7 +29,7 @@ from ..backends import kube
 from ..observability import metrics
 from ..reconcile import unbuilt
 from ..workflows import engine, registry, verify_isolation
-from . import config, targets
+from . import archive_part, config, targets
 from . import tenant as tenant_handler
 
 __all__ = ["LEASE", "drive", "Services", "conditions_for"]
@@ -59,6 +59,18 @@ class Services:
         if obj is None:
             raise LookupError(f"Backend {backend} does not exist")
         return await targets.target_for(obj)
+
+    async def export_archive(self, tenant: str, archive_id: str) -> dict[str, Any]:
+        """Export, verify and publish archive `archive_id` of the live tenant (handlers/archive_part.make:
+        adopted when already published); the live data stays. Returns `{id, location, createdAt,
+        expiresAt, bytes}`. LookupError: no such Tenant; archive_part.ArchiveError: it cannot be made."""
+        obj = await self.kube.get("Tenant", tenant)
+        if obj is None:
+            raise LookupError(f"Tenant {tenant} does not exist")
+        placement = dict((obj.get("status") or {}).get("placement") or {})
+        known = {b: found for b in set(placement.values()) if (found := await self.kube.get("Backend", b))}
+        return await archive_part.make(tenant, obj["metadata"]["uid"], dict(obj.get("spec") or {}), placement, known,
+                                       archive_id, self.logger or logging.getLogger(__name__))
 
     async def quiesce(self, tenant: str) -> None:
         """Return once no Tenant reconcile pass of this process that began earlier is still running."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import migrate_database, rotate_credentials, verify_isolation
+from . import archive, migrate_database, offboard, rotate_credentials, verify_isolation
 from .engine import Step
 
 __all__ = ["WORKFLOWS", "steps_for"]
@@ -17,6 +17,9 @@ WORKFLOWS: dict[str, Callable[[dict[str, str]], list[Step]]] = {
     "rotate-credentials": rotate_credentials.steps,
     "verify-isolation": verify_isolation.steps,
     "migrate-database": migrate_database.steps,
+    "export": archive.export_steps,
+    "restore": archive.restore_steps,
+    "offboard": offboard.steps,
 }
 
 

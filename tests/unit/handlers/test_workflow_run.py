@@ -153,7 +153,7 @@ def test_ttl_deletes_a_finished_run(api: FakeApi, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(("spec", "namespace", "reason", "text"), [
     ({"workflow": "offboard"}, "tenant-acme", "Forbidden", "only from the operator's namespace"),
     ({"tenant": "other"}, "tenant-acme", "Forbidden", "not other"),
-    ({"workflow": "offboard"}, "tenancy-system", "NotImplemented", "issue 13"),
+    ({"workflow": "restore"}, "tenancy-system", "InvalidParameters", "needs the parameter archive"),
     ({"workflow": "verify-isolation", "schedule": "every day"}, "tenant-acme", "InvalidSchedule", "every day"),
 ])
 def test_refused_and_unbuilt_runs_are_stalled(api: FakeApi, spec: dict, namespace: str, reason: str, text: str) -> None:
@@ -164,7 +164,7 @@ def test_refused_and_unbuilt_runs_are_stalled(api: FakeApi, spec: dict, namespac
 
 
 def test_a_stalled_run_is_not_written_again_on_restart(api: FakeApi) -> None:
-    body = _run(api, "r1", workflow="offboard")
+    body = _run(api, "r1", workflow="restore")
     asyncio.run(_drive(api, body))
     rv = api.objects[("WorkflowRun", "tenant-acme", "r1")]["metadata"]["resourceVersion"]
     again = copy.deepcopy(api.objects[("WorkflowRun", "tenant-acme", "r1")])
