@@ -58,7 +58,7 @@ class ArchiveStore(Protocol):
     def manifest(self, archive_id: str) -> dict[str, Any]: ...
     def file(self, archive_id: str, name: str) -> Path: ...
     def delete(self, archive_id: str) -> list[str]: ...
-    def clean_staging(self, tenant: str = "", older_than: float = 0) -> list[str]: ...
+    def clean_staging(self, tenant: str = "", older_than: float = 0, archive_id: str = "") -> list[str]: ...
 
 
 class DirectoryStore:
@@ -138,12 +138,14 @@ class DirectoryStore:
         folder.rmdir()
         return removed
 
-    def clean_staging(self, tenant: str = "", older_than: float = 0) -> list[str]:
+    def clean_staging(self, tenant: str = "", older_than: float = 0, archive_id: str = "") -> list[str]:
         """Remove staging folders of exports that never finished (`tenant`: only that tenant's; its
-        name is matched whole, since `acme-` also begins tenant `acme-eu`'s ids)."""
+        name is matched whole, since `acme-` also begins tenant `acme-eu`'s ids; `archive_id`: only
+        that archive's)."""
         if not self.root.is_dir():
             return []
-        ours = re.compile(re.escape(_STAGING + tenant) + _ID_TAIL + "$") if tenant else None
+        ours = (re.compile(re.escape(_STAGING + archive_id) + "$") if archive_id
+                else re.compile(re.escape(_STAGING + tenant) + _ID_TAIL + "$") if tenant else None)
         gone = []
         for p in self.root.iterdir():
             if (p.is_dir() and p.name.startswith(_STAGING) and (ours is None or ours.match(p.name))

@@ -71,7 +71,7 @@ def remove_archive(archive_id: str) -> None:
     """Delete archive `archive_id` and any staging folder of it (idempotent)."""
     store = archive_store.from_env()
     store.delete(archive_id)
-    store.clean_staging(prefix=archive_id)
+    store.clean_staging(archive_id=archive_id)
 
 
 async def _reserve(ctx: StepContext) -> dict[str, str]:
