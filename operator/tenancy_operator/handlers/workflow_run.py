@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import ValidationError
 
 from ..api import conditions as cond
@@ -32,7 +32,7 @@ from ..workflows import engine, registry, verify_isolation
 from . import config, targets
 from . import tenant as tenant_handler
 
-__all__ = ["LEASE", "drive", "Services", "conditions_for"]
+__all__ = ["LEASE", "drive", "Services", "conditions_for", "schedule_problem"]
 
 CFG = config.load()
 LEASE = "tenancy.dev/workflow-run"
@@ -118,6 +118,21 @@ async def _stall(writer: _Writer, reason: str, message: str) -> None:
     if writer.last_phase == engine.FAILED and stalled.get("reason") == reason and stalled.get("message") == message:
         return  # said already (an operator restart): steady state writes nothing
     await writer.write({"phase": engine.FAILED, "message": message, "currentStep": ""}, reason)
+
+
+def schedule_problem(schedule: str, now: datetime) -> str:
+    """Why `spec.schedule` cannot be run ('' when it can): not five cron fields, or no next time at all.
+
+    croniter reads a sixth field as seconds (`* * * * * *` fires every second) and a year field after
+    that; both are refused, as is a date that never comes (30 February), which croniter raises on."""
+    usage = f"spec.schedule {schedule!r} is not a cron expression of five fields (UTC), such as 0 3 * * *"
+    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        return usage
+    try:
+        croniter(schedule, now).get_next(datetime)
+    except CroniterBadDateError:
+        return f"spec.schedule {schedule!r} never comes: no date matches it"
+    return ""
 
 
 def _refusal(spec: WorkflowRunSpec, namespace: str) -> str:
@@ -213,9 +228,9 @@ async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any,
         steps = registry.steps_for(run_spec.workflow, run_spec.parameters)
     except ValueError as exc:
         return await _stall(writer, "InvalidParameters", str(exc))
-    if run_spec.schedule and not croniter.is_valid(run_spec.schedule):
-        return await _stall(writer, "InvalidSchedule",
-                            f"spec.schedule {run_spec.schedule!r} is not a cron expression (five fields, such as 0 3 * * *)")
+    bad_schedule = schedule_problem(run_spec.schedule, datetime.now(UTC)) if run_spec.schedule else ""
+    if bad_schedule:
+        return await _stall(writer, "InvalidSchedule", bad_schedule)
     me = f"{namespace}/{name}"
     services = Services(kube=kube, namespace=namespace, backends=(indexes or {}).get("backends_by_name"), logger=logger)
     while not stopped:

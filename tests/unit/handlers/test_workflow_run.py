@@ -155,6 +155,10 @@ def test_ttl_deletes_a_finished_run(api: FakeApi, monkeypatch: pytest.MonkeyPatc
     ({"tenant": "other"}, "tenant-acme", "Forbidden", "not other"),
     ({"workflow": "offboard"}, "tenancy-system", "NotImplemented", "issue 13"),
     ({"workflow": "verify-isolation", "schedule": "every day"}, "tenant-acme", "InvalidSchedule", "every day"),
+    # croniter reads a sixth field as seconds: every second would hammer every backend (found in review).
+    ({"workflow": "verify-isolation", "schedule": "* * * * * *"}, "tenant-acme", "InvalidSchedule", "five fields"),
+    # A schedule that never comes (30 February) crashed the daemon every 5 s after the first run.
+    ({"workflow": "verify-isolation", "schedule": "0 0 30 2 *"}, "tenant-acme", "InvalidSchedule", "never"),
 ])
 def test_refused_and_unbuilt_runs_are_stalled(api: FakeApi, spec: dict, namespace: str, reason: str, text: str) -> None:
     status = asyncio.run(_drive(api, _run(api, "r1", namespace, **spec)))
