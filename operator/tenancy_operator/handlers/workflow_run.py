@@ -235,6 +235,11 @@ async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any,
     services = Services(kube=kube, namespace=namespace, backends=(indexes or {}).get("backends_by_name"), logger=logger)
     while not stopped:
         if status.get("phase") in engine.FINAL:
+            if run_spec.schedule and spec.get("cancel"):
+                if status.get("nextRunAt"):  # cancel ends the schedule; the last run's result stays
+                    status["nextRunAt"] = None
+                    await writer.write(status)
+                return
             if run_spec.schedule:
                 now = datetime.now(UTC)
                 due = _parse(status.get("nextRunAt"))

@@ -174,3 +174,18 @@ def test_a_stalled_run_is_not_written_again_on_restart(api: FakeApi) -> None:
     again = copy.deepcopy(api.objects[("WorkflowRun", "tenant-acme", "r1")])
     asyncio.run(_drive(api, again))
     assert api.objects[("WorkflowRun", "tenant-acme", "r1")]["metadata"]["resourceVersion"] == rv
+
+
+def test_cancel_stops_a_scheduled_run(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: a cancelled scheduled run went on being reset and cancelled at every tick of its
+    schedule (writes and Warning Events forever), as cancel only acted on a run not yet started."""
+    log: list[str] = []
+    _fake_workflow(monkeypatch, log)
+    monkeypatch.setitem(registry.WORKFLOWS, "verify-isolation", registry.WORKFLOWS["rotate-credentials"])
+    body = _run(api, "r1", workflow="verify-isolation", schedule="* * * * *", cancel=True)
+    body["status"] = {"phase": "Succeeded", "nextRunAt": "2020-01-01T00:00:00Z", "runs": 3,
+                      "steps": [{"name": "act", "phase": "Succeeded", "attempts": 1}]}
+    api.put(body)
+    status = asyncio.run(asyncio.wait_for(_drive(api, body), 5))
+    assert log == [], "nothing runs again once cancelled"
+    assert status["phase"] == "Succeeded" and not status.get("nextRunAt"), status
