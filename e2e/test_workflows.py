@@ -232,3 +232,21 @@ def test_a_schedule_of_seconds_is_refused_at_apply_and_one_that_never_comes_is_s
         assert not stalled.get("startedAt"), "nothing ran"
     finally:
         kubectl("delete", "workflowrun", run, "-n", ns, check=False)
+
+
+def test_cancel_ends_a_schedule(pair, operator):
+    a, b = pair
+    ns = f"tenant-{a}"
+    run = _create(ns, a, "verify-isolation", "iso-cancel-schedule", parameters={"peers": b}, schedule="* * * * *")
+    try:
+        first = _wait(run, ns, lambda s: s.get("phase") == "Succeeded" and s.get("nextRunAt"), 120)
+        kubectl("patch", "workflowrun", run, "-n", ns, "--type=merge", "-p", '{"spec":{"cancel":true}}')
+        ended = _wait(run, ns, lambda s: not s.get("nextRunAt"), 30, "cancel clears nextRunAt")
+        assert ended["phase"] == "Succeeded", ended
+        # Past the next minute's tick: the run was reset and cancelled there, again and again, before.
+        time.sleep(65)
+        after = _status(run, ns)
+        assert after["startedAt"] == first["startedAt"] and after["phase"] == "Succeeded", after
+        assert not _events(run, ns, "Cancelled"), "a cancelled schedule does not flip to Cancelled at each tick"
+    finally:
+        kubectl("delete", "workflowrun", run, "-n", ns, check=False)

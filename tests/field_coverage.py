@@ -166,7 +166,8 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_workflows.py::test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through",
         "refused: takes no parameters"],
     "WorkflowRun.spec.cancel": ["test: e2e/test_workflows.py::test_second_run_waits_for_the_tenant_then_runs",
-                                "test: tests/unit/workflows/test_engine.py::test_cancel_stops_a_running_step_and_compensates"],
+                                "test: tests/unit/workflows/test_engine.py::test_cancel_stops_a_running_step_and_compensates",
+                                "test: e2e/test_workflows.py::test_cancel_ends_a_schedule"],
     "WorkflowRun.spec.ttlSecondsAfterFinished": [
         "test: e2e/test_workflows.py::test_second_run_waits_for_the_tenant_then_runs"],
     "WorkflowRun.spec.schedule": [
