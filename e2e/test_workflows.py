@@ -213,3 +213,40 @@ def test_offboard_from_a_tenant_namespace_is_refused_by_the_api_server(pair):
         assert not stalled.get("steps") and not stalled.get("startedAt"), "nothing ran"
     finally:
         kubectl("delete", "workflowrun", run, "-n", OPERATOR_NS, check=False)
+
+
+def test_a_schedule_of_seconds_is_refused_at_apply_and_one_that_never_comes_is_stalled(pair, operator):
+    a, _ = pair
+    ns = f"tenant-{a}"
+    body = {"apiVersion": "tenancy.dev/v1alpha1", "kind": "WorkflowRun", "metadata": {"name": "iso-every-second",
+                                                                                       "namespace": ns},
+            "spec": {"tenant": a, "workflow": "verify-isolation", "schedule": "* * * * * *"}}
+    # croniter reads a sixth field as seconds: a tenant owner could probe every backend every second.
+    refused = kubectl("create", f"--as={OWNER}", "-f", "-", input=json.dumps(body), check=False)
+    assert refused.returncode != 0 and "five cron fields" in refused.stderr, refused.stderr
+    run = _create(ns, a, "verify-isolation", "iso-never", schedule="0 0 30 2 *")
+    try:
+        stalled = _wait(run, ns, lambda s: s.get("phase") == "Failed", 60)
+        condition = kube.condition(get("workflowrun", run, ns), "Stalled")
+        assert condition["reason"] == "InvalidSchedule" and "never comes" in condition["message"], condition
+        assert not stalled.get("startedAt"), "nothing ran"
+    finally:
+        kubectl("delete", "workflowrun", run, "-n", ns, check=False)
+
+
+def test_cancel_ends_a_schedule(pair, operator):
+    a, b = pair
+    ns = f"tenant-{a}"
+    run = _create(ns, a, "verify-isolation", "iso-cancel-schedule", parameters={"peers": b}, schedule="* * * * *")
+    try:
+        first = _wait(run, ns, lambda s: s.get("phase") == "Succeeded" and s.get("nextRunAt"), 120)
+        kubectl("patch", "workflowrun", run, "-n", ns, "--type=merge", "-p", '{"spec":{"cancel":true}}')
+        ended = _wait(run, ns, lambda s: not s.get("nextRunAt"), 30, "cancel clears nextRunAt")
+        assert ended["phase"] == "Succeeded", ended
+        # Past the next minute's tick: the run was reset and cancelled there, again and again, before.
+        time.sleep(65)
+        after = _status(run, ns)
+        assert after["startedAt"] == first["startedAt"] and after["phase"] == "Succeeded", after
+        assert not _events(run, ns, "Cancelled"), "a cancelled schedule does not flip to Cancelled at each tick"
+    finally:
+        kubectl("delete", "workflowrun", run, "-n", ns, check=False)

@@ -169,12 +169,14 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_workflow_archive.py::test_offboard_then_restore_into_another_tenant",
         "refused: takes no parameters"],
     "WorkflowRun.spec.cancel": ["test: e2e/test_workflows.py::test_second_run_waits_for_the_tenant_then_runs",
-                                "test: tests/unit/workflows/test_engine.py::test_cancel_stops_a_running_step_and_compensates"],
+                                "test: tests/unit/workflows/test_engine.py::test_cancel_stops_a_running_step_and_compensates",
+                                "test: e2e/test_workflows.py::test_cancel_ends_a_schedule"],
     "WorkflowRun.spec.ttlSecondsAfterFinished": [
         "test: e2e/test_workflows.py::test_second_run_waits_for_the_tenant_then_runs"],
     "WorkflowRun.spec.schedule": [
         "test: e2e/test_workflows.py::test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through",
-        "refused: schedule is only for workflow verify-isolation"],
+        "refused: schedule is only for workflow verify-isolation",
+        "test: e2e/test_workflows.py::test_a_schedule_of_seconds_is_refused_at_apply_and_one_that_never_comes_is_stalled"],
     # --- LifecyclePolicy ----------------------------------------------------------------------------
     "LifecyclePolicy.spec.reclaim": [
         "test: e2e/test_backend_lifecycle.py::test_delete_with_reclaim_delete_removes_everything",

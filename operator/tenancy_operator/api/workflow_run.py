@@ -50,6 +50,10 @@ class WorkflowRunSpec(Spec):
                 "cancel cannot be taken back"),
             cel("!has(self.schedule) || self.workflow == 'verify-isolation'",
                 "schedule is only for workflow verify-isolation"),
+            # croniter would read a sixth field as seconds (every second) and a seventh as the year.
+            cel("!has(self.schedule) || self.schedule.matches('^ *[^ ]+( +[^ ]+){4} *$')",
+                "schedule takes five cron fields separated by spaces (minute hour day-of-month month "
+                "day-of-week, UTC), such as 0 3 * * *"),
             *_parameter_rules(),
         ]}
     }

@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("workflow", help="rotate-credentials, verify-isolation, migrate-database, export, restore, offboard")
     run.add_argument("tenant", help="Tenant name")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a workflow parameter")
-    run.add_argument("-n", "--namespace", help="where to create the run (default: the tenant's namespace)")
+    run.add_argument("-n", "--namespace", help="where to create the run (default: the tenant's namespace; migrate-database, "
+                     "restore and offboard run only from the operator's namespace, e.g. -n tenancy-system)")
     run.add_argument("--timeout", type=float, default=900, help="seconds to follow before giving up (default 900)")
     run.add_argument("--no-follow", action="store_true", help="create the run and return")
     listing = sub.add_parser("runs", help="list WorkflowRuns")

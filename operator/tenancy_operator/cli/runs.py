@@ -7,7 +7,9 @@
 
 A run is created in the tenant's namespace (`tenant-<name>`) unless -n names another; the API
 server decides whether that namespace may run that workflow. The exit code is 0 when the run
-Succeeded, 1 when it failed or was cancelled, 2 when following stopped at --timeout.
+Succeeded, 1 when it failed or was cancelled, 2 when following stopped at --timeout, 130 when
+following was interrupted (Ctrl-C stops following only: the run goes on, and the message says how
+to cancel it).
 """
 
 from __future__ import annotations
@@ -58,6 +60,17 @@ def step_lines(status: dict[str, Any]) -> list[str]:
 def follow(kubectl: kubeapi.Kubectl, name: str, namespace: str, timeout: float, out=sys.stdout,
            interval: float = 1.0) -> int:
     """Print each change of the run's phase and steps until it ends; the exit code (see module doc)."""
+    try:
+        return _follow(kubectl, name, namespace, timeout, out, interval)
+    except KeyboardInterrupt:
+        out.write(f"\nstopped following; workflowrun {name} goes on in {namespace}. Follow it with "
+                  f"`kubectl get wfr {name} -n {namespace} -w`, cancel it with `kubectl patch wfr {name} "
+                  f"-n {namespace} --type=merge -p '{{\"spec\":{{\"cancel\":true}}}}'`\n")
+        out.flush()
+        return 130
+
+
+def _follow(kubectl: kubeapi.Kubectl, name: str, namespace: str, timeout: float, out, interval: float) -> int:
     deadline, last = time.monotonic() + timeout, None
     while True:
         run = json.loads(kubectl.run("get", "workflowruns.tenancy.dev", name, "-n", namespace, "-o", "json"))

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import ValidationError
 
 from ..api import conditions as cond
@@ -32,7 +32,7 @@ from ..workflows import engine, registry, verify_isolation
 from . import archive_part, config, targets
 from . import tenant as tenant_handler
 
-__all__ = ["LEASE", "drive", "Services", "conditions_for"]
+__all__ = ["LEASE", "drive", "Services", "conditions_for", "schedule_problem"]
 
 CFG = config.load()
 LEASE = "tenancy.dev/workflow-run"
@@ -132,6 +132,21 @@ async def _stall(writer: _Writer, reason: str, message: str) -> None:
     await writer.write({"phase": engine.FAILED, "message": message, "currentStep": ""}, reason)
 
 
+def schedule_problem(schedule: str, now: datetime) -> str:
+    """Why `spec.schedule` cannot be run ('' when it can): not five cron fields, or no next time at all.
+
+    croniter reads a sixth field as seconds (`* * * * * *` fires every second) and a year field after
+    that; both are refused, as is a date that never comes (30 February), which croniter raises on."""
+    usage = f"spec.schedule {schedule!r} is not a cron expression of five fields (UTC), such as 0 3 * * *"
+    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        return usage
+    try:
+        croniter(schedule, now).get_next(datetime)
+    except CroniterBadDateError:
+        return f"spec.schedule {schedule!r} never comes: no date matches it"
+    return ""
+
+
 def _refusal(spec: WorkflowRunSpec, namespace: str) -> str:
     """Why this run may not run from its namespace ('' when it may); the API server refuses these first."""
     if namespace == CFG.operator_namespace:
@@ -225,13 +240,18 @@ async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any,
         steps = registry.steps_for(run_spec.workflow, run_spec.parameters)
     except ValueError as exc:
         return await _stall(writer, "InvalidParameters", str(exc))
-    if run_spec.schedule and not croniter.is_valid(run_spec.schedule):
-        return await _stall(writer, "InvalidSchedule",
-                            f"spec.schedule {run_spec.schedule!r} is not a cron expression (five fields, such as 0 3 * * *)")
+    bad_schedule = schedule_problem(run_spec.schedule, datetime.now(UTC)) if run_spec.schedule else ""
+    if bad_schedule:
+        return await _stall(writer, "InvalidSchedule", bad_schedule)
     me = f"{namespace}/{name}"
     services = Services(kube=kube, namespace=namespace, backends=(indexes or {}).get("backends_by_name"), logger=logger)
     while not stopped:
         if status.get("phase") in engine.FINAL:
+            if run_spec.schedule and spec.get("cancel"):
+                if status.get("nextRunAt"):  # cancel ends the schedule; the last run's result stays
+                    status["nextRunAt"] = None
+                    await writer.write(status)
+                return
             if run_spec.schedule:
                 now = datetime.now(UTC)
                 due = _parse(status.get("nextRunAt"))

@@ -47,3 +47,14 @@ def test_follow_prints_each_change_and_exits_by_phase() -> None:
     assert "tenant-acme/r1: Running" in text and "Succeeded     request-rotation x2" in text and "version: 3" in text
     failed = [_run("Failed", [])]
     assert runs.follow(FakeKubectl(failed), "r1", "tenant-acme", 10, io.StringIO(), interval=0) == 1
+
+
+def test_ctrl_c_stops_following_only_and_says_how_to_cancel() -> None:
+    class Interrupted(FakeKubectl):
+        def run(self, *args: str, input: str | None = None) -> str:
+            raise KeyboardInterrupt
+
+    out = io.StringIO()
+    assert runs.follow(Interrupted([]), "r1", "tenant-acme", 10, out, interval=0) == 130
+    text = out.getvalue()
+    assert "goes on" in text and "kubectl patch wfr r1 -n tenant-acme" in text and '"cancel":true' in text, text

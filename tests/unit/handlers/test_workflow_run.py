@@ -155,6 +155,10 @@ def test_ttl_deletes_a_finished_run(api: FakeApi, monkeypatch: pytest.MonkeyPatc
     ({"tenant": "other"}, "tenant-acme", "Forbidden", "not other"),
     ({"workflow": "restore"}, "tenancy-system", "InvalidParameters", "needs the parameter archive"),
     ({"workflow": "verify-isolation", "schedule": "every day"}, "tenant-acme", "InvalidSchedule", "every day"),
+    # croniter reads a sixth field as seconds: every second would hammer every backend (found in review).
+    ({"workflow": "verify-isolation", "schedule": "* * * * * *"}, "tenant-acme", "InvalidSchedule", "five fields"),
+    # A schedule that never comes (30 February) crashed the daemon every 5 s after the first run.
+    ({"workflow": "verify-isolation", "schedule": "0 0 30 2 *"}, "tenant-acme", "InvalidSchedule", "never"),
 ])
 def test_refused_and_unbuilt_runs_are_stalled(api: FakeApi, spec: dict, namespace: str, reason: str, text: str) -> None:
     status = asyncio.run(_drive(api, _run(api, "r1", namespace, **spec)))
@@ -170,3 +174,18 @@ def test_a_stalled_run_is_not_written_again_on_restart(api: FakeApi) -> None:
     again = copy.deepcopy(api.objects[("WorkflowRun", "tenant-acme", "r1")])
     asyncio.run(_drive(api, again))
     assert api.objects[("WorkflowRun", "tenant-acme", "r1")]["metadata"]["resourceVersion"] == rv
+
+
+def test_cancel_stops_a_scheduled_run(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: a cancelled scheduled run went on being reset and cancelled at every tick of its
+    schedule (writes and Warning Events forever), as cancel only acted on a run not yet started."""
+    log: list[str] = []
+    _fake_workflow(monkeypatch, log)
+    monkeypatch.setitem(registry.WORKFLOWS, "verify-isolation", registry.WORKFLOWS["rotate-credentials"])
+    body = _run(api, "r1", workflow="verify-isolation", schedule="* * * * *", cancel=True)
+    body["status"] = {"phase": "Succeeded", "nextRunAt": "2020-01-01T00:00:00Z", "runs": 3,
+                      "steps": [{"name": "act", "phase": "Succeeded", "attempts": 1}]}
+    api.put(body)
+    status = asyncio.run(asyncio.wait_for(_drive(api, body), 5))
+    assert log == [], "nothing runs again once cancelled"
+    assert status["phase"] == "Succeeded" and not status.get("nextRunAt"), status
