@@ -5,6 +5,8 @@ Acts only with A's credentials, read from A's Secret, exactly as A's application
 
 from __future__ import annotations
 
+import os
+
 import asyncpg
 import hvac.exceptions
 import pymongo.errors
@@ -147,6 +149,9 @@ def test_isolation_matrix(two_tenants):
         ("create an index outside A's prefix", lambda: s.indices.create(index="intruder-" + a["SEARCH_USERNAME"][-1])),
         ("create an index under B's prefix", lambda: s.indices.create(index=b["SEARCH_INDEX_PREFIX"] + "new")),
         ("create t-iso-a-x_1 (tenant iso-a-x's prefix)", lambda: s.indices.create(index="t-iso-a-x_1")),
+        # The plugin's default `own_index` mapping gave every user indices_all (aliases too) on an index
+        # named like the user: A's index `tenant-iso-a_a`, aliased `t-iso-b_x`, showed up in B's searches.
+        ("create an index named like A's user (own_index)", lambda: s.indices.create(index=a["SEARCH_USERNAME"])),
         ("list indices (_cat/indices)", lambda: s.cat.indices(format="json")),
         ("read the security plugin's users", lambda: s.transport.perform_request(
             "GET", "/_plugins/_security/api/internalusers")),
@@ -175,6 +180,20 @@ def test_isolation_matrix(two_tenants):
     refused("mongodb", "log in as B's user with A's password", lambda: mongo(
         {"MONGODB_URI": a["MONGODB_URI"].replace(a["MONGODB_USERNAME"], b["MONGODB_USERNAME"], 1)})[
         b["MONGODB_DATABASE"]].secrets.find_one(), pymongo.errors.OperationFailure)
+    allowed("mongodb", "create a collection and an index, drop the collection (A's database)", lambda: (
+        mine.made.create_index("v"), mine.drop_collection("made")))
+    # A's MongoDB user is a PostgreSQL role, so A can also log in to PostgreSQL directly. Other tenants'
+    # roles read A's FerretDB catalogue table whenever FerretDB loads its catalogue: code A put there (a
+    # row-security policy calling A's function, or a view in the table's place) would run as them.
+    as_pg = {**a, "PGHOST": os.environ["PGHOST"], "PGPORT": os.environ["PGPORT"],
+             "PGUSER": a["MONGODB_USERNAME"], "PGPASSWORD": a["MONGODB_PASSWORD"]}
+    catalogue = f'"{a["MONGODB_DATABASE"]}"._ferretdb_database_metadata'
+    for what, statement in [
+        ("row security on A's catalogue table (PostgreSQL)", f"ALTER TABLE {catalogue} ENABLE ROW LEVEL SECURITY"),
+        ("drop A's catalogue table to put a view there", f"DROP TABLE {catalogue}"),
+    ]:
+        refused("mongodb", what, lambda statement=statement: pg(as_pg, statement, "ferretdb"),
+                asyncpg.exceptions.InsufficientPrivilegeError)
     # Not fenced by FerretDB v1 (one catalogue for every client; docs/mongodb.md says so).
     allowed("mongodb", "list B's collection names", lambda: theirs.list_collection_names())
 

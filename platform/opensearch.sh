@@ -160,6 +160,18 @@ admin:
   description: "local platform admin (tenancy operator Backend Secret)"
 EOF
     )
+    # Role mappings: admin to all_access only. The plugin's default file also maps `own_index`
+    # (indices_all, aliases included, on an index named like the user) to every user: a tenant could
+    # make index `tenant-<name>_a` and alias it into another tenant's `t-<other>_*` space.
+    cat >"$OS_CONF/opensearch-security/roles_mapping.yml" <<EOF
+_meta:
+  type: "rolesmapping"
+  config_version: 2
+all_access:
+  reserved: false
+  backend_roles: ["admin"]
+  description: "Maps admin to all_access"
+EOF
     echo yes >"$OS_STATE/.security-initialised"
   fi
   [[ $(id -u) -eq 0 ]] && chown -R "$OS_USER:" "$OS_STATE"

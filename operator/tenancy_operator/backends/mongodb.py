@@ -5,7 +5,8 @@ in to PostgreSQL as that role; every MongoDB database is a PostgreSQL schema of 
 So a MongoDB user here *is* a PostgreSQL login role, and PostgreSQL's grants decide what it may read
 or write (docs/mongodb.md records what was tried and what each setup refused).
 
-Per tenant: database (schema) `t_<name>` owned by the NOLOGIN role `m_<name>_owner`, and two login
+Per tenant: database (schema) `t_<name>`, in which the NOLOGIN role `m_<name>_owner` may create and
+owns every collection (the schema and FerretDB's catalogue table stay the admin's), and two login
 roles `m_<name>_a` / `m_<name>_b` (the rotation slots, as for PostgreSQL), members of the owner with
 `SET role` defaulting to it, so every collection either slot makes belongs to the owner. Nothing
 else is granted: another tenant's schema and tables refuse every statement.
@@ -50,13 +51,18 @@ _INIT_COLLECTION = "tenancy_init"
 _METADATA_TABLE = "_ferretdb_database_metadata"
 _clients: dict[tuple[str, str, int], pymongo.MongoClient] = {}
 
-# The schema (MongoDB database), its owner, its FerretDB catalogue table's owner, and whether the
-# shared catalogue role may read that table. Names travel as bind parameters.
+# The schema (MongoDB database), its owner, its FerretDB catalogue table's owner and row security,
+# what the tenant's owner role ($4) holds on both, and whether the shared catalogue role ($3) may read
+# the table. Names travel as bind parameters.
 schema_state_sql = """
 SELECT n.nspname, pg_get_userbyid(n.nspowner) AS owner, c.oid IS NOT NULL AS has_catalogue,
-       pg_get_userbyid(c.relowner) AS catalogue_owner,
+       pg_get_userbyid(c.relowner) AS catalogue_owner, c.relkind::text AS catalogue_kind,
+       COALESCE(c.relrowsecurity, false) AS catalogue_row_security,
        has_schema_privilege($3, n.oid, 'USAGE') AS shared_usage,
-       c.oid IS NOT NULL AND has_table_privilege($3, c.oid, 'SELECT') AS shared_select
+       c.oid IS NOT NULL AND has_table_privilege($3, c.oid, 'SELECT') AS shared_select,
+       has_schema_privilege($4, n.oid, 'USAGE') AND has_schema_privilege($4, n.oid, 'CREATE') AS tenant_schema,
+       c.oid IS NOT NULL AND has_table_privilege($4, c.oid, 'SELECT') AND has_table_privilege($4, c.oid, 'INSERT')
+       AND has_table_privilege($4, c.oid, 'UPDATE') AND has_table_privilege($4, c.oid, 'DELETE') AS tenant_catalogue
 FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = $2
 WHERE n.nspname = $1
 """
@@ -249,7 +255,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             ended = await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
             if ended:
                 report.repaired.append(f"{ended} sessions ended")
-        return dict(await conn.fetchrow(schema_state_sql, database, _METADATA_TABLE, catalogue) or {})
+        return dict(await conn.fetchrow(schema_state_sql, database, _METADATA_TABLE, catalogue, owner) or {})
 
     schema = await _in_pg(target, roles_and_marks)
     if not schema or not schema.get("has_catalogue"):
@@ -260,24 +266,38 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     catalogue = _catalogue_role(target)
 
     async def owners(conn: asyncpg.Connection) -> None:
-        state = await conn.fetchrow(schema_state_sql, database, _METADATA_TABLE, catalogue)
+        state = await conn.fetchrow(schema_state_sql, database, _METADATA_TABLE, catalogue, owner)
         if state is None:
             raise BackendRefused(f"mongodb backend {target.name}: database {database} is still missing after "
                                  "FerretDB was asked to make it")
+        if state["catalogue_kind"] != "r":
+            raise BackendRefused(f"mongodb backend {target.name}: {database}.{_METADATA_TABLE} is not a table "
+                                 f"(relkind {state['catalogue_kind']!r}); a person must look at it")
         if not await conn.fetchval("SELECT pg_has_role(current_user, $1, 'MEMBER')", owner):
-            # ALTER ... OWNER TO needs the admin to be a member of the new owner (CREATEROLE may grant it).
+            # DROP OWNED BY the owner (reclaim Delete) needs the admin to be a member (CREATEROLE may grant it).
             await conn.execute(sql.grant_membership(owner, target.username))
-        for kind, obj, live in (("SCHEMA", sql.ident(database), state["owner"]),
-                                ("TABLE", f"{sql.ident(database)}.{sql.ident(_METADATA_TABLE)}",
-                                 state["catalogue_owner"])):
-            if live != owner:
-                await conn.execute(f"ALTER {kind} {obj} OWNER TO {sql.ident(owner)}")
+        schema, table = sql.ident(database), f"{sql.ident(database)}.{sql.ident(_METADATA_TABLE)}"
+        # The schema and its catalogue table belong to the admin, never to the tenant: other tenants' roles
+        # (and the admin) read that table whenever FerretDB loads its catalogue, so an owner could put code
+        # there that runs as them (a row-security policy calling its function, or a view in its place).
+        moved = False
+        for kind, obj, live in (("SCHEMA", schema, state["owner"]), ("TABLE", table, state["catalogue_owner"])):
+            if live != target.username:
+                await conn.execute(f"ALTER {kind} {obj} OWNER TO {sql.ident(target.username)}")
                 what = f"owner of {kind.lower()} {database}" + ("" if kind == "SCHEMA" else f".{_METADATA_TABLE}")
                 report.repaired.append(what)
-                report.diffs.setdefault(what, f"owner {live} (want {owner})")
-        table = f"{sql.ident(database)}.{sql.ident(_METADATA_TABLE)}"
+                report.diffs.setdefault(what, f"owner {live} (want {target.username})")
+                moved = True
+        if moved:  # the tenant's owner lost what it held as owner: read its grants again
+            state = await conn.fetchrow(schema_state_sql, database, _METADATA_TABLE, catalogue, owner)
         for held, statement, what in (
-                (state["shared_usage"], f"GRANT USAGE ON SCHEMA {sql.ident(database)} TO {sql.ident(catalogue)}",
+                (not state["catalogue_row_security"], f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
+                 f"row security off on {database}.{_METADATA_TABLE}"),
+                (state["tenant_schema"], f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {sql.ident(owner)}",
+                 f"USAGE, CREATE on {database} for {owner}"),
+                (state["tenant_catalogue"], f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {sql.ident(owner)}",
+                 f"catalogue rows of {database} for {owner}"),
+                (state["shared_usage"], f"GRANT USAGE ON SCHEMA {schema} TO {sql.ident(catalogue)}",
                  f"USAGE on {database} for {catalogue}"),
                 (state["shared_select"], f"GRANT SELECT ON {table} TO {sql.ident(catalogue)}",
                  f"SELECT on {database}.{_METADATA_TABLE} for {catalogue}")):
@@ -286,8 +306,9 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 report.repaired.append(what)
                 report.diffs.setdefault(what, "missing")
 
-    if (not schema or schema.get("owner") != owner or schema.get("catalogue_owner") != owner
-            or not schema.get("shared_usage") or not schema.get("shared_select")):
+    if (not schema or schema.get("owner") != target.username or schema.get("catalogue_owner") != target.username
+            or schema.get("catalogue_kind") != "r" or schema.get("catalogue_row_security")
+            or not all(schema.get(k) for k in ("shared_usage", "shared_select", "tenant_schema", "tenant_catalogue"))):
         await _in_pg(target, owners)
     user = names.mongo_login_role(want.tenant, want.slot)
     host = target.app_host
