@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_TENANT_NAME", "check", "namespace", "pg_database", "pg_owner_role", "pg_login_role", "redis_user",
+__all__ = ["MAX_TENANT_NAME", "check", "namespace", "pg_database", "pg_owner_role", "pg_login_role", "pg_load_role", "redis_user",
            "redis_prefix", "redis_owner_key", "vault_key", "vault_session_key", "vault_policy", "vault_kv_path",
            "vault_owner_record", "mongo_database", "mongo_owner_role", "mongo_login_role", "search_prefix", "is_tenant_name", "owner_mark", "parse_owner_mark"]
 
@@ -68,6 +68,12 @@ def pg_login_role(tenant: str, slot: str) -> str:
     if slot not in ("a", "b"):
         raise ValueError(f"login slot must be 'a' or 'b', not {slot!r}")
     return f"{pg_database(tenant)}_{slot}"
+
+
+def pg_load_role(tenant: str) -> str:
+    """The short-lived LOGIN role a dump is loaded as (a member of the owner role, nothing of its own);
+    `_load` ends in a letter no other suffix ends in, so it meets no other tenant's role."""
+    return f"{pg_database(tenant)}_load"
 
 
 def mongo_database(tenant: str) -> str:

@@ -340,7 +340,8 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
         return await conn.fetch(sql.dependent_databases_sql, roles)
 
     async def drop_database(conn: asyncpg.Connection) -> tuple[list[str], list[asyncpg.Record]]:
-        rows = await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])
+        # The load role (backends.postgres_load) too, if a killed operator left one.
+        rows = await conn.fetch(sql.role_state_sql, [owner, role_a, role_b, names.pg_load_role(tenant)])
         db = await conn.fetchrow(sql.database_state_sql, database)
         # As in `ensure`: the roles' marks decide; the database's (tenant-writable) only without roles.
         marked = {f"role {r['rolname']}": names.parse_owner_mark(r["mark"]) for r in rows}
@@ -354,7 +355,7 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
         for role in (role_a, role_b):
             if role in existing:
                 await conn.execute(sql.alter_login(role, False, 0))
-        await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
+        await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b, names.pg_load_role(tenant)])
         if db:
             await conn.execute(sql.revoke_public_connect(database))
             # Its owner (the tenant) may have made it a template, which DROP DATABASE refuses.
@@ -379,7 +380,7 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
                 f"admin of Backend {target.name} cannot connect to; run DROP OWNED BY {', '.join(existing)} there "
                 "as a superuser, or abandon the data (annotate the Tenant tenancy.dev/abandon-data="
                 f"{target.name})")
-        for role in (role_a, role_b, owner):
+        for role in (role_a, role_b, names.pg_load_role(tenant), owner):
             if role in existing:
                 try:
                     await conn.execute(sql.drop_role(role))

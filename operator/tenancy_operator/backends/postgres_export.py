@@ -3,9 +3,14 @@
 The tools come from the Backend's major version (`/usr/lib/postgresql/<major>/bin`, as Debian's
 packages install them; `TENANCY_PG_BINDIR` overrides the pattern), because a pg_dump older than the
 server refuses to dump it. The dump leaves out owners and grants (`--no-owner --no-acl`): restore
-runs as the target tenant's owner role (`--role`), so every object belongs to the new tenant's
-roles whatever the archived tenant was called. Passwords go to the tools through the environment,
-never the command line.
+connects as the tenant's short-lived load role (backends.postgres_load: never the admin, whose
+superuser a tenant function could reach with `RESET ROLE`) and acts as the owner role (`--role`), so
+every object belongs to the new tenant's roles whatever the archived tenant was called. Passwords go
+to the tools through the environment, never the command line.
+
+pg_dump reads as the admin: it runs no tenant code (catalog deparsing and `COPY ... TO` of plain
+tables call only built-in functions; types with tenant-written I/O functions need a superuser to
+create; `row_security` is off, so a policy makes it fail rather than run).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import asyncpg
 
 from ..api import names
 from .base import BackendRefused, BackendUnavailable, Target
+from .postgres_load import load_role
 
 __all__ = ["bindir", "server_version", "dump", "restore", "holds_data"]
 
@@ -92,10 +98,16 @@ async def dump(target: Target, tenant: str, out: Path, version: str) -> None:
 
 
 async def restore(target: Target, tenant: str, dump_file: Path, version: str, clean: bool) -> None:
-    """Loads a dump into the tenant database as its owner role; `clean` drops what the dump holds first."""
+    """Loads a dump into the tenant database as its owner role, connected as its load role; `clean`
+    drops what the dump holds first."""
     tools = bindir(version)
-    argv = [str(tools / "pg_restore"), *_conn_args(target), "--no-owner", "--no-acl", "--exit-on-error",
+    async with load_role(target, tenant) as loader:
+        await _load(loader, tools, tenant, dump_file, clean)
+
+
+async def _load(loader: Target, tools: Path, tenant: str, dump_file: Path, clean: bool) -> None:
+    argv = [str(tools / "pg_restore"), *_conn_args(loader), "--no-owner", "--no-acl", "--exit-on-error",
             "--single-transaction", "--role", names.pg_owner_role(tenant), "--dbname", names.pg_database(tenant)]
     if clean:
         argv += ["--clean", "--if-exists"]
-    await _tool(target, [*argv, str(dump_file)])
+    await _tool(loader, [*argv, str(dump_file)])

@@ -10,9 +10,11 @@ The pieces the `migrate-database` workflow strings together; each is idempotent 
   pg_dump reads older servers, never the reverse). Not logical replication: it needs `wal_level =
   logical` (a restart) and a superuser or REPLICATION role, which the least-privileged admin of a
   managed service does not have; with writes frozen, one consistent dump is the whole copy.
-  Both tools run as the admin with `--role=<owner>` (the admin is made a member of the tenant's
-  owner role for the copy and removed after), so every restored object belongs to the owner, as
-  the adapter makes them. Grants a tenant made to roles of its own are not carried
+  pg_dump runs as the admin with `--role=<owner>` (the admin is made a member of the tenant's
+  owner role for the dump and removed after; dumping runs no tenant code, see postgres_export).
+  pg_restore connects as the tenant's short-lived load role (backends.postgres_load), never the
+  admin: code the tenant wrote runs during a load and could `RESET ROLE` to whoever connected.
+  With `--role=<owner>` every restored object belongs to the owner, as the adapter makes them. Grants a tenant made to roles of its own are not carried
   (`--no-privileges`): the target has only the tenant's own roles, which reach everything through
   the owner.
 - Contents: per table, the row count and the MD5 of the sorted MD5s of its rows' text, plus each
@@ -37,6 +39,7 @@ import asyncpg
 from ..api import names
 from . import postgres_sql as sql
 from .base import BackendRefused, BackendUnavailable, Target
+from .postgres_load import load_role
 
 __all__ = ["freeze", "set_connection_limit", "frozen", "database_exists", "contents", "digest", "copy",
            "drop_database", "tools_for", "ToolsMissing"]
@@ -247,11 +250,11 @@ async def copy(source: Target, target: Target, tenant: str) -> dict[str, str]:
             await _tool([str(bindir / "pg_dump"), "-h", source.host, "-p", str(source.port), "-U", source.username,
                          "-d", database, f"--role={owner}", "-Fc", "--no-owner", "--no-privileges", "-f", str(dump)],
                         _env(source), f"pg_dump of {database} on {source.name}")
-        async with _AsOwner(target, tenant):
-            await _tool([str(bindir / "pg_restore"), "-h", target.host, "-p", str(target.port), "-U", target.username,
+        async with load_role(target, tenant) as loader:
+            await _tool([str(bindir / "pg_restore"), "-h", loader.host, "-p", str(loader.port), "-U", loader.username,
                          "-d", database, f"--role={owner}", "--no-owner", "--no-privileges", "--exit-on-error",
                          "--single-transaction", str(dump)],
-                        _env(target), f"pg_restore of {database} on {target.name}")
+                        _env(loader), f"pg_restore of {database} on {target.name}")
         size = dump.stat().st_size
     return {"copySeconds": f"{time.monotonic() - started:.2f}", "copyBytes": str(size), "tools": str(bindir)}
 

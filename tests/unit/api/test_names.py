@@ -51,6 +51,7 @@ IDENTIFIERS = {
     "pg owner role": (names.pg_owner_role, 63),
     "pg login role a": (lambda n: names.pg_login_role(n, "a"), 63),
     "pg login role b": (lambda n: names.pg_login_role(n, "b"), 63),
+    "pg load role": (names.pg_load_role, 63),
     "mongo database": (names.mongo_database, 63),
     "mongo owner role": (names.mongo_owner_role, 63),
     "mongo login role a": (lambda n: names.mongo_login_role(n, "a"), 63),
@@ -106,7 +107,7 @@ def test_roles_of_different_tenants_never_meet():
     seen: dict[str, str] = {}
     for n in NAMES:
         for role in (names.pg_owner_role(n), names.pg_login_role(n, "a"), names.pg_login_role(n, "b"),
-                     names.mongo_owner_role(n), names.mongo_login_role(n, "a"), names.mongo_login_role(n, "b")):
+                     names.pg_load_role(n), names.mongo_owner_role(n), names.mongo_login_role(n, "a"), names.mongo_login_role(n, "b")):
             assert role not in seen, f"{role} is both {n!r}'s and {seen[role]!r}'s"
             seen[role] = n
 
