@@ -50,6 +50,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.reporting_component = "tenancy-operator"
     settings.execution.max_workers = 8
     settings.batching.error_delays = (1, 2, 5, 10, 20, 30, 60)
+    # A deleted Tenant's finalizer comes off only once its verify timer has stopped; kopf looks again
+    # every `cancellation_polling` seconds (60 by default), so a timer caught between two passes held
+    # a finished deletion for a minute.
+    settings.background.cancellation_polling = 1.0
     settings.peering.standalone = cfg.standalone
     # Without the peering CRD kopf would quietly run every replica standalone, all of them active;
     # mandatory peering makes them wait for it instead.
