@@ -28,7 +28,7 @@ def _policy(name: str, **spec) -> str:
     return _obj("LifecyclePolicy", name, spec)
 
 
-def test_a_tenant_says_every_field_it_sets_is_built(operator, cleanup_tenants):
+def test_a_tenant_says_every_field_it_sets_is_built(backends, operator, cleanup_tenants):
     cleanup_tenants.append("fields-built")
     kube.apply(tenant_yaml("fields-built", postgres={"enabled": True}))
     kubectl("wait", "--for=condition=Ready", "tenant/fields-built", "--timeout=60s", timeout=70)

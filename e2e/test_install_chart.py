@@ -236,7 +236,7 @@ def _can(verb: str, resource: str, namespace: str | None = None) -> bool:
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
     ("bind", "clusterroles.rbac.authorization.k8s.io/cluster-admin", None),
     ("escalate", "clusterroles.rbac.authorization.k8s.io", None),
-    ("delete", "tenants.tenancy.dev", None),
+    # (It may delete Tenants: the offboard workflow's last step. Deletion protection still refuses it.)
     ("create", "pods", "kube-system"),
     ("get", "configmaps", "kube-system"),
     ("impersonate", "users", None),
