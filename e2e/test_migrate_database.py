@@ -42,6 +42,9 @@ class Services(workflow_run.Services):
 @pytest.fixture(scope="module")
 def target_pg(backends, operator):
     """A second real PostgreSQL server and its Backend pg-mig-b; removed afterwards."""
+    # Another module using this fixture (e2e/test_load_role.py) may have just deleted pg-mig-b: applying
+    # it again while it is still terminating would find it gone a moment later.
+    kubectl("wait", "--for=delete", f"backend/{TARGET}", "--timeout=90s", check=False, timeout=100)
     password = secrets.token_urlsafe(16)
     instance = PostgresInstance(port=kube.free_port(), password=password)
     instance.init()
@@ -50,7 +53,7 @@ def target_pg(backends, operator):
                                backend(TARGET, "postgres", instance.port, f"{TARGET}-admin", capacity=5), POLICY]))
     kubectl("wait", "--for=condition=Ready", f"backend/{TARGET}", "--timeout=60s", timeout=70)
     yield instance
-    kubectl("delete", "backend", TARGET, "--ignore-not-found", "--wait=false", check=False)
+    kubectl("delete", "backend", TARGET, "--ignore-not-found", "--timeout=90s", check=False, timeout=100)
     instance.remove()
 
 
