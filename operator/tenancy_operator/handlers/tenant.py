@@ -266,13 +266,9 @@ def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResu
     ref = tenant.lifecycle_policy_ref
     policy = _store_first(indexes.get("lifecycle_policies"), ref) if ref else None
     found = unbuilt.for_tenant(tenant, policy)
-    parts: list[PartResult] = []
     if found:
-        parts.append(PartResult(cond.SPEC_SUPPORTED, False, Reason.NOT_IMPLEMENTED, unbuilt.message(found),
-                                stalled=True))
-    else:
-        parts.append(PartResult(cond.SPEC_SUPPORTED, True, Reason.SUCCEEDED, "every field the spec sets is built"))
-    return parts
+        return [PartResult(cond.SPEC_SUPPORTED, False, Reason.NOT_IMPLEMENTED, unbuilt.message(found), stalled=True)]
+    return [PartResult(cond.SPEC_SUPPORTED, True, Reason.SUCCEEDED, "every field the spec sets is built")]
 
 
 async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Body, logger: logging.Logger,
