@@ -108,6 +108,9 @@ write_config() {
     cp -r "$OS_HOME/config/." "$OS_CONF/"
   fi
   cp "$PKI/ca.crt" "$PKI/opensearch-node.crt" "$PKI/opensearch-node.key" "$OS_CONF/"
+  # jvm.options is rewritten from the distribution's copy on every start, so a platform directory
+  # that moved (or was first started from another checkout) never keeps a stale absolute path.
+  cp "$OS_HOME/config/jvm.options" "$OS_CONF/jvm.options"
   # Small heap: the test platform holds a few dozen tiny indices.
   # The JVM's own files (GC log, error file, heap dumps) go under the node's state, not the cwd.
   sed -i -E "s/^-Xms.*/-Xms$OPENSEARCH_HEAP/; s/^-Xmx.*/-Xmx$OPENSEARCH_HEAP/
