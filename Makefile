@@ -65,6 +65,11 @@ fault: venv install ## Crash safety with 50 SIGKILL trials instead of the 10 in 
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && CRASH_TRIALS=50 $(PY) -m pytest -p no:cacheprovider -s e2e/test_tenant_crash_safety.py
 
+fuzz: venv install ## 300 generated Tenant specs (and 60 policies), valid and hostile, against the real API server and operator (`make test` runs 30)
+	@$(MAKE) --no-print-directory operator-stop
+	@$(MAKE) --no-print-directory up
+	@$(ENV) && FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} FUZZ_SETTLE_SECONDS=600 $(PY) -m pytest -p no:cacheprovider -s e2e/test_fuzz_specs.py
+
 soak: venv install ## 200 tenants on every backend, 30 min idle, each backend restarted once midway: writes after convergence (0 expected)
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up

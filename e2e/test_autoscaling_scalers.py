@@ -65,6 +65,18 @@ def test_two_rules_on_one_target_are_refused_at_apply(crds):
     kubectl("apply", "--dry-run=server", "-f", "-", input=tenant_yaml(name, autoscaling=[_rule("web"), other]))
 
 
+def test_a_forecast_past_one_day_is_refused_at_apply(crds):
+    """Found by e2e/test_fuzz_specs.py: leadTime 8760h was admitted and every reconcile of the tenant
+    failed in the forecaster (a retry loop); now the API server refuses it."""
+    name = f"sc-far-{secrets.token_hex(3)}"
+    for lead, window in (("8760h", "5m"), ("20h", "3h1m")):
+        refused = kubectl("apply", "--dry-run=server", "-f", "-", check=False, input=tenant_yaml(
+            name, autoscaling=[{**_rule("web"), "leadTime": lead, "window": window}]))
+        assert refused.returncode != 0 and "leadTime + window must be at most 23h" in refused.stderr, refused.stderr
+    kubectl("apply", "--dry-run=server", "-f", "-",
+            input=tenant_yaml(name, autoscaling=[{**_rule("web"), "leadTime": "20h", "window": "3h"}]))
+
+
 def test_a_users_hpa_on_the_target_stops_the_rule_until_it_is_removed(operator, cleanup_tenants):
     name = f"sc-user-{secrets.token_hex(3)}"
     ns = f"tenant-{name}"

@@ -205,7 +205,12 @@ class AutoscalingRule(Spec):
     model_config = Spec.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                cel("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas")
+                cel("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
+                # The forecaster predicts within one day of one-minute steps (forecasting/features.py:
+                # horizon + window + 30 steps <= 1440); further ahead is not autoscaling.
+                cel("duration(has(self.leadTime) ? self.leadTime : '5m') + duration(has(self.window) ? self.window : '5m')"
+                    " <= duration('23h')",
+                    "leadTime + window must be at most 23h: the forecast looks at most one day ahead"),
             ]
         }
     }

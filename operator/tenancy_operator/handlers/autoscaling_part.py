@@ -406,6 +406,11 @@ async def ensure(tenant: str, uid: str, namespace: str, spec: TenantSpec,
         except kube.KubeError as exc:
             out, fixed = _RuleOutcome({"name": rule.name, "mode": rule.mode}, False, "ApiError",
                                       f"{rule.name}: API server said {exc}"), None
+        except ValueError as exc:
+            # A rule the forecaster cannot shape (the CRD's CEL refuses these at apply; an object stored
+            # before that rule existed still arrives): Stalled until someone edits it, never a retry loop.
+            out, fixed = _RuleOutcome({"name": rule.name, "mode": rule.mode}, False, "InvalidSpec",
+                                      f"{rule.name}: {exc}", stalled=True), None
         outcomes.append(out)
         if fixed:
             repaired.append(fixed)

@@ -1,0 +1,206 @@
+"""Fuzzing against the real API server (issue #20 item 5): generated Tenant and policy specs, valid and
+hostile (e2e/fuzz_specs.py), applied one by one with kubectl.
+
+Each document is refused at apply (by the schema, CEL or an admission policy, with a message and never
+an internal error) or, once accepted, its Tenant settles for its generation: Ready, or Stalled or
+Ready=False with a reason (a wait on something outside the operator). Afterwards:
+- the operator process never exited (no crash, no restart);
+- a quiet window makes no write to the API server (no retry loop: a looping handler patches its
+  progress annotations and posts Events);
+- every object that appeared on a backend (PostgreSQL roles and databases, Redis ACL users, OpenBao
+  policies, transit keys, KV folders and auth roles, OpenSearch roles and users, namespaces) is a name
+  the naming rules (api/names.py) derive from an accepted tenant's name;
+- after deleting them all, every backend is back to what it was (nothing leaked).
+
+`FUZZ_EXAMPLES` sets the number of Tenant documents (`make test` runs 30, `make fuzz` 300) and
+`FUZZ_SEED` makes a run repeatable; policies are a fifth of that. Shrinking is off: each example
+changes the cluster, so a failure reports the documents as they were applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import requests
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from tenancy_operator.api import names
+
+from . import writes
+from .admin import pg_admin, redis_admin, vault_admin
+from .backends_fixtures import search_env
+from .fuzz_specs import LIFECYCLE_DELETE, PREFIX, policy_documents, tenant_documents
+from .kube import eventually, kubectl
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
+SEED = int(os.environ.get("FUZZ_SEED", str(int(time.time()))))
+QUIET_SECONDS = 12
+SETTLE_SECONDS = float(os.environ.get("FUZZ_SETTLE_SECONDS", "240"))
+# What a refusal from the API server says; anything with these words is a server fault, not a refusal.
+SERVER_FAULTS = ("Internal error", "InternalError", "panic", "context deadline exceeded")
+
+
+def _apply(doc: dict[str, Any]) -> tuple[bool, str]:
+    out = kubectl("apply", "-f", "-", input=json.dumps(doc), check=False, timeout=60)
+    return out.returncode == 0, (out.stderr or out.stdout).strip()
+
+
+def _inventory() -> set[tuple[str, str]]:
+    """Every named object our adapters could create, as (kind, name), read with each server's admin."""
+    found: set[tuple[str, str]] = set()
+    found |= {("pg-role", r["rolname"]) for r in pg_admin("SELECT rolname FROM pg_roles")}
+    found |= {("pg-database", r["datname"]) for r in pg_admin("SELECT datname FROM pg_database")}
+    found |= {("redis-user", u) for u in redis_admin().acl_users()}
+    bao = vault_admin()
+    found |= {("bao-policy", p) for p in bao.sys.list_acl_policies()["data"]["keys"]}
+    for mount in ("transit", "transit-sessions"):
+        try:
+            found |= {(f"bao-{mount}", k) for k in bao.secrets.transit.list_keys(mount_point=mount)["data"]["keys"]}
+        except Exception:  # noqa: BLE001  (an empty mount answers 404)
+            pass
+    for path, kind in (("tenants/metadata", "bao-kv"), ("auth/kubernetes/role", "bao-auth-role")):
+        listed = bao.adapter.request("LIST", f"v1/{path}", raise_exception=False)
+        body = listed.json() if hasattr(listed, "json") else (listed or {})
+        found |= {(kind, k.rstrip("/")) for k in (body.get("data") or {}).get("keys", [])}
+    env = search_env()
+    auth = (env["SEARCH_ADMIN_USERNAME"], env["SEARCH_ADMIN_PASSWORD"])
+    for what in ("roles", "internalusers"):
+        got = requests.get(f"{env['SEARCH_URL']}/_plugins/_security/api/{what}/", auth=auth,
+                           verify=env["SEARCH_CA_FILE"], timeout=30).json()
+        found |= {(f"search-{what}", k) for k in got}
+    found |= {("namespace", n.split("/", 1)[1]) for n in kubectl("get", "namespaces", "-o", "name").stdout.split()}
+    return found
+
+
+def _derived(name: str) -> set[tuple[str, str]]:
+    """What the naming rules give a tenant called `name` on every backend."""
+    pg = {names.pg_database(name), names.pg_owner_role(name), names.pg_load_role(name),
+          *(names.pg_login_role(name, s) for s in "ab"), names.mongo_owner_role(name),
+          *(names.mongo_login_role(name, s) for s in "ab")}
+    bao = names.vault_policy(name)
+    search = {f"tenant-{name}", *(f"tenant-{name}-{s}" for s in "ab")}
+    return ({("pg-role", r) for r in pg} | {("pg-database", names.pg_database(name))}
+            | {("redis-user", names.redis_user(name)), ("bao-policy", bao), ("bao-transit", names.vault_key(name)),
+               ("bao-transit-sessions", names.vault_session_key(name)), ("bao-kv", names.vault_owner_record(name)),
+               ("bao-auth-role", bao), ("namespace", names.namespace(name))}
+            | {(f"search-{w}", s) for w in ("roles", "internalusers") for s in search})
+
+
+def _fuzz_tenants() -> dict[str, dict[str, Any]]:
+    items = json.loads(kubectl("get", "tenants", "-o", "json").stdout)["items"]
+    return {t["metadata"]["name"]: t for t in items if t["metadata"]["name"].startswith(PREFIX)}
+
+
+def _settled(tenant: dict[str, Any]) -> bool:
+    status = tenant.get("status") or {}
+    if status.get("observedGeneration") != tenant["metadata"].get("generation"):
+        return False
+    conditions = {c["type"]: c for c in status.get("conditions") or []}
+    ready, stalled = conditions.get("Ready", {}), conditions.get("Stalled", {})
+    if ready.get("status") == "True" or (stalled.get("status") == "True" and stalled.get("reason")):
+        return True
+    # Waiting on something outside the operator (a Deployment an autoscaling rule names, a policy that does
+    # not exist yet): Ready=False with the reason, Reconciling may stay True; the quiet window below proves
+    # the wait is not a retry loop.
+    return ready.get("status") == "False" and bool(ready.get("reason")) and ready.get("reason") != "Progressing"
+
+
+def _delete_all() -> None:
+    for name, tenant in _fuzz_tenants().items():
+        if (tenant.get("spec") or {}).get("deletionProtection") is True:
+            kubectl("patch", "tenant", name, "--type=merge", "-p", '{"spec":{"deletionProtection":false}}', check=False)
+    kubectl("delete", "tenants", *_fuzz_tenants(), "--wait=false", check=False, timeout=120) if _fuzz_tenants() else None
+    eventually(lambda: not _fuzz_tenants(), 300, 2, "every fuzz tenant deleted")
+
+
+def test_generated_specs_are_refused_or_settle_and_leave_nothing(operator, backends, mongo_backend, search_backend):
+    _delete_all()  # an earlier, interrupted run's tenants
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "tenancy.dev/v1alpha1", "kind": "LifecyclePolicy", "metadata": {"name": LIFECYCLE_DELETE},
+        "spec": {"reclaim": "Delete"}}))
+    for name in list(backends.values()) + [mongo_backend, search_backend]:
+        kubectl("patch", "backend", name, "--type=merge", "-p", json.dumps({"spec": {"capacity": 100 + EXAMPLES}}))
+    baseline = _inventory()
+    accepted: dict[str, dict[str, Any]] = {}
+    refused: list[tuple[dict[str, Any], str]] = []
+    faults: list[tuple[dict[str, Any], str]] = []
+
+    def record(doc: dict[str, Any], ok: bool, message: str) -> None:
+        if any(f in message for f in SERVER_FAULTS):
+            faults.append((doc, message))
+        elif ok and doc["kind"] == "Tenant":
+            accepted[doc["metadata"]["name"]] = doc
+        elif not ok:
+            assert message, f"refused without a message: {json.dumps(doc)[:500]}"
+            refused.append((doc, message))
+
+    common = settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
+                      suppress_health_check=list(HealthCheck))
+
+    used: set[str] = set()
+
+    @seed(SEED)
+    @common
+    @given(doc=tenant_documents())
+    def apply_tenant(doc):
+        # Hypothesis draws short names again and again; a plain name seen before gets a suffix, so most
+        # documents create a tenant instead of updating one (a repeat is still an update worth trying).
+        name = doc["metadata"]["name"]
+        if name in used and names.is_tenant_name(name) and len(name) < 45 and len(used) % 4:
+            doc["metadata"]["name"] = name = f"{name}-{len(used)}"
+        used.add(name)
+        record(doc, *_apply(doc))
+
+    @seed(SEED)
+    @settings(common, max_examples=max(5, EXAMPLES // 5))
+    @given(doc=policy_documents())
+    def apply_policy(doc):
+        record(doc, *_apply(doc))
+
+    try:
+        apply_tenant()
+        apply_policy()
+        print(f"\nfuzz seed {SEED}: {EXAMPLES} tenant and {max(5, EXAMPLES // 5)} policy documents; "
+              f"{len(accepted)} tenants accepted, {len(refused)} documents refused at apply")
+        assert not faults, "the API server failed (not refused) on:\n" + "\n".join(
+            f"{json.dumps(d)[:300]} -> {m[:300]}" for d, m in faults)
+        assert operator.proc.poll() is None, "the operator exited"
+
+        def all_settled() -> bool:
+            live = _fuzz_tenants()
+            waiting = {n: (live[n].get("status") or {}).get("conditions") for n in accepted
+                       if n in live and not _settled(live[n])}
+            assert not waiting, f"{len(waiting)} not settled, e.g. {list(waiting.items())[:2]}"
+            return True
+        started = time.monotonic()
+        eventually(all_settled, SETTLE_SECONDS, 2, f"every accepted fuzz tenant settled (seed {SEED})")
+        print(f"all {len(accepted)} accepted tenants settled in {time.monotonic() - started:.1f} s")
+        live = _fuzz_tenants()
+        outcomes: dict[str, int] = {}
+        for n in accepted:
+            cond = {c["type"]: c for c in (live[n].get("status") or {}).get("conditions") or []}
+            key = "Ready" if cond.get("Ready", {}).get("status") == "True" else \
+                f"{'Stalled' if cond.get('Stalled', {}).get('status') == 'True' else 'NotReady'}:" \
+                f"{(cond.get('Stalled') if cond.get('Stalled', {}).get('status') == 'True' else cond['Ready'])['reason']}"
+            outcomes[key] = outcomes.get(key, 0) + 1
+        print("outcomes:", json.dumps(outcomes, sort_keys=True))
+
+        # No retry loop: nothing is written while nothing changes.
+        before = writes.snapshot()
+        time.sleep(QUIET_SECONDS)
+        quiet = writes.delta(before)["api-server"]
+        assert not quiet, f"the operator kept writing to the API server with nothing changing: {dict(quiet)}"
+        assert operator.proc.poll() is None, "the operator exited"
+
+        # Every backend object that appeared is named by the rules from an accepted tenant's name.
+        allowed = set().union(*(_derived(n) for n in accepted)) if accepted else set()
+        appeared = _inventory() - baseline
+        stray = sorted(appeared - allowed)
+        assert not stray, f"objects not derived from any accepted tenant's name: {stray[:20]}"
+        print(f"{len(appeared)} backend objects appeared, every one derived from an accepted name")
+    finally:
+        _delete_all()
+    assert operator.proc.poll() is None, "the operator exited"
+    eventually(lambda: not (_inventory() - baseline), 120, 3, "every backend object of the fuzz tenants removed")
