@@ -45,6 +45,7 @@ from opensearchpy.exceptions import (
 )
 
 from ..api import names
+from . import search_es
 from .base import (
     BackendRefused,
     BackendUnavailable,
@@ -127,8 +128,14 @@ def _client(target: Target, username: str | None = None, password: str | None = 
     return client
 
 
+def elastic(target: Target) -> bool:
+    """Is this Backend Elasticsearch (`spec.search.flavor`)? Its verbs are search_es's."""
+    return target.extra.get("flavor") == "elasticsearch"
+
+
 def forget_cache(target: Target | None = None) -> None:
     """Drop cached admin clients (of one Backend, or all); their connections close with them."""
+    search_es.forget_cache(target)
     for key in [k for k in _clients if target is None or k[0] == target.name]:
         _clients.pop(key, None)
 
@@ -188,6 +195,8 @@ def _short(exc: Exception) -> str:
 
 async def probe(target: Target) -> str:
     """The server's version; the admin must be able to read the security configuration too."""
+    if elastic(target):
+        return await search_es.probe(target)
     info = await _call(target, "GET", "/")
     await _call(target, "GET", f"{SECURITY}/rolesmapping/all_access")
     return str((info or {}).get("version", {}).get("number", ""))
@@ -257,6 +266,8 @@ async def _authenticates(target: Target, user: str, password: str) -> bool:
 
 
 async def ensure(target: Target, want: TenantSlice) -> Report:
+    if elastic(target):
+        return await search_es.ensure(target, want)
     tenant, report = want.tenant, Report()
     role, mapping = role_name(tenant), role_name(tenant)
     live_role = await _get(target, "roles", role)
@@ -326,6 +337,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
 
 async def close(target: Target, tenant: str) -> list[str]:
     """Remove both users (the tenant's doors); keep the role, mapping, template and every index."""
+    if elastic(target):
+        return await search_es.close(target, tenant)
     done = []
     for slot in SLOTS:
         user = user_name(tenant, slot)
@@ -338,6 +351,8 @@ async def close(target: Target, tenant: str) -> list[str]:
 async def delete(target: Target, tenant: str, uid: str) -> list[str]:
     """Remove the users, indices, template, role mapping and role (the role last: it holds the mark);
     raises OwnedByAnotherTenant, touching nothing, when the role's mark names another UID."""
+    if elastic(target):
+        return await search_es.delete(target, tenant, uid)
     role = role_name(tenant)
     owner = _owner(await _get(target, "roles", role), "description")
     if owner not in (None, uid):
