@@ -4,7 +4,7 @@ Why: a tenant's login role may write its database's catalogue table `_ferretdb_d
 (FerretDB writes it as the client when the tenant makes a collection or an index), and it can log in
 to PostgreSQL directly. A row FerretDB cannot decode (found: `{"_id": "x", "table": "y"}`, no `$s`)
 makes FerretDB's next catalogue load fail, and with it `listDatabases` and every command of *every*
-tenant's client, until an administrator deletes the row (e2e/test_mongodb_catalogue.py reproduces
+tenant's client, until an administrator deletes the row (e2e/test_mongodb.py reproduces
 it on a second FerretDB).
 
 The fence: a CHECK constraint `tenancy_catalogue_row` on each tenant's catalogue table, calling
