@@ -63,3 +63,53 @@ def purge_retained(*tenants: str) -> list[str]:
         if uid:
             done += asyncio.run(mongodb.delete(target, tenant, uid))
     return done
+
+
+def ferretdb_binary() -> str:
+    """The platform's FerretDB build (platform/lib.sh's cache path for the version in versions.env)."""
+    from pathlib import Path
+
+    versions = Path(__file__).resolve().parent.parent / "platform" / "versions.env"
+    version = next(line.split("=", 1)[1].strip() for line in versions.read_text().splitlines()
+                   if line.startswith("FERRETDB_VERSION="))
+    cache = os.environ.get("TENANCY_CACHE") or os.path.expanduser("~/.cache/tenancy-operator")
+    return f"{cache}/bin/ferretdb-{version}"
+
+
+class private_ferretdb:  # noqa: N801 - used as a context manager, like open()
+    """A second FerretDB process, started by the test on free ports against the platform's PostgreSQL
+    database `ferretdb`: a fresh in-memory catalogue, as after a restart, without touching the
+    platform's FerretDB. Yields its port; stopped (by its own pid) on exit."""
+
+    def __enter__(self) -> int:
+        import socket
+        import subprocess
+        import tempfile
+        import time
+
+        def free() -> int:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                return s.getsockname()[1]
+
+        self.port, debug = free(), free()
+        self.state = tempfile.TemporaryDirectory(prefix="ferretdb-e2e-")
+        self.proc = subprocess.Popen(
+            [ferretdb_binary(), "--handler=postgresql",
+             f"--postgresql-url=postgres://ferretdb_anonymous@{os.environ['PGHOST']}:{os.environ['PGPORT']}/ferretdb",
+             f"--listen-addr=127.0.0.1:{self.port}", f"--debug-addr=127.0.0.1:{debug}", f"--state-dir={self.state.name}",
+             "--telemetry=disable", "--log-level=warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self.port
+            except OSError:
+                time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError("the test's own FerretDB did not listen within 15 s")
+
+    def __exit__(self, *_exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.state.cleanup()

@@ -115,8 +115,9 @@ FIELDS: dict[str, list[str]] = {
     "Backend.spec.postgres.restrictSharedDatabases": [
         "test: e2e/test_doors.py::test_shared_databases_are_closed_to_tenants_and_the_admin_keeps_working",
         "test: e2e/test_doors.py::test_an_admin_that_may_not_restrict_shared_databases_says_so_and_the_backend_stays_ready"],
-    "Backend.spec.search.flavor": ["refused: the elasticsearch flavor is not built yet",
-                                   "test: e2e/test_api_install.py::test_invalid_example_is_refused_with_its_message"],
+    "Backend.spec.search.flavor": [
+        "test: tests/unit/backends/test_search_es.py::test_first_ensure_sends_role_template_and_user_bodies_through_the_search_adapter",
+        "test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
     "Backend.spec.type": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix",
                           "refused: type is immutable"],
     "Backend.spec.endpoint.host": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],

@@ -10,6 +10,8 @@ Format (version 1), one folder per archive:
     postgres.dump.enc pg_dump --format=custom of t_<name>        (see postgres_export)
     redis.jsonl.enc   every key under t:<name>: with DUMP and PTTL  (see redis_export)
     kv.json.enc       latest data of every KV secret under tenants/<name>/  (see vault_export)
+    mongodb.jsonl.enc every collection of t_<name>: indexes and documents  (see mongodb_export)
+    search.jsonl.enc  every index t-<name>_*: mappings, settings, documents  (see search_export)
 
 Kubernetes objects of the tenant namespace are not archived (Secrets must not be kept in clear, and
 nothing else in the namespace is tenant data yet). `verify` checks, in this order and before anything
@@ -27,15 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from . import archive_crypto as crypto
-from . import postgres_export, redis_export, vault_export
+from . import mongodb_export, postgres_export, redis_export, search_export, vault_export
 from .archive_store import MANIFEST, DirectoryStore
 from .base import Target
 
-__all__ = ["FORMAT_VERSION", "FILES", "Export", "export", "verify", "Verified"]
+__all__ = ["FORMAT_VERSION", "FILES", "EXPORTERS", "Export", "export", "verify", "Verified"]
 
 FORMAT_VERSION = 1
-FILES = {"postgres": "postgres.dump", "redis": "redis.jsonl", "vault": "kv.json"}
+FILES = {"postgres": "postgres.dump", "redis": "redis.jsonl", "vault": "kv.json", "mongodb": "mongodb.jsonl",
+         "search": "search.jsonl"}
 """Each part's plaintext name; on disk it carries `.enc`."""
+EXPORTERS = {"mongodb": mongodb_export, "search": search_export}
+"""Parts whose module has `dump(target, tenant, path) -> counts`, `restore(target, tenant, path) -> int`,
+`holds_data(target, tenant)` and `server_version(target)`."""
 
 
 @dataclass
@@ -59,6 +65,9 @@ async def _part(service: str, target: Target, tenant: str, plain: Path) -> dict[
         version = await postgres_export.server_version(target)
         await postgres_export.dump(target, tenant, plain, version)
         return {"backend": target.name, "version": version}
+    if service in EXPORTERS:
+        counts = await EXPORTERS[service].dump(target, tenant, plain)
+        return {"backend": target.name, "version": await EXPORTERS[service].server_version(target), **counts}
     if service == "redis":
         keys = await redis_export.dump(target, tenant, plain)
         return {"backend": target.name, "version": await redis_export.server_version(target), "keys": keys}

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BackendUnavailable", "BackendRefused", "OwnedByAnotherTenant", "Ownership", "Target", "TenantSlice",
+__all__ = ["BackendUnavailable", "BackendRefused", "UnsafeServerConfig", "OwnedByAnotherTenant", "Ownership", "Target", "TenantSlice",
            "Report", "ServerReport"]
 
 
@@ -36,6 +36,12 @@ class BackendUnavailable(Exception):
 
 class BackendRefused(Exception):
     """The server answered but refused what we asked, in a way retrying will not fix."""
+
+
+class UnsafeServerConfig(BackendRefused):
+    """The server is reachable and the admin works, but a server-wide setting breaks the tenants'
+    fence (an OpenSearch role mapping that gives every user a role, say): the Backend is not Ready,
+    with a message naming the setting, until a person changes it."""
 
 
 class OwnedByAnotherTenant(BackendRefused):

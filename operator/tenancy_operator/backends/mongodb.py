@@ -34,6 +34,7 @@ import pymongo
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from ..api import names
+from . import mongodb_catalogue as fence
 from . import postgres_sql as sql
 from .base import (
     BackendRefused,
@@ -62,7 +63,14 @@ SELECT n.nspname, pg_get_userbyid(n.nspowner) AS owner, c.oid IS NOT NULL AS has
        c.oid IS NOT NULL AND has_table_privilege($3, c.oid, 'SELECT') AS shared_select,
        has_schema_privilege($4, n.oid, 'USAGE') AND has_schema_privilege($4, n.oid, 'CREATE') AS tenant_schema,
        c.oid IS NOT NULL AND has_table_privilege($4, c.oid, 'SELECT') AND has_table_privilege($4, c.oid, 'INSERT')
-       AND has_table_privilege($4, c.oid, 'UPDATE') AND has_table_privilege($4, c.oid, 'DELETE') AS tenant_catalogue
+       AND has_table_privilege($4, c.oid, 'UPDATE') AND has_table_privilege($4, c.oid, 'DELETE') AS tenant_catalogue,
+       EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = c.oid AND k.conname = 'tenancy_catalogue_row'
+               AND k.contype = 'c' AND k.convalidated
+               AND pg_get_constraintdef(k.oid) = 'CHECK (tenancy.ferretdb_catalogue_row(_jsonb))') AS catalogue_fenced,
+       ARRAY(SELECT p.proname || ':' || md5(p.prosrc) FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace
+             WHERE pn.nspname = 'tenancy' AND p.proname LIKE 'ferretdb\\_catalogue\\_%' ORDER BY p.proname) AS fence_functions,
+       COALESCE((SELECT has_schema_privilege($4, pn.oid, 'USAGE') FROM pg_namespace pn WHERE pn.nspname = 'tenancy'),
+                false) AS fence_usage
 FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = $2
 WHERE n.nspname = $1
 """
@@ -290,6 +298,18 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 moved = True
         if moved:  # the tenant's owner lost what it held as owner: read its grants again
             state = await conn.fetchrow(schema_state_sql, database, _METADATA_TABLE, catalogue, owner)
+        if list(state["fence_functions"]) != fence.expected_functions() or not state["fence_usage"]:
+            await conn.execute(fence.schema_sql)  # the admin owns the database: it may make the schema
+            for name in fence.FUNCTIONS:
+                await conn.execute(fence.function_sql(name))
+            report.repaired.append("catalogue row check functions")
+            report.diffs.setdefault("catalogue row check functions", f"found {list(state['fence_functions'])}")
+        if not state["catalogue_fenced"]:
+            # Refused (check_violation) when a row already breaks it: the message names the constraint.
+            await conn.execute(fence.add_constraint_sql(schema, sql.ident(_METADATA_TABLE)))
+            what = f"catalogue row check on {database}.{_METADATA_TABLE}"
+            report.repaired.append(what)
+            report.diffs.setdefault(what, "missing")
         for held, statement, what in (
                 (not state["catalogue_row_security"], f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
                  f"row security off on {database}.{_METADATA_TABLE}"),
@@ -308,7 +328,9 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
 
     if (not schema or schema.get("owner") != target.username or schema.get("catalogue_owner") != target.username
             or schema.get("catalogue_kind") != "r" or schema.get("catalogue_row_security")
-            or not all(schema.get(k) for k in ("shared_usage", "shared_select", "tenant_schema", "tenant_catalogue"))):
+            or list(schema.get("fence_functions") or []) != fence.expected_functions()
+            or not all(schema.get(k) for k in ("shared_usage", "shared_select", "tenant_schema", "tenant_catalogue",
+                                               "catalogue_fenced", "fence_usage"))):
         await _in_pg(target, owners)
     user = names.mongo_login_role(want.tenant, want.slot)
     host = target.app_host

@@ -27,6 +27,7 @@ the active user to check its password). Admin credentials come from the Backend'
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import ssl
@@ -45,6 +46,7 @@ from opensearchpy.exceptions import (
 )
 
 from ..api import names
+from . import search_es
 from .base import (
     BackendRefused,
     BackendUnavailable,
@@ -53,9 +55,10 @@ from .base import (
     Report,
     Target,
     TenantSlice,
+    UnsafeServerConfig,
 )
 
-__all__ = ["ensure", "close", "delete", "probe", "forget_cache", "role_body", "template_body", "mapping_body",
+__all__ = ["ensure", "close", "delete", "probe", "forget_cache", "unsafe_mappings", "role_body", "template_body", "mapping_body",
            "user_body", "SLOTS", "CLUSTER_PERMISSIONS", "INDEX_ACTIONS"]
 
 SECURITY = "/_plugins/_security/api"
@@ -127,8 +130,14 @@ def _client(target: Target, username: str | None = None, password: str | None = 
     return client
 
 
+def elastic(target: Target) -> bool:
+    """Is this Backend Elasticsearch (`spec.search.flavor`)? Its verbs are search_es's."""
+    return target.extra.get("flavor") == "elasticsearch"
+
+
 def forget_cache(target: Target | None = None) -> None:
     """Drop cached admin clients (of one Backend, or all); their connections close with them."""
+    search_es.forget_cache(target)
     for key in [k for k in _clients if target is None or k[0] == target.name]:
         _clients.pop(key, None)
 
@@ -137,9 +146,11 @@ async def _call(target: Target, method: str, path: str, body: Any = None, *, cli
                 missing_ok: bool = False) -> Any:
     """One request; None for a 404 when `missing_ok`. Errors become BackendUnavailable/BackendRefused."""
     try:
+        raw = isinstance(body, str)  # an NDJSON `_bulk` body (search_export), sent as it is
         return await (client or _client(target)).transport.perform_request(
-            method, path, body=json.dumps(body) if body is not None else None,
-            headers={"content-type": "application/json"} if body is not None else None)
+            method, path, body=body if raw else json.dumps(body) if body is not None else None,
+            headers={"content-type": "application/x-ndjson" if raw else "application/json"} if body is not None
+            else None)
     except NotFoundError:
         if missing_ok:
             return None
@@ -186,10 +197,35 @@ def _short(exc: Exception) -> str:
     return text[:300]
 
 
+def unsafe_mappings(mappings: dict[str, Any]) -> list[str]:
+    """Role mappings (of `GET .../rolesmapping`) that hand a role to tenants' users the operator did not
+    map: a user pattern that matches `tenant-<name>_a`, or any host (a host mapping applies to every
+    user connecting from it). The plugin's stock `own_index` mapping (`users: ["*"]`, indices_all on an
+    index named like the user, aliases included) is one: with it a tenant makes index `tenant-<a>_a`
+    and aliases it as `t-<b>_x`, into tenant B's searches. Each entry names the mapping and why."""
+    found = []
+    for name, mapping in sorted((mappings or {}).items()):
+        users = [u for u in mapping.get("users") or [] if any(c in u for c in "*?[")
+                 and fnmatch.fnmatchcase("tenant-x_a", u)]
+        hosts = list(mapping.get("hosts") or [])
+        if users or hosts:
+            found.append(f"{name} (" + ", ".join(([f"users {users}"] if users else []) +
+                                                 ([f"hosts {hosts}"] if hosts else [])) + ")")
+    return found
+
+
 async def probe(target: Target) -> str:
-    """The server's version; the admin must be able to read the security configuration too."""
+    """The server's version; the admin must be able to read the role mappings, and none may give
+    tenants' users a role the operator did not map (UnsafeServerConfig names it)."""
+    if elastic(target):
+        return await search_es.probe(target)
     info = await _call(target, "GET", "/")
-    await _call(target, "GET", f"{SECURITY}/rolesmapping/all_access")
+    unsafe = unsafe_mappings(await _call(target, "GET", f"{SECURITY}/rolesmapping") or {})
+    if unsafe:
+        raise UnsafeServerConfig(
+            f"search backend {target.name}: role mapping {'; '.join(unsafe)} gives every tenant's user a role "
+            "beyond its own index pattern (the stock own_index mapping lets a tenant alias an index into another "
+            f"tenant's space); delete it: DELETE {SECURITY}/rolesmapping/<name> (docs/how-it-works.md)")
     return str((info or {}).get("version", {}).get("number", ""))
 
 
@@ -257,6 +293,8 @@ async def _authenticates(target: Target, user: str, password: str) -> bool:
 
 
 async def ensure(target: Target, want: TenantSlice) -> Report:
+    if elastic(target):
+        return await search_es.ensure(target, want)
     tenant, report = want.tenant, Report()
     role, mapping = role_name(tenant), role_name(tenant)
     live_role = await _get(target, "roles", role)
@@ -326,6 +364,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
 
 async def close(target: Target, tenant: str) -> list[str]:
     """Remove both users (the tenant's doors); keep the role, mapping, template and every index."""
+    if elastic(target):
+        return await search_es.close(target, tenant)
     done = []
     for slot in SLOTS:
         user = user_name(tenant, slot)
@@ -338,6 +378,8 @@ async def close(target: Target, tenant: str) -> list[str]:
 async def delete(target: Target, tenant: str, uid: str) -> list[str]:
     """Remove the users, indices, template, role mapping and role (the role last: it holds the mark);
     raises OwnedByAnotherTenant, touching nothing, when the role's mark names another UID."""
+    if elastic(target):
+        return await search_es.delete(target, tenant, uid)
     role = role_name(tenant)
     owner = _owner(await _get(target, "roles", role), "description")
     if owner not in (None, uid):

@@ -37,7 +37,7 @@ __all__ = ["ARCHIVE_CONDITION", "RESTORE_CONDITION", "ArchiveError", "fresh_stat
 
 ARCHIVE_CONDITION = "ArchiveReady"
 RESTORE_CONDITION = "RestoreReady"
-ARCHIVED_SERVICES = ("postgres", "redis", "vault")
+ARCHIVED_SERVICES = ("postgres", "redis", "vault", "mongodb", "search")
 
 
 class ArchiveError(Exception):
@@ -269,6 +269,8 @@ async def _unwrapper(known: dict[str, dict[str, Any]], fallback: Target | None):
 async def _holds_data(service: str, target: Target, name: str) -> bool:
     if service == "postgres":
         return await postgres_export.holds_data(target, name)
+    if service in archive.EXPORTERS:
+        return await archive.EXPORTERS[service].holds_data(target, name)
     if service == "redis":
         return await redis_export.holds_data(target, name)
     return await vault_export.holds_kv(target, name)
@@ -310,6 +312,8 @@ async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dic
                 counts.append(f"database {names.pg_database(name)}")
             elif service == "redis":
                 counts.append(f"{await redis_export.restore(target, name, path)} Redis keys")
+            elif service in archive.EXPORTERS:
+                counts.append(f"{await archive.EXPORTERS[service].restore(target, name, path)} {service} documents")
             else:
                 counts.append(f"{await vault_export.restore_kv(target, name, path)} KV secrets")
     except ArchiveError as exc:

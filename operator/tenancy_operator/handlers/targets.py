@@ -30,6 +30,9 @@ async def target_for(backend: dict[str, Any]) -> Target:
         raise TargetError(f"Backend {name}: admin Secret {namespace}/{secret_name} not found")
     data = _decode(secret)
     endpoint = spec.get("endpoint", {})
+    extra = {k: v for k, v in data.items() if k not in ("username", "password", "token")}
+    if spec.get("type") == "search":  # which security API the search adapter speaks (search.elastic)
+        extra["flavor"] = (spec.get("search") or {}).get("flavor") or "opensearch"
     return Target(
         name=name,
         type=spec.get("type", ""),
@@ -40,5 +43,5 @@ async def target_for(backend: dict[str, Any]) -> Target:
         username=data.get("username", ""),
         password=data.get("password", ""),
         token=data.get("token", ""),
-        extra={k: v for k, v in data.items() if k not in ("username", "password", "token")},
+        extra=extra,
     )

@@ -31,3 +31,19 @@ def test_catalogue_role_defaults_and_can_be_named():
 
     assert mongodb._catalogue_role(Target("m", "mongodb", "h", 1)) == "ferretdb_catalogue"
     assert mongodb._catalogue_role(Target("m", "mongodb", "h", 1, extra={"catalogueRole": "cat"})) == "cat"
+
+
+def test_catalogue_fence_is_read_back_in_the_form_it_is_written():
+    """Verify compares pg_get_constraintdef and md5(prosrc): a mismatch would rewrite every pass."""
+    import hashlib
+
+    from tenancy_operator.backends import mongodb
+    from tenancy_operator.backends import mongodb_catalogue as fence
+
+    made = fence.add_constraint_sql('"t_a"', '"_ferretdb_database_metadata"')
+    written = made.split("ADD CONSTRAINT tenancy_catalogue_row ", 1)[1]
+    assert f"pg_get_constraintdef(k.oid) = '{written}'" in mongodb.schema_state_sql
+    for name, (_args, body) in fence.FUNCTIONS.items():
+        assert f"$body${body}$body$" in fence.function_sql(name) and "SET search_path = pg_catalog" in fence.function_sql(name)
+        assert f"{name}:{hashlib.md5(body.encode()).hexdigest()}" in fence.expected_functions()
+    assert fence.expected_functions() == sorted(fence.expected_functions())

@@ -53,3 +53,15 @@ def test_role_drift_is_described_without_secrets():
     assert search._role_differs(want, want) == []
     widened = {**want, "index_permissions": [{"index_patterns": ["*"], "allowed_actions": ["indices_all"]}]}
     assert any("index_permissions" in d for d in search._role_differs(widened, want))
+
+
+def test_a_mapping_that_reaches_every_tenants_user_is_unsafe_and_named():
+    stock = {"own_index": {"users": ["*"], "backend_roles": [], "hosts": []},
+             "all_access": {"users": [], "backend_roles": ["admin"], "hosts": []},
+             "tenant-acme": {"users": ["tenant-acme_a", "tenant-acme_b"], "backend_roles": [], "hosts": []},
+             "by_host": {"users": [], "hosts": ["10.0.0.*"]},
+             "tenants_wildcard": {"users": ["tenant-*"]},
+             "other_users": {"users": ["kibana*"]}}
+    found = search.unsafe_mappings(stock)
+    assert found == ["by_host (hosts ['10.0.0.*'])", "own_index (users ['*'])", "tenants_wildcard (users ['tenant-*'])"]
+    assert search.unsafe_mappings({k: stock[k] for k in ("all_access", "tenant-acme", "other_users")}) == []

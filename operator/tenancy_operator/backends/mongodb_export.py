@@ -1,0 +1,109 @@
+"""MongoDB part of an archive: every collection of the tenant's database, its indexes and documents.
+
+Read through FerretDB by the Backend's admin (a member of the tenant's owner role, so it reads every
+collection). One JSON line per collection, `{"c": name, "indexes": [{"key": [[field, 1|-1], ...],
+"name", "unique"}]}`, followed by one line per document, `{"c": name, "d": <document>}`, the document
+in MongoDB Extended JSON (canonical mode: types such as ObjectId, dates and 64-bit integers come back
+as they were). Restore writes through FerretDB as the admin, then gives each new collection's table
+to the tenant's owner role, as a collection the tenant made itself would be.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pymongo
+from bson import json_util
+
+from ..api import names
+from . import postgres_sql as sql
+from .base import Target
+from .mongodb import _in_mongo, _in_pg
+
+__all__ = ["dump", "restore", "holds_data", "server_version"]
+
+_BATCH = 500
+_OPTIONS = json_util.JSONOptions(json_mode=json_util.JSONMode.CANONICAL, tz_aware=True)
+
+
+async def server_version(target: Target) -> str:
+    info = await _in_mongo(target, lambda c: c.admin.command("buildInfo"))
+    return str(info.get("version", ""))
+
+
+def _collections(db: pymongo.database.Database) -> list[str]:
+    return sorted(db.list_collection_names())
+
+
+async def dump(target: Target, tenant: str, out: Path) -> dict[str, int]:
+    """Writes the tenant's collections to `out`; returns `{collections, documents}`."""
+    database = names.mongo_database(tenant)
+
+    def work(client: pymongo.MongoClient) -> dict[str, int]:
+        db, documents = client[database], 0
+        collections = _collections(db)
+        with out.open("w") as f:
+            for name in collections:
+                indexes = [{"key": [[k, v] for k, v in spec["key"]], "name": index, "unique": bool(spec.get("unique"))}
+                           for index, spec in sorted(db[name].index_information().items()) if index != "_id_"]
+                f.write(json.dumps({"c": name, "indexes": indexes}) + "\n")
+                for doc in db[name].find({}, sort=[("_id", 1)], batch_size=_BATCH):
+                    f.write(json.dumps({"c": name, "d": json.loads(json_util.dumps(doc, json_options=_OPTIONS))}) + "\n")
+                    documents += 1
+        return {"collections": len(collections), "documents": documents}
+
+    return await _in_mongo(target, work)
+
+
+async def holds_data(target: Target, tenant: str) -> bool:
+    return bool(await _in_mongo(target, lambda c: _collections(c[names.mongo_database(tenant)])))
+
+
+async def restore(target: Target, tenant: str, lines: Path) -> int:
+    """Loads every collection of the archive (an archived collection already there is dropped first:
+    the caller refuses a tenant holding data unless overwrite); returns the documents written."""
+    database, owner = names.mongo_database(tenant), names.mongo_owner_role(tenant)
+
+    def work(client: pymongo.MongoClient) -> int:
+        db, count, batch, current = client[database], 0, [], None
+
+        def flush() -> None:
+            if batch:
+                db[current].insert_many(batch, ordered=True)
+                batch.clear()
+
+        with lines.open() as f:
+            for line in f:
+                item: dict[str, Any] = json.loads(line)
+                if "indexes" in item:
+                    flush()
+                    current = item["c"]
+                    db.drop_collection(current)
+                    db.create_collection(current)
+                    for index in item["indexes"]:
+                        db[current].create_index([(k, v) for k, v in index["key"]], name=index["name"],
+                                                 unique=index["unique"])
+                    continue
+                batch.append(json_util.loads(json.dumps(item["d"]), json_options=_OPTIONS))
+                count += 1
+                if len(batch) >= _BATCH:
+                    flush()
+        flush()
+        return count
+
+    count = await _in_mongo(target, work)
+
+    async def give_to_owner(conn: asyncpg.Connection) -> None:
+        # Collections the admin made belong to it; the tenant's roles reach only what its owner owns.
+        for row in await conn.fetch("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                    "WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> $2 "
+                                    "AND pg_get_userbyid(c.relowner) <> $3", database,
+                                    "_ferretdb_database_metadata", owner):
+            await conn.execute(f"ALTER TABLE {sql.ident(database)}.{sql.ident(row['relname'])} "
+                               f"OWNER TO {sql.ident(owner)}")
+
+    await _in_pg(target, give_to_owner)
+    return count
