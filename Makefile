@@ -65,6 +65,11 @@ fault: venv install ## Crash safety with 50 SIGKILL trials instead of the 10 in 
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && CRASH_TRIALS=50 $(PY) -m pytest -p no:cacheprovider -s e2e/test_tenant_crash_safety.py
 
+lifecycle-faults: venv install ## SIGKILL the operator inside 10 archives and 10 restores (1 of each in `make test`): finished, nothing lost or doubled, no orphan folder
+	@$(MAKE) --no-print-directory operator-stop
+	@$(MAKE) --no-print-directory up
+	@$(ENV) && TENANCY_KILL_TRIALS=$${TENANCY_KILL_TRIALS:-10} $(PY) -m pytest -p no:cacheprovider -s e2e/test_archive_kill.py
+
 soak: venv install ## 200 tenants on every backend, 30 min idle, each backend restarted once midway: writes after convergence (0 expected)
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
@@ -96,4 +101,4 @@ unit: venv ## Unit tests only (no servers)
 help: ## This list
 	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: bench bench-cache-session fault soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
+.PHONY: bench bench-cache-session fault lifecycle-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help

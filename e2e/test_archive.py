@@ -157,6 +157,7 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
     record = status["archive"]
     archive_id = record["id"]
     assert record["location"].endswith(archive_id) and condition(get("tenant", src), "ArchiveReady")["status"] == "True"
+    assert record["bytesDone"] == record["bytesTotal"] > 0  # progress, complete
     assert f"t_{src.replace('-', '_')}" not in pg_databases("t_arc")  # live data released
     assert not list(redis_admin().scan_iter(match=creds["REDIS_KEY_PREFIX"] + "*"))
     assert _kv(src) == {}
@@ -200,6 +201,8 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
     eventually(lambda: ((get("tenant", dst) or {}).get("status", {}).get("restore") or {}).get("state") == "Done",
                120, 0.5, "restore done")
     restore_seconds = time.monotonic() - started
+    restored = get("tenant", dst)["status"]["restore"]
+    assert restored["bytesDone"] == restored["bytesTotal"] == 2 * sum(e["plainSize"] for e in manifest["files"].values())
     dst_prefix = f"t:{dst}:"
     restored_keys = _redis_snapshot(dst_prefix)
     kubectl("wait", "--for=condition=Ready", f"tenant/{dst}", "--timeout=60s", timeout=70)

@@ -26,7 +26,7 @@ from ..api import names
 from .base import BackendRefused, BackendUnavailable, Target
 from .postgres_load import load_role
 
-__all__ = ["bindir", "server_version", "dump", "restore", "holds_data"]
+__all__ = ["bindir", "server_version", "database_size", "dump", "restore", "holds_data"]
 
 
 def bindir(version: str) -> Path:
@@ -57,6 +57,16 @@ async def server_version(target: Target) -> str:
     conn = await _connect(target, target.extra.get("database", "postgres"))
     try:
         return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
+async def database_size(target: Target, tenant: str) -> int:
+    """The tenant database's size on disk (an upper guess of its dump's size, for progress)."""
+    conn = await _connect(target, target.extra.get("database", "postgres"))
+    try:
+        return int(await conn.fetchval("SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1",
+                                       names.pg_database(tenant)) or 0)
     finally:
         await conn.close()
 
