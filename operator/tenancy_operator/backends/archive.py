@@ -10,9 +10,10 @@ Format (version 1), one folder per archive:
     postgres.dump.enc pg_dump --format=custom of t_<name>        (see postgres_export)
     redis.jsonl.enc   every key under t:<name>: with DUMP and PTTL  (see redis_export)
     kv.json.enc       latest data of every KV secret under tenants/<name>/  (see vault_export)
+    configmaps.json.enc  the tenant namespace's own ConfigMaps  (see kube_export: what is and is not kept;
+                      Secrets never are)
 
-Kubernetes objects of the tenant namespace are not archived (Secrets must not be kept in clear, and
-nothing else in the namespace is tenant data yet). `verify` checks, in this order and before anything
+`verify` checks, in this order and before anything
 is written anywhere: every file is there with its size and sha256, the data key unwraps, the
 manifest's MAC matches, and every chunk of every file authenticates. Each failure names the file.
 """
@@ -29,14 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from . import archive_crypto as crypto
-from . import postgres_export, redis_export, vault_export
+from . import kube_export, postgres_export, redis_export, vault_export
 from .archive_store import MANIFEST, DirectoryStore, Heartbeat
 from .base import Target
 
 __all__ = ["FORMAT_VERSION", "FILES", "Export", "Progress", "export", "verify", "Verified"]
 
 FORMAT_VERSION = 1
-FILES = {"postgres": "postgres.dump", "redis": "redis.jsonl", "vault": "kv.json"}
+FILES = {"postgres": "postgres.dump", "redis": "redis.jsonl", "vault": "kv.json", "kubernetes": "configmaps.json"}
 """Each part's plaintext name; on disk it carries `.enc`."""
 
 
@@ -92,6 +93,8 @@ async def _part(service: str, target: Target, tenant: str, plain: Path) -> dict[
     if service == "redis":
         keys = await redis_export.dump(target, tenant, plain)
         return {"backend": target.name, "version": await redis_export.server_version(target), "keys": keys}
+    if service == "kubernetes":
+        return {"backend": target.name, "configMaps": await kube_export.dump(tenant, plain)}
     secrets = await vault_export.dump_kv(target, tenant, plain)
     return {"backend": target.name, "version": await vault_export.server_version(target), "secrets": secrets,
             "transitKeys": "not archived: tenant transit keys are not exportable; the key wrapping this "

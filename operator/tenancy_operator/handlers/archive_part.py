@@ -30,7 +30,16 @@ import kopf
 
 from ..api import names
 from ..api.tenant import TenantSpec
-from ..backends import archive, archive_store, kube, postgres_export, redis_export, registry, vault_export
+from ..backends import (
+    archive,
+    archive_store,
+    kube,
+    kube_export,
+    postgres_export,
+    redis_export,
+    registry,
+    vault_export,
+)
 from ..backends.archive_crypto import Tampered
 from ..backends.base import BackendRefused, BackendUnavailable, Target
 from ..reconcile.status import PartResult
@@ -44,6 +53,8 @@ __all__ = ["ARCHIVE_CONDITION", "RESTORE_CONDITION", "ArchiveError", "fresh_stat
 ARCHIVE_CONDITION = "ArchiveReady"
 RESTORE_CONDITION = "RestoreReady"
 ARCHIVED_SERVICES = ("postgres", "redis", "vault")
+KUBERNETES = Target(name="kubernetes", type="kubernetes", host="", port=0)
+"""The tenant namespace's ConfigMaps are a part of every archive (backends/kube_export)."""
 
 
 class ArchiveError(Exception):
@@ -138,7 +149,7 @@ async def _export_targets(name: str, placement: dict[str, str], known: dict[str,
     if "vault" not in targets:
         raise ArchiveError("ArchiveNeedsVault", f"Tenant {name} has no OpenBao backend placed: an archive's data "
                                                 "key is wrapped by the tenant's transit key; enable spec.vault", True)
-    return targets
+    return {**targets, "kubernetes": KUBERNETES}
 
 
 async def make(name: str, uid: str, spec: dict[str, Any], placement: dict[str, str],
@@ -221,6 +232,9 @@ async def release(name: str, uid: str, placement: dict[str, str], known: dict[st
                 done += await adapter.delete(target, name, uid)
         except Exception as exc:  # noqa: BLE001
             raise _backend_error(exc, f"releasing {service} of {name} on {target.name}") from exc
+    for cm in await kube_export.user_configmaps(name):
+        await kube.delete("ConfigMap", cm["metadata"]["name"], cm["metadata"]["namespace"])
+        done.append(f"ConfigMap {cm['metadata']['name']}")
     logger.info("released live data of %s: %s", name, ", ".join(done) or "nothing left")
     return done
 
@@ -286,6 +300,8 @@ async def _holds_data(service: str, target: Target, name: str) -> bool:
         return await postgres_export.holds_data(target, name)
     if service == "redis":
         return await redis_export.holds_data(target, name)
+    if service == "kubernetes":
+        return await kube_export.holds_data(name)
     return await vault_export.holds_kv(target, name)
 
 
@@ -300,7 +316,7 @@ async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dic
                           f"restored from archive {asked.archive} at {done.get('restoredAt')}"), done
     resuming = done.get("archive") == asked.archive and done.get("state") == "Loading"
     try:
-        targets = await _targets(placement, known)
+        targets = {**await _targets(placement, known), "kubernetes": KUBERNETES}
         store = archive_store.from_env()
         started = time.monotonic()
         progress = archive.Progress()
@@ -349,6 +365,8 @@ async def _verify_and_load(name: str, asked: Any, store: archive_store.Directory
                 counts.append(f"database {names.pg_database(name)}")
             elif service == "redis":
                 counts.append(f"{await redis_export.restore(target, name, path)} Redis keys")
+            elif service == "kubernetes":
+                counts.append(f"{await kube_export.restore(name, path)} ConfigMaps")
             else:
                 counts.append(f"{await vault_export.restore_kv(target, name, path)} KV secrets")
             progress.add(sizes.get(service, 0))
