@@ -66,3 +66,14 @@ def test_restore_into_a_new_tenant_creates_it_with_the_archived_spec(monkeypatch
     assert main.main(["restore", "acme3", "--from", folder.name]) == 1  # no store to read the spec from
     assert "--dir" in capsys.readouterr().err
     assert main.main(["restore", "acme3", "--from", "gone-1", "--dir", str(tmp_path)]) == 1
+
+
+def test_status_shows_archive_and_restore_progress():
+    from tenancy_operator.cli import render
+    tenant = {"metadata": {"name": "acme", "generation": 1}, "spec": {},
+              "status": {"observedGeneration": 1,
+                         "archive": {"id": "acme-1", "state": "Exporting", "bytesDone": 3 << 20, "bytesTotal": 12 << 20},
+                         "restore": {"archive": "old-1", "state": "Done", "bytesDone": 100, "bytesTotal": 100}}}
+    text = render.status_text(tenant, datetime(2026, 12, 3, tzinfo=UTC))
+    assert "Archive: acme-1 Exporting, 25% (3.0 MiB of 12.0 MiB)" in text
+    assert "Restore: from old-1 Done, 100% (100 B of 100 B)" in text
