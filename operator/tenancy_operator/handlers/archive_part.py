@@ -173,6 +173,7 @@ async def make(name: str, uid: str, spec: dict[str, Any], placement: dict[str, s
             manifest = store.manifest(archive_id)
             now = datetime.strptime(manifest["createdAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
             retention = manifest.get("retention") or retention
+            progress.add(sum(int(e.get("plainSize") or 0) for e in (manifest.get("files") or {}).values()))
             logger.info("archive %s of %s was published by an earlier attempt; adopted", archive_id, name)
         else:
             await archive.export(store, archive.Export(
