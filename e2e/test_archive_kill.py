@@ -85,6 +85,8 @@ def _trial(operator, rng: random.Random, trial: int, cleanup: list[str], passed:
     archive_kill = _kill_inside(operator, rng, lambda: _unfinished(src + "-"))
     eventually(lambda: _phase_of("tenant", src, "archive") == "Released", 120, 1,
                f"trial {trial}: archive finished after a kill at {archive_kill:.2f} s")
+    record = get("tenant", src)["status"]["archive"]
+    assert record.get("bytesDone") == record.get("bytesTotal") > 0, (trial, archive_kill, record)  # progress complete
     passed["archive finished"] += 1
     made = _archives_of_uid(uid)
     assert made == [get("tenant", src)["status"]["archive"]["id"]], (trial, archive_kill, made)  # one, not two
@@ -98,6 +100,8 @@ def _trial(operator, rng: random.Random, trial: int, cleanup: list[str], passed:
     restore_kill = _kill_inside(operator, rng, lambda: set(ARCHIVE_DIR.glob(".work-*")) - work_before)
     eventually(lambda: _phase_of("tenant", dst, "restore") == "Done", 120, 1,
                f"trial {trial}: restore finished after a kill at {restore_kill:.2f} s")
+    record = get("tenant", dst)["status"]["restore"]
+    assert record.get("bytesDone") == record.get("bytesTotal") > 0, (trial, restore_kill, record)
     passed["restore finished"] += 1
     restored_tables, restored = _pg_fingerprint(credentials(dst)), _redis_snapshot(f"t:{dst}:")
     restored_kv = _kv(dst)
