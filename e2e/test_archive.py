@@ -143,6 +143,9 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
                                                         mount_point="tenants")
     vault_admin().secrets.kv.v2.create_or_update_secret(path=f"{src}/nested/api", secret={"token": "t2"},
                                                         mount_point="tenants")
+    kube.apply(json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "app-settings", "namespace": f"tenant-{src}", "labels": {"app": "api"}},
+        "data": {"mode": "eu", "limits.yaml": "rps: 50\n"}, "binaryData": {"logo.bin": "AAEC"}}))
     tables, keys, secrets = _pg_fingerprint(creds), _redis_snapshot(creds["REDIS_KEY_PREFIX"]), _kv(src)
     assert tables["customers"][0] == 4000 and len(keys) == 1000 and len(secrets) == 2
 
@@ -157,16 +160,17 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
     record = status["archive"]
     archive_id = record["id"]
     assert record["location"].endswith(archive_id) and condition(get("tenant", src), "ArchiveReady")["status"] == "True"
+    assert record["bytesDone"] == record["bytesTotal"] > 0  # progress, complete
     assert f"t_{src.replace('-', '_')}" not in pg_databases("t_arc")  # live data released
     assert not list(redis_admin().scan_iter(match=creds["REDIS_KEY_PREFIX"] + "*"))
     assert _kv(src) == {}
 
     listed = next(line.split() for line in plugin("archives", "--dir", str(ARCHIVE_DIR)).splitlines()
                   if line.startswith(archive_id))
-    assert listed[1] == src and listed[-1] == "postgres,redis,vault" and "in 23h" in " ".join(listed), listed
+    assert listed[1] == src and listed[-1] == "kubernetes,postgres,redis,vault" and "in 23h" in " ".join(listed), listed
     manifest = _manifest(archive_id)
     assert manifest["tenant"] == src and manifest["spec"]["state"] == "Archived"
-    assert set(manifest["files"]) == {"postgres.dump.enc", "redis.jsonl.enc", "kv.json.enc"}
+    assert set(manifest["files"]) == {"postgres.dump.enc", "redis.jsonl.enc", "kv.json.enc", "configmaps.json.enc"}
     for name, entry in manifest["files"].items():
         assert hashlib.sha256((ARCHIVE_DIR / archive_id / name).read_bytes()).hexdigest() == entry["sha256"]
     # Not readable without the tenant's transit key: the right key unwraps the data key and it decrypts
@@ -190,16 +194,25 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
                                                archive_id, "redis.jsonl.enc")
     archived_ttl = {base64.b64decode(item["k"]).decode(): item["ttl"]
                     for item in map(json.loads, redis_lines.splitlines())}
+    configmaps = json.loads(archive_crypto.decrypt_bytes((ARCHIVE_DIR / archive_id / "configmaps.json.enc").read_bytes(),
+                                                         key, archive_id, "configmaps.json.enc"))
+    assert [c["name"] for c in configmaps] == ["app-settings"]  # not the operator's own, not kube-root-ca.crt
 
     # reclaim Archive on delete: the archive of the current data exists, so no second one is made.
     _delete_and_wait(src)
     assert _archives_of(src).count(archive_id) == 1 and len([a for a in _archives_of(src) if a >= archive_id]) == 1
 
     started = time.monotonic()
-    kube.apply(tenant_yaml(dst, restoreFrom={"archive": archive_id}, **FULL))
+    # Into tenant A2, which does not exist yet: the plugin creates it with A's spec from the manifest.
+    assert "created with the spec of archive" in plugin("restore", dst, "--from", archive_id, "--dir", str(ARCHIVE_DIR))
+    created = get("tenant", dst)["spec"]
+    assert created["lifecyclePolicyRef"] == "arc-keep" and created["state"] == "Active"
+    assert all(created[s]["enabled"] for s in FULL), created
     eventually(lambda: ((get("tenant", dst) or {}).get("status", {}).get("restore") or {}).get("state") == "Done",
                120, 0.5, "restore done")
     restore_seconds = time.monotonic() - started
+    restored = get("tenant", dst)["status"]["restore"]
+    assert restored["bytesDone"] == restored["bytesTotal"] == 2 * sum(e["plainSize"] for e in manifest["files"].values())
     dst_prefix = f"t:{dst}:"
     restored_keys = _redis_snapshot(dst_prefix)
     kubectl("wait", "--for=condition=Ready", f"tenant/{dst}", "--timeout=60s", timeout=70)
@@ -215,6 +228,9 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
         else:
             assert abs(pttl - want) <= 2000, (key_name, pttl, want)
     assert _kv(dst) == secrets
+    settings = get("configmap", "app-settings", namespace=f"tenant-{dst}")
+    assert settings["data"] == {"mode": "eu", "limits.yaml": "rps: 50\n"} and settings["binaryData"] == {"logo.bin": "AAEC"}
+    assert settings["metadata"]["labels"] == {"app": "api"}
     # The tenant's own clients work on the restored data.
     assert redis_client(creds2).get(f"{dst_prefix}s:1") == "v1"
     size = sum(e["size"] for e in manifest["files"].values())
@@ -276,6 +292,35 @@ def test_tampered_archive_is_refused_naming_the_file(backends, operator, cleanup
     plugin("restore", busy, "--from", archive_id, "--overwrite")
     eventually(lambda: (get("tenant", busy)["status"].get("restore") or {}).get("state") == "Done", 60, 1, "restored")
     assert pg(creds3, "SELECT count(*) AS n FROM kept")[0]["n"] == 10
+    _refused_for_data_outside_tables(archive_id, cleanup_tenants)
+
+
+def _refused_for_data_outside_tables(archive_id: str, cleanup_tenants: list[str]) -> None:
+    """Data the target holds outside tables counts too: a large object alone, an extra schema alone."""
+    name = "arc-lob"
+    _fresh(name)
+    cleanup_tenants.insert(0, name)
+    kube.apply(tenant_yaml(name, **FULL))
+    kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=90s", timeout=100)
+    creds = credentials(name)
+    oid = pg(creds, "SELECT lo_from_bytea(0, 'scan-0001') AS oid")[0]["oid"]
+
+    def refused() -> bool:
+        obj = get("tenant", name)
+        part = condition(obj, "RestoreReady")
+        return part.get("reason") == "RestoreRefused" and part.get("observedGeneration") == obj["metadata"]["generation"]
+
+    plugin("restore", name, "--from", archive_id)
+    eventually(refused, 60, 1, "restore into a tenant holding only a large object refused")
+    assert pg(creds, "SELECT count(*) AS n FROM pg_tables WHERE tablename = 'kept'")[0]["n"] == 0
+    assert bytes(pg(creds, f"SELECT lo_get({int(oid)}) AS b")[0]["b"]) == b"scan-0001"  # untouched
+    pg(creds, f"SELECT lo_unlink({int(oid)})")
+    pg(creds, "CREATE SCHEMA billing")  # a schema holding only a type: no table, view or function
+    pg(creds, "CREATE TYPE billing.state AS ENUM ('open', 'paid')")
+    kubectl("patch", "tenant", name, "--type=merge", "-p", '{"spec":{"restoreFrom":null}}')
+    plugin("restore", name, "--from", archive_id)
+    eventually(refused, 60, 1, "restore into a tenant holding only a schema with a type refused")
+    assert pg(creds, "SELECT count(*) AS n FROM pg_tables WHERE tablename = 'kept'")[0]["n"] == 0
 
 
 def test_retention_purges_on_time(backends, operator, cleanup_tenants):

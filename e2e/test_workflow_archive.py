@@ -109,7 +109,7 @@ def test_export_keeps_the_tenant_ready_and_its_archive_verifies(backends, operat
     assert status["outputs"]["location"].endswith(archive_id) and int(status["outputs"]["bytes"]) > 0
     manifest = _verified(archive_id)
     assert manifest["tenant"] == name and set(manifest["files"]) == {"postgres.dump.enc", "redis.jsonl.enc",
-                                                                      "kv.json.enc"}
+                                                                      "kv.json.enc", "configmaps.json.enc"}
     tenant = get("tenant", name)
     assert condition(tenant, "Ready")["status"] == "True" and tenant["status"]["phase"] == "Ready"
     assert (tenant["status"].get("archive") or {}).get("state") != "Released"

@@ -433,6 +433,10 @@ class ArchiveStatus(Spec):
     state: Literal["Exporting", "Exported", "Released", "Superseded"] | None = None
     """Exporting: under way (a rerun adopts it if it was published); Exported: complete, live data may
     still be there; Released: live data deleted; Superseded: the tenant is Active again."""
+    bytes_done: int | None = None
+    """Progress of the export: plain bytes dumped so far (written at most every few seconds while it runs)."""
+    bytes_total: int | None = None
+    """Expected plain bytes of the export (an estimate while a part is dumped; exact when it is done)."""
 
 
 class RestoreStatus(Spec):
@@ -442,6 +446,10 @@ class RestoreStatus(Spec):
     started_at: str | None = None
     restored_at: str | None = None
     seconds: float | None = None
+    bytes_done: int | None = None
+    """Progress of the restore: bytes verified plus bytes loaded (written at most every few seconds)."""
+    bytes_total: int | None = None
+    """Twice the archive's plain bytes (each is verified, then loaded)."""
 
 class TenantStatus(Spec):
     model_config = Spec.model_config | {"extra": "allow"}

@@ -12,36 +12,64 @@ Format (version 1), one folder per archive:
     kv.json.enc       latest data of every KV secret under tenants/<name>/  (see vault_export)
     mongodb.jsonl.enc every collection of t_<name>: indexes and documents  (see mongodb_export)
     search.jsonl.enc  every index t-<name>_*: mappings, settings, documents  (see search_export)
+    configmaps.json.enc  the tenant namespace's own ConfigMaps  (see kube_export: what is and is not kept;
+                      Secrets never are)
 
-Kubernetes objects of the tenant namespace are not archived (Secrets must not be kept in clear, and
-nothing else in the namespace is tenant data yet). `verify` checks, in this order and before anything
+`verify` checks, in this order and before anything
 is written anywhere: every file is there with its size and sha256, the data key unwraps, the
 manifest's MAC matches, and every chunk of every file authenticates. Each failure names the file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import tempfile
+import os
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import archive_crypto as crypto
-from . import mongodb_export, postgres_export, redis_export, search_export, vault_export
-from .archive_store import MANIFEST, DirectoryStore
+from . import kube_export, mongodb_export, postgres_export, redis_export, search_export, vault_export
+from .archive_store import MANIFEST, DirectoryStore, Heartbeat
 from .base import Target
 
-__all__ = ["FORMAT_VERSION", "FILES", "EXPORTERS", "Export", "export", "verify", "Verified"]
+__all__ = ["FORMAT_VERSION", "FILES", "EXPORTERS", "Export", "Progress", "export", "verify", "Verified"]
 
 FORMAT_VERSION = 1
 FILES = {"postgres": "postgres.dump", "redis": "redis.jsonl", "vault": "kv.json", "mongodb": "mongodb.jsonl",
-         "search": "search.jsonl"}
+         "search": "search.jsonl", "kubernetes": "configmaps.json"}
 """Each part's plaintext name; on disk it carries `.enc`."""
 EXPORTERS = {"mongodb": mongodb_export, "search": search_export}
 """Parts whose module has `dump(target, tenant, path) -> counts`, `restore(target, tenant, path) -> int`,
 `holds_data(target, tenant)` and `server_version(target)`."""
+
+
+@dataclass
+class Progress:
+    """Bytes done of total of a running archive or restore, read by the throttled status writer.
+
+    Export: plain bytes the parts dumped; `total` is an estimate while a part is being dumped (the
+    database's size for PostgreSQL, its file's size so far for the rest) and exact once each part is
+    done. Restore: each archived plain byte counts twice, once when verified and once when loaded."""
+
+    done: int = 0
+    total: int = 0
+    dumping: Path | None = None
+    """The file a part is being dumped into now; its size counts as done."""
+
+    def add(self, n: int) -> None:
+        self.done += n
+        self.total = max(self.total, self.done)
+
+    def snapshot(self) -> tuple[int, int]:
+        try:
+            extra = self.dumping.stat().st_size if self.dumping else 0
+        except FileNotFoundError:
+            extra = 0
+        return self.done + extra, max(self.total, self.done + extra)
 
 
 @dataclass
@@ -58,6 +86,9 @@ class Export:
     policy: str | None
     targets: dict[str, Target] = field(default_factory=dict)
     """service -> its Backend; `vault` is required (it wraps the data key)."""
+    progress: Progress = field(default_factory=Progress)
+    estimates: dict[str, int] = field(default_factory=dict)
+    """service -> expected plain bytes of its part (progress only)."""
 
 
 async def _part(service: str, target: Target, tenant: str, plain: Path) -> dict[str, Any]:
@@ -71,6 +102,8 @@ async def _part(service: str, target: Target, tenant: str, plain: Path) -> dict[
     if service == "redis":
         keys = await redis_export.dump(target, tenant, plain)
         return {"backend": target.name, "version": await redis_export.server_version(target), "keys": keys}
+    if service == "kubernetes":
+        return {"backend": target.name, "configMaps": await kube_export.dump(tenant, plain)}
     secrets = await vault_export.dump_kv(target, tenant, plain)
     return {"backend": target.name, "version": await vault_export.server_version(target), "secrets": secrets,
             "transitKeys": "not archived: tenant transit keys are not exportable; the key wrapping this "
@@ -78,19 +111,30 @@ async def _part(service: str, target: Target, tenant: str, plain: Path) -> dict[
 
 
 async def export(store: DirectoryStore, job: Export) -> dict[str, Any]:
-    """Writes the archive under a staging name, verifies it, then publishes it; returns the manifest."""
+    """Writes the archive under a staging name, verifies it, then publishes it; returns the manifest.
+    A Heartbeat keeps the staging folder alive (never cleaned) for as long as the export runs."""
     staging = store.stage(job.archive_id)
+    with Heartbeat(staging):
+        return await _export(store, job, staging)
+
+
+async def _export(store: DirectoryStore, job: Export, staging: Path) -> dict[str, Any]:
     data_key = crypto.new_data_key()
     vault = job.targets["vault"]
     wrapped = await vault_export.wrap(vault, job.tenant, data_key)
     backends: dict[str, Any] = {}
     files: dict[str, Any] = {}
+    progress = job.progress
+    progress.total = sum(job.estimates.get(s, 0) for s in job.targets)
     for service, target in sorted(job.targets.items()):
         plain = staging / f".plain-{FILES[service]}"
+        progress.dumping = plain
         backends[service] = await _part(service, target, job.tenant, plain)
         name = FILES[service] + ".enc"
-        with plain.open("rb") as src, (staging / name).open("wb") as dst:
-            plain_size = crypto.encrypt_file(src, dst, data_key, job.archive_id, name)
+        plain_size = await asyncio.to_thread(_seal, plain, staging / name, data_key, job.archive_id, name)
+        progress.dumping = None
+        progress.total += plain_size - job.estimates.get(service, 0)
+        progress.add(plain_size)
         plain.unlink()  # the clear copy lives only inside the 0700 staging folder, for one step
         size, digest = crypto.sha256_file(staging / name)
         files[name] = {"part": service, "size": size, "sha256": digest, "plainSize": plain_size}
@@ -110,31 +154,57 @@ async def export(store: DirectoryStore, job: Export) -> dict[str, Any]:
     return manifest
 
 
+def _seal(plain: Path, sealed: Path, key: bytes, archive_id: str, name: str) -> int:
+    with plain.open("rb") as src, sealed.open("wb") as dst:
+        return crypto.encrypt_file(src, dst, key, archive_id, name)
+
+
+class Workdir:
+    """A restore's private folder of decrypted files, kept alive by a Heartbeat until `cleanup()`."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = str(path)
+        self._beat = Heartbeat(path).start()
+
+    def cleanup(self) -> None:
+        self._beat.stop()
+        shutil.rmtree(self.name, ignore_errors=True)
+
+
 @dataclass
 class Verified:
     manifest: dict[str, Any]
     plain: dict[str, Path]
     """service -> its decrypted file in `workdir` (deleted with it)."""
-    workdir: tempfile.TemporaryDirectory
+    workdir: Workdir
 
 
-async def _check(folder: Path, manifest: dict[str, Any], key: bytes, into: Path | None) -> dict[str, Path]:
+async def _check(folder: Path, manifest: dict[str, Any], key: bytes, into: Path | None,
+                 progress: Progress | None = None) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for name, entry in sorted(manifest.get("files", {}).items()):
-        with (folder / name).open("rb") as src:
-            target = into / name.removesuffix(".enc") if into else None
-            with (target.open("wb") if target else open("/dev/null", "wb")) as dst:
-                crypto.decrypt_file(src, dst, key, manifest["id"], name)
+        target = into / name.removesuffix(".enc") if into else None
+        await asyncio.to_thread(_open, folder / name, target, key, manifest["id"], name,
+                                progress.add if progress else None)
         if target:
             out[entry["part"]] = target
     return out
 
 
+def _open(sealed: Path, target: Path | None, key: bytes, archive_id: str, name: str,
+          on_bytes: Callable[[int], None] | None) -> None:
+    with sealed.open("rb") as src, (target.open("wb") if target else open(os.devnull, "wb")) as dst:
+        crypto.decrypt_file(src, dst, key, archive_id, name, on_bytes)
+
+
 async def verify(store: DirectoryStore, archive_id: str,
-                 unwrap: Callable[[dict[str, Any]], Awaitable[bytes]]) -> Verified:
-    """Checks the whole archive and decrypts it into a private work folder; raises crypto.Tampered
-    naming the file, or StoreError when the archive is not there. `unwrap` gets the manifest's
-    `encryption` and returns the data key (transit decrypt)."""
+                 unwrap: Callable[[dict[str, Any]], Awaitable[bytes]], owner: str = "",
+                 progress: Progress | None = None) -> Verified:
+    """Checks the whole archive and decrypts it into a private work folder (`.work-<owner>`, made
+    anew: a killed restore's folder is replaced, not left behind; `owner` defaults to the archive
+    id); raises crypto.Tampered naming the file, or StoreError when the archive is not there.
+    `unwrap` gets the manifest's `encryption` and returns the data key (transit decrypt). `progress`
+    gets its total (twice the plain bytes: verified, then loaded) and the bytes verified."""
     manifest = store.manifest(archive_id)
     if manifest.get("formatVersion") != FORMAT_VERSION or manifest.get("id") != archive_id:
         raise crypto.Tampered(MANIFEST, f"format {manifest.get('formatVersion')!r} / id {manifest.get('id')!r} "
@@ -149,9 +219,11 @@ async def verify(store: DirectoryStore, archive_id: str,
                                         f"({entry.get('size')} / {str(entry.get('sha256'))[:12]}...)")
     key = await unwrap(manifest.get("encryption") or {})
     crypto.check_manifest_mac(manifest, key)
-    workdir = tempfile.TemporaryDirectory(dir=store.root, prefix=".work-")
+    if progress is not None:
+        progress.total = 2 * sum(int(e.get("plainSize") or 0) for e in manifest["files"].values())
+    workdir = Workdir(store.work(owner or archive_id))
     try:
-        plain = await _check(store.root / archive_id, manifest, key, Path(workdir.name))
+        plain = await _check(store.root / archive_id, manifest, key, Path(workdir.name), progress)
     except BaseException:
         workdir.cleanup()
         raise

@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -63,8 +64,10 @@ def encrypt_file(src: BinaryIO, dst: BinaryIO, key: bytes, archive_id: str, name
         chunk, index = following, index + 1
 
 
-def decrypt_file(src: BinaryIO, dst: BinaryIO, key: bytes, archive_id: str, name: str) -> int:
-    """Decrypts what `encrypt_file` wrote; raises Tampered on any change, truncation or wrong key."""
+def decrypt_file(src: BinaryIO, dst: BinaryIO, key: bytes, archive_id: str, name: str,
+                 on_bytes: Callable[[int], None] | None = None) -> int:
+    """Decrypts what `encrypt_file` wrote; raises Tampered on any change, truncation or wrong key.
+    `on_bytes` is told each chunk's plain size as it is written (progress)."""
     aes = AESGCM(key)
     total, index = 0, 0
     while True:
@@ -82,6 +85,8 @@ def decrypt_file(src: BinaryIO, dst: BinaryIO, key: bytes, archive_id: str, name
             raise Tampered(name, f"chunk {index} fails authentication (changed, or another key)") from None
         dst.write(plain)
         total += len(plain)
+        if on_bytes is not None:
+            on_bytes(len(plain))
         if last:
             return total
         index += 1

@@ -8,6 +8,11 @@ the files, the manifest last; list by the manifest's key) and is not built.
 Completeness is the manifest: an archive is written under `.staging-<id>` and renamed to `<id>` only
 after every file and the manifest are on disk and synced, so a process killed mid-export leaves a
 staging folder, never a folder that looks complete; `clean_staging` removes those on the next pass.
+Whether an export (or a restore's `.work-<tenant>` folder) is still running is told by its heartbeat,
+not its age: while a job runs, a `Heartbeat` thread touches its folder every `HEARTBEAT_S` seconds, and
+only a folder untouched for `stale_seconds()` (TENANCY_ARCHIVE_STALE_SECONDS, default 300) whose job is
+not running in this process is removed, so an export of a large database that runs for hours is never
+cleaned away under itself, by this replica or another one sharing the volume.
 A purge removes the data files first and the manifest last, then the folder, so a purge killed
 halfway leaves an archive that still lists (by its manifest) and is finished by the next pass.
 """
@@ -19,18 +24,73 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["ArchiveStore", "DirectoryStore", "MANIFEST", "StoreError", "from_env", "new_id", "valid_id"]
+__all__ = ["ArchiveStore", "DirectoryStore", "Heartbeat", "MANIFEST", "StoreError", "from_env", "new_id", "valid_id",
+           "stale_seconds", "alive"]
 
 MANIFEST = "manifest.json"
 _ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,120}$")
 _STAGING = ".staging-"
 _ID_TAIL = r"-\d{8}-\d{6}-[0-9a-f]{6}"
 """What follows the tenant's name in an id: tenant `acme`'s ids never match tenant `acme-eu`'s."""
+
+
+HEARTBEAT_S = 15.0
+_RUNNING: set[Path] = set()
+"""Job folders a Heartbeat of this process keeps alive."""
+
+
+def stale_seconds() -> float:
+    """How long a job folder may go untouched before it counts as left by a dead process."""
+    return float(os.environ.get("TENANCY_ARCHIVE_STALE_SECONDS") or 300)
+
+
+def alive(path: Path, now: float | None = None) -> bool:
+    """Is a job still writing `path`: one of this process's, or touched within stale_seconds()?"""
+    if path in _RUNNING:
+        return True
+    try:
+        touched = path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return (time.time() if now is None else now) - touched < stale_seconds()
+
+
+class Heartbeat:
+    """Touches `path` every `every` seconds from a thread (so a long blocking step cannot starve it)
+    until stopped; a context manager. While it runs, `alive(path)` holds."""
+
+    def __init__(self, path: Path, every: float = HEARTBEAT_S) -> None:
+        self.path, self.every = path, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat {path.name}", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                os.utime(self.path)
+            except FileNotFoundError:
+                return
+
+    def start(self) -> Heartbeat:
+        _RUNNING.add(self.path)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        _RUNNING.discard(self.path)
+
+    def __enter__(self) -> Heartbeat:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 class StoreError(Exception):
@@ -58,7 +118,7 @@ class ArchiveStore(Protocol):
     def manifest(self, archive_id: str) -> dict[str, Any]: ...
     def file(self, archive_id: str, name: str) -> Path: ...
     def delete(self, archive_id: str) -> list[str]: ...
-    def clean_staging(self, tenant: str = "", older_than: float = 0, archive_id: str = "") -> list[str]: ...
+    def clean_staging(self, tenant: str = "", archive_id: str = "") -> list[str]: ...
 
 
 class DirectoryStore:
@@ -76,7 +136,7 @@ class DirectoryStore:
 
     def stage(self, archive_id: str) -> Path:
         self._ready()
-        path = self.root / (_STAGING + valid_id(archive_id))
+        path = self.staging(archive_id)
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(mode=0o700)
         return path
@@ -138,10 +198,13 @@ class DirectoryStore:
         folder.rmdir()
         return removed
 
-    def clean_staging(self, tenant: str = "", older_than: float = 0, archive_id: str = "") -> list[str]:
-        """Remove staging folders of exports that never finished (`tenant`: only that tenant's; its
-        name is matched whole, since `acme-` also begins tenant `acme-eu`'s ids; `archive_id`: only
-        that archive's)."""
+    def staging(self, archive_id: str) -> Path:
+        return self.root / (_STAGING + valid_id(archive_id))
+
+    def clean_staging(self, tenant: str = "", archive_id: str = "") -> list[str]:
+        """Remove staging folders of exports that are no longer running (no heartbeat: see `alive`).
+        `tenant`: only that tenant's (its name is matched whole, since `acme-` also begins tenant
+        `acme-eu`'s ids). `archive_id`: that archive's, running or not (its owner is undoing it)."""
         if not self.root.is_dir():
             return []
         ours = (re.compile(re.escape(_STAGING + archive_id) + "$") if archive_id
@@ -149,7 +212,27 @@ class DirectoryStore:
         gone = []
         for p in self.root.iterdir():
             if (p.is_dir() and p.name.startswith(_STAGING) and (ours is None or ours.match(p.name))
-                    and time.time() - p.stat().st_mtime >= older_than):
+                    and (archive_id or not alive(p))):
+                shutil.rmtree(p, ignore_errors=True)
+                gone.append(p.name)
+        return gone
+
+    def work(self, owner: str) -> Path:
+        """A fresh private folder `.work-<owner>` for a restore's decrypted files (one per tenant, so a
+        rerun after a crash replaces the killed run's folder instead of leaving it behind)."""
+        self._ready()
+        path = self.root / f".work-{valid_id(owner)}"
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(mode=0o700)
+        return path
+
+    def clean_work(self) -> list[str]:
+        """Remove restore work folders whose restore is no longer running."""
+        if not self.root.is_dir():
+            return []
+        gone = []
+        for p in self.root.glob(".work-*"):
+            if not alive(p):
                 shutil.rmtree(p, ignore_errors=True)
                 gone.append(p.name)
         return gone

@@ -26,7 +26,7 @@ from ..api import names
 from .base import BackendRefused, BackendUnavailable, Target
 from .postgres_load import load_role
 
-__all__ = ["bindir", "server_version", "dump", "restore", "holds_data"]
+__all__ = ["bindir", "server_version", "database_size", "dump", "restore", "holds_data"]
 
 
 def bindir(version: str) -> Path:
@@ -61,15 +61,36 @@ async def server_version(target: Target) -> str:
         await conn.close()
 
 
+async def database_size(target: Target, tenant: str) -> int:
+    """The tenant database's size on disk (an upper guess of its dump's size, for progress)."""
+    conn = await _connect(target, target.extra.get("database", "postgres"))
+    try:
+        return int(await conn.fetchval("SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1",
+                                       names.pg_database(tenant)) or 0)
+    finally:
+        await conn.close()
+
+
+_USER_NAMESPACE = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' " \
+                  "AND n.nspname NOT LIKE 'pg_temp%'"
+_HOLDS_DATA = (
+    # relations, functions and types (enums, domains...) of the tenant's own, in any schema
+    f"SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_USER_NAMESPACE}) "
+    f"OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {_USER_NAMESPACE}) "
+    f"OR EXISTS (SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {_USER_NAMESPACE}) "
+    # large objects live outside every schema
+    "OR EXISTS (SELECT 1 FROM pg_largeobject_metadata) "
+    # a schema besides public, even one holding nothing the lines above see (the dump's CREATE SCHEMA would clash)
+    f"OR EXISTS (SELECT 1 FROM pg_namespace n WHERE {_USER_NAMESPACE} AND n.nspname <> 'public')"
+)
+
+
 async def holds_data(target: Target, tenant: str) -> bool:
-    """Does the tenant database hold any table, sequence, view or function of its own?"""
+    """Does the tenant database hold anything of its own: a table, view, sequence, function or type in
+    any schema, a large object, or a schema besides `public`?"""
     conn = await _connect(target, names.pg_database(tenant))
     try:
-        return bool(await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%') "
-            "OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))"))
+        return bool(await conn.fetchval(_HOLDS_DATA))
     finally:
         await conn.close()
 

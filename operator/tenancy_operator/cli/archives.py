@@ -16,7 +16,11 @@ from typing import Any
 
 from .render import age, parse_time
 
-__all__ = ["read", "table", "human_bytes"]
+__all__ = ["read", "table", "human_bytes", "restore_spec"]
+
+NOT_CARRIED = ("state", "restoreFrom", "adoptNamespace", "adoptRetainedData")
+"""Spec fields a new tenant does not take from the archived one: they are about that tenant's own
+life (its state, its own restore, what it adopted), not what it gets."""
 
 
 def human_bytes(n: int) -> str:
@@ -46,6 +50,21 @@ def read(root: str | None) -> list[dict[str, Any]]:
                      "createdAt": manifest.get("createdAt"), "expiresAt": manifest.get("expiresAt"),
                      "retention": manifest.get("retention"), "parts": sorted(manifest.get("backends") or {})})
     return rows
+
+
+def restore_spec(root: str | None, archive_id: str) -> dict[str, Any]:
+    """The spec to create a new tenant with, to restore `archive_id` into: the archived tenant's spec
+    (services, quota, policies...) from the manifest, without NOT_CARRIED. Raises ValueError."""
+    folder = root or os.environ.get("TENANCY_ARCHIVE_DIR", "")
+    if not folder:
+        raise ValueError("the tenant does not exist; to create it from the archive the plugin reads the archive's "
+                         "manifest: pass --dir PATH or set TENANCY_ARCHIVE_DIR (or apply a Tenant with "
+                         "spec.restoreFrom yourself)")
+    manifest_file = Path(folder) / archive_id / "manifest.json"
+    if "/" in archive_id or archive_id.startswith(".") or not manifest_file.is_file():
+        raise ValueError(f"archive {archive_id} not found in {folder} (kubectl tenant archives lists them)")
+    spec = json.loads(manifest_file.read_text()).get("spec") or {}
+    return {k: v for k, v in spec.items() if k not in NOT_CARRIED}
 
 
 def table(rows: list[dict[str, Any]], now: datetime) -> str:

@@ -47,6 +47,13 @@ class Kubectl:
     def annotate_tenant(self, name: str, key: str, value: str) -> None:
         self.run("annotate", "tenants.tenancy.dev", name, f"{key}={value}", "--overwrite")
 
+    def tenant_exists(self, name: str) -> bool:
+        return bool(self.run("get", "tenants.tenancy.dev", name, "--ignore-not-found", "-o", "name").strip())
+
+    def create_tenant(self, name: str, spec: dict[str, Any]) -> None:
+        body = {"apiVersion": "tenancy.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": name}, "spec": spec}
+        self.run("create", "-f", "-", input=json.dumps(body))
+
     def patch_tenant_spec(self, name: str, spec: dict[str, Any], annotations: dict[str, str | None] | None = None) -> None:
         """Merge-patch spec (and annotations: None removes one) in one request."""
         patch: dict[str, Any] = {"spec": spec}

@@ -6,8 +6,10 @@
     kubectl tenant resume acme      spec.state=Active, and lifts a suspension for inactivity (its annotation)
     kubectl tenant list             a table and a summary line
     kubectl tenant archive acme     spec.state=Archived: export an encrypted archive, then release the live data
-    kubectl tenant restore acme --from ID [--overwrite]
-                                    spec.restoreFrom: load archive ID into acme (state Active)
+    kubectl tenant restore acme --from ID [--overwrite] [--dir PATH]
+                                    spec.restoreFrom: load archive ID into acme (state Active); a tenant
+                                    that does not exist is created with the archived tenant's spec
+                                    (read from the archive's manifest under --dir / TENANCY_ARCHIVE_DIR)
     kubectl tenant archives [--dir PATH]
                                     archives with size, age, tenant and expiry (reads the archive store)
     kubectl tenant run WORKFLOW TENANT [--param k=v]...   start a WorkflowRun and follow its steps
@@ -54,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("name", help="Tenant name")
     restore.add_argument("--from", dest="archive", required=True, help="archive id (see kubectl tenant archives)")
     restore.add_argument("--overwrite", action="store_true", help="replace data the tenant already holds")
+    restore.add_argument("--dir", help="the archive store folder, read when the tenant must be created "
+                                       "(default: TENANCY_ARCHIVE_DIR)")
     sub.add_parser("archives", help="list archives").add_argument(
         "--dir", help="the archive store folder (default: TENANCY_ARCHIVE_DIR)")
     run = sub.add_parser("run", help="start a WorkflowRun and follow its steps until it ends")
@@ -112,8 +116,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tenant/{args.name}: spec.state=Archived; the archive id appears in status.archive; wait with "
                   f"`kubectl wait --for=jsonpath='{{.status.phase}}'=Archived tenant/{args.name}`")
         elif args.command == "restore":
-            kubectl.patch_tenant_spec(args.name, {"state": "Active", "restoreFrom": {
-                "archive": args.archive, "overwrite": bool(args.overwrite)}})
+            restore_from = {"archive": args.archive, "overwrite": bool(args.overwrite)}
+            if kubectl.tenant_exists(args.name):
+                kubectl.patch_tenant_spec(args.name, {"state": "Active", "restoreFrom": restore_from})
+            else:
+                spec = archives.restore_spec(args.dir, args.archive)
+                kubectl.create_tenant(args.name, {**spec, "state": "Active", "restoreFrom": restore_from})
+                print(f"tenant/{args.name} created with the spec of archive {args.archive}'s tenant")
             print(f"tenant/{args.name}: spec.restoreFrom={args.archive}; wait with "
                   f"`kubectl wait --for=jsonpath='{{.status.restore.state}}'=Done tenant/{args.name}`")
         elif args.command == "archives":

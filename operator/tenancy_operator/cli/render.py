@@ -161,6 +161,23 @@ def _cache_line(status: dict[str, Any]) -> str | None:
     return text
 
 
+def _archive_lines(status: dict[str, Any]) -> list[str]:
+    """`Archive: <id> Released, 1.2 MiB` / `Restore: from <id> Loading, 40% (12 of 30 MiB)` from status."""
+    from .archives import human_bytes
+
+    lines = []
+    for label, key, name in (("Archive", "archive", "id"), ("Restore", "restore", "archive")):
+        job = status.get(key) or {}
+        if not job.get(name):
+            continue
+        text = f"{label}: {'from ' if key == 'restore' else ''}{job[name]} {job.get('state') or ''}".rstrip()
+        done, total = job.get("bytesDone"), job.get("bytesTotal")
+        if total:
+            text += f", {100 * int(done or 0) // int(total)}% ({human_bytes(int(done or 0))} of {human_bytes(int(total))})"
+        lines.append(text)
+    return lines
+
+
 def _autoscaling_lines(status: dict[str, Any], now: datetime) -> list[str]:
     """One line per autoscaling rule: mode, whether the forecast acts (and why not), forecast, floor."""
     out = []
@@ -226,6 +243,7 @@ def status_text(tenant: dict[str, Any], now: datetime, colour: bool = False) -> 
     cache_line = _cache_line(status)
     if cache_line:
         lines += ["  " + cache_line]
+    lines += ["  " + line for line in _archive_lines(status)]
     rules = _autoscaling_lines(status, now)
     if rules:
         lines += ["", "  Autoscaling:"] + [f"    {line}" for line in rules]

@@ -12,6 +12,11 @@ Restore (spec.restoreFrom): once every service is provisioned, the whole archive
 backends/archive.py) before anything is written; a target that already holds data is refused unless
 `overwrite: true`. `status.restore` records `Loading` before the first write (a crash mid-load is
 redone with overwrite, as those writes were ours) and `Done` after, so a restore never runs twice.
+
+Progress: while an archive or restore runs, `status.archive` / `status.restore` carry `bytesDone`
+and `bytesTotal` (see backends/archive.Progress), written at most once every
+TENANCY_ARCHIVE_PROGRESS_INTERVAL seconds (default 5) and only when they changed; the final record
+has them equal. Nothing is written between jobs.
 """
 
 from __future__ import annotations
@@ -25,11 +30,21 @@ import kopf
 
 from ..api import names
 from ..api.tenant import TenantSpec
-from ..backends import archive, archive_store, kube, postgres_export, redis_export, registry, vault_export
+from ..backends import (
+    archive,
+    archive_store,
+    kube,
+    kube_export,
+    postgres_export,
+    redis_export,
+    registry,
+    vault_export,
+)
 from ..backends.archive_crypto import Tampered
 from ..backends.base import BackendRefused, BackendUnavailable, Target
 from ..reconcile.status import PartResult
 from . import credentials_part, services_part
+from .archive_progress import ProgressWriter, estimates
 from .targets import TargetError, target_for
 
 __all__ = ["ARCHIVE_CONDITION", "RESTORE_CONDITION", "ArchiveError", "fresh_status", "current", "released", "make", "export", "release",
@@ -38,6 +53,8 @@ __all__ = ["ARCHIVE_CONDITION", "RESTORE_CONDITION", "ArchiveError", "fresh_stat
 ARCHIVE_CONDITION = "ArchiveReady"
 RESTORE_CONDITION = "RestoreReady"
 ARCHIVED_SERVICES = ("postgres", "redis", "vault", "mongodb", "search")
+KUBERNETES = Target(name="kubernetes", type="kubernetes", host="", port=0)
+"""The tenant namespace's ConfigMaps are a part of every archive (backends/kube_export)."""
 
 
 class ArchiveError(Exception):
@@ -132,16 +149,19 @@ async def _export_targets(name: str, placement: dict[str, str], known: dict[str,
     if "vault" not in targets:
         raise ArchiveError("ArchiveNeedsVault", f"Tenant {name} has no OpenBao backend placed: an archive's data "
                                                 "key is wrapped by the tenant's transit key; enable spec.vault", True)
-    return targets
+    return {**targets, "kubernetes": KUBERNETES}
 
 
 async def make(name: str, uid: str, spec: dict[str, Any], placement: dict[str, str],
-               known: dict[str, dict[str, Any]], archive_id: str, logger: logging.Logger) -> dict[str, Any]:
+               known: dict[str, dict[str, Any]], archive_id: str, logger: logging.Logger,
+               progress: archive.Progress | None = None) -> dict[str, Any]:
     """Export, verify and publish archive `archive_id` of the live tenant; writes no Tenant status.
 
     An archive of that id already published (an earlier attempt killed after publishing) is adopted,
     never made twice; a staging folder of it is made anew. Returns the record `{id, location,
-    createdAt, expiresAt, bytes}`. Raises ArchiveError (reason, message, needs_person)."""
+    createdAt, expiresAt, bytes}` (and `bytesDone`/`bytesTotal` when `progress` is given). Raises
+    ArchiveError (reason, message, needs_person)."""
+    progress = progress or archive.Progress()
     try:
         store = archive_store.from_env()
         archive_store.valid_id(archive_id)
@@ -153,18 +173,22 @@ async def make(name: str, uid: str, spec: dict[str, Any], placement: dict[str, s
             manifest = store.manifest(archive_id)
             now = datetime.strptime(manifest["createdAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
             retention = manifest.get("retention") or retention
+            progress.add(sum(int(e.get("plainSize") or 0) for e in (manifest.get("files") or {}).values()))
             logger.info("archive %s of %s was published by an earlier attempt; adopted", archive_id, name)
         else:
             await archive.export(store, archive.Export(
                 archive_id=archive_id, tenant=name, uid=uid, spec=spec, created_at=_iso(now),
                 expires_at=_iso(now + timedelta(seconds=seconds(retention))), retention=retention,
-                policy=policy or None, targets=targets))
+                policy=policy or None, targets=targets, progress=progress,
+                estimates=await estimates(targets, name)))
     except ArchiveError:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure is reported, named
         raise _backend_error(exc, f"archive of {name}") from exc
     record = {"id": archive_id, "location": f"{store.location}/{archive_id}", "createdAt": _iso(now),
               "expiresAt": _iso(now + timedelta(seconds=seconds(retention))), "bytes": store.size(archive_id)}
+    if progress.total:
+        record |= {"bytesDone": progress.total, "bytesTotal": progress.total}
     logger.info("archived %s as %s (%d bytes, %.1f s)", name, archive_id, record["bytes"], time.monotonic() - started)
     return record
 
@@ -188,7 +212,10 @@ async def export(name: str, uid: str, spec: dict[str, Any], placement: dict[str,
         await kube.merge_patch("Tenant", name, None, {"status": {"archive": {
             "id": archive_id, "state": "Exporting", "location": None, "createdAt": None, "expiresAt": None,
             "bytes": None}}}, "status")
-    record = {**await make(name, uid, spec, placement, known, archive_id, logger), "state": "Exported"}
+    progress = archive.Progress()
+    async with ProgressWriter(name, "archive", progress):
+        made = await make(name, uid, spec, placement, known, archive_id, logger, progress)
+    record = {**made, "state": "Exported"}
     await kube.merge_patch("Tenant", name, None, {"status": {"archive": record}}, "status")
     return record
 
@@ -206,6 +233,9 @@ async def release(name: str, uid: str, placement: dict[str, str], known: dict[st
                 done += await adapter.delete(target, name, uid)
         except Exception as exc:  # noqa: BLE001
             raise _backend_error(exc, f"releasing {service} of {name} on {target.name}") from exc
+    for cm in await kube_export.user_configmaps(name):
+        await kube.delete("ConfigMap", cm["metadata"]["name"], cm["metadata"]["namespace"])
+        done.append(f"ConfigMap {cm['metadata']['name']}")
     logger.info("released live data of %s: %s", name, ", ".join(done) or "nothing left")
     return done
 
@@ -273,6 +303,8 @@ async def _holds_data(service: str, target: Target, name: str) -> bool:
         return await archive.EXPORTERS[service].holds_data(target, name)
     if service == "redis":
         return await redis_export.holds_data(target, name)
+    if service == "kubernetes":
+        return await kube_export.holds_data(name)
     return await vault_export.holds_kv(target, name)
 
 
@@ -286,13 +318,36 @@ async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dic
         return PartResult(RESTORE_CONDITION, True, "Restored",
                           f"restored from archive {asked.archive} at {done.get('restoredAt')}"), done
     resuming = done.get("archive") == asked.archive and done.get("state") == "Loading"
-    verified = None
     try:
-        targets = await _targets(placement, known)
+        targets = {**await _targets(placement, known), "kubernetes": KUBERNETES}
         store = archive_store.from_env()
         started = time.monotonic()
-        verified = await archive.verify(store, archive_store.valid_id(asked.archive),
-                                        await _unwrapper(known, targets.get("vault")))
+        progress = archive.Progress()
+        async with ProgressWriter(name, "restore", progress):
+            verified, counts, holding = await _verify_and_load(name, asked, store, targets, known, resuming, progress)
+    except ArchiveError as exc:
+        return PartResult(RESTORE_CONDITION, False, exc.reason, exc.message, stalled=exc.needs_person), done
+    except Exception as exc:  # noqa: BLE001
+        err = _backend_error(exc, f"restore of {name} from {asked.archive}")
+        return PartResult(RESTORE_CONDITION, False, err.reason, err.message, stalled=err.needs_person), done
+    record = {"archive": asked.archive, "state": "Done", "restoredAt": _iso(_now()),
+              "seconds": round(time.monotonic() - started, 1), "bytesDone": progress.total,
+              "bytesTotal": progress.total}
+    await kube.merge_patch("Tenant", name, None, {"status": {"restore": record}}, "status")
+    message = f"restored from archive {asked.archive}: {', '.join(counts)}"
+    logger.info("%s (%.1f s)", message, record["seconds"])
+    kopf.event(body, type="Normal", reason="Restored", message=message)
+    return PartResult(RESTORE_CONDITION, True, "Restored", f"restored from archive {asked.archive} at "
+                                                           f"{record['restoredAt']}"), record
+
+
+async def _verify_and_load(name: str, asked: Any, store: archive_store.DirectoryStore, targets: dict[str, Target],
+                           known: dict[str, dict[str, Any]], resuming: bool,
+                           progress: archive.Progress) -> tuple[Any, list[str], list[str]]:
+    """Verify every file, refuse a target holding data (unless overwrite or resuming), then load."""
+    verified = await archive.verify(store, archive_store.valid_id(asked.archive),
+                                    await _unwrapper(known, targets.get("vault")), owner=name, progress=progress)
+    try:
         missing = [s for s in verified.plain if s not in targets]
         if missing:
             raise ArchiveError("RestoreRefused", f"archive {asked.archive} holds {', '.join(missing)} data but this "
@@ -304,6 +359,7 @@ async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dic
         state = {"archive": asked.archive, "state": "Loading", "startedAt": _iso(_now())}
         await kube.merge_patch("Tenant", name, None, {"status": {"restore": state}}, "status")
         counts = []
+        sizes = {e["part"]: int(e.get("plainSize") or 0) for e in verified.manifest["files"].values()}
         for service, path in sorted(verified.plain.items()):
             target = targets[service]
             if service == "postgres":
@@ -314,24 +370,14 @@ async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dic
                 counts.append(f"{await redis_export.restore(target, name, path)} Redis keys")
             elif service in archive.EXPORTERS:
                 counts.append(f"{await archive.EXPORTERS[service].restore(target, name, path)} {service} documents")
+            elif service == "kubernetes":
+                counts.append(f"{await kube_export.restore(name, path)} ConfigMaps")
             else:
                 counts.append(f"{await vault_export.restore_kv(target, name, path)} KV secrets")
-    except ArchiveError as exc:
-        return PartResult(RESTORE_CONDITION, False, exc.reason, exc.message, stalled=exc.needs_person), done
-    except Exception as exc:  # noqa: BLE001
-        err = _backend_error(exc, f"restore of {name} from {asked.archive}")
-        return PartResult(RESTORE_CONDITION, False, err.reason, err.message, stalled=err.needs_person), done
+            progress.add(sizes.get(service, 0))
     finally:
-        if verified is not None:
-            verified.workdir.cleanup()
-    record = {"archive": asked.archive, "state": "Done", "restoredAt": _iso(_now()),
-              "seconds": round(time.monotonic() - started, 1)}
-    await kube.merge_patch("Tenant", name, None, {"status": {"restore": record}}, "status")
-    message = f"restored from archive {asked.archive}: {', '.join(counts)}"
-    logger.info("%s (%.1f s)", message, record["seconds"])
-    kopf.event(body, type="Normal", reason="Restored", message=message)
-    return PartResult(RESTORE_CONDITION, True, "Restored", f"restored from archive {asked.archive} at "
-                                                           f"{record['restoredAt']}"), record
+        verified.workdir.cleanup()
+    return verified, counts, holding
 
 
 async def steps(name: str, uid: str, tenant: TenantSpec, body: kopf.Body, known: dict[str, dict[str, Any]],

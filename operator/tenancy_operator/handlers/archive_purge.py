@@ -2,7 +2,8 @@
 
 Every `TENANCY_ARCHIVE_PURGE_INTERVAL` seconds (default 300) one pass: finishes purges that ended
 halfway (a folder whose manifest is gone), removes staging and work folders of exports or restores
-that never finished (older than an hour), then purges each archive whose createdAt plus retention has
+that are no longer running (their heartbeat stopped: backends/archive_store.alive; never by age
+alone, so an export that runs for hours keeps its folder), then purges each archive whose createdAt plus retention has
 passed. Retention is the tenant's LifecyclePolicy's current value when that policy still exists, else
 the value recorded in the manifest. Files go first and the manifest last, so a pass killed halfway
 leaves an archive the next pass still finds. Each purge posts an Event on the Tenant of that name if
@@ -18,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +34,6 @@ __all__ = ["purge_pass", "interval"]
 
 log = logging.getLogger("tenancy.archive")
 _task: asyncio.Task | None = None
-STALE_WORK_S = 3600
 
 
 def interval() -> float:
@@ -99,11 +98,10 @@ async def purge_pass(now: float | None = None) -> list[str]:
     for gone in store.half_purged():
         store.delete(gone)
         log.info("archive %s: finished a purge that had stopped halfway", gone)
-    for gone in store.clean_staging(older_than=STALE_WORK_S):
-        log.info("removed %s, an archive export that never finished", gone)
-    for work in store.root.glob(".work-*") if store.root.is_dir() else []:
-        if now - work.stat().st_mtime >= STALE_WORK_S:
-            shutil.rmtree(work, ignore_errors=True)
+    for gone in store.clean_staging():
+        log.info("removed %s, an archive export that stopped without finishing", gone)
+    for gone in store.clean_work():
+        log.info("removed %s, the work folder of a restore that stopped without finishing", gone)
     policies: dict[str, dict[str, Any]] = {}
     purged: list[str] = []
     manifests = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -104,7 +106,7 @@ def test_store_publishes_verifies_and_purges_manifest_last(tmp_path: Path):
 def test_a_killed_export_or_purge_is_never_listed_as_complete(tmp_path: Path):
     store = archive_store.DirectoryStore(tmp_path)
     killed = archive_store.new_id("t", datetime(2026, 12, 3, tzinfo=UTC))
-    store.stage(killed)  # an export killed before publish
+    _dead(store.stage(killed))  # an export killed before publish
     assert store.list() == [] and store.clean_staging(tenant="t") == [".staging-" + killed]
     _fake_archive(store, "t-3", crypto.new_data_key())
     (tmp_path / "t-3" / archive_store.MANIFEST).unlink()  # a purge killed after the manifest, before rmdir
@@ -127,8 +129,48 @@ def test_one_tenants_staging_clean_spares_a_tenant_whose_name_extends_it(tmp_pat
     staging folder `.staging-acme-eu-…` also starts with `acme-`)."""
     store = archive_store.DirectoryStore(tmp_path)
     ours = archive_store.new_id("acme", datetime(2026, 12, 3, 16, 0, tzinfo=UTC))
-    store.stage(ours)
+    _dead(store.stage(ours))
     theirs = archive_store.new_id("acme-eu", datetime(2026, 12, 3, 16, 0, tzinfo=UTC))
-    store.stage(theirs)
+    _dead(store.stage(theirs))
     assert store.clean_staging(tenant="acme") == [".staging-" + ours]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".staging-" + theirs]
+
+
+def _dead(folder: Path, ago: float = 3 * 3600) -> Path:
+    """A job folder last touched `ago` seconds back, by a process that is gone."""
+    os.utime(folder, (time.time() - ago, time.time() - ago))
+    return folder
+
+
+def test_a_running_export_is_never_cleaned_whatever_its_age(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An export that runs for more than the stale window (hours, for a big database) keeps its
+    staging folder: the cleanup follows its heartbeat, not its age. Once the heartbeat stops and the
+    window passes, the folder is removed (by this replica or another that shares the volume)."""
+    monkeypatch.setenv("TENANCY_ARCHIVE_STALE_SECONDS", "0.5")
+    store = archive_store.DirectoryStore(tmp_path)
+    running = archive_store.new_id("big", datetime(2026, 12, 3, tzinfo=UTC))
+    folder = _dead(store.stage(running))  # started hours ago...
+    beat = archive_store.Heartbeat(folder, every=0.1).start()  # ...and still running in this process
+    try:
+        assert store.clean_staging() == [] and store.clean_staging(tenant="big") == []
+        archive_store._RUNNING.discard(folder)  # as another replica sees it: only the heartbeat's mtime
+        time.sleep(0.7)
+        assert archive_store.alive(folder) and store.clean_staging() == []
+    finally:
+        beat.stop()
+    time.sleep(0.7)  # the heartbeat stopped (process killed): stale after the window
+    assert store.clean_staging() == [".staging-" + running]
+
+
+def test_a_restore_work_folder_lives_while_its_restore_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TENANCY_ARCHIVE_STALE_SECONDS", "60")
+    store = archive_store.DirectoryStore(tmp_path)
+    work = archive.Workdir(_dead(store.work("acme")))
+    assert store.clean_work() == []  # running here, though untouched for hours
+    work.cleanup()
+    assert not (tmp_path / ".work-acme").exists()
+    killed = _dead(store.work("acme-eu"))  # a restore killed hours ago
+    assert store.clean_work() == [".work-acme-eu"] and not killed.exists()
+    again = store.work("acme")
+    (again / "x").write_text("a killed run's clear data")
+    assert list(store.work("acme").iterdir()) == []  # the rerun replaces it, nothing left behind

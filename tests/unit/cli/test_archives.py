@@ -43,6 +43,37 @@ def test_archives_without_a_store_is_an_error(monkeypatch, capsys):
 ])
 def test_archive_and_restore_write_the_spec(monkeypatch, argv, spec):
     seen = []
+    monkeypatch.setattr(kubeapi.Kubectl, "tenant_exists", lambda self, name: True)
     monkeypatch.setattr(kubeapi.Kubectl, "patch_tenant_spec", lambda self, name, s: seen.append((name, s)))
     assert main.main(argv) == 0
     assert seen == [("acme", spec)]
+
+
+def test_restore_into_a_new_tenant_creates_it_with_the_archived_spec(monkeypatch, tmp_path, capsys):
+    folder = tmp_path / "acme-20261203-160000-abcdef"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"spec": {
+        "state": "Archived", "postgres": {"enabled": True, "backend": "pg-a"}, "vault": {"enabled": True},
+        "adoptRetainedData": True, "restoreFrom": {"archive": "older"}, "lifecyclePolicyRef": "keep"}}))
+    created = []
+    monkeypatch.setattr(kubeapi.Kubectl, "tenant_exists", lambda self, name: False)
+    monkeypatch.setattr(kubeapi.Kubectl, "create_tenant", lambda self, name, s: created.append((name, s)))
+    assert main.main(["restore", "acme2", "--from", folder.name, "--dir", str(tmp_path)]) == 0
+    assert created == [("acme2", {"postgres": {"enabled": True, "backend": "pg-a"}, "vault": {"enabled": True},
+                                  "lifecyclePolicyRef": "keep", "state": "Active",
+                                  "restoreFrom": {"archive": folder.name, "overwrite": False}})]
+    monkeypatch.delenv("TENANCY_ARCHIVE_DIR", raising=False)
+    assert main.main(["restore", "acme3", "--from", folder.name]) == 1  # no store to read the spec from
+    assert "--dir" in capsys.readouterr().err
+    assert main.main(["restore", "acme3", "--from", "gone-1", "--dir", str(tmp_path)]) == 1
+
+
+def test_status_shows_archive_and_restore_progress():
+    from tenancy_operator.cli import render
+    tenant = {"metadata": {"name": "acme", "generation": 1}, "spec": {},
+              "status": {"observedGeneration": 1,
+                         "archive": {"id": "acme-1", "state": "Exporting", "bytesDone": 3 << 20, "bytesTotal": 12 << 20},
+                         "restore": {"archive": "old-1", "state": "Done", "bytesDone": 100, "bytesTotal": 100}}}
+    text = render.status_text(tenant, datetime(2026, 12, 3, tzinfo=UTC))
+    assert "Archive: acme-1 Exporting, 25% (3.0 MiB of 12.0 MiB)" in text
+    assert "Restore: from old-1 Done, 100% (100 B of 100 B)" in text
