@@ -15,7 +15,9 @@ report seed, three families, 120 s; misses are printed, the exit code is 0 unles
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
+import json
 import os
 import platform
 import sys
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refit", type=int, default=0, help="refit the models every N days (default 2)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (the machine is shared: keep 1-2)")
     ap.add_argument("--no-side", action="store_true", help="skip the latency, refit and anomaly benches")
+    ap.add_argument("--rows-out", default="", help="append every run's rows to this JSON-lines file as it finishes")
+    ap.add_argument("--from-rows", default="", help="judge the rows saved in this JSON-lines file (no runs)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when any target is missed")
     ap.add_argument("--results", default="", help="also write the report as Markdown to this file")
     args = ap.parse_args(argv)
@@ -107,20 +111,32 @@ def _run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     print(f"autoscaling bench: families={','.join(fams)} seeds={list(seeds)} delays={delays} refit every {refit} "
           f"day(s); train days 0-13, test days 14-20; cpus={os.cpu_count()}")
-    jobs = [(f, s, d, refit) for f in fams for s in seeds for d in delays]
+    # Seed-major order: a run cut short still has every family over its first seeds.
+    jobs = [(f, s, d, refit) for s in seeds for f in fams for d in delays]
     rows: list[Row] = []
-    if args.jobs > 1:
+    saved = open(args.rows_out, "a") if args.rows_out else None  # noqa: SIM115
+
+    def done(job, r: list[Row], secs: float) -> None:
+        rows.extend(r)
+        print(f"  {job[0]}#{job[1]} @{job[2]}s done in {secs:.1f}s", file=sys.stderr)
+        if saved:
+            saved.writelines(json.dumps(dataclasses.asdict(x)) + "\n" for x in r)
+            saved.flush()
+
+    if args.from_rows:
+        with open(args.from_rows) as fh:
+            rows = [Row(**json.loads(line)) for line in fh if line.strip()]
+    elif args.jobs > 1:
         from multiprocessing import get_context
 
         with get_context("fork").Pool(args.jobs) as pool:
             for job, (r, secs) in zip(jobs, pool.imap(_one, jobs), strict=True):
-                rows += r
-                print(f"  {job[0]}#{job[1]} @{job[2]}s done in {secs:.1f}s", file=sys.stderr)
+                done(job, r, secs)
     else:
         for job in jobs:
-            r, secs = _one(job)
-            rows += r
-            print(f"  {job[0]}#{job[1]} @{job[2]}s done in {secs:.1f}s", file=sys.stderr)
+            done(job, *_one(job))
+    if saved:
+        saved.close()
     print()
     print_runs(rows)
     if args.no_side:

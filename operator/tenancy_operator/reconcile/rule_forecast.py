@@ -31,9 +31,8 @@ from ..forecasting import (
     GateVerdict,
     HoltWinters,
     QuantileGBM,
+    choose_blend,
     consensus_scores,
-    fit_blend,
-    gate_blend,
     persistence_peak,
     relative_residuals,
     scaled_residuals,
@@ -168,8 +167,8 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
     if not scores:
         return _no_model(cfg, "Reactive: no model could be fitted (" + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ")",
                          now_s, time.perf_counter() - started, n)
-    blend = fit_blend(actual, preds, settings.quantile).trimmed()
-    verdict, (med, up) = gate_blend(blend, actual, persist, preds, settings.quantile, settings.tolerance, settings.gate)
+    # The blend, or the better-calibrated single model that passes when the blend does not.
+    blend, verdict, (med, up) = choose_blend(actual, persist, preds, settings.quantile, settings.tolerance, settings.gate)
     scores[blend.label] = verdict.scores
     try:
         model = BlendedModel(blend, tuple(_make(name, cfg, settings.quantile).fit(y, t0_s) for name in blend.names))
