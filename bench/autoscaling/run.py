@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (the machine is shared: keep 1-2)")
     ap.add_argument("--no-side", action="store_true", help="skip the latency, refit and anomaly benches")
     ap.add_argument("--rows-out", default="", help="append every run's rows to this JSON-lines file as it finishes")
+    ap.add_argument("--resume", action="store_true", help="take runs already in --rows-out from there, run the rest")
     ap.add_argument("--from-rows", default="", help="judge the rows saved in this JSON-lines file (no runs)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when any target is missed")
     ap.add_argument("--results", default="", help="also write the report as Markdown to this file")
@@ -114,6 +115,8 @@ def _run(args: argparse.Namespace) -> int:
     # Seed-major order: a run cut short still has every family over its first seeds.
     jobs = [(f, s, d, refit) for s in seeds for f in fams for d in delays]
     rows: list[Row] = []
+    if args.resume and not args.rows_out:
+        raise SystemExit("--resume needs --rows-out")
     saved = open(args.rows_out, "a") if args.rows_out else None  # noqa: SIM115
 
     def done(job, r: list[Row], secs: float) -> None:
@@ -123,6 +126,14 @@ def _run(args: argparse.Namespace) -> int:
             saved.writelines(json.dumps(dataclasses.asdict(x)) + "\n" for x in r)
             saved.flush()
 
+    if args.resume and args.rows_out and Path(args.rows_out).exists():
+        wanted = {(f"{f}#{s}", d) for f, s, d, _ in jobs}
+        with open(args.rows_out) as fh:
+            old = [Row(**json.loads(line)) for line in fh if line.strip()]
+        rows = [r for r in old if (r.trace, r.start_delay_s) in wanted]
+        have = {(r.trace, r.start_delay_s) for r in rows}
+        jobs = [j for j in jobs if (f"{j[0]}#{j[1]}", j[2]) not in have]
+        print(f"  resumed {len(have)} runs from {args.rows_out}", file=sys.stderr)
     if args.from_rows:
         with open(args.from_rows) as fh:
             rows = [Row(**json.loads(line)) for line in fh if line.strip()]
