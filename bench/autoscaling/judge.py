@@ -38,6 +38,8 @@ class RunRatios:
     gate_on: float
     pinball_vs_hw: float
     mase: float
+    best: str = ""  # which of holt_winters and qgbm had fewer UPM (then fewer replica-hours)
+    best_rh: float = float("nan")  # that model's replica-hours / reactive
 
 
 def _split(trace: str) -> tuple[str, int]:
@@ -65,6 +67,7 @@ def run_ratios(rows: list[Row]) -> list[RunRatios]:
             rh_over_best=us.replica_hours / best.replica_hours - 1,
             upm_over_limit=nan if us.periodic else us.upm - max(1.05 * re.upm, re.upm + 1.0 * WEEKS),
             gate_on=us.gate_on, pinball_vs_hw=us.pinball / hw.pinball, mase=us.mase,
+            best=best.policy, best_rh=best.replica_hours / re.replica_hours,
         ))
     return out
 
@@ -141,8 +144,12 @@ def judge(rows: list[Row], perf: dict | None, anom: list[dict] | None) -> tuple[
                 continue
             worst_seed = next(r.seed for r in rs if getattr(r, attr) == worst)
             target = f"{'>=' if higher else '<='} {fmt.format(limit)}"
-            check(tag, _ok(med, limit, higher),
-                  f"median {fmt.format(med)} (target {target}); worst {fmt.format(worst)} seed {worst_seed}; n={n}")
+            detail = f"median {fmt.format(med)} (target {target}); worst {fmt.format(worst)} seed {worst_seed}; n={n}"
+            if attr == "upm_over_best":  # what the comparator paid for its minutes
+                names = sorted({r.best for r in rs})
+                rh = [r.best_rh for r in rs]
+                detail += f"; that model ({'/'.join(names)}) pays RH/reactive median {statistics.median(rh):.3f}, max {max(rh):.3f}"
+            check(tag, _ok(med, limit, higher), detail)
     if perf is not None:
         check("one forecast p99 <= 5 ms (features, GBM quantiles, HW step)", perf["forecast_p99_ms"] <= 5,
               f"{perf['forecast_p99_ms']:.2f} ms (p50 {perf['forecast_p50_ms']:.2f}; target <= 5 ms)")

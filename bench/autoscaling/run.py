@@ -135,8 +135,10 @@ def _run(args: argparse.Namespace) -> int:
         jobs = [j for j in jobs if (f"{j[0]}#{j[1]}", j[2]) not in have]
         print(f"  resumed {len(have)} runs from {args.rows_out}", file=sys.stderr)
     if args.from_rows:
+        wanted = {(f"{f}#{s}", d) for f, s, d, _ in jobs}
         with open(args.from_rows) as fh:
-            rows = [Row(**json.loads(line)) for line in fh if line.strip()]
+            rows = [r for r in (Row(**json.loads(line)) for line in fh if line.strip())
+                    if (r.trace, r.start_delay_s) in wanted]
     elif args.jobs > 1:
         from multiprocessing import get_context
 
