@@ -48,7 +48,16 @@ from .models import (
     seasonal_naive_peak,
     single_threaded,
 )
-from .selection import Blend, BlendedModel, fit_blend, gate_blend, windowed_blend
+from .selection import (
+    Blend,
+    BlendedModel,
+    calibration_error,
+    choose_blend,
+    fallback_model,
+    fit_blend,
+    gate_blend,
+    windowed_blend,
+)
 
 __all__ = [
     "AnomalyConfig", "anomaly_score", "anomaly_scores", "consensus_score", "consensus_scores", "robust_z_series", "relative_residuals", "robust_z", "scaled_residuals", "score_from_z",
@@ -60,5 +69,6 @@ __all__ = [
     "HoltWinters", "HWParams", "HWState", "holt_winters_filter", "holt_winters_state",
     "PeakForecast", "QuantileGBM", "linear_trend_peak", "persistence_peak", "seasonal_naive_peak",
     "single_threaded",
-    "Blend", "BlendedModel", "fit_blend", "gate_blend", "windowed_blend",
+    "Blend", "BlendedModel", "calibration_error", "choose_blend", "fallback_model", "fit_blend", "gate_blend",
+    "windowed_blend",
 ]

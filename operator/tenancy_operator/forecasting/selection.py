@@ -22,7 +22,8 @@ import numpy as np
 
 from .backtest import GateConfig, GateVerdict, evaluate_gate, pinball_loss, score_backtest
 
-__all__ = ["Blend", "BlendedModel", "fit_blend", "gate_blend", "windowed_blend"]
+__all__ = ["Blend", "BlendedModel", "calibration_error", "choose_blend", "fallback_model", "fit_blend", "gate_blend",
+           "windowed_blend"]
 
 WEIGHT_GRID = np.linspace(1.0, 0.0, 11)
 """Weights of the first model, from 1 down: on equal losses the first model (listed first) wins."""
@@ -107,6 +108,54 @@ def gate_blend(blend: Blend, actual: np.ndarray, persistence: np.ndarray,
     return evaluate_gate(scores, gate or GateConfig(), blend.label), (med, up)
 
 
+def calibration_error(actual: np.ndarray, upper: np.ndarray, quantile: float) -> float:
+    """|share of realised peaks at or under the upper forecast - quantile|; inf with nothing to compare."""
+    a, u = np.asarray(actual, dtype=float), np.asarray(upper, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(u)
+    return float(abs(np.mean(a[ok] <= u[ok]) - quantile)) if ok.any() else float("inf")
+
+
+def fallback_model(actual: np.ndarray, persistence: np.ndarray,
+                   candidates: Mapping[str, tuple[np.ndarray, np.ndarray]], quantile: float, tolerance: float,
+                   gate: GateConfig | None = None) -> tuple[str, GateVerdict] | None:
+    """The better-calibrated single candidate that passes the gate alone, or None.
+
+    Why: when the blend fails the gate (typically on a day type one model has not seen: one says a
+    ramp comes, the other not, and the blend hedges half-way, so its rise calls are neither right
+    nor early), a model that is right on its own should act rather than nobody. Among those that
+    pass, the one whose upper quantile covers the realised peaks closest to ``quantile`` wins (ties:
+    lower pinball); a model that passes only by over-forecasting is thereby the last choice.
+    """
+    passing = []
+    for name, (m, u) in candidates.items():
+        scores = score_backtest(actual, m, u, persistence, quantile, tolerance)
+        verdict = evaluate_gate(scores, gate or GateConfig(), name)
+        if verdict.active:
+            passing.append((calibration_error(actual, u, quantile), scores.pinball, name, verdict))
+    if not passing:
+        return None
+    _, _, name, verdict = min(passing, key=lambda t: (t[0], t[1]))
+    return name, verdict
+
+
+def choose_blend(actual: np.ndarray, persistence: np.ndarray,
+                 candidates: Mapping[str, tuple[np.ndarray, np.ndarray]], quantile: float, tolerance: float,
+                 gate: GateConfig | None = None) -> tuple[Blend, GateVerdict, tuple[np.ndarray, np.ndarray]]:
+    """Fit the blend on the backtest and gate it; if the gate closes on the blend, fall back to the
+    better-calibrated single model that passes (:func:`fallback_model`). Returns the blend that acts
+    (possibly one model), its verdict, and the backtest (median, upper) it was judged on."""
+    blend = fit_blend(actual, candidates, quantile).trimmed()
+    verdict, pair = gate_blend(blend, actual, persistence, candidates, quantile, tolerance, gate)
+    if verdict.active or len(candidates) < 2:
+        return blend, verdict, pair
+    alone = fallback_model(actual, persistence, candidates, quantile, tolerance, gate)
+    if alone is None:
+        return blend, verdict, pair
+    name, v = alone
+    why = f"{v.reason}; fallback: the blend {blend.label} failed the gate, {name} is the better-calibrated model that passes"
+    return Blend((name,)), GateVerdict(True, why, v.scores), candidates[name]
+
+
 @dataclass
 class BlendedModel:
     """Fitted models combined with a :class:`Blend`; predicts like one model (``predict_batch``)."""
@@ -129,12 +178,14 @@ def windowed_blend(
     quantile: float,
     tolerance: float,
     gate: GateConfig | None = None,
+    fallback: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Replay blend fitting and gating over aligned forecast arrays (the bench's walk forward).
 
     At decision position ``p`` only forecasts made at ``q <= p - realise_lag`` have a known outcome;
     weights come from the last ``window`` of those, and apply until the next decision. The gate then
-    scores the blend as it was actually served over that window. Returns the blended median and
+    scores the blend as it was actually served over that window; when it fails and ``fallback`` is
+    set, the better-calibrated single model that passes on that window acts instead. Returns the blended median and
     upper, whether the blend may act, per position, and each decision's reason.
     """
     n = len(actual)
@@ -142,21 +193,26 @@ def windowed_blend(
     first, second = candidates[names[0]], candidates[names[-1]]
     med = np.full(n, np.nan)
     up = np.full(n, np.nan)
+    active = np.zeros(n, dtype=bool)
+    reasons = []
     decisions = [int(p) for p in np.asarray(decision_positions, dtype=np.int64)]
-    spans = []
     for k, p in enumerate(decisions):
         stop = decisions[k + 1] if k + 1 < len(decisions) else n
         lo, hi = max(0, p - realise_lag + 1 - window), max(0, p - realise_lag + 1)
         sl = slice(lo, hi)
-        blend = fit_blend(actual[sl], {nm: (c[0][sl], c[1][sl]) for nm, c in candidates.items()}, quantile)
+        window_cands = {nm: (c[0][sl], c[1][sl]) for nm, c in candidates.items()}
+        blend = fit_blend(actual[sl], window_cands, quantile)
         m, u = blend.combine((first[0][p:stop], first[1][p:stop]), (second[0][p:stop], second[1][p:stop]))
-        med[p:stop], up[p:stop] = m, u
-        spans.append((sl, p, stop, blend.label))
-    active = np.zeros(n, dtype=bool)
-    reasons = []
-    for sl, p, stop, label in spans:
+        # The gate scores the blend as it was actually served over the window (earlier decisions).
         scores = score_backtest(actual[sl], med[sl], up[sl], persistence[sl], quantile, tolerance)
-        verdict = evaluate_gate(scores, gate or GateConfig(), label)
+        verdict = evaluate_gate(scores, gate or GateConfig(), blend.label)
+        if not verdict.active and fallback:
+            alone = fallback_model(actual[sl], persistence[sl], window_cands, quantile, tolerance, gate)
+            if alone is not None:
+                name, v = alone
+                m, u = candidates[name][0][p:stop], candidates[name][1][p:stop]
+                verdict = GateVerdict(True, f"{v.reason}; fallback from the blend {blend.label}", v.scores)
+        med[p:stop], up[p:stop] = m, u
         active[p:stop] = verdict.active
         reasons.append(verdict.reason)
     return med, up, active, reasons

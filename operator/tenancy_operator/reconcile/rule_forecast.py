@@ -31,9 +31,8 @@ from ..forecasting import (
     GateVerdict,
     HoltWinters,
     QuantileGBM,
+    choose_blend,
     consensus_scores,
-    fit_blend,
-    gate_blend,
     persistence_peak,
     relative_residuals,
     scaled_residuals,
@@ -44,7 +43,7 @@ from ..forecasting import (
 from .credentials import parse_duration
 
 __all__ = [
-    "Settings", "MODELS", "iso", "feature_config", "regularize", "FittedRule", "fit_rule", "Forecast",
+    "Settings", "MODELS", "iso", "feature_config", "regularize", "FittedRule", "fit_rule", "rolling_cuts", "Forecast",
     "forecast", "peak_timing", "with_note",
 ]
 
@@ -58,6 +57,11 @@ class Settings:
     """How much history a refit reads (and how much the in-memory series keeps)."""
     backtest_s: int = 4 * 86400
     """The most recent span held out at each refit: models fit before it and are scored on it."""
+    backtest_origins: int = 2
+    """Rolling origins across the held-out span: the models are refit at each origin and forecast
+    only until the next, so the gate and the blend judge forecasts as they would have been served,
+    not one model stretched over four days. Each origin costs one fit per model: 4 origins made a
+    refit 2.6x slower than 1 (2 origins: 1.5x), for the same verdicts on the e2e traces."""
     refit_interval_s: float = 3600.0
     quantile: float = 0.9
     tolerance: float = 0.1
@@ -136,9 +140,10 @@ def _no_model(cfg: FeatureConfig, reason: str, now_s: float, secs: float, n: int
 
 def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings = Settings(),
              now_s: float | None = None) -> FittedRule:
-    """Backtest each candidate on the held-out recent span, fit the blend's weights there, gate the
-    blend on the same backtest, then refit the models it uses on all the history. CPU-bound: run it
-    in a thread."""
+    """Backtest each candidate on the held-out recent span from ``settings.backtest_origins`` rolling
+    origins, fit the blend's weights there, gate the blend on the same backtest (falling back to the
+    better-calibrated single model that passes), then refit the models it uses on all the history.
+    CPU-bound (one fit per origin and model, plus the final fit): run it in a thread."""
     started = time.perf_counter()
     now_s = time.time() if now_s is None else now_s
     y = np.asarray(y, dtype=float)
@@ -156,10 +161,15 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
     scores: dict[str, BacktestScores] = {}
     preds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     errors: dict[str, str] = {}
+    origins = rolling_cuts(split, n, settings.backtest_origins)
     for name in MODELS:
         try:
-            model = _make(name, cfg, settings.quantile).fit(y[:split], t0_s)
-            med, up = model.predict_batch(y, t0_s, positions)
+            med, up = np.full(len(positions), np.nan), np.full(len(positions), np.nan)
+            for cut, nxt in zip(origins[:-1], origins[1:], strict=True):
+                sel = (positions >= cut) & (positions < nxt)
+                if sel.any():
+                    model = _make(name, cfg, settings.quantile).fit(y[:cut], t0_s)
+                    med[sel], up[sel] = model.predict_batch(y, t0_s, positions[sel])
         except ValueError as exc:
             errors[name] = str(exc)
             continue
@@ -168,8 +178,8 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
     if not scores:
         return _no_model(cfg, "Reactive: no model could be fitted (" + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ")",
                          now_s, time.perf_counter() - started, n)
-    blend = fit_blend(actual, preds, settings.quantile).trimmed()
-    verdict, (med, up) = gate_blend(blend, actual, persist, preds, settings.quantile, settings.tolerance, settings.gate)
+    # The blend, or the better-calibrated single model that passes when the blend does not.
+    blend, verdict, (med, up) = choose_blend(actual, persist, preds, settings.quantile, settings.tolerance, settings.gate)
     scores[blend.label] = verdict.scores
     try:
         model = BlendedModel(blend, tuple(_make(name, cfg, settings.quantile).fit(y, t0_s) for name in blend.names))
@@ -180,6 +190,13 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
     both = np.isfinite(residuals) & np.isfinite(naive)
     return FittedRule(cfg, blend.label, model, verdict, verdict.reason, scores,
                       residuals[both], naive[both], now_s, time.perf_counter() - started, n)
+
+
+def rolling_cuts(split: int, n: int, origins: int) -> list[int]:
+    """Origins ``split = c0 < c1 < ... < n`` splitting the held-out span into ``origins`` equal parts:
+    the model fit on ``y[:c_k]`` forecasts positions in ``[c_k, c_{k+1})``."""
+    k = max(1, min(int(origins), n - split))
+    return [split + (j * (n - split)) // k for j in range(k)] + [n]
 
 
 def peak_timing(y: np.ndarray, t0_s: float, cfg: FeatureConfig, idx: int) -> tuple[float, float]:

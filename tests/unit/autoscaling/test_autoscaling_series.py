@@ -55,3 +55,40 @@ def test_fit_and_forecast_on_three_days_of_a_daily_spike():
     fc = rf.forecast(fitted, y[: at + 1], 0.0)
     assert fc is not None and fc.upper >= fc.median
     assert 0.0 <= fc.anomaly <= 1.0
+
+
+def test_rolling_cuts_split_the_held_out_span_evenly():
+    assert rf.rolling_cuts(100, 200, 4) == [100, 125, 150, 175, 200]
+    assert rf.rolling_cuts(100, 200, 1) == [100, 200]
+    assert rf.rolling_cuts(100, 102, 5) == [100, 101, 102]
+
+
+class _Recording:
+    """A stand-in model that records the history length of every fit (real fits cost seconds)."""
+
+    fits: list[tuple[str, int]] = []
+
+    def __init__(self, name, cfg, q):
+        self.name, self.cfg = name, cfg
+
+    def fit(self, series, t0):
+        self.fits.append((self.name, len(series)))
+        self.n = len(series)
+        return self
+
+    def predict_batch(self, y, t0, idx):
+        last = np.asarray(idx) - 1
+        return y[last] * 1.0, y[last] * 1.2
+
+
+def test_fit_backtests_from_each_rolling_origin_then_refits_on_everything(monkeypatch):
+    cfg = rf.feature_config("1m", "2m")
+    n = 3 * cfg.day
+    y = 100.0 + np.arange(n) % 7
+    _Recording.fits = []
+    monkeypatch.setattr(rf, "_make", _Recording)
+    rf.fit_rule(y, 0.0, cfg, rf.Settings(backtest_s=86400, backtest_origins=3), now_s=60.0 * n)
+    cuts = rf.rolling_cuts(n - cfg.day, n, 3)[:-1]
+    for name in rf.MODELS:
+        assert [m for k, m in _Recording.fits if k == name][:3] == cuts, _Recording.fits
+    assert all(m == n for _, m in _Recording.fits[6:]) and len(_Recording.fits) > 6

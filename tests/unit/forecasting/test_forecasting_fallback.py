@@ -1,0 +1,64 @@
+"""Fallback to the better-calibrated single model when the blend fails the gate."""
+
+import numpy as np
+from tenancy_operator.forecasting import (
+    GateConfig,
+    calibration_error,
+    choose_blend,
+    fallback_model,
+    windowed_blend,
+)
+
+GATE = GateConfig(min_samples=100)
+
+
+def _steps(n=3000, lag=5):
+    """Peaks at 100 with a +100 step for 20 positions every 100; persistence sees them ``lag`` late."""
+    actual = np.full(n, 100.0)
+    for s in range(50, n, 100):
+        actual[s : s + 20] = 200.0
+    persist = np.concatenate([np.full(lag, 100.0), actual[:-lag]])
+    return actual, persist
+
+
+def test_calibration_error_is_distance_of_coverage_from_the_quantile():
+    a = np.arange(10.0)
+    assert abs(calibration_error(a, a + 1, 0.9) - 0.1) < 1e-12
+    assert calibration_error(a, np.where(a < 9, a, 0.0), 0.9) < 1e-12
+    assert calibration_error(a, np.full(10, np.nan), 0.9) == float("inf")
+
+
+def test_the_model_that_passes_alone_is_chosen_and_none_when_nobody_passes():
+    actual, persist = _steps()
+    right = (actual.copy(), actual * 1.02)
+    lagging = (persist.copy(), persist.copy())
+    name, verdict = fallback_model(actual, persist, {"lagging": lagging, "right": right}, 0.9, 0.1, GATE)
+    assert name == "right" and verdict.active
+    assert fallback_model(actual, persist, {"lagging": lagging}, 0.9, 0.1, GATE) is None
+
+
+def test_of_two_passing_models_the_better_calibrated_wins_not_the_one_listed_first():
+    actual, persist = _steps()
+    wide = (actual.copy(), actual * 1.5)  # covers every peak: calibration error 0.1
+    tight_up = actual + 5.0
+    tight_up[::10] = actual[::10] - 1.0  # misses one peak in ten: coverage 0.9
+    name, _ = fallback_model(actual, persist, {"wide": wide, "tight": (actual.copy(), tight_up)}, 0.9, 0.1, GATE)
+    assert name == "tight"
+
+
+def test_choose_blend_keeps_a_blend_that_passes():
+    actual, persist = _steps()
+    blend, verdict, _ = choose_blend(actual, persist, {"a": (actual.copy(), actual * 1.02), "b": (persist, persist)},
+                                     0.9, 0.1, GATE)
+    assert verdict.active and "fallback" not in verdict.reason and blend.names == ("a",)
+
+
+def test_windowed_blend_falls_back_where_the_served_blend_has_no_record():
+    actual, persist = _steps()
+    cands = {"lagging": (persist.copy(), persist.copy()), "right": (actual.copy(), actual * 1.02)}
+    dec = np.arange(1000, 3000, 100)  # nothing served before 1000: the blend's own record starts empty
+    _, _, off, reasons_off = windowed_blend(actual, persist, cands, dec, 10, 800, 0.9, 0.1, GATE, fallback=False)
+    med, _, on, reasons_on = windowed_blend(actual, persist, cands, dec, 10, 800, 0.9, 0.1, GATE, fallback=True)
+    assert not off[1000:1100].any() and reasons_off[0].startswith("Reactive: only 0")
+    assert on[1000:1100].all() and "fallback" in reasons_on[0]
+    assert np.array_equal(med[1000:1100], actual[1000:1100])
