@@ -11,49 +11,25 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
-import urllib.parse
-import urllib.request
 
 from . import kube
 from .kube import kubectl, tenant_yaml
+from .traces import parent, passes, tags
 
 EXPECTED = {"postgres": "pg-main", "redis": "redis-main", "vault": "vault-main"}
 
 
-def _jaeger_url() -> str:
-    url = os.environ.get("JAEGER_QUERY_URL", "")
-    assert url, "JAEGER_QUERY_URL is not set: the platform has no Jaeger (platform/jaeger.sh start, or make up)"
-    return url
-
-
-def _traces(tenant: str) -> list[dict]:
-    query = urllib.parse.urlencode({"service": "tenancy-operator", "operation": "reconcile Tenant",
-                                    "tags": json.dumps({"tenancy.tenant": tenant}), "limit": 200, "lookback": "1h"})
-    with urllib.request.urlopen(f"{_jaeger_url()}/api/traces?{query}", timeout=10) as reply:
-        return json.load(reply)["data"]
-
-
-def _tags(span: dict) -> dict:
-    return {t["key"]: t["value"] for t in span.get("tags", [])}
-
-
-def _parent(span: dict) -> str | None:
-    return next((r["spanID"] for r in span.get("references", []) if r["refType"] == "CHILD_OF"), None)
-
-
 def _provisioning(trace: dict, tenant: str) -> dict | None:
     """The trace's root span and its ensure children by backend type, if it is a complete provisioning pass."""
-    roots = [s for s in trace["spans"] if s["operationName"] == "reconcile Tenant" and _parent(s) is None]
-    if len(roots) != 1 or _tags(roots[0]).get("tenancy.tenant") != tenant:
+    roots = [s for s in trace["spans"] if s["operationName"] == "reconcile Tenant" and parent(s) is None]
+    if len(roots) != 1 or tags(roots[0]).get("tenancy.tenant") != tenant:
         return None
     root = roots[0]
     children = {}
     for span in trace["spans"]:
-        tags = _tags(span)
-        if span["operationName"].endswith(".ensure") and _parent(span) == root["spanID"]:
-            children[tags.get("tenancy.backend_type")] = tags
+        if span["operationName"].endswith(".ensure") and parent(span) == root["spanID"]:
+            children[tags(span).get("tenancy.backend_type")] = tags(span)
     if not all(children.get(t, {}).get("tenancy.outcome") == "ok" for t in EXPECTED):
         return None
     if not sum(int(children[t].get("tenancy.writes", 0)) for t in EXPECTED):
@@ -70,11 +46,11 @@ def test_a_tenants_provisioning_trace_is_in_jaeger_with_a_child_span_per_backend
     kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=120s", timeout=140)
 
     def found():
-        return next((p for t in _traces(name) if (p := _provisioning(t, name))), None)
+        return next((p for t in passes(name) if (p := _provisioning(t, name))), None)
 
     # Spans leave the operator in batches every 2 s; Jaeger stores them a moment later.
     provisioning = kube.eventually(found, timeout=30, interval=1, message=f"a provisioning trace of {name} in Jaeger")
-    root = _tags(provisioning["root"])
+    root = tags(provisioning["root"])
     assert root["tenancy.outcome"] == "ok", root
     for backend_type, backend in EXPECTED.items():
         span = provisioning["children"][backend_type]
@@ -86,6 +62,6 @@ def test_a_tenants_provisioning_trace_is_in_jaeger_with_a_child_span_per_backend
               for key, v in (s.get("data") or {}).items()
               if any(word in key for word in ("PASSWORD", "TOKEN", "SECRET", "_URL"))}  # URLs hold passwords
     assert values.keys() >= {"PGPASSWORD", "REDIS_PASSWORD"}, f"the tenant's credentials Secret has {sorted(values)}"
-    stored = json.dumps(_traces(name))
+    stored = json.dumps(passes(name))
     for key, value in values.items():
         assert value not in stored and base64.b64encode(value.encode()).decode() not in stored, f"{key} is in a span"
