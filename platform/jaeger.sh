@@ -3,7 +3,8 @@
 # TENANCY_OTLP_ENDPOINT is set, and tests read them back through its query API.
 # Usage: jaeger.sh install|start|stop|status   (install.sh, up.sh, down.sh and status.sh call it)
 #   install: builds cmd/jaeger of github.com/jaegertracing/jaeger@$JAEGER_VERSION from its Go module
-#            into the per-version cache (build-go-tool.sh), like etcd and the kube binaries.
+#            into the per-version cache (build-go-tool.sh), like etcd and the kube binaries. About 2300
+#            packages: on a machine shared with other work, GOFLAGS=-p=1 keeps it to one core.
 #   start  : in-memory storage (nothing on disk; a restart forgets every trace), loopback only:
 #            OTLP/HTTP on $JAEGER_OTLP_PORT, the UI and query API (/api/traces) on $JAEGER_QUERY_PORT.
 #            Idempotent (a running one is only health-checked). Writes .platform/jaeger.env.
@@ -23,8 +24,7 @@ install_jaeger() {
   command -v go >/dev/null || die "go is not on PATH; it is needed to build jaeger"
   log "jaeger $JAEGER_VERSION: building (minutes; log in $log)"
   mkdir -p "$CACHE/build"
-  # One package at a time (-p=1): the build is large and the machine is shared with the tests.
-  if ! GOFLAGS="${GOFLAGS:-} -p=1" "$PLATFORM_SRC/build-go-tool.sh" jaeger "github.com/jaegertracing/jaeger@$JAEGER_VERSION" \
+  if ! "$PLATFORM_SRC/build-go-tool.sh" jaeger "github.com/jaegertracing/jaeger@$JAEGER_VERSION" \
        github.com/jaegertracing/jaeger/cmd/jaeger \
        "-X github.com/jaegertracing/jaeger/internal/version.latestVersion=$JAEGER_VERSION" >/dev/null 2>"$log"; then
     tail -n 30 "$log" >&2
