@@ -8,7 +8,6 @@ import types
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 from tenancy_operator.backends import postgres, registry
 from tenancy_operator.backends.base import BackendUnavailable, Report, Target, TenantSlice
 from tenancy_operator.observability import tracing
