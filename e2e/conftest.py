@@ -88,6 +88,8 @@ def operator(operator_kubeconfig):
     # Archives go to a folder of the platform state (the chart mounts a PersistentVolumeClaim instead);
     # the retention purge runs every 5 s so a 1-minute retention is seen on time.
     settings |= {"TENANCY_ARCHIVE_DIR": str(ARCHIVE_DIR), "TENANCY_ARCHIVE_PURGE_INTERVAL": "5"}
+    # Traces to the platform's Jaeger, so every e2e run (the idle zero-writes test too) has tracing on.
+    settings["TENANCY_OTLP_ENDPOINT"] = os.environ.get("JAEGER_OTLP_URL", "")
     op = kube.Operator(operator_kubeconfig, verify_interval=interval, extra_env=settings)
     op.start()
     yield op

@@ -15,13 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".platform"
 
 
-def load_platform_env() -> dict[str, str]:
-    env_file = STATE / "env"
+def load_platform_env(env_file: Path | None = None) -> dict[str, str]:
+    """The `export` lines of .platform/env, and of the part files it sources (opensearch.env, jaeger.env)."""
+    env_file = env_file or STATE / "env"
     if not env_file.exists():
         raise RuntimeError(f"{env_file} is missing: the local platform is not up (run `make up`)")
     env: dict[str, str] = {}
     for line in env_file.read_text().splitlines():
         line = line.strip()
+        if line.startswith("source "):
+            env |= load_platform_env(Path(os.path.expandvars(line[len("source "):].strip())))
+            continue
         if line.startswith("export "):
             line = line[len("export "):]
         if "=" in line and not line.startswith("#"):

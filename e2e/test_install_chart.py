@@ -54,7 +54,8 @@ def test_helm_lint_is_clean(platform, values):
     assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("bad", ["replicaCount=-1", "bogus=1", "image.pullPolicy=Sometimes", "settings.verifyJitter=2"])
+@pytest.mark.parametrize("bad", ["replicaCount=-1", "bogus=1", "image.pullPolicy=Sometimes", "settings.verifyJitter=2",
+                                 "tracing.otlpEndpoint=jaeger:4318"])
 def test_values_schema_refuses_bad_values(platform, bad):
     result = helm("template", "x", str(CHART), "--set", bad, check=False)
     assert result.returncode != 0 and "values don't meet the specifications of the schema" in result.stderr, result.stderr

@@ -21,7 +21,7 @@ import secrets
 import subprocess
 import time
 
-from . import kube, writes
+from . import kube, traces, writes
 from .kube import REPO, kubectl, tenant_yaml
 
 TENANTS = int(os.environ.get("STEADY_TENANTS", "12"))
@@ -94,7 +94,14 @@ def test_ready_tenants_with_every_backend_make_zero_writes_while_idle(operator, 
 
         windows: list[tuple[str, float, dict]] = []
         half = IDLE_SECONDS / 2 if RESTARTS else IDLE_SECONDS
+        idle_from = time.time()
         windows.append(("idle", half, _idle_window(half)))
+        # With tracing on (conftest points the operator at the platform's Jaeger): the verify passes
+        # of the window were traced, and tracing added no write.
+        assert operator.extra_env.get("TENANCY_OTLP_ENDPOINT"), "the e2e operator runs without tracing"
+        traced = traces.passes(names[0], since=idle_from)
+        print(f"{len(traced)} traced verify passes of {names[0]} in Jaeger from the idle window")
+        assert traced, f"no trace of {names[0]}'s verify passes reached Jaeger during the idle window"
         creation_events = _events(names)
         if RESTARTS:
             for part in RESTARTED_PARTS:

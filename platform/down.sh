@@ -29,6 +29,7 @@ if [[ -d $RUN ]]; then
   stop_pid bao 10
   stop_pid redis-server 10
   stop_pid ferretdb 10
+  stop_pid jaeger 10
   stop_pid postgres 20 INT
 fi
 
@@ -41,7 +42,7 @@ our_strays() {
     cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
     [[ $cwd == "$STATE" || $cwd == "$STATE"/* ]] || continue
     case ${exe##*/} in
-      etcd* | kube-apiserver* | kube-controller-manager* | postgres | redis-server | bao | prometheus | java | ferretdb*) echo "${p#/proc/}" ;;
+      etcd* | kube-apiserver* | kube-controller-manager* | postgres | redis-server | bao | prometheus | java | ferretdb* | jaeger*) echo "${p#/proc/}" ;;
     esac
   done
 }

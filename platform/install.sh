@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the local platform needs and is missing; safe to rerun (does nothing when all is
-# present). Usage: install.sh [apt] [etcd] [kube] [helm] [opensearch] [ferretdb]   (no argument = all of them)
+# present). Usage: install.sh [apt] [etcd] [kube] [helm] [opensearch] [ferretdb] [jaeger]   (no argument = all of them)
 #   apt  : Debian packages postgresql, redis-server, prometheus (+ openssl, curl if absent)
 #   etcd, kube (kube-apiserver + kube-controller-manager), helm : Go builds into the per-version
 #          cache $TENANCY_CACHE/bin (default ~/.cache/tenancy-operator/bin), see build-go-tool.sh.
 #   opensearch : Maven Central zips into $TENANCY_CACHE/opensearch-<version>, see opensearch.sh.
 #   ferretdb : the same cache, through build-ferretdb.sh (it must add a file the module lacks).
+#   jaeger : the same cache, through jaeger.sh install (build-go-tool.sh, one package at a time).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 parts=("$@")
-[[ ${#parts[@]} -gt 0 ]] || parts=(apt etcd kube helm opensearch ferretdb)
+[[ ${#parts[@]} -gt 0 ]] || parts=(apt etcd kube helm opensearch ferretdb jaeger)
 want() { local p; for p in "${parts[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
 
 install_apt() {
@@ -106,5 +107,7 @@ if want ferretdb; then
     log "ferretdb $FERRETDB_VERSION: built in $((SECONDS - start))s"
   fi
 fi
+
+want jaeger && bash "$PLATFORM_SRC/jaeger.sh" install
 
 log "install: done"

@@ -39,8 +39,11 @@ LOADGEN_PORT=$((19091 + PORT_OFFSET))             # not a platform part: hack/lo
 OPERATOR_METRICS_PORT=$((19092 + PORT_OFFSET))    # not a platform part: a local operator's metrics (TENANCY_METRICS_PORT)
 OPENSEARCH_PORT=$((19200 + PORT_OFFSET))          # HTTPS (security plugin)
 OPENSEARCH_TRANSPORT_PORT=$((19300 + PORT_OFFSET))
+JAEGER_OTLP_PORT=$((14318 + PORT_OFFSET))         # OTLP/HTTP receiver (the operator's TENANCY_OTLP_ENDPOINT)
+JAEGER_QUERY_PORT=$((16686 + PORT_OFFSET))        # UI and query API (/api/traces)
+JAEGER_QUERY_GRPC_PORT=$((16685 + PORT_OFFSET))   # query API over gRPC (Jaeger opens it; nothing here uses it)
 ALL_PORTS="$ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT $KCM_PORT $PG_PORT $REDIS_PORT $BAO_PORT $BAO_CLUSTER_PORT $PROM_PORT $OPENSEARCH_PORT $OPENSEARCH_TRANSPORT_PORT"
-ALL_PORTS+=" $FERRETDB_PORT $FERRETDB_DEBUG_PORT"
+ALL_PORTS+=" $FERRETDB_PORT $FERRETDB_DEBUG_PORT $JAEGER_OTLP_PORT $JAEGER_QUERY_PORT $JAEGER_QUERY_GRPC_PORT"
 
 # The kube builds must pass the same ldflags everywhere: the cache key is name+version only, so
 # whoever builds first decides what `--version` prints.
@@ -54,6 +57,7 @@ APISERVER_BIN=$(bin_path kube-apiserver "$KUBE_VERSION")
 KCM_BIN=$(bin_path kube-controller-manager "$KUBE_VERSION")
 HELM_BIN=$(bin_path helm "$HELM_VERSION")
 FERRETDB_BIN=$(bin_path ferretdb "$FERRETDB_VERSION")
+JAEGER_BIN=$(bin_path jaeger "$JAEGER_VERSION")
 
 # Debian installs PostgreSQL under /usr/lib/postgresql/<major>/bin; take the newest present.
 pg_bindir() {
@@ -137,4 +141,5 @@ os_home() {
 }
 ver_opensearch() { [[ -x $(os_home)/bin/opensearch ]] && echo "$OPENSEARCH_VERSION"; }
 ver_ferretdb() { [[ -x $FERRETDB_BIN ]] && "$FERRETDB_BIN" --version 2>/dev/null | awk '/^version:/ {print $2}'; }
+ver_jaeger()   { [[ -x $JAEGER_BIN ]] && echo "$JAEGER_VERSION"; }
 ver_helm()     { [[ -x $HELM_BIN ]] && "$HELM_BIN" version --short 2>/dev/null; }

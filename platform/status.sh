@@ -19,6 +19,7 @@ row openbao bao "$BAO_PORT" "$(ver_bao)"
 row prometheus prometheus "$PROM_PORT" "$(ver_prometheus)"
 row opensearch opensearch "$OPENSEARCH_PORT" "$(ver_opensearch)"
 row ferretdb ferretdb "$FERRETDB_PORT" "$(ver_ferretdb)"
+row jaeger jaeger "$JAEGER_QUERY_PORT" "$(ver_jaeger)"
 # Clients: no process, only whether they are installed.
 printf '%-24s %-5s %s\n' kubectl client "$(ver_kubectl || echo not-installed)"
 printf '%-24s %-5s %s\n' helm client "$(ver_helm || echo not-installed)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the local platform on loopback: etcd, kube-apiserver, kube-controller-manager, PostgreSQL,
-# Redis, OpenBao, Prometheus, OpenSearch and FerretDB, each as a plain process with its pid file, log and data under $REPO/.platform.
+# Redis, OpenBao, Prometheus, OpenSearch, FerretDB and Jaeger, each as a plain process with its pid file, log and data under $REPO/.platform.
 # Idempotent: a part that already runs is left alone and only health-checked, so a second `up` on a
 # healthy platform returns in about a second. Binaries come from install.sh (cached per version).
 set -euo pipefail
@@ -9,7 +9,7 @@ t0=$EPOCHREALTIME
 
 # ---------------------------------------------------------------- prerequisites (clear messages)
 missing=()
-for b in "$ETCD_BIN" "$APISERVER_BIN" "$KCM_BIN" "$FERRETDB_BIN"; do [[ -x $b ]] || missing+=("$b"); done
+for b in "$ETCD_BIN" "$APISERVER_BIN" "$KCM_BIN" "$FERRETDB_BIN" "$JAEGER_BIN"; do [[ -x $b ]] || missing+=("$b"); done
 PGBIN=$(pg_bindir) || missing+=("PostgreSQL (/usr/lib/postgresql/*/bin/postgres)")
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-cli)
@@ -397,6 +397,10 @@ start ferretdb "$FERRETDB_PORT" "$FERRETDB_BIN" --handler=postgresql \
   --state-dir="$STATE/ferretdb" --telemetry=disable --test-capped-cleanup-interval=0 --log-level=warn
 wait_for ferretdb 30 curl -fsS "http://127.0.0.1:$FERRETDB_DEBUG_PORT/debug/livez"
 
+# ---------------------------------------------------------------- Jaeger (traces; platform/jaeger.sh)
+jaeger_was="already running"; pid_alive jaeger || jaeger_was=started
+bash "$PLATFORM_SRC/jaeger.sh" start 8>&-
+
 # ---------------------------------------------------------------- .platform/env
 # Sourceable; the values are hex passwords and paths, so no quoting is needed.
 (umask 077; cat >"$STATE/env.tmp" <<EOF
@@ -420,6 +424,7 @@ export FERRETDB_ADMIN_USER=ferretdb_admin
 export FERRETDB_ADMIN_PASSWORD=$FERRETDB_ADMIN_PASSWORD
 export PATH=$VENV_BIN:$PBIN:\$PATH
 source $STATE/opensearch.env
+source $STATE/jaeger.env
 EOF
 )
 mv "$STATE/env.tmp" "$STATE/env"
@@ -436,6 +441,7 @@ printf '%-24s %-10s %s\n' \
   prometheus "$(ver_prometheus)" "$(was prometheus)" \
   opensearch "$(ver_opensearch)" "$os_was" \
   ferretdb "$(ver_ferretdb)" "$(was ferretdb)" \
+  jaeger "$(ver_jaeger)" "$jaeger_was" \
   kubectl "$(ver_kubectl)" "client (.venv)"
 [[ -x $HELM_BIN ]] && printf '%-24s %-10s %s\n' helm "$(ver_helm)" client
 printf 'platform up in %.1fs; source %s/env\n' "$(awk "BEGIN {print $EPOCHREALTIME - $t0}")" "$STATE"

@@ -1,12 +1,20 @@
-"""The one table of service adapters: a new backend is one module and one line here."""
+"""The one table of service adapters: a new backend is one module and one line here.
+
+Every caller reaches an adapter through `adapter()`, so that is where backend calls are traced: with
+tracing on (observability/tracing.py) each of its async verbs runs in a child span of the reconcile
+pass, named `<type>.<verb>` and carrying the tenant, the Backend's name and the outcome.
+"""
 
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
+from ..observability import tracing
 from . import mongodb, postgres, redis_acl, search, vault
+from .base import Target, TenantSlice
 
-__all__ = ["ADAPTERS", "adapter"]
+__all__ = ["ADAPTERS", "adapter", "describe_call"]
 
 ADAPTERS: dict[str, ModuleType] = {
     "postgres": postgres,
@@ -17,5 +25,22 @@ ADAPTERS: dict[str, ModuleType] = {
 }
 
 
+def describe_call(arguments: dict[str, Any]) -> dict[str, str]:
+    """Span attributes of one adapter call: the Backend's name and the tenant, nothing from a credential.
+
+    `arguments` maps parameter names to values: `target` (a Target), `want` (a TenantSlice) or
+    `tenant` (the tenant's name, as close, delete and the archive verbs take it).
+    """
+    out: dict[str, str] = {}
+    for value in arguments.values():
+        if isinstance(value, Target):
+            out["tenancy.backend"] = value.name
+        elif isinstance(value, TenantSlice):
+            out["tenancy.tenant"] = value.tenant
+    if isinstance(arguments.get("tenant"), str) and arguments["tenant"]:
+        out["tenancy.tenant"] = arguments["tenant"]
+    return out
+
+
 def adapter(backend_type: str) -> ModuleType | None:
-    return ADAPTERS.get(backend_type)
+    return tracing.traced(ADAPTERS.get(backend_type), backend_type, describe_call)

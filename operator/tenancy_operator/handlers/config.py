@@ -35,6 +35,8 @@ class Config:
     """Port of the /metrics endpoint; 0 serves none."""
     service_account: str = ""
     """The operator's own ServiceAccount name, in `operator_namespace`, the subject of that binding."""
+    otlp_endpoint: str = ""
+    """OTLP/HTTP receiver for traces (e.g. Jaeger's `http://jaeger:4318`); empty: no tracing."""
 
 
 def _float(name: str, default: float) -> float:
@@ -56,4 +58,5 @@ def load() -> Config:
         tenant_secrets_role=os.environ.get("TENANCY_TENANT_SECRETS_ROLE", ""),
         service_account=os.environ.get("TENANCY_SERVICE_ACCOUNT", ""),
         metrics_port=int(os.environ.get("TENANCY_METRICS_PORT") or 0),
+        otlp_endpoint=os.environ.get("TENANCY_OTLP_ENDPOINT", "").strip(),
     )

@@ -18,10 +18,10 @@ from typing import Any
 
 import kopf
 
-from ..observability import metrics
+from ..observability import metrics, tracing
 from . import config
 
-__all__ = ["configure", "seniority_priority"]
+__all__ = ["configure", "seniority_priority", "flush_traces"]
 
 _EPOCH_LIMIT = 2**40  # seconds; far beyond any start time, and the product stays inside int64
 
@@ -63,3 +63,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.lifetime = cfg.peering_lifetime
     settings.peering.priority = seniority_priority()
     metrics.serve(cfg.metrics_port)
+    tracing.setup(cfg.otlp_endpoint)
+
+
+@kopf.on.cleanup()
+def flush_traces(**_: Any) -> None:
+    """Spans still queued in the batch exporter go out before the process ends."""
+    tracing.shutdown()

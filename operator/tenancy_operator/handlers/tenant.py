@@ -24,7 +24,7 @@ from ..api.conditions import Reason
 from ..api.tenant import TenantSpec
 from ..backends import kube, registry
 from ..backends.base import Report
-from ..observability import metrics
+from ..observability import metrics, tracing
 from ..reconcile import diff, labels, repairs, unbuilt
 from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
@@ -396,6 +396,13 @@ def _api_failure(condition: str, exc: kube.KubeError) -> PartResult:
 
 async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger,
                     retry: int = 0, **kwargs: Any) -> None:
+    """One pass, in one trace: its span is the parent of every backend call's (observability/tracing.py)."""
+    with tracing.reconcile_span("Tenant", meta["name"]):
+        await _reconcile(body, meta, status, logger, retry, **kwargs)
+
+
+async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger,
+                     retry: int = 0, **kwargs: Any) -> None:
     if meta.get("deletionTimestamp"):
         return
     name, uid, generation = meta["name"], meta["uid"], meta.get("generation", 1)
@@ -500,14 +507,15 @@ async def deleted(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger:
                            "operator version made for it (names cut and hashed) must be removed by hand")
         metrics.forget_tenant(name)
         return
-    async with _locks[name]:
-        try:
-            await teardown.backends(body, dict(status.get("placement") or {}),
-                                    _backends(kwargs.get("backends_by_name")), logger)
-        except teardown.Blocked as blocked:
-            await _report_blocked(body, status, blocked)
-            raise kopf.TemporaryError(blocked.message, delay=blocked.delay) from blocked
-        gone = await namespace_part.remove(name, logger)
+    with tracing.reconcile_span("Tenant", name, action="delete"):
+        async with _locks[name]:
+            try:
+                await teardown.backends(body, dict(status.get("placement") or {}),
+                                        _backends(kwargs.get("backends_by_name")), logger)
+            except teardown.Blocked as blocked:
+                await _report_blocked(body, status, blocked)
+                raise kopf.TemporaryError(blocked.message, delay=blocked.delay) from blocked
+            gone = await namespace_part.remove(name, logger)
     _locks.pop(name, None)
     for pending in _placed_here.values():
         pending.discard(name)
