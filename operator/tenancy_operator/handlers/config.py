@@ -35,6 +35,15 @@ class Config:
     """Port of the /metrics endpoint; 0 serves none."""
     service_account: str = ""
     """The operator's own ServiceAccount name, in `operator_namespace`, the subject of that binding."""
+    audit_backend: str = ""
+    """A postgres Backend holding the audit trail (handlers/audit_trail.py); empty: no trail."""
+    audit_signer: str = ""
+    """A vault Backend whose transit key signs the trail's heads (required with `audit_backend`)."""
+    audit_database: str = "tenancy_audit"
+    audit_sign_every: int = 100
+    """Entries after which the head is signed at once."""
+    audit_sign_interval: float = 300.0
+    """Seconds between signing the head when entries came since the last signature."""
 
 
 def _float(name: str, default: float) -> float:
@@ -56,4 +65,9 @@ def load() -> Config:
         tenant_secrets_role=os.environ.get("TENANCY_TENANT_SECRETS_ROLE", ""),
         service_account=os.environ.get("TENANCY_SERVICE_ACCOUNT", ""),
         metrics_port=int(os.environ.get("TENANCY_METRICS_PORT") or 0),
+        audit_backend=os.environ.get("TENANCY_AUDIT_BACKEND", ""),
+        audit_signer=os.environ.get("TENANCY_AUDIT_SIGNER", ""),
+        audit_database=os.environ.get("TENANCY_AUDIT_DATABASE") or Config.audit_database,
+        audit_sign_every=int(_float("TENANCY_AUDIT_SIGN_EVERY", Config.audit_sign_every)),
+        audit_sign_interval=_float("TENANCY_AUDIT_SIGN_INTERVAL", Config.audit_sign_interval),
     )
