@@ -150,7 +150,8 @@ def test_deleted_entry_is_named(copy):
 def test_swapped_entries_are_named(copy):
     db, _, seqs = copy
     a, b = seqs[0], seqs[0] + 1
-    _pg(db, "UPDATE audit_entries SET seq = CASE seq WHEN $1 THEN $2 ELSE $1 END WHERE seq IN ($1, $2)", a, b)
+    for frm, to in ((a, -1), (b, a), (-1, b)):  # seq is the primary key: through a free number
+        _pg(db, "UPDATE audit_entries SET seq = $2 WHERE seq = $1", frm, to)
     _fails_at(db, a, f"entry {a}")
 
 

@@ -169,6 +169,8 @@ class Audited:
 
     def __init__(self, service: str, module: ModuleType):
         self._service, self._module = service, module
+        if hasattr(module, "ensure_server"):  # callers ask hasattr(adapter, "ensure_server")
+            self.ensure_server = self._ensure_server
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._module, name)
@@ -192,7 +194,7 @@ class Audited:
         await trail.record(changes_of(self._service, target.name, tenant, "delete", list(done)))
         return done
 
-    async def ensure_server(self, target: Any, settings: dict) -> Any:
+    async def _ensure_server(self, target: Any, settings: dict) -> Any:
         await trail.gate()
         report = await self._module.ensure_server(target, settings)
         await trail.record(changes_of(self._service, target.name, "", "ensure_server", list(report.repaired)))
