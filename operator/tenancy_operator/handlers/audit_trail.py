@@ -80,6 +80,7 @@ class Trail:
         self.last_seq, self.last_hash, self.signed_seq = 0, audit.GENESIS, 0
         self._lock = asyncio.Lock()
         self._loaded = False
+        self._last_error = ""
 
     @property
     def enabled(self) -> bool:
@@ -153,8 +154,12 @@ class Trail:
                 store, signer = await self.connect()
                 await self._load(store)
             except Exception as exc:  # noqa: BLE001
-                log.error("audit trail: cannot reach its store: %s: %s", type(exc).__name__, exc)
+                message = f"{type(exc).__name__}: {exc}"
+                if message != self._last_error:  # once per cause, not every tick
+                    log.error("audit trail: cannot reach its store: %s", message)
+                self._last_error = message
                 return
+            self._last_error = ""
             if self.last_seq > self.signed_seq:
                 await self._sign(store, signer)
         if self.held:
