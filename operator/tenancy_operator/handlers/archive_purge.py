@@ -87,8 +87,9 @@ async def _drop_key(manifest: dict[str, Any]) -> str:
     if backend is None:
         return ""
     if await vault_export.delete_key(await target_for(backend), str(wrapping.get("name"))):
-        await audit_trail.trail.record(audit_trail.changes_of("vault", backend["metadata"]["name"], tenant, "delete",
-                                                              [f"transit key {wrapping.get('name')}"]))
+        with audit_trail.acting_as("purge"):
+            await audit_trail.trail.record(audit_trail.changes_of("vault", backend["metadata"]["name"], tenant,
+                                                                  "delete", [f"transit key {wrapping.get('name')}"]))
         return f"; transit key {wrapping.get('name')} on {backend['metadata']['name']} deleted (no archive needs it)"
     return ""
 

@@ -124,8 +124,9 @@ class Trail:
                 return
             del self.held[:len(batch)]
             if prev != (self.last_seq, self.last_hash):
-                log.error("audit trail: the chain's head was entry %s, not entry %s this operator appended last; "
-                          "it was changed outside the operator (run `kubectl tenant audit verify`)", prev[0], self.last_seq)
+                # Another replica that led for a while, or someone writing the database: say it, verify tells which.
+                log.error("audit trail: the chain's head was entry %s, not entry %s this process appended last; "
+                          "if no other replica led meanwhile, run `kubectl tenant audit verify`", prev[0], self.last_seq)
             for e, c in zip(sealed, batch, strict=True):
                 log.info("audit %s: %s %s %s details=%s (%s)", e.seq, e.tenant or "-", e.action, e.target,
                          e.details_digest, "; ".join(f"{k}={v}" for k, v in c["details"].items() if v))
