@@ -107,7 +107,7 @@ def _fails_at(db: str, seq: int, words: str) -> None:
     assert f"first bad entry {seq}:" in out.stdout and words in out.stdout, out.stdout
 
 
-def test_changes_are_logged_signed_and_verify(tenant, operator):
+def test_changes_are_logged_signed_and_verify(tenant):
     log = plugin("log", tenant)
     assert log.returncode == 0, log.stderr
     rows = [line.split() for line in log.stdout.splitlines()[1:-1]]
@@ -120,10 +120,7 @@ def test_changes_are_logged_signed_and_verify(tenant, operator):
     for key, value in credentials(tenant).items():
         if "PASSWORD" in key and value:
             assert value not in dump and base64.b64encode(value.encode()).decode() not in dump, key
-    # No change, no entry: a verify pass later the tenant's history is the same.
-    count = len(rows)
-    time.sleep(operator.verify_interval + 1)
-    assert len(plugin("log", tenant).stdout.splitlines()) - 2 == count
+    # No change, no entry: e2e/test_tenant_steady_state.py counts zero writes with the trail on.
     assert condition(get("Tenant", tenant), "Ready")["status"] == "True"
     out = plugin("verify")
     assert out.returncode == 0 and "audit trail intact" in out.stdout, out.stdout + out.stderr
