@@ -90,6 +90,10 @@ def operator(operator_kubeconfig):
     settings |= {"TENANCY_ARCHIVE_DIR": str(ARCHIVE_DIR), "TENANCY_ARCHIVE_PURGE_INTERVAL": "5"}
     # Traces to the platform's Jaeger, so every e2e run (the idle zero-writes test too) has tracing on.
     settings["TENANCY_OTLP_ENDPOINT"] = os.environ.get("JAEGER_OTLP_URL", "")
+    # The audit trail is on in every e2e run (the idle test counts zero writes with it); heads are signed
+    # 3 s after changes rather than minutes, so a run's last changes are signed before anyone counts.
+    settings |= {"TENANCY_AUDIT_BACKEND": "pg-main", "TENANCY_AUDIT_SIGNER": "vault-main",
+                 "TENANCY_AUDIT_SIGN_INTERVAL": "3"}
     op = kube.Operator(operator_kubeconfig, verify_interval=interval, extra_env=settings)
     op.start()
     yield op

@@ -7,6 +7,7 @@ pass, named `<type>.<verb>` and carrying the tenant, the Backend's name and the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -14,7 +15,7 @@ from ..observability import tracing
 from . import mongodb, postgres, redis_acl, search, vault
 from .base import Target, TenantSlice
 
-__all__ = ["ADAPTERS", "adapter", "describe_call"]
+__all__ = ["ADAPTERS", "adapter", "describe_call", "wrap_with"]
 
 ADAPTERS: dict[str, ModuleType] = {
     "postgres": postgres,
@@ -42,5 +43,21 @@ def describe_call(arguments: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def adapter(backend_type: str) -> ModuleType | None:
-    return tracing.traced(ADAPTERS.get(backend_type), backend_type, describe_call)
+def _unwrapped(service: str, module: ModuleType) -> Any:
+    return module
+
+
+_wrap: Callable[[str, ModuleType], Any] = _unwrapped
+
+
+def wrap_with(wrap: Callable[[str, ModuleType], Any]) -> None:
+    """Every adapter handed out is `wrap(service, module)`: the audit trail's seam (handlers/audit_trail.py)."""
+    global _wrap
+    _wrap = wrap
+
+
+def adapter(backend_type: str) -> Any:
+    """The adapter module for a backend type, or None: wrapped by the audit trail (see `wrap_with`), and
+    that in a span per call when tracing is on (observability/tracing.py)."""
+    module = ADAPTERS.get(backend_type)
+    return None if module is None else tracing.traced(_wrap(backend_type, module), backend_type, describe_call)

@@ -14,6 +14,8 @@
                                     archives with size, age, tenant and expiry (reads the archive store)
     kubectl tenant run WORKFLOW TENANT [--param k=v]...   start a WorkflowRun and follow its steps
     kubectl tenant runs [-n NS | -A]                      list WorkflowRuns
+    kubectl tenant audit verify     check the audit trail's chain and signatures; name the first bad entry
+    kubectl tenant audit log acme   a tenant's history of changes (docs/audit.md)
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from . import archives, kubeapi, render, runs
+from . import archives, audit, kubeapi, render, runs
 
 __all__ = ["main", "ROTATE_ANNOTATION", "INACTIVITY_ANNOTATION", "use_colour"]
 
@@ -70,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-follow", action="store_true", help="create the run and return")
     listing = sub.add_parser("runs", help="list WorkflowRuns")
     listing.add_argument("-n", "--namespace", help="one namespace (default: all namespaces)")
+    audit.add_parser(sub)
     return parser
 
 
@@ -127,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"`kubectl wait --for=jsonpath='{{.status.restore.state}}'=Done tenant/{args.name}`")
         elif args.command == "archives":
             sys.stdout.write(archives.table(archives.read(args.dir), _now()))
+        elif args.command == "audit":
+            return audit.run(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

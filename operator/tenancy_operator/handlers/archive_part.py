@@ -43,7 +43,7 @@ from ..backends import (
 from ..backends.archive_crypto import Tampered
 from ..backends.base import BackendRefused, BackendUnavailable, Target
 from ..reconcile.status import PartResult
-from . import credentials_part, services_part
+from . import audit_trail, credentials_part, services_part
 from .archive_progress import ProgressWriter, estimates
 from .targets import TargetError, target_for
 
@@ -227,10 +227,11 @@ async def release(name: str, uid: str, placement: dict[str, str], known: dict[st
     for service, target in sorted((await _targets(placement, known)).items()):
         adapter = registry.adapter(service)
         try:
-            if service == "vault":
-                done += await adapter.delete(target, name, uid, keep_transit_key=True)
-            else:
-                done += await adapter.delete(target, name, uid)
+            with audit_trail.acting_as("archive"):  # the live data goes because it is archived
+                if service == "vault":
+                    done += await adapter.delete(target, name, uid, keep_transit_key=True)
+                else:
+                    done += await adapter.delete(target, name, uid)
         except Exception as exc:  # noqa: BLE001
             raise _backend_error(exc, f"releasing {service} of {name} on {target.name}") from exc
     for cm in await kube_export.user_configmaps(name):

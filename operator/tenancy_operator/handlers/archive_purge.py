@@ -27,6 +27,8 @@ import kopf
 
 from ..api import names
 from ..backends import archive_store, kube, vault_export
+from ..observability import audit_store
+from . import audit_trail
 from .archive_part import seconds
 from .targets import target_for
 
@@ -84,6 +86,9 @@ async def _drop_key(manifest: dict[str, Any]) -> str:
     if backend is None:
         return ""
     if await vault_export.delete_key(await target_for(backend), str(wrapping.get("name"))):
+        with audit_trail.acting_as("purge"):
+            await audit_trail.trail.record(audit_trail.changes_of("vault", backend["metadata"]["name"], tenant,
+                                                                  "delete", [f"transit key {wrapping.get('name')}"]))
         return f"; transit key {wrapping.get('name')} on {backend['metadata']['name']} deleted (no archive needs it)"
     return ""
 
@@ -114,9 +119,12 @@ async def purge_pass(now: float | None = None) -> list[str]:
         retention = await _retention(manifest, policies)
         if now < _created(manifest) + seconds(retention):
             continue
+        await audit_trail.trail.gate()  # no purge the trail cannot record
         removed = store.delete(archive_id)
         purged.append(archive_id)
         tenant = str(manifest.get("tenant"))
+        await audit_trail.trail.record([{"tenant": tenant, "action": "purge", "target": f"archive {archive_id}",
+                                         "at": audit_store.now(), "details": {"files": str(len(removed))}}])
         message = (f"archive {archive_id} of tenant {tenant} purged: older than its retention {retention} "
                    f"(created {manifest['createdAt']}); removed {len(removed)} files, the manifest last")
         if not any(m.get("tenant") == tenant for i, m in manifests.items() if i not in purged):

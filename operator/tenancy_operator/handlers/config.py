@@ -37,6 +37,15 @@ class Config:
     """The operator's own ServiceAccount name, in `operator_namespace`, the subject of that binding."""
     otlp_endpoint: str = ""
     """OTLP/HTTP receiver for traces (e.g. Jaeger's `http://jaeger:4318`); empty: no tracing."""
+    audit_backend: str = ""
+    """A postgres Backend holding the audit trail (handlers/audit_trail.py); empty: no trail."""
+    audit_signer: str = ""
+    """A vault Backend whose transit key signs the trail's heads (required with `audit_backend`)."""
+    audit_database: str = "tenancy_audit"
+    audit_sign_every: int = 100
+    """Entries after which the head is signed at once."""
+    audit_sign_interval: float = 300.0
+    """Seconds between signing the head when entries came since the last signature."""
 
 
 def _float(name: str, default: float) -> float:
@@ -59,4 +68,9 @@ def load() -> Config:
         service_account=os.environ.get("TENANCY_SERVICE_ACCOUNT", ""),
         metrics_port=int(os.environ.get("TENANCY_METRICS_PORT") or 0),
         otlp_endpoint=os.environ.get("TENANCY_OTLP_ENDPOINT", "").strip(),
+        audit_backend=os.environ.get("TENANCY_AUDIT_BACKEND", ""),
+        audit_signer=os.environ.get("TENANCY_AUDIT_SIGNER", ""),
+        audit_database=os.environ.get("TENANCY_AUDIT_DATABASE") or Config.audit_database,
+        audit_sign_every=int(_float("TENANCY_AUDIT_SIGN_EVERY", Config.audit_sign_every)),
+        audit_sign_interval=_float("TENANCY_AUDIT_SIGN_INTERVAL", Config.audit_sign_interval),
     )

@@ -41,7 +41,8 @@ def _fake_adapter() -> types.ModuleType:
 def test_off_without_an_endpoint_hands_back_the_adapter_itself():
     assert not tracing.setup("")
     assert not tracing.enabled()
-    assert registry.adapter("postgres") is postgres
+    assert tracing.traced(postgres, "postgres", registry.describe_call) is postgres
+    assert not isinstance(registry.adapter("postgres"), tracing._Traced)  # (the audit trail may wrap it)
     with tracing.reconcile_span("Tenant", "acme") as span:
         assert not span.is_recording()
 

@@ -1,0 +1,260 @@
+"""The audit trail's one seam: every adapter the handlers get from the registry records what it changed.
+
+`backends.registry.adapter(service)` hands out `Audited(service, module)`: its `ensure`, `close`,
+`delete` and `ensure_server` call the adapter, then append one entry per change the adapter reports
+(`Report.repaired` with `Report.diffs`, or the list `close`/`delete` return) to the chain
+(observability/audit.py, stored by observability/audit_store.py). A pass that changes nothing
+reports nothing and appends nothing: no I/O at all in steady state. Anything else is delegated.
+Changes made outside adapters say so themselves through `trail.record` (archive purge), and a
+caller that knows the action better than the adapter's words (archive) wraps the call in `acting_as`.
+
+Settings (handlers/config.py, the chart's `audit` values): TENANCY_AUDIT_BACKEND names a postgres
+Backend (empty: no trail), TENANCY_AUDIT_SIGNER a vault Backend, TENANCY_AUDIT_DATABASE,
+TENANCY_AUDIT_SIGN_EVERY (entries) and TENANCY_AUDIT_SIGN_INTERVAL (seconds; a head is signed then
+only if entries came since the last signature).
+
+When the audit database cannot be written, no further change is made: the entries of changes
+already made are held in memory (bounded by the passes in flight), logged at ERROR with their
+digests, and every later adapter write call first tries to flush them and, failing, raises
+`AuditUnavailable` (a `CircuitOpen`, so the part is Degraded naming the trail, retried with backoff,
+and no Backend's breaker counts it). Reads (probe, activity) carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import kopf
+
+from ..backends import circuit, kube, registry
+from ..observability import audit, audit_store
+from . import config
+from .targets import target_for
+
+__all__ = ["AuditUnavailable", "Audited", "Trail", "trail", "acting_as", "changes_of"]
+
+log = logging.getLogger("tenancy.audit")
+_action: contextvars.ContextVar[str] = contextvars.ContextVar("audit_action", default="")
+MAX_HELD = 10_000
+
+
+class AuditUnavailable(circuit.CircuitOpen):
+    """Changes wait: the audit trail cannot record them."""
+
+
+@contextlib.contextmanager
+def acting_as(action: str) -> Iterator[None]:
+    """Record the changes made inside as `action` (one of audit.ACTIONS), whatever the adapter's words."""
+    token = _action.set(action)
+    try:
+        yield
+    finally:
+        _action.reset(token)
+
+
+def changes_of(service: str, backend: str, tenant: str, verb: str, done: list[str], diffs: dict[str, str] | None = None,
+               suspended: bool = False) -> list[dict[str, Any]]:
+    """One change per object an adapter call reports: {tenant, action, target, details, at}."""
+    diffs = diffs or {}
+    hint = _action.get()
+    return [{"tenant": tenant, "target": f"{service} {backend}: {what}", "at": audit_store.now(),
+             "action": hint or audit.classify(verb, what, diffs.get(what, ""), suspended),
+             "details": {"service": service, "backend": backend, "verb": verb, "what": what,
+                         "why": diffs.get(what, "")}} for what in done]
+
+
+class Trail:
+    """The recorder: holds entries until the store has them, signs heads, gates writes while it cannot."""
+
+    def __init__(self) -> None:
+        self.connect: Callable[[], Awaitable[tuple[audit_store.Store, audit_store.Signer]]] | None = None
+        self.actor = ""
+        self.sign_every = 100
+        self.held: list[dict[str, Any]] = []
+        self.last_seq, self.last_hash, self.signed_seq = 0, audit.GENESIS, 0
+        self._lock = asyncio.Lock()
+        self._loaded = False
+        self._last_error = ""
+
+    @property
+    def enabled(self) -> bool:
+        return self.connect is not None
+
+    async def gate(self) -> None:
+        """Before an adapter may write: entries still held must reach the store first."""
+        if self.held:
+            await self.flush()
+            if self.held:
+                raise AuditUnavailable(f"audit trail unavailable: {len(self.held)} change(s) not yet recorded; "
+                                       "no further change is made until it can record them (see the operator log)")
+
+    async def record(self, changes: list[dict[str, Any]]) -> None:
+        if not self.enabled or not changes:
+            return
+        if len(self.held) + len(changes) > MAX_HELD:
+            log.error("audit trail: more than %d changes held; dropping %d oldest", MAX_HELD, len(changes))
+            del self.held[:len(changes)]
+        self.held += changes
+        await self.flush()
+
+    async def _load(self, store: audit_store.Store) -> None:
+        if not self._loaded:
+            self.last_seq, self.last_hash, self.signed_seq = await store.state()
+            self._loaded = True
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self.held or self.connect is None:
+                return
+            batch = list(self.held)
+            try:
+                store, signer = await self.connect()
+                await self._load(store)
+                prev, sealed = await store.append(batch, self.actor)
+            except Exception as exc:  # noqa: BLE001 - any failure: hold them, refuse further changes
+                for c in batch:
+                    log.error("audit trail unavailable (%s: %s); holding %s %s %s (%s)", type(exc).__name__, exc,
+                              c["tenant"] or "-", c["action"], c["target"], audit.details_digest(c["details"]))
+                return
+            del self.held[:len(batch)]
+            if prev != (self.last_seq, self.last_hash):
+                # Another replica that led for a while, or someone writing the database: say it, verify tells which.
+                log.error("audit trail: the chain's head was entry %s, not entry %s this process appended last; "
+                          "if no other replica led meanwhile, run `kubectl tenant audit verify`", prev[0], self.last_seq)
+            for e, c in zip(sealed, batch, strict=True):
+                log.info("audit %s: %s %s %s details=%s (%s)", e.seq, e.tenant or "-", e.action, e.target,
+                         e.details_digest, "; ".join(f"{k}={v}" for k, v in c["details"].items() if v))
+            self.last_seq, self.last_hash = sealed[-1].seq, sealed[-1].hash
+            if self.last_seq - self.signed_seq >= self.sign_every:
+                await self._sign(store, signer)
+
+    async def _sign(self, store: audit_store.Store, signer: audit_store.Signer) -> None:
+        try:
+            head = await signer.sign(self.last_seq, self.last_hash)
+            await store.add_head(head)
+        except Exception as exc:  # noqa: BLE001 - the next interval tries again; the entries are stored
+            log.error("audit trail: signing the head at entry %s failed: %s: %s", self.last_seq, type(exc).__name__, exc)
+            return
+        self.signed_seq = head.seq
+        log.info("audit trail: head at entry %s signed (%s)", head.seq, head.signature.split(":", 2)[1])
+
+    async def tick(self) -> None:
+        """The timer: sign the head if entries came since the last signature (none: no I/O)."""
+        if self.connect is None:
+            return
+        async with self._lock:
+            if self._loaded and self.last_seq <= self.signed_seq:
+                return
+            try:
+                store, signer = await self.connect()
+                await self._load(store)
+            except Exception as exc:  # noqa: BLE001
+                message = f"{type(exc).__name__}: {exc}"
+                if message != self._last_error:  # once per cause, not every tick
+                    log.error("audit trail: cannot reach its store: %s", message)
+                self._last_error = message
+                return
+            self._last_error = ""
+            if self.last_seq > self.signed_seq:
+                await self._sign(store, signer)
+        if self.held:
+            await self.flush()
+
+
+trail = Trail()
+
+
+class Audited:
+    """An adapter module whose writes are recorded. Everything else is the module's own."""
+
+    def __init__(self, service: str, module: ModuleType):
+        self._service, self._module = service, module
+        if hasattr(module, "ensure_server"):  # callers ask hasattr(adapter, "ensure_server")
+            self.ensure_server = self._ensure_server
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    async def ensure(self, target: Any, want: Any, **kw: Any) -> Any:
+        await trail.gate()
+        report = await self._module.ensure(target, want, **kw)
+        await trail.record(changes_of(self._service, target.name, want.tenant, "ensure",
+                                      list(report.repaired), report.diffs, want.suspended))
+        return report
+
+    async def close(self, target: Any, tenant: str, **kw: Any) -> list[str]:
+        await trail.gate()
+        done = await self._module.close(target, tenant, **kw)
+        await trail.record(changes_of(self._service, target.name, tenant, "close", list(done)))
+        return done
+
+    async def delete(self, target: Any, tenant: str, uid: str, **kw: Any) -> list[str]:
+        await trail.gate()
+        done = await self._module.delete(target, tenant, uid, **kw)
+        await trail.record(changes_of(self._service, target.name, tenant, "delete", list(done)))
+        return done
+
+    async def _ensure_server(self, target: Any, settings: dict) -> Any:
+        await trail.gate()
+        report = await self._module.ensure_server(target, settings)
+        await trail.record(changes_of(self._service, target.name, "", "ensure_server", list(report.repaired)))
+        return report
+
+
+registry.wrap_with(Audited)
+_task: asyncio.Task | None = None
+
+
+async def _connect_from(cfg: config.Config) -> tuple[audit_store.Store, audit_store.Signer]:
+    pg_obj = await kube.get("Backend", cfg.audit_backend)
+    vault_obj = await kube.get("Backend", cfg.audit_signer) if cfg.audit_signer else None
+    if pg_obj is None or (cfg.audit_signer and vault_obj is None):
+        raise LookupError(f"audit Backend {cfg.audit_backend if pg_obj is None else cfg.audit_signer} not found")
+    pg = await target_for(pg_obj)
+    params = audit_store.PgParams(pg.host, pg.port, pg.username, pg.password, cfg.audit_database, pg.tls)
+    if trail_store.get("params") != params:  # a changed admin Secret or endpoint: a new Store
+        trail_store.update(params=params, store=audit_store.Store(params))
+    vault = await target_for(vault_obj)
+    scheme = "https" if vault.tls else "http"
+    url = f"{scheme}://{vault.host}:{vault.port}"
+    if trail_store.get("url") != (url, vault.token):
+        trail_store.update(url=(url, vault.token), signer=audit_store.Signer(url, vault.token))
+    return trail_store["store"], trail_store["signer"]
+
+
+trail_store: dict[str, Any] = {}
+
+
+async def _loop(interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await trail.tick()
+        except Exception:  # noqa: BLE001 - never fatal; the next tick tries again
+            log.exception("audit trail tick failed")
+
+
+@kopf.on.startup()
+async def _start(**_: Any) -> None:
+    global _task
+    cfg = config.load()
+    if not cfg.audit_backend:
+        return
+    if not cfg.audit_signer:
+        raise kopf.PermanentError("TENANCY_AUDIT_BACKEND is set but TENANCY_AUDIT_SIGNER (a vault Backend) is not")
+    trail.connect = lambda: _connect_from(cfg)
+    trail.actor = f"system:serviceaccount:{cfg.operator_namespace}:{cfg.service_account or 'tenancy-operator'}"
+    trail.sign_every = cfg.audit_sign_every
+    _task = asyncio.create_task(_loop(cfg.audit_sign_interval))
+
+
+@kopf.on.cleanup()
+async def _stop(**_: Any) -> None:
+    if _task is not None:
+        _task.cancel()

@@ -1,0 +1,170 @@
+"""The audit trail's chain, pure: entries, their hashes, signed heads, and the verifier.
+
+An entry says one change the operator made to a backend object or a credential:
+
+    Entry(seq=7, at="2026-12-03T18:40:01.123456Z", tenant="acme", action="create",
+          target="postgres pg-main: role t_acme_a", actor="system:serviceaccount:tenancy-system:tenancy-operator",
+          details_digest="sha256:<hex>", prev_hash="<hex of entry 6>", hash="<hex>")
+
+`hash` is SHA-256 over the canonical JSON of every other field (`entry_hash`), so an entry's content,
+its place (`seq`) and its predecessor (`prev_hash`) are all bound; entry 1 follows `GENESIS`. The
+details (what differed, in the adapters' words: field names and non-secret values) are kept only as
+a digest: the log never holds a secret, and whoever has the details (the operator log prints them
+with the digest) can show they match. A head is `(seq, hash)` of one entry, signed with an OpenBao
+transit key (ed25519) over `head_message`; the newest signed head is also kept in OpenBao (the
+anchor), out of reach of whoever can write the database. `verify` names the first bad entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+__all__ = ["GENESIS", "ACTIONS", "Entry", "Head", "Finding", "entry_hash", "details_digest", "head_message",
+           "classify", "seal", "verify", "verify_signature"]
+
+GENESIS = "0" * 64
+ACTIONS = ("create", "alter", "grant", "revoke", "rotate", "suspend", "resume", "delete", "archive", "purge")
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    at: str
+    """UTC, RFC 3339 with microseconds and a Z."""
+    tenant: str
+    """The tenant the change was for; empty for a change to a Backend as a whole (server hardening)."""
+    action: str
+    """One of ACTIONS."""
+    target: str
+    """`<service> <backend>: <object>`, e.g. `redis redis-main: ACL user tenant:acme`."""
+    actor: str
+    details_digest: str
+    prev_hash: str
+    hash: str = ""
+
+
+@dataclass(frozen=True)
+class Head:
+    seq: int
+    hash: str
+    signature: str
+    """OpenBao's form, `vault:v<key version>:<base64>`."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    seq: int
+    """The first bad entry."""
+    reason: str
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(e: Entry) -> str:
+    fields = asdict(e)
+    fields.pop("hash")
+    return hashlib.sha256(_canonical(fields)).hexdigest()
+
+
+def details_digest(details: dict[str, str]) -> str:
+    return "sha256:" + hashlib.sha256(_canonical(details)).hexdigest()
+
+
+def head_message(seq: int, hash_: str) -> bytes:
+    """What a head's signature covers."""
+    return f"tenancy-audit/v1 seq={seq} hash={hash_}".encode()
+
+
+def seal(seq: int, at: str, tenant: str, action: str, target: str, actor: str, details: dict[str, str],
+         prev_hash: str) -> Entry:
+    """The next entry, with its digest and hash."""
+    e = Entry(seq, at, tenant, action, target, actor, details_digest(details), prev_hash)
+    return Entry(**{**asdict(e), "hash": entry_hash(e)})
+
+
+def classify(verb: str, what: str, why: str, suspended: bool = False) -> str:
+    """The action of one change an adapter reported, from the verb it ran and its own words.
+
+    `verb` is the adapter call (`ensure`, `close`, `delete`, `ensure_server`); `what` the object and
+    `why` what differed (base.Report.diffs). A caller that knows better (archive, purge) says so instead.
+    """
+    text = f"{what} {why}".lower()
+    if verb == "delete":
+        return "delete"
+    if verb == "close":
+        return "revoke" if ("revoked" in text or "killed" in text or "ended" in text) else "suspend"
+    if "password" in text:
+        return "rotate"
+    if suspended:
+        return "suspend"
+    if "revoked" in text or "public connect" in text or "killed" in text or "ended" in text:
+        return "revoke"
+    if "(want true)" in text or "(want on)" in text:
+        return "resume"
+    if "membership" in text or "connect on" in text:
+        return "grant"
+    # Adapters give no `why` for what they made (a transit key, a mark on a new object), "missing" for the rest.
+    return "create" if why in ("missing", "") else "alter"
+
+
+def verify_signature(public_keys: dict[int, bytes], head: Head) -> str:
+    """'' when `head.signature` is a valid ed25519 signature of the head by a key version in `public_keys`."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        prefix, version, sig = head.signature.split(":", 2)
+        key = public_keys.get(int(version.removeprefix("v"))) if prefix == "vault" else None
+        if key is None:
+            return f"signature names key version {version!r}, which the signing key does not have"
+        Ed25519PublicKey.from_public_bytes(key).verify(base64.b64decode(sig), head_message(head.seq, head.hash))
+    except (ValueError, InvalidSignature):
+        return "signature does not verify with the audit signing key"
+    return ""
+
+
+def verify(entries: Iterable[Entry], heads: Iterable[Head], anchor: Head | None,
+           check: Callable[[Head], str]) -> tuple[int, int, Finding | None]:
+    """Check the chain, every signed head and the anchor. Returns (entries, heads checked, first bad).
+
+    `entries` in any order; `check(head)` is `verify_signature` with the key's versions bound ('' is
+    good). The first bad entry is the lowest seq any check points at: a changed entry (its hash), a
+    missing one (a gap, or a signed head or the anchor past the end), one out of place (seq bound in
+    the hash), a head whose hash or signature is wrong (the entry it covers).
+    """
+    found: list[Finding] = []
+    rows = sorted(entries, key=lambda e: e.seq)
+    hashes: dict[int, str] = {}
+    want_seq, want_prev = 1, GENESIS
+    for e in rows:
+        if e.seq != want_seq:
+            found.append(Finding(want_seq, f"entry {want_seq} is missing (the next entry present is {e.seq})"))
+        elif e.prev_hash != want_prev:
+            found.append(Finding(e.seq, f"entry {e.seq} does not follow entry {e.seq - 1} (its prev_hash differs)"))
+        if entry_hash(e) != e.hash:
+            found.append(Finding(e.seq, f"entry {e.seq} was changed: its content does not match its hash"))
+        hashes[e.seq] = e.hash
+        want_seq, want_prev = e.seq + 1, e.hash
+    last = rows[-1].seq if rows else 0
+    checked = 0
+    for head, source in [(h, "signed head") for h in heads] + ([(anchor, "anchor in OpenBao")] if anchor else []):
+        checked += 1
+        if head.seq not in hashes:
+            at = last + 1 if head.seq > last else head.seq
+            found.append(Finding(at, f"the {source} covers entry {head.seq}, but the log ends at entry {last}: "
+                                     f"entries {at}..{head.seq} were cut" if head.seq > last else
+                                     f"the {source} covers entry {head.seq}, which is missing"))
+            continue
+        if hashes[head.seq] != head.hash:
+            found.append(Finding(head.seq, f"the {source} at entry {head.seq} holds another hash than the entry"))
+        why = check(head)
+        if why:
+            found.append(Finding(head.seq, f"the {source} at entry {head.seq}: {why}"))
+    first = min(found, key=lambda f: f.seq) if found else None
+    return len(rows), checked, first

@@ -1,0 +1,202 @@
+"""Where the audit chain lives: a PostgreSQL database, and an OpenBao transit key that signs its heads.
+
+PostgreSQL (`Store`): the database (`tenancy_audit` by default) on the configured Backend, made by
+the operator with its admin login, holds two tables:
+
+    audit_entries(seq bigint primary key, at, tenant, action, target, actor, details_digest, prev_hash, hash)
+    audit_heads(seq bigint primary key, hash, signature, signed_at)
+
+OpenBao (`Signer`): transit mount `tenancy-audit`, key `chain` (ed25519, not exportable), which
+only the operator's token may use to sign; a KV v2 mount `tenancy-audit-kv` whose `head` holds
+the newest signed head (the anchor): someone who can write the database cannot move it back. The
+public key versions are readable for verification (`transit/keys/chain`), the private key never.
+
+Appends take `LOCK TABLE audit_entries IN EXCLUSIVE MODE` in their transaction, so two replicas
+never extend the same head. Errors: asyncpg / OSError / hvac / requests exceptions pass through;
+the recorder (backends/audited.py) decides what they mean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import hvac
+from hvac import exceptions as hvac_errors
+
+from . import audit
+
+__all__ = ["SCHEMA", "Store", "Signer", "PgParams", "TRANSIT_MOUNT", "KEY", "KV_MOUNT", "ANCHOR"]
+
+TRANSIT_MOUNT, KEY, KV_MOUNT, ANCHOR = "tenancy-audit", "chain", "tenancy-audit-kv", "head"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_entries (
+  seq bigint PRIMARY KEY, at text NOT NULL, tenant text NOT NULL, action text NOT NULL, target text NOT NULL,
+  actor text NOT NULL, details_digest text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_entries_tenant ON audit_entries (tenant, seq);
+CREATE TABLE IF NOT EXISTS audit_heads (
+  seq bigint PRIMARY KEY, hash text NOT NULL, signature text NOT NULL, signed_at text NOT NULL);
+"""
+_COLUMNS = "seq, at, tenant, action, target, actor, details_digest, prev_hash, hash"
+
+
+@dataclass(frozen=True)
+class PgParams:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    tls: bool = False
+
+    def connect(self, database: str | None = None):
+        return asyncpg.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                               database=database or self.database, timeout=5, command_timeout=30,
+                               ssl="require" if self.tls else None)
+
+
+def _entry(row: Any) -> audit.Entry:
+    return audit.Entry(**{k: row[k] for k in _COLUMNS.split(", ")})
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Store:
+    def __init__(self, params: PgParams):
+        self.params = params
+        self._ready = False
+
+    async def _prepare(self) -> None:
+        """Make the database (a read first: once made, no write) and the tables."""
+        if self._ready:
+            return
+        admin = await self.params.connect("postgres")
+        try:
+            if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", self.params.database):
+                quoted = '"' + self.params.database.replace('"', '""') + '"'
+                await admin.execute(f"CREATE DATABASE {quoted}")
+        finally:
+            await admin.close()
+        conn = await self.params.connect()
+        try:
+            if await conn.fetchval("SELECT to_regclass('audit_heads') IS NULL"):
+                await conn.execute(SCHEMA)
+        finally:
+            await conn.close()
+        self._ready = True
+
+    async def append(self, changes: list[dict[str, Any]], actor: str) -> tuple[tuple[int, str], list[audit.Entry]]:
+        """Seal and insert `changes` (tenant, action, target, details) after the current head, atomically.
+
+        Returns ((seq, hash) of the head they extend, the sealed entries)."""
+        await self._prepare()
+        conn = await self.params.connect()
+        try:
+            async with conn.transaction():
+                await conn.execute("LOCK TABLE audit_entries IN EXCLUSIVE MODE")
+                last = await conn.fetchrow("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
+                seq, prev = (last["seq"], last["hash"]) if last else (0, audit.GENESIS)
+                extended = (seq, prev)
+                sealed = []
+                for c in changes:
+                    seq += 1
+                    e = audit.seal(seq, c.get("at") or now(), c["tenant"], c["action"], c["target"], actor,
+                                   c["details"], prev)
+                    sealed.append(e)
+                    prev = e.hash
+                await conn.executemany(f"INSERT INTO audit_entries ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+                                       [tuple(getattr(e, k) for k in _COLUMNS.split(", ")) for e in sealed])
+            return extended, sealed
+        finally:
+            await conn.close()
+
+    async def state(self) -> tuple[int, str, int]:
+        """(last seq, its hash, last signed seq)."""
+        await self._prepare()
+        conn = await self.params.connect()
+        try:
+            last = await conn.fetchrow("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
+            signed = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM audit_heads")
+        finally:
+            await conn.close()
+        return (last["seq"], last["hash"], signed) if last else (0, audit.GENESIS, signed)
+
+    async def add_head(self, head: audit.Head) -> None:
+        conn = await self.params.connect()
+        try:
+            await conn.execute("INSERT INTO audit_heads (seq, hash, signature, signed_at) VALUES ($1,$2,$3,$4) "
+                               "ON CONFLICT (seq) DO NOTHING", head.seq, head.hash, head.signature, now())
+        finally:
+            await conn.close()
+
+    async def read(self, tenant: str | None = None) -> tuple[list[audit.Entry], list[audit.Head]]:
+        """Every entry (or one tenant's) and every signed head."""
+        conn = await self.params.connect()
+        try:
+            if tenant is None:
+                rows = await conn.fetch(f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq")
+            else:
+                rows = await conn.fetch(f"SELECT {_COLUMNS} FROM audit_entries WHERE tenant = $1 ORDER BY seq", tenant)
+            heads = await conn.fetch("SELECT seq, hash, signature FROM audit_heads ORDER BY seq")
+        finally:
+            await conn.close()
+        return [_entry(r) for r in rows], [audit.Head(h["seq"], h["hash"], h["signature"]) for h in heads]
+
+
+class Signer:
+    """The transit key and the anchor. Blocking hvac calls run in a thread."""
+
+    def __init__(self, url: str, token: str):
+        self.url, self._token = url, token
+        self._prepared = False
+
+    def _client(self) -> hvac.Client:
+        client = hvac.Client(url=self.url, token=self._token, timeout=10)
+        client.session.trust_env = False
+        return client
+
+    def _prepare(self, client: hvac.Client) -> None:
+        if self._prepared:
+            return
+        mounts = client.sys.list_mounted_secrets_engines()
+        mounts = mounts.get("data", mounts)
+        if f"{TRANSIT_MOUNT}/" not in mounts:
+            client.sys.enable_secrets_engine("transit", path=TRANSIT_MOUNT)
+        if f"{KV_MOUNT}/" not in mounts:
+            client.sys.enable_secrets_engine("kv", path=KV_MOUNT, options={"version": "2"})
+        try:
+            client.read(f"{TRANSIT_MOUNT}/keys/{KEY}")["data"]
+        except (hvac_errors.InvalidPath, TypeError):
+            client.write(f"{TRANSIT_MOUNT}/keys/{KEY}", type="ed25519", exportable=False)
+        self._prepared = True
+
+    def _sign(self, seq: int, hash_: str) -> audit.Head:
+        client = self._client()
+        self._prepare(client)
+        message = base64.b64encode(audit.head_message(seq, hash_)).decode()
+        signature = client.write(f"{TRANSIT_MOUNT}/sign/{KEY}", input=message)["data"]["signature"]
+        head = audit.Head(seq, hash_, signature)
+        client.write(f"{KV_MOUNT}/data/{ANCHOR}", data={"seq": seq, "hash": hash_, "signature": signature})
+        return head
+
+    async def sign(self, seq: int, hash_: str) -> audit.Head:
+        """Sign the head and make it the anchor."""
+        return await asyncio.to_thread(self._sign, seq, hash_)
+
+    def public_keys(self) -> dict[int, bytes]:
+        data = self._client().read(f"{TRANSIT_MOUNT}/keys/{KEY}")["data"]
+        return {int(v): base64.b64decode(k["public_key"]) for v, k in (data.get("keys") or {}).items()}
+
+    def anchor(self) -> audit.Head | None:
+        try:
+            reply = self._client().read(f"{KV_MOUNT}/data/{ANCHOR}")
+        except hvac_errors.InvalidPath:
+            return None
+        data = ((reply or {}).get("data") or {}).get("data")
+        return audit.Head(int(data["seq"]), data["hash"], data["signature"]) if data else None
