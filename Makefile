@@ -65,6 +65,9 @@ fault: venv install ## Crash safety with 50 SIGKILL trials instead of the 10 in 
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && CRASH_TRIALS=50 $(PY) -m pytest -p no:cacheprovider -s e2e/test_tenant_crash_safety.py
 
+workflow-faults: venv install ## SIGKILL of the operator inside each of migrate-database's six steps (`make test` kills one)
+	@$(ENV) && TENANCY_MIGRATE_KILL_STEPS=all $(PY) -m pytest -p no:cacheprovider -s e2e/test_migrate_kill.py
+
 soak: venv install ## 200 tenants on every backend, 30 min idle, each backend restarted once midway: writes after convergence (0 expected)
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
