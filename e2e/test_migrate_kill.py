@@ -9,6 +9,9 @@ released; the data equal) and in the API server's audit log (the run's writes ca
 manager `tenancy-migrate-database`: the hold, the placement and the hold's end on the Tenant, the
 Secret once).
 
+Also: a run deleted mid-way is undone (unfrozen, the half-made target dropped, `status.migration`
+cleared) by the run's finalizer before it goes (handlers/workflow_run_end.py).
+
 Steps killed: TENANCY_MIGRATE_KILL_STEPS (comma-separated, or `all`; default `copy`, the one that
 repeated a side effect before resuming found the finished copy). `make workflow-faults` runs all six.
 """
@@ -20,6 +23,7 @@ import os
 import secrets
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,6 +52,28 @@ def _run_status(name: str) -> dict:
     return (get("workflowrun", name, OPERATOR_NS) or {}).get("status") or {}
 
 
+@contextmanager
+def _paused_at(operator, step: str, marker: Path):
+    """The operator restarted with the test-only pause in `step`; restarted without it on the way out."""
+    saved = dict(operator.extra_env)
+    try:
+        operator.kill()
+        operator.extra_env = {**saved, "TENANCY_TEST_FAULTS": "1", "TENANCY_TEST_PAUSE_STEP": f"migrate-database:{step}",
+                              "TENANCY_TEST_PAUSE_FILE": str(marker)}
+        operator.start()
+        yield
+    finally:
+        operator.extra_env = saved
+        operator.kill()
+        operator.start()
+
+
+def _create_run(run: str, tenant: str) -> None:
+    body = {"apiVersion": "tenancy.dev/v1alpha1", "kind": "WorkflowRun", "metadata": {"name": run, "namespace": OPERATOR_NS},
+            "spec": {"tenant": tenant, "workflow": "migrate-database", "parameters": {"targetBackend": TARGET}}}
+    kubectl("create", "-f", "-", input=json.dumps(body))
+
+
 def _target_oid(instance, tenant: str) -> int | None:
     rows = _on_target(instance, "SELECT oid FROM pg_database WHERE datname = $1", "t_" + tenant.replace("-", "_"))
     return int(rows[0][0]) if rows else None
@@ -62,26 +88,14 @@ def test_sigkill_in_the_middle_of_a_step_resumes_and_acts_once(step, target_pg, 
     before = _tenant_contents(creds)
     marker = Path(tmp_path) / "paused"
     run = f"migrate-{name}"
-    saved = dict(operator.extra_env)
     since = audit.mark()
     started = time.monotonic()
-    try:
-        operator.kill()
-        operator.extra_env = {**saved, "TENANCY_TEST_FAULTS": "1", "TENANCY_TEST_PAUSE_STEP": f"migrate-database:{step}",
-                              "TENANCY_TEST_PAUSE_FILE": str(marker)}
-        operator.start()
-        body = {"apiVersion": "tenancy.dev/v1alpha1", "kind": "WorkflowRun",
-                "metadata": {"name": run, "namespace": OPERATOR_NS},
-                "spec": {"tenant": name, "workflow": "migrate-database", "parameters": {"targetBackend": TARGET}}}
-        kubectl("create", "-f", "-", input=json.dumps(body))
+    with _paused_at(operator, step, marker):
+        _create_run(run, name)
         eventually(marker.exists, 120, 0.2, f"the run reaches the pause in step {step}")
         paused = _run_status(run)
         oid = _target_oid(target_pg, name)
-        operator.kill()
-    finally:
-        operator.extra_env = saved
-        operator.kill()
-        operator.start()
+        operator.kill()  # SIGKILL; the context starts it again without the pause
     assert paused["currentStep"] == step and paused["phase"] == "Running", paused
     eventually(lambda: _run_status(run).get("phase") in ("Succeeded", "Failed", "Cancelled"), 180, 1,
                f"the run killed in {step} ends")
@@ -114,3 +128,28 @@ def test_sigkill_in_the_middle_of_a_step_resumes_and_acts_once(step, target_pg, 
     kubectl("delete", "workflowrun", run, "-n", OPERATOR_NS, "--wait=false")
     kubectl("delete", "tenant", name, "--timeout=60s", timeout=70)
     assert _target_holds(target_pg, name) == []
+
+
+def test_a_run_deleted_mid_way_is_undone_before_it_goes(target_pg, operator, cleanup_tenants, tmp_path):  # noqa: F811
+    name = f"migd-{secrets.token_hex(3)}"
+    cleanup_tenants.append(name)
+    creds = _make_tenant(name, 1_000)
+    before = _tenant_contents(creds)
+    marker = Path(tmp_path) / "paused"
+    run = f"migrate-{name}"
+    with _paused_at(operator, "copy", marker):  # frozen, held, and the copy made on the target
+        _create_run(run, name)
+        eventually(marker.exists, 120, 0.2, "the run reaches the pause in step copy")
+        assert _target_holds(target_pg, name), "the copy is on the target"
+        assert get("tenant", name)["status"]["migration"]["run"] == run
+        began = time.monotonic()
+        kubectl("delete", "workflowrun", run, "-n", OPERATOR_NS, "--wait=false")
+        eventually(lambda: get("workflowrun", run, OPERATOR_NS) is None, 90, 0.5, "the deleted run goes")
+        took = time.monotonic() - began
+    tenant = get("tenant", name)
+    assert "migration" not in tenant["status"], "the hold is cleared"
+    assert "tenancy.dev/workflow-run" not in (tenant["metadata"].get("annotations") or {}), "the lease is given up"
+    assert _placed(name) == "pg-main" and credentials(name) == creds
+    assert _tenant_contents(creds) == before, "unfrozen: the app connects, the data intact"
+    assert _target_holds(target_pg, name) == [], "the half-made target is dropped"
+    print(f"\nrun deleted inside copy: compensated and gone in {took:.1f} s")

@@ -1,5 +1,16 @@
 """kopf glue: importing this package registers every handler."""
 
-from . import archive_purge, backend, cache_part, policies, protection, settings, tenant, workflow_run
+from . import (
+    archive_purge,
+    backend,
+    cache_part,
+    policies,
+    protection,
+    settings,
+    tenant,
+    workflow_run,
+    workflow_run_end,
+)
 
-__all__ = ["archive_purge", "backend", "cache_part", "policies", "protection", "settings", "tenant", "workflow_run"]
+__all__ = ["archive_purge", "backend", "cache_part", "policies", "protection", "settings", "tenant", "workflow_run",
+           "workflow_run_end"]
