@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import calendar
 import os
 import time
 from typing import Any, Protocol
@@ -205,8 +206,10 @@ async def freeze(ctx: StepContext) -> dict[str, str]:
     await _set_hold(ctx, True)
     await postgres_move.freeze(await ctx.services.target(source), ctx.tenant)
     await _pause("freeze")
-    return {"sourceBackend": source, "targetBackend": goal,
-            "frozenAt": ctx.outputs.get("frozenAt") or f"{time.time():.3f}"}
+    # Rerun after a kill: the freeze began at the first attempt, when the hold (just before it) was written.
+    began = calendar.timegm(time.strptime(hold["since"], "%Y-%m-%dT%H:%M:%SZ")) if hold and hold.get(
+        "run") == ctx.run and hold.get("since") else time.time()
+    return {"sourceBackend": source, "targetBackend": goal, "frozenAt": ctx.outputs.get("frozenAt") or f"{began:.3f}"}
 
 
 async def thaw_source(ctx: StepContext) -> None:
