@@ -12,8 +12,7 @@ import pytest
 from . import kube
 from .admin import pg_admin
 from .kube import eventually, get, kubectl, tenant_yaml
-from .tenant_clients import credentials, search_client
-from .tenant_mongo import ferret_pg, mongo
+from .tenant_clients import credentials
 
 FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
 OWNER = "wf-owner"
@@ -281,48 +280,3 @@ def test_cancel_ends_a_schedule(pair, operator):
     finally:
         kubectl("delete", "workflowrun", run, "-n", ns, check=False)
 
-
-@pytest.fixture(scope="module")
-def stores(backends, mongo_backend, search_backend, operator):
-    """Two tenants with MongoDB (FerretDB) and search (OpenSearch); B holds a document in each."""
-    spec = {"mongodb": {"enabled": True}, "search": {"enabled": True}}
-    kube.apply("\n---\n".join([tenant_yaml("wf-ms-a", **spec), tenant_yaml("wf-ms-b", **spec)]))
-    kubectl("wait", "--for=condition=Ready", "tenant/wf-ms-a", "tenant/wf-ms-b", "--timeout=120s", timeout=130)
-    b = credentials("wf-ms-b")
-    with mongo(b) as client:
-        client[b["MONGODB_DATABASE"]].notes.insert_one({"v": "b-only"})
-    search_client(b).index(index=b["SEARCH_INDEX_PREFIX"] + "notes", body={"v": "b-only"}, id="1", refresh=True)
-    yield "wf-ms-a", "wf-ms-b"
-    kubectl("delete", "workflowruns", "--all", "-n", "tenant-wf-ms-a", "--wait=false", check=False)
-    kubectl("delete", "tenant", "wf-ms-a", "wf-ms-b", "--wait=false", check=False)
-
-
-def test_verify_isolation_probes_mongodb_and_search_and_fails_on_a_grant(stores):
-    a, b = stores
-    ns = f"tenant-{a}"
-    run = _create(ns, a, "verify-isolation", "iso-stores", parameters={"peers": b})
-    done = _wait(run, ns, lambda s: s.get("phase") in ("Succeeded", "Failed"), 120)
-    probes = _probes(done)
-    print("\nverify-isolation with MongoDB and search:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(probes.items())))
-    assert done["phase"] == "Succeeded", done
-    database, prefix = "t_wf_ms_b", "t-wf-ms-b_"
-    wanted = {f"probe mongodb find in a collection of database {database}",
-              f"probe mongodb create a collection in database {database}",
-              "probe mongodb log in as m_wf_ms_b_a with the tenant's password",
-              f"probe search search indices {prefix}*", f"probe search create index {prefix}tenancy-isolation-probe"}
-    assert wanted <= set(probes), sorted(probes)
-    assert all(probes[k].startswith("refused") for k in wanted), probes
-
-    # As the admin, give B's MongoDB user (a PostgreSQL role under FerretDB) A's password: caught.
-    mine = credentials(a)
-    login_as = f"m_wf_ms_b_{mine['MONGODB_USERNAME'][-1]}"
-    password = mine["MONGODB_PASSWORD"].replace("'", "''")
-    ferret_pg(f"ALTER ROLE \"{login_as}\" PASSWORD '{password}'")
-    again = _create(ns, a, "verify-isolation", "iso-stores-granted", parameters={"peers": b})
-    failed = _wait(again, ns, lambda s: s.get("phase") in ("Succeeded", "Failed"), 120)
-    probe = f"log in as {login_as} with the tenant's password"
-    print(f"\nafter B's user got A's password: {failed['phase']}: {failed.get('message')}")
-    assert failed["phase"] == "Failed", failed
-    assert failed["outputs"][f"probe mongodb {probe}"] == "ALLOWED", _probes(failed)
-    assert probe in failed["message"], failed["message"]
-    assert _events(again, ns, "IsolationBreached"), "Warning Event IsolationBreached"
