@@ -69,10 +69,16 @@ fuzz: venv install ## 300 generated Tenant specs (and 60 policies), valid and ho
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} FUZZ_SETTLE_SECONDS=600 $(PY) -m pytest -p no:cacheprovider -s e2e/test_fuzz_specs.py
+
 lifecycle-faults: venv install ## SIGKILL the operator inside 10 archives and 10 restores (1 of each in `make test`): finished, nothing lost or doubled, no orphan folder
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && TENANCY_KILL_TRIALS=$${TENANCY_KILL_TRIALS:-10} $(PY) -m pytest -p no:cacheprovider -s e2e/test_archive_kill.py
+
+workflow-faults: venv install ## SIGKILL of the operator inside each of migrate-database's six steps (`make test` kills one)
+	@$(MAKE) --no-print-directory operator-stop
+	@$(MAKE) --no-print-directory up
+	@$(ENV) && TENANCY_MIGRATE_KILL_STEPS=all $(PY) -m pytest -p no:cacheprovider -s e2e/test_migrate_kill.py
 
 soak: venv install ## 200 tenants on every backend, 30 min idle, each backend restarted once midway: writes after convergence (0 expected)
 	@$(MAKE) --no-print-directory operator-stop

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -38,4 +39,24 @@ def writes(since: int, username: str, exclude_resources: frozenset[str] = frozen
             if namespace is not None and entry.get("objectRef", {}).get("namespace") != namespace:
                 continue
             counts[(entry["verb"], resource, entry.get("objectRef", {}).get("name", ""))] += 1
+    return counts
+
+
+def by_field_manager(since: int, manager: str) -> Counter:
+    """Write requests after `since` that named field manager `manager`, counted by
+    (verb, resource, subresource, name) (the manager is a query parameter of the logged requestURI)."""
+    counts: Counter = Counter()
+    with Path(LOG).open("rb") as f:
+        f.seek(since)
+        for raw in f:
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            if entry.get("stage") not in (None, "ResponseComplete") or entry.get("verb") not in WRITE_VERBS:
+                continue
+            if not re.search(rf"[?&]fieldManager={re.escape(manager)}(&|$)", entry.get("requestURI", "")):
+                continue
+            ref = entry.get("objectRef", {})
+            counts[(entry["verb"], ref.get("resource", ""), ref.get("subresource", ""), ref.get("name", ""))] += 1
     return counts

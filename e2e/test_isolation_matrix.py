@@ -17,7 +17,8 @@ from opensearchpy.exceptions import AuthorizationException
 from . import kube
 from .kube import kubectl, tenant_yaml
 from .tenant_clients import credentials, pg, redis_client, search_client, vault_login
-from .tenant_mongo import mongo
+from .tenant_mongo import ferret_pg, mongo
+from .test_workflows import _create, _events, _probes, _wait
 
 FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True},
         "search": {"enabled": True}, "mongodb": {"enabled": True}}
@@ -201,3 +202,34 @@ def test_isolation_matrix(two_tenants):
     for backend, what, verdict in MATRIX:
         print(f"  {backend:9} {what:45} {verdict}")
     assert sum(1 for m in MATRIX if m[2].startswith("refused")) >= 35
+
+
+def test_verify_isolation_probes_every_backend_and_fails_on_a_shared_password(two_tenants):
+    """The verify-isolation workflow, from A's namespace with A's credentials only, on the same two tenants:
+    every probe (PostgreSQL, Redis, OpenBao, MongoDB, search) refused by the server; then B's MongoDB user
+    is given A's password by hand, and the next run fails naming that probe, with the Warning Event."""
+    a, b = two_tenants
+    ns = "tenant-iso-a"
+    done = _wait(_create(ns, "iso-a", "verify-isolation", "iso-every-backend", parameters={"peers": "iso-b"}), ns,
+                 lambda s: s.get("phase") in ("Succeeded", "Failed"), 120)
+    probes = _probes(done)
+    print("\nverify-isolation, every backend:\n" + "\n".join(f"  {k}: {v[:90]}" for k, v in sorted(probes.items())))
+    assert done["phase"] == "Succeeded", done
+    login_as = f"m_iso_b_{a['MONGODB_USERNAME'][-1]}"
+    wanted = {"probe mongodb find in a collection of database t_iso_b",
+              "probe mongodb create a collection in database t_iso_b",
+              f"probe mongodb log in as {login_as} with the tenant's password",
+              "probe search search indices t-iso-b_*", "probe search create index t-iso-b_tenancy-isolation-probe"}
+    assert wanted <= set(probes), sorted(probes)
+    assert all(v.startswith("refused") for v in probes.values()), probes
+
+    password = a["MONGODB_PASSWORD"].replace("'", "''")
+    ferret_pg(f"ALTER ROLE \"{login_as}\" PASSWORD '{password}'")  # B's tenant is deleted after this module
+    again = _create(ns, "iso-a", "verify-isolation", "iso-shared-password", parameters={"peers": "iso-b"})
+    failed = _wait(again, ns, lambda s: s.get("phase") in ("Succeeded", "Failed"), 120)
+    probe = f"log in as {login_as} with the tenant's password"
+    print(f"\nafter B's MongoDB user got A's password: {failed['phase']}: {failed.get('message')}")
+    assert failed["phase"] == "Failed", failed
+    assert failed["outputs"][f"probe mongodb {probe}"] == "ALLOWED", _probes(failed)
+    assert probe in failed["message"], failed["message"]
+    assert _events(again, ns, "IsolationBreached"), "Warning Event IsolationBreached"

@@ -96,7 +96,9 @@ def test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through(pa
     probes = _probes(first)
     print("\nverify-isolation, first run:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(probes.items())))
     assert first["phase"] == "Succeeded", first
-    assert len(probes) >= 5 and all(v.startswith("refused") for v in probes.values()), probes
+    refused = [k for k, v in probes.items() if v.startswith("refused")]
+    assert len(refused) >= 5 and all(v.startswith(("refused", "absent")) for v in probes.values()), probes
+    assert probes["probe mongodb"].startswith("absent") and probes["probe search"].startswith("absent"), probes
     assert f"probe postgres connect to database t_{b.replace('-', '_')}" in probes
     assert first.get("nextRunAt"), "a scheduled run says when it runs next"
     eventually(lambda: _allowed_metric(operator, a) == 0, 10, 0.5, "tenancy_isolation_probes_allowed 0")
@@ -212,6 +214,36 @@ def test_offboard_from_a_tenant_namespace_is_refused_by_the_api_server(pair):
     assert admitted.returncode == 0, admitted.stderr
 
 
+def test_runs_past_the_tenant_quota_are_refused_by_the_api_server(operator):
+    """spec.quota.workflowRuns: the namespace's ResourceQuota counts runs; the API server refuses the next."""
+    tenant, ns = "wf-quota", "tenant-wf-quota"
+    kube.apply(tenant_yaml(tenant, owners=[{"kind": "User", "name": OWNER}], quota={"workflowRuns": "2"}))
+    try:
+        kubectl("wait", "--for=condition=Ready", f"tenant/{tenant}", "--timeout=90s", timeout=100)
+
+        def counted() -> bool:  # the quota controller has counted the namespace: admission can decide
+            found = get("resourcequota", "tenant-quota", ns) or {}
+            return (found.get("status") or {}).get("hard", {}).get("count/workflowruns.tenancy.dev") == "2"
+        eventually(counted, 30, 0.5, "the ResourceQuota counts workflowruns")
+
+        def as_owner(name: str) -> subprocess.CompletedProcess:
+            body = {"apiVersion": "tenancy.dev/v1alpha1", "kind": "WorkflowRun", "metadata": {"name": name, "namespace": ns},
+                    "spec": {"tenant": tenant, "workflow": "verify-isolation", "cancel": True}}
+            return kubectl("create", f"--as={OWNER}", "-f", "-", input=json.dumps(body), check=False)
+
+        made = [as_owner(f"quota-{i}") for i in range(2)]
+        assert [m.returncode for m in made] == [0, 0], [m.stderr for m in made]
+        refused = as_owner("quota-2")
+        print(f"\nthe third run of a tenant with quota.workflowRuns 2: {refused.stderr.strip()}")
+        assert refused.returncode != 0 and "exceeded quota: tenant-quota" in refused.stderr, refused.stderr
+        assert "count/workflowruns.tenancy.dev=2" in refused.stderr, refused.stderr
+        kubectl("delete", "workflowrun", "quota-0", "-n", ns)  # a deleted run frees its place
+        eventually(lambda: as_owner("quota-3").returncode == 0, 30, 1, "a run admitted again after one is deleted")
+    finally:
+        kubectl("delete", "workflowruns", "--all", "-n", ns, "--wait=false", check=False)
+        kubectl("delete", "tenant", tenant, "--wait=false", check=False)
+
+
 def test_a_schedule_of_seconds_is_refused_at_apply_and_one_that_never_comes_is_stalled(pair, operator):
     a, _ = pair
     ns = f"tenant-{a}"
@@ -247,3 +279,4 @@ def test_cancel_ends_a_schedule(pair, operator):
         assert not _events(run, ns, "Cancelled"), "a cancelled schedule does not flip to Cancelled at each tick"
     finally:
         kubectl("delete", "workflowrun", run, "-n", ns, check=False)
+

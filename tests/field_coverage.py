@@ -44,6 +44,8 @@ FIELDS: dict[str, list[str]] = {
     "Tenant.spec.quota.memory": ["test: tests/unit/reconcile/test_namespace.py::test_quota_maps_every_field"],
     "Tenant.spec.quota.pods": ["test: e2e/test_tenant_core.py::test_api_server_enforces_pod_security_and_quota"],
     "Tenant.spec.quota.storage": ["test: tests/unit/reconcile/test_namespace.py::test_quota_maps_every_field"],
+    "Tenant.spec.quota.workflowRuns": [
+        "test: e2e/test_workflows.py::test_runs_past_the_tenant_quota_are_refused_by_the_api_server"],
     "Tenant.spec.postgres.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
     "Tenant.spec.postgres.backend": [
         "test: e2e/test_backend_lifecycle.py::test_outage_degrades_only_tenants_on_that_backend",

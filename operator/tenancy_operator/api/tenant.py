@@ -90,6 +90,9 @@ class Quota(Spec):
     """Number of pods (`pods`); a whole number."""
     storage: Annotated[Quantity, Field(json_schema_extra=_whole("storage", "50Gi"))] = "50Gi"
     """Total persistent volume claims storage (`requests.storage`); whole bytes."""
+    workflow_runs: Annotated[Quantity, Field(json_schema_extra=_whole("workflowRuns", "20"))] = "20"
+    """How many WorkflowRuns the tenant namespace may hold at once (`count/workflowruns.tenancy.dev`):
+    the API server refuses the next one (finished runs count until deleted; `ttlSecondsAfterFinished`)."""
 
 
 class ServiceSpec(Spec):

@@ -146,9 +146,11 @@ async def create(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 async def merge_patch(kind: str, name: str, namespace: str | None, patch: dict[str, Any],
-                      subresource: str | None = None) -> dict[str, Any]:
+                      subresource: str | None = None, field_manager: str | None = None) -> dict[str, Any]:
+    """A JSON merge patch; `field_manager` names the writer (managedFields, and the audit log's requestURI)."""
     path = path_for(kind, name, namespace) + (f"/{subresource}" if subresource else "")
-    return await _run("PATCH", path, patch, "application/merge-patch+json")
+    query = [("fieldManager", field_manager)] if field_manager else None
+    return await _run("PATCH", path, patch, "application/merge-patch+json", query)
 
 
 async def delete(kind: str, name: str, namespace: str | None = None) -> bool:

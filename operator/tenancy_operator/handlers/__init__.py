@@ -10,7 +10,8 @@ from . import (
     settings,
     tenant,
     workflow_run,
+    workflow_run_end,
 )
 
 __all__ = ["archive_purge", "audit_trail", "backend", "cache_part", "policies", "protection", "settings", "tenant",
-           "workflow_run"]
+           "workflow_run", "workflow_run_end"]

@@ -12,6 +12,7 @@ is finished or gone.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,11 +33,14 @@ from ..workflows import engine, registry, verify_isolation
 from . import archive_part, config, targets
 from . import tenant as tenant_handler
 
-__all__ = ["LEASE", "drive", "Services", "conditions_for", "schedule_problem"]
+__all__ = ["LEASE", "DAEMONS", "drive", "Services", "conditions_for", "schedule_problem"]
 
 CFG = config.load()
 LEASE = "tenancy.dev/workflow-run"
 POLL = 2.0
+DAEMONS: dict[str, asyncio.Event] = {}
+"""`namespace/name` of each run whose daemon ran in this process: the Event is set once it exited
+(handlers/workflow_run_end.py waits for it before it compensates a deleted run)."""
 
 
 @dataclass
@@ -315,8 +319,12 @@ async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any,
 @kopf.daemon(GROUP, VERSION, "workflowruns", cancellation_timeout=5.0, backoff=CFG.retry_max)
 async def workflow_run(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any, logger: logging.Logger,
                        **kwargs: Any) -> None:
+    idle = DAEMONS.setdefault(f"{meta['namespace']}/{meta['name']}", asyncio.Event())
+    idle.clear()
     try:
         await drive(body, spec, meta, stopped, logger, kwargs)
     except kube.KubeError as exc:
         # The status could not be written: retry from the last status written (the engine resumes there).
         raise kopf.TemporaryError(f"API server said {exc}", delay=CFG.retry_base * 2) from exc
+    finally:
+        idle.set()

@@ -97,6 +97,7 @@ def desired_objects(tenant: str, uid: str, spec: TenantSpec,
                     "limits.memory": quota.memory,
                     "pods": quota.pods,
                     "requests.storage": quota.storage,
+                    "count/workflowruns.tenancy.dev": quota.workflow_runs,
                 }
             },
         },

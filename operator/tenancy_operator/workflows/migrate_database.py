@@ -20,15 +20,21 @@ Parameter `targetBackend`: the name of another `postgres` Backend. Steps, in ord
 Outputs: sourceBackend, targetBackend, frozenAt, copySeconds, copyBytes, tools, verifiedTables,
 verifiedRows, contentChecksum, writeFreezeSeconds (frozen until the target took writes), released.
 
-Test-only fault switch: with `TENANCY_TEST_FAULTS=1` in the environment, `TENANCY_TEST_FAIL_STEP=
-migrate-database:<step>` makes that step fail before any side effect (every attempt), so the engine
-compensates. Neither variable is set by the chart; without the first, the second is never read.
+Every Kubernetes write of these steps carries the field manager `tenancy-migrate-database` (in
+managedFields and in the API server's audit log, where a test counts them: each happens once).
+
+Test-only switches, read only with `TENANCY_TEST_FAULTS=1` in the environment (never set by the chart):
+`TENANCY_TEST_FAIL_STEP=migrate-database:<step>` makes that step fail before any side effect (every
+attempt), so the engine compensates; `TENANCY_TEST_PAUSE_STEP=migrate-database:<step>` stops that step
+after its side effects, before it returns, writes the step's name to `TENANCY_TEST_PAUSE_FILE` and
+waits there (a test SIGKILLs the operator at that point: the worst moment, done but not recorded).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import calendar
 import os
 import time
 from typing import Any, Protocol
@@ -38,18 +44,20 @@ from ..backends import postgres, postgres_move
 from ..backends.base import Target, TenantSlice
 from .engine import Step, StepContext
 
-__all__ = ["WORKFLOW", "steps", "MigrationServices", "InjectedFault", "MigrationRefused", "STEP_NAMES"]
+__all__ = ["WORKFLOW", "steps", "MigrationServices", "InjectedFault", "MigrationRefused", "STEP_NAMES",
+           "FIELD_MANAGER"]
 
 WORKFLOW = "migrate-database"
 STEP_NAMES = ("freeze", "copy", "verify", "switch", "unfreeze", "release")
 SECRET = "tenant-credentials"
+FIELD_MANAGER = "tenancy-migrate-database"
 PG_KEYS = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "DATABASE_URL")
 
 
 class Kube(Protocol):
     async def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None: ...
     async def merge_patch(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any],
-                          subresource: str | None = None) -> dict[str, Any]: ...
+                          subresource: str | None = None, field_manager: str | None = None) -> dict[str, Any]: ...
 
 
 class MigrationServices(Protocol):
@@ -78,6 +86,18 @@ def _fault(step: str) -> None:
         return
     if os.environ.get("TENANCY_TEST_FAIL_STEP", "") == f"{WORKFLOW}:{step}":
         raise InjectedFault(f"test fault injected at {WORKFLOW}:{step} (TENANCY_TEST_FAIL_STEP)")
+
+
+async def _pause(step: str) -> None:
+    """The test-only pause after a step's side effects (see the module docstring); waits until killed."""
+    if os.environ.get("TENANCY_TEST_FAULTS") != "1" or os.environ.get("TENANCY_TEST_PAUSE_STEP") != f"{WORKFLOW}:{step}":
+        return
+    marker = os.environ.get("TENANCY_TEST_PAUSE_FILE")
+    if marker:
+        with open(marker, "w") as f:
+            f.write(step)
+    while True:
+        await asyncio.sleep(3600)
 
 
 async def _tenant(ctx: StepContext) -> dict[str, Any]:
@@ -122,9 +142,11 @@ async def _set_hold(ctx: StepContext, on: bool) -> None:
     if on and not hold:
         value = {"run": ctx.run, "targetBackend": ctx.params["targetBackend"],
                  "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        await ctx.services.kube.merge_patch("Tenant", ctx.tenant, None, {"status": {"migration": value}}, "status")
+        await ctx.services.kube.merge_patch("Tenant", ctx.tenant, None, {"status": {"migration": value}}, "status",
+                                            FIELD_MANAGER)
     elif not on and hold:
-        await ctx.services.kube.merge_patch("Tenant", ctx.tenant, None, {"status": {"migration": None}}, "status")
+        await ctx.services.kube.merge_patch("Tenant", ctx.tenant, None, {"status": {"migration": None}}, "status",
+                                            FIELD_MANAGER)
     if on:
         await ctx.services.quiesce(ctx.tenant)
 
@@ -140,7 +162,8 @@ async def _point_at(ctx: StepContext, backend: str, target: Target, slot: str, p
     if any(data.get(k) != v for k, v in found.items()):
         await ctx.services.kube.merge_patch(
             "Secret", SECRET, names.namespace(ctx.tenant), {"data": {k: base64.b64encode(v.encode()).decode()
-                                                                     for k, v in found.items()}})
+                                                                     for k, v in found.items()}},
+            field_manager=FIELD_MANAGER)
     tenant = await _tenant(ctx)
     status = tenant.get("status") or {}
     placement = {**(status.get("placement") or {}), "postgres": backend}
@@ -148,7 +171,7 @@ async def _point_at(ctx: StepContext, backend: str, target: Target, slot: str, p
     wanted = {"placement": placement, "endpoints": {**(status.get("endpoints") or {}), **public},
               "backends": " ".join(f"{s}={b}" for s, b in sorted(placement.items()) if b)}
     if any(status.get(k) != v for k, v in wanted.items()):
-        await ctx.services.kube.merge_patch("Tenant", ctx.tenant, None, {"status": wanted}, "status")
+        await ctx.services.kube.merge_patch("Tenant", ctx.tenant, None, {"status": wanted}, "status", FIELD_MANAGER)
 
 
 # --- 1. freeze -------------------------------------------------------------------------------------
@@ -182,8 +205,11 @@ async def freeze(ctx: StepContext) -> dict[str, str]:
                                    f"tenant {ctx.tenant} there")
     await _set_hold(ctx, True)
     await postgres_move.freeze(await ctx.services.target(source), ctx.tenant)
-    return {"sourceBackend": source, "targetBackend": goal,
-            "frozenAt": ctx.outputs.get("frozenAt") or f"{time.time():.3f}"}
+    await _pause("freeze")
+    # Rerun after a kill: the freeze began at the first attempt, when the hold (just before it) was written.
+    began = calendar.timegm(time.strptime(hold["since"], "%Y-%m-%dT%H:%M:%SZ")) if hold and hold.get(
+        "run") == ctx.run and hold.get("since") else time.time()
+    return {"sourceBackend": source, "targetBackend": goal, "frozenAt": ctx.outputs.get("frozenAt") or f"{began:.3f}"}
 
 
 async def thaw_source(ctx: StepContext) -> None:
@@ -212,10 +238,20 @@ async def copy(ctx: StepContext) -> dict[str, str]:
     why = await postgres_move.frozen(source, ctx.tenant)
     if why:
         raise MigrationRefused(f"tenant {ctx.tenant} is not frozen on {source.name}: {why}")
-    # A rerun starts from an empty database: what an interrupted restore left is dropped first.
-    await postgres_move.drop_database(target, ctx.tenant)
+    if await postgres_move.database_exists(target, ctx.tenant):
+        # A rerun after a kill: pg_restore runs in one transaction, so the target holds all of the
+        # copy or none of it. All of it (equal contents of a frozen source that has any): keep it,
+        # copying again would drop and re-create the database the killed run already made.
+        found = await postgres_move.contents(source, ctx.tenant)
+        if found and await postgres_move.contents(target, ctx.tenant) == found:
+            await _pause("copy")
+            return {"copyFound": f"the copy a killed run made on {target.name} is complete; not copied again"}
+        # Else what an interrupted restore left is dropped: the copy starts from an empty database.
+        await postgres_move.drop_database(target, ctx.tenant)
     await _provision(ctx, target)
-    return await postgres_move.copy(source, target, ctx.tenant)
+    out = await postgres_move.copy(source, target, ctx.tenant)
+    await _pause("copy")
+    return out
 
 
 async def remove_copy(ctx: StepContext) -> None:
@@ -239,6 +275,7 @@ async def verify(ctx: StepContext) -> dict[str, str]:
         differ = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         raise MigrationRefused(f"the copy on {target.name} differs from {source.name} in {', '.join(differ[:10])}")
     tables = [k for k in before if k.startswith("table ")]
+    await _pause("verify")
     return {"verifiedTables": str(len(tables)), "verifiedRows": str(sum(int(before[k].split(":")[0]) for k in tables)),
             "contentChecksum": postgres_move.digest(before)}
 
@@ -255,6 +292,7 @@ async def switch(ctx: StepContext) -> dict[str, str]:
             raise MigrationRefused(f"the write freeze on {source.name} did not hold ({why}); not switching")
     want = await _slice(ctx, await _tenant(ctx), suspended=True)
     await _point_at(ctx, target.name, target, want.slot, want.password)
+    await _pause("switch")
     return {"switchedAt": f"{time.time():.3f}"}
 
 
@@ -287,6 +325,7 @@ async def unfreeze(ctx: StepContext) -> dict[str, str]:
     await postgres.ensure(target, await _slice(ctx, tenant, suspended=_state(tenant) != "Active"))
     await _set_hold(ctx, False)
     frozen_at = float(ctx.outputs.get("frozenAt") or time.time())
+    await _pause("unfreeze")
     return {"writeFreezeSeconds": ctx.outputs.get("writeFreezeSeconds") or f"{time.time() - frozen_at:.2f}"}
 
 
@@ -309,7 +348,8 @@ async def release(ctx: StepContext) -> dict[str, str]:
                                "the source is kept")
     source = await ctx.services.target(ctx.outputs["sourceBackend"])
     done = await postgres.delete(source, ctx.tenant, tenant["metadata"]["uid"])
-    return {"released": ", ".join(done) or ctx.outputs.get("released", "")}
+    await _pause("release")
+    return {"released": ", ".join(done) or f"nothing left on {source.name} (released before a restart)"}
 
 
 def steps(params: dict[str, str]) -> list[Step]:

@@ -11,30 +11,42 @@ Services: `kube` (the operator's Kubernetes API module, with `token` for a Servi
 `tenant-credentials` Secret and never leave this module (nothing secret goes to outputs or logs).
 
 Parameters: `peers`, comma-separated Tenant names (default: every other Tenant). MongoDB and search
-are not probed: those backends are not built (issue 15).
+are probed when the tenant has them, against each peer placed on the same Backend (a peer elsewhere,
+or without the service, is `absent`): MongoDB finds in a collection of the peer's database, creates
+a collection there, and logs in as the peer's user with the tenant's password; search searches the
+peer's index pattern and creates an index under the peer's prefix. A create the server let through is
+removed again at once (best effort), so a breach found leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 import hvac
 import hvac.exceptions
+import pymongo
+import pymongo.errors
 import redis.asyncio as aioredis
 import redis.exceptions
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import AuthorizationException, NotFoundError
 
 from ..api import names
 from .engine import Step, StepContext, StepFailed
 
-__all__ = ["steps", "SECRET", "APP_ACCOUNT", "ALLOWED", "allowed_probes", "MAX_PEERS"]
+__all__ = ["steps", "SECRET", "APP_ACCOUNT", "ALLOWED", "allowed_probes", "MAX_PEERS", "PROBE_NAME"]
 
 SECRET = "tenant-credentials"
 APP_ACCOUNT = "tenant-app"
 ALLOWED = "ALLOWED"
 MAX_PEERS = 50
+PROBE_NAME = "tenancy-isolation-probe"
+"""The collection (MongoDB) and index suffix (search) a probe tries to create in a peer's space."""
 
 
 def allowed_probes(outputs: dict[str, str]) -> list[str]:
@@ -161,6 +173,123 @@ async def _vault(ctx: StepContext) -> dict[str, str]:
     return _report(out)
 
 
+async def _same_backend(ctx: StepContext, service: str) -> dict[str, str]:
+    """Each peer -> why it is not probed for `service` ('' when it is: placed on the tenant's own Backend)."""
+    mine = await ctx.services.kube.get("Tenant", ctx.tenant) or {}
+    here = ((mine.get("status") or {}).get("placement") or {}).get(service)
+    out: dict[str, str] = {}
+    for peer in ctx.outputs["peers"].split(","):
+        found = await ctx.services.kube.get("Tenant", peer) or {}
+        there = ((found.get("status") or {}).get("placement") or {}).get(service)
+        out[peer] = ("" if there and there == here else
+                     f"absent: tenant {peer} has no {service} on Backend {here}" + (f" (it is on {there})" if there else ""))
+    return out
+
+
+_MONGO_REFUSED = (pymongo.errors.OperationFailure,)
+
+
+def _mongo_probes(creds: dict[str, str], peers: dict[str, str]) -> dict[str, str]:
+    def client(user: str) -> pymongo.MongoClient:
+        uri = creds["MONGODB_URI"].replace(quote(creds["MONGODB_USERNAME"], safe=""), quote(user, safe=""), 1)
+        return pymongo.MongoClient(uri, serverSelectionTimeoutMS=8000, connectTimeoutMS=8000, socketTimeoutMS=10000,
+                                   retryWrites=False)
+
+    out: dict[str, str] = {}
+    mine = client(creds["MONGODB_USERNAME"])
+    try:
+        for peer, skip in peers.items():
+            database = names.mongo_database(peer)
+            if skip:
+                out[f"probe mongodb database {database}"] = skip
+                continue
+            theirs = mine[database]
+
+            def find(db: Any = theirs) -> str:
+                # FerretDB lists every database's collections to anyone (docs/mongodb.md); reading one is the probe.
+                found = db.list_collection_names()
+                if not found:
+                    return f"absent: database {db.name} holds no collection to read"
+                db[found[0]].find_one()
+                return ""
+
+            def create(db: Any = theirs) -> str:
+                db.create_collection(PROBE_NAME)
+                try:
+                    db.drop_collection(PROBE_NAME)
+                except pymongo.errors.PyMongoError:
+                    pass
+                return ""
+
+            login_as = names.mongo_login_role(peer, creds["MONGODB_USERNAME"][-1])
+
+            def login(user: str = login_as, db: str = database) -> str:
+                with client(user) as other:
+                    other[db].list_collection_names()
+                return ""
+
+            for what, call in ((f"find in a collection of database {database}", find),
+                               (f"create a collection in database {database}", create),
+                               (f"log in as {login_as} with the tenant's password", login)):
+                said, exc = "", None  # said: why there was nothing to probe
+                try:
+                    said = call()
+                except pymongo.errors.OperationFailure as e:
+                    exc = e
+                out[f"probe mongodb {what}"] = said or _verdict(exc, _MONGO_REFUSED)
+    finally:
+        mine.close()
+    return out
+
+
+async def _mongodb(ctx: StepContext) -> dict[str, str]:
+    creds = await _credentials(ctx)
+    if not creds.get("MONGODB_URI"):
+        return {"probe mongodb": "absent: the tenant has no MongoDB"}
+    peers = await _same_backend(ctx, "mongodb")
+    return _report(await asyncio.to_thread(_mongo_probes, creds, peers))
+
+
+def _search_probes(creds: dict[str, str], peers: dict[str, str]) -> dict[str, str]:
+    context = ssl.create_default_context(cadata=creds["SEARCH_CA_CERT"]) if creds.get("SEARCH_CA_CERT") else None
+    client = OpenSearch(hosts=[creds["SEARCH_URL"]], http_auth=(creds["SEARCH_USERNAME"], creds["SEARCH_PASSWORD"]),
+                        ssl_context=context, timeout=10, max_retries=0)
+    out: dict[str, str] = {}
+    try:
+        for peer, skip in peers.items():
+            prefix = names.search_prefix(peer)
+            if skip:
+                out[f"probe search indices {prefix}*"] = skip
+                continue
+
+            def create(index: str = prefix + PROBE_NAME) -> None:
+                client.indices.create(index=index)
+                try:
+                    client.indices.delete(index=index)
+                except NotFoundError:
+                    pass
+
+            for what, call in ((f"search indices {prefix}*", lambda p=prefix: client.search(index=f"{p}*")),
+                               (f"create index {prefix}{PROBE_NAME}", create)):
+                exc: BaseException | None = None
+                try:
+                    call()
+                except AuthorizationException as e:
+                    exc = e
+                out[f"probe search {what}"] = _verdict(exc, (AuthorizationException,))
+    finally:
+        client.close()
+    return out
+
+
+async def _search(ctx: StepContext) -> dict[str, str]:
+    creds = await _credentials(ctx)
+    if not creds.get("SEARCH_URL"):
+        return {"probe search": "absent: the tenant has no search"}
+    peers = await _same_backend(ctx, "search")
+    return _report(await asyncio.to_thread(_search_probes, creds, peers))
+
+
 def steps(params: dict[str, str]) -> list[Step]:
     unknown = sorted(set(params) - {"peers"})
     if unknown:
@@ -172,4 +301,6 @@ def steps(params: dict[str, str]) -> list[Step]:
         Step("probe-postgres", _postgres, timeout=120, retries=2),
         Step("probe-redis", _redis, timeout=60, retries=2),
         Step("probe-vault", _vault, timeout=60, retries=2),
+        Step("probe-mongodb", _mongodb, timeout=120, retries=2),
+        Step("probe-search", _search, timeout=60, retries=2),
     ]

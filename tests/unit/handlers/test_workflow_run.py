@@ -41,7 +41,7 @@ class FakeApi:
         return copy.deepcopy(found) if found else None
 
     async def merge_patch(self, kind: str, name: str, namespace: str | None, patch: dict[str, Any],
-                          subresource: str | None = None) -> dict[str, Any]:
+                          subresource: str | None = None, field_manager: str | None = None) -> dict[str, Any]:
         obj = self.objects[(kind, namespace, name)]
         rv = (patch.get("metadata") or {}).get("resourceVersion")
         if rv and rv != obj["metadata"]["resourceVersion"]:

@@ -30,9 +30,10 @@ def test_quota_follows_spec():
 
 
 def test_quota_maps_every_field():
-    hard = _desired({"quota": {"cpu": "3", "memory": "5Gi", "pods": "7", "storage": "11Gi"}})[1]["spec"]["hard"]
+    hard = _desired({"quota": {"cpu": "3", "memory": "5Gi", "pods": "7", "storage": "11Gi", "workflowRuns": "4"}}
+                    )[1]["spec"]["hard"]
     assert hard == {"requests.cpu": "3", "limits.cpu": "3", "requests.memory": "5Gi", "limits.memory": "5Gi",
-                    "pods": "7", "requests.storage": "11Gi"}
+                    "pods": "7", "requests.storage": "11Gi", "count/workflowruns.tenancy.dev": "4"}
 
 
 def test_network_policy_admits_only_same_namespace_and_platform():

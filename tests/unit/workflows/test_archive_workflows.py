@@ -20,7 +20,7 @@ class FakeKube:
             return copy.deepcopy(self.tenant)
         return self.policy if kind == "LifecyclePolicy" else None
 
-    async def merge_patch(self, kind, name, namespace, patch, subresource=None):
+    async def merge_patch(self, kind, name, namespace, patch, subresource=None, field_manager=None):
         self.patches.append(patch)
         for k, v in patch.get("spec", {}).items():
             if v is None:

@@ -38,7 +38,7 @@ class FakeKube:
     async def get(self, kind, name, namespace=None):
         return self.tenant if kind == "Tenant" else None
 
-    async def merge_patch(self, kind, name, namespace, patch, subresource=None):
+    async def merge_patch(self, kind, name, namespace, patch, subresource=None, field_manager=None):
         self.patches.append((kind, patch))
         return {}
 
