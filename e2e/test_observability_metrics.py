@@ -103,4 +103,5 @@ def test_a_tenant_s_series_carry_real_values(operator, backends, cleanup_tenants
     assert samples(text, "tenancy_handler_seconds_count", handler="tenant")[0] > 0
     assert samples(text, "tenancy_handler_seconds_count", handler="tenant-verify")[0] > 0
     series = [line for line in text.splitlines() if f'tenant="{name}"' in line and not line.startswith("#")]
+    print(f"{len(series)} series for tenant {name} (bound {PER_TENANT_BOUND})")
     assert 20 < len(series) <= PER_TENANT_BOUND, f"{len(series)} series for one tenant: {series}"

@@ -64,6 +64,8 @@ def test_no_secret_in_any_log_line_of_the_run(operator, operator_kubeconfig, bac
     logs = run_record.run_logs()
     assert logs.get("operator-e2e.log"), "the run's operator log is empty"
     findings = find_secrets(logs, secrets)
+    print(f"searched {len(logs)} logs, {sum(map(len, logs.values()))} bytes written during the run, "
+          f"for {len(secrets)} secret values")
     assert not findings, "secrets in log lines:\n" + "\n".join(
         f"{f.source} ({f.form}) in {f.log}: ...{f.excerpt}" for f in findings)
     lines = logs["operator-e2e.log"].decode(errors="replace").splitlines()

@@ -139,7 +139,7 @@ async def run(service: str, target: Target, want: TenantSlice, logger: logging.L
         except BackendUnavailable as exc:
             call.fail("unavailable")
             breaker.failure(str(exc))
-            logger.warning("%s", exc)
+            logger.warning("%s", exc, extra={"backend": target.name})
             return PartResult(condition, False, Reason.BACKEND_UNAVAILABLE,
                               f"backend {target.name} is unavailable: {exc}", outage=True), report
         except BackendRefused as exc:
@@ -147,7 +147,7 @@ async def run(service: str, target: Target, want: TenantSlice, logger: logging.L
             return PartResult(condition, False, "BackendRefused", str(exc)), report
         except Exception as exc:  # noqa: BLE001 - one adapter's bug must not stop the other parts
             call.fail("unexpected")
-            logger.exception("%s adapter failed", service)
+            logger.exception("%s adapter failed", service, extra={"backend": target.name})
             return PartResult(condition, False, "UnexpectedError", f"{type(exc).__name__}: {exc}"), report
     breaker.success()
     state = "suspended on" if want.suspended else "ready on"
@@ -173,7 +173,7 @@ async def close_disabled(tenant: str, placed: dict[str, str], enabled: list[str]
             circuit.breaker_for(backend_name).check()
             done = await registry.adapter(service).close(target, tenant)
         except (TargetError, BackendRefused, BackendUnavailable, circuit.CircuitOpen) as exc:
-            logger.warning("closing disabled %s on %s: %s", service, backend_name, exc)
+            logger.warning("closing disabled %s on %s: %s", service, backend_name, exc, extra={"backend": backend_name})
             problems.append(PartResult(SERVICES[service], False, "CloseFailed",
                                        f"{service} is disabled but its doors on {backend_name} could not be closed "
                                        f"yet: {exc}"))
