@@ -100,8 +100,8 @@ class RunRecord:
     def _watch(self) -> None:
         from kubernetes import client, config, watch
 
-        config.load_kube_config(config_file=os.environ["KUBECONFIG"])
-        api = client.CoreV1Api()
+        # Its own client: the process-wide default configuration stays as it was.
+        api = client.CoreV1Api(config.new_client_from_config(config_file=os.environ["KUBECONFIG"]))
         while not self._stop.is_set():
             try:
                 listed = api.list_secret_for_all_namespaces()
