@@ -86,6 +86,12 @@ soak: venv install ## 200 tenants on every backend, 30 min idle, each backend re
 	@$(ENV) && STEADY_TENANTS=200 STEADY_IDLE_SECONDS=1800 STEADY_RESTARTS=1 TENANCY_E2E_VERIFY_INTERVAL=30 \
 	  $(PY) -m pytest -p no:cacheprovider -s e2e/test_tenant_steady_state.py
 
+dashboard-png: venv ## Draw the fleet dashboard from the local Prometheus into docs/img/fleet-overview.png (after an e2e run)
+	@$(VENV)/bin/pip install -q -e '.[docs]'
+	@mkdir -p docs/img
+	@$(ENV) && $(PY) hack/render_dashboard.py charts/tenancy-operator/dashboards/fleet-overview.json \
+	  docs/img/fleet-overview.png --minutes $${MINUTES:-20}
+
 ##@ Development
 venv: $(STAMP) ## The project's virtualenv with dev tools, kubectl and bao
 
@@ -111,4 +117,4 @@ unit: venv ## Unit tests only (no servers)
 help: ## This list
 	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: bench bench-cache-session fault lifecycle-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
+.PHONY: dashboard-png bench bench-cache-session fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help

@@ -12,6 +12,7 @@ import yaml
 
 from . import kube
 from .backends_fixtures import backends, mongo_backend, search_backend, second_postgres  # noqa: F401  (fixtures)
+from .secrets_watch import RunRecord
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +31,15 @@ def platform():
     os.environ.update(env)
     kube.kubectl("get", "--raw", "/readyz")
     return env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_record(platform):
+    """Log offsets at the start and every Secret value seen during the run (e2e/test_zx_logs_have_no_secrets.py)."""
+    record = RunRecord(kube.STATE / "logs")
+    record.start()
+    yield record
+    record.stop()
 
 
 @pytest.fixture(scope="session")

@@ -93,6 +93,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def scraped_metrics_port() -> int:
+    """The port the platform's Prometheus scrapes as job `tenancy-operator` (platform/lib.sh), when free;
+    so an e2e run's metrics land in Prometheus (the dashboards are drawn from them). Else any free port."""
+    port = 19092 + int(os.environ.get("TENANCY_PORT_OFFSET") or 0)
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
+
+
 class Operator:
     """The operator as a real process, started, stopped and killed by tests."""
 
@@ -106,7 +118,7 @@ class Operator:
 
     def start(self) -> None:
         port = free_port()
-        self.metrics_port = free_port()
+        self.metrics_port = scraped_metrics_port()
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "TENANCY_VERIFY_INTERVAL": str(self.verify_interval),
                "TENANCY_LIVENESS": f"http://127.0.0.1:{port}/healthz", "TENANCY_RETRY_BASE": "0.5",
                "TENANCY_RETRY_MAX": "5", "TENANCY_STANDALONE": "true", "TENANCY_METRICS_PORT": str(self.metrics_port),

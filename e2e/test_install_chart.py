@@ -67,58 +67,7 @@ def test_monitoring_objects_render_only_when_the_api_exists(platform):
     assert "kind: ServiceMonitor" in with_api and "kind: PrometheusRule" in with_api
 
 
-def test_alert_rules_are_valid_and_fire_on_what_they_promise(platform, tmp_path):
-    """The PrometheusRule's groups through promtool: syntax, then a unit test of each alert on series
-    shaped like the operator's metrics (promtool evaluates with Prometheus's own engine)."""
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool not found (platform/install.sh installs the prometheus package)"
-    docs = yaml.safe_load_all(_render("--api-versions", "monitoring.coreos.com/v1"))
-    rule = next(d for d in docs if d and d.get("kind") == "PrometheusRule")
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
-    check = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    tests = {"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": [{
-        "interval": "1m",
-        "input_series": [
-            {"series": 'tenancy_autoscaling_anomaly_score{tenant="acme", rule="web", pod="a"}', "values": "0 0.95x5"},
-            {"series": 'tenancy_autoscaling_anomaly_score{tenant="globex", rule="web", pod="a"}', "values": "0 0.5x5"},
-            {"series": 'tenancy_backend_ready{backend="pg-main", pod="a"}', "values": "1 0x10"},
-            {"series": 'tenancy_tenant_condition{tenant="acme", type="Ready", status="False", pod="a"}', "values": "1x20"},
-            {"series": 'tenancy_isolation_probes_allowed{tenant="acme", pod="a"}', "values": "0 0 2x5"},
-            {"series": 'tenancy_isolation_probes_allowed{tenant="globex", pod="a"}', "values": "0x10"},
-        ],
-        "alert_rule_test": [
-            {"eval_time": "4m", "alertname": "TenantDemandAnomaly", "exp_alerts": [
-                {"exp_labels": {"severity": "warning", "tenant": "acme", "rule": "web"},
-                 "exp_annotations": {
-                     "summary": "Demand of tenant acme (rule web) is not what its forecast expected.",
-                     "description": "Anomaly score 0.95. `kubectl tenant status acme` shows the forecast; the Tenant "
-                                    "has an AnomalyDetected condition and a Warning Event."}}]},
-            {"eval_time": "2m", "alertname": "TenantDemandAnomaly", "exp_alerts": []},
-            {"eval_time": "7m", "alertname": "TenancyBackendUnavailable", "exp_alerts": [
-                {"exp_labels": {"severity": "critical", "backend": "pg-main"},
-                 "exp_annotations": {
-                     "summary": "Backend pg-main is unreachable; its tenants are Degraded.",
-                     "description": "Run `kubectl get backend pg-main -o yaml` for the probe's message."}}]},
-            {"eval_time": "16m", "alertname": "TenantNotReady", "exp_alerts": [
-                {"exp_labels": {"severity": "warning", "tenant": "acme"},
-                 "exp_annotations": {
-                     "summary": "Tenant acme has not been Ready for 15 minutes.",
-                     "description": "Run `kubectl tenant status acme` to see which part fails and why."}}]},
-            {"eval_time": "1m", "alertname": "TenantIsolationBreached", "exp_alerts": []},
-            {"eval_time": "3m", "alertname": "TenantIsolationBreached", "exp_alerts": [
-                {"exp_labels": {"severity": "critical", "tenant": "acme"},
-                 "exp_annotations": {
-                     "summary": "Tenant acme can reach another tenant's data (2 probe(s) not refused).",
-                     "description": "The Tenant's Warning Event IsolationBreached and its verify-isolation WorkflowRun's "
-                                    "status.outputs name each probe; `kubectl tenant runs` lists the runs."}}]},
-        ],
-    }]}
-    spec = tmp_path / "tests.yaml"
-    spec.write_text(yaml.safe_dump(tests))
-    run = subprocess.run([promtool, "test", "rules", str(spec)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
+# The alert rules and their promtool tests: e2e/test_observability_rules.py.
 
 
 def test_chart_is_installed(operator_kubeconfig):

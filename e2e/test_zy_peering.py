@@ -39,7 +39,9 @@ def _paused(replica: kube.Operator) -> bool:
 
 
 def _handled(replica: kube.Operator, tenant: str) -> bool:
-    return f"[{tenant}]" in replica.log.read_text() if replica.log.exists() else False
+    """A log line about the tenant, in JSON (the chart's logFormat) or text."""
+    text = replica.log.read_text() if replica.log.exists() else ""
+    return f'"tenant": "{tenant}"' in text or f"[{tenant}]" in text
 
 
 def test_one_replica_leads_and_the_other_takes_over_when_it_dies(operator, operator_kubeconfig, cleanup_tenants):

@@ -8,6 +8,7 @@ import logging
 import kopf
 
 from .handlers import config
+from .observability import logs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,6 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     # kopf's own formatter prefixes each object's lines with "[name]" (or "[namespace/name]"): a log
     # line that does not say which tenant it is about is of little use to whoever reads it.
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
+    # Then our own format on kopf's handler: JSON lines or text (TENANCY_LOG_FORMAT; observability/logs.py).
+    logs.configure()
     # One access line per liveness probe, every few seconds, would bury everything else.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     from . import handlers  # noqa: F401  (registers the handlers)

@@ -160,6 +160,8 @@ class Report:
     """OpenBao: the JWK Set (RFC 7517) of the session key's live versions, when the tenant has one."""
     session_rotated: list[str] = field(default_factory=list)
     """OpenBao: what the session key's schedule changed this pass (rotated, retired, trimmed); not drift."""
+    database_bytes: int | None = None
+    """PostgreSQL: the size of the tenant's database as this pass read it (pg_database_size)."""
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-__all__ = ["Breaker", "breaker_for", "CircuitOpen"]
+__all__ = ["Breaker", "breaker_for", "breakers", "CircuitOpen"]
 
 
 class CircuitOpen(Exception):
@@ -51,6 +51,11 @@ class Breaker:
 
 
 _breakers: dict[str, Breaker] = {}
+
+
+def breakers() -> list[Breaker]:
+    """Every breaker made so far (the metrics read their state at scrape time)."""
+    return list(_breakers.values())
 
 
 def breaker_for(backend: str) -> Breaker:

@@ -183,6 +183,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
 
         roles = {r["rolname"]: r for r in await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])}
         db = await conn.fetchrow(sql.database_state_sql, database)
+        report.database_bytes = db["size_bytes"] if db else None
         # Ownership first: nothing is written to an object another Tenant's UID marks.
         marks = Ownership(f"postgres backend {target.name}", want)
         for role in (owner, role_a, role_b):

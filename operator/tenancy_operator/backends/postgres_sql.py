@@ -162,6 +162,9 @@ WHERE r.rolname = ANY($1::text[])
 
 database_state_sql = """
 SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, d.datconnlimit, shobj_description(d.oid, 'pg_database') AS mark,
+       -- Only where the admin may read it (CONNECT, or pg_read_all_stats): else NULL, never an error.
+       CASE WHEN has_database_privilege(d.oid, 'CONNECT') OR pg_has_role('pg_read_all_stats', 'USAGE')
+            THEN pg_database_size(d.oid) END AS size_bytes,
        d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) x
                                    WHERE x.grantee = 0 AND x.privilege_type = 'CONNECT') AS public_connect
 FROM pg_database d WHERE d.datname = $1

@@ -75,7 +75,13 @@ ANOMALY_SCORE = Gauge("tenancy_autoscaling_anomaly_score", "Anomaly score in [0,
 FORECAST_DEMAND = Gauge(auto.FORECAST_METRIC, "Demand the forecast floor stands for (0 when none); "
                         "the HPA of an ExternalMetric rule reads it through an adapter", _L)
 REFIT_SECONDS = Gauge("tenancy_autoscaling_refit_seconds", "Duration of the rule's last refit", _L)
-_GAUGES = (RECENT, FLOOR, GATE, ANOMALY_SCORE, FORECAST_DEMAND, REFIT_SECONDS)
+FORECAST_MAE = Gauge("tenancy_autoscaling_forecast_mae",
+                     "Mean absolute error of the median forecast on the last refit's backtest", _L)
+FORECAST_SKILL = Gauge("tenancy_autoscaling_forecast_skill",
+                       "1 - pinball loss / persistence's on the last backtest (above 0: beats the recent maximum)", _L)
+TARGET_REPLICAS = Gauge("tenancy_autoscaling_target_replicas", "Replicas the rule's target holds (spec.replicas)", _L)
+_GAUGES = (RECENT, FLOOR, GATE, ANOMALY_SCORE, FORECAST_DEMAND, REFIT_SECONDS, FORECAST_MAE, FORECAST_SKILL,
+           TARGET_REPLICAS)
 
 
 @dataclass
@@ -328,6 +334,11 @@ async def _rule(tenant: str, namespace: str, rule: AutoscalingRule, observed: di
     per_pod = rule.capacity_per_replica * rule.target_utilization / 100.0
     labels_ = (tenant, rule.name)
     GATE.labels(*labels_).set(1.0 if active else 0.0)
+    TARGET_REPLICAS.labels(*labels_).set(held)
+    verdict = st.fitted.verdict if st.fitted is not None else None
+    if verdict is not None:
+        FORECAST_MAE.labels(*labels_).set(verdict.scores.mae)
+        FORECAST_SKILL.labels(*labels_).set(verdict.scores.skill)
     FLOOR.labels(*labels_).set(decision.floor)
     FORECAST_DEMAND.labels(*labels_).set(decision.floor * per_pod if decision.lift else 0.0)
     if fc is not None:

@@ -16,7 +16,7 @@ from ..api.common import GROUP, VERSION
 from ..api.tenant import PLACED_SERVICES
 from ..backends import circuit, kube, registry
 from ..backends.base import BackendRefused, BackendUnavailable, ServerReport, Target, UnsafeServerConfig
-from ..observability import metrics
+from ..observability import logs, metrics
 from ..reconcile import labels
 from . import config
 from .targets import TargetError, target_for
@@ -24,6 +24,7 @@ from .targets import TargetError, target_for
 __all__ = ["backends_by_name", "placements", "tenants_by_uid", "probe"]
 
 CFG = config.load()
+metrics.watch_circuits(lambda: [(b.name, b.open, b.failures) for b in circuit.breakers()])
 
 
 @kopf.index(GROUP, VERSION, "backends")
@@ -58,7 +59,16 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
     else:
         try:
             target = await target_for({"metadata": dict(body.metadata), "spec": dict(spec)})
-            version = await adapter.probe(target)
+            with metrics.backend_call(name, btype, "probe") as call:
+                try:
+                    version = await adapter.probe(target)
+                except BackendRefused:
+                    call.fail("refused")
+                    raise
+                except BackendUnavailable:
+                    call.fail("unavailable")
+                    raise
+            metrics.BACKEND_PROBE_SECONDS.labels(name, btype).set(call.seconds)
             breaker.success()
             ok, reason, message = True, "Reachable", f"{btype} {version} at {target.host}:{target.port}"
             if hasattr(adapter, "ensure_server"):
@@ -115,12 +125,14 @@ async def _ensure_server(adapter: Any, target: Target, settings: dict[str, Any],
 @kopf.on.create(GROUP, VERSION, "backends")
 @kopf.on.update(GROUP, VERSION, "backends")
 async def changed(**kwargs: Any) -> None:
-    await _probe(**kwargs)
+    with metrics.handler_run("backend"), logs.reconcile_scope():
+        await _probe(**kwargs)
 
 
 @kopf.timer(GROUP, VERSION, "backends", interval=max(2.0, CFG.verify_interval / 2))
 async def probe(**kwargs: Any) -> None:
-    await _probe(**kwargs)
+    with metrics.handler_run("backend-probe"), logs.reconcile_scope():
+        await _probe(**kwargs)
 
 
 @kopf.on.delete(GROUP, VERSION, "backends", backoff=10)

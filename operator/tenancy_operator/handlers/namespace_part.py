@@ -8,6 +8,7 @@ from ..api import names
 from ..api.conditions import Reason
 from ..api.tenant import TenantSpec
 from ..backends import kube
+from ..observability import metrics
 from ..reconcile import diff, ownership
 from ..reconcile import namespace as desired_ns
 from ..reconcile.status import PartResult
@@ -47,6 +48,8 @@ async def ensure(tenant: str, uid: str, spec: TenantSpec, logger: logging.Logger
                 stale.setdefault("kind", "RoleBinding")
                 prune.append(stale)
     plan = diff.plan(desired, observed, prune)
+    quota = next((o for (kind, _), o in observed.items() if kind == "ResourceQuota" and o), None)
+    metrics.record_quota(tenant, (quota or {}).get("status"))
     written = await apply.execute(plan, logger)
     return PartResult(CONDITION, True, Reason.SUCCEEDED, f"namespace {ns} with quota, limits, network policy and RBAC"), written
 

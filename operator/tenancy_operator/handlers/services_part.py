@@ -23,6 +23,7 @@ from ..backends.base import (
     Target,
     TenantSlice,
 )
+from ..observability import metrics
 from ..reconcile import placement
 from ..reconcile.status import PartResult
 from .targets import TargetError, target_for
@@ -113,34 +114,41 @@ async def run(service: str, target: Target, want: TenantSlice, logger: logging.L
     adapter = registry.adapter(service)
     breaker = circuit.breaker_for(target.name)
     report = Report()
-    try:
-        breaker.check()
-        while True:  # once more for each deleted tenant whose mark turns up (each UID once: it ends)
-            try:
-                report = await adapter.ensure(target, want)
-                break
-            except OwnedByAnotherTenant as exc:
-                owner = owner_of(exc.owner_uid)
-                if owner is not None or not adopt_retained or exc.owner_uid in want.adopt_uids:
-                    raise
-                want = dataclasses.replace(want, adopt_uids=want.adopt_uids | {exc.owner_uid})
-    except OwnedByAnotherTenant as exc:
-        return PartResult(condition, False, Reason.OWNED_BY_ANOTHER_TENANT,
-                          owned_elsewhere(exc, want.tenant, owner_of(exc.owner_uid)), stalled=True), report
-    except ValueError as exc:  # a name or value the backend's rules refuse: retrying cannot help
-        return PartResult(condition, False, Reason.INVALID_SPEC, str(exc), stalled=True), report
-    except circuit.CircuitOpen as exc:
-        return PartResult(condition, False, Reason.BACKEND_UNAVAILABLE, str(exc), outage=True), report
-    except BackendUnavailable as exc:
-        breaker.failure(str(exc))
-        logger.warning("%s", exc)
-        return PartResult(condition, False, Reason.BACKEND_UNAVAILABLE,
-                          f"backend {target.name} is unavailable: {exc}", outage=True), report
-    except BackendRefused as exc:
-        return PartResult(condition, False, "BackendRefused", str(exc)), report
-    except Exception as exc:  # noqa: BLE001 - one adapter's bug must not stop the other parts
-        logger.exception("%s adapter failed", service)
-        return PartResult(condition, False, "UnexpectedError", f"{type(exc).__name__}: {exc}"), report
+    with metrics.backend_call(target.name, service, "ensure") as call:
+        try:
+            breaker.check()
+            while True:  # once more for each deleted tenant whose mark turns up (each UID once: it ends)
+                try:
+                    report = await adapter.ensure(target, want)
+                    break
+                except OwnedByAnotherTenant as exc:
+                    owner = owner_of(exc.owner_uid)
+                    if owner is not None or not adopt_retained or exc.owner_uid in want.adopt_uids:
+                        raise
+                    want = dataclasses.replace(want, adopt_uids=want.adopt_uids | {exc.owner_uid})
+        except OwnedByAnotherTenant as exc:
+            call.fail("owned")
+            return PartResult(condition, False, Reason.OWNED_BY_ANOTHER_TENANT,
+                              owned_elsewhere(exc, want.tenant, owner_of(exc.owner_uid)), stalled=True), report
+        except ValueError as exc:  # a name or value the backend's rules refuse: retrying cannot help
+            call.fail("invalid")
+            return PartResult(condition, False, Reason.INVALID_SPEC, str(exc), stalled=True), report
+        except circuit.CircuitOpen as exc:
+            call.fail("circuit_open")
+            return PartResult(condition, False, Reason.BACKEND_UNAVAILABLE, str(exc), outage=True), report
+        except BackendUnavailable as exc:
+            call.fail("unavailable")
+            breaker.failure(str(exc))
+            logger.warning("%s", exc, extra={"backend": target.name})
+            return PartResult(condition, False, Reason.BACKEND_UNAVAILABLE,
+                              f"backend {target.name} is unavailable: {exc}", outage=True), report
+        except BackendRefused as exc:
+            call.fail("refused")
+            return PartResult(condition, False, "BackendRefused", str(exc)), report
+        except Exception as exc:  # noqa: BLE001 - one adapter's bug must not stop the other parts
+            call.fail("unexpected")
+            logger.exception("%s adapter failed", service, extra={"backend": target.name})
+            return PartResult(condition, False, "UnexpectedError", f"{type(exc).__name__}: {exc}"), report
     breaker.success()
     state = "suspended on" if want.suspended else "ready on"
     return PartResult(condition, True, Reason.SUSPENDED if want.suspended else Reason.SUCCEEDED,
@@ -165,7 +173,7 @@ async def close_disabled(tenant: str, placed: dict[str, str], enabled: list[str]
             circuit.breaker_for(backend_name).check()
             done = await registry.adapter(service).close(target, tenant)
         except (TargetError, BackendRefused, BackendUnavailable, circuit.CircuitOpen) as exc:
-            logger.warning("closing disabled %s on %s: %s", service, backend_name, exc)
+            logger.warning("closing disabled %s on %s: %s", service, backend_name, exc, extra={"backend": backend_name})
             problems.append(PartResult(SERVICES[service], False, "CloseFailed",
                                        f"{service} is disabled but its doors on {backend_name} could not be closed "
                                        f"yet: {exc}"))

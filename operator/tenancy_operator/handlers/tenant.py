@@ -24,7 +24,7 @@ from ..api.conditions import Reason
 from ..api.tenant import TenantSpec
 from ..backends import kube, registry
 from ..backends.base import Report
-from ..observability import metrics, tracing
+from ..observability import logs, metrics, tracing
 from ..reconcile import diff, labels, repairs, unbuilt
 from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
@@ -189,6 +189,8 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
             outcome.diffs.update({r: report.diffs[r] for r in kept if r in report.diffs})
         if part.ok:
             reports[service] = report
+            if service == "postgres":
+                metrics.record_database_size(name, report.database_bytes)
     vault_part = next((p for p in outcome.parts if p.condition == services_part.SERVICES["vault"]), None)
     sessions = await sessions_part.converge(name, uid, namespace, tenant, session_policy, session_problem,
                                             reports.get("vault"), vault_part)
@@ -395,16 +397,17 @@ def _api_failure(condition: str, exc: kube.KubeError) -> PartResult:
 
 
 async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger,
-                    retry: int = 0, **kwargs: Any) -> None:
-    """One pass, in one trace: its span is the parent of every backend call's (observability/tracing.py)."""
+                    retry: int = 0, **kwargs: Any) -> bool:
+    """One pass, in one trace (its span is the parent of every backend call's, observability/tracing.py);
+    True when it wrote anything (provisioning or drift), False when it only read."""
     with tracing.reconcile_span("Tenant", meta["name"]):
-        await _reconcile(body, meta, status, logger, retry, **kwargs)
+        return await _reconcile(body, meta, status, logger, retry, **kwargs)
 
 
 async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger,
-                     retry: int = 0, **kwargs: Any) -> None:
+                     retry: int = 0, **kwargs: Any) -> bool:
     if meta.get("deletionTimestamp"):
-        return
+        return False
     name, uid, generation = meta["name"], meta["uid"], meta.get("generation", 1)
     async with _locks[name]:
         await protection.mirror(name, body, kwargs.get("lifecycle_protection"), logger)
@@ -424,6 +427,10 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
         conditions, phase, changed = tstatus.summarize(current_conditions, parts, generation, outcome.state,
                                                        ready_message=outcome.ready_message)
         metrics.record_tenant(name, conditions, phase)
+        metrics.record_credentials(name, outcome.status.get("credentials"))
+        for p in parts:
+            if not p.ok and not p.informational:
+                metrics.PART_FAILURES.labels(p.condition, p.reason).inc()
         wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions, **outcome.status}
         if outcome.rotated:
             metrics.ROTATIONS.labels(name, outcome.rotated).inc()
@@ -451,6 +458,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
     if failing:
         delay = min(CFG.retry_max, CFG.retry_base * (2 ** min(retry, 10)))
         raise kopf.TemporaryError("; ".join(p.message for p in failing), delay=delay)
+    return bool(outcome.repaired)
 
 
 def _jitter(**_: Any) -> float:
@@ -461,7 +469,8 @@ def _jitter(**_: Any) -> float:
 @kopf.on.create(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
 @kopf.on.update(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
 async def changed(**kwargs: Any) -> None:
-    await reconcile(**kwargs)
+    with metrics.handler_run("tenant"), logs.reconcile_scope():
+        await reconcile(**kwargs)
 
 
 @kopf.timer(GROUP, VERSION, "tenants", interval=CFG.verify_interval, initial_delay=_jitter, backoff=CFG.retry_max)
@@ -472,7 +481,13 @@ async def verify(meta: kopf.Meta, **kwargs: Any) -> None:
     """
     if _repairs.hold(meta["name"], meta.get("generation", 1)):
         return
-    await reconcile(meta=meta, **kwargs)
+    with metrics.handler_run("tenant-verify"), logs.reconcile_scope():
+        try:
+            wrote = await reconcile(meta=meta, **kwargs)
+        except Exception:
+            metrics.VERIFY_PASSES.labels("failed").inc()
+            raise
+        metrics.VERIFY_PASSES.labels("repaired" if wrote else "clean").inc()
 
 
 async def _report_blocked(body: kopf.Body, status: kopf.Status, blocked: teardown.Blocked) -> None:
@@ -496,7 +511,12 @@ async def _report_blocked(body: kopf.Body, status: kopf.Status, blocked: teardow
 
 
 @kopf.on.delete(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
-async def deleted(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger, **kwargs: Any) -> None:
+async def deleted(**kwargs: Any) -> None:
+    with metrics.handler_run("tenant-delete"), logs.reconcile_scope():
+        await _delete(**kwargs)
+
+
+async def _delete(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger, **kwargs: Any) -> None:
     name = meta["name"]
     if not names.is_tenant_name(name):
         # Made under an older CRD: no identifier of ours derives from it, so there is nothing to tear

@@ -1,5 +1,5 @@
 """Metrics and logging of the operator itself; independent of the other packages."""
 
-from . import metrics
+from . import logs, metrics
 
-__all__ = ["metrics"]
+__all__ = ["logs", "metrics"]

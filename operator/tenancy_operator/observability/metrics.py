@@ -1,22 +1,33 @@
 """Prometheus metrics of the operator itself: conditions, backend health, reconcile passes, repairs.
 
 Served on TENANCY_METRICS_PORT (the chart's metrics Service scrapes it); the chart's PrometheusRule
-alerts on `tenancy_tenant_condition` and `tenancy_backend_ready`. Labels carry names only, never a
-credential.
+alerts on them (charts/tenancy-operator/files/alerts.rules.yaml). Labels carry names only, never a
+credential, and only bounded values: tenant, backend and rule names, and fixed sets the code names
+(handler, operation, error, part, reason, resource). docs/observability.md lists every metric and
+the series count per tenant; an e2e test holds that table to what /metrics serves.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "forget_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS",
            "REPEATED_REPAIRS", "ROTATIONS", "CACHE_EVICTIONS", "record_cache", "forget_cache", "WORKFLOW_RUNS",
-           "ISOLATION_ALLOWED"]
+           "ISOLATION_ALLOWED", "handler_run", "backend_call", "record_credentials", "record_quota",
+           "record_database_size", "watch_circuits", "VERIFY_PASSES", "PART_FAILURES"]
 
 log = logging.getLogger(__name__)
+
+# No `*_created` series: a second series per counter and histogram that no rule or dashboard reads.
+disable_created_metrics()
 
 TENANT_CONDITION = Gauge("tenancy_tenant_condition", "1 for the current status of each tenant condition",
                          ["tenant", "type", "status"])
@@ -47,6 +58,41 @@ ISOLATION_ALLOWED = Gauge("tenancy_isolation_probes_allowed",
                           "Probes of the tenant's last verify-isolation run that a server did not refuse (0 is good)",
                           ["tenant"])
 
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+HANDLER_SECONDS = Histogram("tenancy_handler_seconds", "Duration of one run of a kopf handler, by handler",
+                            ["handler"], buckets=_BUCKETS)
+HANDLER_ERRORS = Counter("tenancy_handler_errors_total",
+                         "Handler runs that raised, by handler and error (TemporaryError: a retry is scheduled)",
+                         ["handler", "error"])
+PART_FAILURES = Counter("tenancy_reconcile_part_failures_total",
+                        "Parts (conditions) that failed in a Tenant pass, by part and reason", ["part", "reason"])
+VERIFY_PASSES = Counter("tenancy_verify_passes_total",
+                        "Periodic verify passes by result: clean (read only), repaired (drift put back), failed",
+                        ["result"])
+BACKEND_CALL_SECONDS = Histogram("tenancy_backend_call_seconds", "Duration of one call to a backend adapter",
+                                 ["backend", "type", "operation"], buckets=_BUCKETS)
+BACKEND_CALL_ERRORS = Counter("tenancy_backend_call_errors_total",
+                              "Backend adapter calls that failed, by error (unavailable, refused, circuit_open, "
+                              "owned, invalid, unexpected)", ["backend", "type", "operation", "error"])
+BACKEND_PROBE_SECONDS = Gauge("tenancy_backend_probe_seconds", "Latency of the Backend's last health probe",
+                              ["backend", "type"])
+CREDENTIAL_ROTATED = Gauge("tenancy_credential_rotated_timestamp_seconds",
+                           "When the tenant's current credential version was made (age: time() - this)", ["tenant"])
+CREDENTIAL_NEXT = Gauge("tenancy_credential_next_rotation_timestamp_seconds",
+                        "When the tenant's credentials are next due for rotation (spec.credentials.rotateEvery)",
+                        ["tenant"])
+CREDENTIAL_VERSION = Gauge("tenancy_credential_version", "The tenant's current credential version", ["tenant"])
+QUOTA_USED = Gauge("tenancy_tenant_quota_used", "ResourceQuota usage in the tenant namespace (cores, bytes, count)",
+                   ["tenant", "resource"])
+QUOTA_HARD = Gauge("tenancy_tenant_quota_hard", "ResourceQuota hard limit in the tenant namespace", ["tenant", "resource"])
+DATABASE_BYTES = Gauge("tenancy_tenant_database_bytes", "Size of the tenant's PostgreSQL database (pg_database_size)",
+                       ["tenant"])
+# `tenancy_audit_chain_verified` (gauge, 1 while the audit chain and its signed heads verify, 0 once they
+# do not) is defined by the audit trail (issue #18 item 6), not here: an unlabelled gauge defined before
+# anything sets it would read 0 and fire TenancyAuditChainBroken on every operator without the trail.
+
+_TENANT_SERIES = (TENANT_CONDITION, TENANT_PHASE, QUOTA_USED, QUOTA_HARD)
+_TENANT_GAUGES = (CREDENTIAL_ROTATED, CREDENTIAL_NEXT, CREDENTIAL_VERSION, DATABASE_BYTES)
 _STATUSES = ("True", "False", "Unknown")
 _served = False
 
@@ -74,9 +120,145 @@ def record_tenant(tenant: str, conditions: list[dict[str, Any]], phase: str) -> 
 
 def forget_tenant(tenant: str) -> None:
     forget_cache(tenant)
-    for gauge in (TENANT_CONDITION, TENANT_PHASE):
+    for gauge in _TENANT_SERIES:
         for labels in [key for key in list(gauge._metrics) if key[0] == tenant]:  # noqa: SLF001
             gauge.remove(*labels)
+    for gauge in _TENANT_GAUGES:
+        try:
+            gauge.remove(tenant)
+        except KeyError:
+            pass
+
+
+@contextmanager
+def handler_run(handler: str) -> Iterator[None]:
+    """Time one handler run and count it as an error if it raises (the exception goes on)."""
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException as exc:
+        HANDLER_ERRORS.labels(handler, type(exc).__name__).inc()
+        raise
+    finally:
+        HANDLER_SECONDS.labels(handler).observe(time.perf_counter() - started)
+
+
+class BackendCall:
+    """One adapter call being timed; `fail(error)` names how it failed (one of the documented words)."""
+
+    def __init__(self, backend: str, type_: str, operation: str):
+        self.labels = (backend, type_, operation)
+        self.error: str | None = None
+        self.seconds = 0.0
+
+    def fail(self, error: str) -> None:
+        self.error = error
+
+
+@contextmanager
+def backend_call(backend: str, type_: str, operation: str) -> Iterator[BackendCall]:
+    """Time a call to a backend; an exception that escapes counts as `unexpected` unless named."""
+    call = BackendCall(backend, type_, operation)
+    started = time.perf_counter()
+    try:
+        yield call
+    except BaseException:
+        call.error = call.error or "unexpected"
+        raise
+    finally:
+        call.seconds = time.perf_counter() - started
+        BACKEND_CALL_SECONDS.labels(*call.labels).observe(call.seconds)
+        if call.error:
+            BACKEND_CALL_ERRORS.labels(*call.labels, call.error).inc()
+
+
+def _timestamp(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def record_credentials(tenant: str, status: dict[str, Any] | None) -> None:
+    """From the Tenant's status.credentials: version, rotatedAt, nextRotationAt."""
+    status = status or {}
+    for gauge, value in ((CREDENTIAL_ROTATED, _timestamp(status.get("rotatedAt"))),
+                         (CREDENTIAL_NEXT, _timestamp(status.get("nextRotationAt"))),
+                         (CREDENTIAL_VERSION, status.get("version"))):
+        if value is not None:
+            try:
+                gauge.labels(tenant).set(float(value))
+            except (TypeError, ValueError):
+                pass
+
+
+QUOTA_RESOURCES = ("requests.cpu", "requests.memory", "requests.storage", "pods", "limits.cpu", "limits.memory")
+"""The ResourceQuota keys exported (at most six series each for used and hard per tenant)."""
+
+
+def _quantity(text: Any) -> float | None:
+    from decimal import Decimal, InvalidOperation
+
+    suffixes = {"m": Decimal("0.001"), "k": Decimal(10**3), "M": Decimal(10**6), "G": Decimal(10**9),
+                "T": Decimal(10**12), "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30),
+                "Ti": Decimal(2**40)}
+    s = str(text)
+    for suffix in sorted(suffixes, key=len, reverse=True):
+        if s.endswith(suffix):
+            try:
+                return float(Decimal(s[: -len(suffix)]) * suffixes[suffix])
+            except InvalidOperation:
+                return None
+    try:
+        return float(Decimal(s))
+    except InvalidOperation:
+        return None
+
+
+def record_quota(tenant: str, quota_status: dict[str, Any] | None) -> None:
+    """From the tenant namespace's ResourceQuota status (`hard`, `used`), the bounded set of keys above."""
+    quota_status = quota_status or {}
+    for gauge, values in ((QUOTA_HARD, quota_status.get("hard") or {}), (QUOTA_USED, quota_status.get("used") or {})):
+        for resource in QUOTA_RESOURCES:
+            value = _quantity(values[resource]) if resource in values else None
+            if value is not None:
+                gauge.labels(tenant, resource).set(value)
+
+
+def record_database_size(tenant: str, size: int | None) -> None:
+    if size is not None:
+        DATABASE_BYTES.labels(tenant).set(size)
+
+
+class _Circuits(Collector):
+    """Circuit-breaker state read at scrape time (a breaker's cool-down ends without any call)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[tuple[str, bool, int]]] = lambda: ()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        state = GaugeMetricFamily("tenancy_backend_circuit_open",
+                                  "1 while the Backend's circuit breaker is open (calls fail fast)", labels=["backend"])
+        failures = GaugeMetricFamily("tenancy_backend_circuit_failures",
+                                     "Consecutive failed calls the Backend's circuit breaker counts", labels=["backend"])
+        for backend, is_open, count in self.source():
+            state.add_metric([backend], 1.0 if is_open else 0.0)
+            failures.add_metric([backend], float(count))
+        yield state
+        yield failures
+
+
+_CIRCUITS = _Circuits()
+REGISTRY.register(_CIRCUITS)
+
+
+def watch_circuits(source: Callable[[], Iterable[tuple[str, bool, int]]]) -> None:
+    """Where the circuit state comes from: (backend, open, consecutive failures) per breaker."""
+    _CIRCUITS.source = source
 
 
 def record_cache(tenant: str, usage: int, budget: int, error: float, seconds: float) -> None:
