@@ -397,6 +397,10 @@ start ferretdb "$FERRETDB_PORT" "$FERRETDB_BIN" --handler=postgresql \
   --state-dir="$STATE/ferretdb" --telemetry=disable --test-capped-cleanup-interval=0 --log-level=warn
 wait_for ferretdb 30 curl -fsS "http://127.0.0.1:$FERRETDB_DEBUG_PORT/debug/livez"
 
+# ---------------------------------------------------------------- the operator's admins
+# Least-privileged (docs/backend-admins.md); the superuser, `default` and root token stay for tests.
+bash "$PLATFORM_SRC/admins.sh" 8>&- || die "could not make the operator's least-privileged admins"
+
 # ---------------------------------------------------------------- .platform/env
 # Sourceable; the values are hex passwords and paths, so no quoting is needed.
 (umask 077; cat >"$STATE/env.tmp" <<EOF
@@ -420,6 +424,7 @@ export FERRETDB_ADMIN_USER=ferretdb_admin
 export FERRETDB_ADMIN_PASSWORD=$FERRETDB_ADMIN_PASSWORD
 export PATH=$VENV_BIN:$PBIN:\$PATH
 source $STATE/opensearch.env
+source $STATE/admins.env
 EOF
 )
 mv "$STATE/env.tmp" "$STATE/env"

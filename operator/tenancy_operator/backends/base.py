@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BackendUnavailable", "BackendRefused", "OwnedByAnotherTenant", "Ownership", "Target", "TenantSlice",
+__all__ = ["BackendUnavailable", "BackendRefused", "AdminPrivilegeMissing", "OwnedByAnotherTenant", "Ownership", "Target", "TenantSlice",
            "Report", "ServerReport"]
 
 
@@ -36,6 +36,10 @@ class BackendUnavailable(Exception):
 
 class BackendRefused(Exception):
     """The server answered but refused what we asked, in a way retrying will not fix."""
+
+
+class AdminPrivilegeMissing(BackendRefused):
+    """The admin credentials log in but lack a privilege the adapter needs; the message names it."""
 
 
 class OwnedByAnotherTenant(BackendRefused):

@@ -15,7 +15,7 @@ from ..api import conditions as cond
 from ..api.common import GROUP, VERSION
 from ..api.tenant import PLACED_SERVICES
 from ..backends import circuit, kube, registry
-from ..backends.base import BackendRefused, BackendUnavailable, ServerReport, Target
+from ..backends.base import AdminPrivilegeMissing, BackendRefused, BackendUnavailable, ServerReport, Target
 from ..observability import metrics
 from ..reconcile import labels
 from . import config
@@ -65,6 +65,8 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
                 server = await _ensure_server(adapter, target, dict(spec.get(btype) or {}), logger)
         except TargetError as exc:
             ok, reason, message = False, "AdminSecretMissing", str(exc)
+        except AdminPrivilegeMissing as exc:  # the admin logs in but may not do what tenants need
+            ok, reason, message = False, "InsufficientPrivilege", str(exc)
         except BackendRefused as exc:  # wrong admin credentials, an untrusted certificate: name the Secret
             secret = (spec.get("adminSecretRef") or {}).get("name", "")
             ok, reason, message = False, "Refused", f"{exc} (admin Secret {CFG.operator_namespace}/{secret})"
