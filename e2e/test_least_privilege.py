@@ -135,6 +135,9 @@ def private_redis(tmp_path):
         eventually(lambda: boot.ping(), 10, 0.2, message="private redis-server up")
         boot.execute_command("ACL", "SETUSER", "tenancy-operator", "reset", "on", f">{password}",
                              *redis_operator_rules())
+        # A weaker admin: the same rules but one (no CLIENT KILL).
+        boot.execute_command("ACL", "SETUSER", "weak-operator", "reset", "on", f">{password}",
+                             *[r for r in redis_operator_rules() if r != "+client|kill"])
         boot.execute_command("ACL", "SETUSER", "default", "off")  # from here on only named users log in
         boot.close()
         yield port, "tenancy-operator", password
@@ -176,14 +179,21 @@ def test_redis_operator_user_works_with_default_disabled_and_is_refused_the_rest
         for command in REFUSED_REDIS[:1] + REFUSED_REDIS[2:4]:
             with pytest.raises(redis.exceptions.NoPermissionError):
                 shared.execute_command(*command)
+        # The weaker admin's Backend is not Ready and names the command it may not run.
+        kube.apply("\n---\n".join([secret(f"{name}-weak-admin", {"username": "weak-operator", "password": password}),
+                                   backend(f"{name}-weak", "redis", port, f"{name}-weak-admin")]))
+        weak = eventually(lambda: (c := condition(get("backend", f"{name}-weak"), "Ready")).get("reason") ==
+                          "InsufficientPrivilege" and c, 30, 1, message="weaker Redis admin reported")
+        assert weak["status"] == "False" and "CLIENT KILL" in weak["message"], weak
         # Offboarding works with the operator's user too: the tenant's ACL user and keys go.
         kubectl("delete", "tenant", tenant, "--timeout=60s", timeout=70)
         assert operator_user.execute_command("ACL", "GETUSER", f"tenant:{tenant}") is None
         assert operator_user.execute_command("TYPE", f"t:{tenant}:greeting") == b"none"
     finally:
         kubectl("delete", "tenant", tenant, "--ignore-not-found", "--timeout=60s", check=False, timeout=70)
-        kubectl("delete", "backend", name, "--ignore-not-found", "--timeout=60s", check=False, timeout=70)
-        kubectl("delete", "secret", f"{name}-admin", "-n", "tenancy-system", "--ignore-not-found", check=False)
+        kubectl("delete", "backend", name, f"{name}-weak", "--ignore-not-found", "--timeout=60s", check=False, timeout=70)
+        kubectl("delete", "secret", f"{name}-admin", f"{name}-weak-admin", "-n", "tenancy-system", "--ignore-not-found",
+                check=False)
 
 
 def _operator_bao_token() -> hvac.Client:
