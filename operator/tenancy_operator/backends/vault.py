@@ -176,7 +176,7 @@ async def probe(target: Target) -> str:
         health = health.json() if hasattr(health, "json") else health
         if health.get("sealed"):
             raise BackendUnavailable(f"vault backend {target.name} is sealed")
-        missing = vault_login.missing_capabilities(client)
+        missing = vault_login.missing_capabilities(client, target)
         if missing:
             raise AdminPrivilegeMissing(f"vault backend {target.name}: the operator's token lacks {'; '.join(missing)} "
                                         "(policy: platform/admins/openbao-operator.hcl)")

@@ -99,9 +99,12 @@ def token_for(target: Target) -> str:
 
 
 def forget(target: Target) -> None:
-    """Drop the held token (a 403 may mean it was revoked): the next call logs in again."""
+    """Drop the held token (a 403 may mean it was revoked, or its policy shrank): the next call logs in
+    again, and the next probe asks again what the token may do."""
     with _lock:
         _held.pop(_key(target), None)
+        for key in [k for k in _checked if k[0] == _key(target)]:
+            del _checked[key]
 
 
 REQUIRED = {
@@ -117,8 +120,23 @@ REQUIRED = {
 """What the adapter does to a tenant `probe`'s objects, per path (platform/admins/openbao-operator.hcl)."""
 
 
-def missing_capabilities(client: hvac.Client) -> list[str]:
-    """`<path>: <capability>` the client's token lacks of REQUIRED (sys/capabilities-self; [] for root)."""
+_checked: dict[tuple[tuple[str, str, int, str], str], list[str]] = {}
+"""Per Backend and token that lacked nothing when asked. Asked once per token (sys/capabilities-self is a
+POST, which OpenBao counts as a write), again after a 403 (`forget`) or a new login."""
+
+
+def missing_capabilities(client: hvac.Client, target: Target) -> list[str]:
+    """`<path> <capability>` the client's token lacks of REQUIRED (sys/capabilities-self; [] for root)."""
+    key = (_key(target), hashlib.sha256(str(client.token).encode()).hexdigest())
+    if key in _checked:
+        return _checked[key]
+    missing = _ask(client)
+    if not missing:  # what is missing is asked again each probe, so a fixed policy is seen at once
+        _checked[key] = missing
+    return missing
+
+
+def _ask(client: hvac.Client) -> list[str]:
     reply = client.write("sys/capabilities-self", paths=list(REQUIRED)) or {}
     held = reply.get("data", reply)
     missing = []
