@@ -132,6 +132,8 @@ def missing_capabilities(client: hvac.Client, target: Target) -> list[str]:
         return _checked[key]
     missing = _ask(client)
     if not missing:  # what is missing is asked again each probe, so a fixed policy is seen at once
+        for old in [k for k in _checked if k[0] == key[0]]:  # an earlier token's answer
+            del _checked[old]
         _checked[key] = missing
     return missing
 
