@@ -45,15 +45,29 @@ def _vault_kubernetes_auth() -> dict[str, str]:
     return {"kubernetes_host": cluster["server"], "kubernetes_ca_cert": ca, "token_reviewer_jwt": token}
 
 
+def admins_env() -> dict[str, str]:
+    """The operator's least-privileged admins (platform/admins.sh writes .platform/admins.env)."""
+    env_file = kube.STATE / "admins.env"
+    if not env_file.exists():
+        raise RuntimeError(f"{env_file} is missing: run platform/admins.sh (make up runs it)")
+    pairs = (line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    return {k: v for k, v in pairs}
+
+
 @pytest.fixture(scope="session")
 def backends(platform, crds, operator):
-    """pg-main, redis-main and vault-main, Ready."""
+    """pg-main, redis-main and vault-main, Ready, with the least-privileged admins a cautious production
+    install gives the operator (docs/backend-admins.md); tests inspect with the servers' superusers."""
     redis = urlparse(os.environ["REDIS_URL"])
+    admins = admins_env()
     kube.kubectl("create", "namespace", NAMESPACE, check=False)
     manifests = [
-        secret("pg-main-admin", {"username": os.environ["PGUSER"], "password": os.environ["PGPASSWORD"]}),
-        secret("redis-main-admin", {"username": redis.username or "default", "password": redis.password or ""}),
-        secret("vault-main-admin", {"token": os.environ["VAULT_TOKEN"], **_vault_kubernetes_auth()}),
+        secret("pg-main-admin", {"username": admins["TENANCY_PG_ADMIN_USER"],
+                                 "password": admins["TENANCY_PG_ADMIN_PASSWORD"]}),
+        secret("redis-main-admin", {"username": admins["TENANCY_REDIS_ADMIN_USER"],
+                                    "password": admins["TENANCY_REDIS_ADMIN_PASSWORD"]}),
+        secret("vault-main-admin", {"roleId": admins["TENANCY_BAO_ROLE_ID"], "secretId": admins["TENANCY_BAO_SECRET_ID"],
+                                    **_vault_kubernetes_auth()}),
         backend("pg-main", "postgres", int(os.environ["PGPORT"]), "pg-main-admin"),
         backend("redis-main", "redis", redis.port, "redis-main-admin"),
         backend("vault-main", "vault", urlparse(os.environ["VAULT_ADDR"]).port, "vault-main-admin"),
@@ -106,7 +120,7 @@ def second_postgres(backends):
     instance.init()
     instance.start()
     kube.kubectl("apply", "-f", "-", input="\n---\n".join([
-        secret("pg-second-admin", {"username": "postgres", "password": password}),
+        secret("pg-second-admin", instance.operator_admin()),
         backend("pg-second", "postgres", instance.port, "pg-second-admin", capacity=5),
     ]))
     kube.kubectl("wait", "--for=condition=Ready", "backend/pg-second", "--timeout=60s", timeout=70)

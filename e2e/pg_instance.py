@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -55,6 +56,16 @@ class PostgresInstance:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"second postgres on {self.port} did not start; see {self.dir}/postgres.log")
+
+    def operator_admin(self) -> dict[str, str]:
+        """Make the operator's least-privileged admin here as the platform does (platform/admins/
+        postgres-operator.sql); returns the admin Secret's data."""
+        password = secrets.token_urlsafe(16)
+        sql = Path(__file__).resolve().parent.parent / "platform" / "admins" / "postgres-operator.sql"
+        subprocess.run([f"{_bindir()}/psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+                        "-v", "ON_ERROR_STOP=1", "-qAt", "-v", "admin=tenancy_admin", "-v", f"password={password}",
+                        "-f", str(sql)], check=True, capture_output=True, env={**os.environ, "PGPASSWORD": self.password})
+        return {"username": "tenancy_admin", "password": password}
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

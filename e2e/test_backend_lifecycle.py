@@ -96,11 +96,13 @@ def test_delete_with_reclaim_delete_removes_everything(backends, operator):
 def test_backend_holding_tenants_is_not_deleted(backends, operator, cleanup_tenants):
     import os
 
-    from .backends_fixtures import backend, secret
+    from .backends_fixtures import admins_env, backend, secret
 
     cleanup_tenants.append("on-doomed")
+    admins = admins_env()
     kube.apply("\n---\n".join([
-        secret("pg-doomed-admin", {"username": os.environ["PGUSER"], "password": os.environ["PGPASSWORD"]}),
+        secret("pg-doomed-admin", {"username": admins["TENANCY_PG_ADMIN_USER"],
+                                   "password": admins["TENANCY_PG_ADMIN_PASSWORD"]}),
         backend("pg-doomed", "postgres", int(os.environ["PGPORT"]), "pg-doomed-admin"),
     ]))
     kubectl("wait", "--for=condition=Ready", "backend/pg-doomed", "--timeout=60s", timeout=70)

@@ -49,7 +49,7 @@ def target_pg(backends, operator):
     instance = PostgresInstance(port=kube.free_port(), password=password)
     instance.init()
     instance.start()
-    kube.apply("\n---\n".join([secret(f"{TARGET}-admin", {"username": "postgres", "password": password}),
+    kube.apply("\n---\n".join([secret(f"{TARGET}-admin", instance.operator_admin()),
                                backend(TARGET, "postgres", instance.port, f"{TARGET}-admin", capacity=5), POLICY]))
     kubectl("wait", "--for=condition=Ready", f"backend/{TARGET}", "--timeout=60s", timeout=70)
     yield instance

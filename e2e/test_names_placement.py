@@ -10,7 +10,7 @@ import pytest
 
 from . import kube
 from .admin import pg_databases, redis_admin, vault_exists
-from .backends_fixtures import backend, secret
+from .backends_fixtures import admins_env, backend, secret
 from .kube import get, kubectl, tenant_yaml
 from .pg_instance import PostgresInstance
 from .tenant_clients import credentials, pg, redis_client, vault_login
@@ -80,10 +80,11 @@ def capacity_backends(platform, backends):
     instance.init()
     instance.start()
     kubectl("patch", "backend", "pg-main", "--type=merge", "-p", '{"spec":{"paused":true}}')
+    admins = admins_env()
     kube.apply("\n---\n".join([
-        secret("pg-cap-a-admin", {"username": os.environ["PGUSER"], "password": os.environ["PGPASSWORD"]}),
+        secret("pg-cap-a-admin", {"username": admins["TENANCY_PG_ADMIN_USER"], "password": admins["TENANCY_PG_ADMIN_PASSWORD"]}),
         backend("pg-cap-a", "postgres", int(os.environ["PGPORT"]), "pg-cap-a-admin", capacity=8),
-        secret("pg-cap-b-admin", {"username": "postgres", "password": instance.password}),
+        secret("pg-cap-b-admin", instance.operator_admin()),
         backend("pg-cap-b", "postgres", instance.port, "pg-cap-b-admin", capacity=5),
     ]))
     kubectl("wait", "--for=condition=Ready", "backend/pg-cap-a", "backend/pg-cap-b", "--timeout=60s", timeout=70)

@@ -130,6 +130,8 @@ def _refused(creds: dict[str, str]) -> bool:
         pg(creds, "SELECT 1")
     except App.AUTH_ERRORS:
         return True
+    except asyncpg.exceptions.ConnectionDoesNotExistError:
+        return False  # logged in just before the door closed, and the closing ended the session: look again
     return False
 
 

@@ -400,6 +400,9 @@ wait_for ferretdb 30 curl -fsS "http://127.0.0.1:$FERRETDB_DEBUG_PORT/debug/live
 # ---------------------------------------------------------------- Jaeger (traces; platform/jaeger.sh)
 jaeger_was="already running"; pid_alive jaeger || jaeger_was=started
 bash "$PLATFORM_SRC/jaeger.sh" start 8>&-
+# ---------------------------------------------------------------- the operator's admins
+# Least-privileged (docs/backend-admins.md); the superuser, `default` and root token stay for tests.
+bash "$PLATFORM_SRC/admins.sh" 8>&- || die "could not make the operator's least-privileged admins"
 
 # ---------------------------------------------------------------- .platform/env
 # Sourceable; the values are hex passwords and paths, so no quoting is needed.
@@ -425,6 +428,7 @@ export FERRETDB_ADMIN_PASSWORD=$FERRETDB_ADMIN_PASSWORD
 export PATH=$VENV_BIN:$PBIN:\$PATH
 source $STATE/opensearch.env
 source $STATE/jaeger.env
+source $STATE/admins.env
 EOF
 )
 mv "$STATE/env.tmp" "$STATE/env"

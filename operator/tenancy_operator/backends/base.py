@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BackendUnavailable", "BackendRefused", "UnsafeServerConfig", "OwnedByAnotherTenant", "Ownership", "Target", "TenantSlice",
+__all__ = ["BackendUnavailable", "BackendRefused", "UnsafeServerConfig", "AdminPrivilegeMissing", "OwnedByAnotherTenant", "Ownership", "Target", "TenantSlice",
            "Report", "ServerReport"]
 
 
@@ -42,6 +42,8 @@ class UnsafeServerConfig(BackendRefused):
     """The server is reachable and the admin works, but a server-wide setting breaks the tenants'
     fence (an OpenSearch role mapping that gives every user a role, say): the Backend is not Ready,
     with a message naming the setting, until a person changes it."""
+class AdminPrivilegeMissing(BackendRefused):
+    """The admin credentials log in but lack a privilege the adapter needs; the message names it."""
 
 
 class OwnedByAnotherTenant(BackendRefused):

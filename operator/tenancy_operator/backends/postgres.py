@@ -17,6 +17,7 @@ from urllib.parse import quote
 import asyncpg
 
 from ..api import names
+from . import postgres_admin as admin
 from . import postgres_sql as sql
 from .base import (
     BackendRefused,
@@ -119,8 +120,18 @@ def forget_cache(target: Target | None = None) -> None:
 
 
 async def probe(target: Target) -> str:
-    """The server version; raises BackendUnavailable when it cannot be reached."""
-    return await _run(target, lambda conn: conn.fetchval("SHOW server_version"))
+    """The server version. Raises BackendUnavailable when it cannot be reached, AdminPrivilegeMissing
+    naming what the admin role lacks of postgres_admin.REQUIRED."""
+    async def work(conn: asyncpg.Connection) -> tuple[str, list[str]]:
+        return await conn.fetchval("SHOW server_version"), await admin.missing_privileges(conn)
+
+    version, missing = await _run(target, work)
+    if missing:
+        raise admin.AdminPrivilegeMissing(
+            f"postgres backend {target.name}: admin role {target.username} lacks {', '.join(missing)} "
+            f"(the adapter needs {', '.join(admin.REQUIRED)}; grant it, e.g. `ALTER ROLE ... {missing[0]}` or "
+            f"`GRANT {missing[0]} TO ...`)")
+    return version
 
 
 async def ensure_server(target: Target, settings: dict) -> ServerReport:
@@ -208,7 +219,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             login = not want.suspended and (active or want.previous_valid)
             if state is None:
                 await do(sql.create_role(role, login=False), f"role {role}")
-                state = {"rolcanlogin": False, "rolconnlimit": -1, "rolpassword": None, "settings": "", "member_of": []}
+                state = {"rolcanlogin": False, "rolconnlimit": -1, "settings": "", "member_of": []}
             if owner not in (state["member_of"] or []):
                 await do(sql.grant_membership(owner, role), f"membership {role} in {owner}",
                          f"member of {list(state['member_of'] or [])}")
@@ -216,7 +227,9 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 await do(sql.set_role_default(role, owner), f"default role of {role}",
                          f"settings {state['settings'] or ''!r}")
             # An empty password means "unknown this pass" (credentials could not be read): keep the verifier.
-            password_ok = not active or not want.password or sql.scram_matches(state["rolpassword"], want.password)
+            # A role that cannot log in yet gets the password with its LOGIN below (postgres_admin: drift).
+            password_ok = not active or not want.password or (
+                state["rolcanlogin"] and await admin.password_works(target, role, want.password) is not False)
             if state["rolcanlogin"] != login or state["rolconnlimit"] != want.connection_limit or not password_ok:
                 verifier = sql.scram_verifier(want.password) if active and not password_ok else None
                 why = [f"{k} {live} (want {wanted})" for k, live, wanted in
@@ -231,20 +244,29 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                     if ended:
                         report.repaired.append(f"{ended} sessions of {role} ended")
         db = await conn.fetchrow(sql.database_state_sql, database)
-        if db is None:
-            await do(sql.create_database(database, owner, want.connection_limit), f"database {database}")
-            db = await conn.fetchrow(sql.database_state_sql, database)
-        for obj in marks.to_mark:
-            kind, name = obj.split(" ", 1)
-            # A new object's mark is part of making it; on an old one the mark is a write of its own.
-            await do(sql.comment_on_role(name, mark) if kind == "role" else sql.comment_on_database(name, mark),
-                     obj if obj in report.repaired else f"ownership mark on {obj}")
+        # What only the database's owner may do, the admin does as a member of the owner role for the
+        # moment (postgres_admin); steady state needs none of it, so it joins nothing.
+        as_owner = db is None or f"database {database}" in marks.to_mark or db["public_connect"] or (
+            db["datconnlimit"] != want.connection_limit)
+        joined = await admin.join(conn, [owner]) if as_owner else []
+        try:
+            if db is None:
+                await do(sql.create_database(database, owner, want.connection_limit), f"database {database}")
+                db = await conn.fetchrow(sql.database_state_sql, database)
+            for obj in marks.to_mark:
+                kind, name = obj.split(" ", 1)
+                # A new object's mark is part of making it; on an old one the mark is a write of its own.
+                await do(sql.comment_on_role(name, mark) if kind == "role" else sql.comment_on_database(name, mark),
+                         obj if obj in report.repaired else f"ownership mark on {obj}")
+            if db["datconnlimit"] != want.connection_limit:
+                await do(sql.alter_database_limit(database, want.connection_limit), f"connection limit of {database}",
+                         f"datconnlimit {db['datconnlimit']} (want {want.connection_limit})")
+            if db["public_connect"]:
+                await do(sql.revoke_public_connect(database), f"PUBLIC connect on {database}", "PUBLIC may connect")
+        finally:
+            if joined:
+                await admin.leave(conn, joined)
         report.adopted += marks.adopted
-        if db["datconnlimit"] != want.connection_limit:
-            await do(sql.alter_database_limit(database, want.connection_limit), f"connection limit of {database}",
-                     f"datconnlimit {db['datconnlimit']} (want {want.connection_limit})")
-        if db["public_connect"]:
-            await do(sql.revoke_public_connect(database), f"PUBLIC connect on {database}", "PUBLIC may connect")
         if want.suspended:
             ended = await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
             if ended:
@@ -353,6 +375,9 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
                 raise OwnedByAnotherTenant(f"postgres backend {target.name}",
                                            [o for o, u in marked.items() if u == owner_uid], owner_uid)
         existing = [r["rolname"] for r in rows]
+        # As a member of the roles: DROP DATABASE is the owner's, DROP OWNED needs the roles' privileges,
+        # and a database another tenant granted them CONNECT on is reachable only through them.
+        joined.extend(await admin.join(conn, existing))
         for role in (role_a, role_b):
             if role in existing:
                 await conn.execute(sql.alter_login(role, False, 0))
@@ -365,6 +390,16 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
             done.append(f"database {database}")
         return existing, (await dependents(conn, existing) if existing else [])
 
+    joined: list[str] = []
+    try:
+        return await _delete_rest(target, tenant, drop_database, dependents, done)
+    finally:
+        if joined:  # roles already dropped took the membership with them
+            await _run(target, lambda conn: admin.leave(conn, joined))
+
+
+async def _delete_rest(target: Target, tenant: str, drop_database, dependents, done: list[str]) -> list[str]:
+    _database, owner, role_a, role_b = _roles(tenant)
     existing, held = await _run(target, drop_database)
     # Objects the roles own or were granted elsewhere would make DROP ROLE fail for ever: drop them
     # first, database by database (DROP OWNED acts only in the database it runs in).

@@ -8,7 +8,8 @@ superuser a tenant function could reach with `RESET ROLE`) and acts as the owner
 every object belongs to the new tenant's roles whatever the archived tenant was called. Passwords go
 to the tools through the environment, never the command line.
 
-pg_dump reads as the admin: it runs no tenant code (catalog deparsing and `COPY ... TO` of plain
+pg_dump reads as the admin, a member of the tenant's roles for the duration (backends.postgres_admin:
+a non-superuser admin may not otherwise connect to the tenant database): it runs no tenant code (catalog deparsing and `COPY ... TO` of plain
 tables call only built-in functions; types with tenant-written I/O functions need a superuser to
 create; `row_security` is off, so a policy makes it fail rather than run).
 """
@@ -18,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 
 from ..api import names
+from . import postgres_admin as admin
 from .base import BackendRefused, BackendUnavailable, Target
 from .postgres_load import load_role
 
@@ -62,11 +66,14 @@ async def server_version(target: Target) -> str:
 
 
 async def database_size(target: Target, tenant: str) -> int:
-    """The tenant database's size on disk (an upper guess of its dump's size, for progress)."""
+    """The tenant database's size on disk (an upper guess of its dump's size, for progress); 0 when the
+    admin may not read it (pg_database_size needs CONNECT on it or pg_read_all_stats)."""
     conn = await _connect(target, target.extra.get("database", "postgres"))
     try:
         return int(await conn.fetchval("SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1",
                                        names.pg_database(tenant)) or 0)
+    except asyncpg.InsufficientPrivilegeError:
+        return 0
     finally:
         await conn.close()
 
@@ -85,9 +92,36 @@ _HOLDS_DATA = (
 )
 
 
+@asynccontextmanager
+async def _as_tenant(target: Target, tenant: str) -> AsyncIterator[None]:
+    """The admin is a member of the tenant's roles for the duration: CONNECT on the tenant database is
+    the owner's, and what a login role made outside `SET role` is readable only as that role."""
+    roles = [names.pg_owner_role(tenant), names.pg_login_role(tenant, "a"), names.pg_login_role(tenant, "b")]
+    home = target.extra.get("database", "postgres")
+    conn = await _connect(target, home)
+    try:
+        joined = await admin.join(conn, roles)
+    finally:
+        await conn.close()
+    try:
+        yield
+    finally:
+        if joined:
+            conn = await _connect(target, home)
+            try:
+                await admin.leave(conn, joined)
+            finally:
+                await conn.close()
+
+
 async def holds_data(target: Target, tenant: str) -> bool:
     """Does the tenant database hold anything of its own: a table, view, sequence, function or type in
     any schema, a large object, or a schema besides `public`?"""
+    async with _as_tenant(target, tenant):
+        return await _holds_data(target, tenant)
+
+
+async def _holds_data(target: Target, tenant: str) -> bool:
     conn = await _connect(target, names.pg_database(tenant))
     try:
         return bool(await conn.fetchval(_HOLDS_DATA))
@@ -114,8 +148,9 @@ def _conn_args(target: Target) -> list[str]:
 
 async def dump(target: Target, tenant: str, out: Path, version: str) -> None:
     tools = bindir(version)
-    await _tool(target, [str(tools / "pg_dump"), *_conn_args(target), "--format=custom", "--no-owner", "--no-acl",
-                         "--file", str(out), "--dbname", names.pg_database(tenant)])
+    async with _as_tenant(target, tenant):
+        await _tool(target, [str(tools / "pg_dump"), *_conn_args(target), "--format=custom", "--no-owner", "--no-acl",
+                             "--file", str(out), "--dbname", names.pg_database(tenant)])
 
 
 async def restore(target: Target, tenant: str, dump_file: Path, version: str, clean: bool) -> None:

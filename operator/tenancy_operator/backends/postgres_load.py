@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from ..api import names
+from . import postgres_admin as admin
 from . import postgres_sql as sql
 from .base import BackendRefused, BackendUnavailable, Target
 
@@ -82,10 +83,17 @@ async def drop_load_role(target: Target, tenant: str) -> bool:
             await conn.execute(f"REASSIGN OWNED BY {sql.ident(role)} TO {sql.ident(owner)}")
         await conn.execute(sql.drop_owned([role]))
 
-    if await _run(target, target.extra.get("database", "postgres"),
-                  lambda c: c.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", database)):
-        await _run(target, database, disown)
-    await _run(target, target.extra.get("database", "postgres"), lambda c: c.execute(sql.drop_role(role)))
+    home = target.extra.get("database", "postgres")
+    # REASSIGN/DROP OWNED need the privileges of both roles, and CONNECT on the tenant database is the
+    # owner's: a non-superuser admin is a member of both for the moment (backends.postgres_admin).
+    joined = await _run(target, home, lambda c: admin.join(c, [role, owner]))
+    try:
+        if await _run(target, home, lambda c: c.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1",
+                                                         database)):
+            await _run(target, database, disown)
+        await _run(target, home, lambda c: c.execute(sql.drop_role(role)))
+    finally:
+        await _run(target, home, lambda c: admin.leave(c, joined))
     return True
 
 

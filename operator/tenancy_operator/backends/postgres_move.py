@@ -37,6 +37,7 @@ from pathlib import Path
 import asyncpg
 
 from ..api import names
+from . import postgres_admin as admin
 from . import postgres_sql as sql
 from .base import BackendRefused, BackendUnavailable, Target
 from .postgres_load import load_role
@@ -155,11 +156,13 @@ class _AsOwner:
         self.target, self.owner = target, names.pg_owner_role(tenant)
 
     async def __aenter__(self) -> str:
-        await _admin(self.target, lambda c: c.execute(sql.grant_role_to_admin(self.owner)))
+        # Only a membership it did not hold is taken, and so given back (backends.postgres_admin).
+        self.joined = await _admin(self.target, lambda c: admin.join(c, [self.owner]))
         return self.owner
 
     async def __aexit__(self, *exc: object) -> None:
-        await _admin(self.target, lambda c: c.execute(sql.revoke_role_from_admin(self.owner)))
+        if self.joined:
+            await _admin(self.target, lambda c: admin.leave(c, self.joined))
 
 
 _contents_sql = """
@@ -269,4 +272,5 @@ async def drop_database(target: Target, tenant: str) -> bool:
         await conn.execute(sql.not_a_template(database))
         await conn.execute(sql.drop_database(database))
         return True
-    return await _admin(target, work)
+    async with _AsOwner(target, tenant):  # DROP DATABASE is its owner's
+        return await _admin(target, work)

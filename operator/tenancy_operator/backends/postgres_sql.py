@@ -72,7 +72,8 @@ def create_role(role: str, login: bool) -> str:
 def alter_login(role: str, login: bool, connection_limit: int, verifier: str | None = None) -> str:
     sql = f"ALTER ROLE {ident(role)} {'LOGIN' if login else 'NOLOGIN'} CONNECTION LIMIT {int(connection_limit)}"
     if verifier is not None:
-        sql += f" PASSWORD {literal(verifier)}"
+        # VALID UNTIL too: an expired password fails the login check as a wrong one does.
+        sql += f" PASSWORD {literal(verifier)} VALID UNTIL 'infinity'"
     return sql
 
 
@@ -149,14 +150,15 @@ def comment_on_database(database: str, mark: str) -> str:
     return f"COMMENT ON DATABASE {ident(database)} IS {literal(mark)}"
 
 
-# Read-only state queries; names travel as bind parameters.
+# Read-only state queries; names travel as bind parameters. pg_roles, not pg_authid: the password
+# verifiers are for superusers, and the admin is not one (postgres_admin checks passwords by login).
 role_state_sql = """
-SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, a.rolpassword, shobj_description(r.oid, 'pg_authid') AS mark,
+SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_authid') AS mark,
        COALESCE((SELECT array_to_string(s.setconfig, ',') FROM pg_db_role_setting s
                  WHERE s.setrole = r.oid AND s.setdatabase = 0), '') AS settings,
        ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
              WHERE m.member = r.oid) AS member_of
-FROM pg_roles r LEFT JOIN pg_authid a ON a.oid = r.oid
+FROM pg_roles r
 WHERE r.rolname = ANY($1::text[])
 """
 

@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..api import names
 from .base import (
+    AdminPrivilegeMissing,
     BackendRefused,
     BackendUnavailable,
     OwnedByAnotherTenant,
@@ -94,7 +95,39 @@ async def _call(target: Target, *args: str):
         raise BackendUnavailable(f"redis backend {target.name} failed: {exc}") from exc
 
 
+# What the adapter and its archive, cache-budget and delete paths run, on a tenant `probe`'s keys.
+NEEDED = (("ACL", "SETUSER", "tenant:probe"), ("ACL", "GETUSER", "tenant:probe"), ("ACL", "DELUSER", "tenant:probe"),
+          ("CLIENT", "LIST"), ("CLIENT", "KILL", "USER", "tenant:probe"), ("DBSIZE",), ("SCAN", "0"),
+          ("TYPE", "t:probe:k"), ("PTTL", "t:probe:k"), ("DUMP", "t:probe:k"), ("RESTORE", "t:probe:k", "0", "x"),
+          ("MEMORY", "USAGE", "t:probe:k"), ("OBJECT", "IDLETIME", "t:probe:k"), ("UNLINK", "t:probe:k"),
+          ("GET", "tenancy:owner:probe"), ("SET", "tenancy:owner:probe", "x"), ("DEL", "tenancy:owner:probe"))
+
+
+async def _missing_commands(target: Target) -> list[str]:
+    """The NEEDED commands the admin user may not run (ACL DRYRUN, Redis 7+); [] when it cannot ask."""
+    client = _client(target)
+    try:
+        me = await client.execute_command("ACL", "WHOAMI")
+        pipe = client.pipeline(transaction=False)
+        for command in NEEDED:
+            pipe.execute_command("ACL", "DRYRUN", me, *command)
+        replies = await pipe.execute(raise_on_error=False)
+    except ResponseError:
+        return []  # no ACL WHOAMI or DRYRUN here (Redis 6, or the user may not ask): the calls will say
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise BackendUnavailable(f"redis backend {target.name} unreachable: {exc}") from exc
+    if any(isinstance(r, ResponseError) for r in replies):
+        return []
+    return [" ".join(c[:2] if c[0] in ("ACL", "CLIENT", "MEMORY", "OBJECT") else c[:1]) + f" ({r})"
+            for c, r in zip(NEEDED, replies, strict=True) if r != "OK"]
+
+
 async def probe(target: Target) -> str:
+    """The server version. Raises AdminPrivilegeMissing naming the commands the admin user lacks."""
+    missing = await _missing_commands(target)
+    if missing:
+        raise AdminPrivilegeMissing(f"redis backend {target.name}: admin user {target.username or 'default'} may not run "
+                                    f"{'; '.join(missing)} (rules: platform/admins/redis-operator.rules)")
     info = await _call(target, "INFO", "server")
     if isinstance(info, dict):
         return str(info.get("redis_version", ""))

@@ -29,8 +29,9 @@ import requests
 from hvac import exceptions as hvac_errors
 
 from ..api import names
-from . import vault_sessions
+from . import vault_login, vault_sessions
 from .base import (
+    AdminPrivilegeMissing,
     BackendRefused,
     BackendUnavailable,
     OwnedByAnotherTenant,
@@ -95,7 +96,7 @@ def closed_policy_text(tenant: str) -> str:
 
 def _client(target: Target) -> hvac.Client:
     scheme = "https" if target.tls else "http"
-    return hvac.Client(url=f"{scheme}://{target.host}:{target.port}", token=target.token, timeout=10)
+    return hvac.Client(url=f"{scheme}://{target.host}:{target.port}", token=vault_login.token_for(target), timeout=10)
 
 
 def _read(client: hvac.Client, path: str) -> dict[str, Any] | None:
@@ -131,6 +132,7 @@ async def _run(target: Target, work):
     except (hvac_errors.VaultDown, hvac_errors.InternalServerError, hvac_errors.BadGateway) as exc:
         raise BackendUnavailable(f"vault backend {target.name} failed: {exc}") from exc
     except hvac_errors.Forbidden as exc:
+        vault_login.forget(target)  # a revoked AppRole token: log in again next time
         raise BackendRefused(f"vault backend {target.name} refused the operator's token: {exc}") from exc
     except hvac_errors.VaultError as exc:
         raise BackendRefused(f"vault backend {target.name} refused: {exc}") from exc
@@ -143,15 +145,20 @@ def _prepare(client: hvac.Client, target: Target) -> None:
         return
     mounts = client.sys.list_mounted_secrets_engines()
     mounts = mounts.get("data", mounts)
-    for transit in (TRANSIT_MOUNT, SESSION_MOUNT):
-        if f"{transit}/" not in mounts:
-            client.sys.enable_secrets_engine("transit", path=transit)
-    if f"{KV_MOUNT}/" not in mounts:
-        client.sys.enable_secrets_engine("kv", path=KV_MOUNT, options={"version": "2"})
-    auths = client.sys.list_auth_methods()
-    auths = auths.get("data", auths)
-    if f"{AUTH_MOUNT}/" not in auths:
-        client.sys.enable_auth_method("kubernetes", path=AUTH_MOUNT)
+    try:  # a least-privileged token may not mount: the platform makes them (platform/admins.sh)
+        for transit in (TRANSIT_MOUNT, SESSION_MOUNT):
+            if f"{transit}/" not in mounts:
+                client.sys.enable_secrets_engine("transit", path=transit)
+        if f"{KV_MOUNT}/" not in mounts:
+            client.sys.enable_secrets_engine("kv", path=KV_MOUNT, options={"version": "2"})
+        auths = client.sys.list_auth_methods()
+        auths = auths.get("data", auths)
+        if f"{AUTH_MOUNT}/" not in auths:
+            client.sys.enable_auth_method("kubernetes", path=AUTH_MOUNT)
+    except hvac_errors.Forbidden as exc:
+        raise AdminPrivilegeMissing(
+            f"vault backend {target.name}: mounts {TRANSIT_MOUNT}/, {SESSION_MOUNT}/ (transit), {KV_MOUNT}/ (kv v2) "
+            f"and auth method {AUTH_MOUNT}/ must exist, and the operator's token may not make them: {exc}") from exc
     host = target.extra.get("kubernetes_host")
     if host:
         wanted = {"kubernetes_host": host, "kubernetes_ca_cert": target.extra.get("kubernetes_ca_cert", "")}
@@ -169,6 +176,10 @@ async def probe(target: Target) -> str:
         health = health.json() if hasattr(health, "json") else health
         if health.get("sealed"):
             raise BackendUnavailable(f"vault backend {target.name} is sealed")
+        missing = vault_login.missing_capabilities(client, target)
+        if missing:
+            raise AdminPrivilegeMissing(f"vault backend {target.name}: the operator's token lacks {'; '.join(missing)} "
+                                        "(policy: platform/admins/openbao-operator.hcl)")
         _prepare(client, target)
         return str(health.get("version", ""))
 

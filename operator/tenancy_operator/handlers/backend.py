@@ -15,7 +15,14 @@ from ..api import conditions as cond
 from ..api.common import GROUP, VERSION
 from ..api.tenant import PLACED_SERVICES
 from ..backends import circuit, kube, registry
-from ..backends.base import BackendRefused, BackendUnavailable, ServerReport, Target, UnsafeServerConfig
+from ..backends.base import (
+    AdminPrivilegeMissing,
+    BackendRefused,
+    BackendUnavailable,
+    ServerReport,
+    Target,
+    UnsafeServerConfig,
+)
 from ..observability import logs, metrics
 from ..reconcile import labels
 from . import config
@@ -77,6 +84,8 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
             ok, reason, message = False, "AdminSecretMissing", str(exc)
         except UnsafeServerConfig as exc:  # placement needs Ready: no tenant is placed on an unsafe server
             ok, reason, message = False, "UnsafeServerConfig", str(exc)
+        except AdminPrivilegeMissing as exc:  # the admin logs in but may not do what tenants need
+            ok, reason, message = False, "InsufficientPrivilege", str(exc)
         except BackendRefused as exc:  # wrong admin credentials, an untrusted certificate: name the Secret
             secret = (spec.get("adminSecretRef") or {}).get("name", "")
             ok, reason, message = False, "Refused", f"{exc} (admin Secret {CFG.operator_namespace}/{secret})"

@@ -1,0 +1,103 @@
+"""What the PostgreSQL adapter needs of its admin role, and how it works without a superuser.
+
+The admin a managed service gives (RDS, Cloud SQL, Azure) has `CREATEDB CREATEROLE`, membership in
+`pg_signal_backend`, and no `SUPERUSER`, `BYPASSRLS` or `pg_read_all_data`. What each is for:
+
+- CREATEROLE: make, alter (LOGIN, CONNECTION LIMIT, PASSWORD, `SET role`), comment on and drop the
+  tenant's roles, and grant the owner role to the login roles.
+- CREATEDB: `CREATE DATABASE t_<name> OWNER t_<name>_owner`.
+- pg_signal_backend: end the tenant's sessions (`pg_terminate_backend`, `DROP DATABASE ... FORCE`)
+  on suspend, rotation and delete, without being a member of the tenant's login roles.
+
+Everything only a database's owner may do (CREATE DATABASE ... OWNER, ALTER DATABASE, COMMENT ON
+DATABASE, REVOKE CONNECT, DROP DATABASE, connecting to it to dump it) and DROP OWNED / REASSIGN OWNED
+(which need the privileges of the roles named) the admin does as a member of those roles for the
+duration only (`join`/`leave`): in steady state it is a member of no tenant role, so its login cannot
+open or read a tenant's database. A CREATEROLE holder can always grant itself such a membership; the
+fence is against a leaked login used as is, and every grant shows in `pg_auth_members`.
+
+PostgreSQL 16 changed CREATEROLE: a non-superuser may then alter, grant and drop only roles it holds
+ADMIN OPTION on, which it gets for the roles it creates. The adapter relies on exactly that: every
+tenant role is created by the admin itself (a role another admin created, say a superuser before
+the switch, needs `GRANT <role> TO <admin> WITH ADMIN OPTION` once on 16 and later). On 15 and
+older CREATEROLE covers every non-superuser role. The platform installs PostgreSQL 15 only, which is
+what the e2e suite proves.
+
+Password drift: `pg_authid` (the SCRAM verifiers) is for superusers. `password_works` logs in as the
+role to `template0`, which never accepts connections: PostgreSQL authenticates before it looks at the
+database, so "password authentication failed" means the role's password is not the one the operator
+set, any later refusal means it is. No session starts, so nothing counts as the tenant's activity.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from . import postgres_sql as sql
+from .base import AdminPrivilegeMissing, BackendUnavailable, Target
+
+__all__ = ["AdminPrivilegeMissing", "missing_privileges", "join", "leave", "password_works", "REQUIRED"]
+
+REQUIRED = ("CREATEROLE", "CREATEDB", "pg_signal_backend")
+
+
+_privileges_sql = """
+SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb,
+       pg_has_role(current_user, 'pg_signal_backend', 'USAGE') AS signal_backend
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+
+async def missing_privileges(conn: asyncpg.Connection) -> list[str]:
+    """Which of REQUIRED the connected role lacks ([] for a superuser)."""
+    row = await conn.fetchrow(_privileges_sql)
+    if row is None or row["rolsuper"]:
+        return []
+    held = {"CREATEROLE": row["rolcreaterole"], "CREATEDB": row["rolcreatedb"],
+            "pg_signal_backend": row["signal_backend"]}
+    return [p for p in REQUIRED if not held[p]]
+
+
+_not_member_sql = """
+SELECT r.rolname FROM pg_roles r
+WHERE r.rolname = ANY($1::text[]) AND NOT pg_has_role(current_user, r.oid, 'USAGE')
+ORDER BY r.rolname
+"""
+
+
+async def join(conn: asyncpg.Connection, roles: list[str]) -> list[str]:
+    """Make the admin a member of each existing role in `roles` it does not already use; returns those
+    it joined (hand them to `leave`). Roles that do not exist are skipped."""
+    joined = [r["rolname"] for r in await conn.fetch(_not_member_sql, roles)]
+    for role in joined:
+        await conn.execute(sql.grant_role_to_admin(role))
+    return joined
+
+
+async def leave(conn: asyncpg.Connection, joined: list[str]) -> None:
+    """Undo `join`: roles dropped meanwhile took the membership with them."""
+    existing = {r["rolname"] for r in await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])",
+                                                       joined)}
+    for role in joined:
+        if role in existing:
+            await conn.execute(sql.revoke_role_from_admin(role))
+
+
+async def password_works(target: Target, role: str, password: str) -> bool | None:
+    """Does `role` log in with `password`? None when the server could not say (unreachable).
+
+    Connects to `template0`: authentication happens first, and a right password is then refused
+    for the database (or the role's LOGIN or connection limit), a wrong one as 28P01. Raises nothing
+    for a refusal; BackendUnavailable when the server does not answer.
+    """
+    try:
+        conn = await asyncpg.connect(host=target.host, port=target.port, user=role, password=password,
+                                     database="template0", timeout=5, ssl="require" if target.tls else None)
+    except asyncpg.exceptions.InvalidPasswordError:
+        return False
+    except (TimeoutError, OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
+        raise BackendUnavailable(f"postgres backend {target.name}: cannot check the password of {role}: {exc}") from exc
+    except asyncpg.PostgresError:
+        return True  # authenticated, then refused: template0 accepts no connections
+    await conn.close()  # template0 made to accept connections: the login worked all the same
+    return True

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The operator's least-privileged admins on the platform's servers, as a cautious production install
+# has them (docs/backend-admins.md): a PostgreSQL role with CREATEDB CREATEROLE and no superuser, a
+# Redis ACL user `tenancy-operator` (not `default`), and an OpenBao AppRole whose tokens hold only
+# the tenant-objects policy (platform/admins/openbao-operator.hcl). Made with the servers' own superuser,
+# root token and `default` user, which it leaves as they are. Idempotent: run by up.sh on every up,
+# and safe to run again by hand against a running platform. Writes .platform/admins.env.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ADMINS=$PLATFORM_SRC/admins
+PGBIN=$(pg_bindir) || die "PostgreSQL binaries not found"
+PG_PASSWORD=$(secret postgres-password)
+REDIS_PASSWORD=$(secret redis-password)
+BAO_TOKEN=$(secret bao-root-token)
+
+PG_ADMIN=tenancy_admin
+PG_ADMIN_PASSWORD=$(secret tenancy-pg-admin-password)
+REDIS_ADMIN=tenancy-operator
+REDIS_ADMIN_PASSWORD=$(secret tenancy-redis-admin-password)
+
+# ---------------------------------------------------------------- PostgreSQL
+PGPASSWORD=$PG_PASSWORD "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt \
+  -v admin="$PG_ADMIN" -v password="$PG_ADMIN_PASSWORD" -f "$ADMINS/postgres-operator.sql" >/dev/null ||
+  die "postgres: could not make the operator's admin role $PG_ADMIN"
+
+# ---------------------------------------------------------------- Redis
+# One ACL SETUSER with `reset`: the user holds exactly the rules file, whatever it held before.
+redis_rules() { sed -e 's/#.*//' "$ADMINS/redis-operator.rules" | awk 'NF {print $1}'; }
+mapfile -t RULES < <(redis_rules)
+REDISCLI_AUTH=$REDIS_PASSWORD redis-cli --no-auth-warning -h 127.0.0.1 -p "$REDIS_PORT" \
+  ACL SETUSER "$REDIS_ADMIN" reset on ">$REDIS_ADMIN_PASSWORD" "${RULES[@]}" | grep -qx OK ||
+  die "redis: could not make the operator's ACL user $REDIS_ADMIN"
+
+# ---------------------------------------------------------------- OpenBao
+# The mounts and auth methods tenants rely on are the platform's to make (the operator's policy may
+# not mount anything); then policy `tenancy-operator` and an AppRole with a fixed role and secret id
+# (dev mode keeps nothing across a restart, so both come from .platform/secrets and are put back).
+BAO_ADMIN_ROLE=tenancy-operator
+BAO_ROLE_ID=$(secret tenancy-bao-role-id)
+BAO_SECRET_ID=$(secret tenancy-bao-secret-id)
+bao_() { BAO_ADDR=http://127.0.0.1:$BAO_PORT BAO_TOKEN=$BAO_TOKEN "$VENV_BIN/bao" "$@"; }
+mounts=$(bao_ secrets list -format=json) || die "openbao: cannot list mounts"
+for m in transit transit-sessions; do
+  grep -q ""$m/"" <<<"$mounts" || bao_ secrets enable -path="$m" transit >/dev/null
+done
+grep -q '"tenants/"' <<<"$mounts" || bao_ secrets enable -path=tenants -version=2 kv >/dev/null
+auths=$(bao_ auth list -format=json) || die "openbao: cannot list auth methods"
+grep -q '"kubernetes/"' <<<"$auths" || bao_ auth enable kubernetes >/dev/null
+grep -q '"approle/"' <<<"$auths" || bao_ auth enable approle >/dev/null
+bao_ policy write tenancy-operator "$ADMINS/openbao-operator.hcl" >/dev/null
+# A 1-hour token the operator renews itself, and logs in again for once the 24-hour maximum nears.
+bao_ write auth/approle/role/$BAO_ADMIN_ROLE token_policies=tenancy-operator token_no_default_policy=true \
+  token_ttl=1h token_max_ttl=24h secret_id_ttl=0 secret_id_num_uses=0 >/dev/null
+bao_ write auth/approle/role/$BAO_ADMIN_ROLE/role-id role_id="$BAO_ROLE_ID" >/dev/null
+bao_ write -field=token auth/approle/login role_id="$BAO_ROLE_ID" secret_id="$BAO_SECRET_ID" >/dev/null 2>&1 ||
+  bao_ write auth/approle/role/$BAO_ADMIN_ROLE/custom-secret-id secret_id="$BAO_SECRET_ID" >/dev/null ||
+  die "openbao: could not make the operator's AppRole $BAO_ADMIN_ROLE"
+
+# ---------------------------------------------------------------- .platform/admins.env
+(umask 077; cat >"$STATE/admins.env.tmp" <<ENV
+export TENANCY_PG_ADMIN_USER=$PG_ADMIN
+export TENANCY_PG_ADMIN_PASSWORD=$PG_ADMIN_PASSWORD
+export TENANCY_REDIS_ADMIN_USER=$REDIS_ADMIN
+export TENANCY_REDIS_ADMIN_PASSWORD=$REDIS_ADMIN_PASSWORD
+export TENANCY_BAO_ROLE_ID=$BAO_ROLE_ID
+export TENANCY_BAO_SECRET_ID=$BAO_SECRET_ID
+ENV
+)
+mv "$STATE/admins.env.tmp" "$STATE/admins.env"
+log "least-privileged admins ready: postgres $PG_ADMIN, redis $REDIS_ADMIN, openbao AppRole $BAO_ADMIN_ROLE ($STATE/admins.env)"

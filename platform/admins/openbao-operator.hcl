@@ -1,0 +1,42 @@
+# The tenancy operator's OpenBao policy: tenant objects only. platform/admins.sh (and a production
+# install, see docs/backend-admins.md) writes it as policy `tenancy-operator` and gives it to the
+# AppRole `tenancy-operator` the operator logs in with. Every tenant object is named `tenant-<name>`
+# (api/names.py); the mounts and the Kubernetes auth method are made by the platform, not the operator.
+
+# Check the mounts and auth methods it relies on exist (it does not make them: no sys/mounts/<path>).
+path "sys/mounts" { capabilities = ["read"] }
+path "sys/auth" { capabilities = ["read"] }
+
+# Point the Kubernetes auth method at the cluster (host, CA, token reviewer) from the Backend's Secret.
+path "auth/kubernetes/config" { capabilities = ["read", "create", "update"] }
+
+# Each tenant's policy `tenant-<name>`: made, compared, closed (deny-all) and removed. No other policy.
+path "sys/policies/acl/tenant-*" { capabilities = ["create", "read", "update", "delete"] }
+
+# Each tenant's login role `tenant-<name>` in the Kubernetes auth method.
+path "auth/kubernetes/role/tenant-*" { capabilities = ["create", "read", "update", "delete"] }
+
+# Each tenant's transit key (and its config: deletion_allowed before delete), and the archive's data
+# key wrapped and unwrapped with it.
+path "transit/keys/tenant-*" { capabilities = ["create", "read", "update", "delete"] }
+path "transit/encrypt/tenant-*" { capabilities = ["update"] }
+path "transit/decrypt/tenant-*" { capabilities = ["update"] }
+
+# Each tenant's session-signing key (made, rotated, trimmed, config, deleted) in its own mount.
+path "transit-sessions/keys/tenant-*" { capabilities = ["create", "read", "update", "delete"] }
+
+# The `tenants` KV v2 mount holds only tenants: ownership records (metadata of `tenants/<name>`),
+# and, for archive and restore, the tenants' data; delete removes both.
+path "tenants/metadata/*" { capabilities = ["create", "read", "update", "delete", "list"] }
+path "tenants/data/*" { capabilities = ["create", "read", "update", "delete"] }
+
+# Revoke a closed tenant's outstanding tokens: list accessors (sudo: OpenBao requires it), look each
+# up to see which role issued it, revoke those of `tenant-*` roles.
+path "auth/token/accessors" { capabilities = ["list", "sudo"] }
+path "auth/token/lookup-accessor" { capabilities = ["update"] }
+path "auth/token/revoke-accessor" { capabilities = ["update"] }
+
+# Its own token: renew it before it expires, and ask what it may do (a Backend names what is missing).
+path "auth/token/renew-self" { capabilities = ["update"] }
+path "auth/token/lookup-self" { capabilities = ["read"] }
+path "sys/capabilities-self" { capabilities = ["update"] }
