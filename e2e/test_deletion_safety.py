@@ -172,11 +172,15 @@ def test_delete_removes_grants_and_objects_in_other_databases(backends, operator
     # Another tenant grants on its own table to the victim's owner role, in its own database...
     pg(grantor, "CREATE TABLE its_table (v int)")
     pg(grantor, "GRANT SELECT ON its_table TO t_del_victim_owner")
-    # ...and the victim makes a large object in the shared `postgres` database (the platform revokes
-    # CONNECT there from PUBLIC; a stock server grants it, as this GRANT does, a shared-object privilege
-    # that also holds DROP ROLE).
-    pg_admin(f'GRANT CONNECT ON DATABASE postgres TO "{victim["PGUSER"]}"')
-    oid = pg(victim, "SELECT lo_create(0) AS oid", "postgres")[0]["oid"]
+    # ...and the victim makes a large object in the shared `postgres` database, while CONNECT there is
+    # PUBLIC's as on a stock server (the platform revokes it; put back at once). The operator's admin is
+    # no superuser (docs/backend-admins.md): it reaches the grantor's database as that database's owner's
+    # member for the moment, and `postgres` with its own CONNECT.
+    pg_admin("GRANT CONNECT ON DATABASE postgres TO PUBLIC")
+    try:
+        oid = pg(victim, "SELECT lo_create(0) AS oid", "postgres")[0]["oid"]
+    finally:
+        pg_admin("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
     assert _pg_in("postgres", "SELECT pg_get_userbyid(lomowner) AS o FROM pg_largeobject_metadata WHERE oid = $1",
                   oid)[0]["o"] == "t_del_victim_owner"
 

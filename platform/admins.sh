@@ -44,6 +44,9 @@ for m in transit transit-sessions; do
   grep -q ""$m/"" <<<"$mounts" || bao_ secrets enable -path="$m" transit >/dev/null
 done
 grep -q '"tenants/"' <<<"$mounts" || bao_ secrets enable -path=tenants -version=2 kv >/dev/null
+# The operator's audit trail: its signing key's transit mount and the KV mount of the signed head.
+grep -q '"tenancy-audit/"' <<<"$mounts" || bao_ secrets enable -path=tenancy-audit transit >/dev/null
+grep -q '"tenancy-audit-kv/"' <<<"$mounts" || bao_ secrets enable -path=tenancy-audit-kv -version=2 kv >/dev/null
 auths=$(bao_ auth list -format=json) || die "openbao: cannot list auth methods"
 grep -q '"kubernetes/"' <<<"$auths" || bao_ auth enable kubernetes >/dev/null
 grep -q '"approle/"' <<<"$auths" || bao_ auth enable approle >/dev/null

@@ -40,3 +40,9 @@ path "auth/token/revoke-accessor" { capabilities = ["update"] }
 path "auth/token/renew-self" { capabilities = ["update"] }
 path "auth/token/lookup-self" { capabilities = ["read"] }
 path "sys/capabilities-self" { capabilities = ["update"] }
+
+# The audit trail (docs/audit.md): sign the chain's head with its own key `chain` (made once, never
+# exportable) and keep the newest signed head outside the database. Both mounts are the platform's.
+path "tenancy-audit/keys/chain" { capabilities = ["create", "read", "update"] }
+path "tenancy-audit/sign/chain" { capabilities = ["update"] }
+path "tenancy-audit-kv/data/head" { capabilities = ["create", "read", "update"] }

@@ -406,7 +406,17 @@ async def _delete_rest(target: Target, tenant: str, drop_database, dependents, d
     for row in held:
         if row["reachable"]:
             await _in_database(target, row["datname"], sql.drop_owned(existing))
-            done.append(f"objects and grants of {tenant}'s roles in database {row['datname']}")
+        elif row["joinable"] and sql.is_safe_ident(row["owner"]):
+            # Another tenant's database (it granted these roles something there): CONNECT is its owner's,
+            # so the admin is that owner's member for the moment (a role it made; never a superuser).
+            joined = await _run(target, lambda conn, owner_=row["owner"]: admin.join(conn, [owner_]))
+            try:
+                await _in_database(target, row["datname"], sql.drop_owned(existing))
+            finally:
+                await _run(target, lambda conn, j=joined: admin.leave(conn, j))
+        else:
+            continue
+        done.append(f"objects and grants of {tenant}'s roles in database {row['datname']}")
 
     async def drop_roles(conn: asyncpg.Connection) -> None:
         left = [r["datname"] for r in await dependents(conn, existing)] if existing else []

@@ -18,7 +18,7 @@ __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role",
            "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "grant_connect_to_admin", "not_a_template", "drop_database",
            "SHARED_DATABASES", "shared_databases_sql",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "activity_sql", "role_state_sql", "database_state_sql",
-           "dependent_databases_sql"]
+           "dependent_databases_sql", "is_safe_ident"]
 
 _SAFE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SCRAM_ITERATIONS = 4096
@@ -29,6 +29,11 @@ def ident(name: str) -> str:
     if not _SAFE.match(name):
         raise ValueError(f"refusing unexpected PostgreSQL identifier {name!r}")
     return '"' + name.replace('"', '""') + '"'
+
+
+def is_safe_ident(name: str | None) -> bool:
+    """Could `ident` quote this name (one of ours, or shaped like one)?"""
+    return bool(name and _SAFE.match(name))
 
 
 def literal(text: str) -> str:
@@ -211,8 +216,9 @@ ORDER BY d.datname
 # objects (dbid 0: a GRANT CONNECT ON DATABASE, for one) are cleaned from any database: the current one.
 dependent_databases_sql = """
 SELECT DISTINCT COALESCE(d.datname, current_database()) AS datname,
-       COALESCE(d.datallowconn AND has_database_privilege(d.datname, 'CONNECT'), true) AS reachable
-FROM pg_shdepend s LEFT JOIN pg_database d ON d.oid = s.dbid
+       COALESCE(d.datallowconn AND has_database_privilege(d.datname, 'CONNECT'), true) AS reachable,
+       COALESCE(d.datallowconn AND NOT o.rolsuper, false) AS joinable, o.rolname AS owner
+FROM pg_shdepend s LEFT JOIN pg_database d ON d.oid = s.dbid LEFT JOIN pg_roles o ON o.oid = d.datdba
 WHERE s.refclassid = 'pg_authid'::regclass
   AND s.refobjid IN (SELECT oid FROM pg_roles WHERE rolname = ANY($1::text[]))
   AND (s.dbid = 0 OR d.oid IS NOT NULL)

@@ -32,7 +32,7 @@ from typing import Any
 
 import kopf
 
-from ..backends import circuit, kube, registry
+from ..backends import circuit, kube, registry, vault_login
 from ..observability import audit, audit_store
 from . import config
 from .targets import target_for
@@ -223,8 +223,10 @@ async def _connect_from(cfg: config.Config) -> tuple[audit_store.Store, audit_st
     vault = await target_for(vault_obj)
     scheme = "https" if vault.tls else "http"
     url = f"{scheme}://{vault.host}:{vault.port}"
-    if trail_store.get("url") != (url, vault.token):
-        trail_store.update(url=(url, vault.token), signer=audit_store.Signer(url, vault.token))
+    # The Backend's own token: fixed, or the AppRole login the adapters hold and renew (vault_login).
+    token = await asyncio.to_thread(vault_login.token_for, vault)
+    if trail_store.get("url") != (url, token):
+        trail_store.update(url=(url, token), signer=audit_store.Signer(url, token))
     return trail_store["store"], trail_store["signer"]
 
 
