@@ -190,7 +190,18 @@ spawn_os() {
   [[ -x $OS_HOME/bin/opensearch ]] || die "opensearch $OPENSEARCH_VERSION missing: run platform/install.sh opensearch"
   mkdir -p "$RUN" "$LOGS" "$PKI"
   (make_certs)
+  # The node's data holds the security index, made with the admin password of the checkout that first
+  # started it. State kept outside the checkout (/var/lib/..., keyed by the checkout's path) outlives a
+  # clone removed and made again at that path, whose new password that index would refuse: such state
+  # is removed, as PostgreSQL's is (up.sh).
+  local owner
+  owner=$(printf '%s' "$(secret opensearch-admin-password)" | sha256sum | cut -c1-16)
+  if ! pid_alive opensearch && [[ -d $OS_STATE/data ]] && [[ $(cat "$OS_STATE/.owner" 2>/dev/null) != "$owner" ]]; then
+    log "opensearch: removing $OS_STATE, left by an earlier checkout (its admin password is gone)"
+    rm -rf "$OS_STATE"
+  fi
   write_config
+  echo "$owner" >"$OS_STATE/.owner"
   if ! pid_alive opensearch; then
     port_listening "$OPENSEARCH_PORT" && die "opensearch: port $OPENSEARCH_PORT is taken by another process"
     printf -- '---- %s opensearch.sh: starting opensearch\n' "$(date -u +%FT%TZ)" >>"$LOGS/opensearch.log"
