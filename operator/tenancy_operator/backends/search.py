@@ -57,37 +57,22 @@ from .base import (
     TenantSlice,
     UnsafeServerConfig,
 )
+from .search_names import MARK_ATTRIBUTE, SLOTS, pattern, role_name, user_name
 
 __all__ = ["ensure", "close", "delete", "probe", "forget_cache", "unsafe_mappings", "role_body", "template_body", "mapping_body",
            "user_body", "SLOTS", "CLUSTER_PERMISSIONS", "INDEX_ACTIONS"]
 
 SECURITY = "/_plugins/_security/api"
-SLOTS = ("a", "b")
 CLUSTER_PERMISSIONS = ("cluster_composite_ops",)
 # Not `indices_all`: it holds indices:admin/aliases, and the plugin checks an alias request against the
 # index only, so A could name an alias of its own index `t-<b>_x` and B's searches would read A's data.
 INDEX_ACTIONS = ("crud", "create_index", "indices_monitor", "indices:admin/delete", "indices:admin/get",
                  "indices:admin/mapping/put", "indices:admin/mappings/get", "indices:admin/refresh*",
                  "indices:admin/flush*", "indices:admin/settings/update", "indices:admin/resolve/index")
-MARK_ATTRIBUTE = "tenancy.dev/tenant-uid"
 
 _clients: dict[tuple[str, str, int, str], AsyncOpenSearch] = {}
 # The client logs every request (a 404 we expect as a warning); the adapter reports what matters.
 logging.getLogger("opensearch").setLevel(logging.ERROR)
-
-
-def role_name(tenant: str) -> str:
-    return f"tenant-{names.check(tenant)}"
-
-
-def user_name(tenant: str, slot: str) -> str:
-    if slot not in SLOTS:
-        raise ValueError(f"credential slot must be 'a' or 'b', not {slot!r}")
-    return f"tenant-{names.check(tenant)}_{slot}"
-
-
-def pattern(tenant: str) -> str:
-    return names.search_prefix(tenant) + "*"
 
 
 def role_body(tenant: str, uid: str) -> dict[str, Any]:

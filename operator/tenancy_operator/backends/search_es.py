@@ -48,12 +48,12 @@ from .base import (
     Target,
     TenantSlice,
 )
+from .search_names import MARK_ATTRIBUTE, SLOTS, pattern, role_name, user_name
 
 __all__ = ["ensure", "close", "delete", "probe", "forget_cache", "role_body", "user_body", "template_body",
            "INDEX_PRIVILEGES", "ADMIN_PRIVILEGES"]
 
 SECURITY = "/_security"
-SLOTS = ("a", "b")
 # Not `manage` or `all`: they hold aliases and settings of any kind. `write` holds mapping updates,
 # `maintenance` refresh, flush and force merge; `monitor` the index's own stats.
 INDEX_PRIVILEGES = ("read", "write", "create_index", "delete_index", "view_index_metadata", "monitor", "maintenance")
@@ -61,24 +61,9 @@ ADMIN_PRIVILEGES = {"cluster": ["manage_security", "manage_index_templates"],
                     "index": [{"names": ["t-*"], "privileges": ["view_index_metadata", "delete_index"],
                                "allow_restricted_indices": False}]}
 """What probe asks `_has_privileges` for: the admin Secret's user must hold all of it."""
-MARK_ATTRIBUTE = "tenancy.dev/tenant-uid"
 
 _clients: dict[tuple[str, str, int, str], AsyncElasticsearch] = {}
 logging.getLogger("elastic_transport").setLevel(logging.ERROR)
-
-
-def role_name(tenant: str) -> str:
-    return f"tenant-{names.check(tenant)}"
-
-
-def user_name(tenant: str, slot: str) -> str:
-    if slot not in SLOTS:
-        raise ValueError(f"credential slot must be 'a' or 'b', not {slot!r}")
-    return f"tenant-{names.check(tenant)}_{slot}"
-
-
-def pattern(tenant: str) -> str:
-    return names.search_prefix(tenant) + "*"
 
 
 def role_body(tenant: str, uid: str) -> dict[str, Any]:
