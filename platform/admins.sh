@@ -2,7 +2,7 @@
 # The operator's least-privileged admins on the platform's servers, as a cautious production install
 # has them (docs/backend-admins.md): a PostgreSQL role with CREATEDB CREATEROLE and no superuser, a
 # Redis ACL user `tenancy-operator` (not `default`), and an OpenBao AppRole whose tokens hold only
-# the tenant-objects policy (platform/admins/openbao-operator.hcl). Made with the servers' own superuser,
+# the tenant-objects policy (charts/tenancy-operator/files/openbao-operator.hcl). Made with the servers' own superuser,
 # root token and `default` user, which it leaves as they are. Idempotent: run by up.sh on every up,
 # and safe to run again by hand against a running platform. Writes .platform/admins.env.
 set -euo pipefail
@@ -50,7 +50,7 @@ grep -q '"tenancy-audit-kv/"' <<<"$mounts" || bao_ secrets enable -path=tenancy-
 auths=$(bao_ auth list -format=json) || die "openbao: cannot list auth methods"
 grep -q '"kubernetes/"' <<<"$auths" || bao_ auth enable kubernetes >/dev/null
 grep -q '"approle/"' <<<"$auths" || bao_ auth enable approle >/dev/null
-bao_ policy write tenancy-operator "$ADMINS/openbao-operator.hcl" >/dev/null
+bao_ policy write tenancy-operator "$REPO/charts/tenancy-operator/files/openbao-operator.hcl" >/dev/null
 # A 1-hour token the operator renews itself, and logs in again for once the 24-hour maximum nears.
 bao_ write auth/approle/role/$BAO_ADMIN_ROLE token_policies=tenancy-operator token_no_default_policy=true \
   token_ttl=1h token_max_ttl=24h secret_id_ttl=0 secret_id_num_uses=0 >/dev/null

@@ -179,7 +179,7 @@ async def probe(target: Target) -> str:
         missing = vault_login.missing_capabilities(client, target)
         if missing:
             raise AdminPrivilegeMissing(f"vault backend {target.name}: the operator's token lacks {'; '.join(missing)} "
-                                        "(policy: platform/admins/openbao-operator.hcl)")
+                                        "(policy: charts/tenancy-operator/files/openbao-operator.hcl)")
         _prepare(client, target)
         return str(health.get("version", ""))
 

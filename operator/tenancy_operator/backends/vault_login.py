@@ -117,7 +117,7 @@ REQUIRED = {
     "auth/token/lookup-accessor": ("update",),
     "auth/token/revoke-accessor": ("update",),
 }
-"""What the adapter does to a tenant `probe`'s objects, per path (platform/admins/openbao-operator.hcl)."""
+"""What the adapter does to a tenant `probe`'s objects, per path (charts/tenancy-operator/files/openbao-operator.hcl)."""
 
 
 _checked: dict[tuple[tuple[str, str, int, str], str], list[str]] = {}
