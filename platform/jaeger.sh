@@ -85,6 +85,7 @@ start_jaeger() {
     (cd "$STATE" && exec setsid "$JAEGER_BIN" --config "$JAEGER_STATE/config.yaml" \
       </dev/null >>"$LOGS/jaeger.log" 2>&1 8>&- 9>&-) &
     echo $! >"$RUN/jaeger.pid"
+    await_exec jaeger
     was=started
   fi
   local deadline=$((SECONDS + 30))

@@ -88,6 +88,20 @@ pid_alive() {
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$1"
 }
 
+# await_exec NAME: after `( ... exec CMD ) &` wrote NAME's pid file, wait (at most 5 s) until that
+# subshell has exec'd. Before it has, its command line is the calling script's, and pid_alive (which
+# looks for NAME in it) would call a starting part dead: on a loaded machine a CI run failed with
+# "ferretdb exited during start-up" and an empty log.
+await_exec() {
+  local name=$1 pid i
+  pid=$(<"$RUN/$name.pid")
+  for ((i = 0; i < 50; i++)); do
+    running "$pid" || return 0
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$name" && return 0
+    sleep 0.1
+  done
+}
+
 # stop_pid NAME [GRACE_SECONDS] [SIGNAL]: SIGNAL (default TERM), wait up to GRACE, then SIGKILL;
 # removes the pid file.
 stop_pid() {

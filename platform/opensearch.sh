@@ -209,6 +209,7 @@ spawn_os() {
       OPENSEARCH_PATH_CONF="$OS_CONF" OPENSEARCH_TMPDIR="$OS_STATE/tmp" \
       setsid "${AS_OS[@]}" "$OS_HOME/bin/opensearch" </dev/null >>"$LOGS/opensearch.log" 2>&1 8>&- 9>&-) &
     echo $! >"$RUN/opensearch.pid"
+    await_exec opensearch
     date +%s.%N >"$OS_STATE/.spawned-at"
   fi
 }

@@ -165,6 +165,7 @@ start() {
   (cd "$STATE" && exec setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 8>&-) &
   echo $! >"$RUN/$name.pid"
   STARTED+=("$name")
+  await_exec "$name"
 }
 
 # wait_for NAME TIMEOUT CHECK...: poll CHECK until it succeeds. Fails early if the process died,
