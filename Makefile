@@ -75,6 +75,11 @@ lifecycle-faults: venv install ## SIGKILL the operator inside 10 archives and 10
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && TENANCY_KILL_TRIALS=$${TENANCY_KILL_TRIALS:-10} $(PY) -m pytest -p no:cacheprovider -s e2e/test_archive_kill.py
 
+failover: venv install ## Two replicas with kopf peering: SIGKILL the leader 10 times, print how fast a new Tenant is Ready (`make test` runs 1)
+	@$(MAKE) --no-print-directory operator-stop
+	@$(MAKE) --no-print-directory up
+	@$(ENV) && TENANCY_FAILOVER_TRIALS=$${TENANCY_FAILOVER_TRIALS:-10} $(PY) -m pytest -p no:cacheprovider -s e2e/test_zy_peering.py
+
 workflow-faults: venv install ## SIGKILL of the operator inside each of migrate-database's six steps (`make test` kills one)
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
@@ -117,4 +122,4 @@ unit: venv ## Unit tests only (no servers)
 help: ## This list
 	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: dashboard-png bench bench-cache-session fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
+.PHONY: dashboard-png bench bench-cache-session failover fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help

@@ -8,13 +8,24 @@ heartbeats are API writes, which the steady-state test must not see.
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import time
+from pathlib import Path
 
-from . import kube
+import yaml
+
+from . import audit, kube
 from .kube import eventually, get, kubectl, tenant_yaml
 
 PEERING = "tenancy-operator"
-LIFETIME = 20  # seconds (the chart's default is 60): how long the standby waits out a dead leader
+CHART_VALUES = Path(__file__).resolve().parent.parent / "charts" / "tenancy-operator" / "values.yaml"
+# Seconds the standby waits out a dead leader: the chart's default, so the takeover measured is the one
+# users get.
+LIFETIME = int(yaml.safe_load(CHART_VALUES.read_text())["peering"]["lifetime"])
+# `make failover` runs 10 (issue #20); `make test` one.
+TRIALS = int(os.environ.get("TENANCY_FAILOVER_TRIALS", "1"))
+OPERATOR_USER = "system:serviceaccount:tenancy-system:tenancy-operator"
 
 
 def _replica(operator, operator_kubeconfig, pod: str) -> kube.Operator:
@@ -23,6 +34,7 @@ def _replica(operator, operator_kubeconfig, pod: str) -> kube.Operator:
     replica = kube.Operator(operator_kubeconfig, verify_interval=operator.verify_interval, extra_env=env)
     replica.log = kube.STATE / "logs" / f"operator-e2e-{pod}.log"
     replica.log.unlink(missing_ok=True)
+    replica.pod = pod
     return replica
 
 
@@ -64,22 +76,38 @@ def test_one_replica_leads_and_the_other_takes_over_when_it_dies(operator, opera
         assert _handled(leader, "peer-one") and not _handled(standby, "peer-one"), "only the leader handles"
         assert _paused(standby)
 
-        killed = time.monotonic()
-        leader.kill()  # no goodbye: the standby must wait out the leader's peering lifetime
-        kubectl("apply", "-f", "-", input=tenant_yaml("peer-two"))
-        kubectl("wait", "--for=condition=Ready", "tenant/peer-two", "--timeout=120s", timeout=130)
-        took = time.monotonic() - killed
-        assert _handled(standby, "peer-two")
-        assert not _paused(standby)
-        assert took < LIFETIME + 20, f"takeover took {took:.0f}s with a {LIFETIME}s peering lifetime"
-        print(f"\nstandby took over and made a new tenant Ready {took:.0f}s after the leader was killed "
-              f"(peering lifetime {LIFETIME}s)")
+        took: list[float] = []
+        for trial in range(TRIALS):
+            if trial:  # the killed one comes back as the standby: the roles swap every trial
+                leader, standby = standby, _replica(operator, operator_kubeconfig, leader.pod)
+                standby.start()
+                eventually(lambda s=standby: _paused(s), 60, message="the restarted replica stands by")
+            name = f"peer-two-{trial}" if trial else "peer-two"
+            cleanup_tenants.append(name)
+            mark = audit.mark()
+            killed = time.monotonic()
+            leader.kill()  # no goodbye: the standby must wait out the leader's peering lifetime
+            kubectl("apply", "-f", "-", input=tenant_yaml(name))
+            kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=120s", timeout=130)
+            took.append(time.monotonic() - killed)
+            assert _handled(standby, name)
+            assert not _paused(standby)
+            assert took[-1] < LIFETIME + 20, f"takeover took {took[-1]:.0f}s with a {LIFETIME}s peering lifetime"
+            # Each side effect once: one namespace and one credentials Secret made for the new tenant.
+            made = audit.writes(mark, OPERATOR_USER)
+            creates = {k: n for k, n in made.items() if k[0] == "create" and k[1] in ("namespaces", "secrets")}
+            assert creates and all(n == 1 for n in creates.values()), creates
+            print(f"\ntrial {trial + 1}: standby took over and made tenant {name} Ready {took[-1]:.1f}s after "
+                  f"the leader was killed (peering lifetime {LIFETIME}s)")
+        print(f"\nfailover over {TRIALS} trial(s): p50 {statistics.median(took):.1f}s, max {max(took):.1f}s, "
+              f"target 15s, peering lifetime {LIFETIME}s")
 
-        kubectl("delete", "tenants", "peer-one", "peer-two", "--wait=false")
-        eventually(lambda: get("tenant", "peer-one") is None and get("tenant", "peer-two") is None, 60,
+        mine = [t for t in cleanup_tenants if t.startswith("peer-")]
+        kubectl("delete", "tenants", *mine, "--wait=false")
+        eventually(lambda: all(get("tenant", t) is None for t in mine), 60,
                    message="the new leader deletes tenants too")
         standby.stop()  # a graceful exit withdraws its peering record at once
-        eventually(lambda: "peer-b" not in _peers(), 15, message="peering record withdrawn on exit")
+        eventually(lambda: standby.pod not in _peers(), 15, message="peering record withdrawn on exit")
     finally:
         leader.kill()
         standby.stop()

@@ -22,7 +22,7 @@ class Config:
     """No peering (one replica). The chart runs two replicas with peering."""
     peering_name: str = "tenancy-operator"
     """The ClusterKopfPeering the replicas share (the chart creates it)."""
-    peering_lifetime: int = 60
+    peering_lifetime: int = 12
     """Seconds a replica's peering record stays valid without a heartbeat: how long a standby waits
     before taking over from a leader that died (one that exits withdraws its record at once).
     Heartbeats come a few seconds before it runs out, so a shorter lifetime means more API writes."""

@@ -32,4 +32,4 @@ def test_peering_name_and_lifetime_come_from_the_chart_settings(monkeypatch):
     assert (cfg.peering_name, cfg.peering_lifetime) == ("ops-peering", 20)
     monkeypatch.delenv("TENANCY_PEERING_NAME")
     monkeypatch.delenv("TENANCY_PEERING_LIFETIME")
-    assert (config.load().peering_name, config.load().peering_lifetime) == ("tenancy-operator", 60)
+    assert (config.load().peering_name, config.load().peering_lifetime) == ("tenancy-operator", 12)
