@@ -200,7 +200,7 @@ class Signer:
         return await asyncio.to_thread(self._sign, seq, hash_)
 
     def public_keys(self) -> dict[int, bytes]:
-        data = self._client().read(f"{TRANSIT_MOUNT}/keys/{KEY}")["data"]
+        data = (self._client().read(f"{TRANSIT_MOUNT}/keys/{KEY}") or {}).get("data") or {}  # None: no key made yet
         return {int(v): base64.b64decode(k["public_key"]) for v, k in (data.get("keys") or {}).items()}
 
     def anchor(self) -> audit.Head | None:
