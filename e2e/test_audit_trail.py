@@ -17,6 +17,7 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.request
 from urllib.parse import quote
 
 import asyncpg
@@ -107,14 +108,16 @@ def _fails_at(db: str, seq: int, words: str) -> None:
     assert f"first bad entry {seq}:" in out.stdout and words in out.stdout, out.stdout
 
 
-def test_changes_are_logged_signed_and_verify(tenant):
+def test_changes_are_logged_signed_and_verify(tenant, operator):
     log = plugin("log", tenant)
     assert log.returncode == 0, log.stderr
     rows = [line.split() for line in log.stdout.splitlines()[1:-1]]
     assert {r[2] for r in rows} >= {"create"}, log.stdout
     for backend in ("pg-main", "redis-main", "vault-main"):
         assert any(f"{backend}:" in line for line in log.stdout.splitlines()), f"nothing on {backend}:\n{log.stdout}"
-    assert all(r[-2] == "system:serviceaccount:tenancy-system:tenancy-operator" for r in rows), log.stdout
+    assert all(r[-3] == "system:serviceaccount:tenancy-system:tenancy-operator" for r in rows), log.stdout
+    # `log` checks the whole trail: every row is chained and, once the fixture saw the head signed, signed.
+    assert {r[-1] for r in rows} == {"signed"} and "audit trail verified" in log.stdout.splitlines()[-1], log.stdout
     # No secret in the trail: the tenant's passwords are nowhere in its rows.
     dump = json.dumps([dict(r) for r in _pg(LIVE, "SELECT * FROM audit_entries WHERE tenant = $1", tenant)])
     for key, value in credentials(tenant).items():
@@ -124,6 +127,9 @@ def test_changes_are_logged_signed_and_verify(tenant):
     assert condition(get("Tenant", tenant), "Ready")["status"] == "True"
     out = plugin("verify")
     assert out.returncode == 0 and "audit trail intact" in out.stdout, out.stdout + out.stderr
+    # The signer checked the live chain against the anchor before signing it: the alert's gauge says so.
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).read().decode()
+    assert "\ntenancy_audit_chain_verified 1.0\n" in metrics, [m for m in metrics.splitlines() if "audit" in m]
 
 
 def test_untouched_copy_verifies(copy):

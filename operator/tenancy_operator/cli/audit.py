@@ -4,7 +4,9 @@ Unlike the other commands this one talks to the trail's servers itself, not thro
 PostgreSQL from `--dsn` (else TENANCY_AUDIT_DSN, else libpq's PGHOST, PGPORT, PGUSER, PGPASSWORD with
 the database `tenancy_audit`), and OpenBao from `--vault-addr` (else VAULT_ADDR) with VAULT_TOKEN,
 which needs only `read` on `tenancy-audit/keys/chain` (the public keys) and `tenancy-audit-kv/data/head`
-(the anchor). See docs/audit.md.
+(the anchor). `log` reads the whole trail and checks it like `verify` before printing the tenant's
+rows, each marked with what the check found (without OpenBao: the chain only, rows `unverified`).
+See docs/audit.md.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ def add_parser(sub: Any) -> None:
     parser = sub.add_parser("audit", help="verify or read the operator's audit trail")
     verbs = parser.add_subparsers(dest="audit_command", required=True)
     verify = verbs.add_parser("verify", help="check the hash chain and the signed heads; name the first bad entry")
-    log = verbs.add_parser("log", help="one tenant's history")
+    log = verbs.add_parser("log", help="one tenant's history, each entry checked against the whole trail")
     log.add_argument("tenant", help="Tenant name")
     for p in (verify, log):
         p.add_argument("--dsn", help="PostgreSQL URL of the audit database (default: TENANCY_AUDIT_DSN or PG* variables)")
-    verify.add_argument("--vault-addr", help="OpenBao address (default: VAULT_ADDR); the token is VAULT_TOKEN")
+        p.add_argument("--vault-addr", help="OpenBao address (default: VAULT_ADDR); the token is VAULT_TOKEN")
 
 
 def _store(dsn: str | None) -> Any:
@@ -70,16 +72,48 @@ def verify_text(entries: list[audit.Entry], heads: list[audit.Head], anchor: aud
                f"(anchor: entry {anchor.seq if anchor else 'none'}){tail}\n")
 
 
-def log_text(tenant: str, entries: list[audit.Entry]) -> str:
-    rows = [["SEQ", "TIME", "ACTION", "TARGET", "ACTOR", "DETAILS"]]
-    rows += [[str(e.seq), e.at[:19] + "Z", e.action, e.target, e.actor, e.details_digest[:19]] for e in entries]
+def log_text(tenant: str, entries: list[audit.Entry], heads: list[audit.Head], anchor: audit.Head | None,
+             public_keys: dict[int, bytes] | None) -> tuple[int, str]:
+    """(exit code, the tenant's rows), each row checked against the whole trail (`entries`: every entry).
+
+    CHECK says what verify found for the row: `signed` (chained up to a signed head that verifies),
+    `unsigned` (chained, after the last signed head), `BAD` (at or after the first bad entry: not to
+    be trusted), `unverified` (no OpenBao given: the chain is checked, the signatures are not).
+    Exit 1 when the trail is broken.
+    """
+    if public_keys is None:  # the chain alone; no head or anchor can be checked without the keys
+        _, _, bad = audit.verify(entries, [], None, lambda h: "")
+    else:
+        _, _, bad = audit.verify(entries, heads, anchor, lambda h: audit.verify_signature(public_keys, h))
+    limit = bad.seq if bad else max((e.seq for e in entries), default=0) + 1
+    signed = max([h.seq for h in [*heads, *([anchor] if anchor else [])] if h.seq < limit], default=0)
+
+    def check(seq: int) -> str:
+        if seq >= limit:
+            return "BAD"
+        if public_keys is None:
+            return "unverified"
+        return "signed" if seq <= signed else "unsigned"
+
+    mine = [e for e in entries if e.tenant == tenant]
+    rows = [["SEQ", "TIME", "ACTION", "TARGET", "ACTOR", "DETAILS", "CHECK"]]
+    rows += [[str(e.seq), e.at[:19] + "Z", e.action, e.target, e.actor, e.details_digest[:19], check(e.seq)]
+             for e in mine]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     text = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
-    return text + f"\n{len(entries)} entries for tenant {tenant}\n"
+    if bad is not None:
+        verdict = (f"audit trail BROKEN: first bad entry {bad.seq}: {bad.reason}; "
+                   f"entries from {bad.seq} on cannot be trusted")
+    elif public_keys is None:
+        verdict = ("chain intact, signatures NOT verified (no OpenBao: pass --vault-addr or set VAULT_ADDR, "
+                   "and VAULT_TOKEN)")
+    else:
+        verdict = f"audit trail verified: {len(entries)} entries chained, signed up to entry {signed}"
+    return (1 if bad else 0), text + f"\n{len(mine)} entries for tenant {tenant}; {verdict}\n"
 
 
 def run(args: Any) -> int:
-    """Exit 0: intact (or the log printed); 1: a bad entry; 2: the trail could not be read."""
+    """Exit 0: intact; 1: a bad entry (`log` prints the rows, marked); 2: the trail could not be read."""
     try:
         return _run(args)
     except (OSError, asyncpg.PostgresError, hvac_errors.VaultError, requests.RequestException) as exc:
@@ -87,17 +121,23 @@ def run(args: Any) -> int:
         return 2
 
 
-def _run(args: Any) -> int:
-    store = _store(args.dsn)
-    if args.audit_command == "log":
-        entries, _ = asyncio.run(store.read(args.tenant))
-        print(log_text(args.tenant, entries), end="")
-        return 0
+def _signer(args: Any, required: bool) -> audit_store.Signer | None:
     addr = args.vault_addr or os.environ.get("VAULT_ADDR")
     if not addr or not os.environ.get("VAULT_TOKEN"):
+        if not required:
+            return None
         raise ValueError("no OpenBao to check signatures with: pass --vault-addr or set VAULT_ADDR, and VAULT_TOKEN")
-    signer = audit_store.Signer(addr, os.environ["VAULT_TOKEN"])
+    return audit_store.Signer(addr, os.environ["VAULT_TOKEN"])
+
+
+def _run(args: Any) -> int:
+    store = _store(args.dsn)
+    signer = _signer(args, required=args.audit_command == "verify")
     entries, heads = asyncio.run(store.read())
-    code, text = verify_text(entries, heads, signer.anchor(), signer.public_keys())
+    anchor, keys = (signer.anchor(), signer.public_keys()) if signer else (None, None)
+    if args.audit_command == "log":
+        code, text = log_text(args.tenant, entries, heads, anchor, keys)
+    else:
+        code, text = verify_text(entries, heads, anchor, keys or {})
     print(text, end="")
     return code

@@ -18,6 +18,13 @@ already made are held in memory (bounded by the passes in flight), logged at ERR
 digests, and every later adapter write call first tries to flush them and, failing, raises
 `AuditUnavailable` (a `CircuitOpen`, so the part is Degraded naming the trail, retried with backoff,
 and no Backend's breaker counts it). Reads (probe, activity) carry on.
+
+The signer signs only a head that extends the anchor (`audit.extends`, checked at start and before
+every signature against the anchor in OpenBao): someone who can write the database could otherwise
+rewrite signed history and have it signed. When it does not, nothing is signed and the anchor stays
+(`verify` keeps naming the bad entry), `tenancy_audit_chain_verified` is 0, an ERROR line and a
+Warning Event `AuditChainBroken` on the audit Backend say why, and changes are still appended;
+signing resumes by itself once the database extends the anchor again (docs/audit.md, recovery).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any
 import kopf
 
 from ..backends import circuit, kube, registry, vault_login
-from ..observability import audit, audit_store
+from ..observability import audit, audit_store, metrics
 from . import config
 from .targets import target_for
 
@@ -81,6 +88,11 @@ class Trail:
         self._lock = asyncio.Lock()
         self._loaded = False
         self._last_error = ""
+        self.broken = ""
+        """Why the database's chain does not extend the anchor ('' while it does): nothing is signed."""
+        self._checked = False
+        self.alarm: Callable[[str], Awaitable[None]] | None = None
+        """Says `broken` where people look (the operator's Warning Event on the audit Backend)."""
 
     @property
     def enabled(self) -> bool:
@@ -134,7 +146,48 @@ class Trail:
             if self.last_seq - self.signed_seq >= self.sign_every:
                 await self._sign(store, signer)
 
+    async def _extends(self, store: audit_store.Store, signer: audit_store.Signer) -> audit.Head | None | bool:
+        """The anchor when the database's chain runs unbroken from it to this process's head; False when not."""
+        try:
+            anchor = await asyncio.to_thread(signer.anchor)
+            lo = min(anchor.seq, self.last_seq) if anchor else 1
+            segment = await store.segment(lo, max(anchor.seq if anchor else 0, self.last_seq))
+        except Exception as exc:  # noqa: BLE001 - unknown yet: the next interval tries again
+            log.error("audit trail: cannot check the chain against the anchor: %s: %s", type(exc).__name__, exc)
+            return False
+        why = audit.extends(anchor, segment, self.last_seq, self.last_hash)
+        self._checked = True
+        if why:
+            await self._refuse(why, anchor)
+            return False
+        if self.broken:
+            log.warning("audit trail: the chain extends the anchor again; signing resumes")
+        self.broken = ""
+        metrics.AUDIT_CHAIN_VERIFIED.set(1)
+        return anchor
+
+    async def _refuse(self, why: str, anchor: audit.Head | None) -> None:
+        metrics.AUDIT_CHAIN_VERIFIED.set(0)
+        if why == self.broken:  # said once per cause, not at every interval
+            return
+        self.broken = why
+        message = (f"audit chain does not extend the signed anchor (entry {anchor.seq if anchor else 0}): {why}; "
+                   "no head is signed and the anchor stays until the database is restored or a person "
+                   "re-anchors (docs/audit.md); changes are still recorded")
+        log.error("audit trail: %s", message)
+        if self.alarm is not None:
+            try:
+                await self.alarm(message)
+            except Exception as exc:  # noqa: BLE001 - the log line and the metric still say it
+                log.warning("audit trail: cannot post the AuditChainBroken event: %s: %s", type(exc).__name__, exc)
+
     async def _sign(self, store: audit_store.Store, signer: audit_store.Signer) -> None:
+        anchor = await self._extends(store, signer)
+        if anchor is False:
+            return
+        if isinstance(anchor, audit.Head) and anchor.seq >= self.last_seq:
+            self.signed_seq = anchor.seq  # signed already (by another replica, or before the heads were lost)
+            return
         try:
             head = await signer.sign(self.last_seq, self.last_hash)
             await store.add_head(head)
@@ -149,7 +202,7 @@ class Trail:
         if self.connect is None:
             return
         async with self._lock:
-            if self._loaded and self.last_seq <= self.signed_seq:
+            if self._loaded and self._checked and self.last_seq <= self.signed_seq:
                 return
             try:
                 store, signer = await self.connect()
@@ -163,6 +216,8 @@ class Trail:
             self._last_error = ""
             if self.last_seq > self.signed_seq:
                 await self._sign(store, signer)
+            elif not self._checked:  # at start: does the database still extend the anchor? (reads only)
+                await self._extends(store, signer)
         if self.held:
             await self.flush()
 
@@ -233,6 +288,25 @@ async def _connect_from(cfg: config.Config) -> tuple[audit_store.Store, audit_st
 trail_store: dict[str, Any] = {}
 
 
+async def _event_on_backend(backend: str, message: str) -> None:
+    """A Warning Event `AuditChainBroken` on the audit Backend, posted directly: the trail's timer
+    runs outside kopf's handlers, where kopf.event has no queue. In `default`, like kopf's for a
+    cluster-scoped object."""
+    body = await kube.get("Backend", backend)
+    if body is None:
+        return
+    now = audit_store.now()[:19] + "Z"
+    await kube.create({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": f"{backend}.", "namespace": "default"},
+        "involvedObject": {"apiVersion": body["apiVersion"], "kind": "Backend", "name": backend,
+                           "uid": body["metadata"]["uid"]},
+        "type": "Warning", "reason": "AuditChainBroken", "message": message[:1024],
+        "source": {"component": "tenancy-operator"}, "reportingComponent": "tenancy-operator",
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+    })
+
+
 async def _loop(interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -253,6 +327,7 @@ async def _start(**_: Any) -> None:
     trail.connect = lambda: _connect_from(cfg)
     trail.actor = f"system:serviceaccount:{cfg.operator_namespace}:{cfg.service_account or 'tenancy-operator'}"
     trail.sign_every = cfg.audit_sign_every
+    trail.alarm = lambda message: _event_on_backend(cfg.audit_backend, message)
     _task = asyncio.create_task(_loop(cfg.audit_sign_interval))
 
 

@@ -12,7 +12,8 @@ details (what differed, in the adapters' words: field names and non-secret value
 a digest: the log never holds a secret, and whoever has the details (the operator log prints them
 with the digest) can show they match. A head is `(seq, hash)` of one entry, signed with an OpenBao
 transit key (ed25519) over `head_message`; the newest signed head is also kept in OpenBao (the
-anchor), out of reach of whoever can write the database. `verify` names the first bad entry.
+anchor), out of reach of whoever can write the database. `verify` names the first bad entry;
+`extends` is the signer's check that the head it is about to sign still extends the anchor.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 __all__ = ["GENESIS", "ACTIONS", "Entry", "Head", "Finding", "entry_hash", "details_digest", "head_message",
-           "classify", "seal", "verify", "verify_signature"]
+           "classify", "seal", "verify", "verify_signature", "extends"]
 
 GENESIS = "0" * 64
 ACTIONS = ("create", "alter", "grant", "revoke", "rotate", "suspend", "resume", "delete", "archive", "purge")
@@ -168,3 +169,42 @@ def verify(entries: Iterable[Entry], heads: Iterable[Head], anchor: Head | None,
             found.append(Finding(head.seq, f"the {source} at entry {head.seq}: {why}"))
     first = min(found, key=lambda f: f.seq) if found else None
     return len(rows), checked, first
+
+
+def extends(anchor: Head | None, segment: Iterable[Entry], seq: int, hash_: str) -> str:
+    """'' when the head `(seq, hash_)` and the anchor lie on one unbroken chain in `segment`; else why not.
+
+    `segment`: the database's entries from min(anchor seq, seq) to max(anchor seq, seq), any order
+    (with no anchor: from entry 1, which must follow GENESIS). The entry at the anchor's seq must
+    carry the anchor's hash, the one at `seq` must carry `hash_`, and every entry between must be
+    present, unchanged (its hash) and follow its predecessor (`prev_hash`). The head may lie before
+    the anchor (another replica signed further): then the anchor must extend the head. The reason
+    names the first bad entry, in seq and hash words only (no detail, no secret).
+    """
+    ends = sorted([(anchor.seq, anchor.hash, "the anchor in OpenBao") if anchor else (0, GENESIS, "genesis"),
+                   (seq, hash_, "the head to sign")], key=lambda end: end[0])  # stable: the anchor first
+    (lo, lo_hash, lo_name), (hi, hi_hash, hi_name) = ends
+    rows = {e.seq: e for e in segment if lo <= e.seq <= hi}
+    prev = lo_hash
+    if lo > 0:
+        first = rows.get(lo)
+        if first is None:
+            return f"entry {lo}, which {lo_name} covers, is missing from the audit database"
+        if first.hash != lo_hash:
+            return f"entry {lo} holds another hash than {lo_name} covers"
+        if entry_hash(first) != first.hash:
+            return f"entry {lo} was changed: its content does not match its hash"
+    for n in range(lo + 1, hi + 1):
+        e = rows.get(n)
+        if e is None:
+            last = max(rows, default=lo)
+            return (f"entry {n} is missing from the audit database (its entries end at {last}), yet {hi_name} "
+                    f"covers entry {hi}" if n > last else f"entry {n} is missing from the audit database")
+        if e.prev_hash != prev:
+            return f"entry {n} does not follow entry {n - 1} (its prev_hash differs)"
+        if entry_hash(e) != e.hash:
+            return f"entry {n} was changed: its content does not match its hash"
+        prev = e.hash
+    if prev != hi_hash:
+        return f"entry {hi} holds another hash than {hi_name} covers"
+    return ""

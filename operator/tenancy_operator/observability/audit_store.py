@@ -13,7 +13,7 @@ public key versions are readable for verification (`transit/keys/chain`), the pr
 
 Appends take `LOCK TABLE audit_entries IN EXCLUSIVE MODE` in their transaction, so two replicas
 never extend the same head. Errors: asyncpg / OSError / hvac / requests exceptions pass through;
-the recorder (backends/audited.py) decides what they mean.
+the recorder (handlers/audit_trail.py) decides what they mean.
 """
 
 from __future__ import annotations
@@ -135,6 +135,16 @@ class Store:
         finally:
             await conn.close()
 
+    async def segment(self, first: int, last: int) -> list[audit.Entry]:
+        """The entries with first <= seq <= last (the signer's check, audit.extends), in seq order."""
+        conn = await self.params.connect()
+        try:
+            rows = await conn.fetch(f"SELECT {_COLUMNS} FROM audit_entries WHERE seq BETWEEN $1 AND $2 ORDER BY seq",
+                                    first, last)
+        finally:
+            await conn.close()
+        return [_entry(r) for r in rows]
+
     async def read(self, tenant: str | None = None) -> tuple[list[audit.Entry], list[audit.Head]]:
         """Every entry (or one tenant's) and every signed head."""
         conn = await self.params.connect()
@@ -190,7 +200,7 @@ class Signer:
         return await asyncio.to_thread(self._sign, seq, hash_)
 
     def public_keys(self) -> dict[int, bytes]:
-        data = self._client().read(f"{TRANSIT_MOUNT}/keys/{KEY}")["data"]
+        data = (self._client().read(f"{TRANSIT_MOUNT}/keys/{KEY}") or {}).get("data") or {}  # None: no key made yet
         return {int(v): base64.b64decode(k["public_key"]) for v, k in (data.get("keys") or {}).items()}
 
     def anchor(self) -> audit.Head | None:

@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 __all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "forget_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS",
            "REPEATED_REPAIRS", "ROTATIONS", "CACHE_EVICTIONS", "record_cache", "forget_cache", "WORKFLOW_RUNS",
            "ISOLATION_ALLOWED", "handler_run", "backend_call", "record_credentials", "record_quota",
-           "record_database_size", "watch_circuits", "VERIFY_PASSES", "PART_FAILURES"]
+           "record_database_size", "watch_circuits", "VERIFY_PASSES", "PART_FAILURES", "AUDIT_CHAIN_VERIFIED"]
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,35 @@ QUOTA_USED = Gauge("tenancy_tenant_quota_used", "ResourceQuota usage in the tena
 QUOTA_HARD = Gauge("tenancy_tenant_quota_hard", "ResourceQuota hard limit in the tenant namespace", ["tenant", "resource"])
 DATABASE_BYTES = Gauge("tenancy_tenant_database_bytes", "Size of the tenant's PostgreSQL database (pg_database_size)",
                        ["tenant"])
-# `tenancy_audit_chain_verified` (gauge, 1 while the audit chain and its signed heads verify, 0 once they
-# do not) is defined by the audit trail (issue #18 item 6), not here: an unlabelled gauge defined before
-# anything sets it would read 0 and fire TenancyAuditChainBroken on every operator without the trail.
+
+
+class _UnsetGauge(Collector):
+    """An unlabelled gauge with no sample until something sets it.
+
+    `tenancy_audit_chain_verified` is one: a plain Gauge reads 0 from the start and would fire
+    TenancyAuditChainBroken on every operator without the audit trail (or before its first check).
+    """
+
+    def __init__(self, name: str, documentation: str):
+        self.name, self.documentation = name, documentation
+        self.value: float | None = None
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return [GaugeMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.value is not None:
+            yield GaugeMetricFamily(self.name, self.documentation, value=self.value)
+
+
+AUDIT_CHAIN_VERIFIED = _UnsetGauge(
+    "tenancy_audit_chain_verified",
+    "1 while the audit chain in the database extends the signed anchor in OpenBao (checked at start and before "
+    "each signature), 0 once it does not: the operator then signs nothing more (docs/audit.md)")
+REGISTRY.register(AUDIT_CHAIN_VERIFIED)
 
 _TENANT_SERIES = (TENANT_CONDITION, TENANT_PHASE, QUOTA_USED, QUOTA_HARD)
 _TENANT_GAUGES = (CREDENTIAL_ROTATED, CREDENTIAL_NEXT, CREDENTIAL_VERSION, DATABASE_BYTES)

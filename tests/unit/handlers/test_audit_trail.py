@@ -8,6 +8,7 @@ import pytest
 from tenancy_operator.backends import registry
 from tenancy_operator.backends.base import Report, Target, TenantSlice
 from tenancy_operator.handlers import audit_trail, services_part
+from tenancy_operator.observability import audit, metrics
 
 
 class FakeAdapter:
@@ -70,3 +71,118 @@ def test_registry_hands_out_audited_adapters_with_the_modules_own_attributes():
     pg, redis = registry.adapter("postgres"), registry.adapter("redis")
     assert isinstance(pg, audit_trail.Audited) and hasattr(pg, "ensure_server") and pg.SERVER_CONDITION
     assert not hasattr(redis, "ensure_server")  # handlers ask before calling it
+
+
+class FakeStore:
+    """The database, in memory: what an attacker with write access to it can rewrite at will."""
+
+    def __init__(self):
+        self.entries, self.heads = [], []
+
+    async def state(self):
+        last = self.entries[-1] if self.entries else None
+        return (last.seq, last.hash, max((h.seq for h in self.heads), default=0)) if last else (0, audit.GENESIS, 0)
+
+    async def append(self, changes, actor):
+        last = self.entries[-1] if self.entries else None
+        extended = (last.seq, last.hash) if last else (0, audit.GENESIS)
+        sealed, (seq, prev) = [], extended
+        for c in changes:
+            seq += 1
+            sealed.append(audit.seal(seq, "t", c["tenant"], c["action"], c["target"], actor, c["details"], prev))
+            prev = sealed[-1].hash
+        self.entries += sealed
+        return extended, sealed
+
+    async def segment(self, first, last):
+        return [e for e in self.entries if first <= e.seq <= last]
+
+    async def add_head(self, head):
+        self.heads.append(head)
+
+
+class FakeSigner:
+    def __init__(self):
+        self.head, self.signed = None, 0
+
+    def anchor(self):
+        return self.head
+
+    async def sign(self, seq, hash_):
+        self.signed += 1
+        self.head = audit.Head(seq, hash_, "vault:v1:x")
+        return self.head
+
+
+def _change(n: int) -> dict:
+    return {"tenant": "acme", "action": "create", "target": f"postgres pg-x: role r{n}", "details": {"what": f"r{n}"}}
+
+
+def _trail(store, signer) -> audit_trail.Trail:
+    t = audit_trail.Trail()
+
+    async def connect():
+        return store, signer
+
+    t.connect, t.sign_every = connect, 3
+    return t
+
+
+async def test_a_rewritten_signed_history_is_not_signed_and_the_alarm_is_raised(monkeypatch):
+    gauge = metrics.AUDIT_CHAIN_VERIFIED
+    monkeypatch.setattr(gauge, "value", None)
+    store, signer = FakeStore(), FakeSigner()
+    await _trail(store, signer).record([_change(1), _change(2), _change(3)])
+    assert signer.head.seq == 3 and gauge.value == 1
+    # The attacker drops signed entry 2, re-chains the rest and drops the heads.
+    kept, prev = [store.entries[0], store.entries[2]], audit.GENESIS
+    store.entries, store.heads = [], []
+    for i, e in enumerate(kept, 1):
+        store.entries.append(audit.seal(i, e.at, e.tenant, e.action, e.target, e.actor, {}, prev))
+        prev = store.entries[-1].hash
+    restarted, alarms = _trail(store, signer), []
+
+    async def alarm(message):
+        alarms.append(message)
+
+    restarted.alarm = alarm
+    await restarted.tick()
+    await restarted.tick()
+    assert signer.head.seq == 3 and signer.signed == 1, "the anchor moved onto the forged head"
+    assert gauge.value == 0 and "entry 3 is missing" in restarted.broken
+    assert len(alarms) == 1 and "no head is signed" in alarms[0]  # once per cause, not every interval
+    # Changes are still recorded, never signed onto the forgery.
+    await restarted.record([_change(4), _change(5), _change(6)])
+    assert [e.seq for e in store.entries] == [1, 2, 3, 4, 5] and signer.signed == 1 and not restarted.held
+
+
+async def test_signing_resumes_once_the_database_extends_the_anchor_again(monkeypatch):
+    monkeypatch.setattr(metrics.AUDIT_CHAIN_VERIFIED, "value", None)
+    store, signer = FakeStore(), FakeSigner()
+    await _trail(store, signer).record([_change(1), _change(2), _change(3)])
+    backup = list(store.entries)
+    store.entries = store.entries[:1]  # cut below the signed head
+    restarted = _trail(store, signer)
+    await restarted.tick()
+    assert restarted.broken and metrics.AUDIT_CHAIN_VERIFIED.value == 0
+    store.entries = backup  # restored from a backup
+    await restarted.record([_change(4)])
+    await restarted.tick()
+    assert not restarted.broken and metrics.AUDIT_CHAIN_VERIFIED.value == 1 and signer.head.seq == 4
+
+
+async def test_a_fully_signed_trail_is_checked_once_at_start_then_left_alone(monkeypatch):
+    monkeypatch.setattr(metrics.AUDIT_CHAIN_VERIFIED, "value", None)
+    store, signer = FakeStore(), FakeSigner()
+    await _trail(store, signer).record([_change(1), _change(2), _change(3)])
+    restarted, reads = _trail(store, signer), []
+    real = store.segment
+
+    async def segment(first, last):
+        reads.append((first, last))
+        return await real(first, last)
+
+    store.segment = segment
+    await restarted.tick()
+    await restarted.tick()
+    assert reads == [(3, 3)] and metrics.AUDIT_CHAIN_VERIFIED.value == 1 and signer.signed == 1

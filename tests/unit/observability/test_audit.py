@@ -67,3 +67,63 @@ def test_classify_uses_the_adapters_words():
     assert audit.classify("delete", "database t_a", "") == "delete"
     assert audit.classify("close", "login t_a_a off", "") == "suspend"
     assert all(a in audit.ACTIONS for a in ("create", "rotate", "suspend", "resume", "grant", "revoke", "alter"))
+
+
+# The signer's check (audit.extends): a head may be signed only when it and the OpenBao anchor lie on one
+# unbroken chain.
+
+def _rechain(entries: list[audit.Entry]) -> list[audit.Entry]:
+    """What a database writer does after deleting entries: renumber and re-hash the rest."""
+    out, prev = [], audit.GENESIS
+    for i, e in enumerate(entries, 1):
+        e = dataclasses.replace(e, seq=i, prev_hash=prev, hash="")
+        e = dataclasses.replace(e, hash=audit.entry_hash(e))
+        out.append(e)
+        prev = e.hash
+    return out
+
+
+def test_a_head_past_the_anchor_on_its_chain_extends_it():
+    entries = _chain(8)
+    anchor = _sign(entries[2])
+    assert audit.extends(anchor, entries[2:], 8, entries[7].hash) == ""
+    assert audit.extends(anchor, entries[2:3], 3, entries[2].hash) == ""  # the anchor's own head
+
+
+def test_no_anchor_checks_from_genesis():
+    entries = _chain(4)
+    assert audit.extends(None, entries, 4, entries[3].hash) == ""
+    first = dataclasses.replace(entries[0], prev_hash="f" * 64)
+    first = dataclasses.replace(first, hash=audit.entry_hash(first))
+    assert audit.extends(None, [first, *entries[1:]], 4, entries[3].hash) == "entry 1 does not follow entry 0 (its prev_hash differs)"
+
+
+def test_a_head_behind_the_anchor_is_fine_when_the_anchor_extends_it():
+    """Another replica signed further: the anchor must extend this process's older head."""
+    entries = _chain(8)
+    assert audit.extends(_sign(entries[6]), entries[4:7], 5, entries[4].hash) == ""
+
+
+def test_signed_entry_deleted_and_rechained_is_refused():
+    """The review finding: entry 2 of 3 deleted, the rest re-chained, heads dropped; the anchor is at 3."""
+    entries = _chain(3)
+    anchor = _sign(entries[2])
+    forged = _rechain([entries[0], entries[2]])
+    why = audit.extends(anchor, forged[1:], 2, forged[1].hash)
+    assert "entry 3 is missing" in why and "the anchor in OpenBao covers entry 3" in why
+    # Rewritten but as long as before: the anchor's entry holds another hash.
+    longer = _rechain([entries[0], entries[2], entries[1], entries[2]])
+    why = audit.extends(anchor, longer[2:], 4, longer[3].hash)
+    assert why == "entry 3 holds another hash than the anchor in OpenBao covers"
+
+
+def test_a_changed_gap_or_unlinked_entry_between_anchor_and_head_is_named():
+    entries = _chain(8)
+    anchor = _sign(entries[2])
+    changed = entries[:5] + [dataclasses.replace(entries[5], target="edited")] + entries[6:]
+    assert audit.extends(anchor, changed[2:], 8, entries[7].hash) == "entry 6 was changed: its content does not match its hash"
+    gap = entries[2:4] + entries[5:]
+    assert audit.extends(anchor, gap, 8, entries[7].hash) == "entry 5 is missing from the audit database"
+    relinked = entries[2:5] + [audit.seal(6, "t", "acme", "create", "x", "op", {}, "e" * 64)] + entries[6:]
+    assert audit.extends(anchor, relinked, 8, entries[7].hash).startswith("entry 6 does not follow entry 5")
+    assert audit.extends(anchor, entries[2:], 8, "0" * 64) == "entry 8 holds another hash than the head to sign covers"
