@@ -154,7 +154,7 @@ async def _export_targets(name: str, placement: dict[str, str], known: dict[str,
 
 async def make(name: str, uid: str, spec: dict[str, Any], placement: dict[str, str],
                known: dict[str, dict[str, Any]], archive_id: str, logger: logging.Logger,
-               progress: archive.Progress | None = None) -> dict[str, Any]:
+               progress: archive.Progress | None = None, requested_by: str = "") -> dict[str, Any]:
     """Export, verify and publish archive `archive_id` of the live tenant; writes no Tenant status.
 
     An archive of that id already published (an earlier attempt killed after publishing) is adopted,
@@ -180,7 +180,7 @@ async def make(name: str, uid: str, spec: dict[str, Any], placement: dict[str, s
                 archive_id=archive_id, tenant=name, uid=uid, spec=spec, created_at=_iso(now),
                 expires_at=_iso(now + timedelta(seconds=seconds(retention))), retention=retention,
                 policy=policy or None, targets=targets, progress=progress,
-                estimates=await estimates(targets, name)))
+                estimates=await estimates(targets, name), requested_by=requested_by))
     except ArchiveError:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure is reported, named
