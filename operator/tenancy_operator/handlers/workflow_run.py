@@ -298,7 +298,8 @@ async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any,
                     status["nextRunAt"] = _iso(due)
                     await writer.write(status)
                 if now < due:
-                    await stopped.wait(min((due - now).total_seconds(), 300))
+                    # In short slices: `spec.cancel` set meanwhile ends the schedule now, not at the next tick.
+                    await stopped.wait(min((due - now).total_seconds(), POLL))
                     continue
                 outputs = {k: None for k in status.get("outputs") or {}}
                 status = {**engine.new_status(steps), "outputs": outputs, "runs": status.get("runs", 1),
