@@ -90,7 +90,7 @@ def _allowed_metric(operator, tenant: str) -> float | None:
 
 def test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through(pair, operator):
     a, b = pair
-    ns = f"tenant-{a}"
+    ns = "tenancy-system"  # every minute: only the platform may (a tenant namespace's minimum is 15 minutes)
     run = _create(ns, a, "verify-isolation", "iso-every-minute", parameters={"peers": b}, schedule="* * * * *")
     first = _wait(run, ns, lambda s: s.get("phase") in ("Succeeded", "Failed"), 120)
     probes = _probes(first)
@@ -261,11 +261,20 @@ def test_a_schedule_of_seconds_is_refused_at_apply_and_one_that_never_comes_is_s
         assert not stalled.get("startedAt"), "nothing ran"
     finally:
         kubectl("delete", "workflowrun", run, "-n", ns, check=False)
+    # A tenant owner's schedule every minute would probe every backend every minute: Stalled, nothing runs.
+    run = _create(ns, a, "verify-isolation", "iso-owner-every-minute", schedule="* * * * *")
+    try:
+        stalled = _wait(run, ns, lambda s: s.get("phase") == "Failed", 60)
+        condition = kube.condition(get("workflowrun", run, ns), "Stalled")
+        assert condition["reason"] == "ScheduleTooFrequent" and "15 minutes" in condition["message"], condition
+        assert not stalled.get("startedAt"), "nothing ran"
+    finally:
+        kubectl("delete", "workflowrun", run, "-n", ns, check=False)
 
 
 def test_cancel_ends_a_schedule(pair, operator):
     a, b = pair
-    ns = f"tenant-{a}"
+    ns = "tenancy-system"  # every minute: only the platform may
     run = _create(ns, a, "verify-isolation", "iso-cancel-schedule", parameters={"peers": b}, schedule="* * * * *")
     try:
         first = _wait(run, ns, lambda s: s.get("phase") == "Succeeded" and s.get("nextRunAt"), 120)

@@ -192,6 +192,9 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_suspend_workloads.py::test_suspend_that_keeps_logins_still_stops_workloads"],
     "LifecyclePolicy.spec.inactivitySuspendAfter": [
         "test: e2e/test_suspend_workloads.py::test_inactivity_suspends_an_idle_tenant_by_annotation_and_resume_lifts_it"],
+    "LifecyclePolicy.spec.ownerExportsKept": [
+        "test: e2e/test_owner_exports_bounded.py::test_owner_exports_pile_up",
+        "test: e2e/test_owner_exports_bounded.py::test_owner_exports_kept_counts_only_the_owners_exports"],
     "LifecyclePolicy.spec.deletionProtection": [
         "test: e2e/test_deletion_safety.py::test_lifecycle_policy_protection_is_enforced_and_teardown_keeps_the_data"],
 }

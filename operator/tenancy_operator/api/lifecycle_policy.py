@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from .common import Duration, Spec
 
@@ -34,6 +36,11 @@ class LifecyclePolicySpec(Spec):
     StatefulSet in its namespace (docs/how-it-works.md). The operator marks the Tenant with the annotation
     tenancy.dev/suspended-for-inactivity and never rewrites spec.state; `kubectl tenant resume` (or
     removing the annotation) resumes it. Unset: never."""
+    owner_exports_kept: Annotated[int, Field(ge=1, le=100)] = 1
+    """How many archives made by `export` WorkflowRuns in the tenant's own namespace (by tenant owners) are
+    kept per tenant: once an owner's export is published and verified, the oldest beyond this many are
+    purged (an Event on the Tenant names them). Exports run from the operator's namespace, and archives
+    of spec.state Archived or reclaim Archive, never count. `retention` still purges each."""
 
 
 ROOT_RULES: list[dict[str, str]] = []

@@ -89,6 +89,8 @@ class Export:
     progress: Progress = field(default_factory=Progress)
     estimates: dict[str, int] = field(default_factory=dict)
     """service -> expected plain bytes of its part (progress only)."""
+    requested_by: str = ""
+    """"owner": an `export` run from the tenant's namespace (kept to LifecyclePolicy ownerExportsKept)."""
 
 
 async def _part(service: str, target: Target, tenant: str, plain: Path) -> dict[str, Any]:
@@ -142,6 +144,7 @@ async def _export(store: DirectoryStore, job: Export, staging: Path) -> dict[str
         "formatVersion": FORMAT_VERSION, "id": job.archive_id, "tenant": job.tenant, "tenantUid": job.uid,
         "createdAt": job.created_at, "expiresAt": job.expires_at, "retention": job.retention,
         "lifecyclePolicy": job.policy, "spec": job.spec, "backends": backends,
+        **({"requestedBy": job.requested_by} if job.requested_by else {}),
         "encryption": {"cipher": crypto.CIPHER, "chunkBytes": crypto.CHUNK, "wrappedKey": wrapped,
                        "wrappingKey": {"backend": vault.name, "mount": "transit",
                                        "name": f"tenant-{job.tenant}"}},

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..api import names
+from . import redis_privileges
 from .base import (
     AdminPrivilegeMissing,
     BackendRefused,
@@ -95,31 +96,12 @@ async def _call(target: Target, *args: str):
         raise BackendUnavailable(f"redis backend {target.name} failed: {exc}") from exc
 
 
-# What the adapter and its archive, cache-budget and delete paths run, on a tenant `probe`'s keys.
-NEEDED = (("ACL", "SETUSER", "tenant:probe"), ("ACL", "GETUSER", "tenant:probe"), ("ACL", "DELUSER", "tenant:probe"),
-          ("CLIENT", "LIST"), ("CLIENT", "KILL", "USER", "tenant:probe"), ("DBSIZE",), ("SCAN", "0"),
-          ("TYPE", "t:probe:k"), ("PTTL", "t:probe:k"), ("DUMP", "t:probe:k"), ("RESTORE", "t:probe:k", "0", "x"),
-          ("MEMORY", "USAGE", "t:probe:k"), ("OBJECT", "IDLETIME", "t:probe:k"), ("UNLINK", "t:probe:k"),
-          ("GET", "tenancy:owner:probe"), ("SET", "tenancy:owner:probe", "x"), ("DEL", "tenancy:owner:probe"))
-
-
 async def _missing_commands(target: Target) -> list[str]:
-    """The NEEDED commands the admin user may not run (ACL DRYRUN, Redis 7+); [] when it cannot ask."""
-    client = _client(target)
+    """The commands the admin user lacks (see redis_privileges: DRYRUN, else its own rules judged)."""
     try:
-        me = await client.execute_command("ACL", "WHOAMI")
-        pipe = client.pipeline(transaction=False)
-        for command in NEEDED:
-            pipe.execute_command("ACL", "DRYRUN", me, *command)
-        replies = await pipe.execute(raise_on_error=False)
-    except ResponseError:
-        return []  # no ACL WHOAMI or DRYRUN here (Redis 6, or the user may not ask): the calls will say
+        return await redis_privileges.missing_commands(_client(target), target.username)
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise BackendUnavailable(f"redis backend {target.name} unreachable: {exc}") from exc
-    if any(isinstance(r, ResponseError) for r in replies):
-        return []
-    return [" ".join(c[:2] if c[0] in ("ACL", "CLIENT", "MEMORY", "OBJECT") else c[:1]) + f" ({r})"
-            for c, r in zip(NEEDED, replies, strict=True) if r != "OK"]
 
 
 async def probe(target: Target) -> str:

@@ -154,7 +154,7 @@ async def _export_targets(name: str, placement: dict[str, str], known: dict[str,
 
 async def make(name: str, uid: str, spec: dict[str, Any], placement: dict[str, str],
                known: dict[str, dict[str, Any]], archive_id: str, logger: logging.Logger,
-               progress: archive.Progress | None = None) -> dict[str, Any]:
+               progress: archive.Progress | None = None, requested_by: str = "") -> dict[str, Any]:
     """Export, verify and publish archive `archive_id` of the live tenant; writes no Tenant status.
 
     An archive of that id already published (an earlier attempt killed after publishing) is adopted,
@@ -180,7 +180,7 @@ async def make(name: str, uid: str, spec: dict[str, Any], placement: dict[str, s
                 archive_id=archive_id, tenant=name, uid=uid, spec=spec, created_at=_iso(now),
                 expires_at=_iso(now + timedelta(seconds=seconds(retention))), retention=retention,
                 policy=policy or None, targets=targets, progress=progress,
-                estimates=await estimates(targets, name)))
+                estimates=await estimates(targets, name), requested_by=requested_by))
     except ArchiveError:
         raise
     except Exception as exc:  # noqa: BLE001 - every failure is reported, named
@@ -314,18 +314,23 @@ async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dic
     """spec.restoreFrom, after every service is ready. (part, status.restore)"""
     asked = tenant.restore_from
     assert asked is not None
-    done = (await fresh_status(name)).get("restore") or {}
+    fresh = await fresh_status(name)
+    done = fresh.get("restore") or {}
     if done.get("archive") == asked.archive and done.get("state") == "Done":
         return PartResult(RESTORE_CONDITION, True, "Restored",
                           f"restored from archive {asked.archive} at {done.get('restoredAt')}"), done
     resuming = done.get("archive") == asked.archive and done.get("state") == "Loading"
+    # The placement this pass wrote is in the fresh status only: the watched body of a Tenant created
+    # with restoreFrom holds none yet, and judging by it called every enabled service "not enabled".
+    placement = dict(fresh.get("placement") or placement)
     try:
         targets = {**await _targets(placement, known), "kubernetes": KUBERNETES}
         store = archive_store.from_env()
         started = time.monotonic()
         progress = archive.Progress()
         async with ProgressWriter(name, "restore", progress):
-            verified, counts, holding = await _verify_and_load(name, asked, store, targets, known, resuming, progress)
+            verified, counts, holding = await _verify_and_load(name, asked, store, targets, known, resuming, progress,
+                                                               services_part.enabled_services(tenant))
     except ArchiveError as exc:
         return PartResult(RESTORE_CONDITION, False, exc.reason, exc.message, stalled=exc.needs_person), done
     except Exception as exc:  # noqa: BLE001
@@ -343,16 +348,23 @@ async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dic
 
 
 async def _verify_and_load(name: str, asked: Any, store: archive_store.DirectoryStore, targets: dict[str, Target],
-                           known: dict[str, dict[str, Any]], resuming: bool,
-                           progress: archive.Progress) -> tuple[Any, list[str], list[str]]:
-    """Verify every file, refuse a target holding data (unless overwrite or resuming), then load."""
+                           known: dict[str, dict[str, Any]], resuming: bool, progress: archive.Progress,
+                           enabled: list[str]) -> tuple[Any, list[str], list[str]]:
+    """Verify every file, refuse a target holding data (unless overwrite or resuming), then load.
+
+    A service the archive holds that the spec does not enable is refused (Stalled); one it enables
+    that is not placed yet is waited for (Reconciling): only the first needs a person."""
     verified = await archive.verify(store, archive_store.valid_id(asked.archive),
                                     await _unwrapper(known, targets.get("vault")), owner=name, progress=progress)
     try:
         missing = [s for s in verified.plain if s not in targets]
+        refused = [s for s in missing if s not in enabled]
+        if refused:
+            raise ArchiveError("RestoreRefused", f"archive {asked.archive} holds {', '.join(refused)} data but this "
+                                                 f"Tenant does not enable {', '.join(refused)}; enable it", True)
         if missing:
-            raise ArchiveError("RestoreRefused", f"archive {asked.archive} holds {', '.join(missing)} data but this "
-                                                 f"Tenant does not enable {', '.join(missing)}; enable it", True)
+            raise ArchiveError("WaitingForPlacement", f"archive {asked.archive} holds {', '.join(missing)} data; "
+                                                      "the restore starts once those services are placed", False)
         holding = [f"{s} on {targets[s].name}" for s in sorted(verified.plain) if await _holds_data(s, targets[s], name)]
         if holding and not (asked.overwrite or resuming):
             raise ArchiveError("RestoreRefused", f"Tenant {name} already holds data ({', '.join(holding)}); nothing "

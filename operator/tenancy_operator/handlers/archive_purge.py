@@ -32,7 +32,7 @@ from . import audit_trail
 from .archive_part import seconds
 from .targets import target_for
 
-__all__ = ["purge_pass", "interval"]
+__all__ = ["purge_pass", "interval", "prune_owner_exports"]
 
 log = logging.getLogger("tenancy.archive")
 _task: asyncio.Task | None = None
@@ -53,7 +53,7 @@ async def _retention(manifest: dict[str, Any], policies: dict[str, dict[str, Any
     return ((policies.get(ref or "") or {}).get("spec") or {}).get("retention") or manifest.get("retention") or "720h"
 
 
-async def _event(tenant: str, message: str) -> bool:
+async def _event(tenant: str, message: str, reason: str = "ArchivePurged") -> bool:
     """An Event on the Tenant, posted directly: this loop runs outside kopf's handlers, where
     kopf.event has no queue. Like kopf's, it lives in `default` (a Tenant has no namespace)."""
     body = await kube.get("Tenant", tenant)
@@ -65,7 +65,7 @@ async def _event(tenant: str, message: str) -> bool:
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"generateName": f"{tenant}.", "namespace": "default"},
         "involvedObject": {"apiVersion": body["apiVersion"], "kind": "Tenant", "name": tenant, "uid": meta["uid"]},
-        "type": "Normal", "reason": "ArchivePurged", "message": message[:1024],
+        "type": "Normal", "reason": reason, "message": message[:1024],
         "source": {"component": "tenancy-operator"}, "reportingComponent": "tenancy-operator",
         "firstTimestamp": now, "lastTimestamp": now, "count": 1,
     })
@@ -155,3 +155,33 @@ async def _start(**_: Any) -> None:
 async def _stop(**_: Any) -> None:
     if _task is not None:
         _task.cancel()
+
+
+async def prune_owner_exports(tenant: str, uid: str, keep: int, newest: str) -> list[str]:
+    """Purge this Tenant's (name and UID) archives made by owners' export runs (manifest `requestedBy:
+    owner`) beyond the newest `keep`; `newest`, the one just made, always stays. Files go first and
+    the manifest last, as in a retention purge, with an audit record each and one Event on the Tenant
+    naming them. Returns the ids purged. Raises archive_store.StoreError when there is no store."""
+    store = archive_store.from_env()
+    older = []
+    for archive_id in store.list():
+        try:
+            manifest = store.manifest(archive_id)
+        except archive_store.StoreError:
+            continue  # unreadable: the retention pass reports it; never counted, never removed here
+        if (archive_id != newest and manifest.get("requestedBy") == "owner" and manifest.get("tenant") == tenant
+                and manifest.get("tenantUid") == uid):
+            older.append((str(manifest.get("createdAt") or ""), archive_id))
+    purged = [archive_id for _, archive_id in sorted(older)[:max(0, len(older) - (keep - 1))]]
+    for archive_id in purged:
+        await audit_trail.trail.gate()  # no purge the trail cannot record
+        removed = store.delete(archive_id)
+        await audit_trail.trail.record([{"tenant": tenant, "action": "purge", "target": f"archive {archive_id}",
+                                         "at": audit_store.now(), "details": {"files": str(len(removed)),
+                                                                              "why": "ownerExportsKept"}}])
+    if purged:
+        message = (f"owner exports of tenant {tenant} beyond the newest {keep} (LifecyclePolicy ownerExportsKept) "
+                   f"purged after export {newest}: {', '.join(purged)}")
+        await _event(tenant, message, "OwnerExportsPruned")
+        log.info("%s", message)
+    return purged

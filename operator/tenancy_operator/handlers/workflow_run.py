@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,10 +31,10 @@ from ..backends import kube
 from ..observability import metrics
 from ..reconcile import unbuilt
 from ..workflows import engine, registry, verify_isolation
-from . import archive_part, config, targets
+from . import archive_part, archive_purge, config, targets
 from . import tenant as tenant_handler
 
-__all__ = ["LEASE", "DAEMONS", "drive", "Services", "conditions_for", "schedule_problem"]
+__all__ = ["LEASE", "DAEMONS", "drive", "Services", "conditions_for", "schedule_problem", "schedule_too_frequent"]
 
 CFG = config.load()
 LEASE = "tenancy.dev/workflow-run"
@@ -73,8 +74,20 @@ class Services:
             raise LookupError(f"Tenant {tenant} does not exist")
         placement = dict((obj.get("status") or {}).get("placement") or {})
         known = {b: found for b in set(placement.values()) if (found := await self.kube.get("Backend", b))}
-        return await archive_part.make(tenant, obj["metadata"]["uid"], dict(obj.get("spec") or {}), placement, known,
-                                       archive_id, self.logger or logging.getLogger(__name__))
+        owner = self.namespace != CFG.operator_namespace  # a tenant owner's run: bounded by ownerExportsKept
+        logger = self.logger or logging.getLogger(__name__)
+        record = await archive_part.make(tenant, obj["metadata"]["uid"], dict(obj.get("spec") or {}), placement,
+                                         known, archive_id, logger, requested_by="owner" if owner else "")
+        if owner:
+            ref = (obj.get("spec") or {}).get("lifecyclePolicyRef")
+            policy = (await self.kube.get("LifecyclePolicy", ref) or {}) if ref else {}
+            keep = int((policy.get("spec") or {}).get("ownerExportsKept") or 1)
+            try:
+                await archive_purge.prune_owner_exports(tenant, obj["metadata"]["uid"], keep, archive_id)
+            except Exception as exc:  # noqa: BLE001 - the export stands; failing it would undo the new copy
+                logger.warning("owner exports of %s not pruned this time (the next owner export tries again): %s",
+                               tenant, exc)
+        return record
 
     async def quiesce(self, tenant: str) -> None:
         """Return once no Tenant reconcile pass of this process that began earlier is still running."""
@@ -149,6 +162,23 @@ def schedule_problem(schedule: str, now: datetime) -> str:
     except CroniterBadDateError:
         return f"spec.schedule {schedule!r} never comes: no date matches it"
     return ""
+
+
+def schedule_too_frequent(schedule: str, now: datetime, minimum: float) -> str:
+    """Why a valid `spec.schedule` fires too often ('' when it does not): two of its next 60 times closer
+    than `minimum` seconds. A tenant owner's `* * * * *` would probe every backend every minute."""
+    fires = croniter(schedule, now)
+    times = [fires.get_next(datetime) for _ in range(60)]
+    gap = min((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
+    if gap >= minimum:
+        return ""
+    return (f"spec.schedule {schedule!r} runs {gap:g} s apart at times; a run in a tenant namespace may run at most "
+            f"every {minimum / 60:g} minutes (TENANCY_MIN_OWNER_SCHEDULE_SECONDS); the operator's namespace "
+            f"{CFG.operator_namespace} has no such limit")
+
+
+def min_owner_schedule_seconds() -> float:
+    return float(os.environ.get("TENANCY_MIN_OWNER_SCHEDULE_SECONDS") or 900)
 
 
 def _refusal(spec: WorkflowRunSpec, namespace: str) -> str:
@@ -247,6 +277,10 @@ async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any,
     bad_schedule = schedule_problem(run_spec.schedule, datetime.now(UTC)) if run_spec.schedule else ""
     if bad_schedule:
         return await _stall(writer, "InvalidSchedule", bad_schedule)
+    if run_spec.schedule and namespace != CFG.operator_namespace:
+        too_often = schedule_too_frequent(run_spec.schedule, datetime.now(UTC), min_owner_schedule_seconds())
+        if too_often:
+            return await _stall(writer, "ScheduleTooFrequent", too_often)
     me = f"{namespace}/{name}"
     services = Services(kube=kube, namespace=namespace, backends=(indexes or {}).get("backends_by_name"), logger=logger)
     while not stopped:
@@ -264,7 +298,8 @@ async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any,
                     status["nextRunAt"] = _iso(due)
                     await writer.write(status)
                 if now < due:
-                    await stopped.wait(min((due - now).total_seconds(), 300))
+                    # In short slices: `spec.cancel` set meanwhile ends the schedule now, not at the next tick.
+                    await stopped.wait(min((due - now).total_seconds(), POLL))
                     continue
                 outputs = {k: None for k in status.get("outputs") or {}}
                 status = {**engine.new_status(steps), "outputs": outputs, "runs": status.get("runs", 1),

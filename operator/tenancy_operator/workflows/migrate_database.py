@@ -42,9 +42,9 @@ from typing import Any, Protocol
 from ..api import names
 from ..backends import postgres, postgres_move
 from ..backends.base import Target, TenantSlice
-from .engine import Step, StepContext
+from .engine import Step, StepContext, StepFailed
 
-__all__ = ["WORKFLOW", "steps", "MigrationServices", "InjectedFault", "MigrationRefused", "STEP_NAMES",
+__all__ = ["WORKFLOW", "steps", "MigrationServices", "InjectedFault", "MigrationRefused", "MigrationImpossible", "STEP_NAMES",
            "FIELD_MANAGER"]
 
 WORKFLOW = "migrate-database"
@@ -79,6 +79,14 @@ class InjectedFault(RuntimeError):
 
 class MigrationRefused(RuntimeError):
     """The migration cannot run as asked; the message says what a person can do."""
+
+
+class MigrationImpossible(MigrationRefused, StepFailed):
+    """A refusal no retry can change (no such target Backend, one of another engine, the tenant pinned or
+    without PostgreSQL): a StepFailed, so the engine ends the step at once instead of retrying it."""
+
+    def __init__(self, message: str) -> None:
+        StepFailed.__init__(self, message)
 
 
 def _fault(step: str) -> None:
@@ -184,24 +192,27 @@ async def freeze(ctx: StepContext) -> dict[str, str]:
     source = _source(ctx, tenant)
     pinned = (spec.get("postgres") or {}).get("backend")
     if not (spec.get("postgres") or {}).get("enabled"):
-        raise MigrationRefused(f"tenant {ctx.tenant} has no PostgreSQL database (spec.postgres.enabled is false)")
+        raise MigrationImpossible(f"tenant {ctx.tenant} has no PostgreSQL database (spec.postgres.enabled is false)")
     if not source:
         raise MigrationRefused(f"tenant {ctx.tenant} is not placed on a postgres Backend yet")
     if not goal or goal == source:
-        raise MigrationRefused(f"targetBackend must name another postgres Backend than {source}")
+        raise MigrationImpossible(f"targetBackend must name another postgres Backend than {source}")
     if pinned:
-        raise MigrationRefused(f"spec.postgres.backend pins tenant {ctx.tenant} to {pinned}; remove that field "
+        raise MigrationImpossible(f"spec.postgres.backend pins tenant {ctx.tenant} to {pinned}; remove that field "
                                "(the placement stays recorded in status) and run the migration again")
     if (status.get("credentials") or {}).get("pending"):
         raise MigrationRefused(f"a credential rotation of tenant {ctx.tenant} is under way; run the migration after it")
-    target = await ctx.services.target(goal)
+    try:
+        target = await ctx.services.target(goal)
+    except LookupError as exc:  # no such Backend: waiting will not make one
+        raise MigrationImpossible(f"targetBackend: {exc}") from exc
     if target.type != "postgres":
-        raise MigrationRefused(f"Backend {goal} is of type {target.type}, not postgres")
+        raise MigrationImpossible(f"Backend {goal} is of type {target.type}, not postgres")
     hold = status.get("migration")
     if not (hold and hold.get("run") == ctx.run):
         left = await postgres_move.objects_of(target, ctx.tenant)
         if left:
-            raise MigrationRefused(f"Backend {goal} already holds {', '.join(left)}; remove them before moving "
+            raise MigrationImpossible(f"Backend {goal} already holds {', '.join(left)}; remove them before moving "
                                    f"tenant {ctx.tenant} there")
     await _set_hold(ctx, True)
     await postgres_move.freeze(await ctx.services.target(source), ctx.tenant)

@@ -159,6 +159,10 @@ def test_ttl_deletes_a_finished_run(api: FakeApi, monkeypatch: pytest.MonkeyPatc
     ({"workflow": "verify-isolation", "schedule": "* * * * * *"}, "tenant-acme", "InvalidSchedule", "five fields"),
     # A schedule that never comes (30 February) crashed the daemon every 5 s after the first run.
     ({"workflow": "verify-isolation", "schedule": "0 0 30 2 *"}, "tenant-acme", "InvalidSchedule", "never"),
+    # A tenant owner's schedule is bounded (found in review: `* * * * *` probed every backend every minute);
+    # the gap may be short at one hour only (3:00 and 3:05) and still counts.
+    ({"workflow": "verify-isolation", "schedule": "* * * * *"}, "tenant-acme", "ScheduleTooFrequent", "60 s apart"),
+    ({"workflow": "verify-isolation", "schedule": "0,5 3 * * *"}, "tenant-acme", "ScheduleTooFrequent", "300 s"),
 ])
 def test_refused_and_unbuilt_runs_are_stalled(api: FakeApi, spec: dict, namespace: str, reason: str, text: str) -> None:
     status = asyncio.run(_drive(api, _run(api, "r1", namespace, **spec)))
@@ -176,13 +180,21 @@ def test_a_stalled_run_is_not_written_again_on_restart(api: FakeApi) -> None:
     assert api.objects[("WorkflowRun", "tenant-acme", "r1")]["metadata"]["resourceVersion"] == rv
 
 
+def test_an_hourly_owner_schedule_and_a_platform_minute_schedule_are_not_too_frequent() -> None:
+    from datetime import UTC, datetime
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert wr.schedule_too_frequent("0 * * * *", now, 900) == ""
+    assert wr.schedule_too_frequent("*/15 * * * *", now, 900) == ""
+    assert "60 s apart" in wr.schedule_too_frequent("* * * * *", now, 900)
+
+
 def test_cancel_stops_a_scheduled_run(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
     """Found in review: a cancelled scheduled run went on being reset and cancelled at every tick of its
     schedule (writes and Warning Events forever), as cancel only acted on a run not yet started."""
     log: list[str] = []
     _fake_workflow(monkeypatch, log)
     monkeypatch.setitem(registry.WORKFLOWS, "verify-isolation", registry.WORKFLOWS["rotate-credentials"])
-    body = _run(api, "r1", workflow="verify-isolation", schedule="* * * * *", cancel=True)
+    body = _run(api, "r1", workflow="verify-isolation", schedule="0 * * * *", cancel=True)
     body["status"] = {"phase": "Succeeded", "nextRunAt": "2020-01-01T00:00:00Z", "runs": 3,
                       "steps": [{"name": "act", "phase": "Succeeded", "attempts": 1}]}
     api.put(body)

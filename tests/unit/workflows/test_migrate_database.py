@@ -98,3 +98,51 @@ def test_statements_quote_and_change_only_the_limit():
     assert sql.revoke_role_from_admin("t_acme_owner") == 'REVOKE "t_acme_owner" FROM CURRENT_USER'
     with pytest.raises(ValueError):
         sql.connection_limit('x"; DROP', 0)
+
+
+class NoTargetServices(FakeServices):
+    def __init__(self, tenant, kinds):
+        super().__init__(tenant)
+        self.kinds = kinds
+
+    async def target(self, backend):
+        if backend not in self.kinds:
+            raise LookupError(f"Backend {backend} does not exist")
+        return Target(name=backend, type=self.kinds[backend], host="127.0.0.1", port=1)
+
+
+@pytest.mark.parametrize("goal,says", [("no-such", "Backend no-such does not exist"),
+                                       ("redis-main", "of type redis, not postgres"),
+                                       ("pg-a", "another postgres Backend than pg-a")])
+def test_a_refusal_no_retry_can_change_ends_the_step_at_once(monkeypatch, goal, says):
+    """Found in review: a missing target Backend, or one of another engine, was retried 4 times (with
+    backoff) before the run failed; it now fails at its first attempt, and the run is compensated."""
+    from tenancy_operator.workflows import engine
+
+    async def set_connection_limit(target, tenant, limit):
+        return None
+
+    monkeypatch.setattr(mig.postgres_move, "set_connection_limit", set_connection_limit)
+    slept: list[float] = []
+
+    async def sleep(seconds):
+        slept.append(seconds)
+
+    async def persist(status):
+        return None
+
+    services = NoTargetServices(_tenant(), {"pg-a": "postgres", "redis-main": "redis"})
+    ctx = StepContext(run="r1", tenant="acme", params={"targetBackend": goal}, outputs={}, services=services)
+    status = asyncio.run(engine.advance(mig.steps({"targetBackend": goal}), {}, persist, ctx, sleep=sleep))
+    freeze = status["steps"][0]
+    assert status["phase"] == "Failed" and says in status["message"], status
+    assert freeze["attempts"] == 1 and slept == [], freeze
+    assert [s["phase"] for s in status["steps"][1:]] == ["Skipped"] * 5
+
+
+def test_a_refusal_waiting_can_change_is_still_retried():
+    tenant = {**_tenant(), "status": {"placement": {"postgres": "pg-a"}, "credentials": {"pending": {"version": 2}}}}
+    ctx = StepContext(run="r1", tenant="acme", params={"targetBackend": "pg-b"}, outputs={}, services=FakeServices(tenant))
+    with pytest.raises(mig.MigrationRefused) as refused:
+        asyncio.run(mig.freeze(ctx))
+    assert not isinstance(refused.value, mig.MigrationImpossible)  # a rotation under way ends by itself
