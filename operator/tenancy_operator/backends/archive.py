@@ -121,7 +121,7 @@ async def export(store: DirectoryStore, job: Export) -> dict[str, Any]:
 async def _export(store: DirectoryStore, job: Export, staging: Path) -> dict[str, Any]:
     data_key = crypto.new_data_key()
     vault = job.targets["vault"]
-    wrapped = await vault_export.wrap(vault, job.tenant, data_key)
+    key_name, wrapped = await vault_export.wrap(vault, job.tenant, job.uid, data_key)
     backends: dict[str, Any] = {}
     files: dict[str, Any] = {}
     progress = job.progress
@@ -144,7 +144,7 @@ async def _export(store: DirectoryStore, job: Export, staging: Path) -> dict[str
         "lifecyclePolicy": job.policy, "spec": job.spec, "backends": backends,
         "encryption": {"cipher": crypto.CIPHER, "chunkBytes": crypto.CHUNK, "wrappedKey": wrapped,
                        "wrappingKey": {"backend": vault.name, "mount": "transit",
-                                       "name": f"tenant-{job.tenant}"}},
+                                       "name": key_name}},
         "files": files,
     }
     manifest["manifestMac"] = crypto.manifest_mac(manifest, data_key)
