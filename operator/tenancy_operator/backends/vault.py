@@ -223,12 +223,14 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         marks = Ownership(f"vault backend {target.name}", want)
         marks.see(f"policy, role, keys and {names.vault_kv_path(want.tenant)}/", _owner_uid(client, record))
         marks.check()
+        # The key first: a pass killed before the mark is written still sees the tenant as new next time.
+        key, recorded = vault_keys.resolve(client, want.tenant, want.uid, want.adopt_uids,
+                                           newly_marked=bool(marks.to_mark) and not marks.adopted)
+        report.repaired += recorded
         if marks.to_mark:
             client.write(record, custom_metadata={OWNER_FIELD: want.uid})
             report.repaired.append(f"ownership mark {record}")
             report.adopted += marks.adopted
-        key, recorded = vault_keys.resolve(client, want.tenant, want.uid, want.adopt_uids)
-        report.repaired += recorded
         # A transit key is never deleted when transitKey is turned off: data encrypted with it would
         # become unreadable. It only leaves the policy and the Secret.
         if want.transit_key and _read(client, f"{TRANSIT_MOUNT}/keys/{key}") is None:

@@ -7,16 +7,19 @@ hold no metadata, so the owner is recorded in the operator's own KV v2 mount: th
 every tenant's policy, as '_' is in no tenant name).
 
 Which key is a tenant's (`resolve`): `tenant-<name>` when its record names this Tenant's UID, or
-names nobody yet (the name is free, or the key was made before records existed: a legacy key is
-recorded for the Tenant of that name that reconciles first), or names a deleted Tenant whose
-retained data this one re-attaches (spec.adoptRetainedData). When `tenant-<name>` is recorded for
-another UID (kept for a deleted tenant's archives), a new Tenant of that name gets its own key
-`tenant-<name>.<uid>` and is never granted the old one. A person's restore may still unwrap an old
-archive's data key with the old key, by the operator's token, for that restore only.
+names a deleted Tenant whose retained data this one re-attaches (spec.adoptRetainedData), or there is
+no record and either no key (the name is free) or a key made before records existed by this very
+tenant (a legacy key: recorded now). When `tenant-<name>` is recorded for another UID (kept for a
+deleted tenant's archives), a new Tenant of that name gets its own key `tenant-<name>.<uid>` and is
+never granted the old one. A person's restore may still unwrap an old archive's data key with the
+old key, by the operator's token, for that restore only.
 
-Known gap: a key kept by a tenant deleted before records existed has no record; the next Tenant of
-that name records it as its own (as every version before did). Blocking calls: run them via
-vault._run.
+A legacy key without a record is a live tenant's when the tenant's ownership record already named
+it before this pass, or (a tenant from before ownership records) its policy `tenant-<name>` exists.
+Otherwise it outlived a tenant deleted before this version (kept for archives): it is recorded as
+`UNKNOWN_OWNER`'s and the new Tenant gets its own key. Known gap: a key kept by a tenant deleted
+before ownership records existed, while an older Tenant of the name still had no record and a policy,
+is taken for that tenant's. Blocking calls: run them via vault._run.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ __all__ = ["TRANSIT_MOUNT", "KV_MOUNT", "OWNER_FIELD", "owner_of", "exists", "re
 TRANSIT_MOUNT = "transit"
 KV_MOUNT = "tenants"
 OWNER_FIELD = "tenancy.dev/tenant-uid"
+UNKNOWN_OWNER = "deleted-before-key-records"
+"""The owner recorded for a key that outlived a tenant deleted before this version: no live UID equals it."""
 
 
 def _path(key: str) -> str:
@@ -60,15 +65,22 @@ def record(client: hvac.Client, key: str, uid: str) -> None:
     client.write(_path(key), custom_metadata={OWNER_FIELD: uid})
 
 
-def resolve(client: hvac.Client, tenant: str, uid: str, adopt: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+def resolve(client: hvac.Client, tenant: str, uid: str, adopt: frozenset[str] = frozenset(),
+            newly_marked: bool = False) -> tuple[str, list[str]]:
     """The transit key name of Tenant `uid` named `tenant`, and the records written (read first; a
-    tenant whose record is in place writes nothing). Shape: ("tenant-acme", ["transit key owner record ..."])."""
+    tenant whose record is in place writes nothing). `newly_marked`: the tenant's ownership record was
+    missing before this pass (a new Tenant, or one from before ownership records).
+    Shape: ("tenant-acme", ["transit key tenant-acme owner recorded"])."""
     base, own = names.vault_key(tenant), names.vault_owner_key(tenant, uid)
     if owner_of(client, own) == uid:
         return own, []
     owner = owner_of(client, base)
     if owner == uid:
         return base, []
+    if (owner is None and newly_marked and exists(client, base)
+            and _read(client, f"sys/policies/acl/{names.vault_policy(tenant)}") is None):
+        record(client, base, UNKNOWN_OWNER)  # outlived a tenant deleted before key records: not this one's
+        owner = UNKNOWN_OWNER
     if owner is None or owner in adopt:
         record(client, base, uid)
         how = "re-attached from a deleted tenant" if owner else "recorded"

@@ -79,3 +79,16 @@ def test_release_with_keep_records_a_legacy_key():
     _key(client, "tenant-acme", None)
     assert vault_keys.release(client, "acme", OLD, legacy_ours=True, keep=True) == []
     assert vault_keys.owner_of(client, "tenant-acme") == OLD
+
+
+def test_a_key_that_outlived_a_tenant_deleted_before_key_records_goes_to_nobody_new():
+    client = Paths()
+    _key(client, "tenant-acme", None)  # kept for archives by a version without key records; no policy left
+    key, _ = vault_keys.resolve(client, "acme", NEW, newly_marked=True)
+    assert key == f"tenant-acme.{NEW}"
+    assert vault_keys.owner_of(client, "tenant-acme") == vault_keys.UNKNOWN_OWNER
+    # A tenant from before ownership records still has its policy: its key stays its own.
+    client = Paths()
+    _key(client, "tenant-acme", None)
+    client.data["sys/policies/acl/tenant-acme"] = {"policy": "..."}
+    assert vault_keys.resolve(client, "acme", OLD, newly_marked=True)[0] == "tenant-acme"
