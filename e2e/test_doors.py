@@ -53,6 +53,7 @@ def _forget_retained(name: str) -> None:
     if vault_exists(f"transit/keys/tenant-{name}"):
         v.write(f"transit/keys/tenant-{name}/config", deletion_allowed=True)
         v.delete(f"transit/keys/tenant-{name}")
+    v.delete(f"tenants/metadata/_transit-keys/tenant-{name}")  # the key's owner record
 
 
 def test_retain_keeps_the_data_and_closes_every_door(backends, operator):

@@ -185,8 +185,11 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_backend_lifecycle.py::test_delete_with_reclaim_delete_removes_everything",
         "test: e2e/test_doors.py::test_retain_keeps_the_data_and_closes_every_door",
         "test: e2e/test_archive.py::test_tampered_archive_is_refused_naming_the_file",
+        "test: e2e/test_transit_key_owner.py::test_a_new_tenant_under_a_deleted_name_does_not_get_its_kept_transit_key",
     ],
-    "LifecyclePolicy.spec.retention": ["test: e2e/test_archive.py::test_retention_purges_on_time"],
+    "LifecyclePolicy.spec.retention": [
+        "test: e2e/test_archive.py::test_retention_purges_on_time",
+        "test: e2e/test_transit_key_owner.py::test_a_new_tenant_under_a_deleted_name_does_not_get_its_kept_transit_key"],
     "LifecyclePolicy.spec.suspendRevokesLogins": [
         "test: e2e/test_suspend_workloads.py::test_suspend_scales_workloads_to_zero_cuts_connections_and_resume_restores",
         "test: e2e/test_suspend_workloads.py::test_suspend_that_keeps_logins_still_stops_workloads"],

@@ -123,7 +123,7 @@ async def export(store: DirectoryStore, job: Export) -> dict[str, Any]:
 async def _export(store: DirectoryStore, job: Export, staging: Path) -> dict[str, Any]:
     data_key = crypto.new_data_key()
     vault = job.targets["vault"]
-    wrapped = await vault_export.wrap(vault, job.tenant, data_key)
+    key_name, wrapped = await vault_export.wrap(vault, job.tenant, job.uid, data_key)
     backends: dict[str, Any] = {}
     files: dict[str, Any] = {}
     progress = job.progress
@@ -147,7 +147,7 @@ async def _export(store: DirectoryStore, job: Export, staging: Path) -> dict[str
         **({"requestedBy": job.requested_by} if job.requested_by else {}),
         "encryption": {"cipher": crypto.CIPHER, "chunkBytes": crypto.CHUNK, "wrappedKey": wrapped,
                        "wrappingKey": {"backend": vault.name, "mount": "transit",
-                                       "name": f"tenant-{job.tenant}"}},
+                                       "name": key_name}},
         "files": files,
     }
     manifest["manifestMac"] = crypto.manifest_mac(manifest, data_key)

@@ -8,7 +8,9 @@ the paths the spec enables, and role `tenant-<name>` in the Kubernetes auth meth
 
 Ownership: the KV v2 entry `tenants/<name>` (beside the tenant's `<name>/` folder, so outside its
 policy) holds no data, only `custom_metadata` with the owning Tenant's UID; it is read before any
-write and covers every object of the tenant here.
+write and covers every object of the tenant here. The transit key has its own record
+(backends/vault_keys.py), because it can outlive the tenant for its archives: a new Tenant of the
+same name then gets a key of its own, `tenant-<name>.<uid>`, never the kept one.
 
 Closing the door (suspend, Retain on delete) rewrites the policy to deny everything, which cuts the
 tokens already issued at once (policies are evaluated per request), removes the login role so no
@@ -29,7 +31,7 @@ import requests
 from hvac import exceptions as hvac_errors
 
 from ..api import names
-from . import vault_login, vault_sessions
+from . import vault_keys, vault_login, vault_sessions
 from .base import (
     AdminPrivilegeMissing,
     BackendRefused,
@@ -44,10 +46,10 @@ from .base import (
 __all__ = ["ensure", "close", "delete", "probe", "forget_cache", "policy_text", "closed_policy_text", "TRANSIT_MOUNT",
            "KV_MOUNT", "AUTH_MOUNT"]
 
-TRANSIT_MOUNT = "transit"
+TRANSIT_MOUNT = vault_keys.TRANSIT_MOUNT
 SESSION_MOUNT = "transit-sessions"
-OWNER_FIELD = "tenancy.dev/tenant-uid"
-KV_MOUNT = "tenants"
+OWNER_FIELD = vault_keys.OWNER_FIELD
+KV_MOUNT = vault_keys.KV_MOUNT
 AUTH_MOUNT = "kubernetes"
 APP_SERVICE_ACCOUNT = "tenant-app"
 MAX_TOKEN_LOOKUPS = 2000
@@ -59,9 +61,14 @@ _token_roles: dict[tuple[str, str, int], dict[str, tuple[str, float]]] = {}
 changes, so each live accessor is looked up once; entries of expired tokens are dropped each pass."""
 
 
-def policy_text(tenant: str, session_key: bool, kv: bool = True, transit: bool = True) -> str:
-    """The policy of an open tenant: exactly the paths its spec enables (`kv`, `transit`, session key)."""
+def policy_text(tenant: str, session_key: bool, kv: bool = True, transit: bool = True, key: str | None = None) -> str:
+    """The policy of an open tenant: exactly the paths its spec enables (`kv`, `transit`, session key).
+    `key`: the tenant's transit key (default `tenant-<name>`; vault_keys.resolve says which)."""
     name = names.vault_key(tenant)  # validates the tenant name: a DNS label, safe inside HCL quotes
+    if key is not None:
+        if not names.is_vault_key_of(key, tenant):
+            raise ValueError(f"transit key {key!r} is not one tenant {tenant} can own")
+        name = key
     kv_path = names.vault_kv_path(tenant).split("/", 1)[1]
     lines = [f"# Managed by tenancy-operator for tenant {tenant}; edits are put back."]
     if kv:
@@ -204,16 +211,22 @@ def _role_body(tenant: str, namespace: str) -> dict[str, Any]:
 
 
 async def ensure(target: Target, want: TenantSlice) -> Report:
-    key, policy, role = names.vault_key(want.tenant), names.vault_policy(want.tenant), names.vault_policy(want.tenant)
+    policy, role = names.vault_policy(want.tenant), names.vault_policy(want.tenant)
     session = bool(want.signing_algorithm)
     report = Report()
+    key = names.vault_key(want.tenant)
 
     def work(client: hvac.Client) -> None:
+        nonlocal key
         _prepare(client, target)
         record = f"{KV_MOUNT}/metadata/{names.vault_owner_record(want.tenant)}"
         marks = Ownership(f"vault backend {target.name}", want)
         marks.see(f"policy, role, keys and {names.vault_kv_path(want.tenant)}/", _owner_uid(client, record))
         marks.check()
+        # The key first: a pass killed before the mark is written still sees the tenant as new next time.
+        key, recorded = vault_keys.resolve(client, want.tenant, want.uid, want.adopt_uids,
+                                           newly_marked=bool(marks.to_mark) and not marks.adopted)
+        report.repaired += recorded
         if marks.to_mark:
             client.write(record, custom_metadata={OWNER_FIELD: want.uid})
             report.repaired.append(f"ownership mark {record}")
@@ -234,7 +247,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if want.suspended:
             report.repaired += _close(client, target, want.tenant)
         else:
-            text = policy_text(want.tenant, session, kv=want.kv, transit=want.transit_key)
+            text = policy_text(want.tenant, session, kv=want.kv, transit=want.transit_key, key=key)
             differs = _write_policy(client, policy, text)
             if differs is not None:
                 report.repaired.append(f"policy {policy}")
@@ -350,8 +363,9 @@ def _owner_uid(client: hvac.Client, record: str) -> str | None:
 async def delete(target: Target, tenant: str, uid: str, keep_transit_key: bool = False) -> list[str]:
     """Everything of the tenant, the ownership record last; raises OwnedByAnotherTenant, touching
     nothing, when the record names another UID. `keep_transit_key`: the tenant's transit key stays,
-    because it wraps the data key of an archive just made (reclaim Archive, state Archived)."""
-    key, policy = names.vault_key(tenant), names.vault_policy(tenant)
+    recorded as this Tenant's (vault_keys), because it wraps the data key of an archive (reclaim
+    Archive, state Archived, an export that still lives)."""
+    policy = names.vault_policy(tenant)
     kv = names.vault_kv_path(tenant).split("/", 1)[1]
     record = f"{KV_MOUNT}/metadata/{names.vault_owner_record(tenant)}"
     done: list[str] = []
@@ -371,13 +385,12 @@ async def delete(target: Target, tenant: str, uid: str, keep_transit_key: bool =
         if _read(client, f"sys/policies/acl/{policy}") is not None:
             client.delete(f"sys/policies/acl/{policy}")
             done.append(f"policy {policy}")
-        for mount, name in ((TRANSIT_MOUNT, key), (SESSION_MOUNT, names.vault_session_key(tenant))):
-            if keep_transit_key and mount == TRANSIT_MOUNT:
-                continue
-            if _read(client, f"{mount}/keys/{name}") is not None:
-                client.write(f"{mount}/keys/{name}/config", deletion_allowed=True)
-                client.delete(f"{mount}/keys/{name}")
-                done.append(f"{mount} key {name}")
+        done.extend(vault_keys.release(client, tenant, uid, legacy_ours=owner_uid in (None, uid), keep=keep_transit_key))
+        name = names.vault_session_key(tenant)
+        if _read(client, f"{SESSION_MOUNT}/keys/{name}") is not None:
+            client.write(f"{SESSION_MOUNT}/keys/{name}/config", deletion_allowed=True)
+            client.delete(f"{SESSION_MOUNT}/keys/{name}")
+            done.append(f"{SESSION_MOUNT} key {name}")
         _delete_tree(client, kv, done)
         if _read(client, record) is not None:
             client.delete(record)

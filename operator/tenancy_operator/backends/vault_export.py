@@ -2,11 +2,12 @@
 
 KV: the latest version's data of every secret under `tenants/<name>/` (older versions and
 metadata are not archived; a secret whose latest version is deleted or destroyed is left out).
-Transit keys are not archived: the tenant's key `transit/tenant-<name>` is created non-exportable,
-so its material never leaves OpenBao. It wraps each archive's data key instead (transit encrypt by
-the operator's token) and is kept when the tenant's live data is released for an archive, because
-without it the archive could never be read again; the purge of the tenant's last archive deletes it
-(see handlers/archive_part.py).
+Transit keys are not archived: the tenant's key (`transit/tenant-<name>`, or `tenant-<name>.<uid>`
+when that name is kept for an earlier tenant's archives: backends/vault_keys.py) is created
+non-exportable, so its material never leaves OpenBao. It wraps each archive's data key instead
+(transit encrypt by the operator's token) and is kept, recorded as its Tenant's, when the tenant's
+live data is released for an archive, because without it the archive could never be read again; the
+purge of the last archive it wraps deletes it (handlers/archive_purge.py).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import hvac
 from hvac import exceptions as hvac_errors
 
 from ..api import names
+from . import vault_keys
 from .base import Target
 from .vault import KV_MOUNT, TRANSIT_MOUNT, _run
 
-__all__ = ["dump_kv", "restore_kv", "holds_kv", "wrap", "unwrap", "delete_key", "server_version"]
+__all__ = ["dump_kv", "restore_kv", "holds_kv", "wrap", "unwrap", "drop_kept_key", "server_version"]
 
 
 def _kv_root(tenant: str) -> str:
@@ -80,18 +82,19 @@ async def restore_kv(target: Target, tenant: str, source: Path) -> int:
     return await _run(target, work)
 
 
-async def wrap(target: Target, tenant: str, data_key: bytes) -> str:
-    """The data key encrypted by the tenant's transit key (made, non-exportable, if it is missing)."""
-    key = names.vault_key(tenant)
+async def wrap(target: Target, tenant: str, uid: str, data_key: bytes) -> tuple[str, str]:
+    """The data key encrypted by the transit key of Tenant `uid` (made, non-exportable, if it is
+    missing): (the key's name, the wrapped data key)."""
 
-    def work(client: hvac.Client) -> str:
+    def work(client: hvac.Client) -> tuple[str, str]:
+        key, _ = vault_keys.resolve(client, tenant, uid)
         try:
             client.read(f"{TRANSIT_MOUNT}/keys/{key}")["data"]
         except (hvac_errors.InvalidPath, TypeError):
             client.write(f"{TRANSIT_MOUNT}/keys/{key}", type="aes256-gcm96")
         reply = client.secrets.transit.encrypt_data(name=key, plaintext=base64.b64encode(data_key).decode(),
                                                     mount_point=TRANSIT_MOUNT)
-        return reply["data"]["ciphertext"]
+        return key, reply["data"]["ciphertext"]
 
     return await _run(target, work)
 
@@ -106,17 +109,20 @@ async def unwrap(target: Target, key_name: str, wrapped: str) -> bytes:
     return await _run(target, work)
 
 
-async def delete_key(target: Target, key_name: str) -> bool:
-    """Delete a transit key kept for archives (once no archive needs it); False when already gone."""
+async def drop_kept_key(target: Target, key_name: str, live_uid: str | None) -> bool:
+    """Delete a transit key kept for archives, and its owner record, once no archive needs it; False
+    when it is already gone or still in use: its record names `live_uid` (the UID of the live Tenant
+    of that name), or it has no record while such a Tenant lives (a key from before records)."""
 
     def work(client: hvac.Client) -> bool:
-        try:
-            if client.read(f"{TRANSIT_MOUNT}/keys/{key_name}") is None:
-                return False
-        except hvac_errors.InvalidPath:
+        owner = vault_keys.owner_of(client, key_name)
+        if live_uid is not None and owner in (live_uid, None):
             return False
-        client.write(f"{TRANSIT_MOUNT}/keys/{key_name}/config", deletion_allowed=True)
-        client.delete(f"{TRANSIT_MOUNT}/keys/{key_name}")
-        return True
+        gone = not vault_keys.exists(client, key_name)
+        if not gone:
+            client.write(f"{TRANSIT_MOUNT}/keys/{key_name}/config", deletion_allowed=True)
+            client.delete(f"{TRANSIT_MOUNT}/keys/{key_name}")
+        vault_keys.forget(client, key_name)
+        return not gone
 
     return await _run(target, work)

@@ -98,11 +98,13 @@ async def current(name: str) -> dict[str, Any] | None:
     return record
 
 
-def has_archives(name: str) -> bool:
-    """Does the store hold an archive of a tenant of this name?"""
+def has_archives(name: str, uid: str) -> bool:
+    """Does the store hold an archive of the Tenant `uid` named `name` (not of an earlier one of that
+    name, whose archives are wrapped by a key of its own)?"""
     try:
-        return any(a.startswith(f"{name}-") and archive_store.from_env().manifest(a).get("tenant") == name
-                   for a in archive_store.from_env().list())
+        store = archive_store.from_env()
+        return any(a.startswith(f"{name}-") and (m := store.manifest(a)).get("tenant") == name
+                   and m.get("tenantUid") in (uid, None) for a in store.list())
     except archive_store.StoreError:
         return False
 

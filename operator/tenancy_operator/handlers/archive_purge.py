@@ -7,8 +7,10 @@ alone, so an export that runs for hours keeps its folder), then purges each arch
 passed. Retention is the tenant's LifecyclePolicy's current value when that policy still exists, else
 the value recorded in the manifest. Files go first and the manifest last, so a pass killed halfway
 leaves an archive the next pass still finds. Each purge posts an Event on the Tenant of that name if
-it exists, and always logs a line. When a tenant's last archive is gone and no Tenant of that name
-exists, the transit key that wrapped its archives is deleted as well (nothing needs it any more).
+it exists, and always logs a line. When the last archive a transit key wraps is gone, that key and its
+owner record are deleted as well (nothing needs it any more), unless it is the key of the live Tenant
+of that name (its record names that Tenant's UID: backends/vault_keys.py). A new Tenant under a
+deleted one's name has a key of its own, so the old tenant's kept key is still found and deleted.
 
 Runs in every replica (it is not a kopf handler, so peering does not pause it); two replicas purging
 the same archive only find it gone, as each step tolerates.
@@ -72,20 +74,28 @@ async def _event(tenant: str, message: str, reason: str = "ArchivePurged") -> bo
     return True
 
 
+def _wrapping(manifest: dict[str, Any]) -> tuple[str, str]:
+    wrapping = (manifest.get("encryption") or {}).get("wrappingKey") or {}
+    return str(wrapping.get("backend")), str(wrapping.get("name"))
+
+
 async def _drop_key(manifest: dict[str, Any]) -> str:
     wrapping = (manifest.get("encryption") or {}).get("wrappingKey") or {}
     tenant = str(manifest.get("tenant"))
     # The purge cannot authenticate a manifest (it holds no data key), so the only key it deletes is
-    # the one named after the manifest's own tenant, which the caller found gone: a manifest naming
-    # a live tenant's key would otherwise destroy everything that tenant sealed with it.
-    if not names.is_tenant_name(tenant) or wrapping.get("name") != names.vault_key(tenant):
+    # one named after the manifest's own tenant, and only when the key's record does not name the live
+    # Tenant of that name: a manifest naming a live tenant's key would otherwise destroy everything
+    # that tenant sealed with it.
+    if not names.is_vault_key_of(str(wrapping.get("name")), tenant):
         log.warning("archive %s names transit key %r, not its tenant's; that key is left alone",
                     manifest.get("id"), wrapping.get("name"))
         return f"; transit key {wrapping.get('name')!r} left alone (not tenant {tenant}'s own)"
     backend = await kube.get("Backend", str(wrapping.get("backend")))
     if backend is None:
         return ""
-    if await vault_export.delete_key(await target_for(backend), str(wrapping.get("name"))):
+    live = await kube.get("Tenant", tenant)
+    live_uid = (live or {}).get("metadata", {}).get("uid") if live else None
+    if await vault_export.drop_kept_key(await target_for(backend), str(wrapping.get("name")), live_uid):
         with audit_trail.acting_as("purge"):
             await audit_trail.trail.record(audit_trail.changes_of("vault", backend["metadata"]["name"], tenant,
                                                                   "delete", [f"transit key {wrapping.get('name')}"]))
@@ -127,9 +137,8 @@ async def purge_pass(now: float | None = None) -> list[str]:
                                          "at": audit_store.now(), "details": {"files": str(len(removed))}}])
         message = (f"archive {archive_id} of tenant {tenant} purged: older than its retention {retention} "
                    f"(created {manifest['createdAt']}); removed {len(removed)} files, the manifest last")
-        if not any(m.get("tenant") == tenant for i, m in manifests.items() if i not in purged):
-            if await kube.get("Tenant", tenant) is None:
-                message += await _drop_key(manifest)
+        if not any(_wrapping(m) == _wrapping(manifest) for i, m in manifests.items() if i not in purged):
+            message += await _drop_key(manifest)
         told = await _event(tenant, message)
         log.info("%s%s", message, "" if told else f" (Tenant {tenant} no longer exists)")
     return purged

@@ -120,8 +120,9 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
                           30 if exc.needs_person else 10) from exc
         reclaim = "Delete"
     # The transit key wraps every archive of this tenant (an earlier state Archived too): it goes with
-    # the tenant's last archive (the retention purge), never before.
-    keep_key = archived or archive_part.has_archives(name)
+    # the last archive it wraps (the retention purge), never before. A kept key stays recorded as this
+    # Tenant's, so a new Tenant of the same name never gets it (backends/vault_keys.py).
+    keep_key = archived or archive_part.has_archives(name, body.metadata["uid"])
     retain = reclaim == "Retain"
     verb = "close" if retain else "delete"
     blocked: list[Blocked] = []
