@@ -195,6 +195,7 @@ def test_an_admin_that_may_not_restrict_shared_databases_says_so_and_the_backend
         return condition(get("backend", "pg-lowpriv"), "SharedDatabasesRestricted")
 
     as_superuser(f"CREATE ROLE lowadmin LOGIN CREATEDB CREATEROLE PASSWORD '{low_password}'")
+    as_superuser("GRANT pg_signal_backend TO lowadmin")  # what a managed service grants (docs/backend-admins.md)
     initial = public_grants()  # initdb: CONNECT and TEMPORARY on postgres, CONNECT on template1
     assert initial["postgres"] and initial["template1"], initial
     kube.apply("\n---\n".join([

@@ -11,6 +11,10 @@ SELECT format('ALTER ROLE %I LOGIN CREATEROLE CREATEDB INHERIT NOSUPERUSER NOREP
 -- End tenant sessions (suspend, rotation, delete) without being a member of the tenant's roles.
 SELECT format('GRANT pg_signal_backend TO %I', :'admin')
   WHERE NOT pg_has_role(:'admin', 'pg_signal_backend', 'MEMBER') \gexec
+-- Read database sizes (tenancy_tenant_database_bytes, status usage) of databases it may not connect
+-- to: statistics only, no data. Managed services' admin roles hold it through pg_monitor.
+SELECT format('GRANT pg_read_all_stats TO %I', :'admin')
+  WHERE NOT pg_has_role(:'admin', 'pg_read_all_stats', 'MEMBER') \gexec
 -- Never: pg_read_all_data, pg_write_all_data, pg_read_server_files, pg_execute_server_program.
 SELECT format('REVOKE %I FROM %I', r, :'admin')
   FROM unnest(ARRAY['pg_read_all_data', 'pg_write_all_data', 'pg_read_server_files', 'pg_write_server_files',
