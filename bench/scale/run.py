@@ -52,11 +52,13 @@ def _delta(after: dict, before: dict, name: str, handler: str = "") -> float:
     return after.get((name, handler), 0.0) - before.get((name, handler), 0.0)
 
 
-def run_size(n: int, op: kube.Operator, idle_seconds: float, run: str, log=print, profile: Path | None = None) -> dict:
+def run_size(n: int, op: kube.Operator, idle_seconds: float, run: str, log=print, profile: Path | None = None,
+             settle: float = SETTLE_SECONDS) -> dict:
     """Apply `n` tenants at once and measure; the tenants are deleted again, whatever happened.
 
     `idle_seconds` 0 skips the idle window; `profile`: py-spy samples the operator from the create
-    until every tenant is Ready, its collapsed stacks written there (see profile.py)."""
+    until every tenant is Ready, its collapsed stacks written there (see profiling.py); `settle`: the
+    wait after the last Ready, and after the idle window (shorter undercounts PostgreSQL)."""
     assert op.proc is not None, "the operator is not started"
     proc = measure.Proc(op.proc.pid)
     names = [f"scale-{run}-{n}-{i:04d}" for i in range(n)]
@@ -81,14 +83,14 @@ def run_size(n: int, op: kube.Operator, idle_seconds: float, run: str, log=print
         row["cpu_per_tenant"] = row["cpu_s"] / n
         row["rss_mb"], _ = proc.rss_mb()
         log(f"  N={n}: all Ready {row['wall']:.1f}s after the create began; p50 {row['p50']:.2f}s")
-        time.sleep(SETTLE_SECONDS)
+        time.sleep(settle)
         requests = measure.requests_by(audit0, OPERATOR_USER, measure.audit_mark())
         metrics1 = measure.metrics(op.metrics_port)
         row["writes_per_tenant"] = measure.writes_of(requests) / n
         row |= {f"{k}_per_tenant": v / n for k, v in measure.grown(servers0, measure.backend_requests()).items()}
         row["calls_per_tenant"] = _delta(metrics1, metrics0, "tenancy_backend_call_seconds_count") / n
         row["top_requests"] = {f"{v} {r}": c for (v, r), c in requests.most_common(8)}
-        row |= _idle(op, proc, idle_seconds, log)
+        row |= _idle(op, proc, idle_seconds, settle, log)
         row["rss_peak_mb"] = proc.rss_mb()[1]
     finally:
         t1 = time.monotonic()
@@ -104,16 +106,16 @@ def run_size(n: int, op: kube.Operator, idle_seconds: float, run: str, log=print
     return row
 
 
-def _idle(op: kube.Operator, proc: measure.Proc, seconds: float, log) -> dict:
+def _idle(op: kube.Operator, proc: measure.Proc, seconds: float, settle: float, log) -> dict:
     """Writes (API server and every backend, e2e/writes.py) and verify passes over an idle window."""
     if seconds <= 0:
         return {}
-    log(f"  idle window of {seconds:.0f}s (+{writes.PG_FLUSH_SECONDS}s for PostgreSQL's counters)")
+    log(f"  idle window of {seconds:.0f}s (+{settle:.0f}s for PostgreSQL's counters)")
     before, metrics0, cpu0 = writes.snapshot(), measure.metrics(op.metrics_port), proc.cpu_seconds()
     servers0 = measure.backend_requests()
     time.sleep(seconds)
     metrics1, cpu1 = measure.metrics(op.metrics_port), proc.cpu_seconds()
-    time.sleep(writes.PG_FLUSH_SECONDS)
+    time.sleep(settle)
     counts = writes.delta(before)
     passes = int(_delta(metrics1, metrics0, "tenancy_handler_seconds_count", "tenant-verify"))
     per = max(passes, 1)
