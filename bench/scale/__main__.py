@@ -20,7 +20,7 @@ import secrets
 import time
 from pathlib import Path
 
-from e2e import kube
+from e2e import kube, writes
 
 from . import profiling, report, setup
 from .run import FIELDS, run_size
@@ -45,6 +45,9 @@ def main() -> None:
     run = secrets.token_hex(2)
     rows = []
     started = time.monotonic()
+    # The idle window begins once PostgreSQL has published its counters and the Backends' probe timer
+    # (every verify interval / 2) has written their new tenant counts: neither is steady-state traffic.
+    settle = max(writes.PG_FLUSH_SECONDS, args.verify_interval / 2 + 2)
     for n in sizes:
         print(f"N={n}: starting a fresh operator")
         op = setup.operator(kubeconfig, args.verify_interval)
@@ -52,10 +55,10 @@ def main() -> None:
         try:
             setup.wait_backends_ready()
             profile = HERE / "profiles" / f"n{n}.collapsed" if args.profile_largest and n == max(sizes) else None
-            row = run_size(n, op, args.idle_seconds, run, profile=profile)
+            row = run_size(n, op, args.idle_seconds, run, profile=profile, settle=settle)
             if n == 1 and args.one_trials > 1:
                 for trial in range(1, args.one_trials):
-                    extra = run_size(1, op, 0, f"{run}t{trial}", log=lambda *_: None)
+                    extra = run_size(1, op, 0, f"{run}t{trial}", log=lambda *_: None, settle=0.5)
                     row["times"] += extra["times"]
                 row["trials"] = len(row["times"])
                 times = row["times"]
@@ -68,8 +71,8 @@ def main() -> None:
             print(profiling.summary(profile))
     settings = (f"Sizes run: {', '.join(map(str, sizes))}; each tenant with PostgreSQL, Redis and OpenBao "
                 f"(reclaim Delete); verify interval {args.verify_interval:g} s (jitter from the chart); idle "
-                f"window {args.idle_seconds:g} s per size; one operator process per size (the chart's settings, "
-                f"standalone); N=1 over {rows[0].get('trials', 1) if sizes[0] == 1 else 0} single applies. "
+                f"window {args.idle_seconds:g} s per size, beginning {settle:g} s after the last Ready; one "
+                f"operator process per size (the chart's settings, standalone); N=1 over {rows[0].get('trials', 1) if sizes[0] == 1 else 0} single applies. "
                 f"Whole bench {time.monotonic() - started:.0f} s.")
     text = report.render(rows, settings)
     print("\n" + text)

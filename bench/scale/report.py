@@ -123,6 +123,7 @@ def plot(rows: list[dict], path: Path) -> None:
     right.plot(ns, [r["rss_peak_mb"] for r in rows], marker="o", label="peak RSS")
     right.axhline(250, color="grey", linestyle="--", label="target at N=1000")
     right.set(xscale="log", xlabel="tenants (N)", ylabel="MB", title="Operator memory")
+    right.set_ylim(bottom=0)
     right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
