@@ -1,7 +1,7 @@
 """scikit-learn (with SciPy, about 70 MB of RSS) loads on the first model fit, not when the operator starts.
 
 Most fleets have no predictive autoscaling rule; bench/scale/RESULTS.md measured the operator at
-about 212 MB RSS with one tenant, a third of it these imports.
+212 MB RSS with one tenant when they loaded at start, 125 MB since.
 """
 
 from __future__ import annotations
