@@ -1,4 +1,4 @@
-"""scikit-learn (with SciPy, about 70 MB of RSS) loads on the first model fit, not when the operator starts.
+"""scikit-learn (with SciPy, about 70 MB of RSS) loads when a forecasting model is made, not when the operator starts.
 
 Most fleets have no predictive autoscaling rule; bench/scale/RESULTS.md measured the operator at
 212 MB RSS with one tenant when they loaded at start, 125 MB since.
