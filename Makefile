@@ -60,6 +60,13 @@ bench: venv ## The full autoscaling bench: 11 trace families x 5 report seeds x 
 bench-cache-session: venv ## Cache (and session) latency and throughput against the original floors, on the local Redis
 	@$(ENV) && $(PY) -m bench.cache_session --results bench/cache_session/RESULTS.md
 
+bench-scale: venv install ## Fleet scale: N tenants (PostgreSQL, Redis, OpenBao) applied at once, per N = SCALE_SIZES (1,10,100,500,1000): apply-to-Ready p50/p95/max, writes, RSS, CPU, idle writes, verify cost; results in bench/scale/RESULTS.md (`make test` runs N=3)
+	@$(VENV)/bin/pip install -q -e '.[dev,docs]' py-spy
+	@$(MAKE) --no-print-directory operator-stop
+	@$(MAKE) --no-print-directory up
+	@$(ENV) && nice -n 10 $(PY) -m bench.scale --sizes $${SCALE_SIZES:-1,10,100,500,1000} --profile-largest \
+	  --results bench/scale/RESULTS.md $(SCALE_ARGS)
+
 fault: venv install ## Crash safety with 50 SIGKILL trials instead of the 10 in `make test`
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
@@ -122,4 +129,4 @@ unit: venv ## Unit tests only (no servers)
 help: ## This list
 	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: dashboard-png bench bench-cache-session failover fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
+.PHONY: dashboard-png bench bench-cache-session bench-scale failover fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help

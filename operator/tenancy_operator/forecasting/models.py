@@ -9,6 +9,9 @@ baselines (Holt-Winters lives in :mod:`.holtwinters`).
 
 Single predictions run with native thread pools pinned to one thread: under CPU contention,
 oversubscribed OpenMP threads made one prediction about 100 times slower.
+
+scikit-learn is imported when a model is made, not with this module: with SciPy it is about 70 MB
+of the operator's RSS, which a fleet without predictive autoscaling never needs (bench/scale/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import ThreadpoolController
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
 from .features import (
     FeatureConfig,
@@ -145,6 +151,9 @@ class QuantileGBM:
             random_state=random_state,
             max_bins=max_bins,
         )
+        # Imported here, not with the module: see the module docstring.
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
         self._median = HistGradientBoostingRegressor(quantile=0.5, **params)
         self._upper = HistGradientBoostingRegressor(quantile=quantile, **params)
         self.fitted = False

@@ -1,0 +1,92 @@
+"""`make bench-scale`: N tenants with PostgreSQL, Redis and OpenBao applied at once; time, requests, memory.
+
+    python -m bench.scale [--sizes 1,10,100,500,1000] [--idle-seconds 75] [--verify-interval 30]
+                          [--one-trials 5] [--profile-largest] [--results bench/scale/RESULTS.md]
+
+Needs the local platform (`make up`; `source .platform/env`) with nothing else acting on Tenants: the
+bench starts its own operator process (as the e2e runs do, e2e/kube.py), a fresh one per size so RSS
+and CPU belong to that size. Per size it prints apply-to-Ready p50/p95/max from a watch, the batch's
+wall time, the operator's API requests and backend calls per tenant, RSS and CPU seconds, writes in
+an idle window, and the cost of one verify pass; then slopes against N, the targets beside the
+numbers, and appends them to RESULTS.md and draws scale.png beside it. N=1 is applied `--one-trials`
+times (one after another) so its p50/p95 have more than one sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import time
+from pathlib import Path
+
+from e2e import kube, writes
+
+from . import profiling, report, setup
+from .run import FIELDS, run_size
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,10,100,500,1000")
+    parser.add_argument("--idle-seconds", type=float, default=75.0)
+    parser.add_argument("--verify-interval", type=float, default=30.0)
+    parser.add_argument("--one-trials", type=int, default=5)
+    parser.add_argument("--profile-largest", action="store_true", help="py-spy on the largest size's batch")
+    parser.add_argument("--results", type=Path, help="append the run to this RESULTS.md and draw the plot beside it")
+    args = parser.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    os.environ.update(kube.load_platform_env())
+    setup.crds()
+    setup.backends(capacity=max(sizes) + 100)
+    kubeconfig = setup.operator_kubeconfig()
+    run = secrets.token_hex(2)
+    rows = []
+    started = time.monotonic()
+    # The idle window begins once PostgreSQL has published its counters and the Backends' probe timer
+    # (every verify interval / 2) has written their new tenant counts: neither is steady-state traffic.
+    settle = max(writes.PG_FLUSH_SECONDS, args.verify_interval / 2 + 2)
+    for n in sizes:
+        print(f"N={n}: starting a fresh operator")
+        op = setup.operator(kubeconfig, args.verify_interval)
+        op.start()
+        try:
+            setup.wait_backends_ready()
+            profile = HERE / "profiles" / f"n{n}.collapsed" if args.profile_largest and n == max(sizes) else None
+            row = run_size(n, op, args.idle_seconds, run, profile=profile, settle=settle)
+            if n == 1 and args.one_trials > 1:
+                for trial in range(1, args.one_trials):
+                    extra = run_size(1, op, 0, f"{run}t{trial}", log=lambda *_: None, settle=0.5)
+                    row["times"] += extra["times"]
+                row["trials"] = len(row["times"])
+                times = row["times"]
+                row |= {"p50": _pct(times, 50), "p95": _pct(times, 95), "max": max(times)}
+        finally:
+            op.stop()
+        rows.append(row)
+        print(" ".join(f"{FIELDS[k][0]}={FIELDS[k][1].format(row[k])}" for k in FIELDS if k in row))
+        if profile and profile.exists():
+            print(profiling.summary(profile))
+    settings = (f"Sizes run: {', '.join(map(str, sizes))}; each tenant with PostgreSQL, Redis and OpenBao "
+                f"(reclaim Delete); verify interval {args.verify_interval:g} s (jitter from the chart); idle "
+                f"window {args.idle_seconds:g} s per size, beginning {settle:g} s after the last Ready; one "
+                f"operator process per size (the chart's settings, standalone); N=1 over {rows[0].get('trials', 1) if sizes[0] == 1 else 0} single applies. "
+                f"Whole bench {time.monotonic() - started:.0f} s.")
+    text = report.render(rows, settings)
+    print("\n" + text)
+    if args.results:
+        report.append_results(args.results, text)
+        report.plot(rows, args.results.parent / "scale.png")
+        print(f"appended to {args.results}; plot {args.results.parent / 'scale.png'}")
+
+
+def _pct(values: list[float], q: float) -> float:
+    from .measure import percentile
+
+    return percentile(values, q)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""What one batch is measured with: a watch on the API server, the audit log, /proc, the operator's metrics.
+
+- `Watch`: `kubectl get --raw <tenants>?watch=1` streams one JSON event per line; each line is stamped
+  with `time.monotonic()` when this process reads it. A tenant's apply-to-Ready is the stamp of its
+  first event with Ready=True for its generation minus the stamp of its ADDED event: the same clock,
+  no kubectl process start in it (the Ready condition's lastTransitionTime has whole seconds only).
+- `requests_by`: every request of a user in the audit log after an offset, by (verb, resource).
+- `Proc`: RSS (VmRSS, and the peak VmHWM) and CPU seconds (utime + stime) of a process, from /proc.
+- `metrics`: the operator's Prometheus text, summed by metric name and a label filter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from e2e import kube
+from e2e.audit import LOG, WRITE_VERBS
+
+TENANTS = "/apis/tenancy.dev/v1alpha1/tenants"
+
+
+def _ready(obj: dict) -> bool:
+    status = obj.get("status") or {}
+    generation = obj.get("metadata", {}).get("generation", 1)
+    if status.get("observedGeneration") != generation:
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+class Watch:
+    """Receive times of the ADDED, first Ready and DELETED events of the tenants named in `names`."""
+
+    def __init__(self, names: list[str]):
+        self.names = set(names)
+        self.added: dict[str, float] = {}
+        self.ready: dict[str, float] = {}
+        self.deleted: dict[str, float] = {}
+        self.events = 0
+        self._proc: subprocess.Popen | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        listed = json.loads(kube.kubectl("get", "--raw", f"{TENANTS}?limit=1").stdout)
+        version = listed["metadata"]["resourceVersion"]
+        self._proc = subprocess.Popen(
+            ["kubectl", "get", "--raw", f"{TENANTS}?watch=1&resourceVersion={version}&timeoutSeconds=7200"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc and self._proc.stdout
+        for line in self._proc.stdout:
+            now = time.monotonic()
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            obj = event.get("object") or {}
+            name = obj.get("metadata", {}).get("name")
+            if name not in self.names:
+                continue
+            self.events += 1
+            if event.get("type") == "ADDED":
+                self.added.setdefault(name, now)
+            if event.get("type") == "DELETED":
+                self.deleted.setdefault(name, now)
+            elif name not in self.ready and _ready(obj):
+                self.ready[name] = now
+
+    def wait(self, what: dict[str, float], timeout: float, label: str) -> None:
+        deadline = time.monotonic() + timeout
+        while len(what) < len(self.names):
+            if time.monotonic() > deadline:
+                missing = sorted(self.names - set(what))
+                raise AssertionError(f"{len(missing)} tenants not {label} within {timeout:.0f}s: {missing[:10]}")
+            if self._proc and self._proc.poll() is not None:
+                raise AssertionError(f"the watch ended early (kubectl exited {self._proc.returncode})")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+
+
+def audit_mark() -> int:
+    return LOG.stat().st_size if LOG.exists() else 0
+
+
+def requests_by(since: int, username: str, until: int | None = None) -> Counter:
+    """Requests of `username` between two audit log offsets, counted by (verb, resource)."""
+    counts: Counter = Counter()
+    with Path(LOG).open("rb") as f:
+        f.seek(since)
+        data = f.read((until - since) if until is not None else -1)
+    for raw in data.splitlines():
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue
+        if entry.get("stage") not in (None, "ResponseComplete") or entry.get("user", {}).get("username") != username:
+            continue
+        counts[(entry.get("verb", ""), entry.get("objectRef", {}).get("resource", ""))] += 1
+    return counts
+
+
+def writes_of(counts: Counter, exclude: frozenset[str] = frozenset({"leases"})) -> int:
+    return sum(n for (verb, resource), n in counts.items() if verb in WRITE_VERBS and resource not in exclude)
+
+
+class Proc:
+    """One process's memory and CPU time, read from /proc."""
+
+    TICKS = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def rss_mb(self) -> tuple[float, float]:
+        """(VmRSS, VmHWM) in MB: now and the peak since the process started."""
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.pid}/status").read_text().splitlines())
+        return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+    def cpu_seconds(self) -> float:
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        after = stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces
+        return (int(after[11]) + int(after[12])) / self.TICKS
+
+
+def metrics(port: int) -> dict[tuple[str, str], float]:
+    """The operator's samples, summed by (sample name, the `handler` label or "")."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    sums: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, sample.labels.get("handler", ""))
+            sums[key] = sums.get(key, 0.0) + sample.value
+    return sums
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def backend_requests() -> dict[str, int]:
+    """Requests each server has handled since it started, whoever sent them: PostgreSQL transactions
+    (pg_stat_database, published up to ~10 s late), Redis commands, OpenBao requests and logins.
+    Server-wide: on the bench's own platform the operator is the only other client; the bench's own
+    reads (a few per snapshot) are in the counts."""
+    from e2e import admin
+
+    pg = admin.pg_admin("SELECT sum(xact_commit + xact_rollback)::bigint AS n FROM pg_stat_database")[0]["n"]
+    client = admin.redis_admin()
+    try:
+        redis_commands = int(client.info("stats")["total_commands_processed"])
+    finally:
+        client.close()
+    text = urllib.request.urlopen(urllib.request.Request(
+        f"{os.environ['VAULT_ADDR']}/v1/sys/metrics?format=prometheus",
+        headers={"X-Vault-Token": os.environ["VAULT_TOKEN"]}), timeout=10).read().decode()
+    bao = sum(float(line.split()[-1]) for line in text.splitlines()
+              if line.startswith(("vault_core_handle_request_count ", "vault_core_handle_login_request_count ")))
+    return {"postgres": int(pg), "redis": redis_commands, "openbao": int(bao)}
+
+
+def grown(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in after}
