@@ -33,7 +33,8 @@ REDISCLI_AUTH=$REDIS_PASSWORD redis-cli --no-auth-warning -h 127.0.0.1 -p "$REDI
 
 # ---------------------------------------------------------------- OpenBao
 # The mounts and auth methods tenants rely on are the platform's to make (the operator's policy may
-# not mount anything); then policy `tenancy-operator` and an AppRole with a fixed role and secret id
+# not mount anything, write a policy or configure Kubernetes auth: e2e's fixture and hack/demo-backends.sh
+# point that at the cluster); then policy `tenancy-operator` and an AppRole with a fixed role and secret id
 # (dev mode keeps nothing across a restart, so both come from .platform/secrets and are put back).
 BAO_ADMIN_ROLE=tenancy-operator
 BAO_ROLE_ID=$(secret tenancy-bao-role-id)
@@ -50,6 +51,14 @@ grep -q '"tenancy-audit-kv/"' <<<"$mounts" || bao_ secrets enable -path=tenancy-
 auths=$(bao_ auth list -format=json) || die "openbao: cannot list auth methods"
 grep -q '"kubernetes/"' <<<"$auths" || bao_ auth enable kubernetes >/dev/null
 grep -q '"approle/"' <<<"$auths" || bao_ auth enable approle >/dev/null
+# The fixed tenant policies the operator's login roles name: their paths follow the login's namespace,
+# read from the alias of the `kubernetes/` auth method, whose accessor each server gives its own.
+k8s_accessor=$(bao_ auth list -format=json | "$VENV_BIN/python" -c 'import json, sys; print(json.load(sys.stdin)["kubernetes/"]["accessor"])') ||
+  die "openbao: no accessor for auth method kubernetes/"
+for part in kv transit session; do
+  sed "s/@KUBERNETES_ACCESSOR@/$k8s_accessor/g" "$REPO/charts/tenancy-operator/files/openbao-tenant-$part.hcl" |
+    bao_ policy write "tenancy-tenant-$part" - >/dev/null || die "openbao: could not write policy tenancy-tenant-$part"
+done
 bao_ policy write tenancy-operator "$REPO/charts/tenancy-operator/files/openbao-operator.hcl" >/dev/null
 # A 1-hour token the operator renews itself, and logs in again for once the 24-hour maximum nears.
 bao_ write auth/approle/role/$BAO_ADMIN_ROLE token_policies=tenancy-operator token_no_default_policy=true \

@@ -123,12 +123,15 @@ def vault_policy(tenant: str) -> str:
 
 
 def vault_kv_path(tenant: str) -> str:
-    return f"tenants/{check(tenant)}"
+    """KV v2 folder `tenants/tenant-<name>`: named as the tenant's namespace, because the fixed policy
+    `tenancy-tenant-kv` finds it from the login's ServiceAccount namespace (before: `tenants/<name>`)."""
+    return f"tenants/{namespace(tenant)}"
 
 
 def vault_owner_record(tenant: str) -> str:
     """KV v2 entry (in the `tenants` mount) whose custom_metadata holds the owner's UID: the name
-    itself, beside the tenant's `<name>/` folder, so the tenant's policy (`<name>/*`) cannot reach it."""
+    itself, beside the tenants' `tenant-<name>/` folders; a tenant's policy reaches only below its
+    folder's `/` (`tenant-<name>/*`), so no record, not even tenant `tenant-<x>`'s own, is in reach."""
     return check(tenant)
 
 
