@@ -1,6 +1,6 @@
 """OpenBao part of an archive, and the data key's wrapping.
 
-KV: the latest version's data of every secret under `tenants/<name>/` (older versions and
+KV: the latest version's data of every secret under `tenants/tenant-<name>/` (older versions and
 metadata are not archived; a secret whose latest version is deleted or destroyed is left out).
 Transit keys are not archived: the tenant's key `transit/tenant-<name>` is created non-exportable,
 so its material never leaves OpenBao. It wraps each archive's data key instead (transit encrypt by
