@@ -125,7 +125,7 @@ def _kv(tenant: str) -> dict[str, dict]:
 
     return {p.split("/", 1)[1]: client.secrets.kv.v2.read_secret_version(path=p, mount_point="tenants",
                                                                          raise_on_deleted_version=True)["data"]["data"]
-            for p in walk(tenant)}
+            for p in walk(f"tenant-{tenant}")}
 
 
 def test_archive_round_trip(backends, operator, cleanup_tenants):
@@ -139,9 +139,9 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
     creds = credentials(src)
     _fill_pg(creds, 1000)  # 10,000 rows over 3 tables
     _fill_redis(creds, 250)  # 1,000 keys of four types, half with TTLs
-    vault_admin().secrets.kv.v2.create_or_update_secret(path=f"{src}/db", secret={"password": "p1", "n": 1},
+    vault_admin().secrets.kv.v2.create_or_update_secret(path=f"tenant-{src}/db", secret={"password": "p1", "n": 1},
                                                         mount_point="tenants")
-    vault_admin().secrets.kv.v2.create_or_update_secret(path=f"{src}/nested/api", secret={"token": "t2"},
+    vault_admin().secrets.kv.v2.create_or_update_secret(path=f"tenant-{src}/nested/api", secret={"token": "t2"},
                                                         mount_point="tenants")
     kube.apply(json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
         "name": "app-settings", "namespace": f"tenant-{src}", "labels": {"app": "api"}},

@@ -67,9 +67,9 @@ FIELDS: dict[str, list[str]] = {
         "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service"],
     # true (the default) acts; false does not restrict yet (issue 11 item 6, the "doors" branch).
     "Tenant.spec.vault.transitKey": ["test: e2e/test_doors.py::test_vault_flags_shape_the_policy_the_secret_and_what_a_token_may_do",
-                                    "test: tests/unit/backends/test_vault_policy.py::test_policy_holds_exactly_what_the_flags_enable"],
+                                    "test: tests/unit/backends/test_vault_policy.py::test_the_role_grants_exactly_what_the_flags_enable"],
     "Tenant.spec.vault.kv": ["test: e2e/test_doors.py::test_vault_flags_shape_the_policy_the_secret_and_what_a_token_may_do",
-                            "test: tests/unit/backends/test_vault_policy.py::test_policy_holds_exactly_what_the_flags_enable"],
+                            "test: tests/unit/backends/test_vault_policy.py::test_the_role_grants_exactly_what_the_flags_enable"],
     "Tenant.spec.credentials.rotateEvery": ["test: tests/unit/reconcile/test_credentials.py::test_rotation_due"],
     "Tenant.spec.credentials.overlap": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
     "Tenant.spec.credentials.restartWorkloads": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
