@@ -34,7 +34,8 @@ FIELDS: dict[str, list[str]] = {
     "Tenant.spec.state": ["test: e2e/test_suspend.py::test_suspend_and_resume",
                           "test: e2e/test_archive.py::test_archive_round_trip"],
     "Tenant.spec.restoreFrom.archive": ["test: e2e/test_archive.py::test_archive_round_trip",
-                                        "test: e2e/test_archive.py::test_tampered_archive_is_refused_naming_the_file"],
+                                        "test: e2e/test_archive.py::test_tampered_archive_is_refused_naming_the_file",
+                                        "test: e2e/test_transit_key_owner.py::test_a_name_held_by_a_deleted_tenants_archives"],
     "Tenant.spec.restoreFrom.overwrite": ["test: e2e/test_archive.py::test_tampered_archive_is_refused_naming_the_file"],
     "Tenant.spec.adoptNamespace": ["test: e2e/test_tenant_core.py::test_namespace_owned_by_someone_else_stalls"],
     "Tenant.spec.adoptRetainedData": ["test: e2e/test_names_ownership.py::test_reused_name_inherits_retained_data_only_when_asked"],
@@ -185,11 +186,11 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_backend_lifecycle.py::test_delete_with_reclaim_delete_removes_everything",
         "test: e2e/test_doors.py::test_retain_keeps_the_data_and_closes_every_door",
         "test: e2e/test_archive.py::test_tampered_archive_is_refused_naming_the_file",
-        "test: e2e/test_transit_key_owner.py::test_a_new_tenant_under_a_deleted_name_does_not_get_its_kept_transit_key",
+        "test: e2e/test_transit_key_owner.py::test_a_name_held_by_a_deleted_tenants_archives",
     ],
     "LifecyclePolicy.spec.retention": [
         "test: e2e/test_archive.py::test_retention_purges_on_time",
-        "test: e2e/test_transit_key_owner.py::test_a_new_tenant_under_a_deleted_name_does_not_get_its_kept_transit_key"],
+        "test: e2e/test_transit_key_owner.py::test_a_name_held_by_a_deleted_tenants_archives"],
     "LifecyclePolicy.spec.suspendRevokesLogins": [
         "test: e2e/test_suspend_workloads.py::test_suspend_scales_workloads_to_zero_cuts_connections_and_resume_restores",
         "test: e2e/test_suspend_workloads.py::test_suspend_that_keeps_logins_still_stops_workloads"],
