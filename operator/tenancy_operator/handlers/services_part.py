@@ -133,7 +133,7 @@ async def run(service: str, target: Target, want: TenantSlice, logger: logging.L
             return PartResult(condition, False, Reason.OWNED_BY_ANOTHER_TENANT,
                               owned_elsewhere(exc, want.tenant, owner_of(exc.owner_uid)), stalled=True), report
         except NameHeldByArchives as exc:
-            call.fail("held")
+            call.fail("owned")  # the key is another (deleted) Tenant's
             return PartResult(condition, False, name_held.REASON, name_held.message(exc, want.tenant), stalled=True), report
         except ValueError as exc:  # a name or value the backend's rules refuse: retrying cannot help
             call.fail("invalid")
