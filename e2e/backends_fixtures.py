@@ -8,6 +8,7 @@ import os
 import secrets
 from urllib.parse import urlparse
 
+import hvac
 import pytest
 import yaml
 
@@ -29,8 +30,9 @@ def backend(name: str, type_: str, port: int, secret_name: str, capacity: int = 
                                 "adminSecretRef": {"name": secret_name}, "capacity": capacity}})
 
 
-def _vault_kubernetes_auth() -> dict[str, str]:
-    """A token reviewer for OpenBao's Kubernetes auth: its own ServiceAccount with auth-delegator."""
+def _vault_kubernetes_auth() -> None:
+    """OpenBao's Kubernetes auth pointed at this cluster, as the platform admin (root token; the operator's
+    policy may only read it), with a token reviewer: its own ServiceAccount with auth-delegator."""
     kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "openbao-auth", "namespace": NAMESPACE}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
@@ -42,7 +44,10 @@ def _vault_kubernetes_auth() -> dict[str, str]:
     admin = yaml.safe_load(open(os.environ["KUBECONFIG"]))
     cluster = admin["clusters"][0]["cluster"]
     ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
-    return {"kubernetes_host": cluster["server"], "kubernetes_ca_cert": ca, "token_reviewer_jwt": token}
+    root = hvac.Client(url=os.environ["VAULT_ADDR"], token=os.environ["VAULT_TOKEN"])
+    root.session.trust_env = False
+    root.write("auth/kubernetes/config", kubernetes_host=cluster["server"], kubernetes_ca_cert=ca,
+               token_reviewer_jwt=token, disable_local_ca_jwt=True)
 
 
 def admins_env() -> dict[str, str]:
@@ -61,13 +66,13 @@ def backends(platform, crds, operator):
     redis = urlparse(os.environ["REDIS_URL"])
     admins = admins_env()
     kube.kubectl("create", "namespace", NAMESPACE, check=False)
+    _vault_kubernetes_auth()
     manifests = [
         secret("pg-main-admin", {"username": admins["TENANCY_PG_ADMIN_USER"],
                                  "password": admins["TENANCY_PG_ADMIN_PASSWORD"]}),
         secret("redis-main-admin", {"username": admins["TENANCY_REDIS_ADMIN_USER"],
                                     "password": admins["TENANCY_REDIS_ADMIN_PASSWORD"]}),
-        secret("vault-main-admin", {"roleId": admins["TENANCY_BAO_ROLE_ID"], "secretId": admins["TENANCY_BAO_SECRET_ID"],
-                                    **_vault_kubernetes_auth()}),
+        secret("vault-main-admin", {"roleId": admins["TENANCY_BAO_ROLE_ID"], "secretId": admins["TENANCY_BAO_SECRET_ID"]}),
         backend("pg-main", "postgres", int(os.environ["PGPORT"]), "pg-main-admin"),
         backend("redis-main", "redis", redis.port, "redis-main-admin"),
         backend("vault-main", "vault", urlparse(os.environ["VAULT_ADDR"]).port, "vault-main-admin"),

@@ -4,7 +4,9 @@ Tests use fixed tenant names and most delete with the default reclaim (Retain). 
 its Tenant's UID mark, so on a long-lived platform the next run's Tenant of the same name would go
 Stalled (OwnedByAnotherTenant), exactly as the operator promises. At session start, while the e2e
 lock is held and no Tenant of that name exists, we remove such leftovers through the adapters' own
-`delete` (which checks the same mark), and only for UIDs no live Tenant has.
+`delete` (which checks the same mark), and only for UIDs no live Tenant has. Transit keys kept for
+the archives of such tenants are dropped with their owner records too, as the retention purge would:
+a kept key holds its name (the next Tenant of it is Stalled NameHeldByArchives until then).
 """
 
 from __future__ import annotations
@@ -123,4 +125,41 @@ def purge_retained_data_of_deleted_tenants() -> list[str]:
             search.forget_cache()
         return done
 
-    return asyncio.run(go()) if orphans else []
+    done = asyncio.run(go()) if orphans else []
+    return done + _drop_kept_keys(live)
+
+
+def drop_kept_key(tenant: str) -> list[str]:
+    """The transit key kept for the archives of a deleted Tenant `tenant` (none of that name lives), with its record."""
+    tenants = json.loads(kubectl("get", "tenants", "-o", "json").stdout)["items"]
+    live = {t["metadata"]["uid"] for t in tenants} | {t["metadata"]["name"] for t in tenants}
+    return _drop_kept_keys(live, [names.vault_key(tenant)])
+
+
+def _drop_kept_keys(live: set[str], keys: list[str] | None = None) -> list[str]:
+    """Transit keys kept for archives of tenants that no longer live, with their owner records."""
+    admin = vault_admin()
+    if keys is not None:
+        return [d for key in keys for d in _drop(admin, key, live)]
+    try:
+        keys = (admin.list("tenants/metadata/_transit-keys/") or {}).get("data", {}).get("keys", [])
+    except hvac.exceptions.InvalidPath:
+        return []
+    return [d for key in keys for d in _drop(admin, key, live)]
+
+
+def _drop(admin: hvac.Client, key: str, live: set[str]) -> list[str]:
+    try:
+        meta = (admin.read(f"tenants/metadata/_transit-keys/{key}") or {}).get("data") or {}
+    except hvac.exceptions.InvalidPath:
+        return []
+    uid = (meta.get("custom_metadata") or {}).get(vault.OWNER_FIELD)
+    if not meta or not key.startswith("tenant-") or uid in live or key.removeprefix("tenant-") in live:
+        return []
+    try:
+        admin.write(f"transit/keys/{key}/config", deletion_allowed=True)
+        admin.delete(f"transit/keys/{key}")
+    except (hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest):
+        pass  # the key is gone already (a purge ended before its record)
+    admin.delete(f"tenants/metadata/_transit-keys/{key}")
+    return [f"vault: kept transit key {key} and its owner record"]

@@ -75,7 +75,7 @@ def _trial(operator, rng: random.Random, trial: int, cleanup: list[str], passed:
     creds = credentials(src)
     _fill_pg(creds, 1000)
     _fill_redis(creds, 100)
-    vault_admin().secrets.kv.v2.create_or_update_secret(path=f"{src}/app", secret={"k": f"v{trial}"},
+    vault_admin().secrets.kv.v2.create_or_update_secret(path=f"tenant-{src}/app", secret={"k": f"v{trial}"},
                                                         mount_point="tenants")
     tables, keys, kv = _pg_fingerprint(creds), _redis_snapshot(creds["REDIS_KEY_PREFIX"]), _kv(src)
     uid = get("tenant", src)["metadata"]["uid"]

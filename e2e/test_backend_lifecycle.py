@@ -26,11 +26,11 @@ def test_backend_drift_is_repaired(backends, operator, cleanup_tenants):
     bound = operator.verify_interval * 1.2 + 8
     pg_admin(f'DROP ROLE "{creds["PGUSER"]}"')
     redis_admin().acl_deluser("tenant:bdrift")
-    vault_admin().sys.delete_acl_policy("tenant-bdrift")
+    vault_admin().delete("auth/kubernetes/role/tenant-bdrift")
     started = time.monotonic()
     eventually(lambda: creds["PGUSER"] in pg_roles("t_bdrift_"), bound, message="login role back")
     eventually(lambda: redis_admin().acl_getuser("tenant:bdrift") is not None, bound, message="ACL user back")
-    eventually(lambda: vault_exists("sys/policies/acl/tenant-bdrift"), bound, message="policy back")
+    eventually(lambda: vault_exists("auth/kubernetes/role/tenant-bdrift"), bound, message="login role back")
     print(f"\nbackend drift repaired in {time.monotonic() - started:.1f}s")
     assert pg(creds, "SELECT 1")[0][0] == 1
     assert redis_client(creds).ping()

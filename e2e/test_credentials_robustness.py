@@ -245,17 +245,17 @@ def test_openbao_tokens_from_before_a_rotation_retire_when_its_overlap_ends(back
     kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=90s", timeout=100)
     creds = credentials(name)
     before = vault_login(creds, ns)
-    before.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"{name}/k", secret={"v": "1"})
+    before.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"tenant-{name}/k", secret={"v": "1"})
     accessor = before.lookup_token()["data"]["accessor"]
 
     _rotate(name, _version(name))
     # Within the overlap the old token still works.
-    assert before.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"{name}/k",
+    assert before.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"tenant-{name}/k",
                                                     raise_on_deleted_version=True)["data"]["data"] == {"v": "1"}
 
     def refused() -> bool:
         try:
-            before.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"{name}/k",
+            before.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"tenant-{name}/k",
                                                      raise_on_deleted_version=True)
         except hvac.exceptions.Forbidden:
             return True
@@ -265,7 +265,7 @@ def test_openbao_tokens_from_before_a_rotation_retire_when_its_overlap_ends(back
     with pytest.raises(hvac.exceptions.InvalidRequest):
         vault_admin().auth.token.lookup_accessor(accessor)
     after = vault_login(creds, ns)
-    assert after.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"{name}/k",
+    assert after.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"tenant-{name}/k",
                                                    raise_on_deleted_version=True)["data"]["data"] == {"v": "1"}
     time.sleep(operator.verify_interval * 2 + 1)  # later passes leave the new token alone
     assert after.lookup_token()["data"]["accessor"]

@@ -48,7 +48,7 @@ def _forget_retained(name: str) -> None:
         r.unlink(*keys)
     v = vault_admin()
     for path in (f"auth/kubernetes/role/tenant-{name}", f"sys/policies/acl/tenant-{name}",
-                 f"tenants/metadata/{name}/db"):
+                 f"tenants/metadata/tenant-{name}/db"):
         v.delete(path)
     if vault_exists(f"transit/keys/tenant-{name}"):
         v.write(f"transit/keys/tenant-{name}/config", deletion_allowed=True)
@@ -74,7 +74,7 @@ def test_retain_keeps_the_data_and_closes_every_door(backends, operator):
         held_redis = redis_client(creds)
         held_redis.set(f"t:{name}:k", "kept")
         v = vault_login(creds, f"tenant-{name}")
-        v.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"{name}/db", secret={"v": "kept"})
+        v.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"tenant-{name}/db", secret={"v": "kept"})
         accessor = v.lookup_token()["data"]["accessor"]
 
         kubectl("delete", "tenant", name, "--timeout=90s", timeout=100)
@@ -90,14 +90,13 @@ def test_retain_keeps_the_data_and_closes_every_door(backends, operator):
         with pytest.raises(redis.exceptions.ConnectionError):  # killed, and AUTH on reconnect is refused
             held_redis.get(f"t:{name}:k")
         with pytest.raises(hvac.exceptions.Forbidden):
-            v.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"{name}/db", raise_on_deleted_version=True)
+            v.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"tenant-{name}/db", raise_on_deleted_version=True)
         with pytest.raises(hvac.exceptions.Forbidden):
             v.secrets.transit.encrypt_data(f"tenant-{name}", "aGk=")
         with pytest.raises(hvac.exceptions.InvalidRequest):  # the token itself is revoked, not only denied
             vault_admin().auth.token.lookup_accessor(accessor)
         assert not vault_exists(f"auth/kubernetes/role/tenant-{name}")
-        policy = vault_admin().sys.read_acl_policy(f"tenant-{name}")["data"]["policy"]
-        assert 'path "*" { capabilities = ["deny"] }' in policy
+        assert not vault_exists(f"sys/policies/acl/tenant-{name}")  # no per-tenant policy (the fixed ones are shared)
 
         # Data: all of it kept.
         assert pg_databases(creds["PGDATABASE"]) == {creds["PGDATABASE"]}
@@ -107,7 +106,7 @@ def test_retain_keeps_the_data_and_closes_every_door(backends, operator):
         assert loop.run_until_complete(admin.fetchval("SELECT v FROM kept")) == "still here"
         loop.run_until_complete(admin.close())
         assert redis_admin().get(f"t:{name}:k") == "kept"
-        kv = vault_admin().secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"{name}/db",
+        kv = vault_admin().secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"tenant-{name}/db",
                                                               raise_on_deleted_version=True)
         assert kv["data"]["data"] == {"v": "kept"}
         assert vault_exists(f"transit/keys/tenant-{name}")
@@ -138,21 +137,24 @@ def test_vault_flags_shape_the_policy_the_secret_and_what_a_token_may_do(backend
         v = vault_login(creds, f"tenant-{name}")
         assert v.secrets.transit.encrypt_data(f"tenant-{name}", "aGk=")["data"]["ciphertext"]
         with pytest.raises(hvac.exceptions.Forbidden):
-            v.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"{name}/db", secret={"v": "x"})
+            v.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"tenant-{name}/db", secret={"v": "x"})
 
-        # Flip both on a live tenant: KV opens, transit closes, and the key stays (its ciphertexts stay readable).
+        # Flip both on a live tenant: KV opens, transit closes (for the token issued before too: it is
+        # revoked, as it still holds the transit policy), and the key stays (its ciphertexts stay readable).
+        before = v
         kubectl("patch", "tenant", name, "--type=merge", "-p", '{"spec":{"vault":{"kv":true,"transitKey":false}}}')
         eventually(lambda: {"VAULT_KV_MOUNT", "VAULT_KV_PATH"} <= _secret_keys(name), 30, message="KV keys in the Secret")
         _ready(name)
         keys = _secret_keys(name)
         assert not {"VAULT_TRANSIT_MOUNT", "VAULT_TRANSIT_KEY"} & keys, keys
         v = vault_login(credentials(name), f"tenant-{name}")
-        v.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"{name}/db", secret={"v": "x"})
-        with pytest.raises(hvac.exceptions.Forbidden):
-            v.secrets.transit.encrypt_data(f"tenant-{name}", "aGk=")
+        v.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"tenant-{name}/db", secret={"v": "x"})
+        for token in (v, before):
+            with pytest.raises(hvac.exceptions.Forbidden):
+                token.secrets.transit.encrypt_data(f"tenant-{name}", "aGk=")
         assert vault_exists(f"transit/keys/tenant-{name}")
-        policy = vault_admin().sys.read_acl_policy(f"tenant-{name}")["data"]["policy"]
-        assert "transit" not in policy and f"tenants/data/{name}/*" in policy
+        role = vault_admin().read(f"auth/kubernetes/role/tenant-{name}")["data"]
+        assert role["token_policies"] == ["tenancy-tenant-kv"], role
     finally:
         kubectl("delete", "tenant", name, "--ignore-not-found", "--timeout=60s", check=False, timeout=70)
         _forget_retained(name)

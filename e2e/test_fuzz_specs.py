@@ -84,6 +84,7 @@ def _derived(name: str) -> set[tuple[str, str]]:
     return ({("pg-role", r) for r in pg} | {("pg-database", names.pg_database(name))}
             | {("redis-user", names.redis_user(name)), ("bao-policy", bao), ("bao-transit", names.vault_key(name)),
                ("bao-transit-sessions", names.vault_session_key(name)), ("bao-kv", names.vault_owner_record(name)),
+               ("bao-kv", names.vault_kv_path(name).split("/", 1)[1]),
                ("bao-auth-role", bao), ("namespace", names.namespace(name))}
             | {(f"search-{w}", s) for w in ("roles", "internalusers") for s in search})
 

@@ -45,7 +45,7 @@ def two_tenants(backends, search_backend, mongo_backend):
     pg(b, "INSERT INTO secrets_of_b VALUES ('b-only')")
     redis_client(b).set("t:iso-b:secret", "b-only")
     vault_login(b, "tenant-iso-b").secrets.kv.v2.create_or_update_secret(
-        mount_point="tenants", path="iso-b/db", secret={"v": "b-only"})
+        mount_point="tenants", path="tenant-iso-b/db", secret={"v": "b-only"})
     search_client(b).index(index=b["SEARCH_INDEX_PREFIX"] + "docs", body={"v": "b-only"}, id="1", refresh=True)
     with mongo(b) as client:
         client[b["MONGODB_DATABASE"]].secrets.delete_many({})
@@ -121,12 +121,12 @@ def test_isolation_matrix(two_tenants):
     # OpenBao
     v = vault_login(a, "tenant-iso-a")
     allowed("vault", "write and read A's KV path", lambda: (
-        v.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path="iso-a/db", secret={"v": "a"}),
-        v.secrets.kv.v2.read_secret_version(mount_point="tenants", path="iso-a/db", raise_on_deleted_version=True)))
+        v.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path="tenant-iso-a/db", secret={"v": "a"}),
+        v.secrets.kv.v2.read_secret_version(mount_point="tenants", path="tenant-iso-a/db", raise_on_deleted_version=True)))
     allowed("vault", "encrypt/decrypt with A's transit key", lambda: v.secrets.transit.decrypt_data(
         a["VAULT_TRANSIT_KEY"], v.secrets.transit.encrypt_data(a["VAULT_TRANSIT_KEY"], "aGk=")["data"]["ciphertext"]))
     refused("vault", "read B's KV path", lambda: v.secrets.kv.v2.read_secret_version(
-        mount_point="tenants", path="iso-b/db", raise_on_deleted_version=True), hvac.exceptions.Forbidden)
+        mount_point="tenants", path="tenant-iso-b/db", raise_on_deleted_version=True), hvac.exceptions.Forbidden)
     refused("vault", "encrypt with B's transit key",
             lambda: v.secrets.transit.encrypt_data(b["VAULT_TRANSIT_KEY"], "aGk="), hvac.exceptions.Forbidden)
     refused("vault", "log in with B's role", lambda: vault_login(a, "tenant-iso-a", role=b["VAULT_ROLE"]),

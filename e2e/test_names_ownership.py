@@ -202,7 +202,7 @@ def test_reused_name_inherits_retained_data_only_when_asked(backends, operator, 
         pg(old, "INSERT INTO kept VALUES ('from the first tenant')")
         redis_client(old).set("t:reuse-x:k", "from the first tenant")
         vault_login(old, "tenant-reuse-x").secrets.kv.v2.create_or_update_secret(
-            mount_point="tenants", path="reuse-x/db", secret={"v": "from the first tenant"})
+            mount_point="tenants", path="tenant-reuse-x/db", secret={"v": "from the first tenant"})
         assert not any(e["reason"] == "DriftRepaired" for e in _events(name)), "first creation is not drift"
         kubectl("delete", "tenant", name, "--timeout=90s", timeout=100)
         eventually(lambda: get("namespace", "tenant-reuse-x") is None, 90, message="namespace gone")
@@ -226,7 +226,7 @@ def test_reused_name_inherits_retained_data_only_when_asked(backends, operator, 
         assert pg(new, "SELECT v FROM kept")[0][0] == "from the first tenant"
         assert redis_client(new).get("t:reuse-x:k") == "from the first tenant"
         read = vault_login(new, "tenant-reuse-x").secrets.kv.v2.read_secret_version(
-            mount_point="tenants", path="reuse-x/db", raise_on_deleted_version=True)
+            mount_point="tenants", path="tenant-reuse-x/db", raise_on_deleted_version=True)
         assert read["data"]["data"] == {"v": "from the first tenant"}
         assert set(_pg_marks("t_reuse_x").values()) == {MARK + second}
         assert redis_admin().get("tenancy:owner:reuse-x") == MARK + second and _vault_mark(name) == second

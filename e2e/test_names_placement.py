@@ -37,8 +37,8 @@ def test_55_character_name_works_on_every_backend_uncut(backends, operator, clea
     assert r.get(creds["REDIS_KEY_PREFIX"] + "k") == "v"
     assert redis_admin().acl_getuser(f"tenant:{LONG}") is not None
     client = vault_login(creds, namespace)
-    client.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"{LONG}/k", secret={"v": "1"})
-    assert vault_exists(f"sys/policies/acl/tenant-{LONG}")
+    client.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"tenant-{LONG}/k", secret={"v": "1"})
+    assert vault_exists(f"auth/kubernetes/role/tenant-{LONG}")
 
 
 HOSTILE = ["a'b", "a;b", "a*b", "a b", 'a"b', "x$(id)", "a\\b", "t:*", "%", "--"]

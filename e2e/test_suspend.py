@@ -37,7 +37,7 @@ def test_suspend_and_resume(backends, operator, cleanup_tenants):
     pg(creds, "DELETE FROM kept")
     pg(creds, "INSERT INTO kept VALUES ('still here')")
     token = vault_login(creds, "tenant-sleepy")  # a real Kubernetes-auth login, as a tenant-app pod does
-    token.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path="sleepy/db", secret={"v": "kept"})
+    token.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path="tenant-sleepy/db", secret={"v": "kept"})
     assert token.secrets.transit.encrypt_data(creds["VAULT_TRANSIT_KEY"], "aGk=")["data"]["ciphertext"]
     accessor = token.lookup_token()["data"]["accessor"]
 
@@ -51,7 +51,7 @@ def test_suspend_and_resume(backends, operator, cleanup_tenants):
         redis_client(creds).ping()
     # The token issued before the suspend: refused for KV and transit, and revoked outright.
     with pytest.raises(hvac.exceptions.Forbidden):
-        token.secrets.kv.v2.read_secret_version(mount_point="tenants", path="sleepy/db", raise_on_deleted_version=True)
+        token.secrets.kv.v2.read_secret_version(mount_point="tenants", path="tenant-sleepy/db", raise_on_deleted_version=True)
     with pytest.raises(hvac.exceptions.Forbidden):
         token.secrets.transit.encrypt_data(creds["VAULT_TRANSIT_KEY"], "aGk=")
     with pytest.raises(hvac.exceptions.InvalidRequest):
@@ -68,7 +68,7 @@ def test_suspend_and_resume(backends, operator, cleanup_tenants):
     assert pg(creds, "SELECT v FROM kept")[0][0] == "still here"
     assert redis_client(creds).ping()
     fresh = vault_login(creds, "tenant-sleepy")
-    assert fresh.secrets.kv.v2.read_secret_version(mount_point="tenants", path="sleepy/db",
+    assert fresh.secrets.kv.v2.read_secret_version(mount_point="tenants", path="tenant-sleepy/db",
                                                    raise_on_deleted_version=True)["data"]["data"] == {"v": "kept"}
     with pytest.raises(hvac.exceptions.Forbidden):  # revoked stays revoked
-        token.secrets.kv.v2.read_secret_version(mount_point="tenants", path="sleepy/db", raise_on_deleted_version=True)
+        token.secrets.kv.v2.read_secret_version(mount_point="tenants", path="tenant-sleepy/db", raise_on_deleted_version=True)

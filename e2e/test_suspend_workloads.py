@@ -122,7 +122,7 @@ def test_suspend_scales_workloads_to_zero_cuts_connections_and_resume_restores(b
     key = creds["REDIS_KEY_PREFIX"] + "kept"
     redis_client(creds).set(key, "key before suspend")
     token = vault_login(creds, namespace)
-    token.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"{name}/db", secret={"v": "kept"})
+    token.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"tenant-{name}/db", secret={"v": "kept"})
     accessor = token.lookup_token()["data"]["accessor"]
     kube.apply(_workload("Deployment", "api", namespace, 3))
     kube.apply(_workload("StatefulSet", "db", namespace, 2))
@@ -146,7 +146,7 @@ def test_suspend_scales_workloads_to_zero_cuts_connections_and_resume_restores(b
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis_client(creds).ping()
     with pytest.raises(hvac.exceptions.Forbidden):
-        token.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"{name}/db", raise_on_deleted_version=True)
+        token.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"tenant-{name}/db", raise_on_deleted_version=True)
     with pytest.raises(hvac.exceptions.InvalidRequest):
         vault_admin().auth.token.lookup_accessor(accessor)
     with pytest.raises((hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)):
@@ -165,7 +165,7 @@ def test_suspend_scales_workloads_to_zero_cuts_connections_and_resume_restores(b
     assert pg(creds, "SELECT v FROM kept")[0][0] == "row before suspend"
     assert redis_client(creds).get(key) == "key before suspend"
     fresh = vault_login(creds, namespace)
-    assert fresh.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"{name}/db",
+    assert fresh.secrets.kv.v2.read_secret_version(mount_point="tenants", path=f"tenant-{name}/db",
                                                    raise_on_deleted_version=True)["data"]["data"] == {"v": "kept"}
 
 

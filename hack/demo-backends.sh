@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates the Backends' admin Secrets in tenancy-system from the local platform's credentials, and a
-# token reviewer ServiceAccount for OpenBao's Kubernetes auth. Idempotent. Needs `source .platform/env`.
+# token reviewer ServiceAccount for OpenBao's Kubernetes auth, which it configures as the platform admin
+# (root token: the operator's policy may not). Idempotent. Needs `source .platform/env`.
 set -euo pipefail
 ns=tenancy-system
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
@@ -17,9 +18,9 @@ apply_secret() { kubectl -n "$ns" create secret generic "$1" "${@:2}" --dry-run=
 apply_secret pg-main-admin --from-literal=username="$TENANCY_PG_ADMIN_USER" --from-literal=password="$TENANCY_PG_ADMIN_PASSWORD"
 apply_secret redis-main-admin --from-literal=username="$TENANCY_REDIS_ADMIN_USER" \
   --from-literal=password="$TENANCY_REDIS_ADMIN_PASSWORD"
-apply_secret vault-main-admin --from-literal=roleId="$TENANCY_BAO_ROLE_ID" --from-literal=secretId="$TENANCY_BAO_SECRET_ID" \
-  --from-literal=kubernetes_host="$KUBE_APISERVER" \
-  --from-literal=kubernetes_ca_cert="$ca" --from-literal=token_reviewer_jwt="$reviewer"
+apply_secret vault-main-admin --from-literal=roleId="$TENANCY_BAO_ROLE_ID" --from-literal=secretId="$TENANCY_BAO_SECRET_ID"
+BAO_ADDR=$VAULT_ADDR BAO_TOKEN=$VAULT_TOKEN bao write auth/kubernetes/config kubernetes_host="$KUBE_APISERVER" \
+  kubernetes_ca_cert="$ca" token_reviewer_jwt="$reviewer" disable_local_ca_jwt=true >/dev/null
 # OpenSearch (security plugin, TLS): its admin user and the platform CA that signed its certificate.
 apply_secret search-main-admin --from-literal=username="$SEARCH_ADMIN_USERNAME" \
   --from-literal=password="$SEARCH_ADMIN_PASSWORD" --from-file=ca.crt="$SEARCH_CA_FILE"

@@ -32,9 +32,10 @@ REDISCLI_AUTH=$REDIS_PASSWORD redis-cli --no-auth-warning -h 127.0.0.1 -p "$REDI
   die "redis: could not make the operator's ACL user $REDIS_ADMIN"
 
 # ---------------------------------------------------------------- OpenBao
-# The mounts and auth methods tenants rely on are the platform's to make (the operator's policy may
-# not mount anything); then policy `tenancy-operator` and an AppRole with a fixed role and secret id
-# (dev mode keeps nothing across a restart, so both come from .platform/secrets and are put back).
+# The mounts, auth methods, Kubernetes auth config and tenant policies tenants rely on are the
+# platform's to make (the operator's policy may not mount, configure or write a policy); then policy
+# `tenancy-operator` and an AppRole with a fixed role and secret id (dev mode keeps nothing across a
+# restart, so both come from .platform/secrets and are put back).
 BAO_ADMIN_ROLE=tenancy-operator
 BAO_ROLE_ID=$(secret tenancy-bao-role-id)
 BAO_SECRET_ID=$(secret tenancy-bao-secret-id)
@@ -50,6 +51,26 @@ grep -q '"tenancy-audit-kv/"' <<<"$mounts" || bao_ secrets enable -path=tenancy-
 auths=$(bao_ auth list -format=json) || die "openbao: cannot list auth methods"
 grep -q '"kubernetes/"' <<<"$auths" || bao_ auth enable kubernetes >/dev/null
 grep -q '"approle/"' <<<"$auths" || bao_ auth enable approle >/dev/null
+# Kubernetes auth pointed at this cluster, with its own token reviewer (ServiceAccount openbao-auth,
+# system:auth-delegator): the platform's to configure, as the operator's policy may only read it. Run
+# again after an OpenBao restart (dev mode comes back empty), so tenants' logins come back too.
+kc() { "$VENV_BIN/kubectl" --kubeconfig "$STATE/kubeconfig" "$@"; }
+kc create namespace tenancy-system --dry-run=client -o yaml | kc apply -f - >/dev/null
+kc -n tenancy-system create serviceaccount openbao-auth --dry-run=client -o yaml | kc apply -f - >/dev/null
+kc create clusterrolebinding openbao-auth-delegator --clusterrole=system:auth-delegator \
+  --serviceaccount=tenancy-system:openbao-auth --dry-run=client -o yaml | kc apply -f - >/dev/null
+reviewer=$(kc -n tenancy-system create token openbao-auth --duration=720h) || die "kubernetes: no token reviewer token"
+ca=$(kc config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d)
+bao_ write auth/kubernetes/config kubernetes_host="https://127.0.0.1:$APISERVER_PORT" kubernetes_ca_cert="$ca" \
+  token_reviewer_jwt="$reviewer" disable_local_ca_jwt=true >/dev/null || die "openbao: could not configure auth/kubernetes"
+# The fixed tenant policies the operator's login roles name: their paths follow the login's namespace,
+# read from the alias of the `kubernetes/` auth method, whose accessor each server gives its own.
+k8s_accessor=$(bao_ auth list -format=json | "$VENV_BIN/python" -c 'import json, sys; print(json.load(sys.stdin)["kubernetes/"]["accessor"])') ||
+  die "openbao: no accessor for auth method kubernetes/"
+for part in kv transit session; do
+  sed "s/@KUBERNETES_ACCESSOR@/$k8s_accessor/g" "$REPO/charts/tenancy-operator/files/openbao-tenant-$part.hcl" |
+    bao_ policy write "tenancy-tenant-$part" - >/dev/null || die "openbao: could not write policy tenancy-tenant-$part"
+done
 bao_ policy write tenancy-operator "$REPO/charts/tenancy-operator/files/openbao-operator.hcl" >/dev/null
 # A 1-hour token the operator renews itself, and logs in again for once the 24-hour maximum nears.
 bao_ write auth/approle/role/$BAO_ADMIN_ROLE token_policies=tenancy-operator token_no_default_policy=true \

@@ -1,20 +1,51 @@
 # The tenancy operator's OpenBao policy: tenant objects only. platform/admins.sh (and a production
 # install, see docs/backend-admins.md) writes it as policy `tenancy-operator` and gives it to the
 # AppRole `tenancy-operator` the operator logs in with. Every tenant object is named `tenant-<name>`
-# (api/names.py); the mounts and the Kubernetes auth method are made by the platform, not the operator.
+# (api/names.py); the mounts, the Kubernetes auth method and its config, and the three fixed tenant
+# policies `tenancy-tenant-kv|transit|session` (openbao-tenant-*.hcl) are the platform's, not the
+# operator's. The operator writes no policy text: a credential that could would mint any token.
 
 # Check the mounts and auth methods it relies on exist (it does not make them: no sys/mounts/<path>).
 path "sys/mounts" { capabilities = ["read"] }
 path "sys/auth" { capabilities = ["read"] }
 
-# Point the Kubernetes auth method at the cluster (host, CA, token reviewer) from the Backend's Secret.
-path "auth/kubernetes/config" { capabilities = ["read", "create", "update"] }
+# See that the platform configured Kubernetes auth (a Backend says so when not); never change it: a
+# credential that could point it at another cluster would log in as any ServiceAccount it likes.
+path "auth/kubernetes/config" { capabilities = ["read"] }
 
-# Each tenant's policy `tenant-<name>`: made, compared, closed (deny-all) and removed. No other policy.
-path "sys/policies/acl/tenant-*" { capabilities = ["create", "read", "update", "delete"] }
+# See that the platform wrote the fixed tenant policies the login roles name.
+path "sys/policies/acl/tenancy-tenant-*" { capabilities = ["read"] }
 
-# Each tenant's login role `tenant-<name>` in the Kubernetes auth method.
-path "auth/kubernetes/role/tenant-*" { capabilities = ["create", "read", "update", "delete"] }
+# Remove the per-tenant policy `tenant-<name>` earlier versions wrote (the body is never written).
+path "sys/policies/acl/tenant-*" { capabilities = ["read", "delete"] }
+
+# Each tenant's login role `tenant-<name>` in the Kubernetes auth method, fenced by the server: it
+# binds only ServiceAccount `tenant-app`, only in one `tenant-*` namespace (no list, no glob), and
+# grants only a set of the fixed tenant policies, whose paths follow the login's own namespace. Every
+# other field (`policies`, `token_type`, `token_period`, `alias_name_source`, ...) is refused. Values
+# are comma strings: the server compares a JSON list with nothing here, so lists are refused too.
+path "auth/kubernetes/role/tenant-*" {
+  capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = {
+    "bound_service_account_names" = ["tenant-app"]
+    "bound_service_account_namespaces" = ["tenant-*"]
+    "token_policies" = [
+      "",
+      "tenancy-tenant-kv",
+      "tenancy-tenant-transit",
+      "tenancy-tenant-session",
+      "tenancy-tenant-kv,tenancy-tenant-transit",
+      "tenancy-tenant-kv,tenancy-tenant-session",
+      "tenancy-tenant-transit,tenancy-tenant-session",
+      "tenancy-tenant-kv,tenancy-tenant-transit,tenancy-tenant-session",
+    ]
+    "token_ttl" = []
+  }
+  # "*,*" is any value holding a comma (a second namespace), "***" any holding a `*` (a glob).
+  denied_parameters = {
+    "bound_service_account_namespaces" = ["*,*", "***"]
+  }
+}
 
 # Each tenant's transit key (and its config: deletion_allowed before delete), and the archive's data
 # key wrapped and unwrapped with it.

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 
 __all__ = ["MAX_TENANT_NAME", "check", "namespace", "pg_database", "pg_owner_role", "pg_login_role", "pg_load_role", "redis_user",
-           "redis_prefix", "redis_owner_key", "vault_key", "vault_owner_key", "is_vault_key_of", "vault_key_record", "vault_session_key", "vault_policy", "vault_kv_path",
+           "redis_prefix", "redis_owner_key", "vault_key", "is_vault_key_of", "vault_key_record", "vault_session_key", "vault_policy", "vault_kv_path",
            "vault_owner_record", "mongo_database", "mongo_owner_role", "mongo_login_role", "search_prefix", "is_tenant_name", "owner_mark", "parse_owner_mark"]
 
 MAX_TENANT_NAME = 55
@@ -112,24 +112,10 @@ def vault_key(tenant: str) -> str:
     return f"tenant-{check(tenant)}"
 
 
-def vault_owner_key(tenant: str, uid: str) -> str:
-    """Transit key of the Tenant `uid` named `<name>` when `tenant-<name>` is kept for an earlier owner's
-    archives: `tenant-<name>.<uid>`. No tenant name holds a '.', so it equals no other tenant's key."""
-    if not _UID.match(uid or ""):
-        raise ValueError(f"not a Kubernetes UID: {uid!r}")
-    return f"{vault_key(tenant)}.{uid}"
-
-
-def is_vault_key_of(key: str, tenant: str, uid: str | None = None) -> bool:
-    """Is `key` a transit key name tenant `<name>` can own: `tenant-<name>`, or `tenant-<name>.<uid>`
-    (of the given `uid` when one is given)?"""
-    if not is_tenant_name(tenant):
-        return False
-    base = vault_key(tenant)
-    if key == base:
-        return True
-    suffix = key.removeprefix(base + ".") if key.startswith(base + ".") else None
-    return bool(suffix and _UID.match(suffix) and (uid is None or suffix == uid))
+def is_vault_key_of(key: str, tenant: str) -> bool:
+    """Is `key` the transit key tenant `<name>` can own, `tenant-<name>`? (False for a name that is no
+    tenant name.)"""
+    return is_tenant_name(tenant) and key == vault_key(tenant)
 
 
 def vault_key_record(key: str) -> str:
@@ -149,12 +135,15 @@ def vault_policy(tenant: str) -> str:
 
 
 def vault_kv_path(tenant: str) -> str:
-    return f"tenants/{check(tenant)}"
+    """KV v2 folder `tenants/tenant-<name>`: named as the tenant's namespace, because the fixed policy
+    `tenancy-tenant-kv` finds it from the login's ServiceAccount namespace (before: `tenants/<name>`)."""
+    return f"tenants/{namespace(tenant)}"
 
 
 def vault_owner_record(tenant: str) -> str:
     """KV v2 entry (in the `tenants` mount) whose custom_metadata holds the owner's UID: the name
-    itself, beside the tenant's `<name>/` folder, so the tenant's policy (`<name>/*`) cannot reach it."""
+    itself, beside the tenants' `tenant-<name>/` folders; a tenant's policy reaches only below its
+    folder's `/` (`tenant-<name>/*`), so no record, not even tenant `tenant-<x>`'s own, is in reach."""
     return check(tenant)
 
 

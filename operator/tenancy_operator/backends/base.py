@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BackendUnavailable", "BackendRefused", "UnsafeServerConfig", "AdminPrivilegeMissing", "OwnedByAnotherTenant", "Ownership", "Target", "TenantSlice",
+__all__ = ["BackendUnavailable", "BackendRefused", "UnsafeServerConfig", "AdminPrivilegeMissing", "OwnedByAnotherTenant", "NameHeldByArchives", "Ownership", "Target", "TenantSlice",
            "Report", "ServerReport"]
 
 
@@ -56,6 +56,17 @@ class OwnedByAnotherTenant(BackendRefused):
     def __init__(self, backend: str, objects: list[str], owner_uid: str):
         self.backend, self.objects, self.owner_uid = backend, objects, owner_uid
         super().__init__(f"{', '.join(objects)} on {backend} carry the ownership mark of Tenant uid {owner_uid}")
+
+
+class NameHeldByArchives(BackendRefused):
+    """The tenant's transit key `tenant-<name>` is recorded for another (deleted) Tenant `owner_uid`, kept
+    because it wraps that tenant's archives: nothing was written, and this Tenant gets no login role, as
+    its workloads would reach that key (backends/vault_keys.py). The handler turns it into a Stalled part."""
+
+    def __init__(self, backend: str, key: str, owner_uid: str):
+        self.backend, self.key, self.owner_uid = backend, key, owner_uid
+        super().__init__(f"transit key {key} on {backend} is kept for the archives of an earlier Tenant "
+                         f"(uid {owner_uid})")
 
 
 class Ownership:
@@ -121,6 +132,9 @@ class TenantSlice:
     """The Tenant's metadata.uid: every object is marked with it, and objects marked otherwise are refused."""
     adopt_uids: frozenset[str] = frozenset()
     """UIDs of deleted Tenants whose retained data this one re-attaches (spec.adoptRetainedData)."""
+    restoring_uid: str = ""
+    """OpenBao: the UID of the deleted Tenant whose archive spec.restoreFrom loads into this one; its kept
+    transit key `tenant-<name>` is re-recorded as this Tenant's (a person's decision: backends/vault_keys.py)."""
     password: str = field(default="", repr=False)
     """The active credential's password; empty: unknown this pass, the backend keeps what it holds."""
     slot: str = "a"

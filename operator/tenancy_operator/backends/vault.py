@@ -1,20 +1,23 @@
-"""OpenBao (Vault API) adapter: a transit key, a KV v2 path, a policy and a Kubernetes login role.
+"""OpenBao (Vault API) adapter: a transit key, a KV v2 path and a Kubernetes login role.
 
 Per tenant: transit key `tenant-<name>` (and a signing key `tenant-<name>` in its own
-`transit-sessions` mount), KV v2 data under `tenants/<name>/`, policy `tenant-<name>` naming exactly
-the paths the spec enables, and role `tenant-<name>` in the Kubernetes auth method, bound to ServiceAccount
-`tenant-app` in the tenant namespace. The policy text is built only from names checked by api.names
-(DNS labels), never from free text.
+`transit-sessions` mount), KV v2 data under `tenants/tenant-<name>/`, and role `tenant-<name>` in the
+Kubernetes auth method, bound to ServiceAccount `tenant-app` in the tenant namespace `tenant-<name>`
+and granting the fixed policies (TENANT_POLICIES) the spec enables. Those policies are the platform's
+and templated on the login's namespace, so every tenant object is named as its namespace and the
+operator writes no policy text (its own policy refuses it: charts/tenancy-operator/files/openbao-operator.hcl).
+Role fields are sent as comma strings, the form the operator's policy admits.
 
-Ownership: the KV v2 entry `tenants/<name>` (beside the tenant's `<name>/` folder, so outside its
+Ownership: the KV v2 entry `tenants/<name>` (beside the tenant's `tenant-<name>/` folder, so outside its
 policy) holds no data, only `custom_metadata` with the owning Tenant's UID; it is read before any
 write and covers every object of the tenant here. The transit key has its own record
 (backends/vault_keys.py), because it can outlive the tenant for its archives: a new Tenant of the
-same name then gets a key of its own, `tenant-<name>.<uid>`, never the kept one.
+same name is then refused (NameHeldByArchives, before any write: no login role, so its workloads never
+reach the kept key) until a person restores one of those archives into it or the purge deletes the key.
 
-Closing the door (suspend, Retain on delete) rewrites the policy to deny everything, which cuts the
-tokens already issued at once (policies are evaluated per request), removes the login role so no
-new token is issued, and then revokes the role's outstanding tokens by accessor.
+Closing the door (suspend, Retain on delete) removes the login role so no new token is issued, then
+revokes the role's outstanding tokens by accessor (a revoked token is refused at once). A spec that
+takes a policy away from a live role revokes the tokens issued before, which still carry it.
 
 hvac is synchronous; each call runs in a thread so kopf's loop keeps going.
 """
@@ -22,7 +25,6 @@ hvac is synchronous; each call runs in a thread so kopf's loop keeps going.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import time
 from typing import Any
 
@@ -43,7 +45,7 @@ from .base import (
     TenantSlice,
 )
 
-__all__ = ["ensure", "close", "delete", "probe", "forget_cache", "policy_text", "closed_policy_text", "TRANSIT_MOUNT",
+__all__ = ["ensure", "close", "delete", "probe", "forget_cache", "token_policies", "TENANT_POLICIES", "TRANSIT_MOUNT",
            "KV_MOUNT", "AUTH_MOUNT"]
 
 TRANSIT_MOUNT = vault_keys.TRANSIT_MOUNT
@@ -53,52 +55,24 @@ KV_MOUNT = vault_keys.KV_MOUNT
 AUTH_MOUNT = "kubernetes"
 APP_SERVICE_ACCOUNT = "tenant-app"
 MAX_TOKEN_LOOKUPS = 2000
-"""Token accessors looked up per pass at most; the deny policy already cuts every token, so a pass
-that runs out of budget leaves the rest to the next pass instead of stalling the reconcile."""
+"""Token accessors looked up per pass at most; the role is already gone, so a pass that runs out of
+budget leaves the rest to the next pass instead of stalling the reconcile."""
 _prepared: set[tuple[str, str, int]] = set()
 _token_roles: dict[tuple[str, str, int], dict[str, tuple[str, float]]] = {}
 """Per server: token accessor -> (the auth path and role that issued it, its creation time). A token's metadata never
 changes, so each live accessor is looked up once; entries of expired tokens are dropped each pass."""
 
 
-def policy_text(tenant: str, session_key: bool, kv: bool = True, transit: bool = True, key: str | None = None) -> str:
-    """The policy of an open tenant: exactly the paths its spec enables (`kv`, `transit`, session key).
-    `key`: the tenant's transit key (default `tenant-<name>`; vault_keys.resolve says which)."""
-    name = names.vault_key(tenant)  # validates the tenant name: a DNS label, safe inside HCL quotes
-    if key is not None:
-        if not names.is_vault_key_of(key, tenant):
-            raise ValueError(f"transit key {key!r} is not one tenant {tenant} can own")
-        name = key
-    kv_path = names.vault_kv_path(tenant).split("/", 1)[1]
-    lines = [f"# Managed by tenancy-operator for tenant {tenant}; edits are put back."]
-    if kv:
-        lines += [
-            f'path "{KV_MOUNT}/data/{kv_path}/*" {{ capabilities = ["create", "read", "update", "patch", "delete", "list"] }}',
-            f'path "{KV_MOUNT}/metadata/{kv_path}/*" {{ capabilities = ["read", "list", "delete"] }}',
-        ]
-    if transit:
-        lines += [
-            f'path "{TRANSIT_MOUNT}/encrypt/{name}" {{ capabilities = ["update"] }}',
-            f'path "{TRANSIT_MOUNT}/decrypt/{name}" {{ capabilities = ["update"] }}',
-        ]
-    if session_key:
-        lines += [
-            f'path "{SESSION_MOUNT}/sign/{names.vault_session_key(tenant)}" {{ capabilities = ["update"] }}',
-            f'path "{SESSION_MOUNT}/verify/{names.vault_session_key(tenant)}" {{ capabilities = ["update"] }}',
-        ]
-    return "\n".join(lines) + "\n"
+TENANT_POLICIES = {"kv": "tenancy-tenant-kv", "transit": "tenancy-tenant-transit", "session": "tenancy-tenant-session"}
+"""The fixed policies the platform writes (charts/tenancy-operator/files/openbao-tenant-*.hcl): their paths
+follow the token's own Kubernetes login (its ServiceAccount's namespace, `tenant-<name>`), so one text
+serves every tenant and the operator never writes policy text."""
 
 
-def closed_policy_text(tenant: str) -> str:
-    """The policy of a closed tenant (suspended, or retained after delete): every request denied.
-
-    A deny wins over every other policy a token holds (even `default`), and OpenBao evaluates policies
-    on each request, so tokens issued before the close are refused every secret at once (measured on
-    OpenBao 2.7: KV and transit answer 403; only the token's own lookup-self still answers).
-    """
-    names.vault_key(tenant)  # validates the tenant name
-    return (f"# Managed by tenancy-operator for tenant {tenant}: closed (suspended or retained); every request is denied.\n"
-            'path "*" { capabilities = ["deny"] }\n')
+def token_policies(kv: bool, transit: bool, session_key: bool) -> list[str]:
+    """The fixed policies a tenant's login role grants: exactly what its spec enables, in a fixed order
+    (the operator's own policy admits only these comma-joined sets as `token_policies`)."""
+    return [TENANT_POLICIES[part] for part, on in (("kv", kv), ("transit", transit), ("session", session_key)) if on]
 
 
 def _client(target: Target) -> hvac.Client:
@@ -166,14 +140,15 @@ def _prepare(client: hvac.Client, target: Target) -> None:
         raise AdminPrivilegeMissing(
             f"vault backend {target.name}: mounts {TRANSIT_MOUNT}/, {SESSION_MOUNT}/ (transit), {KV_MOUNT}/ (kv v2) "
             f"and auth method {AUTH_MOUNT}/ must exist, and the operator's token may not make them: {exc}") from exc
-    host = target.extra.get("kubernetes_host")
-    if host:
-        wanted = {"kubernetes_host": host, "kubernetes_ca_cert": target.extra.get("kubernetes_ca_cert", "")}
-        current = (_read(client, f"auth/{AUTH_MOUNT}/config") or {}).get("data", {})
-        if any(current.get(k) != v for k, v in wanted.items()) or not current:
-            client.write(f"auth/{AUTH_MOUNT}/config", **wanted,
-                         token_reviewer_jwt=target.extra.get("token_reviewer_jwt", ""),
-                         disable_local_ca_jwt=True)
+    # The platform configures Kubernetes auth and writes the fixed tenant policies; the operator may
+    # only look (its policy refuses writes), and says what is missing instead of failing each tenant.
+    if not ((_read(client, f"auth/{AUTH_MOUNT}/config") or {}).get("data") or {}).get("kubernetes_host"):
+        raise AdminPrivilegeMissing(f"vault backend {target.name}: auth method {AUTH_MOUNT}/ has no kubernetes_host; "
+                                    "the platform admin configures it (docs/backend-admins.md)")
+    absent = [p for p in TENANT_POLICIES.values() if _read(client, f"sys/policies/acl/{p}") is None]
+    if absent:
+        raise AdminPrivilegeMissing(f"vault backend {target.name}: policies {', '.join(absent)} are missing; the platform "
+                                    "admin writes them from charts/tenancy-operator/files/openbao-tenant-*.hcl")
     _prepared.add(key)
 
 
@@ -193,21 +168,28 @@ async def probe(target: Target) -> str:
     return await _run(target, work)
 
 
-def _text_diff(live: str | None, wanted: str) -> str:
-    """The lines that differ between a live policy and ours (policy text holds no secret)."""
-    if live is None:
-        return "missing"
-    lines = difflib.unified_diff(live.splitlines(), wanted.splitlines(), "live", "wanted", n=0, lineterm="")
-    return " | ".join(line for line in lines if not line.startswith(("---", "+++", "@@")))
-
-
-def _role_body(tenant: str, namespace: str) -> dict[str, Any]:
+def _role_body(namespace: str, policies: list[str]) -> dict[str, Any]:
+    """The login role as OpenBao reads it back (lists); `_role_params` gives the form it is written in."""
     return {
         "bound_service_account_names": [APP_SERVICE_ACCOUNT],
         "bound_service_account_namespaces": [namespace],
-        "token_policies": [names.vault_policy(tenant)],
+        "token_policies": policies,
         "token_ttl": 3600,
     }
+
+
+def _role_params(body: dict[str, Any]) -> dict[str, Any]:
+    """Lists as comma strings: the operator's policy admits `allowed_parameters` values, which the server
+    compares with strings only (a JSON list matches none)."""
+    return {k: ",".join(v) if isinstance(v, list) else v for k, v in body.items()}
+
+
+def _role_differs(live: dict[str, Any] | None, body: dict[str, Any]) -> list[str]:
+    def norm(value: Any) -> Any:
+        return sorted(value) if isinstance(value, list) else value
+
+    return sorted(k for k in body if live is None or norm(live.get(k) or ([] if isinstance(body[k], list) else None))
+                  != norm(body[k]))
 
 
 async def ensure(target: Target, want: TenantSlice) -> Report:
@@ -217,15 +199,15 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     key = names.vault_key(want.tenant)
 
     def work(client: hvac.Client) -> None:
-        nonlocal key
         _prepare(client, target)
         record = f"{KV_MOUNT}/metadata/{names.vault_owner_record(want.tenant)}"
         marks = Ownership(f"vault backend {target.name}", want)
         marks.see(f"policy, role, keys and {names.vault_kv_path(want.tenant)}/", _owner_uid(client, record))
         marks.check()
         # The key first: a pass killed before the mark is written still sees the tenant as new next time.
-        key, recorded = vault_keys.resolve(client, want.tenant, want.uid, want.adopt_uids,
-                                           newly_marked=bool(marks.to_mark) and not marks.adopted)
+        _, recorded = vault_keys.resolve(client, want.tenant, want.uid, want.adopt_uids,
+                                         newly_marked=bool(marks.to_mark) and not marks.adopted,
+                                         restoring=want.restoring_uid, backend=f"vault backend {target.name}")
         report.repaired += recorded
         if marks.to_mark:
             client.write(record, custom_metadata={OWNER_FIELD: want.uid})
@@ -247,20 +229,21 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if want.suspended:
             report.repaired += _close(client, target, want.tenant)
         else:
-            text = policy_text(want.tenant, session, kv=want.kv, transit=want.transit_key, key=key)
-            differs = _write_policy(client, policy, text)
-            if differs is not None:
-                report.repaired.append(f"policy {policy}")
-                report.diffs[f"policy {policy}"] = differs
+            report.repaired += _drop_legacy_policy(client, policy)
             path = f"auth/{AUTH_MOUNT}/role/{role}"
-            body = _role_body(want.tenant, want.namespace)
+            body = _role_body(want.namespace, token_policies(want.kv, want.transit_key, session))
             live = (_read(client, path) or {}).get("data")
-            differs = sorted(k for k, v in body.items() if live is None or live.get(k) != v)
+            differs = _role_differs(live, body)
             if differs:
-                client.write(path, **body)
+                client.write(path, **_role_params(body))
                 report.repaired.append(f"login role {role}")
                 report.diffs[f"login role {role}"] = "missing" if live is None else "; ".join(
                     f"{k}: {live.get(k)!r} (want {body[k]!r})" for k in differs)
+                if live is not None and set(live.get("token_policies") or []) - set(body["token_policies"]):
+                    # Issued tokens keep the policies they were issued with: revoke those holding one taken away.
+                    retired = _revoke_tokens(client, target, role, issued_before=time.time())
+                    if retired:
+                        report.repaired.append(f"{retired} tokens of role {role} holding a policy taken away revoked")
             if want.tokens_issued_before is not None:
                 retired = _revoke_tokens(client, target, role, issued_before=want.tokens_issued_before)
                 if retired:
@@ -283,26 +266,23 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
 
 
 async def close(target: Target, tenant: str) -> list[str]:
-    """Close the tenant's door and keep its keys and KV data: deny-all policy, no login role, tokens revoked."""
+    """Close the tenant's door and keep its keys and KV data: no login role, tokens revoked."""
     return await _run(target, lambda client: _close(client, target, tenant))
 
 
-def _write_policy(client: hvac.Client, policy: str, text: str) -> str | None:
-    """Write the policy when its text differs; returns what differed, None when nothing was written."""
-    current = (_read(client, f"sys/policies/acl/{policy}") or {}).get("data", {}).get("policy")
-    if current == text:
-        return None
-    client.write(f"sys/policies/acl/{policy}", policy=text)
-    return _text_diff(current, text)
+def _drop_legacy_policy(client: hvac.Client, policy: str) -> list[str]:
+    """Remove the per-tenant policy `tenant-<name>` earlier versions wrote; the role no longer names it."""
+    if _read(client, f"sys/policies/acl/{policy}") is None:
+        return []
+    client.delete(f"sys/policies/acl/{policy}")
+    return [f"policy {policy} of an earlier version removed"]
 
 
 def _close(client: hvac.Client, target: Target, tenant: str) -> list[str]:
-    # Order: the deny policy cuts every token at once; then no new token can be issued; then the
-    # issued ones are revoked. Each step reads first, so a pass over a closed tenant writes nothing.
+    # Order: no new token can be issued; then the issued ones are revoked (refused at once). Each step
+    # reads first, so a pass over a closed tenant writes nothing.
     policy = role = names.vault_policy(tenant)
-    done: list[str] = []
-    if _write_policy(client, policy, closed_policy_text(tenant)) is not None:
-        done.append(f"policy {policy} denies all")
+    done = _drop_legacy_policy(client, policy)
     path = f"auth/{AUTH_MOUNT}/role/{role}"
     if _read(client, path) is not None:
         client.delete(path)
@@ -377,14 +357,14 @@ async def delete(target: Target, tenant: str, uid: str, keep_transit_key: bool =
         if _read(client, f"auth/{AUTH_MOUNT}/role/{policy}") is not None:
             client.delete(f"auth/{AUTH_MOUNT}/role/{policy}")
             done.append(f"login role {policy}")
-        # Tokens the role issued would keep their policy name: a Tenant of the same name made later
-        # would bring them back to life with its new policy.
+        # Tokens the role issued keep their policies (paths named by their namespace) until they expire:
+        # a Tenant of the same name made later would give them its new keys and KV data.
         revoked = _revoke_tokens(client, target, policy)
         if revoked:
             done.append(f"{revoked} tokens of role {policy} revoked")
         if _read(client, f"sys/policies/acl/{policy}") is not None:
             client.delete(f"sys/policies/acl/{policy}")
-            done.append(f"policy {policy}")
+            done.append(f"policy {policy} of an earlier version")
         done.extend(vault_keys.release(client, tenant, uid, legacy_ours=owner_uid in (None, uid), keep=keep_transit_key))
         name = names.vault_session_key(tenant)
         if _read(client, f"{SESSION_MOUNT}/keys/{name}") is not None:

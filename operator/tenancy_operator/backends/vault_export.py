@@ -1,10 +1,9 @@
 """OpenBao part of an archive, and the data key's wrapping.
 
-KV: the latest version's data of every secret under `tenants/<name>/` (older versions and
+KV: the latest version's data of every secret under `tenants/tenant-<name>/` (older versions and
 metadata are not archived; a secret whose latest version is deleted or destroyed is left out).
-Transit keys are not archived: the tenant's key (`transit/tenant-<name>`, or `tenant-<name>.<uid>`
-when that name is kept for an earlier tenant's archives: backends/vault_keys.py) is created
-non-exportable, so its material never leaves OpenBao. It wraps each archive's data key instead
+Transit keys are not archived: the tenant's key `transit/tenant-<name>` (recorded as its Tenant's:
+backends/vault_keys.py) is created non-exportable, so its material never leaves OpenBao. It wraps each archive's data key instead
 (transit encrypt by the operator's token) and is kept, recorded as its Tenant's, when the tenant's
 live data is released for an archive, because without it the archive could never be read again; the
 purge of the last archive it wraps deletes it (handlers/archive_purge.py).
@@ -87,7 +86,7 @@ async def wrap(target: Target, tenant: str, uid: str, data_key: bytes) -> tuple[
     missing): (the key's name, the wrapped data key)."""
 
     def work(client: hvac.Client) -> tuple[str, str]:
-        key, _ = vault_keys.resolve(client, tenant, uid)
+        key, _ = vault_keys.resolve(client, tenant, uid, backend=f"vault backend {target.name}")
         try:
             client.read(f"{TRANSIT_MOUNT}/keys/{key}")["data"]
         except (hvac_errors.InvalidPath, TypeError):

@@ -108,7 +108,9 @@ def forget(target: Target) -> None:
 
 
 REQUIRED = {
-    "sys/policies/acl/tenant-probe": ("create", "read", "update", "delete"),
+    "auth/kubernetes/config": ("read",),
+    "sys/policies/acl/tenancy-tenant-kv": ("read",),
+    "sys/policies/acl/tenant-probe": ("read", "delete"),
     "auth/kubernetes/role/tenant-probe": ("create", "read", "update", "delete"),
     "transit/keys/tenant-probe": ("create", "read", "update", "delete"),
     "transit-sessions/keys/tenant-probe": ("create", "read", "update", "delete"),

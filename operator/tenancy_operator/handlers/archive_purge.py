@@ -10,7 +10,9 @@ leaves an archive the next pass still finds. Each purge posts an Event on the Te
 it exists, and always logs a line. When the last archive a transit key wraps is gone, that key and its
 owner record are deleted as well (nothing needs it any more), unless it is the key of the live Tenant
 of that name (its record names that Tenant's UID: backends/vault_keys.py). A new Tenant under a
-deleted one's name has a key of its own, so the old tenant's kept key is still found and deleted.
+deleted one's name that is held (Stalled NameHeldByArchives) owns nothing of the key, so the kept key
+is deleted, and the new Tenant continues on its next pass; one a person restored an archive into owns
+the key (re-recorded), so it stays.
 
 Runs in every replica (it is not a kopf handler, so peering does not pause it); two replicas purging
 the same archive only find it gone, as each step tolerates.

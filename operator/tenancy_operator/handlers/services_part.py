@@ -18,6 +18,7 @@ from ..backends import circuit, registry
 from ..backends.base import (
     BackendRefused,
     BackendUnavailable,
+    NameHeldByArchives,
     OwnedByAnotherTenant,
     Report,
     Target,
@@ -26,6 +27,7 @@ from ..backends.base import (
 from ..observability import metrics
 from ..reconcile import placement
 from ..reconcile.status import PartResult
+from . import name_held
 from .targets import TargetError, target_for
 
 __all__ = ["SERVICES", "enabled_services", "Resolved", "resolve", "run", "owned_elsewhere"]
@@ -130,6 +132,9 @@ async def run(service: str, target: Target, want: TenantSlice, logger: logging.L
             call.fail("owned")
             return PartResult(condition, False, Reason.OWNED_BY_ANOTHER_TENANT,
                               owned_elsewhere(exc, want.tenant, owner_of(exc.owner_uid)), stalled=True), report
+        except NameHeldByArchives as exc:
+            call.fail("owned")  # the key is another (deleted) Tenant's
+            return PartResult(condition, False, name_held.REASON, name_held.message(exc, want.tenant), stalled=True), report
         except ValueError as exc:  # a name or value the backend's rules refuse: retrying cannot help
             call.fail("invalid")
             return PartResult(condition, False, Reason.INVALID_SPEC, str(exc), stalled=True), report

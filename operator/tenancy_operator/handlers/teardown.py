@@ -81,7 +81,7 @@ def left_behind(service: str, tenant: str) -> str:
         return (f"database {names.mongo_database(tenant)}, roles {names.mongo_owner_role(tenant)}, "
                 f"{names.mongo_login_role(tenant, 'a')}, {names.mongo_login_role(tenant, 'b')}")
     if service == "vault":
-        return f"transit key {names.vault_key(tenant)}, policy {names.vault_policy(tenant)}, KV {names.vault_kv_path(tenant)}"
+        return f"transit key {names.vault_key(tenant)}, login role {names.vault_policy(tenant)}, KV {names.vault_kv_path(tenant)}"
     return f"{service} data of {tenant}"
 
 

@@ -23,7 +23,7 @@ from ..api.common import GROUP, VERSION
 from ..api.conditions import Reason
 from ..api.tenant import TenantSpec
 from ..backends import kube, registry
-from ..backends.base import Report
+from ..backends.base import Report, TenantSlice
 from ..observability import logs, metrics, tracing
 from ..reconcile import diff, labels, repairs, unbuilt
 from ..reconcile import status as tstatus
@@ -34,6 +34,7 @@ from . import (
     cache_part,
     config,
     credentials_part,
+    name_held,
     namespace_part,
     protection,
     services_part,
@@ -173,7 +174,8 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     results = await asyncio.gather(*[
         services_part.run(s, resolved.targets[s],
                           sessions_part.with_key(
-                              credentials_part.slice_for(plan, s, name, namespace, tenant, suspended, uid=uid),
+                              _restoring(credentials_part.slice_for(plan, s, name, namespace, tenant, suspended, uid=uid),
+                                         s, name, tenant),
                               session_policy if s == "vault" else None), logger,
                           adopt_retained=tenant.adopt_retained_data,
                           owner_of=lambda u: _store_first(live, u) if u != uid else name)
@@ -226,6 +228,11 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
             outcome.rotation_events = [m + "; " + ", ".join(rolled) for m in outcome.rotation_events]
         elif not plan.staged:
             outcome.repaired += rolled
+
+
+def _restoring(want: TenantSlice, service: str, name: str, tenant: TenantSpec) -> TenantSlice:
+    # A restore into a name held by a deleted tenant's archives hands their key on (handlers/name_held.py).
+    return name_held.with_restore(want, name, tenant) if service == "vault" else want
 
 
 async def _held_services(name: str, uid: str, namespace: str, tenant: TenantSpec, services: list[str],

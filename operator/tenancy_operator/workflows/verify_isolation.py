@@ -137,20 +137,19 @@ async def _redis(ctx: StepContext) -> dict[str, str]:
     return _report(out)
 
 
-def _vault_probes(addr: str, role: str, jwt: str, peers: dict[str, str]) -> dict[str, str]:
-    """`peers`: each peer -> its transit key (`tenant-<name>`, or `tenant-<name>.<uid>` under a reused name)."""
+def _vault_probes(addr: str, role: str, jwt: str, peers: list[str]) -> dict[str, str]:
     client = hvac.Client(url=addr, timeout=10)
     client.session.trust_env = False
     client.auth.kubernetes.login(role, jwt, mount_point="kubernetes")
     out: dict[str, str] = {}
-    for peer, key in peers.items():
+    for peer in peers:
         mount, _, base = names.vault_kv_path(peer).partition("/")
         calls: list[tuple[str, Any]] = [
             (f"read KV {mount}/{base}/probe",
              lambda m=mount, b=base: client.secrets.kv.v2.read_secret_version(mount_point=m, path=f"{b}/probe",
                                                                              raise_on_deleted_version=True)),
-            (f"encrypt with transit key {key}",
-             lambda k=key: client.secrets.transit.encrypt_data(k, "cHJvYmU=")),
+            (f"encrypt with transit key {names.vault_key(peer)}",
+             lambda p=peer: client.secrets.transit.encrypt_data(names.vault_key(p), "cHJvYmU=")),
         ]
         for what, call in calls:
             exc: BaseException | None = None
@@ -169,12 +168,8 @@ async def _vault(ctx: StepContext) -> dict[str, str]:
     if not creds.get("VAULT_ADDR") or not creds.get("VAULT_ROLE"):
         return {"probe vault": "absent: the tenant has no OpenBao"}
     jwt = await ctx.services.kube.token(APP_ACCOUNT, names.namespace(ctx.tenant))
-    keys: dict[str, str] = {}
-    for peer in ctx.outputs["peers"].split(","):
-        found = await ctx.services.kube.get("Tenant", peer) or {}
-        key = str(((found.get("status") or {}).get("endpoints") or {}).get("VAULT_TRANSIT_KEY") or "")
-        keys[peer] = key if names.is_vault_key_of(key, peer) else names.vault_key(peer)
-    out = await asyncio.to_thread(_vault_probes, creds["VAULT_ADDR"], creds["VAULT_ROLE"], jwt, keys)
+    out = await asyncio.to_thread(_vault_probes, creds["VAULT_ADDR"], creds["VAULT_ROLE"], jwt,
+                                  ctx.outputs["peers"].split(","))
     return _report(out)
 
 

@@ -1,7 +1,9 @@
 """Whose a transit key is (backends/vault_keys.py), against an in-memory stand-in for the two OpenBao paths it uses."""
 
+import pytest
 from hvac import exceptions as hvac_errors
 from tenancy_operator.backends import vault_keys
+from tenancy_operator.backends.base import NameHeldByArchives
 
 OLD, NEW = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
 
@@ -41,17 +43,27 @@ def test_a_free_name_is_the_tenants_and_steady_state_writes_nothing():
     assert client.writes == writes
 
 
-def test_a_key_kept_for_another_tenant_is_never_handed_on():
+def test_a_key_kept_for_another_tenant_holds_the_name_until_a_restore_or_the_purge():
     client = Paths()
     _key(client, "tenant-acme", OLD)
-    key, done = vault_keys.resolve(client, "acme", NEW)
-    assert key == f"tenant-acme.{NEW}" and done
-    assert vault_keys.owner_of(client, "tenant-acme") == OLD
-    assert vault_keys.resolve(client, "acme", NEW) == (key, [])
-    # ... even after the kept key is purged: the tenant keeps the key its data is sealed with.
+    writes = client.writes
+    with pytest.raises(NameHeldByArchives) as held:
+        vault_keys.resolve(client, "acme", NEW, newly_marked=True)
+    assert (held.value.key, held.value.owner_uid) == ("tenant-acme", OLD)
+    assert client.writes == writes and vault_keys.owner_of(client, "tenant-acme") == OLD
+    # A restore of another tenant's archive does not free it; one of the holder's archives does.
+    with pytest.raises(NameHeldByArchives):
+        vault_keys.resolve(client, "acme", NEW, restoring="33333333-3333-3333-3333-333333333333")
+    key, done = vault_keys.resolve(client, "acme", NEW, restoring=OLD)
+    assert key == "tenant-acme" and done and vault_keys.owner_of(client, "tenant-acme") == NEW
+    assert vault_keys.resolve(client, "acme", NEW, restoring=OLD) == (key, [])
+    # The purge deletes a kept key and its record: the name is free again.
+    client = Paths()
+    _key(client, "tenant-acme", OLD)
     client.delete("transit/keys/tenant-acme")
     vault_keys.forget(client, "tenant-acme")
-    assert vault_keys.resolve(client, "acme", NEW)[0] == key
+    assert vault_keys.resolve(client, "acme", NEW)[0] == "tenant-acme"
+    assert vault_keys.owner_of(client, "tenant-acme") == NEW
 
 
 def test_a_legacy_key_is_recorded_for_its_tenant_and_retained_data_is_re_attached():
@@ -63,15 +75,15 @@ def test_a_legacy_key_is_recorded_for_its_tenant_and_retained_data_is_re_attache
     assert vault_keys.owner_of(client, "tenant-acme") == NEW
 
 
-def test_release_keeps_or_deletes_only_the_tenants_own_keys():
+def test_release_keeps_or_deletes_only_the_tenants_own_key():
     client = Paths()
     _key(client, "tenant-acme", OLD)
-    _key(client, f"tenant-acme.{NEW}", NEW)
-    assert vault_keys.release(client, "acme", NEW, legacy_ours=True, keep=True) == []
-    assert vault_keys.exists(client, f"tenant-acme.{NEW}")
-    assert vault_keys.release(client, "acme", NEW, legacy_ours=True, keep=False) == [f"transit key tenant-acme.{NEW}"]
-    assert not vault_keys.exists(client, f"tenant-acme.{NEW}") and vault_keys.owner_of(client, f"tenant-acme.{NEW}") is None
+    assert vault_keys.release(client, "acme", NEW, legacy_ours=True, keep=False) == []
     assert vault_keys.exists(client, "tenant-acme") and vault_keys.owner_of(client, "tenant-acme") == OLD
+    assert vault_keys.release(client, "acme", OLD, legacy_ours=True, keep=True) == []
+    assert vault_keys.exists(client, "tenant-acme")
+    assert vault_keys.release(client, "acme", OLD, legacy_ours=True, keep=False) == ["transit key tenant-acme"]
+    assert not vault_keys.exists(client, "tenant-acme") and vault_keys.owner_of(client, "tenant-acme") is None
 
 
 def test_release_with_keep_records_a_legacy_key():
@@ -81,11 +93,11 @@ def test_release_with_keep_records_a_legacy_key():
     assert vault_keys.owner_of(client, "tenant-acme") == OLD
 
 
-def test_a_key_that_outlived_a_tenant_deleted_before_key_records_goes_to_nobody_new():
+def test_a_key_that_outlived_a_tenant_deleted_before_key_records_holds_the_name():
     client = Paths()
     _key(client, "tenant-acme", None)  # kept for archives by a version without key records; no policy left
-    key, _ = vault_keys.resolve(client, "acme", NEW, newly_marked=True)
-    assert key == f"tenant-acme.{NEW}"
+    with pytest.raises(NameHeldByArchives):
+        vault_keys.resolve(client, "acme", NEW, newly_marked=True)
     assert vault_keys.owner_of(client, "tenant-acme") == vault_keys.UNKNOWN_OWNER
     # A tenant from before ownership records still has its policy: its key stays its own.
     client = Paths()

@@ -1,77 +1,67 @@
-import pytest
+"""A tenant's OpenBao grants: fixed, platform-written policies templated on the login's namespace, named in
+the login role only as sets the operator's own policy admits (the server refuses any other set)."""
+
+import re
+from itertools import product
+from pathlib import Path
+
 from tenancy_operator.api import names
 from tenancy_operator.backends import vault
 
-
-def test_policy_names_only_the_tenants_paths():
-    text = vault.policy_text("acme", session_key=False)
-    assert 'path "tenants/data/acme/*"' in text
-    assert 'path "transit/encrypt/tenant-acme"' in text
-    assert "session" not in text
-    paths = [line.split('"')[1] for line in text.splitlines() if line.startswith("path")]
-    assert all("acme" in p for p in paths)
-    assert not any("*" in p.split("acme")[0] for p in paths)
+FILES = Path(__file__).resolve().parents[3] / "charts" / "tenancy-operator" / "files"
+NAMESPACE = "{{identity.entity.aliases.@KUBERNETES_ACCESSOR@.metadata.service_account_namespace}}"
 
 
-def test_session_key_paths_when_asked():
-    assert 'path "transit-sessions/sign/tenant-acme"' in vault.policy_text("acme", session_key=True)
+def _allowed(parameter: str) -> list[str]:
+    """The `allowed_parameters` values of the login-role rule in the operator's policy."""
+    text = (FILES / "openbao-operator.hcl").read_text()
+    rule = text[text.index('path "auth/kubernetes/role/tenant-*"'):]
+    block = re.search(rf'"{parameter}" = \[([^\]]*)\]', rule[:rule.index("denied_parameters")])
+    assert block, parameter
+    return re.findall(r'"([^"]*)"', block.group(1))
 
 
-def test_hostile_name_cannot_reach_policy_text():
-    with pytest.raises(ValueError):
-        vault.policy_text('acme" { capabilities = ["sudo"] } path "*', session_key=False)
+def test_the_role_grants_exactly_what_the_flags_enable():
+    assert vault.token_policies(kv=True, transit=False, session_key=False) == ["tenancy-tenant-kv"]
+    assert vault.token_policies(kv=False, transit=True, session_key=True) == ["tenancy-tenant-transit",
+                                                                            "tenancy-tenant-session"]
+    assert vault.token_policies(kv=False, transit=False, session_key=False) == []
 
 
-KV_LINES = [
-    'path "tenants/data/acme/*" { capabilities = ["create", "read", "update", "patch", "delete", "list"] }',
-    'path "tenants/metadata/acme/*" { capabilities = ["read", "list", "delete"] }',
-]
-TRANSIT_LINES = [
-    'path "transit/encrypt/tenant-acme" { capabilities = ["update"] }',
-    'path "transit/decrypt/tenant-acme" { capabilities = ["update"] }',
-]
+def test_every_role_the_adapter_writes_is_one_the_operators_policy_admits():
+    # The server compares each field with these values; a set the adapter writes but the policy lacks
+    # would be a 403 for that tenant.
+    allowed = {p: _allowed(p) for p in ("token_policies", "bound_service_account_names",
+                                         "bound_service_account_namespaces")}
+    for kv, transit, session in product((True, False), repeat=3):
+        params = vault._role_params(vault._role_body(names.namespace("acme"),
+                                                     vault.token_policies(kv, transit, session)))
+        assert set(params) <= set(allowed) | {"token_ttl"}, params
+        assert params["token_policies"] in allowed["token_policies"], (kv, transit, session)
+        assert params["bound_service_account_names"] in allowed["bound_service_account_names"]
+        assert all(isinstance(v, str | int) for v in params.values()), params  # a JSON list matches no value
+    assert allowed["bound_service_account_namespaces"] == ["tenant-*"]
 
 
-def test_policy_holds_exactly_what_the_flags_enable():
-    # All four combinations, each compared in full.
-    header = "# Managed by tenancy-operator for tenant acme; edits are put back."
-    for kv in (True, False):
-        for transit in (True, False):
-            expected = [header] + (KV_LINES if kv else []) + (TRANSIT_LINES if transit else [])
-            text = vault.policy_text("acme", session_key=False, kv=kv, transit=transit)
-            assert text == "\n".join(expected) + "\n", (kv, transit)
+def test_the_fixed_policies_reach_only_paths_named_by_the_logins_namespace():
+    for part, policy in vault.TENANT_POLICIES.items():
+        text = (FILES / f"openbao-tenant-{part}.hcl").read_text()
+        assert f"`{policy}`" in text.splitlines()[0]
+        paths = re.findall(r'^path "([^"]+)"', text, re.MULTILINE)
+        assert paths and all(NAMESPACE in p for p in paths), paths
+        assert not any("*" in p.split(NAMESPACE)[0] for p in paths), paths  # nothing wider before the namespace
 
 
-def test_closed_policy_denies_everything_and_names_no_tenant_path():
-    text = vault.closed_policy_text("acme")
-    paths = [line for line in text.splitlines() if line.startswith("path")]
-    assert paths == ['path "*" { capabilities = ["deny"] }']
-    with pytest.raises(ValueError):
-        vault.closed_policy_text("Acme_1")
+def test_the_tenants_objects_are_named_as_its_namespace():
+    # What the templated paths become for tenant `acme`'s login (namespace tenant-acme).
+    ns = names.namespace("acme")
+    assert names.vault_key("acme") == names.vault_session_key("acme") == ns
+    assert names.vault_kv_path("acme") == f"{vault.KV_MOUNT}/{ns}"
 
 
-UID = "0b7f3c2e-5d1a-4c6e-9f00-123456789abc"
-
-
-def test_a_tenants_own_key_under_a_kept_name_is_in_its_policy_alone():
-    own = names.vault_owner_key("acme", UID)
-    assert own == f"tenant-acme.{UID}"
-    text = vault.policy_text("acme", session_key=False, key=own)
-    assert f'path "transit/decrypt/{own}"' in text
-    assert 'path "transit/decrypt/tenant-acme"' not in text
-
-
-def test_a_key_of_another_tenant_cannot_reach_policy_text():
-    for key in ("tenant-other", f"tenant-acme-x.{UID}", "tenant-acme.", 'tenant-acme." { capabilities = ["sudo"] }'):
-        with pytest.raises(ValueError):
-            vault.policy_text("acme", session_key=False, key=key)
-
-
-def test_transit_key_names_stay_injective():
-    # `tenant-<name>.<uid>` holds a '.', which no tenant name does: it equals no other tenant's key or record.
-    assert names.is_vault_key_of(f"tenant-acme.{UID}", "acme", UID)
-    assert not names.is_vault_key_of(f"tenant-acme.{UID}", "acme", "another-uid")
-    assert not names.is_vault_key_of(f"tenant-acme.{UID}", "acme-x")
-    assert not names.is_tenant_name(names.vault_key_record("tenant-acme").split("/")[0])
-    with pytest.raises(ValueError):
-        names.vault_owner_key("acme", "not a uid/")
+def test_role_differences_ignore_order_and_see_a_policy_taken_away():
+    body = vault._role_body("tenant-acme", ["tenancy-tenant-kv", "tenancy-tenant-transit"])
+    live = dict(body, token_policies=["tenancy-tenant-transit", "tenancy-tenant-kv"], token_type="default")
+    assert vault._role_differs(live, body) == []
+    assert vault._role_differs(dict(live, token_policies=["tenant-acme"]), body) == ["token_policies"]
+    assert vault._role_differs(None, body) == sorted(body)
