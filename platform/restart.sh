@@ -16,5 +16,5 @@ esac
   flock -w 120 8 || die "another platform up/down holds $STATE/lock"
   stop_pid "$part" 20 "$signal"
 )
-bash "$(dirname "${BASH_SOURCE[0]}")/up.sh" >/dev/null
+TENANCY_RESTARTING=1 bash "$(dirname "${BASH_SOURCE[0]}")/up.sh" >/dev/null
 log "restarted $part"

@@ -358,8 +358,10 @@ wait_for redis-server 15 redis_ready
 wait_for bao 30 curl -fsS "http://127.0.0.1:$BAO_PORT/v1/sys/health"
 # The audit trail's signing key and signed-head anchor lived in the OpenBao that just started empty
 # (dev mode): heads signed by the lost key can never verify again, and the operator refuses to sign a
-# database that does not extend an anchor (docs/audit.md). A fresh OpenBao gets a fresh trail.
-if [[ " ${STARTED[*]} " == *" bao "* ]]; then
+# database that does not extend an anchor (docs/audit.md). A fresh OpenBao gets a fresh trail, except
+# when restart.sh restarts OpenBao under a running operator (soak, steady-state test): that keeps the
+# database (the restarted trail signs on with a new key; heads signed before no longer verify).
+if [[ " ${STARTED[*]} " == *" bao "* && -z ${TENANCY_RESTARTING:-} ]]; then
   PGPASSWORD=$PG_PASSWORD "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qAt \
     -c 'DROP DATABASE IF EXISTS tenancy_audit WITH (FORCE)' >/dev/null 2>&1 || true
 fi
