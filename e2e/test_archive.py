@@ -230,7 +230,7 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
         if want == 0:
             assert pttl == -1, key_name
         else:
-            assert abs(pttl - want) <= 2000, (key_name, pttl, want)
+            assert abs(pttl - want) <= 10_000, (key_name, pttl, want)  # TTLs run down between the reads (an hour long)
     assert _kv(dst) == secrets
     settings = get("configmap", "app-settings", namespace=f"tenant-{dst}")
     assert settings["data"] == {"mode": "eu", "limits.yaml": "rps: 50\n"} and settings["binaryData"] == {"logo.bin": "AAEC"}

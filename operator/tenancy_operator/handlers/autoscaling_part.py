@@ -361,8 +361,10 @@ async def _rule(tenant: str, namespace: str, rule: AutoscalingRule, observed: di
         out.message = (f"{rule.name}: {ref} is already scaled by {', '.join(others)}; the rule keeps no "
                        "HorizontalPodAutoscaler until that scaler is removed")
     elif target is None:
-        out.ok, out.reason = False, "TargetNotFound"
-        out.message = f"{rule.name}: {ref} not found in {namespace}"
+        # Someone has to deploy the workload: Stalled, and the next verify pass looks again (a retry
+        # with backoff here was a write loop; the fuzz test's quiet window caught it).
+        out.ok, out.reason, out.stalled = False, "TargetNotFound", True
+        out.message = f"{rule.name}: {ref} not found in {namespace}; the rule waits for it (checked every verify pass)"
     elif blocked:
         out.ok, out.reason, out.stalled = False, blocked["reason"] or "HPANotScaling", True
         out.message = f"{rule.name}: its HPA has {blocked['type']}=False ({blocked['reason']}): {blocked['message']}"
