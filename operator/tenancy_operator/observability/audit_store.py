@@ -91,21 +91,12 @@ class Store:
             await conn.close()
         self._ready = True
 
-    async def _connect(self) -> asyncpg.Connection:
-        """The audit database; when it is gone (a platform that starts a fresh OpenBao drops it, as heads
-        signed by the lost key could never verify) the next call makes it again."""
-        try:
-            return await self.params.connect()
-        except asyncpg.InvalidCatalogNameError:
-            self._ready = False
-            raise
-
     async def append(self, changes: list[dict[str, Any]], actor: str) -> tuple[tuple[int, str], list[audit.Entry]]:
         """Seal and insert `changes` (tenant, action, target, details) after the current head, atomically.
 
         Returns ((seq, hash) of the head they extend, the sealed entries)."""
         await self._prepare()
-        conn = await self._connect()
+        conn = await self.params.connect()
         try:
             async with conn.transaction():
                 await conn.execute("LOCK TABLE audit_entries IN EXCLUSIVE MODE")
@@ -128,7 +119,7 @@ class Store:
     async def state(self) -> tuple[int, str, int]:
         """(last seq, its hash, last signed seq)."""
         await self._prepare()
-        conn = await self._connect()
+        conn = await self.params.connect()
         try:
             last = await conn.fetchrow("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
             signed = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM audit_heads")
@@ -137,7 +128,7 @@ class Store:
         return (last["seq"], last["hash"], signed) if last else (0, audit.GENESIS, signed)
 
     async def add_head(self, head: audit.Head) -> None:
-        conn = await self._connect()
+        conn = await self.params.connect()
         try:
             await conn.execute("INSERT INTO audit_heads (seq, hash, signature, signed_at) VALUES ($1,$2,$3,$4) "
                                "ON CONFLICT (seq) DO NOTHING", head.seq, head.hash, head.signature, now())
@@ -146,7 +137,7 @@ class Store:
 
     async def segment(self, first: int, last: int) -> list[audit.Entry]:
         """The entries with first <= seq <= last (the signer's check, audit.extends), in seq order."""
-        conn = await self._connect()
+        conn = await self.params.connect()
         try:
             rows = await conn.fetch(f"SELECT {_COLUMNS} FROM audit_entries WHERE seq BETWEEN $1 AND $2 ORDER BY seq",
                                     first, last)
@@ -156,7 +147,7 @@ class Store:
 
     async def read(self, tenant: str | None = None) -> tuple[list[audit.Entry], list[audit.Head]]:
         """Every entry (or one tenant's) and every signed head."""
-        conn = await self._connect()
+        conn = await self.params.connect()
         try:
             if tenant is None:
                 rows = await conn.fetch(f"SELECT {_COLUMNS} FROM audit_entries ORDER BY seq")
