@@ -76,6 +76,15 @@ async def _run(target: Target, work):
     except (OSError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError) as exc:
         _drop(target, pool)
         raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
+    except asyncpg.InsufficientPrivilegeError as exc:
+        # The admin logs in but may not connect to its database (no CONNECT there): a privilege to
+        # grant, said on the Backend, not a failure to retry.
+        _drop(target, pool)
+        database = target.extra.get("database", "postgres")
+        raise admin.AdminPrivilegeMissing(
+            f"postgres backend {target.name}: admin role {target.username} lacks CONNECT on database {database} "
+            f"({str(exc).splitlines()[0]}; grant it: GRANT CONNECT ON DATABASE {sql.ident(database)} TO "
+            f"{sql.ident(target.username)})") from exc
     try:
         return await work(conn)
     except (TimeoutError, OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError) as exc:
