@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import secrets
 
 from prometheus_client import REGISTRY
 from tenancy_operator.handlers import audit_trail
 from tenancy_operator.observability import audit_store
 
+from .audit_private import private_trail
 from .kube import kubectl
 
 BACKEND = "pg-main"
@@ -30,11 +29,11 @@ def _events() -> set[str]:
 
 
 def test_broken_chain_alarms_keeps_the_anchor_and_resumes_after_restore(monkeypatch, backends):
-    env = os.environ
-    db = f"zz_alarm_{secrets.token_hex(4)}"
-    monkeypatch.setattr(audit_store, "ANCHOR", f"head-{db}")
-    params = audit_store.PgParams(env["PGHOST"], int(env["PGPORT"]), env["PGUSER"], env["PGPASSWORD"], db)
-    signer = audit_store.Signer(env["VAULT_ADDR"], env["VAULT_TOKEN"])
+    with private_trail(monkeypatch, "zz_alarm") as (params, signer):
+        _alarm_and_resume(params, signer)
+
+
+def _alarm_and_resume(params: audit_store.PgParams, signer: audit_store.Signer) -> None:
     before = _events()
 
     def gauge() -> float | None:
@@ -85,12 +84,3 @@ def test_broken_chain_alarms_keeps_the_anchor_and_resumes_after_restore(monkeypa
     finally:
         for name in _events() - before:
             kubectl("delete", "event", "-n", "default", name, check=False)
-
-        async def drop():
-            conn = await params.connect("postgres")
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            finally:
-                await conn.close()
-        asyncio.run(drop())
-        signer._client().secrets.kv.v2.delete_metadata_and_all_versions(f"head-{db}", mount_point=audit_store.KV_MOUNT)  # noqa: SLF001

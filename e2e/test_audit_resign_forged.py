@@ -13,19 +13,19 @@ Expected to FAIL until the signer refuses to sign a head that does not extend th
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 
 from tenancy_operator.handlers import audit_trail
 from tenancy_operator.observability import audit, audit_store
 
+from .audit_private import private_trail
+
 
 def test_rewritten_signed_history_is_not_resigned(monkeypatch):
-    env = os.environ
-    db = f"zz_forge_{secrets.token_hex(4)}"
-    monkeypatch.setattr(audit_store, "ANCHOR", f"head-{db}")  # the live anchor stays untouched
-    params = audit_store.PgParams(env["PGHOST"], int(env["PGPORT"]), env["PGUSER"], env["PGPASSWORD"], db)
-    signer = audit_store.Signer(env["VAULT_ADDR"], env["VAULT_TOKEN"])
+    with private_trail(monkeypatch, "zz_forge") as (params, signer):
+        _forge_and_restart(params, signer)
+
+
+def _forge_and_restart(params: audit_store.PgParams, signer: audit_store.Signer) -> None:
 
     def change(action: str) -> dict:
         return {"tenant": "victim", "action": action, "target": f"postgres pg-main: database t_victim {action}",
@@ -65,15 +65,5 @@ def test_rewritten_signed_history_is_not_resigned(monkeypatch):
         keys = signer.public_keys()
         return audit.verify(entries, heads, signer.anchor(), lambda h: audit.verify_signature(keys, h))
 
-    try:
-        n, _, bad = asyncio.run(run())
-        assert bad is not None, f"a signed entry was deleted, yet verify reports {n} entries intact"
-    finally:
-        async def drop():
-            conn = await params.connect("postgres")
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            finally:
-                await conn.close()
-        asyncio.run(drop())
-        signer._client().secrets.kv.v2.delete_metadata_and_all_versions(f"head-{db}", mount_point=audit_store.KV_MOUNT)
+    n, _, bad = asyncio.run(run())
+    assert bad is not None, f"a signed entry was deleted, yet verify reports {n} entries intact"

@@ -253,20 +253,19 @@ def test_a_schedule_of_seconds_is_refused_at_apply_and_one_that_never_comes_is_s
     # croniter reads a sixth field as seconds: a tenant owner could probe every backend every second.
     refused = kubectl("create", f"--as={OWNER}", "-f", "-", input=json.dumps(body), check=False)
     assert refused.returncode != 0 and "five cron fields" in refused.stderr, refused.stderr
-    run = _create(ns, a, "verify-isolation", "iso-never", schedule="0 0 30 2 *")
-    try:
-        stalled = _wait(run, ns, lambda s: s.get("phase") == "Failed", 60)
-        condition = kube.condition(get("workflowrun", run, ns), "Stalled")
-        assert condition["reason"] == "InvalidSchedule" and "never comes" in condition["message"], condition
-        assert not stalled.get("startedAt"), "nothing ran"
-    finally:
-        kubectl("delete", "workflowrun", run, "-n", ns, check=False)
+    _stalled_before_running(ns, a, "iso-never", "0 0 30 2 *", "InvalidSchedule", "never comes")
     # A tenant owner's schedule every minute would probe every backend every minute: Stalled, nothing runs.
-    run = _create(ns, a, "verify-isolation", "iso-owner-every-minute", schedule="* * * * *")
+    _stalled_before_running(ns, a, "iso-owner-every-minute", "* * * * *", "ScheduleTooFrequent", "15 minutes")
+
+
+def _stalled_before_running(ns: str, tenant: str, name: str, schedule: str, reason: str, words: str) -> None:
+    """A verify-isolation run with `schedule` ends Failed and Stalled for `reason` (message holding
+    `words`) without ever starting."""
+    run = _create(ns, tenant, "verify-isolation", name, schedule=schedule)
     try:
         stalled = _wait(run, ns, lambda s: s.get("phase") == "Failed", 60)
         condition = kube.condition(get("workflowrun", run, ns), "Stalled")
-        assert condition["reason"] == "ScheduleTooFrequent" and "15 minutes" in condition["message"], condition
+        assert condition["reason"] == reason and words in condition["message"], condition
         assert not stalled.get("startedAt"), "nothing ran"
     finally:
         kubectl("delete", "workflowrun", run, "-n", ns, check=False)
