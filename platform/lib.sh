@@ -97,7 +97,7 @@ await_exec() {
   pid=$(<"$RUN/$name.pid")
   for ((i = 0; i < 50; i++)); do
     running "$pid" || return 0
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$name" && return 0
+    pid_alive "$name" && return 0
     sleep 0.1
   done
 }
