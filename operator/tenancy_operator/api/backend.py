@@ -97,7 +97,7 @@ class BackendStatus(Spec):
 
     observed_generation: int | None = None
     phase: str | None = None
-    """Ready, Unavailable, Stalled (its type is not built yet) or Unknown."""
+    """Ready, Unavailable, Stalled (this operator version has no adapter for its type) or Unknown."""
     conditions: Conditions
     """Ready, and CircuitOpen while the operator is backing off; postgres: SharedDatabasesRestricted."""
     server_version: str | None = None
