@@ -76,8 +76,7 @@ def token_policies(kv: bool, transit: bool, session_key: bool) -> list[str]:
 
 
 def _client(target: Target) -> hvac.Client:
-    scheme = "https" if target.tls else "http"
-    return hvac.Client(url=f"{scheme}://{target.host}:{target.port}", token=vault_login.token_for(target), timeout=10)
+    return vault_login.client(target, vault_login.token_for(target))
 
 
 def _read(client: hvac.Client, path: str) -> dict[str, Any] | None:

@@ -8,7 +8,10 @@ AppRole whose tokens hold only the tenant-objects policy, docs/backend-admins.md
   (its max TTL is near), and at the latest MARGIN seconds (a quarter of a short lease) before it expires;
 - dropped on a 403 (`forget`): the next call logs in again (a revoked token, a changed secret id).
 
-Calls run in threads (hvac is synchronous); one lock keeps two threads from logging in at once.
+Calls run in threads (hvac is synchronous); one lock keeps two threads from logging in at once. Each
+thread keeps one `requests.Session` per OpenBao address (`client`), so calls reuse a kept-alive
+connection instead of opening one per call: 2.84 instead of 3.28 ms of the operator's CPU per KV read
+(300 reads, 2026-12-04; the scale profile had put 13% of the CPU in new sessions).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import time
 from dataclasses import dataclass
 
 import hvac
+import requests
 
 from .base import BackendRefused, Target
 
-__all__ = ["token_for", "forget", "MARGIN"]
+__all__ = ["token_for", "forget", "client", "MARGIN"]
 
 MARGIN = 30.0
 """Seconds before expiry at which a token is no longer used (a request must not outlive it); a quarter
@@ -54,9 +58,22 @@ def _url(target: Target) -> str:
     return f"{'https' if target.tls else 'http'}://{target.host}:{target.port}"
 
 
+_sessions = threading.local()
+
+
+def client(target: Target, token: str | None = None, timeout: int = 10) -> hvac.Client:
+    """An hvac client for this Backend on the calling thread's kept-alive session (one per address and
+    thread: requests' Session is not promised to be thread-safe). `token` None: no token."""
+    url = _url(target)
+    by_url: dict[str, requests.Session] = _sessions.__dict__.setdefault("by_url", {})
+    session = by_url.get(url)
+    if session is None:
+        session = by_url[url] = requests.Session()
+    return hvac.Client(url=url, token=token, timeout=timeout, session=session)
+
+
 def _login(target: Target) -> _Held:
-    client = hvac.Client(url=_url(target), timeout=10)
-    reply = client.auth.approle.login(role_id=target.extra["roleId"], secret_id=target.extra.get("secretId", ""),
+    reply = client(target).auth.approle.login(role_id=target.extra["roleId"], secret_id=target.extra.get("secretId", ""),
                                       mount_point=target.extra.get("approlePath", "approle"))
     auth = reply["auth"]
     lease, now = float(auth.get("lease_duration") or 0), time.monotonic()
@@ -65,9 +82,8 @@ def _login(target: Target) -> _Held:
 
 def _renew(target: Target, held: _Held) -> _Held | None:
     """The renewed token, or None when a new login is due (refused, or the max TTL is near)."""
-    client = hvac.Client(url=_url(target), token=held.token, timeout=10)
     try:
-        auth = client.auth.token.renew_self()["auth"]
+        auth = client(target, held.token).auth.token.renew_self()["auth"]
     except hvac.exceptions.VaultError:
         return None
     lease, now = float(auth.get("lease_duration") or 0), time.monotonic()
