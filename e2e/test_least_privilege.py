@@ -18,6 +18,7 @@ import asyncpg
 import hvac
 import pytest
 import redis
+from tenancy_operator.api import names
 
 from . import kube
 from .admin import pg_admin, vault_admin
@@ -253,3 +254,33 @@ def test_openbao_approle_token_renews_itself_and_is_replaced_before_it_expires(b
         kubectl("delete", "backend", name, "--ignore-not-found", "--timeout=60s", check=False, timeout=70)
         kubectl("delete", "secret", f"{name}-admin", "-n", "tenancy-system", "--ignore-not-found", check=False)
         root.delete(f"auth/approle/role/{role}")
+
+
+def test_a_membership_left_by_a_killed_pass_is_revoked(backends, operator, cleanup_tenants):
+    """A pass killed between joining the tenant's owner role and leaving it (creation, export) left the
+    admin a member: its login then read the tenant's data. The next verify pass revokes it, once."""
+    name = f"lp-left-{secrets.token_hex(3)}"
+    cleanup_tenants.append(name)
+    kube.apply(tenant_yaml(name, postgres={"enabled": True}))
+    kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=60s", timeout=70)
+    creds = credentials(name)
+    pg(creds, "CREATE TABLE notes (body text)")
+    pg(creds, "INSERT INTO notes VALUES ('tenant only')")
+    admin = admins_env()["TENANCY_PG_ADMIN_USER"]
+    owner = names.pg_owner_role(name)
+    # What the killed pass left behind: GRANT <owner> TO <admin>, made by the admin itself.
+    _as_operator_pg(f'GRANT "{owner}" TO CURRENT_USER')
+    assert _as_operator_pg("SELECT body FROM notes", database=creds["PGDATABASE"])[0]["body"] == "tenant only"
+
+    def member() -> bool:
+        return pg_admin("SELECT pg_has_role($1, $2, 'USAGE')", admin, owner)[0][0]
+
+    started = time.monotonic()
+    eventually(lambda: not member(), timeout=30, message=f"{admin} still a member of {owner}")
+    print(f"\nleft-over membership of {admin} in {owner} revoked {time.monotonic() - started:.1f} s after it was made")
+    with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError, match="permission denied for database"):
+        _as_operator_pg("SELECT body FROM notes", database=creds["PGDATABASE"])
+    events = kubectl("get", "events", "-A", "--field-selector", f"involvedObject.name={name},reason=DriftRepaired",
+                     "-o", "jsonpath={.items[*].message}").stdout
+    assert f"admin membership in {owner}" in events, events
+    assert kube.condition(get("tenant", name), "Ready")["status"] == "True"

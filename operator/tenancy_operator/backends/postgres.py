@@ -220,6 +220,9 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             if db_mark in want.adopt_uids:
                 marks.adopted.append(f"database {database}")
         mark = names.owner_mark(want.uid)
+        for left in await admin.leftovers(conn, [owner, role_a, role_b]):
+            await do(sql.revoke_role_from_admin(left), f"admin membership in {left}",
+                     "left by an interrupted pass (join without leave)")
         if owner not in roles:
             await do(sql.create_role(owner, login=False), f"role {owner}")
         for slot, role in (("a", role_a), ("b", role_b)):

@@ -14,7 +14,9 @@ DATABASE, REVOKE CONNECT, DROP DATABASE, connecting to it to dump it) and DROP O
 (which need the privileges of the roles named) the admin does as a member of those roles for the
 duration only (`join`/`leave`): in steady state it is a member of no tenant role, so its login cannot
 open or read a tenant's database. A CREATEROLE holder can always grant itself such a membership; the
-fence is against a leaked login used as is, and every grant shows in `pg_auth_members`.
+fence is against a leaked login used as is, and every grant shows in `pg_auth_members`. A pass killed
+between `join` and `leave` leaves such a membership behind; `leftovers` finds it and the next verify
+pass of the tenant revokes it (unless a `join` of this process is using it at that moment).
 
 PostgreSQL 16 changed CREATEROLE: a non-superuser may then alter, grant and drop only roles it holds
 ADMIN OPTION on, which it gets for the roles it creates. The adapter relies on exactly that: every
@@ -31,12 +33,14 @@ set, any later refusal means it is. No session starts, so nothing counts as the 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import asyncpg
 
 from . import postgres_sql as sql
 from .base import AdminPrivilegeMissing, BackendUnavailable, Target
 
-__all__ = ["AdminPrivilegeMissing", "missing_privileges", "join", "leave", "password_works", "REQUIRED"]
+__all__ = ["AdminPrivilegeMissing", "missing_privileges", "join", "leave", "leftovers", "password_works", "REQUIRED"]
 
 REQUIRED = ("CREATEROLE", "CREATEDB", "pg_signal_backend")
 
@@ -65,10 +69,16 @@ ORDER BY r.rolname
 """
 
 
+_in_use: Counter[str] = Counter()
+"""Roles this process's `join`s granted and have not left yet (by role name: a migration joins the same
+owner role on two servers, which only makes `leftovers` wait one pass longer)."""
+
+
 async def join(conn: asyncpg.Connection, roles: list[str]) -> list[str]:
     """Make the admin a member of each existing role in `roles` it does not already use; returns those
     it joined (hand them to `leave`). Roles that do not exist are skipped."""
     joined = [r["rolname"] for r in await conn.fetch(_not_member_sql, roles)]
+    _in_use.update(joined)  # before the grant: a kill after it leaves a leftover, never an unmarked use
     for role in joined:
         await conn.execute(sql.grant_role_to_admin(role))
     return joined
@@ -76,11 +86,33 @@ async def join(conn: asyncpg.Connection, roles: list[str]) -> list[str]:
 
 async def leave(conn: asyncpg.Connection, joined: list[str]) -> None:
     """Undo `join`: roles dropped meanwhile took the membership with them."""
-    existing = {r["rolname"] for r in await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])",
-                                                       joined)}
-    for role in joined:
-        if role in existing:
-            await conn.execute(sql.revoke_role_from_admin(role))
+    try:
+        existing = {r["rolname"] for r in await conn.fetch(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])", joined)}
+        for role in joined:
+            if role in existing:
+                await conn.execute(sql.revoke_role_from_admin(role))
+    finally:
+        _in_use.subtract(joined)
+        for role in joined:
+            if _in_use[role] <= 0:
+                del _in_use[role]
+
+
+# A direct membership that gives the admin the role's privileges (USAGE: inherited). PostgreSQL 16's
+# implicit grant to a role's creator (ADMIN OPTION, INHERIT FALSE, SET FALSE) gives none and is kept.
+_leftover_sql = """
+SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+  AND r.rolname = ANY($1::text[]) AND pg_has_role(current_user, r.oid, 'USAGE')
+ORDER BY r.rolname
+"""
+
+
+async def leftovers(conn: asyncpg.Connection, roles: list[str]) -> list[str]:
+    """Roles of `roles` the admin is still a member of though no `join` of this process uses them: left
+    by a pass killed between `join` and `leave` (a read; the caller revokes them)."""
+    return [r["rolname"] for r in await conn.fetch(_leftover_sql, roles) if not _in_use[r["rolname"]]]
 
 
 async def password_works(target: Target, role: str, password: str) -> bool | None:
