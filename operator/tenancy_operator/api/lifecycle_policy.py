@@ -6,12 +6,22 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .common import Duration, Spec
+from .common import Duration, Spec, cel
 
 __all__ = ["LifecyclePolicySpec", "ROOT_RULES"]
 
 
 class LifecyclePolicySpec(Spec):
+    model_config = Spec.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("duration(self.retention) >= duration('1m')",
+                    "retention must be at least 1m: the purge pass deletes every archive older than it, and a "
+                    "deleted tenant's archive is the only copy of its data"),
+            ]
+        }
+    }
+
     reclaim: Literal["Retain", "Archive", "Delete"] = "Retain"
     """On Tenant deletion: Retain keeps backend data and closes every door (logins off, ACL user off, OpenBao
     tokens revoked); Delete deletes and never archives; Archive closes the doors, exports an encrypted
@@ -19,8 +29,9 @@ class LifecyclePolicySpec(Spec):
     made keeps the deletion waiting (Terminating, with the reason), so no data is ever lost to it."""
     retention: Duration = "720h"
     """How long archives of tenants using this policy are kept: an archive older than this (its createdAt plus
-    the current value) is purged by the periodic purge pass (files, then the manifest), with an Event on the
-    Tenant if it still exists and a log line otherwise."""
+    the current value, so shortening it purges older archives at the next pass) is purged by the periodic purge
+    pass (files, then the manifest), with an Event on the Tenant if it still exists and a log line otherwise.
+    At least 1m."""
     deletion_protection: bool = False
     """Tenants using this policy cannot be deleted while it is true: the operator labels them
     tenancy.dev/deletion-protected and the API server refuses the delete; a teardown that runs anyway
