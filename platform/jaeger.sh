@@ -82,8 +82,8 @@ start_jaeger() {
       port_listening "$port" && die "jaeger: port 127.0.0.1:$port is taken by another process"
     done
     printf -- '---- %s jaeger.sh: starting jaeger\n' "$(date -u +%FT%TZ)" >>"$LOGS/jaeger.log"
-    (cd "$STATE" && exec setsid "$JAEGER_BIN" --config "$JAEGER_STATE/config.yaml" \
-      </dev/null >>"$LOGS/jaeger.log" 2>&1 8>&- 9>&-) &
+    (cd "$STATE" && close_inherited_fds && exec setsid "$JAEGER_BIN" --config "$JAEGER_STATE/config.yaml" \
+      </dev/null >>"$LOGS/jaeger.log" 2>&1) &
     echo $! >"$RUN/jaeger.pid"
     await_exec jaeger
     was=started

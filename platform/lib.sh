@@ -80,6 +80,17 @@ running() {
 
 # pid_alive NAME: true when .platform/run/NAME.pid names a live process whose command line still
 # mentions NAME (so a pid reused after a reboot by something else does not count).
+# Closes every descriptor above stderr in the calling (sub)shell, before it execs a daemon: a daemon must
+# not keep a lock its starter held (a `flock FILE make up` around up.sh, or up.sh's own $STATE/lock),
+# or every later taker of that lock waits for the daemon to exit.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    if ((fd > 2)); then { exec {fd}>&-; } 2>/dev/null || true; fi
+  done
+}
+
 pid_alive() {
   local f=$RUN/$1.pid pid
   [[ -f $f ]] || return 1

@@ -205,9 +205,9 @@ spawn_os() {
   if ! pid_alive opensearch; then
     port_listening "$OPENSEARCH_PORT" && die "opensearch: port $OPENSEARCH_PORT is taken by another process"
     printf -- '---- %s opensearch.sh: starting opensearch\n' "$(date -u +%FT%TZ)" >>"$LOGS/opensearch.log"
-    (cd "$STATE" && exec env JAVA_HOME="$(java_home)" OPENSEARCH_JAVA_HOME="$(java_home)" \
+    (cd "$STATE" && close_inherited_fds && exec env JAVA_HOME="$(java_home)" OPENSEARCH_JAVA_HOME="$(java_home)" \
       OPENSEARCH_PATH_CONF="$OS_CONF" OPENSEARCH_TMPDIR="$OS_STATE/tmp" \
-      setsid "${AS_OS[@]}" "$OS_HOME/bin/opensearch" </dev/null >>"$LOGS/opensearch.log" 2>&1 8>&- 9>&-) &
+      setsid "${AS_OS[@]}" "$OS_HOME/bin/opensearch" </dev/null >>"$LOGS/opensearch.log" 2>&1) &
     echo $! >"$RUN/opensearch.pid"
     await_exec opensearch
     date +%s.%N >"$OS_STATE/.spawned-at"

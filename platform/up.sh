@@ -162,7 +162,7 @@ start() {
   fi
   # Logs are appended across restarts; a marker line separates the runs.
   printf -- '---- %s up.sh: starting %s\n' "$(date -u +%FT%TZ)" "$name" >>"$LOGS/$name.log"
-  (cd "$STATE" && exec setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 8>&-) &
+  (cd "$STATE" && close_inherited_fds && exec setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1) &
   echo $! >"$RUN/$name.pid"
   STARTED+=("$name")
   await_exec "$name"
