@@ -55,7 +55,7 @@ def test_helm_lint_is_clean(platform, values):
 
 
 @pytest.mark.parametrize("bad", ["replicaCount=-1", "bogus=1", "image.pullPolicy=Sometimes", "settings.verifyJitter=2",
-                                 "tracing.otlpEndpoint=jaeger:4318"])
+                                 "tracing.otlpEndpoint=jaeger:4318", "sharding.shards=0"])
 def test_values_schema_refuses_bad_values(platform, bad):
     result = helm("template", "x", str(CHART), "--set", bad, check=False)
     assert result.returncode != 0 and "values don't meet the specifications of the schema" in result.stderr, result.stderr
@@ -65,6 +65,21 @@ def test_monitoring_objects_render_only_when_the_api_exists(platform):
     assert "kind: ServiceMonitor" not in _render()
     with_api = _render("--api-versions", "monitoring.coreos.com/v1")
     assert "kind: ServiceMonitor" in with_api and "kind: PrometheusRule" in with_api
+
+
+def test_sharded_chart_renders_one_deployment_peering_and_budget_per_shard(platform):
+    docs = [d for d in yaml.safe_load_all(_render("-f", str(CHART / "ci" / "sharded-values.yaml"))) if d]
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert [d["metadata"]["name"] for d in deployments] == [f"tenancy-operator-shard-{i}" for i in range(3)]
+    for i, d in enumerate(deployments):
+        assert d["spec"]["selector"]["matchLabels"]["tenancy.dev/shard"] == str(i)
+        env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert (env["TENANCY_SHARDS"], env["TENANCY_SHARD"]) == ("3", str(i))
+    # The operator suffixes TENANCY_PEERING_NAME with its shard (handlers/settings.py): the same names.
+    assert sorted(d["metadata"]["name"] for d in docs if d["kind"] == "ClusterKopfPeering") == [
+        f"tenancy-operator-shard-{i}" for i in range(3)]
+    budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert [b["spec"]["selector"]["matchLabels"]["tenancy.dev/shard"] for b in budgets] == ["0", "1", "2"]
 
 
 # The alert rules and their promtool tests: e2e/test_observability_rules.py.

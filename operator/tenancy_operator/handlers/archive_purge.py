@@ -32,7 +32,7 @@ import kopf
 from ..api import names
 from ..backends import archive_store, kube, vault_export
 from ..observability import audit_store
-from . import audit_trail
+from . import audit_trail, sharding
 from .archive_part import seconds
 from .targets import target_for
 
@@ -158,7 +158,7 @@ async def _loop() -> None:
 @kopf.on.startup()
 async def _start(**_: Any) -> None:
     global _task
-    if os.environ.get("TENANCY_ARCHIVE_DIR"):
+    if os.environ.get("TENANCY_ARCHIVE_DIR") and sharding.leads():  # one purge loop for the fleet
         _task = asyncio.create_task(_loop())
 
 

@@ -25,7 +25,7 @@ from ..backends.base import (
 )
 from ..observability import logs, metrics
 from ..reconcile import labels
-from . import config
+from . import config, sharding
 from .targets import TargetError, target_for
 
 __all__ = ["backends_by_name", "placements", "tenants_by_uid", "probe"]
@@ -130,21 +130,21 @@ async def _ensure_server(adapter: Any, target: Target, settings: dict[str, Any],
     return report
 
 
-@kopf.on.resume(GROUP, VERSION, "backends")
-@kopf.on.create(GROUP, VERSION, "backends")
-@kopf.on.update(GROUP, VERSION, "backends")
+@kopf.on.resume(GROUP, VERSION, "backends", when=sharding.leads)
+@kopf.on.create(GROUP, VERSION, "backends", when=sharding.leads)
+@kopf.on.update(GROUP, VERSION, "backends", when=sharding.leads)
 async def changed(**kwargs: Any) -> None:
     with metrics.handler_run("backend"), logs.reconcile_scope():
         await _probe(**kwargs)
 
 
-@kopf.timer(GROUP, VERSION, "backends", interval=max(2.0, CFG.verify_interval / 2))
+@kopf.timer(GROUP, VERSION, "backends", interval=max(2.0, CFG.verify_interval / 2), when=sharding.leads)
 async def probe(**kwargs: Any) -> None:
     with metrics.handler_run("backend-probe"), logs.reconcile_scope():
         await _probe(**kwargs)
 
 
-@kopf.on.delete(GROUP, VERSION, "backends", backoff=10)
+@kopf.on.delete(GROUP, VERSION, "backends", backoff=10, when=sharding.leads)
 async def deleted(body: kopf.Body, placements: kopf.Index, logger: logging.Logger, **_: Any) -> None:
     """A Backend that still holds tenants is not deleted: their data would be orphaned unseen.
 

@@ -26,7 +26,7 @@ from ..backends.base import BackendRefused, BackendUnavailable, Target
 from ..observability import metrics
 from ..reconcile import cache, diff, labels
 from ..reconcile.status import PartResult
-from . import apply, policies
+from . import apply, policies, sharding
 
 __all__ = ["cache_policies", "cache_policy", "ensure", "CONDITION", "POLICY_NOT_FOUND"]
 
@@ -39,9 +39,9 @@ def cache_policies(name: str, spec: kopf.Spec, **_: Any) -> dict[str, dict[str, 
     return {name: dict(spec)}
 
 
-@kopf.on.resume(GROUP, VERSION, "cachepolicies")
-@kopf.on.create(GROUP, VERSION, "cachepolicies")
-@kopf.on.update(GROUP, VERSION, "cachepolicies")
+@kopf.on.resume(GROUP, VERSION, "cachepolicies", when=sharding.leads)
+@kopf.on.create(GROUP, VERSION, "cachepolicies", when=sharding.leads)
+@kopf.on.update(GROUP, VERSION, "cachepolicies", when=sharding.leads)
 async def cache_policy(body: kopf.Body, **_: Any) -> None:
     """A CachePolicy is Ready: the API server validated it, and every field it has is built."""
     await policies.report("CachePolicy", body, [], "every field is built: tenants naming it get its settings in "

@@ -46,6 +46,14 @@ class Config:
     """Entries after which the head is signed at once."""
     audit_sign_interval: float = 300.0
     """Seconds between signing the head when entries came since the last signature."""
+    shards: int = 1
+    """Processes the Tenants are split across (reconcile/sharding.py, docs/scale.md); 1: no sharding."""
+    shard: int = 0
+    """The shard this process owns, 0 <= shard < shards."""
+
+    @property
+    def sharded(self) -> bool:
+        return self.shards > 1
 
 
 def _float(name: str, default: float) -> float:
@@ -54,6 +62,10 @@ def _float(name: str, default: float) -> float:
 
 
 def load() -> Config:
+    shards = int(_float("TENANCY_SHARDS", Config.shards))
+    shard = int(_float("TENANCY_SHARD", Config.shard))
+    if shards < 1 or not 0 <= shard < shards:
+        raise ValueError(f"TENANCY_SHARD={shard} with TENANCY_SHARDS={shards}: the shard must be 0 to shards-1")
     return Config(
         verify_interval=_float("TENANCY_VERIFY_INTERVAL", Config.verify_interval),
         verify_jitter=_float("TENANCY_VERIFY_JITTER", Config.verify_jitter),
@@ -73,4 +85,6 @@ def load() -> Config:
         audit_database=os.environ.get("TENANCY_AUDIT_DATABASE") or Config.audit_database,
         audit_sign_every=int(_float("TENANCY_AUDIT_SIGN_EVERY", Config.audit_sign_every)),
         audit_sign_interval=_float("TENANCY_AUDIT_SIGN_INTERVAL", Config.audit_sign_interval),
+        shards=shards,
+        shard=shard,
     )

@@ -25,6 +25,7 @@ from ..api.conditions import Reason
 from ..api.lifecycle_policy import LifecyclePolicySpec
 from ..backends import kube
 from ..reconcile import unbuilt
+from . import sharding
 
 __all__ = ["lifecycle_policies", "session_policies", "report", "conditions_for"]
 
@@ -76,9 +77,9 @@ async def report(kind: str, body: kopf.Body, found: list[str], built: str) -> No
 
 
 def _whole_kind(kind: str, plural: str) -> None:
-    @kopf.on.resume(GROUP, VERSION, plural, id=f"{plural}-not-built")
-    @kopf.on.create(GROUP, VERSION, plural, id=f"{plural}-not-built")
-    @kopf.on.update(GROUP, VERSION, plural, id=f"{plural}-not-built")
+    @kopf.on.resume(GROUP, VERSION, plural, id=f"{plural}-not-built", when=sharding.leads)
+    @kopf.on.create(GROUP, VERSION, plural, id=f"{plural}-not-built", when=sharding.leads)
+    @kopf.on.update(GROUP, VERSION, plural, id=f"{plural}-not-built", when=sharding.leads)
     async def not_built(body: kopf.Body, **_: Any) -> None:
         await report(kind, body, unbuilt.for_whole_kind(kind), BUILT.get(kind, ""))
 
@@ -87,9 +88,9 @@ for _kind, _plural in (("TenantSessionPolicy", "tenantsessionpolicies"),):
     _whole_kind(_kind, _plural)
 
 
-@kopf.on.resume(GROUP, VERSION, "lifecyclepolicies")
-@kopf.on.create(GROUP, VERSION, "lifecyclepolicies")
-@kopf.on.update(GROUP, VERSION, "lifecyclepolicies")
+@kopf.on.resume(GROUP, VERSION, "lifecyclepolicies", when=sharding.leads)
+@kopf.on.create(GROUP, VERSION, "lifecyclepolicies", when=sharding.leads)
+@kopf.on.update(GROUP, VERSION, "lifecyclepolicies", when=sharding.leads)
 async def lifecycle_policy(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
     try:
         spec = LifecyclePolicySpec.model_validate(dict(body.spec))

@@ -22,6 +22,7 @@ import kopf
 from ..api.common import GROUP, VERSION
 from ..backends import kube
 from ..reconcile import labels
+from . import sharding
 
 __all__ = ["lifecycle_protection", "tenants_by_policy", "wanted", "mirror", "policy_changed"]
 
@@ -71,5 +72,5 @@ async def policy_changed(name: str, tenants_by_policy: kopf.Index, lifecycle_pro
     """Re-label the tenants that reference this policy (on create, change, delete and at start)."""
     for tenant in sorted(tenants_by_policy.get(name, [])):
         obj = await kube.get("Tenant", tenant)
-        if obj is not None:
+        if obj is not None and sharding.owns_tenant(tenant, (obj.get("metadata") or {}).get("labels")):
             await mirror(tenant, obj, lifecycle_protection, logger)

@@ -19,7 +19,8 @@ from typing import Any
 import kopf
 
 from ..observability import metrics, tracing
-from . import config
+from ..reconcile import sharding as shard_rule
+from . import config, sharding
 
 __all__ = ["configure", "seniority_priority", "flush_traces"]
 
@@ -35,9 +36,10 @@ def seniority_priority(started_s: float | None = None, rng: random.Random | None
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     cfg = config.load()
-    settings.persistence.finalizer = "tenancy.dev/finalizer"
+    # Sharded, each shard has its own finalizer and peering object (reconcile/sharding.py).
+    settings.persistence.finalizer = shard_rule.finalizer(cfg.shard, cfg.shards)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="tenancy.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = sharding.DiffBase(
         prefix="tenancy.dev", key="last-handled-configuration"
     )
     settings.watching.server_timeout = 270
@@ -59,7 +61,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # mandatory peering makes them wait for it instead.
     settings.peering.mandatory = not cfg.standalone
     settings.peering.clusterwide = True
-    settings.peering.name = cfg.peering_name
+    settings.peering.name = f"{cfg.peering_name}-shard-{cfg.shard}" if cfg.sharded else cfg.peering_name
     settings.peering.lifetime = cfg.peering_lifetime
     settings.peering.priority = seniority_priority()
     metrics.serve(cfg.metrics_port)

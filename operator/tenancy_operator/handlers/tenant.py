@@ -39,6 +39,7 @@ from . import (
     protection,
     services_part,
     sessions_part,
+    sharding,
     suspend_part,
     teardown,
     workloads,
@@ -430,6 +431,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
             if fresh is None or fresh_meta.get("deletionTimestamp") or fresh_meta.get("generation", 1) != generation:
                 return False  # gone, going, or a newer generation whose own update pass follows
             status = fresh.get("status") or {}
+        await sharding.ensure_label(name, meta.get("labels"), logger)
         await protection.mirror(name, body, kwargs.get("lifecycle_protection"), logger)
         current_conditions = list(status.get("conditions", []))
         if status.get("observedGeneration") != generation:
@@ -486,15 +488,16 @@ def _jitter(**_: Any) -> float:
     return random.uniform(0, CFG.verify_interval * CFG.verify_jitter) + CFG.verify_interval
 
 
-@kopf.on.resume(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
-@kopf.on.create(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
-@kopf.on.update(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
+@kopf.on.resume(GROUP, VERSION, "tenants", backoff=CFG.retry_max, when=sharding.owns_tenant)
+@kopf.on.create(GROUP, VERSION, "tenants", backoff=CFG.retry_max, when=sharding.owns_tenant)
+@kopf.on.update(GROUP, VERSION, "tenants", backoff=CFG.retry_max, when=sharding.owns_tenant)
 async def changed(**kwargs: Any) -> None:
     with metrics.handler_run("tenant"), logs.reconcile_scope():
         await reconcile(**kwargs)
 
 
-@kopf.timer(GROUP, VERSION, "tenants", interval=CFG.verify_interval, initial_delay=_jitter, backoff=CFG.retry_max)
+@kopf.timer(GROUP, VERSION, "tenants", interval=CFG.verify_interval, initial_delay=_jitter, backoff=CFG.retry_max,
+            when=sharding.owns_tenant)
 async def verify(meta: kopf.Meta, **kwargs: Any) -> None:
     """The periodic verify pass: reads everything, writes only where it finds drift.
 
@@ -531,7 +534,7 @@ async def _report_blocked(body: kopf.Body, status: kopf.Status, blocked: teardow
         kopf.event(body, type="Warning", reason=blocked.reason, message=f"Terminating=True: {blocked.message}")
 
 
-@kopf.on.delete(GROUP, VERSION, "tenants", backoff=CFG.retry_max)
+@kopf.on.delete(GROUP, VERSION, "tenants", backoff=CFG.retry_max, when=sharding.owns_tenant)
 async def deleted(**kwargs: Any) -> None:
     with metrics.handler_run("tenant-delete"), logs.reconcile_scope():
         await _delete(**kwargs)
@@ -557,6 +560,8 @@ async def _delete(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger:
                 await _report_blocked(body, status, blocked)
                 raise kopf.TemporaryError(blocked.message, delay=blocked.delay) from blocked
             gone = await namespace_part.remove(name, logger)
+    if kwargs.get("patch") is not None:
+        sharding.drop_stale_finalizers(meta, kwargs["patch"])
     _locks.pop(name, None)
     _written.pop(name, None)
     for pending in _placed_here.values():

@@ -31,7 +31,7 @@ from ..backends import kube
 from ..observability import metrics
 from ..reconcile import unbuilt
 from ..workflows import engine, registry, verify_isolation
-from . import archive_part, archive_purge, config, targets
+from . import archive_part, archive_purge, config, sharding, targets
 from . import tenant as tenant_handler
 
 __all__ = ["LEASE", "DAEMONS", "drive", "Services", "conditions_for", "schedule_problem", "schedule_too_frequent"]
@@ -351,7 +351,8 @@ async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any,
         _report(body, run_spec, status, name, namespace)
 
 
-@kopf.daemon(GROUP, VERSION, "workflowruns", cancellation_timeout=5.0, backoff=CFG.retry_max)
+@kopf.daemon(GROUP, VERSION, "workflowruns", cancellation_timeout=5.0, backoff=CFG.retry_max,
+             when=sharding.owns_run)
 async def workflow_run(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any, logger: logging.Logger,
                        **kwargs: Any) -> None:
     idle = DAEMONS.setdefault(f"{meta['namespace']}/{meta['name']}", asyncio.Event())

@@ -26,6 +26,7 @@ from ..api.common import GROUP, VERSION
 from ..api.workflow_run import WorkflowRunSpec
 from ..backends import kube
 from ..workflows import engine, registry
+from . import sharding
 from . import workflow_run as wfr
 
 __all__ = ["compensate_deleted", "undo"]
@@ -72,7 +73,7 @@ async def undo(name: str, namespace: str, body: Any, logger: logging.Logger) -> 
     return "compensated"
 
 
-@kopf.on.delete(GROUP, VERSION, "workflowruns", backoff=5.0)
+@kopf.on.delete(GROUP, VERSION, "workflowruns", backoff=5.0, when=sharding.owns_run)
 async def compensate_deleted(body: kopf.Body, meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
     key = f"{meta['namespace']}/{meta['name']}"
     idle = wfr.DAEMONS.get(key)
