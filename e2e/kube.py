@@ -82,6 +82,15 @@ def eventually(check, timeout: float = 30, interval: float = 0.5, message: str =
         time.sleep(interval)
 
 
+def lead_seconds(quiet: float = 45, per_busy_core: float = 40, most: float = 240) -> float:
+    """How far ahead to schedule an event a test's setup must beat: `quiet` seconds on an idle machine, plus
+    `per_busy_core` for each runnable process beyond the cores (1-minute load average), at most `most`.
+    Setup (backfill, tenants, first fits) took 25 s on a quiet machine and 168 s under load 9 on 2 cores,
+    past a fixed 45 s lead."""
+    busy = max(0.0, os.getloadavg()[0] - (os.cpu_count() or 1))
+    return min(most, quiet + per_busy_core * busy)
+
+
 def tenant_yaml(name: str, **spec: Any) -> str:
     return json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": name},
                        "spec": spec})

@@ -102,9 +102,10 @@ def _snapshot(tl: Timeline) -> dict:
 def timeline(operator, tmp_path_factory):
     run = secrets.token_hex(3)
     t_setup = time.time()
-    # The spike starts 30 s past a minute boundary, 75-135 s from now: far enough for backfill, the
-    # tenants and the first fits (about 25 s), near enough to keep the module short.
-    spike = math.ceil((time.time() + 45) / 60) * 60 + 30
+    # The spike starts 30 s past a minute boundary, a lead (45 s on a quiet machine, more under load:
+    # kube.lead_seconds) plus up to a minute from now: far enough for backfill, the tenants and the first
+    # fits, near enough to keep the module short.
+    spike = math.ceil((time.time() + kube.lead_seconds()) / 60) * 60 + 30
     series = {"periodic": f"e2e-{run}-periodic", "random": f"e2e-{run}-random"}
     specs = [f"{series['periodic']}={_spec('daily', {**SPIKE, 'spike_at': spike % 86400, 'seed': 7})}",
              f"{series['random']}={_spec('walk', {**WALK, 'origin': spike - 15 * 86400, 'seed': 11})}"]

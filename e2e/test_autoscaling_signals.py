@@ -102,7 +102,7 @@ def _snapshot(sg: Signals, port: int) -> dict:
 def signals(operator, tmp_path_factory):
     run = secrets.token_hex(3)
     t0 = time.time()
-    spike = math.ceil((t0 + 45) / 60) * 60 + 30  # as in test_autoscaling: 75-135 s from now
+    spike = math.ceil((t0 + kube.lead_seconds()) / 60) * 60 + 30  # as in test_autoscaling
     onset = math.floor(t0 / 60) * 60 - 120       # the level shift began 2-3 minutes ago
     cut = onset - 600                             # history before this has never seen the shift
     series = {"periodic": f"e2e-{run}-periodic", "shift": f"e2e-{run}-shift", "steady": f"e2e-{run}-steady"}
