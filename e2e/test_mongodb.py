@@ -123,6 +123,48 @@ def test_dropped_user_is_repaired_within_a_verify_interval(pair):
         client[a["MONGODB_DATABASE"]].docs.insert_one({"after": "repair"})
 
 
+def test_a_tenant_at_its_connection_limit_keeps_its_password_and_sessions(pair):
+    """A busy tenant holding every connection its limit allows: the verify pass's password check (a login
+    to template0) must not read "too many connections" as a changed password, which rewrote the password
+    and ended every session of the tenant on each pass."""
+    a, _ = pair
+    role, password = a["MONGODB_USERNAME"], a["MONGODB_PASSWORD"]
+    limit = ferret_pg("SELECT rolconnlimit FROM pg_roles WHERE rolname = $1", role)[0][0]
+
+    def password_repairs() -> int:
+        return sum("password" in e["message"] for e in _events("mgo-a", "DriftRepaired"))
+
+    before = password_repairs()
+
+    async def hold() -> tuple[int, int]:
+        conns: list[asyncpg.Connection] = []
+        try:
+            # FerretDB's own pool may hold some of the role's slots already: take every one left.
+            with pytest.raises(asyncpg.exceptions.TooManyConnectionsError):
+                for _ in range(limit + 1):
+                    conns.append(await asyncpg.connect(host=os.environ["PGHOST"], port=int(os.environ["PGPORT"]),
+                                                       user=role, password=password, database="ferretdb", timeout=5))
+            assert conns, f"no slot of {role} was free"
+            await asyncio.sleep(12)  # four verify passes at the suite's 3 s interval
+            alive = 0
+            for conn in conns:
+                try:
+                    alive += await conn.fetchval("SELECT 1")
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                    pass
+            return alive, len(conns)
+        finally:
+            for conn in conns:
+                await conn.close()
+
+    alive, held = asyncio.run(hold())
+    print(f"\nmongodb role {role} at its limit {limit}: {alive} of {held} sessions alive after 12 s")
+    assert alive == held
+    assert password_repairs() == before, [e["message"] for e in _events("mgo-a", "DriftRepaired")]
+    with mongo(credentials("mgo-a")) as client:
+        client[a["MONGODB_DATABASE"]].docs.insert_one({"after": "limit"})
+
+
 def test_steady_state_writes_nothing_to_ferretdb(pair):
     # FerretDB's pooled PostgreSQL sessions publish the earlier tests' inserts up to 10 s late; the
     # operator's own sessions end after each pass, which publishes theirs at once.

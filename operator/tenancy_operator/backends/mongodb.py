@@ -25,6 +25,7 @@ PostgreSQL sessions are ended too, or the old password would keep working throug
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +36,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from ..api import names
 from . import mongodb_catalogue as fence
+from . import postgres_admin
 from . import postgres_sql as sql
 from .base import (
     BackendRefused,
@@ -124,17 +126,13 @@ def _pg_address(target: Target) -> dict[str, Any]:
 
 
 async def _password_works(target: Target, role: str, password: str) -> bool:
-    """Log in as the role once (a read: nothing is written) to learn whether it holds this password."""
-    try:
-        conn = await asyncpg.connect(user=role, password=password, timeout=5, **_pg_address(target))
-    except asyncpg.exceptions.InvalidPasswordError:
-        return False
-    except (TimeoutError, OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
-        raise BackendUnavailable(f"mongodb backend {target.name}: its PostgreSQL is unreachable: {exc}") from exc
-    except asyncpg.PostgresError:
-        return False  # no login, no CONNECT, too many connections: the ALTER that follows sets it all
-    await conn.close()
-    return True
+    """Does the role hold this password? Asked as postgres_admin.password_works asks (a login to
+    `template0`: authentication comes first, any later refusal means the password works), so a tenant
+    at its connection limit is not taken for a changed password (which rewrote it and ended every
+    session of a busy tenant on each pass). No session starts."""
+    address = _pg_address(target)
+    pg = dataclasses.replace(target, host=address["host"], port=address["port"], tls=False)
+    return await postgres_admin.password_works(pg, role, password) is not False
 
 
 async def _in_pg(target: Target, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
