@@ -102,7 +102,8 @@ def fit_gated_blend(actual: np.ndarray, persistence: np.ndarray,
                     candidates: Mapping[str, tuple[np.ndarray, np.ndarray]], quantile: float, tolerance: float,
                     gate: GateConfig | None = None) -> Blend:
     """:func:`fit_blend`; but when the MAE-best median weight fails the gate on the same backtest, the
-    median weight that catches the most realised rises among those that pass it (ties: lower MAE).
+    median weight that catches the most realised rises among those that pass it and whose median beats
+    persistence's MAE by the gate's ``min_skill`` (ties: lower MAE).
 
     Why: the floor uses the median for one thing, to call rises, and the MAE-best median can be one
     that never calls a rise. When a rise comes at a time that moves from day to day (a morning ramp
@@ -112,8 +113,8 @@ def fit_gated_blend(actual: np.ndarray, persistence: np.ndarray,
     them, but its median alone is 30-45% worse than persistence. The blend was then all trees, it
     failed the gate for too few rise calls, each model failed it alone, and the rule stayed reactive
     (bench jittered_ramps: 0% of the reactive-to-oracle gap closed). A blend that cannot act is worth
-    nothing to the floor; among the weights that can, the gate already bounds what wrong calls cost
-    (rise precision, median MAE near persistence's), and each realised rise caught in time is
+    nothing to the floor; among the weights that can, the gate bounds what wrong calls cost (rise
+    precision; the median's MAE here must beat persistence's by the skill margin), and each realised rise caught in time is
     under-provisioning avoided, so the weight that catches most wins. The upper weight is not
     touched (it sizes lifts; pinball is its loss). When the MAE-best weight passes, nothing changes.
     """

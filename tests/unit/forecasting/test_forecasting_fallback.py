@@ -5,9 +5,11 @@ from tenancy_operator.forecasting import (
     GateConfig,
     calibration_error,
     choose_blend,
+    evaluate_gate,
     fallback_model,
     fit_blend,
     fit_gated_blend,
+    score_backtest,
     windowed_blend,
 )
 
@@ -66,12 +68,12 @@ def test_windowed_blend_falls_back_where_the_served_blend_has_no_record():
     assert np.array_equal(med[1000:1100], actual[1000:1100])
 
 
-def _calm_and_early():
+def _calm_and_early(offset=25.0):
     """"calm" never calls a rise but has the lower MAE; "early" calls every rise 3 positions ahead,
-    25 too high (MAE 3x persistence's): neither passes the gate alone, a blend of them does."""
+    ``offset`` too high (25: MAE 3x persistence's): neither passes the gate alone, a blend of them does."""
     actual, persist = _steps()
     calm = np.minimum(actual, persist * 1.1)
-    early = np.concatenate([actual[3:], np.full(3, 100.0)]) + 25.0
+    early = np.concatenate([actual[3:], np.full(3, 100.0)]) + offset
     up = actual * 1.02
     return actual, persist, {"calm": (calm, up), "early": (early, up)}
 
@@ -92,3 +94,11 @@ def test_a_passing_mae_best_blend_is_left_alone_and_nothing_passing_changes_noth
     assert fit_gated_blend(actual, persist, good, 0.9, 0.1, GATE) == fit_blend(actual, good, 0.9)
     lagging = {"a": (persist.copy(), persist.copy()), "b": (persist * 0.9, persist)}
     assert fit_gated_blend(actual, persist, lagging, 0.9, 0.1, GATE) == fit_blend(actual, lagging, 0.9)
+
+
+def test_a_moved_median_weight_must_beat_persistence_by_the_skill_margin_not_only_the_gates_slack():
+    actual, persist, cands = _calm_and_early(offset=60.0)
+    m = 0.9 * cands["calm"][0] + 0.1 * cands["early"][0]
+    s = score_backtest(actual, m, np.maximum(cands["calm"][1], m), persist, 0.9, 0.1)
+    assert evaluate_gate(s, GATE).active and s.median_skill < GATE.min_skill  # passes on the slack alone
+    assert fit_gated_blend(actual, persist, cands, 0.9, 0.1, GATE).median_weight == 1.0
