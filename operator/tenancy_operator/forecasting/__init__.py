@@ -55,6 +55,7 @@ from .selection import (
     choose_blend,
     fallback_model,
     fit_blend,
+    fit_gated_blend,
     gate_blend,
     windowed_blend,
 )
@@ -69,6 +70,6 @@ __all__ = [
     "HoltWinters", "HWParams", "HWState", "holt_winters_filter", "holt_winters_state",
     "PeakForecast", "QuantileGBM", "linear_trend_peak", "persistence_peak", "seasonal_naive_peak",
     "single_threaded",
-    "Blend", "BlendedModel", "calibration_error", "choose_blend", "fallback_model", "fit_blend", "gate_blend",
+    "Blend", "BlendedModel", "calibration_error", "choose_blend", "fallback_model", "fit_blend", "fit_gated_blend", "gate_blend",
     "windowed_blend",
 ]

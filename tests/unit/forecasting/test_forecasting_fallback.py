@@ -5,7 +5,11 @@ from tenancy_operator.forecasting import (
     GateConfig,
     calibration_error,
     choose_blend,
+    evaluate_gate,
     fallback_model,
+    fit_blend,
+    fit_gated_blend,
+    score_backtest,
     windowed_blend,
 )
 
@@ -62,3 +66,39 @@ def test_windowed_blend_falls_back_where_the_served_blend_has_no_record():
     assert not off[1000:1100].any() and reasons_off[0].startswith("Reactive: only 0")
     assert on[1000:1100].all() and "fallback" in reasons_on[0]
     assert np.array_equal(med[1000:1100], actual[1000:1100])
+
+
+def _calm_and_early(offset=25.0):
+    """"calm" never calls a rise but has the lower MAE; "early" calls every rise 3 positions ahead,
+    ``offset`` too high (25: MAE 3x persistence's): neither passes the gate alone, a blend of them does."""
+    actual, persist = _steps()
+    calm = np.minimum(actual, persist * 1.1)
+    early = np.concatenate([actual[3:], np.full(3, 100.0)]) + offset
+    up = actual * 1.02
+    return actual, persist, {"calm": (calm, up), "early": (early, up)}
+
+
+def test_the_median_weight_moves_to_one_that_calls_rises_when_the_mae_best_one_cannot_act():
+    actual, persist, cands = _calm_and_early()
+    assert fit_blend(actual, cands, 0.9).median_weight == 1.0  # MAE alone picks "calm": no rise calls
+    assert fallback_model(actual, persist, cands, 0.9, 0.1, GATE) is None
+    blend = fit_gated_blend(actual, persist, cands, 0.9, 0.1, GATE)
+    assert 0.0 < blend.median_weight < 1.0 and blend.upper_weight == 1.0
+    chosen, verdict, _ = choose_blend(actual, persist, cands, 0.9, 0.1, GATE)
+    assert verdict.active and chosen == blend and verdict.scores.true_rise_events == 30
+
+
+def test_a_passing_mae_best_blend_is_left_alone_and_nothing_passing_changes_nothing():
+    actual, persist = _steps()
+    good = {"a": (actual.copy(), actual * 1.02), "b": (persist, persist)}
+    assert fit_gated_blend(actual, persist, good, 0.9, 0.1, GATE) == fit_blend(actual, good, 0.9)
+    lagging = {"a": (persist.copy(), persist.copy()), "b": (persist * 0.9, persist)}
+    assert fit_gated_blend(actual, persist, lagging, 0.9, 0.1, GATE) == fit_blend(actual, lagging, 0.9)
+
+
+def test_a_moved_median_weight_must_beat_persistence_by_the_skill_margin_not_only_the_gates_slack():
+    actual, persist, cands = _calm_and_early(offset=60.0)
+    m = 0.9 * cands["calm"][0] + 0.1 * cands["early"][0]
+    s = score_backtest(actual, m, np.maximum(cands["calm"][1], m), persist, 0.9, 0.1)
+    assert evaluate_gate(s, GATE).active and s.median_skill < GATE.min_skill  # passes on the slack alone
+    assert fit_gated_blend(actual, persist, cands, 0.9, 0.1, GATE).median_weight == 1.0
