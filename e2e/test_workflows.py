@@ -124,6 +124,55 @@ def test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through(pa
     kubectl("delete", "workflowrun", run, "-n", ns)
 
 
+def _dead_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_verify_isolation_probes_the_placed_backends_not_the_secrets_endpoints(pair):
+    """The owner can edit tenant-credentials: endpoints aimed at a port where nothing listens must not
+    decide where the probes go (before: 'unreachable', the run Failed; a server letting everyone in
+    would have been a false breach). Held every 0.1 s while the run probes: the operator's 3 s verify
+    pass puts the Secret back."""
+    import base64
+    import contextlib
+    import threading
+
+    a, b = pair
+    port = _dead_port()
+    edit = {"PGHOST": "127.0.0.1", "PGPORT": str(port), "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port),
+            "VAULT_ADDR": f"http://127.0.0.1:{port}"}
+    patch = json.dumps({"data": {k: base64.b64encode(v.encode()).decode() for k, v in edit.items()}})
+
+    def again() -> None:
+        while not stop.wait(0.1):
+            kubectl("patch", "secret", "tenant-credentials", "-n", f"tenant-{a}", "--type=merge", "-p", patch, check=False)
+
+    stop = threading.Event()
+    kubectl("patch", "secret", "tenant-credentials", "-n", f"tenant-{a}", "--type=merge", "-p", patch)
+    worker = threading.Thread(target=again, daemon=True)
+    worker.start()
+    try:
+        run = _create(OPERATOR_NS, a, "verify-isolation", "iso-edited-secret", parameters={"peers": b})
+        done = _wait(run, OPERATOR_NS, lambda s: s.get("phase") in ("Succeeded", "Failed"), 120)
+    finally:
+        stop.set()
+        worker.join(10)
+        with contextlib.suppress(Exception):
+            kubectl("delete", "workflowrun", "iso-edited-secret", "-n", OPERATOR_NS, "--wait=false")
+    outputs = done.get("outputs") or {}
+    print("\nverify-isolation with an edited Secret:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(outputs.items())
+                                                                      if k.startswith(("probe", "secret"))))
+    assert done["phase"] == "Succeeded", done.get("message")
+    probes = _probes(done)
+    database = f"t_{b.replace('-', '_')}"
+    assert probes[f"probe postgres connect to database {database}"].startswith("refused: "), probes
+    assert all(v.startswith("refused: ") for k, v in probes.items() if k.startswith(("probe redis", "probe vault"))), probes
+
+
 def test_rotate_credentials_rotates_once_across_a_sigkill(rot, operator):
     ns = f"tenant-{rot}"
     before = _version(rot)
