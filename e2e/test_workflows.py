@@ -173,6 +173,28 @@ def test_verify_isolation_probes_the_placed_backends_not_the_secrets_endpoints(p
     assert all(v.startswith("refused: ") for k, v in probes.items() if k.startswith(("probe redis", "probe vault"))), probes
 
 
+def test_a_migration_hold_whose_run_is_gone_is_lifted_and_the_limit_restored(pair):
+    """A migrate-database run whose undo could not reach the source (down through the same outage) ends
+    or is deleted with the tenant frozen; the Tenant's next pass lifts a hold whose run is finished or
+    gone and puts the connection limit back (before: frozen for good)."""
+    _, b = pair
+    roles = [f"t_{b.replace('-', '_')}_{slot}" for slot in ("a", "b")]
+    hold = {"run": "no-such-migration", "targetBackend": "pg-elsewhere", "since": "2026-01-01T00:00:00Z"}
+    kubectl("patch", "tenant", b, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {"migration": hold}}))
+    for role in roles:
+        pg_admin(f'ALTER ROLE "{role}" CONNECTION LIMIT 0')
+
+    def limits() -> dict[str, int]:
+        return {r["rolname"]: r["rolconnlimit"] for r in pg_admin(
+            "SELECT rolname, rolconnlimit FROM pg_roles WHERE rolname = ANY($1::text[])", roles)}
+
+    eventually(lambda: not (get("tenant", b).get("status") or {}).get("migration"), 30, 0.5, "the stale hold lifted")
+    eventually(lambda: set(limits().values()) == {20}, 30, 0.5, "connection limits back to spec (20)")
+    ready = eventually(lambda: kube.condition(get("tenant", b), "Ready")["status"] == "True" and get("tenant", b), 60, 1,
+                       "the tenant Ready again")
+    print(f"\nstale hold lifted, limits {limits()}, Ready: {kube.condition(ready, 'Ready')['message']}")
+
+
 def test_rotate_credentials_rotates_once_across_a_sigkill(rot, operator):
     ns = f"tenant-{rot}"
     before = _version(rot)
