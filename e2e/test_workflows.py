@@ -124,6 +124,77 @@ def test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through(pa
     kubectl("delete", "workflowrun", run, "-n", ns)
 
 
+def _dead_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_verify_isolation_probes_the_placed_backends_not_the_secrets_endpoints(pair):
+    """The owner can edit tenant-credentials: endpoints aimed at a port where nothing listens must not
+    decide where the probes go (before: 'unreachable', the run Failed; a server letting everyone in
+    would have been a false breach). Held every 0.1 s while the run probes: the operator's 3 s verify
+    pass puts the Secret back."""
+    import base64
+    import contextlib
+    import threading
+
+    a, b = pair
+    port = _dead_port()
+    edit = {"PGHOST": "127.0.0.1", "PGPORT": str(port), "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port),
+            "VAULT_ADDR": f"http://127.0.0.1:{port}"}
+    patch = json.dumps({"data": {k: base64.b64encode(v.encode()).decode() for k, v in edit.items()}})
+
+    def again() -> None:
+        while not stop.wait(0.1):
+            kubectl("patch", "secret", "tenant-credentials", "-n", f"tenant-{a}", "--type=merge", "-p", patch, check=False)
+
+    stop = threading.Event()
+    kubectl("patch", "secret", "tenant-credentials", "-n", f"tenant-{a}", "--type=merge", "-p", patch)
+    worker = threading.Thread(target=again, daemon=True)
+    worker.start()
+    try:
+        run = _create(OPERATOR_NS, a, "verify-isolation", "iso-edited-secret", parameters={"peers": b})
+        done = _wait(run, OPERATOR_NS, lambda s: s.get("phase") in ("Succeeded", "Failed"), 120)
+    finally:
+        stop.set()
+        worker.join(10)
+        with contextlib.suppress(Exception):
+            kubectl("delete", "workflowrun", "iso-edited-secret", "-n", OPERATOR_NS, "--wait=false")
+    outputs = done.get("outputs") or {}
+    print("\nverify-isolation with an edited Secret:\n" + "\n".join(f"  {k}: {v}" for k, v in sorted(outputs.items())
+                                                                      if k.startswith(("probe", "secret"))))
+    assert done["phase"] == "Succeeded", done.get("message")
+    probes = _probes(done)
+    database = f"t_{b.replace('-', '_')}"
+    assert probes[f"probe postgres connect to database {database}"].startswith("refused: "), probes
+    assert all(v.startswith("refused: ") for k, v in probes.items() if k.startswith(("probe redis", "probe vault"))), probes
+
+
+def test_a_migration_hold_whose_run_is_gone_is_lifted_and_the_limit_restored(pair):
+    """A migrate-database run whose undo could not reach the source (down through the same outage) ends
+    or is deleted with the tenant frozen; the Tenant's next pass lifts a hold whose run is finished or
+    gone and puts the connection limit back (before: frozen for good)."""
+    _, b = pair
+    roles = [f"t_{b.replace('-', '_')}_{slot}" for slot in ("a", "b")]
+    hold = {"run": "no-such-migration", "targetBackend": "pg-elsewhere", "since": "2026-01-01T00:00:00Z"}
+    kubectl("patch", "tenant", b, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {"migration": hold}}))
+    for role in roles:
+        pg_admin(f'ALTER ROLE "{role}" CONNECTION LIMIT 0')
+
+    def limits() -> dict[str, int]:
+        return {r["rolname"]: r["rolconnlimit"] for r in pg_admin(
+            "SELECT rolname, rolconnlimit FROM pg_roles WHERE rolname = ANY($1::text[])", roles)}
+
+    eventually(lambda: not (get("tenant", b).get("status") or {}).get("migration"), 30, 0.5, "the stale hold lifted")
+    eventually(lambda: set(limits().values()) == {20}, 30, 0.5, "connection limits back to spec (20)")
+    ready = eventually(lambda: kube.condition(get("tenant", b), "Ready")["status"] == "True" and get("tenant", b), 60, 1,
+                       "the tenant Ready again")
+    print(f"\nstale hold lifted, limits {limits()}, Ready: {kube.condition(ready, 'Ready')['message']}")
+
+
 def test_rotate_credentials_rotates_once_across_a_sigkill(rot, operator):
     ns = f"tenant-{rot}"
     before = _version(rot)

@@ -34,6 +34,7 @@ from . import (
     cache_part,
     config,
     credentials_part,
+    migration_hold,
     name_held,
     namespace_part,
     protection,
@@ -127,6 +128,11 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     fresh = ((await kube.get("Tenant", name)) or {}).get("status") or {}
     placed = dict(fresh.get("placement") or status.get("placement") or {})
     hold = fresh.get("migration")
+    if hold:  # a hold whose run ended or went (its undo failed) is lifted here, else it would stay for good
+        lifted = await migration_hold.lift_if_stale(name, logger)
+        if lifted:
+            outcome.repaired.append(lifted)
+            hold = None
     held = ["postgres"] if hold and "postgres" in services else []
     resolved = await services_part.resolve(tenant, placed, _backends(indexes.get("backends_by_name")),
                                            _counts(indexes.get("placements")))

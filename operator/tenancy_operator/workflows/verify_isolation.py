@@ -7,8 +7,16 @@ the step (and the run) with a message naming the probes; the handler then raises
 the `tenancy_isolation_probes_allowed` metric and, through the chart's rules, an alert.
 
 Services: `kube` (the operator's Kubernetes API module, with `token` for a ServiceAccount token),
-`poll`, and `namespace` (the run's namespace). Credentials are read from the tenant's
-`tenant-credentials` Secret and never leave this module (nothing secret goes to outputs or logs).
+`poll`, `namespace` (the run's namespace) and `target(backend)` (a Backend's Target). Only the
+username, password (and, for OpenBao, the role) come from the tenant's `tenant-credentials` Secret, and
+they never leave this module (nothing secret goes to outputs or logs). Where a probe connects (host,
+port, TLS, URL) comes from the Backend recorded in the Tenant's `status.placement` for that service,
+never from the Secret: the tenant owner can edit that Secret, and an address taken from it would let
+them aim the probes at a server that lets everything in (a false breach), refuses everything (a hidden
+one), or any host the operator can reach. A Secret whose endpoint keys differ from the placement's is
+noted (`secret <service>`: which keys; the probes still went to the placed Backend). Before probing, the
+tenant's own login must work on its own data (PostgreSQL, Redis): a password edited to a wrong one
+would otherwise make every probe look refused; the step fails instead, saying so.
 
 Parameters: `peers`, comma-separated Tenant names (default: every other Tenant). MongoDB and search
 are probed when the tenant has them, against each peer placed on the same Backend (a peer elsewhere,
@@ -23,8 +31,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import asyncpg
 import hvac
@@ -37,9 +45,12 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import AuthorizationException, NotFoundError
 
 from ..api import names
+from ..backends.base import Target
+from ..backends.mongodb import mongodb_uri
 from .engine import Step, StepContext, StepFailed
 
-__all__ = ["steps", "SECRET", "APP_ACCOUNT", "ALLOWED", "allowed_probes", "MAX_PEERS", "PROBE_NAME"]
+__all__ = ["steps", "SECRET", "APP_ACCOUNT", "ALLOWED", "allowed_probes", "MAX_PEERS", "PROBE_NAME", "Where",
+           "published", "secret_differs", "where"]
 
 SECRET = "tenant-credentials"
 APP_ACCOUNT = "tenant-app"
@@ -59,6 +70,58 @@ async def _credentials(ctx: StepContext) -> dict[str, str]:
     if secret is None:
         raise LookupError(f"Secret {SECRET} in {names.namespace(ctx.tenant)} does not exist yet")
     return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
+def published(service: str, target: Target) -> dict[str, str]:
+    """The endpoint keys the adapter writes into `tenant-credentials` for `target` (backends/*.py `endpoints`)."""
+    scheme, host, port = "https" if target.tls else "http", target.app_host, str(target.port)
+    return {"postgres": {"PGHOST": host, "PGPORT": port},
+            "redis": {"REDIS_HOST": host, "REDIS_PORT": port},
+            "vault": {"VAULT_ADDR": f"{scheme}://{host}:{port}"},
+            "mongodb": {"MONGODB_HOST": host, "MONGODB_PORT": port},
+            "search": {"SEARCH_URL": f"{scheme}://{host}:{port}"}}[service]
+
+
+def secret_differs(service: str, target: Target, creds: dict[str, str]) -> str:
+    """'' when the Secret's endpoint keys for `service` are what `target` gives, else which keys differ."""
+    wrong = sorted(k for k, v in published(service, target).items() if creds.get(k) != v)
+    return (f"Secret {SECRET} differs from Backend {target.name} in {', '.join(wrong)}; not used: the probes went "
+            f"to Backend {target.name}" if wrong else "")
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where the probes of one service connect: the placed Backend's own address (the operator's route to it)."""
+
+    backend: str
+    host: str
+    port: int
+    tls: bool
+    ca: str = ""
+    note: str = ""
+    """'' or how the tenant's Secret differs from this Backend (secret_differs)."""
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+
+def where(service: str, target: Target, creds: dict[str, str]) -> Where:
+    return Where(target.name, target.host, target.port, target.tls, target.extra.get("ca.crt", "") if target.tls else "",
+                 secret_differs(service, target, creds))
+
+
+async def _where(ctx: StepContext, service: str, creds: dict[str, str]) -> Where | None:
+    """The placed Backend of `service` (None: the tenant has none placed)."""
+    tenant = await ctx.services.kube.get("Tenant", ctx.tenant) or {}
+    backend = ((tenant.get("status") or {}).get("placement") or {}).get(service)
+    if not backend:
+        return None
+    return where(service, await ctx.services.target(backend), creds)
+
+
+def _noted(service: str, place: Where, out: dict[str, str]) -> dict[str, str]:
+    return {**out, f"secret {service}": place.note} if place.note else out
 
 
 async def _peers(ctx: StepContext) -> dict[str, str]:
@@ -96,32 +159,49 @@ def _report(outputs: dict[str, str]) -> dict[str, str]:
 
 async def _postgres(ctx: StepContext) -> dict[str, str]:
     creds = await _credentials(ctx)
-    if not creds.get("PGUSER"):
+    place = await _where(ctx, "postgres", creds) if creds.get("PGUSER") else None
+    if place is None:
         return {"probe postgres": "absent: the tenant has no PostgreSQL"}
+
+    async def connect(database: str) -> None:
+        conn = await asyncpg.connect(host=place.host, port=place.port, user=creds["PGUSER"], password=creds["PGPASSWORD"],
+                                     database=database, timeout=10, ssl="require" if place.tls else None)
+        await conn.close()
+
+    own = names.pg_database(ctx.tenant)
+    try:
+        await connect(own)
+    except asyncpg.PostgresError as e:  # a refusal here would make every probe look refused
+        raise RuntimeError(f"the tenant's own login to database {own} on Backend {place.backend} fails "
+                           f"({type(e).__name__}); the probes would prove nothing") from None
     out: dict[str, str] = {}
     for peer in ctx.outputs["peers"].split(","):
         database = names.pg_database(peer)
         exc: BaseException | None = None
         try:
-            conn = await asyncpg.connect(host=creds["PGHOST"], port=int(creds["PGPORT"]), user=creds["PGUSER"],
-                                         password=creds["PGPASSWORD"], database=database, timeout=10)
-            await conn.close()
+            await connect(database)
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             exc = e
         out[f"probe postgres connect to database {database}"] = _verdict(
             exc, (asyncpg.InsufficientPrivilegeError, asyncpg.InvalidAuthorizationSpecificationError),
             (asyncpg.InvalidCatalogNameError,))
-    return _report(out)
+    return _report(_noted("postgres", place, out))
 
 
 async def _redis(ctx: StepContext) -> dict[str, str]:
     creds = await _credentials(ctx)
-    if not creds.get("REDIS_USERNAME"):
+    place = await _where(ctx, "redis", creds) if creds.get("REDIS_USERNAME") else None
+    if place is None:
         return {"probe redis": "absent: the tenant has no Redis"}
-    client = aioredis.Redis(host=creds["REDIS_HOST"], port=int(creds["REDIS_PORT"]), username=creds["REDIS_USERNAME"],
-                            password=creds["REDIS_PASSWORD"], socket_timeout=10)
+    client = aioredis.Redis(host=place.host, port=place.port, username=creds["REDIS_USERNAME"],
+                            password=creds["REDIS_PASSWORD"], ssl=place.tls, socket_timeout=10)
     out: dict[str, str] = {}
     try:
+        try:
+            await client.get(f"{names.redis_prefix(ctx.tenant)}probe")
+        except (redis.exceptions.ResponseError, redis.exceptions.AuthenticationError) as e:  # else every probe looks refused
+            raise RuntimeError(f"the tenant's own Redis user fails on Backend {place.backend} ({type(e).__name__}); "
+                               "the probes would prove nothing") from None
         for peer in ctx.outputs["peers"].split(","):
             prefix = names.redis_prefix(peer)
             for what, call in ((f"GET {prefix}probe", lambda p=prefix: client.get(f"{p}probe")),
@@ -134,11 +214,11 @@ async def _redis(ctx: StepContext) -> dict[str, str]:
                 out[f"probe redis {what}"] = _verdict(exc, (redis.exceptions.NoPermissionError,))
     finally:
         await client.aclose()
-    return _report(out)
+    return _report(_noted("redis", place, out))
 
 
-def _vault_probes(addr: str, role: str, jwt: str, peers: list[str]) -> dict[str, str]:
-    client = hvac.Client(url=addr, timeout=10)
+def _vault_probes(place: Where, role: str, jwt: str, peers: list[str]) -> dict[str, str]:
+    client = hvac.Client(url=place.url, timeout=10)  # TLS checked against the system's CAs, as backends/vault_login
     client.session.trust_env = False
     client.auth.kubernetes.login(role, jwt, mount_point="kubernetes")
     out: dict[str, str] = {}
@@ -165,12 +245,14 @@ def _vault_probes(addr: str, role: str, jwt: str, peers: list[str]) -> dict[str,
 
 async def _vault(ctx: StepContext) -> dict[str, str]:
     creds = await _credentials(ctx)
-    if not creds.get("VAULT_ADDR") or not creds.get("VAULT_ROLE"):
+    place = await _where(ctx, "vault", creds) if creds.get("VAULT_ROLE") else None
+    if place is None:
         return {"probe vault": "absent: the tenant has no OpenBao"}
     jwt = await ctx.services.kube.token(APP_ACCOUNT, names.namespace(ctx.tenant))
-    out = await asyncio.to_thread(_vault_probes, creds["VAULT_ADDR"], creds["VAULT_ROLE"], jwt,
+    # The role is the tenant's own (names.vault_policy); the Secret's may have been edited.
+    out = await asyncio.to_thread(_vault_probes, place, names.vault_policy(ctx.tenant), jwt,
                                   ctx.outputs["peers"].split(","))
-    return _report(out)
+    return _report(_noted("vault", place, out))
 
 
 async def _same_backend(ctx: StepContext, service: str) -> dict[str, str]:
@@ -189,9 +271,9 @@ async def _same_backend(ctx: StepContext, service: str) -> dict[str, str]:
 _MONGO_REFUSED = (pymongo.errors.OperationFailure,)
 
 
-def _mongo_probes(creds: dict[str, str], peers: dict[str, str]) -> dict[str, str]:
+def _mongo_probes(place: Where, tenant: str, creds: dict[str, str], peers: dict[str, str]) -> dict[str, str]:
     def client(user: str) -> pymongo.MongoClient:
-        uri = creds["MONGODB_URI"].replace(quote(creds["MONGODB_USERNAME"], safe=""), quote(user, safe=""), 1)
+        uri = mongodb_uri(user, creds["MONGODB_PASSWORD"], place.host, place.port, names.mongo_database(tenant), place.tls)
         return pymongo.MongoClient(uri, serverSelectionTimeoutMS=8000, connectTimeoutMS=8000, socketTimeoutMS=10000,
                                    retryWrites=False)
 
@@ -244,15 +326,16 @@ def _mongo_probes(creds: dict[str, str], peers: dict[str, str]) -> dict[str, str
 
 async def _mongodb(ctx: StepContext) -> dict[str, str]:
     creds = await _credentials(ctx)
-    if not creds.get("MONGODB_URI"):
+    place = await _where(ctx, "mongodb", creds) if creds.get("MONGODB_USERNAME") else None
+    if place is None:
         return {"probe mongodb": "absent: the tenant has no MongoDB"}
     peers = await _same_backend(ctx, "mongodb")
-    return _report(await asyncio.to_thread(_mongo_probes, creds, peers))
+    return _report(_noted("mongodb", place, await asyncio.to_thread(_mongo_probes, place, ctx.tenant, creds, peers)))
 
 
-def _search_probes(creds: dict[str, str], peers: dict[str, str]) -> dict[str, str]:
-    context = ssl.create_default_context(cadata=creds["SEARCH_CA_CERT"]) if creds.get("SEARCH_CA_CERT") else None
-    client = OpenSearch(hosts=[creds["SEARCH_URL"]], http_auth=(creds["SEARCH_USERNAME"], creds["SEARCH_PASSWORD"]),
+def _search_probes(place: Where, creds: dict[str, str], peers: dict[str, str]) -> dict[str, str]:
+    context = ssl.create_default_context(cadata=place.ca or None) if place.tls else None
+    client = OpenSearch(hosts=[place.url], http_auth=(creds["SEARCH_USERNAME"], creds["SEARCH_PASSWORD"]),
                         ssl_context=context, timeout=10, max_retries=0)
     out: dict[str, str] = {}
     try:
@@ -284,10 +367,11 @@ def _search_probes(creds: dict[str, str], peers: dict[str, str]) -> dict[str, st
 
 async def _search(ctx: StepContext) -> dict[str, str]:
     creds = await _credentials(ctx)
-    if not creds.get("SEARCH_URL"):
+    place = await _where(ctx, "search", creds) if creds.get("SEARCH_USERNAME") else None
+    if place is None:
         return {"probe search": "absent: the tenant has no search"}
     peers = await _same_backend(ctx, "search")
-    return _report(await asyncio.to_thread(_search_probes, creds, peers))
+    return _report(_noted("search", place, await asyncio.to_thread(_search_probes, place, creds, peers)))
 
 
 def steps(params: dict[str, str]) -> list[Step]:
