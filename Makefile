@@ -92,6 +92,11 @@ workflow-faults: venv install ## SIGKILL of the operator inside each of migrate-
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && TENANCY_MIGRATE_KILL_STEPS=all $(PY) -m pytest -p no:cacheprovider -s e2e/test_migrate_kill.py
 
+chaos: venv install ## 50 tenant lifecycles under SIGKILLs of the operator and restarts of kube-apiserver, etcd, PostgreSQL, Redis and OpenBao, then an inventory of every server (`make test` runs 6)
+	@$(MAKE) --no-print-directory operator-stop
+	@$(MAKE) --no-print-directory up
+	@$(ENV) && CHAOS_LIFECYCLES=$${CHAOS_LIFECYCLES:-50} $(PY) -m pytest -p no:cacheprovider -s e2e/chaos
+
 soak: venv install ## 200 tenants on every backend, 30 min idle, each backend restarted once midway: writes after convergence (0 expected)
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
@@ -129,4 +134,4 @@ unit: venv ## Unit tests only (no servers)
 help: ## This list
 	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: dashboard-png bench bench-cache-session bench-scale failover fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
+.PHONY: dashboard-png bench bench-cache-session bench-scale chaos failover fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help

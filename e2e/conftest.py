@@ -23,6 +23,14 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+    # e2e/chaos/ restarts platform parts (Redis and OpenBao come back empty). pytest would collect the folder
+    # before e2e/test_*.py; it runs after them instead, just before the test_z* files (zx reads every log of
+    # the run, chaos's included; zz stops and starts the whole platform last).
+    chaos = [item for item in items if "/e2e/chaos/" in str(item.fspath)]
+    if chaos:
+        rest = [item for item in items if item not in chaos]
+        at = next((n for n, item in enumerate(rest) if "/e2e/test_z" in str(item.fspath)), len(rest))
+        items[:] = rest[:at] + chaos + rest[at:]
 
 
 @pytest.fixture(scope="session")

@@ -76,9 +76,17 @@ bao_ policy write tenancy-operator "$REPO/charts/tenancy-operator/files/openbao-
 bao_ write auth/approle/role/$BAO_ADMIN_ROLE token_policies=tenancy-operator token_no_default_policy=true \
   token_ttl=1h token_max_ttl=24h secret_id_ttl=0 secret_id_num_uses=0 >/dev/null
 bao_ write auth/approle/role/$BAO_ADMIN_ROLE/role-id role_id="$BAO_ROLE_ID" >/dev/null
+# OpenBao locks a role out for 15 minutes after 5 failed logins (user lockout), and then refuses the right
+# secret too. A running operator fails its logins while a restarted OpenBao (dev mode: empty) waits for the
+# lines here, so `make chaos` saw the AppRole locked for good: unlock it before and after making its secret.
+approle=$(bao_ auth list -format=json | "$VENV_BIN/python" -c 'import json, sys; print(json.load(sys.stdin)["approle/"]["accessor"])') ||
+  die "openbao: no accessor for auth method approle/"
+unlock() { bao_ write -f "sys/locked-users/$approle/unlock/$BAO_ROLE_ID" >/dev/null || die "openbao: could not unlock AppRole $BAO_ADMIN_ROLE"; }
+unlock
 bao_ write -field=token auth/approle/login role_id="$BAO_ROLE_ID" secret_id="$BAO_SECRET_ID" >/dev/null 2>&1 ||
   bao_ write auth/approle/role/$BAO_ADMIN_ROLE/custom-secret-id secret_id="$BAO_SECRET_ID" >/dev/null ||
   die "openbao: could not make the operator's AppRole $BAO_ADMIN_ROLE"
+unlock
 
 # ---------------------------------------------------------------- .platform/admins.env
 (umask 077; cat >"$STATE/admins.env.tmp" <<ENV

@@ -7,7 +7,7 @@ REPO=$(cd "$PLATFORM_SRC/.." && pwd)
 source "$PLATFORM_SRC/versions.env"
 
 CACHE=${TENANCY_CACHE:-$HOME/.cache/tenancy-operator}
-STATE=$REPO/.platform          # everything the running platform owns; gitignored
+STATE=$(readlink -f "$REPO/.platform")  # everything the running platform owns; gitignored (a worktree may link it)
 RUN=$STATE/run                 # pid files
 LOGS=$STATE/logs
 PKI=$STATE/pki

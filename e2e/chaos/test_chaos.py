@@ -1,0 +1,340 @@
+"""Chaos: tenant lifecycles under faults at random moments, then an inventory of every server.
+
+`CHAOS_LIFECYCLES` tenants (6 in `make test`, 50 in `make chaos`; `CHAOS_IN_FLIGHT`, 6, at a time) each
+go create -> change -> rotate -> suspend -> resume -> delete (a third are deleted early from wherever they
+are, a third are kept), with PostgreSQL, Redis and OpenBao (KV and a transit key). Meanwhile, in its own
+thread, `CHAOS_FAULT_GAP` seconds (random within the range) after the last fault is over, the next one
+from a seeded shuffle: SIGKILL of the operator (the e2e fixture's process, started again after up to 2 s),
+a restart of kube-apiserver, of etcd, of PostgreSQL, of Redis, of OpenBao (platform/restart.sh). MongoDB
+and OpenSearch are left alone: no tenant of the run uses them (a FerretDB role of the run, kept in the
+same PostgreSQL, would count as leaked). Redis and OpenBao (dev mode) come back empty, which the operator must repair.
+The faults stop when the last lifecycle has ended; the run is bounded by `CHAOS_TIMEOUT`.
+
+Each tenant writes a marker through its own credentials once it is Ready (a row, a key, a KV entry).
+Afterwards: every kept Tenant Ready, every deleted one gone; then the inventory (inventory.py) of
+every server against the Tenants that exist: nothing leaked, nothing missing; and every marker still
+readable with the tenant's current credentials, except the Redis and OpenBao markers a restart of
+that in-memory server wiped (counted as not checkable; the tenant's next Active step writes them again).
+Names start with `ch<seed>-`, so only this run's objects count. The seed is printed; `CHAOS_SEED` replays
+the plan, the fault order and the gaps (not the timing of the servers). Lasting runs: `make chaos`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import subprocess
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from tenancy_operator.api import names
+
+from .. import kube
+from ..kube import REPO, get, kubectl, tenant_yaml
+from ..tenant_clients import credentials, pg, redis_client, vault_login
+from . import inventory
+
+LIFECYCLES = int(os.environ.get("CHAOS_LIFECYCLES") or 6)  # `make chaos`: 50
+IN_FLIGHT = int(os.environ.get("CHAOS_IN_FLIGHT") or 6)
+SEED = int(os.environ.get("CHAOS_SEED") or secrets.randbelow(16**6))
+GAP = tuple(float(x) for x in (os.environ.get("CHAOS_FAULT_GAP") or "3,10").split(","))
+TIMEOUT = float(os.environ.get("CHAOS_TIMEOUT") or 150 + 60 * LIFECYCLES)
+SETTLE = float(os.environ.get("CHAOS_SETTLE_SECONDS") or 300)
+FAULTS = ("operator-kill", "kube-apiserver", "etcd", "postgres", "redis-server", "bao")
+KILLS_PER_ROUND = 3
+"""Each round of the shuffle holds every fault once and the operator's SIGKILL this many times (it is cheap)."""
+STEPS = ("create", "change", "rotate", "suspend", "resume", "delete")
+IN_MEMORY = {"redis-server": "redis", "bao": "vault"}
+"""Servers without persistence on the local platform: a restart wipes the markers written to them."""
+POLICY = json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "LifecyclePolicy",
+                     "metadata": {"name": "chaos-delete"}, "spec": {"reclaim": "Delete"}})
+SPEC = {"postgres": {"enabled": True}, "redis": {"enabled": True},
+        "vault": {"enabled": True, "kv": True, "transitKey": True},
+        "credentials": {"overlap": "5s"}, "lifecyclePolicyRef": "chaos-delete"}
+MARKER_TABLE = "chaos_marker"
+
+
+@dataclass
+class Life:
+    name: str
+    steps: list[str]
+    marker: str
+    step: str | None = None
+    acted: bool = False
+    nonce: str = ""
+    markers: dict[str, str] = field(default_factory=dict)
+    """backend -> "ok" (written), "void" (wiped by a restart of its in-memory server since)."""
+    plan: tuple[str, ...] = ()
+
+    @property
+    def ended(self) -> bool:
+        return self.step is None and not self.steps
+
+
+def _plan(rng: random.Random, index: int, prefix: str) -> Life:
+    """Every third lifecycle is kept (Ready and Active for the inventory), every third runs to its delete,
+    and every third is deleted early, from wherever it is (Ready, changed, rotating, suspended)."""
+    steps = list(STEPS)
+    if index % 3 == 0:
+        steps = steps[:-1]
+    elif index % 3 == 2:
+        steps = steps[:rng.randint(1, 4)] + ["delete"]
+    return Life(f"{prefix}{index:02d}", steps, secrets.token_hex(8), plan=tuple(steps))
+
+
+def _act(life: Life, rng: random.Random) -> None:
+    step, name = life.step, life.name
+    if step == "create":
+        kube.apply(tenant_yaml(name, **SPEC))
+    elif step == "change":
+        patch = {"spec": {"postgres": {"connectionLimit": rng.randint(5, 50)},
+                          "quota": {"pods": str(rng.randint(5, 40))}}}
+        kubectl("patch", "tenant", name, "--type=merge", "-p", json.dumps(patch))
+    elif step == "rotate":
+        life.nonce = life.nonce or f"chaos-{secrets.token_hex(4)}"
+        kubectl("annotate", "--overwrite", "tenant", name, f"tenancy.dev/rotate={life.nonce}")
+    elif step in ("suspend", "resume"):
+        state = "Suspended" if step == "suspend" else "Active"
+        kubectl("patch", "tenant", name, "--type=merge", "-p", json.dumps({"spec": {"state": state}}))
+    elif step == "delete":
+        kubectl("delete", "tenant", name, "--ignore-not-found", "--wait=false")
+
+
+def _converged(tenant: dict | None, phase: str) -> bool:
+    if tenant is None:
+        return False
+    status = tenant.get("status") or {}
+    return (status.get("observedGeneration") == tenant["metadata"]["generation"] and status.get("phase") == phase
+            and kube.condition(tenant, "Ready").get("status") == "True")
+
+
+def _write_markers(life: Life) -> None:
+    """The markers this tenant does not hold (yet, or since a restart wiped them), through its own credentials."""
+    creds = credentials(life.name)
+    if "postgres" not in life.markers:
+        pg(creds, f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (v text)")
+        pg(creds, f"INSERT INTO {MARKER_TABLE} VALUES ($1)", None, life.marker)
+        life.markers["postgres"] = "ok"
+    if life.markers.get("redis") != "ok":
+        client = redis_client(creds)
+        try:
+            client.set(f"{names.redis_prefix(life.name)}chaos-marker", life.marker)
+        finally:
+            client.close()
+        life.markers["redis"] = "ok"
+    if life.markers.get("vault") != "ok":
+        vault = vault_login(creds, names.namespace(life.name))
+        vault.secrets.kv.v2.create_or_update_secret(mount_point=creds["VAULT_KV_MOUNT"],
+                                                    path=f"{creds['VAULT_KV_PATH']}/chaos-marker",
+                                                    secret={"v": life.marker})
+        life.markers["vault"] = "ok"
+
+
+def _read_markers(life: Life) -> dict[str, str | None]:
+    """backend -> the marker read back with the tenant's current credentials (None: absent)."""
+    creds = credentials(life.name)
+    rows = pg(creds, f"SELECT v FROM {MARKER_TABLE}")
+    client = redis_client(creds)
+    try:
+        cached = client.get(f"{names.redis_prefix(life.name)}chaos-marker")
+    finally:
+        client.close()
+    vault = vault_login(creds, names.namespace(life.name))
+    try:
+        kv = vault.secrets.kv.v2.read_secret_version(mount_point=creds["VAULT_KV_MOUNT"],
+                                                     path=f"{creds['VAULT_KV_PATH']}/chaos-marker",
+                                                     raise_on_deleted_version=True)["data"]["data"]["v"]
+    except Exception:  # noqa: BLE001 - absent (InvalidPath) or unreadable: both mean lost
+        kv = None
+    return {"postgres": life.marker if any(r["v"] == life.marker for r in rows) else None,
+            "redis": cached, "vault": kv}
+
+
+def _done(life: Life) -> bool:
+    """Has the step in progress converged (and, when the tenant is Active, are its markers written)?"""
+    tenant = get("tenant", life.name)
+    if life.step == "delete":
+        return tenant is None
+    if life.step == "suspend":
+        return _converged(tenant, "Suspended")
+    if not _converged(tenant, "Ready"):
+        return False
+    if life.step == "rotate" and ((tenant.get("status") or {}).get("credentials") or {}).get("rotateHandled") != life.nonce:
+        return False
+    _write_markers(life)
+    return True
+
+
+class Faults(threading.Thread):
+    """Injects one fault every GAP seconds (random) until stopped, beside the lifecycles (its own thread)."""
+
+    def __init__(self, rng: random.Random, operator, lives: list[Life], started: float):
+        super().__init__(daemon=True)
+        self.rng, self.operator, self.lives, self.started = rng, operator, lives, started
+        self.order: list[str] = []
+        self.counts: Counter = Counter()
+        self.operator_exits = 0
+        self.seconds = 0.0
+        self.error: BaseException | None = None
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.halt.wait(self.rng.uniform(*GAP)):
+                self.inject()
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            self.error = exc
+            if isinstance(exc, subprocess.CalledProcessError):
+                print(f"  fault failed: {exc.stderr[-2000:]}")
+            # Whatever the failed fault left stopped starts again, for the tests (and people) after this one.
+            subprocess.run(["bash", str(REPO / "platform" / "up.sh")], env={**os.environ, "TENANCY_RESTARTING": "1"},
+                           timeout=600, capture_output=True, check=False)
+
+    def inject(self) -> None:
+        if not self.order:
+            self.order = list(FAULTS) + ["operator-kill"] * (KILLS_PER_ROUND - 1)
+            self.rng.shuffle(self.order)
+        kind = self.order.pop()
+        began = time.monotonic()
+        print(f"  {began - self.started:6.1f}s fault {kind}; in flight: "
+              + ", ".join(f"{life.name}:{life.step}" for life in self.lives if life.step))
+        if kind == "operator-kill":
+            self.operator.kill()
+            time.sleep(self.rng.uniform(0, 2))
+            self.operator.start()
+        else:
+            subprocess.run(["bash", str(REPO / "platform" / "restart.sh"), kind], check=True, timeout=300,
+                           capture_output=True)
+            if kind in IN_MEMORY:
+                for life in self.lives:
+                    if life.markers.get(IN_MEMORY[kind]) == "ok":
+                        life.markers[IN_MEMORY[kind]] = "void"
+        self.revive()
+        print(f"  {time.monotonic() - self.started:6.1f}s {kind} back after {time.monotonic() - began:.1f}s")
+        self.seconds += time.monotonic() - began
+        self.counts[kind] += 1
+
+    def revive(self) -> None:
+        """The operator must outlive every restart; if it exited on its own, count it and start it again."""
+        if self.operator.proc is None or self.operator.proc.poll() is not None:
+            self.operator_exits += 1
+            self.operator.start()
+
+    def finish(self) -> None:
+        """Stop after the fault under way (the servers it restarts are back up then)."""
+        self.halt.set()
+        self.join(600)
+        if self.error is not None:
+            raise AssertionError(f"injecting a fault failed: {self.error!r}") from self.error
+
+
+def _tenants(prefix: str) -> dict[str, dict]:
+    items = json.loads(kubectl("get", "tenants", "-o", "json").stdout)["items"]
+    return {t["metadata"]["name"]: t for t in items if t["metadata"]["name"].startswith(prefix)}
+
+
+def _login_role(name: str) -> str | None:
+    return credentials(name).get("PGUSER")
+
+
+def test_lifecycles_under_faults_leave_exact_inventory(operator, backends):
+    rng = random.Random(SEED)
+    prefix = f"ch{SEED:06x}-"
+    print(f"\nchaos seed {SEED} (CHAOS_SEED={SEED} replays it): {LIFECYCLES} lifecycles, {IN_FLIGHT} in flight, "
+          f"a fault every {GAP[0]:g}-{GAP[1]:g}s, names {prefix}*")
+    kube.apply(POLICY)
+    plans = [_plan(rng, i, prefix) for i in range(LIFECYCLES)]
+    waiting, running, ended = list(plans), [], []
+    started = time.monotonic()
+    faults = Faults(random.Random(f"{SEED}-faults"), operator, plans, started)
+    transient = Counter()
+    faults.start()
+    try:
+        while waiting or running:
+            assert time.monotonic() - started < TIMEOUT, (
+                f"chaos run not done after {TIMEOUT:.0f}s (seed {SEED}): "
+                + ", ".join(f"{life.name} at {life.step}" for life in running))
+            assert faults.error is None, f"injecting a fault failed: {faults.error!r}"
+            while waiting and len(running) < IN_FLIGHT:
+                running.append(waiting.pop(0))
+            for life in list(running):
+                try:
+                    if life.step is None:
+                        life.step, life.acted = life.steps.pop(0), False
+                    if not life.acted:
+                        _act(life, rng)
+                        life.acted = True
+                    if _done(life):
+                        life.step = None
+                        if life.ended:
+                            running.remove(life)
+                            ended.append(life)
+                except Exception as exc:  # noqa: BLE001 - a server restarting: try again next round
+                    transient[type(exc).__name__] += 1
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        faults.finish()
+        print(f"{len(ended)} lifecycles ended in {elapsed:.0f}s ({faults.seconds:.0f}s of faults beside them); "
+              f"steps {dict(Counter(s for life in plans for s in life.plan))}")
+        print(f"faults: {sum(faults.counts.values())} ({', '.join(f'{k} {v}' for k, v in sorted(faults.counts.items()))}); "
+              f"operator exits on its own: {faults.operator_exits}; transient errors seen: {dict(transient)}")
+
+        # Convergence: the kept tenants Ready, the deleted ones gone.
+        kept = {life.name: life for life in plans if "delete" not in life.plan}
+        kube.eventually(lambda: set(_tenants(prefix)) == set(kept), SETTLE, 2, "only the kept tenants exist")
+        kube.eventually(lambda: all(_converged(t, "Ready") for t in _tenants(prefix).values()), SETTLE, 2,
+                        "every kept tenant Ready")
+        faults.revive()
+        assert faults.operator_exits == 0, f"the operator exited on its own {faults.operator_exits} times"
+
+        # The inventory: settle until nothing is missing or leaked (deletion and repair take a pass or two).
+        def check():
+            live = {name: _login_role(name) for name in kept}
+            inv = inventory.collect(prefix)
+            leaked, missing = inventory.compare(inv, live)
+            return inv, leaked, missing
+
+        inv, leaked, missing = check()
+        deadline = time.monotonic() + SETTLE
+        while (leaked or missing) and time.monotonic() < deadline:
+            time.sleep(3)
+            inv, leaked, missing = check()
+        lost, uncheckable, checked = [], Counter(), Counter()
+        for life in kept.values():
+            read = _read_markers(life)
+            for backend, state in life.markers.items():
+                if state == "void":
+                    uncheckable[backend] += 1
+                    continue
+                checked[backend] += 1
+                if read[backend] != life.marker:
+                    lost.append(f"{life.name}: {backend} marker")
+        print(f"tenants: {len(kept)} kept, {len(plans) - len(kept)} deleted")
+        print("objects per kind: " + ", ".join(f"{k} {v}" for k, v in sorted(inv.per_kind().items())))
+        print(f"leaked {len(leaked)}, missing {len(missing)}, lost {len(lost)} "
+              f"(markers checked: {dict(checked)}; wiped by a restart of their in-memory server: {dict(uncheckable)})")
+        assert not leaked, f"leaked (seed {SEED}): {leaked[:20]}"
+        assert not missing, f"missing (seed {SEED}): {missing[:20]}"
+        assert not lost, f"data lost (seed {SEED}): {lost[:20]}"
+        assert sum(checked.values()) >= len(kept), checked
+    finally:
+        faults.halt.set()
+        faults.join(600)
+        faults.revive()
+        names_ = list(_tenants(prefix))
+        if names_:
+            kubectl("delete", "tenants", *names_, "--ignore-not-found", "--wait=false", check=False)
+            kube.eventually(lambda: not _tenants(prefix), 180, 2, "chaos tenants deleted")
+    # With every tenant of the run deleted (reclaim Delete), no server holds anything of it.
+    leaked, _ = inventory.compare(inventory.collect(prefix), {})
+    deadline = time.monotonic() + 120
+    while leaked and time.monotonic() < deadline:
+        time.sleep(3)
+        leaked, _ = inventory.compare(inventory.collect(prefix), {})
+    print(f"after deleting the kept tenants: leaked {len(leaked)}; chaos test took {time.monotonic() - started:.0f}s")
+    assert not leaked, f"left after deleting every tenant of the run (seed {SEED}): {leaked[:20]}"
+
