@@ -106,6 +106,9 @@ def operator(operator_kubeconfig):
     # Archives go to a folder of the platform state (the chart mounts a PersistentVolumeClaim instead);
     # the retention purge runs every 5 s so a 1-minute retention is seen on time.
     settings |= {"TENANCY_ARCHIVE_DIR": str(ARCHIVE_DIR), "TENANCY_ARCHIVE_PURGE_INTERVAL": "5"}
+    # As the chart's volume is: there before the first archive (tests list it before any was made;
+    # `make lifecycle-faults` alone failed on a missing folder).
+    ARCHIVE_DIR.mkdir(parents=True, exist_ok=True)
     # Traces to the platform's Jaeger, so every e2e run (the idle zero-writes test too) has tracing on.
     settings["TENANCY_OTLP_ENDPOINT"] = os.environ.get("JAEGER_OTLP_URL", "")
     # The audit trail is on in every e2e run (the idle test counts zero writes with it); heads are signed
