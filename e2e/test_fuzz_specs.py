@@ -85,6 +85,8 @@ def _derived(name: str) -> set[tuple[str, str]]:
             | {("redis-user", names.redis_user(name)), ("bao-policy", bao), ("bao-transit", names.vault_key(name)),
                ("bao-transit-sessions", names.vault_session_key(name)), ("bao-kv", names.vault_owner_record(name)),
                ("bao-kv", names.vault_kv_path(name).split("/", 1)[1]),
+               # the transit key's owner record, listed at the mount's top as its folder `_transit-keys`
+               ("bao-kv", names.vault_key_record(names.vault_key(name)).split("/", 1)[0]),
                ("bao-auth-role", bao), ("namespace", names.namespace(name))}
             | {(f"search-{w}", s) for w in ("roles", "internalusers") for s in search})
 
