@@ -46,6 +46,8 @@ class Config:
     """Entries after which the head is signed at once."""
     audit_sign_interval: float = 300.0
     """Seconds between signing the head when entries came since the last signature."""
+    audit_verify_interval: float = 3600.0
+    """Seconds between full verifications of the audit chain (reads only; also at start)."""
 
 
 def _float(name: str, default: float) -> float:
@@ -73,4 +75,5 @@ def load() -> Config:
         audit_database=os.environ.get("TENANCY_AUDIT_DATABASE") or Config.audit_database,
         audit_sign_every=int(_float("TENANCY_AUDIT_SIGN_EVERY", Config.audit_sign_every)),
         audit_sign_interval=_float("TENANCY_AUDIT_SIGN_INTERVAL", Config.audit_sign_interval),
+        audit_verify_interval=_float("TENANCY_AUDIT_VERIFY_INTERVAL", Config.audit_verify_interval),
     )
