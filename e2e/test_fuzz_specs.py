@@ -27,6 +27,7 @@ from typing import Any
 import requests
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from tenancy_operator.api import names
+from tenancy_operator.backends import search_names
 
 from . import writes
 from .admin import pg_admin, redis_admin, vault_admin
@@ -80,7 +81,7 @@ def _derived(name: str) -> set[tuple[str, str]]:
           *(names.pg_login_role(name, s) for s in "ab"), names.mongo_owner_role(name),
           *(names.mongo_login_role(name, s) for s in "ab")}
     bao = names.vault_policy(name)
-    search = {f"tenant-{name}", *(f"tenant-{name}-{s}" for s in "ab")}
+    search = {search_names.role_name(name), *(search_names.user_name(name, s) for s in "ab")}
     return ({("pg-role", r) for r in pg} | {("pg-database", names.pg_database(name))}
             | {("redis-user", names.redis_user(name)), ("bao-policy", bao), ("bao-transit", names.vault_key(name)),
                ("bao-transit-sessions", names.vault_session_key(name)), ("bao-kv", names.vault_owner_record(name)),

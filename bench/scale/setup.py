@@ -69,13 +69,13 @@ def backends(capacity: int) -> dict[str, str]:
     redis = urlparse(os.environ["REDIS_URL"])
     admins = admins_env()
     kube.kubectl("create", "namespace", NAMESPACE, check=False)
+    _vault_kubernetes_auth()  # the platform admin's part (the operator's policy may only read it)
     kube.kubectl("apply", "-f", "-", input="\n---\n".join([
         secret("pg-main-admin", {"username": admins["TENANCY_PG_ADMIN_USER"],
                                  "password": admins["TENANCY_PG_ADMIN_PASSWORD"]}),
         secret("redis-main-admin", {"username": admins["TENANCY_REDIS_ADMIN_USER"],
                                     "password": admins["TENANCY_REDIS_ADMIN_PASSWORD"]}),
-        secret("vault-main-admin", {"roleId": admins["TENANCY_BAO_ROLE_ID"], "secretId": admins["TENANCY_BAO_SECRET_ID"],
-                                    **_vault_kubernetes_auth()}),
+        secret("vault-main-admin", {"roleId": admins["TENANCY_BAO_ROLE_ID"], "secretId": admins["TENANCY_BAO_SECRET_ID"]}),
         backend("pg-main", "postgres", int(os.environ["PGPORT"]), "pg-main-admin", capacity=capacity),
         backend("redis-main", "redis", redis.port, "redis-main-admin", capacity=capacity),
         backend("vault-main", "vault", urlparse(os.environ["VAULT_ADDR"]).port, "vault-main-admin", capacity=capacity),
