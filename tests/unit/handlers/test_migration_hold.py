@@ -37,3 +37,15 @@ def test_a_run_being_deleted_keeps_it_its_finalizer_compensates_first():
 
 def test_a_hold_naming_no_run_is_lifted():
     assert stale("acme", {"targetBackend": "pg-b"}, None) == "it names no WorkflowRun"
+
+
+def test_a_young_hold_of_a_missing_run_is_kept_an_old_one_lifted():
+    """A migration driven step by step without a WorkflowRun object (the e2e tests of each step) holds the
+    tenant for its few minutes; an orphan is lifted once its hold is older than the grace."""
+    from tenancy_operator.handlers.migration_hold import ORPHAN_GRACE_S
+
+    since = 1_796_354_400.0  # 2026-12-04T03:20:00Z
+    hold = {"run": "move-acme", "since": "2026-12-04T03:20:00Z"}
+    assert stale("acme", hold, None, now=since + 5) == ""
+    assert stale("acme", hold, None, now=since + ORPHAN_GRACE_S + 1) == "WorkflowRun move-acme no longer exists"
+    assert stale("acme", {"run": "move-acme", "since": "garbled"}, None, now=since) == "WorkflowRun move-acme no longer exists"
