@@ -41,14 +41,20 @@ def _as_operator_pg(sql: str, database: str = "postgres"):
     return asyncio.run(go())
 
 
-def test_postgres_admin_is_refused_tenant_data_verifiers_and_superuser(backends, operator, cleanup_tenants):
-    name = f"lp-pg-{secrets.token_hex(3)}"
+def _tenant_with_a_table(prefix: str, table: str, cleanup_tenants: list[str]) -> tuple[str, dict[str, str]]:
+    """A Ready PostgreSQL tenant whose own login made `table` holding one row, 'tenant only'."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
     cleanup_tenants.append(name)
     kube.apply(tenant_yaml(name, postgres={"enabled": True}))
     kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=60s", timeout=70)
     creds = credentials(name)
-    pg(creds, "CREATE TABLE secret_notes (body text)")
-    pg(creds, "INSERT INTO secret_notes VALUES ('tenant only')")
+    pg(creds, f"CREATE TABLE {table} (body text)")
+    pg(creds, f"INSERT INTO {table} VALUES ('tenant only')")
+    return name, creds
+
+
+def test_postgres_admin_is_refused_tenant_data_verifiers_and_superuser(backends, operator, cleanup_tenants):
+    name, creds = _tenant_with_a_table("lp-pg", "secret_notes", cleanup_tenants)
     admin = admins_env()["TENANCY_PG_ADMIN_USER"]
     assert tuple(pg_admin("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = $1", admin)[0]) == (
         False, True, True)
@@ -259,13 +265,7 @@ def test_openbao_approle_token_renews_itself_and_is_replaced_before_it_expires(b
 def test_a_membership_left_by_a_killed_pass_is_revoked(backends, operator, cleanup_tenants):
     """A pass killed between joining the tenant's owner role and leaving it (creation, export) left the
     admin a member: its login then read the tenant's data. The next verify pass revokes it, once."""
-    name = f"lp-left-{secrets.token_hex(3)}"
-    cleanup_tenants.append(name)
-    kube.apply(tenant_yaml(name, postgres={"enabled": True}))
-    kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=60s", timeout=70)
-    creds = credentials(name)
-    pg(creds, "CREATE TABLE notes (body text)")
-    pg(creds, "INSERT INTO notes VALUES ('tenant only')")
+    name, creds = _tenant_with_a_table("lp-left", "notes", cleanup_tenants)
     admin = admins_env()["TENANCY_PG_ADMIN_USER"]
     owner = names.pg_owner_role(name)
     # What the killed pass left behind: GRANT <owner> TO <admin>, made by the admin itself.
