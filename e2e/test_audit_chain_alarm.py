@@ -70,7 +70,7 @@ def _alarm_and_resume(params: audit_store.PgParams, signer: audit_store.Signer) 
             assert signer.anchor() == anchor
             # A person restores the database from a backup that holds the anchor's entries.
             await conn.execute("DELETE FROM audit_entries")
-            await conn.executemany("INSERT INTO audit_entries VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+            await conn.executemany("INSERT INTO audit_entries VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
                                    [tuple(e.__dict__.values()) for e in backup])
         finally:
             await conn.close()

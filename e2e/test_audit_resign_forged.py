@@ -53,7 +53,7 @@ def _forge_and_restart(params: audit_store.PgParams, signer: audit_store.Signer)
         conn = await params.connect()
         try:
             await conn.execute("DELETE FROM audit_entries; DELETE FROM audit_heads")
-            await conn.executemany("INSERT INTO audit_entries VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+            await conn.executemany("INSERT INTO audit_entries VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
                                    [tuple(f.__dict__.values()) for f in forged])
         finally:
             await conn.close()

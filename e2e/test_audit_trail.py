@@ -89,7 +89,7 @@ def _copy(tenant: str) -> tuple[str, audit.Head, list[int]]:
         if before == _anchor() and entries and entries[-1]["seq"] >= before.seq:
             break
         time.sleep(1)
-    _pg(db, "INSERT INTO audit_entries VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)", [tuple(r.values()) for r in entries], many=True)
+    _pg(db, "INSERT INTO audit_entries VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)", [tuple(r.values()) for r in entries], many=True)
     _pg(db, "INSERT INTO audit_heads VALUES ($1,$2,$3,$4)", [tuple(r.values()) for r in heads], many=True)
     return db, before, [r["seq"] for r in entries if r["tenant"] == tenant]
 

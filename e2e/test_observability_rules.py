@@ -4,6 +4,7 @@ Prometheus's own engine (e2e/alerts/alerts_test.yaml). No operator and no platfo
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -81,3 +82,15 @@ def helm_template_release(release: str) -> str:
 
     return helm("template", release, str(CHART), "--namespace", NAMESPACE,
                 "--api-versions", "monitoring.coreos.com/v1").stdout
+
+
+def test_the_plain_files_job_is_the_charts_and_the_local_platforms():
+    """TenancyOperatorDown names one job: the chart's metrics Service for release `tenancy-operator` (a
+    ServiceMonitor's job is the Service's name) and the local Prometheus's scrape job; else it fires forever."""
+    down = alerts(yaml.safe_load(RULES.read_text())["groups"])["TenancyOperatorDown"]["expr"]
+    assert 'up{job="tenancy-operator-metrics"}' in down, down
+    service = next(d for d in yaml.safe_load_all(helm_template_release("tenancy-operator"))
+                   if d and d.get("kind") == "Service" and d["metadata"]["name"].endswith("-metrics"))
+    assert service["metadata"]["name"] == "tenancy-operator-metrics"
+    platform_jobs = re.findall(r"job_name: (\S+)", (REPO / "platform" / "up.sh").read_text())
+    assert "tenancy-operator-metrics" in platform_jobs, platform_jobs

@@ -289,7 +289,9 @@ scrape_configs:
   - job_name: loadgen
     scrape_interval: 5s
     static_configs: [{targets: ["127.0.0.1:$LOADGEN_PORT"]}]
-  - job_name: tenancy-operator
+  # The job a ServiceMonitor gives the chart's metrics Service (its name), which the plain alert rules
+  # file names too (charts/tenancy-operator/files/alerts.rules.yaml: TenancyOperatorDown).
+  - job_name: tenancy-operator-metrics
     scrape_interval: 5s
     static_configs: [{targets: ["127.0.0.1:$OPERATOR_METRICS_PORT"]}]
 EOF

@@ -73,7 +73,10 @@ path "auth/token/lookup-self" { capabilities = ["read"] }
 path "sys/capabilities-self" { capabilities = ["update"] }
 
 # The audit trail (docs/audit.md): sign the chain's head with its own key `chain` (made once, never
-# exportable) and keep the newest signed head outside the database. Both mounts are the platform's.
+# exportable), MAC each entry it appends with the same key (hmac) and check those MACs before
+# signing (verify), and keep the newest signed head outside the database. Both mounts are the platform's.
 path "tenancy-audit/keys/chain" { capabilities = ["create", "read", "update"] }
 path "tenancy-audit/sign/chain" { capabilities = ["update"] }
+path "tenancy-audit/hmac/chain" { capabilities = ["update"] }
+path "tenancy-audit/verify/chain" { capabilities = ["update"] }
 path "tenancy-audit-kv/data/head" { capabilities = ["create", "read", "update"] }

@@ -3,8 +3,9 @@
 Unlike the other commands this one talks to the trail's servers itself, not through kubectl:
 PostgreSQL from `--dsn` (else TENANCY_AUDIT_DSN, else libpq's PGHOST, PGPORT, PGUSER, PGPASSWORD with
 the database `tenancy_audit`), and OpenBao from `--vault-addr` (else VAULT_ADDR) with VAULT_TOKEN,
-which needs only `read` on `tenancy-audit/keys/chain` (the public keys) and `tenancy-audit-kv/data/head`
-(the anchor). `log` reads the whole trail and checks it like `verify` before printing the tenant's
+which needs `read` on `tenancy-audit/keys/chain` (the public keys) and `tenancy-audit-kv/data/head`
+(the anchor), and `update` on `tenancy-audit/verify/chain` (to check the MACs of entries after the
+last signed head: verifying cannot make one). `log` reads the whole trail and checks it like `verify` before printing the tenant's
 rows, each marked with what the check found (without OpenBao: the chain only, rows `unverified`).
 See docs/audit.md.
 """
@@ -59,21 +60,23 @@ class _DsnParams:
 
 
 def verify_text(entries: list[audit.Entry], heads: list[audit.Head], anchor: audit.Head | None,
-                public_keys: dict[int, bytes]) -> tuple[int, str]:
-    """(exit code, what to print)."""
-    n, checked, bad = audit.verify(entries, heads, anchor, lambda h: audit.verify_signature(public_keys, h))
+                public_keys: dict[int, bytes], bad_macs: Any = None, macs_from: int = 1) -> tuple[int, str]:
+    """(exit code, what to print). `bad_macs`: `Signer.bad_macs`, for the entries after the last signed head."""
+    n, checked, bad = audit.verify(entries, heads, anchor, lambda h: audit.verify_signature(public_keys, h), bad_macs,
+                                   macs_from)
     if bad is not None:
         return 1, f"audit trail BROKEN: first bad entry {bad.seq}: {bad.reason}\n"
     last = max((e.seq for e in entries), default=0)
     signed = max([h.seq for h in heads] + [anchor.seq if anchor else 0], default=0)
-    tail = f"; {last - signed} entries after the last signed head (entry {signed}) are not signed yet" \
+    macs = ", each with a valid operator MAC" if bad_macs is not None else ""
+    tail = f"; {last - signed} entries after the last signed head (entry {signed}) are not signed yet{macs}" \
         if last > signed else ""
     return 0, (f"audit trail intact: {n} entries chained, {checked} signed heads verified "
                f"(anchor: entry {anchor.seq if anchor else 'none'}){tail}\n")
 
 
 def log_text(tenant: str, entries: list[audit.Entry], heads: list[audit.Head], anchor: audit.Head | None,
-             public_keys: dict[int, bytes] | None) -> tuple[int, str]:
+             public_keys: dict[int, bytes] | None, bad_macs: Any = None, macs_from: int = 1) -> tuple[int, str]:
     """(exit code, the tenant's rows), each row checked against the whole trail (`entries`: every entry).
 
     CHECK says what verify found for the row: `signed` (chained up to a signed head that verifies),
@@ -84,7 +87,8 @@ def log_text(tenant: str, entries: list[audit.Entry], heads: list[audit.Head], a
     if public_keys is None:  # the chain alone; no head or anchor can be checked without the keys
         _, _, bad = audit.verify(entries, [], None, lambda h: "")
     else:
-        _, _, bad = audit.verify(entries, heads, anchor, lambda h: audit.verify_signature(public_keys, h))
+        _, _, bad = audit.verify(entries, heads, anchor, lambda h: audit.verify_signature(public_keys, h), bad_macs,
+                                 macs_from)
     limit = bad.seq if bad else max((e.seq for e in entries), default=0) + 1
     signed = max([h.seq for h in [*heads, *([anchor] if anchor else [])] if h.seq < limit], default=0)
 
@@ -135,9 +139,14 @@ def _run(args: Any) -> int:
     signer = _signer(args, required=args.audit_command == "verify")
     entries, heads = asyncio.run(store.read())
     anchor, keys = (signer.anchor(), signer.public_keys()) if signer else (None, None)
+    # The first entry that must carry a MAC, kept with the anchor; none recorded: no operator that makes
+    # MACs has run on this trail yet, so there is nothing to check.
+    first = signer.macs_from() if signer else None
+    macs = signer.bad_macs if signer and first is not None else None
+    first = first or 1
     if args.audit_command == "log":
-        code, text = log_text(args.tenant, entries, heads, anchor, keys)
+        code, text = log_text(args.tenant, entries, heads, anchor, keys, macs, first)
     else:
-        code, text = verify_text(entries, heads, anchor, keys or {})
+        code, text = verify_text(entries, heads, anchor, keys or {}, macs, first)
     print(text, end="")
     return code

@@ -46,6 +46,8 @@ class Config:
     """Entries after which the head is signed at once."""
     audit_sign_interval: float = 300.0
     """Seconds between signing the head when entries came since the last signature."""
+    audit_verify_interval: float = 3600.0
+    """Seconds between full verifications of the audit chain (reads only; also at start)."""
     shards: int = 1
     """Processes the Tenants are split across (reconcile/sharding.py, docs/scale.md); 1: no sharding."""
     shard: int = 0
@@ -85,6 +87,7 @@ def load() -> Config:
         audit_database=os.environ.get("TENANCY_AUDIT_DATABASE") or Config.audit_database,
         audit_sign_every=int(_float("TENANCY_AUDIT_SIGN_EVERY", Config.audit_sign_every)),
         audit_sign_interval=_float("TENANCY_AUDIT_SIGN_INTERVAL", Config.audit_sign_interval),
+        audit_verify_interval=_float("TENANCY_AUDIT_VERIFY_INTERVAL", Config.audit_verify_interval),
         shards=shards,
         shard=shard,
     )

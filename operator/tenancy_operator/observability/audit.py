@@ -14,6 +14,11 @@ with the digest) can show they match. A head is `(seq, hash)` of one entry, sign
 transit key (ed25519) over `head_message`; the newest signed head is also kept in OpenBao (the
 anchor), out of reach of whoever can write the database. `verify` names the first bad entry;
 `extends` is the signer's check that the head it is about to sign still extends the anchor.
+
+`mac` (not part of the hash) is the operator's OpenBao transit HMAC of `mac_message(e)`, made when the
+operator appends the entry: an entry someone else inserted, however well chained, has none that
+verifies, so the signer refuses to sign a head over it and `verify` names it. Entries at or below a
+signed head that verifies need no MAC check: the signer checked them before signing.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-__all__ = ["GENESIS", "ACTIONS", "Entry", "Head", "Finding", "entry_hash", "details_digest", "head_message",
-           "classify", "seal", "verify", "verify_signature", "extends"]
+__all__ = ["GENESIS", "ACTIONS", "Entry", "Head", "Finding", "entry_hash", "details_digest", "head_message", "mac_message",
+           "classify", "seal", "verify", "verify_signature", "extends", "unwritten"]
 
 GENESIS = "0" * 64
 ACTIONS = ("create", "alter", "grant", "revoke", "rotate", "suspend", "resume", "delete", "archive", "purge")
@@ -46,6 +51,8 @@ class Entry:
     details_digest: str
     prev_hash: str
     hash: str = ""
+    mac: str = ""
+    """OpenBao's HMAC of `mac_message(self)` with the operator's transit key, `vault:v<n>:<base64>`."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ def _canonical(value: object) -> bytes:
 def entry_hash(e: Entry) -> str:
     fields = asdict(e)
     fields.pop("hash")
+    fields.pop("mac")
     return hashlib.sha256(_canonical(fields)).hexdigest()
 
 
@@ -80,6 +88,11 @@ def details_digest(details: dict[str, str]) -> str:
 def head_message(seq: int, hash_: str) -> bytes:
     """What a head's signature covers."""
     return f"tenancy-audit/v1 seq={seq} hash={hash_}".encode()
+
+
+def mac_message(e: Entry) -> bytes:
+    """What an entry's MAC covers: its place and its hash (which binds everything else)."""
+    return f"tenancy-audit/v1 entry seq={e.seq} hash={e.hash}".encode()
 
 
 def seal(seq: int, at: str, tenant: str, action: str, target: str, actor: str, details: dict[str, str],
@@ -131,13 +144,18 @@ def verify_signature(public_keys: dict[int, bytes], head: Head) -> str:
 
 
 def verify(entries: Iterable[Entry], heads: Iterable[Head], anchor: Head | None,
-           check: Callable[[Head], str]) -> tuple[int, int, Finding | None]:
+           check: Callable[[Head], str],
+           bad_macs: Callable[[list[Entry]], set[int]] | None = None,
+           macs_from: int = 1) -> tuple[int, int, Finding | None]:
     """Check the chain, every signed head and the anchor. Returns (entries, heads checked, first bad).
 
     `entries` in any order; `check(head)` is `verify_signature` with the key's versions bound ('' is
     good). The first bad entry is the lowest seq any check points at: a changed entry (its hash), a
     missing one (a gap, or a signed head or the anchor past the end), one out of place (seq bound in
-    the hash), a head whose hash or signature is wrong (the entry it covers).
+    the hash), a head whose hash or signature is wrong (the entry it covers), and, when `bad_macs` is
+    given, an entry after the last good signed head (or anchor) whose MAC does not verify:
+    `bad_macs(those entries)` returns their seqs (it asks OpenBao; not called when there are none).
+    Entries before `macs_from` (written before the operator made MACs) are not asked about.
     """
     found: list[Finding] = []
     rows = sorted(entries, key=lambda e: e.seq)
@@ -153,7 +171,7 @@ def verify(entries: Iterable[Entry], heads: Iterable[Head], anchor: Head | None,
         hashes[e.seq] = e.hash
         want_seq, want_prev = e.seq + 1, e.hash
     last = rows[-1].seq if rows else 0
-    checked = 0
+    checked, covered = 0, 0
     for head, source in [(h, "signed head") for h in heads] + ([(anchor, "anchor in OpenBao")] if anchor else []):
         checked += 1
         if head.seq not in hashes:
@@ -167,8 +185,18 @@ def verify(entries: Iterable[Entry], heads: Iterable[Head], anchor: Head | None,
         why = check(head)
         if why:
             found.append(Finding(head.seq, f"the {source} at entry {head.seq}: {why}"))
+        elif hashes[head.seq] == head.hash:
+            covered = max(covered, head.seq)
+    tail = [e for e in rows if e.seq > covered and e.seq >= macs_from]
+    if bad_macs is not None and tail:
+        found += [Finding(n, unwritten(n)) for n in bad_macs(tail)]
     first = min(found, key=lambda f: f.seq) if found else None
     return len(rows), checked, first
+
+
+def unwritten(seq: int) -> str:
+    return (f"entry {seq} carries no valid MAC of the operator's key: the operator did not write it "
+            "(inserted by someone who can write the audit database)")
 
 
 def extends(anchor: Head | None, segment: Iterable[Entry], seq: int, hash_: str) -> str:

@@ -3,11 +3,12 @@
 PostgreSQL (`Store`): the database (`tenancy_audit` by default) on the configured Backend, made by
 the operator with its admin login, holds two tables:
 
-    audit_entries(seq bigint primary key, at, tenant, action, target, actor, details_digest, prev_hash, hash)
+    audit_entries(seq bigint primary key, at, tenant, action, target, actor, details_digest, prev_hash, hash, mac)
     audit_heads(seq bigint primary key, hash, signature, signed_at)
 
 OpenBao (`Signer`): transit mount `tenancy-audit`, key `chain` (ed25519, not exportable), which
-only the operator's token may use to sign; a KV v2 mount `tenancy-audit-kv` whose `head` holds
+only the operator's token may use to sign heads and to HMAC entries (`mac`, one `hmac` call per
+appended batch; `bad_macs` checks them with `verify`); a KV v2 mount `tenancy-audit-kv` whose `head` holds
 the newest signed head (the anchor): someone who can write the database cannot move it back. The
 public key versions are readable for verification (`transit/keys/chain`), the private key never.
 
@@ -20,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,12 +38,14 @@ TRANSIT_MOUNT, KEY, KV_MOUNT, ANCHOR = "tenancy-audit", "chain", "tenancy-audit-
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_entries (
   seq bigint PRIMARY KEY, at text NOT NULL, tenant text NOT NULL, action text NOT NULL, target text NOT NULL,
-  actor text NOT NULL, details_digest text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL);
+  actor text NOT NULL, details_digest text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL,
+  mac text NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS audit_entries_tenant ON audit_entries (tenant, seq);
 CREATE TABLE IF NOT EXISTS audit_heads (
   seq bigint PRIMARY KEY, hash text NOT NULL, signature text NOT NULL, signed_at text NOT NULL);
 """
-_COLUMNS = "seq, at, tenant, action, target, actor, details_digest, prev_hash, hash"
+_COLUMNS = "seq, at, tenant, action, target, actor, details_digest, prev_hash, hash, mac"
+_PLACES = ",".join(f"${i}" for i in range(1, len(_COLUMNS.split(", ")) + 1))
 
 
 @dataclass(frozen=True)
@@ -87,12 +91,17 @@ class Store:
         try:
             if await conn.fetchval("SELECT to_regclass('audit_heads') IS NULL"):
                 await conn.execute(SCHEMA)
+            elif not await conn.fetchval("SELECT 1 FROM information_schema.columns WHERE table_name = "
+                                         "'audit_entries' AND column_name = 'mac'"):  # a trail made before MACs
+                await conn.execute("ALTER TABLE audit_entries ADD COLUMN IF NOT EXISTS mac text NOT NULL DEFAULT ''")
         finally:
             await conn.close()
         self._ready = True
 
-    async def append(self, changes: list[dict[str, Any]], actor: str) -> tuple[tuple[int, str], list[audit.Entry]]:
-        """Seal and insert `changes` (tenant, action, target, details) after the current head, atomically.
+    async def append(self, changes: list[dict[str, Any]], actor: str,
+                     mac: Callable[[list[audit.Entry]], Awaitable[list[str]]]) -> tuple[tuple[int, str], list[audit.Entry]]:
+        """Seal and insert `changes` (tenant, action, target, details) after the current head, atomically,
+        each with its MAC (`mac(sealed entries)`: `Signer.mac`, inside the transaction: no MAC, no entry).
 
         Returns ((seq, hash) of the head they extend, the sealed entries)."""
         await self._prepare()
@@ -110,22 +119,23 @@ class Store:
                                    c["details"], prev)
                     sealed.append(e)
                     prev = e.hash
-                await conn.executemany(f"INSERT INTO audit_entries ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+                sealed = [replace(e, mac=m) for e, m in zip(sealed, await mac(sealed), strict=True)]
+                await conn.executemany(f"INSERT INTO audit_entries ({_COLUMNS}) VALUES ({_PLACES})",
                                        [tuple(getattr(e, k) for k in _COLUMNS.split(", ")) for e in sealed])
             return extended, sealed
         finally:
             await conn.close()
 
-    async def state(self) -> tuple[int, str, int]:
-        """(last seq, its hash, last signed seq)."""
+    async def state(self) -> tuple[int, str]:
+        """(last seq, its hash). The last signed seq is the anchor's (`Signer.anchor`), never `audit_heads`,
+        which whoever can write the database controls."""
         await self._prepare()
         conn = await self.params.connect()
         try:
             last = await conn.fetchrow("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
-            signed = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM audit_heads")
         finally:
             await conn.close()
-        return (last["seq"], last["hash"], signed) if last else (0, audit.GENESIS, signed)
+        return (last["seq"], last["hash"]) if last else (0, audit.GENESIS)
 
     async def add_head(self, head: audit.Head) -> None:
         conn = await self.params.connect()
@@ -165,6 +175,7 @@ class Signer:
     def __init__(self, url: str, token: str):
         self.url, self._token = url, token
         self._prepared = False
+        self._macs_from: int | None = None
 
     def _client(self) -> hvac.Client:
         client = hvac.Client(url=self.url, token=self._token, timeout=10)
@@ -183,30 +194,83 @@ class Signer:
         try:
             client.read(f"{TRANSIT_MOUNT}/keys/{KEY}")["data"]
         except (hvac_errors.InvalidPath, TypeError):
-            client.write(f"{TRANSIT_MOUNT}/keys/{KEY}", type="ed25519", exportable=False)
+            client.write_data(f"{TRANSIT_MOUNT}/keys/{KEY}", data={"type": "ed25519", "exportable": False})
         self._prepared = True
 
     def _sign(self, seq: int, hash_: str) -> audit.Head:
         client = self._client()
         self._prepare(client)
         message = base64.b64encode(audit.head_message(seq, hash_)).decode()
-        signature = client.write(f"{TRANSIT_MOUNT}/sign/{KEY}", input=message)["data"]["signature"]
+        signature = client.write_data(f"{TRANSIT_MOUNT}/sign/{KEY}", data={"input": message})["data"]["signature"]
         head = audit.Head(seq, hash_, signature)
-        client.write(f"{KV_MOUNT}/data/{ANCHOR}", data={"seq": seq, "hash": hash_, "signature": signature})
+        record = {"seq": seq, "hash": hash_, "signature": signature}
+        first = self._macs_from if self._macs_from is not None else self._record().get("macs_from")
+        if first is not None:  # carried forward: once recorded, it never moves
+            record["macs_from"] = int(first)
+        client.write_data(f"{KV_MOUNT}/data/{ANCHOR}", data={"data": record})
         return head
 
     async def sign(self, seq: int, hash_: str) -> audit.Head:
         """Sign the head and make it the anchor."""
         return await asyncio.to_thread(self._sign, seq, hash_)
 
+    @staticmethod
+    def _inputs(entries: list[audit.Entry]) -> list[dict[str, str]]:
+        return [{"input": base64.b64encode(audit.mac_message(e)).decode()} for e in entries]
+
+    def _mac(self, entries: list[audit.Entry]) -> list[str]:
+        client = self._client()
+        self._prepare(client)
+        reply = client.write_data(f"{TRANSIT_MOUNT}/hmac/{KEY}", data={"batch_input": self._inputs(entries)})
+        results = reply["data"]["batch_results"]
+        if len(results) != len(entries) or any("error" in r or not r.get("hmac") for r in results):
+            raise RuntimeError(f"OpenBao made no HMAC for some of {len(entries)} audit entries")
+        return [r["hmac"] for r in results]
+
+    async def mac(self, entries: list[audit.Entry]) -> list[str]:
+        """The entries' MACs, one OpenBao call (`transit/hmac`, batched)."""
+        return await asyncio.to_thread(self._mac, entries)
+
+    def bad_macs(self, entries: list[audit.Entry]) -> set[int]:
+        """The seqs of `entries` whose MAC does not verify with the key (one `transit/verify` call)."""
+        if not entries:
+            return set()
+        batch = [{**i, "hmac": e.mac or "vault:v1:"} for i, e in zip(self._inputs(entries), entries, strict=True)]
+        results = self._client().write_data(f"{TRANSIT_MOUNT}/verify/{KEY}", data={"batch_input": batch})
+        results = results["data"]["batch_results"]
+        return {e.seq for e, r in zip(entries, results, strict=True) if r.get("valid") is not True}
+
     def public_keys(self) -> dict[int, bytes]:
         data = (self._client().read(f"{TRANSIT_MOUNT}/keys/{KEY}") or {}).get("data") or {}  # None: no key made yet
         return {int(v): base64.b64decode(k["public_key"]) for v, k in (data.get("keys") or {}).items()}
 
-    def anchor(self) -> audit.Head | None:
+    def _record(self) -> dict[str, Any]:
         try:
             reply = self._client().read(f"{KV_MOUNT}/data/{ANCHOR}")
         except hvac_errors.InvalidPath:
-            return None
-        data = ((reply or {}).get("data") or {}).get("data")
-        return audit.Head(int(data["seq"]), data["hash"], data["signature"]) if data else None
+            return {}
+        return ((reply or {}).get("data") or {}).get("data") or {}
+
+    def anchor(self) -> audit.Head | None:
+        data = self._record()
+        return audit.Head(int(data["seq"]), data["hash"], data["signature"]) if "seq" in data else None
+
+    def macs_from(self) -> int | None:
+        """The first entry that must carry a MAC (kept with the anchor); None: not recorded yet."""
+        value = self._record().get("macs_from")
+        return int(value) if value is not None else None
+
+    def _set_macs_from(self, first: int) -> int:
+        record = self._record()
+        if record.get("macs_from") is None:
+            self._macs_from = first
+            self._client().write_data(f"{KV_MOUNT}/data/{ANCHOR}", data={"data": {**record, "macs_from": first}})
+            return first
+        self._macs_from = int(record["macs_from"])
+        return self._macs_from
+
+    async def set_macs_from(self, first: int) -> int:
+        """Record, once per trail, the first entry that must carry a MAC: `first` (entries before it were
+        written before this operator version, or before a person deleted the anchor, and are trusted
+        as the old signer trusted them). Returns the recorded value (an earlier one wins)."""
+        return await asyncio.to_thread(self._set_macs_from, first)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import hmac
 import types
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tenancy_operator.backends import registry
 from tenancy_operator.backends.base import Report, Target, TenantSlice
 from tenancy_operator.handlers import audit_trail, services_part
@@ -81,9 +86,12 @@ class FakeStore:
 
     async def state(self):
         last = self.entries[-1] if self.entries else None
-        return (last.seq, last.hash, max((h.seq for h in self.heads), default=0)) if last else (0, audit.GENESIS, 0)
+        return (last.seq, last.hash) if last else (0, audit.GENESIS)
 
-    async def append(self, changes, actor):
+    async def read(self):
+        return list(self.entries), list(self.heads)
+
+    async def append(self, changes, actor, mac):
         last = self.entries[-1] if self.entries else None
         extended = (last.seq, last.hash) if last else (0, audit.GENESIS)
         sealed, (seq, prev) = [], extended
@@ -91,6 +99,7 @@ class FakeStore:
             seq += 1
             sealed.append(audit.seal(seq, "t", c["tenant"], c["action"], c["target"], actor, c["details"], prev))
             prev = sealed[-1].hash
+        sealed = [dataclasses.replace(e, mac=m) for e, m in zip(sealed, await mac(sealed), strict=True)]
         self.entries += sealed
         return extended, sealed
 
@@ -102,15 +111,35 @@ class FakeStore:
 
 
 class FakeSigner:
+    """The transit key, in memory: an HMAC only it can make, an ed25519 key only it can sign with."""
+
     def __init__(self):
         self.head, self.signed = None, 0
+        self._key = Ed25519PrivateKey.generate()
 
     def anchor(self):
         return self.head
 
+    async def set_macs_from(self, first):
+        self.macs_from = getattr(self, "macs_from", None) or first
+        return self.macs_from
+
+    def _mac(self, e):
+        return "vault:v1:" + hmac.new(b"k", audit.mac_message(e), "sha256").hexdigest()
+
+    async def mac(self, entries):
+        return [self._mac(e) for e in entries]
+
+    def bad_macs(self, entries):
+        return {e.seq for e in entries if not hmac.compare_digest(e.mac, self._mac(e))}
+
+    def public_keys(self):
+        return {1: self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)}
+
     async def sign(self, seq, hash_):
         self.signed += 1
-        self.head = audit.Head(seq, hash_, "vault:v1:x")
+        sig = base64.b64encode(self._key.sign(audit.head_message(seq, hash_))).decode()
+        self.head = audit.Head(seq, hash_, f"vault:v1:{sig}")
         return self.head
 
 
@@ -186,3 +215,45 @@ async def test_a_fully_signed_trail_is_checked_once_at_start_then_left_alone(mon
     await restarted.tick()
     await restarted.tick()
     assert reads == [(3, 3)] and metrics.AUDIT_CHAIN_VERIFIED.value == 1 and signer.signed == 1
+
+
+async def test_a_change_below_the_anchor_is_found_by_the_full_verification(monkeypatch):
+    monkeypatch.setattr(metrics.AUDIT_CHAIN_VERIFIED, "value", None)
+    store, signer = FakeStore(), FakeSigner()
+    running = _trail(store, signer)
+    running.verify_every = 0
+    await running.record([_change(n) for n in range(1, 7)])  # signed at 3 and 6
+    await running.tick()
+    assert signer.head.seq == 6 and metrics.AUDIT_CHAIN_VERIFIED.value == 1
+    good = store.entries[1]
+    store.entries[1] = dataclasses.replace(good, target="postgres pg-x: role other")  # below the anchor
+    await running.tick()
+    assert metrics.AUDIT_CHAIN_VERIFIED.value == 0 and "entry 2 was changed" in running.broken
+    await running.record([_change(n) for n in range(7, 10)])
+    assert signer.head.seq == 6, "signed while a bad entry stands"
+    store.entries[1] = good
+    await running.tick()
+    await running.tick()
+    assert metrics.AUDIT_CHAIN_VERIFIED.value == 1 and not running.broken and signer.head.seq == 9
+
+
+async def test_an_entry_the_operator_did_not_write_is_never_signed(monkeypatch):
+    monkeypatch.setattr(metrics.AUDIT_CHAIN_VERIFIED, "value", None)
+    store, signer = FakeStore(), FakeSigner()
+    running = _trail(store, signer)
+    await running.record([_change(n) for n in (1, 2, 3)])
+    last = store.entries[-1]
+    store.entries.append(dataclasses.replace(audit.seal(4, "t", "acme", "grant", "x", "y", {}, last.hash), mac=last.mac))
+    await running.record([_change(5), _change(6)])
+    assert signer.head.seq == 3 and metrics.AUDIT_CHAIN_VERIFIED.value == 0
+    assert "entry 4 carries no valid MAC" in running.broken
+
+
+async def test_the_last_signed_seq_is_the_anchors_not_the_heads_table(monkeypatch):
+    monkeypatch.setattr(metrics.AUDIT_CHAIN_VERIFIED, "value", None)
+    store, signer = FakeStore(), FakeSigner()
+    await _trail(store, signer).record([_change(n) for n in (1, 2, 3)])
+    store.heads.append(audit.Head(10**6, "0" * 64, "vault:v1:AAAA"))
+    restarted = _trail(store, signer)
+    await restarted.record([_change(n) for n in (4, 5, 6)])
+    assert signer.head.seq == 6 and restarted.signed_seq == 6

@@ -127,3 +127,21 @@ def test_a_changed_gap_or_unlinked_entry_between_anchor_and_head_is_named():
     relinked = entries[2:5] + [audit.seal(6, "t", "acme", "create", "x", "op", {}, "e" * 64)] + entries[6:]
     assert audit.extends(anchor, relinked, 8, entries[7].hash).startswith("entry 6 does not follow entry 5")
     assert audit.extends(anchor, entries[2:], 8, "0" * 64) == "entry 8 holds another hash than the head to sign covers"
+
+
+def test_macs_are_asked_for_only_after_the_last_good_head_and_from_macs_from():
+    entries = _chain(10)
+    asked: list[list[int]] = []
+
+    def bad_macs(tail):
+        asked.append([e.seq for e in tail])
+        return {e.seq for e in tail if e.seq == 9}
+
+    keys = {1: KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)}
+    head = _sign(entries[5])  # entry 6 signed
+    _, _, bad = audit.verify(entries, [head], head, lambda h: audit.verify_signature(keys, h), bad_macs)
+    assert asked == [[7, 8, 9, 10]] and bad == audit.Finding(9, audit.unwritten(9))
+    _, _, bad = audit.verify(entries, [head], head, lambda h: audit.verify_signature(keys, h), bad_macs, macs_from=10)
+    assert asked[-1] == [10] and bad is None
+    # The MAC is not part of the hash: the chain is the same with or without it.
+    assert audit.entry_hash(dataclasses.replace(entries[0], mac="vault:v1:x")) == entries[0].hash
