@@ -44,6 +44,8 @@ CREATE INDEX IF NOT EXISTS audit_entries_tenant ON audit_entries (tenant, seq);
 CREATE TABLE IF NOT EXISTS audit_heads (
   seq bigint PRIMARY KEY, hash text NOT NULL, signature text NOT NULL, signed_at text NOT NULL);
 """
+BATCH = 100
+"""Entries per OpenBao batch call (its JSON limits refuse a few hundred)."""
 _COLUMNS = "seq, at, tenant, action, target, actor, details_digest, prev_hash, hash, mac"
 _PLACES = ",".join(f"${i}" for i in range(1, len(_COLUMNS.split(", ")) + 1))
 
@@ -221,8 +223,11 @@ class Signer:
     def _mac(self, entries: list[audit.Entry]) -> list[str]:
         client = self._client()
         self._prepare(client)
-        reply = client.write_data(f"{TRANSIT_MOUNT}/hmac/{KEY}", data={"batch_input": self._inputs(entries)})
-        results = reply["data"]["batch_results"]
+        results = []
+        for i in range(0, len(entries), BATCH):  # OpenBao refuses a request body with too many strings
+            reply = client.write_data(f"{TRANSIT_MOUNT}/hmac/{KEY}",
+                                      data={"batch_input": self._inputs(entries[i:i + BATCH])})
+            results += reply["data"]["batch_results"]
         if len(results) != len(entries) or any("error" in r or not r.get("hmac") for r in results):
             raise RuntimeError(f"OpenBao made no HMAC for some of {len(entries)} audit entries")
         return [r["hmac"] for r in results]
@@ -236,8 +241,10 @@ class Signer:
         if not entries:
             return set()
         batch = [{**i, "hmac": e.mac or "vault:v1:"} for i, e in zip(self._inputs(entries), entries, strict=True)]
-        results = self._client().write_data(f"{TRANSIT_MOUNT}/verify/{KEY}", data={"batch_input": batch})
-        results = results["data"]["batch_results"]
+        client, results = self._client(), []
+        for i in range(0, len(batch), BATCH):  # OpenBao refuses a request body with too many strings
+            reply = client.write_data(f"{TRANSIT_MOUNT}/verify/{KEY}", data={"batch_input": batch[i:i + BATCH]})
+            results += reply["data"]["batch_results"]
         return {e.seq for e, r in zip(entries, results, strict=True) if r.get("valid") is not True}
 
     def public_keys(self) -> dict[int, bytes]:
