@@ -194,6 +194,13 @@ def test_generated_specs_are_refused_or_settle_and_leave_nothing(operator, backe
         # No retry loop: nothing is written while nothing changes. The Backends' probe (every half verify
         # interval) counts the tenants placed on them; its last count of the settled tenants is a change,
         # not a loop: let it land first.
+        # An earlier test's Tenant still being deleted (its finalizer's release, a Retain's last patch) is
+        # written by the same operator: let every deletion in the cluster end before the window.
+        def terminating() -> list[str]:
+            items = json.loads(kubectl("get", "tenants", "-o", "json").stdout)["items"]
+            return [t["metadata"]["name"] for t in items if t["metadata"].get("deletionTimestamp")]
+        eventually(lambda: not terminating(), 180, 2, "no Tenant of the cluster being deleted")
+
         def backends_counted() -> dict:
             return {b: (get("backend", b) or {}).get("status", {}).get("tenantsPlaced")
                     for b in [*backends.values(), mongo_backend, search_backend]}
