@@ -20,7 +20,15 @@ from .admin import pg_admin
 from .kube import eventually, get, kubectl, tenant_yaml
 from .tenant_clients import credentials, pg
 from .test_archive import _delete_and_wait, _fresh, _policy, plugin
-from .test_migrate_database import _drive, _make_tenant, target_pg  # noqa: F401 - the fixture
+from .test_migrate_database import (  # noqa: F401 - the fixtures
+    OPERATOR_NS,
+    _make_tenant,
+    create_run,
+    finished,
+    paused,
+    switchable,
+    target_pg,
+)
 
 SERVICES = {"postgres": {"enabled": True}, "vault": {"enabled": True}}
 PAYLOAD = """
@@ -96,7 +104,7 @@ def test_a_restored_dump_runs_tenant_code_as_no_superuser(backends, operator, cl
     assert pg(credentials(dst), "SELECT count(*) AS n FROM payload")[0]["n"] == 2
 
 
-def test_a_migrated_database_runs_tenant_code_as_no_superuser(target_pg, cleanup_tenants):  # noqa: F811
+def test_a_migrated_database_runs_tenant_code_as_no_superuser(target_pg, switchable, cleanup_tenants):  # noqa: F811
     name = f"ldm-{secrets.token_hex(3)}"
     cleanup_tenants.append(name)
     creds = _make_tenant(name, 10)
@@ -123,8 +131,14 @@ def test_a_migrated_database_runs_tenant_code_as_no_superuser(target_pg, cleanup
         on_target("DELETE FROM seen WHERE who <> $1", database + "_owner")
 
     started = time.monotonic()
-    outputs, failure, _ = asyncio.run(_drive(name, after={"copy": copied}))
-    assert failure is None, f"migration failed: {failure!r}"
+    run = f"migrate-{name}"
+    create_run(run, name, pause="copy")  # a WorkflowRun the operator runs, held after the copy
+    with paused(switchable, run, "copy"):
+        copied()
+    status = finished(run)
+    assert status["phase"] == "Succeeded", f"migration failed: {status.get('message')}"
+    outputs = status["outputs"]
+    kubectl("delete", "workflowrun", run, "-n", OPERATOR_NS, "--wait=false")
     assert seen["load"] == [(f"{database}_load", False, "refused")], seen
     assert seen["roles"] == [], seen
     assert on_target("SELECT rolname FROM pg_roles WHERE rolname = $1", f"{database}_load") == []

@@ -1,10 +1,12 @@
-"""migrate-database on real servers: a tenant's PostgreSQL database moves from pg-main to a second real
-PostgreSQL server, while the operator (a separate process, verifying every few seconds) keeps reconciling it.
+"""migrate-database on real servers, as users run it: a WorkflowRun in the operator's namespace that the
+running e2e operator executes, moving a tenant's PostgreSQL database from pg-main to a second real
+PostgreSQL server while the operator (verifying every few seconds) keeps reconciling the tenant.
 
-The steps are driven here in order, as the saga engine runs them (a failing step, then the completed
-steps' compensations in reverse, the failing one's included: compensations are idempotent), with the
-operator's own WorkflowRun Services (admin kubeconfig) except `quiesce`, which waits out a pass of the
-operator process instead of taking its in-process lock.
+This module restarts the e2e operator with TENANCY_TEST_FAULTS=1 (the chart never sets it), so that the
+runs' test-only annotations count (workflows/faults.py): `tenancy.dev/test-fail-step` fails step k of
+that run only, `tenancy.dev/test-pause-step` holds a step after its side effects until this test removes
+the pause file (the write freeze is observed there, without racing the run). The operator is restarted
+as it was afterwards.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import asyncio
 import json
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import asyncpg
 import pytest
-from tenancy_operator.backends import kube as kube_api
-from tenancy_operator.backends import postgres
-from tenancy_operator.handlers import workflow_run
+from tenancy_operator.workflows import faults
 from tenancy_operator.workflows import migrate_database as mig
-from tenancy_operator.workflows.engine import StepContext
 
 from . import kube
 from .admin import pg_databases, pg_roles
@@ -30,13 +32,9 @@ from .pg_instance import PostgresInstance
 from .tenant_clients import credentials
 
 TARGET = "pg-mig-b"
+OPERATOR_NS = "tenancy-system"
 POLICY = '{"apiVersion":"tenancy.dev/v1alpha1","kind":"LifecyclePolicy","metadata":{"name":"reclaim-delete"},' \
          '"spec":{"reclaim":"Delete"}}'
-
-
-class Services(workflow_run.Services):
-    async def quiesce(self, tenant: str) -> None:
-        await asyncio.sleep(2.0)  # a Tenant pass takes well under a second; the operator verifies every 3 s
 
 
 @pytest.fixture(scope="module")
@@ -116,29 +114,57 @@ def _make_tenant(name: str, rows: int) -> dict[str, str]:
     return creds
 
 
-async def _drive(name: str, after: dict | None = None) -> tuple[dict[str, str], BaseException | None, list[str]]:
-    """Run the steps in order; on a failure, compensate what ran (the failing step too), in reverse.
-    `after` maps a step name to a check run (in a thread) once that step succeeded."""
-    ctx = StepContext(run=f"migrate-{name}", tenant=name, params={"targetBackend": TARGET}, outputs={},
-                      services=Services(kube=kube_api, namespace="tenancy-system"))
-    done: list[mig.Step] = []
-    failure: BaseException | None = None
-    compensated: list[str] = []
+def create_run(run: str, tenant: str, *, fail: str = "", pause: str = "") -> None:
+    """A migrate-database WorkflowRun to TARGET, as a platform engineer creates one; `fail` and `pause` name
+    steps for the test-only switches (honoured only by an operator started with TENANCY_TEST_FAULTS=1)."""
+    annotations = {k: v for k, v in ((faults.FAIL_STEP, fail), (faults.PAUSE_STEP, pause)) if v}
+    body = {"apiVersion": "tenancy.dev/v1alpha1", "kind": "WorkflowRun",
+            "metadata": {"name": run, "namespace": OPERATOR_NS, "annotations": annotations},
+            "spec": {"tenant": tenant, "workflow": "migrate-database", "parameters": {"targetBackend": TARGET}}}
+    kubectl("create", "-f", "-", input=json.dumps(body))
+
+
+def run_status(run: str) -> dict:
+    return (get("workflowrun", run, OPERATOR_NS) or {}).get("status") or {}
+
+
+def finished(run: str, timeout: float = 180) -> dict:
+    """The run's status once it is Succeeded, Failed or Cancelled."""
+    eventually(lambda: run_status(run).get("phase") in ("Succeeded", "Failed", "Cancelled"), timeout, 0.5,
+               f"WorkflowRun {run} finished")
+    return run_status(run)
+
+
+@pytest.fixture(scope="module")
+def switchable(operator, tmp_path_factory) -> Iterator[Path]:
+    """The e2e operator restarted with TENANCY_TEST_FAULTS=1 and a pause file (yielded); as before afterwards."""
+    marker = tmp_path_factory.mktemp("migrate-pause") / "paused"
+    saved = dict(operator.extra_env)
+    operator.stop()
+    operator.extra_env = {**saved, faults.ENABLED_BY: "1", faults.PAUSE_FILE: str(marker)}
+    operator.start()
     try:
-        for step in mig.steps(ctx.params):
-            done.append(step)
-            ctx.outputs.update(await asyncio.wait_for(step.run(ctx), step.timeout) or {})
-            if step.name in (after or {}):
-                await asyncio.to_thread(after[step.name])
-    except Exception as exc:  # noqa: BLE001 - the engine's view: any failure compensates
-        failure = exc
-        for step in reversed(done):
-            if step.compensate is not None:
-                await step.compensate(ctx)
-                compensated.append(step.name)
+        yield marker
     finally:
-        await postgres.close_all()
-    return ctx.outputs, failure, compensated
+        marker.unlink(missing_ok=True)
+        operator.extra_env = saved
+        operator.stop()
+        operator.start()
+
+
+@contextmanager
+def paused(marker: Path, run: str, step: str) -> Iterator[None]:
+    """Until the block ends, the run waits in `step` after its side effects (its pause annotation)."""
+    try:
+        eventually(marker.exists, 180, 0.2, f"WorkflowRun {run} paused in step {step}")
+        assert marker.read_text() == step and run_status(run)["currentStep"] == step
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def _phases(status: dict) -> dict[str, str]:
+    return {s["name"]: s["phase"] for s in status.get("steps") or []}
 
 
 def _target_holds(instance: PostgresInstance, name: str) -> list[str]:
@@ -151,36 +177,47 @@ def _placed(name: str) -> str:
     return ((get("tenant", name) or {}).get("status") or {}).get("placement", {}).get("postgres", "")
 
 
-def test_moves_100k_rows_to_another_server_and_the_operator_keeps_it_there(target_pg, cleanup_tenants):
+def test_moves_100k_rows_to_another_server_and_the_operator_keeps_it_there(target_pg, switchable, cleanup_tenants):
     name = f"mig-{secrets.token_hex(3)}"
     cleanup_tenants.append(name)
     creds = _make_tenant(name, 100_000)
     before = _tenant_contents(creds)
     assert sum(v[0] for k, v in before.items() if k != "nextval") == 100_000
+    run = f"migrate-{name}"
+    started = time.monotonic()
+    create_run(run, name, pause="freeze")
 
-    seen: dict[str, str] = {}
-
-    def frozen() -> None:
-        began = time.monotonic()
+    def refused() -> str:
         try:
             _tenant_contents(creds)
-            seen["write"] = "the application still connects during the freeze"
+            return "the application still connects during the freeze"
         except asyncpg.PostgresError as exc:
-            seen["write"] = type(exc).__name__
-        # Verify passes of the operator run meanwhile; held, they say so and leave the database alone.
-        time.sleep(4)
-        seen["held"] = condition(get("tenant", name), "DatabaseReady").get("reason", "")
-        pause.append(time.monotonic() - began)
+            return type(exc).__name__
 
-    pause: list[float] = []
+    with paused(switchable, run, "freeze"):  # frozen and held; the run waits here until the block ends
+        began = time.monotonic()
+        first = refused()
+        # The operator's verify passes (every 3 s) go on meanwhile: held, they say so and leave the database
+        # alone (the freeze stands after them).
+        held = eventually(lambda: condition(get("tenant", name), "DatabaseReady").get("reason") == "Migrating"
+                          and (get("tenant", name)["status"].get("migration") or {}).get("run") == run, 30, 0.5,
+                          "the Tenant's pass says it is held by the run")
+        time.sleep(3.5)  # one more verify pass of the operator, which must not lift the freeze
+        seen = {"write": first, "held": held, "after passes": refused()}
+        own = time.monotonic() - began
+    assert seen == {"write": "TooManyConnectionsError", "held": True, "after passes": "TooManyConnectionsError"}, seen
 
-    outputs, failure, _ = asyncio.run(_drive(name, after={"freeze": frozen}))
-    assert failure is None, f"migration failed: {failure!r}"
-    print(f"\nmoved {outputs['verifiedRows']} rows in {outputs['verifiedTables']} tables: copy {outputs['copySeconds']} s "
-          f"({int(outputs['copyBytes']) // 1024} KiB dump, tools {outputs['tools']}), write freeze "
-          f"{outputs['writeFreezeSeconds']} s, of which {pause[0]:.2f} s this test's own checks while frozen")
+    status = finished(run, 600)
+    took = time.monotonic() - started
+    assert status["phase"] == "Succeeded", json.dumps(status)[:1500]
+    assert set(_phases(status).values()) == {"Succeeded"}, _phases(status)
+    outputs = status["outputs"]
+    print(f"\nWorkflowRun {run} moved {outputs['verifiedRows']} rows in {outputs['verifiedTables']} tables in "
+          f"{took:.1f} s: copy {outputs['copySeconds']} s ({int(outputs['copyBytes']) // 1024} KiB dump, tools "
+          f"{outputs['tools']}), write freeze {outputs['writeFreezeSeconds']} s, of which {own:.2f} s this test's "
+          "own checks while paused in freeze")
     assert outputs["verifiedRows"] == "100000" and outputs["verifiedTables"] == "3"
-    assert seen == {"write": "TooManyConnectionsError", "held": "Migrating"}, seen
+    assert float(outputs["writeFreezeSeconds"]) >= own, "the freeze lasted at least while the test saw it"
 
     moved = credentials(name)  # the application re-reads its Secret
     assert (moved["PGPORT"], moved["PGUSER"], moved["PGPASSWORD"]) == (str(target_pg.port), creds["PGUSER"],
@@ -198,62 +235,78 @@ def test_moves_100k_rows_to_another_server_and_the_operator_keeps_it_there(targe
     assert TARGET in condition(get("tenant", name), "DatabaseReady")["message"]
     assert credentials(name) == moved
     assert _tenant_contents(credentials(name)) == before
+    kubectl("delete", "workflowrun", run, "-n", OPERATOR_NS, "--wait=false")
     kubectl("delete", "tenant", name, "--timeout=60s", timeout=70)
     assert _target_holds(target_pg, name) == [], "reclaim Delete on the new backend removed everything"
 
 
 @pytest.fixture(scope="module")
-def small_tenant(target_pg):
+def small_tenant(target_pg, switchable):
     name = f"migf-{secrets.token_hex(3)}"
     creds = _make_tenant(name, 1_000)
     yield name, creds, _tenant_contents(creds)
     kubectl("delete", "tenant", name, "--ignore-not-found", "--timeout=60s", check=False, timeout=70)
 
 
+def _compensated_up_to(step: str) -> dict[str, str]:
+    """Step phases of a run failed at `step`: those before it undone (verify's undo is nothing), the failing
+    one undone too where it has an undo (it may have acted in part; undos are idempotent), the rest skipped."""
+    undo = {s.name: s.compensate is not None for s in mig.steps({})}
+    at = mig.STEP_NAMES.index(step)
+    return {s: "Compensated" if i < at or (i == at and undo[s]) else "Failed" if i == at else "Skipped"
+            for i, s in enumerate(mig.STEP_NAMES)}
+
+
 @pytest.mark.parametrize("step", mig.STEP_NAMES)
-def test_a_failing_step_leaves_the_tenant_as_before(step, small_tenant, target_pg, monkeypatch):
+def test_a_failing_step_leaves_the_tenant_as_before(step, small_tenant, target_pg, switchable):
     name, creds, before = small_tenant
-    monkeypatch.setenv("TENANCY_TEST_FAULTS", "1")
-    monkeypatch.setenv("TENANCY_TEST_FAIL_STEP", f"migrate-database:{step}")
+    run = f"migf-{step}-{secrets.token_hex(2)}"
     started = time.monotonic()
-    _, failure, compensated = asyncio.run(_drive(name))
-    assert isinstance(failure, mig.InjectedFault), f"expected the injected fault, got {failure!r}"
-    index = mig.STEP_NAMES.index(step)
-    assert compensated == [s for s in reversed(mig.STEP_NAMES[:index + 1]) if s not in ("verify", "release")]
+    create_run(run, name, fail=step)
+    status = finished(run)
+    took = time.monotonic() - started
+    assert status["phase"] == "Failed" and status["compensated"] is True, json.dumps(status)[:1500]
+    assert _phases(status) == _compensated_up_to(step), _phases(status)
+    failed = next(s for s in status["steps"] if s["name"] == step)
+    assert failed["attempts"] == 1 and f"test fault injected at migrate-database:{step}" in status["message"], status
+    assert condition(get("workflowrun", run, OPERATOR_NS), "Stalled").get("status") == "True"
     tenant = get("tenant", name)
     assert _placed(name) == "pg-main" and "migration" not in tenant["status"], json.dumps(tenant["status"])[:500]
+    assert "tenancy.dev/workflow-run" not in (tenant["metadata"].get("annotations") or {}), "the lease is given up"
     assert credentials(name) == creds, "the Secret is as before"
     assert _tenant_contents(creds) == before, "the credentials work and the data is intact"
     assert _target_holds(target_pg, name) == [], "nothing is left on the target"
     eventually(lambda: condition(get("tenant", name), "Ready").get("status") == "True", 60, 1, "Ready again")
-    print(f"\nfault at {step}: compensated {compensated} in {time.monotonic() - started:.1f} s")
+    kubectl("delete", "workflowrun", run, "-n", OPERATOR_NS, "--wait=false")
+    print(f"\nfault at {step}: run Failed, {', '.join(f'{k} {v}' for k, v in _phases(status).items())}; "
+          f"{took:.1f} s from create to the end of the run")
 
 
-def test_writes_on_the_target_come_back_when_the_move_is_undone(target_pg, cleanup_tenants, monkeypatch):
+def test_writes_on_the_target_come_back_when_the_move_is_undone(target_pg, switchable, cleanup_tenants):
     """After `unfreeze` the application writes on the target; `release` then fails: undoing `switch`
     copies the target's data back to the source before pointing the tenant there again."""
     name = f"migw-{secrets.token_hex(3)}"
     cleanup_tenants.append(name)
     creds = _make_tenant(name, 500)
-    monkeypatch.setenv("TENANCY_TEST_FAULTS", "1")
-    monkeypatch.setenv("TENANCY_TEST_FAIL_STEP", "migrate-database:release")
-
-    def write_on_target() -> None:
+    run = f"migrate-{name}"
+    create_run(run, name, pause="unfreeze", fail="release")
+    with paused(switchable, run, "unfreeze"):
         moved = credentials(name)
         assert moved["PGPORT"] == str(target_pg.port)
 
-        async def go():
+        async def write() -> None:
             conn = await asyncpg.connect(host=moved["PGHOST"], port=int(moved["PGPORT"]), user=moved["PGUSER"],
                                          password=moved["PGPASSWORD"], database=moved["PGDATABASE"], timeout=5)
             try:
                 await conn.execute("INSERT INTO accounts (name, balance) VALUES ('written after the switch', 1)")
             finally:
                 await conn.close()
-        asyncio.run(go())
-
-    _, failure, compensated = asyncio.run(_drive(name, after={"unfreeze": write_on_target}))
-    assert isinstance(failure, mig.InjectedFault) and compensated == ["unfreeze", "switch", "copy", "freeze"]
+        asyncio.run(write())
+    status = finished(run)
+    assert status["phase"] == "Failed" and status["compensated"] is True, json.dumps(status)[:1500]
+    assert _phases(status) == _compensated_up_to("release"), _phases(status)
     assert _placed(name) == "pg-main" and credentials(name) == creds
     after = _tenant_contents(creds)
     assert after["accounts"][0] == 251 and after["nextval"] == 251, after
     assert _target_holds(target_pg, name) == []
+    kubectl("delete", "workflowrun", run, "-n", OPERATOR_NS, "--wait=false")

@@ -1,10 +1,11 @@
 """SIGKILL of the operator in the middle of each step of a migrate-database WorkflowRun (issue 16).
 
-The operator runs the run itself (a WorkflowRun in the operator's namespace). A test-only switch
-(TENANCY_TEST_PAUSE_STEP, read only with TENANCY_TEST_FAULTS=1) stops the chosen step after its side
-effects and before it returns, the worst moment: done, not yet recorded. There the operator is
-SIGKILLed and started again without the switch; the run must resume, end Succeeded, and have done
-each side effect once: on the backends (the target database made once: same OID; the source
+The operator runs the run itself (a WorkflowRun in the operator's namespace). A test-only switch (the
+run's annotation `tenancy.dev/test-pause-step`, read only by an operator started with
+TENANCY_TEST_FAULTS=1: workflows/faults.py) stops the chosen step after its side effects and before it
+returns, the worst moment: done, not yet recorded. There the operator is SIGKILLed and started again
+without TENANCY_TEST_FAULTS (the annotation stays on the run, ignored); the run must resume, end
+Succeeded, and have done each side effect once: on the backends (the target database made once: same OID; the source
 released; the data equal) and in the API server's audit log (the run's writes carry the field
 manager `tenancy-migrate-database`: the hold, the placement and the hold's end on the Tenant, the
 Secret once).
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from tenancy_operator.workflows import faults
 from tenancy_operator.workflows import migrate_database as mig
 
 from . import audit
@@ -34,44 +36,36 @@ from .admin import pg_databases
 from .kube import condition, eventually, get, kubectl
 from .tenant_clients import credentials
 from .test_migrate_database import (
+    OPERATOR_NS,
     TARGET,
     _make_tenant,
     _on_target,
     _placed,
     _target_holds,
     _tenant_contents,
+    create_run,
+    run_status,
     target_pg,  # noqa: F401 - the module's fixture, used here too
 )
 
-OPERATOR_NS = "tenancy-system"
 _ASKED = (os.environ.get("TENANCY_MIGRATE_KILL_STEPS") or "copy").split(",")
 KILLED = list(mig.STEP_NAMES) if _ASKED == ["all"] else [s for s in mig.STEP_NAMES if s in _ASKED]
 
 
-def _run_status(name: str) -> dict:
-    return (get("workflowrun", name, OPERATOR_NS) or {}).get("status") or {}
-
-
 @contextmanager
-def _paused_at(operator, step: str, marker: Path):
-    """The operator restarted with the test-only pause in `step`; restarted without it on the way out."""
+def _switchable(operator, marker: Path):
+    """The operator restarted with the test-only switches on (a run's pause annotation counts, the pause
+    writes `marker`); restarted without them on the way out."""
     saved = dict(operator.extra_env)
     try:
         operator.kill()
-        operator.extra_env = {**saved, "TENANCY_TEST_FAULTS": "1", "TENANCY_TEST_PAUSE_STEP": f"migrate-database:{step}",
-                              "TENANCY_TEST_PAUSE_FILE": str(marker)}
+        operator.extra_env = {**saved, faults.ENABLED_BY: "1", faults.PAUSE_FILE: str(marker)}
         operator.start()
         yield
     finally:
         operator.extra_env = saved
         operator.kill()
         operator.start()
-
-
-def _create_run(run: str, tenant: str) -> None:
-    body = {"apiVersion": "tenancy.dev/v1alpha1", "kind": "WorkflowRun", "metadata": {"name": run, "namespace": OPERATOR_NS},
-            "spec": {"tenant": tenant, "workflow": "migrate-database", "parameters": {"targetBackend": TARGET}}}
-    kubectl("create", "-f", "-", input=json.dumps(body))
 
 
 def _target_oid(instance, tenant: str) -> int | None:
@@ -90,16 +84,16 @@ def test_sigkill_in_the_middle_of_a_step_resumes_and_acts_once(step, target_pg, 
     run = f"migrate-{name}"
     since = audit.mark()
     started = time.monotonic()
-    with _paused_at(operator, step, marker):
-        _create_run(run, name)
+    with _switchable(operator, marker):
+        create_run(run, name, pause=step)
         eventually(marker.exists, 120, 0.2, f"the run reaches the pause in step {step}")
-        paused = _run_status(run)
+        paused = run_status(run)
         oid = _target_oid(target_pg, name)
         operator.kill()  # SIGKILL; the context starts it again without the pause
     assert paused["currentStep"] == step and paused["phase"] == "Running", paused
-    eventually(lambda: _run_status(run).get("phase") in ("Succeeded", "Failed", "Cancelled"), 180, 1,
+    eventually(lambda: run_status(run).get("phase") in ("Succeeded", "Failed", "Cancelled"), 180, 1,
                f"the run killed in {step} ends")
-    done = _run_status(run)
+    done = run_status(run)
     took = time.monotonic() - started
     assert done["phase"] == "Succeeded", json.dumps(done)[:1500]
     attempts = {s["name"]: s["attempts"] for s in done["steps"]}
@@ -137,8 +131,8 @@ def test_a_run_deleted_mid_way_is_undone_before_it_goes(target_pg, operator, cle
     before = _tenant_contents(creds)
     marker = Path(tmp_path) / "paused"
     run = f"migrate-{name}"
-    with _paused_at(operator, "copy", marker):  # frozen, held, and the copy made on the target
-        _create_run(run, name)
+    with _switchable(operator, marker):  # paused in copy: frozen, held, and the copy made on the target
+        create_run(run, name, pause="copy")
         eventually(marker.exists, 120, 0.2, "the run reaches the pause in step copy")
         assert _target_holds(target_pg, name), "the copy is on the target"
         assert get("tenant", name)["status"]["migration"]["run"] == run

@@ -30,7 +30,7 @@ from ..api.workflow_run import TENANT_SAFE, WorkflowRunSpec
 from ..backends import kube
 from ..observability import metrics
 from ..reconcile import unbuilt
-from ..workflows import engine, registry, verify_isolation
+from ..workflows import engine, faults, registry, verify_isolation
 from . import archive_part, archive_purge, config, sharding, targets
 from . import tenant as tenant_handler
 
@@ -274,6 +274,13 @@ async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any,
         steps = registry.steps_for(run_spec.workflow, run_spec.parameters)
     except ValueError as exc:
         return await _stall(writer, "InvalidParameters", str(exc))
+    # Test-only per-run switches (annotations), read only with TENANCY_TEST_FAULTS=1: never in production.
+    switched = faults.apply(run_spec.workflow, steps, meta.get("annotations"))
+    if switched is not steps:
+        logger.warning("test-only switches of this run are on (%s=1): %s", faults.ENABLED_BY,
+                       {k: v for k, v in (meta.get("annotations") or {}).items() if k in (faults.FAIL_STEP,
+                                                                                        faults.PAUSE_STEP)})
+        steps = switched
     bad_schedule = schedule_problem(run_spec.schedule, datetime.now(UTC)) if run_spec.schedule else ""
     if bad_schedule:
         return await _stall(writer, "InvalidSchedule", bad_schedule)

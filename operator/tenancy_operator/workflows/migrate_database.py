@@ -23,11 +23,9 @@ verifiedRows, contentChecksum, writeFreezeSeconds (frozen until the target took 
 Every Kubernetes write of these steps carries the field manager `tenancy-migrate-database` (in
 managedFields and in the API server's audit log, where a test counts them: each happens once).
 
-Test-only switches, read only with `TENANCY_TEST_FAULTS=1` in the environment (never set by the chart):
-`TENANCY_TEST_FAIL_STEP=migrate-database:<step>` makes that step fail before any side effect (every
-attempt), so the engine compensates; `TENANCY_TEST_PAUSE_STEP=migrate-database:<step>` stops that step
-after its side effects, before it returns, writes the step's name to `TENANCY_TEST_PAUSE_FILE` and
-waits there (a test SIGKILLs the operator at that point: the worst moment, done but not recorded).
+Test-only switches (fail a step, pause inside one) are per run, annotations on the WorkflowRun read
+only by an operator started with `TENANCY_TEST_FAULTS=1`, which the chart never sets: workflows/faults.py
+applies them to any workflow's steps; this module holds no test code.
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import calendar
-import os
 import time
 from typing import Any, Protocol
 
@@ -44,7 +41,7 @@ from ..backends import postgres, postgres_move
 from ..backends.base import Target, TenantSlice
 from .engine import Step, StepContext, StepFailed
 
-__all__ = ["WORKFLOW", "steps", "MigrationServices", "InjectedFault", "MigrationRefused", "MigrationImpossible", "STEP_NAMES",
+__all__ = ["WORKFLOW", "steps", "MigrationServices", "MigrationRefused", "MigrationImpossible", "STEP_NAMES",
            "FIELD_MANAGER"]
 
 WORKFLOW = "migrate-database"
@@ -73,10 +70,6 @@ class MigrationServices(Protocol):
         """Return once no Tenant pass that began before the hold was written is still running."""
 
 
-class InjectedFault(RuntimeError):
-    """The test-only fault switch failed this step on purpose."""
-
-
 class MigrationRefused(RuntimeError):
     """The migration cannot run as asked; the message says what a person can do."""
 
@@ -87,25 +80,6 @@ class MigrationImpossible(MigrationRefused, StepFailed):
 
     def __init__(self, message: str) -> None:
         StepFailed.__init__(self, message)
-
-
-def _fault(step: str) -> None:
-    if os.environ.get("TENANCY_TEST_FAULTS") != "1":
-        return
-    if os.environ.get("TENANCY_TEST_FAIL_STEP", "") == f"{WORKFLOW}:{step}":
-        raise InjectedFault(f"test fault injected at {WORKFLOW}:{step} (TENANCY_TEST_FAIL_STEP)")
-
-
-async def _pause(step: str) -> None:
-    """The test-only pause after a step's side effects (see the module docstring); waits until killed."""
-    if os.environ.get("TENANCY_TEST_FAULTS") != "1" or os.environ.get("TENANCY_TEST_PAUSE_STEP") != f"{WORKFLOW}:{step}":
-        return
-    marker = os.environ.get("TENANCY_TEST_PAUSE_FILE")
-    if marker:
-        with open(marker, "w") as f:
-            f.write(step)
-    while True:
-        await asyncio.sleep(3600)
 
 
 async def _tenant(ctx: StepContext) -> dict[str, Any]:
@@ -185,7 +159,6 @@ async def _point_at(ctx: StepContext, backend: str, target: Target, slot: str, p
 # --- 1. freeze -------------------------------------------------------------------------------------
 
 async def freeze(ctx: StepContext) -> dict[str, str]:
-    _fault("freeze")
     tenant = await _tenant(ctx)
     spec, status = tenant.get("spec") or {}, tenant.get("status") or {}
     goal = ctx.params.get("targetBackend", "")
@@ -216,7 +189,6 @@ async def freeze(ctx: StepContext) -> dict[str, str]:
                                    f"tenant {ctx.tenant} there")
     await _set_hold(ctx, True)
     await postgres_move.freeze(await ctx.services.target(source), ctx.tenant)
-    await _pause("freeze")
     # Rerun after a kill: the freeze began at the first attempt, when the hold (just before it) was written.
     began = calendar.timegm(time.strptime(hold["since"], "%Y-%m-%dT%H:%M:%SZ")) if hold and hold.get(
         "run") == ctx.run and hold.get("since") else time.time()
@@ -243,7 +215,6 @@ async def _provision(ctx: StepContext, target: Target) -> None:
 
 
 async def copy(ctx: StepContext) -> dict[str, str]:
-    _fault("copy")
     source = await ctx.services.target(ctx.outputs["sourceBackend"])
     target = await ctx.services.target(ctx.outputs["targetBackend"])
     why = await postgres_move.frozen(source, ctx.tenant)
@@ -255,13 +226,11 @@ async def copy(ctx: StepContext) -> dict[str, str]:
         # copying again would drop and re-create the database the killed run already made.
         found = await postgres_move.contents(source, ctx.tenant)
         if found and await postgres_move.contents(target, ctx.tenant) == found:
-            await _pause("copy")
             return {"copyFound": f"the copy a killed run made on {target.name} is complete; not copied again"}
         # Else what an interrupted restore left is dropped: the copy starts from an empty database.
         await postgres_move.drop_database(target, ctx.tenant)
     await _provision(ctx, target)
     out = await postgres_move.copy(source, target, ctx.tenant)
-    await _pause("copy")
     return out
 
 
@@ -274,7 +243,6 @@ async def remove_copy(ctx: StepContext) -> None:
 # --- 3. verify -------------------------------------------------------------------------------------
 
 async def verify(ctx: StepContext) -> dict[str, str]:
-    _fault("verify")
     source = await ctx.services.target(ctx.outputs["sourceBackend"])
     target = await ctx.services.target(ctx.outputs["targetBackend"])
     why = await postgres_move.frozen(source, ctx.tenant)
@@ -286,7 +254,6 @@ async def verify(ctx: StepContext) -> dict[str, str]:
         differ = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         raise MigrationRefused(f"the copy on {target.name} differs from {source.name} in {', '.join(differ[:10])}")
     tables = [k for k in before if k.startswith("table ")]
-    await _pause("verify")
     return {"verifiedTables": str(len(tables)), "verifiedRows": str(sum(int(before[k].split(":")[0]) for k in tables)),
             "contentChecksum": postgres_move.digest(before)}
 
@@ -294,7 +261,6 @@ async def verify(ctx: StepContext) -> dict[str, str]:
 # --- 4. switch -------------------------------------------------------------------------------------
 
 async def switch(ctx: StepContext) -> dict[str, str]:
-    _fault("switch")
     source = await ctx.services.target(ctx.outputs["sourceBackend"])
     target = await ctx.services.target(ctx.outputs["targetBackend"])
     if await postgres_move.database_exists(source, ctx.tenant):
@@ -303,7 +269,6 @@ async def switch(ctx: StepContext) -> dict[str, str]:
             raise MigrationRefused(f"the write freeze on {source.name} did not hold ({why}); not switching")
     want = await _slice(ctx, await _tenant(ctx), suspended=True)
     await _point_at(ctx, target.name, target, want.slot, want.password)
-    await _pause("switch")
     return {"switchedAt": f"{time.time():.3f}"}
 
 
@@ -330,13 +295,11 @@ async def switch_back(ctx: StepContext) -> None:
 # --- 5. unfreeze -----------------------------------------------------------------------------------
 
 async def unfreeze(ctx: StepContext) -> dict[str, str]:
-    _fault("unfreeze")
     target = await ctx.services.target(ctx.outputs["targetBackend"])
     tenant = await _tenant(ctx)
     await postgres.ensure(target, await _slice(ctx, tenant, suspended=_state(tenant) != "Active"))
     await _set_hold(ctx, False)
     frozen_at = float(ctx.outputs.get("frozenAt") or time.time())
-    await _pause("unfreeze")
     return {"writeFreezeSeconds": ctx.outputs.get("writeFreezeSeconds") or f"{time.time() - frozen_at:.2f}"}
 
 
@@ -351,7 +314,6 @@ async def refreeze(ctx: StepContext) -> None:
 # --- 6. release ------------------------------------------------------------------------------------
 
 async def release(ctx: StepContext) -> dict[str, str]:
-    _fault("release")
     tenant = await _tenant(ctx)
     placed = ((tenant.get("status") or {}).get("placement") or {}).get("postgres")
     if placed != ctx.outputs["targetBackend"] or not ctx.outputs.get("contentChecksum"):
@@ -359,7 +321,6 @@ async def release(ctx: StepContext) -> dict[str, str]:
                                "the source is kept")
     source = await ctx.services.target(ctx.outputs["sourceBackend"])
     done = await postgres.delete(source, ctx.tenant, tenant["metadata"]["uid"])
-    await _pause("release")
     return {"released": ", ".join(done) or f"nothing left on {source.name} (released before a restart)"}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from tenancy_operator.backends import kube
 from tenancy_operator.handlers import workflow_run as wr
-from tenancy_operator.workflows import engine, registry
+from tenancy_operator.workflows import engine, faults, registry
 from tenancy_operator.workflows.engine import Step
 
 
@@ -142,6 +142,29 @@ def test_a_stale_lease_of_a_deleted_run_is_taken_over(api: FakeApi, monkeypatch:
     _fake_workflow(monkeypatch, [])
     api.objects[("Tenant", None, "acme")]["metadata"]["annotations"][wr.LEASE] = "tenant-acme/gone"
     assert asyncio.run(_drive(api, _run(api, "r1")))["phase"] == "Succeeded"
+
+
+@pytest.mark.parametrize("switch", ["", "0", "1"])
+def test_a_fail_step_annotation_counts_only_in_a_process_with_the_test_switch(
+        api: FakeApi, monkeypatch: pytest.MonkeyPatch, switch: str) -> None:
+    """tenancy.dev/test-fail-step on a run is read only with TENANCY_TEST_FAULTS=1 (never set by the chart):
+    a production operator runs the annotated run as any other."""
+    if switch:
+        monkeypatch.setenv(faults.ENABLED_BY, switch)
+    else:
+        monkeypatch.delenv(faults.ENABLED_BY, raising=False)
+    log: list[str] = []
+    _fake_workflow(monkeypatch, log)
+    body = _run(api, "r1")
+    body["metadata"]["annotations"] = {faults.FAIL_STEP: "act"}
+    api.put(body)
+    status = asyncio.run(_drive(api, body))
+    if switch == "1":
+        assert status["phase"] == "Failed" and log == [] and "test fault injected" in status["message"]
+        assert status["steps"][0]["attempts"] == 1
+    else:
+        assert status["phase"] == "Succeeded" and log == ["start r1", "end r1"]
+    assert wr.LEASE not in api.objects[("Tenant", None, "acme")]["metadata"]["annotations"]
 
 
 def test_ttl_deletes_a_finished_run(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:

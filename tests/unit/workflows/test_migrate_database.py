@@ -1,4 +1,4 @@
-"""migrate-database: the step list, the test-only fault switch, the refusals before any side effect,
+"""migrate-database: the step list, the refusals before any side effect,
 the choice of client tools, and the statements it adds. Servers are exercised in e2e/test_migrate_database.py."""
 
 from __future__ import annotations
@@ -19,16 +19,6 @@ def test_steps_in_order_with_compensation_except_verify_and_release():
     assert [s.name for s in got] == list(mig.STEP_NAMES)
     undo = {s.name: s.compensate is not None for s in got}
     assert undo == {"freeze": True, "copy": True, "verify": False, "switch": True, "unfreeze": True, "release": False}
-
-
-def test_fault_switch_needs_both_variables(monkeypatch):
-    monkeypatch.delenv("TENANCY_TEST_FAULTS", raising=False)
-    monkeypatch.setenv("TENANCY_TEST_FAIL_STEP", "migrate-database:copy")
-    mig._fault("copy")  # off: the second variable alone is never read
-    monkeypatch.setenv("TENANCY_TEST_FAULTS", "1")
-    mig._fault("verify")  # another step
-    with pytest.raises(mig.InjectedFault, match="migrate-database:copy"):
-        mig._fault("copy")
 
 
 class FakeKube:
