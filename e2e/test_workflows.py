@@ -359,3 +359,35 @@ def test_cancel_ends_a_schedule(pair, operator):
     finally:
         kubectl("delete", "workflowrun", run, "-n", ns, check=False)
 
+
+
+STEP_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Compensating", "Compensated", "Skipped")
+
+
+def test_kubectl_tenant_run_follows_the_steps_live_and_exits_by_the_outcome(pair):
+    a, b = pair
+    ns = f"tenant-{a}"
+    # Followed to the end: the plugin prints each change of phase and steps as the operator makes it.
+    out = subprocess.run([PLUGIN, "run", "verify-isolation", a, "--param", f"peers={b}", "--timeout", "120"],
+                         capture_output=True, text=True, timeout=150)
+    print(f"\n$ kubectl tenant run verify-isolation {a} --param peers={b}\n{out.stdout[:1500]}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    name = lines[0].split()[0].removeprefix("workflowrun/")
+    assert lines[0] == f"workflowrun/{name} created in {ns}", lines[0]
+    phases = [line.split(": ", 1)[1].split()[0] for line in lines if line.startswith(f"{ns}/{name}: ")]
+    assert phases[-1] == "Succeeded" and len(phases) >= 2, f"a live follow shows the run moving: {phases}"
+    last = max(i for i, line in enumerate(lines) if line.startswith(f"{ns}/{name}: "))
+    final_steps = [line.split() for line in lines[last + 1:] if line.split()[0] in STEP_PHASES]
+    assert final_steps and all(words[0] == "Succeeded" for words in final_steps), lines[last:]
+    assert any(line.startswith("  probe ") and ": refused" in line for line in lines[last:]), lines[last:]
+    assert _status(name, ns)["phase"] == "Succeeded"
+
+    # Following that stops at --timeout exits 2 and says how to go on; the run itself goes on.
+    out = subprocess.run([PLUGIN, "run", "verify-isolation", a, "--param", f"peers={b}", "--timeout", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    late = out.stdout.splitlines()[0].split()[0].removeprefix("workflowrun/")
+    assert f"kubectl get wfr {late} -n {ns} -w" in out.stdout, out.stdout
+    done = _wait(late, ns, lambda s: s.get("phase") in ("Succeeded", "Failed"), 120)
+    assert done["phase"] == "Succeeded", done

@@ -84,7 +84,7 @@ def _follow(kubectl: kubeapi.Kubectl, name: str, namespace: str, timeout: float,
             last = shown
         if phase in FINAL:
             for key, value in sorted((status.get("outputs") or {}).items()):
-                out.write(f"  {key}: {value}\n")
+                out.write(f"  {key}: {' '.join(str(value).split())}\n")  # one line each (servers' errors hold newlines)
             return 0 if phase == "Succeeded" else 1
         if time.monotonic() > deadline:
             out.write(f"still {phase} after {timeout:.0f}s; follow with "
