@@ -369,12 +369,19 @@ def _objects(tenant: str) -> dict[str, bool]:
     return {"database": bool(schema), "roles": len(roles) == 3, "login": any(r["rolcanlogin"] for r in roles)}
 
 
+def _owner_mark(tenant: str) -> str:
+    row = ferret_pg("SELECT shobj_description(oid, 'pg_authid') AS m FROM pg_roles WHERE rolname = $1",
+                    f"m_{tenant.replace('-', '_')}_owner")
+    return row[0]["m"] if row else ""
+
+
 @pytest.mark.parametrize("reclaim", ["Delete", "Retain"])
 def test_reclaim(mongo_backend, reclaim):
     name = f"mgo-{reclaim.lower()}"
     kube.apply(_policy(f"mgo-{reclaim.lower()}", reclaim))
     kube.apply(tenant_yaml(name, mongodb={"enabled": True}, lifecyclePolicyRef=f"mgo-{reclaim.lower()}"))
     _ready(name)
+    first = get("tenant", name)["metadata"]["uid"]
     creds = credentials(name)
     with mongo(creds) as client:
         client[creds["MONGODB_DATABASE"]].kept.insert_one({"v": 1})
@@ -382,9 +389,61 @@ def test_reclaim(mongo_backend, reclaim):
     kubectl("delete", "tenant", name, "--timeout=60s", timeout=70)
     if reclaim == "Delete":
         assert _objects(name) == {"database": False, "roles": False, "login": False}
-    else:  # data and roles kept, every door closed
-        assert _objects(name) == {"database": True, "roles": True, "login": False}
-        with pytest.raises(OperationFailure):
-            mongo(creds)[creds["MONGODB_DATABASE"]].kept.find_one()
-        purge_retained(name)
-    kubectl("delete", "lifecyclepolicy", f"mgo-{reclaim.lower()}", "--ignore-not-found", check=False)
+        kubectl("delete", "lifecyclepolicy", f"mgo-{reclaim.lower()}", "--ignore-not-found", check=False)
+        return
+    # Data and roles kept, marked as the deleted Tenant's; every door closed.
+    assert _objects(name) == {"database": True, "roles": True, "login": False}
+    assert first in _owner_mark(name)
+    with pytest.raises(OperationFailure):
+        mongo(creds)[creds["MONGODB_DATABASE"]].kept.find_one()
+
+    # Kept usable: a Tenant of the same name is refused the marked data until it asks for it
+    # (spec.adoptRetainedData), then re-attached: its new credentials read the old document.
+    kube.apply(tenant_yaml(name, mongodb={"enabled": True}, lifecyclePolicyRef=f"mgo-{reclaim.lower()}"))
+
+    def stalled() -> str | None:
+        c = condition(get("tenant", name), "DocumentStoreReady")
+        return c.get("status") == "False" and c.get("reason") == "OwnedByAnotherTenant" and c.get("message")
+
+    message = eventually(stalled, 60, message=f"{name} Stalled on the retained data")
+    assert f"retained from a deleted tenant (uid {first})" in message and "spec.adoptRetainedData" in message, message
+    assert _objects(name)["login"] is False and first in _owner_mark(name), "nothing opened or re-marked"
+    kubectl("patch", "tenant", name, "--type=merge", "-p", '{"spec":{"adoptRetainedData":true}}')
+    _ready(name)
+    second = get("tenant", name)["metadata"]["uid"]
+    new = credentials(name)
+    assert new["MONGODB_PASSWORD"] != creds["MONGODB_PASSWORD"]
+    with mongo(new) as client:
+        assert client[new["MONGODB_DATABASE"]].kept.find_one({}, {"_id": 0}) == {"v": 1}
+    assert second in _owner_mark(name) and first not in _owner_mark(name)
+    assert _events(name, "RetainedDataAdopted"), "a RetainedDataAdopted Event"
+    # Leave nothing behind: this Tenant goes with reclaim Delete.
+    kube.apply(_policy("mgo-delete", "Delete"))
+    kubectl("patch", "tenant", name, "--type=merge", "-p", '{"spec":{"lifecyclePolicyRef":"mgo-delete"}}')
+    kubectl("delete", "tenant", name, "--timeout=60s", timeout=70)
+    assert _objects(name) == {"database": False, "roles": False, "login": False}
+    kubectl("delete", "lifecyclepolicy", "mgo-retain", "mgo-delete", "--ignore-not-found", check=False)
+
+
+def test_wrong_admin_secret_is_named(mongo_backend):
+    """A Backend whose admin password the server refuses: Ready=False, the message names the Secret."""
+    from .backends_fixtures import ferretdb_admin, secret
+
+    name, admin = "mongo-bad-password", ferretdb_admin()
+    kube.kubectl("apply", "-f", "-", input="\n---\n".join([
+        secret(f"{name}-admin", {**{k: v for k, v in admin.items() if k != "port"},
+                                 "password": "not-" + admin["password"]}),
+        json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "Backend", "metadata": {"name": name},
+                    "spec": {"type": "mongodb", "endpoint": {"host": "127.0.0.1", "port": int(admin["port"])},
+                             "adminSecretRef": {"name": f"{name}-admin"}, "paused": True}}),
+    ]))
+    try:
+        ready = eventually(lambda: condition(get("backend", name), "Ready").get("status") == "False"
+                           and condition(get("backend", name), "Ready"), 30, message=f"{name} Ready=False")
+        print(f"\n{name}: {ready['reason']}: {ready['message']}")
+        assert ready["reason"] == "Refused", ready
+        assert f"{name}-admin" in ready["message"]
+        assert admin["password"] not in ready["message"]
+    finally:
+        kubectl("delete", "backend", name, "--ignore-not-found", check=False)
+        kubectl("delete", "secret", "-n", "tenancy-system", f"{name}-admin", "--ignore-not-found", check=False)

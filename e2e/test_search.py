@@ -1,7 +1,8 @@
 """OpenSearch tenancy against the platform's real OpenSearch (security plugin), with real clients.
 
 Isolation (A's credentials refused on B's indices) is in test_isolation_matrix.py; here: drift
-repair, rotation under load, reclaim Delete and Retain, and an outage of the server.
+repair, rotation under load, suspend and resume, reclaim Delete and Retain (and re-attaching the
+retained data to a Tenant of the same name), and an outage of the server.
 """
 
 from __future__ import annotations
@@ -97,28 +98,83 @@ def _readable(client: OpenSearch, creds: dict[str, str]) -> bool:
         return False
 
 
+def _policy(reclaim: str) -> str:
+    name = f"srch-{reclaim.lower()}"
+    kube.apply(json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "LifecyclePolicy",
+                           "metadata": {"name": name}, "spec": {"reclaim": reclaim}}))
+    return name
+
+
+def _uid(name: str) -> str:
+    return get("tenant", name)["metadata"]["uid"]
+
+
+def _role_mark(name: str) -> str:
+    role = admin().transport.perform_request("GET", f"{SECURITY}/roles/tenant-{name}")[f"tenant-{name}"]
+    return role["description"]
+
+
 @pytest.mark.parametrize("reclaim", ["Delete", "Retain"])
 def test_reclaim(tenant_factory, reclaim):
     name = f"srch-reclaim-{reclaim.lower()}"
-    kube.apply(json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "LifecyclePolicy",
-                           "metadata": {"name": f"srch-{reclaim.lower()}"}, "spec": {"reclaim": reclaim}}))
-    creds = tenant_factory(name, lifecyclePolicyRef=f"srch-{reclaim.lower()}")
+    policy = _policy(reclaim)
+    creds = tenant_factory(name, lifecyclePolicyRef=policy)
     assert all(objects(name).values()), objects(name)
+    first = _uid(name)
     kubectl("delete", "tenant", name, "--timeout=90s", timeout=100)
     left = objects(name)
     if reclaim == "Delete":
         assert not any(left.values()), left
-    else:  # the data and the fence stay; the door (the user) is closed
-        assert left == {"indices": True, "template": True, "role": True, "mapping": True, "user": False}, left
-        with pytest.raises(AuthenticationException):
-            search_client(creds).get(index=creds["SEARCH_INDEX_PREFIX"] + "docs", id="1")
-        doc = admin().get(index=creds["SEARCH_INDEX_PREFIX"] + "docs", id="1")
-        assert doc["_source"] == {"v": 1}
-        os_admin = admin()
-        os_admin.indices.delete(index=f"t-{name}_*")
-        for path in (f"/_index_template/tenant-{name}", f"{SECURITY}/rolesmapping/tenant-{name}",
-                     f"{SECURITY}/roles/tenant-{name}"):
-            os_admin.transport.perform_request("DELETE", path)
+        return
+    # The data and the fence stay, marked as the deleted Tenant's; the door (the user) is closed.
+    assert left == {"indices": True, "template": True, "role": True, "mapping": True, "user": False}, left
+    assert first in _role_mark(name)
+    with pytest.raises(AuthenticationException):
+        search_client(creds).get(index=creds["SEARCH_INDEX_PREFIX"] + "docs", id="1")
+    assert admin().get(index=creds["SEARCH_INDEX_PREFIX"] + "docs", id="1")["_source"] == {"v": 1}
+
+    # Kept usable: a Tenant of the same name is refused the marked data until it asks for it
+    # (spec.adoptRetainedData), then re-attached: its new credentials read the old document.
+    kube.apply(tenant_yaml(name, lifecyclePolicyRef=policy, **SEARCH))
+    second = _uid(name)
+
+    def stalled() -> str | None:
+        c = condition(get("tenant", name), "SearchReady")
+        return c.get("status") == "False" and c.get("reason") == "OwnedByAnotherTenant" and c.get("message")
+
+    message = eventually(stalled, 60, message=f"{name} Stalled on the retained data")
+    assert f"retained from a deleted tenant (uid {first})" in message and "spec.adoptRetainedData" in message, message
+    assert first in _role_mark(name), "nothing re-marked without the opt-in"
+    kubectl("patch", "tenant", name, "--type=merge", "-p", '{"spec":{"adoptRetainedData":true}}')
+    kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=90s", timeout=100)
+    new = credentials(name)
+    assert new["SEARCH_PASSWORD"] != creds["SEARCH_PASSWORD"]
+    assert search_client(new).get(index=new["SEARCH_INDEX_PREFIX"] + "docs", id="1")["_source"] == {"v": 1}
+    assert second in _role_mark(name) and first not in _role_mark(name)
+    assert _events(name, "RetainedDataAdopted"), "a RetainedDataAdopted Event"
+    # Leave nothing behind: this Tenant goes with reclaim Delete.
+    kubectl("patch", "tenant", name, "--type=merge", "-p",
+            json.dumps({"spec": {"lifecyclePolicyRef": _policy("Delete")}}))
+    kubectl("delete", "tenant", name, "--timeout=90s", timeout=100)
+    assert not any(objects(name).values()), objects(name)
+
+
+def test_suspend_refuses_the_credentials_keeps_the_data_and_resume_reopens(tenant_factory):
+    name = "srch-sleep"
+    creds = tenant_factory(name)
+    index = creds["SEARCH_INDEX_PREFIX"] + "docs"
+    kubectl("patch", "tenant", name, "--type=merge", "-p", '{"spec":{"state":"Suspended"}}')
+    eventually(lambda: get("tenant", name)["status"].get("phase") == "Suspended", 30, message="phase Suspended")
+    assert "suspended" in condition(get("tenant", name), "SearchReady")["message"]
+    with pytest.raises(AuthenticationException):  # the users are gone: the server refuses the login
+        search_client(creds).get(index=index, id="1")
+    assert objects(name) == {"indices": True, "template": True, "role": True, "mapping": True, "user": False}
+    assert admin().get(index=index, id="1")["_source"] == {"v": 1}
+
+    kubectl("patch", "tenant", name, "--type=merge", "-p", '{"spec":{"state":"Active"}}')
+    eventually(lambda: get("tenant", name)["status"].get("phase") == "Ready", 30, message="phase Ready")
+    again = credentials(name)
+    assert eventually(lambda: _readable(search_client(again), again), 15, message="the document readable again")
 
 
 def _version(tenant: str) -> int:

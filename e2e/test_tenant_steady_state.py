@@ -1,9 +1,10 @@
 """Steady state: Ready tenants with every backend cost reads only, never writes, anywhere.
 
-Tenants with PostgreSQL, Redis and OpenBao enabled are created and converge; then, over an idle
-window, the test counts writes by each server's own view (e2e/writes.py): the API server's audit log,
-PostgreSQL's catalog counters, Redis's command counters and OpenBao's request counters. All must be
-0: a verify pass that finds nothing wrong writes nothing. Creating a tenant is not drift either: no
+Tenants with PostgreSQL, Redis and OpenBao enabled, and one with MongoDB and OpenSearch as well, are
+created and converge; then, over an idle window, the test counts writes by each server's own view
+(e2e/writes.py): the API server's audit log, PostgreSQL's catalog counters, Redis's command
+counters, OpenBao's request counters, OpenSearch's cluster state and indexing counts and FerretDB's
+row counters. All must be 0: a verify pass that finds nothing wrong writes nothing. Creating a tenant is not drift either: no
 `DriftRepaired` Event from the first reconciles, a Normal `Provisioned` one instead.
 
 `make test` runs a short version. `make soak` runs the long one through the same test (environment):
@@ -20,6 +21,7 @@ import os
 import secrets
 import subprocess
 import time
+from collections import Counter
 
 from . import kube, traces, writes
 from .kube import REPO, kubectl, tenant_yaml
@@ -34,6 +36,8 @@ POLICY = json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "LifecyclePol
                      "metadata": {"name": "steady-state-delete"}, "spec": {"reclaim": "Delete"}})
 EVERY_BACKEND = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True},
                  "lifecyclePolicyRef": "steady-state-delete"}
+# One more tenant holds MongoDB (FerretDB) and OpenSearch too; their servers' writes are counted beside.
+DOCUMENTS = {**EVERY_BACKEND, "mongodb": {"enabled": True}, "search": {"enabled": True}}
 
 
 def _events(names: list[str]) -> list[dict]:
@@ -49,11 +53,17 @@ def _tenants() -> set[str]:
     return {line.split("/", 1)[1] for line in kubectl("get", "tenants", "-o", "name").stdout.split()}
 
 
+def _documents() -> Counter:
+    return Counter({f"opensearch {k}": v for k, v in writes.opensearch().items()}) + \
+        Counter({f"ferretdb {k}": v for k, v in writes.ferretdb().items()})
+
+
 def _idle_window(seconds: float) -> dict:
-    before = writes.snapshot()
+    before, documents = writes.snapshot(), _documents()
     time.sleep(seconds)
     time.sleep(writes.PG_FLUSH_SECONDS)  # PostgreSQL publishes its counters up to 10 s late
-    return writes.delta(before)
+    after = _documents()
+    return {**writes.delta(before), "opensearch, ferretdb": writes.grown(documents, after)}
 
 
 def _quiet(operator, names: list[str], timeout: float) -> float:
@@ -70,24 +80,26 @@ def _quiet(operator, names: list[str], timeout: float) -> float:
             writes.report(counts, stretch)
 
 
-def test_ready_tenants_with_every_backend_make_zero_writes_while_idle(operator, backends):
+def test_ready_tenants_with_every_backend_make_zero_writes_while_idle(operator, backends, mongo_backend, search_backend):
     run = secrets.token_hex(2)  # fresh names: a name used before may find retained data and write less
-    names = [f"steady-{run}-{i:03d}" for i in range(TENANTS)]
+    names = [f"steady-{run}-{i:03d}" for i in range(TENANTS)] + [f"steady-{run}-docs"]
     kubectl("apply", "-f", "-", input=POLICY)
     # Room for every tenant of the run beside what other tests hold (a Backend takes 100 by default).
     for name in backends.values():
         kubectl("patch", "backend", name, "--type=merge", "-p", json.dumps({"spec": {"capacity": max(100, TENANTS + 100)}}))
     started = time.monotonic()
-    at_start = writes.snapshot()
+    at_start, documents_at_start = writes.snapshot(), _documents()
     try:
-        kubectl("apply", "-f", "-", input="\n---\n".join(tenant_yaml(n, **EVERY_BACKEND) for n in names))
+        kubectl("apply", "-f", "-", input="\n---\n".join(tenant_yaml(n, **(DOCUMENTS if n.endswith("-docs") else
+                                                                           EVERY_BACKEND)) for n in names))
         ready_timeout = 120 + 3 * TENANTS
         kubectl("wait", "--for=condition=Ready", *[f"tenant/{n}" for n in names], f"--timeout={ready_timeout}s",
                 timeout=ready_timeout + 20)
-        print(f"\n{TENANTS} tenants with postgres, redis and vault Ready in {time.monotonic() - started:.1f}s")
+        print(f"\n{TENANTS} tenants with postgres, redis and vault and one with mongodb and search too Ready in "
+              f"{time.monotonic() - started:.1f}s")
         # Let the last status writes and Events land, and PostgreSQL publish its counters.
         time.sleep(max(operator.verify_interval + 2, writes.PG_FLUSH_SECONDS))
-        creation = writes.delta(at_start)
+        creation = {**writes.delta(at_start), "opensearch, ferretdb": writes.grown(documents_at_start, _documents())}
         print(f"creating them:\n{writes.report(creation, time.monotonic() - started)}")
         # The counters can see writes: creating the tenants made some on every target.
         assert all(sum(c.values()) for c in creation.values()), creation

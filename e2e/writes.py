@@ -8,6 +8,9 @@
   writes it. Backends flush these counters up to 10 s late, hence `PG_FLUSH_SECONDS`.
 - Redis: `INFO commandstats` calls of every command flagged `write`, plus the admin commands that
   change state (ACL SETUSER/DELUSER, CLIENT KILL...).
+- OpenSearch and FerretDB (`opensearch()`, `ferretdb()`, read on their own: not every run has tenants
+  there): the cluster state version and the documents indexed or deleted on the node; the rows
+  written per table of FerretDB's PostgreSQL database.
 - OpenBao: its request counters per operation and mount (`sys/metrics`, prometheus format, which
   dev mode serves): create, update and delete requests. (An audit device would be nicer, but OpenBao
   refuses to enable one through the API.)
@@ -27,7 +30,7 @@ import requests
 
 from . import admin, audit
 
-__all__ = ["Snapshot", "snapshot", "delta", "PG_FLUSH_SECONDS", "OPERATOR_USER"]
+__all__ = ["Snapshot", "snapshot", "delta", "grown", "opensearch", "ferretdb", "PG_FLUSH_SECONDS", "OPERATOR_USER"]
 
 OPERATOR_USER = "system:serviceaccount:tenancy-system:tenancy-operator"
 PG_FLUSH_SECONDS = 11
@@ -84,11 +87,39 @@ def _openbao() -> Counter:
     return counts
 
 
+def opensearch() -> Counter:
+    """OpenSearch: the cluster state version (templates, indices, mappings) and the documents indexed
+    or deleted on the node (the security plugin keeps roles, mappings and users as documents)."""
+    import ssl
+
+    from opensearchpy import OpenSearch
+
+    from .backends_fixtures import search_env
+
+    env = search_env()
+    client = OpenSearch(hosts=[env["SEARCH_URL"]], http_auth=(env["SEARCH_ADMIN_USERNAME"], env["SEARCH_ADMIN_PASSWORD"]),
+                        ssl_context=ssl.create_default_context(cafile=env["SEARCH_CA_FILE"]), timeout=10, max_retries=0)
+    stats = client.nodes.stats(metric="indices", index_metric="indexing")["nodes"]
+    return Counter({"cluster state version": int(client.cluster.state(metric="version")["version"]),
+                    "index/delete ops": sum(n["indices"]["indexing"]["index_total"] + n["indices"]["indexing"]["delete_total"]
+                                            for n in stats.values())})
+
+
+def ferretdb() -> Counter:
+    """FerretDB: rows inserted, updated or deleted per table of its PostgreSQL database (documents are
+    rows there), shared catalogs included; pg_statistic left out (only ANALYZE writes it)."""
+    from .tenant_mongo import ferret_pg
+
+    rows = ferret_pg("SELECT schemaname || '.' || relname AS t, n_tup_ins + n_tup_upd + n_tup_del AS w "
+                     "FROM pg_stat_all_tables WHERE relname <> 'pg_statistic'")
+    return Counter({r["t"]: int(r["w"]) for r in rows})
+
+
 def snapshot() -> Snapshot:
     return Snapshot(audit.mark(), _postgres(), _redis(), _openbao())
 
 
-def _grown(before: Counter, after: Counter) -> Counter:
+def grown(before: Counter, after: Counter) -> Counter:
     # A server restarted in between starts its counters again from 0: count what it holds now.
     if any(after[k] < before.get(k, 0) for k in after):
         return +after
@@ -100,9 +131,9 @@ def delta(before: Snapshot, after: Snapshot | None = None) -> dict[str, Counter]
     after = after or snapshot()
     return {
         "api-server": Counter({" ".join(k): v for k, v in audit.writes(before.audit_offset, OPERATOR_USER).items()}),
-        "postgres": _grown(before.postgres, after.postgres),
-        "redis": _grown(before.redis, after.redis),
-        "openbao": _grown(before.openbao, after.openbao),
+        "postgres": grown(before.postgres, after.postgres),
+        "redis": grown(before.redis, after.redis),
+        "openbao": grown(before.openbao, after.openbao),
     }
 
 

@@ -52,7 +52,7 @@ __all__ = ["ensure", "close", "delete", "probe", "forget_cache", "mongodb_uri", 
 
 _INIT_COLLECTION = "tenancy_init"
 _METADATA_TABLE = "_ferretdb_database_metadata"
-_clients: dict[tuple[str, str, int], pymongo.MongoClient] = {}
+_clients: dict[tuple[str, str, int, str, str], pymongo.MongoClient] = {}
 
 # The schema (MongoDB database), its owner, its FerretDB catalogue table's owner and row security,
 # what the tenant's owner role ($4) holds on both, and whether the shared catalogue role ($3) may read
@@ -97,9 +97,13 @@ def mongodb_uri(user: str, password: str, host: str, port: int, database: str, t
 
 
 def _mongo(target: Target) -> pymongo.MongoClient:
-    key = (target.name, target.host, target.port)
+    # Keyed by the admin credentials too: FerretDB takes any password at the handshake and hands it to
+    # PostgreSQL later, so a client made from a wrong Secret would keep failing after the Secret is fixed.
+    key = (target.name, target.host, target.port, target.username, target.password)
     client = _clients.get(key)
     if client is None:
+        for old in [k for k in _clients if k[0] == target.name]:  # the same Backend's earlier Secret
+            _clients.pop(old).close()
         client = pymongo.MongoClient(target.host, target.port, username=target.username, password=target.password,
                                      authMechanism="PLAIN", authSource="$external", tls=target.tls,
                                      serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, socketTimeoutMS=10000,
@@ -168,7 +172,7 @@ def _catalogue_role(target: Target) -> str:
 
 def forget_cache(target: Target | None = None) -> None:
     """Drop cached clients (they hold connections only; every comparison reads the catalogs afresh)."""
-    for key in [k for k in _clients if target is None or k == (target.name, target.host, target.port)]:
+    for key in [k for k in _clients if target is None or k[0] == target.name]:
         _clients.pop(key).close()
 
 
