@@ -1,7 +1,7 @@
 """`make bench-scale`: N tenants with PostgreSQL, Redis and OpenBao applied at once; time, requests, memory.
 
     python -m bench.scale [--sizes 1,10,100,500,1000] [--idle-seconds 75] [--verify-interval 30]
-                          [--one-trials 5] [--profile-largest] [--results bench/scale/RESULTS.md]
+                          [--one-trials 5] [--profile-largest] [--results bench/scale/RESULTS.md [--no-plot]]
 
 Needs the local platform (`make up`; `source .platform/env`) with nothing else acting on Tenants: the
 bench starts its own operator process (as the e2e runs do, e2e/kube.py), a fresh one per size so RSS
@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--one-trials", type=int, default=5)
     parser.add_argument("--profile-largest", action="store_true", help="py-spy on the largest size's batch")
     parser.add_argument("--results", type=Path, help="append the run to this RESULTS.md and draw the plot beside it")
+    parser.add_argument("--no-plot", action="store_true", help="with --results: append only, keep the plot (a partial run)")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     os.environ.update(kube.load_platform_env())
@@ -78,8 +79,11 @@ def main() -> None:
     print("\n" + text)
     if args.results:
         report.append_results(args.results, text)
-        report.plot(rows, args.results.parent / "scale.png")
-        print(f"appended to {args.results}; plot {args.results.parent / 'scale.png'}")
+        if args.no_plot:
+            print(f"appended to {args.results}; plot left as it was")
+        else:
+            report.plot(rows, args.results.parent / "scale.png")
+            print(f"appended to {args.results}; plot {args.results.parent / 'scale.png'}")
 
 
 def _pct(values: list[float], q: float) -> float:

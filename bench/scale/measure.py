@@ -178,3 +178,40 @@ def backend_requests() -> dict[str, int]:
 
 def grown(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before.get(k, 0) for k in after}
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+
+
+def events_since(began: str) -> Counter:
+    """The operator's Events on Tenants and Backends stamped at or after `began` (UTC, whole seconds),
+    counted by "Kind reason: message" (the message cut, the tenant's name left out so alike ones add up)."""
+    items = json.loads(kube.kubectl("get", "events", "-A", "-o", "json", timeout=120).stdout)["items"]
+    counts: Counter = Counter()
+    for e in items:
+        obj = e.get("involvedObject") or {}
+        stamp = (e.get("eventTime") or e.get("lastTimestamp") or e.get("firstTimestamp") or "")[:19]
+        if obj.get("kind") not in ("Tenant", "Backend") or stamp < began:
+            continue
+        if (e.get("source") or {}).get("component") != "tenancy-operator":
+            continue
+        message = (e.get("message") or "").replace(obj.get("name") or "\0", "NAME")[:80]
+        counts[f"{obj['kind']} {e.get('reason')}: {message}"] += 1
+    return counts
+
+
+def backend_statuses() -> dict[str, dict]:
+    items = json.loads(kube.kubectl("get", "backends", "-o", "json").stdout)["items"]
+    return {b["metadata"]["name"]: b.get("status") or {} for b in items}
+
+
+def status_changes(before: dict[str, dict], after: dict[str, dict]) -> dict[str, list[str]]:
+    """Per Backend, the status fields whose values differ (lastCheckedAt is written with any change)."""
+    changed = {}
+    for name, status in after.items():
+        old = before.get(name) or {}
+        fields = sorted(k for k in set(status) | set(old) if status.get(k) != old.get(k))
+        if fields:
+            changed[name] = fields
+    return changed

@@ -97,7 +97,10 @@ def render(rows: list[dict], settings: str) -> str:
              "Targets (printed, not asserted):", ""] + [f"- {t}" for t in targets(rows)] + [""]
     for r in rows:
         parts.append(f"- N={r['n']}: operator requests in the batch {r.get('top_requests')}; "
-                     f"idle writes {r.get('idle_detail') or 'none'}")
+                     f"idle writes {r.get('idle_detail') or 'none'}"
+                     + (f"; idle Events {r['idle_events']}" if r.get("idle_events") else "")
+                     + (f"; Backend status fields changed in the idle window {r['idle_backend_status']}"
+                        if r.get("idle_backend_status") else ""))
     return "\n".join(parts) + "\n"
 
 

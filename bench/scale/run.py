@@ -113,10 +113,13 @@ def _idle(op: kube.Operator, proc: measure.Proc, seconds: float, settle: float, 
     log(f"  idle window of {seconds:.0f}s (+{settle:.0f}s for PostgreSQL's counters)")
     before, metrics0, cpu0 = writes.snapshot(), measure.metrics(op.metrics_port), proc.cpu_seconds()
     servers0 = measure.backend_requests()
+    backends0, began = measure.backend_statuses(), measure.utc_now()
     time.sleep(seconds)
     metrics1, cpu1 = measure.metrics(op.metrics_port), proc.cpu_seconds()
     time.sleep(settle)
     counts = writes.delta(before)
+    events = measure.events_since(began)
+    backends = measure.status_changes(backends0, measure.backend_statuses())
     passes = int(_delta(metrics1, metrics0, "tenancy_handler_seconds_count", "tenant-verify"))
     per = max(passes, 1)
     servers = measure.grown(servers0, measure.backend_requests())
@@ -124,6 +127,9 @@ def _idle(op: kube.Operator, proc: measure.Proc, seconds: float, settle: float, 
         "idle_s": seconds, "idle_api_writes": sum(counts["api-server"].values()),
         "idle_backend_writes": sum(sum(c.values()) for k, c in counts.items() if k != "api-server"),
         "idle_detail": {k: dict(c.most_common(5)) for k, c in counts.items() if c},
+        # What the writes said: the operator's Events by reason and message, and the Backend status
+        # fields that changed (the audit log has no request bodies).
+        "idle_events": dict(events.most_common(8)), "idle_backend_status": backends,
         "verify_passes": passes,
         "verify_ms": 1000 * _delta(metrics1, metrics0, "tenancy_handler_seconds_sum", "tenant-verify") / per,
         "verify_cpu_ms": 1000 * (cpu1 - cpu0) / per,

@@ -126,10 +126,15 @@ def unknown(status: Mapping[str, Any] | None, spec: TenantSpec) -> Plan:
 
 
 async def _stage(tenant: str, uid: str, namespace: str, target: creds.State, passwords: dict[str, str],
-                 existing: Mapping[str, Any] | None) -> None:
-    """Record the target in status first (authoritative), then its passwords in the staged Secret."""
-    await kube.merge_patch("Tenant", tenant, None, {"status": {"credentials": {"pending": creds.to_status(target)}}},
-                           "status")
+                 existing: Mapping[str, Any] | None, record: dict[str, Any] | None = None) -> None:
+    """Record the target in status first (authoritative), then its passwords in the staged Secret.
+
+    `record`: other status fields to write in the same patch (a new placement); emptied once written."""
+    extra = dict(record or {})
+    await kube.merge_patch("Tenant", tenant, None,
+                           {"status": {**extra, "credentials": {"pending": creds.to_status(target)}}}, "status")
+    if record:
+        record.clear()
     staged = _secret(STAGED, namespace, tenant, uid, {PASSWORD_KEYS[s]: p for s, p in passwords.items()}, target)
     if existing is None:
         try:
@@ -141,10 +146,13 @@ async def _stage(tenant: str, uid: str, namespace: str, target: creds.State, pas
 
 
 async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, services: list[str],
-                  requested: str, status: Mapping[str, Any] | None, logger: logging.Logger) -> Plan:
+                  requested: str, status: Mapping[str, Any] | None, logger: logging.Logger,
+                  record: dict[str, Any] | None = None) -> Plan:
     """Read the Secrets, decide on rotation, and stage new passwords when one is due.
 
-    `status` is `status.credentials`. Raises kube.KubeError when the API server refuses a read or write.
+    `status` is `status.credentials`. `record`: status fields the caller has yet to write (a new
+    placement); a staging writes them in its own patch and empties the dict, else they stay there.
+    Raises kube.KubeError when the API server refuses a read or write.
     """
     now = _now()
     live = await kube.get("Secret", SECRET, namespace)
@@ -179,7 +187,7 @@ async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, servi
             target = creds.with_service(state, now)
             passwords = {s: current.get(PASSWORD_KEYS[s]) or creds.new_password() for s in wanted}
         target = replace(target, services=tuple(wanted))
-        await _stage(tenant, uid, namespace, target, passwords, staged)
+        await _stage(tenant, uid, namespace, target, passwords, staged, record)
         logger.info("staged credentials version %s for tenant %s (%s)", target.version, tenant, target.reason or why)
         return Plan(target, passwords, staged=True, previous_valid=_keeps_previous(state, target, overlap, now),
                     live=live)
@@ -191,7 +199,7 @@ async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, servi
     if not all(passwords.values()):
         keep = pending.reason not in ROTATIONS and pending.reason != "first credentials"
         passwords = {s: p or (keep and current.get(PASSWORD_KEYS[s])) or creds.new_password() for s, p in passwords.items()}
-        await _stage(tenant, uid, namespace, replace(pending, services=tuple(wanted)), passwords, staged)
+        await _stage(tenant, uid, namespace, replace(pending, services=tuple(wanted)), passwords, staged, record)
     target = replace(pending, services=tuple(wanted))
     return Plan(target, passwords, staged=True, previous_valid=_keeps_previous(state, target, overlap, now), live=live)
 

@@ -137,9 +137,12 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     resolved = await services_part.resolve(tenant, placed, _backends(indexes.get("backends_by_name")),
                                            _counts(indexes.get("placements")))
     new_placement = {**placed, **resolved.placement}
+    # The choice is recorded before anything is provisioned there, so a crash cannot place the tenant
+    # twice: with the first credentials' staging when there is one (one status patch instead of two
+    # on every new tenant), else on its own just before the services run (`_record`).
+    unrecorded: dict[str, Any] = {}
     if new_placement != placed:
-        # Record the choice before provisioning, so a crash cannot place the tenant twice.
-        await kube.merge_patch("Tenant", name, None, {"status": {"placement": new_placement}}, "status")
+        unrecorded["placement"] = new_placement
         for service, backend in new_placement.items():
             if placed.get(service) != backend:
                 _placed_here[(service, backend)].add(name)
@@ -154,8 +157,10 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     outcome.repaired += closed
     outcome.parts += problems
     if not services:
+        await _record(name, unrecorded)
         return
     if held:
+        await _record(name, unrecorded)
         # A migrate-database run holds the database: it, the credentials Secret and the placement are
         # the run's until it ends (status.migration). The other services carry on with their passwords.
         message = (f"WorkflowRun {hold.get('run')} is moving the database to {hold.get('targetBackend')}; writes are "
@@ -170,11 +175,13 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     requested = (meta.get("annotations") or {}).get(labels.ROTATE, "")
     known = fresh.get("credentials") or status.get("credentials")
     try:
-        plan = await credentials_part.prepare(name, uid, namespace, tenant, ready, requested, known, logger)
+        plan = await credentials_part.prepare(name, uid, namespace, tenant, ready, requested, known, logger,
+                                              record=unrecorded)
         credentials_failed = None
     except Exception as exc:  # noqa: BLE001 - a credentials failure must not stop the other parts (suspend above all)
         credentials_failed = _failure(credentials_part.CONDITION, exc, logger)
         plan = credentials_part.unknown(known, tenant)
+    await _record(name, unrecorded)  # what no staging carried
     reports: dict[str, Report] = {}
     live = indexes.get("tenants_by_uid")
     session_policy, session_problem = sessions_part.resolve(tenant, indexes.get("session_policies"))
@@ -235,6 +242,13 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
             outcome.rotation_events = [m + "; " + ", ".join(rolled) for m in outcome.rotation_events]
         elif not plan.staged:
             outcome.repaired += rolled
+
+
+async def _record(name: str, unrecorded: dict[str, Any]) -> None:
+    """Write the status fields still in `unrecorded` (a placement) and empty it."""
+    if unrecorded:
+        await kube.merge_patch("Tenant", name, None, {"status": dict(unrecorded)}, "status")
+        unrecorded.clear()
 
 
 def _restoring(want: TenantSlice, service: str, name: str, tenant: TenantSpec) -> TenantSlice:

@@ -40,3 +40,24 @@ def test_second_identical_summary_changes_nothing():
     conds, _, _ = summarize([], parts, 1, "Active", now="t1")
     again, _, changed = summarize(conds, parts, 1, "Active", now="t2")
     assert changed == [] and again == conds
+
+
+def test_abnormal_types_first_written_false_post_no_event():
+    # A creation: Reconciling=True came first (its own Event), then the pass ends Ready.
+    reconciling = [{"type": "Reconciling", "status": "True", "reason": "SpecChanged", "message": "applying generation 1",
+                    "observedGeneration": 1, "lastTransitionTime": "t0"}]
+    conds, _, changed = summarize(reconciling, [PartResult("NamespaceReady", True, "Succeeded", "ok")], 1, "Active")
+    assert _status(conds, "Stalled") == "False" and _status(conds, "Degraded") == "False"  # still in the status
+    assert sorted(changed) == ["NamespaceReady", "Ready", "Reconciling"]  # Stalled=False, Degraded=False: no Event
+
+
+def test_an_abnormal_condition_clearing_is_still_an_event():
+    outage = [PartResult("DatabaseReady", False, "BackendUnavailable", "backend pg-main unreachable", outage=True)]
+    conds, _, _ = summarize([], outage, 1, "Active")
+    conds, _, changed = summarize(conds, [PartResult("DatabaseReady", True, "Succeeded", "ok")], 1, "Active")
+    assert "Degraded" in changed and "Reconciling" in changed and "Ready" in changed
+    stalled = [PartResult("NamespaceReady", False, "NamespaceOwnedElsewhere", "taken", stalled=True)]
+    conds, _, changed = summarize([], stalled, 1, "Active")
+    assert "Stalled" in changed
+    conds, _, changed = summarize(conds, [PartResult("NamespaceReady", True, "Succeeded", "ok")], 1, "Active")
+    assert "Stalled" in changed
