@@ -16,7 +16,7 @@ the blend then passes through the same predictability gate as any model.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -217,11 +217,12 @@ class BlendedModel:
     blend: Blend
     models: tuple
     hold_tolerance: float | None = None
+    hold_cache: dict = field(default_factory=dict, repr=False)
 
     def predict_batch(self, y: np.ndarray, t0_s: float, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         parts = [m.predict_batch(y, t0_s, idx) for m in self.models]
         if self.hold_tolerance is not None:
-            parts = [ramp_hold(y, t0_s, idx, m.cfg, p[0], p[1], self.hold_tolerance)[:2]
+            parts = [ramp_hold(y, t0_s, idx, m.cfg, p[0], p[1], self.hold_tolerance, cache=self.hold_cache)[:2]
                      for m, p in zip(self.models, parts, strict=True)]
         return self.blend.combine(parts[0], parts[1] if len(parts) > 1 else None)
 

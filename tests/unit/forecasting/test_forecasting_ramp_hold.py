@@ -139,3 +139,20 @@ def test_the_served_blend_carries_the_hold_only_when_asked():
     m1, u1 = held.predict_batch(y, T0, pos)
     assert np.array_equal(m0, y[pos]) and np.array_equal(u0, y[pos])
     assert np.all(m1 > 1.1 * m0) and np.all(u1 > 250.0)
+
+
+def test_the_day_cache_gives_the_same_hold_on_a_sliding_window():
+    days = 17
+    y = _office(_weekdays(days, [480, 500, 520, 490, 510]), days)
+    cache: dict = {}
+    for k in range(0, 2 * DAY, 97):  # a 15-day window sliding over two days, as the operator reads it
+        win = y[k : 15 * DAY + k]
+        t0 = T0 + 60.0 * k
+        idx = np.array([len(win) - 10, len(win) - 1])
+        z = win[idx]
+        plain = ramp_hold(win, t0, idx, CFG, z, z, 0.1)
+        cached = ramp_hold(win, t0, idx, CFG, z, z, 0.1, cache=cache)
+        # the same days and holds; levels equal up to the cumulative sums' rounding on another window
+        assert np.array_equal(plain[2], cached[2])
+        assert np.allclose(plain[0], cached[0], rtol=1e-9) and np.allclose(plain[1], cached[1], rtol=1e-9)
+    assert 0 < len(cache) <= 2 * RampHoldConfig().lookback_days
