@@ -20,6 +20,7 @@ from tenancy_operator.forecasting import (
     QuantileGBM,
     linear_trend_peak,
     persistence_peak,
+    ramp_hold,
     target_peaks,
     windowed_blend,
 )
@@ -103,8 +104,13 @@ def build_forecasts(trace: Trace, start_delay_s: int, metric_delay_s: int = 60, 
         pf.median[name], pf.upper[name], pf.fit_seconds[name] = m, u, secs
     pf.median["oracle"], pf.upper["oracle"] = actual, actual
 
-    # Ours: an hourly blend of the two models, weights fitted on the last week of realised backtests.
-    cands = {k: (pf.median[k], pf.upper[k]) for k in ("qgbm", "holt_winters")}
+    # Ours: an hourly blend of the two models, weights fitted on the last week of realised backtests;
+    # each model's forecast carries the ramp hold (the operator's BlendedModel applies it the same way).
+    cands = {}
+    for k in ("qgbm", "holt_winters"):
+        m, u, _ = ramp_hold(y, trace.t0_s, positions, cfg, pf.median[k], pf.upper[k], tolerance,
+                            persistence=pf.persistence)
+        cands[k] = (m, u)
     dec = np.arange(0, len(positions), GATE_EVERY)
     med, up, act, pf.reasons = windowed_blend(actual, pf.persistence, cands, dec, cfg.horizon + cfg.window - 1,
                                               GATE_WINDOW, quantile, tolerance, gate)

@@ -48,6 +48,7 @@ from .models import (
     seasonal_naive_peak,
     single_threaded,
 )
+from .ramp import RampHoldConfig, day_onsets, ramp_hold
 from .selection import (
     Blend,
     BlendedModel,
@@ -70,6 +71,7 @@ __all__ = [
     "HoltWinters", "HWParams", "HWState", "holt_winters_filter", "holt_winters_state",
     "PeakForecast", "QuantileGBM", "linear_trend_peak", "persistence_peak", "seasonal_naive_peak",
     "single_threaded",
+    "RampHoldConfig", "day_onsets", "ramp_hold",
     "Blend", "BlendedModel", "calibration_error", "choose_blend", "fallback_model", "fit_blend", "fit_gated_blend", "gate_blend",
     "windowed_blend",
 ]

@@ -34,6 +34,7 @@ from ..forecasting import (
     choose_blend,
     consensus_scores,
     persistence_peak,
+    ramp_hold,
     relative_residuals,
     scaled_residuals,
     score_backtest,
@@ -66,6 +67,9 @@ class Settings:
     quantile: float = 0.9
     tolerance: float = 0.1
     """The HPA's tolerance: a rise is a forecast more than this share above what the HPA holds."""
+    ramp_hold: bool = True
+    """Each model's forecast carries the ramp hold (forecasting/ramp.py): on a day type that ramped,
+    the rise is called from the earliest ramp start seen until today's ramp is observed."""
     stale_after_s: float = 300.0
     """Newest sample older than this: the data is stale and the rule falls back to reactive."""
     anomaly_threshold: float = 0.9
@@ -173,6 +177,8 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
         except ValueError as exc:
             errors[name] = str(exc)
             continue
+        if settings.ramp_hold:
+            med, up, _ = ramp_hold(y, t0_s, positions, cfg, med, up, settings.tolerance, persistence=persist)
         preds[name] = (med, up)
         scores[name] = score_backtest(actual, med, up, persist, settings.quantile, settings.tolerance)
     if not scores:
@@ -182,7 +188,8 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
     blend, verdict, (med, up) = choose_blend(actual, persist, preds, settings.quantile, settings.tolerance, settings.gate)
     scores[blend.label] = verdict.scores
     try:
-        model = BlendedModel(blend, tuple(_make(name, cfg, settings.quantile).fit(y, t0_s) for name in blend.names))
+        model = BlendedModel(blend, tuple(_make(name, cfg, settings.quantile).fit(y, t0_s) for name in blend.names),
+                             settings.tolerance if settings.ramp_hold else None)
     except ValueError as exc:  # pragma: no cover - it fitted on less data a moment ago
         return _no_model(cfg, f"Reactive: {blend.label} refit failed: {exc}", now_s, time.perf_counter() - started, n)
     residuals = scaled_residuals(actual, med, up)
