@@ -310,3 +310,35 @@ def test_steady_state_writes_nothing_to_opensearch(tenant_factory):
     print(f"\nOpenSearch over 12 s of verify passes: cluster state {before[0]} -> {after[0]}, "
           f"index/delete ops {before[1]} -> {after[1]}")
     assert after == before
+
+
+def test_shard_limit_fences_growth_until_indices_are_deleted(tenant_factory):
+    """spec.search.maxShards: at the limit OpenSearch refuses the tenant new indices (made explicitly or by a
+    write to a missing index) and settings updates; its indices keep working; a delete lifts the fence."""
+    name = "srch-shards"
+    creds = tenant_factory(name, search={"enabled": True, "maxShards": 4})  # holds `docs`: 1 shard
+    client, prefix = search_client(creds), creds["SEARCH_INDEX_PREFIX"]
+    client.indices.create(index=prefix + "more", body={"settings": {"number_of_shards": 2}})  # 3 of 4: below
+    time.sleep(4)  # a verify pass (3 s in the e2e operator): nothing changes below the limit
+    assert condition(get("tenant", name), "SearchReady")["reason"] == "Succeeded"
+    client.indices.create(index=prefix + "wide", body={"settings": {"number_of_shards": 3}})  # 6: past it
+    eventually(lambda: condition(get("tenant", name), "SearchReady")["reason"] == "LimitReached", 20,
+               message="SearchReady says LimitReached")
+    tenant = get("tenant", name)
+    assert "6 shards of spec.search.maxShards 4" in condition(tenant, "SearchReady")["message"]
+    assert condition(tenant, "SearchReady")["status"] == "True" and condition(tenant, "Ready")["status"] == "True"
+    assert [e["type"] for e in _events(name, "LimitReached")] == ["Warning"]
+    for refused in (lambda: client.indices.create(index=prefix + "another"),
+                    lambda: client.index(index=prefix + "auto", body={"v": 1}),  # auto-create on write
+                    lambda: client.indices.put_settings(index=prefix + "docs", body={"index": {"number_of_replicas": 1}})):
+        with pytest.raises(AuthorizationException):
+            refused()
+    assert not admin().indices.exists(index=prefix + "another") and not admin().indices.exists(index=prefix + "auto")
+    client.index(index=prefix + "docs", body={"v": 2}, id="2", refresh=True)  # its own indices keep working
+    assert client.get(index=prefix + "docs", id="1")["_source"] == {"v": 1}
+
+    client.indices.delete(index=prefix + "wide")
+    eventually(lambda: condition(get("tenant", name), "SearchReady")["reason"] == "Succeeded", 20,
+               message="the limit lifted after the delete")
+    client.indices.create(index=prefix + "another")
+    client.index(index=prefix + "auto", body={"v": 1}, refresh=True)

@@ -63,6 +63,9 @@ FIELDS: dict[str, list[str]] = {
     "Tenant.spec.search.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix",
                                    "test: e2e/test_search.py::test_reclaim"],
     "Tenant.spec.search.backend": ["test: e2e/test_search.py::test_outage_degrades_only_search_tenants_and_recovers"],
+    "Tenant.spec.search.maxShards": ["test: e2e/test_search.py::test_shard_limit_fences_growth_until_indices_are_deleted",
+                                     "test: tests/unit/backends/test_search_es.py::"
+                                     "test_elasticsearch_role_is_fenced_at_the_limit_and_given_back_after_a_delete"],
     "Tenant.spec.vault.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
     "Tenant.spec.vault.backend": [
         "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service"],

@@ -68,6 +68,9 @@ class Reason:
     PARTS_NOT_READY = "PartsNotReady"
     POLICY_NOT_FOUND = "PolicyNotFound"
     """The Tenant names a policy (cachePolicyRef, sessionPolicyRef) that does not exist; it recovers when it appears."""
+    LIMIT_REACHED = "LimitReached"
+    """A part works but the tenant reached a limit of its spec (spec.search.maxShards): the server refuses
+    growing further. The condition stays True; its Event is a Warning."""
     NOT_IMPLEMENTED = "NotImplemented"
     """The spec asks for a feature that is designed but not built yet; the message names the fields."""
 

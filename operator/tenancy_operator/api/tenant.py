@@ -20,6 +20,7 @@ __all__ = [
     "Quota",
     "PostgresSpec",
     "ServiceSpec",
+    "SearchSpec",
     "VaultSpec",
     "CredentialsSpec",
     "CredentialsState",
@@ -112,6 +113,19 @@ class PostgresSpec(ServiceSpec):
 
     connection_limit: int = Field(20, ge=1, le=10000)
     """Maps to `CONNECTION LIMIT` of the database and its login roles."""
+
+
+class SearchSpec(ServiceSpec):
+    """OpenSearch (or Elasticsearch) indices `t-<name>_*` and the tenant's role on them."""
+
+    max_shards: int = Field(50, ge=1, le=1000)
+    """The most shards (primaries and replicas, of open and closed indices) the tenant's indices may hold.
+    Counted on every verify pass: once the count reaches it, the tenant's role loses index creation and
+    index settings updates, so the server refuses them (OpenSearch: HTTP 403), `SearchReady` says
+    `ShardLimitReached` and a Warning Event names the count; reads and writes to existing indices go on.
+    Deleting indices below the limit gives the actions back on the next pass. A request made between two
+    passes can go past the limit (one index of many shards), so the node's `cluster.max_shards_per_node`
+    stays the hard bound for the whole server."""
 
 
 class VaultSpec(ServiceSpec):
@@ -294,7 +308,7 @@ class TenantSpec(Spec):
     credentials Secret). On FerretDB v1 with its PostgreSQL handler the server fences tenants: the user
     is a PostgreSQL role without any grant on other tenants' schemas. Database and collection names of
     other tenants stay listable (docs/mongodb.md)."""
-    search: ServiceSpec = Field(default_factory=ServiceSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
     """OpenSearch indices `t-<name>_*`, an index template, a role with permissions on that pattern only and
     an internal user per credential slot mapped to it (the OpenSearch security plugin)."""
     vault: VaultSpec = Field(default_factory=VaultSpec)

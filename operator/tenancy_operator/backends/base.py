@@ -155,6 +155,8 @@ class TenantSlice:
     """Seconds: the session key gets a new version when its newest is this old (0: never)."""
     session_overlap: float = 0.0
     """Seconds a replaced session key version stays live after its successor is made."""
+    max_shards: int = 0
+    """Search: the shards the tenant's indices may hold before index creation is refused (0: no limit)."""
     tokens_issued_before: float | None = None
     """OpenBao: revoke the role's tokens issued before this moment (Unix seconds). Set once the overlap
     of a rotation has ended, so tokens from before a rotation (a compromised role, say) stop working
@@ -178,6 +180,9 @@ class Report:
     """OpenBao: what the session key's schedule changed this pass (rotated, retired, trimmed); not drift."""
     database_bytes: int | None = None
     """PostgreSQL: the size of the tenant's database as this pass read it (pg_database_size)."""
+    limit: str = ""
+    """A limit the tenant has reached and what the server refuses while it lasts (the service works):
+    the part's reason is LimitReached, a Warning Event."""
 
 
 @dataclass

@@ -57,6 +57,7 @@ from .base import (
     TenantSlice,
     UnsafeServerConfig,
 )
+from .search_limits import role_for_limit, settings_path
 from .search_names import MARK_ATTRIBUTE, SLOTS, pattern, role_name, user_name
 
 __all__ = ["ensure", "close", "delete", "probe", "forget_cache", "unsafe_mappings", "role_body", "template_body", "mapping_body",
@@ -69,15 +70,23 @@ CLUSTER_PERMISSIONS = ("cluster_composite_ops",)
 INDEX_ACTIONS = ("crud", "create_index", "indices_monitor", "indices:admin/delete", "indices:admin/get",
                  "indices:admin/mapping/put", "indices:admin/mappings/get", "indices:admin/refresh*",
                  "indices:admin/flush*", "indices:admin/settings/update", "indices:admin/resolve/index")
+# What a tenant at its shard limit (TenantSlice.max_shards) loses: new indices (explicit or made by a
+# write to a missing index) and settings updates (more replicas).
+GROWTH_ACTIONS = ("create_index", "indices:admin/settings/update")
 
 _clients: dict[tuple[str, str, int, str], AsyncOpenSearch] = {}
 # The client logs every request (a 404 we expect as a warning); the adapter reports what matters.
 logging.getLogger("opensearch").setLevel(logging.ERROR)
 
 
-def role_body(tenant: str, uid: str) -> dict[str, Any]:
+def index_actions(at_limit: bool = False) -> list[str]:
+    """The role's actions on the tenant's pattern; at its shard limit, without GROWTH_ACTIONS."""
+    return [a for a in INDEX_ACTIONS if not (at_limit and a in GROWTH_ACTIONS)]
+
+
+def role_body(tenant: str, uid: str, at_limit: bool = False) -> dict[str, Any]:
     return {"description": names.owner_mark(uid), "cluster_permissions": list(CLUSTER_PERMISSIONS),
-            "index_permissions": [{"index_patterns": [pattern(tenant)], "allowed_actions": list(INDEX_ACTIONS),
+            "index_permissions": [{"index_patterns": [pattern(tenant)], "allowed_actions": index_actions(at_limit),
                                    "fls": [], "masked_fields": []}],
             "tenant_permissions": []}
 
@@ -243,8 +252,9 @@ def _role_differs(live: dict[str, Any], want: dict[str, Any]) -> list[str]:
         found.append(f"cluster_permissions {live.get('cluster_permissions')}")
     got = [(sorted(p.get("index_patterns") or []), sorted(p.get("allowed_actions") or []), bool(p.get("dls")),
             bool(p.get("fls")), bool(p.get("masked_fields"))) for p in live.get("index_permissions") or []]
-    if got != [([pattern_], sorted(INDEX_ACTIONS), False, False, False)
-               for pattern_ in want["index_permissions"][0]["index_patterns"]]:
+    wanted = want["index_permissions"][0]
+    if got != [([pattern_], sorted(wanted["allowed_actions"]), False, False, False)
+               for pattern_ in wanted["index_patterns"]]:
         found.append(f"index_permissions {got}")
     if live.get("tenant_permissions"):
         found.append("tenant_permissions")
@@ -301,9 +311,11 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         report.repaired.append(what)
         report.diffs[what] = diff
 
-    want_role = role_body(tenant, want.uid)
-    drift = ["missing"] if live_role is None else _role_differs(live_role, want_role)
-    if drift:
+    settings = await _call(target, "GET", settings_path(tenant), missing_ok=True) if want.max_shards else None
+    want_role, drift, decided = role_for_limit(want, report, settings, live_role, role_body, _role_differs)
+    if decided:
+        await _call(target, "PUT", f"{SECURITY}/roles/{role}", want_role)
+    elif drift:
         await put(f"role {role}", f"{SECURITY}/roles/{role}", want_role, "; ".join(drift))
     want_template = template_body(tenant, want.uid)
     drift = ["missing"] if live_template is None else _template_differs(live_template, want_template)
@@ -371,7 +383,7 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
         raise OwnedByAnotherTenant(f"search backend {target.name}", [f"role {role} and indices {pattern(tenant)}"],
                                    owner)
     done = await close(target, tenant)
-    found = await _call(target, "GET", f"/{pattern(tenant)}/_settings?expand_wildcards=all", missing_ok=True) or {}
+    found = await _call(target, "GET", settings_path(tenant), missing_ok=True) or {}
     for index in sorted(found):
         if index.startswith(names.search_prefix(tenant)):  # exact names: never a wildcard delete
             await _call(target, "DELETE", f"/{index}", missing_ok=True)

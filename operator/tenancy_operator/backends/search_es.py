@@ -48,6 +48,7 @@ from .base import (
     Target,
     TenantSlice,
 )
+from .search_limits import role_for_limit, settings_path
 from .search_names import MARK_ATTRIBUTE, SLOTS, pattern, role_name, user_name
 
 __all__ = ["ensure", "close", "delete", "probe", "forget_cache", "role_body", "user_body", "template_body",
@@ -57,6 +58,8 @@ SECURITY = "/_security"
 # Not `manage` or `all`: they hold aliases and settings of any kind. `write` holds mapping updates,
 # `maintenance` refresh, flush and force merge; `monitor` the index's own stats.
 INDEX_PRIVILEGES = ("read", "write", "create_index", "delete_index", "view_index_metadata", "monitor", "maintenance")
+GROWTH_PRIVILEGES = ("create_index",)
+"""What a tenant at its shard limit loses (settings updates need `manage`, never granted)."""
 ADMIN_PRIVILEGES = {"cluster": ["manage_security", "manage_index_templates"],
                     "index": [{"names": ["t-*"], "privileges": ["view_index_metadata", "delete_index"],
                                "allow_restricted_indices": False}]}
@@ -66,8 +69,9 @@ _clients: dict[tuple[str, str, int, str], AsyncElasticsearch] = {}
 logging.getLogger("elastic_transport").setLevel(logging.ERROR)
 
 
-def role_body(tenant: str, uid: str) -> dict[str, Any]:
-    return {"cluster": [], "indices": [{"names": [pattern(tenant)], "privileges": list(INDEX_PRIVILEGES),
+def role_body(tenant: str, uid: str, at_limit: bool = False) -> dict[str, Any]:
+    privileges = [p for p in INDEX_PRIVILEGES if not (at_limit and p in GROWTH_PRIVILEGES)]
+    return {"cluster": [], "indices": [{"names": [pattern(tenant)], "privileges": privileges,
                                         "allow_restricted_indices": False}],
             "applications": [], "run_as": [], "metadata": {MARK_ATTRIBUTE: uid}}
 
@@ -174,7 +178,8 @@ def role_differs(live: dict[str, Any], want: dict[str, Any]) -> list[str]:
     found = [f"{k} {live.get(k)}" for k in ("cluster", "applications", "run_as") if live.get(k)]
     got = [(sorted(p.get("names") or []), sorted(p.get("privileges") or []), bool(p.get("allow_restricted_indices")),
             bool(p.get("field_security")), bool(p.get("query"))) for p in live.get("indices") or []]
-    if got != [([pattern_], sorted(INDEX_PRIVILEGES), False, False, False) for pattern_ in want["indices"][0]["names"]]:
+    wanted = want["indices"][0]
+    if got != [([pattern_], sorted(wanted["privileges"]), False, False, False) for pattern_ in wanted["names"]]:
         found.append(f"indices {got}")
     if _mark(live) != want["metadata"][MARK_ATTRIBUTE]:
         found.append("metadata (ownership mark)")
@@ -223,9 +228,11 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         report.repaired.append(what)
         report.diffs[what] = diff
 
-    want_role = role_body(tenant, want.uid)
-    drift = ["missing"] if live_role is None else role_differs(live_role, want_role)
-    if drift:
+    settings = await _call(target, "GET", settings_path(tenant), missing_ok=True) if want.max_shards else None
+    want_role, drift, decided = role_for_limit(want, report, settings, live_role, role_body, role_differs)
+    if decided:
+        await _call(target, "PUT", f"{SECURITY}/role/{role}", want_role)
+    elif drift:
         await put(f"role {role}", f"{SECURITY}/role/{role}", want_role, "; ".join(drift))
     want_template = template_body(tenant, want.uid)
     drift = ["missing"] if live_template is None else _template_differs(live_template, want_template)
@@ -276,7 +283,7 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
         raise OwnedByAnotherTenant(f"search backend {target.name}", [f"role {role} and indices {pattern(tenant)}"],
                                    owner)
     done = await close(target, tenant)
-    found = await _call(target, "GET", f"/{pattern(tenant)}/_settings?expand_wildcards=all", missing_ok=True) or {}
+    found = await _call(target, "GET", settings_path(tenant), missing_ok=True) or {}
     for index in sorted(found):
         if index.startswith(names.search_prefix(tenant)):
             await _call(target, "DELETE", f"/{index}", missing_ok=True)

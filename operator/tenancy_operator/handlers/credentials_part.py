@@ -228,6 +228,7 @@ def slice_for(plan: Plan, service: str, tenant: str, namespace: str, spec: Tenan
         connection_limit=spec.postgres.connection_limit,
         transit_key=spec.vault.transit_key,
         kv=spec.vault.kv,
+        max_shards=spec.search.max_shards,
         signing_algorithm=signing_algorithm,
         tokens_issued_before=_retire_tokens_before(plan),
     )

@@ -156,8 +156,11 @@ async def run(service: str, target: Target, want: TenantSlice, logger: logging.L
             return PartResult(condition, False, "UnexpectedError", f"{type(exc).__name__}: {exc}"), report
     breaker.success()
     state = "suspended on" if want.suspended else "ready on"
-    return PartResult(condition, True, Reason.SUSPENDED if want.suspended else Reason.SUCCEEDED,
-                      f"{service} {state} {target.name}" + (f" ({report.version})" if report.version else "")), report
+    message = f"{service} {state} {target.name}" + (f" ({report.version})" if report.version else "")
+    if report.limit and not want.suspended:  # the service works; growing it is refused
+        return PartResult(condition, True, Reason.LIMIT_REACHED,
+                          f"{message}; {report.limit}"), report
+    return PartResult(condition, True, Reason.SUSPENDED if want.suspended else Reason.SUCCEEDED, message), report
 
 
 async def close_disabled(tenant: str, placed: dict[str, str], enabled: list[str],

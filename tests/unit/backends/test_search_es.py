@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import logging
 from typing import Any
 
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import AuthenticationException, NotFoundError
+from tenancy_operator.api.conditions import Reason
 from tenancy_operator.backends import search, search_es
 from tenancy_operator.backends.base import BackendRefused, OwnedByAnotherTenant, Target, TenantSlice
+from tenancy_operator.handlers import services_part
 
 ES = Target(name="es-1", type="search", host="es.example", port=9200, username="admin", password="pw", tls=True,
             extra={"flavor": "elasticsearch"})
@@ -45,7 +48,7 @@ class FakeElasticsearch:
         if path.endswith("/_authenticate"):
             return {"username": "?"}
         if path.endswith("/_settings?expand_wildcards=all"):
-            return {k[1:]: {} for k in self.objects if fnmatch.fnmatchcase(k[1:], path.split("/")[1])}
+            return {k[1:]: v for k, v in self.objects.items() if fnmatch.fnmatchcase(k[1:], path.split("/")[1])}
         if method == "GET" and path.startswith("/_index_template/"):
             if path not in self.objects:
                 raise NotFoundError("missing", _meta(404), {})
@@ -201,3 +204,28 @@ def test_client_is_the_elasticsearch_client_with_basic_auth_and_the_secrets_ca()
     assert type(client).__name__ == "AsyncElasticsearch"
     assert client._headers["authorization"].startswith("Basic ")
     search_es.forget_cache()
+
+
+BIG = {"settings": {"index": {"number_of_shards": "5", "number_of_replicas": "1"}}}
+
+
+def test_elasticsearch_role_is_fenced_at_the_limit_and_given_back_after_a_delete(es):
+    asyncio.run(search.ensure(ES, slice_(max_shards=3)))
+    es.objects["/t-acme_big"] = BIG
+    es.requests.clear()
+    report = asyncio.run(search.ensure(ES, slice_(max_shards=3)))
+    puts = {p: b for m, p, b in es.writes() if m == "PUT"}
+    assert "create_index" not in puts["/_security/role/tenant-acme"]["indices"][0]["privileges"]
+    assert report.repaired == [] and "10 shards of spec.search.maxShards 3" in report.limit
+    es.requests.clear()
+    assert asyncio.run(search.ensure(ES, slice_(max_shards=3))).repaired == [] and es.writes() == []
+    del es.objects["/t-acme_big"]
+    report = asyncio.run(search.ensure(ES, slice_(max_shards=3)))
+    assert "create_index" in es.objects["/_security/role/tenant-acme"]["indices"][0]["privileges"]
+    assert report.limit == "" and report.repaired == []
+
+
+def test_the_part_stays_true_with_reason_limit_reached(es):
+    es.objects["/t-acme_big"] = BIG
+    part, _ = asyncio.run(services_part.run("search", ES, slice_(max_shards=10), logging.getLogger("t")))
+    assert part.ok and part.reason == Reason.LIMIT_REACHED and "10 shards" in part.message
