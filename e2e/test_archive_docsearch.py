@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import time
 
 import pymongo
@@ -18,7 +19,7 @@ from bson import Int64, ObjectId
 from . import kube
 from .conftest import ARCHIVE_DIR
 from .kube import eventually, get, kubectl, tenant_yaml
-from .tenant_clients import credentials, search_client
+from .tenant_clients import credentials, pg, search_client
 from .tenant_mongo import ferret_pg, mongo, purge_retained
 from .test_search import admin as search_admin
 
@@ -108,3 +109,54 @@ def test_document_and_search_data_round_trip_through_an_archive(mongo_backend, s
     assert _search_snapshot(restored) == indices
     with mongo(restored) as client:  # and it can still write where it restored
         client[restored["MONGODB_DATABASE"]].people.insert_one({"n": 300, "name": "p300"})
+
+
+def _collection_table(database: str) -> str:
+    rows = ferret_pg("SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename <> "
+                     "'_ferretdb_database_metadata'", database)
+    assert len(rows) == 1, rows
+    return rows[0]["tablename"]
+
+
+def test_an_archive_reads_the_collections_with_the_tenants_rights_only(mongo_backend, cleanup_tenants):
+    """A's MongoDB user is a PostgreSQL role: A puts a view that reads B's collection, run with the
+    rights of whoever reads it (security_invoker), in place of its own collection's table, then asks for
+    an archive. Read as the Backend's admin (a member of every tenant's owner role) the archive would
+    hold B's documents; read as A's dump role the server refuses, and nothing of B is archived."""
+    thief, victim = "ads-thief", "ads-victim"
+    for name in (thief, victim):
+        _gone(name)
+    purge_retained(thief, victim)
+    cleanup_tenants += [thief, victim]
+    for name in (victim, thief):
+        kube.apply(tenant_yaml(name, mongodb={"enabled": True}))
+    for name in (victim, thief):
+        kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=90s", timeout=100)
+    b, a = credentials(victim), credentials(thief)
+    with mongo(b) as client:
+        client[b["MONGODB_DATABASE"]].vault.insert_one({"secret": "b-only-7f3a"})
+    with mongo(a) as client:
+        client[a["MONGODB_DATABASE"]].things.insert_one({"mine": 1})
+    mine, theirs = (f'"{c["MONGODB_DATABASE"]}"."{_collection_table(c["MONGODB_DATABASE"])}"' for c in (a, b))
+    as_pg = {**a, "PGHOST": os.environ["PGHOST"], "PGPORT": os.environ["PGPORT"],
+             "PGUSER": a["MONGODB_USERNAME"], "PGPASSWORD": a["MONGODB_PASSWORD"]}
+    pg(as_pg, f"DROP TABLE {mine}", "ferretdb")
+    pg(as_pg, f"CREATE VIEW {mine} WITH (security_invoker = true) AS SELECT _jsonb FROM {theirs}", "ferretdb")
+
+    kubectl("patch", "tenant", thief, "--type", "merge", "-p", '{"spec":{"state":"Archived"}}')
+
+    def refused() -> str:
+        found = next((c for c in (get("tenant", thief) or {}).get("status", {}).get("conditions", [])
+                      if c["type"] == "ArchiveReady"), {})
+        return found.get("message", "") if "permission denied" in found.get("message", "") else ""
+
+    message = eventually(refused, 60, 1, "the archive refused by the server")
+    print(f"\narchive of a collection replaced by a view on B's data: {message[:200]}")
+    assert (get("tenant", thief)["status"].get("archive") or {}).get("state") != "Released"
+    for folder in ARCHIVE_DIR.glob(f"{thief}-*"):  # nothing of B in any file an attempt left
+        for file in folder.iterdir():
+            assert b"b-only-7f3a" not in file.read_bytes()
+    dump_role = f"m_{thief.replace('-', '_')}_dump"  # dropped after each attempt (a retry makes a new one)
+    eventually(lambda: not ferret_pg("SELECT 1 FROM pg_roles WHERE rolname = $1", dump_role), 20, 0.2,
+               "no dump role left between attempts")
+

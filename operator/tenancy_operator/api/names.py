@@ -24,7 +24,7 @@ import re
 
 __all__ = ["MAX_TENANT_NAME", "check", "namespace", "pg_database", "pg_owner_role", "pg_login_role", "pg_load_role", "redis_user",
            "redis_prefix", "redis_owner_key", "vault_key", "is_vault_key_of", "vault_key_record", "vault_session_key", "vault_policy", "vault_kv_path",
-           "vault_owner_record", "mongo_database", "mongo_owner_role", "mongo_login_role", "search_prefix", "is_tenant_name", "owner_mark", "parse_owner_mark"]
+           "vault_owner_record", "mongo_database", "mongo_owner_role", "mongo_dump_role", "mongo_login_role", "search_prefix", "is_tenant_name", "owner_mark", "parse_owner_mark"]
 
 MAX_TENANT_NAME = 55
 """len("t_") + 55 + len("_owner") == 63, PostgreSQL's identifier limit (NAMEDATALEN - 1)."""
@@ -85,6 +85,12 @@ def mongo_owner_role(tenant: str) -> str:
     database. Prefix `m_`, not `t_`: on a PostgreSQL server shared with the postgres Backend the role
     namespace is shared too, and `t_<name>_owner` is already that tenant's PostgreSQL owner."""
     return f"m_{_pg_base(tenant)}_owner"
+
+
+def mongo_dump_role(tenant: str) -> str:
+    """FerretDB: the short-lived LOGIN role an archive reads the tenant's collections as (a member of the
+    owner role, nothing of its own); `_dump` ends in a letter no other suffix ends in."""
+    return f"m_{_pg_base(tenant)}_dump"
 
 
 def mongo_login_role(tenant: str, slot: str) -> str:

@@ -112,15 +112,28 @@ def _mongo(target: Target) -> pymongo.MongoClient:
     return client
 
 
-async def _in_mongo(target: Target, fn: Callable[[pymongo.MongoClient], Any]) -> Any:
+async def _in_mongo(target: Target, fn: Callable[[pymongo.MongoClient], Any], client: pymongo.MongoClient | None = None
+                    ) -> Any:
     try:
-        return await asyncio.to_thread(fn, _mongo(target))
+        return await asyncio.to_thread(fn, client or _mongo(target))
     except ConnectionFailure as exc:
         raise BackendUnavailable(f"mongodb backend {target.name} unreachable: {exc}") from exc
     except OperationFailure as exc:
         raise BackendRefused(f"mongodb backend {target.name} refused: {exc}") from exc
     except PyMongoError as exc:
         raise BackendUnavailable(f"mongodb backend {target.name} failed: {exc}") from exc
+
+
+async def _mongo_as(login: Target, fn: Callable[[pymongo.MongoClient], Any]) -> Any:
+    """`fn` with a client of `login`'s own credentials (not cached: closed when done)."""
+    client = pymongo.MongoClient(login.host, login.port, username=login.username, password=login.password,
+                                 authMechanism="PLAIN", authSource="$external", tls=login.tls,
+                                 serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, socketTimeoutMS=10000,
+                                 retryWrites=False)
+    try:
+        return await _in_mongo(login, fn, client)
+    finally:
+        client.close()
 
 
 def _pg_address(target: Target) -> dict[str, Any]:
@@ -370,18 +383,19 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
     """Drop the database (through FerretDB, so its catalogue forgets it), then the roles; raises
     OwnedByAnotherTenant, touching nothing, when a role's mark names another UID."""
     database, owner, role_a, role_b = _roles(tenant)
+    dump_role = names.mongo_dump_role(tenant)  # an archive's, left by a killed operator
     done: list[str] = []
 
     async def check(conn: asyncpg.Connection) -> dict[str, Any]:
-        roles = {r["rolname"]: r for r in await conn.fetch(role_state_sql, [owner, role_a, role_b])}
+        roles = {r["rolname"]: r for r in await conn.fetch(role_state_sql, [owner, role_a, role_b, dump_role])}
         for role, state in roles.items():
             mark = names.parse_owner_mark(state["mark"])
             if mark not in (None, uid):
                 raise OwnedByAnotherTenant(f"mongodb backend {target.name}", [f"role {role}"], mark)
-        for role in (role_a, role_b):
+        for role in (role_a, role_b, dump_role):
             if role in roles and roles[role]["rolcanlogin"]:
                 await conn.execute(sql.no_login(role))  # no new session while the database goes
-        await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
+        await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b, dump_role])
         return roles
 
     roles = await _in_pg(target, check)
@@ -391,7 +405,7 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
         done.append(f"database {database}")
 
     async def drop_roles(conn: asyncpg.Connection) -> None:
-        present = [r for r in (role_a, role_b, owner) if r in roles]
+        present = [r for r in (dump_role, role_a, role_b, owner) if r in roles]
         if present:
             await conn.execute(sql.drop_owned(present))
         for role in present:

@@ -1,7 +1,13 @@
 """MongoDB part of an archive: every collection of the tenant's database, its indexes and documents.
 
-Read through FerretDB by the Backend's admin (a member of the tenant's owner role, so it reads every
-collection). One JSON line per collection, `{"c": name, "indexes": [{"key": [[field, 1|-1], ...],
+Read through FerretDB as a short-lived login, `m_<name>_dump` (api.names.mongo_dump_role): a member
+of the tenant's owner role and nothing else, never the Backend's admin. Each collection is a table the
+tenant owns and can change from PostgreSQL directly (its MongoDB user logs in there too): a forced
+row-security policy calling its own function, or a view in the table's place, runs that function as
+whoever reads. As the admin, a member of every tenant's owner role (and CREATEROLE), that would read
+every tenant; as the dump role it has only what the tenant has. The role can log in for a few minutes
+(VALID UNTIL), is dropped after the dump whatever happened, and a leftover is dropped before the next
+one and with the tenant's other roles on delete. One JSON line per collection, `{"c": name, "indexes": [{"key": [[field, 1|-1], ...],
 "name", "unique"}]}`, followed by one line per document, `{"c": name, "d": <document>}`, the document
 in MongoDB Extended JSON (canonical mode: types such as ObjectId, dates and 64-bit integers come back
 as they were). Restore writes through FerretDB as the admin, then gives each new collection's table
@@ -10,7 +16,12 @@ to the tenant's owner role, as a collection the tenant made itself would be.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +32,12 @@ from bson import json_util
 from ..api import names
 from . import postgres_sql as sql
 from .base import Target
-from .mongodb import _in_mongo, _in_pg
+from .mongodb import _in_mongo, _in_pg, _mongo_as
 
-__all__ = ["dump", "restore", "holds_data", "server_version"]
+DUMP_LIFETIME = datetime.timedelta(minutes=10)
+"""How long the dump role may log in (the dump's sessions start right after it is made)."""
+
+__all__ = ["dump", "dump_login", "drop_dump_role", "restore", "holds_data", "server_version"]
 
 _BATCH = 500
 _OPTIONS = json_util.JSONOptions(json_mode=json_util.JSONMode.CANONICAL, tz_aware=True)
@@ -38,8 +52,48 @@ def _collections(db: pymongo.database.Database) -> list[str]:
     return sorted(db.list_collection_names())
 
 
+async def drop_dump_role(target: Target, tenant: str) -> bool:
+    """Remove the tenant's dump role if there is one (a finished dump's, or a killed operator's): no
+    login, its sessions ended, what it came to own dropped, then the role. Returns whether there was one."""
+    role = names.mongo_dump_role(tenant)
+
+    async def work(conn: asyncpg.Connection) -> bool:
+        if not await conn.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = $1", role):
+            return False
+        await conn.execute(sql.no_login(role))
+        await conn.fetchval(sql.terminate_sessions_sql, [role])
+        await conn.execute(sql.drop_owned([role]))
+        await conn.execute(sql.drop_role(role))
+        return True
+
+    return await _in_pg(target, work)
+
+
+@asynccontextmanager
+async def dump_login(target: Target, tenant: str) -> AsyncIterator[Target]:
+    """`target` with the admin's credentials swapped for a fresh dump role's, for the duration."""
+    role, owner = names.mongo_dump_role(tenant), names.mongo_owner_role(tenant)
+    await drop_dump_role(target, tenant)
+    password = secrets.token_urlsafe(32)
+    until = (datetime.datetime.now(datetime.UTC) + DUMP_LIFETIME).strftime("%Y-%m-%d %H:%M:%S+00")
+
+    async def make(conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            await conn.execute(f"{sql.create_role(role, login=True)} INHERIT CONNECTION LIMIT 4 "
+                               f"PASSWORD {sql.literal(sql.scram_verifier(password))} VALID UNTIL {sql.literal(until)}")
+            # The admin's membership: ending the role's sessions and DROP OWNED BY it need it (not superuser).
+            await conn.execute(f"GRANT {sql.ident(role)} TO CURRENT_USER")
+            await conn.execute(sql.grant_membership(owner, role))
+
+    try:
+        await _in_pg(target, make)
+        yield dataclasses.replace(target, username=role, password=password)
+    finally:
+        await drop_dump_role(target, tenant)
+
+
 async def dump(target: Target, tenant: str, out: Path) -> dict[str, int]:
-    """Writes the tenant's collections to `out`; returns `{collections, documents}`."""
+    """Writes the tenant's collections to `out`, read as the dump role; returns `{collections, documents}`."""
     database = names.mongo_database(tenant)
 
     def work(client: pymongo.MongoClient) -> dict[str, int]:
@@ -55,7 +109,8 @@ async def dump(target: Target, tenant: str, out: Path) -> dict[str, int]:
                     documents += 1
         return {"collections": len(collections), "documents": documents}
 
-    return await _in_mongo(target, work)
+    async with dump_login(target, tenant) as login:
+        return await _mongo_as(login, work)
 
 
 async def holds_data(target: Target, tenant: str) -> bool:

@@ -6,7 +6,7 @@ cannot hold, so `t-a_*` never covers tenant `a-b`'s `t-a-b_*`):
   replica: what a single node can hold green);
 - a role `tenant-<name>` with document, index and mapping actions on `t-<name>_*` only (no aliases:
   see INDEX_ACTIONS), and the cluster actions a client needs for bulk, mget, msearch and scrolls
-  (`cluster_composite_ops`), none that lists or reads other indices;
+  (bulk, mget, msearch, mtv, scroll: CLUSTER_PERMISSIONS), none that lists or reads other indices;
 - internal users `tenant-<name>_a` and `tenant-<name>_b` (the credential slots, as PostgreSQL's
   login roles), mapped to the role by the role mapping `tenant-<name>`.
 
@@ -64,7 +64,11 @@ __all__ = ["ensure", "close", "delete", "probe", "forget_cache", "unsafe_mapping
            "user_body", "SLOTS", "CLUSTER_PERMISSIONS", "INDEX_ACTIONS"]
 
 SECURITY = "/_plugins/_security/api"
-CLUSTER_PERMISSIONS = ("cluster_composite_ops",)
+# The multi-item requests' own actions, which the plugin checks at cluster level before each item is
+# checked against the index permissions. Not the `cluster_composite_ops` group: it also holds
+# `indices:admin/aliases*` and `indices:data/write/reindex`.
+CLUSTER_PERMISSIONS = ("indices:data/write/bulk", "indices:data/read/mget", "indices:data/read/msearch",
+                       "indices:data/read/mtv", "indices:data/read/scroll")
 # Not `indices_all`: it holds indices:admin/aliases, and the plugin checks an alias request against the
 # index only, so A could name an alias of its own index `t-<b>_x` and B's searches would read A's data.
 INDEX_ACTIONS = ("crud", "create_index", "indices_monitor", "indices:admin/delete", "indices:admin/get",

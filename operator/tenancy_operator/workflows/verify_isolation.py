@@ -15,7 +15,7 @@ never from the Secret: the tenant owner can edit that Secret, and an address tak
 them aim the probes at a server that lets everything in (a false breach), refuses everything (a hidden
 one), or any host the operator can reach. A Secret whose endpoint keys differ from the placement's is
 noted (`secret <service>`: which keys; the probes still went to the placed Backend). Before probing, the
-tenant's own login must work on its own data (PostgreSQL, Redis): a password edited to a wrong one
+tenant's own login must work on its own data (PostgreSQL, Redis, MongoDB): a password edited to a wrong one
 would otherwise make every probe look refused; the step fails instead, saying so.
 
 Parameters: `peers`, comma-separated Tenant names (default: every other Tenant). MongoDB and search
@@ -280,6 +280,12 @@ def _mongo_probes(place: Where, tenant: str, creds: dict[str, str], peers: dict[
     out: dict[str, str] = {}
     mine = client(creds["MONGODB_USERNAME"])
     try:
+        own = names.mongo_database(tenant)
+        try:
+            mine[own].list_collection_names()
+        except pymongo.errors.PyMongoError as e:  # a refusal here would make every probe look refused
+            raise RuntimeError(f"the tenant's own MongoDB login to database {own} on Backend {place.backend} fails "
+                               f"({type(e).__name__}); the probes would prove nothing") from None
         for peer, skip in peers.items():
             database = names.mongo_database(peer)
             if skip:
