@@ -263,8 +263,8 @@ async def _same_backend(ctx: StepContext, service: str) -> dict[str, str]:
     for peer in ctx.outputs["peers"].split(","):
         found = await ctx.services.kube.get("Tenant", peer) or {}
         there = ((found.get("status") or {}).get("placement") or {}).get(service)
-        out[peer] = ("" if there and there == here else
-                     f"absent: tenant {peer} has no {service} on Backend {here}" + (f" (it is on {there})" if there else ""))
+        # Not where the peer is: a run from a tenant namespace must not map the other tenants' placement.
+        out[peer] = "" if there and there == here else f"absent: tenant {peer} has no {service} on Backend {here}"
     return out
 
 
