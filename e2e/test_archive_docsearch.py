@@ -129,7 +129,7 @@ def test_an_archive_reads_the_collections_with_the_tenants_rights_only(mongo_bac
     purge_retained(thief, victim)
     cleanup_tenants += [thief, victim]
     for name in (victim, thief):
-        kube.apply(tenant_yaml(name, mongodb={"enabled": True}))
+        kube.apply(tenant_yaml(name, mongodb={"enabled": True}, vault={"enabled": True}))  # vault: the archive's key
     for name in (victim, thief):
         kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=90s", timeout=100)
     b, a = credentials(victim), credentials(thief)
