@@ -34,12 +34,12 @@ _UID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 def is_tenant_name(name: str) -> bool:
-    return len(name) <= MAX_TENANT_NAME and bool(_TENANT_NAME.match(name))
+    return len(name) <= MAX_TENANT_NAME and bool(_TENANT_NAME.fullmatch(name))
 
 
 def check(name: str) -> str:
     """The name itself, or ValueError saying why it cannot name a tenant."""
-    if not isinstance(name, str) or not _TENANT_NAME.match(name):
+    if not isinstance(name, str) or not _TENANT_NAME.fullmatch(name):
         raise ValueError(f"tenant name {name!r} is not a DNS-1123 label (lower-case letters, digits and '-', "
                          "starting and ending with a letter or digit)")
     if len(name) > MAX_TENANT_NAME:
@@ -159,7 +159,7 @@ def search_prefix(tenant: str) -> str:
 
 def owner_mark(uid: str) -> str:
     """The text that marks a backend object as the Tenant `uid`'s (PostgreSQL COMMENT, Redis value)."""
-    if not _UID.match(uid or ""):
+    if not _UID.fullmatch(uid or ""):
         raise ValueError(f"not a Kubernetes UID: {uid!r}")
     return OWNER_MARK_PREFIX + uid
 

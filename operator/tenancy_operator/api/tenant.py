@@ -198,7 +198,10 @@ class RestoreFrom(Spec):
     archive: Annotated[str, Field(pattern=r"^[a-z0-9][-a-z0-9]{0,120}$")]
     """The archive id (`status.archive.id` of the archived tenant). Every file is checked against the
     manifest's sha256 and authenticated before anything is written; a missing or changed file makes the
-    Tenant Stalled (reason ArchiveTampered) with a message naming the file."""
+    Tenant Stalled (reason ArchiveTampered) with a message naming the file. A manifest whose tenant, id,
+    wrapping key `tenant-<tenant>` and that key's owner disagree is refused before its key is unwrapped
+    (ArchiveMismatch); a part naming something outside this tenant (a KV path with `..`, an index outside
+    its prefix...) is refused before any write (ArchiveUnsafe)."""
     overwrite: bool = False
     """Restoring into a tenant that already holds data (any table, Redis key under its prefix or KV secret) is
     refused (Stalled, reason RestoreRefused) unless this is true; then what the archive holds replaces it."""

@@ -16,8 +16,11 @@ Format (version 1), one folder per archive:
                       Secrets never are)
 
 `verify` checks, in this order and before anything
-is written anywhere: every file is there with its size and sha256, the data key unwraps, the
-manifest's MAC matches, and every chunk of every file authenticates. Each failure names the file.
+is written anywhere: the manifest's identity (its tenant, the archive id and the wrapping key agree:
+archive_checks.check_identity), every file is there with its size and sha256, the data key unwraps
+(the caller's `unwrap` first checks the key's owner record: archive_checks.check_key_owner), the
+manifest's MAC matches, and every chunk of every file authenticates. Each failure names the file or
+the mismatch. `check_contents` then checks every name the parts would write (archive_checks).
 """
 
 from __future__ import annotations
@@ -31,12 +34,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import (
+    archive_checks,
+    kube_export,
+    mongodb_export,
+    postgres_export,
+    redis_export,
+    search_export,
+    vault_export,
+)
 from . import archive_crypto as crypto
-from . import kube_export, mongodb_export, postgres_export, redis_export, search_export, vault_export
 from .archive_store import MANIFEST, DirectoryStore, Heartbeat
 from .base import Target
 
-__all__ = ["FORMAT_VERSION", "FILES", "EXPORTERS", "Export", "Progress", "export", "verify", "Verified"]
+__all__ = ["FORMAT_VERSION", "FILES", "EXPORTERS", "CHECKS", "Export", "Progress", "export", "verify", "Verified",
+           "check_contents"]
 
 FORMAT_VERSION = 1
 FILES = {"postgres": "postgres.dump", "redis": "redis.jsonl", "vault": "kv.json", "mongodb": "mongodb.jsonl",
@@ -45,6 +57,12 @@ FILES = {"postgres": "postgres.dump", "redis": "redis.jsonl", "vault": "kv.json"
 EXPORTERS = {"mongodb": mongodb_export, "search": search_export}
 """Parts whose module has `dump(target, tenant, path) -> counts`, `restore(target, tenant, path) -> int`,
 `holds_data(target, tenant)` and `server_version(target)`."""
+CHECKS: dict[str, Callable[[Path], Any]] = {
+    "vault": vault_export.check_kv, "kubernetes": kube_export.check, "mongodb": mongodb_export.check,
+    "search": search_export.check}
+"""Parts whose names a restore writes to: each check reads the decrypted part, writes nothing, and raises
+archive_checks.Unsafe naming what would leave the tenant. PostgreSQL (pg_restore into the tenant's own
+database as its load role) and Redis (every key gets the target's prefix) take no name from the archive."""
 
 
 @dataclass
@@ -205,13 +223,16 @@ async def verify(store: DirectoryStore, archive_id: str,
                  progress: Progress | None = None) -> Verified:
     """Checks the whole archive and decrypts it into a private work folder (`.work-<owner>`, made
     anew: a killed restore's folder is replaced, not left behind; `owner` defaults to the archive
-    id); raises crypto.Tampered naming the file, or StoreError when the archive is not there.
-    `unwrap` gets the manifest's `encryption` and returns the data key (transit decrypt). `progress`
-    gets its total (twice the plain bytes: verified, then loaded) and the bytes verified."""
+    id); raises crypto.Tampered naming the file (archive_checks.Mismatch when the manifest's tenant,
+    id and wrapping key disagree), or StoreError when the archive is not there. `unwrap` gets the
+    manifest, whose identity is checked by then, and returns the data key: it must check the key's
+    owner record (archive_checks.check_key_owner) before the transit decrypt. `progress` gets its
+    total (twice the plain bytes: verified, then loaded) and the bytes verified."""
     manifest = store.manifest(archive_id)
     if manifest.get("formatVersion") != FORMAT_VERSION or manifest.get("id") != archive_id:
         raise crypto.Tampered(MANIFEST, f"format {manifest.get('formatVersion')!r} / id {manifest.get('id')!r} "
                                         f"is not an archive {archive_id} of format {FORMAT_VERSION}")
+    archive_checks.check_identity(archive_id, manifest)
     for name, entry in sorted((manifest.get("files") or {}).items()):
         path = store.file(archive_id, name)
         if not path.is_file():
@@ -220,7 +241,7 @@ async def verify(store: DirectoryStore, archive_id: str,
         if size != entry.get("size") or digest != entry.get("sha256"):
             raise crypto.Tampered(name, f"size {size} / sha256 {digest[:12]}... differ from the manifest "
                                         f"({entry.get('size')} / {str(entry.get('sha256'))[:12]}...)")
-    key = await unwrap(manifest.get("encryption") or {})
+    key = await unwrap(manifest)
     crypto.check_manifest_mac(manifest, key)
     if progress is not None:
         progress.total = 2 * sum(int(e.get("plainSize") or 0) for e in manifest["files"].values())
@@ -231,3 +252,10 @@ async def verify(store: DirectoryStore, archive_id: str,
         workdir.cleanup()
         raise
     return Verified(manifest, plain, workdir)
+
+
+async def check_contents(verified: Verified) -> None:
+    """Every part's names checked (CHECKS) before the first write; raises archive_checks.Unsafe."""
+    for service, path in sorted(verified.plain.items()):
+        if service in CHECKS:
+            await asyncio.to_thread(CHECKS[service], path)

@@ -5,7 +5,7 @@ chunk is `length (4 bytes, big-endian) | nonce (12) | ciphertext+tag`, and its a
 the archive id, the file name, the chunk's index and whether it is the last chunk, so chunks cannot
 be reordered, moved between files or archives, or cut off at the end without the tag failing. The
 data key itself never touches disk in clear: OpenBao transit (the tenant's key) wraps it and the
-manifest holds only the wrapped form (see backends/archive_vault.py). The manifest is authenticated
+manifest holds only the wrapped form (see backends/vault_export.py). The manifest is authenticated
 with an HMAC under the same data key, so a checksum in it cannot be edited to match a changed file.
 """
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = ["ArchiveStore", "DirectoryStore", "Heartbeat", "MANIFEST", "StoreError", "from_env", "new_id", "valid_id",
-           "stale_seconds", "alive"]
+           "tenant_of", "stale_seconds", "alive"]
 
 MANIFEST = "manifest.json"
 _ID = re.compile(r"^[a-z0-9][-a-z0-9]{0,120}$")
@@ -98,9 +98,16 @@ class StoreError(Exception):
 
 
 def valid_id(archive_id: str) -> str:
-    if not _ID.match(archive_id or ""):
+    if not _ID.fullmatch(archive_id or ""):
         raise StoreError(f"{archive_id!r} is not an archive id (lower-case letters, digits and '-')")
     return archive_id
+
+
+def tenant_of(archive_id: str) -> str | None:
+    """The tenant name an id begins with (`acme` of `acme-20260101-000000-abcdef`); None when the id does
+    not have the shape `new_id` gives (the tail's shape is fixed, so the name before it is unambiguous)."""
+    match = re.fullmatch(r"(.+)" + _ID_TAIL, archive_id or "")
+    return match.group(1) if match else None
 
 
 def new_id(tenant: str, now: datetime | None = None) -> str:

@@ -10,24 +10,31 @@ kind (they are deployed from the tenant's own manifests, not data).
 
 Restore writes them into the new tenant's namespace; with overwrite (or a rerun after a crash) a
 ConfigMap of the same name is replaced (deleted, then created: an immutable one cannot be patched).
+Before the first write the whole part is checked (`check`): each name a ConfigMap name (DNS-1123
+subdomain, so the delete's URL stays in the namespace), none that an export leaves out (the
+operator's own, `kube-root-ca.crt`); otherwise it is refused (archive_checks.Unsafe, naming it).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from ..api import names
 from . import kube
+from .archive_checks import Unsafe
 from .base import BackendUnavailable
 
-__all__ = ["SKIPPED", "user_configmaps", "dump", "restore", "holds_data"]
+__all__ = ["SKIPPED", "user_configmaps", "dump", "check", "restore", "holds_data"]
 
 SKIPPED = ("kube-root-ca.crt",)
 MANAGED_BY, OPERATOR, TENANT = "app.kubernetes.io/managed-by", "tenancy-operator", "tenancy.dev/tenant"
 """As reconcile/labels.py has them (a backend may not import reconcile)."""
 _KEPT_ANNOTATIONS_DROPPED = ("kubectl.kubernetes.io/last-applied-configuration",)
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+"""A ConfigMap's name: a DNS-1123 subdomain (at most 253 characters)."""
 
 
 def _tenants_own(cm: dict[str, Any]) -> bool:
@@ -67,12 +74,28 @@ async def holds_data(tenant: str) -> bool:
     return bool(await user_configmaps(tenant))
 
 
+def check(path: Path) -> list[dict[str, Any]]:
+    """The archived ConfigMaps, once each is one an export could have kept; else Unsafe naming it."""
+    items = json.loads(path.read_text())
+    if not isinstance(items, list):
+        raise Unsafe("kubernetes", "the ConfigMap part is not a JSON list")
+    for item in items:
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or len(name) > 253 or not _NAME.fullmatch(name):
+            raise Unsafe("kubernetes", f"ConfigMap name {name!r} is not a DNS-1123 subdomain")
+        labels = item.get("labels") or {}
+        if not isinstance(labels, dict) or not _tenants_own({"metadata": {"name": name, "labels": labels}}):
+            raise Unsafe("kubernetes", f"ConfigMap {name} is not the tenant's own (an export never keeps "
+                                       f"{', '.join(SKIPPED)} or ConfigMaps labelled {MANAGED_BY}: {OPERATOR})")
+    return items
+
+
 async def restore(tenant: str, path: Path) -> int:
     """Creates (or replaces) each archived ConfigMap in the tenant's namespace; returns how many.
     The tenant label follows the new tenant (an archived `tenancy.dev/tenant` names the old one)."""
     namespace = names.namespace(tenant)
     count = 0
-    for item in json.loads(path.read_text()):
+    for item in check(path):  # every name checked before the first write
         item_labels = dict(item.get("labels") or {})
         if TENANT in item_labels:
             item_labels[TENANT] = tenant

@@ -11,7 +11,10 @@ one and with the tenant's other roles on delete. One JSON line per collection, `
 "name", "unique"}]}`, followed by one line per document, `{"c": name, "d": <document>}`, the document
 in MongoDB Extended JSON (canonical mode: types such as ObjectId, dates and 64-bit integers come back
 as they were). Restore writes through FerretDB as the admin, then gives each new collection's table
-to the tenant's owner role, as a collection the tenant made itself would be.
+to the tenant's owner role, as a collection the tenant made itself would be. The database is always
+the target tenant's (named here, never read from the archive); before the first write `check` refuses
+the part (archive_checks.Unsafe) for a collection name MongoDB reserves (`system.*`, FerretDB's
+`_ferretdb_*`, `$`, control characters) or a document outside any collection.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ from bson import json_util
 
 from ..api import names
 from . import postgres_sql as sql
+from .archive_checks import Unsafe
 from .base import Target
 from .mongodb import _in_mongo, _in_pg, _mongo_as
 
 DUMP_LIFETIME = datetime.timedelta(minutes=10)
 """How long the dump role may log in (the dump's sessions start right after it is made)."""
 
-__all__ = ["dump", "dump_login", "drop_dump_role", "restore", "holds_data", "server_version"]
+__all__ = ["dump", "dump_login", "drop_dump_role", "check", "restore", "holds_data", "server_version"]
 
 _BATCH = 500
 _OPTIONS = json_util.JSONOptions(json_mode=json_util.JSONMode.CANONICAL, tz_aware=True)
@@ -117,6 +121,35 @@ async def holds_data(target: Target, tenant: str) -> bool:
     return bool(await _in_mongo(target, lambda c: _collections(c[names.mongo_database(tenant)])))
 
 
+def _collection(name: Any) -> str:
+    if (not isinstance(name, str) or not name or len(name.encode()) > 235 or "$" in name
+            or any(ord(ch) < 32 for ch in name) or name.startswith(("system.", "_ferretdb_"))):
+        raise Unsafe("mongodb", f"collection name {name!r} is not one a tenant's collection can have (empty, over "
+                                "235 bytes, '$', a control character, or reserved: system.*, _ferretdb_*)")
+    return name
+
+
+def _line(raw: str, number: int, current: str | None) -> tuple[dict[str, Any], str | None]:
+    """One line of the part and the collection it belongs to; Unsafe when it is neither a collection
+    (with a safe name) nor a document of the collection above it."""
+    item = json.loads(raw)
+    if isinstance(item, dict) and "indexes" in item and isinstance(item["indexes"], list):
+        return item, _collection(item.get("c"))
+    if isinstance(item, dict) and isinstance(item.get("d"), dict) and current is not None:
+        return item, current
+    raise Unsafe("mongodb", f"line {number} is neither a collection nor a document of one")
+
+
+def check(lines: Path) -> int:
+    """How many collections the part holds, once every line is safe to load; writes nothing."""
+    current, collections = None, 0
+    with lines.open() as f:
+        for number, raw in enumerate(f, 1):
+            item, current = _line(raw, number, current)
+            collections += "indexes" in item
+    return collections
+
+
 async def restore(target: Target, tenant: str, lines: Path) -> int:
     """Loads every collection of the archive (an archived collection already there is dropped first:
     the caller refuses a tenant holding data unless overwrite); returns the documents written."""
@@ -131,11 +164,11 @@ async def restore(target: Target, tenant: str, lines: Path) -> int:
                 batch.clear()
 
         with lines.open() as f:
-            for line in f:
-                item: dict[str, Any] = json.loads(line)
+            for number, line in enumerate(f, 1):
+                item, name = _line(line, number, current)
                 if "indexes" in item:
                     flush()
-                    current = item["c"]
+                    current = name
                     db.drop_collection(current)
                     db.create_collection(current)
                     for index in item["indexes"]:

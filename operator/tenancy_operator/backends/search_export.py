@@ -6,25 +6,33 @@ suffix after the tenant's prefix; settings are the ones a person chooses, see _K
 per document, `{"i": suffix, "id": _id, "s": _source, "r": _routing or null}`, read with a scroll.
 Restore makes each index under the target tenant's prefix (an archived index already there is
 deleted first: the caller refuses a tenant holding data unless overwrite), bulk-loads its documents
-and refreshes it.
+and refreshes it. The name is the target's prefix and the archived suffix, which goes into the admin's
+request paths: before the first write `check` refuses the part (archive_checks.Unsafe) unless every
+suffix is on an allow-list (lower-case letters, digits, '.', '_', '+', '-': no '/', ',', '*', '?',
+'#', '%' or '..' could reach another index or path), every setting is one an export keeps (`_KEPT`),
+and every document belongs to an index declared above it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from ..api import names
 from . import search
+from .archive_checks import Unsafe
 from .base import BackendRefused, Target
 
-__all__ = ["dump", "restore", "holds_data", "server_version"]
+__all__ = ["dump", "check", "restore", "holds_data", "server_version"]
 
 _BATCH = 500
 _KEPT = ("number_of_shards", "number_of_replicas", "refresh_interval", "max_result_window", "analysis", "mapping",
          "sort", "codec")
 """index.* settings carried over; the rest (uuid, creation date, version, routing) belong to the old index."""
+_SUFFIX = re.compile(r"^[a-z0-9._+-]{1,190}$")
+"""What may follow `t-<name>_` in a restored index's name (prefix and suffix stay under 255 bytes)."""
 
 
 def _refuse_elastic(target: Target) -> None:
@@ -78,11 +86,41 @@ async def holds_data(target: Target, tenant: str) -> bool:
     return bool(await _indices(target, tenant))
 
 
+def _line(raw: str, number: int, declared: set[str]) -> dict[str, Any]:
+    """One line of the part; Unsafe unless it is an index with a safe suffix and kept settings, or a
+    document of an index declared above it (`declared` gets each index's suffix)."""
+    item = json.loads(raw)
+    if isinstance(item, dict) and "index" in item:
+        suffix, settings = item.get("index"), item.get("settings")
+        if not isinstance(suffix, str) or not _SUFFIX.fullmatch(suffix):
+            raise Unsafe("search", f"index suffix {suffix!r} is not allowed (only a-z 0-9 . _ + -, 1 to 190)")
+        if not isinstance(settings, dict) or not isinstance(item.get("mappings"), dict):
+            raise Unsafe("search", f"index {suffix}: settings and mappings must be JSON objects")
+        extra = sorted(set(settings) - set(_KEPT))
+        if extra:
+            raise Unsafe("search", f"index {suffix}: settings {', '.join(extra)} are not ones an archive keeps")
+        declared.add(suffix)
+        return item
+    if isinstance(item, dict) and item.get("i") in declared and isinstance(item.get("s"), dict):
+        return item
+    raise Unsafe("search", f"line {number} is neither an index nor a document of an index declared above it")
+
+
+def check(lines: Path) -> int:
+    """How many indices the part holds, once every line is safe to load; writes nothing."""
+    declared: set[str] = set()
+    with lines.open() as f:
+        for number, raw in enumerate(f, 1):
+            _line(raw, number, declared)
+    return len(declared)
+
+
 async def restore(target: Target, tenant: str, lines: Path) -> int:
     """Makes and loads every index of the archive under the tenant's prefix; returns the documents."""
     _refuse_elastic(target)
     prefix, count, batch = names.search_prefix(tenant), 0, []
     existing = set(await _indices(target, tenant))
+    declared: set[str] = set()
 
     async def flush() -> None:
         if batch:
@@ -94,8 +132,8 @@ async def restore(target: Target, tenant: str, lines: Path) -> int:
 
     loaded: list[str] = []
     with lines.open() as f:
-        for line in f:
-            item: dict[str, Any] = json.loads(line)
+        for number, line in enumerate(f, 1):
+            item = _line(line, number, declared)
             if "index" in item:
                 await flush()
                 index = prefix + item["index"]

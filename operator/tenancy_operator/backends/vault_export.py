@@ -7,6 +7,11 @@ backends/vault_keys.py) is created non-exportable, so its material never leaves 
 (transit encrypt by the operator's token) and is kept, recorded as its Tenant's, when the tenant's
 live data is released for an archive, because without it the archive could never be read again; the
 purge of the last archive it wraps deletes it (handlers/archive_purge.py).
+
+Restore writes each archived secret under the target tenant's folder only: the whole part is refused
+(archive_checks.Unsafe, naming the path) before the first write when any path is not on the
+allow-list of archive_checks.kv_path, since the operator's token may write every tenant's folder and
+the HTTP client collapses `..` in the URL.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from hvac import exceptions as hvac_errors
 
 from ..api import names
 from . import vault_keys
+from .archive_checks import Unsafe, kv_path
 from .base import Target
 from .vault import KV_MOUNT, TRANSIT_MOUNT, _run
 
-__all__ = ["dump_kv", "restore_kv", "holds_kv", "wrap", "unwrap", "drop_kept_key", "server_version"]
+__all__ = ["dump_kv", "check_kv", "restore_kv", "holds_kv", "wrap", "unwrap", "key_owner", "drop_kept_key",
+           "server_version"]
 
 
 def _kv_root(tenant: str) -> str:
@@ -69,9 +76,22 @@ async def holds_kv(target: Target, tenant: str) -> bool:
     return bool(await _run(target, lambda c: _paths(c, _kv_root(tenant))))
 
 
+def check_kv(source: Path) -> dict[str, Any]:
+    """The archived secrets, `{path below the tenant's folder: data}`, once every path and value is
+    safe to write; else Unsafe naming the first that is not. Writes nothing."""
+    secrets = json.loads(source.read_text())
+    if not isinstance(secrets, dict):
+        raise Unsafe("vault", "the KV part is not a JSON object of path -> secret")
+    for rel, data in secrets.items():
+        kv_path(rel)
+        if not isinstance(data, dict):
+            raise Unsafe("vault", f"KV path {rel!r}: its secret is not a JSON object")
+    return secrets
+
+
 async def restore_kv(target: Target, tenant: str, source: Path) -> int:
     root = _kv_root(tenant)
-    secrets: dict[str, Any] = json.loads(source.read_text())
+    secrets = check_kv(source)  # every path checked before the first write
 
     def work(client: hvac.Client) -> int:
         for rel, data in secrets.items():
@@ -106,6 +126,11 @@ async def unwrap(target: Target, key_name: str, wrapped: str) -> bytes:
         return base64.b64decode(reply["data"]["plaintext"])
 
     return await _run(target, work)
+
+
+async def key_owner(target: Target, key_name: str) -> str | None:
+    """The Tenant UID transit key `key_name`'s owner record names (None: no record)."""
+    return await _run(target, lambda c: vault_keys.owner_of(c, key_name))
 
 
 async def drop_kept_key(target: Target, key_name: str, live_uid: str | None) -> bool:

@@ -9,9 +9,12 @@ holds its current data). It is written right after the export, so an export is n
 one archive step, and a release killed halfway is finished by the next pass without a new export.
 
 Restore (spec.restoreFrom): once every service is provisioned, the whole archive is verified (see
-backends/archive.py) before anything is written; a target that already holds data is refused unless
-`overwrite: true`. `status.restore` records `Loading` before the first write (a crash mid-load is
-redone with overwrite, as those writes were ours) and `Done` after, so a restore never runs twice.
+backends/archive.py: the manifest's tenant, id, wrapping key and that key's owner record agree,
+backends/archive_checks.py and archive_restore.py, then every file) and every name its parts would
+write is checked to stay in this tenant's own place, all before anything is written; a target that
+already holds data is refused unless `overwrite: true`. `status.restore` records `Loading` before
+the first write (a crash mid-load is redone with overwrite, as those writes were ours) and `Done`
+after, so a restore never runs twice.
 
 Progress: while an archive or restore runs, `status.archive` / `status.restore` carry `bytesDone`
 and `bytesTotal` (see backends/archive.Progress), written at most once every
@@ -28,22 +31,19 @@ from typing import Any
 
 import kopf
 
-from ..api import names
 from ..api.tenant import TenantSpec
 from ..backends import (
     archive,
+    archive_checks,
     archive_store,
     kube,
     kube_export,
-    postgres_export,
-    redis_export,
     registry,
-    vault_export,
 )
 from ..backends.archive_crypto import Tampered
 from ..backends.base import BackendRefused, BackendUnavailable, Target
 from ..reconcile.status import PartResult
-from . import audit_trail, credentials_part, services_part
+from . import archive_restore, audit_trail, credentials_part, services_part
 from .archive_progress import ProgressWriter, estimates
 from .targets import TargetError, target_for
 
@@ -139,6 +139,11 @@ def _backend_error(exc: Exception, what: str) -> ArchiveError:
         return ArchiveError("BackendUnavailable", f"{what}: {exc}", False)
     if isinstance(exc, archive_store.StoreError):
         return ArchiveError("ArchiveStoreUnavailable", f"{what}: {exc}", True)
+    if isinstance(exc, archive_checks.Mismatch):
+        return ArchiveError("ArchiveMismatch", f"{what}: {exc}; refused before its data key was unwrapped, "
+                                               "nothing was written", True)
+    if isinstance(exc, archive_checks.Unsafe):
+        return ArchiveError("ArchiveUnsafe", f"{what}: {exc}", True)
     if isinstance(exc, Tampered):
         return ArchiveError("ArchiveTampered", f"{what}: archive file {exc}; nothing was written", True)
     if isinstance(exc, (BackendRefused, OSError)):
@@ -283,34 +288,6 @@ async def converge_archived(name: str, uid: str, body: kopf.Body, placement: dic
                       "live backend data released"), record
 
 
-async def _unwrapper(known: dict[str, dict[str, Any]], fallback: Target | None):
-    async def unwrap(encryption: dict[str, Any]) -> bytes:
-        wrapping = encryption.get("wrappingKey") or {}
-        backend = known.get(str(wrapping.get("backend")))
-        target = await target_for(backend) if backend else fallback
-        if target is None:
-            raise archive_store.StoreError(f"Backend {wrapping.get('backend')} (holding the archive's transit key) "
-                                           "does not exist")
-        try:
-            return await vault_export.unwrap(target, str(wrapping.get("name")), str(encryption.get("wrappedKey")))
-        except BackendRefused as exc:
-            raise Tampered("manifest.json", f"the data key does not unwrap with transit key {wrapping.get('name')} "
-                                            f"on {target.name} ({exc})") from exc
-    return unwrap
-
-
-async def _holds_data(service: str, target: Target, name: str) -> bool:
-    if service == "postgres":
-        return await postgres_export.holds_data(target, name)
-    if service in archive.EXPORTERS:
-        return await archive.EXPORTERS[service].holds_data(target, name)
-    if service == "redis":
-        return await redis_export.holds_data(target, name)
-    if service == "kubernetes":
-        return await kube_export.holds_data(name)
-    return await vault_export.holds_kv(target, name)
-
-
 async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dict[str, str],
                   known: dict[str, dict[str, Any]], logger: logging.Logger) -> tuple[PartResult, dict]:
     """spec.restoreFrom, after every service is ready. (part, status.restore)"""
@@ -332,7 +309,8 @@ async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dic
         progress = archive.Progress()
         async with ProgressWriter(name, "restore", progress):
             verified, counts, holding = await _verify_and_load(name, asked, store, targets, known, resuming, progress,
-                                                               services_part.enabled_services(tenant))
+                                                               services_part.enabled_services(tenant),
+                                                               uid=str(body.metadata.get("uid") or ""))
     except ArchiveError as exc:
         return PartResult(RESTORE_CONDITION, False, exc.reason, exc.message, stalled=exc.needs_person), done
     except Exception as exc:  # noqa: BLE001
@@ -351,14 +329,21 @@ async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dic
 
 async def _verify_and_load(name: str, asked: Any, store: archive_store.DirectoryStore, targets: dict[str, Target],
                            known: dict[str, dict[str, Any]], resuming: bool, progress: archive.Progress,
-                           enabled: list[str]) -> tuple[Any, list[str], list[str]]:
-    """Verify every file, refuse a target holding data (unless overwrite or resuming), then load.
+                           enabled: list[str], *, uid: str) -> tuple[Any, list[str], list[str]]:
+    """Verify every file and every name the parts would write, refuse a target holding data (unless
+    overwrite or resuming), then load into Tenant `uid` named `name`.
 
     A service the archive holds that the spec does not enable is refused (Stalled); one it enables
     that is not placed yet is waited for (Reconciling): only the first needs a person."""
-    verified = await archive.verify(store, archive_store.valid_id(asked.archive),
-                                    await _unwrapper(known, targets.get("vault")), owner=name, progress=progress)
+    unwrap = await archive_restore.unwrapper(known, targets.get("vault"), name, uid)
+    verified = await archive.verify(store, archive_store.valid_id(asked.archive), unwrap, owner=name,
+                                    progress=progress)
     try:
+        try:
+            await archive.check_contents(verified)
+        except archive_checks.Unsafe as exc:
+            raise ArchiveError("ArchiveUnsafe", f"archive {asked.archive} refused: {exc}; nothing was written", True) \
+                from exc
         missing = [s for s in verified.plain if s not in targets]
         refused = [s for s in missing if s not in enabled]
         if refused:
@@ -367,29 +352,14 @@ async def _verify_and_load(name: str, asked: Any, store: archive_store.Directory
         if missing:
             raise ArchiveError("WaitingForPlacement", f"archive {asked.archive} holds {', '.join(missing)} data; "
                                                       "the restore starts once those services are placed", False)
-        holding = [f"{s} on {targets[s].name}" for s in sorted(verified.plain) if await _holds_data(s, targets[s], name)]
+        holding = [f"{s} on {targets[s].name}" for s in sorted(verified.plain)
+                   if await archive_restore.holds_data(s, targets[s], name)]
         if holding and not (asked.overwrite or resuming):
             raise ArchiveError("RestoreRefused", f"Tenant {name} already holds data ({', '.join(holding)}); nothing "
                                                  "was written. Set spec.restoreFrom.overwrite: true to replace it", True)
         state = {"archive": asked.archive, "state": "Loading", "startedAt": _iso(_now())}
         await kube.merge_patch("Tenant", name, None, {"status": {"restore": state}}, "status")
-        counts = []
-        sizes = {e["part"]: int(e.get("plainSize") or 0) for e in verified.manifest["files"].values()}
-        for service, path in sorted(verified.plain.items()):
-            target = targets[service]
-            if service == "postgres":
-                version = verified.manifest["backends"]["postgres"]["version"]
-                await postgres_export.restore(target, name, path, version, clean=bool(holding))
-                counts.append(f"database {names.pg_database(name)}")
-            elif service == "redis":
-                counts.append(f"{await redis_export.restore(target, name, path)} Redis keys")
-            elif service in archive.EXPORTERS:
-                counts.append(f"{await archive.EXPORTERS[service].restore(target, name, path)} {service} documents")
-            elif service == "kubernetes":
-                counts.append(f"{await kube_export.restore(name, path)} ConfigMaps")
-            else:
-                counts.append(f"{await vault_export.restore_kv(target, name, path)} KV secrets")
-            progress.add(sizes.get(service, 0))
+        counts = await archive_restore.load(verified, targets, name, bool(holding), progress)
     finally:
         verified.workdir.cleanup()
     return verified, counts, holding

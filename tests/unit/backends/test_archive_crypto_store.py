@@ -61,8 +61,11 @@ def _fake_archive(store: archive_store.DirectoryStore, archive_id: str, key: byt
     with (staging / "redis.jsonl.enc").open("wb") as dst:
         crypto.encrypt_file(io.BytesIO(b'{"k": "a"}\n'), dst, key, archive_id, "redis.jsonl.enc")
     size, digest = crypto.sha256_file(staging / "redis.jsonl.enc")
-    manifest = {"formatVersion": archive.FORMAT_VERSION, "id": archive_id, "createdAt": "2026-01-01T00:00:00Z",
-                "encryption": {"wrappedKey": "vault:v1:x"},
+    tenant = archive_store.tenant_of(archive_id) or "t"
+    manifest = {"formatVersion": archive.FORMAT_VERSION, "id": archive_id, "tenant": tenant, "tenantUid": "u-1",
+                "createdAt": "2026-01-01T00:00:00Z",
+                "encryption": {"wrappedKey": "vault:v1:x", "wrappingKey": {"backend": "bao", "mount": "transit",
+                                                                           "name": f"tenant-{tenant}"}},
                 "files": {"redis.jsonl.enc": {"part": "redis", "size": size, "sha256": digest}}}
     manifest["manifestMac"] = crypto.manifest_mac(manifest, key)
     (staging / archive_store.MANIFEST).write_text(json.dumps(manifest))
@@ -73,13 +76,14 @@ def _fake_archive(store: archive_store.DirectoryStore, archive_id: str, key: byt
 def test_store_publishes_verifies_and_purges_manifest_last(tmp_path: Path):
     store = archive_store.DirectoryStore(tmp_path)
     key = crypto.new_data_key()
-    _fake_archive(store, "t-1", key)
-    assert store.list() == ["t-1"]
+    t1 = archive_store.new_id("t", datetime(2026, 1, 1, tzinfo=UTC))
+    _fake_archive(store, t1, key)
+    assert store.list() == [t1]
 
     async def unwrap(_):
         return key
 
-    verified = asyncio.run(archive.verify(store, "t-1", unwrap))
+    verified = asyncio.run(archive.verify(store, t1, unwrap))
     assert verified.plain["redis"].read_bytes() == b'{"k": "a"}\n'
     verified.workdir.cleanup()
 
@@ -87,20 +91,20 @@ def test_store_publishes_verifies_and_purges_manifest_last(tmp_path: Path):
         return crypto.new_data_key()
 
     with pytest.raises(crypto.Tampered, match="manifest.json"):
-        asyncio.run(archive.verify(store, "t-1", wrong))
+        asyncio.run(archive.verify(store, t1, wrong))
 
-    data = store.file("t-1", "redis.jsonl.enc")
+    data = store.file(t1, "redis.jsonl.enc")
     raw = bytearray(data.read_bytes())
     raw[-1] ^= 0xFF
     data.write_bytes(bytes(raw))
     with pytest.raises(crypto.Tampered, match="^redis.jsonl.enc: size .* sha256"):
-        asyncio.run(archive.verify(store, "t-1", unwrap))
+        asyncio.run(archive.verify(store, t1, unwrap))
     data.unlink()
     with pytest.raises(crypto.Tampered, match="redis.jsonl.enc: is missing"):
-        asyncio.run(archive.verify(store, "t-1", unwrap))
+        asyncio.run(archive.verify(store, t1, unwrap))
 
-    assert store.delete("t-1") == [archive_store.MANIFEST]
-    assert store.list() == [] and not (tmp_path / "t-1").exists()
+    assert store.delete(t1) == [archive_store.MANIFEST]
+    assert store.list() == [] and not (tmp_path / t1).exists()
 
 
 def test_a_killed_export_or_purge_is_never_listed_as_complete(tmp_path: Path):
