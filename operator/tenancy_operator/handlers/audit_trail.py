@@ -49,7 +49,7 @@ from typing import Any
 
 import kopf
 
-from ..backends import circuit, kube, registry, vault_login
+from ..backends import circuit, kube, postgres_sql, registry, vault_login
 from ..observability import audit, audit_store, metrics
 from . import config
 from .targets import target_for
@@ -397,6 +397,9 @@ async def _start(**_: Any) -> None:
         return
     if not cfg.audit_signer:
         raise kopf.PermanentError("TENANCY_AUDIT_BACKEND is set but TENANCY_AUDIT_SIGNER (a vault Backend) is not")
+    if not postgres_sql.is_safe_ident(cfg.audit_database):
+        raise kopf.PermanentError(f"TENANCY_AUDIT_DATABASE {cfg.audit_database!r} is not a plain PostgreSQL name "
+                                  "(lower-case letters, digits and _, at most 63)")
     trail.connect = lambda: _connect_from(cfg)
     trail.actor = f"system:serviceaccount:{cfg.operator_namespace}:{cfg.service_account or 'tenancy-operator'}"
     trail.sign_every = cfg.audit_sign_every
