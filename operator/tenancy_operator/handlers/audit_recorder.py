@@ -19,6 +19,14 @@ TENANCY_AUDIT_VERIFY_INTERVAL seconds (reads only: the anchor and the public key
 process last read or signed, so no OpenBao call while nothing is unsigned) and at every tick while
 broken. The last signed seq is the anchor's, never the database's `audit_heads`.
 
+Nor does it sign over a cut tail: `known` is the newest head this process knows on the chain (the
+anchor or the database's head when it started, then every head it appended, signed or checked).
+When an append finds the database's head below it (`audit.moved_back`), or a check before a
+signature finds the database no longer holds it (`audit.cut_in`), entries after the anchor were
+removed, perhaps with others appended in their place: that is an `audit.Cut`. Above the anchor it
+is kept with the anchor in OpenBao (one write, when found), so a restart or another replica refuses
+too and `kubectl tenant audit verify` names it; below, the anchor already says what is missing.
+
 When any of these checks fails, nothing is signed and the anchor stays (`verify` keeps naming the
 bad entry), `tenancy_audit_chain_verified` is 0, an ERROR line and a Warning Event
 `AuditChainBroken` on the audit Backend say why, and changes are still appended; signing resumes by
@@ -46,6 +54,11 @@ class AuditUnavailable(circuit.CircuitOpen):
     """Changes wait: the audit trail cannot record them."""
 
 
+def _higher(*heads: tuple[int, str]) -> tuple[int, str]:
+    """The head with the highest seq; on a tie the first given."""
+    return max(heads, key=lambda h: h[0])
+
+
 class Trail:
     """The recorder: holds entries until the store has them, signs heads, gates writes while it cannot."""
 
@@ -65,6 +78,13 @@ class Trail:
         """The first entry that must carry the operator's MAC (recorded with the anchor in OpenBao)."""
         self.held: list[dict[str, Any]] = []
         self.last_seq, self.last_hash, self.signed_seq = 0, audit.GENESIS, 0
+        self.known: tuple[int, str] = (0, audit.GENESIS)
+        """The newest head this process knows on the chain (not moved by appends while a finding stands);
+        the database's head below it is a cut."""
+        self._cut: audit.Cut | None = None
+        """A cut that stands (found here, or kept with the anchor in OpenBao): nothing is signed over it."""
+        self._kept: audit.Cut | None = None
+        """The cut this process wrote to OpenBao (once: a person deleting the anchor is not overruled)."""
         self._lock = asyncio.Lock()
         self._loaded = False
         self._last_error = ""
@@ -100,6 +120,11 @@ class Trail:
             self.last_seq, self.last_hash = await store.state()
             self._anchor = await asyncio.to_thread(signer.anchor)  # not audit_heads: the database is not trusted
             self.signed_seq = self._anchor.seq if self._anchor else 0
+            # What survives a restart is OpenBao's: the anchor, and a cut found before (it still stands).
+            self._cut = await asyncio.to_thread(signer.cut)
+            anchored = (self._anchor.seq, self._anchor.hash) if self._anchor else (0, audit.GENESIS)
+            self.known = ((self._cut.seq, self._cut.hash) if self._cut else
+                          _higher(anchored, (self.last_seq, self.last_hash)))
             # Entries from here on carry MACs; the ones before (an older operator's) are trusted as it did.
             self.macs_from = await signer.set_macs_from(self.last_seq + 1)
             self._loaded = True
@@ -119,30 +144,68 @@ class Trail:
                               c["tenant"] or "-", c["action"], c["target"], audit.details_digest(c["details"]))
                 return
             del self.held[:len(batch)]
-            if prev != (self.last_seq, self.last_hash):
-                # Another replica that led for a while, or someone writing the database: say it, verify tells which.
-                log.error("audit trail: the chain's head was entry %s, not entry %s this process appended last; "
-                          "if no other replica led meanwhile, run `kubectl tenant audit verify`", prev[0], self.last_seq)
+            moved = audit.moved_back(self.known, prev)
+            if not moved and prev[0] > self.known[0]:  # their entries are checked (MACs) before the next signature
+                log.info("audit trail: entries %s..%s were appended by another replica", self.known[0] + 1, prev[0])
             for e, c in zip(sealed, batch, strict=True):
                 log.info("audit %s: %s %s %s details=%s (%s)", e.seq, e.tenant or "-", e.action, e.target,
                          e.details_digest, "; ".join(f"{k}={v}" for k, v in c["details"].items() if v))
             self.last_seq, self.last_hash = sealed[-1].seq, sealed[-1].hash
+            if moved:  # `known` stays: the database must hold it again before anything is signed
+                self._found_below(prev)
+                if not self.broken:  # else the next tick checks again (one alarm per cause)
+                    await self._extends(store, signer)
+                return
+            if not self.broken:  # while a finding stands, a restore drops what is appended (the log names it)
+                self.known = (self.last_seq, self.last_hash)  # this process wrote it
             if self.last_seq - self.signed_seq >= self.sign_every:
                 await self._sign(store, signer)
 
-    async def _extends(self, store: audit_store.Store, signer: audit_store.Signer) -> audit.Head | None | bool:
-        """The anchor when the database's chain runs unbroken from it to this process's head; False when not."""
+    def _found_below(self, found: tuple[int, str]) -> None:
+        """An append extended `found`, a head below `known`: entries were cut. `_extends` refuses and keeps it."""
+        top = self._anchor.seq if self._anchor else 0
+        if self._cut is None and self.known[0] > top:  # at or below the anchor, the anchor says what is missing
+            self._cut = audit.Cut(*self.known, *found, top)
+
+    async def _keep(self, signer: audit_store.Signer, cut: audit.Cut) -> None:
+        """Write `cut` with the anchor in OpenBao (once; a failure is retried at the next check)."""
         try:
+            await signer.record_cut(cut)
+        except Exception as exc:  # noqa: BLE001 - this process still refuses; the next check tries again
+            log.error("audit trail: cannot keep the cut with the anchor in OpenBao (a restart would forget it): %s: %s",
+                      type(exc).__name__, exc)
+            return
+        self._kept = cut
+
+    async def _extends(self, store: audit_store.Store, signer: audit_store.Signer) -> audit.Head | None | bool:
+        """The anchor when the database's chain runs unbroken from it to this process's head and still holds
+        the head known on it; False when not."""
+        try:
+            if self.broken:  # a finding stands: the database's own head is what may be signed once it passes
+                self.last_seq, self.last_hash = await store.state()
             anchor = await asyncio.to_thread(signer.anchor)
-            lo = min(anchor.seq, self.last_seq) if anchor else 1
-            segment = await store.segment(lo, max(anchor.seq if anchor else 0, self.last_seq))
+            kept = await asyncio.to_thread(signer.cut)
+            top = anchor.seq if anchor else 0
+            # At or below the anchor, `extends` and the full verification check what was known.
+            cuts = [c for c in dict.fromkeys((self._cut, kept)) if c is not None and c.seq > top]
+            known = self.known if self.known[0] > top else None
+            lo = min(top, self.last_seq) if anchor else 1
+            segment = await store.segment(lo, max([top, self.last_seq, *(c.seq for c in cuts), known[0] if known else 0]))
         except Exception as exc:  # noqa: BLE001 - unknown yet: the next interval tries again
             log.error("audit trail: cannot check the chain against the anchor: %s: %s", type(exc).__name__, exc)
             return False
         self._anchor = anchor
-        why = audit.extends(anchor, segment, self.last_seq, self.last_hash)
+        why, first = "", None
+        standing = [c for c in cuts if not c.held(segment)]  # held again: restored from a backup
+        self._cut = standing[0] if standing else audit.cut_in(known, segment, lo, top) if known else None
+        if self._cut is not None:
+            why, first = self._cut.reason(), self._cut.first
+            if kept is None and self._kept != self._cut:  # once: a person deleting the anchor is not overruled
+                await self._keep(signer, self._cut)
+        if not why:
+            why = audit.extends(anchor, segment, self.last_seq, self.last_hash)
         if not why:  # signs only what the operator wrote: every entry after the anchor carries its MAC
-            unsigned = [e for e in segment if e.seq > (anchor.seq if anchor else 0) and e.seq >= self.macs_from]
+            unsigned = [e for e in segment if e.seq > top and e.seq >= self.macs_from]
             try:
                 bad = await asyncio.to_thread(signer.bad_macs, unsigned) if unsigned else set()
             except Exception as exc:  # noqa: BLE001 - unknown yet: the next interval tries again
@@ -151,8 +214,9 @@ class Trail:
             why = audit.unwritten(min(bad)) if bad else ""
         self._checked = True
         if why:
-            await self._refuse(why, anchor)
+            await self._refuse(why, anchor, first)
             return False
+        self.known = _higher(self.known, (self.last_seq, self.last_hash))  # on the chain, checked just now
         if self._below:  # the full verification still fails: it alone clears that
             return False
         if self.broken:
@@ -175,7 +239,7 @@ class Trail:
             keys = self._keys
             _, _, bad = await asyncio.to_thread(audit.verify, entries, heads, self._anchor,
                                                 lambda h: audit.verify_signature(keys, h), signer.bad_macs,
-                                                self.macs_from)
+                                                self.macs_from, self._cut)
         except Exception as exc:  # noqa: BLE001 - unknown yet: the next tick tries again
             log.error("audit trail: cannot verify the chain: %s: %s", type(exc).__name__, exc)
             return
@@ -225,15 +289,17 @@ class Trail:
             log.error("audit trail: signing the head at entry %s failed: %s: %s", self.last_seq, type(exc).__name__, exc)
             return
         self.signed_seq, self._anchor = head.seq, head
+        self.known = _higher(self.known, (head.seq, head.hash))
         log.info("audit trail: head at entry %s signed (%s)", head.seq, head.signature.split(":", 2)[1])
 
     async def tick(self) -> None:
-        """The timer: sign the head if entries came since the last signature (none: no I/O)."""
+        """The timer: sign the head if entries came since the last signature (none: no I/O); while a
+        finding stands, check again (reads only)."""
         if self.connect is None:
             return
         async with self._lock:
             due = bool(self._below) or time.monotonic() >= self._next_full
-            if self._loaded and self._checked and self.last_seq <= self.signed_seq and not due:
+            if self._loaded and self._checked and self.last_seq <= self.signed_seq and not due and not self.broken:
                 return
             try:
                 store, signer = await self.connect()
@@ -245,7 +311,7 @@ class Trail:
                 self._last_error = message
                 return
             self._last_error = ""
-            if self.last_seq > self.signed_seq:
+            if self.last_seq > self.signed_seq or (self.broken and not self._below):
                 await self._sign(store, signer)
             elif not self._checked:  # at start: does the database still extend the anchor? (reads only)
                 await self._extends(store, signer)

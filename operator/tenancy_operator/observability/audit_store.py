@@ -11,10 +11,12 @@ only the operator's token may use to sign heads and to HMAC entries (`mac`, one 
 appended batch; `bad_macs` checks them with `verify`); a KV v2 mount `tenancy-audit-kv` whose `head` holds
 the newest signed head (the anchor): someone who can write the database cannot move it back. The
 public key versions are readable for verification (`transit/keys/chain`), the private key never.
+The anchor's record also keeps a `cut` (audit.Cut) once the operator finds the database's head moved
+back below a head it knew: a restart forgets nothing.
 
 Appends take `LOCK TABLE audit_entries IN EXCLUSIVE MODE` in their transaction, so two replicas
 never extend the same head. Errors: asyncpg / OSError / hvac / requests exceptions pass through;
-the recorder (handlers/audit_trail.py) decides what they mean.
+the recorder (handlers/audit_recorder.py) decides what they mean.
 """
 
 from __future__ import annotations
@@ -279,6 +281,32 @@ class Signer:
     def anchor(self) -> audit.Head | None:
         data = self._record()
         return audit.Head(int(data["seq"]), data["hash"], data["signature"]) if "seq" in data else None
+
+    def cut(self) -> audit.Cut | None:
+        """The cut kept with the anchor (`record_cut`); None when there is none."""
+        value = self._record().get("cut")
+        if not isinstance(value, dict) or "seq" not in value:
+            return None
+        return audit.Cut(int(value["seq"]), str(value["hash"]), int(value["found_seq"]), str(value.get("found_hash", "")),
+                         int(value.get("signed", 0)))
+
+    def _record_cut(self, cut: audit.Cut) -> None:
+        client = self._client()
+        try:
+            reply = client.read(f"{KV_MOUNT}/data/{ANCHOR}") or {}
+        except hvac_errors.InvalidPath:
+            reply = {}
+        data = reply.get("data") or {}
+        record, version = data.get("data") or {}, int((data.get("metadata") or {}).get("version") or 0)
+        # Check-and-set: a replica signing meanwhile must not have its newer anchor overwritten with this older one.
+        client.write_data(f"{KV_MOUNT}/data/{ANCHOR}", data={"options": {"cas": version},
+                                                             "data": {**record, "cut": cut.record()}})
+
+    async def record_cut(self, cut: audit.Cut) -> None:
+        """Keep `cut` with the anchor, so that a restart or another replica refuses to sign over it too.
+        Written once, when the operator finds it; the next signature (once the database holds the cut's
+        head again) writes the anchor without it, and a person deleting the anchor removes it."""
+        await asyncio.to_thread(self._record_cut, cut)
 
     def macs_from(self) -> int | None:
         """The first entry that must carry a MAC (kept with the anchor); None: not recorded yet."""

@@ -37,3 +37,11 @@ def test_a_signed_or_empty_trail_passes():
     assert verify_text(entries, [], _head(entries[3]), PUBLIC)[0] == 0  # the anchor alone (heads table emptied)
     assert verify_text([], [], None, PUBLIC)[0] == 0  # nothing recorded yet: nothing to vouch for
 
+
+def test_a_cut_kept_with_the_anchor_is_named():
+    entries = _chain(6)
+    anchor = _head(entries[2])
+    cut = audit.Cut(6, entries[5].hash, 3, entries[2].hash, 3)
+    code, text = verify_text(entries[:3], [anchor], anchor, PUBLIC, cut=cut)
+    assert code == 1 and text.startswith("audit trail BROKEN: first bad entry 4: the audit database's head moved back")
+    assert verify_text(entries, [anchor], anchor, PUBLIC, cut=cut)[0] == 0  # restored: the head is back
