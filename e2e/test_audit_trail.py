@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tenancy_operator.observability import audit, audit_store
 
 from .kube import condition, eventually, get, kubectl, tenant_yaml
-from .tenant_clients import credentials
+from .tenant_clients import credentials, pg
 
 LIVE = "tenancy_audit"
 SERVICES = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
@@ -130,6 +130,15 @@ def test_changes_are_logged_signed_and_verify(tenant, operator):
     # The signer checked the live chain against the anchor before signing it: the alert's gauge says so.
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).read().decode()
     assert "\ntenancy_audit_chain_verified 1.0\n" in metrics, [m for m in metrics.splitlines() if "audit" in m]
+
+
+def test_tenants_cannot_enter_the_audit_database(tenant):
+    """The trail's database is closed to PUBLIC (made so, or revoked at the operator's start): a tenant's
+    own login is refused at the door."""
+    with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+        pg(credentials(tenant), "SELECT 1", LIVE)
+    row = _pg("postgres", audit_store.DATABASE_STATE, LIVE)[0]
+    assert row["public_may_enter"] is False, dict(row)
 
 
 def test_untouched_copy_verifies(copy):

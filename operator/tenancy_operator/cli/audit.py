@@ -60,12 +60,19 @@ class _DsnParams:
 
 
 def verify_text(entries: list[audit.Entry], heads: list[audit.Head], anchor: audit.Head | None,
-                public_keys: dict[int, bytes], bad_macs: Any = None, macs_from: int = 1) -> tuple[int, str]:
-    """(exit code, what to print). `bad_macs`: `Signer.bad_macs`, for the entries after the last signed head."""
+                public_keys: dict[int, bytes], bad_macs: Any = None, macs_from: int = 1,
+                cut: audit.Cut | None = None) -> tuple[int, str]:
+    """(exit code, what to print). `bad_macs`: `Signer.bad_macs`, for the entries after the last signed head;
+    `cut`: the one kept with the anchor (`Signer.cut`). Exit 3 when there are entries but nothing signed
+    or anchored: a chain alone proves nothing (whoever can write the database can rewrite it whole)."""
     n, checked, bad = audit.verify(entries, heads, anchor, lambda h: audit.verify_signature(public_keys, h), bad_macs,
-                                   macs_from)
+                                   macs_from, cut)
     if bad is not None:
         return 1, f"audit trail BROKEN: first bad entry {bad.seq}: {bad.reason}\n"
+    if entries and not heads and anchor is None:
+        return 3, (f"audit trail NOT VERIFIED: {n} entries chained, but no signed head and no anchor in OpenBao: "
+                   "nothing shows they were not rewritten, cut or replaced (the operator signs a head within "
+                   "audit.signInterval of a change; if it has signed before, its anchor was deleted: docs/audit.md)\n")
     last = max((e.seq for e in entries), default=0)
     signed = max([h.seq for h in heads] + [anchor.seq if anchor else 0], default=0)
     macs = ", each with a valid operator MAC" if bad_macs is not None else ""
@@ -76,7 +83,8 @@ def verify_text(entries: list[audit.Entry], heads: list[audit.Head], anchor: aud
 
 
 def log_text(tenant: str, entries: list[audit.Entry], heads: list[audit.Head], anchor: audit.Head | None,
-             public_keys: dict[int, bytes] | None, bad_macs: Any = None, macs_from: int = 1) -> tuple[int, str]:
+             public_keys: dict[int, bytes] | None, bad_macs: Any = None, macs_from: int = 1,
+             cut: audit.Cut | None = None) -> tuple[int, str]:
     """(exit code, the tenant's rows), each row checked against the whole trail (`entries`: every entry).
 
     CHECK says what verify found for the row: `signed` (chained up to a signed head that verifies),
@@ -88,7 +96,7 @@ def log_text(tenant: str, entries: list[audit.Entry], heads: list[audit.Head], a
         _, _, bad = audit.verify(entries, [], None, lambda h: "")
     else:
         _, _, bad = audit.verify(entries, heads, anchor, lambda h: audit.verify_signature(public_keys, h), bad_macs,
-                                 macs_from)
+                                 macs_from, cut)
     limit = bad.seq if bad else max((e.seq for e in entries), default=0) + 1
     signed = max([h.seq for h in [*heads, *([anchor] if anchor else [])] if h.seq < limit], default=0)
 
@@ -117,7 +125,8 @@ def log_text(tenant: str, entries: list[audit.Entry], heads: list[audit.Head], a
 
 
 def run(args: Any) -> int:
-    """Exit 0: intact; 1: a bad entry (`log` prints the rows, marked); 2: the trail could not be read."""
+    """Exit 0: intact; 1: a bad entry (`log` prints the rows, marked); 2: the trail could not be read;
+    3 (`verify`): entries, but nothing signed or anchored to verify them against."""
     try:
         return _run(args)
     except (OSError, asyncpg.PostgresError, hvac_errors.VaultError, requests.RequestException) as exc:
@@ -144,9 +153,10 @@ def _run(args: Any) -> int:
     first = signer.macs_from() if signer else None
     macs = signer.bad_macs if signer and first is not None else None
     first = first or 1
+    cut = signer.cut() if signer else None  # the operator found the database's head moved back below one it knew
     if args.audit_command == "log":
-        code, text = log_text(args.tenant, entries, heads, anchor, keys, macs, first)
+        code, text = log_text(args.tenant, entries, heads, anchor, keys, macs, first, cut)
     else:
-        code, text = verify_text(entries, heads, anchor, keys or {}, macs, first)
+        code, text = verify_text(entries, heads, anchor, keys or {}, macs, first, cut)
     print(text, end="")
     return code

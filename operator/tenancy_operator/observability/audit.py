@@ -19,6 +19,11 @@ anchor), out of reach of whoever can write the database. `verify` names the firs
 operator appends the entry: an entry someone else inserted, however well chained, has none that
 verifies, so the signer refuses to sign a head over it and `verify` names it. Entries at or below a
 signed head that verifies need no MAC check: the signer checked them before signing.
+
+A `Cut` says the database's head moved back below a head the operator knew on the chain (entries
+not yet signed were removed, perhaps with others appended in their place): the operator keeps it
+with the anchor in OpenBao, refuses to sign until the database holds that head again, and `verify`
+names it (`moved_back`, `cut_in`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-__all__ = ["GENESIS", "ACTIONS", "Entry", "Head", "Finding", "entry_hash", "details_digest", "head_message", "mac_message",
+__all__ = ["GENESIS", "ACTIONS", "Entry", "Head", "Finding", "Cut", "moved_back", "cut_in", "entry_hash", "details_digest", "head_message", "mac_message",
            "classify", "seal", "verify", "verify_signature", "extends", "unwritten"]
 
 GENESIS = "0" * 64
@@ -68,6 +73,62 @@ class Finding:
     seq: int
     """The first bad entry."""
     reason: str
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The database's head was found below `(seq, hash)`, a head the operator knew on the chain (it
+    appended it, read it as the head, or signed it): `(found_seq, found_hash)` is what it found there
+    instead (the database's head, or its last entry before `seq`; `found_hash` '' when none was read);
+    `signed`, the anchor's seq when it was found."""
+    seq: int
+    hash: str
+    found_seq: int
+    found_hash: str
+    signed: int = 0
+
+    @property
+    def first(self) -> int:
+        """The first entry known to be gone, or, when others took their place, the first that may be."""
+        return self.found_seq + 1 if self.found_seq < self.seq else self.signed + 1
+
+    def held(self, entries: Iterable[Entry]) -> bool:
+        """Does the database hold the known head again (restored from a backup)?"""
+        return any(e.seq == self.seq and e.hash == self.hash for e in entries)
+
+    def reason(self) -> str:
+        """Both heads, in seq and hash words only."""
+        known = f"the chain had reached entry {self.seq} ({self.hash[:16]})"
+        if self.found_seq == self.seq:
+            return (f"the audit database's head moved back: {known}, the database holds another entry {self.seq} "
+                    f"({self.found_hash[:16]}): entries after the last signed one ({self.signed}) were cut and "
+                    "others appended in their place")
+        found = (f"entry {self.found_seq} ({self.found_hash[:16]}) below it" if self.found_hash else
+                 f"no entry from {self.first} to it")
+        return (f"the audit database's head moved back: {known}, the database holds {found}: "
+                f"entries {self.first}..{self.seq} were cut")
+
+    def record(self) -> dict[str, int | str]:
+        return {"seq": self.seq, "hash": self.hash, "found_seq": self.found_seq, "found_hash": self.found_hash,
+                "signed": self.signed}
+
+
+def moved_back(known: tuple[int, str], found: tuple[int, str]) -> bool:
+    """The head an append extended, `found`, lies below the head known on the chain (a lower seq, or the
+    same seq with another hash): entries were removed. A higher seq is another replica's appends."""
+    return found[0] < known[0] or (found[0] == known[0] and found[1] != known[1])
+
+
+def cut_in(known: tuple[int, str], segment: Iterable[Entry], since: int, signed: int = 0) -> Cut | None:
+    """None when `segment` (the database's entries from `since`, which is at most `known`'s seq) holds
+    the known head; else the Cut, with the entry found at its seq or the last one before it (`signed`:
+    the anchor's seq)."""
+    rows = {e.seq: e for e in segment if since <= e.seq <= known[0]}
+    at = rows.get(known[0])
+    if at is not None:
+        return None if at.hash == known[1] else Cut(*known, known[0], at.hash, signed)
+    below = max(rows, default=None)
+    return Cut(*known, below, rows[below].hash, signed) if below is not None else Cut(*known, since - 1, "", signed)
 
 
 def _canonical(value: object) -> bytes:
@@ -146,7 +207,7 @@ def verify_signature(public_keys: dict[int, bytes], head: Head) -> str:
 def verify(entries: Iterable[Entry], heads: Iterable[Head], anchor: Head | None,
            check: Callable[[Head], str],
            bad_macs: Callable[[list[Entry]], set[int]] | None = None,
-           macs_from: int = 1) -> tuple[int, int, Finding | None]:
+           macs_from: int = 1, cut: Cut | None = None) -> tuple[int, int, Finding | None]:
     """Check the chain, every signed head and the anchor. Returns (entries, heads checked, first bad).
 
     `entries` in any order; `check(head)` is `verify_signature` with the key's versions bound ('' is
@@ -155,7 +216,8 @@ def verify(entries: Iterable[Entry], heads: Iterable[Head], anchor: Head | None,
     the hash), a head whose hash or signature is wrong (the entry it covers), and, when `bad_macs` is
     given, an entry after the last good signed head (or anchor) whose MAC does not verify:
     `bad_macs(those entries)` returns their seqs (it asks OpenBao; not called when there are none).
-    Entries before `macs_from` (written before the operator made MACs) are not asked about.
+    Entries before `macs_from` (written before the operator made MACs) are not asked about. `cut`
+    (kept with the anchor in OpenBao) names its first entry while the log does not hold its head.
     """
     found: list[Finding] = []
     rows = sorted(entries, key=lambda e: e.seq)
@@ -187,6 +249,8 @@ def verify(entries: Iterable[Entry], heads: Iterable[Head], anchor: Head | None,
             found.append(Finding(head.seq, f"the {source} at entry {head.seq}: {why}"))
         elif hashes[head.seq] == head.hash:
             covered = max(covered, head.seq)
+    if cut is not None and hashes.get(cut.seq) != cut.hash:
+        found.append(Finding(cut.first, cut.reason()))
     tail = [e for e in rows if e.seq > covered and e.seq >= macs_from]
     if bad_macs is not None and tail:
         found += [Finding(n, unwritten(n)) for n in bad_macs(tail)]

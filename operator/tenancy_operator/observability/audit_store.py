@@ -1,7 +1,7 @@
 """Where the audit chain lives: a PostgreSQL database, and an OpenBao transit key that signs its heads.
 
 PostgreSQL (`Store`): the database (`tenancy_audit` by default) on the configured Backend, made by
-the operator with its admin login, holds two tables:
+the operator with its admin login (PUBLIC's CONNECT and TEMPORARY revoked: `database_setup`), holds two tables:
 
     audit_entries(seq bigint primary key, at, tenant, action, target, actor, details_digest, prev_hash, hash, mac)
     audit_heads(seq bigint primary key, hash, signature, signed_at)
@@ -11,10 +11,12 @@ only the operator's token may use to sign heads and to HMAC entries (`mac`, one 
 appended batch; `bad_macs` checks them with `verify`); a KV v2 mount `tenancy-audit-kv` whose `head` holds
 the newest signed head (the anchor): someone who can write the database cannot move it back. The
 public key versions are readable for verification (`transit/keys/chain`), the private key never.
+The anchor's record also keeps a `cut` (audit.Cut) once the operator finds the database's head moved
+back below a head it knew: a restart forgets nothing.
 
 Appends take `LOCK TABLE audit_entries IN EXCLUSIVE MODE` in their transaction, so two replicas
 never extend the same head. Errors: asyncpg / OSError / hvac / requests exceptions pass through;
-the recorder (handlers/audit_trail.py) decides what they mean.
+the recorder (handlers/audit_recorder.py) decides what they mean.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ import asyncpg
 import hvac
 from hvac import exceptions as hvac_errors
 
+from ..backends import postgres_sql
 from . import audit
 
-__all__ = ["SCHEMA", "Store", "Signer", "PgParams", "TRANSIT_MOUNT", "KEY", "KV_MOUNT", "ANCHOR"]
+__all__ = ["SCHEMA", "Store", "Signer", "PgParams", "TRANSIT_MOUNT", "KEY", "KV_MOUNT", "ANCHOR", "database_setup"]
 
 TRANSIT_MOUNT, KEY, KV_MOUNT, ANCHOR = "tenancy-audit", "chain", "tenancy-audit-kv", "head"
 SCHEMA = """
@@ -44,6 +47,9 @@ CREATE INDEX IF NOT EXISTS audit_entries_tenant ON audit_entries (tenant, seq);
 CREATE TABLE IF NOT EXISTS audit_heads (
   seq bigint PRIMARY KEY, hash text NOT NULL, signature text NOT NULL, signed_at text NOT NULL);
 """
+DATABASE_STATE = ("SELECT has_database_privilege('public', oid, 'CONNECT') OR "
+                  "has_database_privilege('public', oid, 'TEMPORARY') AS public_may_enter FROM pg_database WHERE datname = $1")
+"""Does the trail's database exist, and may PUBLIC (every login, tenants' too) still enter it?"""
 BATCH = 100
 """Entries per OpenBao batch call (its JSON limits refuse a few hundred)."""
 _COLUMNS = "seq, at, tenant, action, target, actor, details_digest, prev_hash, hash, mac"
@@ -65,6 +71,20 @@ class PgParams:
                                ssl="require" if self.tls else None)
 
 
+def database_setup(name: str, exists: bool, public_may_enter: bool) -> list[str]:
+    """The statements that make the trail's database and keep every other login out of it.
+
+    PostgreSQL grants CONNECT and TEMPORARY on a new database to PUBLIC, so every tenant login could
+    enter it: both are revoked right after CREATE DATABASE, and on an existing database (made before
+    this, or granted back) only while PUBLIC still holds one. Once so, none: no write in steady state.
+    The admin login that makes it owns it, so it keeps its own access; an auditor's login needs
+    `GRANT CONNECT` (docs/audit.md)."""
+    revoke = postgres_sql.revoke_public_connect(name)
+    if not exists:
+        return [f"CREATE DATABASE {postgres_sql.ident(name)}", revoke]
+    return [revoke] if public_may_enter else []
+
+
 def _entry(row: Any) -> audit.Entry:
     return audit.Entry(**{k: row[k] for k in _COLUMNS.split(", ")})
 
@@ -84,9 +104,9 @@ class Store:
             return
         admin = await self.params.connect("postgres")
         try:
-            if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", self.params.database):
-                quoted = '"' + self.params.database.replace('"', '""') + '"'
-                await admin.execute(f"CREATE DATABASE {quoted}")
+            row = await admin.fetchrow(DATABASE_STATE, self.params.database)
+            for statement in database_setup(self.params.database, row is not None, bool(row and row["public_may_enter"])):
+                await admin.execute(statement)
         finally:
             await admin.close()
         conn = await self.params.connect()
@@ -261,6 +281,32 @@ class Signer:
     def anchor(self) -> audit.Head | None:
         data = self._record()
         return audit.Head(int(data["seq"]), data["hash"], data["signature"]) if "seq" in data else None
+
+    def cut(self) -> audit.Cut | None:
+        """The cut kept with the anchor (`record_cut`); None when there is none."""
+        value = self._record().get("cut")
+        if not isinstance(value, dict) or "seq" not in value:
+            return None
+        return audit.Cut(int(value["seq"]), str(value["hash"]), int(value["found_seq"]), str(value.get("found_hash", "")),
+                         int(value.get("signed", 0)))
+
+    def _record_cut(self, cut: audit.Cut) -> None:
+        client = self._client()
+        try:
+            reply = client.read(f"{KV_MOUNT}/data/{ANCHOR}") or {}
+        except hvac_errors.InvalidPath:
+            reply = {}
+        data = reply.get("data") or {}
+        record, version = data.get("data") or {}, int((data.get("metadata") or {}).get("version") or 0)
+        # Check-and-set: a replica signing meanwhile must not have its newer anchor overwritten with this older one.
+        client.write_data(f"{KV_MOUNT}/data/{ANCHOR}", data={"options": {"cas": version},
+                                                             "data": {**record, "cut": cut.record()}})
+
+    async def record_cut(self, cut: audit.Cut) -> None:
+        """Keep `cut` with the anchor, so that a restart or another replica refuses to sign over it too.
+        Written once, when the operator finds it; the next signature (once the database holds the cut's
+        head again) writes the anchor without it, and a person deleting the anchor removes it."""
+        await asyncio.to_thread(self._record_cut, cut)
 
     def macs_from(self) -> int | None:
         """The first entry that must carry a MAC (kept with the anchor); None: not recorded yet."""

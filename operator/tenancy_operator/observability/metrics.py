@@ -113,8 +113,9 @@ class _UnsetGauge(Collector):
 
 AUDIT_CHAIN_VERIFIED = _UnsetGauge(
     "tenancy_audit_chain_verified",
-    "1 while the audit chain in the database extends the signed anchor in OpenBao (checked at start and before "
-    "each signature), 0 once it does not: the operator then signs nothing more (docs/audit.md)")
+    "1 while the audit chain in the database extends the signed anchor in OpenBao and still holds the newest head "
+    "the operator knew on it (checked at start and before each signature), 0 once it does not (a rewrite, or a cut "
+    "of the unsigned tail): the operator then signs nothing more (docs/audit.md)")
 REGISTRY.register(AUDIT_CHAIN_VERIFIED)
 
 _TENANT_SERIES = (TENANT_CONDITION, TENANT_PHASE, QUOTA_USED, QUOTA_HARD)

@@ -114,11 +114,17 @@ class FakeSigner:
     """The transit key, in memory: an HMAC only it can make, an ed25519 key only it can sign with."""
 
     def __init__(self):
-        self.head, self.signed = None, 0
+        self.head, self.signed, self.kept, self.writes = None, 0, None, 0
         self._key = Ed25519PrivateKey.generate()
 
     def anchor(self):
         return self.head
+
+    def cut(self):
+        return self.kept
+
+    async def record_cut(self, cut):
+        self.kept, self.writes = cut, self.writes + 1
 
     async def set_macs_from(self, first):
         self.macs_from = getattr(self, "macs_from", None) or first
@@ -139,7 +145,7 @@ class FakeSigner:
     async def sign(self, seq, hash_):
         self.signed += 1
         sig = base64.b64encode(self._key.sign(audit.head_message(seq, hash_))).decode()
-        self.head = audit.Head(seq, hash_, f"vault:v1:{sig}")
+        self.head, self.kept = audit.Head(seq, hash_, f"vault:v1:{sig}"), None  # the new anchor's record has no cut
         return self.head
 
 
@@ -257,3 +263,105 @@ async def test_the_last_signed_seq_is_the_anchors_not_the_heads_table(monkeypatc
     restarted = _trail(store, signer)
     await restarted.record([_change(n) for n in (4, 5, 6)])
     assert signer.head.seq == 6 and restarted.signed_seq == 6
+
+
+def _verify(store, signer):
+    """What `kubectl tenant audit verify` finds: the chain, the heads, the anchor, the MACs and the kept cut."""
+    keys = signer.public_keys()
+    return audit.verify(store.entries, store.heads, signer.anchor(), lambda h: audit.verify_signature(keys, h),
+                        signer.bad_macs, 1, signer.cut())[2]
+
+
+async def _cut_tail(store, signer, alarms=None):
+    """Entries 1..3 signed, 4..6 appended, not signed yet; a database writer drops 4..6, then the operator
+    appends two more changes (as entries 4 and 5). Returns the running trail and the dropped entries."""
+    running = _trail(store, signer)
+    running.sign_every = 100
+
+    async def alarm(message):
+        alarms.append(message)
+
+    running.alarm = alarm if alarms is not None else None
+    await running.record([_change(n) for n in (1, 2, 3)])
+    await running.tick()
+    await running.record([_change(n) for n in (4, 5, 6)])
+    dropped = store.entries[3:]
+    del store.entries[3:]
+    await running.record([_change(7), _change(8)])
+    await running.tick()
+    return running, dropped
+
+
+async def test_an_unsigned_tail_cut_is_never_signed_over(monkeypatch):
+    monkeypatch.setattr(metrics.AUDIT_CHAIN_VERIFIED, "value", None)
+    store, signer, alarms = FakeStore(), FakeSigner(), []
+    running, dropped = await _cut_tail(store, signer, alarms)
+    assert signer.head.seq == 3 and signer.signed == 1, "a head was signed over the cut tail"
+    assert metrics.AUDIT_CHAIN_VERIFIED.value == 0
+    # Both heads named: the one the chain had reached, the one the database was found at.
+    assert "entry 6 (" in running.broken and "entry 3 (" in running.broken and "entries 4..6 were cut" in running.broken
+    assert len(alarms) == 1 and "first bad entry 4" in alarms[0]
+    assert [e.seq for e in store.entries] == [1, 2, 3, 4, 5] and not running.held  # the changes are still recorded
+    bad = _verify(store, signer)
+    assert bad is not None and bad.seq == 4 and "entries 4..6 were cut" in bad.reason
+    await running.tick()
+    assert len(alarms) == 1 and signer.head.seq == 3  # checked again, said once
+    store.entries = store.entries[:3] + dropped  # restored from a backup: the running process resumes by itself
+    await running.tick()
+    assert not running.broken and metrics.AUDIT_CHAIN_VERIFIED.value == 1 and signer.head.seq == 6
+
+
+async def test_a_found_cut_survives_a_restart_and_clears_once_the_tail_is_restored(monkeypatch):
+    monkeypatch.setattr(metrics.AUDIT_CHAIN_VERIFIED, "value", None)
+    store, signer = FakeStore(), FakeSigner()
+    _, dropped = await _cut_tail(store, signer)
+    assert signer.head.seq == 3 and signer.kept is not None and signer.writes == 1  # kept with the anchor, once
+    # The next operator process: the database alone (a whole chain from the anchor on) shows nothing wrong.
+    restarted = _trail(store, signer)
+    await restarted.tick()
+    await restarted.record([_change(n) for n in (9, 10, 11)])
+    await restarted.tick()
+    assert signer.head.seq == 3 and metrics.AUDIT_CHAIN_VERIFIED.value == 0, "a restart signed over the cut"
+    assert "entries 4..6 were cut" in restarted.broken and signer.writes == 1
+    # A person restores the database from a backup holding entries 4..6: signing resumes by itself.
+    store.entries = store.entries[:3] + dropped
+    await restarted.tick()
+    assert not restarted.broken and metrics.AUDIT_CHAIN_VERIFIED.value == 1 and signer.head.seq == 6
+    assert signer.cut() is None and _verify(store, signer) is None
+
+
+async def test_a_cut_tail_replaced_by_as_many_entries_is_found_and_every_replica_refuses(monkeypatch):
+    monkeypatch.setattr(metrics.AUDIT_CHAIN_VERIFIED, "value", None)
+    store, signer = FakeStore(), FakeSigner()
+    a = _trail(store, signer)
+    a.sign_every = 100
+    await a.record([_change(n) for n in (1, 2, 3)])
+    await a.tick()
+    await a.record([_change(n) for n in (4, 5, 6)])
+    del store.entries[3:]
+    b = _trail(store, signer)  # another replica, started after the cut: entries 4..6 again, other changes
+    b.sign_every = 100
+    await b.record([_change(n) for n in (7, 8, 9)])
+    await a.record([_change(10)])  # a finds entry 6 with another hash than the one it appended
+    await b.tick()
+    await a.tick()
+    assert signer.head.seq == 3 and metrics.AUDIT_CHAIN_VERIFIED.value == 0
+    assert "holds another entry 6" in a.broken and a.broken == b.broken
+    bad = _verify(store, signer)
+    assert bad is not None and bad.seq == 4  # any entry after the last signed one may be another
+
+
+async def test_a_trail_that_only_grows_keeps_signing(monkeypatch):
+    monkeypatch.setattr(metrics.AUDIT_CHAIN_VERIFIED, "value", None)
+    store, signer = FakeStore(), FakeSigner()
+    a, b = _trail(store, signer), _trail(store, signer)  # two replicas appending in turn
+    for n in range(1, 13, 2):
+        await a.record([_change(n)])
+        await b.record([_change(n + 1)])
+    await a.tick()
+    await b.tick()
+    assert not a.broken and not b.broken and metrics.AUDIT_CHAIN_VERIFIED.value == 1
+    keys = signer.public_keys()
+    assert signer.head.seq == 12 and signer.writes == 0  # no cut kept: a growing trail writes nothing more
+    assert audit.verify(store.entries, store.heads, signer.anchor(), lambda h: audit.verify_signature(keys, h),
+                        signer.bad_macs)[2] is None

@@ -145,3 +145,33 @@ def test_macs_are_asked_for_only_after_the_last_good_head_and_from_macs_from():
     assert asked[-1] == [10] and bad is None
     # The MAC is not part of the hash: the chain is the same with or without it.
     assert audit.entry_hash(dataclasses.replace(entries[0], mac="vault:v1:x")) == entries[0].hash
+
+
+def test_the_head_moving_back_is_a_cut_and_a_higher_one_is_not():
+    assert audit.moved_back((6, "h6"), (3, "h3"))  # entries 4..6 gone
+    assert audit.moved_back((6, "h6"), (6, "x6"))  # gone, and as many others appended in their place
+    assert not audit.moved_back((6, "h6"), (6, "h6"))
+    assert not audit.moved_back((6, "h6"), (9, "h9"))  # another replica appended
+
+
+def test_a_cut_is_found_in_the_segment_and_named_until_its_head_is_back():
+    entries = _chain(6)
+    anchor = _sign(entries[2])
+    # Entries 4..6 cut, two others appended after entry 3.
+    again, prev = list(entries[:3]), entries[2].hash
+    for i in (4, 5):
+        again.append(audit.seal(i, "t", "acme", "alter", f"postgres pg: role s{i}", "op", {}, prev))
+        prev = again[-1].hash
+    known = (6, entries[5].hash)
+    cut = audit.cut_in(known, again[3:], 4, 3)
+    assert (cut.found_seq, cut.found_hash, cut.first) == (5, again[4].hash, 6)
+    cut = audit.cut_in(known, again[2:], 3, 3)
+    assert cut.first == 6 and audit.cut_in(known, entries[2:], 3, 3) is None
+    # What the operator keeps in OpenBao when its append found the head at entry 3:
+    kept = audit.Cut(6, entries[5].hash, 3, entries[2].hash, 3)
+    bad = audit.verify(again, [anchor], anchor, lambda h: audit.verify_signature(PUBLIC, h), cut=kept)[2]
+    assert bad.seq == 4 and "entries 4..6 were cut" in bad.reason and entries[5].hash[:16] in bad.reason
+    assert _check(again, [anchor], anchor) is None  # without it, the cut chain verifies: why it is kept
+    assert audit.verify(entries, [anchor], anchor, lambda h: audit.verify_signature(PUBLIC, h), cut=kept)[2] is None
+    replaced = audit.Cut(6, entries[5].hash, 6, "f" * 64, 3)
+    assert replaced.first == 4 and "after the last signed one (3)" in replaced.reason()
