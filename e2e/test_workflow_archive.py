@@ -70,7 +70,8 @@ def _run(ns: str, tenant: str, workflow: str, name: str, timeout: float = 180, *
     return eventually(finished, timeout, 1, f"workflowrun {ns}/{name} finished")
 
 
-async def _unwrap(encryption: dict) -> bytes:
+async def _unwrap(manifest: dict) -> bytes:
+    encryption = manifest["encryption"]
     return base64.b64decode(vault_admin().secrets.transit.decrypt_data(
         name=encryption["wrappingKey"]["name"], ciphertext=encryption["wrappedKey"],
         mount_point="transit")["data"]["plaintext"])
