@@ -10,10 +10,10 @@ import hvac
 import redis
 
 
-def pg_admin(sql: str, *args):
+def pg_admin(sql: str, *args, database: str = "postgres"):
     async def go():
         conn = await asyncpg.connect(host=os.environ["PGHOST"], port=int(os.environ["PGPORT"]),
-                                     user=os.environ["PGUSER"], password=os.environ["PGPASSWORD"], database="postgres")
+                                     user=os.environ["PGUSER"], password=os.environ["PGPASSWORD"], database=database)
         try:
             return await conn.fetch(sql, *args)
         finally:

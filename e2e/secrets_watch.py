@@ -100,6 +100,25 @@ def find_secrets(logs: dict[str, bytes], secrets: dict[str, str]) -> list[Findin
     return found
 
 
+OPENBAO_TOKEN = re.compile(rb"(?<![A-Za-z0-9.])[sbr]\.[A-Za-z0-9]{24,}(?![A-Za-z0-9])")
+"""OpenBao's token shape (prefix `s.` service, `b.` batch, `r.` recovery, then a random base62 body:
+openbao.org/docs/concepts/tokens). Tokens the operator and the tests get by logging in are in no
+Secret, so they are looked for by shape; a body without a digit is taken for a word (a Java class
+`s.OpenSearchSecurityPlugin`), which misses about 1 token in 70."""
+
+
+def find_token_shapes(logs: dict[str, bytes]) -> list[Finding]:
+    """Every OpenBao-token-shaped string in the given log texts."""
+    found = []
+    for name, text in logs.items():
+        for match in OPENBAO_TOKEN.finditer(text or b""):
+            if re.search(rb"[0-9]", match.group()):
+                at = match.start()
+                found.append(Finding("an OpenBao token (by shape)", "raw", name,
+                                     text[max(0, at - 80): at].decode(errors="replace") + "<TOKEN>"))
+    return found
+
+
 class RunRecord:
     """Log offsets at the start of the run, and every secret value the run's Secrets ever held."""
 

@@ -7,7 +7,7 @@ audit log, the controller manager), each from where it ended when the run starte
 secrets are every value a Secret held during the run (tenant credentials of every version, backend
 admin credentials, tokens), the SCRAM verifiers of the tenants' PostgreSQL roles, the password hashes
 of their Redis ACL users, and the operator's ServiceAccount token; each is searched raw and
-base64-encoded. The checker can fail: a deliberately bad line with a planted secret is found.
+base64-encoded. OpenBao tokens, held by no Secret, are looked for by their shape. The checker can fail: a deliberately bad line with a planted secret is found.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tenancy_operator.observability.logs import JsonFormatter
 from . import kube
 from .admin import pg_admin, redis_admin
 from .kube import get, kubectl, tenant_yaml
-from .secrets_watch import find_secrets
+from .secrets_watch import find_secrets, find_token_shapes
 
 NAME = "obs-no-secrets"
 
@@ -63,7 +63,7 @@ def test_no_secret_in_any_log_line_of_the_run(operator, operator_kubeconfig, bac
     assert len(tenant_secrets) >= 4, f"the watch saw the tenant's credentials of both versions: {tenant_secrets}"
     logs = run_record.run_logs()
     assert logs.get("operator-e2e.log"), "the run's operator log is empty"
-    findings = find_secrets(logs, secrets)
+    findings = find_secrets(logs, secrets) + find_token_shapes(logs)
     print(f"searched {len(logs)} logs, {sum(map(len, logs.values()))} bytes written during the run, "
           f"for {len(secrets)} secret values")
     assert not findings, "secrets in log lines:\n" + "\n".join(
@@ -87,3 +87,7 @@ def test_a_planted_secret_in_a_bad_log_line_is_found(run_record):
 
     encoded = {"planted-b64.log": b"payload=" + base64.b64encode(b"x" + secret.encode() + b"y")}
     assert [f.form for f in find_secrets(encoded, {secret: "planted"})] == ["base64"]
+    # A token the operator got by logging in is in no Secret: found by its shape, not a Java class name.
+    token_line = b'{"message": "login ok, token s.Q3xR7mZp9LkT2vBn8WcYd5Hf"}\n'
+    assert [f.log for f in find_token_shapes({"token.log": token_line, "java.log": b"at s.OpenSearchSecurityPlugin\n"})] \
+        == ["token.log"]

@@ -5,7 +5,8 @@
   read in the `postgres` database the operator works in; the shared catalogs (pg_authid,
   pg_auth_members, pg_database, pg_db_role_setting, pg_shdescription...) show there too, so every
   CREATE/ALTER/GRANT/REVOKE/COMMENT counts. pg_statistic is left out: only ANALYZE (autovacuum)
-  writes it. Backends flush these counters up to 10 s late, hence `PG_FLUSH_SECONDS`.
+  writes it. Also the audit trail's tables (database `tenancy_audit`, `pg_stat_user_tables`).
+  Backends flush these counters up to 10 s late, hence `PG_FLUSH_SECONDS`.
 - Redis: `INFO commandstats` calls of every command flagged `write`, plus the admin commands that
   change state (ACL SETUSER/DELUSER, CLIENT KILL...).
 - OpenSearch and FerretDB (`opensearch()`, `ferretdb()`, read on their own: not every run has tenants
@@ -52,8 +53,17 @@ class Snapshot:
     openbao: Counter = field(default_factory=Counter)
 
 
+AUDIT_DATABASE = "tenancy_audit"
+"""The operator's audit trail (its entries and signed heads): no change, no entry, so none while idle."""
+
+
 def _postgres() -> Counter:
-    return Counter({r["relname"]: int(r["writes"]) for r in admin.pg_admin(_PG_SQL)})
+    found = Counter({r["relname"]: int(r["writes"]) for r in admin.pg_admin(_PG_SQL)})
+    if admin.pg_admin("SELECT 1 FROM pg_database WHERE datname = $1", AUDIT_DATABASE):
+        found.update({f"{AUDIT_DATABASE}.{r['relname']}": int(r["writes"]) for r in admin.pg_admin(
+            "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del AS writes FROM pg_stat_user_tables",
+            database=AUDIT_DATABASE)})
+    return found
 
 
 def _redis() -> Counter:

@@ -88,10 +88,10 @@ def _session() -> requests.Session:
     return session
 
 
-def path_for(kind: str, name: str | None = None, namespace: str | None = None) -> str:
+def path_for(kind: str, name: str | None = None, namespace: str | None = None, all_namespaces: bool = False) -> str:
     prefix, plural, namespaced = _PATHS[kind]
     path = prefix
-    if namespaced:
+    if namespaced and not (all_namespaces and name is None):
         if not namespace:
             raise ValueError(f"{kind} is namespaced; a namespace is needed")
         path += f"/namespaces/{namespace}"
@@ -162,9 +162,11 @@ async def delete(kind: str, name: str, namespace: str | None = None) -> bool:
         return False
 
 
-async def list_objects(kind: str, namespace: str | None = None, label_selector: str | None = None) -> list[dict[str, Any]]:
+async def list_objects(kind: str, namespace: str | None = None, label_selector: str | None = None,
+                       all_namespaces: bool = False) -> list[dict[str, Any]]:
+    """Objects of `kind` in `namespace` (or cluster-scoped ones; of every namespace with `all_namespaces`)."""
     query = [("labelSelector", label_selector)] if label_selector else []
-    result = await _run("GET", path_for(kind, None, namespace), query=query)
+    result = await _run("GET", path_for(kind, None, None if all_namespaces else namespace, all_namespaces), query=query)
     items = result.get("items", [])
     for item in items:  # list items carry no kind; the reconcile layer keys on it
         item.setdefault("kind", kind)

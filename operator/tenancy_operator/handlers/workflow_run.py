@@ -201,8 +201,27 @@ async def _holder_alive(holder: str, me: str) -> bool:
     return run is not None and (run.get("status") or {}).get("phase") not in engine.FINAL
 
 
+def ahead_in_line(runs: list[dict[str, Any]], tenant: str, me: str, operator_namespace: str) -> str:
+    """The waiting run of `tenant` (phase Waiting, not cancelled) that takes a free lease before `me`,
+    as `namespace/name`; '' when `me` goes first. Runs from the operator's namespace go first, then the
+    oldest: a tenant owner creating runs back to back cannot keep a platform run waiting for ever."""
+    def key(run: dict[str, Any]) -> tuple[bool, str, str]:
+        meta = run.get("metadata") or {}
+        return (meta.get("namespace") != operator_namespace, str(meta.get("creationTimestamp") or ""),
+                f"{meta.get('namespace')}/{meta.get('name')}")
+
+    mine = next((r for r in runs if key(r)[2] == me), None)
+    if mine is None:
+        return ""
+    waiting = [r for r in runs if key(r)[2] != me and (r.get("spec") or {}).get("tenant") == tenant
+               and not (r.get("spec") or {}).get("cancel") and (r.get("status") or {}).get("phase") == "Waiting"]
+    first = min(waiting, key=key, default=None)
+    return key(first)[2] if first is not None and key(first) < key(mine) else ""
+
+
 async def _acquire(tenant: str, me: str) -> str:
-    """Take the tenant's lease; '' when held by this run, else the live holder's `namespace/name`.
+    """Take the tenant's lease; '' when held by this run, else the live holder's `namespace/name`, or
+    the waiting run that goes before this one when the lease is free (`ahead_in_line`).
 
     LookupError: the Tenant does not exist."""
     while True:
@@ -214,6 +233,9 @@ async def _acquire(tenant: str, me: str) -> str:
             return ""
         if holder and await _holder_alive(holder, me):
             return holder
+        ahead = ahead_in_line(await kube.list_objects("WorkflowRun", all_namespaces=True), tenant, me, CFG.operator_namespace)
+        if ahead:
+            return ahead
         try:  # guarded by resourceVersion: two runs racing for a free lease cannot both win
             await kube.merge_patch("Tenant", tenant, None, {"metadata": {
                 "resourceVersion": obj["metadata"]["resourceVersion"], "annotations": {LEASE: me}}})
@@ -337,7 +359,8 @@ async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any,
         if holder:
             if status.get("holder") != holder:
                 status.update(phase="Waiting", holder=holder,
-                              message=f"waiting for WorkflowRun {holder}, which holds tenant {run_spec.tenant}")
+                              message=f"waiting for WorkflowRun {holder}, which holds tenant {run_spec.tenant} "
+                                      "or is ahead in line for it")
                 await writer.write(status, "WaitingForTenant")
             await stopped.wait(POLL)
             continue

@@ -36,6 +36,11 @@ class FakeApi:
         obj["metadata"]["resourceVersion"] = str(self.rv)
         self.objects[(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])] = obj
 
+    async def list_objects(self, kind: str, namespace: str | None = None, label_selector: str | None = None,
+                           all_namespaces: bool = False) -> list[dict[str, Any]]:
+        return [copy.deepcopy(o) for (k, ns, _), o in self.objects.items()
+                if k == kind and (all_namespaces or ns == namespace)]
+
     async def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         found = self.objects.get((kind, namespace, name))
         return copy.deepcopy(found) if found else None
@@ -67,7 +72,7 @@ class FakeApi:
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     fake = FakeApi()
-    for fn in ("get", "merge_patch", "delete"):
+    for fn in ("get", "merge_patch", "delete", "list_objects"):
         monkeypatch.setattr(wr.kube, fn, getattr(fake, fn))
     monkeypatch.setattr(wr.kopf, "event", lambda *a, **kw: None)
     monkeypatch.setattr(wr, "POLL", 0.01)
@@ -136,6 +141,32 @@ def test_a_second_run_waits_naming_the_holder_then_runs(api: FakeApi, monkeypatc
     status = asyncio.run(scenario())
     assert status["phase"] == "Succeeded" and status.get("holder") is None
     assert log == ["start r1", "end r1", "start r2", "end r2"]
+
+
+def test_a_platform_run_waiting_behind_goes_before_an_earlier_owner_run(api: FakeApi,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+
+    async def phase(name: str, namespace: str) -> str:
+        return ((await api.get("WorkflowRun", name, namespace)) or {}).get("status", {}).get("phase", "")
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        _fake_workflow(monkeypatch, log, gate)
+        first = asyncio.ensure_future(_drive(api, _run(api, "r1")))
+        while "start r1" not in log:
+            await asyncio.sleep(0.01)
+        owner = asyncio.ensure_future(_drive(api, _run(api, "r2")))
+        while await phase("r2", "tenant-acme") != "Waiting":
+            await asyncio.sleep(0.01)
+        platform = asyncio.ensure_future(_drive(api, _run(api, "p", wr.CFG.operator_namespace)))
+        while await phase("p", wr.CFG.operator_namespace) != "Waiting":
+            await asyncio.sleep(0.01)
+        gate.set()
+        await asyncio.gather(first, owner, platform)
+
+    asyncio.run(scenario())
+    assert log == ["start r1", "end r1", "start p", "end p", "start r2", "end r2"]
 
 
 def test_a_stale_lease_of_a_deleted_run_is_taken_over(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> None:
