@@ -44,6 +44,26 @@ class App:
         finally:
             r.close()
 
+    # The server ended the session: the door of these credentials closing at the end of their overlap
+    # ends their sessions too. Fine for superseded credentials whose login is refused by then (a real
+    # app reconnects and re-reads the Secret); a failure when the credentials are still the current
+    # ones or still log in, which is a running app cut.
+    DROPPED = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.AdminShutdownError,
+               redis.exceptions.ConnectionError)
+
+    def _dropped(self, exc: Exception) -> None:
+        old, self.creds = self.creds, credentials(self.tenant)
+        if self.creds == old or not _login_refused(old):
+            self.failures += 1
+            self.errors.append(f"session of open credentials ended: {exc!r}")
+            return
+        self.reconnects += 1
+        try:
+            self._once()
+        except Exception as again:  # noqa: BLE001 - any failure after re-reading counts
+            self.failures += 1
+            self.errors.append(repr(again))
+
     def run(self) -> None:
         while not self.stop.is_set():
             try:
@@ -56,6 +76,8 @@ class App:
                 except Exception as exc:  # noqa: BLE001 - any failure after re-reading counts
                     self.failures += 1
                     self.errors.append(repr(exc))
+            except self.DROPPED as exc:  # after AUTH_ERRORS: redis' AuthenticationError is a ConnectionError
+                self._dropped(exc)
             except Exception as exc:  # noqa: BLE001
                 self.failures += 1
                 self.errors.append(repr(exc))
@@ -123,6 +145,17 @@ def test_three_rotations_under_load(rotating_tenant):
 def rotating_tenant_del(backends):
     yield _start("rotdel")
     kubectl("delete", "tenant", "rotdel", "--wait=false", check=False)
+
+
+def _login_refused(creds: dict[str, str]) -> bool:
+    """Does PostgreSQL refuse these credentials' login now?"""
+    try:
+        pg(creds, "SELECT 1")
+    except App.AUTH_ERRORS:
+        return True
+    except App.DROPPED:
+        return False
+    return False
 
 
 def _refused(creds: dict[str, str]) -> bool:
