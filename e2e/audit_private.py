@@ -5,12 +5,50 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import REGISTRY
+from tenancy_operator.handlers import audit_trail
 from tenancy_operator.observability import audit_store
+
+from .kube import kubectl
+
+BACKEND = "pg-main"
+"""The Backend the private trails' alarms post their Events on."""
+ACTOR = "system:serviceaccount:t:op"
+
+
+def chain_broken_events() -> set[str]:
+    """Names of the `AuditChainBroken` Events on BACKEND."""
+    out = kubectl("get", "events", "-n", "default", "--field-selector",
+                  f"involvedObject.kind=Backend,involvedObject.name={BACKEND},reason=AuditChainBroken", "-o", "json")
+    return {e["metadata"]["name"] for e in json.loads(out.stdout)["items"]}
+
+
+def chain_verified_gauge() -> float | None:
+    return REGISTRY.get_sample_value("tenancy_audit_chain_verified")
+
+
+def change(n: int) -> dict:
+    """The n-th change a test records: an alter of a made-up tenant's role."""
+    return {"tenant": "victim", "action": "alter", "target": f"postgres {BACKEND}: role t_victim_{n}",
+            "details": {"n": str(n)}}
+
+
+def trail(store: audit_store.Store, signer: audit_store.Signer, sign_every: int, alarm: bool = False) -> audit_trail.Trail:
+    """A Trail of this process on a private store and signer; `alarm` posts its Events on BACKEND."""
+    async def connect():
+        return store, signer
+
+    t = audit_trail.Trail()
+    t.connect, t.actor, t.sign_every = connect, ACTOR, sign_every
+    if alarm:
+        t.alarm = lambda message: audit_trail._event_on_backend(BACKEND, message)  # noqa: SLF001
+    return t
 
 
 @contextlib.contextmanager

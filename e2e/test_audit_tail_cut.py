@@ -13,41 +13,18 @@ and the next signature writes the anchor without the cut. The database it made i
 from __future__ import annotations
 
 import asyncio
-import json
 
-from prometheus_client import REGISTRY
 from tenancy_operator.handlers import audit_trail
 from tenancy_operator.observability import audit, audit_store
 
-from .audit_private import private_trail
+from .audit_private import chain_broken_events, chain_verified_gauge, change, private_trail, trail
 from .kube import kubectl
 
-BACKEND = "pg-main"
-
-
-def _events() -> set[str]:
-    out = kubectl("get", "events", "-n", "default", "--field-selector",
-                  f"involvedObject.kind=Backend,involvedObject.name={BACKEND},reason=AuditChainBroken", "-o", "json")
-    return {e["metadata"]["name"] for e in json.loads(out.stdout)["items"]}
-
-
-def _gauge() -> float | None:
-    return REGISTRY.get_sample_value("tenancy_audit_chain_verified")
-
-
-def _change(n: int) -> dict:
-    return {"tenant": "victim", "action": "alter", "target": f"postgres {BACKEND}: role t_victim_{n}", "details": {"n": str(n)}}
+_events, _gauge, _change = chain_broken_events, chain_verified_gauge, change
 
 
 def _trail(store: audit_store.Store, signer: audit_store.Signer, alarm: bool = False) -> audit_trail.Trail:
-    async def connect():
-        return store, signer
-
-    t = audit_trail.Trail()
-    t.connect, t.actor, t.sign_every = connect, "system:serviceaccount:t:op", 100  # signed by the timer (tick)
-    if alarm:
-        t.alarm = lambda message: audit_trail._event_on_backend(BACKEND, message)  # noqa: SLF001
-    return t
+    return trail(store, signer, 100, alarm)  # signed by the timer (tick)
 
 
 async def _found(store: audit_store.Store, signer: audit_store.Signer) -> audit.Finding | None:
