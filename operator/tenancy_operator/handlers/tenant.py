@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from ..api.tenant import TenantSpec
 from ..backends import kube, registry
 from ..backends.base import Report, TenantSlice
 from ..observability import logs, metrics, tracing
-from ..reconcile import diff, labels, repairs, unbuilt
+from ..reconcile import diff, labels, repairs, unbuilt, verify_schedule
 from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
 from . import (
@@ -52,6 +53,7 @@ CFG = config.load()
 _repairs = repairs.RepairTracker()
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 _written: dict[str, tuple[int, dict[str, Any]]] = {}
+_schedule = verify_schedule.VerifySchedule(CFG.verify_interval)
 """The status each tenant's last pass left, by generation: a body without it is stale (see _reconcile)."""
 
 
@@ -440,6 +442,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
         return False
     name, uid, generation = meta["name"], meta["uid"], meta.get("generation", 1)
     async with _locks[name]:
+        started = time.monotonic()
         written = _written.get(name)
         if written and written[0] == generation and _differs(status, written[1]):
             # This pass's body predates the status this process last wrote (a verify timer that fired
@@ -490,6 +493,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
         if _differs(status, wanted):
             await kube.merge_patch("Tenant", name, None, {"status": wanted}, "status")
         _written[name] = (generation, wanted)
+        _schedule.finished(name, started)
         for type_ in changed:
             c = cond.get_condition(conditions, type_) or {}
             good = (c.get("status") == cond.TRUE) != (type_ in cond.ABNORMAL_TRUE) and c.get("reason") != Reason.LIMIT_REACHED
@@ -521,9 +525,16 @@ async def changed(**kwargs: Any) -> None:
 async def verify(meta: kopf.Meta, **kwargs: Any) -> None:
     """The periodic verify pass: reads everything, writes only where it finds drift.
 
-    Skipped while a repeated repair holds the tenant back (see reconcile/repairs.py).
+    Skipped while a repeated repair holds the tenant back (see reconcile/repairs.py), and while
+    another pass of the tenant runs or one began less than half an interval ago
+    (reconcile/verify_schedule.py).
     """
-    if _repairs.hold(meta["name"], meta.get("generation", 1)):
+    name = meta["name"]
+    if _repairs.hold(name, meta.get("generation", 1)):
+        return
+    held = _locks.get(name)
+    if not _schedule.due(name, time.monotonic(), running=held is not None and held.locked()):
+        metrics.VERIFY_PASSES.labels("skipped").inc()
         return
     with metrics.handler_run("tenant-verify"), logs.reconcile_scope():
         try:
@@ -584,6 +595,7 @@ async def _delete(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger:
         sharding.drop_stale_finalizers(meta, kwargs["patch"])
     _locks.pop(name, None)
     _written.pop(name, None)
+    _schedule.forget(name)
     for pending in _placed_here.values():
         pending.discard(name)
     metrics.forget_tenant(name)

@@ -1,0 +1,45 @@
+"""reconcile/verify_schedule.py: a verify pass runs unless another pass runs or one began less than
+half an interval ago."""
+
+from tenancy_operator.reconcile.verify_schedule import VerifySchedule
+
+
+def test_a_tenant_never_passed_is_due():
+    assert VerifySchedule(30).due("a", now=5.0, running=False)
+
+
+def test_not_due_while_another_pass_of_the_tenant_runs():
+    schedule = VerifySchedule(30)
+    assert not schedule.due("a", now=1000.0, running=True)
+    schedule.finished("a", started=0.0)
+    assert not schedule.due("a", now=1000.0, running=True)
+
+
+def test_not_due_until_half_an_interval_after_the_last_pass_began():
+    schedule = VerifySchedule(30)
+    schedule.finished("a", started=100.0)
+    assert not schedule.due("a", now=114.9, running=False)
+    assert schedule.due("a", now=115.0, running=False)
+    assert schedule.due("b", now=114.9, running=False)  # per tenant
+
+
+def test_an_older_pass_finishing_late_does_not_move_the_time_back():
+    schedule = VerifySchedule(30)
+    schedule.finished("a", started=100.0)
+    schedule.finished("a", started=90.0)  # began earlier, ended after (its lock was held by another)
+    assert not schedule.due("a", now=110.0, running=False)
+
+
+def test_a_verify_on_its_own_interval_is_due_every_time():
+    schedule = VerifySchedule(3)
+    for tick in range(1, 20):
+        now = tick * 3.0
+        assert schedule.due("a", now=now, running=False)
+        schedule.finished("a", started=now)
+
+
+def test_forget_makes_a_new_tenant_of_the_name_due():
+    schedule = VerifySchedule(30)
+    schedule.finished("a", started=100.0)
+    schedule.forget("a")
+    assert schedule.due("a", now=101.0, running=False)
