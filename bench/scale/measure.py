@@ -4,6 +4,8 @@
   with `time.monotonic()` when this process reads it. A tenant's apply-to-Ready is the stamp of its
   first event with Ready=True for its generation minus the stamp of its ADDED event: the same clock,
   no kubectl process start in it (the Ready condition's lastTransitionTime has whole seconds only).
+  A watch the server ends is opened again from the last resourceVersion (a relist if that is gone;
+  what the list shows is stamped when it is read).
 - `requests_by`: every request of a user in the audit log after an offset, by (verb, resource).
 - `Proc`: RSS (VmRSS, and the peak VmHWM) and CPU seconds (utime + stime) of a process, from /proc.
 - `metrics`: the operator's Prometheus text, summed by metric name and a label filter.
@@ -45,37 +47,78 @@ class Watch:
         self.ready: dict[str, float] = {}
         self.deleted: dict[str, float] = {}
         self.events = 0
+        self.reconnects = 0
+        self.relists = 0
+        self.failed = ""
+        self._version = ""
+        self._stopping = False
         self._proc: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         listed = json.loads(kube.kubectl("get", "--raw", f"{TENANTS}?limit=1").stdout)
-        version = listed["metadata"]["resourceVersion"]
-        self._proc = subprocess.Popen(
-            ["kubectl", "get", "--raw", f"{TENANTS}?watch=1&resourceVersion={version}&timeoutSeconds=7200"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self._version = listed["metadata"]["resourceVersion"]
+        self._stopping = False
+        self._open()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
+    def _open(self) -> None:
+        self._proc = subprocess.Popen(
+            ["kubectl", "get", "--raw",
+             f"{TENANTS}?watch=1&allowWatchBookmarks=true&resourceVersion={self._version}&timeoutSeconds=7200"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+
     def _read(self) -> None:
-        assert self._proc and self._proc.stdout
-        for line in self._proc.stdout:
-            now = time.monotonic()
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            obj = event.get("object") or {}
-            name = obj.get("metadata", {}).get("name")
-            if name not in self.names:
-                continue
-            self.events += 1
-            if event.get("type") == "ADDED":
-                self.added.setdefault(name, now)
-            if event.get("type") == "DELETED":
+        # The API server may end a watch before its timeoutSeconds (seen at N=500: kubectl exited 0
+        # mid-batch); go on from the last resourceVersion seen, or from a fresh list if that is too old.
+        while not self._stopping:
+            assert self._proc and self._proc.stdout
+            for line in self._proc.stdout:
+                self._take(line, time.monotonic())
+            self._proc.wait()
+            if self._stopping:
+                return
+            self.reconnects += 1
+            if self.reconnects > 20:
+                self.failed = f"the watch ended {self.reconnects} times (kubectl exited {self._proc.returncode})"
+                return
+            self._open()
+
+    def _take(self, line: str, now: float) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        obj = event.get("object") or {}
+        if event.get("type") == "ERROR":  # 410 Gone: the version is too old; list again
+            self._relist(now)
+            return
+        self._version = obj.get("metadata", {}).get("resourceVersion") or self._version
+        name = obj.get("metadata", {}).get("name")
+        if event.get("type") == "BOOKMARK" or name not in self.names:
+            return
+        self.events += 1
+        if event.get("type") == "ADDED":
+            self.added.setdefault(name, now)
+        if event.get("type") == "DELETED":
+            self.deleted.setdefault(name, now)
+        elif name not in self.ready and _ready(obj):
+            self.ready[name] = now
+
+    def _relist(self, now: float) -> None:
+        listed = json.loads(kube.kubectl("get", "--raw", TENANTS).stdout)
+        present = {o["metadata"]["name"]: o for o in listed.get("items") or []}
+        for name in self.names:
+            obj = present.get(name)
+            if obj is None and name in self.added:
                 self.deleted.setdefault(name, now)
-            elif name not in self.ready and _ready(obj):
-                self.ready[name] = now
+            elif obj is not None:
+                self.added.setdefault(name, now)
+                if name not in self.ready and _ready(obj):
+                    self.ready[name] = now
+        self._version = listed["metadata"]["resourceVersion"]
+        self.relists += 1
 
     def wait(self, what: dict[str, float], timeout: float, label: str) -> None:
         deadline = time.monotonic() + timeout
@@ -83,11 +126,12 @@ class Watch:
             if time.monotonic() > deadline:
                 missing = sorted(self.names - set(what))
                 raise AssertionError(f"{len(missing)} tenants not {label} within {timeout:.0f}s: {missing[:10]}")
-            if self._proc and self._proc.poll() is not None:
-                raise AssertionError(f"the watch ended early (kubectl exited {self._proc.returncode})")
+            if self.failed:
+                raise AssertionError(self.failed)
             time.sleep(0.05)
 
     def stop(self) -> None:
+        self._stopping = True
         if self._proc and self._proc.poll() is None:
             self._proc.terminate()
             self._proc.wait(timeout=10)

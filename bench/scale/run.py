@@ -102,7 +102,8 @@ def run_size(n: int, op: kube.Operator, idle_seconds: float, run: str, log=print
             watch.stop()
     left = kube.kubectl("get", "tenants", "-l", f"{LABEL}={run}", "-o", "name").stdout.split()
     assert not left, f"tenants still listed after their DELETED events: {left[:10]}"
-    log(f"  N={n}: all deleted in {row['delete_s']:.1f}s; none listed")
+    log(f"  N={n}: all deleted in {row['delete_s']:.1f}s; none listed"
+        + (f" (the watch was opened again {watch.reconnects} times, {watch.relists} relists)" if watch.reconnects else ""))
     return row
 
 
