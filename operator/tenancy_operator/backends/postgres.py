@@ -40,6 +40,9 @@ _closing: set[asyncio.Task] = set()  # pools being closed after a failure (held 
 ACQUIRE_TIMEOUT = 30.0
 """Seconds a call waits for a connection (4 per Backend) with no answer from the server to any call
 on that pool in the meantime before it reports the backend unavailable (see `_acquire`)."""
+DROP_TIMEOUT = 300.0
+"""Seconds DROP DATABASE may take (the pool's command timeout is 30 s): one cut off by a timeout leaves
+the database invalid, so it gets the time a loaded server needs to end the sessions and remove the files."""
 _answered: dict[tuple[str, str, int, str], float] = {}
 """When the server last answered a call on each pool (loop time): waiting while it answers is a queue."""
 
@@ -91,6 +94,21 @@ async def _acquire(target: Target, pool: asyncpg.Pool) -> asyncpg.Connection:
                                      "every connection is stuck)") from exc
 
 
+async def _run_once_more(target: Target, work, cause: Exception):
+    """`work` on the current pool, once, after the pool it waited on was dropped: one failed call
+    must not fail every call queued on that pool ("pool is closing"; at N=500 on a loaded machine one
+    query timeout cascaded into thousands of failed passes, bench/scale/RESULTS.md)."""
+    pool = await _pool(target)
+    if pool.is_closing():
+        raise BackendUnavailable(f"postgres backend {target.name} failed: {cause}") from cause
+    try:
+        conn = await _acquire(target, pool)
+    except (OSError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError) as exc:
+        _drop(target, pool)
+        raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
+    return await _work(target, pool, conn, work)
+
+
 def _answer(target: Target) -> None:
     _answered[(target.name, target.host, target.port, target.username)] = asyncio.get_running_loop().time()
 
@@ -99,7 +117,12 @@ async def _run(target: Target, work):
     pool = await _pool(target)
     try:
         conn = await _acquire(target, pool)
-    except (OSError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError) as exc:
+    except asyncpg.exceptions.InterfaceError as exc:
+        if pool.is_closing():  # dropped by another task's failure while this one waited for a connection
+            return await _run_once_more(target, work, exc)
+        _drop(target, pool)
+        raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
+    except (OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
         _drop(target, pool)
         raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
     except asyncpg.InsufficientPrivilegeError as exc:
@@ -111,6 +134,10 @@ async def _run(target: Target, work):
             f"postgres backend {target.name}: admin role {target.username} lacks CONNECT on database {database} "
             f"({str(exc).splitlines()[0]}; grant it: GRANT CONNECT ON DATABASE {sql.ident(database)} TO "
             f"{sql.ident(target.username)})") from exc
+    return await _work(target, pool, conn, work)
+
+
+async def _work(target: Target, pool: asyncpg.Pool, conn: asyncpg.Connection, work):
     try:
         result = await work(conn)
         _answer(target)
@@ -285,6 +312,12 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                     if ended:
                         report.repaired.append(f"{ended} sessions of {role} ended")
         db = await conn.fetchrow(sql.database_state_sql, database)
+        if db is not None and db["datconnlimit"] == sql.INVALID_DATABASE:
+            raise BackendRefused(
+                f"postgres backend {target.name}: database {database} is invalid (a DROP DATABASE of it was cut "
+                "off; PostgreSQL refuses connections to it and part of its data may be gone). The operator "
+                "neither drops nor recreates it: restore it from an archive or a backup, or drop it "
+                f"(DROP DATABASE {sql.ident(database)}) and the next pass makes an empty one")
         # What only the database's owner may do, the admin does as a member of the owner role for the
         # moment (postgres_admin); steady state needs none of it, so it joins nothing.
         as_owner = db is None or f"database {database}" in marks.to_mark or db["public_connect"] or (
@@ -424,10 +457,13 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
                 await conn.execute(sql.alter_login(role, False, 0))
         await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b, names.pg_load_role(tenant)])
         if db:
-            await conn.execute(sql.revoke_public_connect(database))
-            # Its owner (the tenant) may have made it a template, which DROP DATABASE refuses.
-            await conn.execute(sql.not_a_template(database))
-            await conn.execute(sql.drop_database(database))
+            if db["datconnlimit"] != sql.INVALID_DATABASE:
+                await conn.execute(sql.revoke_public_connect(database))
+                # Its owner (the tenant) may have made it a template, which DROP DATABASE refuses.
+                await conn.execute(sql.not_a_template(database))
+            # else a DROP that was cut off (a timeout, a crash) left it invalid: PostgreSQL refuses every
+            # ALTER of it ("cannot alter invalid database") and allows only the DROP, which finishes it.
+            await conn.execute(sql.drop_database(database), timeout=DROP_TIMEOUT)
             done.append(f"database {database}")
         return existing, (await dependents(conn, existing) if existing else [])
 

@@ -15,7 +15,7 @@ import os
 import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
-           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "grant_connect_to_admin", "not_a_template", "drop_database",
+           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
            "SHARED_DATABASES", "shared_databases_sql",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql", "is_safe_ident"]
@@ -129,6 +129,10 @@ def grant_connect_to_admin(database: str) -> str:
 
 def not_a_template(database: str) -> str:
     return f"ALTER DATABASE {ident(database)} IS_TEMPLATE false"
+
+
+INVALID_DATABASE = -2
+"""pg_database.datconnlimit of a database a DROP DATABASE left half done (PostgreSQL 15.4 and later)."""
 
 
 def drop_database(database: str) -> str:
