@@ -64,3 +64,32 @@ def test_admin_without_acl_dryrun_but_every_needed_command_is_fine():
 def test_admin_that_may_neither_dryrun_nor_read_its_rules_is_reported():
     with pytest.raises(AdminPrivilegeMissing, match="ACL DRYRUN.*ACL GETUSER"):
         _probe_as("-acl|dryrun", "-acl|getuser")
+
+
+def test_more_calls_at_once_than_connections_queue_instead_of_failing():
+    """Found at N=500 (bench/scale/RESULTS.md): redis-py's default pool refused the 101st call in flight
+    with "Too many connections", and the adapter reported the Backend unreachable. Now calls wait for
+    one of the adapter's connections; the server never sees more than that many from it."""
+    url = urlparse(os.environ["REDIS_URL"])
+    target = Target(name="zz-load", type="redis", host=url.hostname, port=url.port, username=url.username,
+                    password=url.password)
+
+    async def many() -> tuple[list, int]:
+        async def one(i: int):
+            return await redis_acl._call(target, "ECHO", f"call-{i}")
+
+        try:
+            results = await asyncio.gather(*[one(i) for i in range(400)], return_exceptions=True)
+            clients = await redis_acl._call(target, "CLIENT", "LIST")
+            return results, sum(f" user={url.username} " in f" {line} " for line in clients.splitlines())
+        finally:
+            client = redis_acl._clients.pop((target.name, target.host, target.port), None)
+            if client is not None:
+                await client.aclose()
+
+    results, connections = asyncio.run(many())
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert not failed, f"{len(failed)} of 400 calls failed, first: {failed[0]!r}"
+    assert results == [f"call-{i}" for i in range(400)]
+    # The admin user's connections: the adapter's (at most MAX_CONNECTIONS) and the platform's own few.
+    assert connections <= redis_acl.MAX_CONNECTIONS + 4, connections

@@ -73,14 +73,29 @@ def _command_rules() -> list[str]:
             *[f"-{c}" for c in DENIED_COMMANDS]]
 
 
+MAX_CONNECTIONS = 16
+"""Connections to one Redis Backend at most; more calls at once wait for one (POOL_WAIT)."""
+POOL_WAIT = 60.0
+"""Seconds a call waits for a free connection before the backend is reported unavailable. redis-py's
+default pool refuses at once past 100 calls in flight ("Too many connections"): at N=500 the operator's
+own queue read as an unreachable Redis and flipped healthy tenants' CacheReady (bench/scale/RESULTS.md)."""
+
+
+def queueing_client(target: Target, socket_timeout: float, decode_responses: bool) -> aioredis.Redis:
+    """A client for the Backend's admin user whose calls wait for one of MAX_CONNECTIONS connections."""
+    pool = aioredis.BlockingConnectionPool(
+        max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT,
+        connection_class=aioredis.SSLConnection if target.tls else aioredis.Connection,
+        host=target.host, port=target.port, username=target.username or None, password=target.password or None,
+        socket_timeout=socket_timeout, socket_connect_timeout=3, decode_responses=decode_responses, protocol=2)
+    return aioredis.Redis(connection_pool=pool)
+
+
 def _client(target: Target) -> aioredis.Redis:
     key = (target.name, target.host, target.port)
     client = _clients.get(key)
     if client is None:
-        client = aioredis.Redis(host=target.host, port=target.port, username=target.username or None,
-                                password=target.password or None, ssl=target.tls, socket_timeout=5,
-                                socket_connect_timeout=3, decode_responses=True, protocol=2)
-        _clients[key] = client
+        client = _clients[key] = queueing_client(target, socket_timeout=5, decode_responses=True)
     return client
 
 

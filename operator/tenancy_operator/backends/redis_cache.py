@@ -23,6 +23,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..api import names
+from . import redis_acl
 from .base import BackendRefused, BackendUnavailable, Target
 
 __all__ = ["Measured", "measure", "candidates", "unlink", "SCAN_COUNT", "MAX_VISITED", "MAX_SIZED"]
@@ -42,9 +43,7 @@ _clients: dict[tuple[str, str, int], aioredis.Redis] = {}
 def _client(target: Target) -> aioredis.Redis:
     key = (target.name, target.host, target.port)
     if key not in _clients:
-        _clients[key] = aioredis.Redis(host=target.host, port=target.port, username=target.username or None,
-                                       password=target.password or None, ssl=target.tls, socket_timeout=10,
-                                       socket_connect_timeout=3, decode_responses=False, protocol=2)
+        _clients[key] = redis_acl.queueing_client(target, socket_timeout=10, decode_responses=False)
     return _clients[key]
 
 
