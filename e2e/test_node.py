@@ -186,8 +186,7 @@ def _leftovers(node) -> list[str]:
             continue  # a zombie waits for PID 1 to reap it; it holds nothing
         if node["sock"] in cmdline or f"{node['dir']}/" in cmdline:
             found.append(f"process {p.name}: {cmdline[:160]}")
-    for ctl in ("pids", "memory", "cpu", "freezer"):
-        root = Path("/sys/fs/cgroup") / ctl / node["cgroup"]
+    for root in Path("/sys/fs/cgroup").glob(f"*/{node['cgroup']}"):
         if root.exists():
             procs = [f.read_text().split() for f in root.rglob("cgroup.procs")]
             found.append(f"cgroup {root} (processes: {sum(len(x) for x in procs)})")

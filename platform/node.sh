@@ -368,7 +368,9 @@ EOF
 cgroup_pids() {
   local c
   for c in pids memory cpu freezer; do
-    [[ -d /sys/fs/cgroup/$c/$NODE_CGROUP ]] && find "/sys/fs/cgroup/$c/$NODE_CGROUP" -name cgroup.procs -exec cat {} + 2>/dev/null
+    if [[ -d /sys/fs/cgroup/$c/$NODE_CGROUP ]]; then
+      find "/sys/fs/cgroup/$c/$NODE_CGROUP" -name cgroup.procs -exec cat {} + 2>/dev/null || true
+    fi
   done | sort -un
 }
 # containerd shims of our containerd (their command line names its socket).
@@ -424,7 +426,7 @@ node_down() {
   fi
   # Our cgroups (empty now), deepest first.
   local c
-  for c in $CGROUP_CONTROLLERS; do
+  for c in $CGROUP_CONTROLLERS unified; do   # unified: the cgroup2 part of this hybrid layout
     [[ -d /sys/fs/cgroup/$c/$NODE_CGROUP ]] &&
       find "/sys/fs/cgroup/$c/$NODE_CGROUP" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
