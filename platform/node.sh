@@ -201,6 +201,15 @@ node_up() {
   run TENANCY_NODE=1 platform/install.sh node first"
   [[ $(id -u) -eq 0 ]] || die "node: the kubelet and containerd need root"
   "$KUBECTL" --kubeconfig "$STATE/kubeconfig" get --raw /readyz >/dev/null 2>&1 || die "node: the API server is not up (run up.sh)"
+  # A platform started without TENANCY_NODE=1 cannot take the node: its controller manager lacks the node
+  # lifecycle controller (the not-ready taint would stay) and its backends do not listen on the bridge.
+  local kcm_pid
+  kcm_pid=$(cat "$RUN/kube-controller-manager.pid" 2>/dev/null || true)
+  if ! { tr '\0' ' ' <"/proc/$kcm_pid/cmdline"; } 2>/dev/null | grep -q node-lifecycle-controller ||
+     ! ss -Hltn "sport = :$PG_PORT" | grep -q "$NODE_BRIDGE_IP:"; then
+    die "node: this platform was started without TENANCY_NODE=1 (kube-controller-manager without
+  node-lifecycle-controller, or PostgreSQL not on $NODE_BRIDGE_IP): make down, then TENANCY_NODE=1 make up"
+  fi
   mkdir -p "$NODE" "$RUN" "$LOGS"
 
   make_bridge
@@ -353,10 +362,6 @@ EOF
     ! "$KUBECTL" --kubeconfig "$STATE/kubeconfig" get node "$NODE_NAME" -o jsonpath='{.spec.taints[*].key}' |
       grep -q node.kubernetes.io/not-ready
   }
-  if ! tr '\0' ' ' <"/proc/$(<"$RUN/kube-controller-manager.pid")/cmdline" 2>/dev/null | grep -q node-lifecycle-controller; then
-    die "node: kube-controller-manager runs without node-lifecycle-controller (the platform was started without
-  TENANCY_NODE=1); make down, then TENANCY_NODE=1 make up"
-  fi
   node_wait kubelet 60 untainted
   printf 'node %s Ready (kubelet %s, containerd %s, bridge %s %s) in %.1fs\n' "$NODE_NAME" \
     "$(ver_kube "$KUBELET_BIN")" "$(containerd --version | awk '{print $3}')" "$NODE_BRIDGE" "$NODE_SUBNET" \
