@@ -201,7 +201,8 @@ def _leftovers(node) -> list[str]:
         found.append(f"bridge {node['bridge']}")
     found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if f"master {node['bridge']} " in line]
     rules = _sh("iptables-save").stdout
-    found += [f"iptables: {line}" for line in rules.splitlines() if node["chain"] in line or node["bridge"] in line]
+    ours = re.compile(rf"(?<![\w-])({re.escape(node['chain'])}|{re.escape(node['bridge'])})(?![\w-])")
+    found += [f"iptables: {line}" for line in rules.splitlines() if ours.search(line)]
     return found
 
 
