@@ -64,7 +64,8 @@ make_bridge() {
   if ! ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
     ip link add "$NODE_BRIDGE" type bridge
   fi
-  ip addr show dev "$NODE_BRIDGE" | grep -q " $NODE_BRIDGE_IP/24 " ||
+  # (Not `ip addr | grep -q`: under pipefail grep's early exit can fail the pipeline with SIGPIPE.)
+  [[ $(ip addr show dev "$NODE_BRIDGE") == *" $NODE_BRIDGE_IP/24 "* ]] ||
     ip addr add "$NODE_BRIDGE_IP/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
   iptables -w -N "$NODE_CHAIN" 2>/dev/null || true
@@ -369,7 +370,7 @@ cgroup_pids() {
   local c
   for c in pids memory cpu freezer; do
     [[ -d /sys/fs/cgroup/$c/$NODE_CGROUP ]] && find "/sys/fs/cgroup/$c/$NODE_CGROUP" -name cgroup.procs -exec cat {} + 2>/dev/null
-  done | sort -un
+  done | sort -un || true  # (pipefail: a missing hierarchy is not an error)
 }
 # containerd shims of our containerd (their command line names its socket).
 our_shims() {
