@@ -25,7 +25,7 @@ other_kube_routers() {
   for p in /proc/[0-9]*; do
     exe=$(readlink "$p/exe" 2>/dev/null) || continue
     [[ ${exe##*/} == kube-router* ]] || continue
-    cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
     [[ $cmd == *"--kubeconfig=$KR_KUBECONFIG "* ]] && continue
     echo "${p#/proc/}"
   done
