@@ -48,7 +48,7 @@ our_strays() {
     cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
     [[ $cwd == "$STATE" || $cwd == "$STATE"/* ]] || continue
     case ${exe##*/} in
-      etcd* | kube-apiserver* | kube-controller-manager* | kube-scheduler* | kubelet* | containerd | containerd-shim* | postgres | redis-server | bao | prometheus | java | ferretdb* | jaeger*) echo "${p#/proc/}" ;;
+      etcd* | kube-apiserver* | kube-controller-manager* | kube-scheduler* | kubelet* | kube-router* | containerd | containerd-shim* | postgres | redis-server | bao | prometheus | java | ferretdb* | jaeger*) echo "${p#/proc/}" ;;
     esac
   done
 }

@@ -136,6 +136,8 @@ if want node; then
   build kube-scheduler "k8s.io/kubernetes@$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-scheduler "$KUBE_LDFLAGS"
   build crictl "sigs.k8s.io/cri-tools@$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
   bash "$PLATFORM_SRC/node.sh" images
+  # NetworkPolicy enforcement (platform/netpol.sh): kube-router's firewall.
+  build kube-router "github.com/cloudnativelabs/kube-router/v2@$KUBE_ROUTER_VERSION" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
 fi
 
 log "install: done"

@@ -64,7 +64,8 @@ make_bridge() {
   if ! ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
     ip link add "$NODE_BRIDGE" type bridge
   fi
-  ip addr show dev "$NODE_BRIDGE" | grep -q " $NODE_BRIDGE_IP/24 " ||
+  # (Not `ip addr | grep -q`: under pipefail grep's early exit can fail the pipeline with SIGPIPE.)
+  [[ $(ip addr show dev "$NODE_BRIDGE") == *" $NODE_BRIDGE_IP/24 "* ]] ||
     ip addr add "$NODE_BRIDGE_IP/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
   iptables -w -N "$NODE_CHAIN" 2>/dev/null || true
@@ -363,6 +364,8 @@ EOF
       grep -q node.kubernetes.io/not-ready
   }
   node_wait kubelet 60 untainted
+  # NetworkPolicy enforcement (platform/netpol.sh): kube-router's firewall, after the kubelet.
+  bash "$PLATFORM_SRC/netpol.sh" up >&2
   printf 'node %s Ready (kubelet %s, containerd %s, bridge %s %s) in %.1fs\n' "$NODE_NAME" \
     "$(ver_kube "$KUBELET_BIN")" "$(containerd --version | awk '{print $3}')" "$NODE_BRIDGE" "$NODE_SUBNET" \
     "$(awk "BEGIN {print $EPOCHREALTIME - $t0}")"
@@ -391,6 +394,9 @@ node_down() {
   [[ -d $NODE ]] && any=true
   ip link show "$NODE_BRIDGE" >/dev/null 2>&1 && any=true
   $any || return 0
+  # kube-router first (it would rewrite its rules while the pods go), with its chains and ipsets.
+  local netpol_rc=0
+  bash "$PLATFORM_SRC/netpol.sh" down || netpol_rc=$?
   stop_pid kube-scheduler 10
   stop_pid kubelet 15
   # Pod sandboxes through the CRI, while containerd runs: it stops the containers and the CNI plugins
@@ -454,6 +460,7 @@ node_down() {
     [[ -d $d ]] && rmdir "$d" 2>/dev/null || true
   done
   rm -rf "$NODE/containerd/state" "$NODE/runc" "$NODE/cni/ipam" "$NODE/kubelet/pods" "$NODE/kubelet/plugins" 2>/dev/null || true
+  ((netpol_rc == 0)) || { log "node: kube-router's rules or ipsets remain (platform/netpol.sh down)"; return 1; }
   log "node: down"
 }
 
@@ -462,6 +469,7 @@ node_status() {
   for s in containerd kubelet kube-scheduler; do
     if pid_alive "$s"; then printf '%-24s up    pid %s\n' "$s" "$(<"$RUN/$s.pid")"; else printf '%-24s down\n' "$s"; fi
   done
+  bash "$PLATFORM_SRC/netpol.sh" status
 }
 
 case ${1:-} in
