@@ -201,17 +201,13 @@ def _leftovers(node) -> list[str]:
         found.append(f"bridge {node['bridge']}")
     found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if f"master {node['bridge']} " in line]
     rules = _sh("iptables-save").stdout
-<<<<<<< HEAD
     ours = re.compile(rf"(?<![\w-])({re.escape(node['chain'])}|{re.escape(node['bridge'])})(?![\w-])")
     found += [f"iptables: {line}" for line in rules.splitlines() if ours.search(line)]
-=======
-    found += [f"iptables: {line}" for line in rules.splitlines() if node["chain"] in line or node["bridge"] in line]
     # kube-router's firewall (platform/netpol.sh): its chains and ipsets (fixed names, one per machine).
     found += [f"iptables: {line}" for line in rules.splitlines()
               if re.search(r"KUBE-ROUTER-|KUBE-NWPLCY-|KUBE-POD-FW-", line)]
     found += [f"ipset {s}" for s in _sh("ipset", "list", "-n", check=False).stdout.split()
               if s.startswith(("KUBE-SRC-", "KUBE-DST-"))]
->>>>>>> s27-netpol
     return found
 
 

@@ -15,8 +15,6 @@ import re
 import time
 import uuid
 
-import pytest
-
 from . import kube
 from .kube import tenant_yaml
 from .test_node import _lib, _pod, _sh, _wait_phase, node  # noqa: F401  (node: the fixture)
@@ -56,7 +54,7 @@ def _open(ns: str, client: str, ip: str, what: str) -> None:
     assert connected, f"{what}: not connected after {took:.1f}s ({out!r})"
 
 
-def test_tenant_isolation_is_enforced(node, operator, cleanup_tenants):
+def test_tenant_isolation_is_enforced(node, operator, cleanup_tenants):  # noqa: F811  (the fixture)
     started = time.monotonic()
     rules = _sh("iptables", "-w", "-S", "FORWARD").stdout
     assert "-j KUBE-ROUTER-FORWARD" in rules, f"kube-router's firewall is not in FORWARD (platform/netpol.sh):\n{rules}"
@@ -132,7 +130,7 @@ def _kube_router_leftovers() -> list[str]:
     return found
 
 
-def test_netpol_down_removes_chains_and_ipsets(node):
+def test_netpol_down_removes_chains_and_ipsets(node):  # noqa: F811  (the fixture)
     """netpol.sh down (node.sh down runs it first) removes kube-router's chains and sets; up brings them back."""
     assert _kube_router_leftovers(), "kube-router's chains are there while it runs (the check can fail)"
     netpol = str(kube.REPO / "platform" / "netpol.sh")
