@@ -19,10 +19,15 @@ demo: up crds-apply ## Platform up, operator running, example tenants Ready, sho
 	  echo && kubectl get tenancy && echo && kubectl-tenant list && echo && kubectl-tenant status globex
 	@echo; echo "Operator log: $(PLATFORM_DIR)/logs/operator.log   Stop it all: make down"
 
-test: venv install ## Every test: unit, then e2e on the real local platform (real backends), then the quick bench
+NODE_TESTS := $(sort $(wildcard e2e/test_node*.py))
+
+test: venv install ## Every test: unit, then e2e on the real local platform (real backends), then on it with its node (kubelet, containerd, kube-router), then the quick bench
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
-	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(PYTEST_ARGS)
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(foreach t,$(NODE_TESTS),--ignore=$(t)) $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory down
+	@TENANCY_NODE=1 $(MAKE) --no-print-directory up
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(NODE_TESTS)
 	@$(PY) -m bench.autoscaling --quick
 
 ##@ Platform
@@ -44,7 +49,7 @@ node-down: ## Remove only the node (pods, containers, network, mounts); the rest
 
 test-node: venv ## The node's e2e (e2e/test_node.py, test_node_netpol.py), after node-up (a platform running without the node: make down first)
 	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up
-	@$(ENV) && $(PY) -m pytest -p no:cacheprovider -v e2e/test_node.py e2e/test_node_netpol.py
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider -v $(NODE_TESTS)
 
 status: ## One line per platform part
 	@bash platform/status.sh
