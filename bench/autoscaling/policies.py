@@ -18,6 +18,7 @@ from tenancy_operator.forecasting import (
     GateConfig,
     HoltWinters,
     QuantileGBM,
+    cap_at_seen,
     linear_trend_peak,
     persistence_peak,
     ramp_hold,
@@ -27,7 +28,7 @@ from tenancy_operator.forecasting import (
 
 from .traces import MINUTES_PER_DAY, Trace
 
-__all__ = ["PolicyForecasts", "build_forecasts", "DATA_AGE_MIN"]
+__all__ = ["PolicyForecasts", "build_forecasts", "ours_candidates", "DATA_AGE_MIN"]
 
 DATA_AGE_MIN = 2  # at decision minute t the newest complete, delivered sample is minute t - 2
 TRAIN_DAYS = 14
@@ -75,6 +76,17 @@ def _walk_forward(model_factory, y: np.ndarray, t0: float, positions: np.ndarray
     return med, up, secs
 
 
+def ours_candidates(pf: PolicyForecasts, y: np.ndarray, t0_s: float, tolerance: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each model's forecast as "ours" serves it: with the ramp hold, then capped at the highest load
+    of the last fortnight plus a margin (the operator's BlendedModel and fit_rule do the same)."""
+    cands = {}
+    for k in ("qgbm", "holt_winters"):
+        m, u, _ = ramp_hold(y, t0_s, pf.positions, pf.cfg, pf.median[k], pf.upper[k], tolerance,
+                            persistence=pf.persistence)
+        cands[k] = cap_at_seen(y, pf.positions, m, u, TRAIN_DAYS * MINUTES_PER_DAY)
+    return cands
+
+
 def build_forecasts(trace: Trace, start_delay_s: int, metric_delay_s: int = 60, window: int = 5,
                     quantile: float = 0.9, tolerance: float = 0.1, refit_every_days: int = 1,
                     gate: GateConfig | None = None) -> PolicyForecasts:
@@ -106,11 +118,7 @@ def build_forecasts(trace: Trace, start_delay_s: int, metric_delay_s: int = 60, 
 
     # Ours: an hourly blend of the two models, weights fitted on the last week of realised backtests;
     # each model's forecast carries the ramp hold (the operator's BlendedModel applies it the same way).
-    cands = {}
-    for k in ("qgbm", "holt_winters"):
-        m, u, _ = ramp_hold(y, trace.t0_s, positions, cfg, pf.median[k], pf.upper[k], tolerance,
-                            persistence=pf.persistence)
-        cands[k] = (m, u)
+    cands = ours_candidates(pf, y, trace.t0_s, tolerance)
     dec = np.arange(0, len(positions), GATE_EVERY)
     med, up, act, pf.reasons = windowed_blend(actual, pf.persistence, cands, dec, cfg.horizon + cfg.window - 1,
                                               GATE_WINDOW, quantile, tolerance, gate)

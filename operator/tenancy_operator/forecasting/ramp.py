@@ -12,7 +12,11 @@ ago did), from the earliest start seen until today's ramp is observed (or the la
 passed), this raises the served median just past the rise threshold and the upper quantile to the
 plateau seen: the floor lifts, sized for the ramp, at the earliest plausible time, and hands back to
 the HPA once the ramp is there. The cost is the hold before the ramp (up to the spread), paid in
-replica-hours; the gate still judges the served forecast (its rise calls must come true).
+replica-hours; the gate still judges the served forecast (its rise calls must come true). The hold
+waits past the latest start seen no longer than the spread is wide (at least 5 minutes, at most
+15), then, like a weekend morning, keeps the models from calling the rise they expect at that time
+for a while; and after a lasting move of the ramp's time the spread follows the new time
+(:func:`hold_spread`).
 
 A ramp is a *lasting* steep rise: the 3-minute mean reaches ``1 + rise`` times the mean of the 30
 minutes before, and every 10-minute mean of the next two hours stays there. Bursts, spikes and
@@ -28,7 +32,7 @@ import numpy as np
 
 from .features import FeatureConfig, rolling_max
 
-__all__ = ["RampHoldConfig", "day_onsets", "ramp_hold"]
+__all__ = ["RampHoldConfig", "day_onsets", "hold_spread", "ramp_hold"]
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,25 @@ class RampHoldConfig:
     """Ramps needed in that spread (and one on the same weekday a week or two ago): a week of
     weekdays. With 3, flash crowds that happened to fall near the same hour on 3 of 14 days held
     (development seed 16 of flash_crowd, 92 test minutes); with 5, none of seeds 1-40."""
+    split_gap: int = 45
+    """Onsets of the spread more than this many minutes (of the day) apart from every onset of
+    another group are a group of their own: a day whose pattern moved (one day, or the start of a
+    lasting move), not jitter (a jitter of +-30 minutes over a week of ramps leaves no such gap)."""
     early: int = 2
     """Minutes before the earliest onset seen that the target window may start and still be held."""
     late: int = 15
-    """Minutes after the latest onset seen that the hold ends when no ramp came."""
+    """Minutes after the latest onset seen that the hold ends when no ramp came, at most: the hold
+    waits past the latest onset no longer than the spread is wide, and at least ``late_min``
+    minutes. A week of ramps within 3 minutes of each other says today's comes within a few minutes
+    of them too; waiting 15 for it on the one day it moved (by an hour) cost more replica-hours than
+    the rest of the week's holds together (bench hour_shift, development seeds 3 and 4)."""
+    late_min: int = 5
+    release: int = 45
+    """Minutes after the hold ends without a ramp (the spread passed: a day without it, or moved)
+    during which the served median is kept at the rise threshold (persistence x (1 + tolerance)).
+    The models still expect the ramp they saw at this time every day, and their median a little over
+    the threshold kept the hold's plateau-sized lift in place long after the hold (bench hour_shift
+    development seed 3: 34 minutes at 45 replicas for a load of 10 on the day that moved an hour)."""
     median_margin: float = 3.0
     """The held median is persistence x (1 + ``median_margin`` x tolerance), capped at the plateau:
     past the rise threshold (with room for the HPA's rounding up) without paying a plateau-sized
@@ -85,6 +104,53 @@ def day_onsets(y: np.ndarray, start: int, cfg: RampHoldConfig, upto: int, day: i
     return None
 
 
+def hold_spread(seen: list[tuple[int, float]], cfg: RampHoldConfig | None = None) -> tuple[int, int, float] | None:
+    """(earliest, latest minute of day, plateau ratio) that today's hold spans, from the past days'
+    ramps ``seen`` as (minute of day, plateau ratio), oldest first; None when fewer than
+    ``cfg.min_onsets`` ramps support it.
+
+    The onsets within ``cluster_min`` of the latest one are split into groups where their minutes of
+    the day leave a gap over ``split_gap``. When the latest ramp's group has only that ramp (a day
+    that moved, once or for good: not known yet), the hold spans every group, as one spread. When it
+    has two or more, the pattern the latest days follow is known, and the hold does not keep paying
+    for the other groups: a single other ramp (a day that moved once) is left out; a group whose
+    ramps all came before the latest group's (a lasting move of the pattern) is moved by the
+    difference of the two groups' medians, so it keeps the spread and the count but at the new time;
+    a group interleaved with it in time (two times that alternate, such as one weekday's) stays. So
+    after a lasting move by an hour the mornings are held from about the new time, not across the
+    whole hour between the old and new one (bench hour_shift: +3.3-3.9% replica-hours from that)."""
+    cfg = cfg or RampHoldConfig()
+    if not seen:
+        return None
+    centre = seen[-1][0]
+    near = [(k, v) for k, v in enumerate(seen) if abs(v[0] - centre) <= cfg.cluster_min]
+    order = sorted(near, key=lambda kv: kv[1][0])
+    groups: list[list[tuple[int, tuple[int, float]]]] = [[order[0]]]
+    for kv in order[1:]:
+        if kv[1][0] - groups[-1][-1][1][0] > cfg.split_gap:
+            groups.append([])
+        groups[-1].append(kv)
+    last = len(seen) - 1
+    mine = next(g for g in groups if any(k == last for k, _ in g))
+    if len(mine) == 1:
+        used = [v for _, v in near]
+    else:
+        used = [v for _, v in mine]
+        first_mine = min(k for k, _ in mine)
+        mid = float(np.median([v[0] for _, v in mine]))
+        for g in groups:
+            if g is mine or len(g) == 1:
+                continue
+            if max(k for k, _ in g) < first_mine:
+                shift = int(round(mid - float(np.median([v[0] for _, v in g]))))
+                used += [(v[0] + shift, v[1]) for _, v in g]
+            else:
+                used += [v for _, v in g]
+    if len(used) < cfg.min_onsets:
+        return None
+    return min(v[0] for v in used), max(v[0] for v in used), max(v[1] for v in used)
+
+
 def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, median: np.ndarray,
               upper: np.ndarray, tolerance: float, cfg: RampHoldConfig | None = None,
               persistence: np.ndarray | None = None,
@@ -92,7 +158,10 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     """(median, upper, held) for forecasts made at positions ``idx`` of ``y`` (``y[0]`` at Unix time
     ``t0_s``): where a ramp is due and not yet seen today (module docstring), the median is raised to
     persistence x (1 + margin x tolerance) and the upper to the plateau the recent ramps reached,
-    never lowered. ``held`` marks those positions. ``cache`` (kept by the caller between calls on
+    never lowered there. For ``release`` minutes after a hold that ended without a ramp, and over
+    the spread on a weekday that did not ramp one and two weeks ago (a weekend) while the other days
+    did, the median is lowered to at most the rise threshold (persistence x (1 + tolerance)): no rise
+    is called from the ramp the models expect at that time. ``held`` marks the held positions. ``cache`` (kept by the caller between calls on
     the same, growing series) keeps each whole past day's ramp by its day since the epoch: the
     operator's forecast otherwise re-reads 14 days for every decision (about 1.7 ms)."""
     cfg = cfg or RampHoldConfig()
@@ -132,18 +201,20 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
         # only whole past days whose plateau check was over by the first forecast of this group
         past = {k: onset(k, first + 1) for k in range(d - cfg.lookback_days, d)
                 if (k + 1) * day - off + cfg.sustain + 10 <= first + 1}
-        if not (past.get(d - 7) or past.get(d - 14)):
-            continue  # this weekday did not ramp in the last two weeks
-        seen = [(k, v) for k, v in sorted(past.items()) if v is not None]
+        ramped = bool(past.get(d - 7) or past.get(d - 14))
+        # this weekday did not ramp either of the last two weeks (a weekend): no hold, and where the
+        # others ramp, no rise called from the ramp the models expect from the day before
+        quiet = not ramped and all(k in past and past[k] is None for k in (d - 7, d - 14))
+        if not (ramped or quiet):
+            continue
+        seen = [v for _, v in sorted(past.items()) if v is not None]
         if len(seen) < cfg.min_onsets:
             continue
-        centre = seen[-1][1][0]
-        near = [v for _, v in seen if abs(v[0] - centre) <= cfg.cluster_min]
-        if len(near) < cfg.min_onsets:
+        spread = hold_spread(seen, cfg)
+        if spread is None:
             continue
-        a = min(v[0] for v in near)
-        b = max(v[0] for v in near)
-        ratio = max(v[1] for v in near)
+        a, b, ratio = spread
+        late = min(cfg.late, max(cfg.late_min, b - a))
         i0 = start_d + a - cfg.early - fcfg.horizon - fcfg.window + 1  # first position held
         if i0 - cfg.pre < 0 or i0 > len(y):
             continue  # (the hold's level is read before its first position: causal where it applies)
@@ -153,14 +224,17 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
         for j in sel.tolist():
             i = int(idx[j])
             m = int(tgt[j]) - start_d
-            if i < i0 or m > b + cfg.late or i >= len(y):
+            if i < i0 or m > b + late + cfg.release or i >= len(y):
                 continue
             # today's ramp already observed (3-minute mean risen) since the hold began: stop
             lo = max(i0, 3)
             if i + 1 - 3 >= lo and float(_mean(c, np.arange(lo, i - 1), np.arange(lo + 3, i + 2)).max()) >= (1.0 + cfg.rise) * pre:
                 continue
-            plateau = pre * ratio
             base = pers[j] if np.isfinite(pers[j]) else pre
+            if quiet or m > b + late:  # a quiet day, or the spread passed without a ramp: no rise called from it
+                med[j] = min(med[j], base * (1.0 + tolerance))
+                continue
+            plateau = pre * ratio
             med[j] = max(med[j], min(plateau, base * (1.0 + cfg.median_margin * tolerance)))
             up[j] = max(up[j], plateau)
             held[j] = True

@@ -22,6 +22,7 @@ import numpy as np
 
 from .backtest import BacktestScores, GateConfig, GateVerdict, evaluate_gate, pinball_loss, score_backtest
 from .ramp import ramp_hold
+from .seen import cap_at_seen
 
 __all__ = ["Blend", "BlendedModel", "calibration_error", "choose_blend", "fallback_model", "fit_blend", "fit_gated_blend",
            "gate_blend", "windowed_blend"]
@@ -212,18 +213,23 @@ class BlendedModel:
     """Fitted models combined with a :class:`Blend`; predicts like one model (``predict_batch``).
 
     With ``hold_tolerance`` set, each model's forecast carries the ramp hold (:func:`.ramp.ramp_hold`,
-    with that rise tolerance) before the blend, as the backtest that chose the blend scored them."""
+    with that rise tolerance) before the blend, as the backtest that chose the blend scored them; with
+    ``seen_span`` set, it is then capped at the highest load of that many last samples plus a margin
+    (:func:`.seen.cap_at_seen`)."""
 
     blend: Blend
     models: tuple
     hold_tolerance: float | None = None
     hold_cache: dict = field(default_factory=dict, repr=False)
+    seen_span: int | None = None
 
     def predict_batch(self, y: np.ndarray, t0_s: float, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         parts = [m.predict_batch(y, t0_s, idx) for m in self.models]
         if self.hold_tolerance is not None:
             parts = [ramp_hold(y, t0_s, idx, m.cfg, p[0], p[1], self.hold_tolerance, cache=self.hold_cache)[:2]
                      for m, p in zip(self.models, parts, strict=True)]
+        if self.seen_span is not None:
+            parts = [cap_at_seen(y, idx, p[0], p[1], self.seen_span) for p in parts]
         return self.blend.combine(parts[0], parts[1] if len(parts) > 1 else None)
 
 

@@ -31,6 +31,7 @@ from ..forecasting import (
     GateVerdict,
     HoltWinters,
     QuantileGBM,
+    cap_at_seen,
     choose_blend,
     consensus_scores,
     persistence_peak,
@@ -70,6 +71,10 @@ class Settings:
     ramp_hold: bool = True
     """Each model's forecast carries the ramp hold (forecasting/ramp.py): on a day type that ramped,
     the rise is called from the earliest ramp start seen until today's ramp is observed."""
+    seen_cap: bool = True
+    """Each model's forecast (after the hold) is capped at 1.2x the highest load of the history
+    (forecasting/seen.py): a model extrapolating a day type it has not seen does not size a lift
+    past anything the last fortnight reached."""
     stale_after_s: float = 300.0
     """Newest sample older than this: the data is stale and the rule falls back to reactive."""
     anomaly_threshold: float = 0.9
@@ -179,6 +184,8 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
             continue
         if settings.ramp_hold:
             med, up, _ = ramp_hold(y, t0_s, positions, cfg, med, up, settings.tolerance, persistence=persist)
+        if settings.seen_cap:
+            med, up = cap_at_seen(y, positions, med, up, settings.history_s // cfg.step_s)
         preds[name] = (med, up)
         scores[name] = score_backtest(actual, med, up, persist, settings.quantile, settings.tolerance)
     if not scores:
@@ -189,7 +196,8 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
     scores[blend.label] = verdict.scores
     try:
         model = BlendedModel(blend, tuple(_make(name, cfg, settings.quantile).fit(y, t0_s) for name in blend.names),
-                             settings.tolerance if settings.ramp_hold else None)
+                             settings.tolerance if settings.ramp_hold else None,
+                             seen_span=settings.history_s // cfg.step_s if settings.seen_cap else None)
     except ValueError as exc:  # pragma: no cover - it fitted on less data a moment ago
         return _no_model(cfg, f"Reactive: {blend.label} refit failed: {exc}", now_s, time.perf_counter() - started, n)
     residuals = scaled_residuals(actual, med, up)

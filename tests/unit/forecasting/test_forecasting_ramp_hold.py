@@ -6,6 +6,7 @@ from tenancy_operator.forecasting import (
     FeatureConfig,
     RampHoldConfig,
     day_onsets,
+    hold_spread,
     persistence_peak,
     ramp_hold,
 )
@@ -156,3 +157,92 @@ def test_the_day_cache_gives_the_same_hold_on_a_sliding_window():
         assert np.array_equal(plain[2], cached[2])
         assert np.allclose(plain[0], cached[0], rtol=1e-9) and np.allclose(plain[1], cached[1], rtol=1e-9)
     assert 0 < len(cache) <= 2 * RampHoldConfig().lookback_days
+
+
+def test_hold_spread_keeps_a_jittered_week_whole():
+    seen = [(at, 3.0) for at in (480, 500, 520, 490, 510, 470, 530, 505, 485, 515)]
+    assert hold_spread(seen) == (470, 530, 3.0)
+    assert hold_spread(seen[:4]) is None  # fewer than min_onsets ramps
+
+
+def test_hold_spread_spans_both_times_on_the_first_moved_day():
+    # the latest ramp came an hour late: one day that moved, or the start of a lasting move
+    seen = [(540, 3.0)] * 7 + [(600, 3.2)]
+    assert hold_spread(seen) == (540, 600, 3.2)
+
+
+def test_hold_spread_follows_a_lasting_move_instead_of_holding_across_the_hour():
+    seen = [(539, 3.0), (540, 3.0), (541, 3.1), (540, 3.0), (542, 3.0), (600, 3.0), (601, 3.0)]
+    a, b, ratio = hold_spread(seen)
+    # the older week moved to the new time (the two groups' medians), its spread and ratio kept
+    assert (a, b) == (599, 602) and ratio == 3.1
+    earlier = [(600, 3.0)] * 6 + [(540, 3.0), (541, 3.0)]
+    assert hold_spread(earlier)[:2] == (540, 541)
+
+
+def test_hold_spread_drops_a_day_that_moved_once():
+    seen = [(540, 3.0)] * 5 + [(480, 4.0)] + [(540, 3.0)] * 2
+    assert hold_spread(seen) == (540, 540, 3.0)
+
+
+def test_hold_spread_keeps_two_times_that_alternate():
+    # Mondays at 8:00, the other weekdays at 9:00: the Monday group is interleaved, not an old time
+    seen = [(480, 3.0), (540, 3.0), (540, 3.0), (540, 3.0), (540, 3.0), (480, 3.0), (540, 3.0), (540, 3.0)]
+    assert hold_spread(seen) == (480, 540, 3.0)
+
+
+def test_a_lasting_move_is_held_at_the_new_time():
+    days = 22
+    ramps = _weekdays(days, [540])
+    for d in range(14, days):
+        if ramps.get(d) is not None:
+            ramps[d] = 600  # from the third Monday on, the pattern starts an hour later
+    y = _office(ramps, days)
+    thu = 17 * DAY  # the fourth day at the new time: the hold starts near 10:00, not at 9:00
+    pos = np.arange(thu + 400, thu + 700, dtype=np.int64)
+    _, _, held = _held(y, pos)
+    assert held.any()
+    first = int(pos[held].min()) + CFG.horizon + CFG.window - 1 - thu
+    assert 590 <= first <= 600
+
+
+def test_a_tight_spread_holds_only_a_few_minutes_past_the_latest_ramp():
+    days = 21
+    ramps = _weekdays(days, [540, 541, 539, 540, 542])
+    ramps[16] = 600  # Wednesday of week 3 moved an hour: the hold must not wait 15 minutes for it
+    y = _office(ramps, days)
+    wed = 16 * DAY
+    pos = np.arange(wed + 450, wed + 700, dtype=np.int64)
+    _, _, held = _held(y, pos)
+    assert held.any()
+    assert (pos[held] + CFG.horizon - wed).max() <= 542 + RampHoldConfig().late_min
+
+
+def test_after_a_hold_without_a_ramp_and_on_a_quiet_weekday_the_models_call_no_rise():
+    days = 21
+    ramps = _weekdays(days, [540, 541, 539, 540, 542])
+    ramps[16] = 600
+    y = _office(ramps, days)
+    pers_of = lambda pos: persistence_peak(y, pos, CFG)  # noqa: E731
+    # a model that still expects the ramp: its median 1.5x the current level
+    wed = 16 * DAY
+    pos = np.arange(wed + 450, wed + 640, dtype=np.int64)
+    pers = pers_of(pos)
+    med, up, held = ramp_hold(y, T0, pos, CFG, 1.5 * pers, 1.5 * pers, 0.1, persistence=pers)
+    tgt = pos + CFG.horizon - wed
+    after = ~held & (tgt > 547) & (tgt <= 543 + RampHoldConfig().release)  # (onsets found +-1 minute)
+    assert after.any() and np.all(med[after] <= 1.1 * pers[after] + 1e-9)
+    assert np.all(up[after] == 1.5 * pers[after])  # the upper is left alone
+    # past the release the model's own median is served again
+    later = (tgt > 549 + RampHoldConfig().release) & (pos - wed < 600)
+    assert np.all(med[later] == 1.5 * pers[later])
+    # Saturday: no ramp one and two weeks ago while the weekdays ramp: no rise called in their spread
+    sat = 19 * DAY
+    pos = np.arange(sat + 450, sat + 700, dtype=np.int64)
+    pers = pers_of(pos)
+    med, _, held = ramp_hold(y, T0, pos, CFG, 1.5 * pers, 1.5 * pers, 0.1, persistence=pers)
+    tgt = pos + CFG.horizon - sat
+    assert not held.any()
+    quiet = (tgt >= 539) & (tgt <= 543 + RampHoldConfig().release)
+    assert np.all(med[quiet] <= 1.1 * pers[quiet] + 1e-9)
+    assert np.all(med[tgt > 600] == 1.5 * pers[tgt > 600])  # after the spread and its release
