@@ -35,6 +35,17 @@ up: venv install ## Start etcd, kube-apiserver, controller manager, PostgreSQL, 
 down: operator-stop ## Stop every platform process
 	@bash platform/down.sh
 
+node-up: venv ## The platform with its real node (containerd, kubelet, kube-scheduler; as root): same as TENANCY_NODE=1 make up
+	@TENANCY_NODE=1 bash platform/install.sh
+	@TENANCY_NODE=1 bash platform/up.sh
+
+node-down: ## Remove only the node (pods, containers, network, mounts); the rest of the platform keeps running
+	@bash platform/node.sh down
+
+test-node: venv ## The node's e2e (e2e/test_node.py), after node-up (a platform running without the node: make down first)
+	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider -v e2e/test_node.py
+
 status: ## One line per platform part
 	@bash platform/status.sh
 

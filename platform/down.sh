@@ -18,6 +18,12 @@ if [[ -d $STATE ]]; then
   flock -w 120 8 || die "another platform up/down holds $STATE/lock"
 fi
 
+# The node first (platform/node.sh; nothing to do when it never ran): kubelet, scheduler, every pod
+# sandbox and container, containerd, network namespaces, veths, the bridge, our iptables chain,
+# mounts and cgroups under .platform/node.
+node_rc=0
+bash "$PLATFORM_SRC/node.sh" down 8>&- || node_rc=$?
+
 # Dependents first: the controller manager and apiserver before etcd. PostgreSQL gets SIGINT (its
 # "fast" shutdown); SIGTERM would be "smart" and wait for every client to disconnect.
 if [[ -d $RUN ]]; then
@@ -42,7 +48,7 @@ our_strays() {
     cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
     [[ $cwd == "$STATE" || $cwd == "$STATE"/* ]] || continue
     case ${exe##*/} in
-      etcd* | kube-apiserver* | kube-controller-manager* | postgres | redis-server | bao | prometheus | java | ferretdb* | jaeger*) echo "${p#/proc/}" ;;
+      etcd* | kube-apiserver* | kube-controller-manager* | kube-scheduler* | kubelet* | containerd | containerd-shim* | postgres | redis-server | bao | prometheus | java | ferretdb* | jaeger*) echo "${p#/proc/}" ;;
     esac
   done
 }
@@ -69,6 +75,8 @@ if [[ ${#busy[@]} -gt 0 ]]; then
   ss -ltnp | grep -E ":($(IFS='|'; echo "${busy[*]}"))\b" >&2 || true
   die "ports still listening after down: ${busy[*]} (not started from this checkout?)"
 fi
+
+[[ $node_rc -eq 0 ]] || die "the node's teardown left something behind (see above); .platform kept"
 
 if $purge; then
   rm -rf "$STATE" "$PG_OUTSIDE"

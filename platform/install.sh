@@ -7,11 +7,15 @@
 #   opensearch : Maven Central zips into $TENANCY_CACHE/opensearch-<version>, see opensearch.sh.
 #   ferretdb : the same cache, through build-ferretdb.sh (it must add a file the module lacks).
 #   jaeger : the same cache, through jaeger.sh install (build-go-tool.sh, one package at a time).
+#   node : the real node (only with TENANCY_NODE=1 or when named): Debian containerd, runc,
+#          containernetworking-plugins, iptables, ipset, busybox-static, gcc; kubelet and
+#          kube-scheduler (same k8s.io/kubernetes version), crictl; the pause and busybox images.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 parts=("$@")
 [[ ${#parts[@]} -gt 0 ]] || parts=(apt etcd kube helm opensearch ferretdb jaeger)
+[[ $# -gt 0 ]] || ! node_enabled || parts+=(node)
 want() { local p; for p in "${parts[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
 
 install_apt() {
@@ -109,5 +113,29 @@ if want ferretdb; then
 fi
 
 want jaeger && bash "$PLATFORM_SRC/jaeger.sh" install
+
+if want node; then
+  pkgs=()
+  for b in containerd runc iptables ipset gcc; do command -v $b >/dev/null || pkgs+=("$b"); done
+  [[ -x /usr/lib/cni/bridge ]] || pkgs+=(containernetworking-plugins)
+  file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || pkgs+=(busybox-static)
+  if [[ ${#pkgs[@]} -gt 0 ]]; then
+    [[ $(id -u) -eq 0 ]] || die "node packages missing (${pkgs[*]}): run as root or install them yourself"
+    log "apt: installing ${pkgs[*]}"
+    # The Debian containerd must not start as a system service: the node runs its own.
+    guard=""
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+      guard=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' >"$guard"; chmod 755 "$guard"
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${pkgs[@]}" >&2
+    if [[ -n $guard ]]; then rm -f "$guard"; trap - EXIT; fi
+  fi
+  build kubelet "k8s.io/kubernetes@$KUBE_VERSION" k8s.io/kubernetes/cmd/kubelet "$KUBE_LDFLAGS"
+  build kube-scheduler "k8s.io/kubernetes@$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-scheduler "$KUBE_LDFLAGS"
+  build crictl "sigs.k8s.io/cri-tools@$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
+  bash "$PLATFORM_SRC/node.sh" images
+fi
 
 log "install: done"

@@ -42,8 +42,28 @@ OPENSEARCH_TRANSPORT_PORT=$((19300 + PORT_OFFSET))
 JAEGER_OTLP_PORT=$((14318 + PORT_OFFSET))         # OTLP/HTTP receiver (the operator's TENANCY_OTLP_ENDPOINT)
 JAEGER_QUERY_PORT=$((16686 + PORT_OFFSET))        # UI and query API (/api/traces)
 JAEGER_QUERY_GRPC_PORT=$((16685 + PORT_OFFSET))   # query API over gRPC (Jaeger opens it; nothing here uses it)
+# The node (platform/node.sh; opt-in with TENANCY_NODE=1). Ports away from the kubelet's usual 10250.
+KUBELET_PORT=$((11250 + PORT_OFFSET))             # kubelet API (on the bridge address: the node's InternalIP)
+KUBELET_HEALTHZ_PORT=$((11248 + PORT_OFFSET))     # kubelet /healthz on 127.0.0.1
+SCHEDULER_PORT=$((11259 + PORT_OFFSET))           # kube-scheduler /healthz (HTTPS) on 127.0.0.1
+NODE_NET_INDEX=$(((PORT_OFFSET / 100) % 256))     # offset 0: 10.88.0.0/24 on tnc0; offset 5000: 10.88.50.0/24 on tnc50
+NODE_BRIDGE=tnc$NODE_NET_INDEX
+NODE_SUBNET=10.88.$NODE_NET_INDEX.0/24
+NODE_BRIDGE_IP=10.88.$NODE_NET_INDEX.1            # the bridge's address: the pods' only way out (to the backends)
+NODE_NAME=tenancy-node
+NODE_CHAIN=TENANCY-NODE-$PORT_OFFSET              # our iptables chain (filter table), jumped to from FORWARD
+NODE_CGROUP=tenancy-node-$PORT_OFFSET             # the kubelet's cgroupRoot, in every cgroup v1 hierarchy
+NODE=$STATE/node                                  # containerd, kubelet, CNI state of the node
+CONTAINERD_SOCK=$NODE/containerd/containerd.sock
+PAUSE_IMAGE=localhost/tenancy/pause:$PAUSE_VERSION
+# The node's images (node.sh images), tagged by the busybox version (Debian's busybox-static); the archive's name carries its content hash.
+BUSYBOX_IMAGE=localhost/tenancy/busybox:$( (/bin/busybox 2>/dev/null || true) | sed -n '1s/^BusyBox \(v[0-9.]*\).*/\1/p')
+[[ $BUSYBOX_IMAGE == *: ]] && BUSYBOX_IMAGE+=missing
+# TENANCY_NODE=1 adds the node to up.sh (down.sh always removes whatever the node left).
+node_enabled() { [[ ${TENANCY_NODE:-0} == 1 ]]; }
 ALL_PORTS="$ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT $KCM_PORT $PG_PORT $REDIS_PORT $BAO_PORT $BAO_CLUSTER_PORT $PROM_PORT $OPENSEARCH_PORT $OPENSEARCH_TRANSPORT_PORT"
 ALL_PORTS+=" $FERRETDB_PORT $FERRETDB_DEBUG_PORT $JAEGER_OTLP_PORT $JAEGER_QUERY_PORT $JAEGER_QUERY_GRPC_PORT"
+ALL_PORTS+=" $KUBELET_PORT $KUBELET_HEALTHZ_PORT $SCHEDULER_PORT"
 
 # The kube builds must pass the same ldflags everywhere: the cache key is name+version only, so
 # whoever builds first decides what `--version` prints.
@@ -58,6 +78,9 @@ KCM_BIN=$(bin_path kube-controller-manager "$KUBE_VERSION")
 HELM_BIN=$(bin_path helm "$HELM_VERSION")
 FERRETDB_BIN=$(bin_path ferretdb "$FERRETDB_VERSION")
 JAEGER_BIN=$(bin_path jaeger "$JAEGER_VERSION")
+KUBELET_BIN=$(bin_path kubelet "$KUBE_VERSION")
+SCHEDULER_BIN=$(bin_path kube-scheduler "$KUBE_VERSION")
+CRICTL_BIN=$(bin_path crictl "$CRICTL_VERSION")
 
 # Debian installs PostgreSQL under /usr/lib/postgresql/<major>/bin; take the newest present.
 pg_bindir() {

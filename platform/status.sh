@@ -20,6 +20,16 @@ row prometheus prometheus "$PROM_PORT" "$(ver_prometheus)"
 row opensearch opensearch "$OPENSEARCH_PORT" "$(ver_opensearch)"
 row ferretdb ferretdb "$FERRETDB_PORT" "$(ver_ferretdb)"
 row jaeger jaeger "$JAEGER_QUERY_PORT" "$(ver_jaeger)"
+# The node (TENANCY_NODE=1), when it was started: kubelet (its healthz port), kube-scheduler, containerd.
+if [[ -f $RUN/kubelet.pid || -f $RUN/containerd.pid ]]; then
+  row kubelet kubelet "$KUBELET_HEALTHZ_PORT" "$(ver_kube "$KUBELET_BIN")"
+  row kube-scheduler kube-scheduler "$SCHEDULER_PORT" "$(ver_kube "$SCHEDULER_BIN")"
+  if pid_alive containerd && [[ -S $CONTAINERD_SOCK ]]; then
+    printf '%-24s %-5s %-10s %s pid %s\n' containerd up "$(containerd --version | awk '{print $3}')" "${CONTAINERD_SOCK#"$REPO/"}" "$(<"$RUN/containerd.pid")"
+  else
+    printf '%-24s %-5s\n' containerd down; all_up=1
+  fi
+fi
 # Clients: no process, only whether they are installed.
 printf '%-24s %-5s %s\n' kubectl client "$(ver_kubectl || echo not-installed)"
 printf '%-24s %-5s %s\n' helm client "$(ver_helm || echo not-installed)"

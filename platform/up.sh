@@ -92,6 +92,8 @@ EOF
   fi
   leaf admin "/O=system:masters/CN=admin" client
   leaf kube-controller-manager "/CN=system:kube-controller-manager" client
+  # The API server's identity towards a kubelet (logs, exec, port-forward; platform/node.sh).
+  leaf apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" client
   # Service-account token signing key pair (apiserver signs TokenRequest tokens, KCM the legacy ones).
   if [[ ! -s sa.key || ! -s sa.pub ]]; then
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
@@ -144,7 +146,8 @@ EOF
 
 # Stable names for the versioned binaries; .platform/env puts this dir on PATH.
 for pair in "etcd:$ETCD_BIN" "kube-apiserver:$APISERVER_BIN" "kube-controller-manager:$KCM_BIN" \
-            "helm:$HELM_BIN" "kubectl:$VENV_BIN/kubectl" "bao:$VENV_BIN/bao"; do
+            "helm:$HELM_BIN" "kubectl:$VENV_BIN/kubectl" "bao:$VENV_BIN/bao" \
+            "kubelet:$KUBELET_BIN" "kube-scheduler:$SCHEDULER_BIN" "crictl:$CRICTL_BIN"; do
   [[ -x ${pair#*:} ]] && ln -sfn "${pair#*:}" "$PBIN/${pair%%:*}"
 done
 
@@ -208,6 +211,14 @@ start etcd "$ETCD_PORT" "$ETCD_BIN" --name platform --data-dir "$STATE/etcd" \
   --initial-cluster "platform=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state new \
   --log-level warn
 
+# ---------------------------------------------------------------- the node's bridge (TENANCY_NODE=1)
+# The backends listen on the bridge address too, so pods reach them; the bridge must exist first.
+PG_LISTEN=127.0.0.1 REDIS_BIND=127.0.0.1
+if node_enabled; then
+  bash "$PLATFORM_SRC/node.sh" bridge 8>&-
+  PG_LISTEN=127.0.0.1,$NODE_BRIDGE_IP REDIS_BIND="127.0.0.1 $NODE_BRIDGE_IP"
+fi
+
 # ---------------------------------------------------------------- PostgreSQL
 # postgres refuses to run as root: as root, run it as the Debian `postgres` system user (setpriv
 # execs in place, so the pid file names the postmaster). As a normal user, run it as that user.
@@ -240,10 +251,14 @@ if [[ ! -s $PGDATA/PG_VERSION ]]; then
   fi
   rm -f "$pwfile"
 fi
+# Pods (the node's subnet) log in with passwords, as over loopback.
+if node_enabled && ! grep -q "^host all all $NODE_SUBNET " "$PGDATA/pg_hba.conf"; then
+  echo "host all all $NODE_SUBNET scram-sha-256" >>"$PGDATA/pg_hba.conf"
+fi
 touch "$LOGS/postgres.log"; chown "$PG_OWNER:" "$LOGS/postgres.log"
 # TCP on 127.0.0.1 only; no unix socket (avoids clashing with a system cluster's socket dir).
 start postgres "$PG_PORT" "${AS_PG[@]}" "$PGBIN/postgres" -D "$PGDATA" \
-  -c listen_addresses=127.0.0.1 -c port="$PG_PORT" -c unix_socket_directories= \
+  -c listen_addresses="$PG_LISTEN" -c port="$PG_PORT" -c unix_socket_directories= \
   -c max_connections=200 -c log_line_prefix='%m [%p] '
 
 # ---------------------------------------------------------------- Redis
@@ -251,7 +266,7 @@ start postgres "$PG_PORT" "${AS_PG[@]}" "$PGBIN/postgres" -D "$PGDATA" \
 # No persistence: it is a cache for the tests.
 mkdir -p "$STATE/redis"
 (umask 077; cat >"$STATE/redis/redis.conf" <<EOF
-bind 127.0.0.1
+bind $REDIS_BIND
 port $REDIS_PORT
 protected-mode yes
 daemonize no
@@ -269,8 +284,19 @@ start redis-server "$REDIS_PORT" redis-server "$STATE/redis/redis.conf"
 # Dev mode: in-memory storage, unsealed, fixed root token (generated once). Its state does not
 # survive a restart. HOME points into .platform and -dev-no-store-token keeps ~/.vault-token untouched.
 mkdir -p "$STATE/bao"
+BAO_EXTRA=()
+if node_enabled; then
+  # A second listener on the bridge address (dev mode takes more listeners from a config file).
+  cat >"$STATE/bao/node-listener.hcl" <<EOF
+listener "tcp" {
+  address = "$NODE_BRIDGE_IP:$BAO_PORT"
+  tls_disable = true
+}
+EOF
+  BAO_EXTRA=(-config="$STATE/bao/node-listener.hcl")
+fi
 start bao "$BAO_PORT" env HOME="$STATE/bao" "$VENV_BIN/bao" server -dev -dev-no-store-token \
-  -dev-root-token-id="$BAO_TOKEN" -dev-listen-address="127.0.0.1:$BAO_PORT"
+  -dev-root-token-id="$BAO_TOKEN" -dev-listen-address="127.0.0.1:$BAO_PORT" "${BAO_EXTRA[@]}"
 
 # ---------------------------------------------------------------- Prometheus
 # Debian's prometheus with its own config and TSDB under .platform/prometheus. It scrapes itself, the
@@ -319,6 +345,8 @@ start kube-apiserver "$APISERVER_PORT" "$APISERVER_BIN" \
   --requestheader-extra-headers-prefix=X-Remote-Extra- \
   --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
   --endpoint-reconciler-type=none \
+  --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP \
   --allow-privileged=true \
   --profiling=false
 # --allow-privileged=true as on real clusters: then PodSecurity, not a global switch, is what refuses
@@ -337,12 +365,16 @@ wait_for kube-apiserver 90 "$KUBECTL" --kubeconfig "$STATE/kubeconfig" get --raw
 # bootstrap policy already binds (how kubeadm runs it). clusterrole-aggregation-controller fills
 # the aggregated admin/edit/view ClusterRoles, which are empty without it.
 # --horizontal-pod-autoscaler-sync-period=5s (default 15s) makes HPA tests faster.
+# With the node (TENANCY_NODE=1), also the node lifecycle controller: it lifts the not-ready taint the
+# kubelet registers with once the node is Ready (and taints a node that stops reporting, as on a cluster).
+KCM_CONTROLLERS=namespace-controller,garbage-collector-controller,resourcequota-controller,deployment-controller,replicaset-controller,serviceaccount-token-controller,serviceaccount-controller,horizontal-pod-autoscaler-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller
+node_enabled && KCM_CONTROLLERS+=,node-lifecycle-controller
 start kube-controller-manager "$KCM_PORT" "$KCM_BIN" \
   --kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
   --authentication-kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
   --authorization-kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
   --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --cert-dir="$STATE/kube-controller-manager-certs" \
-  --controllers=namespace-controller,garbage-collector-controller,resourcequota-controller,deployment-controller,replicaset-controller,serviceaccount-token-controller,serviceaccount-controller,horizontal-pod-autoscaler-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller \
+  --controllers="$KCM_CONTROLLERS" \
   --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
   --use-service-account-credentials=true \
   --leader-elect=false \
@@ -416,6 +448,13 @@ bash "$PLATFORM_SRC/jaeger.sh" start 8>&-
 # Least-privileged (docs/backend-admins.md); the superuser, `default` and root token stay for tests.
 bash "$PLATFORM_SRC/admins.sh" 8>&- || die "could not make the operator's least-privileged admins"
 
+# ---------------------------------------------------------------- the node (TENANCY_NODE=1)
+# containerd, kubelet, kube-scheduler (platform/node.sh); waits for the node Ready.
+node_line=""
+if node_enabled; then
+  node_line=$(bash "$PLATFORM_SRC/node.sh" up 8>&-) || die "the node did not come up (platform/node.sh up)"
+fi
+
 # ---------------------------------------------------------------- .platform/env
 # Sourceable; the values are hex passwords and paths, so no quoting is needed.
 (umask 077; cat >"$STATE/env.tmp" <<EOF
@@ -438,6 +477,10 @@ export FERRETDB_PORT=$FERRETDB_PORT
 export FERRETDB_ADMIN_USER=ferretdb_admin
 export FERRETDB_ADMIN_PASSWORD=$FERRETDB_ADMIN_PASSWORD
 export PATH=$VENV_BIN:$PBIN:\$PATH
+export TENANCY_NODE=${TENANCY_NODE:-0}
+export TENANCY_NODE_BRIDGE_IP=$NODE_BRIDGE_IP
+export TENANCY_NODE_NAME=$NODE_NAME
+export TENANCY_NODE_BUSYBOX_IMAGE=$BUSYBOX_IMAGE
 source $STATE/opensearch.env
 source $STATE/jaeger.env
 source $STATE/admins.env
@@ -459,5 +502,6 @@ printf '%-24s %-10s %s\n' \
   ferretdb "$(ver_ferretdb)" "$(was ferretdb)" \
   jaeger "$(ver_jaeger)" "$jaeger_was" \
   kubectl "$(ver_kubectl)" "client (.venv)"
+[[ -n $node_line ]] && echo "$node_line"
 [[ -x $HELM_BIN ]] && printf '%-24s %-10s %s\n' helm "$(ver_helm)" client
 printf 'platform up in %.1fs; source %s/env\n' "$(awk "BEGIN {print $EPOCHREALTIME - $t0}")" "$STATE"

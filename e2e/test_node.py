@@ -1,0 +1,224 @@
+"""e2e: the platform's real node (platform/node.sh; issue 17): kubelet, containerd, runc, CNI on a bridge.
+
+Needs the platform started with the node (`TENANCY_NODE=1 make up`, or `make test-node`). Without it
+the whole module is skipped, with the reason in pytest's summary (the skip is the only way it passes
+without running); with it, anything missing is a failure. The last test takes the node down (as
+`make down` does), checks that nothing of it stays behind, and brings it back up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from . import kube
+
+PLATFORM = kube.REPO / "platform"
+
+
+def _sh(*cmd: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stdout}{result.stderr}")
+    return result
+
+
+def _lib(expr: str) -> str:
+    """A value of platform/lib.sh, for this platform's offset."""
+    return _sh("bash", "-c", f'source "{PLATFORM}/lib.sh" && echo "{expr}"').stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def node(platform):
+    if platform.get("TENANCY_NODE") != "1":
+        pytest.skip("the platform runs without its node (start it with TENANCY_NODE=1 make up, or make test-node)")
+    n = {
+        "name": platform["TENANCY_NODE_NAME"],
+        "bridge_ip": platform["TENANCY_NODE_BRIDGE_IP"],
+        "image": platform["TENANCY_NODE_BUSYBOX_IMAGE"],
+        "bridge": _lib("$NODE_BRIDGE"),
+        "chain": _lib("$NODE_CHAIN"),
+        "cgroup": _lib("$NODE_CGROUP"),
+        "dir": _lib("$NODE"),
+        "sock": _lib("$CONTAINERD_SOCK"),
+    }
+    ready = kube.kubectl("get", "node", n["name"], "-o",
+                         "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}", check=False)
+    assert ready.stdout == "True", (
+        f"TENANCY_NODE=1 but node {n['name']} is not Ready ({ready.stdout or ready.stderr.strip()}): "
+        "see .platform/logs/kubelet.log and containerd.log")
+    return n
+
+
+@pytest.fixture
+def namespace(platform):
+    name = f"node-e2e-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", name)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _pod(name: str, image: str, command: str, *, restricted: bool = True, privileged: bool = False,
+         restart: str = "Never") -> str:
+    sc = ("securityContext: {allowPrivilegeEscalation: false, runAsNonRoot: true, "
+          "capabilities: {drop: [ALL]}, seccompProfile: {type: RuntimeDefault}}") if restricted else ""
+    if privileged:
+        sc = "securityContext: {privileged: true}"
+    return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: {restart}
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: {image}
+    imagePullPolicy: Never
+    command: ["sh", "-c", {command!r}]
+    {sc}
+"""
+
+
+def _phase(ns: str, name: str) -> str:
+    return kube.kubectl("get", "pod", name, "-n", ns, "-o", "jsonpath={.status.phase}", check=False).stdout
+
+
+def _wait_phase(ns: str, name: str, phases: tuple[str, ...], timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        phase = _phase(ns, name)
+        if phase in phases:
+            return phase
+        time.sleep(0.5)
+    describe = kube.kubectl("describe", "pod", name, "-n", ns, check=False).stdout
+    raise AssertionError(f"pod {ns}/{name} not {phases} within {timeout}s (phase {_phase(ns, name)!r}):\n{describe[-2500:]}")
+
+
+def _logs(ns: str, name: str) -> str:
+    return kube.kubectl("logs", name, "-n", ns).stdout
+
+
+def test_node_registers_ready(node):
+    info = kube.get("node", node["name"])
+    assert info is not None
+    ready = kube.condition(info, "Ready")
+    assert ready["status"] == "True", ready
+    server = kube.kubectl("version", "-o", "json").stdout
+    assert info["status"]["nodeInfo"]["kubeletVersion"] in server, "the kubelet is the API server's version"
+    assert info["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+    addresses = {a["type"]: a["address"] for a in info["status"]["addresses"]}
+    assert addresses["InternalIP"] == node["bridge_ip"]
+    assert not [t for t in info["spec"].get("taints") or [] if t["key"] == "node.kubernetes.io/not-ready"]
+
+
+def test_pod_runs_as_non_root(node, namespace):
+    kube.kubectl("apply", "-n", namespace, "-f", "-",
+                 input=_pod("whoami", node["image"], "echo uid=$(id -u) gid=$(id -g); exec sleep 3600"))
+    started = time.monotonic()
+    _wait_phase(namespace, "whoami", ("Running",))
+    print(f"\npod Running {time.monotonic() - started:.1f}s after it was applied")
+    logs = kube.eventually(lambda: _logs(namespace, "whoami").strip(), 20, message="the pod's log")
+    assert re.fullmatch(r"uid=(\d+) gid=(\d+)", logs), logs
+    assert int(logs.split()[0].split("=")[1]) != 0, f"ran as root: {logs}"
+    # The image's user (65532). Its group: containerd 1.6's CRI gives gid 0 unless the pod sets runAsGroup.
+    assert logs.startswith("uid=65532 "), "the image's user (65532), not root"
+
+
+def test_pod_security_restricted_is_enforced(node, namespace):
+    kube.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted",
+                 "pod-security.kubernetes.io/enforce-version=latest")
+    refused = kube.kubectl("apply", "-n", namespace, "-f", "-", check=False,
+                           input=_pod("privileged", node["image"], "sleep 3600", privileged=True))
+    assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr, refused.stderr
+    assert kube.get("pod", "privileged", namespace) is None
+    kube.kubectl("apply", "-n", namespace, "-f", "-",
+                 input=_pod("compliant", node["image"], "id -u; exec sleep 3600"))
+    _wait_phase(namespace, "compliant", ("Running",))
+    assert kube.eventually(lambda: _logs(namespace, "compliant").strip(), 20) == "65532"
+
+
+def test_pod_reaches_the_backends_on_the_bridge_and_nothing_beyond(node, namespace, platform):
+    # The platform's rule: whatever comes in from the bridge and would go out by another interface is dropped.
+    rules = _sh("iptables", "-w", "-S", node["chain"]).stdout
+    assert f"-A {node['chain']} -i {node['bridge']} ! -o {node['bridge']} -j DROP" in rules, rules
+    forward = _sh("iptables", "-w", "-S", "FORWARD").stdout
+    assert f"-A FORWARD -i {node['bridge']} -j {node['chain']}" in forward, forward
+    ip = node["bridge_ip"]
+    ports = {"postgres": platform["PGPORT"], "redis": platform["REDIS_URL"].rsplit(":", 1)[1].split("/")[0],
+             "openbao": platform["BAO_ADDR"].rsplit(":", 1)[1]}
+    script = "ip route; " + " ".join(
+        f"nc -w 3 {ip} {port} </dev/null && echo {name}=open || echo {name}=closed;" for name, port in ports.items())
+    # busybox nc has no -z; stdin at EOF ends the session once connected. The date stamps time the attempt.
+    script += " s=$(date +%s); nc -w 3 1.1.1.1 443 </dev/null; echo outside=$? took=$(( $(date +%s) - s ))"
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=_pod("reach", node["image"], script))
+    _wait_phase(namespace, "reach", ("Succeeded", "Failed"), timeout=90)
+    logs = _logs(namespace, "reach")
+    print("\n" + logs)
+    for name in ports:
+        assert f"{name}=open" in logs, f"{name} on {ip} not reachable from a pod:\n{logs}"
+    routes = [line for line in logs.splitlines() if " dev eth0" in line]
+    assert routes and all(not line.startswith("default") for line in routes), f"a pod has a route off the bridge: {routes}"
+    m = re.search(r"outside=(\d+) took=(\d+)", logs)
+    assert m, logs
+    assert m.group(1) != "0", f"a pod opened a connection to 1.1.1.1:443:\n{logs}"
+    assert int(m.group(2)) <= 3, f"the connection to 1.1.1.1:443 took {m.group(2)}s to fail"
+
+
+def _leftovers(node) -> list[str]:
+    found = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmdline = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (p / "stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            continue  # a zombie waits for PID 1 to reap it; it holds nothing
+        if node["sock"] in cmdline or f"{node['dir']}/" in cmdline:
+            found.append(f"process {p.name}: {cmdline[:160]}")
+    for root in Path("/sys/fs/cgroup").glob(f"*/{node['cgroup']}"):
+        if root.exists():
+            procs = [f.read_text().split() for f in root.rglob("cgroup.procs")]
+            found.append(f"cgroup {root} (processes: {sum(len(x) for x in procs)})")
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mountpoint = line.split()[4]
+        if mountpoint.startswith(str(kube.STATE.resolve()) + "/"):
+            found.append(f"mount {mountpoint}")
+    netns = _sh("ip", "netns", "list", check=False).stdout.split()
+    found += [f"netns {n}" for n in netns if n.startswith("cni-")]
+    links = _sh("ip", "-o", "link", "show").stdout
+    if re.search(rf"\d+: {re.escape(node['bridge'])}[:@]", links):
+        found.append(f"bridge {node['bridge']}")
+    found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if f"master {node['bridge']} " in line]
+    rules = _sh("iptables-save").stdout
+    ours = re.compile(rf"(?<![\w-])({re.escape(node['chain'])}|{re.escape(node['bridge'])})(?![\w-])")
+    found += [f"iptables: {line}" for line in rules.splitlines() if ours.search(line)]
+    return found
+
+
+def test_teardown_leaves_nothing_then_the_node_comes_back(node, namespace):
+    # A running pod, so there is a container, a network namespace and a veth to remove.
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=_pod("longrun", node["image"], "exec sleep 3600"))
+    _wait_phase(namespace, "longrun", ("Running",))
+    assert _leftovers(node), "with a pod running, the node's parts are there (the check can fail)"
+    env = dict(os.environ)
+    started = time.monotonic()
+    _sh("bash", str(PLATFORM / "node.sh"), "down")  # what `make down` runs first
+    took_down = time.monotonic() - started
+    assert _leftovers(node) == []
+    started = time.monotonic()
+    up = subprocess.run(["bash", str(PLATFORM / "node.sh"), "up"], capture_output=True, text=True, env=env, timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    print(f"\nnode down in {took_down:.1f}s, back up and Ready in {time.monotonic() - started:.1f}s: {up.stdout.strip()}")
+    # The pod that ran before comes back on the node that came back.
+    kube.kubectl("delete", "pod", "longrun", "-n", namespace, "--grace-period=0", "--force", check=False)
