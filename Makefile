@@ -52,6 +52,13 @@ status: ## One line per platform part
 clean-platform: down ## Remove all platform state (.platform/)
 	rm -rf $(PLATFORM_DIR)
 
+##@ Images
+image: ## OCI archives of the operator and the tenant workload in build/images/ (mmdebstrap + umoci, root; cached by their inputs' hash)
+	@bash platform/image.sh
+
+image-test: venv image ## Run each image's entrypoint with runc as user 65532 from its OCI archive (root)
+	@$(PY) -m pytest -p no:cacheprovider -q e2e/test_image.py
+
 ##@ Operator
 operator-start: venv ## Run the operator in the background against the local platform
 	@$(ENV) && bash hack/operator.sh start
@@ -145,4 +152,4 @@ unit: venv ## Unit tests only (no servers)
 help: ## This list
 	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: dashboard-png bench bench-cache-session bench-scale chaos failover fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
+.PHONY: image image-test dashboard-png bench bench-cache-session bench-scale chaos failover fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
