@@ -91,7 +91,7 @@ write_cni() {
       "ipam": {
         "type": "host-local",
         "ranges": [[{"subnet": "$NODE_SUBNET", "rangeStart": "10.88.$NODE_NET_INDEX.10", "gateway": "$NODE_BRIDGE_IP"}]],
-        "routes": [],
+        "routes": [{"dst": "10.96.0.0/16", "gw": "$NODE_BRIDGE_IP"}],
         "dataDir": "$NODE/cni/ipam"
       }
     },
@@ -350,6 +350,7 @@ EOF
     --authorization-kubeconfig="$NODE/kube-scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false --profiling=false
   node_wait kube-scheduler 60 curl -fsSk "https://127.0.0.1:$SCHEDULER_PORT/healthz"
+  bash "$PLATFORM_SRC/node-apiserver.sh" up   # pods reach the API server at 10.96.0.1:443
 
   node_ready() {
     [[ $("$KUBECTL" --kubeconfig "$STATE/kubeconfig" get node "$NODE_NAME" \
@@ -387,6 +388,7 @@ our_shims() {
   return 0
 }
 node_down() {
+  bash "$PLATFORM_SRC/node-apiserver.sh" down 8>&-
   local any=false
   [[ -d $NODE ]] && any=true
   ip link show "$NODE_BRIDGE" >/dev/null 2>&1 && any=true
