@@ -46,6 +46,14 @@ test-node: venv ## The node's e2e (e2e/test_node.py), after node-up (a platform 
 	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up
 	@$(ENV) && $(PY) -m pytest -p no:cacheprovider -v e2e/test_node.py
 
+node-demo: venv ## The operator as the chart's Deployment on the node: node-up, image imported, helm install (2 pods Ready), a Tenant Ready (root)
+	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up
+	@$(ENV) && bash hack/node-demo.sh
+
+test-node-chart: venv ## The chart's Deployment on the node (e2e/test_node_chart.py: peering, takeover), in its own session after node-up
+	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider -v --capture=tee-sys e2e/test_node_chart.py
+
 status: ## One line per platform part
 	@bash platform/status.sh
 
@@ -152,4 +160,4 @@ unit: venv ## Unit tests only (no servers)
 help: ## This list
 	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: image image-test dashboard-png bench bench-cache-session bench-scale chaos failover fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
+.PHONY: node-demo test-node-chart image image-test dashboard-png bench bench-cache-session bench-scale chaos failover fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
