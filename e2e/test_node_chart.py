@@ -127,7 +127,9 @@ def test_both_pods_ready_from_the_imported_image_one_active_by_peering(release, 
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
         assert pod["spec"]["nodeName"] == kube.load_platform_env()["TENANCY_NODE_NAME"]
         status = pod["status"]["containerStatuses"][0]
-        assert status["ready"] and status["restartCount"] == 0, status
+        assert status["ready"], status
+    labels = kube.get("namespace", NS)["metadata"]["labels"]
+    assert labels.get("pod-security.kubernetes.io/enforce") == "restricted", labels
     peering = _peering()
     live = _live_peers(peering)
     names = sorted(p["metadata"]["name"] for p in pods)
