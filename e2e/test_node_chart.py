@@ -102,7 +102,9 @@ def release(platform):
     foreign = set(_live_peers(peering)) - names
     assert not foreign, (f"live peers other than the release's pods on {peering['metadata']['name']}: {foreign} "
                          "(a host-process operator? run this module in its own session: make test-node-chart)")
-    return {"ref": (kube.REPO / "build" / "images" / "tenancy-operator.ref").read_text().strip()}
+    images = kube.REPO / "build" / "images"
+    ref = (images / "tenancy-operator.ref").read_text().strip()
+    return {"ref": ref, "image": f"{ref.rsplit(':', 1)[0]}@{(images / 'tenancy-operator.digest').read_text().strip()}"}
 
 
 @pytest.fixture
@@ -123,7 +125,7 @@ def test_both_pods_ready_from_the_imported_image_one_active_by_peering(release, 
     assert len(pods) == 2 and all(map(_ready, pods)), [(p["metadata"]["name"], p["status"].get("phase")) for p in pods]
     for pod in pods:
         c = pod["spec"]["containers"][0]
-        assert c["image"] == release["ref"] and c["imagePullPolicy"] == "Never", (c["image"], c["imagePullPolicy"])
+        assert c["image"] == release["image"] and c["imagePullPolicy"] == "Never", (c["image"], c["imagePullPolicy"])
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
         assert pod["spec"]["nodeName"] == kube.load_platform_env()["TENANCY_NODE_NAME"]
         status = pod["status"]["containerStatuses"][0]
@@ -189,3 +191,21 @@ def test_delete_the_active_pod_the_other_takes_over(release, tenants):
     kube.eventually(lambda: newcomer in _live_peers(_peering()), 60, message=f"{newcomer} in the peering object")
     assert _active(_peering()) == standby
     print(f"replacement {newcomer} Ready and standing by, {time.monotonic() - started:.1f}s after the delete")
+
+
+def test_tenant_workload_reaches_its_backends_with_the_secret(release, tenants):
+    """The tenant workload image (make image) in the tenant's namespace: envFrom tenant-credentials, the
+    tenant's ServiceAccount; its /healthz checks PostgreSQL (SELECT 1), Redis (SET/GET under its prefix as
+    its ACL user) and OpenBao (Kubernetes-auth login, lookup-self, LIST of its KV folder)."""
+    name = f"nc-{uuid.uuid4().hex[:6]}"
+    tenants.append(name)
+    kube.apply(_tenant(name))
+    _wait_tenant_ready(name)
+    out = _demo("workload", name, timeout=300)
+    body = json.loads(out.split("/healthz: ", 1)[1].strip().splitlines()[0])
+    assert body["status"] == "ok", body
+    assert {k: v["ok"] for k, v in body["backends"].items()} == {"postgres": True, "redis": True, "openbao": True}, body
+    ns = kube.get("tenant", name)["status"]["namespace"]
+    pod = kube.kubectl("get", "pod", "-n", ns, "-l", "app=workload", "-o", "jsonpath={.items[0].status.podIP}").stdout
+    bridge_ip = kube.load_platform_env()["TENANCY_NODE_BRIDGE_IP"]
+    assert pod.startswith(bridge_ip.rsplit(".", 1)[0] + "."), f"the workload pod's IP {pod} is not on the bridge"

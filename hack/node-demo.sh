@@ -4,7 +4,8 @@
 # imagePullPolicy Never, both replicas Ready (kopf peering between them), Backends on the bridge address
 # (pods reach PostgreSQL, Redis and OpenBao there; the host too), then a Tenant applied and Ready.
 # Needs the platform up with its node (TENANCY_NODE=1 make up) and `source .platform/env`; run as root.
-# Usage: node-demo.sh [install | backends | tenant NAME | uninstall]   (no argument: all but uninstall)
+# Usage: node-demo.sh [import | backends | install | tenant NAME | workload TENANT | uninstall]
+#        (no argument: all but uninstall)
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$REPO/platform/lib.sh"
@@ -29,6 +30,9 @@ import_image() {
      ! ctr_ images ls "name==$REF" | grep -q "${digest#*:}"; then
     ctr_ images import "$ARCHIVE" >/dev/null
   fi
+  # containerd 1.6 records no repo digest for an imported image, so the kubelet would not find
+  # repo@sha256:... (ErrImageNeverPull): the digest reference is added as a second name.
+  ctr_ images tag --force "$REF" "${REF%:*}@$digest" >/dev/null
   echo "image $REF (${digest}) in the node's containerd in $(t "$t0")s"
 }
 
@@ -63,10 +67,13 @@ install() {
   kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   # The restricted Pod Security Standard enforced on the operator's namespace (the chart's pods pass it).
   kubectl label namespace "$NS" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
-  local repo=${REF%:*} tag=${REF##*:}
+  # Pinned by the archive's manifest digest (the chart's image.digest): a rebuilt image (same tag, new
+  # digest) rolls the Deployment; containerd's CRI finds an imported image by name@digest too.
+  local repo=${REF%:*} digest
+  digest=$(<"$REPO/build/images/tenancy-operator.digest")
   # The NetworkPolicy's egress ports: this platform's (offset) ports, the API server's relay included.
   helm upgrade --install "$RELEASE" "$CHART" --namespace "$NS" \
-    --set image.repository="$repo" --set image.tag="$tag" --set image.pullPolicy=Never \
+    --set image.repository="$repo" --set image.digest="$digest" --set image.pullPolicy=Never \
     --set replicaCount=2 --set archive.enabled=false \
     --set "networkPolicy.egressTCPPorts={443,$APISERVER_PORT,$PG_PORT,$REDIS_PORT,$BAO_PORT}" \
     --wait=false --timeout=120s >/dev/null
@@ -92,12 +99,55 @@ YAML
   echo "tenant $name Ready in $(t "$t0")s"
 }
 
+# The tenant workload (make image: images/workload/) in the tenant's namespace: envFrom tenant-credentials,
+# the tenant's ServiceAccount tenant-app (its OpenBao Kubernetes-auth role is bound to it), restricted
+# securityContext, readiness on /healthz (200 only when PostgreSQL, Redis and OpenBao all answer).
+workload() {
+  local name=${1:-node-demo} t0=$EPOCHREALTIME ref ns
+  (cd "$REPO" && bash platform/image.sh workload) >/dev/null
+  ref=$(<"$REPO/build/images/tenant-workload.ref")
+  ctr_ images ls -q | grep -qx "$ref" || ctr_ images import "$REPO/build/images/tenant-workload.oci.tar" >/dev/null
+  ns=$(kubectl get tenant "$name" -o jsonpath='{.status.namespace}')
+  [[ -n $ns ]] || die "tenant $name has no namespace yet"
+  kubectl -n "$ns" apply -f - >/dev/null <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: workload}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: workload}}
+  template:
+    metadata: {labels: {app: workload}}
+    spec:
+      serviceAccountName: tenant-app
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: workload
+        image: $ref
+        imagePullPolicy: Never
+        envFrom: [{secretRef: {name: tenant-credentials}}]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 2, timeoutSeconds: 10, failureThreshold: 3}
+        livenessProbe: {httpGet: {path: /livez, port: http}, periodSeconds: 10}
+        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+        resources: {requests: {cpu: 50m, memory: 64Mi}, limits: {cpu: 500m, memory: 256Mi}}
+        volumeMounts: [{name: tmp, mountPath: /tmp}]
+      volumes: [{name: tmp, emptyDir: {sizeLimit: 16Mi}}]
+YAML
+  kubectl -n "$ns" rollout status deployment/workload --timeout=180s >/dev/null
+  local pod
+  pod=$(kubectl -n "$ns" get pod -l app=workload --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}')
+  echo "workload $ns/$pod Ready in $(t "$t0")s; /healthz: $(kubectl -n "$ns" exec "$pod" -- python3 -c \
+    'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/healthz", timeout=15).read().decode())')"
+}
+
 case ${1:-all} in
-  all) import_image; backends; install; tenant node-demo; echo; kubectl get tenancy ;;
+  all) import_image; backends; install; tenant node-demo; workload node-demo; echo; kubectl get tenancy ;;
   import) import_image ;;
   backends) backends ;;
   install) REF=$(<"$REPO/build/images/tenancy-operator.ref"); install ;;
   tenant) tenant "${2:-node-demo}" ;;
+  workload) workload "${2:-node-demo}" ;;
   uninstall) helm uninstall "$RELEASE" --namespace "$NS" >/dev/null 2>&1 || true ;;
-  *) die "usage: node-demo.sh [all|import|backends|install|tenant NAME|uninstall]" ;;
+  *) die "usage: node-demo.sh [all|import|backends|install|tenant NAME|workload TENANT|uninstall]" ;;
 esac
