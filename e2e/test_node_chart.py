@@ -9,7 +9,9 @@ active pod: the other takes over and a Tenant applied then is Ready (the takeove
 Needs the platform with its node (`TENANCY_NODE=1 make up`); without it the module is skipped with the
 reason, as e2e/test_node.py is. Runs in its own pytest session (`make test-node-chart`): the host-process
 operator of the other e2e tests peers on the same ClusterKopfPeering and, started earlier, would outrank
-the pods (the fixture fails, saying so, when a live peer other than the release's pods is there).
+the pods (the fixture fails, saying so, when a live peer other than the release's pods is there). At the
+end `node-demo.sh park` scales the Deployment to 0 and removes the image from containerd, so the release
+conftest.py installs for the host-process tests runs no pod.
 """
 
 from __future__ import annotations
@@ -104,7 +106,9 @@ def release(platform):
                          "(a host-process operator? run this module in its own session: make test-node-chart)")
     images = kube.REPO / "build" / "images"
     ref = (images / "tenancy-operator.ref").read_text().strip()
-    return {"ref": ref, "image": f"{ref.rsplit(':', 1)[0]}@{(images / 'tenancy-operator.digest').read_text().strip()}"}
+    yield {"ref": ref, "image": f"{ref.rsplit(':', 1)[0]}@{(images / 'tenancy-operator.digest').read_text().strip()}"}
+    # Host-process mode again for the other e2e tests: no operator pod left, the image out of containerd.
+    _demo("park", timeout=120)
 
 
 @pytest.fixture

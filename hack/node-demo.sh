@@ -4,7 +4,7 @@
 # imagePullPolicy Never, both replicas Ready (kopf peering between them), Backends on the bridge address
 # (pods reach PostgreSQL, Redis and OpenBao there; the host too), then a Tenant applied and Ready.
 # Needs the platform up with its node (TENANCY_NODE=1 make up) and `source .platform/env`; run as root.
-# Usage: node-demo.sh [import | backends | install | tenant NAME | workload TENANT | uninstall]
+# Usage: node-demo.sh [import | backends | install | tenant NAME | workload TENANT | park | uninstall]
 #        (no argument: all but uninstall)
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -141,6 +141,20 @@ YAML
     'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/healthz", timeout=15).read().decode())')"
 }
 
+# Back to host-process mode: the Deployment scaled to 0 (each pod withdraws its peering record on
+# SIGTERM) and the operator's image names removed from containerd, so the release that e2e's conftest.py
+# installs (same name, default pullPolicy) cannot run pods that would peer with the host-process operator.
+park() {
+  kubectl -n "$NS" scale "deployment/$RELEASE" --replicas=0 >/dev/null 2>&1 || true
+  kubectl -n "$NS" wait --for=delete pod -l "app.kubernetes.io/name=tenancy-operator,app.kubernetes.io/instance=$RELEASE" \
+    --timeout=60s >/dev/null 2>&1 || true
+  local ref digest
+  ref=$(<"$REPO/build/images/tenancy-operator.ref")
+  digest=$(<"$REPO/build/images/tenancy-operator.digest")
+  ctr_ images rm "$ref" "${ref%:*}@$digest" >/dev/null 2>&1 || true
+  echo "operator pods stopped, image $ref removed from the node's containerd"
+}
+
 case ${1:-all} in
   all) import_image; backends; install; tenant node-demo; workload node-demo; echo; kubectl get tenancy ;;
   import) import_image ;;
@@ -148,6 +162,7 @@ case ${1:-all} in
   install) REF=$(<"$REPO/build/images/tenancy-operator.ref"); install ;;
   tenant) tenant "${2:-node-demo}" ;;
   workload) workload "${2:-node-demo}" ;;
+  park) park ;;
   uninstall) helm uninstall "$RELEASE" --namespace "$NS" >/dev/null 2>&1 || true ;;
-  *) die "usage: node-demo.sh [all|import|backends|install|tenant NAME|workload TENANT|uninstall]" ;;
+  *) die "usage: node-demo.sh [all|import|backends|install|tenant NAME|workload TENANT|park|uninstall]" ;;
 esac

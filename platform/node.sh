@@ -64,7 +64,9 @@ make_bridge() {
   if ! ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
     ip link add "$NODE_BRIDGE" type bridge
   fi
-  ip addr show dev "$NODE_BRIDGE" | grep -q " $NODE_BRIDGE_IP/24 " ||
+  # Not `ip addr show | grep -q`: grep leaving early can SIGPIPE ip, and with pipefail the address
+  # looked missing ("Error: ipv4: Address already assigned" on a second node-up).
+  [[ $(ip -4 -o addr show dev "$NODE_BRIDGE") == *" $NODE_BRIDGE_IP/24 "* ]] ||
     ip addr add "$NODE_BRIDGE_IP/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
   iptables -w -N "$NODE_CHAIN" 2>/dev/null || true
