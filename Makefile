@@ -51,11 +51,26 @@ test-node: venv ## The node's e2e (e2e/test_node.py, test_node_netpol.py), after
 	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up
 	@$(ENV) && $(PY) -m pytest -p no:cacheprovider -v $(NODE_TESTS)
 
+node-demo: venv ## The operator as the chart's Deployment on the node: node-up, image imported, helm install (2 pods Ready), a Tenant Ready (root)
+	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up
+	@$(ENV) && bash hack/node-demo.sh
+
+test-node-chart: venv ## The chart's Deployment on the node (e2e/test_node_chart.py: peering, takeover), in its own session after node-up
+	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider -v --capture=tee-sys e2e/test_node_chart.py
+
 status: ## One line per platform part
 	@bash platform/status.sh
 
 clean-platform: down ## Remove all platform state (.platform/)
 	rm -rf $(PLATFORM_DIR)
+
+##@ Images
+image: ## OCI archives of the operator and the tenant workload in build/images/ (mmdebstrap + umoci, root; cached by their inputs' hash)
+	@bash platform/image.sh
+
+image-test: venv image ## Run each image's entrypoint with runc as user 65532 from its OCI archive (root)
+	@$(PY) -m pytest -p no:cacheprovider -q e2e/test_image.py
 
 ##@ Operator
 operator-start: venv ## Run the operator in the background against the local platform
@@ -150,4 +165,4 @@ unit: venv ## Unit tests only (no servers)
 help: ## This list
 	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*##/ {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: dashboard-png bench bench-cache-session bench-scale chaos failover fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help
+.PHONY: node-demo test-node-chart image image-test dashboard-png bench bench-cache-session bench-scale chaos failover fault fuzz lifecycle-faults workflow-faults soak demo test install up down status clean-platform operator-start operator-stop crds-apply venv crds lint unit help

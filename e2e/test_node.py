@@ -44,6 +44,7 @@ def node(platform):
         "image": platform["TENANCY_NODE_BUSYBOX_IMAGE"],
         "bridge": _lib("$NODE_BRIDGE"),
         "chain": _lib("$NODE_CHAIN"),
+        "svc_chain": _lib("TENANCY-SVC-$PORT_OFFSET"),   # nat: the kubernetes Service (node-apiserver.sh)
         "cgroup": _lib("$NODE_CGROUP"),
         "dir": _lib("$NODE"),
         "sock": _lib("$CONTAINERD_SOCK"),
@@ -157,7 +158,9 @@ def test_pod_reaches_the_backends_on_the_bridge_and_nothing_beyond(node, namespa
     script = "ip route; " + " ".join(
         f"nc -w 3 {ip} {port} </dev/null && echo {name}=open || echo {name}=closed;" for name, port in ports.items())
     # busybox nc has no -z; stdin at EOF ends the session once connected. The date stamps time the attempt.
-    script += " s=$(date +%s); nc -w 3 1.1.1.1 443 </dev/null; echo outside=$? took=$(( $(date +%s) - s ))"
+    script += " s=$(date +%s); nc -w 3 1.1.1.1 443 </dev/null; echo outside=$? took=$(( $(date +%s) - s ));"
+    # The API server through the `kubernetes` Service (node-apiserver.sh): an HTTP request to its TLS port.
+    script += " printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 10.96.0.1 443 | grep -q 'HTTPS server' && echo apiserver=open"
     kube.kubectl("apply", "-n", namespace, "-f", "-", input=_pod("reach", node["image"], script))
     _wait_phase(namespace, "reach", ("Succeeded", "Failed"), timeout=90)
     logs = _logs(namespace, "reach")
@@ -166,6 +169,7 @@ def test_pod_reaches_the_backends_on_the_bridge_and_nothing_beyond(node, namespa
         assert f"{name}=open" in logs, f"{name} on {ip} not reachable from a pod:\n{logs}"
     routes = [line for line in logs.splitlines() if " dev eth0" in line]
     assert routes and all(not line.startswith("default") for line in routes), f"a pod has a route off the bridge: {routes}"
+    assert "apiserver=open" in logs, f"the API server not reachable at 10.96.0.1:443 from a pod:\n{logs}"
     m = re.search(r"outside=(\d+) took=(\d+)", logs)
     assert m, logs
     assert m.group(1) != "0", f"a pod opened a connection to 1.1.1.1:443:\n{logs}"
@@ -184,7 +188,8 @@ def _leftovers(node) -> list[str]:
             continue
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             continue  # a zombie waits for PID 1 to reap it; it holds nothing
-        if node["sock"] in cmdline or f"{node['dir']}/" in cmdline:
+        if node["sock"] in cmdline or f"{node['dir']}/" in cmdline or (
+                "node-apiserver-relay" in cmdline and f"{node['bridge_ip']}:" in cmdline):
             found.append(f"process {p.name}: {cmdline[:160]}")
     for root in Path("/sys/fs/cgroup").glob(f"*/{node['cgroup']}"):
         if root.exists():
@@ -201,7 +206,7 @@ def _leftovers(node) -> list[str]:
         found.append(f"bridge {node['bridge']}")
     found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if f"master {node['bridge']} " in line]
     rules = _sh("iptables-save").stdout
-    ours = re.compile(rf"(?<![\w-])({re.escape(node['chain'])}|{re.escape(node['bridge'])})(?![\w-])")
+    ours = re.compile(rf"(?<![\w-])({re.escape(node['chain'])}|{re.escape(node['svc_chain'])}|{re.escape(node['bridge'])})(?![\w-])")
     found += [f"iptables: {line}" for line in rules.splitlines() if ours.search(line)]
     # kube-router's firewall (platform/netpol.sh): its chains and ipsets (fixed names, one per machine).
     found += [f"iptables: {line}" for line in rules.splitlines()

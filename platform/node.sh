@@ -64,8 +64,9 @@ make_bridge() {
   if ! ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
     ip link add "$NODE_BRIDGE" type bridge
   fi
-  # (Not `ip addr | grep -q`: under pipefail grep's early exit can fail the pipeline with SIGPIPE.)
-  [[ $(ip addr show dev "$NODE_BRIDGE") == *" $NODE_BRIDGE_IP/24 "* ]] ||
+  # Not `ip addr show | grep -q`: grep leaving early can SIGPIPE ip, and with pipefail the address
+  # looked missing ("Error: ipv4: Address already assigned" on a second node-up).
+  [[ $(ip -4 -o addr show dev "$NODE_BRIDGE") == *" $NODE_BRIDGE_IP/24 "* ]] ||
     ip addr add "$NODE_BRIDGE_IP/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
   iptables -w -N "$NODE_CHAIN" 2>/dev/null || true
@@ -92,7 +93,7 @@ write_cni() {
       "ipam": {
         "type": "host-local",
         "ranges": [[{"subnet": "$NODE_SUBNET", "rangeStart": "10.88.$NODE_NET_INDEX.10", "gateway": "$NODE_BRIDGE_IP"}]],
-        "routes": [],
+        "routes": [{"dst": "10.96.0.0/16", "gw": "$NODE_BRIDGE_IP"}],
         "dataDir": "$NODE/cni/ipam"
       }
     },
@@ -351,6 +352,7 @@ EOF
     --authorization-kubeconfig="$NODE/kube-scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false --profiling=false
   node_wait kube-scheduler 60 curl -fsSk "https://127.0.0.1:$SCHEDULER_PORT/healthz"
+  bash "$PLATFORM_SRC/node-apiserver.sh" up   # pods reach the API server at 10.96.0.1:443
 
   node_ready() {
     [[ $("$KUBECTL" --kubeconfig "$STATE/kubeconfig" get node "$NODE_NAME" \
@@ -390,6 +392,7 @@ our_shims() {
   return 0
 }
 node_down() {
+  bash "$PLATFORM_SRC/node-apiserver.sh" down 8>&-
   local any=false
   [[ -d $NODE ]] && any=true
   ip link show "$NODE_BRIDGE" >/dev/null 2>&1 && any=true

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# The operator as the chart's Deployment on the platform's real node (issue 17 item 4): the operator's
+# image (make image) imported into the node's containerd, `helm upgrade --install` of the chart with
+# imagePullPolicy Never, both replicas Ready (kopf peering between them), Backends on the bridge address
+# (pods reach PostgreSQL, Redis and OpenBao there; the host too), then a Tenant applied and Ready.
+# Needs the platform up with its node (TENANCY_NODE=1 make up) and `source .platform/env`; run as root.
+# Usage: node-demo.sh [import | backends | install | tenant NAME | workload TENANT | park | uninstall]
+#        (no argument: all but uninstall)
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$REPO/platform/lib.sh"
+: "${TENANCY_NODE_BRIDGE_IP:?the platform runs without its node: make down, then TENANCY_NODE=1 make up}"
+NS=tenancy-system
+RELEASE=tenancy-operator
+CHART=$REPO/charts/tenancy-operator
+ARCHIVE=$REPO/build/images/tenancy-operator.oci.tar
+ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+t() { awk "BEGIN {printf \"%.1f\", $EPOCHREALTIME - $1}"; }
+
+# The image: built (or taken from the cache) by image.sh, imported into the node's containerd.
+import_image() {
+  local t0=$EPOCHREALTIME
+  # Run by its relative path: image.sh's input hash includes `sha256sum "${BASH_SOURCE[0]}"`, which prints
+  # the path as given, so an absolute path would miss the cache of `make image` and build again.
+  (cd "$REPO" && bash platform/image.sh operator) >/dev/null
+  REF=$(<"$REPO/build/images/tenancy-operator.ref")
+  local digest
+  digest=$(<"$REPO/build/images/tenancy-operator.digest")
+  if [[ $(ctr_ images ls "name==$REF" -q 2>/dev/null) != "$REF" ]] ||
+     ! ctr_ images ls "name==$REF" | grep -q "${digest#*:}"; then
+    ctr_ images import "$ARCHIVE" >/dev/null
+  fi
+  # containerd 1.6 records no repo digest for an imported image, so the kubelet would not find
+  # repo@sha256:... (ErrImageNeverPull): the digest reference is added as a second name.
+  ctr_ images tag --force "$REF" "${REF%:*}@$digest" >/dev/null
+  echo "image $REF (${digest}) in the node's containerd in $(t "$t0")s"
+}
+
+# Backends for the in-cluster operator: the bridge address and this platform's ports (PostgreSQL, Redis,
+# OpenBao listen there; OpenSearch and FerretDB do not, so they are left out).
+backends() {
+  kubectl apply --server-side -f "$REPO/crds/" >/dev/null
+  kubectl wait --for=condition=Established crd -l app.kubernetes.io/part-of=tenancy-operator --timeout=60s >/dev/null
+  bash "$REPO/hack/demo-backends.sh" >/dev/null
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: tenancy.dev/v1alpha1
+kind: Backend
+metadata: {name: pg-main}
+spec: {type: postgres, endpoint: {host: $TENANCY_NODE_BRIDGE_IP, port: $PG_PORT}, adminSecretRef: {name: pg-main-admin}, capacity: 100}
+---
+apiVersion: tenancy.dev/v1alpha1
+kind: Backend
+metadata: {name: redis-main}
+spec: {type: redis, endpoint: {host: $TENANCY_NODE_BRIDGE_IP, port: $REDIS_PORT}, adminSecretRef: {name: redis-main-admin}, capacity: 500}
+---
+apiVersion: tenancy.dev/v1alpha1
+kind: Backend
+metadata: {name: vault-main}
+spec: {type: vault, endpoint: {host: $TENANCY_NODE_BRIDGE_IP, port: $BAO_PORT}, adminSecretRef: {name: vault-main-admin}, capacity: 1000}
+YAML
+  echo "backends pg-main, redis-main, vault-main on $TENANCY_NODE_BRIDGE_IP"
+}
+
+# helm upgrade --install; both pods Ready (startup probe on kopf's /healthz).
+install() {
+  local t0=$EPOCHREALTIME
+  kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  # The restricted Pod Security Standard enforced on the operator's namespace (the chart's pods pass it).
+  kubectl label namespace "$NS" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
+  # Pinned by the archive's manifest digest (the chart's image.digest): a rebuilt image (same tag, new
+  # digest) rolls the Deployment; containerd's CRI finds an imported image by name@digest too.
+  local repo=${REF%:*} digest
+  digest=$(<"$REPO/build/images/tenancy-operator.digest")
+  # The NetworkPolicy's egress ports: this platform's (offset) ports, the API server's relay included.
+  helm upgrade --install "$RELEASE" "$CHART" --namespace "$NS" \
+    --set image.repository="$repo" --set image.digest="$digest" --set image.pullPolicy=Never \
+    --set replicaCount=2 --set archive.enabled=false \
+    --set "networkPolicy.egressTCPPorts={443,$APISERVER_PORT,$PG_PORT,$REDIS_PORT,$BAO_PORT}" \
+    --wait=false --timeout=120s >/dev/null
+  kubectl -n "$NS" rollout status "deployment/$RELEASE" --timeout=300s >/dev/null
+  kubectl -n "$NS" wait --for=condition=Ready pod -l "app.kubernetes.io/name=tenancy-operator,app.kubernetes.io/instance=$RELEASE" --timeout=120s >/dev/null
+  echo "helm install: both operator pods Ready in $(t "$t0")s"
+  kubectl -n "$NS" get pods -o wide -l "app.kubernetes.io/instance=$RELEASE"
+}
+
+tenant() {
+  local name=${1:-node-demo} t0=$EPOCHREALTIME
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: tenancy.dev/v1alpha1
+kind: Tenant
+metadata: {name: $name}
+spec:
+  displayName: Node demo
+  postgres: {enabled: true}
+  redis: {enabled: true}
+  vault: {enabled: true, kv: true}
+YAML
+  kubectl wait --for=condition=Ready "tenant/$name" --timeout=180s >/dev/null
+  echo "tenant $name Ready in $(t "$t0")s"
+}
+
+# The tenant workload (make image: images/workload/) in the tenant's namespace: envFrom tenant-credentials,
+# the tenant's ServiceAccount tenant-app (its OpenBao Kubernetes-auth role is bound to it), restricted
+# securityContext, readiness on /healthz (200 only when PostgreSQL, Redis and OpenBao all answer).
+workload() {
+  local name=${1:-node-demo} t0=$EPOCHREALTIME ref ns
+  (cd "$REPO" && bash platform/image.sh workload) >/dev/null
+  ref=$(<"$REPO/build/images/tenant-workload.ref")
+  ctr_ images ls -q | grep -qx "$ref" || ctr_ images import "$REPO/build/images/tenant-workload.oci.tar" >/dev/null
+  ns=$(kubectl get tenant "$name" -o jsonpath='{.status.namespace}')
+  [[ -n $ns ]] || die "tenant $name has no namespace yet"
+  kubectl -n "$ns" apply -f - >/dev/null <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: workload}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: workload}}
+  template:
+    metadata: {labels: {app: workload}}
+    spec:
+      serviceAccountName: tenant-app
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: workload
+        image: $ref
+        imagePullPolicy: Never
+        envFrom: [{secretRef: {name: tenant-credentials}}]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 2, timeoutSeconds: 10, failureThreshold: 3}
+        livenessProbe: {httpGet: {path: /livez, port: http}, periodSeconds: 10}
+        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+        resources: {requests: {cpu: 50m, memory: 64Mi}, limits: {cpu: 500m, memory: 256Mi}}
+        volumeMounts: [{name: tmp, mountPath: /tmp}]
+      volumes: [{name: tmp, emptyDir: {sizeLimit: 16Mi}}]
+YAML
+  kubectl -n "$ns" rollout status deployment/workload --timeout=180s >/dev/null
+  local pod
+  pod=$(kubectl -n "$ns" get pod -l app=workload --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}')
+  echo "workload $ns/$pod Ready in $(t "$t0")s; /healthz: $(kubectl -n "$ns" exec "$pod" -- python3 -c \
+    'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/healthz", timeout=15).read().decode())')"
+}
+
+# Back to host-process mode: the Deployment scaled to 0 (each pod withdraws its peering record on
+# SIGTERM) and the operator's image names removed from containerd, so the release that e2e's conftest.py
+# installs (same name, default pullPolicy) cannot run pods that would peer with the host-process operator.
+park() {
+  kubectl -n "$NS" scale "deployment/$RELEASE" --replicas=0 >/dev/null 2>&1 || true
+  kubectl -n "$NS" wait --for=delete pod -l "app.kubernetes.io/name=tenancy-operator,app.kubernetes.io/instance=$RELEASE" \
+    --timeout=60s >/dev/null 2>&1 || true
+  local ref digest
+  ref=$(<"$REPO/build/images/tenancy-operator.ref")
+  digest=$(<"$REPO/build/images/tenancy-operator.digest")
+  ctr_ images rm "$ref" "${ref%:*}@$digest" >/dev/null 2>&1 || true
+  echo "operator pods stopped, image $ref removed from the node's containerd"
+}
+
+case ${1:-all} in
+  all) import_image; backends; install; tenant node-demo; workload node-demo; echo; kubectl get tenancy ;;
+  import) import_image ;;
+  backends) backends ;;
+  install) REF=$(<"$REPO/build/images/tenancy-operator.ref"); install ;;
+  tenant) tenant "${2:-node-demo}" ;;
+  workload) workload "${2:-node-demo}" ;;
+  park) park ;;
+  uninstall) helm uninstall "$RELEASE" --namespace "$NS" >/dev/null 2>&1 || true ;;
+  *) die "usage: node-demo.sh [all|import|backends|install|tenant NAME|workload TENANT|park|uninstall]" ;;
+esac
