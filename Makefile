@@ -20,6 +20,9 @@ demo: up crds-apply ## Platform up, operator running, example tenants Ready, sho
 	@echo; echo "Operator log: $(PLATFORM_DIR)/logs/operator.log   Stop it all: make down"
 
 NODE_TESTS := $(sort $(wildcard e2e/test_node*.py))
+# The chart's pods peer with any operator of the session (the host-process one of the other tests
+# outranks them), so its test runs in a pytest session of its own, first.
+NODE_CHART_TEST := e2e/test_node_chart.py
 
 test: venv install ## Every test: unit, then e2e on the real local platform (real backends), then on it with its node (kubelet, containerd, kube-router), then the quick bench
 	@$(MAKE) --no-print-directory operator-stop
@@ -27,7 +30,8 @@ test: venv install ## Every test: unit, then e2e on the real local platform (rea
 	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(foreach t,$(NODE_TESTS),--ignore=$(t)) $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory down
 	@TENANCY_NODE=1 $(MAKE) --no-print-directory up
-	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(NODE_TESTS)
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(NODE_CHART_TEST)
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(filter-out $(NODE_CHART_TEST),$(NODE_TESTS))
 	@$(PY) -m bench.autoscaling --quick
 
 ##@ Platform
@@ -47,9 +51,9 @@ node-up: venv ## The platform with its real node (containerd, kubelet, kube-sche
 node-down: ## Remove only the node (pods, containers, network, mounts); the rest of the platform keeps running
 	@bash platform/node.sh down
 
-test-node: venv ## The node's e2e (e2e/test_node.py, test_node_netpol.py), after node-up (a platform running without the node: make down first)
+test-node: venv ## The node's e2e but the chart's (e2e/test_node.py, test_node_netpol.py), after node-up (a platform running without the node: make down first)
 	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up
-	@$(ENV) && $(PY) -m pytest -p no:cacheprovider -v $(NODE_TESTS)
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider -v $(filter-out $(NODE_CHART_TEST),$(NODE_TESTS))
 
 node-demo: venv ## The operator as the chart's Deployment on the node: node-up, image imported, helm install (2 pods Ready), a Tenant Ready (root)
 	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up

@@ -20,8 +20,6 @@ t() { awk "BEGIN {printf \"%.1f\", $EPOCHREALTIME - $1}"; }
 # The image: built (or taken from the cache) by image.sh, imported into the node's containerd.
 import_image() {
   local t0=$EPOCHREALTIME
-  # Run by its relative path: image.sh's input hash includes `sha256sum "${BASH_SOURCE[0]}"`, which prints
-  # the path as given, so an absolute path would miss the cache of `make image` and build again.
   (cd "$REPO" && bash platform/image.sh operator) >/dev/null
   REF=$(<"$REPO/build/images/tenancy-operator.ref")
   local digest

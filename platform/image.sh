@@ -70,7 +70,7 @@ input_hash() {
   {
     (cd "$REPO" && find "${SRC[@]}" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' ! -path '*.egg-info/*' \
        ! -path '*/build/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
-    sha256sum "${BASH_SOURCE[0]}"
+    sha256sum <"${BASH_SOURCE[0]}"   # content only: the path it was run by must not change the hash
     printf '%s\n' "$NAME" "$REF" "$SUITE" "$MIRROR" "$EPOCH" "${PACKAGES[*]}" "$ENTRYPOINT" "${PORTS[*]}" \
       "${ENVS[*]}" "${BASE_ENV[*]}" "${DPKG_OPTS[*]}" "$TITLE" "$DESCRIPTION" "$CHECK" "$UID_GID"
     "$BUILD_PYTHON" -c 'import sys; print(sys.version_info[:2])'
