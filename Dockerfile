@@ -1,4 +1,5 @@
 # syntax=docker/dockerfile:1
+# Without Docker: `make image` builds an equivalent image (platform/image.sh; docs/image.md compares the two).
 # The operator image: multi-stage, pinned base, non-root. The same image serves the `kubectl-tenant`
 # console script (`docker run --entrypoint kubectl-tenant ...`), though users install that with pip.
 #

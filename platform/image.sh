@@ -100,8 +100,9 @@ build_image() {
     command -v $tool >/dev/null || die "$tool is missing: apt-get install mmdebstrap umoci"
   done
   start=$SECONDS
-  # Downloads kept between builds: Debian packages (.deb) and pip's cache.
-  mkdir -p "$IMAGES_CACHE/pip-cache" "$IMAGES_CACHE/debs"
+  # Kept between builds: the downloaded Debian packages (.deb). PyPI downloads are not kept (a pip
+  # cache copied in and out with sync-in/sync-out stayed empty; not pursued).
+  mkdir -p "$IMAGES_CACHE/debs"
   rm -rf "$IMAGES_CACHE/.work-$NAME-"*   # a failed build's (kept for its log until the next one)
   work=$(mktemp -d "$IMAGES_CACHE/.work-$NAME-XXXXXX")
   trap "rm -rf '$work'" RETURN
@@ -123,13 +124,12 @@ build_image() {
 
   # 2. The root filesystem. The venv is made by the image's own python3 (Debian's; no ensurepip in
   #    bookworm's python3 without python3-venv, so pip runs from its wheel); the dependencies come from
-  #    PyPI (network from the chroot, with a clean environment) through a pip cache kept beside the
-  #    images and copied in and out (a bind mount could be removed with the target on a failure).
+  #    PyPI (network from the chroot, with a clean environment).
   local pip_whl hook hook2
   pip_whl=$(cd "$work/wheels" && ls pip-*.whl)
   hook="set -e; chroot \"\$1\" /usr/bin/python3 -c 'import sys; assert \"%d.%d\" % sys.version_info[:2] == \"$major_minor\", sys.version'
 chroot \"\$1\" /usr/bin/python3 -m venv --without-pip /opt/venv
-chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 SOURCE_DATE_EPOCH=$EPOCH PIP_CACHE_DIR=/tmp/pip-cache PIP_CERT=/tmp/host-ca.pem /opt/venv/bin/python /tmp/wheels/$pip_whl/pip install -q --disable-pip-version-check --find-links /tmp/wheels pip $NAME"
+chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 SOURCE_DATE_EPOCH=$EPOCH PIP_NO_CACHE_DIR=1 PIP_CERT=/tmp/host-ca.pem /opt/venv/bin/python /tmp/wheels/$pip_whl/pip install -q --disable-pip-version-check --find-links /tmp/wheels pip $NAME"
   hook2="set -e; chroot \"\$1\" /opt/venv/bin/python -c '$CHECK'
 chroot \"\$1\" /opt/venv/bin/pip freeze --all > \"\$1/tmp/freeze.txt\"
 rm -rf \"\$1/tmp/wheels\" \"\$1/tmp/host-ca.pem\"
@@ -145,12 +145,10 @@ chroot \"\$1\" dpkg-query -W -f '\${Package} \${Version}\n' > \"\$1/tmp/packages
        --skip=download/empty --skip=essential/unlink \
        --setup-hook='mkdir -p "$1"/var/cache/apt/archives' --setup-hook="sync-in '$IMAGES_CACHE/debs' /var/cache/apt/archives" \
        --customize-hook="sync-out /var/cache/apt/archives '$IMAGES_CACHE/debs'" \
-       --customize-hook="copy-in '$work/wheels' /tmp" --customize-hook='mkdir -p "$1"/tmp/pip-cache' \
-       --customize-hook="upload '$HOST_CA' /tmp/host-ca.pem" \
-       --customize-hook="sync-in '$IMAGES_CACHE/pip-cache' /tmp/pip-cache" \
-       --customize-hook="$hook" --customize-hook="sync-out /tmp/pip-cache '$IMAGES_CACHE/pip-cache'" \
+       --customize-hook="copy-in '$work/wheels' /tmp" \
+       --customize-hook="upload '$HOST_CA' /tmp/host-ca.pem" --customize-hook="$hook" \
        --customize-hook="$hook2" --customize-hook="copy-out /tmp/freeze.txt /tmp/packages.txt '$work'" \
-       --customize-hook='rm -rf "$1/tmp/freeze.txt" "$1/tmp/packages.txt" "$1/tmp/pip-cache"; rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/apt "$1"/var/log/dpkg.log "$1"/var/log/alternatives.log "$1"/var/cache/ldconfig/aux-cache' \
+       --customize-hook='rm -rf "$1/tmp/freeze.txt" "$1/tmp/packages.txt"; rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/apt "$1"/var/log/dpkg.log "$1"/var/log/alternatives.log "$1"/var/cache/ldconfig/aux-cache' \
        "$SUITE" "$work/rootfs" "$MIRROR" >>"$work/build.log" 2>&1; then
     tail -30 "$work/build.log" >&2
     die "$NAME: mmdebstrap --mode=$mode failed (full log: $work/build.log; try IMAGE_MMDEBSTRAP_MODE=unshare)"
@@ -204,6 +202,8 @@ EOF
   mv "$work/out" "$dir"
   touch "$dir/done"
   link_out "$dir"
+  # Keep the 4 newest builds of this image (other checkouts share the cache; their build/ holds hard links).
+  ls -dt "$IMAGES_CACHE/$NAME"-*/ | tail -n +5 | xargs -r rm -rf
   log "$NAME: built in $((SECONDS - start))s: $REF $digest, $(du -h "$dir/$NAME.oci.tar" | cut -f1) -> $OUT/$NAME.oci.tar"
 }
 

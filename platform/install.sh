@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local platform needs and is missing; safe to rerun (does nothing when all is
 # present). Usage: install.sh [apt] [etcd] [kube] [helm] [opensearch] [ferretdb] [jaeger]   (no argument = all of them)
-#   apt  : Debian packages postgresql, redis-server, prometheus (+ openssl, curl if absent)
+#   apt  : Debian packages postgresql, redis-server, prometheus (+ openssl, curl if absent), mmdebstrap,
+#          umoci and runc (make image and its test)
 #   etcd, kube (kube-apiserver + kube-controller-manager), helm : Go builds into the per-version
 #          cache $TENANCY_CACHE/bin (default ~/.cache/tenancy-operator/bin), see build-go-tool.sh.
 #   opensearch : Maven Central zips into $TENANCY_CACHE/opensearch-<version>, see opensearch.sh.
@@ -26,6 +27,10 @@ install_apt() {
   command -v openssl >/dev/null || pkgs+=(openssl)
   command -v curl >/dev/null || pkgs+=(curl)
   command -v ss >/dev/null || pkgs+=(iproute2)
+  # make image (platform/image.sh) and its test (tests/image: umoci unpack, runc run)
+  command -v mmdebstrap >/dev/null || pkgs+=(mmdebstrap)
+  command -v umoci >/dev/null || pkgs+=(umoci)
+  command -v runc >/dev/null || pkgs+=(runc)
   if [[ ${#pkgs[@]} -eq 0 ]]; then log "apt: nothing to install"; return; fi
   [[ $(id -u) -eq 0 ]] || die "apt packages missing (${pkgs[*]}): run as root or install them yourself"
   # Packaged services would start on their default ports on all interfaces (redis 6379, prometheus

@@ -67,6 +67,16 @@ def _unpack(name: str, tmp: Path) -> tuple[Path, dict, dict]:
     return bundle, manifest, config
 
 
+@pytest.fixture(scope="module")
+def operator_image(built, tmp_path_factory) -> tuple[Path, dict, dict]:
+    return _unpack("tenancy-operator", tmp_path_factory.mktemp("operator"))
+
+
+@pytest.fixture(scope="module")
+def workload_image(built, tmp_path_factory) -> tuple[Path, dict, dict]:
+    return _unpack("tenant-workload", tmp_path_factory.mktemp("workload"))
+
+
 def _runc(bundle: Path, args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
     """Run `args` in the bundle as the chart would: the image's user, read-only root, /tmp tmpfs, no caps."""
     spec = json.loads((bundle / "config.json").read_text())
@@ -100,8 +110,8 @@ def _dockerfile() -> dict[str, object]:
     }
 
 
-def test_operator_image_config_matches_the_dockerfile(built, tmp_path):
-    bundle, manifest, config = _unpack("tenancy-operator", tmp_path)
+def test_operator_image_config_matches_the_dockerfile(operator_image):
+    bundle, manifest, config = operator_image
     docker = _dockerfile()
     cfg = config["config"]
     assert cfg["User"] == docker["user"] == "65532:65532"
@@ -124,8 +134,8 @@ def test_operator_image_config_matches_the_dockerfile(built, tmp_path):
     assert "tenancy:x:65532:65532:" in (rootfs / "etc/passwd").read_text()
 
 
-def test_operator_image_runs_as_65532_read_only(built, tmp_path):
-    bundle, _, _ = _unpack("tenancy-operator", tmp_path)
+def test_operator_image_runs_as_65532_read_only(operator_image):
+    bundle, _, _ = operator_image
     help_ = _runc(bundle, ["tenancy-operator", "--help"])
     assert help_.returncode == 0, help_.stderr
     assert "usage: tenancy-operator" in help_.stdout
@@ -146,8 +156,8 @@ def test_operator_image_runs_as_65532_read_only(built, tmp_path):
     assert freeze.stdout.split() == (OUT / "tenancy-operator.freeze.txt").read_text().split()
 
 
-def test_workload_image_serves_healthz(built, tmp_path):
-    bundle, _, config = _unpack("tenant-workload", tmp_path)
+def test_workload_image_serves_healthz(workload_image):
+    bundle, _, config = workload_image
     assert config["config"]["User"] == "65532:65532"
     assert config["config"]["Entrypoint"] == ["tenant-workload"]
     # The entrypoint serves; with no tenant-credentials in its environment /healthz is 503 (nothing to
