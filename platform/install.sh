@@ -9,7 +9,7 @@
 #   ferretdb : the same cache, through build-ferretdb.sh (it must add a file the module lacks).
 #   jaeger : the same cache, through jaeger.sh install (build-go-tool.sh, one package at a time).
 #   node : the real node (only with TENANCY_NODE=1 or when named): Debian containerd, runc,
-#          containernetworking-plugins, iptables, ipset, busybox-static, gcc, mmdebstrap and umoci (make image); kubelet and
+#          containernetworking-plugins, iptables, ipset, busybox-static, gcc; kubelet and
 #          kube-scheduler (same k8s.io/kubernetes version), crictl; the pause and busybox images.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -121,7 +121,7 @@ want jaeger && bash "$PLATFORM_SRC/jaeger.sh" install
 
 if want node; then
   pkgs=()
-  for b in containerd runc iptables ipset gcc mmdebstrap umoci; do command -v $b >/dev/null || pkgs+=("$b"); done
+  for b in containerd runc iptables ipset gcc; do command -v $b >/dev/null || pkgs+=("$b"); done
   [[ -x /usr/lib/cni/bridge ]] || pkgs+=(containernetworking-plugins)
   file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || pkgs+=(busybox-static)
   if [[ ${#pkgs[@]} -gt 0 ]]; then
