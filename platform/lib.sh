@@ -191,3 +191,21 @@ ver_opensearch() { [[ -x $(os_home)/bin/opensearch ]] && echo "$OPENSEARCH_VERSI
 ver_ferretdb() { [[ -x $FERRETDB_BIN ]] && "$FERRETDB_BIN" --version 2>/dev/null | awk '/^version:/ {print $2}'; }
 ver_jaeger()   { [[ -x $JAEGER_BIN ]] && echo "$JAEGER_VERSION"; }
 ver_helm()     { [[ -x $HELM_BIN ]] && "$HELM_BIN" version --short 2>/dev/null; }
+
+# wait_for NAME TIMEOUT CHECK...: poll CHECK until it succeeds. Fails early if the process died,
+# and on timeout, naming the part and showing the tail of its log.
+wait_for() {
+  local name=$1 timeout=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ! pid_alive "$name"; then
+      log "---- tail of $LOGS/$name.log"; tail -n 25 "$LOGS/$name.log" >&2 || true
+      die "$name exited during start-up (log: $LOGS/$name.log)"
+    fi
+    if ((SECONDS >= deadline)); then
+      log "---- tail of $LOGS/$name.log"; tail -n 25 "$LOGS/$name.log" >&2 || true
+      die "$name not healthy after ${timeout}s (log: $LOGS/$name.log)"
+    fi
+    sleep 0.2
+  done
+}

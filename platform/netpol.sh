@@ -132,18 +132,7 @@ EOF
     </dev/null >>"$LOGS/$KR_NAME.log" 2>&1) &
   echo $! >"$RUN/$KR_NAME.pid"
   await_exec "$KR_NAME"
-  local deadline=$((SECONDS + 60))
-  until kr_ready; do
-    if ! pid_alive "$KR_NAME"; then
-      log "---- tail of $LOGS/$KR_NAME.log"; tail -n 25 "$LOGS/$KR_NAME.log" >&2 || true
-      die "kube-router exited during start-up (log: $LOGS/$KR_NAME.log)"
-    fi
-    if ((SECONDS >= deadline)); then
-      log "---- tail of $LOGS/$KR_NAME.log"; tail -n 25 "$LOGS/$KR_NAME.log" >&2 || true
-      die "kube-router's chains not in place after 60s (log: $LOGS/$KR_NAME.log)"
-    fi
-    sleep 0.2
-  done
+  wait_for "$KR_NAME" 60 kr_ready
   printf 'kube-router %s (NetworkPolicy only) up in %.1fs\n' "$KUBE_ROUTER_VERSION" \
     "$(awk "BEGIN {print $EPOCHREALTIME - $t0}")"
 }

@@ -177,21 +177,6 @@ node_start() {  # node_start NAME CMD...
   echo $! >"$RUN/$name.pid"
   await_exec "$name"
 }
-node_wait() {  # node_wait NAME TIMEOUT CHECK...
-  local name=$1 timeout=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    if ! pid_alive "$name"; then
-      log "---- tail of $LOGS/$name.log"; tail -n 25 "$LOGS/$name.log" >&2 || true
-      die "$name exited during start-up (log: $LOGS/$name.log)"
-    fi
-    if ((SECONDS >= deadline)); then
-      log "---- tail of $LOGS/$name.log"; tail -n 25 "$LOGS/$name.log" >&2 || true
-      die "$name not healthy after ${timeout}s (log: $LOGS/$name.log)"
-    fi
-    sleep 0.2
-  done
-}
 
 # ---------------------------------------------------------------- up
 node_up() {
@@ -264,7 +249,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     max_conf_num = 1
 EOF
   node_start containerd containerd --config "$NODE/containerd/config.toml"
-  node_wait containerd 30 ctr_ version
+  wait_for containerd 30 ctr_ version
   # Import the images (a second import of the same archive is a no-op in effect, and fast).
   local archive
   for archive in "$(<"$IMAGES/pause.current")" "$(<"$IMAGES/busybox.current")"; do
@@ -343,7 +328,7 @@ EOF
   node_start kubelet "$KUBELET_BIN" --config="$NODE/kubelet-config.yaml" \
     --kubeconfig="$NODE/kubelet.kubeconfig" --root-dir="$NODE/kubelet" \
     --hostname-override="$NODE_NAME" --node-ip="$NODE_BRIDGE_IP" --v=1
-  node_wait kubelet 60 curl -fsS "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz"
+  wait_for kubelet 60 curl -fsS "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz"
 
   # ---- kube-scheduler
   node_start kube-scheduler "$SCHEDULER_BIN" \
@@ -351,21 +336,21 @@ EOF
     --authentication-kubeconfig="$NODE/kube-scheduler.kubeconfig" \
     --authorization-kubeconfig="$NODE/kube-scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false --profiling=false
-  node_wait kube-scheduler 60 curl -fsSk "https://127.0.0.1:$SCHEDULER_PORT/healthz"
+  wait_for kube-scheduler 60 curl -fsSk "https://127.0.0.1:$SCHEDULER_PORT/healthz"
   bash "$PLATFORM_SRC/node-apiserver.sh" up   # pods reach the API server at 10.96.0.1:443
 
   node_ready() {
     [[ $("$KUBECTL" --kubeconfig "$STATE/kubeconfig" get node "$NODE_NAME" \
       -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
   }
-  node_wait kubelet 90 node_ready
+  wait_for kubelet 90 node_ready
   # The node lifecycle controller (kube-controller-manager, started with the node enabled) lifts the
   # not-ready taint the kubelet registered with; a controller manager started without it never will.
   untainted() {
     ! "$KUBECTL" --kubeconfig "$STATE/kubeconfig" get node "$NODE_NAME" -o jsonpath='{.spec.taints[*].key}' |
       grep -q node.kubernetes.io/not-ready
   }
-  node_wait kubelet 60 untainted
+  wait_for kubelet 60 untainted
   # NetworkPolicy enforcement (platform/netpol.sh): kube-router's firewall, after the kubelet.
   bash "$PLATFORM_SRC/netpol.sh" up >&2
   printf 'node %s Ready (kubelet %s, containerd %s, bridge %s %s) in %.1fs\n' "$NODE_NAME" \

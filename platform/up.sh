@@ -171,24 +171,6 @@ start() {
   await_exec "$name"
 }
 
-# wait_for NAME TIMEOUT CHECK...: poll CHECK until it succeeds. Fails early if the process died,
-# and on timeout, naming the part and showing the tail of its log.
-wait_for() {
-  local name=$1 timeout=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    if ! pid_alive "$name"; then
-      log "---- tail of $LOGS/$name.log"; tail -n 25 "$LOGS/$name.log" >&2 || true
-      die "$name exited during start-up (log: $LOGS/$name.log)"
-    fi
-    if ((SECONDS >= deadline)); then
-      log "---- tail of $LOGS/$name.log"; tail -n 25 "$LOGS/$name.log" >&2 || true
-      die "$name not healthy after ${timeout}s (log: $LOGS/$name.log)"
-    fi
-    sleep 0.2
-  done
-}
-
 # ---------------------------------------------------------------- credentials (generated once)
 # A PostgreSQL data folder kept outside the checkout (below) belongs to this checkout's state: when
 # that state is new (a fresh clone at the path of a removed one), the folder is an orphan whose
