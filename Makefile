@@ -51,7 +51,7 @@ node-up: venv ## The platform with its real node (containerd, kubelet, kube-sche
 node-down: ## Remove only the node (pods, containers, network, mounts); the rest of the platform keeps running
 	@bash platform/node.sh down
 
-test-node: venv ## The node's e2e but the chart's (e2e/test_node.py, test_node_netpol.py), after node-up (a platform running without the node: make down first)
+test-node: venv ## The node's e2e but the chart's (e2e/test_node.py, test_node_autoscaling.py, test_node_netpol.py), after node-up (a platform running without the node: make down first)
 	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up
 	@$(ENV) && $(PY) -m pytest -p no:cacheprovider -v $(filter-out $(NODE_CHART_TEST),$(NODE_TESTS))
 
