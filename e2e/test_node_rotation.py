@@ -53,11 +53,11 @@ PG_REFUSED = (asyncpg.exceptions.InvalidPasswordError, asyncpg.exceptions.Invali
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _sh(*cmd: str, timeout: float = 600) -> str:
+def _sh(*cmd: str, timeout: float = 600, label: str = "") -> str:
     started = time.monotonic()
     result = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, cwd=kube.REPO)
     assert result.returncode == 0, f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-    print(f"{' '.join(cmd)[-60:]} ({time.monotonic() - started:.1f}s): {result.stdout.strip()[-300:]}")
+    print(f"\n{label or ' '.join(cmd[1:])} ({time.monotonic() - started:.1f}s): {result.stdout.strip()[-300:]}")
     return result.stdout
 
 
@@ -74,7 +74,7 @@ def node_workload(platform, operator):
     # As node-demo.sh's `workload` step does: imported once, then kept in containerd's store.
     _sh("bash", "-c", f'source platform/lib.sh && c() {{ ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }} && '
                       f'{{ c images ls -q | grep -qx "{ref}" || c images import build/images/tenant-workload.oci.tar; }}',
-        timeout=300)
+        timeout=300, label=f"{ref} in the node's containerd")
     return ref
 
 
