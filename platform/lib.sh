@@ -209,3 +209,29 @@ wait_for() {
     sleep 0.2
   done
 }
+
+# write_kubeconfig FILE USER CERT-BASENAME ($PKI/CERT.crt and .key): self-contained (certs inlined), so any client,
+# including the Python kubernetes client, can use it with no paths to resolve.
+write_kubeconfig() {
+  local file=$1 user=$2 cert=$3
+  (umask 077; cat >"$file.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: tenancy-local
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
+users:
+- name: $user
+  user:
+    client-certificate-data: $(base64 -w0 "$PKI/$cert.crt")
+    client-key-data: $(base64 -w0 "$PKI/$cert.key")
+contexts:
+- name: tenancy-local
+  context: {cluster: tenancy-local, user: $user}
+current-context: tenancy-local
+EOF
+  )
+  mv "$file.tmp" "$file"
+}

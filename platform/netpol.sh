@@ -43,26 +43,7 @@ kr_pki() {
       -set_serial "0x$(openssl rand -hex 16)" -extfile openssl.cnf -extensions client -out kube-router.crt 2>/dev/null
     rm -f kube-router.csr
   fi
-  (cat <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: tenancy-local
-  cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
-    certificate-authority-data: $(base64 -w0 ca.crt)
-users:
-- name: kube-router
-  user:
-    client-certificate-data: $(base64 -w0 kube-router.crt)
-    client-key-data: $(base64 -w0 kube-router.key)
-contexts:
-- name: tenancy-local
-  context: {cluster: tenancy-local, user: kube-router}
-current-context: tenancy-local
-EOF
-  ) >"$KR_KUBECONFIG.tmp"
-  mv "$KR_KUBECONFIG.tmp" "$KR_KUBECONFIG"
+  write_kubeconfig "$KR_KUBECONFIG" kube-router kube-router
   cd - >/dev/null
 }
 

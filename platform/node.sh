@@ -145,29 +145,6 @@ EOF
   cd - >/dev/null
 }
 
-kubeconfig_for() {  # kubeconfig_for FILE USER CERT
-  (umask 077; cat >"$1.tmp" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: tenancy-local
-  cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
-    certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
-users:
-- name: $2
-  user:
-    client-certificate-data: $(base64 -w0 "$PKI/$3.crt")
-    client-key-data: $(base64 -w0 "$PKI/$3.key")
-contexts:
-- name: tenancy-local
-  context: {cluster: tenancy-local, user: $2}
-current-context: tenancy-local
-EOF
-  )
-  mv "$1.tmp" "$1"
-}
-
 # ---------------------------------------------------------------- process helpers (as up.sh's)
 node_start() {  # node_start NAME CMD...
   local name=$1; shift
@@ -202,8 +179,8 @@ node_up() {
   make_bridge
   write_cni
   (node_pki)
-  kubeconfig_for "$NODE/kubelet.kubeconfig" "system:node:$NODE_NAME" kubelet
-  kubeconfig_for "$NODE/kube-scheduler.kubeconfig" system:kube-scheduler kube-scheduler
+  write_kubeconfig "$NODE/kubelet.kubeconfig" "system:node:$NODE_NAME" kubelet
+  write_kubeconfig "$NODE/kube-scheduler.kubeconfig" system:kube-scheduler kube-scheduler
   build_images
 
   # ---- containerd: its own root (images, snapshots; kept), state (runtime; removed by down) and socket.
