@@ -25,8 +25,8 @@ the fortnight's peak (growth, a noisy plateau) without letting an extrapolated j
 
 def seen_max(y: np.ndarray, idx: np.ndarray, span: int) -> np.ndarray:
     """max(y[max(0, i - span + 1) : i + 1]) for each position ``i`` of ``idx`` (positions past the end
-    of ``y`` read up to its end; NaN for a negative position). A sparse table for many positions,
-    slices for a few (one decision's forecast)."""
+    of ``y`` read up to its end; NaN for a negative position). Slices for a few positions (one
+    decision's forecast), SciPy's running maximum over the whole series for many (a backtest)."""
     y = np.asarray(y, dtype=float)
     idx = np.asarray(idx, dtype=np.int64)
     out = np.full(idx.shape, np.nan)
@@ -34,24 +34,18 @@ def seen_max(y: np.ndarray, idx: np.ndarray, span: int) -> np.ndarray:
     if n == 0 or len(idx) == 0:
         return out
     hi = np.minimum(idx, n - 1) + 1  # exclusive end
-    lo = np.maximum(hi - span, 0)
     ok = idx >= 0
     if ok.sum() <= 16:
+        lo = np.maximum(hi - span, 0)
         for j in np.flatnonzero(ok):
             out[j] = y[lo[j] : hi[j]].max()
         return out
-    table = [y]
-    k = 1
-    while 2 * k <= n:
-        prev = table[-1]
-        table.append(np.maximum(prev[: len(prev) - k], prev[k:]))
-        k *= 2
-    length = hi - lo
-    level = np.floor(np.log2(np.maximum(length, 1))).astype(np.int64)
-    for lv in np.unique(level[ok]).tolist():
-        sel = ok & (level == lv)
-        t, w = table[lv], 1 << lv
-        out[sel] = np.maximum(t[lo[sel]], t[hi[sel] - w])
+    from scipy.ndimage import maximum_filter1d  # imported with the models, not at the operator's start
+
+    width = min(span, n)
+    # origin (width - 1) // 2 puts the window at [i - width + 1, i]; "nearest" repeats y[0] before it.
+    trailing = maximum_filter1d(y, size=width, origin=(width - 1) // 2, mode="nearest")
+    out[ok] = trailing[hi[ok] - 1]
     return out
 
 
