@@ -94,32 +94,20 @@ async def _acquire(target: Target, pool: asyncpg.Pool) -> asyncpg.Connection:
                                      "every connection is stuck)") from exc
 
 
-async def _run_once_more(target: Target, work, cause: Exception):
-    """`work` on the current pool, once, after the pool it waited on was dropped: one failed call
-    must not fail every call queued on that pool ("pool is closing"; at N=500 on a loaded machine one
-    query timeout cascaded into thousands of failed passes, bench/scale/RESULTS.md)."""
-    pool = await _pool(target)
-    if pool.is_closing():
-        raise BackendUnavailable(f"postgres backend {target.name} failed: {cause}") from cause
-    try:
-        conn = await _acquire(target, pool)
-    except (OSError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError) as exc:
-        _drop(target, pool)
-        raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
-    return await _work(target, pool, conn, work)
-
-
 def _answer(target: Target) -> None:
     _answered[(target.name, target.host, target.port, target.username)] = asyncio.get_running_loop().time()
 
 
-async def _run(target: Target, work):
+async def _run(target: Target, work, again: bool = True):
     pool = await _pool(target)
     try:
         conn = await _acquire(target, pool)
     except asyncpg.exceptions.InterfaceError as exc:
-        if pool.is_closing():  # dropped by another task's failure while this one waited for a connection
-            return await _run_once_more(target, work, exc)
+        if again and pool.is_closing():
+            # Another call's failure dropped this pool while this one waited for a connection: take the
+            # new pool, once. One failed call must not fail every call queued on the pool ("pool is
+            # closing"; at N=500 on a loaded machine one query timeout failed thousands of passes).
+            return await _run(target, work, again=False)
         _drop(target, pool)
         raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
     except (OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
