@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +53,21 @@ def _prom(query: str) -> list:
     url = f"{PROM}/api/v1/query?" + urllib.parse.urlencode({"query": query})
     with urllib.request.urlopen(url, timeout=5) as r:
         return json.load(r)["data"]["result"]
+
+
+def backfill_history(om: Path, specs: list[str], series: str) -> None:
+    """14 days of the `specs` series into Prometheus (through `om`, an OpenMetrics file), then wait until
+    `series` is queryable there and the running load generator is scraped for it."""
+    subprocess.run([sys.executable, str(kube.REPO / "hack" / "loadgen.py"), "backfill", "--days", "14",
+                    "--end", f"{time.time():.0f}", "-o", str(om), *sum((["--series", s] for s in specs), [])],
+                   check=True, capture_output=True, timeout=60)
+    done = subprocess.run(["bash", str(kube.REPO / "platform" / "backfill.sh"), str(om)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    eventually(lambda: _prom(f'count_over_time(loadgen_request_rate{{series="{series}"}}[15d])'),
+               timeout=30, message="backfilled history queryable")
+    eventually(lambda: _prom(f'loadgen_request_rate{{series="{series}",job="loadgen"}}'),
+               timeout=30, message="load generator scraped")
 
 
 def _rule(name: str, series: str, mode: str) -> dict:
@@ -116,17 +132,7 @@ def timeline(operator, tmp_path_factory):
                                 "--port", str(LOADGEN_PORT), *sum((["--series", s] for s in specs), [])],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        om = tmp_path_factory.mktemp("history") / "history.om"
-        subprocess.run([sys.executable, str(kube.REPO / "hack" / "loadgen.py"), "backfill", "--days", "14",
-                        "--end", f"{time.time():.0f}", "-o", str(om), *sum((["--series", s] for s in specs), [])],
-                       check=True, capture_output=True, timeout=60)
-        done = subprocess.run(["bash", str(kube.REPO / "platform" / "backfill.sh"), str(om)],
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        eventually(lambda: _prom(f'count_over_time(loadgen_request_rate{{series="{series["periodic"]}"}}[15d])'),
-                   timeout=30, message="backfilled history queryable")
-        eventually(lambda: _prom(f'loadgen_request_rate{{series="{series["periodic"]}",job="loadgen"}}'),
-                   timeout=30, message="load generator scraped")
+        backfill_history(tmp_path_factory.mktemp("history") / "history.om", specs, series["periodic"])
 
         tenants = {"floor": f"as-floor-{run}", "observe": f"as-observe-{run}", "random": f"as-random-{run}"}
         modes = {"floor": ("periodic", "Floor"), "observe": ("periodic", "Observe"), "random": ("random", "Floor")}

@@ -31,7 +31,7 @@ import time
 
 from . import kube
 from .kube import eventually, get, kubectl, tenant_yaml
-from .test_autoscaling import LOADGEN_PORT, SPIKE, _prom, _spec
+from .test_autoscaling import LOADGEN_PORT, SPIKE, _spec, backfill_history
 from .test_node import node  # noqa: F401  (the fixture)
 
 MIN_REPLICAS = 2
@@ -87,17 +87,7 @@ def test_hpa_scales_real_pods_on_the_node(node, operator, cleanup_tenants, tmp_p
     name = f"hpa-node-{run}"
     ns = f"tenant-{name}"
     try:
-        om = tmp_path / "history.om"
-        subprocess.run([sys.executable, str(kube.REPO / "hack" / "loadgen.py"), "backfill", "--days", "14",
-                        "--end", f"{time.time():.0f}", "-o", str(om), "--series", spec],
-                       check=True, capture_output=True, timeout=60)
-        done = subprocess.run(["bash", str(kube.REPO / "platform" / "backfill.sh"), str(om)],
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        eventually(lambda: _prom(f'count_over_time(loadgen_request_rate{{series="{series}"}}[15d])'),
-                   timeout=30, message="backfilled history queryable")
-        eventually(lambda: _prom(f'loadgen_request_rate{{series="{series}",job="loadgen"}}'),
-                   timeout=30, message="load generator scraped")
+        backfill_history(tmp_path / "history.om", [spec], series)
         t_history = time.time() - t0
 
         # The start: the tenant without a rule, its Deployment's MIN_REPLICAS pods Running and Ready. The rule
