@@ -55,6 +55,24 @@ def get(kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | 
     return json.loads(result.stdout)
 
 
+def events_since(since: float) -> list[str]:
+    """The operator's Events (any namespace) last posted at or after `since` (epoch seconds, whole
+    seconds as the API server keeps them), one line each: time, kind/name, type, reason, message."""
+    from datetime import datetime
+
+    found = []
+    for e in json.loads(kubectl("get", "events", "-A", "-o", "json").stdout)["items"]:
+        if "tenancy-operator" not in (e.get("reportingComponent"), (e.get("source") or {}).get("component")):
+            continue
+        stamp = e.get("lastTimestamp") or e.get("eventTime") or e["metadata"]["creationTimestamp"]
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        if at >= int(since):
+            obj = e.get("involvedObject") or {}
+            found.append(f"{stamp} {obj.get('kind')}/{obj.get('name')} {e.get('type')} {e.get('reason')}: "
+                         f"{(e.get('message') or '')[:300]}")
+    return sorted(found)
+
+
 def apply(manifest: str) -> None:
     kubectl("apply", "-f", "-", input=manifest)
 

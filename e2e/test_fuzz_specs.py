@@ -33,7 +33,7 @@ from . import writes
 from .admin import pg_admin, redis_admin, vault_admin
 from .backends_fixtures import search_env
 from .fuzz_specs import LIFECYCLE_DELETE, PREFIX, policy_documents, tenant_documents
-from .kube import eventually, get, kubectl
+from .kube import events_since, eventually, get, kubectl
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 SEED = int(os.environ.get("FUZZ_SEED", str(int(time.time()))))
@@ -201,6 +201,24 @@ def test_generated_specs_are_refused_or_settle_and_leave_nothing(operator, backe
             return [t["metadata"]["name"] for t in items if t["metadata"].get("deletionTimestamp")]
         eventually(lambda: not terminating(), 180, 2, "no Tenant of the cluster being deleted")
 
+        # Two changes come after a tenant with autoscaling rules first settles, each once: its first model
+        # fit ends ("waiting for the first model" gives way to the fit's verdict) and the HPA controller's
+        # first sync of its HPAs (their conditions, which the rule's status reports). Wait for both, then
+        # for one more verify pass to report them: what writes after that is a loop.
+        def autoscaling_settled() -> bool:
+            live = _fuzz_tenants()
+            fitting = [n for n in accepted if any(
+                "waiting for the first model" in ((e.get("gate") or {}).get("reason") or "")
+                for e in ((live.get(n) or {}).get("status") or {}).get("autoscaling") or [])]
+            hpas = json.loads(kubectl("get", "hpa", "-A", "-o", "json").stdout)["items"]
+            unsynced = [f"{h['metadata']['namespace']}/{h['metadata']['name']}" for h in hpas
+                        if h["metadata"]["namespace"].startswith(f"tenant-{PREFIX}")
+                        and not (h.get("status") or {}).get("conditions")]
+            assert not fitting and not unsynced, f"first fit pending: {fitting}; HPAs not synced yet: {unsynced}"
+            return True
+        eventually(autoscaling_settled, 90, 1, "every fuzz tenant's first model fitted and HPA synced")
+        time.sleep(operator.verify_interval + 1)
+
         def backends_counted() -> dict:
             return {b: (get("backend", b) or {}).get("status", {}).get("tenantsPlaced")
                     for b in [*backends.values(), mongo_backend, search_backend]}
@@ -210,10 +228,11 @@ def test_generated_specs_are_refused_or_settle_and_leave_nothing(operator, backe
             counted, previous = backends_counted(), counted
             if counted == previous:
                 break
-        before = writes.snapshot()
+        before, window = writes.snapshot(), time.time()
         time.sleep(QUIET_SECONDS)
         quiet = writes.delta(before)["api-server"]
-        assert not quiet, f"the operator kept writing to the API server with nothing changing: {dict(quiet)}"
+        assert not quiet, (f"the operator kept writing to the API server with nothing changing: {dict(quiet)}; "
+                           "its Events since: " + "; ".join(events_since(window)))
         assert operator.proc.poll() is None, "the operator exited"
 
         # Every backend object that appeared is named by the rules from an accepted tenant's name.

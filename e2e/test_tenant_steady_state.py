@@ -1,7 +1,7 @@
 """Steady state: Ready tenants with every backend cost reads only, never writes, anywhere.
 
-Tenants with PostgreSQL, Redis and OpenBao enabled, and one with MongoDB and OpenSearch as well, are
-created and converge; then, over an idle window, the test counts writes by each server's own view
+Tenants with PostgreSQL, Redis and OpenBao enabled, and two with MongoDB and OpenSearch as well (one of
+them suspended from the start), are created and converge; then, over an idle window, the test counts writes by each server's own view
 (e2e/writes.py): the API server's audit log, PostgreSQL's catalog counters, Redis's command
 counters, OpenBao's request counters, OpenSearch's cluster state and indexing counts and FerretDB's
 row counters. All must be 0: a verify pass that finds nothing wrong writes nothing. Creating a tenant is not drift either: no
@@ -38,6 +38,9 @@ EVERY_BACKEND = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vau
                  "lifecyclePolicyRef": "steady-state-delete"}
 # One more tenant holds MongoDB (FerretDB) and OpenSearch too; their servers' writes are counted beside.
 DOCUMENTS = {**EVERY_BACKEND, "mongodb": {"enabled": True}, "search": {"enabled": True}}
+# And one is suspended from the start: its roles may not log in, so no login can test their passwords
+# (a verify pass that took "cannot log in" for "wrong password" rewrote them every pass).
+ASLEEP = {**DOCUMENTS, "state": "Suspended"}
 
 
 def _events(names: list[str]) -> list[dict]:
@@ -82,7 +85,8 @@ def _quiet(operator, names: list[str], timeout: float) -> float:
 
 def test_ready_tenants_with_every_backend_make_zero_writes_while_idle(operator, backends, mongo_backend, search_backend):
     run = secrets.token_hex(2)  # fresh names: a name used before may find retained data and write less
-    names = [f"steady-{run}-{i:03d}" for i in range(TENANTS)] + [f"steady-{run}-docs"]
+    names = [f"steady-{run}-{i:03d}" for i in range(TENANTS)] + [f"steady-{run}-docs", f"steady-{run}-asleep"]
+    specs = {f"steady-{run}-docs": DOCUMENTS, f"steady-{run}-asleep": ASLEEP}
     kubectl("apply", "-f", "-", input=POLICY)
     # Room for every tenant of the run beside what other tests hold (a Backend takes 100 by default).
     for name in backends.values():
@@ -90,12 +94,11 @@ def test_ready_tenants_with_every_backend_make_zero_writes_while_idle(operator, 
     started = time.monotonic()
     at_start, documents_at_start = writes.snapshot(), _documents()
     try:
-        kubectl("apply", "-f", "-", input="\n---\n".join(tenant_yaml(n, **(DOCUMENTS if n.endswith("-docs") else
-                                                                           EVERY_BACKEND)) for n in names))
+        kubectl("apply", "-f", "-", input="\n---\n".join(tenant_yaml(n, **specs.get(n, EVERY_BACKEND)) for n in names))
         ready_timeout = 120 + 3 * TENANTS
         kubectl("wait", "--for=condition=Ready", *[f"tenant/{n}" for n in names], f"--timeout={ready_timeout}s",
                 timeout=ready_timeout + 20)
-        print(f"\n{TENANTS} tenants with postgres, redis and vault and one with mongodb and search too Ready in "
+        print(f"\n{TENANTS} tenants with postgres, redis and vault and two (one suspended) with mongodb and search too Ready in "
               f"{time.monotonic() - started:.1f}s")
         # Let the last status writes and Events land, and PostgreSQL publish its counters.
         time.sleep(max(operator.verify_interval + 2, writes.PG_FLUSH_SECONDS))

@@ -250,8 +250,9 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 await do(sql.set_role_default(role, owner), f"default role of {role}",
                          f"settings {state['settings'] or ''!r}")
             # An empty password means "unknown this pass": keep what the role holds. A role that cannot
-            # log in yet gets the password with its LOGIN below.
-            password_ok = not active or not want.password or (
+            # log in yet gets the password with its LOGIN below; one that must not log in (suspended) is
+            # left alone: no login can test its password, and it gets one with its LOGIN.
+            password_ok = not (active and login and want.password) or (
                 state["rolcanlogin"] and await _password_works(target, role, want.password))
             if state["rolcanlogin"] != login or state["rolconnlimit"] != want.connection_limit or not password_ok:
                 verifier = sql.scram_verifier(want.password) if active and not password_ok else None

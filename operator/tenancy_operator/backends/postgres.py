@@ -284,7 +284,9 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                          f"settings {state['settings'] or ''!r}")
             # An empty password means "unknown this pass" (credentials could not be read): keep the verifier.
             # A role that cannot log in yet gets the password with its LOGIN below (postgres_admin: drift).
-            password_ok = not active or not want.password or (
+            # A role that must not log in (suspended, an ended overlap) has no password to check: a login
+            # cannot test it and pg_authid is not ours to read, so it is left until its LOGIN comes back.
+            password_ok = not (active and login and want.password) or (
                 state["rolcanlogin"] and await admin.password_works(target, role, want.password) is not False)
             if state["rolcanlogin"] != login or state["rolconnlimit"] != want.connection_limit or not password_ok:
                 verifier = sql.scram_verifier(want.password) if active and not password_ok else None
