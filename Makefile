@@ -10,7 +10,15 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 ##@ The two commands
-demo: up crds-apply ## Platform up, operator running, example tenants Ready, shown
+demo: venv install ## Platform up with its node; the operator as the chart's Deployment (2 pods from its image); example tenants Ready, shown (root)
+	@$(MAKE) --no-print-directory operator-stop
+	@# The backends listen on the node's bridge only when started with it: a platform up without it goes down first.
+	@if [[ -f $(PLATFORM_DIR)/env ]] && ! grep -q TENANCY_NODE_BRIDGE_IP $(PLATFORM_DIR)/env; then $(MAKE) --no-print-directory down; fi
+	@TENANCY_NODE=1 $(MAKE) --no-print-directory up
+	@$(ENV) && bash hack/node-demo.sh examples
+	@echo; echo "Operator logs: kubectl -n tenancy-system logs deploy/tenancy-operator   Stop it all: make down"
+
+demo-host: up crds-apply ## The demo without the node: the operator as a host process with the chart's ServiceAccount and settings (fast; no root needed for pods)
 	@$(ENV) && bash hack/demo-backends.sh
 	@$(MAKE) --no-print-directory operator-start
 	@$(ENV) && kubectl apply -f examples/ >/dev/null && \
@@ -26,6 +34,8 @@ NODE_CHART_TEST := e2e/test_node_chart.py
 
 test: venv install ## Every test: unit, then e2e on the real local platform (real backends), then on it with its node (kubelet, containerd, kube-router), then the quick bench
 	@$(MAKE) --no-print-directory operator-stop
+	@# From a platform of its own: one left by make demo runs the chart's operator pods, which would peer with the tests'.
+	@$(MAKE) --no-print-directory down
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(foreach t,$(NODE_TESTS),--ignore=$(t)) $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory down

@@ -55,10 +55,18 @@ def test_helm_lint_is_clean(platform, values):
 
 
 @pytest.mark.parametrize("bad", ["replicaCount=-1", "bogus=1", "image.pullPolicy=Sometimes", "settings.verifyJitter=2",
-                                 "tracing.otlpEndpoint=jaeger:4318", "sharding.shards=0"])
+                                 "tracing.otlpEndpoint=jaeger:4318", "sharding.shards=0",
+                                 "autoscaling.prometheusUrl=prometheus:9090"])
 def test_values_schema_refuses_bad_values(platform, bad):
     result = helm("template", "x", str(CHART), "--set", bad, check=False)
     assert result.returncode != 0 and "values don't meet the specifications of the schema" in result.stderr, result.stderr
+
+
+def test_prometheus_url_reaches_the_operator_and_its_network_policy(platform):
+    assert "TENANCY_PROMETHEUS_URL" not in _render()
+    rendered = _render("--set", "autoscaling.prometheusUrl=http://prometheus.monitoring:9090")
+    assert 'TENANCY_PROMETHEUS_URL: "http://prometheus.monitoring:9090"' in rendered
+    assert "- {port: 9090, protocol: TCP}" in rendered
 
 
 def test_monitoring_objects_render_only_when_the_api_exists(platform):

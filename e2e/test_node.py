@@ -189,7 +189,7 @@ def _leftovers(node) -> list[str]:
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             continue  # a zombie waits for PID 1 to reap it; it holds nothing
         if node["sock"] in cmdline or f"{node['dir']}/" in cmdline or (
-                "node-apiserver-relay" in cmdline and f"{node['bridge_ip']}:" in cmdline):
+                ("node-apiserver-relay" in cmdline or "node-relay-" in cmdline) and f"{node['bridge_ip']}:" in cmdline):
             found.append(f"process {p.name}: {cmdline[:160]}")
     for root in Path("/sys/fs/cgroup").glob(f"*/{node['cgroup']}"):
         if root.exists():

@@ -213,3 +213,25 @@ def test_tenant_workload_reaches_its_backends_with_the_secret(release, tenants):
     pod = kube.kubectl("get", "pod", "-n", ns, "-l", "app=workload", "-o", "jsonpath={.items[0].status.podIP}").stdout
     bridge_ip = kube.load_platform_env()["TENANCY_NODE_BRIDGE_IP"]
     assert pod.startswith(bridge_ip.rsplit(".", 1)[0] + "."), f"the workload pod's IP {pod} is not on the bridge"
+
+
+def test_every_example_backend_is_reached_from_the_pods(release, tenants):
+    """What make demo shows: the Backends of examples/backends.yaml on the bridge address (OpenSearch,
+    FerretDB and Prometheus through the node's relays), probed Ready by the operator in its pod, and the
+    example tenant with every backend (examples/tenant-full.yaml: PostgreSQL, Redis, OpenSearch, MongoDB
+    on FerretDB, OpenBao) Ready under a fresh name."""
+    backends = json.loads(kube.kubectl("get", "backends", "-o", "json").stdout)["items"]
+    bridge_ip = kube.load_platform_env()["TENANCY_NODE_BRIDGE_IP"]
+    assert {b["metadata"]["name"]: b["spec"]["endpoint"]["host"] for b in backends} == {
+        n: bridge_ip for n in ("pg-main", "redis-main", "vault-main", "search-main", "mongo-main")}
+    kube.kubectl("wait", "--for=condition=Ready", "backends", "--all", "--timeout=120s", timeout=130)
+    kube.kubectl("apply", "-f", str(kube.REPO / "examples" / "policies.yaml"))
+    name = f"nc-full-{uuid.uuid4().hex[:6]}"
+    full = (kube.REPO / "examples" / "tenant-full.yaml").read_text().replace("name: globex", f"name: {name}", 1)
+    assert f"name: {name}" in full
+    tenants.append(name)
+    kube.apply(full)
+    took = _wait_tenant_ready(name, 300)
+    ready = {c["type"] for c in kube.get("tenant", name)["status"]["conditions"] if c["status"] == "True"}
+    print(f"\n{name} (every backend) Ready in {took:.1f}s from the operator's pod: {sorted(ready)}")
+    assert {"DatabaseReady", "CacheReady", "SearchReady", "DocumentStoreReady", "VaultReady"} <= ready, ready

@@ -24,7 +24,10 @@ BAO_ADDR=$VAULT_ADDR BAO_TOKEN=$VAULT_TOKEN bao write auth/kubernetes/config kub
 # OpenSearch (security plugin, TLS): its admin user and the platform CA that signed its certificate.
 apply_secret search-main-admin --from-literal=username="$SEARCH_ADMIN_USERNAME" \
   --from-literal=password="$SEARCH_ADMIN_PASSWORD" --from-file=ca.crt="$SEARCH_CA_FILE"
+# FerretDB's PostgreSQL (the operator grants there): with the node, on the bridge address, which the
+# chart's operator pods reach and the host does too.
 apply_secret mongo-main-admin --from-literal=username="${FERRETDB_ADMIN_USER:-ferretdb_admin}" \
   --from-literal=password="${FERRETDB_ADMIN_PASSWORD:-$(cat "$TENANCY_PLATFORM_DIR/secrets/ferretdb-admin-password")}" \
-  --from-literal=postgresHost=127.0.0.1 --from-literal=postgresPort="$PGPORT" --from-literal=postgresDatabase=ferretdb
+  --from-literal=postgresHost="${TENANCY_NODE_BRIDGE_IP:-127.0.0.1}" --from-literal=postgresPort="$PGPORT" \
+  --from-literal=postgresDatabase=ferretdb
 echo "backend admin Secrets ready in $ns"

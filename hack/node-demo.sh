@@ -2,10 +2,10 @@
 # The operator as the chart's Deployment on the platform's real node (issue 17 item 4): the operator's
 # image (make image) imported into the node's containerd, `helm upgrade --install` of the chart with
 # imagePullPolicy Never, both replicas Ready (kopf peering between them), Backends on the bridge address
-# (pods reach PostgreSQL, Redis and OpenBao there; the host too), then a Tenant applied and Ready.
+# (pods reach every backend there; the host too), then a Tenant applied and Ready.
 # Needs the platform up with its node (TENANCY_NODE=1 make up) and `source .platform/env`; run as root.
-# Usage: node-demo.sh [import | backends | install | tenant NAME | workload TENANT | park | uninstall]
-#        (no argument: all but uninstall)
+# Usage: node-demo.sh [import | backends | install | tenant NAME | workload TENANT | examples | park | uninstall]
+#        (no argument: all but examples and uninstall; examples: what make demo runs)
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$REPO/platform/lib.sh"
@@ -34,29 +34,18 @@ import_image() {
   echo "image $REF (${digest}) in the node's containerd in $(t "$t0")s"
 }
 
-# Backends for the in-cluster operator: the bridge address and this platform's ports (PostgreSQL, Redis,
-# OpenBao listen there; OpenSearch and FerretDB do not, so they are left out).
+# Backends for the in-cluster operator: examples/backends.yaml with the bridge address and this
+# platform's ports (PostgreSQL, Redis and OpenBao listen there; OpenSearch, FerretDB and Prometheus through
+# node-apiserver.sh's relays). The host reaches the bridge address too.
 backends() {
   kubectl apply --server-side -f "$REPO/crds/" >/dev/null
   kubectl wait --for=condition=Established crd -l app.kubernetes.io/part-of=tenancy-operator --timeout=60s >/dev/null
   bash "$REPO/hack/demo-backends.sh" >/dev/null
-  kubectl apply -f - >/dev/null <<YAML
-apiVersion: tenancy.dev/v1alpha1
-kind: Backend
-metadata: {name: pg-main}
-spec: {type: postgres, endpoint: {host: $TENANCY_NODE_BRIDGE_IP, port: $PG_PORT}, adminSecretRef: {name: pg-main-admin}, capacity: 100}
----
-apiVersion: tenancy.dev/v1alpha1
-kind: Backend
-metadata: {name: redis-main}
-spec: {type: redis, endpoint: {host: $TENANCY_NODE_BRIDGE_IP, port: $REDIS_PORT}, adminSecretRef: {name: redis-main-admin}, capacity: 500}
----
-apiVersion: tenancy.dev/v1alpha1
-kind: Backend
-metadata: {name: vault-main}
-spec: {type: vault, endpoint: {host: $TENANCY_NODE_BRIDGE_IP, port: $BAO_PORT}, adminSecretRef: {name: vault-main-admin}, capacity: 1000}
-YAML
-  echo "backends pg-main, redis-main, vault-main on $TENANCY_NODE_BRIDGE_IP"
+  sed -e "s/host: 127\.0\.0\.1/host: $TENANCY_NODE_BRIDGE_IP/" -e "s/port: 15432}/port: $PG_PORT}/" \
+      -e "s/port: 16379}/port: $REDIS_PORT}/" -e "s/port: 18200}/port: $BAO_PORT}/" \
+      -e "s/port: 19200,/port: $OPENSEARCH_PORT,/" -e "s/port: 17017}/port: $FERRETDB_PORT}/" \
+      "$REPO/examples/backends.yaml" | kubectl apply -f - >/dev/null
+  echo "backends of examples/backends.yaml on $TENANCY_NODE_BRIDGE_IP"
 }
 
 # helm upgrade --install; both pods Ready (startup probe on kopf's /healthz).
@@ -73,7 +62,8 @@ install() {
   helm upgrade --install "$RELEASE" "$CHART" --namespace "$NS" \
     --set image.repository="$repo" --set image.digest="$digest" --set image.pullPolicy=Never \
     --set replicaCount=2 --set archive.enabled=false \
-    --set "networkPolicy.egressTCPPorts={443,$APISERVER_PORT,$PG_PORT,$REDIS_PORT,$BAO_PORT}" \
+    --set "networkPolicy.egressTCPPorts={443,$APISERVER_PORT,$PG_PORT,$REDIS_PORT,$BAO_PORT,$OPENSEARCH_PORT,$FERRETDB_PORT}" \
+    --set autoscaling.prometheusUrl="http://$TENANCY_NODE_BRIDGE_IP:$PROM_PORT" \
     --wait=false --timeout=120s >/dev/null
   kubectl -n "$NS" rollout status "deployment/$RELEASE" --timeout=300s >/dev/null
   kubectl -n "$NS" wait --for=condition=Ready pod -l "app.kubernetes.io/name=tenancy-operator,app.kubernetes.io/instance=$RELEASE" --timeout=120s >/dev/null
@@ -139,6 +129,17 @@ YAML
     'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/healthz", timeout=15).read().decode())')"
 }
 
+# make demo: the chart's operator on the node, then the examples (policies and tenants; their Backends
+# are applied by backends() with the bridge address), every one Ready, shown.
+examples() {
+  local t0=$EPOCHREALTIME
+  kubectl apply -f "$REPO/examples/policies.yaml" $(printf -- '-f %s ' "$REPO"/examples/tenant-*.yaml) >/dev/null
+  kubectl wait --for=condition=Ready backends --all --timeout=120s >/dev/null
+  kubectl wait --for=condition=Ready tenants --all --timeout=300s >/dev/null
+  echo "example tenants Ready in $(t "$t0")s"
+  echo; kubectl get tenancy; echo; kubectl-tenant list; echo; kubectl-tenant status globex
+}
+
 # Back to host-process mode: the Deployment scaled to 0 (each pod withdraws its peering record on
 # SIGTERM) and the operator's image names removed from containerd, so the release that e2e's conftest.py
 # installs (same name, default pullPolicy) cannot run pods that would peer with the host-process operator.
@@ -155,6 +156,7 @@ park() {
 
 case ${1:-all} in
   all) import_image; backends; install; tenant node-demo; workload node-demo; echo; kubectl get tenancy ;;
+  examples) import_image; backends; install; examples ;;
   import) import_image ;;
   backends) backends ;;
   install) REF=$(<"$REPO/build/images/tenancy-operator.ref"); install ;;
@@ -162,5 +164,5 @@ case ${1:-all} in
   workload) workload "${2:-node-demo}" ;;
   park) park ;;
   uninstall) helm uninstall "$RELEASE" --namespace "$NS" >/dev/null 2>&1 || true ;;
-  *) die "usage: node-demo.sh [all|import|backends|install|tenant NAME|workload TENANT|park|uninstall]" ;;
+  *) die "usage: node-demo.sh [all|import|backends|install|tenant NAME|workload TENANT|examples|park|uninstall]" ;;
 esac

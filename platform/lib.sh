@@ -158,9 +158,12 @@ stop_pid() {
   rm -f "$f"
 }
 
-# port_listening PORT: something listens on 127.0.0.1:PORT (or any address) over TCP.
+# port_listening PORT: something listens on 127.0.0.1:PORT or on every address over TCP, so a server
+# could not bind 127.0.0.1:PORT. A listener on another single address (the node's relays on the bridge
+# address, node-apiserver.sh) does not count.
 port_listening() {
-  ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+  ss -Hltn "sport = :$1" 2>/dev/null | awk '{print $4}' |
+    grep -qE '^(127\.0\.0\.1|0\.0\.0\.0|\*|\[::\]|\[::ffff:127\.0\.0\.1\]):'
 }
 
 # Credentials generated once per .platform (kept across down/up, gone with --purge).

@@ -12,6 +12,10 @@
 #     nothing else of that range is served, and with the host's ip_forward=0 and our FORWARD drop chain a
 #     packet to any other service address goes nowhere. Other Services (the operator's metrics Service)
 #     are not served to pods: only the API server's.
+# The backends that listen on 127.0.0.1 only (OpenSearch, FerretDB, Prometheus; PostgreSQL, Redis and
+# OpenBao listen on the bridge address themselves) get the same kind of relay on the bridge address and
+# their own port (processes `node-relay-<name>`), so the chart's operator pods reach every backend of
+# examples/backends.yaml there. OpenSearch's certificate names the bridge address (opensearch.sh).
 # Usage: node-apiserver.sh up | down   (node.sh up and down call it; idempotent)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -20,21 +24,31 @@ SVC_CHAIN=TENANCY-SVC-$PORT_OFFSET
 KUBERNETES_SERVICE_IP=10.96.0.1        # up.sh: --service-cluster-ip-range=10.96.0.0/16, first address
 RELAY=node-apiserver-relay
 
+BACKEND_RELAYS=("node-relay-opensearch:$OPENSEARCH_PORT" "node-relay-ferretdb:$FERRETDB_PORT"
+                "node-relay-prometheus:$PROM_PORT")
+
+relay_up() {  # relay_up NAME PORT: NAME relays $NODE_BRIDGE_IP:PORT to 127.0.0.1:PORT
+  local name=$1 port=$2 i
+  pid_alive "$name" && return 0
+  printf -- '---- %s node-apiserver.sh: starting %s\n' "$(date -u +%FT%TZ)" "$name" >>"$LOGS/$name.log"
+  (cd "$STATE" && close_inherited_fds && exec setsid python3 "$PLATFORM_SRC/tcp-relay.py" --name "$name" \
+    "$NODE_BRIDGE_IP:$port" "127.0.0.1:$port" </dev/null >>"$LOGS/$name.log" 2>&1) &
+  echo $! >"$RUN/$name.pid"
+  await_exec "$name"
+  for ((i = 0; i < 50; i++)); do
+    ss -Hltn "sport = :$port" | grep -q "$NODE_BRIDGE_IP:" && return 0
+    pid_alive "$name" || { tail -n 20 "$LOGS/$name.log" >&2; die "$name exited during start-up"; }
+    sleep 0.1
+  done
+}
+
 svc_up() {
   mkdir -p "$RUN" "$LOGS"
-  if ! pid_alive "$RELAY"; then
-    printf -- '---- %s node-apiserver.sh: starting %s\n' "$(date -u +%FT%TZ)" "$RELAY" >>"$LOGS/$RELAY.log"
-    (cd "$STATE" && close_inherited_fds && exec setsid python3 "$PLATFORM_SRC/tcp-relay.py" --name "$RELAY" \
-      "$NODE_BRIDGE_IP:$APISERVER_PORT" "127.0.0.1:$APISERVER_PORT" </dev/null >>"$LOGS/$RELAY.log" 2>&1) &
-    echo $! >"$RUN/$RELAY.pid"
-    await_exec "$RELAY"
-    local i
-    for ((i = 0; i < 50; i++)); do
-      ss -Hltn "sport = :$APISERVER_PORT" | grep -q "$NODE_BRIDGE_IP:" && break
-      pid_alive "$RELAY" || { tail -n 20 "$LOGS/$RELAY.log" >&2; die "$RELAY exited during start-up"; }
-      sleep 0.1
-    done
-  fi
+  relay_up "$RELAY" "$APISERVER_PORT"
+  local pair
+  for pair in "${BACKEND_RELAYS[@]}"; do
+    relay_up "${pair%%:*}" "${pair#*:}"
+  done
   iptables -w -t nat -N "$SVC_CHAIN" 2>/dev/null || true
   local rule=(-d "$KUBERNETES_SERVICE_IP/32" -p tcp --dport 443 -j DNAT --to-destination "$NODE_BRIDGE_IP:$APISERVER_PORT")
   iptables -w -t nat -C "$SVC_CHAIN" "${rule[@]}" 2>/dev/null || iptables -w -t nat -A "$SVC_CHAIN" "${rule[@]}"
@@ -43,7 +57,10 @@ svc_up() {
 }
 
 svc_down() {
-  stop_pid "$RELAY" 5
+  local pair
+  for pair in "$RELAY:" "${BACKEND_RELAYS[@]}"; do
+    stop_pid "${pair%%:*}" 5
+  done
   if command -v iptables >/dev/null; then
     while iptables -w -t nat -D PREROUTING -i "$NODE_BRIDGE" -j "$SVC_CHAIN" 2>/dev/null; do :; done
     iptables -w -t nat -F "$SVC_CHAIN" 2>/dev/null || true

@@ -61,7 +61,7 @@ java_home() {
   dirname "$(dirname "$(readlink -f "$(command -v java)")")"
 }
 
-# Node certificate (serverAuth+clientAuth, SAN 127.0.0.1/localhost) signed by the platform CA, so the
+# Node certificate (serverAuth+clientAuth, SAN 127.0.0.1/localhost and the node's bridge address) signed by the platform CA, so the
 # operator verifies OpenSearch with the same ca.crt as the apiserver. PKCS#8 keys, as the plugin wants.
 make_certs() {
   cd "$PKI"
@@ -78,7 +78,7 @@ keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth,clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
-subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectAltName = IP:127.0.0.1,DNS:localhost,IP:@NODE_BRIDGE_IP@
 [client]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
@@ -86,6 +86,13 @@ extendedKeyUsage = clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 EOF
+  # The node's bridge address too: the chart's operator pods reach OpenSearch there (node-apiserver.sh's
+  # relay). A certificate made before it named that address is made again.
+  sed -i "s/@NODE_BRIDGE_IP@/$NODE_BRIDGE_IP/" opensearch.cnf
+  if [[ -s opensearch-node.crt ]] && ! openssl x509 -in opensearch-node.crt -noout -ext subjectAltName 2>/dev/null |
+       grep -q "IP Address:$NODE_BRIDGE_IP\b"; then
+    rm -f opensearch-node.crt opensearch-node.key
+  fi
   umask 077
   local n s e
   for n in "opensearch-node:/CN=opensearch-node:node" "opensearch-admin:/CN=opensearch-admin:client"; do
