@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 demo: venv install ## Platform up with its node; the operator as the chart's Deployment (2 pods from its image); example tenants Ready, shown (root)
 	@$(MAKE) --no-print-directory operator-stop
 	@# The backends listen on the node's bridge only when started with it: a platform up without it goes down first.
-	@if [[ -f $(PLATFORM_DIR)/env ]] && ! grep -q TENANCY_NODE_BRIDGE_IP $(PLATFORM_DIR)/env; then $(MAKE) --no-print-directory down; fi
+	@if [[ -f $(PLATFORM_DIR)/env ]] && ! grep -qx 'export TENANCY_NODE=1' $(PLATFORM_DIR)/env; then $(MAKE) --no-print-directory down; fi
 	@TENANCY_NODE=1 $(MAKE) --no-print-directory up
 	@$(ENV) && bash hack/node-demo.sh examples
 	@echo; echo "Operator logs: kubectl -n tenancy-system logs deploy/tenancy-operator   Stop it all: make down"

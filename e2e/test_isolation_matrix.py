@@ -268,3 +268,22 @@ def test_verify_isolation_probes_every_backend_and_fails_on_a_shared_password(tw
     assert failed["outputs"][f"probe mongodb {probe}"] == "ALLOWED", _probes(failed)
     assert probe in failed["message"], failed["message"]
     assert _events(again, ns, "IsolationBreached"), "Warning Event IsolationBreached"
+
+
+def test_verify_isolation_against_a_peer_with_no_index_yet_is_not_a_breach(two_tenants):
+    """A peer with search enabled and no index yet: A's search of its prefix has nothing to read. The
+    probe asks with allow_no_indices=false, so OpenSearch answers 404 (absent), where an empty 200 read
+    as ALLOWED and failed the run (a fresh user's review found it against the example tenant globex)."""
+    kube.apply(tenant_yaml("iso-empty", search={"enabled": True}))
+    try:
+        kubectl("wait", "--for=condition=Ready", "tenant/iso-empty", "--timeout=90s", timeout=100)
+        ns = "tenant-iso-a"
+        done = _wait(_create(ns, "iso-a", "verify-isolation", "iso-no-index", parameters={"peers": "iso-empty"}), ns,
+                     lambda s: s.get("phase") in ("Succeeded", "Failed"), 120)
+        probes = _probes(done)
+        print("\nverify-isolation, a peer with no index:\n" + "\n".join(f"  {k}: {v[:90]}" for k, v in sorted(probes.items())))
+        assert done["phase"] == "Succeeded", done
+        assert probes["probe search search indices t-iso-empty_*"].startswith("absent: NotFoundError"), probes
+        assert probes["probe search create index t-iso-empty_tenancy-isolation-probe"].startswith("refused"), probes
+    finally:
+        kubectl("delete", "tenant", "iso-empty", "--wait=false", check=False)

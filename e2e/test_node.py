@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -44,6 +46,7 @@ def node(platform):
         "image": platform["TENANCY_NODE_BUSYBOX_IMAGE"],
         "bridge": _lib("$NODE_BRIDGE"),
         "chain": _lib("$NODE_CHAIN"),
+        "in_chain": _lib("$NODE_IN_CHAIN"),
         "svc_chain": _lib("TENANCY-SVC-$PORT_OFFSET"),   # nat: the kubernetes Service (node-apiserver.sh)
         "cgroup": _lib("$NODE_CGROUP"),
         "dir": _lib("$NODE"),
@@ -146,6 +149,17 @@ def test_pod_security_restricted_is_enforced(node, namespace):
     assert kube.eventually(lambda: _logs(namespace, "compliant").strip(), 20) == "65532"
 
 
+def _answer_ok(server: socket.socket) -> None:
+    """Answer "ok" to every connection until the socket is closed."""
+    try:
+        while True:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(b"ok\n")
+    except OSError:
+        return
+
+
 def test_pod_reaches_the_backends_on_the_bridge_and_nothing_beyond(node, namespace, platform):
     # The platform's rule: whatever comes in from the bridge and would go out by another interface is dropped.
     rules = _sh("iptables", "-w", "-S", node["chain"]).stdout
@@ -160,9 +174,20 @@ def test_pod_reaches_the_backends_on_the_bridge_and_nothing_beyond(node, namespa
     # busybox nc has no -z; stdin at EOF ends the session once connected. The date stamps time the attempt.
     script += " s=$(date +%s); nc -w 3 1.1.1.1 443 </dev/null; echo outside=$? took=$(( $(date +%s) - s ));"
     # The API server through the `kubernetes` Service (node-apiserver.sh): an HTTP request to its TLS port.
-    script += " printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 10.96.0.1 443 | grep -q 'HTTPS server' && echo apiserver=open"
-    kube.kubectl("apply", "-n", namespace, "-f", "-", input=_pod("reach", node["image"], script))
-    _wait_phase(namespace, "reach", ("Succeeded", "Failed"), timeout=90)
+    script += " printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 10.96.0.1 443 | grep -q 'HTTPS server' && echo apiserver=open;"
+    # Of the host itself, only the backends' ports: a host process listening on every address is not
+    # reachable (the platform's INPUT chain), and Prometheus (reached through the node's relay) keeps its
+    # lifecycle API off, so a tenant's pod cannot shut it down.
+    host = socket.create_server(("0.0.0.0", 0))
+    threading.Thread(target=_answer_ok, args=(host,), daemon=True).start()
+    prom = platform["TENANCY_PROMETHEUS_URL"].rsplit(":", 1)[1].strip("/")
+    script += (f" echo host=$(nc -w 3 {ip} {host.getsockname()[1]} </dev/null 2>&1 | head -c 20);"
+               f" printf 'POST /-/quit HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} {prom} | head -1 | sed 's/^/prometheus-quit=/'")
+    try:
+        kube.kubectl("apply", "-n", namespace, "-f", "-", input=_pod("reach", node["image"], script))
+        _wait_phase(namespace, "reach", ("Succeeded", "Failed"), timeout=90)
+    finally:
+        host.close()
     logs = _logs(namespace, "reach")
     print("\n" + logs)
     for name in ports:
@@ -173,6 +198,10 @@ def test_pod_reaches_the_backends_on_the_bridge_and_nothing_beyond(node, namespa
     m = re.search(r"outside=(\d+) took=(\d+)", logs)
     assert m, logs
     assert m.group(1) != "0", f"a pod opened a connection to 1.1.1.1:443:\n{logs}"
+    assert "host=ok" not in logs and "host=" in logs, f"a pod reached a host process listening on every address:\n{logs}"
+    quit_ = re.search(r"prometheus-quit=(.*)", logs)
+    assert quit_ and " 200 " not in quit_.group(1) and " 403 " in quit_.group(1), \
+        f"Prometheus's lifecycle API from a pod: {quit_ and quit_.group(1)!r}\n{logs}"
     assert int(m.group(2)) <= 3, f"the connection to 1.1.1.1:443 took {m.group(2)}s to fail"
 
 
@@ -206,7 +235,8 @@ def _leftovers(node) -> list[str]:
         found.append(f"bridge {node['bridge']}")
     found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if f"master {node['bridge']} " in line]
     rules = _sh("iptables-save").stdout
-    ours = re.compile(rf"(?<![\w-])({re.escape(node['chain'])}|{re.escape(node['svc_chain'])}|{re.escape(node['bridge'])})(?![\w-])")
+    ours = re.compile(rf"(?<![\w-])({re.escape(node['chain'])}|{re.escape(node['in_chain'])}|{re.escape(node['svc_chain'])}|"
+                      rf"{re.escape(node['bridge'])})(?![\w-])")
     found += [f"iptables: {line}" for line in rules.splitlines() if ours.search(line)]
     # kube-router's firewall (platform/netpol.sh): its chains and ipsets (fixed names, one per machine).
     found += [f"iptables: {line}" for line in rules.splitlines()

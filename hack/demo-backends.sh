@@ -28,6 +28,6 @@ apply_secret search-main-admin --from-literal=username="$SEARCH_ADMIN_USERNAME" 
 # chart's operator pods reach and the host does too.
 apply_secret mongo-main-admin --from-literal=username="${FERRETDB_ADMIN_USER:-ferretdb_admin}" \
   --from-literal=password="${FERRETDB_ADMIN_PASSWORD:-$(cat "$TENANCY_PLATFORM_DIR/secrets/ferretdb-admin-password")}" \
-  --from-literal=postgresHost="${TENANCY_NODE_BRIDGE_IP:-127.0.0.1}" --from-literal=postgresPort="$PGPORT" \
+  --from-literal=postgresHost="$([[ ${TENANCY_NODE:-0} == 1 ]] && echo "$TENANCY_NODE_BRIDGE_IP" || echo 127.0.0.1)" --from-literal=postgresPort="$PGPORT" \
   --from-literal=postgresDatabase=ferretdb
 echo "backend admin Secrets ready in $ns"

@@ -9,7 +9,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$REPO/platform/lib.sh"
-: "${TENANCY_NODE_BRIDGE_IP:?the platform runs without its node: make down, then TENANCY_NODE=1 make up}"
+[[ ${TENANCY_NODE:-0} == 1 ]] || die "the platform runs without its node: make down, then TENANCY_NODE=1 make up"
 NS=tenancy-system
 RELEASE=tenancy-operator
 CHART=$REPO/charts/tenancy-operator

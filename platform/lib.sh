@@ -52,6 +52,7 @@ NODE_SUBNET=10.88.$NODE_NET_INDEX.0/24
 NODE_BRIDGE_IP=10.88.$NODE_NET_INDEX.1            # the bridge's address: the pods' only way out (to the backends)
 NODE_NAME=tenancy-node
 NODE_CHAIN=TENANCY-NODE-$PORT_OFFSET              # our iptables chain (filter table), jumped to from FORWARD
+NODE_IN_CHAIN=TENANCY-NODE-IN-$PORT_OFFSET        # ours too, jumped to from INPUT: what pods may reach on the host
 NODE_CGROUP=tenancy-node-$PORT_OFFSET             # the kubelet's cgroupRoot, in every cgroup v1 hierarchy
 NODE=$STATE/node                                  # containerd, kubelet, CNI state of the node
 CONTAINERD_SOCK=$NODE/containerd/containerd.sock

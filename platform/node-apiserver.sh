@@ -35,7 +35,7 @@ relay_up() {  # relay_up NAME PORT: NAME relays $NODE_BRIDGE_IP:PORT to 127.0.0.
     "$NODE_BRIDGE_IP:$port" "127.0.0.1:$port" </dev/null >>"$LOGS/$name.log" 2>&1) &
   echo $! >"$RUN/$name.pid"
   await_exec "$name"
-  for ((i = 0; i < 50; i++)); do
+  for ((i = 0; i < 150; i++)); do   # 15 s: python's start on a loaded machine
     ss -Hltn "sport = :$port" | grep -q "$NODE_BRIDGE_IP:" && return 0
     pid_alive "$name" || { tail -n 20 "$LOGS/$name.log" >&2; die "$name exited during start-up"; }
     sleep 0.1

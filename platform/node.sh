@@ -58,7 +58,8 @@ build_images() {
 
 # ---------------------------------------------------------------- network
 # The bridge, with the pods' gateway address (pods get no default route: only the /24 of the bridge),
-# and our chain: whatever arrives from the bridge and would leave by another interface is dropped.
+# and our chains: whatever arrives from the bridge and would leave by another interface is dropped, and
+# of the host itself pods reach only the backends' ports.
 # (This machine has net.ipv4.ip_forward=0 too; the chain holds even if someone turns it on.)
 make_bridge() {
   if ! ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
@@ -74,6 +75,18 @@ make_bridge() {
     iptables -w -A "$NODE_CHAIN" -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -j DROP
   iptables -w -C FORWARD -i "$NODE_BRIDGE" -j "$NODE_CHAIN" 2>/dev/null ||
     iptables -w -I FORWARD 1 -i "$NODE_BRIDGE" -j "$NODE_CHAIN"
+  # What pods may open on the host itself: the backends' and the API server relay's ports on the bridge
+  # address, nothing else (a host process listening on every address, the kubelet's port, is not theirs
+  # to reach); replies to the host's own connections (probes, the tests' polls) pass.
+  iptables -w -N "$NODE_IN_CHAIN" 2>/dev/null || true
+  iptables -w -F "$NODE_IN_CHAIN"
+  iptables -w -A "$NODE_IN_CHAIN" -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+  iptables -w -A "$NODE_IN_CHAIN" -p tcp -d "$NODE_BRIDGE_IP" -m multiport \
+    --dports "$APISERVER_PORT,$PG_PORT,$REDIS_PORT,$BAO_PORT,$OPENSEARCH_PORT,$FERRETDB_PORT,$PROM_PORT" -j RETURN
+  iptables -w -A "$NODE_IN_CHAIN" -p tcp -j REJECT --reject-with tcp-reset
+  iptables -w -A "$NODE_IN_CHAIN" -j REJECT
+  iptables -w -C INPUT -i "$NODE_BRIDGE" -j "$NODE_IN_CHAIN" 2>/dev/null ||
+    iptables -w -I INPUT 1 -i "$NODE_BRIDGE" -j "$NODE_IN_CHAIN"
 }
 
 write_cni() {
@@ -397,6 +410,9 @@ node_down() {
   fi
   if command -v iptables >/dev/null; then
     while iptables -w -D FORWARD -i "$NODE_BRIDGE" -j "$NODE_CHAIN" 2>/dev/null; do :; done
+    while iptables -w -D INPUT -i "$NODE_BRIDGE" -j "$NODE_IN_CHAIN" 2>/dev/null; do :; done
+    iptables -w -F "$NODE_IN_CHAIN" 2>/dev/null || true
+    iptables -w -X "$NODE_IN_CHAIN" 2>/dev/null || true
     iptables -w -F "$NODE_CHAIN" 2>/dev/null || true
     iptables -w -X "$NODE_CHAIN" 2>/dev/null || true
   fi

@@ -280,7 +280,7 @@ scrape_configs:
 EOF
 start prometheus "$PROM_PORT" prometheus --config.file="$STATE/prometheus/prometheus.yml" \
   --storage.tsdb.path="$STATE/prometheus/data" --storage.tsdb.retention.time=30d \
-  --web.listen-address="127.0.0.1:$PROM_PORT" --web.enable-lifecycle --log.level=warn
+  --web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn
 
 # ---------------------------------------------------------------- kube-apiserver (needs etcd)
 wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
@@ -438,6 +438,7 @@ export TENANCY_NODE=${TENANCY_NODE:-0}
 export TENANCY_NODE_BRIDGE_IP=$NODE_BRIDGE_IP
 export TENANCY_NODE_NAME=$NODE_NAME
 export TENANCY_NODE_BUSYBOX_IMAGE=$BUSYBOX_IMAGE
+export CONTAINERD_SOCK=$CONTAINERD_SOCK
 source $STATE/opensearch.env
 source $STATE/jaeger.env
 source $STATE/admins.env

@@ -358,14 +358,17 @@ def _search_probes(place: Where, creds: dict[str, str], peers: dict[str, str]) -
                 except NotFoundError:
                     pass
 
-            for what, call in ((f"search indices {prefix}*", lambda p=prefix: client.search(index=f"{p}*")),
+            # allow_no_indices=false: a pattern that matches no index answers 404, not an empty 200 that
+            # would read as "allowed" (the peer has no index yet, so there is nothing to read).
+            for what, call in ((f"search indices {prefix}*",
+                                lambda p=prefix: client.search(index=f"{p}*", params={"allow_no_indices": "false"})),
                                (f"create index {prefix}{PROBE_NAME}", create)):
                 exc: BaseException | None = None
                 try:
                     call()
-                except AuthorizationException as e:
+                except (AuthorizationException, NotFoundError) as e:
                     exc = e
-                out[f"probe search {what}"] = _verdict(exc, (AuthorizationException,))
+                out[f"probe search {what}"] = _verdict(exc, (AuthorizationException,), (NotFoundError,))
     finally:
         client.close()
     return out
