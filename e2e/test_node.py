@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from . import kube
 
@@ -181,6 +182,9 @@ def test_pod_reaches_the_backends_on_the_bridge_and_nothing_beyond(node, namespa
     host = socket.create_server(("0.0.0.0", 0))
     threading.Thread(target=_answer_ok, args=(host,), daemon=True).start()
     prom = platform["TENANCY_PROMETHEUS_URL"].rsplit(":", 1)[1].strip("/")
+    # Prometheus may still be loading its TSDB after a platform start (the relay then closes at once).
+    kube.eventually(lambda: requests.get(f"{platform['TENANCY_PROMETHEUS_URL']}/-/ready", timeout=5).ok, 120, 1,
+                    message="Prometheus ready")
     script += (f" echo host=$(nc -w 3 {ip} {host.getsockname()[1]} </dev/null 2>&1 | head -c 20);"
                f" printf 'POST /-/quit HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} {prom} | head -1 | sed 's/^/prometheus-quit=/'")
     try:

@@ -12,18 +12,20 @@ Skipped, with the reason, when the platform runs without its node (as e2e/test_n
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import time
 import uuid
 
 from . import kube
 from .kube import tenant_yaml
-from .test_node import _lib, _pod, _sh, _wait_phase, node  # noqa: F401  (node: the fixture)
+from .test_node import _answer_ok, _lib, _pod, _sh, _wait_phase, node  # noqa: F401  (node: the fixture)
 
 PORT = 8080
 SERVER = f"exec nc -ll -p {PORT} -e echo ok"
 # Connects and reads the server's "ok" (busybox nc has no -z: stdin at EOF ends the session); the
 # times come from /proc/uptime (centiseconds; busybox date has no sub-second format).
-PROBE = ("s=$(cut -d' ' -f1 /proc/uptime); out=$(nc -w 3 {ip} " + str(PORT) + " </dev/null 2>&1); rc=$?; "
+PROBE = ("s=$(cut -d' ' -f1 /proc/uptime); out=$(nc -w 3 {ip} {port} </dev/null 2>&1); rc=$?; "
          "e=$(cut -d' ' -f1 /proc/uptime); echo \"rc=$rc s=$s e=$e out=$out\"")
 
 
@@ -33,9 +35,9 @@ def _ip(ns: str, pod: str) -> str:
         message=f"{ns}/{pod} has an IP")
 
 
-def _connect(ns: str, client: str, ip: str) -> tuple[bool, float, str]:
-    """From pod ns/client, a TCP connection to ip:8080: (connected and answered, seconds taken, output)."""
-    r = kube.kubectl("exec", "-n", ns, client, "--", "sh", "-c", PROBE.format(ip=ip), timeout=30)
+def _connect(ns: str, client: str, ip: str, port: int = PORT) -> tuple[bool, float, str]:
+    """From pod ns/client, a TCP connection to ip:port: (connected and answered, seconds taken, output)."""
+    r = kube.kubectl("exec", "-n", ns, client, "--", "sh", "-c", PROBE.format(ip=ip, port=port), timeout=30)
     m = re.search(r"rc=(\d+) s=([\d.]+) e=([\d.]+) out=(.*)", r.stdout, re.S)
     assert m, f"kubectl exec {ns}/{client}: {r.stdout}{r.stderr}"
     took = float(m.group(3)) - float(m.group(2))
@@ -95,6 +97,16 @@ def test_tenant_isolation_is_enforced(node, operator, cleanup_tenants):  # noqa:
         _open(ns_p, "client", ip[ns_b], "platform namespace -> tenant b")
         _open(ns_a, "client", ip[ns_p], "tenant a -> platform namespace")
         # The pods' own node (the bridge address) still reaches them: kube-router lets the local node in.
+        # Of the host, a tenant's pod opens only the backends' ports, with kube-router's firewall in place
+        # (it ACCEPTs in filter INPUT what a pod's policies allow; the platform's rule is in mangle, before it).
+        host = socket.create_server(("0.0.0.0", 0))
+        threading.Thread(target=_answer_ok, args=(host,), daemon=True).start()
+        try:
+            connected, took, out = _connect(ns_a, "client", node["bridge_ip"], host.getsockname()[1])
+        finally:
+            host.close()
+        assert not connected, f"tenant a's pod reached a host process listening on every address: {out!r}"
+        print(f"tenant a -> a host port that is not a backend's: not connected ({took:.1f}s, {out!r})")
 
         # Without the policy the same connection succeeds (so the test can fail). The operator is stopped
         # meanwhile: its verify pass (every 3 s) would put the policy back before the check.

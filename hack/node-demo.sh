@@ -65,8 +65,9 @@ install() {
     --set "networkPolicy.egressTCPPorts={443,$APISERVER_PORT,$PG_PORT,$REDIS_PORT,$BAO_PORT,$OPENSEARCH_PORT,$FERRETDB_PORT}" \
     --set autoscaling.prometheusUrl="http://$TENANCY_NODE_BRIDGE_IP:$PROM_PORT" \
     --wait=false --timeout=120s >/dev/null
+  # The rollout's end is both new pods available (Ready). Not `kubectl wait pod -l ...`: it also picks a
+  # pod of an older ReplicaSet still terminating, and waits on it until its timeout.
   kubectl -n "$NS" rollout status "deployment/$RELEASE" --timeout=300s >/dev/null
-  kubectl -n "$NS" wait --for=condition=Ready pod -l "app.kubernetes.io/name=tenancy-operator,app.kubernetes.io/instance=$RELEASE" --timeout=120s >/dev/null
   echo "helm install: both operator pods Ready in $(t "$t0")s"
   kubectl -n "$NS" get pods -o wide -l "app.kubernetes.io/instance=$RELEASE"
 }

@@ -77,16 +77,18 @@ make_bridge() {
     iptables -w -I FORWARD 1 -i "$NODE_BRIDGE" -j "$NODE_CHAIN"
   # What pods may open on the host itself: the backends' and the API server relay's ports on the bridge
   # address, nothing else (a host process listening on every address, the kubelet's port, is not theirs
-  # to reach); replies to the host's own connections (probes, the tests' polls) pass.
-  iptables -w -N "$NODE_IN_CHAIN" 2>/dev/null || true
-  iptables -w -F "$NODE_IN_CHAIN"
-  iptables -w -A "$NODE_IN_CHAIN" -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
-  iptables -w -A "$NODE_IN_CHAIN" -p tcp -d "$NODE_BRIDGE_IP" -m multiport \
+  # to reach); replies to the host's own connections (probes, the tests' polls) pass. In the mangle table:
+  # its INPUT runs before filter's, where kube-router's firewall ACCEPTs whatever a pod's policies allow
+  # (a tenant's policy restricts ingress only) before a rule of ours there would be read. Mangle takes no
+  # REJECT, so the rest is dropped: a pod's connection times out.
+  iptables -w -t mangle -N "$NODE_IN_CHAIN" 2>/dev/null || true
+  iptables -w -t mangle -F "$NODE_IN_CHAIN"
+  iptables -w -t mangle -A "$NODE_IN_CHAIN" -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+  iptables -w -t mangle -A "$NODE_IN_CHAIN" -p tcp -d "$NODE_BRIDGE_IP" -m multiport \
     --dports "$APISERVER_PORT,$PG_PORT,$REDIS_PORT,$BAO_PORT,$OPENSEARCH_PORT,$FERRETDB_PORT,$PROM_PORT" -j RETURN
-  iptables -w -A "$NODE_IN_CHAIN" -p tcp -j REJECT --reject-with tcp-reset
-  iptables -w -A "$NODE_IN_CHAIN" -j REJECT
-  iptables -w -C INPUT -i "$NODE_BRIDGE" -j "$NODE_IN_CHAIN" 2>/dev/null ||
-    iptables -w -I INPUT 1 -i "$NODE_BRIDGE" -j "$NODE_IN_CHAIN"
+  iptables -w -t mangle -A "$NODE_IN_CHAIN" -j DROP
+  iptables -w -t mangle -C INPUT -i "$NODE_BRIDGE" -j "$NODE_IN_CHAIN" 2>/dev/null ||
+    iptables -w -t mangle -I INPUT 1 -i "$NODE_BRIDGE" -j "$NODE_IN_CHAIN"
 }
 
 write_cni() {
@@ -410,9 +412,9 @@ node_down() {
   fi
   if command -v iptables >/dev/null; then
     while iptables -w -D FORWARD -i "$NODE_BRIDGE" -j "$NODE_CHAIN" 2>/dev/null; do :; done
-    while iptables -w -D INPUT -i "$NODE_BRIDGE" -j "$NODE_IN_CHAIN" 2>/dev/null; do :; done
-    iptables -w -F "$NODE_IN_CHAIN" 2>/dev/null || true
-    iptables -w -X "$NODE_IN_CHAIN" 2>/dev/null || true
+    while iptables -w -t mangle -D INPUT -i "$NODE_BRIDGE" -j "$NODE_IN_CHAIN" 2>/dev/null; do :; done
+    iptables -w -t mangle -F "$NODE_IN_CHAIN" 2>/dev/null || true
+    iptables -w -t mangle -X "$NODE_IN_CHAIN" 2>/dev/null || true
     iptables -w -F "$NODE_CHAIN" 2>/dev/null || true
     iptables -w -X "$NODE_CHAIN" 2>/dev/null || true
   fi
