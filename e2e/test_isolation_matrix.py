@@ -229,16 +229,23 @@ def test_isolation_matrix(two_tenants):
     assert sum(1 for m in MATRIX if m[2].startswith("refused")) >= 35
 
 
+def _verify_from_a(run: str, peers: str, label: str) -> tuple[dict, dict[str, str]]:
+    """A verify-isolation WorkflowRun `run` in tenant-iso-a against `peers`, waited to its end: (status, probes)."""
+    ns = "tenant-iso-a"
+    done = _wait(_create(ns, "iso-a", "verify-isolation", run, parameters={"peers": peers}), ns,
+                 lambda s: s.get("phase") in ("Succeeded", "Failed"), 120)
+    probes = _probes(done)
+    print(f"\nverify-isolation, {label}:\n" + "\n".join(f"  {k}: {v[:90]}" for k, v in sorted(probes.items())))
+    return done, probes
+
+
 def test_verify_isolation_probes_every_backend_and_fails_on_a_shared_password(two_tenants):
     """The verify-isolation workflow, from A's namespace with A's credentials only, on the same two tenants:
     every probe (PostgreSQL, Redis, OpenBao, MongoDB, search) refused by the server; then B's MongoDB user
     is given A's password by hand, and the next run fails naming that probe, with the Warning Event."""
     a, b = two_tenants
     ns = "tenant-iso-a"
-    done = _wait(_create(ns, "iso-a", "verify-isolation", "iso-every-backend", parameters={"peers": "iso-b"}), ns,
-                 lambda s: s.get("phase") in ("Succeeded", "Failed"), 120)
-    probes = _probes(done)
-    print("\nverify-isolation, every backend:\n" + "\n".join(f"  {k}: {v[:90]}" for k, v in sorted(probes.items())))
+    done, probes = _verify_from_a("iso-every-backend", "iso-b", "every backend")
     assert done["phase"] == "Succeeded", done
     login_as = f"m_iso_b_{a['MONGODB_USERNAME'][-1]}"
     wanted = {"probe mongodb find in a collection of database t_iso_b",
@@ -277,11 +284,7 @@ def test_verify_isolation_against_a_peer_with_no_index_yet_is_not_a_breach(two_t
     kube.apply(tenant_yaml("iso-empty", search={"enabled": True}))
     try:
         kubectl("wait", "--for=condition=Ready", "tenant/iso-empty", "--timeout=90s", timeout=100)
-        ns = "tenant-iso-a"
-        done = _wait(_create(ns, "iso-a", "verify-isolation", "iso-no-index", parameters={"peers": "iso-empty"}), ns,
-                     lambda s: s.get("phase") in ("Succeeded", "Failed"), 120)
-        probes = _probes(done)
-        print("\nverify-isolation, a peer with no index:\n" + "\n".join(f"  {k}: {v[:90]}" for k, v in sorted(probes.items())))
+        done, probes = _verify_from_a("iso-no-index", "iso-empty", "a peer with no index")
         assert done["phase"] == "Succeeded", done
         assert probes["probe search search indices t-iso-empty_*"].startswith("absent: NotFoundError"), probes
         assert probes["probe search create index t-iso-empty_tenancy-isolation-probe"].startswith("refused"), probes
