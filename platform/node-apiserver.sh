@@ -27,19 +27,17 @@ RELAY=node-apiserver-relay
 BACKEND_RELAYS=("node-relay-opensearch:$OPENSEARCH_PORT" "node-relay-ferretdb:$FERRETDB_PORT"
                 "node-relay-prometheus:$PROM_PORT")
 
+bridge_listening() { ss -Hltn "sport = :$1" | grep -q "$NODE_BRIDGE_IP:"; }
+
 relay_up() {  # relay_up NAME PORT: NAME relays $NODE_BRIDGE_IP:PORT to 127.0.0.1:PORT
-  local name=$1 port=$2 i
+  local name=$1 port=$2
   pid_alive "$name" && return 0
   printf -- '---- %s node-apiserver.sh: starting %s\n' "$(date -u +%FT%TZ)" "$name" >>"$LOGS/$name.log"
   (cd "$STATE" && close_inherited_fds && exec setsid python3 "$PLATFORM_SRC/tcp-relay.py" --name "$name" \
     "$NODE_BRIDGE_IP:$port" "127.0.0.1:$port" </dev/null >>"$LOGS/$name.log" 2>&1) &
   echo $! >"$RUN/$name.pid"
   await_exec "$name"
-  for ((i = 0; i < 150; i++)); do   # 15 s: python's start on a loaded machine
-    ss -Hltn "sport = :$port" | grep -q "$NODE_BRIDGE_IP:" && return 0
-    pid_alive "$name" || { tail -n 20 "$LOGS/$name.log" >&2; die "$name exited during start-up"; }
-    sleep 0.1
-  done
+  wait_for "$name" 15 bridge_listening "$port"   # 15 s: python's start on a loaded machine
 }
 
 svc_up() {
