@@ -117,11 +117,13 @@ def opensearch() -> Counter:
 
 def ferretdb() -> Counter:
     """FerretDB: rows inserted, updated or deleted per table of its PostgreSQL database (documents are
-    rows there), shared catalogs included; pg_statistic left out (only ANALYZE writes it)."""
+    rows there), shared catalogs included; pg_statistic and its TOAST table left out (only ANALYZE
+    writes them: autovacuum's, whenever the server decides)."""
     from .tenant_mongo import ferret_pg
 
     rows = ferret_pg("SELECT schemaname || '.' || relname AS t, n_tup_ins + n_tup_upd + n_tup_del AS w "
-                     "FROM pg_stat_all_tables WHERE relname <> 'pg_statistic'")
+                     "FROM pg_stat_all_tables WHERE relid NOT IN ('pg_catalog.pg_statistic'::regclass, "
+                     "(SELECT reltoastrelid FROM pg_class WHERE oid = 'pg_catalog.pg_statistic'::regclass))")
     return Counter({r["t"]: int(r["w"]) for r in rows})
 
 
