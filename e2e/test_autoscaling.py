@@ -92,7 +92,7 @@ class Timeline:
     tenants: dict[str, str]
     samples: list[dict] = field(default_factory=list)
     observe_hpa_before: dict | None = None
-    audit_mark: int = 0
+    audit_mark: audit.Mark | None = None
     setup_s: float = 0.0
 
     def first(self, what: str, pred) -> float | None:
@@ -210,7 +210,7 @@ def test_observe_never_writes_the_hpa_and_shows_the_forecast(timeline):
     assert seen[-1]["gate"]["active"] is True
 
 
-def _hpa_writes_in(mark: int, namespace: str) -> int:
+def _hpa_writes_in(mark: audit.Mark, namespace: str) -> int:
     counts = audit.writes(mark, OPERATOR_USER, namespace=namespace)
     return sum(n for (_, resource, _), n in counts.items() if resource == "horizontalpodautoscalers")
 

@@ -50,7 +50,7 @@ def _entry(name: str) -> dict:
     return (((get("tenant", name) or {}).get("status") or {}).get("autoscaling") or [{}])[0]
 
 
-def _hpa_writes(mark: int, namespace: str) -> int:
+def _hpa_writes(mark: audit.Mark, namespace: str) -> int:
     counts = audit.writes(mark, OPERATOR_USER, namespace=namespace)
     return sum(n for (_, resource, _), n in counts.items() if resource == "horizontalpodautoscalers")
 

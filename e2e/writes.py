@@ -47,7 +47,7 @@ _BAO_ROUTE = re.compile(r"^vault_route_(create|update|delete)_(\S*?)_?count(?:\{
 
 @dataclass
 class Snapshot:
-    audit_offset: int
+    audit_offset: audit.Mark
     postgres: Counter = field(default_factory=Counter)
     redis: Counter = field(default_factory=Counter)
     openbao: Counter = field(default_factory=Counter)

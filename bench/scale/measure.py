@@ -25,7 +25,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e import kube
-from e2e.audit import LOG, WRITE_VERBS
+from e2e.audit import WRITE_VERBS, Mark, lines, mark
 
 TENANTS = "/apis/tenancy.dev/v1alpha1/tenants"
 
@@ -137,17 +137,14 @@ class Watch:
             self._proc.wait(timeout=10)
 
 
-def audit_mark() -> int:
-    return LOG.stat().st_size if LOG.exists() else 0
+def audit_mark() -> Mark:
+    return mark()
 
 
-def requests_by(since: int, username: str, until: int | None = None) -> Counter:
-    """Requests of `username` between two audit log offsets, counted by (verb, resource)."""
+def requests_by(since: Mark, username: str, until: Mark | None = None) -> Counter:
+    """Requests of `username` between two audit log marks (across a rotation), counted by (verb, resource)."""
     counts: Counter = Counter()
-    with Path(LOG).open("rb") as f:
-        f.seek(since)
-        data = f.read((until - since) if until is not None else -1)
-    for raw in data.splitlines():
+    for raw in lines(since, until):
         try:
             entry = json.loads(raw)
         except ValueError:
