@@ -132,6 +132,10 @@ def scraped_metrics_port() -> int:
     return port
 
 
+class OperatorExited(RuntimeError):
+    """The operator process ended while it was being started."""
+
+
 class Operator:
     """The operator as a real process, started, stopped and killed by tests."""
 
@@ -143,7 +147,22 @@ class Operator:
         self.log = STATE / "logs" / "operator-e2e.log"
         self.metrics_port = 0
 
-    def start(self) -> None:
+    def start(self, attempts: int = 3) -> None:
+        """Start the process and wait for its liveness endpoint. The liveness and metrics ports are picked
+        free beforehand, so another process can take one before the operator binds it (an outgoing
+        connection's ephemeral port, on a busy machine): such a start is tried again on other ports."""
+        for attempt in range(attempts):
+            offset = self.log.stat().st_size if self.log.exists() else 0
+            try:
+                return self._start_once()
+            except OperatorExited:
+                with self.log.open("rb") as f:
+                    f.seek(offset)
+                    taken = b"address already in use" in f.read()
+                if not taken or attempt == attempts - 1:
+                    raise
+
+    def _start_once(self) -> None:
         port = free_port()
         self.metrics_port = scraped_metrics_port()
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "TENANCY_VERIFY_INTERVAL": str(self.verify_interval),
@@ -157,7 +176,8 @@ class Operator:
         import urllib.request
 
         def healthy():
-            assert self.proc and self.proc.poll() is None, f"operator exited; see {self.log}"
+            if not self.proc or self.proc.poll() is not None:
+                raise OperatorExited(f"operator exited; see {self.log}")  # not retried by `eventually`
             try:
                 return urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).status == 200
             except OSError:

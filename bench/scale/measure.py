@@ -247,6 +247,24 @@ def backend_statuses() -> dict[str, dict]:
     return {b["metadata"]["name"]: b.get("status") or {} for b in items}
 
 
+def placed_counts() -> dict[str, int]:
+    """Per Backend, `status.tenantsPlaced` (what its probe last wrote)."""
+    return {name: int(status.get("tenantsPlaced") or 0) for name, status in backend_statuses().items()}
+
+
+def wait_placed(before: dict[str, int], added: int, timeout: float) -> dict[str, int]:
+    """Wait until the Backends' tenant counts have grown by `added` in all (one per tenant and service);
+    returns {} then, or the growth per Backend seen at the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        grown = {name: count - before.get(name, 0) for name, count in placed_counts().items()}
+        if sum(grown.values()) >= added:
+            return {}
+        if time.monotonic() > deadline:
+            return grown
+        time.sleep(1)
+
+
 def status_changes(before: dict[str, dict], after: dict[str, dict]) -> dict[str, list[str]]:
     """Per Backend, the status fields whose values differ (lastCheckedAt is written with any change)."""
     changed = {}
