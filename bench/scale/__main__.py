@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +40,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="append the run to this RESULTS.md and draw the plot beside it")
     parser.add_argument("--no-plot", action="store_true", help="with --results: append only, keep the plot (a partial run)")
     args = parser.parse_args()
+    # SIGTERM (`timeout`, a closed terminal) ends the run through its `finally` blocks, which delete the
+    # batch's Tenants and stop the operator; killed without them, N tenants stayed behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = sorted(int(s) for s in args.sizes.split(","))
     os.environ.update(kube.load_platform_env())
     setup.crds()
