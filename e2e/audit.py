@@ -69,17 +69,22 @@ def lines(since: Mark, until: Mark | None = None) -> Iterator[bytes]:
                 yield raw.rstrip(b"\n")
 
 
-def writes(since: Mark, username: str, exclude_resources: frozenset[str] = frozenset({"leases"}),
-           namespace: str | None = None) -> Counter:
-    """Write requests by `username` after `since` (in `namespace` if given), counted by (verb, resource, name)."""
-    counts: Counter = Counter()
-    for raw in lines(since):
+def entries(since: Mark, until: Mark | None = None) -> Iterator[dict]:
+    """The complete requests (stage ResponseComplete) logged after `since` (and before `until`), decoded."""
+    for raw in lines(since, until):
         try:
             entry = json.loads(raw)
         except ValueError:
             continue
-        if entry.get("stage") not in (None, "ResponseComplete"):
-            continue
+        if entry.get("stage") in (None, "ResponseComplete"):
+            yield entry
+
+
+def writes(since: Mark, username: str, exclude_resources: frozenset[str] = frozenset({"leases"}),
+           namespace: str | None = None) -> Counter:
+    """Write requests by `username` after `since` (in `namespace` if given), counted by (verb, resource, name)."""
+    counts: Counter = Counter()
+    for entry in entries(since):
         if entry.get("user", {}).get("username") != username or entry.get("verb") not in WRITE_VERBS:
             continue
         resource = entry.get("objectRef", {}).get("resource", "")
@@ -95,12 +100,8 @@ def by_field_manager(since: Mark, manager: str) -> Counter:
     """Write requests after `since` that named field manager `manager`, counted by
     (verb, resource, subresource, name) (the manager is a query parameter of the logged requestURI)."""
     counts: Counter = Counter()
-    for raw in lines(since):
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue
-        if entry.get("stage") not in (None, "ResponseComplete") or entry.get("verb") not in WRITE_VERBS:
+    for entry in entries(since):
+        if entry.get("verb") not in WRITE_VERBS:
             continue
         if not re.search(rf"[?&]fieldManager={re.escape(manager)}(&|$)", entry.get("requestURI", "")):
             continue

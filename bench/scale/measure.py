@@ -6,7 +6,7 @@
   no kubectl process start in it (the Ready condition's lastTransitionTime has whole seconds only).
   A watch the server ends is opened again from the last resourceVersion (a relist if that is gone;
   what the list shows is stamped when it is read).
-- `requests_by`: every request of a user in the audit log after an offset, by (verb, resource).
+- `requests_by`: every request of a user in the audit log between two marks, by (verb, resource).
 - `Proc`: RSS (VmRSS, and the peak VmHWM) and CPU seconds (utime + stime) of a process, from /proc.
 - `metrics`: the operator's Prometheus text, summed by metric name and a label filter.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e import kube
-from e2e.audit import WRITE_VERBS, Mark, lines, mark
+from e2e.audit import WRITE_VERBS, Mark, entries
 
 TENANTS = "/apis/tenancy.dev/v1alpha1/tenants"
 
@@ -137,19 +137,11 @@ class Watch:
             self._proc.wait(timeout=10)
 
 
-def audit_mark() -> Mark:
-    return mark()
-
-
 def requests_by(since: Mark, username: str, until: Mark | None = None) -> Counter:
     """Requests of `username` between two audit log marks (across a rotation), counted by (verb, resource)."""
     counts: Counter = Counter()
-    for raw in lines(since, until):
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue
-        if entry.get("stage") not in (None, "ResponseComplete") or entry.get("user", {}).get("username") != username:
+    for entry in entries(since, until):
+        if entry.get("user", {}).get("username") != username:
             continue
         counts[(entry.get("verb", ""), entry.get("objectRef", {}).get("resource", ""))] += 1
     return counts

@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from e2e import kube, writes
+from e2e import audit, kube, writes
 from e2e.writes import OPERATOR_USER
 
 from . import measure, profiling
@@ -66,7 +66,7 @@ def run_size(n: int, op: kube.Operator, idle_seconds: float, run: str, log=print
     watch.start()
     row: dict = {"n": n}
     try:
-        audit0, metrics0, cpu0 = measure.audit_mark(), measure.metrics(op.metrics_port), proc.cpu_seconds()
+        audit0, metrics0, cpu0 = audit.mark(), measure.metrics(op.metrics_port), proc.cpu_seconds()
         servers0 = measure.backend_requests()
         placed0 = measure.placed_counts()
         sampler = profiling.start(op.proc.pid, profile) if profile else None
@@ -91,7 +91,7 @@ def run_size(n: int, op: kube.Operator, idle_seconds: float, run: str, log=print
         if late:
             log(f"  N={n}: Backends' tenant counts not all written 120 s after the last Ready: {late}")
         time.sleep(settle)
-        requests = measure.requests_by(audit0, OPERATOR_USER, measure.audit_mark())
+        requests = measure.requests_by(audit0, OPERATOR_USER, audit.mark())
         metrics1 = measure.metrics(op.metrics_port)
         row["writes_per_tenant"] = measure.writes_of(requests) / n
         row |= {f"{k}_per_tenant": v / n for k, v in measure.grown(servers0, measure.backend_requests()).items()}
