@@ -66,11 +66,15 @@ def crds(platform):
 @pytest.fixture(scope="session")
 def operator_kubeconfig(platform, crds) -> str:
     """A kubeconfig holding a TokenRequest token of the chart's own ServiceAccount, after installing the
-    chart: the operator runs with exactly the chart's least-privilege RBAC (no cluster-admin anywhere)."""
+    chart: the operator runs with exactly the chart's least-privilege RBAC (no cluster-admin anywhere).
+
+    Installed with 0 replicas: its pods would wait Pending for a node, and the platform keeps etcd across
+    `make down`/`make up`, so once `TENANCY_NODE=1 make up` brought the node and e2e/test_node_chart.py
+    imported the image, they started and joined the chart test's peering (CI failed on exactly that)."""
     release, namespace = "tenancy-operator", "tenancy-system"
     kube.kubectl("apply", "-f", str(kube.REPO / "manifests" / "namespace.yaml"))
     helm = subprocess.run(["helm", "upgrade", "--install", release, str(kube.REPO / "charts" / "tenancy-operator"),
-                           "--namespace", namespace, "--set", "replicaCount=2", "--wait=false", "--timeout=120s"],
+                           "--namespace", namespace, "--set", "replicaCount=0", "--wait=false", "--timeout=120s"],
                           capture_output=True, text=True, timeout=180)
     assert helm.returncode == 0, f"helm upgrade --install failed: {helm.stderr}"
     token = kube.kubectl("create", "token", release, "-n", namespace, "--duration=24h").stdout.strip()

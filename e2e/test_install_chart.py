@@ -97,7 +97,9 @@ def test_chart_is_installed(operator_kubeconfig):
     status = json.loads(helm("status", "tenancy-operator", "-n", NAMESPACE, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"
     deployment = get("deployment", "tenancy-operator", NAMESPACE)
-    assert deployment["spec"]["replicas"] == 2
+    # conftest.py installs it with 0 replicas (the host-process operator does the work); the chart's
+    # default of 2 is checked on the release installed with the defaults below.
+    assert deployment["spec"]["replicas"] == 0
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["containers"][0]["livenessProbe"]["httpGet"]["path"] == "/healthz"

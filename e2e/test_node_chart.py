@@ -97,13 +97,21 @@ def release(platform):
     pods = kube.eventually(lambda: (p := _pods()) and len(p) == 2 and all(map(_ready, p)) and p, 180,
                            message="both operator pods Running and Ready")
     names = {p["metadata"]["name"] for p in pods}
-    # Each pod writes its record within a second or two of starting; a live peer that is not one of
-    # them is another operator on the same peering object (the host-process one of another e2e session).
-    peering = kube.eventually(lambda: (o := _peering()) and names <= set(_live_peers(o)) and o, 60,
-                              message="both pods in the peering object")
-    foreign = set(_live_peers(peering)) - names
-    assert not foreign, (f"live peers other than the release's pods on {peering['metadata']['name']}: {foreign} "
-                         "(a host-process operator? run this module in its own session: make test-node-chart)")
+    # Each pod writes its record within a second or two of starting.
+    kube.eventually(lambda: (o := _peering()) and names <= set(_live_peers(o)) and o, 60,
+                    message="both pods in the peering object")
+    # A pod of an older ReplicaSet the rollout is terminating withdraws its record on SIGTERM (or it ages
+    # out after its lifetime); a live peer that stays is another operator on the same peering object (the
+    # host-process one of another e2e session).
+    peering = _peering()
+    lifetime = max([float(i.get("lifetime", 60)) for i in _live_peers(peering).values()] or [60])
+    try:
+        kube.eventually(lambda: not set(_live_peers(_peering())) - names, lifetime + 15)
+    except AssertionError:
+        foreign = set(_live_peers(_peering())) - names
+        raise AssertionError(f"live peers other than the release's pods on {peering['metadata']['name']} after "
+                             f"{lifetime + 15:.0f}s: {foreign} (a host-process operator? run this module in its own "
+                             "session: make test-node-chart)") from None
     images = kube.REPO / "build" / "images"
     ref = (images / "tenancy-operator.ref").read_text().strip()
     yield {"ref": ref, "image": f"{ref.rsplit(':', 1)[0]}@{(images / 'tenancy-operator.digest').read_text().strip()}"}
