@@ -171,13 +171,18 @@ def test_workload_image_serves_healthz(workload_image):
              "    urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=5)\n"
              "except urllib.error.HTTPError as e:\n"
              "    print(e.code, json.load(e)['status'])\n")
-    out = _runc(bundle, ["sh", "-c", f"tenant-workload & pid=$!; python3 -c \"{probe}\"; kill $pid"])
+    # The server's own log lines go to stderr: on stdout they interleaved with the probe's answer
+    # ("503 none503\n fail" failed CI once).
+    out = _runc(bundle, ["sh", "-c", f"tenant-workload >&2 & pid=$!; python3 -c \"{probe}\"; kill $pid"])
     assert out.returncode == 0, out.stderr
-    assert "503 fail" in out.stdout, out.stdout + out.stderr
+    assert out.stdout.strip() == "503 fail", out.stdout + out.stderr
     versions = _runc(bundle, ["python", "-c", "import os, psycopg, redis; print(os.getuid(), psycopg.pq.version())"])
     assert versions.returncode == 0, versions.stderr
     assert versions.stdout.split()[0] == "65532"
 
 
-def test_cached_build_takes_seconds(built):
-    assert built["again"] < 30, built
+def test_cached_build_is_reused(built, capsys):
+    # The fixture asserts the second call found both images in the cache (": cached (" twice); the
+    # times are printed, never asserted (a loaded machine is no failure).
+    with capsys.disabled():
+        print(f"\nimage.sh first call {built['first']:.1f}s, cached call {built['again']:.1f}s")
