@@ -107,8 +107,9 @@ def check_redis(cfg: Mapping[str, str]) -> None:
                          decode_responses=True)
     try:
         key, value = redis_key(cfg["REDIS_KEY_PREFIX"], socket.gethostname()), str(time.time_ns())
-        client.set(key, value, ex=300)
-        got = client.get(key)
+        # SET and GET in one MULTI/EXEC: two checks at once in this pod (the readiness probe and a test's
+        # request) share the key, and apart one's GET could read the other's SET.
+        _, got = client.pipeline(transaction=True).set(key, value, ex=300).get(key).execute()
         if got != value:
             raise RuntimeError(f"GET {key} returned another value than the SET")
     finally:
