@@ -123,14 +123,23 @@ pid_alive() {
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$1"
 }
 
-# await_exec NAME: after `( ... exec CMD ) &` wrote NAME's pid file, wait (at most 5 s) until that
+# pid_file_running NAME: the process .platform/run/NAME.pid names is still running, whatever its
+# command line says (a part between fork and exec still carries its starter's).
+pid_file_running() {
+  local f=$RUN/$1.pid pid
+  [[ -f $f ]] || return 1
+  pid=$(<"$f")
+  [[ $pid =~ ^[0-9]+$ ]] && running "$pid"
+}
+
+# await_exec NAME: after `( ... exec CMD ) &` wrote NAME's pid file, wait (at most 30 s) until that
 # subshell has exec'd. Before it has, its command line is the calling script's, and pid_alive (which
-# looks for NAME in it) would call a starting part dead: on a loaded machine a CI run failed with
-# "ferretdb exited during start-up" and an empty log.
+# looks for NAME in it) would call a starting part dead: on a loaded machine CI runs failed with
+# "ferretdb exited during start-up" and "node-relay-ferretdb exited during start-up", empty logs.
 await_exec() {
   local name=$1 pid i
   pid=$(<"$RUN/$name.pid")
-  for ((i = 0; i < 50; i++)); do
+  for ((i = 0; i < 300; i++)); do
     running "$pid" || return 0
     pid_alive "$name" && return 0
     sleep 0.1
@@ -196,13 +205,14 @@ ver_ferretdb() { [[ -x $FERRETDB_BIN ]] && "$FERRETDB_BIN" --version 2>/dev/null
 ver_jaeger()   { [[ -x $JAEGER_BIN ]] && echo "$JAEGER_VERSION"; }
 ver_helm()     { [[ -x $HELM_BIN ]] && "$HELM_BIN" version --short 2>/dev/null; }
 
-# wait_for NAME TIMEOUT CHECK...: poll CHECK until it succeeds. Fails early if the process died,
-# and on timeout, naming the part and showing the tail of its log.
+# wait_for NAME TIMEOUT CHECK...: poll CHECK until it succeeds. Fails early if the process died (its
+# pid file's process gone: not pid_alive, which calls a part that has not exec'd yet dead), and on
+# timeout, naming the part and showing the tail of its log.
 wait_for() {
   local name=$1 timeout=$2; shift 2
   local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
-    if ! pid_alive "$name"; then
+    if ! pid_file_running "$name"; then
       log "---- tail of $LOGS/$name.log"; tail -n 25 "$LOGS/$name.log" >&2 || true
       die "$name exited during start-up (log: $LOGS/$name.log)"
     fi
