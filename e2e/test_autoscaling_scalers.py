@@ -77,6 +77,20 @@ def test_a_forecast_past_one_day_is_refused_at_apply(crds):
             input=tenant_yaml(name, autoscaling=[{**_rule("web"), "leadTime": "20h", "window": "3h"}]))
 
 
+def test_a_per_pod_target_below_one_milli_unit_is_refused_at_apply(crds):
+    """Found by e2e/test_fuzz_specs.py (seed 1796472121): capacityPerReplica 0.0001 at 70 % made the HPA's
+    averageValue "0m", which the API server refused on every pass (a retry loop); now it is refused at
+    apply, and the smallest target that rounds to 1m is admitted."""
+    name = f"sc-tiny-{secrets.token_hex(3)}"
+    for capacity, utilization in ((0.0001, 70), (0.001, 99), (0.0014, 70)):
+        refused = kubectl("apply", "--dry-run=server", "-f", "-", check=False, input=tenant_yaml(
+            name, autoscaling=[{**_rule("web"), "capacityPerReplica": capacity, "targetUtilization": utilization}]))
+        assert refused.returncode != 0 and "must be at least 0.001" in refused.stderr, (capacity, refused.stderr)
+    for rule in ({**_rule("web"), "capacityPerReplica": 0.002, "targetUtilization": 60},
+                 {**_rule("web"), "capacityPerReplica": 0.0015}):
+        kubectl("apply", "--dry-run=server", "-f", "-", input=tenant_yaml(name, autoscaling=[rule]))
+
+
 def test_a_users_hpa_on_the_target_stops_the_rule_until_it_is_removed(operator, cleanup_tenants):
     name = f"sc-user-{secrets.token_hex(3)}"
     ns = f"tenant-{name}"

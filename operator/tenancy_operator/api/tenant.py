@@ -231,6 +231,12 @@ class AutoscalingRule(Spec):
                 cel("duration(has(self.leadTime) ? self.leadTime : '5m') + duration(has(self.window) ? self.window : '5m')"
                     " <= duration('23h')",
                     "leadTime + window must be at most 23h: the forecast looks at most one day ahead"),
+                # The HPA's per-pod target is capacityPerReplica x targetUtilization / 100, in milli-units:
+                # below 1m it rounds to 0, which the API server refuses on the HPA.
+                cel("self.capacityPerReplica * double(has(self.targetUtilization) ? self.targetUtilization : 70)"
+                    " >= 0.1",
+                    "capacityPerReplica x targetUtilization / 100 must be at least 0.001: the HPA's per-pod target "
+                    "is kept in milli-units"),
             ]
         }
     }

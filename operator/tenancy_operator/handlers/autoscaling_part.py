@@ -417,8 +417,17 @@ async def ensure(tenant: str, uid: str, namespace: str, spec: TenantSpec,
         try:
             out, fixed = await _rule(tenant, namespace, rule, by_name.get(rule.name), others, now, logger)
         except kube.KubeError as exc:
-            out, fixed = _RuleOutcome({"name": rule.name, "mode": rule.mode}, False, "ApiError",
-                                      f"{rule.name}: API server said {exc}"), None
+            if exc.status == 422:
+                # The API server refused the HPA this rule makes (an averageValue it cannot hold, say):
+                # asking again gets the same answer, so Stalled until someone edits the rule, never a
+                # retry loop (the fuzz test's quiet window caught one).
+                out = _RuleOutcome({"name": rule.name, "mode": rule.mode}, False, "InvalidSpec",
+                                   f"{rule.name}: the API server refused its HorizontalPodAutoscaler ({exc.message}); "
+                                   "edit the rule", stalled=True)
+            else:
+                out = _RuleOutcome({"name": rule.name, "mode": rule.mode}, False, "ApiError",
+                                   f"{rule.name}: API server said {exc}")
+            fixed = None
         except ValueError as exc:
             # A rule the forecaster cannot shape (the CRD's CEL refuses these at apply; an object stored
             # before that rule existed still arrives): Stalled until someone edits it, never a retry loop.
