@@ -7,7 +7,7 @@ import logging
 
 import kopf
 
-from .handlers import config
+from . import malloc_arenas
 from .observability import logs
 
 
@@ -22,7 +22,11 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure()
     # One access line per liveness probe, every few seconds, would bury everything else.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Before any thread exists (importing the handlers starts numpy's OpenBLAS workers; kopf.run starts
+    # asyncio's executor): an arena, once made, stays. After logging, so its line is not lost.
+    malloc_arenas.cap()
     from . import handlers  # noqa: F401  (registers the handlers)
+    from .handlers import config
 
     cfg = config.load()
     kopf.run(clusterwide=True, standalone=cfg.standalone, liveness_endpoint=cfg.liveness)
