@@ -55,7 +55,7 @@ def test_helm_lint_is_clean(platform, values):
 
 
 @pytest.mark.parametrize("bad", ["replicaCount=-1", "bogus=1", "image.pullPolicy=Sometimes", "settings.verifyJitter=2",
-                                 "tracing.otlpEndpoint=jaeger:4318", "sharding.shards=0",
+                                 "tracing.otlpEndpoint=jaeger:4318", "sharding.shards=0", "settings.reconcileConcurrency=-1",
                                  "autoscaling.prometheusUrl=prometheus:9090"])
 def test_values_schema_refuses_bad_values(platform, bad):
     result = helm("template", "x", str(CHART), "--set", bad, check=False)

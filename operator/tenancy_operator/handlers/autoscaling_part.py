@@ -42,6 +42,7 @@ from ..reconcile import autoscaling as auto
 from ..reconcile import labels, scalers
 from ..reconcile import rule_forecast as rf
 from ..reconcile.status import PartResult
+from .loop_slots import LoopSemaphore
 
 __all__ = ["ensure", "CONDITION", "ANOMALY", "SETTINGS", "forget"]
 
@@ -111,14 +112,8 @@ class RuleState:
 
 _states: dict[tuple[str, str], RuleState] = {}
 _seen: set[str] = set()
-_fit_slots: dict[int, asyncio.Semaphore] = {}
-
-
-def _slot() -> asyncio.Semaphore:
-    loop_id = id(asyncio.get_running_loop())
-    if loop_id not in _fit_slots:
-        _fit_slots[loop_id] = asyncio.Semaphore(1)
-    return _fit_slots[loop_id]
+_fit_slot = LoopSemaphore(1)
+"""One model fit at a time per event loop (keyed by loop: an id() of a closed loop could be reused)."""
 
 
 def _state(tenant: str, rule: AutoscalingRule) -> RuleState:
@@ -176,7 +171,7 @@ async def _refit(st: RuleState, tenant: str, rule: str) -> None:
     st.last_attempt = time.time()
     try:
         t0, y = await _history(st.key[0], time.time())
-        async with _slot():
+        async with _fit_slot.hold():
             fitted = await asyncio.to_thread(rf.fit_rule, y, t0, st.cfg, SETTINGS)
     except prometheus.PrometheusError as exc:
         st.error = str(exc)

@@ -28,6 +28,9 @@ class Config:
     Heartbeats come a few seconds before it runs out, so a shorter lifetime means more API writes."""
     retry_base: float = 2.0
     retry_max: float = 60.0
+    reconcile_concurrency: int = 64
+    """Tenant passes that converge at once (each waits its turn, first come first served, after the
+    tenant's own lock); 0: no bound. See handlers/loop_slots.py."""
     tenant_secrets_role: str = ""
     """A ClusterRole granting Secrets access, which the operator binds to itself inside each tenant
     namespace only (the chart's least-privilege RBAC has no cluster-wide Secrets rule). Empty: no binding."""
@@ -63,6 +66,13 @@ def _float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+def _count(name: str, default: int) -> int:
+    value = _float(name, default)
+    if value < 0 or value != int(value):
+        raise ValueError(f"{name}={os.environ.get(name)!r}: a whole number >= 0 is needed")
+    return int(value)
+
+
 def load() -> Config:
     shards = int(_float("TENANCY_SHARDS", Config.shards))
     shard = int(_float("TENANCY_SHARD", Config.shard))
@@ -78,6 +88,7 @@ def load() -> Config:
         peering_lifetime=int(_float("TENANCY_PEERING_LIFETIME", Config.peering_lifetime)),
         retry_base=_float("TENANCY_RETRY_BASE", Config.retry_base),
         retry_max=_float("TENANCY_RETRY_MAX", Config.retry_max),
+        reconcile_concurrency=_count("TENANCY_RECONCILE_CONCURRENCY", Config.reconcile_concurrency),
         tenant_secrets_role=os.environ.get("TENANCY_TENANT_SECRETS_ROLE", ""),
         service_account=os.environ.get("TENANCY_SERVICE_ACCOUNT", ""),
         metrics_port=int(os.environ.get("TENANCY_METRICS_PORT") or 0),

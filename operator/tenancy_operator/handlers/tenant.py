@@ -35,6 +35,7 @@ from . import (
     cache_part,
     config,
     credentials_part,
+    loop_slots,
     migration_hold,
     name_held,
     namespace_part,
@@ -53,8 +54,10 @@ CFG = config.load()
 _repairs = repairs.RepairTracker()
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 _written: dict[str, tuple[int, dict[str, Any]]] = {}
-_schedule = verify_schedule.VerifySchedule(CFG.verify_interval)
 """The status each tenant's last pass left, by generation: a body without it is stale (see _reconcile)."""
+_schedule = verify_schedule.VerifySchedule(CFG.verify_interval)
+_pass_slots = loop_slots.LoopSemaphore(CFG.reconcile_concurrency)
+"""At most settings.reconcileConcurrency Tenant passes converge at once (handlers/loop_slots.py)."""
 
 
 def lock(name: str) -> asyncio.Lock:
@@ -441,7 +444,9 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
     if meta.get("deletionTimestamp"):
         return False
     name, uid, generation = meta["name"], meta["uid"], meta.get("generation", 1)
-    async with _locks[name]:
+    # The slot after the tenant's lock: a second pass of the same tenant waits on the lock, not in the
+    # slot queue holding a place another tenant could use.
+    async with _locks[name], _pass_slots.hold():
         started = time.monotonic()
         written = _written.get(name)
         if written and written[0] == generation and _differs(status, written[1]):

@@ -1,0 +1,128 @@
+"""At most settings.reconcileConcurrency Tenant passes converge at once, first come first served.
+
+The real `tenant._reconcile` of 20 tenants at once, with a fake API (a dict per tenant and its merge
+patches) and a converge that counts how many run together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+
+import pytest
+from tenancy_operator.handlers import tenant
+from tenancy_operator.handlers.loop_slots import LoopSemaphore
+from tenancy_operator.reconcile.status import PartResult
+
+TENANTS = 20
+
+
+class FakeKube:
+    def __init__(self):
+        self.status: dict[str, dict] = {}
+
+    async def merge_patch(self, kind, name, namespace, patch, subresource=None):
+        self.status.setdefault(name, {}).update(copy.deepcopy(patch.get("status", {})))
+        return {}
+
+    async def get(self, kind, name, namespace=None):
+        return {"metadata": {"name": name}, "status": copy.deepcopy(self.status.get(name, {}))}
+
+
+@pytest.fixture
+def world(monkeypatch):
+    seen = {"now": 0, "peak": 0, "order": []}
+
+    async def converge(name, uid, body, logger, kwargs):
+        seen["order"].append(name)
+        seen["now"] += 1
+        seen["peak"] = max(seen["peak"], seen["now"])
+        await asyncio.sleep(0.01)
+        seen["now"] -= 1
+        return tenant.Outcome(parts=[PartResult("NamespaceReady", True, "Succeeded", "namespace ready")])
+
+    async def mirror(*args, **kwargs):
+        return False
+
+    monkeypatch.setattr(tenant, "kube", FakeKube())
+    monkeypatch.setattr(tenant, "_converge", converge)
+    monkeypatch.setattr(tenant.protection, "mirror", mirror)
+    monkeypatch.setattr(tenant.kopf, "event", lambda body, **kw: None)
+    names = [f"slots-{i:02d}" for i in range(TENANTS)]
+    yield seen, names
+    for name in names:
+        tenant._written.pop(name, None)
+        tenant._locks.pop(name, None)
+
+
+async def _all_at_once(names):
+    async def one(name):
+        meta = {"name": name, "uid": f"uid-{name}", "generation": 1}
+        await tenant._reconcile(body={"metadata": meta, "spec": {}, "status": {}}, meta=dict(meta), status={},
+                                logger=logging.getLogger("t"))
+    await asyncio.gather(*(one(n) for n in names))
+
+
+@pytest.mark.parametrize(("limit", "peak"), [(1, 1), (3, 3), (8, 8), (0, TENANTS)])
+def test_at_most_the_limit_converge_at_once(world, monkeypatch, limit, peak):
+    seen, names = world
+    monkeypatch.setattr(tenant, "_pass_slots", LoopSemaphore(limit))
+    asyncio.run(_all_at_once(names))
+    assert seen["peak"] == peak
+    assert sorted(seen["order"]) == names, "a tenant's pass did not run"
+
+
+def test_slots_are_taken_first_come_first_served(world, monkeypatch):
+    seen, names = world
+    monkeypatch.setattr(tenant, "_pass_slots", LoopSemaphore(2))
+    asyncio.run(_all_at_once(names))
+    assert seen["order"] == names
+
+
+def test_each_event_loop_has_its_own_slots():
+    slots = LoopSemaphore(1)
+
+    async def contended():
+        async def hold():
+            async with slots.hold():
+                await asyncio.sleep(0.01)
+        await asyncio.gather(hold(), hold())  # the second waits: the semaphore binds to this loop
+        return True
+
+    # One semaphore for both loops would refuse the second ("bound to a different event loop").
+    assert asyncio.run(contended()) and asyncio.run(contended())
+    shared = asyncio.Semaphore(1)
+
+    async def contended_shared():
+        async def hold():
+            async with shared:
+                await asyncio.sleep(0.01)
+        await asyncio.gather(hold(), hold())
+
+    asyncio.run(contended_shared())
+    with pytest.raises(RuntimeError, match="different event loop"):
+        asyncio.run(contended_shared())
+
+
+def test_a_negative_limit_is_refused():
+    with pytest.raises(ValueError):
+        LoopSemaphore(-1)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 64), ("0", 0), ("16", 16)])
+def test_the_bound_comes_from_the_environment(monkeypatch, value, expected):
+    from tenancy_operator.handlers import config
+    if value is None:
+        monkeypatch.delenv("TENANCY_RECONCILE_CONCURRENCY", raising=False)
+    else:
+        monkeypatch.setenv("TENANCY_RECONCILE_CONCURRENCY", value)
+    assert config.load().reconcile_concurrency == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "2.5"])
+def test_a_bound_that_is_no_count_is_refused_at_start(monkeypatch, value):
+    from tenancy_operator.handlers import config
+    monkeypatch.setenv("TENANCY_RECONCILE_CONCURRENCY", value)
+    with pytest.raises(ValueError, match="TENANCY_RECONCILE_CONCURRENCY"):
+        config.load()
