@@ -70,7 +70,8 @@ def targets(rows: list[dict]) -> list[str]:
     top = by_n.get(1000)
     if top:
         out.append(f"1000 held at <= 250 MB RSS: {top['rss_mb']:.0f} MB ({'met' if top['rss_mb'] <= 250 else 'MISSED'})")
-        out.append(f"1000 idle with 0 writes: {top['idle_api_writes']} API, {top['idle_backend_writes']} backend")
+        out.append(f"1000 idle with 0 writes: {top['idle_api_writes']} API, {top['idle_backend_writes']} backend"
+                   if "idle_s" in top else "1000 idle with 0 writes: no idle window run (--idle-seconds 0)")
     else:
         out.append("1000 held at <= 250 MB RSS: N=1000 not run" + _extrapolated(rows, "rss_mb", 1000, " MB"))
         idle = [f"N={r['n']}: {r['idle_api_writes']} API + {r['idle_backend_writes']} backend in {r['idle_s']:.0f} s"
