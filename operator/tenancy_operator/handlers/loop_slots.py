@@ -41,6 +41,10 @@ class LoopSemaphore:
             sem = self._by_loop[loop] = asyncio.Semaphore(self.limit)
         return sem
 
+    def full(self) -> bool:
+        """Every slot of the running loop is held (never with no bound)."""
+        return bool(self.limit) and self._semaphore().locked()
+
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
         """Wait for a slot of the running loop (none with no bound), hold it for the block."""

@@ -541,6 +541,10 @@ async def verify(meta: kopf.Meta, **kwargs: Any) -> None:
     if not _schedule.due(name, time.monotonic(), running=held is not None and held.locked()):
         metrics.VERIFY_PASSES.labels("skipped").inc()
         return
+    if _pass_slots.full() and _schedule.defer(name):
+        # Creations hold every slot: this pass would only queue behind them (bounded, see defer).
+        metrics.VERIFY_PASSES.labels("deferred").inc()
+        return
     with metrics.handler_run("tenant-verify"), logs.reconcile_scope():
         try:
             wrote = await reconcile(meta=meta, **kwargs)

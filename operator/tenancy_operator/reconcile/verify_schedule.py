@@ -15,21 +15,40 @@ less than half an interval ago; else True. `finished(name, started)` records a f
 monotonic time it began (its reads are that old). So a pass runs at least once in 1.5 verify
 intervals, never twice in half of one. `forget(name)` drops a deleted tenant. Times are seconds of
 `time.monotonic()`.
+
+`defer(name)` asks whether a firing may wait for the next one because every pass slot is taken (a
+batch of creations: a verify pass queued behind them only delays them and reads state that is seconds
+old). It says yes at most `MAX_DEFERRALS` times in a row for a tenant, so drift is still found within a
+few intervals however busy the process stays; a finished pass (or `forget`) resets the count.
 """
 
 from __future__ import annotations
 
-__all__ = ["VerifySchedule"]
+__all__ = ["VerifySchedule", "MAX_DEFERRALS"]
+
+MAX_DEFERRALS = 2
+"""Firings of one tenant's verify timer that may wait in a row while every pass slot is taken."""
 
 
 class VerifySchedule:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._began: dict[str, float] = {}
+        self._deferred: dict[str, int] = {}
 
     def finished(self, name: str, started: float) -> None:
         """A pass of `name` that began at `started` ran to its end (clean, repaired or with parts failing)."""
         self._began[name] = max(started, self._began.get(name, started))
+        self._deferred.pop(name, None)
+
+    def defer(self, name: str) -> bool:
+        """Every pass slot is taken: True (wait for the next firing) unless this tenant's firings already
+        waited MAX_DEFERRALS times in a row."""
+        count = self._deferred.get(name, 0)
+        if count >= MAX_DEFERRALS:
+            return False
+        self._deferred[name] = count + 1
+        return True
 
     def due(self, name: str, now: float, running: bool) -> bool:
         if running:
@@ -39,3 +58,4 @@ class VerifySchedule:
 
     def forget(self, name: str) -> None:
         self._began.pop(name, None)
+        self._deferred.pop(name, None)

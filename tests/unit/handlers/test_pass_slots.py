@@ -126,3 +126,48 @@ def test_a_bound_that_is_no_count_is_refused_at_start(monkeypatch, value):
     monkeypatch.setenv("TENANCY_RECONCILE_CONCURRENCY", value)
     with pytest.raises(ValueError, match="TENANCY_RECONCILE_CONCURRENCY"):
         config.load()
+
+
+def test_full_only_while_every_slot_is_held():
+    slots, unbounded = LoopSemaphore(2), LoopSemaphore(0)
+
+    async def holding():
+        seen = [slots.full()]
+        async with slots.hold():
+            seen.append(slots.full())
+            async with slots.hold():
+                seen.append(slots.full())
+                async with unbounded.hold():
+                    seen.append(unbounded.full())
+        return seen + [slots.full()]
+
+    assert asyncio.run(holding()) == [False, False, True, False, False]
+
+
+def test_a_verify_firing_waits_while_creations_hold_every_slot(world, monkeypatch):
+    """The verify timer's handler with every slot held: deferred twice, then it runs anyway."""
+    seen, names = world
+    slots = LoopSemaphore(1)
+    monkeypatch.setattr(tenant, "_pass_slots", slots)
+    name = names[0]
+    meta = {"name": name, "uid": f"uid-{name}", "generation": 1}
+
+    async def fire_while_held(times):
+        ran = []
+        async with slots.hold():  # a creation of another tenant holds the only slot
+            for _ in range(times):
+                before = len(seen["order"])
+                task = asyncio.create_task(tenant.verify(meta=dict(meta), body={"metadata": meta, "spec": {},
+                                                                                 "status": {}},
+                                                         status={}, logger=logging.getLogger("t")))
+                await asyncio.sleep(0.05)
+                ran.append(not task.done() or len(seen["order"]) > before)
+                if not task.done():
+                    break
+        await asyncio.sleep(0.05)
+        return ran
+
+    tenant._schedule.forget(name)
+    assert asyncio.run(fire_while_held(3)) == [False, False, True]
+    assert seen["order"] == [name], "the third firing ran its pass once the slot was free"
+    tenant._schedule.forget(name)

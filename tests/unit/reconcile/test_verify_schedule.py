@@ -43,3 +43,13 @@ def test_forget_makes_a_new_tenant_of_the_name_due():
     schedule.finished("a", started=100.0)
     schedule.forget("a")
     assert schedule.due("a", now=101.0, running=False)
+
+
+def test_a_busy_process_defers_a_tenants_firings_at_most_twice_in_a_row():
+    schedule = VerifySchedule(30)
+    assert [schedule.defer("a") for _ in range(4)] == [True, True, False, False]
+    assert schedule.defer("b")  # per tenant
+    schedule.finished("a", started=10.0)
+    assert schedule.defer("a"), "a finished pass resets the count"
+    schedule.forget("a")
+    assert [schedule.defer("a") for _ in range(3)] == [True, True, False]
