@@ -166,13 +166,18 @@ async def _drift(target: Target, user: str, hashes: list[str], enabled: bool) ->
     A mismatch is checked again against a freshly derived reference before it counts: a cached
     reference goes stale (a Redis restart or upgrade the client reconnected through, an ACL LOAD, a
     hand edit of the reference user), and a stale one must never make us rewrite every tenant.
+
+    The reference is derived first, even for a missing user: the pass that creates the user then
+    also creates the reference user and caches its form, so the verify passes after it only read.
+    Derived only on a mismatch, the first verify pass after a create wrote the reference user.
     """
+    commands = await _reference_commands(target)
     current = await _call(target, "ACL", "GETUSER", user)
     if not current:
         return ["missing"]
     state = _as_dict(current)
     prefix = names.redis_prefix(user.split(":", 1)[1])
-    found = _differences(state, hashes, enabled, prefix, await _reference_commands(target))
+    found = _differences(state, hashes, enabled, prefix, commands)
     if any(f.startswith("commands ") for f in found):
         forget_cache(target)
         found = _differences(state, hashes, enabled, prefix, await _reference_commands(target, rewrite=True))
