@@ -81,6 +81,9 @@ class Trail:
         self.known: tuple[int, str] = (0, audit.GENESIS)
         """The newest head this process knows on the chain (not moved by appends while a finding stands);
         the database's head below it is a cut."""
+        self._own: tuple[int, str] = (0, audit.GENESIS)
+        """The head this process's last append made. `known` stays put while a finding stands, so entries
+        above it are not all another replica's: only those above this one (named once, by the append after them)."""
         self._cut: audit.Cut | None = None
         """A cut that stands (found here, or kept with the anchor in OpenBao): nothing is signed over it."""
         self._kept: audit.Cut | None = None
@@ -145,8 +148,10 @@ class Trail:
                 return
             del self.held[:len(batch)]
             moved = audit.moved_back(self.known, prev)
-            if not moved and prev[0] > self.known[0]:  # their entries are checked (MACs) before the next signature
-                log.info("audit trail: entries %s..%s were appended by another replica", self.known[0] + 1, prev[0])
+            own, self._own = self._own, (sealed[-1].seq, sealed[-1].hash)
+            if not moved and prev != own and prev[0] > self.known[0]:  # checked (MACs) before the next signature
+                first = own[0] + 1 if self.known[0] <= own[0] < prev[0] else self.known[0] + 1
+                log.info("audit trail: entries %s..%s were appended by another replica", first, prev[0])
             for e, c in zip(sealed, batch, strict=True):
                 log.info("audit %s: %s %s %s details=%s (%s)", e.seq, e.tenant or "-", e.action, e.target,
                          e.details_digest, "; ".join(f"{k}={v}" for k, v in c["details"].items() if v))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hmac
+import logging
 import types
 
 import pytest
@@ -365,3 +366,27 @@ async def test_a_trail_that_only_grows_keeps_signing(monkeypatch):
     assert signer.head.seq == 12 and signer.writes == 0  # no cut kept: a growing trail writes nothing more
     assert audit.verify(store.entries, store.heads, signer.anchor(), lambda h: audit.verify_signature(keys, h),
                         signer.bad_macs)[2] is None
+
+
+async def test_only_another_replicas_entries_are_named_as_its_own_once_while_a_finding_stands(monkeypatch, caplog):
+    monkeypatch.setattr(metrics.AUDIT_CHAIN_VERIFIED, "value", None)
+    store, signer = FakeStore(), FakeSigner()
+    a = _trail(store, signer)
+    a.verify_every = 0
+    await a.record([_change(n) for n in range(1, 7)])  # signed at 3 and 6
+    await a.tick()
+    store.entries[1] = dataclasses.replace(store.entries[1], target="postgres pg-x: role other")
+    await a.tick()
+    assert "entry 2 was changed" in a.broken  # a finding stands: `known` no longer follows a's appends
+    b = _trail(store, signer)
+    b.sign_every = 100
+    with caplog.at_level(logging.INFO, logger="tenancy.audit"):
+        await a.record([_change(7)])
+        await a.record([_change(8)])  # extends a's own entry 7: nobody else's
+        await b.record([_change(9)])
+        await a.record([_change(10)])  # extends b's entry 9
+        await a.record([_change(11)])
+        await a.record([_change(12)])
+    said = [r.getMessage() for r in caplog.records if "another replica" in r.getMessage()]
+    assert said == ["audit trail: entries 9..9 were appended by another replica"]
+    assert [e.seq for e in store.entries] == list(range(1, 13)) and signer.head.seq == 6
