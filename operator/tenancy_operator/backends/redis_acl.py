@@ -49,6 +49,8 @@ DENIED_COMMANDS = ("keys", "scan", "randomkey", "select", "swapdb", "flushall", 
 
 _clients: dict[tuple[str, str, int], aioredis.Redis] = {}
 _reference: dict[tuple[str, str, int], str] = {}
+REFERENCE_USER_PREFIX = "tenancy:reference:"
+"""The operator's helper users (no password, disabled) whose rules Redis normalizes for comparison."""
 
 
 def password_sha256(password: str) -> str:
@@ -204,7 +206,7 @@ async def _reference_commands(target: Target, rewrite: bool = False) -> str:
     key = (target.name, target.host, target.port)
     if key not in _reference:
         rules = _command_rules()
-        user = "tenancy:reference:" + hashlib.sha256(" ".join(rules).encode()).hexdigest()[:12]
+        user = REFERENCE_USER_PREFIX + hashlib.sha256(" ".join(rules).encode()).hexdigest()[:12]
         state = None if rewrite else await _call(target, "ACL", "GETUSER", user)
         if not state:
             await _call(target, "ACL", "SETUSER", user, "reset", "off", *rules)
