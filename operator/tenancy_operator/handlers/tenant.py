@@ -29,6 +29,7 @@ from ..observability import logs, metrics, tracing
 from ..reconcile import diff, labels, repairs, unbuilt, verify_schedule
 from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
+from ..reconcile.status_patch import status_patch
 from . import (
     archive_part,
     autoscaling_part,
@@ -70,10 +71,6 @@ def _validation_message(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
     return f"spec.{where}: {first['msg']}"
-
-
-def _differs(current: Any, wanted: dict[str, Any]) -> bool:
-    return any(current.get(k) != v for k, v in wanted.items())
 
 
 @dataclass
@@ -449,7 +446,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
     async with _locks[name], _pass_slots.hold():
         started = time.monotonic()
         written = _written.get(name)
-        if written and written[0] == generation and _differs(status, written[1]):
+        if written and written[0] == generation and status_patch(status, written[1]) is not None:
             # This pass's body predates the status this process last wrote (a verify timer that fired
             # while a creation slower than the verify interval ran, or a watch lagging under load).
             # Read it again, or the pass would mark Reconciling again, patch the status and post every
@@ -495,8 +492,9 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
             kopf.event(body, type="Normal", reason=Reason.RETAINED_DATA_ADOPTED,
                        message="re-attached data retained from a deleted tenant of this name (spec.adoptRetainedData): "
                                + ", ".join(outcome.adopted))
-        if _differs(status, wanted):
-            await kube.merge_patch("Tenant", name, None, {"status": wanted}, "status")
+        patch = status_patch(status, wanted)  # names with null what `status` keeps that `wanted` dropped
+        if patch is not None:
+            await kube.merge_patch("Tenant", name, None, {"status": patch}, "status")
         _written[name] = (generation, wanted)
         _schedule.finished(name, started)
         for type_ in changed:
@@ -568,8 +566,9 @@ async def _report_blocked(body: kopf.Body, status: kopf.Status, blocked: teardow
                        blocked.reason, "waiting for a person" if blocked.needs_person else "retrying the deletion",
                        generation)
     wanted = {"phase": "Terminating", "conditions": conditions}
-    if _differs(status, wanted):
-        await kube.merge_patch("Tenant", body.metadata["name"], None, {"status": wanted}, "status")
+    patch = status_patch(status, wanted)
+    if patch is not None:
+        await kube.merge_patch("Tenant", body.metadata["name"], None, {"status": patch}, "status")
     if changed:
         kopf.event(body, type="Warning", reason=blocked.reason, message=f"Terminating=True: {blocked.message}")
 
