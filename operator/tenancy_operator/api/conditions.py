@@ -24,6 +24,8 @@ __all__ = [
     "ABNORMAL_TRUE",
     "set_condition",
     "get_condition",
+    "is_good",
+    "deserves_event",
     "is_true",
     "now_iso",
     "Reason",
@@ -86,6 +88,27 @@ def get_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any
 def is_true(conditions: list[dict[str, Any]], type_: str) -> bool:
     found = get_condition(conditions, type_)
     return bool(found and found.get("status") == TRUE)
+
+
+def is_good(type_: str, status: str | None) -> bool:
+    """The condition's normal state: False for the abnormal-true types (Stalled, Degraded...), True for
+    the rest. Unknown is never normal."""
+    if status not in (TRUE, FALSE):
+        return False
+    return (status == TRUE) != (type_ in ABNORMAL_TRUE)
+
+
+def deserves_event(type_: str, before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    """Whether a condition's change from `before` (None: it did not exist) to `after` is worth an Event.
+
+    A condition first written in its normal state tells a person nothing the status does not (a creation
+    posted NamespaceReady=True, PostgresReady=True, Stalled=False, Degraded=False... for every tenant):
+    no Event, except Ready, the one a person waits for. A condition whose status, reason and message stay
+    and only its observedGeneration moves (every condition, at each spec change) is no news either.
+    """
+    if before is None:
+        return type_ == READY or not is_good(type_, after.get("status"))
+    return any(before.get(k) != after.get(k) for k in ("status", "reason", "message"))
 
 
 def set_condition(

@@ -47,7 +47,8 @@ def session_policies(name: str, spec: kopf.Spec, **_: Any) -> dict[str, dict[str
 
 def conditions_for(current: list[dict[str, Any]], found: list[str], built: str,
                    generation: int) -> tuple[list[dict[str, Any]], list[str]]:
-    """Ready and Stalled from the unbuilt findings; returns the conditions and the changed types."""
+    """Ready and Stalled from the unbuilt findings; returns the conditions and the types whose change
+    deserves an Event (`cond.deserves_event`)."""
     conditions = [dict(c) for c in current]
     changed = []
     if found:
@@ -57,7 +58,10 @@ def conditions_for(current: list[dict[str, Any]], found: list[str], built: str,
     else:
         wanted = [(cond.STALLED, cond.FALSE, Reason.SUCCEEDED, ""), (cond.READY, cond.TRUE, Reason.SUCCEEDED, built)]
     for type_, status, reason, message in wanted:
-        if cond.set_condition(conditions, type_, status, reason, message, generation):
+        before = cond.get_condition(conditions, type_)
+        before = dict(before) if before is not None else None
+        if (cond.set_condition(conditions, type_, status, reason, message, generation)
+                and cond.deserves_event(type_, before, cond.get_condition(conditions, type_) or {})):
             changed.append(type_)
     return conditions, changed
 

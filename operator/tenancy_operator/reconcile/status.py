@@ -56,10 +56,9 @@ def summarize(
 ) -> tuple[list[dict[str, Any]], str, list[str]]:
     """New conditions, phase, and the types whose condition changed (each deserves an Event).
 
-    A condition of a type that is abnormal when True (Stalled, Degraded...) written for the first time
-    as False changed nothing a person needs told: it is in the status, without an Event (a creation
-    posted "Stalled=False" and "Degraded=False" for every tenant). Once it has been True, going back
-    to False is an Event as before.
+    Which changes deserve an Event: `cond.deserves_event` (none for a condition first written in its
+    normal state but Ready, none when only observedGeneration moved). Once Stalled has been True, going
+    back to False is an Event as before.
 
     ``ready_message``: Ready's message when all is done, instead of the state's usual one."""
     conditions = [dict(c) for c in current]
@@ -67,9 +66,10 @@ def summarize(
 
     def put(type_: str, ok: bool | None, reason: str, message: str) -> None:
         status = cond.UNKNOWN if ok is None else (cond.TRUE if ok else cond.FALSE)
-        new = cond.get_condition(conditions, type_) is None
+        before = cond.get_condition(conditions, type_)
+        before = dict(before) if before is not None else None
         if cond.set_condition(conditions, type_, status, reason, message, generation, now=now):
-            if not (new and status == cond.FALSE and type_ in cond.ABNORMAL_TRUE):
+            if cond.deserves_event(type_, before, cond.get_condition(conditions, type_) or {}):
                 changed.append(type_)
 
     for part in parts:

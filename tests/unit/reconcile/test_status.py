@@ -42,13 +42,30 @@ def test_second_identical_summary_changes_nothing():
     assert changed == [] and again == conds
 
 
-def test_abnormal_types_first_written_false_post_no_event():
+def test_conditions_first_written_in_their_normal_state_post_no_event_but_ready():
     # A creation: Reconciling=True came first (its own Event), then the pass ends Ready.
     reconciling = [{"type": "Reconciling", "status": "True", "reason": "SpecChanged", "message": "applying generation 1",
                     "observedGeneration": 1, "lastTransitionTime": "t0"}]
     conds, _, changed = summarize(reconciling, [PartResult("NamespaceReady", True, "Succeeded", "ok")], 1, "Active")
     assert _status(conds, "Stalled") == "False" and _status(conds, "Degraded") == "False"  # still in the status
-    assert sorted(changed) == ["NamespaceReady", "Ready", "Reconciling"]  # Stalled=False, Degraded=False: no Event
+    assert _status(conds, "NamespaceReady") == "True"
+    # NamespaceReady=True, Stalled=False, Degraded=False first written: no Event
+    assert sorted(changed) == ["Ready", "Reconciling"]
+
+
+def test_a_part_first_written_failing_or_unknown_is_an_event():
+    _, _, changed = summarize([], [PartResult("NamespaceReady", False, "Forbidden", "no")], 1, "Active")
+    assert "NamespaceReady" in changed
+    _, _, changed = summarize([], [PartResult("NamespaceReady", None, "Waiting", "?")], 1, "Active")
+    assert "NamespaceReady" in changed
+
+
+def test_a_new_generation_alone_posts_no_event():
+    parts = [PartResult("NamespaceReady", True, "Succeeded", "ok")]
+    conds, _, _ = summarize([], parts, 1, "Active", now="t1")
+    again, _, changed = summarize(conds, parts, 2, "Active", now="t2")
+    assert changed == [], "only observedGeneration moved"
+    assert {c["observedGeneration"] for c in again} == {2}, "the status still says which generation it saw"
 
 
 def test_an_abnormal_condition_clearing_is_still_an_event():

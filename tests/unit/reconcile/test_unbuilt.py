@@ -67,3 +67,8 @@ def test_workflows_not_built_name_their_issue():
     assert all(unbuilt.for_workflow(w, set(registry.WORKFLOWS)) == [] for w in WORKFLOWS)  # every one is built
     assert "issue 16" in unbuilt.for_workflow("migrate-database", {"rotate-credentials"})[0]
     assert unbuilt.for_workflow("rotate-credentials", {"rotate-credentials"}) == []
+
+
+def test_a_policy_first_ready_posts_only_its_ready_event():
+    _, changed = conditions_for([], [], "everything is built", 1)
+    assert changed == ["Ready"]  # Stalled=False first written: in the status, no Event
