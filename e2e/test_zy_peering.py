@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from tenancy_operator.api import names
 
 from . import audit, kube
