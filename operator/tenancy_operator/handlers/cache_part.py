@@ -87,7 +87,7 @@ async def _enforce(tenant: str, target: Target, spec: CachePolicySpec, settings:
         removed = await redis_cache.unlink(target, tenant, victims)
         freed = sum(sizes[k] for k in victims)
         evicted_total += removed
-        metrics.CACHE_EVICTIONS.labels(tenant).inc(removed)
+        metrics.count_evictions(tenant, removed)
         est = cache.Estimate(max(0, est.keys - removed), max(0, est.usage_bytes - freed), est.relative_error)
         last = {"keys": removed, "bytes": freed, "seconds": round(time.perf_counter() - started, 3), "at": now_iso()}
         if used != spec.eviction_order:

@@ -394,7 +394,7 @@ def _report_writes(body: kopf.Body, name: str, generation: int, was_ready: bool,
     version = str((outcome.status.get("credentials") or {}).get("version", ""))
     verdict = _repairs.record(name, generation, {r: outcome.diffs.get(r, "") for r in outcome.repaired}, version)
     if verdict.recurring:
-        metrics.REPEATED_REPAIRS.labels(name).inc(len(verdict.recurring))
+        metrics.count_repeated_repairs(name, len(verdict.recurring))
     if verdict.new:
         for adapter in registry.ADAPTERS.values():
             adapter.forget_cache()
@@ -410,7 +410,7 @@ def _report_writes(body: kopf.Body, name: str, generation: int, was_ready: bool,
     if not fresh:
         return
     if was_ready:
-        metrics.REPAIRS.labels(name).inc(len(fresh))
+        metrics.count_repairs(name, len(fresh))
         kopf.event(body, type="Warning", reason=Reason.DRIFT_REPAIRED, message="put back: " + ", ".join(fresh))
     else:
         kopf.event(body, type="Normal", reason=Reason.PROVISIONED, message="provisioned: " + ", ".join(fresh))
@@ -480,7 +480,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
                 metrics.PART_FAILURES.labels(p.condition, p.reason).inc()
         wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions, **outcome.status}
         if outcome.rotated:
-            metrics.ROTATIONS.labels(name, outcome.rotated).inc()
+            metrics.count_rotation(name, outcome.rotated)
         for message in outcome.rotation_events:
             kopf.event(body, type="Normal", reason=Reason.ROTATED, message=message)
         for message in outcome.notes:

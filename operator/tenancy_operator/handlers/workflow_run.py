@@ -263,7 +263,7 @@ def _report(body: kopf.Body, spec: WorkflowRunSpec, status: dict[str, Any], name
         return
     allowed = verify_isolation.allowed_probes(status.get("outputs") or {})
     if status["phase"] in (engine.SUCCEEDED, engine.FAILED) and (allowed or status["phase"] == engine.SUCCEEDED):
-        metrics.ISOLATION_ALLOWED.labels(spec.tenant).set(len(allowed))
+        metrics.record_isolation(spec.tenant, len(allowed))
     if allowed:
         text = f"isolation of tenant {spec.tenant} broken: not refused by the server: {'; '.join(allowed)}"
         kopf.event(body, type="Warning", reason="IsolationBreached", message=text)

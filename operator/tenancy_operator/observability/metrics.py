@@ -5,6 +5,10 @@ alerts on them (charts/tenancy-operator/files/alerts.rules.yaml). Labels carry n
 credential, and only bounded values: tenant, backend and rule names, and fixed sets the code names
 (handler, operation, error, part, reason, resource). docs/observability.md lists every metric and
 the series count per tenant; an e2e test holds that table to what /metrics serves.
+
+The tenant-labelled families are not prometheus_client labelled metrics: tenant_series.py keeps one
+record per tenant and builds their samples at scrape time (a labelled child per series cost ~36 KB
+per tenant); `forget_tenant` removes every series of a tenant.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_creat
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "forget_backend", "RECONCILE_SECONDS", "RECONCILES", "REPAIRS",
-           "REPEATED_REPAIRS", "ROTATIONS", "CACHE_EVICTIONS", "record_cache", "forget_cache", "WORKFLOW_RUNS",
-           "ISOLATION_ALLOWED", "handler_run", "backend_call", "record_credentials", "record_quota",
+from . import tenant_series
+
+__all__ = ["serve", "record_tenant", "forget_tenant", "record_backend", "forget_backend", "RECONCILE_SECONDS", "RECONCILES",
+           "count_repairs", "count_repeated_repairs", "count_rotation", "count_evictions", "record_cache", "forget_cache",
+           "WORKFLOW_RUNS", "record_isolation", "handler_run", "backend_call", "record_credentials", "record_quota",
            "record_database_size", "watch_circuits", "VERIFY_PASSES", "PART_FAILURES", "AUDIT_CHAIN_VERIFIED"]
 
 log = logging.getLogger(__name__)
@@ -29,34 +35,50 @@ log = logging.getLogger(__name__)
 # No `*_created` series: a second series per counter and histogram that no rule or dashboard reads.
 disable_created_metrics()
 
-TENANT_CONDITION = Gauge("tenancy_tenant_condition", "1 for the current status of each tenant condition",
-                         ["tenant", "type", "status"])
-TENANT_PHASE = Gauge("tenancy_tenant_phase", "1 for the tenant's current phase", ["tenant", "phase"])
+
+def _per_tenant(name: str, documentation: str, kind: str, labels: list[str],
+                read: tenant_series.Read) -> tenant_series.Family:
+    """A tenant-labelled family read from tenant_series (labels: those after `tenant`), registered here."""
+    family = tenant_series.Family(name, documentation, kind, labels, read)
+    REGISTRY.register(family)
+    return family
+
+
+# Families are registered in the order /metrics has always listed them; tenant ones through _per_tenant.
+TENANT_CONDITION = _per_tenant("tenancy_tenant_condition", "1 for the current status of each tenant condition",
+                               "gauge", ["type", "status"], tenant_series.conditions)
+TENANT_PHASE = _per_tenant("tenancy_tenant_phase", "1 for the tenant's current phase", "gauge", ["phase"],
+                           tenant_series.phase)
 BACKEND_READY = Gauge("tenancy_backend_ready", "1 while the Backend answers its health probe", ["backend", "type"])
 RECONCILES = Counter("tenancy_reconcile_total", "Reconcile passes by kind and result", ["kind", "result"])
 RECONCILE_SECONDS = Histogram("tenancy_reconcile_seconds", "Duration of one reconcile pass", ["kind"],
                               buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-REPAIRS = Counter("tenancy_drift_repairs_total", "Objects the verify pass had to put back", ["tenant"])
-ROTATIONS = Counter("tenancy_credential_rotations_total",
-                    "Credential rotations completed, by reason (requested, scheduled, secret-deleted, password-removed)",
-                    ["tenant", "reason"])
-REPEATED_REPAIRS = Counter("tenancy_repeated_repairs_total",
-                           "Objects written again on the very next pass of the same generation: a comparison "
-                           "defect (stale cache, server normalization), not drift", ["tenant"])
+REPAIRS = _per_tenant("tenancy_drift_repairs_total", "Objects the verify pass had to put back", "counter", [],
+                      tenant_series.scalar("repairs"))
+ROTATIONS = _per_tenant("tenancy_credential_rotations_total",
+                        "Credential rotations completed, by reason (requested, scheduled, secret-deleted, password-removed)",
+                        "counter", ["reason"], tenant_series.rotations)
+REPEATED_REPAIRS = _per_tenant("tenancy_repeated_repairs_total",
+                               "Objects written again on the very next pass of the same generation: a comparison "
+                               "defect (stale cache, server normalization), not drift", "counter", [],
+                               tenant_series.scalar("repeated_repairs"))
 
-CACHE_USAGE = Gauge("tenancy_cache_usage_bytes", "Estimated Redis memory of the tenant's keys (sampled)", ["tenant"])
-CACHE_BUDGET = Gauge("tenancy_cache_budget_bytes", "The tenant's CachePolicy memoryBudget", ["tenant"])
-CACHE_ERROR = Gauge("tenancy_cache_usage_relative_error",
-                    "Half-width of the usage estimate's 95% interval, as a fraction of it", ["tenant"])
-CACHE_PASS_SECONDS = Gauge("tenancy_cache_pass_seconds", "Duration of the last budget pass (measure and evict)",
-                           ["tenant"])
-CACHE_EVICTIONS = Counter("tenancy_cache_evictions_total", "Keys of the tenant the operator evicted over budget",
-                          ["tenant"])
+CACHE_USAGE = _per_tenant("tenancy_cache_usage_bytes", "Estimated Redis memory of the tenant's keys (sampled)", "gauge",
+                          [], tenant_series.scalar("cache_usage"))
+CACHE_BUDGET = _per_tenant("tenancy_cache_budget_bytes", "The tenant's CachePolicy memoryBudget", "gauge", [],
+                           tenant_series.scalar("cache_budget"))
+CACHE_ERROR = _per_tenant("tenancy_cache_usage_relative_error",
+                          "Half-width of the usage estimate's 95% interval, as a fraction of it", "gauge", [],
+                          tenant_series.scalar("cache_error"))
+CACHE_PASS_SECONDS = _per_tenant("tenancy_cache_pass_seconds", "Duration of the last budget pass (measure and evict)",
+                                 "gauge", [], tenant_series.scalar("cache_pass_seconds"))
+CACHE_EVICTIONS = _per_tenant("tenancy_cache_evictions_total", "Keys of the tenant the operator evicted over budget",
+                              "counter", [], tenant_series.scalar("cache_evictions"))
 WORKFLOW_RUNS = Counter("tenancy_workflow_runs_total", "WorkflowRuns finished, by workflow and final phase",
                         ["workflow", "phase"])
-ISOLATION_ALLOWED = Gauge("tenancy_isolation_probes_allowed",
-                          "Probes of the tenant's last verify-isolation run that a server did not refuse (0 is good)",
-                          ["tenant"])
+ISOLATION_ALLOWED = _per_tenant("tenancy_isolation_probes_allowed",
+                                "Probes of the tenant's last verify-isolation run that a server did not refuse (0 is good)",
+                                "gauge", [], tenant_series.scalar("isolation_allowed"))
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 HANDLER_SECONDS = Histogram("tenancy_handler_seconds", "Duration of one run of a kopf handler, by handler",
@@ -78,17 +100,21 @@ BACKEND_CALL_ERRORS = Counter("tenancy_backend_call_errors_total",
                               "owned, invalid, unexpected)", ["backend", "type", "operation", "error"])
 BACKEND_PROBE_SECONDS = Gauge("tenancy_backend_probe_seconds", "Latency of the Backend's last health probe",
                               ["backend", "type"])
-CREDENTIAL_ROTATED = Gauge("tenancy_credential_rotated_timestamp_seconds",
-                           "When the tenant's current credential version was made (age: time() - this)", ["tenant"])
-CREDENTIAL_NEXT = Gauge("tenancy_credential_next_rotation_timestamp_seconds",
-                        "When the tenant's credentials are next due for rotation (spec.credentials.rotateEvery)",
-                        ["tenant"])
-CREDENTIAL_VERSION = Gauge("tenancy_credential_version", "The tenant's current credential version", ["tenant"])
-QUOTA_USED = Gauge("tenancy_tenant_quota_used", "ResourceQuota usage in the tenant namespace (cores, bytes, count)",
-                   ["tenant", "resource"])
-QUOTA_HARD = Gauge("tenancy_tenant_quota_hard", "ResourceQuota hard limit in the tenant namespace", ["tenant", "resource"])
-DATABASE_BYTES = Gauge("tenancy_tenant_database_bytes", "Size of the tenant's PostgreSQL database (pg_database_size)",
-                       ["tenant"])
+CREDENTIAL_ROTATED = _per_tenant("tenancy_credential_rotated_timestamp_seconds",
+                                 "When the tenant's current credential version was made (age: time() - this)", "gauge",
+                                 [], tenant_series.scalar("credential_rotated"))
+CREDENTIAL_NEXT = _per_tenant("tenancy_credential_next_rotation_timestamp_seconds",
+                              "When the tenant's credentials are next due for rotation (spec.credentials.rotateEvery)",
+                              "gauge", [], tenant_series.scalar("credential_next"))
+CREDENTIAL_VERSION = _per_tenant("tenancy_credential_version", "The tenant's current credential version", "gauge", [],
+                                 tenant_series.scalar("credential_version"))
+QUOTA_USED = _per_tenant("tenancy_tenant_quota_used", "ResourceQuota usage in the tenant namespace (cores, bytes, count)",
+                         "gauge", ["resource"], tenant_series.quota("quota_used"))
+QUOTA_HARD = _per_tenant("tenancy_tenant_quota_hard", "ResourceQuota hard limit in the tenant namespace", "gauge",
+                         ["resource"], tenant_series.quota("quota_hard"))
+DATABASE_BYTES = _per_tenant("tenancy_tenant_database_bytes",
+                             "Size of the tenant's PostgreSQL database (pg_database_size)", "gauge", [],
+                             tenant_series.scalar("database_bytes"))
 
 
 class _UnsetGauge(Collector):
@@ -120,9 +146,6 @@ AUDIT_CHAIN_VERIFIED = _UnsetGauge(
     "of the unsigned tail): the operator then signs nothing more (docs/audit.md)")
 REGISTRY.register(AUDIT_CHAIN_VERIFIED)
 
-_TENANT_SERIES = (TENANT_CONDITION, TENANT_PHASE, QUOTA_USED, QUOTA_HARD)
-_TENANT_GAUGES = (CREDENTIAL_ROTATED, CREDENTIAL_NEXT, CREDENTIAL_VERSION, DATABASE_BYTES)
-_STATUSES = ("True", "False", "Unknown")
 _served = False
 
 
@@ -140,23 +163,38 @@ def serve(port: int | None, addr: str = "0.0.0.0") -> None:
 
 
 def record_tenant(tenant: str, conditions: list[dict[str, Any]], phase: str) -> None:
-    for c in conditions:
-        for status in _STATUSES:
-            TENANT_CONDITION.labels(tenant, c.get("type", ""), status).set(1 if c.get("status") == status else 0)
-    for known in ("Ready", "Provisioning", "Degraded", "Suspended", "Archived", "Stalled"):
-        TENANT_PHASE.labels(tenant, known).set(1 if phase == known else 0)
+    """Three series per condition type (1 for its status, 0 for the other two) and six for the phase.
+
+    A condition type missing from `conditions` keeps the series it had.
+    """
+    tenant_series.set_conditions(tenant, ((str(c.get("type", "")), c.get("status")) for c in conditions))
+    tenant_series.set_phase(tenant, phase)
 
 
 def forget_tenant(tenant: str) -> None:
-    forget_cache(tenant)
-    for gauge in _TENANT_SERIES:
-        for labels in [key for key in list(gauge._metrics) if key[0] == tenant]:  # noqa: SLF001
-            gauge.remove(*labels)
-    for gauge in _TENANT_GAUGES:
-        try:
-            gauge.remove(tenant)
-        except KeyError:
-            pass
+    """Every series labelled with the tenant goes (its autoscaling rules' series: autoscaling_part.forget)."""
+    tenant_series.forget(tenant)
+
+
+def count_repairs(tenant: str, objects: int) -> None:
+    tenant_series.add(tenant, "repairs", objects)
+
+
+def count_repeated_repairs(tenant: str, objects: int) -> None:
+    tenant_series.add(tenant, "repeated_repairs", objects)
+
+
+def count_rotation(tenant: str, reason: str) -> None:
+    tenant_series.add_rotation(tenant, reason)
+
+
+def count_evictions(tenant: str, keys: int) -> None:
+    tenant_series.add(tenant, "cache_evictions", keys)
+
+
+def record_isolation(tenant: str, allowed: int) -> None:
+    """Probes of the tenant's last verify-isolation run that a server did not refuse."""
+    tenant_series.set_values(tenant, isolation_allowed=allowed)
 
 
 @contextmanager
@@ -215,18 +253,20 @@ def _timestamp(iso: str | None) -> float | None:
 def record_credentials(tenant: str, status: dict[str, Any] | None) -> None:
     """From the Tenant's status.credentials: version, rotatedAt, nextRotationAt."""
     status = status or {}
-    for gauge, value in ((CREDENTIAL_ROTATED, _timestamp(status.get("rotatedAt"))),
-                         (CREDENTIAL_NEXT, _timestamp(status.get("nextRotationAt"))),
-                         (CREDENTIAL_VERSION, status.get("version"))):
+    values = {}
+    for field, value in (("credential_rotated", _timestamp(status.get("rotatedAt"))),
+                         ("credential_next", _timestamp(status.get("nextRotationAt"))),
+                         ("credential_version", status.get("version"))):
         if value is not None:
             try:
-                gauge.labels(tenant).set(float(value))
+                values[field] = float(value)
             except (TypeError, ValueError):
                 pass
+    if values:
+        tenant_series.set_values(tenant, **values)
 
 
-QUOTA_RESOURCES = ("requests.cpu", "requests.memory", "requests.storage", "pods", "limits.cpu", "limits.memory")
-"""The ResourceQuota keys exported (at most six series each for used and hard per tenant)."""
+QUOTA_RESOURCES = tenant_series.QUOTA_RESOURCES
 
 
 def _quantity(text: Any) -> float | None:
@@ -251,16 +291,16 @@ def _quantity(text: Any) -> float | None:
 def record_quota(tenant: str, quota_status: dict[str, Any] | None) -> None:
     """From the tenant namespace's ResourceQuota status (`hard`, `used`), the bounded set of keys above."""
     quota_status = quota_status or {}
-    for gauge, values in ((QUOTA_HARD, quota_status.get("hard") or {}), (QUOTA_USED, quota_status.get("used") or {})):
-        for resource in QUOTA_RESOURCES:
-            value = _quantity(values[resource]) if resource in values else None
-            if value is not None:
-                gauge.labels(tenant, resource).set(value)
+    for field, values in (("quota_hard", quota_status.get("hard") or {}), ("quota_used", quota_status.get("used") or {})):
+        parsed = {resource: _quantity(values[resource]) for resource in QUOTA_RESOURCES if resource in values}
+        known = {resource: value for resource, value in parsed.items() if value is not None}
+        if known:
+            tenant_series.set_quota(tenant, field, known)
 
 
 def record_database_size(tenant: str, size: int | None) -> None:
     if size is not None:
-        DATABASE_BYTES.labels(tenant).set(size)
+        tenant_series.set_values(tenant, database_bytes=size)
 
 
 class _Circuits(Collector):
@@ -291,18 +331,13 @@ def watch_circuits(source: Callable[[], Iterable[tuple[str, bool, int]]]) -> Non
 
 
 def record_cache(tenant: str, usage: int, budget: int, error: float, seconds: float) -> None:
-    CACHE_USAGE.labels(tenant).set(usage)
-    CACHE_BUDGET.labels(tenant).set(budget)
-    CACHE_ERROR.labels(tenant).set(error)
-    CACHE_PASS_SECONDS.labels(tenant).set(seconds)
+    tenant_series.set_values(tenant, cache_usage=usage, cache_budget=budget, cache_error=error,
+                             cache_pass_seconds=seconds)
 
 
 def forget_cache(tenant: str) -> None:
-    for metric in (CACHE_USAGE, CACHE_BUDGET, CACHE_ERROR, CACHE_PASS_SECONDS, CACHE_EVICTIONS):
-        try:
-            metric.remove(tenant)
-        except KeyError:
-            pass
+    """The tenant's cache series go (it has no CachePolicy any more)."""
+    tenant_series.clear(tenant, "cache_usage", "cache_budget", "cache_error", "cache_pass_seconds", "cache_evictions")
 
 
 def record_backend(backend: str, type_: str, ready: bool) -> None:
