@@ -8,6 +8,7 @@ condition, and raise TemporaryError with backoff while anything is still failing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -57,6 +58,8 @@ _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 _written: dict[str, tuple[int, dict[str, Any]]] = {}
 """The status each tenant's last pass left, by generation: a body without it is stale (see _reconcile)."""
 _schedule = verify_schedule.VerifySchedule(CFG.verify_interval)
+_carried: dict[str, dict[str, Any]] = {}
+"""Status fields a creation's pass writes with its first status write (its Reconciling mark)."""
 _pass_slots = loop_slots.LoopSemaphore(CFG.reconcile_concurrency)
 """At most settings.reconcileConcurrency Tenant passes converge at once (handlers/loop_slots.py)."""
 
@@ -142,7 +145,7 @@ async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, st
     # The choice is recorded before anything is provisioned there, so a crash cannot place the tenant
     # twice: with the first credentials' staging when there is one (one status patch instead of two
     # on every new tenant), else on its own just before the services run (`_record`).
-    unrecorded: dict[str, Any] = {}
+    unrecorded: dict[str, Any] = _carried.pop(name, {})  # a creation's Reconciling mark, if any
     if new_placement != placed:
         unrecorded["placement"] = new_placement
         for service, backend in new_placement.items():
@@ -460,16 +463,32 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
         await protection.mirror(name, body, kwargs.get("lifecycle_protection"), logger)
         current_conditions = list(status.get("conditions", []))
         if status.get("observedGeneration") != generation:
-            # Say at once that a new generation is being worked on; kstatus reads this as in progress.
+            # Say that a new generation is being worked on; kstatus reads this as in progress.
             progressing = [dict(c) for c in current_conditions]
             message = f"applying generation {generation}"
-            if cond.set_condition(progressing, cond.RECONCILING, cond.TRUE, Reason.SPEC_CHANGED, message, generation):
+            marked = cond.set_condition(progressing, cond.RECONCILING, cond.TRUE, Reason.SPEC_CHANGED, message,
+                                        generation)
+            if marked and status.get("observedGeneration") is None:
+                # A creation: the mark rides on the pass's first status write (the placement, with the
+                # credentials' staging), not a write and an Event of its own; the summary below starts
+                # from no Reconciling condition, so it posts no Reconciling=False either.
+                _carried[name] = {"conditions": progressing}
+            elif marked:
                 await kube.merge_patch("Tenant", name, None, {"status": {"conditions": progressing}}, "status")
                 kopf.event(body, type="Normal", reason=Reason.SPEC_CHANGED, message=f"Reconciling=True: {message}")
                 current_conditions = progressing
 
-        with metrics.RECONCILE_SECONDS.labels("Tenant").time():
-            outcome = await _converge(name, uid, body, logger, kwargs)
+        try:
+            with metrics.RECONCILE_SECONDS.labels("Tenant").time():
+                outcome = await _converge(name, uid, body, logger, kwargs)
+        except BaseException:
+            # The pass wrote no status: the carried mark at least (a failed write changes nothing).
+            carried = _carried.pop(name, None)
+            if carried:
+                with contextlib.suppress(Exception):
+                    await kube.merge_patch("Tenant", name, None, {"status": carried}, "status")
+            raise
+        _carried.pop(name, None)  # not written by the pass: the status write below carries the outcome
         parts = outcome.parts
         conditions, phase, changed = tstatus.summarize(current_conditions, parts, generation, outcome.state,
                                                        ready_message=outcome.ready_message)
