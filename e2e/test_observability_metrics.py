@@ -83,7 +83,7 @@ def test_a_tenant_s_series_carry_real_values(operator, backends, cleanup_tenants
     name = "obs-metrics"
     cleanup_tenants.append(name)
     kube.apply(tenant_yaml(name, quota={"cpu": "2", "memory": "1Gi", "pods": "5"},
-                           postgres={"enabled": True}, redis={"enabled": True}, vault={"kv": True},
+                           postgres={"enabled": True}, redis={"enabled": True}, vault={"enabled": True, "kv": True},
                            credentials={"rotateEvery": "720h"}))
     kube.kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=120s")
     started = time.time()

@@ -90,10 +90,11 @@ def is_true(conditions: list[dict[str, Any]], type_: str) -> bool:
     return bool(found and found.get("status") == TRUE)
 
 
-def is_good(type_: str, status: str | None) -> bool:
+def is_good(type_: str, status: str | None, reason: str | None = None) -> bool:
     """The condition's normal state: False for the abnormal-true types (Stalled, Degraded...), True for
-    the rest. Unknown is never normal."""
-    if status not in (TRUE, FALSE):
+    the rest. Unknown is never normal, nor is a part that works at a limit (reason LimitReached: True,
+    yet a person must act, so its Event is a Warning)."""
+    if status not in (TRUE, FALSE) or reason == Reason.LIMIT_REACHED:
         return False
     return (status == TRUE) != (type_ in ABNORMAL_TRUE)
 
@@ -107,7 +108,7 @@ def deserves_event(type_: str, before: dict[str, Any] | None, after: dict[str, A
     and only its observedGeneration moves (every condition, at each spec change) is no news either.
     """
     if before is None:
-        return type_ == READY or not is_good(type_, after.get("status"))
+        return type_ == READY or not is_good(type_, after.get("status"), after.get("reason"))
     return any(before.get(k) != after.get(k) for k in ("status", "reason", "message"))
 
 

@@ -75,7 +75,7 @@ async def report(kind: str, body: kopf.Body, found: list[str], built: str) -> No
         await kube.merge_patch(kind, meta["name"], meta.get("namespace"), {"status": wanted}, "status")
     for type_ in changed:
         c = cond.get_condition(conditions, type_) or {}
-        good = (c.get("status") == cond.TRUE) != (type_ in cond.ABNORMAL_TRUE)
+        good = cond.is_good(type_, c.get("status"), c.get("reason"))
         kopf.event(body, type="Normal" if good else "Warning", reason=c.get("reason") or type_,
                    message=f"{type_}={c.get('status')}: {c.get('message') or c.get('reason')}")
 

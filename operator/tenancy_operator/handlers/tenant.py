@@ -518,7 +518,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
         _schedule.finished(name, started)
         for type_ in changed:
             c = cond.get_condition(conditions, type_) or {}
-            good = (c.get("status") == cond.TRUE) != (type_ in cond.ABNORMAL_TRUE) and c.get("reason") != Reason.LIMIT_REACHED
+            good = cond.is_good(type_, c.get("status"), c.get("reason"))
             kopf.event(body, type="Normal" if good else "Warning", reason=c.get("reason") or type_,
                        message=f"{type_}={c.get('status')}: {c.get('message') or c.get('reason')}")
 

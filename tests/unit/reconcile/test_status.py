@@ -78,3 +78,10 @@ def test_an_abnormal_condition_clearing_is_still_an_event():
     assert "Stalled" in changed
     conds, _, changed = summarize(conds, [PartResult("NamespaceReady", True, "Succeeded", "ok")], 1, "Active")
     assert "Stalled" in changed
+
+
+def test_a_part_first_written_at_its_limit_is_an_event():
+    """SearchReady True with reason LimitReached (a shard limit reached by adopted indices) needs a
+    person: its first writing posts (a Warning), though True is the part's normal status."""
+    _, _, changed = summarize([], [PartResult("SearchReady", True, "LimitReached", "5 of 5 shards")], 1, "Active")
+    assert "SearchReady" in changed
