@@ -46,7 +46,9 @@ TIMEOUT = float(os.environ.get("CHAOS_TIMEOUT") or 150 + 60 * LIFECYCLES)
 SETTLE = float(os.environ.get("CHAOS_SETTLE_SECONDS") or 300)
 FAULTS = ("operator-kill", "kube-apiserver", "etcd", "postgres", "redis-server", "bao")
 KILLS_PER_ROUND = 3
-"""Each round of the shuffle holds every fault once and the operator's SIGKILL this many times (it is cheap)."""
+ROUND = FAULTS + ("operator-kill",) * (KILLS_PER_ROUND - 1)
+"""Each round of the shuffle holds every fault once and the operator's SIGKILL KILLS_PER_ROUND times (it is cheap);
+a run that drew a whole round has run every kind."""
 STEPS = ("create", "change", "rotate", "suspend", "resume", "delete")
 IN_MEMORY = {"redis-server": "redis", "bao": "vault"}
 """Servers without persistence on the local platform: a restart wipes the markers written to them."""
@@ -195,8 +197,11 @@ class Faults(threading.Thread):
                            timeout=600, capture_output=True, check=False)
 
     def inject(self) -> None:
+        # A crash in the gap is counted before the fault: a SIGKILL of a dead operator would hide it (the
+        # kill does nothing, the start revives it), and so would any other fault that restarts it.
+        self.revive()
         if not self.order:
-            self.order = list(FAULTS) + ["operator-kill"] * (KILLS_PER_ROUND - 1)
+            self.order = list(ROUND)
             self.rng.shuffle(self.order)
         kind = self.order.pop()
         began = time.monotonic()
@@ -219,9 +224,12 @@ class Faults(threading.Thread):
         self.counts[kind] += 1
 
     def revive(self) -> None:
-        """The operator must outlive every restart; if it exited on its own, count it and start it again."""
+        """The operator must outlive every restart; if it exited on its own, count it and start it again.
+        Called before and after each fault, so only the fault's own SIGKILL goes uncounted."""
         if self.operator.proc is None or self.operator.proc.poll() is not None:
             self.operator_exits += 1
+            code = None if self.operator.proc is None else self.operator.proc.returncode
+            print(f"  {time.monotonic() - self.started:6.1f}s the operator exited on its own (code {code}); starting it")
             self.operator.start()
 
     def finish(self) -> None:
@@ -280,8 +288,15 @@ def test_lifecycles_under_faults_leave_exact_inventory(operator, backends):
         faults.finish()
         print(f"{len(ended)} lifecycles ended in {elapsed:.0f}s ({faults.seconds:.0f}s of faults beside them); "
               f"steps {dict(Counter(s for life in plans for s in life.plan))}")
-        print(f"faults: {sum(faults.counts.values())} ({', '.join(f'{k} {v}' for k, v in sorted(faults.counts.items()))}); "
+        injected = sum(faults.counts.values())
+        print(f"faults: {injected} ({', '.join(f'{k} {faults.counts[k]}' for k in FAULTS)}); "
               f"operator exits on its own: {faults.operator_exits}; transient errors seen: {dict(transient)}")
+        # Every kind ran once a whole round was drawn (a short run may end within the first round).
+        if injected >= len(ROUND):
+            never = [k for k in FAULTS if not faults.counts[k]]
+            assert not never, f"fault kinds never injected in {injected} faults (seed {SEED}): {never}"
+        else:
+            print(f"fewer faults than a round ({injected} of {len(ROUND)}): not every kind is due")
 
         # Convergence: the kept tenants Ready, the deleted ones gone.
         kept = {life.name: life for life in plans if "delete" not in life.plan}
