@@ -4,6 +4,8 @@
 # restarted once) and `make chaos` (every part, at random moments); Redis comes back without its ACL users and
 # OpenBao (dev mode) empty, which the operator repairs. etcd keeps its data folder; while it is down the API
 # server answers errors, and the controller manager and the operator reconnect to a restarted API server.
+# A part that is not running is refused (exit 1, naming it): "restarting" it would only start it, and a fault
+# test would count a restart that never happened.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -17,6 +19,7 @@ esac
 (
   exec 8>"$STATE/lock"
   flock -w 120 8 || die "another platform up/down holds $STATE/lock"
+  pid_alive "$part" || die "$part is not running ($RUN/$part.pid names no live $part process): refusing to restart it; start the platform first (make up)"
   stop_pid "$part" "${grace:-20}" "$signal"
 )
 TENANCY_RESTARTING=1 bash "$(dirname "${BASH_SOURCE[0]}")/up.sh" >/dev/null
