@@ -10,11 +10,13 @@ Ready=False with a reason (a wait on something outside the operator). Afterwards
 - every object that appeared on a backend (PostgreSQL roles and databases, Redis ACL users, OpenBao
   policies, transit keys, KV folders and auth roles, OpenSearch roles and users, namespaces) is a name
   the naming rules (api/names.py) derive from an accepted tenant's name;
-- after deleting them all, every backend is back to what it was (nothing leaked).
+- after deleting them all, every backend is back to what it was (nothing leaked); the run's policies
+  (the generated ones and its reclaim-Delete LifecyclePolicy) are deleted once its Tenants are gone.
 
 `FUZZ_EXAMPLES` sets the number of Tenant documents (`make test` runs 30, `make fuzz` 300) and
 `FUZZ_SEED` makes a run repeatable; policies are a fifth of that. Shrinking is off: each example
-changes the cluster, so a failure reports the documents as they were applied.
+changes the cluster, so a failure reports the documents as they were applied. The documents really
+applied (accepted or refused) are counted, and must be at least that many.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from typing import Any
 
 import requests
@@ -37,6 +40,9 @@ from .fuzz_specs import LIFECYCLE_DELETE, PREFIX, policy_documents, tenant_docum
 from .kube import events_since, eventually, get, kubectl
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
+POLICY_EXAMPLES = max(5, EXAMPLES // 5)
+POLICY_RESOURCES = "cachepolicies,tenantsessionpolicies,lifecyclepolicies"
+"""Every kind policy_documents makes (and the run's reclaim-Delete LifecyclePolicy), cluster-scoped."""
 SEED = int(os.environ.get("FUZZ_SEED", str(int(time.time()))))
 QUIET_SECONDS = 12
 SETTLE_SECONDS = float(os.environ.get("FUZZ_SETTLE_SECONDS", "240"))
@@ -112,16 +118,26 @@ def _settled(tenant: dict[str, Any]) -> bool:
     return ready.get("status") == "False" and bool(ready.get("reason")) and ready.get("reason") != "Progressing"
 
 
+def _fuzz_policies() -> list[str]:
+    """Every policy of a fuzz run (`kind.group/name`): the generated ones (fz-p-...) and the reclaim-Delete one."""
+    listed = kubectl("get", POLICY_RESOURCES, "-o", "name").stdout.split()
+    return [p for p in listed if p.split("/", 1)[1].startswith(PREFIX)]
+
+
 def _delete_all() -> None:
+    """Every fuzz Tenant, then every fuzz policy: only once the Tenants are gone, as their teardown reads
+    the reclaim-Delete LifecyclePolicy (without it, it would keep their data)."""
     for name, tenant in _fuzz_tenants().items():
         if (tenant.get("spec") or {}).get("deletionProtection") is True:
             kubectl("patch", "tenant", name, "--type=merge", "-p", '{"spec":{"deletionProtection":false}}', check=False)
     kubectl("delete", "tenants", *_fuzz_tenants(), "--wait=false", check=False, timeout=120) if _fuzz_tenants() else None
     eventually(lambda: not _fuzz_tenants(), 300, 2, "every fuzz tenant deleted")
+    kubectl("delete", *_fuzz_policies(), "--ignore-not-found", check=False, timeout=120) if _fuzz_policies() else None
+    eventually(lambda: not _fuzz_policies(), 60, 2, "every fuzz policy deleted")
 
 
 def test_generated_specs_are_refused_or_settle_and_leave_nothing(operator, backends, mongo_backend, search_backend):
-    _delete_all()  # an earlier, interrupted run's tenants
+    _delete_all()  # an earlier, interrupted run's tenants and policies
     kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": "tenancy.dev/v1alpha1", "kind": "LifecyclePolicy", "metadata": {"name": LIFECYCLE_DELETE},
         "spec": {"reclaim": "Delete"}}))
@@ -129,17 +145,21 @@ def test_generated_specs_are_refused_or_settle_and_leave_nothing(operator, backe
         kubectl("patch", "backend", name, "--type=merge", "-p", json.dumps({"spec": {"capacity": 100 + EXAMPLES}}))
     baseline = _inventory()
     accepted: dict[str, dict[str, Any]] = {}
-    refused: list[tuple[dict[str, Any], str]] = []
     faults: list[tuple[dict[str, Any], str]] = []
+    applied: Counter = Counter()
+    """("Tenant" or "policy", "accepted" or "refused") -> documents applied (a repeated name counts each time)."""
 
     def record(doc: dict[str, Any], ok: bool, message: str) -> None:
+        what = "Tenant" if doc["kind"] == "Tenant" else "policy"
         if any(f in message for f in SERVER_FAULTS):
             faults.append((doc, message))
-        elif ok and doc["kind"] == "Tenant":
-            accepted[doc["metadata"]["name"]] = doc
-        elif not ok:
+        elif ok:
+            applied[what, "accepted"] += 1
+            if what == "Tenant":
+                accepted[doc["metadata"]["name"]] = doc
+        else:
             assert message, f"refused without a message: {json.dumps(doc)[:500]}"
-            refused.append((doc, message))
+            applied[what, "refused"] += 1
 
     common = settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
                       suppress_health_check=list(HealthCheck))
@@ -159,7 +179,7 @@ def test_generated_specs_are_refused_or_settle_and_leave_nothing(operator, backe
         record(doc, *_apply(doc))
 
     @seed(SEED)
-    @settings(common, max_examples=max(5, EXAMPLES // 5))
+    @settings(common, max_examples=POLICY_EXAMPLES)
     @given(doc=policy_documents())
     def apply_policy(doc):
         record(doc, *_apply(doc))
@@ -167,10 +187,16 @@ def test_generated_specs_are_refused_or_settle_and_leave_nothing(operator, backe
     try:
         apply_tenant()
         apply_policy()
-        print(f"\nfuzz seed {SEED}: {EXAMPLES} tenant and {max(5, EXAMPLES // 5)} policy documents; "
-              f"{len(accepted)} tenants accepted, {len(refused)} documents refused at apply")
+        tenant_docs = applied["Tenant", "accepted"] + applied["Tenant", "refused"]
+        policy_docs = applied["policy", "accepted"] + applied["policy", "refused"]
+        print(f"\nfuzz seed {SEED}: {tenant_docs} Tenant documents applied ({applied['Tenant', 'accepted']} accepted, "
+              f"{applied['Tenant', 'refused']} refused; {len(accepted)} distinct tenants), {policy_docs} policy documents "
+              f"({applied['policy', 'accepted']} accepted, {applied['policy', 'refused']} refused); "
+              f"{len(faults)} server faults")
         assert not faults, "the API server failed (not refused) on:\n" + "\n".join(
             f"{json.dumps(d)[:300]} -> {m[:300]}" for d, m in faults)
+        assert tenant_docs >= EXAMPLES, f"only {tenant_docs} of FUZZ_EXAMPLES={EXAMPLES} Tenant documents applied"
+        assert policy_docs >= POLICY_EXAMPLES, f"only {policy_docs} of {POLICY_EXAMPLES} policy documents applied"
         assert operator.proc.poll() is None, "the operator exited"
 
         def all_settled() -> bool:
