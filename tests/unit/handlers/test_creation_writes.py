@@ -20,23 +20,9 @@ from tenancy_operator.reconcile.status import PartResult
 NAME = "creation-writes"
 
 
-class FakeKube:
-    def __init__(self):
-        self.status: dict = {}
-        self.patches: list[dict] = []
-
-    async def merge_patch(self, kind, name, namespace, patch, subresource=None):
-        self.patches.append(copy.deepcopy(patch))
-        self.status.update(copy.deepcopy(patch.get("status", {})))
-        return {}
-
-    async def get(self, kind, name, namespace=None):
-        return {"metadata": {"name": name}, "status": copy.deepcopy(self.status)}
-
-
 @pytest.fixture
-def world(monkeypatch):
-    fake, events, behaviour = FakeKube(), [], {"raise": None, "first_write": False}
+def world(tenant_pass):
+    behaviour = {"raise": None, "first_write": False}
 
     async def converge(name, uid, body, logger, kwargs):
         if behaviour["first_write"]:
@@ -46,17 +32,8 @@ def world(monkeypatch):
             raise behaviour["raise"]
         return tenant.Outcome(parts=[PartResult("NamespaceReady", True, "Succeeded", "namespace ready")])
 
-    async def mirror(*args, **kwargs):
-        return False
-
-    monkeypatch.setattr(tenant, "kube", fake)
-    monkeypatch.setattr(tenant, "_converge", converge)
-    monkeypatch.setattr(tenant.protection, "mirror", mirror)
-    monkeypatch.setattr(tenant.kopf, "event", lambda body, **kw: events.append((kw["reason"], kw["message"])))
-    tenant._written.pop(NAME, None)
-    yield fake, events, behaviour
-    tenant._written.pop(NAME, None)
-    tenant._carried.pop(NAME, None)
+    api, events = tenant_pass(converge)
+    return api, events, behaviour
 
 
 def _pass(status, generation=1):
@@ -77,8 +54,8 @@ def test_a_creation_marks_reconciling_on_its_first_write_and_posts_only_ready(wo
     assert len(fake.patches) == 2, fake.patches  # placement + mark, then the final status
     assert _reconciling(fake.patches[0]) == "True" and "placement" in fake.patches[0]["status"]
     assert _reconciling(fake.patches[1]) == "False"
-    assert [reason for reason, _ in events] == ["Succeeded"], events  # Ready=True only
-    assert events[0][1].startswith("Ready=True")
+    assert [e["reason"] for e in events] == ["Succeeded"], events  # Ready=True only
+    assert events[0]["message"].startswith("Ready=True")
 
 
 def test_a_spec_change_marks_at_once_and_posts_spec_changed_and_reconciling_false(world):
@@ -86,9 +63,9 @@ def test_a_spec_change_marks_at_once_and_posts_spec_changed_and_reconciling_fals
     _pass({})
     before = len(fake.patches)
     events.clear()
-    _pass(copy.deepcopy(fake.status), generation=2)
+    _pass(copy.deepcopy(fake.status(NAME)), generation=2)
     assert _reconciling(fake.patches[before]) == "True" and len(fake.patches) == before + 2
-    reasons = [message.split(":")[0] for _, message in events]
+    reasons = [e["message"].split(":")[0] for e in events]
     assert reasons == ["Reconciling=True", "Reconciling=False"], events
 
 

@@ -7,7 +7,6 @@ patches) and a converge that counts how many run together.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 
 import pytest
@@ -18,20 +17,8 @@ from tenancy_operator.reconcile.status import PartResult
 TENANTS = 20
 
 
-class FakeKube:
-    def __init__(self):
-        self.status: dict[str, dict] = {}
-
-    async def merge_patch(self, kind, name, namespace, patch, subresource=None):
-        self.status.setdefault(name, {}).update(copy.deepcopy(patch.get("status", {})))
-        return {}
-
-    async def get(self, kind, name, namespace=None):
-        return {"metadata": {"name": name}, "status": copy.deepcopy(self.status.get(name, {}))}
-
-
 @pytest.fixture
-def world(monkeypatch):
+def world(tenant_pass):
     seen = {"now": 0, "peak": 0, "order": []}
 
     async def converge(name, uid, body, logger, kwargs):
@@ -42,18 +29,8 @@ def world(monkeypatch):
         seen["now"] -= 1
         return tenant.Outcome(parts=[PartResult("NamespaceReady", True, "Succeeded", "namespace ready")])
 
-    async def mirror(*args, **kwargs):
-        return False
-
-    monkeypatch.setattr(tenant, "kube", FakeKube())
-    monkeypatch.setattr(tenant, "_converge", converge)
-    monkeypatch.setattr(tenant.protection, "mirror", mirror)
-    monkeypatch.setattr(tenant.kopf, "event", lambda body, **kw: None)
-    names = [f"slots-{i:02d}" for i in range(TENANTS)]
-    yield seen, names
-    for name in names:
-        tenant._written.pop(name, None)
-        tenant._locks.pop(name, None)
+    tenant_pass(converge)
+    return seen, [f"slots-{i:02d}" for i in range(TENANTS)]
 
 
 async def _all_at_once(names):

@@ -18,40 +18,12 @@ NAME = "stale-body"
 META = {"name": NAME, "uid": "uid-1", "generation": 1}
 
 
-class FakeKube:
-    def __init__(self):
-        self.obj = {"metadata": dict(META), "spec": {}, "status": {}}
-        self.patches = []
-        self.gets = 0
-
-    async def merge_patch(self, kind, name, namespace, patch, subresource=None):
-        self.patches.append(patch)
-        for key, value in patch.get("status", {}).items():
-            self.obj["status"][key] = copy.deepcopy(value)
-        return self.obj
-
-    async def get(self, kind, name, namespace=None):
-        self.gets += 1
-        return copy.deepcopy(self.obj)
-
-
 @pytest.fixture
-def world(monkeypatch):
-    fake, events = FakeKube(), []
-
+def world(tenant_pass):
     async def converge(name, uid, body, logger, kwargs):
         return tenant.Outcome(parts=[PartResult("NamespaceReady", True, "Succeeded", "namespace ready")])
 
-    async def mirror(*args, **kwargs):
-        return False
-
-    monkeypatch.setattr(tenant, "kube", fake)
-    monkeypatch.setattr(tenant, "_converge", converge)
-    monkeypatch.setattr(tenant.protection, "mirror", mirror)
-    monkeypatch.setattr(tenant.kopf, "event", lambda body, **kw: events.append(kw["reason"]))
-    tenant._written.pop(NAME, None)
-    yield fake, events
-    tenant._written.pop(NAME, None)
+    return tenant_pass(converge)
 
 
 def _pass(status):
@@ -68,7 +40,7 @@ def test_a_pass_with_a_stale_body_reads_the_tenant_again_and_writes_nothing(worl
     _pass({})  # the verify timer's body, from before the creation's status patch
     assert fake.gets == 1, "the stale body was not noticed"
     assert len(fake.patches) == written, f"wrote again: {fake.patches[written:]}"
-    assert len(events) == posted, f"posted again: {events[posted:]}"
+    assert len(events) == posted, f"posted again: {[e['reason'] for e in events[posted:]]}"
 
-    _pass(copy.deepcopy(fake.obj["status"]))  # a current body: no read, no write
+    _pass(copy.deepcopy(fake.status(NAME)))  # a current body: no read, no write
     assert fake.gets == 1 and len(fake.patches) == written

@@ -20,57 +20,18 @@ PG = {"PGHOST": "pg.example", "PGPORT": "5432"}
 MONGO = {"MONGODB_URI_HOST": "mongo.example", "MONGODB_URI": "mongodb://mongo.example/fz_0"}
 
 
-def merge(target, patch):
-    """RFC 7386 MergePatch(Target, Patch)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for name, value in patch.items():
-        if value is None:
-            result.pop(name, None)
-        else:
-            result[name] = merge(result.get(name), value)
-    return result
-
-
-class FakeKube:
-    def __init__(self, status):
-        self.obj = {"metadata": dict(META), "spec": {}, "status": copy.deepcopy(status)}
-        self.patches = []
-
-    async def merge_patch(self, kind, name, namespace, patch, subresource=None):
-        self.patches.append(copy.deepcopy(patch))
-        self.obj = merge(self.obj, patch)
-        return self.obj
-
-    async def get(self, kind, name, namespace=None):
-        return copy.deepcopy(self.obj)
-
-
 @pytest.fixture
-def world(monkeypatch):
-    events = []
-    fake = FakeKube({})
-
+def world(tenant_pass):
     async def converge(name, uid, body, logger, kwargs):
         return tenant.Outcome(parts=[PartResult("NamespaceReady", True, "Succeeded", "namespace ready")],
                               status={"namespace": "tenant-fz-0", "endpoints": dict(PG),
                                       "suspension": None, "backends": "postgres=pg-a"})
 
-    async def mirror(*args, **kwargs):
-        return False
-
-    monkeypatch.setattr(tenant, "kube", fake)
-    monkeypatch.setattr(tenant, "_converge", converge)
-    monkeypatch.setattr(tenant.protection, "mirror", mirror)
-    monkeypatch.setattr(tenant.kopf, "event", lambda body, **kw: events.append(kw["reason"]))
-    tenant._written.pop(NAME, None)
-    yield fake, events
-    tenant._written.pop(NAME, None)
+    return tenant_pass(converge)
 
 
 def _pass(fake):
-    status = copy.deepcopy(fake.obj["status"])  # the body as the watch delivers it: the stored status
+    status = copy.deepcopy(fake.status(NAME))  # the body as the watch delivers it: the stored status
     body = {"metadata": dict(META), "spec": {}, "status": status}
     asyncio.run(tenant._reconcile(body=body, meta=dict(META), status=status, logger=logging.getLogger("t")))
 
@@ -78,8 +39,8 @@ def _pass(fake):
 def test_endpoints_of_a_turned_off_service_go_in_one_write_and_quiet_passes_write_nothing(world):
     fake, events = world
     _pass(fake)  # the tenant as it was with MongoDB on: Ready, endpoints of both services
-    fake.obj["status"]["endpoints"] = {**PG, **MONGO}
-    fake.obj["status"]["suspension"] = {"by": "spec", "since": "2026-01-01T00:00:00Z"}
+    fake.status(NAME)["endpoints"] = {**PG, **MONGO}
+    fake.status(NAME)["suspension"] = {"by": "spec", "since": "2026-01-01T00:00:00Z"}
     fake.patches.clear()
     posted = len(events)
 
@@ -87,8 +48,8 @@ def test_endpoints_of_a_turned_off_service_go_in_one_write_and_quiet_passes_writ
     for _ in range(4):  # quiet verify passes
         _pass(fake)
     assert len(fake.patches) == 1, f"{len(fake.patches)} status writes in 5 passes (one expected)"
-    assert fake.obj["status"]["endpoints"] == PG, "MONGODB_* kept: a merge patch keeps what it does not name"
-    assert "suspension" not in fake.obj["status"]
+    assert fake.status(NAME)["endpoints"] == PG, "MONGODB_* kept: a merge patch keeps what it does not name"
+    assert "suspension" not in fake.status(NAME)
     assert len(events) == posted
 
 
@@ -96,12 +57,12 @@ def test_a_body_still_showing_the_dropped_keys_is_read_again_not_written(world):
     """The stale-body check (`_written`) uses the same rule: a body from before the write is stale."""
     fake, _ = world
     _pass(fake)
-    fake.obj["status"]["endpoints"] = {**PG, **MONGO}
+    fake.status(NAME)["endpoints"] = {**PG, **MONGO}
     _pass(fake)
-    stale = copy.deepcopy(fake.obj["status"])
+    stale = copy.deepcopy(fake.status(NAME))
     stale["endpoints"] = {**PG, **MONGO}
     written = len(fake.patches)
     body = {"metadata": dict(META), "spec": {}, "status": stale}
     asyncio.run(tenant._reconcile(body=body, meta=dict(META), status=stale, logger=logging.getLogger("t")))
     assert len(fake.patches) == written
-    assert fake.obj["status"]["endpoints"] == PG
+    assert fake.status(NAME)["endpoints"] == PG
