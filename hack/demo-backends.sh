@@ -4,8 +4,9 @@
 # (root token: the operator's policy may not). Idempotent. Needs `source .platform/env`.
 set -euo pipefail
 ns=tenancy-system
-kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl label namespace "$ns" tenancy.dev/platform=true --overwrite >/dev/null
+# As manifests/namespace.yaml defines it (platform and restricted Pod Security labels): an apply of a
+# bare namespace would drop labels an earlier apply of that file set.
+kubectl apply -f "$(dirname "${BASH_SOURCE[0]}")/../manifests/namespace.yaml" >/dev/null
 kubectl -n "$ns" create serviceaccount openbao-auth --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl create clusterrolebinding openbao-auth-delegator --clusterrole=system:auth-delegator \
   --serviceaccount="$ns:openbao-auth" --dry-run=client -o yaml | kubectl apply -f - >/dev/null

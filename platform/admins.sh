@@ -55,7 +55,10 @@ grep -q '"approle/"' <<<"$auths" || bao_ auth enable approle >/dev/null
 # system:auth-delegator): the platform's to configure, as the operator's policy may only read it. Run
 # again after an OpenBao restart (dev mode comes back empty), so tenants' logins come back too.
 kc() { "$VENV_BIN/kubectl" --kubeconfig "$STATE/kubeconfig" "$@"; }
-kc create namespace tenancy-system --dry-run=client -o yaml | kc apply -f - >/dev/null
+# The operator's namespace as manifests/namespace.yaml defines it: an `apply` of a bare namespace here
+# removed the labels an earlier apply of that file had set (a 3-way merge drops what the last applied
+# configuration had): after an OpenBao restart tenancy-system lost its platform and Pod Security labels.
+kc apply -f "$REPO/manifests/namespace.yaml" >/dev/null
 kc -n tenancy-system create serviceaccount openbao-auth --dry-run=client -o yaml | kc apply -f - >/dev/null
 kc create clusterrolebinding openbao-auth-delegator --clusterrole=system:auth-delegator \
   --serviceaccount=tenancy-system:openbao-auth --dry-run=client -o yaml | kc apply -f - >/dev/null
