@@ -481,7 +481,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
         try:
             with metrics.RECONCILE_SECONDS.labels("Tenant").time():
                 outcome = await _converge(name, uid, body, logger, kwargs)
-        except BaseException:
+        except (Exception, asyncio.CancelledError):
             # The pass wrote no status: the carried mark at least (a failed write changes nothing).
             carried = _carried.pop(name, None)
             if carried:
