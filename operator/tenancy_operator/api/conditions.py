@@ -26,6 +26,7 @@ __all__ = [
     "get_condition",
     "is_good",
     "deserves_event",
+    "set_condition_for_event",
     "is_true",
     "now_iso",
     "Reason",
@@ -110,6 +111,15 @@ def deserves_event(type_: str, before: dict[str, Any] | None, after: dict[str, A
     if before is None:
         return type_ == READY or not is_good(type_, after.get("status"), after.get("reason"))
     return any(before.get(k) != after.get(k) for k in ("status", "reason", "message"))
+
+
+def set_condition_for_event(conditions: list[dict[str, Any]], type_: str, status: str, reason: str, message: str,
+                            generation: int | None, *, now: str | None = None) -> bool:
+    """`set_condition`, then whether the change deserves an Event (`deserves_event`)."""
+    found = get_condition(conditions, type_)
+    before = dict(found) if found is not None else None
+    changed = set_condition(conditions, type_, status, reason, message, generation, now=now)
+    return changed and deserves_event(type_, before, get_condition(conditions, type_) or {})
 
 
 def set_condition(

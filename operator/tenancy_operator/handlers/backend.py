@@ -95,20 +95,18 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
     metrics.record_backend(name, btype, ok)
     placed = len(placements.get((btype, name), []))
     conditions = [dict(c) for c in status.get("conditions", [])]
-    before = {c["type"]: dict(c) for c in conditions if "type" in c}
-    changed = cond.set_condition(conditions, cond.READY, cond.TRUE if ok else cond.FALSE, reason, message, generation)
+    ready_news = cond.set_condition_for_event(conditions, cond.READY, cond.TRUE if ok else cond.FALSE, reason, message,
+                                              generation)
     # Stalled only for what waiting cannot fix; written once there is something to say, so Backends
     # of built types keep the status they had.
     not_built = adapter is None
     if not_built or cond.get_condition(conditions, cond.STALLED) is not None:
-        changed |= cond.set_condition(conditions, cond.STALLED, cond.TRUE if not_built else cond.FALSE,
-                                      reason if not_built else cond.Reason.SUCCEEDED,
-                                      message if not_built else "", generation)
+        cond.set_condition(conditions, cond.STALLED, cond.TRUE if not_built else cond.FALSE,
+                           reason if not_built else cond.Reason.SUCCEEDED, message if not_built else "", generation)
     phase = "Ready" if ok else "Stalled" if not_built else "Unavailable"
-    if (server is not None and cond.set_condition(conditions, server.condition, cond.TRUE if server.ok else cond.FALSE,
-                                                  server.reason, server.message, generation)
-            and cond.deserves_event(server.condition, before.get(server.condition),
-                                    cond.get_condition(conditions, server.condition) or {})):
+    if server is not None and cond.set_condition_for_event(conditions, server.condition,
+                                                           cond.TRUE if server.ok else cond.FALSE,
+                                                           server.reason, server.message, generation):
         kopf.event(body, type="Normal" if server.ok or server.reason == "NotRequested" else "Warning",
                    reason=server.reason, message=f"{server.condition}={server.ok}: {server.message}")
     wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions,
@@ -116,7 +114,7 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
     if any(status.get(k) != v for k, v in wanted.items()):
         wanted["lastCheckedAt"] = cond.now_iso()
         await kube.merge_patch("Backend", name, None, {"status": wanted}, "status")
-    if changed and cond.deserves_event(cond.READY, before.get(cond.READY), cond.get_condition(conditions, cond.READY) or {}):
+    if ready_news:
         kopf.event(body, type="Normal" if ok else "Warning", reason=reason, message=f"Ready={ok}: {message}")
     if not ok and not not_built:
         logger.warning("backend %s: %s", name, message)

@@ -58,10 +58,7 @@ def conditions_for(current: list[dict[str, Any]], found: list[str], built: str,
     else:
         wanted = [(cond.STALLED, cond.FALSE, Reason.SUCCEEDED, ""), (cond.READY, cond.TRUE, Reason.SUCCEEDED, built)]
     for type_, status, reason, message in wanted:
-        before = cond.get_condition(conditions, type_)
-        before = dict(before) if before is not None else None
-        if (cond.set_condition(conditions, type_, status, reason, message, generation)
-                and cond.deserves_event(type_, before, cond.get_condition(conditions, type_) or {})):
+        if cond.set_condition_for_event(conditions, type_, status, reason, message, generation):
             changed.append(type_)
     return conditions, changed
 

@@ -266,8 +266,6 @@ def record_credentials(tenant: str, status: dict[str, Any] | None) -> None:
         tenant_series.set_values(tenant, **values)
 
 
-QUOTA_RESOURCES = tenant_series.QUOTA_RESOURCES
-
 
 def _quantity(text: Any) -> float | None:
     from decimal import Decimal, InvalidOperation
@@ -289,10 +287,12 @@ def _quantity(text: Any) -> float | None:
 
 
 def record_quota(tenant: str, quota_status: dict[str, Any] | None) -> None:
-    """From the tenant namespace's ResourceQuota status (`hard`, `used`), the bounded set of keys above."""
+    """From the tenant namespace's ResourceQuota status (`hard`, `used`), the bounded set of keys in
+    tenant_series.QUOTA_RESOURCES."""
     quota_status = quota_status or {}
     for field, values in (("quota_hard", quota_status.get("hard") or {}), ("quota_used", quota_status.get("used") or {})):
-        parsed = {resource: _quantity(values[resource]) for resource in QUOTA_RESOURCES if resource in values}
+        parsed = {resource: _quantity(values[resource]) for resource in tenant_series.QUOTA_RESOURCES
+                  if resource in values}
         known = {resource: value for resource, value in parsed.items() if value is not None}
         if known:
             tenant_series.set_quota(tenant, field, known)

@@ -66,11 +66,8 @@ def summarize(
 
     def put(type_: str, ok: bool | None, reason: str, message: str) -> None:
         status = cond.UNKNOWN if ok is None else (cond.TRUE if ok else cond.FALSE)
-        before = cond.get_condition(conditions, type_)
-        before = dict(before) if before is not None else None
-        if cond.set_condition(conditions, type_, status, reason, message, generation, now=now):
-            if cond.deserves_event(type_, before, cond.get_condition(conditions, type_) or {}):
-                changed.append(type_)
+        if cond.set_condition_for_event(conditions, type_, status, reason, message, generation, now=now):
+            changed.append(type_)
 
     for part in parts:
         put(part.condition, part.ok, part.reason, part.message)
