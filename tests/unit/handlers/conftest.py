@@ -1,8 +1,8 @@
 """Shared by the tests that drive handlers/tenant.py's `_reconcile` with a fake API server.
 
 `FakeTenantApi` holds Tenants by name and applies each status patch as the API server does (a JSON
-merge patch, RFC 7386, written here rather than taken from the code under test); it counts patches
-and reads. The `tenant_pass` fixture puts it and a given converge outcome in place of the pass's I/O.
+merge patch, RFC 7386: `reconcile.status_patch.apply`, which tests/unit/reconcile/test_status_patch.py
+holds to a merge written from the RFC); it counts patches and reads. The `tenant_pass` fixture puts it and a given converge outcome in place of the pass's I/O.
 """
 
 from __future__ import annotations
@@ -12,19 +12,7 @@ from typing import Any
 
 import pytest
 from tenancy_operator.handlers import tenant
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 section 2, MergePatch(Target, Patch), as the API server applies it."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for name, value in patch.items():
-        if value is None:
-            result.pop(name, None)
-        else:
-            result[name] = merge(result.get(name), value)
-    return result
+from tenancy_operator.reconcile.status_patch import apply
 
 
 class FakeTenantApi:
@@ -43,7 +31,7 @@ class FakeTenantApi:
 
     async def merge_patch(self, kind, name, namespace, patch, subresource=None):
         self.patches.append(copy.deepcopy(patch))
-        self.objects[name] = merge(self.obj(name), patch)
+        self.objects[name] = apply(self.obj(name), patch)
         return copy.deepcopy(self.objects[name])
 
     async def get(self, kind, name, namespace=None):
