@@ -224,13 +224,19 @@ async def test_a_fully_signed_trail_is_checked_once_at_start_then_left_alone(mon
     assert reads == [(3, 3)] and metrics.AUDIT_CHAIN_VERIFIED.value == 1 and signer.signed == 1
 
 
-async def test_a_change_below_the_anchor_is_found_by_the_full_verification(monkeypatch):
+async def _signed_six(monkeypatch) -> tuple[FakeStore, FakeSigner, audit_trail.Trail]:
+    """A trail verified at every tick that recorded entries 1 to 6 (signed at 3 and 6) and ticked once."""
     monkeypatch.setattr(metrics.AUDIT_CHAIN_VERIFIED, "value", None)
     store, signer = FakeStore(), FakeSigner()
-    running = _trail(store, signer)
-    running.verify_every = 0
-    await running.record([_change(n) for n in range(1, 7)])  # signed at 3 and 6
-    await running.tick()
+    trail = _trail(store, signer)
+    trail.verify_every = 0
+    await trail.record([_change(n) for n in range(1, 7)])
+    await trail.tick()
+    return store, signer, trail
+
+
+async def test_a_change_below_the_anchor_is_found_by_the_full_verification(monkeypatch):
+    store, signer, running = await _signed_six(monkeypatch)
     assert signer.head.seq == 6 and metrics.AUDIT_CHAIN_VERIFIED.value == 1
     good = store.entries[1]
     store.entries[1] = dataclasses.replace(good, target="postgres pg-x: role other")  # below the anchor
@@ -369,12 +375,7 @@ async def test_a_trail_that_only_grows_keeps_signing(monkeypatch):
 
 
 async def test_only_another_replicas_entries_are_named_as_its_own_once_while_a_finding_stands(monkeypatch, caplog):
-    monkeypatch.setattr(metrics.AUDIT_CHAIN_VERIFIED, "value", None)
-    store, signer = FakeStore(), FakeSigner()
-    a = _trail(store, signer)
-    a.verify_every = 0
-    await a.record([_change(n) for n in range(1, 7)])  # signed at 3 and 6
-    await a.tick()
+    store, signer, a = await _signed_six(monkeypatch)
     store.entries[1] = dataclasses.replace(store.entries[1], target="postgres pg-x: role other")
     await a.tick()
     assert "entry 2 was changed" in a.broken  # a finding stands: `known` no longer follows a's appends
