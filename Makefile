@@ -61,7 +61,7 @@ node-up: venv ## The platform with its real node (containerd, kubelet, kube-sche
 node-down: ## Remove only the node (pods, containers, network, mounts); the rest of the platform keeps running
 	@bash platform/node.sh down
 
-test-node: venv ## The node's e2e but the chart's (e2e/test_node.py, test_node_autoscaling.py, test_node_netpol.py, test_node_rotation.py), after node-up (a platform running without the node: make down first)
+test-node: venv ## The node's e2e but the chart's (e2e/test_node.py, test_node_autoscaling.py, test_node_netpol.py, test_node_rotation.py, test_node_confinement.py, test_node_zz_make_down.py), after node-up (a platform running without the node: make down first)
 	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up
 	@$(ENV) && $(PY) -m pytest -p no:cacheprovider -v $(filter-out $(NODE_CHART_TEST),$(NODE_TESTS))
 

@@ -168,6 +168,7 @@ class Operator:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "TENANCY_VERIFY_INTERVAL": str(self.verify_interval),
                "TENANCY_LIVENESS": f"http://127.0.0.1:{port}/healthz", "TENANCY_RETRY_BASE": "0.5",
                "TENANCY_RETRY_MAX": "5", "TENANCY_STANDALONE": "true", "TENANCY_METRICS_PORT": str(self.metrics_port),
+               "TENANCY_METRICS_ADDRESS": "127.0.0.1",
                **self.extra_env}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = self.log.open("a")

@@ -2,8 +2,9 @@
 
 Needs the platform started with the node (`TENANCY_NODE=1 make up`, or `make test-node`). Without it
 the whole module is skipped, with the reason in pytest's summary (the skip is the only way it passes
-without running); with it, anything missing is a failure. The last test takes the node down (as
-`make down` does), checks that nothing of it stays behind, and brings it back up.
+without running); with it, anything missing is a failure. The last test takes the node down
+(`make node-down`, the first step of `make down`), checks that nothing of it stays behind, and brings it
+back up; e2e/test_node_zz_make_down.py runs the whole `make down` at the end of the session.
 """
 
 from __future__ import annotations
@@ -107,6 +108,24 @@ def _wait_phase(ns: str, name: str, phases: tuple[str, ...], timeout: float = 60
     raise AssertionError(f"pod {ns}/{name} not {phases} within {timeout}s (phase {_phase(ns, name)!r}):\n{describe[-2500:]}")
 
 
+def _sandbox_pid(ns: str, name: str) -> int:
+    """The host PID of pod ns/name's sandbox process (`/pause`), found by the pod's UID in its cgroup path
+    (`pod<uid>` for the cgroupfs driver, dashes as underscores for the systemd one). Its network namespace
+    is the pod's (`nsenter -t PID -n`): containerd keeps pods' namespaces under the node's state folder,
+    not in `ip netns`."""
+    uid = kube.get("pod", name, ns)["metadata"]["uid"]
+    marks = (f"pod{uid}", f"pod{uid.replace('-', '_')}")
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            if (p / "cmdline").read_bytes() == b"/pause\0" and any(m in (p / "cgroup").read_text() for m in marks):
+                return int(p.name)
+        except OSError:
+            continue
+    raise AssertionError(f"no /pause process in the cgroup of pod {ns}/{name} (uid {uid})")
+
+
 def _logs(ns: str, name: str) -> str:
     return kube.kubectl("logs", name, "-n", ns).stdout
 
@@ -150,6 +169,37 @@ def test_pod_security_restricted_is_enforced(node, namespace):
     assert kube.eventually(lambda: _logs(namespace, "compliant").strip(), 20) == "65532"
 
 
+def test_the_sandbox_is_the_pause_built_from_source(node, namespace):
+    """The pod's sandbox process is the pause binary node.sh built from k8s.io/kubernetes's
+    build/pause/linux/pause.c (version string `v<PAUSE_VERSION>-tenancy`), containerd's sandbox image is
+    the platform's, and every image in the node's containerd is one the platform built (none pulled)."""
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=_pod("sandboxed", node["image"], "exec sleep 3600"))
+    _wait_phase(namespace, "sandboxed", ("Running",))
+    pid = _sandbox_pid(namespace, "sandboxed")
+    version = _lib("v$PAUSE_VERSION-tenancy")
+    # pause.c prints "pause.c <VERSION>" for -v; VERSION is what node.sh compiled in.
+    out = _sh(f"/proc/{pid}/exe", "-v").stdout.strip()
+    assert out == f"pause.c {version}", f"the pod's sandbox (process {pid}) is not our pause build: {out!r}"
+    config = Path(_lib("$NODE")) / "containerd" / "config.toml"
+    sandbox = re.search(r'sandbox_image = "([^"]+)"', config.read_text())
+    assert sandbox and sandbox.group(1) == _lib("$PAUSE_IMAGE"), sandbox
+    # `ctr images ls`: REF TYPE DIGEST SIZE PLATFORMS LABELS. The operator's and the workload's images count as
+    # ours by name and by the digest of the archive they were built as.
+    listed = [line.split()[0:3:2] for line in
+              _sh("ctr", "--address", node["sock"], "-n", "k8s.io", "images", "ls").stdout.splitlines()[1:] if line.strip()]
+    ours_by_name = {_lib("$PAUSE_IMAGE"), node["image"]}
+    ours_by_digest = {}
+    for built in ("tenancy-operator", "tenant-workload"):
+        folder = kube.REPO / "build" / "images"
+        if (folder / f"{built}.ref").exists() and (folder / f"{built}.digest").exists():
+            ref, digest = (folder / f"{built}.ref").read_text().strip(), (folder / f"{built}.digest").read_text().strip()
+            ours_by_digest |= {ref: digest, f"{ref.rsplit(':', 1)[0]}@{digest}": digest}
+    foreign = [f"{name} {digest}" for name, digest in listed if not name.startswith("sha256:")
+               and name not in ours_by_name and ours_by_digest.get(name) != digest]
+    print(f"\nthe pod's sandbox runs pause {version} (process {pid}); images {sorted(n for n, _ in listed)}")
+    assert not foreign, f"images in the node's containerd that the platform did not build: {foreign}"
+
+
 def _answer_ok(server: socket.socket) -> None:
     """Answer "ok" to every connection until the socket is closed."""
     try:
@@ -163,10 +213,14 @@ def _answer_ok(server: socket.socket) -> None:
 
 def test_pod_reaches_the_backends_on_the_bridge_and_nothing_beyond(node, namespace, platform):
     # The platform's rule: whatever comes in from the bridge and would go out by another interface is dropped.
-    rules = _sh("iptables", "-w", "-S", node["chain"]).stdout
+    # (In mangle FORWARD, before kube-router's ACCEPTs in filter FORWARD; test_node_confinement.py exercises it.)
+    rules = _sh("iptables", "-w", "-t", "mangle", "-S", node["chain"]).stdout
     assert f"-A {node['chain']} -i {node['bridge']} ! -o {node['bridge']} -j DROP" in rules, rules
-    forward = _sh("iptables", "-w", "-S", "FORWARD").stdout
+    forward = _sh("iptables", "-w", "-t", "mangle", "-S", "FORWARD").stdout
     assert f"-A FORWARD -i {node['bridge']} -j {node['chain']}" in forward, forward
+    # The bridge's own address is fixed (node.sh): one that followed its ports would leave pods' ARP entries
+    # for their gateway stale whenever a pod goes.
+    assert Path(f"/sys/class/net/{node['bridge']}/address").read_text().strip() == _lib("$NODE_BRIDGE_MAC")
     ip = node["bridge_ip"]
     ports = {"postgres": platform["PGPORT"], "redis": platform["REDIS_URL"].rsplit(":", 1)[1].split("/")[0],
              "openbao": platform["BAO_ADDR"].rsplit(":", 1)[1]}
@@ -257,7 +311,7 @@ def test_teardown_leaves_nothing_then_the_node_comes_back(node, namespace):
     assert _leftovers(node), "with a pod running, the node's parts are there (the check can fail)"
     env = dict(os.environ)
     started = time.monotonic()
-    _sh("bash", str(PLATFORM / "node.sh"), "down")  # what `make down` runs first
+    _sh("make", "-C", str(kube.REPO), "--no-print-directory", "node-down")  # what `make down` runs first
     took_down = time.monotonic() - started
     assert _leftovers(node) == []
     started = time.monotonic()

@@ -15,8 +15,10 @@ polling every POLL seconds: each old pod answers 200 until it is terminated (a 5
 it is not terminating, is a failure); the old PostgreSQL and Redis passwords keep working from the host
 until the overlap ends; the Deployment rolls (template annotation = the new version, a new ReplicaSet),
 its new pods are Ready and answer 200, and their environment holds the new Secret's values (compared
-by hash, never printed); at any moment at least one Ready pod answers 200 (maxUnavailable 0). After the
-overlap, the old PostgreSQL password and the old Redis password are refused.
+by hash, never printed); at any moment at least one Ready pod answers 200 (maxUnavailable 0). A bare
+pod of the same workload started before the rotation ("held": nothing rolls it) answers 200 for the whole
+overlap and 503 after it. After the overlap, the old PostgreSQL password and the old Redis password are
+refused.
 
 Uses the host-process `operator` fixture (e2e/conftest.py), like test_node.py and test_node_netpol.py,
 and runs in their pytest session (`make test`'s node phase, `make test-node`). Skipped, with the
@@ -125,6 +127,15 @@ def _deployment(ns: str, image: str, version: str) -> str:
     })
 
 
+def _held_pod(ns: str, image: str) -> str:
+    """A bare pod of the workload, not of the Deployment: nothing restarts it, so it keeps the old values for
+    the whole overlap and after it (the witness that old pods keep working exactly as long as the overlap)."""
+    template = json.loads(_deployment(ns, image, "0"))["spec"]["template"]
+    return json.dumps({"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": "held", "namespace": ns, "labels": {"app": "held"}},
+                       "spec": template["spec"]})
+
+
 def _pods(ns: str) -> dict[str, dict]:
     out = kube.kubectl("get", "pods", "-n", ns, "-l", "app=workload", "-o", "json").stdout
     return {p["metadata"]["name"]: p for p in json.loads(out)["items"]}
@@ -209,7 +220,11 @@ def test_rotation_rolls_the_workload_and_old_pods_work_through_the_overlap(node_
     tenant_ready = time.monotonic() - t0
 
     kube.apply(_deployment(ns, image, version))
+    kube.apply(_held_pod(ns, image))
     kube.kubectl("rollout", "status", "deployment/workload", "-n", ns, "--timeout=180s", timeout=190)
+    kube.kubectl("wait", "--for=condition=Ready", "pod/held", "-n", ns, "--timeout=120s", timeout=130)
+    held_ip = kube.get("pod", "held", ns)["status"]["podIP"]
+    assert _healthz(held_ip)[0] == 200, f"the held pod before the rotation: {_healthz(held_ip)}"
     pods = kube.eventually(lambda: (p := {n: v for n, v in _pods(ns).items() if _ready(v)}) and len(p) == REPLICAS and p,
                            60, message=f"{REPLICAS} workload pods Ready")
     workload_ready = time.monotonic() - t0
@@ -239,6 +254,8 @@ def test_rotation_rolls_the_workload_and_old_pods_work_through_the_overlap(node_
     no_ready_ok: list[float] = []
     cred_ok = 0
     cred_fail: list[str] = []
+    held_ok = 0
+    held_fail: list[str] = []
     new_version = None
     version_at = rolled_at = closed_at = None
     overlap_end = None  # monotonic time the overlap ends, from status.credentials.rotatedAt
@@ -263,8 +280,13 @@ def test_rotation_rolls_the_workload_and_old_pods_work_through_the_overlap(node_
             # New pods: those not recorded before, Ready.
             new = {p: v["status"]["podIP"] for p, v in current.items() if p not in old and _ready(v)}
             answers = dict(zip(list(asking) + list(new), pool.map(_healthz, list(asking.values()) + list(new.values())), strict=True))
-            # The old credentials from the host, until one second before the overlap ends.
+            # The old credentials from the host and from the held pod, until one second before the overlap ends.
             if overlap_end is None or time.monotonic() < overlap_end - 1:
+                code, body = _healthz(held_ip)
+                if code == 200:
+                    held_ok += 1
+                else:
+                    held_fail.append(f"+{time.monotonic() - rotated:.1f}s held pod: {code} {body}")
                 for what, (ok, err) in (("postgres", _old_pg_ok(old_creds)), ("redis", _old_redis_ok(old_creds))):
                     if ok:
                         cred_ok += 1
@@ -315,13 +337,16 @@ def test_rotation_rolls_the_workload_and_old_pods_work_through_the_overlap(node_
           f"{f'+{closed_at - rotated:.1f}s' if closed_at else 'never'} (overlap {OVERLAP}s)")
     print(f"{polls} polls every {POLL}s: old pods 200 x {sum(old_ok.values())} ({old_ok}), old-pod failures "
           f"{len(old_fail)}; new pods 200 x {new_ok}, failures {len(new_fail)}; old credentials from the host "
-          f"ok x {cred_ok}, failures {len(cred_fail)}; polls without any Ready pod answering 200: {len(no_ready_ok)}")
+          f"ok x {cred_ok}, failures {len(cred_fail)}; held pod (old values, never restarted) 200 x {held_ok}, "
+          f"failures {len(held_fail)}; polls without any Ready pod answering 200: {len(no_ready_ok)}")
 
     assert new_version is not None and int(new_version) == int(version) + 1, f"no rotation: {_status_credentials(name)}"
     assert not old_fail, f"old pods failed before they were replaced: {old_fail[:5]}"
     assert all(old_ok.values()), f"an old pod never answered 200 after the rotate: {old_ok}"
     assert not cred_fail, f"the old credentials failed before the overlap ended: {cred_fail[:5]}"
     assert cred_ok > 0
+    assert not held_fail, f"a pod with the old values failed before the overlap ended: {held_fail[:5]}"
+    assert held_ok > 0
     assert _template_version(ns) == new_version, "the operator did not put the new version in the pod template"
     assert new_rs and not new_rs & old_rs, f"no new ReplicaSet: old {old_rs}, new {new_rs}"
     assert rolled_at is not None, (f"the Deployment did not roll within {deadline - rotated:.0f}s: old gone {old_gone}, "
@@ -350,8 +375,16 @@ def test_rotation_rolls_the_workload_and_old_pods_work_through_the_overlap(node_
         redis_client(old_creds).ping()
     assert pg(new_creds, "SELECT 1")
     assert redis_client(new_creds).ping()
+    # The held pod, with the old values, fails once the overlap is over (so its 200s above could fail):
+    # PostgreSQL and Redis refuse it; its OpenBao login (the ServiceAccount's token) still works.
+    code, body = kube.eventually(lambda: (r := _healthz(held_ip))[0] == 503 and r, 20,
+                                 message="the held pod answers 503 after the overlap")
+    held_after = {k: v["ok"] for k, v in json.loads(body)["backends"].items()}
+    assert held_after == {"postgres": False, "redis": False, "openbao": True}, f"{code} {body}"
+    print(f"after the overlap: the held pod /healthz {code} {held_after}")
     print(f"after the overlap: old PostgreSQL ({old_creds['PGUSER']}) and Redis passwords refused, new pods "
           f"({new_creds['PGUSER']}) 200; whole test {time.monotonic() - t0:.1f}s")
 
     # Nothing left running for the tests after this one: the Deployment goes with the namespace, but not at once.
     kube.kubectl("delete", "deployment", "workload", "-n", ns, "--wait=false", check=False)
+    kube.kubectl("delete", "pod", "held", "-n", ns, "--wait=false", check=False)

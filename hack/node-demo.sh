@@ -14,6 +14,7 @@ NS=tenancy-system
 RELEASE=tenancy-operator
 CHART=$REPO/charts/tenancy-operator
 ARCHIVE=$REPO/build/images/tenancy-operator.oci.tar
+VALUES=$REPO/.platform/node-values.yaml
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 t() { awk "BEGIN {printf \"%.1f\", $EPOCHREALTIME - $1}"; }
 
@@ -32,6 +33,7 @@ import_image() {
   # repo@sha256:... (ErrImageNeverPull): the digest reference is added as a second name.
   ctr_ images tag --force "$REF" "${REF%:*}@$digest" >/dev/null
   echo "image $REF (${digest}) in the node's containerd in $(t "$t0")s"
+  write_values
 }
 
 # Backends for the in-cluster operator: examples/backends.yaml with the bridge address and this
@@ -48,23 +50,34 @@ backends() {
   echo "backends of examples/backends.yaml on $TENANCY_NODE_BRIDGE_IP"
 }
 
-# helm upgrade --install; both pods Ready (startup probe on kopf's /healthz).
+# The chart's values for this platform, in $VALUES: the imported image pinned by the archive's manifest
+# digest (a rebuilt image, same tag and new digest, rolls the Deployment; containerd's CRI finds an
+# imported image by name@digest too) and never pulled, two replicas, no archive volume (no storage class
+# here), the NetworkPolicy's egress to this platform's (offset) ports, the API server's relay included,
+# and Prometheus on the bridge. The README's `helm upgrade --install ... -f .platform/node-values.yaml`.
+write_values() {
+  local digest
+  digest=$(<"$REPO/build/images/tenancy-operator.digest")
+  cat > "$VALUES" <<YAML
+# Written by hack/node-demo.sh import: the chart's values for the local platform with its node.
+replicaCount: 2
+image: {repository: "${REF%:*}", digest: "$digest", pullPolicy: Never}
+archive: {enabled: false}
+networkPolicy: {egressTCPPorts: [443, $APISERVER_PORT, $PG_PORT, $REDIS_PORT, $BAO_PORT, $OPENSEARCH_PORT, $FERRETDB_PORT]}
+autoscaling: {prometheusUrl: "http://$TENANCY_NODE_BRIDGE_IP:$PROM_PORT"}
+YAML
+  echo "chart values for this platform in ${VALUES#"$REPO"/}"
+}
+
+# helm upgrade --install, exactly as the README shows it; both pods Ready (startup probe on kopf's /healthz).
 install() {
   local t0=$EPOCHREALTIME
-  kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-  # The restricted Pod Security Standard enforced on the operator's namespace (the chart's pods pass it).
-  kubectl label namespace "$NS" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
-  # Pinned by the archive's manifest digest (the chart's image.digest): a rebuilt image (same tag, new
-  # digest) rolls the Deployment; containerd's CRI finds an imported image by name@digest too.
-  local repo=${REF%:*} digest
-  digest=$(<"$REPO/build/images/tenancy-operator.digest")
-  # The NetworkPolicy's egress ports: this platform's (offset) ports, the API server's relay included.
-  helm upgrade --install "$RELEASE" "$CHART" --namespace "$NS" \
-    --set image.repository="$repo" --set image.digest="$digest" --set image.pullPolicy=Never \
-    --set replicaCount=2 --set archive.enabled=false \
-    --set "networkPolicy.egressTCPPorts={443,$APISERVER_PORT,$PG_PORT,$REDIS_PORT,$BAO_PORT,$OPENSEARCH_PORT,$FERRETDB_PORT}" \
-    --set autoscaling.prometheusUrl="http://$TENANCY_NODE_BRIDGE_IP:$PROM_PORT" \
-    --wait=false --timeout=120s >/dev/null
+  [[ -f $VALUES ]] || die "no $VALUES: run node-demo.sh import first"
+  # The operator's namespace, labelled as a platform namespace and held to the restricted Pod Security
+  # Standard (the chart's pods pass it).
+  kubectl apply -f "$REPO/manifests/namespace.yaml" >/dev/null
+  (cd "$REPO" && helm upgrade --install tenancy-operator charts/tenancy-operator -n tenancy-system -f .platform/node-values.yaml \
+    --wait=false --timeout=120s >/dev/null)
   # The rollout's end is both new pods available (Ready). Not `kubectl wait pod -l ...`: it also picks a
   # pod of an older ReplicaSet still terminating, and waits on it until its timeout.
   kubectl -n "$NS" rollout status "deployment/$RELEASE" --timeout=300s >/dev/null

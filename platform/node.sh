@@ -69,12 +69,21 @@ make_bridge() {
   # looked missing ("Error: ipv4: Address already assigned" on a second node-up).
   [[ $(ip -4 -o addr show dev "$NODE_BRIDGE") == *" $NODE_BRIDGE_IP/24 "* ]] ||
     ip addr add "$NODE_BRIDGE_IP/24" dev "$NODE_BRIDGE"
+  # A fixed address (locally administered, from the net index): a bridge without one takes the lowest
+  # of its ports' addresses and changes it as pods come and go, and a pod that resolved its gateway
+  # before the change sends to a stale address, switched away instead of routed, until its ARP entry
+  # expires (found by e2e/test_node_confinement.py: a pod's connections off its /24 lost that way).
+  [[ $(<"/sys/class/net/$NODE_BRIDGE/address") == "$NODE_BRIDGE_MAC" ]] || ip link set "$NODE_BRIDGE" address "$NODE_BRIDGE_MAC"
   ip link set "$NODE_BRIDGE" up
-  iptables -w -N "$NODE_CHAIN" 2>/dev/null || true
-  iptables -w -C "$NODE_CHAIN" -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -j DROP 2>/dev/null ||
-    iptables -w -A "$NODE_CHAIN" -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -j DROP
-  iptables -w -C FORWARD -i "$NODE_BRIDGE" -j "$NODE_CHAIN" 2>/dev/null ||
-    iptables -w -I FORWARD 1 -i "$NODE_BRIDGE" -j "$NODE_CHAIN"
+  # Forwarded traffic: in the mangle table too. kube-router keeps its jump first in filter FORWARD
+  # (moved back there on every sync) and ACCEPTs there whatever a pod's policies allow (a pod's egress
+  # by default), so a rule of ours in filter FORWARD was never read for a pod's packets; mangle's
+  # FORWARD runs before filter's.
+  iptables -w -t mangle -N "$NODE_CHAIN" 2>/dev/null || true
+  iptables -w -t mangle -C "$NODE_CHAIN" -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -j DROP 2>/dev/null ||
+    iptables -w -t mangle -A "$NODE_CHAIN" -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -j DROP
+  iptables -w -t mangle -C FORWARD -i "$NODE_BRIDGE" -j "$NODE_CHAIN" 2>/dev/null ||
+    iptables -w -t mangle -I FORWARD 1 -i "$NODE_BRIDGE" -j "$NODE_CHAIN"
   # What pods may open on the host itself: the backends' and the API server relay's ports on the bridge
   # address, nothing else (a host process listening on every address, the kubelet's port, is not theirs
   # to reach); replies to the host's own connections (probes, the tests' polls) pass. In the mangle table:
@@ -411,7 +420,11 @@ node_down() {
     ip link del "$NODE_BRIDGE" 2>/dev/null || true
   fi
   if command -v iptables >/dev/null; then
+    # Filter FORWARD held the chain before it moved to mangle: a platform started by an older node.sh.
     while iptables -w -D FORWARD -i "$NODE_BRIDGE" -j "$NODE_CHAIN" 2>/dev/null; do :; done
+    while iptables -w -t mangle -D FORWARD -i "$NODE_BRIDGE" -j "$NODE_CHAIN" 2>/dev/null; do :; done
+    iptables -w -t mangle -F "$NODE_CHAIN" 2>/dev/null || true
+    iptables -w -t mangle -X "$NODE_CHAIN" 2>/dev/null || true
     while iptables -w -t mangle -D INPUT -i "$NODE_BRIDGE" -j "$NODE_IN_CHAIN" 2>/dev/null; do :; done
     iptables -w -t mangle -F "$NODE_IN_CHAIN" 2>/dev/null || true
     iptables -w -t mangle -X "$NODE_IN_CHAIN" 2>/dev/null || true

@@ -36,6 +36,9 @@ class Config:
     namespace only (the chart's least-privilege RBAC has no cluster-wide Secrets rule). Empty: no binding."""
     metrics_port: int = 0
     """Port of the /metrics endpoint; 0 serves none."""
+    metrics_address: str = "0.0.0.0"
+    """Address the /metrics endpoint binds: every address in a pod (the chart's Service scrapes the pod's
+    IP); a process on a shared machine binds the loopback (`make operator-start`, the e2e operator)."""
     service_account: str = ""
     """The operator's own ServiceAccount name, in `operator_namespace`, the subject of that binding."""
     otlp_endpoint: str = ""
@@ -92,6 +95,7 @@ def load() -> Config:
         tenant_secrets_role=os.environ.get("TENANCY_TENANT_SECRETS_ROLE", ""),
         service_account=os.environ.get("TENANCY_SERVICE_ACCOUNT", ""),
         metrics_port=int(os.environ.get("TENANCY_METRICS_PORT") or 0),
+        metrics_address=os.environ.get("TENANCY_METRICS_ADDRESS") or Config.metrics_address,
         otlp_endpoint=os.environ.get("TENANCY_OTLP_ENDPOINT", "").strip(),
         audit_backend=os.environ.get("TENANCY_AUDIT_BACKEND", ""),
         audit_signer=os.environ.get("TENANCY_AUDIT_SIGNER", ""),

@@ -64,7 +64,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.name = f"{cfg.peering_name}-shard-{cfg.shard}" if cfg.sharded else cfg.peering_name
     settings.peering.lifetime = cfg.peering_lifetime
     settings.peering.priority = seniority_priority()
-    metrics.serve(cfg.metrics_port)
+    metrics.serve(cfg.metrics_port, cfg.metrics_address)
     tracing.setup(cfg.otlp_endpoint)
 
 
