@@ -292,7 +292,7 @@ def _leftovers(node) -> list[str]:
     if re.search(rf"\d+: {re.escape(node['bridge'])}[:@]", links):
         found.append(f"bridge {node['bridge']}")
     found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if f"master {node['bridge']} " in line]
-    rules = _sh("iptables-save").stdout
+    rules = _sh("iptables-save").stdout + _sh("ip6tables-save").stdout
     ours = re.compile(rf"(?<![\w-])({re.escape(node['chain'])}|{re.escape(node['in_chain'])}|{re.escape(node['svc_chain'])}|"
                       rf"{re.escape(node['bridge'])})(?![\w-])")
     found += [f"iptables: {line}" for line in rules.splitlines() if ours.search(line)]

@@ -7,6 +7,9 @@ may turn it on), a pod's connection to an address beyond the bridge (a network n
 standing for the world) is dropped; with the rule taken out the same connection succeeds, so the test can
 fail. Every change is undone, whatever happens.
 
+IPv4 only: kube-router filters IPv4, so pods have no IPv6 (node.sh's CNI tuning step) and the node
+drops every IPv6 packet from the bridge; two pods that turn IPv6 back on still cannot talk over it.
+
 And every socket a platform process listens on, the node's included, is bound to the loopback or the
 bridge address: nothing listens on an address another machine can reach.
 
@@ -76,6 +79,11 @@ def test_the_platform_drops_what_a_pod_forwards_off_the_bridge(node, namespace):
     pod_ip = kube.get("pod", "sender", namespace)["status"]["podIP"]
     in_pod = ("nsenter", "-t", str(_sandbox_pid(namespace, "sender")), "-n")
     rule = ["-i", node["bridge"], "!", "-o", node["bridge"], "-j", "DROP"]
+    # IPv4 only: no IPv6 in the pod nor on the bridge (kube-router would not filter it), IPv6 from it dropped.
+    assert _sh(*in_pod, "cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6").stdout.strip() == "1"
+    assert _sh(*in_pod, "ip", "-6", "addr").stdout.strip() == ""
+    assert Path(f"/proc/sys/net/ipv6/conf/{node['bridge']}/disable_ipv6").read_text().strip() == "1"
+    assert f"-A PREROUTING -i {node['bridge']} -j {node['chain']}" in _sh("ip6tables", "-w", "-t", "mangle", "-S").stdout
     tag = uuid.uuid4().hex[:6]
     world, veth = f"tnc-e2e-world-{tag}", f"tnce{tag}"
     bridge_forwarding = _forwarding(node["bridge"]).read_text().strip()
@@ -176,3 +184,43 @@ def test_nothing_of_the_platform_listens_beyond_the_machine(node):  # noqa: F811
     beyond = [f"{p} {a}:{port} ({users})" for p, a, port, users in ours if a not in allowed]
     assert not beyond, f"platform processes listening beyond the loopback and the bridge: {beyond}"
     print(f"{len(ours)} sockets of the platform, all on {sorted(allowed)}")
+
+
+def _enable_ipv6(in_pod: tuple[str, ...]) -> str:
+    """Turn IPv6 back on in a pod's network namespace (as a pod with NET_ADMIN, or a CNI config without the
+    tuning step, would have it); return its link-local address once it is usable (not tentative)."""
+    for key in ("all", "default", "eth0"):
+        _sh(*in_pod, "sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=0")
+    def usable() -> str | None:
+        out = _sh(*in_pod, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link").stdout
+        m = re.search(r"inet6 (fe80::[0-9a-f:]+)/64", out)
+        return m.group(1) if m and "tentative" not in out else None
+    return kube.eventually(usable, 15, 0.3, message="a link-local IPv6 address in the pod")
+
+
+def test_ipv6_from_the_bridge_is_dropped_even_when_a_pod_turns_it_on(node, namespace):  # noqa: F811
+    """The second layer under the pods' disabled IPv6 (node.sh): the node drops every IPv6 packet that comes
+    in from the bridge, switched between pods or not. Two pods turn IPv6 back on: the client's connection
+    to the server's link-local address fails; with the node's jump taken out it is answered (so the check
+    can fail); the jump is put back whatever happens."""
+    server = "exec nc -ll -p 8080 -e echo ok"
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=_pod("server6", node["image"], server, restart="Always"))
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=_pod("client6", node["image"], "exec sleep 3600"))
+    for pod in ("server6", "client6"):
+        _wait_phase(namespace, pod, ("Running",), timeout=90)
+    target = _enable_ipv6(("nsenter", "-t", str(_sandbox_pid(namespace, "server6")), "-n"))
+    _enable_ipv6(("nsenter", "-t", str(_sandbox_pid(namespace, "client6")), "-n"))
+    jump = ["PREROUTING", "-i", node["bridge"], "-j", node["chain"]]
+    probe = f"nc -w 3 {target}%eth0 8080 </dev/null 2>&1; echo rc=$?"
+
+    def attempt() -> str:
+        return kube.kubectl("exec", "-n", namespace, "client6", "--", "sh", "-c", probe, timeout=30, check=False).stdout.strip()
+    out = attempt()
+    assert "ok" not in out, f"a pod reached another over IPv6 ({target}) with the node's drop in place: {out!r}"
+    _sh("ip6tables", "-w", "-t", "mangle", "-D", *jump)
+    try:
+        opened = kube.eventually(lambda: "ok" in (r := attempt()) and r, 15, message="IPv6 between the pods without the drop")
+    finally:
+        _undo("ip6tables", "-w", "-t", "mangle", "-I", jump[0], "1", *jump[1:])
+    assert f"-A {' '.join(jump)}" in _sh("ip6tables", "-w", "-t", "mangle", "-S").stdout
+    print(f"\nIPv6 to {target}: {out!r} with the node's drop; {opened!r} without it")

@@ -55,6 +55,28 @@ def _refused(ns: str, client: str, ip: str, what: str) -> None:
     print(f"{what}: refused in {took:.2f}s ({out})")
 
 
+def _link_local(mac: str) -> str:
+    """The IPv6 link-local address the kernel derives from a MAC (EUI-64)."""
+    b = [int(x, 16) for x in mac.split(":")]
+    b[0] ^= 0x02
+    eui = b[:3] + [0xFF, 0xFE] + b[3:]
+    return "fe80::" + ":".join(f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2))
+
+
+def _no_ipv6(ns: str, client: str, target_ns: str, target: str) -> None:
+    """Pod ns/client has no IPv6 and cannot open target's port over the link-local address it would have."""
+    script = "cat /proc/sys/net/ipv6/conf/all/disable_ipv6; ip -6 addr show dev eth0 | grep -c inet6"
+    flags = kube.kubectl("exec", "-n", ns, client, "--", "sh", "-c", script, check=False).stdout.split()
+    assert flags[:1] == ["1"], f"IPv6 is on in {ns}/{client}: {flags}"
+    assert flags[1:] == ["0"], f"{ns}/{client} has IPv6 addresses: {flags}"
+    mac = kube.kubectl("exec", "-n", target_ns, target, "--", "cat", "/sys/class/net/eth0/address").stdout.strip()
+    address = f"{_link_local(mac)}%eth0"
+    r = kube.kubectl("exec", "-n", ns, client, "--", "sh", "-c", f"nc -w 3 {address} {PORT} </dev/null 2>&1; echo rc=$?",
+                     timeout=30, check=False)
+    assert "ok" not in r.stdout and "rc=0" not in r.stdout, f"{ns}/{client} reached {target_ns}/{target} at {address}: {r.stdout}"
+    print(f"{ns} -> {target_ns} over IPv6 ({address}): IPv6 off in the pod, {r.stdout.strip()!r}")
+
+
 def _open(ns: str, client: str, ip: str, what: str) -> None:
     connected, took, out = _connect(ns, client, ip)
     assert connected, f"{what}: not connected after {took:.1f}s ({out!r})"
@@ -100,6 +122,11 @@ def test_tenant_isolation_is_enforced(node, operator, cleanup_tenants):  # noqa:
         _open(ns_b, "client", ip[ns_b], "tenant b -> its own namespace")
         _open(ns_p, "client", ip[ns_b], "platform namespace -> tenant b")
         _open(ns_a, "client", ip[ns_p], "tenant a -> platform namespace")
+        # Nor over IPv6: kube-router filters IPv4 only, so pods have no IPv6 at all (node.sh's CNI tuning
+        # step) and the node drops any from the bridge. The attempt goes to the address b's server would
+        # have (link-local, EUI-64 of its MAC), which connected before pods' IPv6 was turned off.
+        _no_ipv6(ns_a, "client", ns_b, "server")
+
         # The pods' own node (the bridge address) still reaches them: kube-router lets the local node in.
         # Of the host, a tenant's pod opens only the backends' ports, with kube-router's firewall in place
         # (it ACCEPTs in filter INPUT what a pod's policies allow; the platform's rule is in mangle, before it).

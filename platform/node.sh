@@ -98,8 +98,20 @@ make_bridge() {
   iptables -w -t mangle -A "$NODE_IN_CHAIN" -j DROP
   iptables -w -t mangle -C INPUT -i "$NODE_BRIDGE" -j "$NODE_IN_CHAIN" 2>/dev/null ||
     iptables -w -t mangle -I INPUT 1 -i "$NODE_BRIDGE" -j "$NODE_IN_CHAIN"
+  # No IPv6 on the bridge (write_cni says why): no address of the host there, and whatever IPv6 comes in
+  # from it, switched between pods (br_netfilter passes it through ip6tables) or to the host, is dropped.
+  echo 1 >"/proc/sys/net/ipv6/conf/$NODE_BRIDGE/disable_ipv6"
+  ip6tables -w -t mangle -N "$NODE_CHAIN" 2>/dev/null || true
+  ip6tables -w -t mangle -C "$NODE_CHAIN" -j DROP 2>/dev/null || ip6tables -w -t mangle -A "$NODE_CHAIN" -j DROP
+  ip6tables -w -t mangle -C PREROUTING -i "$NODE_BRIDGE" -j "$NODE_CHAIN" 2>/dev/null ||
+    ip6tables -w -t mangle -I PREROUTING 1 -i "$NODE_BRIDGE" -j "$NODE_CHAIN"
 }
 
+# Pods get IPv4 only. kube-router enforces policies with iptables (IPv4; --enable-ipv6=false), so a pod's
+# IPv6 link-local address on the bridge was a way round every tenant's NetworkPolicy (a fresh user's
+# review connected from one tenant's pod to another's over fe80::). The tuning plugin turns IPv6 off
+# inside each pod's network namespace; make_bridge turns it off on the bridge and drops any IPv6 that
+# comes in from it all the same.
 write_cni() {
   mkdir -p "$NODE/cni/net.d" "$NODE/cni/ipam"
   # Written aside and moved in: containerd watches the folder and would read a half-written file.
@@ -121,7 +133,8 @@ write_cni() {
         "dataDir": "$NODE/cni/ipam"
       }
     },
-    {"type": "portmap", "capabilities": {"portMappings": true}}
+    {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "tuning", "sysctl": {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}}
   ]
 }
 EOF
@@ -430,6 +443,11 @@ node_down() {
     iptables -w -t mangle -X "$NODE_IN_CHAIN" 2>/dev/null || true
     iptables -w -F "$NODE_CHAIN" 2>/dev/null || true
     iptables -w -X "$NODE_CHAIN" 2>/dev/null || true
+  fi
+  if command -v ip6tables >/dev/null; then
+    while ip6tables -w -t mangle -D PREROUTING -i "$NODE_BRIDGE" -j "$NODE_CHAIN" 2>/dev/null; do :; done
+    ip6tables -w -t mangle -F "$NODE_CHAIN" 2>/dev/null || true
+    ip6tables -w -t mangle -X "$NODE_CHAIN" 2>/dev/null || true
   fi
   # Our cgroups (empty now), deepest first.
   local c
