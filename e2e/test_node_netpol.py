@@ -101,6 +101,11 @@ def test_tenant_isolation_is_enforced(node, operator, cleanup_tenants):  # noqa:
                             message=f"the operator's NetworkPolicy in {ns}")
         policy = kube.get("networkpolicy", "tenant-isolation", ns_b)
         print(f"\n{ns_b}/tenant-isolation: {policy['spec']}")
+        # The operator's tenant namespace holds real pods to `restricted`: a privileged pod is refused there
+        # (the compliant ones below run).
+        refused = kube.kubectl("apply", "-n", ns_a, "-f", "-", check=False,
+                               input=_pod("privileged", node["image"], "sleep 3600", privileged=True))
+        assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr, refused.stdout + refused.stderr
         # A server in each of a, b and the platform namespace; a client in a, b and the platform namespace.
         image = node["image"]
         for ns in (ns_a, ns_b, ns_p):
