@@ -54,6 +54,7 @@ def main() -> None:
     # The idle window begins once PostgreSQL has published its counters and the Backends' probe timer
     # (every verify interval / 2) has written their new tenant counts: neither is steady-state traffic.
     settle = max(writes.PG_FLUSH_SECONDS, args.verify_interval / 2 + 2)
+    profiles: dict[int, str] = {}
     for n in sizes:
         print(f"N={n}: starting a fresh operator")
         op = setup.operator(kubeconfig, args.verify_interval)
@@ -74,13 +75,14 @@ def main() -> None:
         rows.append(row)
         print(" ".join(f"{FIELDS[k][0]}={FIELDS[k][1].format(row[k])}" for k in FIELDS if k in row))
         if profile and profile.exists():
-            print(profiling.summary(profile))
+            profiles[n] = profiling.summary(profile)
+            print(profiles[n])
     settings = (f"Sizes run: {', '.join(map(str, sizes))}; each tenant with PostgreSQL, Redis and OpenBao "
                 f"(reclaim Delete); verify interval {args.verify_interval:g} s (jitter from the chart); idle "
                 f"window {args.idle_seconds:g} s per size, beginning {settle:g} s after the last Ready; one "
                 f"operator process per size (the chart's settings, standalone); N=1 over {rows[0].get('trials', 1) if sizes[0] == 1 else 0} single applies. "
                 f"Whole bench {time.monotonic() - started:.0f} s.")
-    text = report.render(rows, settings)
+    text = report.render(rows, settings, profiles)
     print("\n" + text)
     if args.results:
         report.append_results(args.results, text)

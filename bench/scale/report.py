@@ -70,8 +70,12 @@ def targets(rows: list[dict]) -> list[str]:
     top = by_n.get(1000)
     if top:
         out.append(f"1000 held at <= 250 MB RSS: {top['rss_mb']:.0f} MB ({'met' if top['rss_mb'] <= 250 else 'MISSED'})")
-        out.append(f"1000 idle with 0 writes: {top['idle_api_writes']} API, {top['idle_backend_writes']} backend"
-                   if "idle_s" in top else "1000 idle with 0 writes: no idle window run (--idle-seconds 0)")
+        if "idle_s" in top:
+            idle_writes = top["idle_api_writes"] + top["idle_backend_writes"]
+            out.append(f"1000 idle with 0 writes: {top['idle_api_writes']} API, {top['idle_backend_writes']} backend "
+                       f"in {top['idle_s']:.0f} s ({'met' if idle_writes == 0 else 'MISSED'})")
+        else:
+            out.append("1000 idle with 0 writes: no idle window run (--idle-seconds 0)")
     else:
         out.append("1000 held at <= 250 MB RSS: N=1000 not run" + _extrapolated(rows, "rss_mb", 1000, " MB"))
         idle = [f"N={r['n']}: {r['idle_api_writes']} API + {r['idle_backend_writes']} backend in {r['idle_s']:.0f} s"
@@ -91,7 +95,9 @@ def _extrapolated(rows: list[dict], key: str, n: int, unit: str) -> str:
     return f" (straight-line guess from N<={last['n']}: {last[key] + s * (n - last['n']):.0f}{unit}, not a measurement)"
 
 
-def render(rows: list[dict], settings: str) -> str:
+def render(rows: list[dict], settings: str, profiles: dict[int, str] | None = None) -> str:
+    """The run's section of RESULTS.md: table, targets, per-size details and, for the sizes profiled
+    (`--profile-largest`), py-spy's summary of where the operator's time went."""
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     parts = [f"### Run of {when}", "", f"{when}, commit {commit}; {machine()}", "", settings, "", table(rows), "",
@@ -102,6 +108,9 @@ def render(rows: list[dict], settings: str) -> str:
                      + (f"; idle Events {r['idle_events']}" if r.get("idle_events") else "")
                      + (f"; Backend status fields changed in the idle window {r['idle_backend_status']}"
                         if r.get("idle_backend_status") else ""))
+    for n, summary in sorted((profiles or {}).items()):
+        parts += ["", f"Profile of the N={n} batch (py-spy, the operator from the create to the last Ready):", "",
+                  "```", summary.strip("\n"), "```"]
     return "\n".join(parts) + "\n"
 
 

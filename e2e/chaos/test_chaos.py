@@ -291,6 +291,10 @@ def test_lifecycles_under_faults_leave_exact_inventory(operator, backends):
         injected = sum(faults.counts.values())
         print(f"faults: {injected} ({', '.join(f'{k} {faults.counts[k]}' for k in FAULTS)}); "
               f"operator exits on its own: {faults.operator_exits}; transient errors seen: {dict(transient)}")
+        # Faults did happen (a run without any would pass every check below): at least one, and a whole
+        # round for a run of 48 lifecycles or more (`make chaos`).
+        floor = min(len(ROUND), max(1, LIFECYCLES // 6))
+        assert injected >= floor, f"{injected} faults in {LIFECYCLES} lifecycles (seed {SEED}); at least {floor} expected"
         # Every kind ran once a whole round was drawn (a short run may end within the first round).
         if injected >= len(ROUND):
             never = [k for k in FAULTS if not faults.counts[k]]
