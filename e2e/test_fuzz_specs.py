@@ -64,6 +64,8 @@ def _inventory() -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     found |= {("pg-role", r["rolname"]) for r in pg_admin("SELECT rolname FROM pg_roles")}
     found |= {("pg-database", r["datname"]) for r in pg_admin("SELECT datname FROM pg_database")}
+    # A tenant's MongoDB database is a schema of FerretDB's PostgreSQL database (platform/up.sh).
+    found |= {("mongo-database", r["nspname"]) for r in pg_admin("SELECT nspname FROM pg_namespace", database="ferretdb")}
     found |= {("redis-user", u) for u in redis_admin().acl_users()}
     bao = vault_admin()
     found |= {("bao-policy", p) for p in bao.sys.list_acl_policies()["data"]["keys"]}
@@ -90,10 +92,11 @@ def _derived(name: str) -> set[tuple[str, str]]:
     """What the naming rules give a tenant called `name` on every backend."""
     pg = {names.pg_database(name), names.pg_owner_role(name), names.pg_load_role(name),
           *(names.pg_login_role(name, s) for s in "ab"), names.mongo_owner_role(name),
-          *(names.mongo_login_role(name, s) for s in "ab")}
+          *(names.mongo_login_role(name, s) for s in "ab"), names.mongo_dump_role(name)}
     bao = names.vault_policy(name)
     search = {search_names.role_name(name), *(search_names.user_name(name, s) for s in "ab")}
     return ({("pg-role", r) for r in pg} | {("pg-database", names.pg_database(name))}
+            | {("mongo-database", names.mongo_database(name))}
             | {("redis-user", names.redis_user(name)), ("bao-policy", bao), ("bao-transit", names.vault_key(name)),
                ("bao-transit-sessions", names.vault_session_key(name)), ("bao-kv", names.vault_owner_record(name)),
                ("bao-kv", names.vault_kv_path(name).split("/", 1)[1]),
