@@ -12,7 +12,6 @@ source "$REPO/platform/lib.sh"
 [[ ${TENANCY_NODE:-0} == 1 ]] || die "the platform runs without its node: make down, then TENANCY_NODE=1 make up"
 NS=tenancy-system
 RELEASE=tenancy-operator
-CHART=$REPO/charts/tenancy-operator
 ARCHIVE=$REPO/build/images/tenancy-operator.oci.tar
 VALUES=$REPO/.platform/node-values.yaml
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
@@ -69,7 +68,8 @@ YAML
   echo "chart values for this platform in ${VALUES#"$REPO"/}"
 }
 
-# helm upgrade --install, exactly as the README shows it; both pods Ready (startup probe on kopf's /healthz).
+# helm upgrade --install, exactly as the README shows it (tests/unit/platform/test_readme_node_install.py
+# holds the two to the same text, so the names are spelled out); both pods Ready (startup probe on kopf's /healthz).
 install() {
   local t0=$EPOCHREALTIME
   [[ -f $VALUES ]] || die "no $VALUES: run node-demo.sh import first"

@@ -31,7 +31,7 @@ EOC
   mapfile -t settings < <(kubectl get configmap "$release" -n "$ns" -o go-template='{{range $k, $v := .data}}{{$k}}={{$v}}{{"\n"}}{{end}}')
   env "${settings[@]}" KUBECONFIG="$kubeconfig" TENANCY_STANDALONE=true \
     TENANCY_VERIFY_INTERVAL="${TENANCY_VERIFY_INTERVAL:-30}" TENANCY_LIVENESS=http://127.0.0.1:18080/healthz \
-    TENANCY_METRICS_PORT=19092 TENANCY_METRICS_ADDRESS=127.0.0.1 TENANCY_OTLP_ENDPOINT="${TENANCY_OTLP_ENDPOINT:-${JAEGER_OTLP_URL:-}}" nohup "$repo/.venv/bin/tenancy-operator" >"$state/logs/operator.log" 2>&1 &
+    TENANCY_METRICS_PORT=$((19092 + ${TENANCY_PORT_OFFSET:-0})) TENANCY_METRICS_ADDRESS=127.0.0.1 TENANCY_OTLP_ENDPOINT="${TENANCY_OTLP_ENDPOINT:-${JAEGER_OTLP_URL:-}}" nohup "$repo/.venv/bin/tenancy-operator" >"$state/logs/operator.log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 60); do
     curl -fsS http://127.0.0.1:18080/healthz >/dev/null 2>&1 && { echo "operator running as the chart's ServiceAccount (pid $(cat "$pidfile"))"; return; }
