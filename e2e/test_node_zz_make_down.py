@@ -12,10 +12,10 @@ import json
 import os
 import subprocess
 import time
-from pathlib import Path
 
 from . import kube
 from .test_node import _leftovers, _lib, _pod, _wait_phase, namespace, node  # noqa: F401  (fixtures)
+from .test_zz_platform_restart import _platform_processes
 
 
 def _make(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> float:
@@ -31,21 +31,6 @@ def _ports() -> set[int]:
     ours = {int(p) for p in _lib("$ALL_PORTS $KUBELET_PORT $KUBELET_HEALTHZ_PORT $SCHEDULER_PORT").split()}
     out = subprocess.run(["ss", "-Hltun"], capture_output=True, text=True, check=True).stdout
     return {int(line.split()[4].rsplit(":", 1)[1]) for line in out.splitlines()} & ours
-
-
-def _processes() -> list[str]:
-    """Processes whose command line names the platform's state, PostgreSQL's folder outside it, or the node."""
-    places = (str(kube.STATE.resolve()), _lib("$PG_OUTSIDE"), _lib("$CONTAINERD_SOCK"))
-    found = []
-    for p in Path("/proc").iterdir():
-        try:
-            if p.name.isdigit() and int(p.name) != os.getpid():
-                cmdline = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                if any(place in cmdline for place in places) and (p / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    found.append(f"{p.name}: {cmdline[:160]}")
-        except OSError:
-            continue
-    return found
 
 
 def _settled(timeout: float = 180) -> None:
@@ -67,12 +52,12 @@ def test_make_down_leaves_nothing_of_the_node_then_make_up_brings_it_back(node, 
     before = _leftovers(node)
     assert any("/netns/cni-" in x for x in before) and any(x.startswith("link ") for x in before) \
         and any(x.startswith("iptables: ") for x in before), f"with a pod running, the node's parts are there: {before}"
-    assert _ports() and _processes(), "the platform's ports and processes are there (the checks can fail)"
+    assert _ports() and _platform_processes(), "the platform's ports and processes are there (the checks can fail)"
     try:
         took_down = _make("down")
         assert _leftovers(node) == [], "make down left parts of the node behind"
         assert _ports() == set(), f"ports still listening after make down: {_ports()}"
-        assert _processes() == [], _processes()
+        assert _platform_processes() == [], _platform_processes()
     finally:
         took_up = _make("up", env=dict(os.environ, TENANCY_NODE="1"), timeout=600)
     kube.eventually(lambda: kube.kubectl("get", "node", node["name"], "-o",

@@ -22,9 +22,13 @@ def _listening() -> set[int]:
 
 
 def _platform_processes() -> list[str]:
+    """Processes whose command line names the platform's state (as linked or resolved) or PostgreSQL's
+    folder outside it (platform/lib.sh PG_OUTSIDE, for a checkout only root can read)."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
-    state = str(REPO / ".platform")
-    return [line for line in out.splitlines() if state in line and "ps -eo" not in line]
+    pg_outside = subprocess.run(["bash", "-c", f'source "{REPO}/platform/lib.sh" && echo "$PG_OUTSIDE"'],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    places = {str(REPO / ".platform"), str((REPO / ".platform").resolve()), pg_outside}
+    return [line for line in out.splitlines() if any(p in line for p in places) and "ps -eo" not in line]
 
 
 def test_down_leaves_nothing_and_up_is_fast(platform):
