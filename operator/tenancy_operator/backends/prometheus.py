@@ -10,12 +10,13 @@ The URL comes from TENANCY_PROMETHEUS_URL (default http://127.0.0.1:19090, the l
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 from typing import Any
 
 import aiohttp
+
+from .loop_sessions import LoopSessions
 
 __all__ = ["PrometheusError", "url", "query_range", "close", "MAX_POINTS"]
 
@@ -23,7 +24,7 @@ MAX_POINTS = 10_000
 """Points per series per request; Prometheus' own limit is 11,000."""
 DEFAULT_URL = "http://127.0.0.1:19090"
 
-_sessions: dict[int, aiohttp.ClientSession] = {}
+_sessions = LoopSessions(lambda: aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)))
 
 
 class PrometheusError(Exception):
@@ -35,21 +36,12 @@ def url() -> str:
 
 
 def _session() -> aiohttp.ClientSession:
-    # One session per event loop (kopf runs one; tests may run several in turn).
-    loop = asyncio.get_running_loop()
-    session = _sessions.get(id(loop))
-    if session is None or session.closed:
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        _sessions[id(loop)] = session
-    return session
+    return _sessions.get()
 
 
 async def close() -> None:
     """Close the HTTP sessions (at operator shutdown)."""
-    for key, session in list(_sessions.items()):
-        _sessions.pop(key, None)
-        if not session.closed:
-            await session.close()
+    await _sessions.close()
 
 
 async def _range_chunk(base: str, query: str, start: float, end: float, step: float) -> list[Any]:
