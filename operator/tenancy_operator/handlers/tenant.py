@@ -548,7 +548,7 @@ async def verify(meta: kopf.Meta, **kwargs: Any) -> None:
     """The periodic verify pass: reads everything, writes only where it finds drift.
 
     Skipped while a repeated repair holds the tenant back (see reconcile/repairs.py), and while
-    another pass of the tenant runs or one began less than half an interval ago
+    another pass of the tenant runs or one began less than 0.9 of an interval ago
     (reconcile/verify_schedule.py).
     """
     name = meta["name"]

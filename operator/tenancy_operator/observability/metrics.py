@@ -90,7 +90,7 @@ PART_FAILURES = Counter("tenancy_reconcile_part_failures_total",
                         "Parts (conditions) that failed in a Tenant pass, by part and reason", ["part", "reason"])
 VERIFY_PASSES = Counter("tenancy_verify_passes_total",
                         "Periodic verify passes by result: clean (read only), repaired (drift put back), failed, skipped "
-                        "(another pass of the tenant ran, or began less than half an interval ago), deferred (every pass slot was "
+                        "(another pass of the tenant ran, or began less than 0.9 of an interval ago), deferred (every pass slot was "
                         "taken; at most twice in a row)",
                         ["result"])
 BACKEND_CALL_SECONDS = Histogram("tenancy_backend_call_seconds", "Duration of one call to a backend adapter",

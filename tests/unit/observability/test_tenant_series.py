@@ -153,7 +153,7 @@ tenancy_isolation_probes_allowed{tenant="g-beta"} 2.0
 # TYPE tenancy_handler_errors_total counter
 # HELP tenancy_reconcile_part_failures_total Parts (conditions) that failed in a Tenant pass, by part and reason
 # TYPE tenancy_reconcile_part_failures_total counter
-# HELP tenancy_verify_passes_total Periodic verify passes by result: clean (read only), repaired (drift put back), failed, skipped (another pass of the tenant ran, or began less than half an interval ago), deferred (every pass slot was taken; at most twice in a row)
+# HELP tenancy_verify_passes_total Periodic verify passes by result: clean (read only), repaired (drift put back), failed, skipped (another pass of the tenant ran, or began less than 0.9 of an interval ago), deferred (every pass slot was taken; at most twice in a row)
 # TYPE tenancy_verify_passes_total counter
 # HELP tenancy_backend_call_seconds Duration of one call to a backend adapter
 # TYPE tenancy_backend_call_seconds histogram

@@ -1,5 +1,5 @@
 """reconcile/verify_schedule.py: a verify pass runs unless another pass runs or one began less than
-half an interval ago."""
+0.9 of an interval ago."""
 
 from tenancy_operator.reconcile.verify_schedule import VerifySchedule
 
@@ -15,12 +15,23 @@ def test_not_due_while_another_pass_of_the_tenant_runs():
     assert not schedule.due("a", now=1000.0, running=True)
 
 
-def test_not_due_until_half_an_interval_after_the_last_pass_began():
+def test_not_due_until_0_9_of_an_interval_after_the_last_pass_began():
     schedule = VerifySchedule(30)
     schedule.finished("a", started=100.0)
-    assert not schedule.due("a", now=114.9, running=False)
-    assert schedule.due("a", now=115.0, running=False)
-    assert schedule.due("b", now=114.9, running=False)  # per tenant
+    assert not schedule.due("a", now=126.9, running=False)
+    assert schedule.due("a", now=127.0, running=False)
+    assert schedule.due("b", now=126.9, running=False)  # per tenant
+
+
+def test_a_creation_that_began_late_is_verified_at_the_timers_second_firing():
+    # The timer's clock starts when the operator sees the Tenant (t=0, first firing at 30); the creation
+    # pass waited for a slot and began at 10: the first firing is skipped, the second (30 s after the
+    # first ended) runs: the tenant is read again within 1.9 intervals of the creation's reads.
+    schedule = VerifySchedule(30)
+    schedule.finished("a", started=10.0)
+    assert not schedule.due("a", now=30.0, running=False)
+    assert schedule.due("a", now=60.0, running=False)
+    assert 60.0 - 10.0 <= 1.9 * 30
 
 
 def test_an_older_pass_finishing_late_does_not_move_the_time_back():
