@@ -29,6 +29,8 @@ class Inventory:
     objects: dict[tuple[str, str], str] = field(default_factory=dict)
     unknown: list[tuple[str, str]] = field(default_factory=list)
     """Objects with the run's prefix whose name no rule derives (a suffix the operator does not make)."""
+    can_login: set[str] = field(default_factory=set)
+    """PostgreSQL roles of the run with LOGIN."""
 
     def add(self, kind: str, obj: str, tenant: str | None) -> None:
         if tenant is None or not names.is_tenant_name(tenant):
@@ -61,7 +63,9 @@ def collect(prefix: str) -> Inventory:
     pg_prefix = "t_" + prefix.replace("-", "_")
     for row in pg_admin("SELECT datname FROM pg_database WHERE starts_with(datname, $1)", pg_prefix):
         inv.add("postgres database", row["datname"], _pg_name(row["datname"], prefix))
-    for row in pg_admin("SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", pg_prefix):
+    for row in pg_admin("SELECT rolname, rolcanlogin FROM pg_roles WHERE starts_with(rolname, $1)", pg_prefix):
+        if row["rolcanlogin"]:
+            inv.can_login.add(row["rolname"])
         base, _, suffix = row["rolname"].rpartition("_")
         inv.add("postgres role", row["rolname"], _pg_name(base, prefix) if suffix in PG_ROLE_SUFFIXES else None)
     # FerretDB's roles live in the same PostgreSQL (m_<base>_...): this run enables no MongoDB, so any is leaked.
@@ -124,6 +128,7 @@ def required(tenant: str, login_role: str | None) -> set[tuple[str, str]]:
         ("redis ACL user", names.redis_user(tenant)),
         ("redis owner key", names.redis_owner_key(tenant)),
         ("openbao transit key", names.vault_key(tenant)),
+        ("openbao kept-key record", names.vault_key(tenant)),  # the key's owner record (names.vault_key_record)
         ("openbao auth role", names.vault_policy(tenant)),
         ("openbao owner record", names.vault_owner_record(tenant)),
         ("namespace", names.namespace(tenant)),
@@ -134,11 +139,41 @@ def required(tenant: str, login_role: str | None) -> set[tuple[str, str]]:
     return need
 
 
+TENANT_DATA = ("redis key", "openbao kv folder")
+"""Kinds that hold what the tenant (here: the test's markers) wrote, not what the operator made."""
+
+
+def extra(inv: Inventory, tenant: str, login_role: str | None) -> list[str]:
+    """Objects a live tenant holds beyond what it needs: each is a leak inside a tenant that exists
+    (a retired login slot that can still log in, a load role left by a restore, a session key or an
+    old per-tenant policy of a kind this spec does not enable)."""
+    found = []
+    need = required(tenant, login_role)
+    slots = {names.pg_login_role(tenant, slot) for slot in ("a", "b")}
+    for kind, obj in sorted(inv.of(tenant) - need):
+        if kind in TENANT_DATA:
+            continue
+        if kind == "postgres role" and obj in slots:
+            if obj in inv.can_login:
+                found.append(f"{kind} {obj} (tenant {tenant}'s retired login slot can still log in)")
+            continue
+        found.append(f"{kind} {obj} (tenant {tenant} exists but does not need it)")
+    return found
+
+
 def compare(inv: Inventory, live: dict[str, str | None]) -> tuple[list[str], list[str]]:
-    """(leaked, missing): `live` maps each existing Tenant of the run to its current PostgreSQL login role."""
+    """(leaked, missing): `live` maps each existing Tenant of the run to its current PostgreSQL login role.
+
+    Leaked: an object of a tenant that does not exist, one no naming rule makes, or one a live
+    tenant holds beyond its needs (`extra`). Missing: what a live tenant needs (`required`) and lacks."""
     leaked = [f"{kind} {obj} (tenant {owner} does not exist)" for (kind, obj), owner in sorted(inv.objects.items())
               if owner not in live]
     leaked += [f"{kind} {obj} (no naming rule makes it)" for kind, obj in sorted(inv.unknown)]
+    for tenant, role in sorted(live.items()):
+        leaked += extra(inv, tenant, role)
     missing = [f"{kind} {obj}" for tenant, role in sorted(live.items())
                for kind, obj in sorted(required(tenant, role) - set(inv.objects))]
+    missing += [f"LOGIN of postgres role {role} (tenant {tenant}'s current login role)"
+                for tenant, role in sorted(live.items())
+                if role and ("postgres role", role) in inv.objects and role not in inv.can_login]
     return leaked, missing
