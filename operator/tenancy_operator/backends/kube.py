@@ -7,6 +7,7 @@ one small table of paths serves every kind we own, whatever the generated client
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from typing import Any
@@ -90,7 +91,10 @@ def _new_session() -> aiohttp.ClientSession:
     # default pool (6 on 2 cores) and `requests` in it; a batch of 500 tenants queued for those
     # threads and spent a third of the operator's CPU in them (bench/scale/RESULTS.md).
     connector = aiohttp.TCPConnector(ssl=_ssl_context(connect()), limit=64)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30))
+    # Per connect and per read, as `requests` timed them: a whole-call limit would also count the wait
+    # for a pooled connection and the event loop's lag, and call a busy operator's API server unreachable.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
 
 _sessions = LoopSessions(_new_session)
@@ -114,22 +118,28 @@ def path_for(kind: str, name: str | None = None, namespace: str | None = None, a
     return path
 
 
+THROTTLED_RETRIES = 3
+"""Times a call answered 429 (the API server's priority and fairness) is sent again, after the
+Retry-After it names (at most MAX_RETRY_AFTER seconds); then the 429 is raised like any error."""
+MAX_RETRY_AFTER = 5.0
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value or 1), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        return 1.0
+
+
 async def _run(method: str, path: str, body: Any = None, content_type: str = "application/json",
                query: list[tuple[str, str]] | None = None) -> Any:
-    cfg = connect()
-    headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": "tenancy-operator"}
-    # The key's name differs across client versions; in-cluster, a refresh hook re-reads the token file.
-    token = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
-    if token:
-        headers["Authorization"] = token
-    data = json.dumps(body) if body is not None else None
-    try:
-        async with _sessions.get().request(method, cfg.host + path, params=query or None, headers=headers,
-                                           data=data) as response:
-            status, text = response.status, await response.text()
-            reason_phrase = response.reason or ""
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        raise KubeError(0, "Unreachable", f"API server unreachable: {exc or type(exc).__name__}") from None
+    """One REST call: the decoded JSON answer ({} when empty). Raises NotFound (404), Conflict (409),
+    KubeError(status) for any other error answer and KubeError(0, "Unreachable") when no answer came."""
+    for attempt in range(THROTTLED_RETRIES + 1):
+        status, text, reason_phrase, retry_after = await _send(method, path, body, content_type, query)
+        if status != 429 or attempt == THROTTLED_RETRIES:
+            break
+        await asyncio.sleep(_retry_after(retry_after))
     if status >= 400:
         try:
             detail = json.loads(text)
@@ -144,6 +154,23 @@ async def _run(method: str, path: str, body: Any = None, content_type: str = "ap
             raise Conflict(409, reason, message)
         raise KubeError(status, reason, message)
     return json.loads(text) if text else {}
+
+
+async def _send(method: str, path: str, body: Any, content_type: str,
+                query: list[tuple[str, str]] | None) -> tuple[int, str, str, str | None]:
+    cfg = connect()
+    headers = {"Accept": "application/json", "Content-Type": content_type, "User-Agent": "tenancy-operator"}
+    # The key's name differs across client versions; in-cluster, a refresh hook re-reads the token file.
+    token = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
+    if token:
+        headers["Authorization"] = token
+    data = json.dumps(body) if body is not None else None
+    try:
+        async with _sessions.get().request(method, cfg.host + path, params=query or None, headers=headers,
+                                           data=data) as response:
+            return response.status, await response.text(), response.reason or "", response.headers.get("Retry-After")
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise KubeError(0, "Unreachable", f"API server unreachable ({method} {path}): {exc or type(exc).__name__}") from None
 
 
 async def get(kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
