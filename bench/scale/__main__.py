@@ -1,6 +1,6 @@
 """`make bench-scale`: N tenants with PostgreSQL, Redis and OpenBao applied at once; time, requests, memory.
 
-    python -m bench.scale [--sizes 1,10,100,500,1000] [--idle-seconds 75] [--verify-interval 30]
+    python -m bench.scale [--sizes 1,10,100,500,1000] [--idle-seconds 300] [--verify-interval 30]
                           [--one-trials 5] [--profile-largest] [--results bench/scale/RESULTS.md [--no-plot]]
 
 Needs the local platform (`make up`; `source .platform/env`) with nothing else acting on Tenants: the
@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,10,100,500,1000")
-    parser.add_argument("--idle-seconds", type=float, default=75.0)
+    parser.add_argument("--idle-seconds", type=float, default=300.0, help="the idle window per size (the issue's 5 minutes)")
     parser.add_argument("--verify-interval", type=float, default=30.0)
     parser.add_argument("--one-trials", type=int, default=5)
     parser.add_argument("--profile-largest", action="store_true", help="py-spy on the largest size's batch")
