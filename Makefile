@@ -127,7 +127,7 @@ lifecycle-faults: venv install ## SIGKILL the operator inside 10 archives and 10
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && TENANCY_KILL_TRIALS=$${TENANCY_KILL_TRIALS:-10} $(PY) -m pytest -p no:cacheprovider -s e2e/test_archive_kill.py
 
-failover: venv install ## Two replicas with kopf peering: SIGKILL the leader 10 times, print how fast a new Tenant is Ready (`make test` runs 1)
+failover: venv install ## Two replicas with kopf peering: SIGKILL the leader 10 times, print how fast a new Tenant is Ready (`make test` runs 2)
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && TENANCY_FAILOVER_TRIALS=$${TENANCY_FAILOVER_TRIALS:-10} $(PY) -m pytest -p no:cacheprovider -s e2e/test_zy_peering.py

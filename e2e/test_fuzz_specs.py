@@ -147,6 +147,20 @@ def _retries(operator) -> float:
                if line.startswith("tenancy_reconcile_total{") and 'kind="Tenant"' in line and 'result="retry"' in line)
 
 
+def _repeated_repairs(operator) -> dict[str, float]:
+    """Fuzz tenants whose objects were written again on the very next pass of the same generation
+    (tenancy_repeated_repairs_total): a comparison defect. The operator's brake then holds their verify
+    passes back, so a quiet window alone would not see the loop."""
+    text = requests.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).text
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("tenancy_repeated_repairs_total{") and f'tenant="{PREFIX}' in line:
+            value = float(line.rsplit(" ", 1)[1])
+            if value:
+                found[line.split('tenant="', 1)[1].split('"', 1)[0]] = value
+    return found
+
+
 def _crashes(log: Path, offset: int) -> list[str]:
     """Unhandled errors the operator logged since `offset`: a handler that raised something other than
     kopf's temporary and permanent errors, or any Python traceback."""
@@ -302,6 +316,8 @@ def test_generated_specs_are_refused_or_settle_and_leave_nothing(operator, backe
                            "its Events since: " + "; ".join(events_since(window)))
         retried = _retries(operator) - retries
         assert retried == 0, f"{retried:.0f} Tenant passes retried in the quiet window: a retry loop"
+        repeated = _repeated_repairs(operator)
+        assert not repeated, f"objects written again on the next pass of the same generation (seed {SEED}): {repeated}"
         assert operator.proc.poll() is None, "the operator exited"
 
         # Every backend object that appeared is named by the rules from an accepted tenant's name, or is

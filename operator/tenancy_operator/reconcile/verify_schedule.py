@@ -15,10 +15,11 @@ less than `RECENT` (0.9) of an interval ago; else True. `finished(name, started)
 pass by the monotonic time it began (its reads are that old). kopf starts a timer's next firing an
 interval after the last one ended, so on its own clock every firing is due; a firing is skipped only
 after another pass (a creation or an update) began less than 0.9 interval before it, and then the next
-firing is due. So a tenant is read at least once in about 1.9 verify intervals, never twice in 0.9 of
-one. Half an interval (before) let the first firing after a batch's creations run a second full pass
-of each tenant while the batch was still converging: at N=500, 13% more backend work and 67 s instead
-of 55 s to all Ready (bench/scale/RESULTS.md). `forget(name)` drops a deleted tenant. Times are seconds of
+firing is due. So a tenant is read at least once in about 1.9 verify intervals (3.9 while every pass
+slot stays taken: `defer` lets two firings in a row wait), never twice in 0.9 of one. Half an
+interval (before) let the first firing after a batch's creations run a second full pass of each tenant
+while the batch was still converging: at N=500, 13% more backend work and 67 s instead of 55 s to all
+Ready (bench/scale/RESULTS.md). `forget(name)` drops a deleted tenant. Times are seconds of
 `time.monotonic()`.
 
 `defer(name)` asks whether a firing may wait for the next one because every pass slot is taken (a
