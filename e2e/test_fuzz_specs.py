@@ -30,6 +30,7 @@ from typing import Any
 
 import requests
 from hypothesis import HealthCheck, Phase, given, seed, settings
+from prometheus_client.parser import text_string_to_metric_families
 from tenancy_operator.api import names
 from tenancy_operator.backends import mongodb_catalogue, redis_acl, search_names
 from tenancy_operator.handlers.config import Config
@@ -140,25 +141,25 @@ def _settled(tenant: dict[str, Any]) -> bool:
     return ready.get("status") == "False" and bool(ready.get("reason")) and ready.get("reason") not in RETRYING
 
 
+def _samples(operator, name: str) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) of every sample called `name` in the operator's /metrics (prometheus_client's parser)."""
+    text = requests.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).text
+    return [(sample.labels, sample.value) for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == name]
+
+
 def _retries(operator) -> float:
     """Tenant passes that ended in a retry so far (the operator's tenancy_reconcile_total{result="retry"})."""
-    text = requests.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("tenancy_reconcile_total{") and 'kind="Tenant"' in line and 'result="retry"' in line)
+    return sum(value for labels, value in _samples(operator, "tenancy_reconcile_total")
+               if labels.get("kind") == "Tenant" and labels.get("result") == "retry")
 
 
 def _repeated_repairs(operator) -> dict[str, float]:
     """Fuzz tenants whose objects were written again on the very next pass of the same generation
     (tenancy_repeated_repairs_total): a comparison defect. The operator's brake then holds their verify
     passes back, so a quiet window alone would not see the loop."""
-    text = requests.get(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).text
-    found = {}
-    for line in text.splitlines():
-        if line.startswith("tenancy_repeated_repairs_total{") and f'tenant="{PREFIX}' in line:
-            value = float(line.rsplit(" ", 1)[1])
-            if value:
-                found[line.split('tenant="', 1)[1].split('"', 1)[0]] = value
-    return found
+    return {labels["tenant"]: value for labels, value in _samples(operator, "tenancy_repeated_repairs_total")
+            if labels.get("tenant", "").startswith(PREFIX) and value}
 
 
 def _crashes(log: Path, offset: int) -> list[str]:

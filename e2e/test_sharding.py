@@ -2,8 +2,8 @@
 Tenants by their `tenancy.dev/shard` label; each reconciles only its own and none is missed.
 
 The Tenants use PostgreSQL, Redis and OpenBao with reclaim Delete, so each shard provisions and
-removes backend objects, not only namespaces. The session's unsharded operator is stopped for the duration (it would reconcile every Tenant) and
-started again after, as test_zy_peering does. The evidence of who reconciled what is each process's
+removes backend objects, not only namespaces. The session's unsharded operator is stopped for the
+duration (it would reconcile every Tenant) and started again after, as test_zy_peering does. The evidence of who reconciled what is each process's
 own log: kopf names the Tenant on every line about it, and a process is blind to other shards'.
 """
 
