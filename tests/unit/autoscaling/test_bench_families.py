@@ -65,3 +65,19 @@ def test_summarise_takes_median_and_worst_and_drops_not_applicable():
     assert summarise([1.01, 1.04, 1.02], False) == (1.02, 1.04, 3)
     med, worst, n = summarise([float("nan")], True)
     assert n == 0 and np.isnan(med) and np.isnan(worst)
+
+
+def _row(policy: str, upm: float, rh: float, periodic: bool = False):
+    from bench.autoscaling.evaluate import Row
+    return Row("bursts#1", periodic, 30, policy, upm, 0.0, rh, 10, 1.0, 1.0, 0.5)
+
+
+def test_comparator_is_the_better_baseline_within_the_familys_replica_hour_limit():
+    from bench.autoscaling.judge import comparator
+    reactive = _row("reactive", 82.75, 100.0)
+    hw, qg = _row("holt_winters", 75.25, 109.5), _row("qgbm", 82.75, 100.0)
+    assert comparator(reactive, (hw, qg), periodic=False) is qg  # HW's minutes cost 9.5 %: over the 5 % cap
+    assert comparator(reactive, (_row("holt_winters", 75.25, 104.0), qg), periodic=False).policy == "holt_winters"
+    assert comparator(reactive, (_row("holt_winters", 75.25, 104.0), qg), periodic=True) is qg  # periodic: 3 %
+    both_over = (_row("holt_winters", 75.25, 120.0), _row("qgbm", 70.0, 130.0))
+    assert comparator(reactive, both_over, periodic=False).policy == "qgbm"  # none keeps it: the better of both
