@@ -139,8 +139,12 @@ class OperatorExited(RuntimeError):
 class Operator:
     """The operator as a real process, started, stopped and killed by tests."""
 
-    def __init__(self, kubeconfig: str, verify_interval: float = 3.0, extra_env: dict[str, str] | None = None):
+    def __init__(self, kubeconfig: str, verify_interval: float = 3.0, extra_env: dict[str, str] | None = None,
+                 scraped: bool = True):
+        """`scraped`: serve /metrics on the port the platform's Prometheus scrapes every 5 s (when free);
+        False: on a free port nobody scrapes (the scale bench scrapes at the chart's interval itself)."""
         self.kubeconfig = kubeconfig
+        self.scraped = scraped
         self.verify_interval = verify_interval
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
@@ -164,7 +168,7 @@ class Operator:
 
     def _start_once(self) -> None:
         port = free_port()
-        self.metrics_port = scraped_metrics_port()
+        self.metrics_port = scraped_metrics_port() if self.scraped else free_port()
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "TENANCY_VERIFY_INTERVAL": str(self.verify_interval),
                "TENANCY_LIVENESS": f"http://127.0.0.1:{port}/healthz", "TENANCY_RETRY_BASE": "0.5",
                "TENANCY_RETRY_MAX": "5", "TENANCY_STANDALONE": "true", "TENANCY_METRICS_PORT": str(self.metrics_port),

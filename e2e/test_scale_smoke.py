@@ -25,6 +25,7 @@ def test_scale_bench_smoke_three_tenants_ready_measured_and_deleted(operator, ba
     missing = [k for k in run.FIELDS if not isinstance(row.get(k), int | float)]
     assert not missing, f"figures the bench did not measure: {missing}"
     assert row["writes_per_tenant"] > 0, "the audit log showed no write of the operator for the new tenants"
+    assert row["api_reads_per_tenant"] > 0, "the API server counted no GET or LIST while the batch ran"
     assert row["rss_mb"] > 0 and row["cpu_s"] > 0
     text = report.table([row])
     print(f"\nscale smoke, N={N} (numbers not asserted):\n{text}")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from e2e import kube, writes
 
-from . import profiling, report, setup
+from . import measure, profiling, report, setup
 from .run import FIELDS, run_size
 
 HERE = Path(__file__).resolve().parent
@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,10,100,500,1000")
     parser.add_argument("--idle-seconds", type=float, default=300.0, help="the idle window per size (the issue's 5 minutes)")
     parser.add_argument("--verify-interval", type=float, default=30.0)
+    parser.add_argument("--scrape-interval", type=float, default=None,
+                        help="seconds between the bench's scrapes of /metrics (default: the chart's ServiceMonitor interval)")
     parser.add_argument("--one-trials", type=int, default=5)
     parser.add_argument("--profile-largest", action="store_true", help="py-spy on the largest size's batch")
     parser.add_argument("--results", type=Path, help="append the run to this RESULTS.md and draw the plot beside it")
@@ -54,22 +56,26 @@ def main() -> None:
     # The idle window begins once PostgreSQL has published its counters and the Backends' probe timer
     # (every verify interval / 2) has written their new tenant counts: neither is steady-state traffic.
     settle = max(writes.PG_FLUSH_SECONDS, args.verify_interval / 2 + 2)
+    scrape = args.scrape_interval if args.scrape_interval is not None else setup.scrape_interval()
     profiles: dict[int, str] = {}
     for n in sizes:
         print(f"N={n}: starting a fresh operator")
         op = setup.operator(kubeconfig, args.verify_interval)
         op.start()
         try:
-            setup.wait_backends_ready()
-            profile = HERE / "profiles" / f"n{n}.collapsed" if args.profile_largest and n == max(sizes) else None
-            row = run_size(n, op, args.idle_seconds, run, profile=profile, settle=settle)
-            if n == 1 and args.one_trials > 1:
-                for trial in range(1, args.one_trials):
-                    extra = run_size(1, op, 0, f"{run}t{trial}", log=lambda *_: None, settle=0.5)
-                    row["times"] += extra["times"]
-                row["trials"] = len(row["times"])
-                times = row["times"]
-                row |= {"p50": _pct(times, 50), "p95": _pct(times, 95), "max": max(times)}
+            with measure.Scraper(op.metrics_port, scrape) as scraper:
+                setup.wait_backends_ready()
+                profile = HERE / "profiles" / f"n{n}.collapsed" if args.profile_largest and n == max(sizes) else None
+                row = run_size(n, op, args.idle_seconds, run, profile=profile, settle=settle)
+                if n == 1 and args.one_trials > 1:
+                    for trial in range(1, args.one_trials):
+                        extra = run_size(1, op, 0, f"{run}t{trial}", log=lambda *_: None, settle=0.5)
+                        row["times"] += extra["times"]
+                    row["trials"] = len(row["times"])
+                    times = row["times"]
+                    row |= {"p50": _pct(times, 50), "p95": _pct(times, 95), "max": max(times)}
+            if scraper.failures:
+                print(f"  N={n}: {scraper.failures} of {scraper.scrapes + scraper.failures} scrapes of /metrics failed")
         finally:
             op.stop()
         rows.append(row)
@@ -80,7 +86,7 @@ def main() -> None:
     settings = (f"Sizes run: {', '.join(map(str, sizes))}; each tenant with PostgreSQL, Redis and OpenBao "
                 f"(reclaim Delete); verify interval {args.verify_interval:g} s (jitter from the chart); idle "
                 f"window {args.idle_seconds:g} s per size, beginning {settle:g} s after the last Ready; one "
-                f"operator process per size (the chart's settings, standalone); N=1 over {rows[0].get('trials', 1) if sizes[0] == 1 else 0} single applies. "
+                f"operator process per size (the chart's settings, standalone), its /metrics scraped every {scrape:g} s by the bench (the chart's ServiceMonitor interval; the platform's Prometheus does not scrape it); N=1 over {rows[0].get('trials', 1) if sizes[0] == 1 else 0} single applies. "
                 f"Whole bench {time.monotonic() - started:.0f} s.")
     text = report.render(rows, settings, profiles)
     print("\n" + text)

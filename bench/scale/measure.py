@@ -8,6 +8,8 @@
   what the list shows is stamped when it is read).
 - `requests_by`: every request of a user in the audit log between two marks, by (verb, resource).
 - `Proc`: RSS (VmRSS, and the peak VmHWM) and CPU seconds (utime + stime) of a process, from /proc.
+- `Scraper`: scrapes /metrics at the chart's ServiceMonitor interval while a size runs.
+- `api_requests`: the API server's own request counters, by verb (reads are not in the audit log).
 - `metrics`: the operator's Prometheus text, summed by metric name and a label filter.
 """
 
@@ -170,6 +172,34 @@ class Proc:
         return (int(after[11]) + int(after[12])) / self.TICKS
 
 
+class Scraper:
+    """Reads the operator's /metrics every `interval` seconds in a thread, as Prometheus does with the
+    chart's ServiceMonitor, and drops the text: the operator pays for its scrapes as a deployed one does.
+    A failed scrape is counted, not raised (Prometheus would mark the target down and go on)."""
+
+    def __init__(self, port: int, interval: float):
+        self.port, self.interval = port, interval
+        self.scrapes = self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10).read()
+                self.scrapes += 1
+            except OSError:
+                self.failures += 1
+
+
 def metrics(port: int) -> dict[tuple[str, str], float]:
     """The operator's samples, summed by (sample name, the `handler` label or "")."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
@@ -207,6 +237,23 @@ def backend_requests() -> dict[str, int]:
     bao = sum(float(line.split()[-1]) for line in text.splitlines()
               if line.startswith(("vault_core_handle_request_count ", "vault_core_handle_login_request_count ")))
     return {"postgres": int(pg), "redis": redis_commands, "openbao": int(bao)}
+
+
+def api_requests() -> Counter:
+    """Requests the API server has answered since it started, by verb (GET, LIST, WATCH, POST, PATCH, ...),
+    from its own `apiserver_request_total`: every client's, the controller manager's and the bench's
+    own included (a watch counts when it ends). Long-running requests aside, this is what it served."""
+    text = kube.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+    counts: Counter = Counter()
+    for family in text_string_to_metric_families(text):
+        if family.name == "apiserver_request":
+            for sample in family.samples:
+                if sample.name == "apiserver_request_total":
+                    counts[sample.labels.get("verb", "")] += int(sample.value)
+    return counts
+
+
+READ_VERBS = ("GET", "LIST")
 
 
 def grown(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

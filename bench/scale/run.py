@@ -28,6 +28,8 @@ before the batch's requests are counted and the idle window begins."""
 FIELDS = {  # key: (column title, format)
     "n": ("N", "{:d}"), "p50": ("p50 s", "{:.2f}"), "p95": ("p95 s", "{:.2f}"), "max": ("max s", "{:.2f}"),
     "wall": ("batch wall s", "{:.1f}"), "writes_per_tenant": ("API writes/tenant", "{:.1f}"),
+    "api_requests_per_tenant": ("API requests/tenant (server-wide)", "{:.1f}"),
+    "api_reads_per_tenant": ("API reads/tenant (GET+LIST)", "{:.1f}"),
     "calls_per_tenant": ("backend adapter calls/tenant", "{:.1f}"),
     "postgres_per_tenant": ("PostgreSQL transactions/tenant", "{:.1f}"), "redis_per_tenant": ("Redis commands/tenant", "{:.1f}"),
     "openbao_per_tenant": ("OpenBao requests/tenant", "{:.1f}"),
@@ -67,7 +69,7 @@ def run_size(n: int, op: kube.Operator, idle_seconds: float, run: str, log=print
     row: dict = {"n": n}
     try:
         audit0, metrics0, cpu0 = audit.mark(), measure.metrics(op.metrics_port), proc.cpu_seconds()
-        servers0 = measure.backend_requests()
+        servers0, api0 = measure.backend_requests(), measure.api_requests()
         placed0 = measure.placed_counts()
         sampler = profiling.start(op.proc.pid, profile) if profile else None
         t0 = time.monotonic()
@@ -94,6 +96,11 @@ def run_size(n: int, op: kube.Operator, idle_seconds: float, run: str, log=print
         requests = measure.requests_by(audit0, OPERATOR_USER, audit.mark())
         metrics1 = measure.metrics(op.metrics_port)
         row["writes_per_tenant"] = measure.writes_of(requests) / n
+        served = measure.grown(api0, measure.api_requests())
+        # Server-wide: the bench's own N creates (one kubectl) left out; the controller manager's
+        # answers to the operator's objects (quota status, namespace and token controllers) stay in.
+        row["api_requests_per_tenant"] = (sum(served.values()) - n) / n
+        row["api_reads_per_tenant"] = sum(served.get(v, 0) for v in measure.READ_VERBS) / n
         row |= {f"{k}_per_tenant": v / n for k, v in measure.grown(servers0, measure.backend_requests()).items()}
         row["calls_per_tenant"] = _delta(metrics1, metrics0, "tenancy_backend_call_seconds_count") / n
         row["top_requests"] = {f"{v} {r}": c for (v, r), c in requests.most_common(8)}
@@ -120,7 +127,7 @@ def _idle(op: kube.Operator, proc: measure.Proc, seconds: float, settle: float, 
         return {}
     log(f"  idle window of {seconds:.0f}s (+{settle:.0f}s for PostgreSQL's counters)")
     before, metrics0, cpu0 = writes.snapshot(), measure.metrics(op.metrics_port), proc.cpu_seconds()
-    servers0 = measure.backend_requests()
+    servers0, api0 = measure.backend_requests(), measure.api_requests()
     backends0, began = measure.backend_statuses(), measure.utc_now()
     time.sleep(seconds)
     metrics1, cpu1 = measure.metrics(op.metrics_port), proc.cpu_seconds()
@@ -131,6 +138,7 @@ def _idle(op: kube.Operator, proc: measure.Proc, seconds: float, settle: float, 
     passes = int(_delta(metrics1, metrics0, "tenancy_handler_seconds_count", "tenant-verify"))
     per = max(passes, 1)
     servers = measure.grown(servers0, measure.backend_requests())
+    served = measure.grown(api0, measure.api_requests())
     return {**{f"verify_{k}": v / per for k, v in servers.items()},
         "idle_s": seconds, "idle_api_writes": sum(counts["api-server"].values()),
         "idle_backend_writes": sum(sum(c.values()) for k, c in counts.items() if k != "api-server"),
@@ -142,4 +150,5 @@ def _idle(op: kube.Operator, proc: measure.Proc, seconds: float, settle: float, 
         "verify_ms": 1000 * _delta(metrics1, metrics0, "tenancy_handler_seconds_sum", "tenant-verify") / per,
         "verify_cpu_ms": 1000 * (cpu1 - cpu0) / per,
         "verify_calls": _delta(metrics1, metrics0, "tenancy_backend_call_seconds_count") / per,
+        "verify_api_reads": sum(served.get(v, 0) for v in measure.READ_VERBS) / per,
     }

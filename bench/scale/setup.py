@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from urllib.parse import urlparse
 
@@ -61,7 +62,19 @@ def operator(kubeconfig: str, verify_interval: float) -> kube.Operator:
     settings = {k: v for k, v in (json.loads(out).get("data") or {}).items() if k not in _OWN_SETTINGS}
     settings["TENANCY_ARCHIVE_DIR"] = str(kube.STATE / "archives-bench")
     settings["TENANCY_OTLP_ENDPOINT"] = ""
-    return kube.Operator(kubeconfig, verify_interval=verify_interval, extra_env=settings)
+    # Not on the port the platform's Prometheus scrapes every 5 s (e2e's pace): the bench scrapes at the
+    # chart's ServiceMonitor interval itself (measure.Scraper), as a deployed operator is scraped.
+    return kube.Operator(kubeconfig, verify_interval=verify_interval, extra_env=settings, scraped=False)
+
+
+def scrape_interval() -> float:
+    """Seconds between scrapes of the chart's ServiceMonitor (values.yaml `metrics.serviceMonitor.interval`)."""
+    values = yaml.safe_load((kube.REPO / "charts" / "tenancy-operator" / "values.yaml").read_text())
+    interval = str(values["metrics"]["serviceMonitor"]["interval"])
+    parts = re.findall(r"(\d+)(ms|s|m|h)", interval)
+    if not parts or "".join(n + u for n, u in parts) != interval:
+        raise ValueError(f"metrics.serviceMonitor.interval {interval!r} is not a Prometheus duration like 30s or 1m30s")
+    return sum(int(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
 
 
 def backends(capacity: int) -> dict[str, str]:

@@ -31,3 +31,9 @@ def test_idle_writes_at_1000_get_a_verdict():
 def test_a_profiled_size_is_written_into_the_results():
     text = report.render([{**ROW, "n": 1}], "settings", {1000: "self time: kopf 40%\n"})
     assert "Profile of the N=1000 batch (py-spy" in text and "self time: kopf 40%" in text
+
+
+def test_the_bench_scrapes_at_the_charts_servicemonitor_interval():
+    from bench.scale import setup
+
+    assert setup.scrape_interval() == 30.0  # values.yaml metrics.serviceMonitor.interval: 30s
