@@ -240,7 +240,8 @@ def backend_requests() -> dict[str, int]:
 
 
 def api_requests() -> Counter:
-    """Requests the API server has answered since it started, by verb (GET, LIST, WATCH, POST, PATCH, ...),
+    """Requests the API server has answered since it started, by (verb, resource): verb GET, LIST, WATCH,
+    POST, PATCH, ...,
     from its own `apiserver_request_total`: every client's, the controller manager's and the bench's
     own included (a watch counts when it ends). Long-running requests aside, this is what it served."""
     text = kube.kubectl("get", "--raw", "/metrics", timeout=60).stdout
@@ -249,11 +250,16 @@ def api_requests() -> Counter:
         if family.name == "apiserver_request":
             for sample in family.samples:
                 if sample.name == "apiserver_request_total":
-                    counts[sample.labels.get("verb", "")] += int(sample.value)
+                    resource = "/".join(x for x in (sample.labels.get("resource"), sample.labels.get("subresource")) if x)
+                    counts[(sample.labels.get("verb", ""), resource)] += int(sample.value)
     return counts
 
 
 READ_VERBS = ("GET", "LIST")
+
+
+def reads_of(served: dict[tuple[str, str], int]) -> int:
+    return sum(count for (verb, _), count in served.items() if verb in READ_VERBS)
 
 
 def grown(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

@@ -103,7 +103,8 @@ def render(rows: list[dict], settings: str, profiles: dict[int, str] | None = No
     parts = [f"### Run of {when}", "", f"{when}, commit {commit}; {machine()}", "", settings, "", table(rows), "",
              "Targets (printed, not asserted):", ""] + [f"- {t}" for t in targets(rows)] + [""]
     for r in rows:
-        parts.append(f"- N={r['n']}: operator requests in the batch {r.get('top_requests')}; "
+        parts.append(f"- N={r['n']}: operator writes in the batch {r.get('top_requests')}; "
+                     f"reads the API server served (server-wide) {r.get('top_reads')}; "
                      f"idle writes {r.get('idle_detail') or 'none'}"
                      + (f"; idle Events {r['idle_events']}" if r.get("idle_events") else "")
                      + (f"; Backend status fields changed in the idle window {r['idle_backend_status']}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from e2e import audit, kube, writes
@@ -100,7 +101,9 @@ def run_size(n: int, op: kube.Operator, idle_seconds: float, run: str, log=print
         # Server-wide: the bench's own N creates (one kubectl) left out; the controller manager's
         # answers to the operator's objects (quota status, namespace and token controllers) stay in.
         row["api_requests_per_tenant"] = (sum(served.values()) - n) / n
-        row["api_reads_per_tenant"] = sum(served.get(v, 0) for v in measure.READ_VERBS) / n
+        row["api_reads_per_tenant"] = measure.reads_of(served) / n
+        row["top_reads"] = {f"{v} {r}": c for (v, r), c in Counter(
+            {k: c for k, c in served.items() if k[0] in measure.READ_VERBS}).most_common(8)}
         row |= {f"{k}_per_tenant": v / n for k, v in measure.grown(servers0, measure.backend_requests()).items()}
         row["calls_per_tenant"] = _delta(metrics1, metrics0, "tenancy_backend_call_seconds_count") / n
         row["top_requests"] = {f"{v} {r}": c for (v, r), c in requests.most_common(8)}
@@ -150,5 +153,5 @@ def _idle(op: kube.Operator, proc: measure.Proc, seconds: float, settle: float, 
         "verify_ms": 1000 * _delta(metrics1, metrics0, "tenancy_handler_seconds_sum", "tenant-verify") / per,
         "verify_cpu_ms": 1000 * (cpu1 - cpu0) / per,
         "verify_calls": _delta(metrics1, metrics0, "tenancy_backend_call_seconds_count") / per,
-        "verify_api_reads": sum(served.get(v, 0) for v in measure.READ_VERBS) / per,
+        "verify_api_reads": measure.reads_of(served) / per,
     }

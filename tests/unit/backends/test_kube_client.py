@@ -125,3 +125,38 @@ def test_no_answer_is_unreachable_with_the_call_named(monkeypatch):
     assert (error.status, error.reason) == (0, "Unreachable")
     assert "PATCH /apis/tenancy.dev/v1alpha1/tenants/a/status" in error.message
     assert json.dumps(error.message)  # printable, no secret (no token in it)
+
+
+def test_the_token_is_asked_for_once_per_reuse_window_and_again_after_a_401(served, monkeypatch):
+    asked: list[str] = []
+    tokens = iter(["old-token", "new-token", "newer-token"])
+    real = client.Configuration.get_api_key_with_prefix
+
+    def hook(self, identifier, alias=None):  # the refresh hook's stand-in: each ask may give a new token
+        if identifier == "authorization":
+            asked.append(identifier)
+            return f"Bearer {next(tokens)}"
+        return real(self, identifier, alias)
+
+    monkeypatch.setattr(client.Configuration, "get_api_key_with_prefix", hook)
+    clock = [1000.0]
+    monkeypatch.setattr(kube.time, "monotonic", lambda: clock[0])
+
+    routes = {"/api/v1/namespaces/a": [lambda: web.json_response({"metadata": {"name": "a"}})],
+              "/api/v1/namespaces/renewed": [lambda: _status(401, "Unauthorized", "Unauthorized"),
+                                             lambda: web.json_response({"metadata": {"name": "r"}})]}
+
+    async def scenario(seen):
+        for _ in range(5):
+            await kube.get("Namespace", "a")
+        assert len(asked) == 1  # five calls, one ask
+        clock[0] += kube.TOKEN_REUSE_SECONDS
+        await kube.get("Namespace", "a")
+        assert len(asked) == 2 and seen[-1].headers["Authorization"] == "Bearer new-token"
+        assert (await kube.get("Namespace", "renewed"))["metadata"]["name"] == "r"  # 401, asked again, sent again
+        assert len(asked) == 3 and seen[-1].headers["Authorization"] == "Bearer newer-token"
+        assert seen[-2].headers["Authorization"] == "Bearer new-token"
+
+    monkeypatch.setattr(kube, "_token", None)
+    served(routes, scenario)
+    assert kube.TOKEN_REUSE_SECONDS <= 60  # a projected token lives an hour or more, renewed at 80 %
