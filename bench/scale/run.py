@@ -39,6 +39,7 @@ FIELDS = {  # key: (column title, format)
     "idle_api_writes": ("idle API writes", "{:d}"), "idle_backend_writes": ("idle backend writes", "{:d}"),
     "verify_passes": ("verify passes (idle)", "{:d}"), "verify_ms": ("verify ms/pass", "{:.0f}"),
     "verify_cpu_ms": ("verify CPU ms/pass", "{:.0f}"), "verify_calls": ("adapter calls/pass", "{:.1f}"),
+    "verify_api_reads": ("API reads/pass (server-wide)", "{:.1f}"),
     "verify_postgres": ("PostgreSQL transactions/pass", "{:.1f}"), "verify_redis": ("Redis commands/pass", "{:.1f}"),
     "verify_openbao": ("OpenBao requests/pass", "{:.1f}"),
     "delete_s": ("delete all s", "{:.1f}"),
