@@ -4,12 +4,12 @@ Why this exists: the issue's targets are judged per trace *family*, as the media
 the worst seed printed beside it, so one lucky instance cannot carry a family and one bad instance
 is still visible. Every line prints the target beside the measurement.
 
-"The better of Holt-Winters and a plain quantile GBM" is read as the better of those that keep the
-family's own replica-hour limit (periodic 1.03x, aperiodic 1.05x of reactive's): on bursts Holt-Winters
-buys its fewer under-provisioned minutes with 1.04-1.36x replica-hours, and matching it there would break
-the aperiodic cost target, so the two targets could not both hold. When neither baseline keeps the limit
-the better of both is the comparator as before. The strict reading (the better of both, whatever it
-cost) is printed beside each family as `info`, so nothing is hidden (decision of 2026-12-05, issue #22).
+"The better of Holt-Winters and a plain quantile GBM" is judged as the issue words it: the one with
+fewer under-provisioned minutes, whatever its replica-hours. On bursts that is Holt-Winters, which pays
+1.04-1.36x replica-hours for them; the better of the baselines that keep the family's own replica-hour
+limit (periodic 1.03x, aperiodic 1.05x of reactive's) is printed beside it as `info`. Both can hold at
+once (the oracle does: 0-3 minutes at 1.03-1.07x on bursts); a forecaster that cannot see the bursts
+coming does not reach them, and the bench says so as a miss.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class RunRatios:
     gap: float  # share of the reactive-to-oracle gap closed (same)
     rh: float  # replica-hours / reactive
     ev: float  # scale events / reactive
-    upm_over_best: float  # ours' UPM minus the better of Holt-Winters and qgbm within the RH limit
+    upm_over_best: float  # ours' UPM minus the better of Holt-Winters and qgbm
     rh_over_best: float  # ours' replica-hours / that model's - 1
     upm_over_limit: float  # aperiodic: UPM minus max(1.05x reactive, reactive + 1 min/week)
     gate_on: float
@@ -47,8 +47,8 @@ class RunRatios:
     mase: float
     best: str = ""  # which of holt_winters and qgbm had fewer UPM (then fewer replica-hours)
     best_rh: float = float("nan")  # that model's replica-hours / reactive
-    upm_over_any: float = float("nan")  # strict reading: minus the better of both, whatever it cost
-    any_best: str = ""
+    upm_over_within: float = float("nan")  # minus the better of those within the family's RH limit
+    within_best: str = ""
 
 
 RH_LIMIT = {True: 1.03, False: 1.05}
@@ -73,8 +73,8 @@ def run_ratios(rows: list[Row]) -> list[RunRatios]:
     for tr, dl in sorted({(r.trace, r.start_delay_s) for r in rows}):
         re, us, orc = by[(tr, dl, "reactive")], by[(tr, dl, "ours")], by[(tr, dl, "oracle")]
         hw, qg = by[(tr, dl, "holt_winters")], by[(tr, dl, "qgbm")]
-        best = comparator(re, (hw, qg), us.periodic)
-        strict = min((hw, qg), key=lambda r: (r.upm, r.replica_hours))
+        best = min((hw, qg), key=lambda r: (r.upm, r.replica_hours))
+        within = comparator(re, (hw, qg), us.periodic)
         big = us.periodic and re.upm >= 5 * WEEKS
         nan = float("nan")
         fam, seed = _split(tr)
@@ -89,7 +89,7 @@ def run_ratios(rows: list[Row]) -> list[RunRatios]:
             upm_over_limit=nan if us.periodic else us.upm - max(1.05 * re.upm, re.upm + 1.0 * WEEKS),
             gate_on=us.gate_on, pinball_vs_hw=us.pinball / hw.pinball, mase=us.mase,
             best=best.policy, best_rh=best.replica_hours / re.replica_hours,
-            upm_over_any=us.upm - strict.upm, any_best=strict.policy,
+            upm_over_within=us.upm - within.upm, within_best=within.policy,
         ))
     return out
 
@@ -120,7 +120,7 @@ TARGETS = (
     ("rh", "replica-hours / reactive", 1.05, False, "{:.3f}", "aperiodic"),
     ("ev", "scale events / reactive", 1.25, False, "{:.2f}", "aperiodic"),
     ("gate_on", "gate open share", 0.5, False, "{:.0%}", "aperiodic"),
-    ("upm_over_best", "UPM - better of HW/qgbm within RH limit (min)", 0.0, False, "{:+.2f}", "all"),
+    ("upm_over_best", "UPM - better of HW/qgbm (minutes)", 0.0, False, "{:+.2f}", "all"),
     ("rh_over_best", "replica-hours vs that model", 0.01, False, "{:+.1%}", "all"),
     ("pinball_vs_hw", "pinball@0.9 / Holt-Winters' (diagnostic)", 1.0, False, "{:.2f}", "all"),
     ("mase", "median-model MASE (diagnostic)", 1.0, False, "{:.2f}", "all"),
@@ -144,14 +144,10 @@ def judge(rows: list[Row], perf: dict | None, anom: list[dict] | None) -> tuple[
     groups: dict[tuple[str, int], list[RunRatios]] = defaultdict(list)
     for r in ratios:
         groups[(r.family, r.delay)].append(r)
-    passes = misses = over = 0
+    passes = misses = 0
 
     def check(label: str, ok: bool, detail: str) -> None:
-        nonlocal passes, misses, over
-        if "(diagnostic)" in label:  # not a target of the issue: shown, counted apart
-            over += not ok
-            print(f"  {'diag' if ok else 'DIAG'}  {label:<62} {detail}")
-            return
+        nonlocal passes, misses
         passes += ok
         misses += not ok
         print(f"  {'PASS' if ok else 'MISS'}  {label:<62} {detail}")
@@ -176,10 +172,10 @@ def judge(rows: list[Row], perf: dict | None, anom: list[dict] | None) -> tuple[
                 rh = [r.best_rh for r in rs]
                 detail += f"; that model ({'/'.join(names)}) pays RH/reactive median {statistics.median(rh):.3f}, max {max(rh):.3f}"
             check(tag, _ok(med, limit, higher), detail)
-            if attr == "upm_over_best" and any(r.upm_over_any != r.upm_over_best for r in rs):
-                s_med, s_worst, _ = summarise([r.upm_over_any for r in rs], False)
-                print(f"  info  {fam}/{dl}s strict reading, better of both whatever it cost: UPM median "
-                      f"{s_med:+.2f}, worst {s_worst:+.2f} ({'/'.join(sorted({r.any_best for r in rs}))})")
+            if attr == "upm_over_best" and any(r.upm_over_within != r.upm_over_best for r in rs):
+                w_med, w_worst, _ = summarise([r.upm_over_within for r in rs], False)
+                print(f"  info  {fam}/{dl}s vs the better baseline within the family's RH limit: UPM median "
+                      f"{w_med:+.2f}, worst {w_worst:+.2f} ({'/'.join(sorted({r.within_best for r in rs}))})")
     if perf is not None:
         check("one forecast p99 <= 5 ms (features, GBM quantiles, HW step)", perf["forecast_p99_ms"] <= 5,
               f"{perf['forecast_p99_ms']:.2f} ms (p50 {perf['forecast_p50_ms']:.2f}; target <= 5 ms)")
@@ -193,5 +189,5 @@ def judge(rows: list[Row], perf: dict | None, anom: list[dict] | None) -> tuple[
             med, worst, n = summarise([a[key] for a in anom], True)
             check(f"anomaly {key} >= 0.9 over seeds", med >= 0.9,
                   f"median {med:.2f}, worst {worst:.2f}, n={n} (target >= 0.9)")
-    print(f"\nbench targets: {passes} met, {misses} missed; diagnostics (not targets) over 1.0: {over}")
+    print(f"\nbench targets: {passes} met, {misses} missed")
     return passes, misses
