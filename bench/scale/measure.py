@@ -173,9 +173,16 @@ class Proc:
 
 
 class Scraper:
-    """Reads the operator's /metrics every `interval` seconds in a thread, as Prometheus does with the
-    chart's ServiceMonitor, and drops the text: the operator pays for its scrapes as a deployed one does.
-    A failed scrape is counted, not raised (Prometheus would mark the target down and go on)."""
+    """Reads the operator's /metrics every `interval` seconds in a thread, as one Prometheus does with the
+    chart's ServiceMonitor, with the headers Prometheus sends (OpenMetrics first, gzip), and drops the
+    answer: the operator formats and compresses each scrape as for a deployed Prometheus (an HA pair
+    scrapes twice per interval). A failed scrape is counted, not raised (Prometheus marks the target
+    down and goes on)."""
+
+    HEADERS = {"Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+                         "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+               "Accept-Encoding": "gzip"}
+    """What Prometheus 2.x sends when it scrapes (its default scrape protocols)."""
 
     def __init__(self, port: int, interval: float):
         self.port, self.interval = port, interval
@@ -194,7 +201,8 @@ class Scraper:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10).read()
+                request = urllib.request.Request(f"http://127.0.0.1:{self.port}/metrics", headers=self.HEADERS)
+                urllib.request.urlopen(request, timeout=10).read()
                 self.scrapes += 1
             except OSError:
                 self.failures += 1

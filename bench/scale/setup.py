@@ -36,11 +36,12 @@ def crds() -> None:
 
 
 def operator_kubeconfig() -> str:
-    """Install the chart (its Deployment never runs: no kubelet) and write a kubeconfig with its SA's token."""
+    """Install the chart with 0 replicas (after `make demo` the node runs pods: a chart operator would
+    reconcile the bench's tenants beside the bench's own process) and write a kubeconfig with its SA's token."""
     release = "tenancy-operator"
     kube.kubectl("apply", "-f", str(kube.REPO / "manifests" / "namespace.yaml"))
     helm = subprocess.run(["helm", "upgrade", "--install", release, str(kube.REPO / "charts" / "tenancy-operator"),
-                           "--namespace", NAMESPACE, "--set", "replicaCount=1", "--wait=false", "--timeout=120s"],
+                           "--namespace", NAMESPACE, "--set", "replicaCount=0", "--wait=false", "--timeout=120s"],
                           capture_output=True, text=True, timeout=180)
     if helm.returncode != 0:
         raise RuntimeError(f"helm upgrade --install failed: {helm.stderr}")

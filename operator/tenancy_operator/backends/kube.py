@@ -167,22 +167,24 @@ async def _run(method: str, path: str, body: Any = None, content_type: str = "ap
 
 TOKEN_REUSE_SECONDS = 30.0
 """How long the Authorization value from the client's settings is reused. Asking for it runs the
-official client's refresh hook: from a kubeconfig that loads the whole file again and reads every
-environment variable for proxies, a tenth of the operator's CPU in a batch of 500 tenants
-(bench/scale/RESULTS.md, 2026-12-05 night); in a pod it checks the token file's age. A projected
-ServiceAccount token is renewed by the kubelet at 80 % of its life (an hour or more) and the old one
-stays valid until it expires, so one half a minute old still works; a 401 asks again at once."""
+official client's refresh hook, which sets the client's host again, and that walks every environment
+variable for proxies (in a pod and from a kubeconfig alike): a tenth of the operator's CPU in a batch
+of 500 tenants (bench/scale/RESULTS.md, 2026-12-06). A projected ServiceAccount token is renewed by the
+kubelet at 80 % of its life (an hour or more) and the old one stays valid until it expires, so one
+half a minute old still works. A 401 asks once more and resends: the API server refuses before
+admission and storage, so nothing was written (in a pod the client itself re-reads the token file at
+most once a minute, so the resend may carry the same token and fail the same way)."""
 _token: tuple[client.Configuration, float, str | None] | None = None
 
 
 def _authorization(cfg: client.Configuration) -> str | None:
     global _token
-    now = time.monotonic()
-    if _token is None or _token[0] is not cfg or now - _token[1] >= TOKEN_REUSE_SECONDS:
+    now, held = time.monotonic(), _token
+    if held is None or held[0] is not cfg or now - held[1] >= TOKEN_REUSE_SECONDS:
         # The key's name differs across client versions; in-cluster, a refresh hook re-reads the token file.
         value = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
-        _token = (cfg, now, value)
-    return _token[2]
+        held = _token = (cfg, now, value)
+    return held[2]
 
 
 def _forget_token() -> None:

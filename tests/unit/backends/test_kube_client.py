@@ -13,6 +13,10 @@ from kubernetes import client
 from tenancy_operator.backends import kube
 
 
+BODY = web.RequestKey("body", bytes)
+"""Each request's payload, read when it came: it is gone once answered."""
+
+
 def _status(code: int, reason: str, message: str) -> web.Response:
     return web.json_response({"kind": "Status", "reason": reason, "message": message, "code": code}, status=code)
 
@@ -24,6 +28,7 @@ def served(monkeypatch):
         seen: list[web.Request] = []
 
         async def answer(request: web.Request) -> web.StreamResponse:
+            request[BODY] = await request.read()
             seen.append(request)
             queue = routes[request.path]  # makers of answers: the last one answers every later call
             return (queue.pop(0) if len(queue) > 1 else queue[0])()
@@ -160,3 +165,40 @@ def test_the_token_is_asked_for_once_per_reuse_window_and_again_after_a_401(serv
     monkeypatch.setattr(kube, "_token", None)
     served(routes, scenario)
     assert kube.TOKEN_REUSE_SECONDS <= 60  # a projected token lives an hour or more, renewed at 80 %
+
+
+def test_a_lasting_401_is_sent_twice_then_raised_and_a_post_body_is_resent_whole(served, monkeypatch):
+    def refused() -> web.Response:
+        return _status(401, "Unauthorized", "Unauthorized")
+
+    routes = {"/api/v1/namespaces": [refused]}
+    bodies: list[bytes] = []
+
+    async def scenario(seen):
+        with pytest.raises(kube.KubeError) as error:
+            await kube.create({"kind": "Namespace", "metadata": {"name": "x"}})
+        assert error.value.status == 401
+        assert len(seen) == 2  # once, then once more with the token asked for again: no loop
+        bodies.extend(request[BODY] for request in seen)
+
+    monkeypatch.setattr(kube, "_token", None)
+    served(routes, scenario)
+    assert bodies[0] == bodies[1] and json.loads(bodies[1])["metadata"]["name"] == "x"
+
+
+def test_throttled_then_unauthorized_stays_bounded(served, monkeypatch):
+    async def no_wait(_: float) -> None:
+        return None
+
+    monkeypatch.setattr(kube.asyncio, "sleep", no_wait)
+    routes = {"/api/v1/namespaces/b": [
+        lambda: web.Response(status=429, headers={"Retry-After": "1"}, text="{}", content_type="application/json"),
+        lambda: _status(401, "Unauthorized", "Unauthorized")]}
+
+    async def scenario(seen):
+        with pytest.raises(kube.KubeError) as error:
+            await kube.get("Namespace", "b")
+        assert error.value.status == 401 and len(seen) == 3  # 429, 401, 401 (asked again once)
+
+    monkeypatch.setattr(kube, "_token", None)
+    served(routes, scenario)
