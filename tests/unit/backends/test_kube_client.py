@@ -12,7 +12,6 @@ from aiohttp import web
 from kubernetes import client
 from tenancy_operator.backends import kube
 
-
 BODY = web.RequestKey("body", bytes)
 """Each request's payload, read when it came: it is gone once answered."""
 
