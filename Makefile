@@ -137,7 +137,7 @@ workflow-faults: venv install ## SIGKILL of the operator inside each of migrate-
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && TENANCY_MIGRATE_KILL_STEPS=all $(PY) -m pytest -p no:cacheprovider -s e2e/test_migrate_kill.py
 
-chaos: venv install ## 50 tenant lifecycles under SIGKILLs of the operator and restarts of kube-apiserver, etcd, PostgreSQL, Redis and OpenBao, then an inventory of every server (`make test` runs 6)
+chaos: venv install ## 50 tenant lifecycles (every second with MongoDB and OpenSearch) under SIGKILLs of the operator and restarts of kube-apiserver, etcd, PostgreSQL, Redis, OpenBao, FerretDB and OpenSearch, then an inventory of every server (`make test` runs 6)
 	@$(MAKE) --no-print-directory operator-stop
 	@$(MAKE) --no-print-directory up
 	@$(ENV) && CHAOS_LIFECYCLES=$${CHAOS_LIFECYCLES:-50} $(PY) -m pytest -p no:cacheprovider -s e2e/chaos

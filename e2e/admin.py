@@ -1,13 +1,15 @@
-"""Admin views of each backend, for asserting what exists (pg_catalog, ACL GETUSER, OpenBao reads)."""
+"""Admin views of each backend, for asserting what exists (pg_catalog, ACL GETUSER, OpenBao reads, OpenSearch)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 
 import asyncpg
 import hvac
 import redis
+from opensearchpy import OpenSearch
 
 
 def pg_admin(sql: str, *args, database: str = "postgres"):
@@ -45,3 +47,11 @@ def vault_exists(path: str) -> bool:
         return vault_admin().read(path) is not None
     except hvac.exceptions.InvalidPath:
         return False
+
+
+def search_admin() -> OpenSearch:
+    """The platform's OpenSearch as its admin (all_access; SEARCH_* of .platform/opensearch.env)."""
+    return OpenSearch(hosts=[os.environ["SEARCH_URL"]],
+                      http_auth=(os.environ["SEARCH_ADMIN_USERNAME"], os.environ["SEARCH_ADMIN_PASSWORD"]),
+                      ssl_context=ssl.create_default_context(cafile=os.environ["SEARCH_CA_FILE"]), timeout=30,
+                      max_retries=0)

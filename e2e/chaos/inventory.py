@@ -2,9 +2,11 @@
 
 Objects are read with the servers' superusers (admin.py) and grouped by the tenant name the naming
 rules (tenancy_operator.api.names) derive them from; only names that start with the run's prefix
-count, so other tests' tenants never disturb the comparison. An object of a tenant that does not
-exist (or of no tenant at all, for a kind the operator no longer makes) is *leaked*; an object a
-live tenant must have that is absent is *missing*.
+count, so other tests' tenants never disturb the comparison. PostgreSQL, Redis, OpenBao and the API
+server are read here, FerretDB and OpenSearch in inventory_docsearch.py. An object of a tenant that
+does not exist (or of no tenant at all, for a kind the operator no longer makes) is *leaked*, and so
+is one a live tenant holds beyond what its spec needs; an object a live tenant must have that is
+absent is *missing*.
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ from tenancy_operator.api import names
 
 from ..admin import pg_admin, redis_admin, vault_admin
 from ..kube import kubectl
+from . import inventory_docsearch as docsearch
 
 PG_ROLE_SUFFIXES = ("owner", "a", "b", "load")
+Logins = dict[str, str | None]
+"""A live tenant's current login per service, read from its credentials Secret: "postgres" (PGUSER) always,
+"mongodb" (MONGODB_USERNAME) and "search" (SEARCH_USERNAME) when its spec enables them: a key present
+means the service is enabled, None that the Secret does not name the login."""
+LOGIN_ROLES = {"postgres": "postgres role", "mongodb": "mongodb role"}
+"""Logins that are PostgreSQL roles (FerretDB logs in to PostgreSQL as the MongoDB user): the current one
+must have LOGIN."""
 
 
 @dataclass
@@ -30,7 +40,7 @@ class Inventory:
     unknown: list[tuple[str, str]] = field(default_factory=list)
     """Objects with the run's prefix whose name no rule derives (a suffix the operator does not make)."""
     can_login: set[str] = field(default_factory=set)
-    """PostgreSQL roles of the run with LOGIN."""
+    """PostgreSQL roles of the run with LOGIN (`t_` ones of the postgres Backend, `m_` ones of FerretDB)."""
 
     def add(self, kind: str, obj: str, tenant: str | None) -> None:
         if tenant is None or not names.is_tenant_name(tenant):
@@ -68,9 +78,8 @@ def collect(prefix: str) -> Inventory:
             inv.can_login.add(row["rolname"])
         base, _, suffix = row["rolname"].rpartition("_")
         inv.add("postgres role", row["rolname"], _pg_name(base, prefix) if suffix in PG_ROLE_SUFFIXES else None)
-    # FerretDB's roles live in the same PostgreSQL (m_<base>_...): this run enables no MongoDB, so any is leaked.
-    for row in pg_admin("SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", "m_" + prefix.replace("-", "_")):
-        inv.unknown.append(("mongodb role", row["rolname"]))
+    # FerretDB (its roles m_<base>_... in the same PostgreSQL, its databases in database `ferretdb`) and OpenSearch.
+    docsearch.collect(inv, prefix)
 
     r = redis_admin()
     try:
@@ -120,8 +129,9 @@ def collect(prefix: str) -> Inventory:
     return inv
 
 
-def required(tenant: str, login_role: str | None) -> set[tuple[str, str]]:
-    """What a live, Active tenant with PostgreSQL, Redis and OpenBao (KV and a transit key) must have."""
+def required(tenant: str, logins: Logins) -> set[tuple[str, str]]:
+    """What a live, Active tenant with PostgreSQL, Redis and OpenBao (KV and a transit key) must have, and
+    with MongoDB and search when `logins` names them."""
     need = {
         ("postgres database", names.pg_database(tenant)),
         ("postgres role", names.pg_owner_role(tenant)),
@@ -134,26 +144,30 @@ def required(tenant: str, login_role: str | None) -> set[tuple[str, str]]:
         ("namespace", names.namespace(tenant)),
         ("credentials secret", f"{names.namespace(tenant)}/tenant-credentials"),
     }
-    if login_role:
-        need.add(("postgres role", login_role))
-    return need
+    if logins.get("postgres"):
+        need.add(("postgres role", logins["postgres"]))
+    return need | docsearch.required(tenant, logins)
 
 
 TENANT_DATA = ("redis key", "openbao kv folder")
-"""Kinds that hold what the tenant (here: the test's markers) wrote, not what the operator made."""
+"""Kinds that hold what the tenant (here: the test's markers) wrote, not what the operator made (the search
+index too, inventory_docsearch.DATA, for a tenant with search)."""
 
 
-def extra(inv: Inventory, tenant: str, login_role: str | None) -> list[str]:
+def extra(inv: Inventory, tenant: str, logins: Logins) -> list[str]:
     """Objects a live tenant holds beyond what it needs: each is a leak inside a tenant that exists
-    (a retired login slot that can still log in, a load role left by a restore, a session key or an
-    old per-tenant policy of a kind this spec does not enable)."""
+    (a retired login slot that can still log in, a retired search user, a load or dump role left by a
+    restore or an archive, a session key, an old per-tenant policy, or any object of a service its spec
+    does not enable)."""
     found = []
-    need = required(tenant, login_role)
-    slots = {names.pg_login_role(tenant, slot) for slot in ("a", "b")}
+    need = required(tenant, logins)
+    slots = {("postgres role", names.pg_login_role(tenant, slot)) for slot in ("a", "b")}
+    slots |= docsearch.login_slots(tenant, logins)
+    data = set(TENANT_DATA) | docsearch.data_kinds(logins)
     for kind, obj in sorted(inv.of(tenant) - need):
-        if kind in TENANT_DATA:
+        if kind in data:
             continue
-        if kind == "postgres role" and obj in slots:
+        if (kind, obj) in slots:
             if obj in inv.can_login:
                 found.append(f"{kind} {obj} (tenant {tenant}'s retired login slot can still log in)")
             continue
@@ -161,19 +175,22 @@ def extra(inv: Inventory, tenant: str, login_role: str | None) -> list[str]:
     return found
 
 
-def compare(inv: Inventory, live: dict[str, str | None]) -> tuple[list[str], list[str]]:
-    """(leaked, missing): `live` maps each existing Tenant of the run to its current PostgreSQL login role.
+def compare(inv: Inventory, live: dict[str, Logins]) -> tuple[list[str], list[str]]:
+    """(leaked, missing): `live` maps each existing Tenant of the run to its current logins (`Logins`).
 
     Leaked: an object of a tenant that does not exist, one no naming rule makes, or one a live
     tenant holds beyond its needs (`extra`). Missing: what a live tenant needs (`required`) and lacks."""
     leaked = [f"{kind} {obj} (tenant {owner} does not exist)" for (kind, obj), owner in sorted(inv.objects.items())
               if owner not in live]
     leaked += [f"{kind} {obj} (no naming rule makes it)" for kind, obj in sorted(inv.unknown)]
-    for tenant, role in sorted(live.items()):
-        leaked += extra(inv, tenant, role)
-    missing = [f"{kind} {obj}" for tenant, role in sorted(live.items())
-               for kind, obj in sorted(required(tenant, role) - set(inv.objects))]
-    missing += [f"LOGIN of postgres role {role} (tenant {tenant}'s current login role)"
-                for tenant, role in sorted(live.items())
-                if role and ("postgres role", role) in inv.objects and role not in inv.can_login]
+    for tenant, logins in sorted(live.items()):
+        leaked += extra(inv, tenant, logins)
+    missing = [f"{kind} {obj}" for tenant, logins in sorted(live.items())
+               for kind, obj in sorted(required(tenant, logins) - set(inv.objects))]
+    for tenant, logins in sorted(live.items()):
+        for service, login in sorted(logins.items()):
+            if login is None:
+                missing.append(f"the {service} login in tenant {tenant}'s credentials Secret")
+            elif service in LOGIN_ROLES and (LOGIN_ROLES[service], login) in inv.objects and login not in inv.can_login:
+                missing.append(f"LOGIN of {LOGIN_ROLES[service]} {login} (tenant {tenant}'s current login role)")
     return leaked, missing

@@ -2,21 +2,24 @@
 
 `CHAOS_LIFECYCLES` tenants (6 in `make test`, 50 in `make chaos`; `CHAOS_IN_FLIGHT`, 6, at a time) each
 go create -> change -> rotate -> suspend -> resume -> delete (a third are deleted early from wherever they
-are, a third are kept), with PostgreSQL, Redis and OpenBao (KV and a transit key). Meanwhile, in its own
-thread, `CHAOS_FAULT_GAP` seconds (random within the range) after the last fault is over, the next one
-from a seeded shuffle: SIGKILL of the operator (the e2e fixture's process, started again after up to 2 s),
-a restart of kube-apiserver, of etcd, of PostgreSQL, of Redis, of OpenBao (platform/restart.sh). MongoDB
-and OpenSearch are left alone: no tenant of the run uses them (a FerretDB role of the run, kept in the
-same PostgreSQL, would count as leaked). Redis and OpenBao (dev mode) come back empty, which the operator must repair.
-The faults stop when the last lifecycle has ended; the run is bounded by `CHAOS_TIMEOUT`.
+are, a third are kept), with PostgreSQL, Redis and OpenBao (KV and a transit key); every
+`CHAOS_DOCSEARCH_EVERY`-th (2: every second one; 1: all) also with MongoDB (FerretDB) and OpenSearch.
+Meanwhile, in its own thread, `CHAOS_FAULT_GAP` seconds (random within the range) after the last fault is
+over, the next one from a seeded shuffle: SIGKILL of the operator (the e2e fixture's process, started again
+after up to 2 s), a restart of kube-apiserver, of etcd, of PostgreSQL, of Redis, of OpenBao, of FerretDB, of
+OpenSearch (platform/restart.sh; OpenSearch is healthy again 17-27 s after its stop began). Redis and
+OpenBao (dev mode) come back empty, which the operator must repair; FerretDB keeps its data in PostgreSQL
+and OpenSearch on disk. The faults stop when the last lifecycle has ended; the run is bounded by
+`CHAOS_TIMEOUT`.
 
-Each tenant writes a marker through its own credentials once it is Ready (a row, a key, a KV entry).
-Afterwards: every kept Tenant Ready, every deleted one gone; then the inventory (inventory.py) of
-every server against the Tenants that exist: nothing leaked, nothing missing; and every marker still
-readable with the tenant's current credentials, except the Redis and OpenBao markers a restart of
-that in-memory server wiped (counted as not checkable; the tenant's next Active step writes them again).
-Names start with `ch<seed>-`, so only this run's objects count. The seed is printed; `CHAOS_SEED` replays
-the plan, the fault order and the gaps (not the timing of the servers). Lasting runs: `make chaos`.
+Each tenant writes a marker through its own credentials once it is Ready (a row, a key, a KV entry; a
+document and a search document when it has MongoDB and search). Afterwards: every kept Tenant Ready,
+every deleted one gone; then the inventory (inventory.py, inventory_docsearch.py) of every server against
+the Tenants that exist: nothing leaked, nothing missing; and every marker still readable with the
+tenant's current credentials, except the Redis and OpenBao markers a restart of that in-memory server
+wiped (counted as not checkable; the tenant's next Active step writes them again). Names start with
+`ch<seed>-`, so only this run's objects count. The seed is printed; `CHAOS_SEED` replays the plan, the
+fault order and the gaps (not the timing of the servers). Lasting runs: `make chaos`.
 """
 
 from __future__ import annotations
@@ -31,12 +34,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tenancy_operator.api import names
-
 from .. import kube
 from ..kube import REPO, get, kubectl, tenant_yaml
-from ..tenant_clients import credentials, pg, redis_client, vault_login
-from . import inventory
+from ..tenant_clients import credentials
+from . import inventory, markers
 
 LIFECYCLES = int(os.environ.get("CHAOS_LIFECYCLES") or 6)  # `make chaos`: 50
 IN_FLIGHT = int(os.environ.get("CHAOS_IN_FLIGHT") or 6)
@@ -44,20 +45,19 @@ SEED = int(os.environ.get("CHAOS_SEED") or secrets.randbelow(16**6))
 GAP = tuple(float(x) for x in (os.environ.get("CHAOS_FAULT_GAP") or "3,10").split(","))
 TIMEOUT = float(os.environ.get("CHAOS_TIMEOUT") or 150 + 60 * LIFECYCLES)
 SETTLE = float(os.environ.get("CHAOS_SETTLE_SECONDS") or 300)
-FAULTS = ("operator-kill", "kube-apiserver", "etcd", "postgres", "redis-server", "bao")
+DOCSEARCH_EVERY = int(os.environ.get("CHAOS_DOCSEARCH_EVERY") or 2)
+FAULTS = ("operator-kill", "kube-apiserver", "etcd", "postgres", "redis-server", "bao", "ferretdb", "opensearch")
 KILLS_PER_ROUND = 3
 ROUND = FAULTS + ("operator-kill",) * (KILLS_PER_ROUND - 1)
 """Each round of the shuffle holds every fault once and the operator's SIGKILL KILLS_PER_ROUND times (it is cheap);
 a run that drew a whole round has run every kind."""
 STEPS = ("create", "change", "rotate", "suspend", "resume", "delete")
-IN_MEMORY = {"redis-server": "redis", "bao": "vault"}
-"""Servers without persistence on the local platform: a restart wipes the markers written to them."""
 POLICY = json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "LifecyclePolicy",
                      "metadata": {"name": "chaos-delete"}, "spec": {"reclaim": "Delete"}})
 SPEC = {"postgres": {"enabled": True}, "redis": {"enabled": True},
         "vault": {"enabled": True, "kv": True, "transitKey": True},
         "credentials": {"overlap": "5s"}, "lifecyclePolicyRef": "chaos-delete"}
-MARKER_TABLE = "chaos_marker"
+DOCSEARCH = {"mongodb": {"enabled": True}, "search": {"enabled": True}}
 
 
 @dataclass
@@ -65,6 +65,8 @@ class Life:
     name: str
     steps: list[str]
     marker: str
+    docsearch: bool = False
+    """With MongoDB and search too (DOCSEARCH)."""
     step: str | None = None
     acted: bool = False
     nonce: str = ""
@@ -79,22 +81,27 @@ class Life:
 
 def _plan(rng: random.Random, index: int, prefix: str) -> Life:
     """Every third lifecycle is kept (Ready and Active for the inventory), every third runs to its delete,
-    and every third is deleted early, from wherever it is (Ready, changed, rotating, suspended)."""
+    and every third is deleted early, from wherever it is (Ready, changed, rotating, suspended). Every
+    DOCSEARCH_EVERY-th has MongoDB and search too (with 2, each of the three kinds with and without)."""
     steps = list(STEPS)
     if index % 3 == 0:
         steps = steps[:-1]
     elif index % 3 == 2:
         steps = steps[:rng.randint(1, 4)] + ["delete"]
-    return Life(f"{prefix}{index:02d}", steps, secrets.token_hex(8), plan=tuple(steps))
+    return Life(f"{prefix}{index:02d}", steps, secrets.token_hex(8), docsearch=index % DOCSEARCH_EVERY == 0,
+                plan=tuple(steps))
 
 
 def _act(life: Life, rng: random.Random) -> None:
     step, name = life.step, life.name
     if step == "create":
-        kube.apply(tenant_yaml(name, **SPEC))
+        kube.apply(tenant_yaml(name, **SPEC, **(DOCSEARCH if life.docsearch else {})))
     elif step == "change":
+        # The connection limit is FerretDB's login roles' too; the shard limit rewrites nothing below it.
         patch = {"spec": {"postgres": {"connectionLimit": rng.randint(5, 50)},
                           "quota": {"pods": str(rng.randint(5, 40))}}}
+        if life.docsearch:
+            patch["spec"]["search"] = {"maxShards": rng.randint(5, 50)}
         kubectl("patch", "tenant", name, "--type=merge", "-p", json.dumps(patch))
     elif step == "rotate":
         life.nonce = life.nonce or f"chaos-{secrets.token_hex(4)}"
@@ -114,48 +121,6 @@ def _converged(tenant: dict | None, phase: str) -> bool:
             and kube.condition(tenant, "Ready").get("status") == "True")
 
 
-def _write_markers(life: Life) -> None:
-    """The markers this tenant does not hold (yet, or since a restart wiped them), through its own credentials."""
-    creds = credentials(life.name)
-    if "postgres" not in life.markers:
-        pg(creds, f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (v text)")
-        pg(creds, f"INSERT INTO {MARKER_TABLE} VALUES ($1)", None, life.marker)
-        life.markers["postgres"] = "ok"
-    if life.markers.get("redis") != "ok":
-        client = redis_client(creds)
-        try:
-            client.set(f"{names.redis_prefix(life.name)}chaos-marker", life.marker)
-        finally:
-            client.close()
-        life.markers["redis"] = "ok"
-    if life.markers.get("vault") != "ok":
-        vault = vault_login(creds, names.namespace(life.name))
-        vault.secrets.kv.v2.create_or_update_secret(mount_point=creds["VAULT_KV_MOUNT"],
-                                                    path=f"{creds['VAULT_KV_PATH']}/chaos-marker",
-                                                    secret={"v": life.marker})
-        life.markers["vault"] = "ok"
-
-
-def _read_markers(life: Life) -> dict[str, str | None]:
-    """backend -> the marker read back with the tenant's current credentials (None: absent)."""
-    creds = credentials(life.name)
-    rows = pg(creds, f"SELECT v FROM {MARKER_TABLE}")
-    client = redis_client(creds)
-    try:
-        cached = client.get(f"{names.redis_prefix(life.name)}chaos-marker")
-    finally:
-        client.close()
-    vault = vault_login(creds, names.namespace(life.name))
-    try:
-        kv = vault.secrets.kv.v2.read_secret_version(mount_point=creds["VAULT_KV_MOUNT"],
-                                                     path=f"{creds['VAULT_KV_PATH']}/chaos-marker",
-                                                     raise_on_deleted_version=True)["data"]["data"]["v"]
-    except Exception:  # noqa: BLE001 - absent (InvalidPath) or unreadable: both mean lost
-        kv = None
-    return {"postgres": life.marker if any(r["v"] == life.marker for r in rows) else None,
-            "redis": cached, "vault": kv}
-
-
 def _done(life: Life) -> bool:
     """Has the step in progress converged (and, when the tenant is Active, are its markers written)?"""
     tenant = get("tenant", life.name)
@@ -167,7 +132,7 @@ def _done(life: Life) -> bool:
         return False
     if life.step == "rotate" and ((tenant.get("status") or {}).get("credentials") or {}).get("rotateHandled") != life.nonce:
         return False
-    _write_markers(life)
+    markers.write(life)
     return True
 
 
@@ -214,10 +179,10 @@ class Faults(threading.Thread):
         else:
             subprocess.run(["bash", str(REPO / "platform" / "restart.sh"), kind], check=True, timeout=300,
                            capture_output=True)
-            if kind in IN_MEMORY:
+            if kind in markers.IN_MEMORY:
                 for life in self.lives:
-                    if life.markers.get(IN_MEMORY[kind]) == "ok":
-                        life.markers[IN_MEMORY[kind]] = "void"
+                    if life.markers.get(markers.IN_MEMORY[kind]) == "ok":
+                        life.markers[markers.IN_MEMORY[kind]] = "void"
         self.revive()
         print(f"  {time.monotonic() - self.started:6.1f}s {kind} back after {time.monotonic() - began:.1f}s")
         self.seconds += time.monotonic() - began
@@ -245,15 +210,20 @@ def _tenants(prefix: str) -> dict[str, dict]:
     return {t["metadata"]["name"]: t for t in items if t["metadata"]["name"].startswith(prefix)}
 
 
-def _login_role(name: str) -> str | None:
-    return credentials(name).get("PGUSER")
+def _logins(life: Life) -> inventory.Logins:
+    """The tenant's current login per service, from its Secret (a key for each service it enables)."""
+    creds = credentials(life.name)
+    logins = {"postgres": creds.get("PGUSER")}
+    if life.docsearch:
+        logins |= {"mongodb": creds.get("MONGODB_USERNAME"), "search": creds.get("SEARCH_USERNAME")}
+    return logins
 
 
-def test_lifecycles_under_faults_leave_exact_inventory(operator, backends):
+def test_lifecycles_under_faults_leave_exact_inventory(operator, backends, mongo_backend, search_backend):
     rng = random.Random(SEED)
     prefix = f"ch{SEED:06x}-"
     print(f"\nchaos seed {SEED} (CHAOS_SEED={SEED} replays it): {LIFECYCLES} lifecycles, {IN_FLIGHT} in flight, "
-          f"a fault every {GAP[0]:g}-{GAP[1]:g}s, names {prefix}*")
+          f"a fault every {GAP[0]:g}-{GAP[1]:g}s, MongoDB and search in every {DOCSEARCH_EVERY}, names {prefix}*")
     kube.apply(POLICY)
     plans = [_plan(rng, i, prefix) for i in range(LIFECYCLES)]
     waiting, running, ended = list(plans), [], []
@@ -287,13 +257,14 @@ def test_lifecycles_under_faults_leave_exact_inventory(operator, backends):
         elapsed = time.monotonic() - started
         faults.finish()
         print(f"{len(ended)} lifecycles ended in {elapsed:.0f}s ({faults.seconds:.0f}s of faults beside them); "
-              f"steps {dict(Counter(s for life in plans for s in life.plan))}")
+              f"steps {dict(Counter(s for life in plans for s in life.plan))}; "
+              f"{sum(life.docsearch for life in plans)} with MongoDB and search")
         injected = sum(faults.counts.values())
         print(f"faults: {injected} ({', '.join(f'{k} {faults.counts[k]}' for k in FAULTS)}); "
               f"operator exits on its own: {faults.operator_exits}; transient errors seen: {dict(transient)}")
         # Faults did happen (a run without any would pass every check below): at least one, and a whole
-        # round for a run of 48 lifecycles or more (`make chaos`).
-        floor = min(len(ROUND), max(1, LIFECYCLES // 6))
+        # round for a run of 50 lifecycles or more (`make chaos`).
+        floor = min(len(ROUND), max(1, LIFECYCLES // 5))
         assert injected >= floor, f"{injected} faults in {LIFECYCLES} lifecycles (seed {SEED}); at least {floor} expected"
         # Every kind ran once a whole round was drawn (a short run may end within the first round).
         if injected >= len(ROUND):
@@ -312,7 +283,7 @@ def test_lifecycles_under_faults_leave_exact_inventory(operator, backends):
 
         # The inventory: settle until nothing is missing or leaked (deletion and repair take a pass or two).
         def check():
-            live = {name: _login_role(name) for name in kept}
+            live = {name: _logins(life) for name, life in kept.items()}
             inv = inventory.collect(prefix)
             leaked, missing = inventory.compare(inv, live)
             return inv, leaked, missing
@@ -324,7 +295,7 @@ def test_lifecycles_under_faults_leave_exact_inventory(operator, backends):
             inv, leaked, missing = check()
         lost, uncheckable, checked = [], Counter(), Counter()
         for life in kept.values():
-            read = _read_markers(life)
+            read = markers.read(life)
             for backend, state in life.markers.items():
                 if state == "void":
                     uncheckable[backend] += 1
