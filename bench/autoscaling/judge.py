@@ -56,8 +56,9 @@ RH_LIMIT = {True: 1.03, False: 1.05}
 
 
 def comparator(reactive: Row, baselines: tuple[Row, ...], periodic: bool) -> Row:
-    """The baseline ours must match: fewest UPM (then fewest replica-hours) among those within the
-    family's replica-hour limit; among all of them when none is."""
+    """The `info` comparison: fewest UPM (then fewest replica-hours) among the baselines within the
+    family's replica-hour limit; among all of them when none is. The target itself takes the better
+    of all baselines (`run_ratios`)."""
     within = [b for b in baselines if b.replica_hours <= RH_LIMIT[periodic] * reactive.replica_hours + 1e-9]
     return min(within or baselines, key=lambda r: (r.upm, r.replica_hours))
 
