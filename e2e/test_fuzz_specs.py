@@ -105,14 +105,17 @@ def _operators_own(obj: tuple[str, str]) -> bool:
     return obj in OPERATORS_OWN or (obj[0] == "redis-user" and obj[1].startswith(redis_acl.REFERENCE_USER_PREFIX))
 
 
+def _archived() -> set[str]:
+    """Fuzz tenants whose deletion archived them (a generated LifecyclePolicy with reclaim Archive), read
+    from the operator's archive store itself (conftest.ARCHIVE_DIR). Their transit keys are kept by design:
+    an archive is decrypted with its tenant's key, so the key stays until the retention purge drops the
+    last archive."""
+    return {tenant_name for archive_id in archive_store.DirectoryStore(ARCHIVE_DIR).list()
+            if (tenant_name := archive_store.tenant_of(archive_id)) and tenant_name.startswith(PREFIX)}
+
+
 def _kept_for_archives() -> set[tuple[str, str]]:
-    """Transit keys kept, by design, for the archives of fuzz tenants whose deletion archived them (a
-    generated LifecyclePolicy with reclaim Archive): an archive is decrypted with its tenant's key, so the
-    key stays until the retention purge drops the last archive (docs: reclaim). Read from the operator's
-    archive store itself (conftest.ARCHIVE_DIR)."""
-    archived = {tenant_name for archive_id in archive_store.DirectoryStore(ARCHIVE_DIR).list()
-                if (tenant_name := archive_store.tenant_of(archive_id)) and tenant_name.startswith(PREFIX)}
-    return {("bao-transit", names.vault_key(t)) for t in archived}
+    return {("bao-transit", names.vault_key(t)) for t in _archived()}
 
 
 def _derived(name: str) -> set[tuple[str, str]]:
@@ -356,8 +359,9 @@ def test_generated_specs_are_refused_or_settle_and_leave_nothing(operator, backe
         left = leftovers()
     assert not left, (f"backend objects of the fuzz tenants still there {GONE_SECONDS} s after the deletes "
                       f"(seed {SEED}): {left[:20]}")
-    kept = sorted(key for _, key in _kept_for_archives())
+    archived = sorted(_archived())
     print(f"every backend object of the fuzz tenants removed {time.monotonic() - started_gone:.0f} s after the deletes"
-          + (f"; transit keys kept for their archives, dropped now as an administrator would: {kept}" if kept else ""))
-    for key in kept:
-        retained.drop_kept_key(key.removeprefix("tenant-"))
+          + (f"; the transit keys kept for the archives of {archived} dropped now, as an administrator would"
+             if archived else ""))
+    for tenant_name in archived:
+        retained.drop_kept_key(tenant_name)

@@ -248,10 +248,9 @@ def backend_requests() -> dict[str, int]:
 
 
 def api_requests() -> Counter:
-    """Requests the API server has answered since it started, by (verb, resource): verb GET, LIST, WATCH,
-    POST, PATCH, ...,
-    from its own `apiserver_request_total`: every client's, the controller manager's and the bench's
-    own included (a watch counts when it ends). Long-running requests aside, this is what it served."""
+    """Requests the API server has answered since it started, by (verb, resource), from its own
+    `apiserver_request_total` (verb GET, LIST, WATCH, POST, PATCH, ...): every client's, the controller
+    manager's and the bench's own included (a watch counts when it ends)."""
     text = kube.kubectl("get", "--raw", "/metrics", timeout=60).stdout
     counts: Counter = Counter()
     for family in text_string_to_metric_families(text):
