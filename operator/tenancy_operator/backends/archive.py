@@ -37,15 +37,14 @@ from typing import Any
 from . import (
     archive_checks,
     kube_export,
-    mongodb_export,
     postgres_export,
     redis_export,
-    search_export,
     vault_export,
 )
 from . import archive_crypto as crypto
 from .archive_store import MANIFEST, DirectoryStore, Heartbeat
 from .base import Target
+from .lazy_modules import LazyModules
 
 __all__ = ["FORMAT_VERSION", "FILES", "EXPORTERS", "CHECKS", "Export", "Progress", "export", "verify", "Verified",
            "check_contents"]
@@ -54,12 +53,12 @@ FORMAT_VERSION = 1
 FILES = {"postgres": "postgres.dump", "redis": "redis.jsonl", "vault": "kv.json", "mongodb": "mongodb.jsonl",
          "search": "search.jsonl", "kubernetes": "configmaps.json"}
 """Each part's plaintext name; on disk it carries `.enc`."""
-EXPORTERS = {"mongodb": mongodb_export, "search": search_export}
-"""Parts whose module has `dump(target, tenant, path) -> counts`, `restore(target, tenant, path) -> int`,
+EXPORTERS = LazyModules(__package__, {"mongodb": "mongodb_export", "search": "search_export"})
+"""Parts whose module (imported on first use: lazy_modules.py says why) has `dump(target, tenant, path) -> counts`, `restore(target, tenant, path) -> int`,
 `holds_data(target, tenant)` and `server_version(target)`."""
 CHECKS: dict[str, Callable[[Path], Any]] = {
-    "vault": vault_export.check_kv, "kubernetes": kube_export.check, "mongodb": mongodb_export.check,
-    "search": search_export.check}
+    "vault": vault_export.check_kv, "kubernetes": kube_export.check,
+    "mongodb": lambda path: EXPORTERS["mongodb"].check(path), "search": lambda path: EXPORTERS["search"].check(path)}
 """Parts whose names a restore writes to: each check reads the decrypted part, writes nothing, and raises
 archive_checks.Unsafe naming what would leave the tenant. PostgreSQL (pg_restore into the tenant's own
 database as its load role) and Redis (every key gets the target's prefix) take no name from the archive."""

@@ -1,5 +1,7 @@
 """The one table of service adapters: a new backend is one module and one line here.
 
+An adapter module is imported the first time a Backend of its type needs it (lazy_modules.py says why).
+
 Every caller reaches an adapter through `adapter()`, so that is where backend calls are traced: with
 tracing on (observability/tracing.py) each of its async verbs runs in a child span of the reconcile
 pass, named `<type>.<verb>` and carrying the tenant, the Backend's name and the outcome.
@@ -12,18 +14,19 @@ from types import ModuleType
 from typing import Any
 
 from ..observability import tracing
-from . import mongodb, postgres, redis_acl, search, vault
 from .base import Target, TenantSlice
+from .lazy_modules import LazyModules
 
-__all__ = ["ADAPTERS", "adapter", "describe_call", "wrap_with"]
+__all__ = ["ADAPTERS", "adapter", "loaded", "describe_call", "wrap_with"]
 
-ADAPTERS: dict[str, ModuleType] = {
-    "postgres": postgres,
-    "redis": redis_acl,
-    "search": search,
-    "vault": vault,
-    "mongodb": mongodb,
-}
+ADAPTERS = LazyModules(__package__, {
+    "postgres": "postgres",
+    "redis": "redis_acl",
+    "search": "search",
+    "vault": "vault",
+    "mongodb": "mongodb",
+})
+"""Backend type -> its adapter module (imported on first use)."""
 
 
 def describe_call(arguments: dict[str, Any]) -> dict[str, str]:
@@ -61,3 +64,8 @@ def adapter(backend_type: str) -> Any:
     that in a span per call when tracing is on (observability/tracing.py)."""
     module = ADAPTERS.get(backend_type)
     return None if module is None else tracing.traced(_wrap(backend_type, module), backend_type, describe_call)
+
+
+def loaded() -> list[ModuleType]:
+    """The adapter modules imported so far (those whose caches can hold anything)."""
+    return ADAPTERS.loaded()

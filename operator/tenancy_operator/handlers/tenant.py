@@ -399,7 +399,7 @@ def _report_writes(body: kopf.Body, name: str, generation: int, was_ready: bool,
     if verdict.recurring:
         metrics.count_repeated_repairs(name, len(verdict.recurring))
     if verdict.new:
-        for adapter in registry.ADAPTERS.values():
+        for adapter in registry.loaded():
             adapter.forget_cache()
         logger.error("repeated repair, not drift: %s was written again on the next pass of generation %s "
                      "although nothing else changed it; the comparison disagrees with the server. Differences: %s. "

@@ -32,22 +32,22 @@ import asyncio
 import base64
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import hvac
 import hvac.exceptions
-import pymongo
-import pymongo.errors
 import redis.asyncio as aioredis
 import redis.exceptions
-from opensearchpy import OpenSearch
-from opensearchpy.exceptions import AuthorizationException, NotFoundError
 
 from ..api import names
 from ..backends.base import Target
-from ..backends.mongodb import mongodb_uri
 from .engine import Step, StepContext, StepFailed
+
+if TYPE_CHECKING:
+    import pymongo
+
+# The MongoDB and search clients are imported by the probes that use them (backends/registry.py says why).
 
 __all__ = ["steps", "SECRET", "APP_ACCOUNT", "ALLOWED", "allowed_probes", "MAX_PEERS", "PROBE_NAME", "Where",
            "published", "secret_differs", "where"]
@@ -268,10 +268,12 @@ async def _same_backend(ctx: StepContext, service: str) -> dict[str, str]:
     return out
 
 
-_MONGO_REFUSED = (pymongo.errors.OperationFailure,)
-
-
 def _mongo_probes(place: Where, tenant: str, creds: dict[str, str], peers: dict[str, str]) -> dict[str, str]:
+    import pymongo
+    import pymongo.errors
+
+    from ..backends.mongodb import mongodb_uri
+
     def client(user: str) -> pymongo.MongoClient:
         uri = mongodb_uri(user, creds["MONGODB_PASSWORD"], place.host, place.port, names.mongo_database(tenant), place.tls)
         return pymongo.MongoClient(uri, serverSelectionTimeoutMS=8000, connectTimeoutMS=8000, socketTimeoutMS=10000,
@@ -324,7 +326,7 @@ def _mongo_probes(place: Where, tenant: str, creds: dict[str, str], peers: dict[
                     said = call()
                 except pymongo.errors.OperationFailure as e:
                     exc = e
-                out[f"probe mongodb {what}"] = said or _verdict(exc, _MONGO_REFUSED)
+                out[f"probe mongodb {what}"] = said or _verdict(exc, (pymongo.errors.OperationFailure,))
     finally:
         mine.close()
     return out
@@ -340,6 +342,9 @@ async def _mongodb(ctx: StepContext) -> dict[str, str]:
 
 
 def _search_probes(place: Where, creds: dict[str, str], peers: dict[str, str]) -> dict[str, str]:
+    from opensearchpy import OpenSearch
+    from opensearchpy.exceptions import AuthorizationException, NotFoundError
+
     context = ssl.create_default_context(cadata=place.ca or None) if place.tls else None
     client = OpenSearch(hosts=[place.url], http_auth=(creds["SEARCH_USERNAME"], creds["SEARCH_PASSWORD"]),
                         ssl_context=context, timeout=10, max_retries=0)
