@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -55,8 +56,9 @@ __all__ = ["reconcile", "verify", "deleted", "lock"]
 CFG = config.load()
 _repairs = repairs.RepairTracker()
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-_written: dict[str, tuple[int, dict[str, Any]]] = {}
-"""The status each tenant's last pass left, by generation: a body without it is stale (see _reconcile)."""
+_written: dict[str, tuple[int, str]] = {}
+"""The status each tenant's last pass left, by generation, as compact JSON: a body without it is stale (see
+_reconcile). Text, not the dict: ~2 KB instead of ~9 KB a tenant (bench/scale/RESULTS.md, 2026-12-06)."""
 _schedule = verify_schedule.VerifySchedule(CFG.verify_interval)
 _carried: dict[str, dict[str, Any]] = {}
 """Status fields a creation's pass writes with its first status write (its Reconciling mark)."""
@@ -449,7 +451,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
     async with _locks[name], _pass_slots.hold():
         started = time.monotonic()
         written = _written.get(name)
-        if written and written[0] == generation and status_patch(status, written[1]) is not None:
+        if written and written[0] == generation and status_patch(status, json.loads(written[1])) is not None:
             # This pass's body predates the status this process last wrote (a verify timer that fired
             # while a creation slower than the verify interval ran, or a watch lagging under load).
             # Read it again, or the pass would mark Reconciling again, patch the status and post every
@@ -514,7 +516,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
         patch = status_patch(status, wanted)  # names with null what `status` keeps that `wanted` dropped
         if patch is not None:
             await kube.merge_patch("Tenant", name, None, {"status": patch}, "status")
-        _written[name] = (generation, wanted)
+        _written[name] = (generation, json.dumps(wanted, separators=(",", ":")))
         _schedule.finished(name, started)
         for type_ in changed:
             c = cond.get_condition(conditions, type_) or {}
