@@ -74,3 +74,46 @@ def test_a_libc_without_glibcs_functions_is_left_alone():
         pass
 
     assert malloc_arenas.cap(environ={}, libc=Musl()) is False
+
+
+_TRIM_PROBE = """
+import ctypes, sys
+from tenancy_operator import malloc_arenas
+
+def rss_kb():
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS")).split()[1])
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: free() keeps the heap top, as after a batch of tenants
+libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: these blocks come from the heap, not from mmap
+blocks = [libc.malloc(64 * 1024) for _ in range(1600)]  # 100 MB
+for b in blocks:
+    ctypes.memset(b, 1, 64 * 1024)
+keep = blocks[::40]  # a few live blocks across the heap, as long-lived objects are
+for b in blocks:
+    if b not in keep:
+        libc.free(b)
+before = rss_kb()
+returned = malloc_arenas.trim()
+print(returned, before, rss_kb())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_trim_hands_a_freed_heap_back_to_the_system():
+    out = subprocess.run([sys.executable, "-c", _TRIM_PROBE], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    returned, before_kb, after_kb = out.stdout.split()
+    assert returned == "True"
+    assert int(before_kb) - int(after_kb) > 80_000, f"RSS {before_kb} -> {after_kb} kB"
+
+
+def test_trim_without_glibc_says_so():
+    class NoTrim:
+        pass
+
+    assert malloc_arenas.trim(NoTrim()) is None

@@ -5,6 +5,7 @@ from . import (
     audit_trail,
     backend,
     cache_part,
+    heap_trim,
     policies,
     protection,
     settings,
@@ -13,5 +14,5 @@ from . import (
     workflow_run_end,
 )
 
-__all__ = ["archive_purge", "audit_trail", "backend", "cache_part", "policies", "protection", "settings", "tenant",
+__all__ = ["archive_purge", "audit_trail", "backend", "cache_part", "heap_trim", "policies", "protection", "settings", "tenant",
            "workflow_run", "workflow_run_end"]
