@@ -17,7 +17,7 @@ COPY operator ./operator
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --upgrade pip \
  && /opt/venv/bin/pip install . \
- && /opt/venv/bin/python -c "import tenancy_operator.handlers"
+ && /opt/venv/bin/python -c "import tenancy_operator.handlers,tenancy_operator.backends.mongodb,tenancy_operator.backends.search,tenancy_operator.backends.mongodb_export,tenancy_operator.backends.search_export"
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="tenancy-operator" \

@@ -35,7 +35,8 @@ recipe_operator() {
   ENVS=(TENANCY_LIVENESS=http://0.0.0.0:8080/healthz)
   TITLE=tenancy-operator
   DESCRIPTION="Kubernetes operator: one Tenant in, an isolated slice of every backing service out"
-  CHECK="import tenancy_operator.handlers"
+  # The MongoDB and search adapters load on first use (backends/lazy_modules.py): imported here by name.
+  CHECK="import tenancy_operator.handlers,tenancy_operator.backends.mongodb,tenancy_operator.backends.search,tenancy_operator.backends.mongodb_export,tenancy_operator.backends.search_export"
 }
 
 recipe_workload() {

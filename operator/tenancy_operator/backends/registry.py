@@ -9,6 +9,7 @@ pass, named `<type>.<verb>` and carrying the tenant, the Backend's name and the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -17,7 +18,7 @@ from ..observability import tracing
 from .base import Target, TenantSlice
 from .lazy_modules import LazyModules
 
-__all__ = ["ADAPTERS", "adapter", "loaded", "describe_call", "wrap_with"]
+__all__ = ["ADAPTERS", "adapter", "preload", "loaded", "describe_call", "wrap_with"]
 
 ADAPTERS = LazyModules(__package__, {
     "postgres": "postgres",
@@ -64,6 +65,14 @@ def adapter(backend_type: str) -> Any:
     that in a span per call when tracing is on (observability/tracing.py)."""
     module = ADAPTERS.get(backend_type)
     return None if module is None else tracing.traced(_wrap(backend_type, module), backend_type, describe_call)
+
+
+async def preload(backend_type: str) -> None:
+    """Import the adapter of `backend_type` in a thread: a client library takes up to ~1 s to import and
+    would hold the event loop meanwhile. The Backend's probe calls it before anything else uses the
+    adapter (no tenant is placed on a Backend before a probe finds it Ready). Unknown types: nothing."""
+    if backend_type in ADAPTERS:
+        await asyncio.to_thread(ADAPTERS.get, backend_type)
 
 
 def loaded() -> list[ModuleType]:

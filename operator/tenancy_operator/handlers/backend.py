@@ -55,6 +55,7 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
     name, generation = body.metadata["name"], body.metadata.get("generation", 1)
     spec, status = body.spec, body.status
     btype = spec.get("type", "")
+    await registry.preload(btype)
     adapter = registry.adapter(btype)
     breaker = circuit.breaker_for(name)
     version = status.get("serverVersion")

@@ -47,7 +47,7 @@ from .engine import Step, StepContext, StepFailed
 if TYPE_CHECKING:
     import pymongo
 
-# The MongoDB and search clients are imported by the probes that use them (backends/registry.py says why).
+# The MongoDB and search clients are imported by the probes that use them (backends/lazy_modules.py says why).
 
 __all__ = ["steps", "SECRET", "APP_ACCOUNT", "ALLOWED", "allowed_probes", "MAX_PEERS", "PROBE_NAME", "Where",
            "published", "secret_differs", "where"]
