@@ -58,7 +58,7 @@ _repairs = repairs.RepairTracker()
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 _written: dict[str, tuple[int, str]] = {}
 """The status each tenant's last pass left, by generation, as compact JSON: a body without it is stale (see
-_reconcile). Text, not the dict: ~2 KB instead of ~9 KB a tenant (bench/scale/RESULTS.md, 2026-12-06)."""
+_reconcile). Text, not the dict: ~3 KB instead of ~9 KB a tenant (bench/scale/RESULTS.md, 2026-12-06)."""
 _schedule = verify_schedule.VerifySchedule(CFG.verify_interval)
 _carried: dict[str, dict[str, Any]] = {}
 """Status fields a creation's pass writes with its first status write (its Reconciling mark)."""
