@@ -221,3 +221,16 @@ def test_search_indices_outside_the_tenants_prefix_are_refused(tmp_path: Path, b
                   {"index": "logs.2026-01+a_b", "mappings": {}, "settings": {}},
                   {"i": "logs.2026-01+a_b", "id": "l1", "s": {"msg": "hi"}, "r": "r7"})
     assert search_export.check(good) == 2
+
+
+def test_the_archive_table_reaches_the_lazily_loaded_checks(tmp_path: Path):
+    """archive.CHECKS holds the MongoDB and search checks through backends/lazy_modules.py: same verdicts."""
+    from tenancy_operator.backends import archive
+
+    with pytest.raises(archive_checks.Unsafe, match="mongodb part"):
+        archive.CHECKS["mongodb"](_lines(tmp_path / "m.jsonl", {"c": "system.views", "indexes": []}))
+    assert archive.CHECKS["mongodb"](_lines(tmp_path / "m-ok.jsonl", {"c": "people", "indexes": []})) == 1
+    with pytest.raises(archive_checks.Unsafe, match="not allowed"):
+        archive.CHECKS["search"](_lines(tmp_path / "s.jsonl", {"index": "*", "mappings": {}, "settings": {}}))
+    good = {"index": "products", "mappings": {}, "settings": {}}
+    assert archive.CHECKS["search"](_lines(tmp_path / "s-ok.jsonl", good)) == 1
