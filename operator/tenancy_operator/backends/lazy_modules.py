@@ -35,6 +35,11 @@ class LazyModules(Mapping[str, ModuleType]):
     def __len__(self) -> int:
         return len(self._names)
 
+    def imported(self, key: str) -> bool:
+        """Whether `key`'s module is imported already (False for an unknown key)."""
+        name = self._names.get(key)
+        return name is not None and f"{self._package}.{name}" in sys.modules
+
     def loaded(self) -> list[ModuleType]:
         """The modules imported so far (by anyone), without importing the rest."""
         found = (sys.modules.get(f"{self._package}.{name}") for name in self._names.values())

@@ -70,8 +70,9 @@ def adapter(backend_type: str) -> Any:
 async def preload(backend_type: str) -> None:
     """Import the adapter of `backend_type` in a thread: a client library takes up to ~1 s to import and
     would hold the event loop meanwhile. The Backend's probe calls it before anything else uses the
-    adapter (no tenant is placed on a Backend before a probe finds it Ready). Unknown types: nothing."""
-    if backend_type in ADAPTERS:
+    adapter (no tenant is placed on a Backend before a probe finds it Ready). Unknown types and adapters
+    already imported: nothing (no thread hop on every probe)."""
+    if backend_type in ADAPTERS and not ADAPTERS.imported(backend_type):
         await asyncio.to_thread(ADAPTERS.get, backend_type)
 
 
