@@ -29,8 +29,7 @@ DEV_SEEDS = (1, 2, 3, 4, 5, 1001, 1002, 1003, 1004, 1005)
 results were looked at while the forecaster was still being changed, so they count as seen."""
 REPORT_SEEDS = (2001, 2002, 2003, 2004, 2005)
 """Seeds ``make bench`` reports (the quick bench in ``make test`` runs a development seed, so that they
-stay unseen); nothing is tuned on them: first run
-unchanged on 2026-12-06, after the forecaster's last change."""
+stay unseen); nothing is tuned on them: first run on 2026-12-06, after the forecaster's last change."""
 TEST_FIRST_DAY = 14
 
 
