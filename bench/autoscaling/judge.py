@@ -184,7 +184,8 @@ def judge(rows: list[Row], perf: dict | None, anom: list[dict] | None) -> tuple[
               f"{perf['refit_total_s']:.2f} s (gbm {perf['refit_gbm_s']:.2f}, hw {perf['refit_hw_s']:.2f}; slowest "
               f"{perf['refit_max_s']:.2f}; target <= 1 s)")
         if "fit_rule_s" in perf:
-            print(f"  info  a rule's whole refit (rolling-origin backtests + final fit), 14 days: {perf['fit_rule_s']:.2f} s")
+            print(f"  info  a rule's model refit (rolling-origin backtests + final fits, once a day), 14 days: "
+                  f"{perf['fit_rule_s']:.2f} s; its hourly re-score: {perf.get('rescore_s', float('nan')):.2f} s")
     if anom:
         for key in ("precision", "recall"):
             med, worst, n = summarise([a[key] for a in anom], True)

@@ -5,36 +5,35 @@ have forecast then, using only data it could have had (60 s metric delay, models
 schedule on the last 14 days). Producing those arrays up front, vectorised, keeps a 7-day x
 15-second simulation per policy to well under a second; the forecasts are causal because every
 feature only looks backwards from its position.
+
+"ours" is the operator's own code path: the operator's refit (:func:`fit_rule`: rolling-origin
+backtests, blend, gate, fallback, final fit; between model refits a re-score of the backtest) on the
+last fortnight, then the fitted :class:`BlendedModel` forecasts every minute until the next refit and
+that refit's gate verdict says whether the floor may act, which holds the lift until the operator's
+:func:`peak_timing` says the peak is over, as in handlers/autoscaling_part.py. The one difference:
+the operator refits hourly (re-scores, and fits the models once a day), the bench every
+``rescore_hours`` (3 by default: each re-score costs 0.2 s, and a run has a week of them).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from tenancy_operator.forecasting import (
     FeatureConfig,
-    GateConfig,
-    HoltWinters,
-    QuantileGBM,
-    cap_at_seen,
     linear_trend_peak,
     persistence_peak,
-    ramp_hold,
     target_peaks,
-    windowed_blend,
 )
+from tenancy_operator.reconcile.rule_forecast import Settings, fit_rule, peak_timing
 
 from .traces import MINUTES_PER_DAY, Trace
 
-__all__ = ["PolicyForecasts", "build_forecasts", "ours_candidates", "DATA_AGE_MIN"]
+__all__ = ["PolicyForecasts", "build_forecasts", "DATA_AGE_MIN"]
 
 DATA_AGE_MIN = 2  # at decision minute t the newest complete, delivered sample is minute t - 2
 TRAIN_DAYS = 14
-GATE_WINDOW = 7 * MINUTES_PER_DAY  # a week: every weekday once, so one holiday or one moved ramp cannot close the gate alone
-FIRST_FIT_DAY = 7  # walk-forward starts after a week, so the gate has a week of backtests at day 14
-GATE_EVERY = 60
 
 
 @dataclass
@@ -42,9 +41,12 @@ class PolicyForecasts:
     cfg: FeatureConfig
     lead_min: int
     test_start: int  # first test decision minute
-    positions: np.ndarray  # forecast positions (decision minute - DATA_AGE_MIN), backtest + test
+    positions: np.ndarray  # forecast positions (decision minute - DATA_AGE_MIN) of the test span
     actual: np.ndarray
     persistence: np.ndarray
+    peak_end_s: np.ndarray
+    """When each position's predicted peak is over (seconds after the decision): the operator's
+    :func:`peak_timing`, which bounds how long a lift is held."""
     median: dict[str, np.ndarray] = field(default_factory=dict)
     upper: dict[str, np.ndarray] = field(default_factory=dict)
     active: dict[str, np.ndarray] = field(default_factory=dict)
@@ -57,71 +59,77 @@ class PolicyForecasts:
         return slice(first, len(self.positions))
 
 
-def _walk_forward(model_factory, y: np.ndarray, t0: float, positions: np.ndarray, fit_days: list[int]) -> tuple[np.ndarray, np.ndarray, list[float]]:
+def _walk_forward_rule(y: np.ndarray, t0: float, positions: np.ndarray, cfg: FeatureConfig, settings: Settings,
+                       rescore_hours: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[float], list]:
+    """The operator's refits (:func:`fit_rule`, each given the one before) every ``rescore_hours``
+    through the test span: a refit fits the models when the last model refit is
+    ``settings.model_refit_s`` old and re-scores otherwise, as the operator's hourly refits do. Each
+    refit's model serves until the next one, its gate verdict deciding whether the floor may act (no
+    model: reactive, nothing acts). Returns median, upper, active, the reasons and the seconds of
+    each refit that fit models, and (decision minute, final models by name) of each of those: the
+    plain models the baselines serve are the same fits."""
     med = np.full(len(positions), np.nan)
     up = np.full(len(positions), np.nan)
-    secs = []
-    for k, d in enumerate(fit_days):
-        end = d * MINUTES_PER_DAY - DATA_AGE_MIN + 1  # samples known at decision minute d*1440
-        start = max(0, end - TRAIN_DAYS * MINUTES_PER_DAY)
-        model = model_factory()
-        t = time.perf_counter()
-        model.fit(y[start:end], t0 + 60.0 * start)
-        secs.append(time.perf_counter() - t)
-        nxt = fit_days[k + 1] * MINUTES_PER_DAY if k + 1 < len(fit_days) else 10**12
-        sel = (positions >= d * MINUTES_PER_DAY - DATA_AGE_MIN) & (positions < nxt - DATA_AGE_MIN)
-        if sel.any():
-            m, u = model.predict_batch(y, t0, positions[sel])
-            med[sel], up[sel] = m, u
-    return med, up, secs
+    active = np.zeros(len(positions), dtype=bool)
+    reasons, secs, fits = [], [], []
+    step = 60 * rescore_hours
+    decisions = list(range(TRAIN_DAYS * MINUTES_PER_DAY, int(positions[-1]) + DATA_AGE_MIN + 1, step))
+    fitted = None
+    for k, minute in enumerate(decisions):
+        end = minute - DATA_AGE_MIN + 1  # samples known at this decision minute
+        start = max(0, end - settings.history_s // 60)
+        fitted = fit_rule(y[start:end], t0 + 60.0 * start, cfg, settings, now_s=t0 + 60.0 * minute, previous=fitted)
+        if fitted.models_fitted_at == t0 + 60.0 * minute:
+            secs.append(fitted.fit_seconds)
+            reasons.append(f"minute {minute}: {fitted.reason}")
+            fits.append((minute, fitted.models))
+        nxt = decisions[k + 1] if k + 1 < len(decisions) else 10**12
+        sel = (positions >= minute - DATA_AGE_MIN) & (positions < nxt - DATA_AGE_MIN)
+        if fitted.model is not None and sel.any():
+            med[sel], up[sel] = fitted.model.predict_batch(y, t0, positions[sel])
+            active[sel] = fitted.active
+    return med, up, active, reasons, secs, fits
 
 
-def ours_candidates(pf: PolicyForecasts, y: np.ndarray, t0_s: float, tolerance: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each model's forecast as "ours" serves it: with the ramp hold, then capped at the highest load
-    of the last fortnight plus a margin (the operator's BlendedModel and fit_rule do the same)."""
-    cands = {}
-    for k in ("qgbm", "holt_winters"):
-        m, u, _ = ramp_hold(y, t0_s, pf.positions, pf.cfg, pf.median[k], pf.upper[k], tolerance,
-                            persistence=pf.persistence)
-        cands[k] = cap_at_seen(y, pf.positions, m, u, TRAIN_DAYS * MINUTES_PER_DAY)
-    return cands
+def _baseline(name: str, fits: list, y: np.ndarray, t0: float, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One plain model's forecasts: each model refit's final fit of ``name`` (on the last fortnight)
+    serving until the next model refit."""
+    med = np.full(len(positions), np.nan)
+    up = np.full(len(positions), np.nan)
+    for k, (minute, models) in enumerate(fits):
+        nxt = fits[k + 1][0] if k + 1 < len(fits) else 10**12
+        sel = (positions >= minute - DATA_AGE_MIN) & (positions < nxt - DATA_AGE_MIN)
+        if name in models and sel.any():
+            med[sel], up[sel] = models[name].predict_batch(y, t0, positions[sel])
+    return med, up
 
 
 def build_forecasts(trace: Trace, start_delay_s: int, metric_delay_s: int = 60, window: int = 5,
                     quantile: float = 0.9, tolerance: float = 0.1, refit_every_days: int = 1,
-                    gate: GateConfig | None = None) -> PolicyForecasts:
+                    rescore_hours: int = 3, settings: Settings | None = None) -> PolicyForecasts:
     lead = -(-(start_delay_s + metric_delay_s) // 60)
     cfg = FeatureConfig(horizon=lead + DATA_AGE_MIN, window=window)
+    settings = settings or Settings(quantile=quantile, tolerance=tolerance, model_refit_s=86400.0 * refit_every_days)
     y = trace.y
     n = len(y)
-    first_fit = FIRST_FIT_DAY
-    fit_days = list(range(first_fit, n // MINUTES_PER_DAY, refit_every_days))
-    if TRAIN_DAYS not in fit_days:
-        fit_days = sorted(set(fit_days) | {TRAIN_DAYS})
-    positions = np.arange(first_fit * MINUTES_PER_DAY - DATA_AGE_MIN, n - DATA_AGE_MIN, dtype=np.int64)
+    positions = np.arange(TRAIN_DAYS * MINUTES_PER_DAY - DATA_AGE_MIN, n - DATA_AGE_MIN, dtype=np.int64)
     ypad = np.concatenate([y, np.full(cfg.horizon + cfg.window, y[-1])])
     actual = target_peaks(ypad, positions, cfg)
-    pf = PolicyForecasts(cfg, lead, TRAIN_DAYS * MINUTES_PER_DAY, positions, actual, persistence_peak(y, positions, cfg))
+    peak_end = np.array([peak_timing(y, trace.t0_s, cfg, int(p))[1] - trace.t0_s - 60.0 * (p + DATA_AGE_MIN)
+                         for p in positions])
+    pf = PolicyForecasts(cfg, lead, TRAIN_DAYS * MINUTES_PER_DAY, positions, actual,
+                         persistence_peak(y, positions, cfg), peak_end)
     # MASE scale: in-sample MAE of the naive (persistence) forecast of the same target.
     tr_pos = np.arange(MINUTES_PER_DAY, TRAIN_DAYS * MINUTES_PER_DAY - cfg.horizon - cfg.window, dtype=np.int64)
     pf.mase_scale = float(np.nanmean(np.abs(target_peaks(y, tr_pos, cfg) - persistence_peak(y, tr_pos, cfg))))
 
     lin = linear_trend_peak(y, positions, cfg)
     pf.median["linear"], pf.upper["linear"] = lin, lin
-    for name, factory in (
-        ("qgbm", lambda: QuantileGBM(cfg, quantile)),
-        ("holt_winters", lambda: HoltWinters(cfg, quantile)),
-    ):
-        m, u, secs = _walk_forward(factory, y, trace.t0_s, positions, fit_days)
-        pf.median[name], pf.upper[name], pf.fit_seconds[name] = m, u, secs
     pf.median["oracle"], pf.upper["oracle"] = actual, actual
-
-    # Ours: an hourly blend of the two models, weights fitted on the last week of realised backtests;
-    # each model's forecast carries the ramp hold (the operator's BlendedModel applies it the same way).
-    cands = ours_candidates(pf, y, trace.t0_s, tolerance)
-    dec = np.arange(0, len(positions), GATE_EVERY)
-    med, up, act, pf.reasons = windowed_blend(actual, pf.persistence, cands, dec, cfg.horizon + cfg.window - 1,
-                                              GATE_WINDOW, quantile, tolerance, gate)
+    med, up, act, pf.reasons, pf.fit_seconds["ours"], fits = _walk_forward_rule(y, trace.t0_s, positions, cfg, settings,
+                                                                                rescore_hours)
+    for name, model in (("qgbm", "quantile-gbm"), ("holt_winters", "holt-winters")):
+        pf.median[name], pf.upper[name] = _baseline(model, fits, y, trace.t0_s, positions)
     pf.median["ours"], pf.upper["ours"], pf.active["ours"] = med, up, act
     for k in ("linear", "qgbm", "holt_winters", "oracle"):
         pf.active[k] = np.ones(len(positions), dtype=bool)

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--families", "--traces", dest="families", default="", help="comma-separated family names")
     ap.add_argument("--seeds", default="", help="'report' (default), 'dev' (for tuning) or comma-separated seeds")
     ap.add_argument("--delays", default="", help="pod start delays in seconds (default 30,120; quick: 120)")
-    ap.add_argument("--refit", type=int, default=0, help="refit the models every N days (default 2)")
+    ap.add_argument("--refit", type=int, default=0, help="refit the models every N days (default 1, as the operator; the rule is re-scored every 3 hours between)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (the machine is shared: keep 1-2)")
     ap.add_argument("--no-side", action="store_true", help="skip the latency, refit and anomaly benches")
     ap.add_argument("--rows-out", default="", help="append every run's rows to this JSON-lines file as it finishes")
@@ -111,10 +111,10 @@ def _run(args: argparse.Namespace) -> int:
     fams = tuple(args.families.split(",")) if args.families else (QUICK_FAMILIES if args.quick else FAMILY_NAMES)
     seeds = _seeds(args.seeds, args.quick)
     delays = [int(x) for x in args.delays.split(",")] if args.delays else ([120] if args.quick else [30, 120])
-    refit = args.refit or 2
+    refit = args.refit or 1
     t_start = time.perf_counter()
-    print(f"autoscaling bench: families={','.join(fams)} seeds={list(seeds)} delays={delays} refit every {refit} "
-          f"day(s); train days 0-13, test days 14-20; cpus={os.cpu_count()}")
+    print(f"autoscaling bench: families={','.join(fams)} seeds={list(seeds)} delays={delays} models refit every {refit} "
+          f"day(s), re-scored every 3 h; train days 0-13, test days 14-20; cpus={os.cpu_count()}")
     # Seed-major order: a run cut short still has every family over its first seeds.
     jobs = [(f, s, d, refit) for s in seeds for f in fams for d in delays]
     rows: list[Row] = []

@@ -59,7 +59,6 @@ from .selection import (
     fit_blend,
     fit_gated_blend,
     gate_blend,
-    windowed_blend,
 )
 
 __all__ = [
@@ -75,5 +74,4 @@ __all__ = [
     "RampHoldConfig", "day_onsets", "hold_spread", "ramp_hold",
     "SEEN_MARGIN", "cap_at_seen", "seen_max",
     "Blend", "BlendedModel", "calibration_error", "choose_blend", "fallback_model", "fit_blend", "fit_gated_blend", "gate_blend",
-    "windowed_blend",
 ]

@@ -25,7 +25,7 @@ from .ramp import ramp_hold
 from .seen import cap_at_seen
 
 __all__ = ["Blend", "BlendedModel", "calibration_error", "choose_blend", "fallback_model", "fit_blend", "fit_gated_blend",
-           "gate_blend", "windowed_blend"]
+           "gate_blend"]
 
 WEIGHT_GRID = np.linspace(1.0, 0.0, 11)
 """Weights of the first model, from 1 down: on equal losses the first model (listed first) wins."""
@@ -231,53 +231,3 @@ class BlendedModel:
         if self.seen_span is not None:
             parts = [cap_at_seen(y, idx, p[0], p[1], self.seen_span) for p in parts]
         return self.blend.combine(parts[0], parts[1] if len(parts) > 1 else None)
-
-
-def windowed_blend(
-    actual: np.ndarray,
-    persistence: np.ndarray,
-    candidates: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    decision_positions: np.ndarray,
-    realise_lag: int,
-    window: int,
-    quantile: float,
-    tolerance: float,
-    gate: GateConfig | None = None,
-    fallback: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Replay blend fitting and gating over aligned forecast arrays (the bench's walk forward).
-
-    At decision position ``p`` only forecasts made at ``q <= p - realise_lag`` have a known outcome;
-    weights come from the last ``window`` of those, and apply until the next decision. The gate then
-    scores the blend as it was actually served over that window; when it fails and ``fallback`` is
-    set, the better-calibrated single model that passes on that window acts instead. Returns the blended median and
-    upper, whether the blend may act, per position, and each decision's reason.
-    """
-    n = len(actual)
-    names = list(candidates)
-    first, second = candidates[names[0]], candidates[names[-1]]
-    med = np.full(n, np.nan)
-    up = np.full(n, np.nan)
-    active = np.zeros(n, dtype=bool)
-    reasons = []
-    decisions = [int(p) for p in np.asarray(decision_positions, dtype=np.int64)]
-    for k, p in enumerate(decisions):
-        stop = decisions[k + 1] if k + 1 < len(decisions) else n
-        lo, hi = max(0, p - realise_lag + 1 - window), max(0, p - realise_lag + 1)
-        sl = slice(lo, hi)
-        window_cands = {nm: (c[0][sl], c[1][sl]) for nm, c in candidates.items()}
-        blend = fit_gated_blend(actual[sl], persistence[sl], window_cands, quantile, tolerance, gate)
-        m, u = blend.combine((first[0][p:stop], first[1][p:stop]), (second[0][p:stop], second[1][p:stop]))
-        # The gate scores the blend as it was actually served over the window (earlier decisions).
-        scores = score_backtest(actual[sl], med[sl], up[sl], persistence[sl], quantile, tolerance)
-        verdict = evaluate_gate(scores, gate or GateConfig(), blend.label)
-        if not verdict.active and fallback:
-            alone = fallback_model(actual[sl], persistence[sl], window_cands, quantile, tolerance, gate)
-            if alone is not None:
-                name, v = alone
-                m, u = candidates[name][0][p:stop], candidates[name][1][p:stop]
-                verdict = GateVerdict(True, f"{v.reason}; fallback from the blend {blend.label}", v.scores)
-        med[p:stop], up[p:stop] = m, u
-        active[p:stop] = verdict.active
-        reasons.append(verdict.reason)
-    return med, up, active, reasons

@@ -56,7 +56,8 @@ def _float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
-SETTINGS = rf.Settings(refit_interval_s=_float("TENANCY_FORECAST_REFIT_INTERVAL", 3600.0))
+SETTINGS = rf.Settings(refit_interval_s=_float("TENANCY_FORECAST_REFIT_INTERVAL", 3600.0),
+                       model_refit_s=_float("TENANCY_FORECAST_MODEL_REFIT_INTERVAL", 86400.0))
 RETRY_FETCH_S = 30.0
 """After a failed history read or fit, wait this long before the next attempt."""
 STARTED_AT = time.time()
@@ -172,7 +173,7 @@ async def _refit(st: RuleState, tenant: str, rule: str) -> None:
     try:
         t0, y = await _history(st.key[0], time.time())
         async with _fit_slot.hold():
-            fitted = await asyncio.to_thread(rf.fit_rule, y, t0, st.cfg, SETTINGS)
+            fitted = await asyncio.to_thread(rf.fit_rule, y, t0, st.cfg, SETTINGS, None, st.fitted)
     except prometheus.PrometheusError as exc:
         st.error = str(exc)
         log.warning("autoscaling %s/%s: history unavailable: %s", tenant, rule, exc)
@@ -189,7 +190,8 @@ async def _refit(st: RuleState, tenant: str, rule: str) -> None:
     st.residuals = fitted.residuals[-SETTINGS.anomaly.window:]
     st.naive_residuals = fitted.naive_residuals[-SETTINGS.anomaly.window:]
     REFIT_SECONDS.labels(tenant, rule).set(fitted.fit_seconds)
-    log.info("autoscaling %s/%s: refit on %d samples in %.2fs: %s", tenant, rule, fitted.samples,
+    how = "models refit" if fitted.models_fitted_at == fitted.fitted_at else "backtest re-scored"
+    log.info("autoscaling %s/%s: refit (%s) on %d samples in %.2fs: %s", tenant, rule, how, fitted.samples,
              fitted.fit_seconds, fitted.reason)
 
 

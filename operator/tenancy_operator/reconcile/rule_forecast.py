@@ -45,7 +45,7 @@ from ..forecasting import (
 from .credentials import parse_duration
 
 __all__ = [
-    "Settings", "MODELS", "iso", "feature_config", "regularize", "FittedRule", "fit_rule", "rolling_cuts", "Forecast",
+    "Settings", "MODELS", "iso", "feature_config", "regularize", "Backtest", "FittedRule", "fit_rule", "rolling_cuts", "Forecast",
     "forecast", "peak_timing", "with_note",
 ]
 
@@ -65,6 +65,15 @@ class Settings:
     not one model stretched over four days. Each origin costs one fit per model: 4 origins made a
     refit 2.6x slower than 1 (2 origins: 1.5x), for the same verdicts on the e2e traces."""
     refit_interval_s: float = 3600.0
+    """How often a rule is refit: the history read again, the backtest re-scored with the newest
+    outcomes, the blend and the gate decided again."""
+    model_refit_s: float = 86400.0
+    """How often a refit also refits the models (each backtest origin, then the final fit on all the
+    history); the refits between only re-score: the backtest positions the models forecast at the
+    last model refit keep those forecasts, newer positions are forecast by the final models, which
+    were fit before those outcomes. A refit that fits the models costs 3-6 model fits (seconds);
+    a re-score, predictions only. Models a day old lose little: their features read the live series
+    (yesterday's and last week's shape around "now", the current level)."""
     quantile: float = 0.9
     tolerance: float = 0.1
     """The HPA's tolerance: a rise is a forecast more than this share above what the HPA holds."""
@@ -121,6 +130,18 @@ def _make(name: str, cfg: FeatureConfig, q: float) -> Any:
     return QuantileGBM(cfg, q) if name == "quantile-gbm" else HoltWinters(cfg, q)
 
 
+@dataclass(frozen=True)
+class Backtest:
+    """The raw backtest forecasts of a model refit (before the ramp hold and the seen cap), kept so
+    that the refits until the next one re-score them instead of refitting. ``raw[name]`` is
+    (median, upper) per held-out position; position ``k``'s newest sample is at ``first_s + k * step``.
+    ``trained_to_s`` is the newest sample the final models were fit on."""
+
+    first_s: float
+    raw: dict[str, tuple[np.ndarray, np.ndarray]]
+    trained_to_s: float
+
+
 @dataclass
 class FittedRule:
     """What a refit produced: the model that acts, its gate verdict and the backtest behind it."""
@@ -137,6 +158,12 @@ class FittedRule:
     fitted_at: float
     fit_seconds: float
     samples: int
+    models: dict[str, Any] = field(default_factory=dict)
+    """Every candidate's final model (fit on all the history), the blend's or not: a re-score
+    forecasts the newest backtest positions with them."""
+    backtest: Backtest | None = None
+    models_fitted_at: float | None = None
+    """When the models were last fit (a re-score keeps this from the refit that fit them)."""
 
     @property
     def active(self) -> bool:
@@ -147,12 +174,23 @@ def _no_model(cfg: FeatureConfig, reason: str, now_s: float, secs: float, n: int
     return FittedRule(cfg, None, None, None, reason, {}, np.array([]), np.array([]), now_s, secs, n)
 
 
+def _backtest_positions(n: int, cfg: FeatureConfig, settings: Settings) -> np.ndarray:
+    """Held-out positions: the last ``settings.backtest_s`` (a third of a shorter history) whose
+    target window is already observed."""
+    split = n - min(settings.backtest_s // cfg.step_s, n // 3)
+    return np.arange(split, n - cfg.horizon - cfg.window + 1, dtype=np.int64)
+
+
 def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings = Settings(),
-             now_s: float | None = None) -> FittedRule:
+             now_s: float | None = None, previous: FittedRule | None = None) -> FittedRule:
     """Backtest each candidate on the held-out recent span from ``settings.backtest_origins`` rolling
     origins, fit the blend's weights there, gate the blend on the same backtest (falling back to the
-    better-calibrated single model that passes), then refit the models it uses on all the history.
-    CPU-bound (one fit per origin and model, plus the final fit): run it in a thread."""
+    better-calibrated single model that passes), then refit the models on all the history.
+
+    With ``previous`` (the last refit of the same rule) younger than ``settings.model_refit_s``, the
+    models are not refit: the backtest is re-scored (:attr:`Settings.model_refit_s`). CPU-bound (a
+    model refit: one fit per origin and model plus the final fits; a re-score: predictions): run it
+    in a thread."""
     started = time.perf_counter()
     now_s = time.time() if now_s is None else now_s
     y = np.asarray(y, dtype=float)
@@ -162,15 +200,16 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
         have = f"{n * cfg.step_s / 86400:.1f} days" if np.isfinite(y).all() else "no data"
         return _no_model(cfg, f"Reactive: not enough history to forecast ({have}; need 3 days, 14 for the gate)",
                          now_s, time.perf_counter() - started, n)
-    hold = min(settings.backtest_s // cfg.step_s, n // 3)
-    split = n - hold
-    positions = np.arange(split, n - cfg.horizon - cfg.window + 1, dtype=np.int64)
-    actual = target_peaks(y, positions, cfg)
-    persist = persistence_peak(y, positions, cfg)
-    scores: dict[str, BacktestScores] = {}
-    preds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    positions = _backtest_positions(n, cfg, settings)
+    if _can_rescore(previous, cfg, settings, now_s):
+        assert previous is not None and previous.backtest is not None and previous.models_fitted_at is not None
+        raw = _rescored(previous, y, t0_s, positions)
+        return _judged(y, t0_s, cfg, settings, positions, raw, previous.models, previous.backtest,
+                       previous.models_fitted_at, now_s, started)
+    raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    models: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    origins = rolling_cuts(split, n, settings.backtest_origins)
+    origins = rolling_cuts(int(positions[0]), n, settings.backtest_origins)
     for name in MODELS:
         try:
             med, up = np.full(len(positions), np.nan), np.full(len(positions), np.nan)
@@ -179,32 +218,75 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
                 if sel.any():
                     model = _make(name, cfg, settings.quantile).fit(y[:cut], t0_s)
                     med[sel], up[sel] = model.predict_batch(y, t0_s, positions[sel])
+            models[name] = _make(name, cfg, settings.quantile).fit(y, t0_s)
         except ValueError as exc:
             errors[name] = str(exc)
             continue
+        raw[name] = (med, up)
+    if not raw:
+        return _no_model(cfg, "Reactive: no model could be fitted (" + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ")",
+                         now_s, time.perf_counter() - started, n)
+    kept = Backtest(t0_s + cfg.step_s * float(positions[0]),
+                    {k: (m.copy(), u.copy()) for k, (m, u) in raw.items()},
+                    t0_s + cfg.step_s * (n - 1))
+    return _judged(y, t0_s, cfg, settings, positions, raw, models, kept, now_s, now_s, started)
+
+
+def _can_rescore(previous: FittedRule | None, cfg: FeatureConfig, settings: Settings, now_s: float) -> bool:
+    return (previous is not None and previous.backtest is not None and bool(previous.models)
+            and previous.models_fitted_at is not None and previous.cfg == cfg
+            and 0.0 <= now_s - previous.models_fitted_at < settings.model_refit_s)
+
+
+def _rescored(previous: FittedRule, y: np.ndarray, t0_s: float,
+              positions: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Raw backtest forecasts without fitting: kept ones where the last model refit made them, the
+    final models' where the target window lies wholly after what they were fit on, none between."""
+    bt, cfg = previous.backtest, previous.cfg
+    assert bt is not None
+    times = t0_s + cfg.step_s * positions.astype(float)
+    k = np.rint((times - bt.first_s) / cfg.step_s).astype(np.int64)
+    fresh = times + cfg.step_s * cfg.horizon > bt.trained_to_s
+    raw = {}
+    for name, model in previous.models.items():
+        med, up = np.full(len(positions), np.nan), np.full(len(positions), np.nan)
+        if name in bt.raw:
+            km, ku = bt.raw[name]
+            kept = (k >= 0) & (k < len(km)) & ~fresh
+            med[kept], up[kept] = km[k[kept]], ku[k[kept]]
+        if fresh.any():
+            med[fresh], up[fresh] = model.predict_batch(y, t0_s, positions[fresh])
+        raw[name] = (med, up)
+    return raw
+
+
+def _judged(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings, positions: np.ndarray,
+            raw: dict[str, tuple[np.ndarray, np.ndarray]], models: dict[str, Any], backtest: Backtest, models_fitted_at: float, now_s: float, started: float) -> FittedRule:
+    """Score the raw backtest forecasts as served (ramp hold, seen cap), choose the blend and gate it,
+    and serve the blend with the final models."""
+    n = len(y)
+    actual = target_peaks(y, positions, cfg)
+    persist = persistence_peak(y, positions, cfg)
+    scores: dict[str, BacktestScores] = {}
+    preds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, (med, up) in raw.items():
         if settings.ramp_hold:
             med, up, _ = ramp_hold(y, t0_s, positions, cfg, med, up, settings.tolerance, persistence=persist)
         if settings.seen_cap:
             med, up = cap_at_seen(y, positions, med, up, settings.history_s // cfg.step_s)
         preds[name] = (med, up)
         scores[name] = score_backtest(actual, med, up, persist, settings.quantile, settings.tolerance)
-    if not scores:
-        return _no_model(cfg, "Reactive: no model could be fitted (" + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ")",
-                         now_s, time.perf_counter() - started, n)
     # The blend, or the better-calibrated single model that passes when the blend does not.
     blend, verdict, (med, up) = choose_blend(actual, persist, preds, settings.quantile, settings.tolerance, settings.gate)
     scores[blend.label] = verdict.scores
-    try:
-        model = BlendedModel(blend, tuple(_make(name, cfg, settings.quantile).fit(y, t0_s) for name in blend.names),
-                             settings.tolerance if settings.ramp_hold else None,
-                             seen_span=settings.history_s // cfg.step_s if settings.seen_cap else None)
-    except ValueError as exc:  # pragma: no cover - it fitted on less data a moment ago
-        return _no_model(cfg, f"Reactive: {blend.label} refit failed: {exc}", now_s, time.perf_counter() - started, n)
+    model = BlendedModel(blend, tuple(models[name] for name in blend.names),
+                         settings.tolerance if settings.ramp_hold else None,
+                         seen_span=settings.history_s // cfg.step_s if settings.seen_cap else None)
     residuals = scaled_residuals(actual, med, up)
     naive = relative_residuals(actual, persist)
     both = np.isfinite(residuals) & np.isfinite(naive)
-    return FittedRule(cfg, blend.label, model, verdict, verdict.reason, scores,
-                      residuals[both], naive[both], now_s, time.perf_counter() - started, n)
+    return FittedRule(cfg, blend.label, model, verdict, verdict.reason, scores, residuals[both], naive[both], now_s,
+                      time.perf_counter() - started, n, models, backtest, models_fitted_at)
 
 
 def rolling_cuts(split: int, n: int, origins: int) -> list[int]:

@@ -89,6 +89,74 @@ def test_fit_backtests_from_each_rolling_origin_then_refits_on_everything(monkey
     monkeypatch.setattr(rf, "_make", _Recording)
     rf.fit_rule(y, 0.0, cfg, rf.Settings(backtest_s=86400, backtest_origins=3), now_s=60.0 * n)
     cuts = rf.rolling_cuts(n - cfg.day, n, 3)[:-1]
-    for name in rf.MODELS:
-        assert [m for k, m in _Recording.fits if k == name][:3] == cuts, _Recording.fits
-    assert all(m == n for _, m in _Recording.fits[6:]) and len(_Recording.fits) > 6
+    for name in rf.MODELS:  # each origin, then the final fit on everything, for every candidate
+        assert [m for k, m in _Recording.fits if k == name] == [*cuts, n], _Recording.fits
+
+
+class _Stamped(_Recording):
+    """Forecasts the newest sample plus the length of the history it was fit on: which fit made a
+    forecast can be read off it."""
+
+    def predict_batch(self, y, t0, idx):
+        last = np.asarray(idx)
+        return y[last] + self.n, y[last] + self.n + 1.0
+
+
+def _three_days(n_extra=0):
+    cfg = rf.feature_config("1m", "2m")
+    n = 3 * cfg.day + n_extra
+    return cfg, n, 100.0 + np.arange(n) % 7
+
+
+def test_a_refit_within_the_model_refit_interval_rescores_without_fitting(monkeypatch):
+    cfg, n, y = _three_days()
+    settings = rf.Settings(backtest_s=86400, backtest_origins=2, model_refit_s=86400.0)
+    monkeypatch.setattr(rf, "_make", _Stamped)
+    _Stamped.fits = []
+    first = rf.fit_rule(y, 0.0, cfg, settings, now_s=60.0 * n)
+    assert len(_Stamped.fits) == 6 and first.models_fitted_at == 60.0 * n and set(first.models) == set(rf.MODELS)
+    _Stamped.fits = []
+    hour_later = rf.fit_rule(np.concatenate([y, y[:60]]), 0.0, cfg, settings, now_s=60.0 * (n + 60), previous=first)
+    assert _Stamped.fits == [] and hour_later.models_fitted_at == first.models_fitted_at
+    assert hour_later.models is first.models and hour_later.fitted_at == 60.0 * (n + 60)
+    # a day after the models were fit, a refit fits them again; so does a rule whose shape changed
+    rf.fit_rule(y, 0.0, cfg, settings, now_s=60.0 * n + 86400.0, previous=first)
+    assert len(_Stamped.fits) == 6
+    _Stamped.fits = []
+    rf.fit_rule(y, 0.0, rf.feature_config("2m", "2m"), settings, now_s=60.0 * (n + 60), previous=first)
+    assert len(_Stamped.fits) == 6
+
+
+def test_a_rescore_keeps_the_origins_forecasts_and_takes_the_final_models_only_out_of_sample(monkeypatch):
+    cfg, n, y = _three_days()
+    settings = rf.Settings(backtest_s=86400, backtest_origins=2)
+    monkeypatch.setattr(rf, "_make", _Stamped)
+    first = rf.fit_rule(y, 0.0, cfg, settings, now_s=60.0 * n)
+    extra = 180
+    _, _, longer = _three_days(extra)
+    shift = 120  # the in-memory series also drops its oldest samples as it grows
+    pos = rf._backtest_positions(len(longer) - shift, cfg, settings)
+    raw = rf._rescored(first, longer[shift:], 60.0 * shift, pos)
+    offset = raw["holt-winters"][0] - longer[shift:][pos]
+    cuts = rf.rolling_cuts(n - cfg.day, n, 2)
+    absolute = pos + shift
+    origin = np.where(absolute < cuts[1], cuts[0], cuts[1])
+    kept = absolute <= n - cfg.horizon - cfg.window  # the last position whose target the origins saw
+    fresh = absolute + cfg.horizon > n - 1  # target window wholly after the final models' last sample
+    assert np.array_equal(offset[kept], origin[kept])  # the forecasts each origin's model made
+    assert np.all(offset[fresh] == n)  # the final model, fit on all n samples, only after them
+    assert np.isnan(offset[~kept & ~fresh]).all() and (~kept & ~fresh).sum() == cfg.window - 1
+    assert fresh.sum() == extra - cfg.window + 1  # every position up to the newest observed target
+
+
+def test_an_immediate_rescore_reaches_the_refit_s_verdict():
+    cfg = rf.feature_config("1m", "2m")
+    rng = np.random.default_rng(3)
+    n = 4 * cfg.day
+    tod = np.arange(n) % cfg.day
+    y = 100.0 * (1 + 0.02 * rng.standard_normal(n)) + np.where((tod >= 700) & (tod < 760), 200.0, 0.0)
+    settings = rf.Settings(backtest_s=86400)
+    first = rf.fit_rule(y, 0.0, cfg, settings, now_s=60.0 * n)
+    again = rf.fit_rule(y, 0.0, cfg, settings, now_s=60.0 * n + 1.0, previous=first)
+    assert again.models is first.models and again.model_name == first.model_name
+    assert again.reason == first.reason and np.allclose(again.residuals, first.residuals, equal_nan=True)

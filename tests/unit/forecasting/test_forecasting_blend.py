@@ -8,7 +8,6 @@ from tenancy_operator.forecasting import (
     GateConfig,
     fit_blend,
     gate_blend,
-    windowed_blend,
 )
 
 
@@ -71,17 +70,3 @@ def test_gate_refuses_a_blend_no_better_than_persistence():
     verdict, (med, _) = gate_blend(blend, actual, persistence, cands, 0.9, 0.1, GateConfig(min_samples=100))
     assert not verdict.active and "does not beat persistence" in verdict.reason
     assert np.allclose(med, actual + 5)
-
-
-def test_windowed_blend_only_learns_from_realised_outcomes():
-    n = 400
-    actual = np.full(n, 100.0)
-    good_late = np.where(np.arange(n) >= 200, 100.0, 150.0)  # right only from position 200 on
-    cands = {"a": (np.full(n, 150.0), np.full(n, 150.0)), "b": (good_late, good_late)}
-    med, up, active, reasons = windowed_blend(actual, np.full(n, 100.0), cands, np.array([0, 100, 200, 300]),
-                                              realise_lag=10, window=80, quantile=0.9, tolerance=0.1,
-                                              gate=GateConfig(min_samples=10))
-    # at 200 the last realised forecasts (110..190) still show b wrong; by 300 (210..290) b is right
-    assert med[250] == pytest.approx(150.0)
-    assert med[350] == pytest.approx(100.0)
-    assert len(reasons) == 4 and not active.any()

@@ -10,7 +10,6 @@ from tenancy_operator.forecasting import (
     fit_blend,
     fit_gated_blend,
     score_backtest,
-    windowed_blend,
 )
 
 GATE = GateConfig(min_samples=100)
@@ -57,15 +56,16 @@ def test_choose_blend_keeps_a_blend_that_passes():
     assert verdict.active and "fallback" not in verdict.reason and blend.names == ("a",)
 
 
-def test_windowed_blend_falls_back_where_the_served_blend_has_no_record():
+def test_choose_blend_falls_back_to_the_model_that_passes_when_the_blend_has_no_record():
     actual, persist = _steps()
-    cands = {"lagging": (persist.copy(), persist.copy()), "right": (actual.copy(), actual * 1.02)}
-    dec = np.arange(1000, 3000, 100)  # nothing served before 1000: the blend's own record starts empty
-    _, _, off, reasons_off = windowed_blend(actual, persist, cands, dec, 10, 800, 0.9, 0.1, GATE, fallback=False)
-    med, _, on, reasons_on = windowed_blend(actual, persist, cands, dec, 10, 800, 0.9, 0.1, GATE, fallback=True)
-    assert not off[1000:1100].any() and reasons_off[0].startswith("Reactive: only 0")
-    assert on[1000:1100].all() and "fallback" in reasons_on[0]
-    assert np.array_equal(med[1000:1100], actual[1000:1100])
+    gappy = np.full(len(actual), np.nan)
+    gappy[:50] = 100.0  # forecast only 50 positions: too few to weigh a blend, too few for the gate
+    cands = {"gappy": (gappy, gappy.copy()), "right": (actual.copy(), actual * 1.02)}
+    blend, verdict, (med, _) = choose_blend(actual, persist, cands, 0.9, 0.1, GATE)
+    assert blend.names == ("right",) and verdict.active and "fallback" in verdict.reason
+    assert np.array_equal(med, actual)
+    alone, off, _ = choose_blend(actual, persist, {"gappy": cands["gappy"]}, 0.9, 0.1, GATE)
+    assert alone.names == ("gappy",) and not off.active and "only" in off.reason
 
 
 def _calm_and_early(offset=25.0):

@@ -1,0 +1,29 @@
+"""The handler's hourly refit hands fit_rule the rule's last fit: between model refits it re-scores."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from tenancy_operator.handlers import autoscaling_part
+from tenancy_operator.reconcile import rule_forecast as rf
+
+
+def test_the_hourly_refit_rescores_with_the_models_of_the_last_model_refit(monkeypatch):
+    cfg = rf.feature_config("1m", "2m")
+    n = 3 * cfg.day
+    tod = np.arange(n) % cfg.day
+    y = 100.0 + np.where((tod >= 600) & (tod < 700), 80.0, 0.0)
+
+    async def history(query, now):
+        return now - 60.0 * (n - 1), y
+
+    monkeypatch.setattr(autoscaling_part, "_history", history)
+    st = autoscaling_part.RuleState(("q", "1m", "2m"), cfg)
+    asyncio.run(autoscaling_part._refit(st, "acme", "web"))
+    first = st.fitted
+    assert first is not None and first.models and first.models_fitted_at == first.fitted_at
+    asyncio.run(autoscaling_part._refit(st, "acme", "web"))
+    assert st.fitted is not first and st.fitted.models is first.models  # re-scored: the same models
+    assert st.fitted.models_fitted_at == first.models_fitted_at and st.fitted.fitted_at > first.fitted_at
+    assert st.fitted.fit_seconds < first.fit_seconds
