@@ -3,9 +3,11 @@
 Per rule, every reconcile pass: read the HPAs we own (one list call), the rule's target, and the
 few new samples of the rule's metric since the last pass (one small Prometheus range query); make
 one forecast with the cached model (milliseconds); decide the floor (reconcile/autoscaling.py); write
-the HPA only if it differs; report status, metrics and conditions. Models are refit on a schedule
+the HPA only if it differs; report status, metrics and conditions. Rules are refit on a schedule
 (TENANCY_FORECAST_REFIT_INTERVAL seconds, default 3600) in a background task: the full history is read
-in chunks and fitted in a worker thread, one fit at a time, while the previous model keeps serving.
+in chunks and refit in a worker thread, one at a time, while the previous model keeps serving. A
+refit fits the models once every TENANCY_FORECAST_MODEL_REFIT_INTERVAL seconds (default 86400) and
+otherwise re-scores their backtest (rule_forecast.fit_rule with the rule's last fit).
 Models live in memory only; a restarted operator refits (the lift in force is recorded on the HPA).
 
 One scaler per workload (issue 21): while anything else scales a rule's target (an HPA the rule did

@@ -89,8 +89,22 @@ def test_fit_backtests_from_each_rolling_origin_then_refits_on_everything(monkey
     monkeypatch.setattr(rf, "_make", _Recording)
     rf.fit_rule(y, 0.0, cfg, rf.Settings(backtest_s=86400, backtest_origins=3), now_s=60.0 * n)
     cuts = rf.rolling_cuts(n - cfg.day, n, 3)[:-1]
-    for name in rf.MODELS:  # each origin, then the final fit on everything, for every candidate
-        assert [m for k, m in _Recording.fits if k == name] == [*cuts, n], _Recording.fits
+    for name in rf.MODELS:  # the final fit on everything, then each origin, for every candidate
+        assert [m for k, m in _Recording.fits if k == name] == [n, *cuts], _Recording.fits
+
+
+def test_an_origin_too_early_for_a_model_leaves_it_a_candidate_scored_on_the_later_origins():
+    cfg = rf.feature_config("1m", "2m")
+    n = 3 * cfg.day  # held out: half; the first of 3 origins leaves Holt-Winters 1.5 days (it needs 2)
+    tod = np.arange(n) % cfg.day
+    y = 100.0 + np.where((tod >= 600) & (tod < 700), 80.0, 0.0) + np.random.default_rng(1).normal(0, 2, n)
+    fitted = rf.fit_rule(y, 0.0, cfg, rf.Settings(backtest_origins=3), now_s=60.0 * n)
+    assert set(fitted.models) == set(rf.MODELS)
+    hw = fitted.backtest.raw["holt-winters"][0]
+    split = n - n // 2
+    _, second, third = rf.rolling_cuts(split, n, 3)[:3]
+    assert np.isnan(hw[: second - split]).all() and np.isfinite(hw[third - split :]).all()
+    assert 0 < fitted.scores["holt-winters"].n < len(hw)
 
 
 class _Stamped(_Recording):
