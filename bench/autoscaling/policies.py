@@ -82,11 +82,13 @@ def _walk_forward_rule(y: np.ndarray, t0: float, positions: np.ndarray, cfg: Fea
         if fitted.models_fitted_at == t0 + 60.0 * minute:
             secs.append(fitted.fit_seconds)
             reasons.append(f"minute {minute}: {fitted.reason}")
-            fits.append((minute, fitted.models))
+            fits.append((minute, start, fitted.models))
         nxt = decisions[k + 1] if k + 1 < len(decisions) else 10**12
         sel = (positions >= minute - DATA_AGE_MIN) & (positions < nxt - DATA_AGE_MIN)
         if fitted.model is not None and sel.any():
-            med[sel], up[sel] = fitted.model.predict_batch(y, t0, positions[sel])
+            # from the series the operator holds: the last fortnight (the filter of Holt-Winters
+            # starts from its first sample; the features only look back from each position)
+            med[sel], up[sel] = fitted.model.predict_batch(y[start:], t0 + 60.0 * start, positions[sel] - start)
             active[sel] = fitted.active
     return med, up, active, reasons, secs, fits
 
@@ -96,11 +98,11 @@ def _baseline(name: str, fits: list, y: np.ndarray, t0: float, positions: np.nda
     serving until the next model refit."""
     med = np.full(len(positions), np.nan)
     up = np.full(len(positions), np.nan)
-    for k, (minute, models) in enumerate(fits):
+    for k, (minute, start, models) in enumerate(fits):
         nxt = fits[k + 1][0] if k + 1 < len(fits) else 10**12
         sel = (positions >= minute - DATA_AGE_MIN) & (positions < nxt - DATA_AGE_MIN)
         if name in models and sel.any():
-            med[sel], up[sel] = models[name].predict_batch(y, t0, positions[sel])
+            med[sel], up[sel] = models[name].predict_batch(y[start:], t0 + 60.0 * start, positions[sel] - start)
     return med, up
 
 

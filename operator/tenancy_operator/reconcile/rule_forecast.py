@@ -236,14 +236,18 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
         return _no_model(cfg, "Reactive: no model could be fitted (" + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ")",
                          now_s, time.perf_counter() - started, n)
     kept = Backtest(t0_s + cfg.step_s * float(positions[0]),
-                    {k: (m.copy(), u.copy()) for k, (m, u) in raw.items()},
+                    {k: (m.astype(np.float32), u.astype(np.float32)) for k, (m, u) in raw.items()},
                     t0_s + cfg.step_s * (n - 1))
     return _judged(y, t0_s, cfg, settings, positions, raw, models, kept, now_s, now_s, started)
 
 
 def _can_rescore(previous: FittedRule | None, cfg: FeatureConfig, settings: Settings, now_s: float) -> bool:
-    return (previous is not None and previous.backtest is not None and bool(previous.models)
+    """Whether ``previous`` can be re-scored: its models are younger than ``settings.model_refit_s``,
+    every candidate fitted, and it saw (95 % of) the whole history window. A young rule (its history
+    still growing) or one whose model failed to fit refits its models every time, as before."""
+    return (previous is not None and previous.backtest is not None and set(previous.models) == set(MODELS)
             and previous.models_fitted_at is not None and previous.cfg == cfg
+            and previous.samples >= 0.95 * (settings.history_s // cfg.step_s)
             and 0.0 <= now_s - previous.models_fitted_at < settings.model_refit_s)
 
 
@@ -294,7 +298,9 @@ def _judged(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings, 
     residuals = scaled_residuals(actual, med, up)
     naive = relative_residuals(actual, persist)
     both = np.isfinite(residuals) & np.isfinite(naive)
-    return FittedRule(cfg, blend.label, model, verdict, verdict.reason, scores, residuals[both], naive[both], now_s,
+    keep = settings.anomaly.window + settings.anomaly.sustain  # all the anomaly score reads
+    return FittedRule(cfg, blend.label, model, verdict, verdict.reason, scores, residuals[both][-keep:],
+                      naive[both][-keep:], now_s,
                       time.perf_counter() - started, n, models, backtest, models_fitted_at)
 
 
