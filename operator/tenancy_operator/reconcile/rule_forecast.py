@@ -274,7 +274,8 @@ def _rescored(previous: FittedRule, y: np.ndarray, t0_s: float,
 
 
 def _judged(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings, positions: np.ndarray,
-            raw: dict[str, tuple[np.ndarray, np.ndarray]], models: dict[str, Any], backtest: Backtest, models_fitted_at: float, now_s: float, started: float) -> FittedRule:
+            raw: dict[str, tuple[np.ndarray, np.ndarray]], models: dict[str, Any], backtest: Backtest,
+            models_fitted_at: float, now_s: float, started: float) -> FittedRule:
     """Score the raw backtest forecasts as served (ramp hold, seen cap), choose the blend and gate it,
     and serve the blend with the final models."""
     n = len(y)
@@ -300,8 +301,8 @@ def _judged(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings, 
     both = np.isfinite(residuals) & np.isfinite(naive)
     keep = settings.anomaly.window + settings.anomaly.sustain  # all the anomaly score reads
     return FittedRule(cfg, blend.label, model, verdict, verdict.reason, scores, residuals[both][-keep:],
-                      naive[both][-keep:], now_s,
-                      time.perf_counter() - started, n, models, backtest, models_fitted_at)
+                      naive[both][-keep:], now_s, time.perf_counter() - started, n, models, backtest,
+                      models_fitted_at)
 
 
 def rolling_cuts(split: int, n: int, origins: int) -> list[int]:
