@@ -12,7 +12,8 @@ last fortnight, then the fitted :class:`BlendedModel` forecasts every minute unt
 that refit's gate verdict says whether the floor may act, which holds the lift until the operator's
 :func:`peak_timing` says the peak is over, as in handlers/autoscaling_part.py. The one difference:
 the operator refits hourly (re-scores, and fits the models once a day), the bench every
-``rescore_hours`` (3 by default: each re-score costs 0.2 s, and a run has a week of them).
+``rescore_hours`` (3 by default: a re-score costs 0.03 s on an idle machine and 0.2 s on a loaded
+one, and a run has a week of them).
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def _walk_forward_rule(y: np.ndarray, t0: float, positions: np.ndarray, cfg: Fea
     ``settings.model_refit_s`` old and re-scores otherwise, as the operator's hourly refits do. Each
     refit's model serves until the next one, its gate verdict deciding whether the floor may act (no
     model: reactive, nothing acts). Returns median, upper, active, the reasons and the seconds of
-    each refit that fit models, and (decision minute, final models by name) of each of those: the
-    plain models the baselines serve are the same fits."""
+    each refit that fit models, and (decision minute, first sample of its series, final models by
+    name) of each of those: the plain models the baselines serve are the same fits."""
     med = np.full(len(positions), np.nan)
     up = np.full(len(positions), np.nan)
     active = np.zeros(len(positions), dtype=bool)
