@@ -40,7 +40,6 @@ TRAIN_DAYS = 14
 @dataclass
 class PolicyForecasts:
     cfg: FeatureConfig
-    lead_min: int
     test_start: int  # first test decision minute
     positions: np.ndarray  # forecast positions (decision minute - DATA_AGE_MIN) of the test span
     actual: np.ndarray
@@ -53,7 +52,6 @@ class PolicyForecasts:
     active: dict[str, np.ndarray] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     mase_scale: float = float("nan")
-    fit_seconds: dict[str, list[float]] = field(default_factory=dict)
 
     def test_slice(self) -> slice:
         first = int(np.searchsorted(self.positions, self.test_start - DATA_AGE_MIN))
@@ -61,18 +59,18 @@ class PolicyForecasts:
 
 
 def _walk_forward_rule(y: np.ndarray, t0: float, positions: np.ndarray, cfg: FeatureConfig, settings: Settings,
-                       rescore_hours: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[float], list]:
+                       rescore_hours: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list]:
     """The operator's refits (:func:`fit_rule`, each given the one before) every ``rescore_hours``
     through the test span: a refit fits the models when the last model refit is
     ``settings.model_refit_s`` old and re-scores otherwise, as the operator's hourly refits do. Each
     refit's model serves until the next one, its gate verdict deciding whether the floor may act (no
-    model: reactive, nothing acts). Returns median, upper, active, the reasons and the seconds of
-    each refit that fit models, and (decision minute, first sample of its series, final models by
-    name) of each of those: the plain models the baselines serve are the same fits."""
+    model: reactive, nothing acts). Returns median, upper, active, the reason of each refit that fit
+    models, and (decision minute, first sample of its series, final models by name) of each of those:
+    the plain models the baselines serve are the same fits."""
     med = np.full(len(positions), np.nan)
     up = np.full(len(positions), np.nan)
     active = np.zeros(len(positions), dtype=bool)
-    reasons, secs, fits = [], [], []
+    reasons, fits = [], []
     step = 60 * rescore_hours
     decisions = list(range(TRAIN_DAYS * MINUTES_PER_DAY, int(positions[-1]) + DATA_AGE_MIN + 1, step))
     fitted = None
@@ -81,7 +79,6 @@ def _walk_forward_rule(y: np.ndarray, t0: float, positions: np.ndarray, cfg: Fea
         start = max(0, end - settings.history_s // 60)
         fitted = fit_rule(y[start:end], t0 + 60.0 * start, cfg, settings, now_s=t0 + 60.0 * minute, previous=fitted)
         if fitted.models_fitted_at == t0 + 60.0 * minute:
-            secs.append(fitted.fit_seconds)
             reasons.append(f"minute {minute}: {fitted.reason}")
             fits.append((minute, start, fitted.models))
         nxt = decisions[k + 1] if k + 1 < len(decisions) else 10**12
@@ -91,7 +88,7 @@ def _walk_forward_rule(y: np.ndarray, t0: float, positions: np.ndarray, cfg: Fea
             # starts from its first sample; the features only look back from each position)
             med[sel], up[sel] = fitted.model.predict_batch(y[start:], t0 + 60.0 * start, positions[sel] - start)
             active[sel] = fitted.active
-    return med, up, active, reasons, secs, fits
+    return med, up, active, reasons, fits
 
 
 def _baseline(name: str, fits: list, y: np.ndarray, t0: float, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +117,7 @@ def build_forecasts(trace: Trace, start_delay_s: int, metric_delay_s: int = 60, 
     actual = target_peaks(ypad, positions, cfg)
     peak_end = np.array([peak_timing(y, trace.t0_s, cfg, int(p))[1] - trace.t0_s - 60.0 * (p + DATA_AGE_MIN)
                          for p in positions])
-    pf = PolicyForecasts(cfg, lead, TRAIN_DAYS * MINUTES_PER_DAY, positions, actual,
+    pf = PolicyForecasts(cfg, TRAIN_DAYS * MINUTES_PER_DAY, positions, actual,
                          persistence_peak(y, positions, cfg), peak_end)
     # MASE scale: in-sample MAE of the naive (persistence) forecast of the same target.
     tr_pos = np.arange(MINUTES_PER_DAY, TRAIN_DAYS * MINUTES_PER_DAY - cfg.horizon - cfg.window, dtype=np.int64)
@@ -129,8 +126,7 @@ def build_forecasts(trace: Trace, start_delay_s: int, metric_delay_s: int = 60, 
     lin = linear_trend_peak(y, positions, cfg)
     pf.median["linear"], pf.upper["linear"] = lin, lin
     pf.median["oracle"], pf.upper["oracle"] = actual, actual
-    med, up, act, pf.reasons, pf.fit_seconds["ours"], fits = _walk_forward_rule(y, trace.t0_s, positions, cfg, settings,
-                                                                                rescore_hours)
+    med, up, act, pf.reasons, fits = _walk_forward_rule(y, trace.t0_s, positions, cfg, settings, rescore_hours)
     for name, model in (("qgbm", "quantile-gbm"), ("holt_winters", "holt-winters")):
         pf.median[name], pf.upper[name] = _baseline(model, fits, y, trace.t0_s, positions)
     pf.median["ours"], pf.upper["ours"], pf.active["ours"] = med, up, act
