@@ -39,7 +39,6 @@ from ..forecasting import (
     relative_residuals,
     scaled_residuals,
     score_backtest,
-    single_threaded,
     target_peaks,
 )
 from .credentials import parse_duration
@@ -363,8 +362,7 @@ def forecast(fitted: FittedRule, y: np.ndarray, t0_s: float, settings: Settings 
     last = len(y) - 1
     done = last - (cfg.horizon + cfg.window - 1)
     idx = np.array([done, last] if done >= cfg.day else [last], dtype=np.int64)
-    with single_threaded():
-        med, up = fitted.model.predict_batch(y, t0_s, idx)
+    med, up = fitted.model.predict_batch(y, t0_s, idx)  # the GBM predicts on one native thread itself
     recent = float(persistence_peak(y, np.array([last]), cfg)[0])
     when, until = peak_timing(y, t0_s, cfg, last)
     score, resid, naive_resid = 0.0, None, None
