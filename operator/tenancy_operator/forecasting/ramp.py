@@ -163,7 +163,9 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     did, the median is lowered to at most the rise threshold (persistence x (1 + tolerance)): no rise
     is called from the ramp the models expect at that time. ``held`` marks the held positions. ``cache`` (kept by the caller between calls on
     the same, growing series) keeps each whole past day's ramp by its day since the epoch: the
-    operator's forecast otherwise re-reads 14 days for every decision (about 1.7 ms)."""
+    operator's forecast otherwise re-reads 14 days for every decision (about 1.7 ms), and a day the
+    series no longer reaches (two weeks ago this morning, in 14 days of history) stays known. A day
+    neither holds is unknown: it makes no day type quiet."""
     cfg = cfg or RampHoldConfig()
     y = np.asarray(y, dtype=float)
     idx = np.asarray(idx, dtype=np.int64)
@@ -186,58 +188,67 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
         if d not in onsets:
             start = d * day - off
             key = epoch_day + d
-            if start - cfg.pre >= 0 and key in keep:  # a whole day with its level before: same answer
+            if key in keep:  # a whole day seen before, also one this series no longer reaches: same answer
                 onsets[d] = keep[key]
             else:
-                onsets[d] = day_onsets(y, start, cfg, upto, day, c) if start >= 0 else None
+                onsets[d] = day_onsets(y, start, cfg, upto, day, c)
                 if start - cfg.pre >= 0:
                     keep[key] = onsets[d]
         return onsets[d]
 
     for d in np.unique(dnum).tolist():
-        sel = np.flatnonzero(dnum == d)
-        first = int(idx[sel].min())
         start_d = d * day - off
-        # only whole past days whose plateau check was over by the first forecast of this group
-        past = {k: onset(k, first + 1) for k in range(d - cfg.lookback_days, d)
-                if (k + 1) * day - off + cfg.sustain + 10 <= first + 1}
-        ramped = bool(past.get(d - 7) or past.get(d - 14))
-        # this weekday did not ramp either of the last two weeks (a weekend): no hold, and where the
-        # others ramp, no rise called from the ramp the models expect from the day before
-        quiet = not ramped and all(k in past and past[k] is None for k in (d - 7, d - 14))
-        if not (ramped or quiet):
-            continue
-        seen = [v for _, v in sorted(past.items()) if v is not None]
-        if len(seen) < cfg.min_onsets:
-            continue
-        spread = hold_spread(seen, cfg)
-        if spread is None:
-            continue
-        a, b, ratio = spread
-        late = min(cfg.late, max(cfg.late_min, b - a))
-        i0 = start_d + a - cfg.early - fcfg.horizon - fcfg.window + 1  # first position held
-        if i0 - cfg.pre < 0 or i0 > len(y):
-            continue  # (the hold's level is read before its first position: causal where it applies)
-        pre = float(_mean(c, i0 - cfg.pre, i0))
-        if pre <= 0:
-            continue
-        for j in sel.tolist():
-            i = int(idx[j])
-            m = int(tgt[j]) - start_d
-            if i < i0 or m > b + late + cfg.release or i >= len(y):
+        in_day = dnum == d
+        # Yesterday's ramp is known once its plateau check is over, ``sustain + 10`` minutes into
+        # today: positions from then on are held with it (as served at that time), earlier ones without.
+        known = idx + 1 >= start_d + cfg.sustain + 10
+        for part in (in_day & ~known, in_day & known):
+            sel = np.flatnonzero(part)
+            if len(sel) == 0:
                 continue
-            # today's ramp already observed (3-minute mean risen) since the hold began: stop
-            lo = max(i0, 3)
-            if i + 1 - 3 >= lo and float(_mean(c, np.arange(lo, i - 1), np.arange(lo + 3, i + 2)).max()) >= (1.0 + cfg.rise) * pre:
+            first = int(idx[sel].min())
+            # only whole past days whose plateau check was over by the first forecast of this group,
+            # and that this series (or the cache) holds: a day before both is unknown, not quiet
+            past = {k: onset(k, first + 1) for k in range(d - cfg.lookback_days, d)
+                    if (k + 1) * day - off + cfg.sustain + 10 <= first + 1
+                    and (k * day - off >= 0 or epoch_day + k in keep)}
+            ramped = bool(past.get(d - 7) or past.get(d - 14))
+            # this weekday did not ramp either of the last two weeks (a weekend): no hold, and where the
+            # others ramp, no rise called from the ramp the models expect from the day before
+            quiet = not ramped and all(k in past and past[k] is None for k in (d - 7, d - 14))
+            if not (ramped or quiet):
                 continue
-            base = pers[j] if np.isfinite(pers[j]) else pre
-            if quiet or m > b + late:  # a quiet day, or the spread passed without a ramp: no rise called from it
-                med[j] = min(med[j], base * (1.0 + tolerance))
+            seen = [v for _, v in sorted(past.items()) if v is not None]
+            if len(seen) < cfg.min_onsets:
                 continue
-            plateau = pre * ratio
-            med[j] = max(med[j], min(plateau, base * (1.0 + cfg.median_margin * tolerance)))
-            up[j] = max(up[j], plateau)
-            held[j] = True
+            spread = hold_spread(seen, cfg)
+            if spread is None:
+                continue
+            a, b, ratio = spread
+            late = min(cfg.late, max(cfg.late_min, b - a))
+            i0 = start_d + a - cfg.early - fcfg.horizon - fcfg.window + 1  # first position held
+            if i0 - cfg.pre < 0 or i0 > len(y):
+                continue  # (the hold's level is read before its first position: causal where it applies)
+            pre = float(_mean(c, i0 - cfg.pre, i0))
+            if pre <= 0:
+                continue
+            for j in sel.tolist():
+                i = int(idx[j])
+                m = int(tgt[j]) - start_d
+                if i < i0 or m > b + late + cfg.release or i >= len(y):
+                    continue
+                # today's ramp already observed (3-minute mean risen) since the hold began: stop
+                lo = max(i0, 3)
+                if i + 1 - 3 >= lo and float(_mean(c, np.arange(lo, i - 1), np.arange(lo + 3, i + 2)).max()) >= (1.0 + cfg.rise) * pre:
+                    continue
+                base = pers[j] if np.isfinite(pers[j]) else pre
+                if quiet or m > b + late:  # a quiet day, or the spread passed without a ramp: no rise called from it
+                    med[j] = min(med[j], base * (1.0 + tolerance))
+                    continue
+                plateau = pre * ratio
+                med[j] = max(med[j], min(plateau, base * (1.0 + cfg.median_margin * tolerance)))
+                up[j] = max(up[j], plateau)
+                held[j] = True
     if cache is not None and len(cache) > 2 * cfg.lookback_days:
         for k in sorted(cache)[: len(cache) - 2 * cfg.lookback_days]:
             del cache[k]

@@ -210,7 +210,7 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
         assert previous is not None and previous.backtest is not None and previous.models_fitted_at is not None
         raw = _rescored(previous, y, t0_s, positions)
         return _judged(y, t0_s, cfg, settings, positions, raw, previous.models, previous.backtest,
-                       previous.models_fitted_at, now_s, started)
+                       previous.models_fitted_at, now_s, started, _hold_cache(previous))
     raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     models: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -237,7 +237,16 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
     kept = Backtest(t0_s + cfg.step_s * float(positions[0]),
                     {k: (m.astype(np.float32), u.astype(np.float32)) for k, (m, u) in raw.items()},
                     t0_s + cfg.step_s * (n - 1))
-    return _judged(y, t0_s, cfg, settings, positions, raw, models, kept, now_s, now_s, started)
+    return _judged(y, t0_s, cfg, settings, positions, raw, models, kept, now_s, now_s, started, _hold_cache(previous))
+
+
+def _hold_cache(previous: FittedRule | None) -> dict:
+    """A copy of the ramp onsets the previous refit's model knew, by day: the hold asks whether the same
+    weekday ramped two weeks ago, a morning the 14 days of history no longer reach by then (without
+    it a weekday that skipped its ramp a week ago was not held: bench jittered_ramps). A copy, since
+    the previous model may still be serving while this refit runs."""
+    cache = getattr(previous.model, "hold_cache", None) if previous is not None else None
+    return dict(cache) if cache else {}
 
 
 def _can_rescore(previous: FittedRule | None, cfg: FeatureConfig, settings: Settings, now_s: float) -> bool:
@@ -274,7 +283,7 @@ def _rescored(previous: FittedRule, y: np.ndarray, t0_s: float,
 
 def _judged(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings, positions: np.ndarray,
             raw: dict[str, tuple[np.ndarray, np.ndarray]], models: dict[str, Any], backtest: Backtest,
-            models_fitted_at: float, now_s: float, started: float) -> FittedRule:
+            models_fitted_at: float, now_s: float, started: float, hold_cache: dict) -> FittedRule:
     """Score the raw backtest forecasts as served (ramp hold, seen cap), choose the blend and gate it,
     and serve the blend with the final models."""
     n = len(y)
@@ -284,7 +293,8 @@ def _judged(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings, 
     preds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, (med, up) in raw.items():
         if settings.ramp_hold:
-            med, up, _ = ramp_hold(y, t0_s, positions, cfg, med, up, settings.tolerance, persistence=persist)
+            med, up, _ = ramp_hold(y, t0_s, positions, cfg, med, up, settings.tolerance, persistence=persist,
+                                   cache=hold_cache)
         if settings.seen_cap:
             med, up = cap_at_seen(y, positions, med, up, settings.history_s // cfg.step_s)
         preds[name] = (med, up)
@@ -293,7 +303,7 @@ def _judged(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings, 
     blend, verdict, (med, up) = choose_blend(actual, persist, preds, settings.quantile, settings.tolerance, settings.gate)
     scores[blend.label] = verdict.scores
     model = BlendedModel(blend, tuple(models[name] for name in blend.names),
-                         settings.tolerance if settings.ramp_hold else None,
+                         settings.tolerance if settings.ramp_hold else None, hold_cache,
                          seen_span=settings.history_s // cfg.step_s if settings.seen_cap else None)
     residuals = scaled_residuals(actual, med, up)
     naive = relative_residuals(actual, persist)

@@ -185,3 +185,17 @@ def test_an_immediate_rescore_reaches_the_refit_s_verdict():
     assert again.models is first.models and again.model_name == first.model_name
     # the kept forecasts are float32 (half the memory): the same verdict, residuals within rounding
     assert again.reason == first.reason and np.allclose(again.residuals, first.residuals, atol=1e-4)
+
+
+def test_a_refit_carries_the_ramp_days_the_previous_model_knew_in_a_copy(monkeypatch):
+    """The hold asks whether the weekday ramped two weeks ago; 14 days of history no longer reach that
+    morning, so each refit starts from the days its predecessor knew (a copy: it may still serve)."""
+    cfg, n, y = _three_days()
+    settings = rf.Settings(history_s=60 * n, backtest_s=86400, backtest_origins=2)
+    monkeypatch.setattr(rf, "_make", _Stamped)
+    first = rf.fit_rule(y, 0.0, cfg, settings, now_s=60.0 * n)
+    assert first.model.hold_cache  # the backtest's hold read the whole days of this series
+    first.model.hold_cache[-30] = (480, 3.0)  # a day this series does not reach
+    for now in (60.0 * (n + 60), 60.0 * n + 86400.0):  # a re-score, then a model refit
+        later = rf.fit_rule(y, 0.0, cfg, settings, now_s=now, previous=first)
+        assert later.model.hold_cache[-30] == (480, 3.0) and later.model.hold_cache is not first.model.hold_cache

@@ -246,3 +246,53 @@ def test_after_a_hold_without_a_ramp_and_on_a_quiet_weekday_the_models_call_no_r
     quiet = (tgt >= 539) & (tgt <= 543 + RampHoldConfig().release)
     assert np.all(med[quiet] <= 1.1 * pers[quiet] + 1e-9)
     assert np.all(med[tgt > 600] == 1.5 * pers[tgt > 600])  # after the spread and its release
+
+
+def _two_weeks_ago_case():
+    """Tuesday of week 3 (day 15), whose weekday skipped its ramp a week ago (day 8) and ramped two
+    weeks ago (day 1): 14 days of history read at 07:20 start after day 1's ramp at 07:10."""
+    days = 16
+    ramps = _weekdays(days, [430, 450, 470, 440, 460])
+    ramps[8] = None
+    y = _office(ramps, days)
+    now = 15 * DAY + 440
+    start = now - 14 * DAY + 1
+    return y, start, now
+
+
+def test_a_weekday_that_skipped_last_week_is_not_taken_for_a_quiet_day_when_two_weeks_ago_is_out_of_reach():
+    y, start, now = _two_weeks_ago_case()
+    win = y[start : now + 1]
+    idx = np.arange(len(win) - 30, len(win))
+    z = win[idx] * 1.5  # the models call a rise: not lowered as on a quiet day
+    med, _, held = ramp_hold(win, T0 + 60.0 * start, idx, CFG, z, z, 0.1)
+    assert not held.any()
+    assert np.array_equal(med, z)
+
+
+def test_the_cache_remembers_two_weeks_ago_and_the_weekday_is_held():
+    y, start, now = _two_weeks_ago_case()
+    cache: dict = {}
+    early = y[: 14 * DAY]  # what an earlier refit read: day 1 whole
+    ramp_hold(early, T0, np.array([len(early) - 1]), CFG, early[-1:], early[-1:], 0.1, cache=cache)
+    win = y[start : now + 1]
+    idx = np.arange(len(win) - 30, len(win))
+    z = win[idx]
+    _, up, held = ramp_hold(win, T0 + 60.0 * start, idx, CFG, z, z, 0.1, cache=cache)
+    assert held.any() and np.all(up[held] > 250.0)
+
+
+def test_a_backtest_over_whole_days_holds_as_served_with_yesterday_s_ramp():
+    """Yesterday's ramp is the fifth the hold needs: a decision at 07:00 knows it, so the backtest,
+    which forecasts every minute of the day at once, must hold that morning too."""
+    days = 12
+    ramps = {d: 480 + 10 * (d % 3) for d in (0, 1, 2, 7, 8)}  # week 2: Monday and Tuesday ramp
+    ramps[9] = 490
+    y = _office(ramps, days)
+    day = 9 * DAY  # Wednesday: a week ago ramped; onsets before: days 0, 1, 2, 7 and yesterday (8)
+    served = np.arange(day + 440, day + 480)
+    whole = np.arange(day - 20, day + DAY - 20)
+    _, _, held_served = _held(y, served)
+    _, _, held_whole = _held(y, whole)
+    assert held_served.any()
+    assert np.array_equal(held_whole[np.isin(whole, served)], held_served)
