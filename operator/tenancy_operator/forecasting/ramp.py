@@ -55,7 +55,9 @@ class RampHoldConfig:
     another group are a group of their own: a day whose pattern moved (one day, or the start of a
     lasting move), not jitter (a jitter of +-30 minutes over a week of ramps leaves no such gap)."""
     early: int = 2
-    """Minutes before the earliest onset seen that the target window may start and still be held."""
+    """Minutes before the earliest onset seen that the first held forecast's target window starts: the
+    horizon already covers the pods' start (until 2026-12-06 the hold began when the window's *end*
+    reached that minute, ``window - 1`` minutes sooner than any pod needs, paid on every held day)."""
     late: int = 15
     """Minutes after the latest onset seen that the hold ends when no ramp came, at most: the hold
     waits past the latest onset no longer than the spread is wide, and at least ``late_min``
@@ -226,7 +228,7 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
                 continue
             a, b, ratio = spread
             late = min(cfg.late, max(cfg.late_min, b - a))
-            i0 = start_d + a - cfg.early - fcfg.horizon - fcfg.window + 1  # first position held
+            i0 = start_d + a - cfg.early - fcfg.horizon  # first position held: its window starts `early` before
             if i0 - cfg.pre < 0 or i0 > len(y):
                 continue  # (the hold's level is read before its first position: causal where it applies)
             pre = float(_mean(c, i0 - cfg.pre, i0))

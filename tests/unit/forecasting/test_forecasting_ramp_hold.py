@@ -133,7 +133,7 @@ def test_the_served_blend_carries_the_hold_only_when_asked():
 
     days = 16
     y = _office(_weekdays(days, [480, 500, 520, 490, 510]), days)
-    pos = np.arange(14 * DAY + 470, 14 * DAY + 480)  # target windows around the earliest start seen
+    pos = np.arange(14 * DAY + 473, 14 * DAY + 480)  # target windows from the earliest start seen, before it came
     plain = BlendedModel(Blend(("a", "b"), 0.5, 0.5), (_Flat(), _Flat()))
     held = BlendedModel(Blend(("a", "b"), 0.5, 0.5), (_Flat(), _Flat()), hold_tolerance=0.1)
     m0, u0 = plain.predict_batch(y, T0, pos)
@@ -202,7 +202,7 @@ def test_a_lasting_move_is_held_at_the_new_time():
     pos = np.arange(thu + 400, thu + 700, dtype=np.int64)
     _, _, held = _held(y, pos)
     assert held.any()
-    first = int(pos[held].min()) + CFG.horizon + CFG.window - 1 - thu
+    first = int(pos[held].min()) + CFG.horizon - thu  # the first held target window starts there
     assert 590 <= first <= 600
 
 
