@@ -31,6 +31,7 @@ from ..forecasting import (
     GateVerdict,
     HoltWinters,
     QuantileGBM,
+    RampHoldConfig,
     cap_at_seen,
     choose_blend,
     consensus_scores,
@@ -210,7 +211,7 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
         assert previous is not None and previous.backtest is not None and previous.models_fitted_at is not None
         raw = _rescored(previous, y, t0_s, positions)
         return _judged(y, t0_s, cfg, settings, positions, raw, previous.models, previous.backtest,
-                       previous.models_fitted_at, now_s, started, _hold_cache(previous))
+                       previous.models_fitted_at, now_s, started, _hold_cache(previous, t0_s))
     raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     models: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -237,16 +238,21 @@ def fit_rule(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings 
     kept = Backtest(t0_s + cfg.step_s * float(positions[0]),
                     {k: (m.astype(np.float32), u.astype(np.float32)) for k, (m, u) in raw.items()},
                     t0_s + cfg.step_s * (n - 1))
-    return _judged(y, t0_s, cfg, settings, positions, raw, models, kept, now_s, now_s, started, _hold_cache(previous))
+    return _judged(y, t0_s, cfg, settings, positions, raw, models, kept, now_s, now_s, started, _hold_cache(previous, t0_s))
 
 
-def _hold_cache(previous: FittedRule | None) -> dict:
-    """A copy of the ramp onsets the previous refit's model knew, by day: the hold asks whether the same
-    weekday ramped two weeks ago, a morning the 14 days of history no longer reach by then (without
-    it a weekday that skipped its ramp a week ago was not held: bench jittered_ramps). A copy, since
-    the previous model may still be serving while this refit runs."""
+def _hold_cache(previous: FittedRule | None, t0_s: float) -> dict:
+    """The ramp onsets the previous refit's model knew, of the days this series (first sample at
+    ``t0_s``) no longer holds whole: the hold asks whether the same weekday ramped two weeks ago, a
+    morning 14 days of history no longer reach by then (without it a weekday that skipped its ramp a
+    week ago was not held: bench jittered_ramps). The days the series holds are read again from it,
+    so a day first read live (across a scrape gap, say) is read again from the re-fetched history. A
+    new dict: the previous model may still be serving while this refit runs."""
     cache = getattr(previous.model, "hold_cache", None) if previous is not None else None
-    return dict(cache) if cache else {}
+    if not cache:
+        return {}
+    first_whole = math.ceil((t0_s + 60.0 * RampHoldConfig().pre) / 86400.0)  # day numbers since the epoch
+    return {day: onset for day, onset in cache.items() if day < first_whole}
 
 
 def _can_rescore(previous: FittedRule | None, cfg: FeatureConfig, settings: Settings, now_s: float) -> bool:

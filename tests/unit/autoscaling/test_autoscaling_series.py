@@ -189,13 +189,16 @@ def test_an_immediate_rescore_reaches_the_refit_s_verdict():
 
 def test_a_refit_carries_the_ramp_days_the_previous_model_knew_in_a_copy(monkeypatch):
     """The hold asks whether the weekday ramped two weeks ago; 14 days of history no longer reach that
-    morning, so each refit starts from the days its predecessor knew (a copy: it may still serve)."""
+    morning, so each refit starts from the days its predecessor knew that the series no longer holds
+    (a copy: it may still serve), and reads the days it holds again from the history."""
     cfg, n, y = _three_days()
     settings = rf.Settings(history_s=60 * n, backtest_s=86400, backtest_origins=2)
     monkeypatch.setattr(rf, "_make", _Stamped)
     first = rf.fit_rule(y, 0.0, cfg, settings, now_s=60.0 * n)
-    assert first.model.hold_cache  # the backtest's hold read the whole days of this series
+    assert first.model.hold_cache.get(1, "unread") is None  # the backtest's hold read day 1: no ramp
     first.model.hold_cache[-30] = (480, 3.0)  # a day this series does not reach
+    first.model.hold_cache[1] = (999, 9.0)  # day 1 as misread live (a scrape gap, say)
     for now in (60.0 * (n + 60), 60.0 * n + 86400.0):  # a re-score, then a model refit
         later = rf.fit_rule(y, 0.0, cfg, settings, now_s=now, previous=first)
         assert later.model.hold_cache[-30] == (480, 3.0) and later.model.hold_cache is not first.model.hold_cache
+        assert later.model.hold_cache.get(1, "unread") is None  # read again from the history

@@ -250,7 +250,8 @@ def test_after_a_hold_without_a_ramp_and_on_a_quiet_weekday_the_models_call_no_r
 
 def _two_weeks_ago_case():
     """Tuesday of week 3 (day 15), whose weekday skipped its ramp a week ago (day 8) and ramped two
-    weeks ago (day 1): 14 days of history read at 07:20 start after day 1's ramp at 07:10."""
+    weeks ago (day 1, at 07:30): 14 days of history read at 07:20 start on day 1 at 07:21, so day 1
+    is not whole in them (its ramp and the level before it are not all there)."""
     days = 16
     ramps = _weekdays(days, [430, 450, 470, 440, 460])
     ramps[8] = None
