@@ -32,7 +32,7 @@ import numpy as np
 
 from .features import FeatureConfig, rolling_max
 
-__all__ = ["RampHoldConfig", "day_onsets", "hold_spread", "ramp_hold"]
+__all__ = ["RampHoldConfig", "carried_days", "day_onsets", "hold_spread", "ramp_hold"]
 
 
 @dataclass(frozen=True)
@@ -255,3 +255,13 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
         for k in sorted(cache)[: len(cache) - 2 * cfg.lookback_days]:
             del cache[k]
     return med, up, held
+
+
+def carried_days(cache: dict[int, tuple[int, float] | None], t0_s: float,
+                 cfg: RampHoldConfig | None = None) -> dict[int, tuple[int, float] | None]:
+    """The entries of a :func:`ramp_hold` cache (day since the epoch -> ramp) for the days a series whose
+    first sample is at ``t0_s`` does not hold whole with the ``cfg.pre`` minutes before them: what a
+    refit carries over. The days it holds whole :func:`ramp_hold` reads again from the series."""
+    cfg = cfg or RampHoldConfig()
+    first_whole = -(-(int(round(t0_s / 60.0)) + cfg.pre) // 1440)  # day since the epoch
+    return {day: onset for day, onset in cache.items() if day < first_whole}

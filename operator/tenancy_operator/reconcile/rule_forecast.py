@@ -31,8 +31,8 @@ from ..forecasting import (
     GateVerdict,
     HoltWinters,
     QuantileGBM,
-    RampHoldConfig,
     cap_at_seen,
+    carried_days,
     choose_blend,
     consensus_scores,
     persistence_peak,
@@ -249,10 +249,7 @@ def _hold_cache(previous: FittedRule | None, t0_s: float) -> dict:
     so a day first read live (across a scrape gap, say) is read again from the re-fetched history. A
     new dict: the previous model may still be serving while this refit runs."""
     cache = getattr(previous.model, "hold_cache", None) if previous is not None else None
-    if not cache:
-        return {}
-    first_whole = math.ceil((t0_s + 60.0 * RampHoldConfig().pre) / 86400.0)  # day numbers since the epoch
-    return {day: onset for day, onset in cache.items() if day < first_whole}
+    return carried_days(cache, t0_s) if cache else {}
 
 
 def _can_rescore(previous: FittedRule | None, cfg: FeatureConfig, settings: Settings, now_s: float) -> bool:
