@@ -214,47 +214,59 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
             past = {k: onset(k, first + 1) for k in range(d - cfg.lookback_days, d)
                     if (k + 1) * day - off + cfg.sustain + 10 <= first + 1
                     and (k * day - off >= 0 or epoch_day + k in keep)}
-            ramped = bool(past.get(d - 7) or past.get(d - 14))
-            # this weekday did not ramp either of the last two weeks (a weekend): no hold, and where the
-            # others ramp, no rise called from the ramp the models expect from the day before
-            quiet = not ramped and all(k in past and past[k] is None for k in (d - 7, d - 14))
-            if not (ramped or quiet):
-                continue
-            seen = [v for _, v in sorted(past.items()) if v is not None]
-            if len(seen) < cfg.min_onsets:
-                continue
-            spread = hold_spread(seen, cfg)
-            if spread is None:
-                continue
-            a, b, ratio = spread
-            late = min(cfg.late, max(cfg.late_min, b - a))
-            i0 = start_d + a - cfg.early - fcfg.horizon  # first position held: its window starts `early` before
-            if i0 - cfg.pre < 0 or i0 > len(y):
-                continue  # (the hold's level is read before its first position: causal where it applies)
-            pre = float(_mean(c, i0 - cfg.pre, i0))
-            if pre <= 0:
-                continue
-            for j in sel.tolist():
-                i = int(idx[j])
-                m = int(tgt[j]) - start_d
-                if i < i0 or m > b + late + cfg.release or i >= len(y):
-                    continue
-                # today's ramp already observed (3-minute mean risen) since the hold began: stop
-                lo = max(i0, 3)
-                if i + 1 - 3 >= lo and float(_mean(c, np.arange(lo, i - 1), np.arange(lo + 3, i + 2)).max()) >= (1.0 + cfg.rise) * pre:
-                    continue
-                base = pers[j] if np.isfinite(pers[j]) else pre
-                if quiet or m > b + late:  # a quiet day, or the spread passed without a ramp: no rise called from it
-                    med[j] = min(med[j], base * (1.0 + tolerance))
-                    continue
-                plateau = pre * ratio
-                med[j] = max(med[j], min(plateau, base * (1.0 + cfg.median_margin * tolerance)))
-                up[j] = max(up[j], plateau)
-                held[j] = True
+            plan = _day_plan(past, d, cfg)
+            if plan is not None:
+                _hold_day(plan, sel, y, c, idx, tgt, pers, start_d, fcfg, tolerance, cfg, med, up, held)
     if cache is not None and len(cache) > 2 * cfg.lookback_days:
         for k in sorted(cache)[: len(cache) - 2 * cfg.lookback_days]:
             del cache[k]
     return med, up, held
+
+
+def _day_plan(past: dict[int, tuple[int, float] | None], d: int,
+              cfg: RampHoldConfig) -> tuple[bool, int, int, float] | None:
+    """(quiet, earliest, latest minute of day, plateau ratio) for day ``d`` from the past days' ramps
+    ``past`` (day -> ramp, or None for a day without one; a day missing is unknown); None when the
+    day is neither held nor lowered. A day whose weekday ramped one or two weeks ago is held over the
+    spread; one whose weekday ramped neither week while the others did (a weekend) is *quiet*."""
+    ramped = bool(past.get(d - 7) or past.get(d - 14))
+    quiet = not ramped and all(k in past and past[k] is None for k in (d - 7, d - 14))
+    if not (ramped or quiet):
+        return None
+    spread = hold_spread([v for _, v in sorted(past.items()) if v is not None], cfg)
+    return None if spread is None else (quiet, *spread)
+
+
+def _hold_day(plan: tuple[bool, int, int, float], sel: np.ndarray, y: np.ndarray, c: np.ndarray,
+              idx: np.ndarray, tgt: np.ndarray, pers: np.ndarray, start_d: int, fcfg: FeatureConfig,
+              tolerance: float, cfg: RampHoldConfig, med: np.ndarray, up: np.ndarray, held: np.ndarray) -> None:
+    """Apply day ``plan`` (:func:`_day_plan`) to the positions ``idx[sel]`` of the day starting at
+    ``y[start_d]``, in place on ``med``, ``up`` and ``held`` (see :func:`ramp_hold`)."""
+    quiet, a, b, ratio = plan
+    late = min(cfg.late, max(cfg.late_min, b - a))
+    i0 = start_d + a - cfg.early - fcfg.horizon  # first position held: its window starts `early` before
+    if i0 - cfg.pre < 0 or i0 > len(y):
+        return  # (the hold's level is read before its first position: causal where it applies)
+    pre = float(_mean(c, i0 - cfg.pre, i0))
+    if pre <= 0:
+        return
+    lo = max(i0, 3)
+    for j in sel.tolist():
+        i = int(idx[j])
+        m = int(tgt[j]) - start_d
+        if i < i0 or m > b + late + cfg.release or i >= len(y):
+            continue
+        # today's ramp already observed (3-minute mean risen) since the hold began: stop
+        if i + 1 - 3 >= lo and float(_mean(c, np.arange(lo, i - 1), np.arange(lo + 3, i + 2)).max()) >= (1.0 + cfg.rise) * pre:
+            continue
+        base = pers[j] if np.isfinite(pers[j]) else pre
+        if quiet or m > b + late:  # a quiet day, or the spread passed without a ramp: no rise called from it
+            med[j] = min(med[j], base * (1.0 + tolerance))
+            continue
+        plateau = pre * ratio
+        med[j] = max(med[j], min(plateau, base * (1.0 + cfg.median_margin * tolerance)))
+        up[j] = max(up[j], plateau)
+        held[j] = True
 
 
 def carried_days(cache: dict[int, tuple[int, float] | None], t0_s: float,
