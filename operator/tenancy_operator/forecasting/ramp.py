@@ -71,6 +71,11 @@ class RampHoldConfig:
     The models still expect the ramp they saw at this time every day, and their median a little over
     the threshold kept the hold's plateau-sized lift in place long after the hold (bench hour_shift
     development seed 3: 34 minutes at 45 replicas for a load of 10 on the day that moved an hour)."""
+    came_share: float = 0.8
+    """A steep rise earlier today, before the hold would start, counts as today's ramp come early (the
+    day moved) when the load at the hold's start is this share of the plateau ratio seen above the
+    level before that rise: the days' ratios of one bench trace lie within 0.88-0.96 of their
+    largest; a lasting level shift (up to 2x) before a ramp of 2.5x or more stays under it."""
     median_margin: float = 3.0
     """The held median is persistence x (1 + ``median_margin`` x tolerance), capped at the plateau:
     past the rise threshold (with room for the HPA's rounding up) without paying a plateau-sized
@@ -237,6 +242,18 @@ def _day_plan(past: dict[int, tuple[int, float] | None], d: int,
     return None if spread is None else (quiet, *spread)
 
 
+def _risen_before(c: np.ndarray, lo: int, hi: int, ceiling: float, cfg: RampHoldConfig) -> bool:
+    """Whether a steep rise starts at some minute in ``[lo, hi)`` (its 3-minute mean ``1 + rise`` times
+    the ``pre`` minutes before it) from a level at most ``ceiling``: with ``ceiling`` the load now over
+    the rise a ramp makes, a ramp that came and lasted, not a burst that fell back nor a smaller
+    lasting shift. Reads ``y[lo - pre : hi + 3]``."""
+    if hi <= lo:
+        return False
+    m = np.arange(lo, hi)
+    before = _mean(c, m - cfg.pre, m)
+    risen = (_mean(c, m, m + 3) >= (1.0 + cfg.rise) * before) & (before <= ceiling)
+    return bool(risen.any())
+
 def _hold_day(plan: tuple[bool, int, int, float], sel: np.ndarray, y: np.ndarray, c: np.ndarray,
               idx: np.ndarray, tgt: np.ndarray, pers: np.ndarray, start_d: int, fcfg: FeatureConfig,
               tolerance: float, cfg: RampHoldConfig, med: np.ndarray, up: np.ndarray, held: np.ndarray) -> None:
@@ -250,6 +267,9 @@ def _hold_day(plan: tuple[bool, int, int, float], sel: np.ndarray, y: np.ndarray
     pre = float(_mean(c, i0 - cfg.pre, i0))
     if pre <= 0:
         return
+    # Today's ramp came before the hold (the day moved earlier) and the level is still risen: holding
+    # would raise the upper to the plateau ratio times the plateau; treat the spread like a quiet one.
+    quiet = quiet or _risen_before(c, max(start_d, cfg.pre), i0 - 3, pre / max(1.0 + cfg.rise, cfg.came_share * ratio), cfg)
     lo = max(i0, 3)
     for j in sel.tolist():
         i = int(idx[j])

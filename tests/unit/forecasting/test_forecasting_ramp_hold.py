@@ -297,3 +297,41 @@ def test_a_backtest_over_whole_days_holds_as_served_with_yesterday_s_ramp():
     _, _, held_whole = _held(y, whole)
     assert held_served.any()
     assert np.array_equal(held_whole[np.isin(whole, served)], held_served)
+
+
+def test_a_ramp_that_came_before_the_hold_is_not_held_again_nor_called_at_the_usual_time():
+    # Wednesday of week 3 ramps an hour early (bench hour_shift): at the usual time the level is
+    # already the plateau; holding then raised the upper to the plateau ratio times *that* level
+    # (3x the load, for the spread and its wait: measured 3.2-3.5x on hour_shift seed 2004)
+    days = 21
+    ramps = _weekdays(days, [540, 541, 539, 540, 542])
+    ramps[16] = 480
+    y = _office(ramps, days)
+    wed = 16 * DAY
+    pos = np.arange(wed + 500, wed + 640, dtype=np.int64)
+    pers = persistence_peak(y, pos, CFG)
+    med, up, held = ramp_hold(y, T0, pos, CFG, 1.5 * pers, 1.5 * pers, 0.1, persistence=pers)
+    assert not held.any()
+    assert np.all(up == 1.5 * pers)  # no plateau-sized upper over the already risen level
+    # the models that expect the ramp at the usual time call no rise from it
+    tgt = pos + CFG.horizon - wed
+    usual = (tgt >= 539) & (tgt <= 543 + RampHoldConfig().release)
+    assert usual.any() and np.all(med[usual] <= 1.1 * pers[usual] + 1e-9)
+    # a transient burst before the usual time (back down by then) does not cancel the day's hold
+    burst = _office(ramps | {16: 540}, days)
+    burst[wed + 470 : wed + 490] *= 3.0
+    _, _, held = _held(burst, pos)
+    assert held.any()
+
+
+def test_a_lasting_level_shift_before_the_usual_time_does_not_cancel_the_hold():
+    # the load doubles overnight (bench level_shift) and the ramp still comes at the usual time
+    days = 21
+    ramps = _weekdays(days, [540, 541, 539, 540, 542])
+    ramps[16] = 542
+    y = _office(ramps, days)
+    wed = 16 * DAY
+    y[wed + 240 :] *= 2.0
+    pos = np.arange(wed + 500, wed + 640, dtype=np.int64)
+    _, up, held = _held(y, pos)
+    assert held.any() and up[held].min() > 2 * 250.0
