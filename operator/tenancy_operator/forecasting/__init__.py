@@ -48,7 +48,7 @@ from .models import (
     seasonal_naive_peak,
     single_threaded,
 )
-from .ramp import RampHoldConfig, carried_days, day_onsets, hold_spread, ramp_hold
+from .ramp import HoldSpread, RampHoldConfig, carried_days, day_onsets, hold_spread, ramp_hold
 from .seen import SEEN_MARGIN, cap_at_seen, seen_max
 from .selection import (
     Blend,
@@ -71,7 +71,7 @@ __all__ = [
     "HoltWinters", "HWParams", "HWState", "holt_winters_filter", "holt_winters_state",
     "PeakForecast", "QuantileGBM", "linear_trend_peak", "persistence_peak", "seasonal_naive_peak",
     "single_threaded",
-    "RampHoldConfig", "carried_days", "day_onsets", "hold_spread", "ramp_hold",
+    "HoldSpread", "RampHoldConfig", "carried_days", "day_onsets", "hold_spread", "ramp_hold",
     "SEEN_MARGIN", "cap_at_seen", "seen_max",
     "Blend", "BlendedModel", "calibration_error", "choose_blend", "fallback_model", "fit_blend", "fit_gated_blend", "gate_blend",
 ]

@@ -15,8 +15,9 @@ the HPA once the ramp is there. The cost is the hold before the ramp (up to the 
 replica-hours; the gate still judges the served forecast (its rise calls must come true). The hold
 waits past the latest start seen no longer than the spread is wide (at least 5 minutes, at most
 15), then, like a weekend morning, keeps the models from calling the rise they expect at that time
-for a while; and after a lasting move of the ramp's time the spread follows the new time
-(:func:`hold_spread`).
+for a while; after a lasting move of the ramp's time the spread follows the new time, and on the
+day after a day moved the hold waits at both times, not across the hour between them
+(:func:`hold_spread`). A ramp that came before the hold (the day moved earlier) is not held again.
 
 A ramp is a *lasting* steep rise: the 3-minute mean reaches ``1 + rise`` times the mean of the 30
 minutes before, and every 10-minute mean of the next two hours stays there. Bursts, spikes and
@@ -32,7 +33,7 @@ import numpy as np
 
 from .features import FeatureConfig, rolling_max
 
-__all__ = ["RampHoldConfig", "carried_days", "day_onsets", "hold_spread", "ramp_hold"]
+__all__ = ["HoldSpread", "RampHoldConfig", "carried_days", "day_onsets", "hold_spread", "ramp_hold"]
 
 
 @dataclass(frozen=True)
@@ -111,21 +112,42 @@ def day_onsets(y: np.ndarray, start: int, cfg: RampHoldConfig, upto: int, day: i
     return None
 
 
-def hold_spread(seen: list[tuple[int, float]], cfg: RampHoldConfig | None = None) -> tuple[int, int, float] | None:
-    """(earliest, latest minute of day, plateau ratio) that today's hold spans, from the past days'
-    ramps ``seen`` as (minute of day, plateau ratio), oldest first; None when fewer than
-    ``cfg.min_onsets`` ramps support it.
+@dataclass(frozen=True)
+class HoldSpread:
+    """Where today's hold waits for the ramp: ``windows`` as (earliest, latest minute of day) of each
+    time the recent ramps came at, earliest first, never overlapping; ``ratio`` the plateau the
+    recent ramps reached over the level before them (the largest)."""
+
+    windows: tuple[tuple[int, int], ...]
+    ratio: float
+
+    @property
+    def earliest(self) -> int:
+        return self.windows[0][0]
+
+    @property
+    def latest(self) -> int:
+        return self.windows[-1][1]
+
+
+def hold_spread(seen: list[tuple[int, float]], cfg: RampHoldConfig | None = None) -> HoldSpread | None:
+    """The times of day today's hold waits at (:class:`HoldSpread`), from the past days' ramps ``seen``
+    as (minute of day, plateau ratio), oldest first; None when fewer than ``cfg.min_onsets`` ramps
+    support it.
 
     The onsets within ``cluster_min`` of the latest one are split into groups where their minutes of
     the day leave a gap over ``split_gap``. When the latest ramp's group has only that ramp (a day
-    that moved, once or for good: not known yet), the hold spans every group, as one spread. When it
+    that moved, once or for good: not known yet), the hold waits at every group's time. When it
     has two or more, the pattern the latest days follow is known, and the hold does not keep paying
     for the other groups: a single other ramp (a day that moved once) is left out; a group whose
     ramps all came before the latest group's (a lasting move of the pattern) is moved by the
     difference of the two groups' medians, so it keeps the spread and the count but at the new time;
-    a group interleaved with it in time (two times that alternate, such as one weekday's) stays. So
-    after a lasting move by an hour the mornings are held from about the new time, not across the
-    whole hour between the old and new one (bench hour_shift: +3.3-3.9% replica-hours from that)."""
+    a group interleaved with it in time (two times that alternate, such as one weekday's) stays, as
+    a window of its own. So after a lasting move by an hour the mornings are held from about the new
+    time (bench hour_shift: +3.3-3.9% replica-hours when they were held across the whole hour), and on
+    the first day after a move the hold waits at the old time and at the new one, not across the
+    hour between them (until 2026-12-06 it did: an hour of plateau-sized lift on the day after a
+    day moved earlier, or on the second day of a later lasting move)."""
     cfg = cfg or RampHoldConfig()
     if not seen:
         return None
@@ -140,9 +162,9 @@ def hold_spread(seen: list[tuple[int, float]], cfg: RampHoldConfig | None = None
     last = len(seen) - 1
     mine = next(g for g in groups if any(k == last for k, _ in g))
     if len(mine) == 1:
-        used = [v for _, v in near]
+        parts = [[v for _, v in g] for g in groups]
     else:
-        used = [v for _, v in mine]
+        parts = [[v for _, v in mine]]
         first_mine = min(k for k, _ in mine)
         mid = float(np.median([v[0] for _, v in mine]))
         for g in groups:
@@ -150,13 +172,19 @@ def hold_spread(seen: list[tuple[int, float]], cfg: RampHoldConfig | None = None
                 continue
             if max(k for k, _ in g) < first_mine:
                 shift = int(round(mid - float(np.median([v[0] for _, v in g]))))
-                used += [(v[0] + shift, v[1]) for _, v in g]
+                parts[0] += [(v[0] + shift, v[1]) for _, v in g]
             else:
-                used += [v for _, v in g]
+                parts.append([v for _, v in g])
+    used = [v for part in parts for v in part]
     if len(used) < cfg.min_onsets:
         return None
-    return min(v[0] for v in used), max(v[0] for v in used), max(v[1] for v in used)
-
+    windows: list[tuple[int, int]] = []
+    for a, b in sorted((min(v[0] for v in part), max(v[0] for v in part)) for part in parts):
+        if windows and a <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(windows[-1][1], b))
+        else:
+            windows.append((a, b))
+    return HoldSpread(tuple(windows), max(v[1] for v in used))
 
 def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, median: np.ndarray,
               upper: np.ndarray, tolerance: float, cfg: RampHoldConfig | None = None,
@@ -229,18 +257,17 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
 
 
 def _day_plan(past: dict[int, tuple[int, float] | None], d: int,
-              cfg: RampHoldConfig) -> tuple[bool, int, int, float] | None:
-    """(quiet, earliest, latest minute of day, plateau ratio) for day ``d`` from the past days' ramps
-    ``past`` (day -> ramp, or None for a day without one; a day missing is unknown); None when the
-    day is neither held nor lowered. A day whose weekday ramped one or two weeks ago is held over the
-    spread; one whose weekday ramped neither week while the others did (a weekend) is *quiet*."""
+              cfg: RampHoldConfig) -> tuple[bool, HoldSpread] | None:
+    """(quiet, spread) for day ``d`` from the past days' ramps ``past`` (day -> ramp, or None for a
+    day without one; a day missing is unknown); None when the day is neither held nor lowered. A day
+    whose weekday ramped one or two weeks ago is held over the spread; one whose weekday ramped
+    neither week while the others did (a weekend) is *quiet*."""
     ramped = bool(past.get(d - 7) or past.get(d - 14))
     quiet = not ramped and all(k in past and past[k] is None for k in (d - 7, d - 14))
     if not (ramped or quiet):
         return None
     spread = hold_spread([v for _, v in sorted(past.items()) if v is not None], cfg)
-    return None if spread is None else (quiet, *spread)
-
+    return None if spread is None else (quiet, spread)
 
 def _risen_before(c: np.ndarray, lo: int, hi: int, ceiling: float, cfg: RampHoldConfig) -> bool:
     """Whether a steep rise starts at some minute in ``[lo, hi)`` (its 3-minute mean ``1 + rise`` times
@@ -254,14 +281,13 @@ def _risen_before(c: np.ndarray, lo: int, hi: int, ceiling: float, cfg: RampHold
     risen = (_mean(c, m, m + 3) >= (1.0 + cfg.rise) * before) & (before <= ceiling)
     return bool(risen.any())
 
-def _hold_day(plan: tuple[bool, int, int, float], sel: np.ndarray, y: np.ndarray, c: np.ndarray,
+def _hold_day(plan: tuple[bool, HoldSpread], sel: np.ndarray, y: np.ndarray, c: np.ndarray,
               idx: np.ndarray, tgt: np.ndarray, pers: np.ndarray, start_d: int, fcfg: FeatureConfig,
               tolerance: float, cfg: RampHoldConfig, med: np.ndarray, up: np.ndarray, held: np.ndarray) -> None:
     """Apply day ``plan`` (:func:`_day_plan`) to the positions ``idx[sel]`` of the day starting at
     ``y[start_d]``, in place on ``med``, ``up`` and ``held`` (see :func:`ramp_hold`)."""
-    quiet, a, b, ratio = plan
-    late = min(cfg.late, max(cfg.late_min, b - a))
-    i0 = start_d + a - cfg.early - fcfg.horizon  # first position held: its window starts `early` before
+    quiet, spread = plan
+    i0 = start_d + spread.earliest - cfg.early - fcfg.horizon  # first position held: its window starts `early` before
     if i0 - cfg.pre < 0 or i0 > len(y):
         return  # (the hold's level is read before its first position: causal where it applies)
     pre = float(_mean(c, i0 - cfg.pre, i0))
@@ -269,25 +295,28 @@ def _hold_day(plan: tuple[bool, int, int, float], sel: np.ndarray, y: np.ndarray
         return
     # Today's ramp came before the hold (the day moved earlier) and the level is still risen: holding
     # would raise the upper to the plateau ratio times the plateau; treat the spread like a quiet one.
-    quiet = quiet or _risen_before(c, max(start_d, cfg.pre), i0 - 3, pre / max(1.0 + cfg.rise, cfg.came_share * ratio), cfg)
+    ceiling = pre / max(1.0 + cfg.rise, cfg.came_share * spread.ratio)
+    quiet = quiet or _risen_before(c, max(start_d, cfg.pre), i0 - 3, ceiling, cfg)
+    # each window waits past its latest ramp no longer than it is wide (late_min..late minutes)
+    waits = [(a - cfg.early, b + min(cfg.late, max(cfg.late_min, b - a))) for a, b in spread.windows]
     lo = max(i0, 3)
     for j in sel.tolist():
         i = int(idx[j])
         m = int(tgt[j]) - start_d
-        if i < i0 or m > b + late + cfg.release or i >= len(y):
+        if i < i0 or m > waits[-1][1] + cfg.release or i >= len(y):
             continue
         # today's ramp already observed (3-minute mean risen) since the hold began: stop
         if i + 1 - 3 >= lo and float(_mean(c, np.arange(lo, i - 1), np.arange(lo + 3, i + 2)).max()) >= (1.0 + cfg.rise) * pre:
             continue
         base = pers[j] if np.isfinite(pers[j]) else pre
-        if quiet or m > b + late:  # a quiet day, or the spread passed without a ramp: no rise called from it
+        if quiet or not any(a <= m <= b for a, b in waits):
+            # a quiet day, or between the windows / after the last without a ramp: no rise called from it
             med[j] = min(med[j], base * (1.0 + tolerance))
             continue
-        plateau = pre * ratio
+        plateau = pre * spread.ratio
         med[j] = max(med[j], min(plateau, base * (1.0 + cfg.median_margin * tolerance)))
         up[j] = max(up[j], plateau)
         held[j] = True
-
 
 def carried_days(cache: dict[int, tuple[int, float] | None], t0_s: float,
                  cfg: RampHoldConfig | None = None) -> dict[int, tuple[int, float] | None]:

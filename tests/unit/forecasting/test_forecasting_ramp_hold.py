@@ -4,6 +4,7 @@ until today's ramp is observed; never on bursts, never on a day type that did no
 import numpy as np
 from tenancy_operator.forecasting import (
     FeatureConfig,
+    HoldSpread,
     RampHoldConfig,
     day_onsets,
     hold_spread,
@@ -161,34 +162,36 @@ def test_the_day_cache_gives_the_same_hold_on_a_sliding_window():
 
 def test_hold_spread_keeps_a_jittered_week_whole():
     seen = [(at, 3.0) for at in (480, 500, 520, 490, 510, 470, 530, 505, 485, 515)]
-    assert hold_spread(seen) == (470, 530, 3.0)
+    assert hold_spread(seen) == HoldSpread(((470, 530),), 3.0)
     assert hold_spread(seen[:4]) is None  # fewer than min_onsets ramps
 
 
-def test_hold_spread_spans_both_times_on_the_first_moved_day():
-    # the latest ramp came an hour late: one day that moved, or the start of a lasting move
-    seen = [(540, 3.0)] * 7 + [(600, 3.2)]
-    assert hold_spread(seen) == (540, 600, 3.2)
+def test_hold_spread_waits_at_both_times_on_the_day_after_a_day_moved():
+    # the latest ramp came an hour late: one day that moved, or the start of a lasting move; the hold
+    # waits at the old time and at the new one, not across the hour between them
+    seen = [(540, 3.0)] * 6 + [(542, 3.0), (600, 3.2)]
+    assert hold_spread(seen) == HoldSpread(((540, 542), (600, 600)), 3.2)
+    earlier = [(540, 3.0)] * 7 + [(480, 3.0)]
+    assert hold_spread(earlier).windows == ((480, 480), (540, 540))
 
 
 def test_hold_spread_follows_a_lasting_move_instead_of_holding_across_the_hour():
     seen = [(539, 3.0), (540, 3.0), (541, 3.1), (540, 3.0), (542, 3.0), (600, 3.0), (601, 3.0)]
-    a, b, ratio = hold_spread(seen)
     # the older week moved to the new time (the two groups' medians), its spread and ratio kept
-    assert (a, b) == (599, 602) and ratio == 3.1
+    assert hold_spread(seen) == HoldSpread(((599, 602),), 3.1)
     earlier = [(600, 3.0)] * 6 + [(540, 3.0), (541, 3.0)]
-    assert hold_spread(earlier)[:2] == (540, 541)
+    assert hold_spread(earlier).windows == ((540, 541),)
 
 
 def test_hold_spread_drops_a_day_that_moved_once():
     seen = [(540, 3.0)] * 5 + [(480, 4.0)] + [(540, 3.0)] * 2
-    assert hold_spread(seen) == (540, 540, 3.0)
+    assert hold_spread(seen) == HoldSpread(((540, 540),), 3.0)
 
 
 def test_hold_spread_keeps_two_times_that_alternate():
     # Mondays at 8:00, the other weekdays at 9:00: the Monday group is interleaved, not an old time
     seen = [(480, 3.0), (540, 3.0), (540, 3.0), (540, 3.0), (540, 3.0), (480, 3.0), (540, 3.0), (540, 3.0)]
-    assert hold_spread(seen) == (480, 540, 3.0)
+    assert hold_spread(seen) == HoldSpread(((480, 480), (540, 540)), 3.0)
 
 
 def test_a_lasting_move_is_held_at_the_new_time():
@@ -335,3 +338,20 @@ def test_a_lasting_level_shift_before_the_usual_time_does_not_cancel_the_hold():
     pos = np.arange(wed + 500, wed + 640, dtype=np.int64)
     _, up, held = _held(y, pos)
     assert held.any() and up[held].min() > 2 * 250.0
+
+
+def test_the_day_after_a_day_moved_is_held_at_both_times_and_not_between():
+    days = 21
+    ramps = _weekdays(days, [540, 541, 539, 540, 542])
+    ramps[15] = 480  # Tuesday of week 3 ramped an hour early; Wednesday is back at the usual time
+    y = _office(ramps, days)
+    wed = 16 * DAY
+    pos = np.arange(wed + 420, wed + 560, dtype=np.int64)
+    pers = persistence_peak(y, pos, CFG)
+    med, _, held = ramp_hold(y, T0, pos, CFG, 1.5 * pers, 1.5 * pers, 0.1, persistence=pers)
+    tgt = pos + CFG.horizon - wed
+    assert held[(tgt >= 479) & (tgt <= 480)].all()  # waits at the new time ...
+    assert held[(tgt >= 539) & (pos - wed < 538)].all()  # ... and at the old one, until the ramp comes
+    between = (tgt > 481 + RampHoldConfig().late_min) & (tgt < 535)  # (onsets found +-1 minute)
+    assert not held[between].any()  # not the hour between them, and no rise called there
+    assert np.all(med[between] <= 1.1 * pers[between] + 1e-9)
