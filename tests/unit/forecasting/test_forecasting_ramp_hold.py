@@ -39,6 +39,11 @@ def _weekdays(days: int, times: list[int]) -> dict[int, int | None]:
     return out
 
 
+def _mornings_at_nine(changes: dict[int, int | None], days: int = 21) -> np.ndarray:
+    """Weekdays ramping at 9:00 (+-2 minutes) for three weeks, with ``changes`` (day -> minute, None: no ramp)."""
+    return _office(_weekdays(days, [540, 541, 539, 540, 542]) | changes, days)
+
+
 def test_day_onsets_finds_a_lasting_ramp_and_ignores_a_burst():
     y = _office({0: 500}, 2)
     onset, ratio = day_onsets(y, 0, RampHoldConfig(), len(y))
@@ -210,10 +215,7 @@ def test_a_lasting_move_is_held_at_the_new_time():
 
 
 def test_a_tight_spread_holds_only_a_few_minutes_past_the_latest_ramp():
-    days = 21
-    ramps = _weekdays(days, [540, 541, 539, 540, 542])
-    ramps[16] = 600  # Wednesday of week 3 moved an hour: the hold must not wait 15 minutes for it
-    y = _office(ramps, days)
+    y = _mornings_at_nine({16: 600})  # Wednesday of week 3 moved an hour: the hold must not wait 15 minutes for it
     wed = 16 * DAY
     pos = np.arange(wed + 450, wed + 700, dtype=np.int64)
     _, _, held = _held(y, pos)
@@ -222,10 +224,7 @@ def test_a_tight_spread_holds_only_a_few_minutes_past_the_latest_ramp():
 
 
 def test_after_a_hold_without_a_ramp_and_on_a_quiet_weekday_the_models_call_no_rise():
-    days = 21
-    ramps = _weekdays(days, [540, 541, 539, 540, 542])
-    ramps[16] = 600
-    y = _office(ramps, days)
+    y = _mornings_at_nine({16: 600})
     pers_of = lambda pos: persistence_peak(y, pos, CFG)  # noqa: E731
     # a model that still expects the ramp: its median 1.5x the current level
     wed = 16 * DAY
@@ -306,10 +305,7 @@ def test_a_ramp_that_came_before_the_hold_is_not_held_again_nor_called_at_the_us
     # Wednesday of week 3 ramps an hour early (bench hour_shift): at the usual time the level is
     # already the plateau; holding then raised the upper to the plateau ratio times *that* level
     # (3x the load, for the spread and its wait: measured 3.2-3.5x on hour_shift seed 2004)
-    days = 21
-    ramps = _weekdays(days, [540, 541, 539, 540, 542])
-    ramps[16] = 480
-    y = _office(ramps, days)
+    y = _mornings_at_nine({16: 480})
     wed = 16 * DAY
     pos = np.arange(wed + 500, wed + 640, dtype=np.int64)
     pers = persistence_peak(y, pos, CFG)
@@ -321,7 +317,7 @@ def test_a_ramp_that_came_before_the_hold_is_not_held_again_nor_called_at_the_us
     usual = (tgt >= 539) & (tgt <= 543 + RampHoldConfig().release)
     assert usual.any() and np.all(med[usual] <= 1.1 * pers[usual] + 1e-9)
     # a transient burst before the usual time (back down by then) does not cancel the day's hold
-    burst = _office(ramps | {16: 540}, days)
+    burst = _mornings_at_nine({16: 540})
     burst[wed + 470 : wed + 490] *= 3.0
     _, _, held = _held(burst, pos)
     assert held.any()
@@ -329,10 +325,7 @@ def test_a_ramp_that_came_before_the_hold_is_not_held_again_nor_called_at_the_us
 
 def test_a_lasting_level_shift_before_the_usual_time_does_not_cancel_the_hold():
     # the load doubles overnight (bench level_shift) and the ramp still comes at the usual time
-    days = 21
-    ramps = _weekdays(days, [540, 541, 539, 540, 542])
-    ramps[16] = 542
-    y = _office(ramps, days)
+    y = _mornings_at_nine({16: 542})
     wed = 16 * DAY
     y[wed + 240 :] *= 2.0
     pos = np.arange(wed + 500, wed + 640, dtype=np.int64)
@@ -341,10 +334,7 @@ def test_a_lasting_level_shift_before_the_usual_time_does_not_cancel_the_hold():
 
 
 def test_the_day_after_a_day_moved_is_held_at_both_times_and_not_between():
-    days = 21
-    ramps = _weekdays(days, [540, 541, 539, 540, 542])
-    ramps[15] = 480  # Tuesday of week 3 ramped an hour early; Wednesday is back at the usual time
-    y = _office(ramps, days)
+    y = _mornings_at_nine({15: 480})  # Tuesday of week 3 ramped an hour early; Wednesday is back at the usual time
     wed = 16 * DAY
     pos = np.arange(wed + 420, wed + 560, dtype=np.int64)
     pers = persistence_peak(y, pos, CFG)
