@@ -72,11 +72,14 @@ class RampHoldConfig:
     The models still expect the ramp they saw at this time every day, and their median a little over
     the threshold kept the hold's plateau-sized lift in place long after the hold (bench hour_shift
     development seed 3: 34 minutes at 45 replicas for a load of 10 on the day that moved an hour)."""
-    came_share: float = 0.8
+    came_share: float = 0.85
     """A steep rise earlier today, before the hold would start, counts as today's ramp come early (the
-    day moved) when the load at the hold's start is this share of the plateau ratio seen above the
-    level before that rise: the days' ratios of one bench trace lie within 0.88-0.96 of their
-    largest; a lasting level shift (up to 2x) before a ramp of 2.5x or more stays under it."""
+    day moved) when the load of the last 5 minutes is this share of the plateau ratio seen above the
+    level before that rise, and it never fell back since: on the bench's days that moved an hour
+    earlier that share was 0.90-0.97 at the hold's start; a lasting level shift (up to 2x) before a
+    ramp of 2.4x or more stays under it."""
+    came_base: int = 120
+    """Minutes before a rise whose median is the level it rose from, for :attr:`came_share`."""
     median_margin: float = 3.0
     """The held median is persistence x (1 + ``median_margin`` x tolerance), capped at the plateau:
     past the rise threshold (with room for the HPA's rounding up) without paying a plateau-sized
@@ -193,9 +196,10 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     """(median, upper, held) for forecasts made at positions ``idx`` of ``y`` (``y[0]`` at Unix time
     ``t0_s``): where a ramp is due and not yet seen today (module docstring), the median is raised to
     persistence x (1 + margin x tolerance) and the upper to the plateau the recent ramps reached,
-    never lowered there. For ``release`` minutes after a hold that ended without a ramp, and over
-    the spread on a weekday that did not ramp one and two weeks ago (a weekend) while the other days
-    did, the median is lowered to at most the rise threshold (persistence x (1 + tolerance)): no rise
+    never lowered there. Between the hold's windows (:class:`HoldSpread`), for ``release`` minutes
+    after the last one when no ramp came, over the spread on a weekday that did not ramp one and two
+    weeks ago (a weekend) while the other days did, and over it on a day whose ramp came before the
+    hold, the median is lowered to at most the rise threshold (persistence x (1 + tolerance)): no rise
     is called from the ramp the models expect at that time. ``held`` marks the held positions. ``cache`` (kept by the caller between calls on
     the same, growing series) keeps each whole past day's ramp by its day since the epoch: the
     operator's forecast otherwise re-reads 14 days for every decision (about 1.7 ms), and a day the
@@ -269,17 +273,32 @@ def _day_plan(past: dict[int, tuple[int, float] | None], d: int,
     spread = hold_spread([v for _, v in sorted(past.items()) if v is not None], cfg)
     return None if spread is None else (quiet, spread)
 
-def _risen_before(c: np.ndarray, lo: int, hi: int, ceiling: float, cfg: RampHoldConfig) -> bool:
-    """Whether a steep rise starts at some minute in ``[lo, hi)`` (its 3-minute mean ``1 + rise`` times
-    the ``pre`` minutes before it) from a level at most ``ceiling``: with ``ceiling`` the load now over
-    the rise a ramp makes, a ramp that came and lasted, not a burst that fell back nor a smaller
-    lasting shift. Reads ``y[lo - pre : hi + 3]``."""
+def _came_early(y: np.ndarray, c: np.ndarray, lo: int, end: int, ratio: float, cfg: RampHoldConfig) -> bool:
+    """Whether today's ramp already came between ``lo`` and ``end`` (exclusive; the first held
+    position): a steep rise (its 3-minute mean ``1 + rise`` times the ``pre`` minutes before, and
+    times the median of the ``came_base`` minutes before: a dip to no load is not the level it rose
+    from) that the load of the 5 minutes before ``end`` is at least ``max(1 + rise, came_share x
+    ratio)`` times above that median, and whose 10-minute means never fell back under ``1 + rise``
+    times it since: a ramp that came and lasted, not a blip at night, nor a smaller lasting shift.
+    Reads ``y[lo - came_base : end]`` only."""
+    lo = max(lo, cfg.came_base, cfg.pre)
+    hi = end - 2  # a rise starting at end - 3 is the last whose 3-minute mean is in the data
     if hi <= lo:
         return False
     m = np.arange(lo, hi)
-    before = _mean(c, m - cfg.pre, m)
-    risen = (_mean(c, m, m + 3) >= (1.0 + cfg.rise) * before) & (before <= ceiling)
-    return bool(risen.any())
+    three = _mean(c, m, m + 3)
+    now = float(_mean(c, end - 5, end))
+    need = max(1.0 + cfg.rise, cfg.came_share * ratio)
+    for j in np.flatnonzero(three >= (1.0 + cfg.rise) * _mean(c, m - cfg.pre, m))[:100].tolist():
+        o = int(m[j])
+        base = float(np.median(y[o - cfg.came_base : o]))
+        if base <= 0 or three[j] < (1.0 + cfg.rise) * base or now < need * base:
+            continue
+        k = np.arange(o, end - 9)  # every whole 10-minute window from the rise to the end
+        if len(k) == 0 or float(_mean(c, k, k + 10).min()) >= (1.0 + cfg.rise) * base:
+            return True
+    return False
+
 
 def _hold_day(plan: tuple[bool, HoldSpread], sel: np.ndarray, y: np.ndarray, c: np.ndarray,
               idx: np.ndarray, tgt: np.ndarray, pers: np.ndarray, start_d: int, fcfg: FeatureConfig,
@@ -295,8 +314,7 @@ def _hold_day(plan: tuple[bool, HoldSpread], sel: np.ndarray, y: np.ndarray, c: 
         return
     # Today's ramp came before the hold (the day moved earlier) and the level is still risen: holding
     # would raise the upper to the plateau ratio times the plateau; treat the spread like a quiet one.
-    ceiling = pre / max(1.0 + cfg.rise, cfg.came_share * spread.ratio)
-    quiet = quiet or _risen_before(c, max(start_d, cfg.pre), i0 - 3, ceiling, cfg)
+    quiet = quiet or _came_early(y, c, start_d, i0, spread.ratio, cfg)
     # each window waits past its latest ramp no longer than it is wide (late_min..late minutes)
     waits = [(a - cfg.early, b + min(cfg.late, max(cfg.late_min, b - a))) for a, b in spread.windows]
     lo = max(i0, 3)

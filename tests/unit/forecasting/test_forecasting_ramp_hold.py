@@ -345,3 +345,30 @@ def test_the_day_after_a_day_moved_is_held_at_both_times_and_not_between():
     between = (tgt > 481 + RampHoldConfig().late_min) & (tgt < 535)  # (onsets found +-1 minute)
     assert not held[between].any()  # not the hour between them, and no rise called there
     assert np.all(med[between] <= 1.1 * pers[between] + 1e-9)
+
+
+def test_an_early_ramp_is_told_from_a_blip_at_night_a_ramp_just_before_the_hold_and_a_dip_to_no_load():
+    wed = 16 * DAY
+    pos = np.arange(wed + 500, wed + 640, dtype=np.int64)
+    # a night that climbs slowly from 30 to 100 before the 9:00 ramp to 300, and a 3-minute blip at
+    # 03:00: the blip fell back, so it is no ramp come early and the day is held
+    y = _mornings_at_nine({16: 540})
+    minute = np.arange(len(y)) % DAY
+    y = y * np.where(minute < 240, 0.3, np.where(minute < 480, 0.3 + 0.7 * (minute - 240) / 240, 1.0))
+    y[(minute >= 540) & (minute < 1020)] = _mornings_at_nine({16: 540})[(minute >= 540) & (minute < 1020)]
+    y[wed + 180 : wed + 183] *= 2.0
+    _, _, held = _held(y, pos)
+    assert held.any()
+    # the ramp came 20 minutes before the hold would start: not held, no upper at the ratio times
+    # the 30 minutes before the hold (by then two-thirds plateau)
+    i0 = 540 - RampHoldConfig().early - CFG.horizon
+    y = _mornings_at_nine({16: i0 - 20})
+    pers = persistence_peak(y, pos, CFG)
+    _, up, held = ramp_hold(y, T0, pos, CFG, pers, pers, 0.1, persistence=pers)
+    assert not held.any() and np.all(up == pers)
+    # 40 minutes without any load at 02:00 (a maintenance window): the load coming back is not
+    # today's ramp come early (from the 30 minutes of no load before it, any rise looks steep)
+    y = _mornings_at_nine({16: 540})
+    y[wed + 120 : wed + 160] = 0.0
+    _, _, held = _held(y, pos)
+    assert held.any()
