@@ -189,6 +189,7 @@ def hold_spread(seen: list[tuple[int, float]], cfg: RampHoldConfig | None = None
             windows.append((a, b))
     return HoldSpread(tuple(windows), max(v[1] for v in used))
 
+
 def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, median: np.ndarray,
               upper: np.ndarray, tolerance: float, cfg: RampHoldConfig | None = None,
               persistence: np.ndarray | None = None,
