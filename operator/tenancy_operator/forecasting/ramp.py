@@ -128,10 +128,6 @@ class HoldSpread:
     def earliest(self) -> int:
         return self.windows[0][0]
 
-    @property
-    def latest(self) -> int:
-        return self.windows[-1][1]
-
 
 def hold_spread(seen: list[tuple[int, float]], cfg: RampHoldConfig | None = None) -> HoldSpread | None:
     """The times of day today's hold waits at (:class:`HoldSpread`), from the past days' ramps ``seen``
@@ -274,6 +270,7 @@ def _day_plan(past: dict[int, tuple[int, float] | None], d: int,
     spread = hold_spread([v for _, v in sorted(past.items()) if v is not None], cfg)
     return None if spread is None else (quiet, spread)
 
+
 def _came_early(y: np.ndarray, c: np.ndarray, lo: int, end: int, ratio: float, cfg: RampHoldConfig) -> bool:
     """Whether today's ramp already came between ``lo`` and ``end`` (exclusive; the first held
     position): a steep rise (its 3-minute mean ``1 + rise`` times the ``pre`` minutes before, and
@@ -313,17 +310,18 @@ def _hold_day(plan: tuple[bool, HoldSpread], sel: np.ndarray, y: np.ndarray, c: 
     pre = float(_mean(c, i0 - cfg.pre, i0))
     if pre <= 0:
         return
+    # each window waits past its latest ramp no longer than it is wide (late_min..late minutes)
+    waits = [(a - cfg.early, b + min(cfg.late, max(cfg.late_min, b - a))) for a, b in spread.windows]
+    live = sel[(idx[sel] >= i0) & (tgt[sel] - start_d <= waits[-1][1] + cfg.release) & (idx[sel] < len(y))]
+    if len(live) == 0:
+        return  # (a served forecast outside the morning: nothing to read today's data for)
     # Today's ramp came before the hold (the day moved earlier) and the level is still risen: holding
     # would raise the upper to the plateau ratio times the plateau; treat the spread like a quiet one.
     quiet = quiet or _came_early(y, c, start_d, i0, spread.ratio, cfg)
-    # each window waits past its latest ramp no longer than it is wide (late_min..late minutes)
-    waits = [(a - cfg.early, b + min(cfg.late, max(cfg.late_min, b - a))) for a, b in spread.windows]
     lo = max(i0, 3)
-    for j in sel.tolist():
+    for j in live.tolist():
         i = int(idx[j])
         m = int(tgt[j]) - start_d
-        if i < i0 or m > waits[-1][1] + cfg.release or i >= len(y):
-            continue
         # today's ramp already observed (3-minute mean risen) since the hold began: stop
         if i + 1 - 3 >= lo and float(_mean(c, np.arange(lo, i - 1), np.arange(lo + 3, i + 2)).max()) >= (1.0 + cfg.rise) * pre:
             continue
@@ -336,6 +334,7 @@ def _hold_day(plan: tuple[bool, HoldSpread], sel: np.ndarray, y: np.ndarray, c: 
         med[j] = max(med[j], min(plateau, base * (1.0 + cfg.median_margin * tolerance)))
         up[j] = max(up[j], plateau)
         held[j] = True
+
 
 def carried_days(cache: dict[int, tuple[int, float] | None], t0_s: float,
                  cfg: RampHoldConfig | None = None) -> dict[int, tuple[int, float] | None]:

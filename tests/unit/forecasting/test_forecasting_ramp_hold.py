@@ -352,10 +352,10 @@ def test_an_early_ramp_is_told_from_a_blip_at_night_a_ramp_just_before_the_hold_
     pos = np.arange(wed + 500, wed + 640, dtype=np.int64)
     # a night that climbs slowly from 30 to 100 before the 9:00 ramp to 300, and a 3-minute blip at
     # 03:00: the blip fell back, so it is no ramp come early and the day is held
-    y = _mornings_at_nine({16: 540})
-    minute = np.arange(len(y)) % DAY
-    y = y * np.where(minute < 240, 0.3, np.where(minute < 480, 0.3 + 0.7 * (minute - 240) / 240, 1.0))
-    y[(minute >= 540) & (minute < 1020)] = _mornings_at_nine({16: 540})[(minute >= 540) & (minute < 1020)]
+    office = _mornings_at_nine({16: 540})
+    minute = np.arange(len(office)) % DAY
+    y = office * np.where(minute < 240, 0.3, np.where(minute < 480, 0.3 + 0.7 * (minute - 240) / 240, 1.0))
+    y[(minute >= 540) & (minute < 1020)] = office[(minute >= 540) & (minute < 1020)]
     y[wed + 180 : wed + 183] *= 2.0
     _, _, held = _held(y, pos)
     assert held.any()
