@@ -27,6 +27,8 @@ from .tenant_clients import credentials, pg, redis_client
 
 FULL = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"enabled": True}}
 TABLES = ("customers", "orders", "events")
+# Long enough that random ciphertext cannot contain it by chance (a two-byte "p1" did: about 1 in 650 for a ~100-byte file).
+KV_MARKER = "archived-kv-password-7f3c9a1e5b2d"
 
 
 def plugin(*args: str) -> str:
@@ -142,7 +144,8 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
     creds = credentials(src)
     _fill_pg(creds, 1000)  # 10,000 rows over 3 tables
     _fill_redis(creds, 250)  # 1,000 keys of four types, half with TTLs
-    vault_admin().secrets.kv.v2.create_or_update_secret(path=f"tenant-{src}/db", secret={"password": "p1", "n": 1},
+    vault_admin().secrets.kv.v2.create_or_update_secret(path=f"tenant-{src}/db",
+                                                        secret={"password": KV_MARKER, "n": 1},
                                                         mount_point="tenants")
     vault_admin().secrets.kv.v2.create_or_update_secret(path=f"tenant-{src}/nested/api", secret={"token": "t2"},
                                                         mount_point="tenants")
@@ -186,8 +189,8 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
                                                               mount_point="transit")["data"]["plaintext"])
     kv_plain = archive_crypto.decrypt_bytes((ARCHIVE_DIR / archive_id / "kv.json.enc").read_bytes(), key,
                                             archive_id, "kv.json.enc")
-    assert json.loads(kv_plain) == {"db": {"password": "p1", "n": 1}, "nested/api": {"token": "t2"}}
-    assert b"p1" not in (ARCHIVE_DIR / archive_id / "kv.json.enc").read_bytes()
+    assert json.loads(kv_plain) == {"db": {"password": KV_MARKER, "n": 1}, "nested/api": {"token": "t2"}}
+    assert KV_MARKER.encode() not in (ARCHIVE_DIR / archive_id / "kv.json.enc").read_bytes()
     admin.write("transit/keys/tenant-arc-other", type="aes256-gcm96")
     try:
         with pytest.raises(hvac.exceptions.InvalidRequest):
