@@ -144,7 +144,8 @@ class Trail:
             except Exception as exc:  # noqa: BLE001 - any failure: hold them, refuse further changes
                 for c in batch:
                     log.error("audit trail unavailable (%s: %s); holding %s %s %s (%s)", type(exc).__name__, exc,
-                              c["tenant"] or "-", c["action"], c["target"], audit.details_digest(c["details"]))
+                              c["tenant"] or "-", c["action"], c["target"], audit.details_digest(c["details"]),
+                              extra={"tenant": c["tenant"]})
                 return
             del self.held[:len(batch)]
             moved = audit.moved_back(self.known, prev)
@@ -154,7 +155,8 @@ class Trail:
                 log.info("audit trail: entries %s..%s were appended by another replica", first, prev[0])
             for e, c in zip(sealed, batch, strict=True):
                 log.info("audit %s: %s %s %s details=%s (%s)", e.seq, e.tenant or "-", e.action, e.target,
-                         e.details_digest, "; ".join(f"{k}={v}" for k, v in c["details"].items() if v))
+                         e.details_digest, "; ".join(f"{k}={v}" for k, v in c["details"].items() if v),
+                         extra={"tenant": e.tenant})  # so the JSON line's `tenant` field names it
             self.last_seq, self.last_hash = sealed[-1].seq, sealed[-1].hash
             if moved:  # `known` stays: the database must hold it again before anything is signed
                 self._found_below(prev)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hmac
+import json
 import logging
 import types
 
@@ -15,6 +16,7 @@ from tenancy_operator.backends import registry
 from tenancy_operator.backends.base import Report, Target, TenantSlice
 from tenancy_operator.handlers import audit_trail, services_part
 from tenancy_operator.observability import audit, metrics
+from tenancy_operator.observability.logs import JsonFormatter
 
 
 class FakeAdapter:
@@ -391,3 +393,20 @@ async def test_only_another_replicas_entries_are_named_as_its_own_once_while_a_f
     said = [r.getMessage() for r in caplog.records if "another replica" in r.getMessage()]
     assert said == ["audit trail: entries 9..9 were appended by another replica"]
     assert [e.seq for e in store.entries] == list(range(1, 13)) and signer.head.seq == 6
+
+
+async def test_audit_log_lines_name_their_tenant_in_the_json_field(caplog):
+    """Filtering the JSON logs by tenant finds the trail's lines: recorded and held alike."""
+    store = FakeStore()
+    ok, down = _trail(store, FakeSigner()), audit_trail.Trail()
+
+    async def unreachable():
+        raise OSError("connection refused")
+
+    down.connect = unreachable
+    with caplog.at_level(logging.INFO, logger="tenancy.audit"):
+        await ok.record([_change(1), {**_change(2), "tenant": None}])
+        await down.record([_change(3)])
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if "r1" in r.getMessage()
+             or "r2" in r.getMessage() or "r3" in r.getMessage()]
+    assert [(line["level"], line["tenant"]) for line in lines] == [("INFO", "acme"), ("INFO", None), ("ERROR", "acme")]
