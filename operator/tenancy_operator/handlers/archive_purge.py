@@ -90,7 +90,7 @@ async def _drop_key(manifest: dict[str, Any]) -> str:
     # that tenant sealed with it.
     if not names.is_vault_key_of(str(wrapping.get("name")), tenant):
         log.warning("archive %s names transit key %r, not its tenant's; that key is left alone",
-                    manifest.get("id"), wrapping.get("name"))
+                    manifest.get("id"), wrapping.get("name"), extra={"tenant": tenant})
         return f"; transit key {wrapping.get('name')!r} left alone (not tenant {tenant}'s own)"
     backend = await kube.get("Backend", str(wrapping.get("backend")))
     if backend is None:
@@ -142,7 +142,7 @@ async def purge_pass(now: float | None = None) -> list[str]:
         if not any(_wrapping(m) == _wrapping(manifest) for i, m in manifests.items() if i not in purged):
             message += await _drop_key(manifest)
         told = await _event(tenant, message)
-        log.info("%s%s", message, "" if told else f" (Tenant {tenant} no longer exists)")
+        log.info("%s%s", message, "" if told else f" (Tenant {tenant} no longer exists)", extra={"tenant": tenant})
     return purged
 
 

@@ -178,11 +178,11 @@ async def _refit(st: RuleState, tenant: str, rule: str) -> None:
             fitted = await asyncio.to_thread(rf.fit_rule, y, t0, st.cfg, SETTINGS, None, st.fitted)
     except prometheus.PrometheusError as exc:
         st.error = str(exc)
-        log.warning("autoscaling %s/%s: history unavailable: %s", tenant, rule, exc)
+        log.warning("autoscaling %s/%s: history unavailable: %s", tenant, rule, exc, extra={"tenant": tenant})
         return
     except Exception as exc:  # a model bug must not take the operator down; say so in status
         st.error = f"refit failed: {exc}"
-        log.exception("autoscaling %s/%s: refit failed", tenant, rule)
+        log.exception("autoscaling %s/%s: refit failed", tenant, rule, extra={"tenant": tenant})
         return
     if st.y is not None and st.last_ts is not None and st.last_ts > t0 + SETTINGS.step_s * (len(y) - 1):
         # Passes appended newer samples while the fit ran: keep them.
@@ -194,7 +194,7 @@ async def _refit(st: RuleState, tenant: str, rule: str) -> None:
     REFIT_SECONDS.labels(tenant, rule).set(fitted.fit_seconds)
     how = "models refit" if fitted.models_fitted_at == fitted.fitted_at else "backtest re-scored"
     log.info("autoscaling %s/%s: refit (%s) on %d samples in %.2fs: %s", tenant, rule, how, fitted.samples,
-             fitted.fit_seconds, fitted.reason)
+             fitted.fit_seconds, fitted.reason, extra={"tenant": tenant})
 
 
 async def _append_new(st: RuleState, now: float) -> None:
