@@ -18,9 +18,10 @@ waits past the latest start seen no longer than the spread is wide (at least 5 m
 for a while; after a lasting move of the ramp's time the spread follows the new time, and on the
 day after a day moved the hold waits at both times, not across the hour between them
 (:func:`hold_spread`). A ramp that came before the hold (the day moved earlier) is not held again.
-A ramp that comes outside the hold, up to ``catch_span`` minutes before or after it (a day moved by
-an hour), is caught as it comes: from its first risen minute in the data, for ``catch`` minutes,
-the upper is most of the plateau seen over the level before it, where the HPA would chase the climb.
+A ramp that comes outside the hold, up to ``catch_span`` minutes before it or after its release (a
+day moved by an hour), before any other steep rise that day, is caught as it comes: from its first
+risen minute in the data, for ``catch`` minutes while it stays risen, the upper is most of the
+plateau seen over the level before it, where the HPA would chase the climb (:func:`_catch_moved`).
 
 A ramp is a *lasting* steep rise: the 3-minute mean reaches ``1 + rise`` times the mean of the 30
 minutes before, and every 10-minute mean of the next two hours stays there. Bursts, spikes and
@@ -91,6 +92,9 @@ class RampHoldConfig:
     """Minutes after such a rise began that the served forecast is lifted to the plateau seen, while
     every minute since it stays risen: the ramp is known to go there, the HPA would chase it minute
     by minute. After that the HPA and the models have the risen load."""
+    catch_ratio_max: float = 20.0
+    """No catch when the ramps seen rose more than this many times the level before them (a night near
+    no load): a minute's blip there is no sign of the ramp, and the ratio times it a day's pods."""
     catch_share: float = 0.85
     """Share of the plateau seen that a caught ramp's upper is: the largest ratio seen, from a level
     read before the rise, overshoots by a few percent, and the HPA keeps such an excess for hours
@@ -214,7 +218,8 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     after the last one when no ramp came, over the spread on a weekday that did not ramp one and two
     weeks ago (a weekend) while the other days did, and over it on a day whose ramp came before the
     hold, the median is lowered to at most the rise threshold (persistence x (1 + tolerance)): no rise
-    is called from the ramp the models expect at that time. ``held`` marks the held positions. ``cache`` (kept by the caller between calls on
+    is called from the ramp the models expect at that time. A ramp that comes outside the hold is
+    caught as it comes (:func:`_catch_moved`). ``held`` marks the held and caught positions. ``cache`` (kept by the caller between calls on
     the same, growing series) keeps each whole past day's ramp by its day since the epoch: the
     operator's forecast otherwise re-reads 14 days for every decision (about 1.7 ms), and a day the
     series no longer reaches (two weeks ago this morning, in 14 days of history) stays known. A day
@@ -324,8 +329,8 @@ def _hold_day(plan: tuple[bool, HoldSpread], sel: np.ndarray, y: np.ndarray, c: 
     i0 = start_d + spread.earliest - cfg.early - fcfg.horizon  # first position held: its window starts `early` before
     # each window waits past its latest ramp no longer than it is wide (late_min..late minutes)
     waits = [(a - cfg.early, b + min(cfg.late, max(cfg.late_min, b - a))) for a, b in spread.windows]
-    if not quiet:
-        _catch_moved(sel, y, c, idx, pers, start_d, (spread.earliest - cfg.early, waits[-1][1]), tolerance,
+    if not quiet and spread.ratio <= cfg.catch_ratio_max:
+        _catch_moved(sel, y, c, idx, pers, start_d, [(a - fcfg.horizon, b) for a, b in waits], tolerance,
                      spread.ratio, cfg, med, up, held)
     if i0 - cfg.pre < 0 or i0 > len(y):
         return  # (the hold's level is read before its first position: causal where it applies)
@@ -359,34 +364,49 @@ def _hold_day(plan: tuple[bool, HoldSpread], sel: np.ndarray, y: np.ndarray, c: 
 
 
 def _catch_moved(sel: np.ndarray, y: np.ndarray, c: np.ndarray, idx: np.ndarray, pers: np.ndarray, start_d: int,
-                 spread: tuple[int, int], tolerance: float, ratio: float, cfg: RampHoldConfig,
+                 waits: list[tuple[int, int]], tolerance: float, ratio: float, cfg: RampHoldConfig,
                  med: np.ndarray, up: np.ndarray, held: np.ndarray) -> None:
     """Lift the positions ``idx[sel]`` of a ramp day (starting at ``y[start_d]``) whose last ``catch``
-    minutes hold the start of a steep rise outside the hold's ``spread`` (first, last minute of day
-    it waits), within ``catch_span`` of it (after the release), before any other steep rise since that span began: today's
-    ramp, come at another time. The rise starts at minute ``o`` when ``y[o]`` is ``1 + rise`` times
-    the mean of the ``pre`` minutes before it and ``y[o - 1]`` was not; every minute from ``o`` to the
-    position must stay there. The median is raised as in the hold and the upper to ``catch_share`` x
-    ``ratio`` times that mean."""
-    a, b = spread
-    lo_day, hi_day = a - cfg.catch_span, b + cfg.release + cfg.catch_span
+    minutes hold the start of today's ramp come at another time: a steep rise outside the hold's
+    ``waits`` (first, last data minute of day of each window the hold serves), from ``catch_span``
+    minutes before the first to ``catch_span`` after the last one's release. The rise starts at
+    minute ``o`` when ``y[o]`` is ``1 + rise`` times the level before it (the mean of the ``pre``
+    minutes before it, or the median of the ``came_base`` minutes before it when that mean is under
+    80 % of it: a dip is not the level) and ``1 + rise / 2`` times the highest of those ``pre``
+    minutes (noise is no rise), and ``y[o - 1]`` was not; every minute from ``o`` to the
+    position must stay there. Nothing is caught after a steep rise earlier in the span, nor once a
+    ramp came earlier today and lasted (:func:`_came_early`), nor when ``ratio`` is over
+    ``catch_ratio_max`` (checked by the caller). The median is raised as in the hold and the upper
+    to ``catch_share`` x ``ratio`` times the level."""
+    lo_day, hi_day = waits[0][0] - cfg.catch_span, waits[-1][1] + cfg.release + cfg.catch_span
     span_lo = max(start_d + lo_day, cfg.pre + 1)
+    span = np.arange(span_lo, min(len(y), start_d + hi_day + 1))
+    # minutes 1 + rise times the mean before them, once for all positions (the level is at least that
+    # mean); each position reads only those up to itself
+    starts = span[y[span] >= (1.0 + cfg.rise) * _mean(c, span - cfg.pre, span)] if len(span) else span
+    if len(starts) == 0:
+        return
     for j in sel.tolist():
         i = int(idx[j])
         if held[j] or not (span_lo + 1 <= i < len(y)) or i - start_d > hi_day:
             continue
-        for o in range(max(span_lo, i + 1 - cfg.catch), i + 1):
-            if a <= o - start_d <= b:
-                continue  # inside the hold's own spread: the hold has it
-            pre = float(_mean(c, o - cfg.pre, o))
-            need = (1.0 + cfg.rise) * pre
-            if pre <= 0 or y[o - 1] >= need or float(y[o : i + 1].min()) < need:
-                continue
+        for o in starts[(starts >= i + 1 - cfg.catch) & (starts <= i)].tolist():
+            if any(a <= o - start_d <= b for a, b in waits):
+                continue  # inside a window the hold serves: the hold has it
+            level = float(_mean(c, o - cfg.pre, o))
+            usual = float(np.median(y[max(0, o - cfg.came_base) : o]))
+            level = usual if level < 0.8 * usual else level  # a dip is not the level it rose from
+            need = (1.0 + cfg.rise) * level
+            noise = (1.0 + cfg.rise / 2) * float(y[o - cfg.pre : o].max())  # a minute noise reaches
+            if not (level > 0 and y[o - 1] < need and float(y[o : i + 1].min()) >= need and y[o] >= noise):
+                continue  # (written so that a NaN in the data is no rise)
             m = np.arange(span_lo, o - 2)
-            if len(m) and bool((_mean(c, m, m + 3) >= (1.0 + cfg.rise) * _mean(c, m - cfg.pre, m)).any()):
+            before = _mean(c, m - cfg.pre, m)
+            if (len(m) and bool(((_mean(c, m, m + 3) >= (1.0 + cfg.rise) * before) & (before > 0)).any())) \
+                    or _came_early(y, c, start_d, o, ratio, cfg):
                 break  # a steep rise came before this one today: this is not the ramp
-            base = pers[j] if np.isfinite(pers[j]) else pre
-            plateau = pre * ratio * cfg.catch_share
+            base = pers[j] if np.isfinite(pers[j]) else level
+            plateau = level * ratio * cfg.catch_share
             med[j] = max(med[j], min(plateau, base * (1.0 + cfg.median_margin * tolerance)))
             up[j] = max(up[j], plateau)
             held[j] = True
