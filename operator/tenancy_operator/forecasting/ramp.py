@@ -89,9 +89,9 @@ class RampHoldConfig:
     day whose ramp has not come yet, is caught as today's ramp come at another time (a day moved by
     an hour: the clock change, an event)."""
     catch: int = 10
-    """Minutes after such a rise began that the served forecast is lifted to the plateau seen, while
-    every minute since it stays risen: the ramp is known to go there, the HPA would chase it minute
-    by minute. After that the HPA and the models have the risen load."""
+    """Minutes after such a rise began that the served forecast is lifted to most of the plateau seen
+    (:attr:`catch_share`), while every minute since it stays risen: the ramp is known to go there,
+    the HPA would chase it minute by minute. After that the HPA and the models have the risen load."""
     catch_ratio_max: float = 20.0
     """No catch when the ramps seen rose more than this many times the level before them (a night near
     no load): a minute's blip there is no sign of the ramp, and the ratio times it a day's pods."""
