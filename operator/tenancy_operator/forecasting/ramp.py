@@ -386,6 +386,12 @@ def _catch_moved(sel: np.ndarray, y: np.ndarray, c: np.ndarray, idx: np.ndarray,
     starts = span[y[span] >= (1.0 + cfg.rise) * _mean(c, span - cfg.pre, span)] if len(span) else span
     if len(starts) == 0:
         return
+    # the first steep rise of the span (3-minute mean 1 + rise times the mean before it, from some
+    # load), also once: a rise at ``o`` is not today's ramp when one came before it (at o - 3 or sooner)
+    three = span[span + 3 <= len(y)]
+    before = _mean(c, three - cfg.pre, three)
+    steep = three[(_mean(c, three, three + 3) >= (1.0 + cfg.rise) * before) & (before > 0)]
+    first_steep = int(steep[0]) if len(steep) else len(y)
     for j in sel.tolist():
         i = int(idx[j])
         if held[j] or not (span_lo + 1 <= i < len(y)) or i - start_d > hi_day:
@@ -400,10 +406,7 @@ def _catch_moved(sel: np.ndarray, y: np.ndarray, c: np.ndarray, idx: np.ndarray,
             noise = (1.0 + cfg.rise / 2) * float(y[o - cfg.pre : o].max())  # a minute noise reaches
             if not (level > 0 and y[o - 1] < need and float(y[o : i + 1].min()) >= need and y[o] >= noise):
                 continue  # (written so that a NaN in the data is no rise)
-            m = np.arange(span_lo, o - 2)
-            before = _mean(c, m - cfg.pre, m)
-            if (len(m) and bool(((_mean(c, m, m + 3) >= (1.0 + cfg.rise) * before) & (before > 0)).any())) \
-                    or _came_early(y, c, start_d, o, ratio, cfg):
+            if first_steep <= o - 3 or _came_early(y, c, start_d, o, ratio, cfg):
                 break  # a steep rise came before this one today: this is not the ramp
             base = pers[j] if np.isfinite(pers[j]) else level
             plateau = level * ratio * cfg.catch_share
