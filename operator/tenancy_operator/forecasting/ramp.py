@@ -23,188 +23,20 @@ day moved by an hour), before any other steep rise that day, is caught as it com
 risen minute in the data, for ``catch`` minutes while it stays risen, the upper is most of the
 plateau seen over the level before it, where the HPA would chase the climb (:func:`_catch_moved`).
 
-A ramp is a *lasting* steep rise: the 3-minute mean reaches ``1 + rise`` times the mean of the 30
-minutes before, and every 10-minute mean of the next two hours stays there. Bursts, spikes and
-flash crowds that fall back within two hours are not ramps; neither is a slow daily swell. Pure
-numpy, causal (position ``i`` only reads ``y[: i + 1]``), stateless: nothing to fit.
+A ramp is a *lasting* steep rise (:func:`.ramp_spread.day_onsets`). Pure numpy, causal (position ``i``
+only reads ``y[: i + 1]``), stateless: nothing to fit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 
 from .features import FeatureConfig, rolling_max
+from .ramp_spread import HoldSpread, RampHoldConfig, cum_mean, day_onsets, hold_spread
 
 __all__ = ["HoldSpread", "RampHoldConfig", "carried_days", "day_onsets", "hold_spread", "ramp_hold"]
-
-
-@dataclass(frozen=True)
-class RampHoldConfig:
-    rise: float = 0.5
-    """A ramp takes the level to at least ``1 + rise`` times the level before it."""
-    pre: int = 30
-    """Minutes before an onset whose mean is the level it rose from."""
-    sustain: int = 120
-    """Minutes after an onset over which every 10-minute mean must stay risen (a plateau, not a burst)."""
-    lookback_days: int = 14
-    cluster_min: int = 75
-    """Onsets within this many minutes of the most recent one form today's expected spread."""
-    min_onsets: int = 5
-    """Ramps needed in that spread (and one on the same weekday a week or two ago): a week of
-    weekdays. With 3, flash crowds that happened to fall near the same hour on 3 of 14 days held
-    (development seed 16 of flash_crowd, 92 test minutes); with 5, none of seeds 1-40."""
-    split_gap: int = 45
-    """Onsets of the spread more than this many minutes (of the day) apart from every onset of
-    another group are a group of their own: a day whose pattern moved (one day, or the start of a
-    lasting move), not jitter (a jitter of +-30 minutes over a week of ramps leaves no such gap)."""
-    early: int = 2
-    """Minutes before the earliest onset seen that the first held forecast's target window starts: the
-    horizon already covers the pods' start (until 2026-12-06 the hold began when the window's *end*
-    reached that minute, ``window - 1`` minutes sooner than any pod needs, paid on every held day)."""
-    late: int = 15
-    """Minutes after the latest onset seen that the hold ends when no ramp came, at most: the hold
-    waits past the latest onset no longer than the spread is wide, and at least ``late_min``
-    minutes. A week of ramps within 3 minutes of each other says today's comes within a few minutes
-    of them too; waiting 15 for it on the one day it moved (by an hour) cost more replica-hours than
-    the rest of the week's holds together (bench hour_shift, development seeds 3 and 4)."""
-    late_min: int = 5
-    release: int = 45
-    """Minutes after the hold ends without a ramp (the spread passed: a day without it, or moved)
-    during which the served median is kept at the rise threshold (persistence x (1 + tolerance)).
-    The models still expect the ramp they saw at this time every day, and their median a little over
-    the threshold kept the hold's plateau-sized lift in place long after the hold (bench hour_shift
-    development seed 3: 34 minutes at 45 replicas for a load of 10 on the day that moved an hour)."""
-    came_share: float = 0.85
-    """A steep rise earlier today, before the hold would start, counts as today's ramp come early (the
-    day moved) when the load of the last 5 minutes is this share of the plateau ratio seen above the
-    level before that rise, and it never fell back since: on the bench's days that moved an hour
-    earlier that share was 0.90-0.97 at the hold's start; a lasting level shift (up to 2x) before a
-    ramp of 2.4x or more stays under it."""
-    came_base: int = 120
-    """Minutes before a rise whose median is the level it rose from, for :attr:`came_share`."""
-    catch_span: int = 75
-    """Minutes before the hold's earliest wait and after its release during which a steep rise, on a
-    day whose ramp has not come yet, is caught as today's ramp come at another time (a day moved by
-    an hour: the clock change, an event)."""
-    catch: int = 10
-    """Minutes after such a rise began that the served forecast is lifted to most of the plateau seen
-    (:attr:`catch_share`), while every minute since it stays risen: the ramp is known to go there,
-    the HPA would chase it minute by minute. After that the HPA and the models have the risen load."""
-    catch_ratio_max: float = 20.0
-    """No catch when the ramps seen rose more than this many times the level before them (a night near
-    no load): a minute's blip there is no sign of the ramp, and the ratio times it a day's pods."""
-    catch_share: float = 0.85
-    """Share of the plateau seen that a caught ramp's upper is: the largest ratio seen, from a level
-    read before the rise, overshoots by a few percent, and the HPA keeps such an excess for hours
-    (within its tolerance it does not scale down: bench jittered_ramps development seed 5, 45
-    replicas for 42 from 8:00 to noon, +0.4% replica-hours for no minute saved); from 85% of it
-    the HPA scales the rest on the load itself."""
-    median_margin: float = 3.0
-    """The held median is persistence x (1 + ``median_margin`` x tolerance), capped at the plateau:
-    past the rise threshold (with room for the HPA's rounding up) without paying a plateau-sized
-    median error on the hold."""
-
-
-def _mean(c: np.ndarray, lo: np.ndarray | int, hi: np.ndarray | int) -> np.ndarray:
-    """Mean of y[lo:hi] from the cumulative sum ``c`` (len(y) + 1)."""
-    lo, hi = np.asarray(lo), np.asarray(hi)
-    return (c[hi] - c[lo]) / np.maximum(hi - lo, 1)
-
-
-def day_onsets(y: np.ndarray, start: int, cfg: RampHoldConfig, upto: int, day: int = 1440,
-               c: np.ndarray | None = None) -> tuple[int, float] | None:
-    """(minute of day, plateau ratio) of the first lasting steep rise of the day that starts at
-    ``y[start]``, using only ``y[:upto]``; None when there was none (or the day is not known)."""
-    y = np.asarray(y, dtype=float)
-    c = np.concatenate(([0.0], np.cumsum(y))) if c is None else c
-    lo = max(start, cfg.pre)
-    hi = min(start + day, upto - cfg.sustain - 10)
-    if hi <= lo:
-        return None
-    m = np.arange(lo, hi)
-    pre = np.maximum(_mean(c, m - cfg.pre, m), 1e-9)
-    now = _mean(c, m, m + 3)
-    cand = np.flatnonzero(now >= (1.0 + cfg.rise) * pre)
-    for j in cand[:50]:
-        o = int(m[j])
-        tens = _mean(c, np.arange(o + 10, o + cfg.sustain), np.arange(o + 20, o + cfg.sustain + 10))
-        if tens.min() >= (1.0 + cfg.rise) * pre[j]:
-            peak = float(_mean(c, np.arange(o, o + 30), np.arange(o + 5, o + 35)).max())
-            return o - start, peak / float(pre[j])
-    return None
-
-
-@dataclass(frozen=True)
-class HoldSpread:
-    """Where today's hold waits for the ramp: ``windows`` as (earliest, latest minute of day) of each
-    time the recent ramps came at, earliest first, never overlapping; ``ratio`` the plateau the
-    recent ramps reached over the level before them (the largest)."""
-
-    windows: tuple[tuple[int, int], ...]
-    ratio: float
-
-    @property
-    def earliest(self) -> int:
-        return self.windows[0][0]
-
-
-def hold_spread(seen: list[tuple[int, float]], cfg: RampHoldConfig | None = None) -> HoldSpread | None:
-    """The times of day today's hold waits at (:class:`HoldSpread`), from the past days' ramps ``seen``
-    as (minute of day, plateau ratio), oldest first; None when fewer than ``cfg.min_onsets`` ramps
-    support it.
-
-    The onsets within ``cluster_min`` of the latest one are split into groups where their minutes of
-    the day leave a gap over ``split_gap``. When the latest ramp's group has only that ramp (a day
-    that moved, once or for good: not known yet), the hold waits at every group's time. When it
-    has two or more, the pattern the latest days follow is known, and the hold does not keep paying
-    for the other groups: a single other ramp (a day that moved once) is left out; a group whose
-    ramps all came before the latest group's (a lasting move of the pattern) is moved by the
-    difference of the two groups' medians, so it keeps the spread and the count but at the new time;
-    a group interleaved with it in time (two times that alternate, such as one weekday's) stays, as
-    a window of its own. So after a lasting move by an hour the mornings are held from about the new
-    time (bench hour_shift: +3.3-3.9% replica-hours when they were held across the whole hour), and on
-    the first day after a move the hold waits at the old time and at the new one, not across the
-    hour between them (until 2026-12-06 it did: an hour of plateau-sized lift on the day after a
-    day moved earlier, or on the second day of a later lasting move)."""
-    cfg = cfg or RampHoldConfig()
-    if not seen:
-        return None
-    centre = seen[-1][0]
-    near = [(k, v) for k, v in enumerate(seen) if abs(v[0] - centre) <= cfg.cluster_min]
-    order = sorted(near, key=lambda kv: kv[1][0])
-    groups: list[list[tuple[int, tuple[int, float]]]] = [[order[0]]]
-    for kv in order[1:]:
-        if kv[1][0] - groups[-1][-1][1][0] > cfg.split_gap:
-            groups.append([])
-        groups[-1].append(kv)
-    last = len(seen) - 1
-    mine = next(g for g in groups if any(k == last for k, _ in g))
-    if len(mine) == 1:
-        parts = [[v for _, v in g] for g in groups]
-    else:
-        parts = [[v for _, v in mine]]
-        first_mine = min(k for k, _ in mine)
-        mid = float(np.median([v[0] for _, v in mine]))
-        for g in groups:
-            if g is mine or len(g) == 1:
-                continue
-            if max(k for k, _ in g) < first_mine:
-                shift = int(round(mid - float(np.median([v[0] for _, v in g]))))
-                parts[0] += [(v[0] + shift, v[1]) for _, v in g]
-            else:
-                parts.append([v for _, v in g])
-    used = [v for part in parts for v in part]
-    if len(used) < cfg.min_onsets:
-        return None
-    windows: list[tuple[int, int]] = []
-    for a, b in sorted((min(v[0] for v in part), max(v[0] for v in part)) for part in parts):
-        if windows and a <= windows[-1][1]:
-            windows[-1] = (windows[-1][0], max(windows[-1][1], b))
-        else:
-            windows.append((a, b))
-    return HoldSpread(tuple(windows), max(v[1] for v in used))
 
 
 def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, median: np.ndarray,
@@ -223,7 +55,9 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     the same, growing series) keeps each whole past day's ramp by its day since the epoch: the
     operator's forecast otherwise re-reads 14 days for every decision (about 1.7 ms), and a day the
     series no longer reaches (two weeks ago this morning, in 14 days of history) stays known. A day
-    neither holds is unknown: it makes no day type quiet."""
+    neither holds whole, with the ``pre`` minutes before it, is unknown: it makes no day type quiet.
+    A series with a value that is not finite is served unchanged (fill gaps first, as the operator's
+    ``regularize`` does): one NaN would poison every window mean after it."""
     cfg = cfg or RampHoldConfig()
     y = np.asarray(y, dtype=float)
     idx = np.asarray(idx, dtype=np.int64)
@@ -231,8 +65,8 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     up = np.array(upper, dtype=float, copy=True)
     held = np.zeros(len(idx), dtype=bool)
     day = fcfg.day
-    if fcfg.step_s != 60 or len(idx) == 0:
-        return med, up, held
+    if fcfg.step_s != 60 or len(idx) == 0 or not np.isfinite(y).all():
+        return med, up, held  # (a gap poisons every window mean after it: the operator fills gaps first)
     c = np.concatenate(([0.0], np.cumsum(y)))
     off = int(round(t0_s / 60.0)) % day  # minute of day of y[0]
     pers = rolling_max(y, idx, fcfg.window, {}) if persistence is None else np.asarray(persistence, dtype=float)
@@ -265,11 +99,8 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
             if len(sel) == 0:
                 continue
             first = int(idx[sel].min())
-            # only whole past days whose plateau check was over by the first forecast of this group,
-            # and that this series (or the cache) holds: a day before both is unknown, not quiet
-            past = {k: onset(k, first + 1) for k in range(d - cfg.lookback_days, d)
-                    if (k + 1) * day - off + cfg.sustain + 10 <= first + 1
-                    and (k * day - off >= 0 or epoch_day + k in keep)}
+            past = _past_days(onset, range(d - cfg.lookback_days, d), day, off, first, cfg,
+                              lambda k: epoch_day + k in keep)
             plan = _day_plan(past, d, cfg)
             if plan is not None:
                 _hold_day(plan, sel, y, c, idx, tgt, pers, start_d, fcfg, tolerance, cfg, med, up, held)
@@ -278,6 +109,24 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
             del cache[k]
     return med, up, held
 
+
+
+def _past_days(onset: Callable[[int, int], tuple[int, float] | None], days: range, day: int, off: int,
+               first: int, cfg: RampHoldConfig, cached: Callable[[int], bool]) -> dict[int, tuple[int, float] | None]:
+    """The ramps (or None) of the ``days`` known to a forecast made at position ``first``: whole past
+    days whose plateau check was over by then, that the series holds with the ``pre`` minutes before
+    them or the cache holds (``cached``). A day that starts less than ``pre`` minutes into the series
+    is known only when a ramp was found after its first minutes, which no rise can be read in (a
+    ramp there would read as none); any other day is unknown, not quiet."""
+    past: dict[int, tuple[int, float] | None] = {}
+    for k in days:
+        start = k * day - off
+        if (k + 1) * day - off + cfg.sustain + 10 > first + 1 or start < 0 and not cached(k):
+            continue
+        found = onset(k, first + 1)
+        if start >= cfg.pre or cached(k) or found is not None:
+            past[k] = found
+    return past
 
 def _day_plan(past: dict[int, tuple[int, float] | None], d: int,
               cfg: RampHoldConfig) -> tuple[bool, HoldSpread] | None:
@@ -306,16 +155,16 @@ def _came_early(y: np.ndarray, c: np.ndarray, lo: int, end: int, ratio: float, c
     if hi <= lo:
         return False
     m = np.arange(lo, hi)
-    three = _mean(c, m, m + 3)
-    now = float(_mean(c, end - 5, end))
+    three = cum_mean(c, m, m + 3)
+    now = float(cum_mean(c, end - 5, end))
     need = max(1.0 + cfg.rise, cfg.came_share * ratio)
-    for j in np.flatnonzero(three >= (1.0 + cfg.rise) * _mean(c, m - cfg.pre, m))[:100].tolist():
+    for j in np.flatnonzero(three >= (1.0 + cfg.rise) * cum_mean(c, m - cfg.pre, m))[:100].tolist():
         o = int(m[j])
         base = float(np.median(y[o - cfg.came_base : o]))
         if base <= 0 or three[j] < (1.0 + cfg.rise) * base or now < need * base:
             continue
         k = np.arange(o, end - 9)  # every whole 10-minute window from the rise to the end
-        if len(k) == 0 or float(_mean(c, k, k + 10).min()) >= (1.0 + cfg.rise) * base:
+        if len(k) == 0 or float(cum_mean(c, k, k + 10).min()) >= (1.0 + cfg.rise) * base:
             return True
     return False
 
@@ -334,7 +183,7 @@ def _hold_day(plan: tuple[bool, HoldSpread], sel: np.ndarray, y: np.ndarray, c: 
                      spread.ratio, cfg, med, up, held)
     if i0 - cfg.pre < 0 or i0 > len(y):
         return  # (the hold's level is read before its first position: causal where it applies)
-    pre = float(_mean(c, i0 - cfg.pre, i0))
+    pre = float(cum_mean(c, i0 - cfg.pre, i0))
     if pre <= 0:
         return
     live = sel[(idx[sel] >= i0) & (tgt[sel] - start_d <= waits[-1][1] + cfg.release) & (idx[sel] < len(y))]
@@ -350,7 +199,7 @@ def _hold_day(plan: tuple[bool, HoldSpread], sel: np.ndarray, y: np.ndarray, c: 
         i = int(idx[j])
         m = int(tgt[j]) - start_d
         # today's ramp already observed (3-minute mean risen) since the hold began: stop
-        if i + 1 - 3 >= lo and float(_mean(c, np.arange(lo, i - 1), np.arange(lo + 3, i + 2)).max()) >= (1.0 + cfg.rise) * pre:
+        if i + 1 - 3 >= lo and float(cum_mean(c, np.arange(lo, i - 1), np.arange(lo + 3, i + 2)).max()) >= (1.0 + cfg.rise) * pre:
             continue
         base = pers[j] if np.isfinite(pers[j]) else pre
         if quiet or not any(a <= m <= b for a, b in waits):
@@ -383,14 +232,14 @@ def _catch_moved(sel: np.ndarray, y: np.ndarray, c: np.ndarray, idx: np.ndarray,
     span = np.arange(span_lo, min(len(y), start_d + hi_day + 1))
     # minutes 1 + rise times the mean before them, once for all positions (the level is at least that
     # mean); each position reads only those up to itself
-    starts = span[y[span] >= (1.0 + cfg.rise) * _mean(c, span - cfg.pre, span)] if len(span) else span
+    starts = span[y[span] >= (1.0 + cfg.rise) * cum_mean(c, span - cfg.pre, span)] if len(span) else span
     if len(starts) == 0:
         return
     # the first steep rise of the span (3-minute mean 1 + rise times the mean before it, from some
     # load), also once: a rise at ``o`` is not today's ramp when one came before it (at o - 3 or sooner)
     three = span[span + 3 <= len(y)]
-    before = _mean(c, three - cfg.pre, three)
-    steep = three[(_mean(c, three, three + 3) >= (1.0 + cfg.rise) * before) & (before > 0)]
+    before = cum_mean(c, three - cfg.pre, three)
+    steep = three[(cum_mean(c, three, three + 3) >= (1.0 + cfg.rise) * before) & (before > 0)]
     first_steep = int(steep[0]) if len(steep) else len(y)
     for j in sel.tolist():
         i = int(idx[j])
@@ -399,7 +248,7 @@ def _catch_moved(sel: np.ndarray, y: np.ndarray, c: np.ndarray, idx: np.ndarray,
         for o in starts[(starts >= i + 1 - cfg.catch) & (starts <= i)].tolist():
             if any(a <= o - start_d <= b for a, b in waits):
                 continue  # inside a window the hold serves: the hold has it
-            level = float(_mean(c, o - cfg.pre, o))
+            level = float(cum_mean(c, o - cfg.pre, o))
             usual = float(np.median(y[max(0, o - cfg.came_base) : o]))
             level = usual if level < 0.8 * usual else level  # a dip is not the level it rose from
             need = (1.0 + cfg.rise) * level

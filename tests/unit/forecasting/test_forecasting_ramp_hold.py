@@ -462,3 +462,36 @@ def test_a_missing_sample_is_no_rise():
     y = _mornings_at_nine({})
     y[wed + 100] = np.nan  # (the operator fills gaps before forecasting; the catch must not trust it does)
     assert not _held(y, np.arange(wed + 450, wed + 525, dtype=np.int64))[2].any()
+
+
+def test_a_series_with_a_gap_is_served_unchanged():
+    wed = 16 * DAY
+    y = _mornings_at_nine({})
+    pos = np.arange(wed + 520, wed + 545, dtype=np.int64)
+    assert _held(y, pos)[2].any()  # (the morning is held on whole data)
+    y[wed - 3000] = np.nan  # one NaN poisons every window mean after it
+    med, up, held = _held(y, pos)
+    assert not held.any() and np.array_equal(med, y[pos]) and np.array_equal(up, y[pos])
+
+
+def test_a_day_whose_first_minutes_the_series_does_not_hold_with_the_level_before_them_is_unknown():
+    """Ramps at 00:02 every day but day 8; the series starts at 23:50 the evening before day 1, so
+    day 1's ramp lies in minutes the onset scan cannot read (it needs the 30 before a rise). Day 15's
+    weekday ramped two weeks ago (day 1) and not a week ago (day 8): not known to be a quiet day, so
+    the models' rise call is left alone (until 2026-12-06 day 1 read as a day without a ramp and day 15
+    as a quiet one: the call was lowered)."""
+    days = 17
+    y = _office({d: 2 for d in range(1, days) if d != 8}, days)
+    start = DAY - 10
+    win = y[start:]
+    day15 = 15 * DAY - start
+    pos = np.arange(day15 - 20, day15 + 60, dtype=np.int64)
+    pers = persistence_peak(win, pos, CFG)
+    med, up, held = ramp_hold(win, T0 + 60.0 * start, pos, CFG, 1.5 * pers, 1.5 * pers, 0.1, persistence=pers)
+    assert not held.any() and np.array_equal(med, 1.5 * pers)
+    # the same series from 40 minutes before day 1 reads its ramp: day 15 is held
+    start = DAY - 40
+    win = y[start:]
+    pos = pos + 30
+    med, up, held = ramp_hold(win, T0 + 60.0 * start, pos, CFG, win[pos], win[pos], 0.1)
+    assert held.any()
