@@ -23,13 +23,13 @@ day moved by an hour), before any other steep rise that day, is caught as it com
 risen minute in the data, for ``catch`` minutes while it stays risen, the upper is most of the
 plateau seen over the level before it, where the HPA would chase the climb (:func:`_catch_moved`).
 
-A ramp is a *lasting* steep rise (:func:`.ramp_spread.day_onsets`). Pure numpy, causal (position ``i``
+A ramp is a *lasting* steep rise (:func:`.ramp_spread.day_onsets`). Days start at midnight UTC, or
+at noon UTC when the recent ramps came near midnight (a tenant east of UTC+7 opening in the morning:
+:attr:`~.ramp_spread.RampHoldConfig.midnight`), so that a day boundary never splits a ramp's spread. Pure numpy, causal (position ``i``
 only reads ``y[: i + 1]``), stateless: nothing to fit.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 
@@ -51,13 +51,16 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     weeks ago (a weekend) while the other days did, and over it on a day whose ramp came before the
     hold, the median is lowered to at most the rise threshold (persistence x (1 + tolerance)): no rise
     is called from the ramp the models expect at that time. A ramp that comes outside the hold is
-    caught as it comes (:func:`_catch_moved`). ``held`` marks the held and caught positions. ``cache`` (kept by the caller between calls on
-    the same, growing series) keeps each whole past day's ramp by its day since the epoch: the
-    operator's forecast otherwise re-reads 14 days for every decision (about 1.7 ms), and a day the
-    series no longer reaches (two weeks ago this morning, in 14 days of history) stays known. A day
-    neither holds whole, with the ``pre`` minutes before it, is unknown: it makes no day type quiet.
-    A series with a value that is not finite is served unchanged (fill gaps first, as the operator's
-    ``regularize`` does): one NaN would poison every window mean after it."""
+    caught as it comes (:func:`_catch_moved`). ``held`` marks the held and caught positions.
+
+    ``cache`` (kept by the caller between calls on the same, growing series) keeps each whole past
+    day's ramp by the minute since the epoch the day starts at: the operator's forecast otherwise
+    re-reads 14 days for every decision (about 1.7 ms), and a day the series no longer reaches (two
+    weeks ago this morning, in 14 days of history) stays known. A day neither holds whole, with the
+    ``pre`` minutes before it, is unknown: it makes no day type quiet. Where the days start is
+    decided once per call from the data before the first position (causal). A series with a value
+    that is not finite is served unchanged (fill gaps first, as the operator's ``regularize`` does):
+    one NaN would poison every window mean after it."""
     cfg = cfg or RampHoldConfig()
     y = np.asarray(y, dtype=float)
     idx = np.asarray(idx, dtype=np.int64)
@@ -68,28 +71,15 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     if fcfg.step_s != 60 or len(idx) == 0 or not np.isfinite(y).all():
         return med, up, held  # (a gap poisons every window mean after it: the operator fills gaps first)
     c = np.concatenate(([0.0], np.cumsum(y)))
-    off = int(round(t0_s / 60.0)) % day  # minute of day of y[0]
+    keep = cache if cache is not None else {}
+    days = _Days(y, c, t0_s, 0, day, cfg, keep)
+    if _near_midnight(days, int(idx.min()), cfg):
+        days = _Days(y, c, t0_s, day // 2, day, cfg, keep)
     pers = rolling_max(y, idx, fcfg.window, {}) if persistence is None else np.asarray(persistence, dtype=float)
     tgt = idx + fcfg.horizon  # first minute of each target window
-    dnum = (tgt + off) // day  # day number (in days since the epoch-aligned midnight before y[0])
-    onsets: dict[int, tuple[int, float] | None] = {}
-    epoch_day = (int(round(t0_s / 60.0)) - off) // day  # day number since the epoch of y's first day
-    keep = cache if cache is not None else {}
-
-    def onset(d: int, upto: int) -> tuple[int, float] | None:
-        if d not in onsets:
-            start = d * day - off
-            key = epoch_day + d
-            if key in keep:  # a whole day seen before, also one this series no longer reaches: same answer
-                onsets[d] = keep[key]
-            else:
-                onsets[d] = day_onsets(y, start, cfg, upto, day, c)
-                if start - cfg.pre >= 0:
-                    keep[key] = onsets[d]
-        return onsets[d]
-
+    dnum = (tgt + days.off) // day  # the day of each target window (0: the day y[0] is in)
     for d in np.unique(dnum).tolist():
-        start_d = d * day - off
+        start_d = days.start(d)
         in_day = dnum == d
         # Yesterday's ramp is known once its plateau check is over, ``sustain + 10`` minutes into
         # today: positions from then on are held with it (as served at that time), earlier ones without.
@@ -98,35 +88,75 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
             sel = np.flatnonzero(part)
             if len(sel) == 0:
                 continue
-            first = int(idx[sel].min())
-            past = _past_days(onset, range(d - cfg.lookback_days, d), day, off, first, cfg,
-                              lambda k: epoch_day + k in keep)
+            past = days.past(range(d - cfg.lookback_days, d), int(idx[sel].min()))
             plan = _day_plan(past, d, cfg)
             if plan is not None:
                 _hold_day(plan, sel, y, c, idx, tgt, pers, start_d, fcfg, tolerance, cfg, med, up, held)
-    if cache is not None and len(cache) > 2 * cfg.lookback_days:
-        for k in sorted(cache)[: len(cache) - 2 * cfg.lookback_days]:
-            del cache[k]
+    if keep:
+        oldest = max(keep) - 2 * cfg.lookback_days * day
+        for k in [k for k in keep if k < oldest]:
+            del keep[k]
     return med, up, held
 
 
+class _Days:
+    """The hold's days of a series ``y`` (cumulative sum ``c``) whose first sample is at Unix time
+    ``t0_s``: each starts ``day_start`` minutes after midnight UTC; day ``d`` starts at
+    ``y[start(d)]`` (day 0 holds ``y[0]``). Each day's ramp is read once (:func:`day_onsets`) and kept
+    in ``keep`` by the minute since the epoch at which the day starts (:meth:`key`)."""
 
-def _past_days(onset: Callable[[int, int], tuple[int, float] | None], days: range, day: int, off: int,
-               first: int, cfg: RampHoldConfig, cached: Callable[[int], bool]) -> dict[int, tuple[int, float] | None]:
-    """The ramps (or None) of the ``days`` known to a forecast made at position ``first``: whole past
-    days whose plateau check was over by then, that the series holds with the ``pre`` minutes before
-    them or the cache holds (``cached``). A day that starts less than ``pre`` minutes into the series
-    is known only when a ramp was found after its first minutes, which no rise can be read in (a
-    ramp there would read as none); any other day is unknown, not quiet."""
-    past: dict[int, tuple[int, float] | None] = {}
-    for k in days:
-        start = k * day - off
-        if (k + 1) * day - off + cfg.sustain + 10 > first + 1 or start < 0 and not cached(k):
-            continue
-        found = onset(k, first + 1)
-        if start >= cfg.pre or cached(k) or found is not None:
-            past[k] = found
-    return past
+    def __init__(self, y: np.ndarray, c: np.ndarray, t0_s: float, day_start: int, day: int,
+                 cfg: RampHoldConfig, keep: dict[int, tuple[int, float] | None]) -> None:
+        m0 = int(round(t0_s / 60.0))
+        self.y, self.c, self.day, self.cfg, self.keep = y, c, day, cfg, keep
+        self.off = (m0 - day_start) % day  # minutes from day 0's start to y[0]
+        self.m0 = m0 - self.off  # minute since the epoch at which day 0 starts
+        self.read: dict[int, tuple[int, float] | None] = {}
+
+    def start(self, d: int) -> int:
+        return d * self.day - self.off
+
+    def key(self, d: int) -> int:
+        return self.m0 + d * self.day
+
+    def onset(self, d: int, upto: int) -> tuple[int, float] | None:
+        if d not in self.read:
+            if self.key(d) in self.keep:  # a whole day seen before, also one this series no longer reaches
+                self.read[d] = self.keep[self.key(d)]
+            else:
+                self.read[d] = day_onsets(self.y, self.start(d), self.cfg, upto, self.day, self.c)
+                if self.start(d) - self.cfg.pre >= 0:
+                    self.keep[self.key(d)] = self.read[d]
+        return self.read[d]
+
+    def past(self, ks: range, first: int) -> dict[int, tuple[int, float] | None]:
+        """The ramps (or None) of the days ``ks`` known to a forecast made at position ``first``: whole
+        past days whose plateau check was over by then, that the series holds with the ``pre``
+        minutes before them or the cache holds. A day that starts less than ``pre`` minutes into the
+        series is known only when a ramp was found after its first minutes, which no rise can be read
+        in (a ramp there would read as none); any other day is unknown, not quiet."""
+        cfg, out = self.cfg, {}
+        for k in ks:
+            start, cached = self.start(k), self.key(k) in self.keep
+            if self.start(k + 1) + cfg.sustain + 10 > first + 1 or start < 0 and not cached:
+                continue
+            found = self.onset(k, first + 1)
+            if start >= cfg.pre or cached or found is not None:
+                out[k] = found
+        return out
+
+
+def _near_midnight(days: _Days, first: int, cfg: RampHoldConfig) -> bool:
+    """Whether the ramps of the fortnight before position ``first``, read in days from midnight UTC
+    (``days``), came at a median of less than ``cfg.midnight`` minutes from midnight: then the hold's
+    days start at noon UTC, so that a ramp jittering across midnight (a tenant at UTC+8 opening at
+    8:00, or at UTC+10 at 10:00) is one day's ramp, not yesterday's late one or none."""
+    d = (first + days.off) // days.day
+    minutes = [v[0] for v in days.past(range(d - cfg.lookback_days, d + 1), first).values() if v is not None]
+    if len(minutes) < cfg.min_onsets:
+        return False
+    return float(np.median([min(m, days.day - m) for m in minutes])) < cfg.midnight
+
 
 def _day_plan(past: dict[int, tuple[int, float] | None], d: int,
               cfg: RampHoldConfig) -> tuple[bool, HoldSpread] | None:
@@ -267,9 +297,9 @@ def _catch_moved(sel: np.ndarray, y: np.ndarray, c: np.ndarray, idx: np.ndarray,
 
 def carried_days(cache: dict[int, tuple[int, float] | None], t0_s: float,
                  cfg: RampHoldConfig | None = None) -> dict[int, tuple[int, float] | None]:
-    """The entries of a :func:`ramp_hold` cache (day since the epoch -> ramp) for the days a series whose
-    first sample is at ``t0_s`` does not hold whole with the ``cfg.pre`` minutes before them: what a
-    refit carries over. The days it holds whole :func:`ramp_hold` reads again from the series."""
+    """The entries of a :func:`ramp_hold` cache (minute since the epoch at which a day starts -> its
+    ramp) for the days a series whose first sample is at ``t0_s`` does not hold whole with the
+    ``cfg.pre`` minutes before them: what a refit carries over. The days it holds whole
+    :func:`ramp_hold` reads again from the series."""
     cfg = cfg or RampHoldConfig()
-    first_whole = -(-(int(round(t0_s / 60.0)) + cfg.pre) // 1440)  # day since the epoch
-    return {day: onset for day, onset in cache.items() if day < first_whole}
+    return {start: onset for start, onset in cache.items() if start < int(round(t0_s / 60.0)) + cfg.pre}

@@ -78,6 +78,10 @@ class RampHoldConfig:
     (within its tolerance it does not scale down: bench jittered_ramps development seed 5, 45
     replicas for 42 from 8:00 to noon, +0.4% replica-hours for no minute saved); from 85% of it
     the HPA scales the rest on the load itself."""
+    midnight: int = 180
+    """When the ramps of the last fortnight came a median of less than this many minutes from midnight
+    UTC, the hold's days start at noon UTC instead: a day boundary in the middle of the ramps' spread
+    splits one weekday's ramp between two days."""
     median_margin: float = 3.0
     """The held median is persistence x (1 + ``median_margin`` x tolerance), capped at the plateau:
     past the rise threshold (with room for the HPA's rounding up) without paying a plateau-sized

@@ -195,10 +195,11 @@ def test_a_refit_carries_the_ramp_days_the_previous_model_knew_in_a_copy(monkeyp
     settings = rf.Settings(history_s=60 * n, backtest_s=86400, backtest_origins=2)
     monkeypatch.setattr(rf, "_make", _Stamped)
     first = rf.fit_rule(y, 0.0, cfg, settings, now_s=60.0 * n)
-    assert first.model.hold_cache.get(1, "unread") is None  # the backtest's hold read day 1: no ramp
-    first.model.hold_cache[-30] = (480, 3.0)  # a day this series does not reach
-    first.model.hold_cache[1] = (999, 9.0)  # day 1 as misread live (a scrape gap, say)
+    day1, gone = 1440, -10 * 1440  # (the cache's keys: the minute since the epoch each day starts at)
+    assert first.model.hold_cache.get(day1, "unread") is None  # the backtest's hold read day 1: no ramp
+    first.model.hold_cache[gone] = (480, 3.0)  # a day this series does not reach
+    first.model.hold_cache[day1] = (999, 9.0)  # day 1 as misread live (a scrape gap, say)
     for now in (60.0 * (n + 60), 60.0 * n + 86400.0):  # a re-score, then a model refit
         later = rf.fit_rule(y, 0.0, cfg, settings, now_s=now, previous=first)
-        assert later.model.hold_cache[-30] == (480, 3.0) and later.model.hold_cache is not first.model.hold_cache
-        assert later.model.hold_cache.get(1, "unread") is None  # read again from the history
+        assert later.model.hold_cache[gone] == (480, 3.0) and later.model.hold_cache is not first.model.hold_cache
+        assert later.model.hold_cache.get(day1, "unread") is None  # read again from the history

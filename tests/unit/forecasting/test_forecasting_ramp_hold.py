@@ -475,17 +475,17 @@ def test_a_series_with_a_gap_is_served_unchanged():
 
 
 def test_a_day_whose_first_minutes_the_series_does_not_hold_with_the_level_before_them_is_unknown():
-    """Ramps at 00:02 every day but day 8; the series starts at 23:50 the evening before day 1, so
-    day 1's ramp lies in minutes the onset scan cannot read (it needs the 30 before a rise). Day 15's
-    weekday ramped two weeks ago (day 1) and not a week ago (day 8): not known to be a quiet day, so
-    the models' rise call is left alone (until 2026-12-06 day 1 read as a day without a ramp and day 15
-    as a quiet one: the call was lowered)."""
+    """Ramps at 9:00 every day but day 8 (none) and day 1 (00:02); the series starts at 23:50 the
+    evening before day 1, so day 1's ramp lies in minutes the onset scan cannot read (it needs the 30
+    before a rise). Day 15's weekday ramped two weeks ago (day 1) and not a week ago (day 8): not
+    known to be a quiet day, so the models' rise call is left alone (until 2026-12-06 day 1 read as a
+    day without a ramp and day 15 as a quiet one: the call was lowered)."""
     days = 17
-    y = _office({d: 2 for d in range(1, days) if d != 8}, days)
+    y = _office({d: 540 for d in range(2, days) if d != 8} | {1: 2}, days)
     start = DAY - 10
     win = y[start:]
     day15 = 15 * DAY - start
-    pos = np.arange(day15 - 20, day15 + 60, dtype=np.int64)
+    pos = np.arange(day15 + 500, day15 + 560, dtype=np.int64)
     pers = persistence_peak(win, pos, CFG)
     med, up, held = ramp_hold(win, T0 + 60.0 * start, pos, CFG, 1.5 * pers, 1.5 * pers, 0.1, persistence=pers)
     assert not held.any() and np.array_equal(med, 1.5 * pers)
@@ -495,3 +495,30 @@ def test_a_day_whose_first_minutes_the_series_does_not_hold_with_the_level_befor
     pos = pos + 30
     med, up, held = ramp_hold(win, T0 + 60.0 * start, pos, CFG, win[pos], win[pos], 0.1)
     assert held.any()
+
+
+def test_ramps_that_jitter_across_midnight_utc_are_held_as_one_day_s():
+    """A tenant at UTC+9 whose office opens at 9:00 local: its ramps come between 23:45 and 00:15 UTC.
+    With days from midnight UTC one weekday's ramp falls on either of two days (Sunday UTC 'ramped',
+    Monday did not), so the hold neither knew the weekdays nor the spread; its days now start at noon."""
+    days = 21
+    jitter = [-15, 12, -8, 15, -3, 6, -12, 9, 0, -15, 14, 3]
+    local = _office(_weekdays(days, [540 + j for j in jitter]), days)
+    y, t0 = local[540:], T0  # index 0 (local Monday 9:00) is Monday 00:00 UTC
+    thu = 17 * DAY  # local Thursday of week 3 (its 13th weekday): its ramp at 00:12 UTC
+    ramp_at = thu + jitter[13 % len(jitter)]
+    pos = np.arange(thu - 60, ramp_at + 5, dtype=np.int64)
+    med, up, held = _held_at(y, t0, pos)
+    tgt = pos + CFG.horizon
+    assert held[(tgt >= thu - 15) & (pos < ramp_at - 2)].all()  # from the earliest ramp seen until it comes
+    assert not held[tgt + CFG.window < thu - 20].any() and not held[pos > ramp_at + 2].any()
+    assert np.all(up[held] > 250.0)
+    # local Saturday (no ramp one and two weeks ago): nothing held around its midnight
+    sat = 19 * DAY
+    pos = np.arange(sat - 60, sat + 60, dtype=np.int64)
+    assert not _held_at(y, t0, pos)[2].any()
+
+
+def _held_at(y, t0, positions):
+    med, up = np.asarray(y[positions], dtype=float), np.asarray(y[positions], dtype=float)
+    return ramp_hold(y, t0, positions, CFG, med, up, 0.1, persistence=persistence_peak(y, positions, CFG))
