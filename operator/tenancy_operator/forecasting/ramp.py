@@ -58,9 +58,10 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     re-reads 14 days for every decision (about 1.7 ms), and a day the series no longer reaches (two
     weeks ago this morning, in 14 days of history) stays known. A day neither holds whole, with the
     ``pre`` minutes before it, is unknown: it makes no day type quiet. Where the days start is
-    decided once per call from the data before the first position (causal). A series with a value
-    that is not finite is served unchanged (fill gaps first, as the operator's ``regularize`` does):
-    one NaN would poison every window mean after it."""
+    decided for each position from the midnight-UTC days whose ramps were known by then, so a batch
+    (a backtest) holds as the positions were served one by one. Positions that read a value that is
+    not finite are served as given (fill gaps first, as the operator's ``regularize`` does): one NaN
+    would poison every window mean after it."""
     cfg = cfg or RampHoldConfig()
     y = np.asarray(y, dtype=float)
     idx = np.asarray(idx, dtype=np.int64)
@@ -68,30 +69,42 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     up = np.array(upper, dtype=float, copy=True)
     held = np.zeros(len(idx), dtype=bool)
     day = fcfg.day
-    if fcfg.step_s != 60 or len(idx) == 0 or not np.isfinite(y).all():
-        return med, up, held  # (a gap poisons every window mean after it: the operator fills gaps first)
+    if fcfg.step_s != 60 or len(idx) == 0:
+        return med, up, held
+    pers = rolling_max(y, idx, fcfg.window, {}) if persistence is None else np.asarray(persistence, dtype=float)
+    bad = ~np.isfinite(y)
+    if bad.any():  # a gap poisons every window mean after it: positions that read it are served as given
+        ok = idx < int(np.argmax(bad))
+        if ok.any():
+            med[ok], up[ok], held[ok] = ramp_hold(y[: int(np.argmax(bad))], t0_s, idx[ok], fcfg, med[ok], up[ok],
+                                                  tolerance, cfg, pers[ok], cache)
+        return med, up, held
     c = np.concatenate(([0.0], np.cumsum(y)))
     keep = cache if cache is not None else {}
-    days = _Days(y, c, t0_s, 0, day, cfg, keep)
-    if _near_midnight(days, int(idx.min()), cfg):
-        days = _Days(y, c, t0_s, day // 2, day, cfg, keep)
-    pers = rolling_max(y, idx, fcfg.window, {}) if persistence is None else np.asarray(persistence, dtype=float)
+    utc = _Days(y, c, t0_s, 0, day, cfg, keep)
+    noon = _Days(y, c, t0_s, day // 2, day, cfg, keep)
     tgt = idx + fcfg.horizon  # first minute of each target window
-    dnum = (tgt + days.off) // day  # the day of each target window (0: the day y[0] is in)
-    for d in np.unique(dnum).tolist():
-        start_d = days.start(d)
-        in_day = dnum == d
-        # Yesterday's ramp is known once its plateau check is over, ``sustain + 10`` minutes into
-        # today: positions from then on are held with it (as served at that time), earlier ones without.
-        known = idx + 1 >= start_d + cfg.sustain + 10
-        for part in (in_day & ~known, in_day & known):
-            sel = np.flatnonzero(part)
-            if len(sel) == 0:
-                continue
-            past = days.past(range(d - cfg.lookback_days, d), int(idx[sel].min()))
-            plan = _day_plan(past, d, cfg)
-            if plan is not None:
-                _hold_day(plan, sel, y, c, idx, tgt, pers, start_d, fcfg, tolerance, cfg, med, up, held)
+    # The clock is decided from the midnight days whose plateau check is over (as the hold reads
+    # yesterday's ramp): positions with the same such days get the same clock, in a batch as served.
+    over = (idx + 1 - cfg.sustain - 10 + utc.off) // day  # midnight days before this one are over
+    for k in np.unique(over).tolist():
+        mine = over == k
+        days = noon if _near_midnight(utc, int(k), int(idx[mine].min()), cfg) else utc
+        dnum = (tgt + days.off) // day  # the day of each target window (0: the day y[0] is in)
+        for d in np.unique(dnum[mine]).tolist():
+            start_d = days.start(d)
+            in_day = mine & (dnum == d)
+            # Yesterday's ramp is known once its plateau check is over, ``sustain + 10`` minutes into
+            # today: positions from then on are held with it (as served at that time), earlier ones without.
+            known = idx + 1 >= start_d + cfg.sustain + 10
+            for part in (in_day & ~known, in_day & known):
+                sel = np.flatnonzero(part)
+                if len(sel) == 0:
+                    continue
+                past = days.past(range(d - cfg.lookback_days, d), int(idx[sel].min()))
+                plan = _day_plan(past, d, cfg)
+                if plan is not None:
+                    _hold_day(plan, sel, y, c, idx, tgt, pers, start_d, fcfg, tolerance, cfg, med, up, held)
     if keep:
         oldest = max(keep) - 2 * cfg.lookback_days * day
         for k in [k for k in keep if k < oldest]:
@@ -146,13 +159,13 @@ class _Days:
         return out
 
 
-def _near_midnight(days: _Days, first: int, cfg: RampHoldConfig) -> bool:
-    """Whether the ramps of the fortnight before position ``first``, read in days from midnight UTC
-    (``days``), came at a median of less than ``cfg.midnight`` minutes from midnight: then the hold's
-    days start at noon UTC, so that a ramp jittering across midnight (a tenant at UTC+8 opening at
-    8:00, or at UTC+10 at 10:00) is one day's ramp, not yesterday's late one or none."""
-    d = (first + days.off) // days.day
-    minutes = [v[0] for v in days.past(range(d - cfg.lookback_days, d + 1), first).values() if v is not None]
+def _near_midnight(days: _Days, over: int, first: int, cfg: RampHoldConfig) -> bool:
+    """Whether the ramps of the fortnight of midnight-UTC ``days`` before day ``over`` (whose plateau
+    checks were over by position ``first``) came at a median of less than ``cfg.midnight`` minutes
+    from midnight: then the hold's days start at noon UTC, so that a ramp jittering across midnight (a
+    tenant at UTC+8 opening at 8:00, or at UTC+10 at 10:00) is one day's ramp, not yesterday's late
+    one or none."""
+    minutes = [v[0] for v in days.past(range(over - cfg.lookback_days, over), first).values() if v is not None]
     if len(minutes) < cfg.min_onsets:
         return False
     return float(np.median([min(m, days.day - m) for m in minutes])) < cfg.midnight

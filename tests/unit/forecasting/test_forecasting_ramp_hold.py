@@ -6,6 +6,7 @@ from tenancy_operator.forecasting import (
     FeatureConfig,
     HoldSpread,
     RampHoldConfig,
+    carried_days,
     day_onsets,
     hold_spread,
     persistence_peak,
@@ -464,11 +465,15 @@ def test_a_missing_sample_is_no_rise():
     assert not _held(y, np.arange(wed + 450, wed + 525, dtype=np.int64))[2].any()
 
 
-def test_a_series_with_a_gap_is_served_unchanged():
+def test_positions_that_read_a_gap_are_served_as_given_and_earlier_ones_held():
     wed = 16 * DAY
     y = _mornings_at_nine({})
     pos = np.arange(wed + 520, wed + 545, dtype=np.int64)
-    assert _held(y, pos)[2].any()  # (the morning is held on whole data)
+    whole = _held(y, pos)
+    assert whole[2].any()  # (the morning is held on whole data)
+    later = y.copy()
+    later[-1] = np.nan  # after every position: nothing they read
+    assert all(np.array_equal(a, b) for a, b in zip(_held(later, pos), whole, strict=True))
     y[wed - 3000] = np.nan  # one NaN poisons every window mean after it
     med, up, held = _held(y, pos)
     assert not held.any() and np.array_equal(med, y[pos]) and np.array_equal(up, y[pos])
@@ -522,3 +527,41 @@ def test_ramps_that_jitter_across_midnight_utc_are_held_as_one_day_s():
 def _held_at(y, t0, positions):
     med, up = np.asarray(y[positions], dtype=float), np.asarray(y[positions], dtype=float)
     return ramp_hold(y, t0, positions, CFG, med, up, 0.1, persistence=persistence_peak(y, positions, CFG))
+
+
+def test_a_batch_holds_as_each_position_was_served_when_the_clock_changes_inside_it():
+    """A tenant at UTC+9 whose first week skipped two ramps: the first days of a 7-day backtest know
+    too few ramps near midnight to start days at noon, the later ones enough. Each position of the
+    batch gets the days it would have got served alone (until 2026-12-06 the batch's first position
+    decided for all of it: 46 positions held in the batch, 100 served)."""
+    days = 22
+    jitter = [-15, 12, -8, 15, -3, 6, -12, 9, 0, -15, 14, 3]
+    ramps = _weekdays(days + 1, [540 + j for j in jitter])
+    ramps[2] = ramps[3] = None
+    y = _office(ramps, days + 1)[540 : 540 + days * DAY]  # y[0]: local Monday 9:00 = Monday 00:00 UTC
+    end = 21 * DAY + 60
+    h, t0 = y[end - 14 * DAY : end], T0 + 60.0 * (end - 14 * DAY)
+    pos = np.arange(len(h) - 7 * DAY, len(h) - 10, dtype=np.int64)
+    pers = persistence_peak(h, pos, CFG)
+    _, up_batch, held_batch = ramp_hold(h, t0, pos, CFG, h[pos], h[pos], 0.1, persistence=pers)
+    cache: dict = {}
+    served = [ramp_hold(h[: i + 1], t0, pos[j : j + 1], CFG, h[pos[j : j + 1]], h[pos[j : j + 1]], 0.1,
+                        persistence=pers[j : j + 1], cache=cache) for j, i in enumerate(pos.tolist())]
+    assert held_batch.sum() > 50
+    assert np.array_equal(held_batch, np.concatenate([s[2] for s in served]))
+    assert np.allclose(up_batch, np.concatenate([s[1] for s in served]))
+
+
+def test_the_cache_keeps_four_weeks_and_carries_the_days_a_later_series_does_not_hold_whole():
+    y = _mornings_at_nine({}, days=42)
+    cache: dict = {}
+    for end in range(15 * DAY, 42 * DAY, DAY):
+        ramp_hold(y[:end], T0, np.array([end - 1]), CFG, y[end - 1 : end], y[end - 1 : end], 0.1, cache=cache)
+    newest = max(cache)
+    assert min(cache) >= newest - 28 * DAY and len(cache) >= 27
+    # a refit whose series starts 20 minutes before a midnight carries the day after it (its first
+    # minutes have no level before them to read a rise against) and every day before, nothing later
+    start = 30 * DAY - 20
+    kept = carried_days(cache, T0 + 60.0 * start)
+    day_start = int(T0 / 60) + 30 * DAY  # (the cache's keys: the minute since the epoch each day starts at)
+    assert day_start in kept and all(k <= day_start for k in kept) and day_start + DAY not in kept
