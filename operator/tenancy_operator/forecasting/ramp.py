@@ -89,7 +89,7 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     over = (idx + 1 - cfg.sustain - 10 + utc.off) // day  # midnight days before this one are over
     for k in np.unique(over).tolist():
         mine = over == k
-        days = noon if _near_midnight(utc, int(k), int(idx[mine].min()), cfg) else utc
+        days = noon if _near_midnight(utc, noon, int(k), cfg) else utc
         dnum = (tgt + days.off) // day  # the day of each target window (0: the day y[0] is in)
         for d in np.unique(dnum[mine]).tolist():
             start_d = days.start(d)
@@ -159,16 +159,23 @@ class _Days:
         return out
 
 
-def _near_midnight(days: _Days, over: int, first: int, cfg: RampHoldConfig) -> bool:
-    """Whether the ramps of the fortnight of midnight-UTC ``days`` before day ``over`` (whose plateau
-    checks were over by position ``first``) came at a median of less than ``cfg.midnight`` minutes
-    from midnight: then the hold's days start at noon UTC, so that a ramp jittering across midnight (a
-    tenant at UTC+8 opening at 8:00, or at UTC+10 at 10:00) is one day's ramp, not yesterday's late
-    one or none."""
-    minutes = [v[0] for v in days.past(range(over - cfg.lookback_days, over), first).values() if v is not None]
-    if len(minutes) < cfg.min_onsets:
+def _near_midnight(utc: _Days, noon: _Days, over: int, cfg: RampHoldConfig) -> bool:
+    """Whether the hold's days start at noon UTC for positions by which the midnight-UTC days
+    before day ``over`` have ended with their plateau checks (so the answer is the same for all of
+    them): when the ramps of that fortnight came at a median of less than ``cfg.midnight`` minutes
+    from midnight, and read in noon days they come at the same time (within ``cluster_min``). So a
+    ramp jittering across midnight (a tenant at UTC+8 opening at 8:00, or at UTC+10 at 10:00) is one
+    day's ramp, not yesterday's late one or none; but where a noon day's first lasting rise is
+    something else in the local night (a nightly job), the days stay at midnight."""
+    first = utc.start(over) + cfg.sustain + 10 - 1  # the first position that knows day over - 1
+    at = [v[0] for v in utc.past(range(over - cfg.lookback_days, over), first).values() if v is not None]
+    signed = lambda m: m if m <= utc.day // 2 else m - utc.day  # noqa: E731 (minutes from midnight, -720..720)
+    if len(at) < cfg.min_onsets or float(np.median([abs(signed(m)) for m in at])) >= cfg.midnight:
         return False
-    return float(np.median([min(m, days.day - m) for m in minutes])) < cfg.midnight
+    k = (first + noon.off) // noon.day
+    at_noon = [signed((v[0] + noon.day // 2) % noon.day)
+               for v in noon.past(range(k - cfg.lookback_days, k), first).values() if v is not None]
+    return len(at_noon) >= cfg.min_onsets and abs(float(np.median(at_noon)) - float(np.median([signed(m) for m in at]))) <= cfg.cluster_min
 
 
 def _day_plan(past: dict[int, tuple[int, float] | None], d: int,

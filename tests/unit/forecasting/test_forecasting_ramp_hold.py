@@ -565,3 +565,20 @@ def test_the_cache_keeps_four_weeks_and_carries_the_days_a_later_series_does_not
     kept = carried_days(cache, T0 + 60.0 * start)
     day_start = int(T0 / 60) + 30 * DAY  # (the cache's keys: the minute since the epoch each day starts at)
     assert day_start in kept and all(k <= day_start for k in kept) and day_start + DAY not in kept
+
+
+def test_days_stay_at_midnight_when_a_noon_day_s_first_lasting_rise_is_a_nightly_job():
+    """A tenant at UTC+8 ramping at 01:00 UTC (9:00 local) with a nightly job at 18:00 UTC (2:00 local,
+    2.5 hours at 2.5x the night): in days from noon UTC the job comes first and would be read as the
+    ramp; the mornings are held on midnight days as they were."""
+    days = 21
+    jitter = [-15, 12, -8, 15, -3, 6, -12, 9, 0, -15, 14, 3]
+    y = _office(_weekdays(days, [60 + j for j in jitter]), days)
+    for d in range(days):
+        y[d * DAY + 1080 : d * DAY + 1230] *= 2.5
+    cache: dict = {}
+    thu = 17 * DAY
+    pos = np.arange(thu - 7 * 60, thu + 3 * 60, dtype=np.int64)
+    held = np.concatenate([ramp_hold(y[: i + 1], T0, np.array([i]), CFG, y[[i]], y[[i]], 0.1, cache=cache)[2]
+                           for i in pos.tolist()])
+    assert held[pos >= thu].any() and not held[pos < thu].any()
