@@ -25,7 +25,8 @@ plateau seen over the level before it, where the HPA would chase the climb (:fun
 
 A ramp is a *lasting* steep rise (:func:`.ramp_spread.day_onsets`). Days start at midnight UTC, or
 at noon UTC when the recent ramps came near midnight (a tenant east of UTC+7 opening in the morning:
-:attr:`~.ramp_spread.RampHoldConfig.midnight`), so that a day boundary never splits a ramp's spread. Pure numpy, causal (position ``i``
+:attr:`~.ramp_spread.RampHoldConfig.midnight`, :func:`_near_midnight`), so that a day boundary does
+not split a ramp's spread. Pure numpy, causal (position ``i``
 only reads ``y[: i + 1]``), stateless: nothing to fit.
 """
 
