@@ -98,7 +98,7 @@ crds-apply: ## Install the CRDs into the local API server
 	  kubectl wait --for=condition=Established crd -l app.kubernetes.io/part-of=tenancy-operator --timeout=60s >/dev/null
 
 ##@ Long runs
-bench: venv ## The full autoscaling bench: 11 trace families x 5 report seeds x 2 pod start delays (about 40 minutes on 2 idle cores; BENCH_ARGS="--jobs 2" about 20; results in bench/autoscaling/RESULTS.md)
+bench: venv ## The full autoscaling bench: 12 trace families x 5 report seeds x 2 pod start delays (about an hour on 2 idle cores; BENCH_ARGS="--jobs 2" about 35 minutes; results in bench/autoscaling/RESULTS.md)
 	@$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	@nice -n 10 $(PY) -m bench.autoscaling --results bench/autoscaling/RESULTS.md $(BENCH_ARGS)
 
