@@ -26,8 +26,8 @@ plateau seen over the level before it, where the HPA would chase the climb (:fun
 A ramp is a *lasting* steep rise (:func:`.ramp_spread.day_onsets`). Days start at midnight UTC, or
 at noon UTC when the recent ramps came near midnight (a tenant east of UTC+7 opening in the morning:
 :attr:`~.ramp_spread.RampHoldConfig.midnight`, :func:`_near_midnight`), so that a day boundary does
-not split a ramp's spread. Pure numpy, causal (position ``i``
-only reads ``y[: i + 1]``), stateless: nothing to fit.
+not split a ramp's spread. Pure numpy, causal (position ``i`` only reads ``y[: i + 1]``),
+stateless: nothing to fit.
 """
 
 from __future__ import annotations
@@ -75,10 +75,11 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     pers = rolling_max(y, idx, fcfg.window, {}) if persistence is None else np.asarray(persistence, dtype=float)
     bad = ~np.isfinite(y)
     if bad.any():  # a gap poisons every window mean after it: positions that read it are served as given
-        ok = idx < int(np.argmax(bad))
+        gap = int(np.argmax(bad))
+        ok = idx < gap
         if ok.any():
-            med[ok], up[ok], held[ok] = ramp_hold(y[: int(np.argmax(bad))], t0_s, idx[ok], fcfg, med[ok], up[ok],
-                                                  tolerance, cfg, pers[ok], cache)
+            med[ok], up[ok], held[ok] = ramp_hold(y[:gap], t0_s, idx[ok], fcfg, med[ok], up[ok], tolerance, cfg,
+                                                  pers[ok], cache)
         return med, up, held
     c = np.concatenate(([0.0], np.cumsum(y)))
     keep = cache if cache is not None else {}
@@ -152,7 +153,7 @@ class _Days:
         cfg, out = self.cfg, {}
         for k in ks:
             start, cached = self.start(k), self.key(k) in self.keep
-            if self.start(k + 1) + cfg.sustain + 10 > first + 1 or start < 0 and not cached:
+            if self.start(k + 1) + cfg.sustain + 10 > first + 1 or (start < 0 and not cached):
                 continue
             found = self.onset(k, first + 1)
             if start >= cfg.pre or cached or found is not None:
@@ -169,14 +170,18 @@ def _near_midnight(utc: _Days, noon: _Days, over: int, cfg: RampHoldConfig) -> b
     day's ramp, not yesterday's late one or none; but where a noon day's first lasting rise is
     something else in the local night (a nightly job), the days stay at midnight."""
     first = utc.start(over) + cfg.sustain + 10 - 1  # the first position that knows day over - 1
-    at = [v[0] for v in utc.past(range(over - cfg.lookback_days, over), first).values() if v is not None]
-    signed = lambda m: m if m <= utc.day // 2 else m - utc.day  # noqa: E731 (minutes from midnight, -720..720)
-    if len(at) < cfg.min_onsets or float(np.median([abs(signed(m)) for m in at])) >= cfg.midnight:
+    half = utc.day // 2
+
+    def from_midnight(m: int) -> int:  # a minute of a midnight-UTC day as minutes from midnight, -720..720
+        return m if m <= half else m - utc.day
+
+    at = [from_midnight(m) for m, _ in filter(None, utc.past(range(over - cfg.lookback_days, over), first).values())]
+    if len(at) < cfg.min_onsets or float(np.median(np.abs(at))) >= cfg.midnight:
         return False
     k = (first + noon.off) // noon.day
-    at_noon = [signed((v[0] + noon.day // 2) % noon.day)
-               for v in noon.past(range(k - cfg.lookback_days, k), first).values() if v is not None]
-    return len(at_noon) >= cfg.min_onsets and abs(float(np.median(at_noon)) - float(np.median([signed(m) for m in at]))) <= cfg.cluster_min
+    at_noon = [from_midnight((m + half) % utc.day)
+               for m, _ in filter(None, noon.past(range(k - cfg.lookback_days, k), first).values())]
+    return len(at_noon) >= cfg.min_onsets and abs(float(np.median(at_noon)) - float(np.median(at))) <= cfg.cluster_min
 
 
 def _day_plan(past: dict[int, tuple[int, float] | None], d: int,
