@@ -31,6 +31,7 @@ __all__ = [
     "peak_from_relative",
     "recent_level",
     "rolling_max",
+    "step_index",
 ]
 
 _BATCH_THRESHOLD = 48
@@ -70,6 +71,14 @@ class FeatureConfig:
             raise ValueError("horizon and window must be at least one step")
         if self.horizon + self.window + self.local_peak_halfwidth > self.day:
             raise ValueError("horizon + window + local_peak_halfwidth must fit inside one day")
+
+
+def step_index(t_s: float, step_s: int) -> int:
+    """The number of whole steps of ``step_s`` seconds since the epoch nearest to Unix time ``t_s``,
+    a half step rounding up. (Python's ``round`` rounds half to even: samples 30 s past the minute
+    fell on the minute before or after by the parity of the first one, so a window sliding by a
+    minute moved its day boundaries and seasonal phase by one step every other minute.)"""
+    return math.floor(t_s / step_s + 0.5)
 
 
 def feature_names(cfg: FeatureConfig) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .features import FeatureConfig, target_peaks
+from .features import FeatureConfig, step_index, target_peaks
 from .models import PeakForecast
 
 __all__ = ["HWParams", "HWState", "HoltWinters", "holt_winters_filter", "holt_winters_state"]
@@ -164,7 +164,7 @@ class HoltWinters:
         return self
 
     def _step(self, t0_s: float) -> int:
-        return int(round(float(t0_s) / self.cfg.step_s))
+        return step_index(t0_s, self.cfg.step_s)
 
     def predict_batch(self, y: np.ndarray, t0_s: float, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Median (point) and upper peak forecasts at every position in ``idx`` (one filter pass)."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .features import FeatureConfig, rolling_max
+from .features import FeatureConfig, rolling_max, step_index
 from .ramp_spread import HoldSpread, RampHoldConfig, cum_mean, day_onsets, hold_spread
 
 __all__ = ["HoldSpread", "RampHoldConfig", "carried_days", "day_onsets", "hold_spread", "ramp_hold"]
@@ -122,7 +122,7 @@ class _Days:
 
     def __init__(self, y: np.ndarray, c: np.ndarray, t0_s: float, day_start: int, day: int,
                  cfg: RampHoldConfig, keep: dict[int, tuple[int, float] | None]) -> None:
-        m0 = int(round(t0_s / 60.0))
+        m0 = step_index(t0_s, 60)
         self.y, self.c, self.day, self.cfg, self.keep = y, c, day, cfg, keep
         self.off = (m0 - day_start) % day  # minutes from day 0's start to y[0]
         self.m0 = m0 - self.off  # minute since the epoch at which day 0 starts
@@ -328,4 +328,4 @@ def carried_days(cache: dict[int, tuple[int, float] | None], t0_s: float,
     ``cfg.pre`` minutes before them: what a refit carries over. The days it holds whole
     :func:`ramp_hold` reads again from the series."""
     cfg = cfg or RampHoldConfig()
-    return {start: onset for start, onset in cache.items() if start < int(round(t0_s / 60.0)) + cfg.pre}
+    return {start: onset for start, onset in cache.items() if start < step_index(t0_s, 60) + cfg.pre}

@@ -101,7 +101,9 @@ def day_onsets(y: np.ndarray, start: int, cfg: RampHoldConfig, upto: int, day: i
     y = np.asarray(y, dtype=float)
     c = np.concatenate(([0.0], np.cumsum(y))) if c is None else c
     lo = max(start, cfg.pre)
-    hi = min(start + day, upto - cfg.sustain - 10)
+    # an onset's 3-minute mean lies inside its day: a ramp at 00:00 read at 23:59 (a mean of one
+    # minute before it and two risen) was also the day before's, whose weekday then looked ramped
+    hi = min(start + day - 2, upto - cfg.sustain - 10)
     if hi <= lo:
         return None
     m = np.arange(lo, hi)

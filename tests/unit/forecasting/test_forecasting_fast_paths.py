@@ -14,10 +14,10 @@ def _series(days: int, seed: int = 0) -> np.ndarray:
     return y * np.exp(rng.normal(0, 0.03, len(y)))
 
 
-def _single_equals_batch(model, y, end, start=0):
+def _single_equals_batch(model, y, end, start=0, t0=T0):
     """One forecast from y[start:end] (the fast path) equals the batch forecast at end - 1 on y[:end]."""
-    f = model.predict(y[start:end], T0 + 60.0 * start)
-    med, up = model.predict_batch(y[:end], T0, np.array([end - 1]))
+    f = model.predict(y[start:end], t0 + 60.0 * start)
+    med, up = model.predict_batch(y[:end], t0, np.array([end - 1]))
     assert f.median == pytest.approx(med[0], rel=1e-9)
     assert f.upper == pytest.approx(up[0], rel=1e-9)
 
@@ -29,6 +29,15 @@ def test_incremental_holt_winters_matches_full_filter_on_a_sliding_window():
     for k in (0, 1, 7, 60, 300):
         # the caller's window slides: it starts k minutes later, as a query over the last 3 days would
         _single_equals_batch(hw, y, 3 * 1440 + k, start=k)
+
+
+def test_holt_winters_keeps_its_season_on_samples_half_a_minute_past_the_minute():
+    # rounding half to even put every other window's first sample a minute off the one before
+    cfg = FeatureConfig(horizon=4, window=5)
+    y = _series(4, seed=4)
+    hw = HoltWinters(cfg).fit(y[: 3 * 1440], T0 + 30.0)
+    for k in (1, 2, 3, 61):
+        _single_equals_batch(hw, y, 3 * 1440 + k, start=k, t0=T0 + 30.0)
 
 
 def test_holt_winters_refilters_when_history_does_not_continue_its_state():

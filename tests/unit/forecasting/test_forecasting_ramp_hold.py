@@ -582,3 +582,32 @@ def test_days_stay_at_midnight_when_a_noon_day_s_first_lasting_rise_is_a_nightly
     held = np.concatenate([ramp_hold(y[: i + 1], T0, np.array([i]), CFG, y[[i]], y[[i]], 0.1, cache=cache)[2]
                            for i in pos.tolist()])
     assert held[pos >= thu].any() and not held[pos < thu].any()
+
+
+def test_a_ramp_at_midnight_is_the_new_day_s_only():
+    """A step to the plateau at 00:00 read at 23:59 (one quiet minute and two risen) made the day
+    before ramp too, so its weekday looked ramped."""
+    y = _office({1: 0}, 3)
+    assert day_onsets(y, 0, RampHoldConfig(), len(y)) is None
+    onset, ratio = day_onsets(y, DAY, RampHoldConfig(), len(y))
+    assert onset == 0 and 2.6 < ratio < 3.4
+
+
+def test_samples_half_a_minute_past_the_minute_keep_their_days_on_a_sliding_window():
+    """With samples at :30, rounding half to even put y[0] on the minute before or after by the
+    parity of its minute: every other window's days started a minute off, and the ramps it kept
+    (minutes from a day's start) moved the next window's hold by a minute."""
+    days = 16
+    y = _office(_weekdays(days, [480, 500, 520, 490, 510]), days)
+    absolute = np.arange(15 * DAY + 440, 15 * DAY + 540, dtype=np.int64)
+    runs, cache = [], {}
+    for k in range(4):  # the operator's window slides a minute at a time and keeps its day cache
+        win = y[k:]
+        pos = absolute - k
+        z = win[pos]
+        runs.append(ramp_hold(win, T0 + 30.0 + 60.0 * k, pos, CFG, z, z, 0.1,
+                              persistence=persistence_peak(win, pos, CFG), cache=cache))
+    assert runs[0][2].any()
+    for med, up, held in runs[1:]:
+        assert np.array_equal(held, runs[0][2]) and np.allclose(up, runs[0][1], rtol=1e-9)
+        assert np.allclose(med, runs[0][0], rtol=1e-9)
