@@ -9,8 +9,8 @@ jittered_ramps: about half of the reactive-to-oracle gap left). What is known is
 the last fortnight the ramp started between minute ``a`` and minute ``b`` of the day and reached
 ``R`` times the level before it. So on a day whose type ramped (the same weekday one or two weeks
 ago did), from the earliest start seen until today's ramp is observed (or the latest start seen has
-passed), this raises the served median just past the rise threshold and the upper quantile to the
-plateau seen: the floor lifts, sized for the ramp, at the earliest plausible time, and hands back to
+passed), this raises the served median just past the rise threshold and the upper quantile to most
+of the plateau seen: the floor lifts, sized for the ramp, at the earliest plausible time, and hands back to
 the HPA once the ramp is there. The cost is the hold before the ramp (up to the spread), paid in
 replica-hours; the gate still judges the served forecast (its rise calls must come true). The hold
 waits past the latest start seen no longer than the spread is wide (at least 5 minutes, at most
@@ -46,8 +46,8 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
               cache: dict[int, tuple[int, float] | None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(median, upper, held) for forecasts made at positions ``idx`` of ``y`` (``y[0]`` at Unix time
     ``t0_s``): where a ramp is due and not yet seen today (module docstring), the median is raised to
-    persistence x (1 + margin x tolerance) and the upper to the plateau the recent ramps reached,
-    never lowered there. Between the hold's windows (:class:`HoldSpread`), for ``release`` minutes
+    persistence x (1 + margin x tolerance) and the upper to most of the plateau the recent ramps
+    reached (``plateau_share``), never lowered there. Between the hold's windows (:class:`HoldSpread`), for ``release`` minutes
     after the last one when no ramp came, over the spread on a weekday that did not ramp one and two
     weeks ago (a weekend) while the other days did, and over it on a day whose ramp came before the
     hold, the median is lowered to at most the rise threshold (persistence x (1 + tolerance)): no rise
@@ -264,7 +264,7 @@ def _hold_day(plan: tuple[bool, HoldSpread], sel: np.ndarray, y: np.ndarray, c: 
             continue
         plateau = pre * spread.ratio
         med[j] = max(med[j], min(plateau, base * (1.0 + cfg.median_margin * tolerance)))
-        up[j] = max(up[j], plateau)
+        up[j] = max(up[j], plateau * cfg.plateau_share)
         held[j] = True
 
 
@@ -282,7 +282,7 @@ def _catch_moved(sel: np.ndarray, y: np.ndarray, c: np.ndarray, idx: np.ndarray,
     position must stay there. Nothing is caught after a steep rise earlier in the span, nor once a
     ramp came earlier today and lasted (:func:`_came_early`), nor when ``ratio`` is over
     ``catch_ratio_max`` (checked by the caller). The median is raised as in the hold and the upper
-    to ``catch_share`` x ``ratio`` times the level."""
+    to ``plateau_share`` x ``ratio`` times the level."""
     lo_day, hi_day = waits[0][0] - cfg.catch_span, waits[-1][1] + cfg.release + cfg.catch_span
     span_lo = max(start_d + lo_day, cfg.pre + 1)
     span = np.arange(span_lo, min(len(y), start_d + hi_day + 1))
@@ -314,7 +314,7 @@ def _catch_moved(sel: np.ndarray, y: np.ndarray, c: np.ndarray, idx: np.ndarray,
             if first_steep <= o - 3 or _came_early(y, c, start_d, o, ratio, cfg):
                 break  # a steep rise came before this one today: this is not the ramp
             base = pers[j] if np.isfinite(pers[j]) else level
-            plateau = level * ratio * cfg.catch_share
+            plateau = level * ratio * cfg.plateau_share
             med[j] = max(med[j], min(plateau, base * (1.0 + cfg.median_margin * tolerance)))
             up[j] = max(up[j], plateau)
             held[j] = True

@@ -67,17 +67,22 @@ class RampHoldConfig:
     an hour: the clock change, an event)."""
     catch: int = 10
     """Minutes after such a rise began that the served forecast is lifted to most of the plateau seen
-    (:attr:`catch_share`), while every minute since it stays risen: the ramp is known to go there,
+    (:attr:`plateau_share`), while every minute since it stays risen: the ramp is known to go there,
     the HPA would chase it minute by minute. After that the HPA and the models have the risen load."""
     catch_ratio_max: float = 20.0
     """No catch when the ramps seen rose more than this many times the level before them (a night near
     no load): a minute's blip there is no sign of the ramp, and the ratio times it a day's pods."""
-    catch_share: float = 0.85
-    """Share of the plateau seen that a caught ramp's upper is: the largest ratio seen, from a level
-    read before the rise, overshoots by a few percent, and the HPA keeps such an excess for hours
-    (within its tolerance it does not scale down: bench jittered_ramps development seed 5, 45
-    replicas for 42 from 8:00 to noon, +0.4% replica-hours for no minute saved); from 85% of it
-    the HPA scales the rest on the load itself."""
+    plateau_share: float = 0.85
+    """Share of the plateau seen that the held and the caught upper are: the largest ratio seen, from
+    a level read before the rise, overshoots the day's plateau by a few percent, and the HPA keeps
+    such an excess for hours (within its tolerance it does not scale down: bench jittered_ramps
+    development seed 5, 45 replicas for 42 from 8:00 to noon, +0.4% replica-hours for no minute
+    saved); from 85% of it the HPA scales the rest on the load itself. At the HPA's usual target
+    utilisation (70%) the pods for 85% of the plateau serve 1.2x the plateau at full utilisation, so
+    the ramp is served while the HPA scales up; at a target over 85% they serve less than the
+    plateau for the minutes the HPA takes. Until 2026-12-07 the hold's upper was the whole ratio
+    (bench jittered_ramps development seeds: 0.2-0.8 percentage points of replica-hours more for the
+    same under-provisioned minutes)."""
     midnight: int = 180
     """When the ramps of the last fortnight came a median of less than this many minutes from midnight
     UTC, the hold's days start at noon UTC instead: a day boundary in the middle of the ramps' spread

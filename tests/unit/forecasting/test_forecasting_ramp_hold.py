@@ -78,10 +78,12 @@ def test_holds_from_the_earliest_ramp_seen_until_today_s_ramp_comes():
     assert hold_pos.min() - day + CFG.horizon + CFG.window >= 478 - 1
     assert hold_pos.max() - day < 515 + 3
     assert held[(tgt_min >= 480) & (pos - day < 512)].all()
-    # the median is past the rise threshold (persistence + 10%), the upper at the plateau
+    # the median is past the rise threshold (persistence + 10%), the upper at 85% of the plateau
+    # (300 over a night of 100, the largest ratio seen a little over 3 with the noise): at the HPA's
+    # 70% target utilisation those pods serve the plateau; the HPA scales the rest on the load
     pers = persistence_peak(y, pos, CFG)
     assert np.all(med[held] > 1.1 * pers[held])
-    assert np.all(up[held] > 250.0)
+    assert np.all((up[held] > 250.0) & (up[held] < 280.0))
     # never lowered, untouched where not held
     assert np.all(med >= y[pos]) and np.all(up >= y[pos])
     assert np.array_equal(med[~held], y[pos][~held])
@@ -401,7 +403,7 @@ def test_a_ramp_moved_an_hour_is_caught_as_it_comes_and_sized_from_the_level_bef
         med, up, held = _as_served(y, pos)
         caught = (pos - wed >= moved) & (pos - wed < moved + catch)
         assert np.array_equal(held, caught), (moved, (pos[held] - wed).tolist())
-        # catch_share x ratio (about 3) x the night (100): most of the plateau, the HPA scales the rest
+        # plateau_share x ratio (about 3) x the night (100): most of the plateau, the HPA scales the rest
         assert 2.4 * 100.0 < up[caught][0] < 2.8 * 100.0 and np.all(up[caught] > 2.4 * 100.0)
         # the first caught minute, while it climbs: the median is past the rise threshold
         assert med[caught][0] > 1.1 * persistence_peak(y, pos[caught], CFG)[0]
