@@ -264,7 +264,7 @@ def _hold_day(plan: tuple[bool, HoldSpread], sel: np.ndarray, y: np.ndarray, c: 
             continue
         plateau = pre * spread.ratio
         med[j] = max(med[j], min(plateau, base * (1.0 + cfg.median_margin * tolerance)))
-        up[j] = max(up[j], plateau * cfg.plateau_share)
+        up[j] = max(up[j], plateau * cfg.plateau_share, med[j])  # never under the median it holds
         held[j] = True
 
 
