@@ -79,8 +79,8 @@ class RampHoldConfig:
     development seed 5, 45 replicas for 42 from 8:00 to noon, +0.4% replica-hours for no minute
     saved); from 85% of it the HPA scales the rest on the load itself. At the HPA's usual target
     utilisation (70%) the pods for 85% of the plateau serve 1.2x the plateau at full utilisation, so
-    the ramp is served while the HPA scales up; at a target over 85% they serve less than the
-    plateau for the minutes the HPA takes. Until 2026-12-07 the hold's upper was the whole ratio
+    the ramp is served while the HPA scales up; a rule whose target is higher holds that share
+    instead (``reconcile.rule_forecast.hold_config``). Until 2026-12-07 the hold's upper was the whole ratio
     (bench jittered_ramps development seeds: 0.2-0.8 percentage points of replica-hours more for the
     same under-provisioned minutes)."""
     midnight: int = 180

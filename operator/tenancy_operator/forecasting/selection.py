@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backtest import BacktestScores, GateConfig, GateVerdict, evaluate_gate, pinball_loss, score_backtest
-from .ramp import ramp_hold
+from .ramp import RampHoldConfig, ramp_hold
 from .seen import cap_at_seen
 
 __all__ = ["Blend", "BlendedModel", "calibration_error", "choose_blend", "fallback_model", "fit_blend", "fit_gated_blend",
@@ -221,12 +221,14 @@ class BlendedModel:
     models: tuple
     hold_tolerance: float | None = None
     hold_cache: dict = field(default_factory=dict, repr=False)
+    hold_cfg: RampHoldConfig | None = None
     seen_span: int | None = None
 
     def predict_batch(self, y: np.ndarray, t0_s: float, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         parts = [m.predict_batch(y, t0_s, idx) for m in self.models]
         if self.hold_tolerance is not None:
-            parts = [ramp_hold(y, t0_s, idx, m.cfg, p[0], p[1], self.hold_tolerance, cache=self.hold_cache)[:2]
+            parts = [ramp_hold(y, t0_s, idx, m.cfg, p[0], p[1], self.hold_tolerance, self.hold_cfg,
+                               cache=self.hold_cache)[:2]
                      for m, p in zip(self.models, parts, strict=True)]
         if self.seen_span is not None:
             parts = [cap_at_seen(y, idx, p[0], p[1], self.seen_span) for p in parts]

@@ -30,7 +30,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kopf
@@ -107,6 +107,8 @@ class RuleState:
     lift: auto.LiftState = field(default_factory=auto.LiftState)
     published: dict[str, Any] | None = None
     created: bool = False
+    target_utilisation: float = 0.7
+    """The rule's HPA target (a share), read on every pass: the next refit sizes the ramp hold by it."""
 
     @property
     def last_ts(self) -> float | None:
@@ -128,6 +130,7 @@ def _state(tenant: str, rule: AutoscalingRule) -> RuleState:
         st = RuleState(key, rf.feature_config(rule.lead_time, rule.window, SETTINGS.step_s),
                        created=st.created if st else False)
         _states[(tenant, rule.name)] = st
+    st.target_utilisation = rule.target_utilization / 100.0
     return st
 
 
@@ -175,7 +178,8 @@ async def _refit(st: RuleState, tenant: str, rule: str) -> None:
     try:
         t0, y = await _history(st.key[0], time.time())
         async with _fit_slot.hold():
-            fitted = await asyncio.to_thread(rf.fit_rule, y, t0, st.cfg, SETTINGS, None, st.fitted)
+            settings = replace(SETTINGS, target_utilisation=st.target_utilisation)
+            fitted = await asyncio.to_thread(rf.fit_rule, y, t0, st.cfg, settings, None, st.fitted)
     except prometheus.PrometheusError as exc:
         st.error = str(exc)
         log.warning("autoscaling %s/%s: history unavailable: %s", tenant, rule, exc, extra={"tenant": tenant})

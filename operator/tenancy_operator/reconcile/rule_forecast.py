@@ -31,6 +31,7 @@ from ..forecasting import (
     GateVerdict,
     HoltWinters,
     QuantileGBM,
+    RampHoldConfig,
     cap_at_seen,
     carried_days,
     choose_blend,
@@ -85,6 +86,10 @@ class Settings:
     ramp_hold: bool = True
     """Each model's forecast carries the ramp hold (forecasting/ramp.py): on a day type that ramped,
     the rise is called from the earliest ramp start seen until today's ramp is observed."""
+    target_utilisation: float = 0.7
+    """The rule's HPA target utilisation (a share, 0-1]: the hold's upper is at least this share of
+    the plateau seen (and at least ``RampHoldConfig.plateau_share``), so the pods it holds serve the
+    whole plateau at full utilisation while the HPA scales the rest on the load."""
     seen_cap: bool = True
     """Each model's forecast (after the hold) is capped at 1.2x the highest load of the history
     (forecasting/seen.py): a model extrapolating a day type it has not seen does not size a lift
@@ -94,6 +99,15 @@ class Settings:
     anomaly_threshold: float = 0.9
     gate: GateConfig = field(default_factory=GateConfig)
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
+
+
+def hold_config(target_utilisation: float) -> RampHoldConfig:
+    """The ramp hold's settings for a rule whose HPA targets ``target_utilisation`` (a share, 0-1]:
+    its upper at least that share of the plateau seen, so the held pods serve the plateau at full
+    utilisation (at the usual 0.7, the default 85% of it serves 1.2x the plateau)."""
+    if target_utilisation <= RampHoldConfig.plateau_share:
+        return RampHoldConfig()
+    return RampHoldConfig(plateau_share=min(target_utilisation, 1.0))
 
 
 def iso(ts: float | None) -> str | None:
@@ -290,13 +304,14 @@ def _judged(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings, 
     """Score the raw backtest forecasts as served (ramp hold, seen cap), choose the blend and gate it,
     and serve the blend with the final models."""
     n = len(y)
+    hold = hold_config(settings.target_utilisation)
     actual = target_peaks(y, positions, cfg)
     persist = persistence_peak(y, positions, cfg)
     scores: dict[str, BacktestScores] = {}
     preds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, (med, up) in raw.items():
         if settings.ramp_hold:
-            med, up, _ = ramp_hold(y, t0_s, positions, cfg, med, up, settings.tolerance, persistence=persist,
+            med, up, _ = ramp_hold(y, t0_s, positions, cfg, med, up, settings.tolerance, hold, persistence=persist,
                                    cache=hold_cache)
         if settings.seen_cap:
             med, up = cap_at_seen(y, positions, med, up, settings.history_s // cfg.step_s)
@@ -306,7 +321,7 @@ def _judged(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings, 
     blend, verdict, (med, up) = choose_blend(actual, persist, preds, settings.quantile, settings.tolerance, settings.gate)
     scores[blend.label] = verdict.scores
     model = BlendedModel(blend, tuple(models[name] for name in blend.names),
-                         settings.tolerance if settings.ramp_hold else None, hold_cache,
+                         settings.tolerance if settings.ramp_hold else None, hold_cache, hold,
                          seen_span=settings.history_s // cfg.step_s if settings.seen_cap else None)
     residuals = scaled_residuals(actual, med, up)
     naive = relative_residuals(actual, persist)

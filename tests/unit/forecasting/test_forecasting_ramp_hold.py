@@ -610,6 +610,21 @@ def test_the_held_upper_is_never_under_the_held_median():
     assert held.any() and np.all(up[held] >= med[held])
 
 
+def test_at_a_target_utilisation_over_85_percent_the_held_pods_serve_the_plateau():
+    from tenancy_operator.reconcile.rule_forecast import hold_config
+
+    assert hold_config(0.7) == RampHoldConfig() and hold_config(0.85) == RampHoldConfig()
+    days = 16
+    y = _office(_weekdays(days, [480, 500, 520, 490, 510]), days)
+    pos = np.arange(14 * DAY + 473, 14 * DAY + 480)
+    z = y[pos]
+    for target in (0.9, 1.0):
+        up, held = ramp_hold(y, T0, pos, CFG, z, z, 0.1, hold_config(target))[1:]
+        # the pods for upper / target serve upper / target at full utilisation: the plateau (300) or more
+        assert held.all() and np.all(up / target >= 300.0 * 0.98)
+    assert np.all(ramp_hold(y, T0, pos, CFG, z, z, 0.1)[1] / 0.95 < 300.0)  # (85% alone would not)
+
+
 def test_samples_half_a_minute_past_the_minute_keep_their_days_on_a_sliding_window():
     """With samples at :30, rounding half to even put y[0] on the minute before or after by the
     parity of its minute: every other window's days started a minute off, and the ramps it kept

@@ -29,3 +29,22 @@ def test_the_hourly_refit_rescores_with_the_models_of_the_last_model_refit(monke
     asyncio.run(autoscaling_part._refit(st, "acme", "web"))
     assert st.fitted is not first and st.fitted.models is first.models  # re-scored: the same models
     assert st.fitted.models_fitted_at == first.models_fitted_at and st.fitted.fitted_at > first.fitted_at
+
+
+def test_the_refit_sizes_the_ramp_hold_by_the_rule_s_target_utilisation(monkeypatch):
+    """At a target over 85% the hold's 85% of the plateau would serve less than the plateau while the
+    HPA scales up: the rule's target is the hold's share there."""
+    cfg = rf.feature_config("1m", "2m")
+    n = 3 * cfg.day
+    y = 100.0 + np.where((np.arange(n) % cfg.day >= 600) & (np.arange(n) % cfg.day < 700), 80.0, 0.0)
+
+    async def history(query, now):
+        return now - 60.0 * (n - 1), y
+
+    monkeypatch.setattr(autoscaling_part, "_history", history)
+    shares = {}
+    for target in (0.7, 0.95):
+        st = autoscaling_part.RuleState(("q", "1m", "2m"), cfg, target_utilisation=target)
+        asyncio.run(autoscaling_part._refit(st, "acme", "web"))
+        shares[target] = st.fitted.model.hold_cfg.plateau_share
+    assert shares == {0.7: 0.85, 0.95: 0.95}
