@@ -104,31 +104,35 @@ def day_onsets(y: np.ndarray, start: int, cfg: RampHoldConfig, upto: int, day: i
     """(minute of day, plateau ratio) of the first lasting steep rise of the day that starts at
     ``y[start]``, using only ``y[:upto]``; None when there was none (or the day is not known).
 
-    A rise is where the 3-minute mean crosses ``1 + rise`` times the mean of the ``pre`` minutes
-    before it, at the first minute of such a run (the minute read is that crossing, a minute or two
-    before the first risen sample of a step). It is the day's whose first risen sample it is: a
-    step at 00:00 crosses at 23:59 and is the new day's (at minute 0), and a run that began
-    yesterday (a ramp at 23:50, whose level the new day's first minutes still read as risen) is no
-    ramp of today's; either was read on both days, so a weekday after a late ramp looked ramped."""
+    A rise is a minute whose 3-minute mean is ``1 + rise`` times the mean of the ``pre`` minutes
+    before it (the minute read is that crossing, a minute or two before the first risen sample of a
+    step). It is the day's whose first risen sample its run of risen minutes begins with: a step at
+    00:00 crosses at 23:59 and is the new day's (at minute 0), and a run that began yesterday (a ramp
+    at 23:50, whose level the new day's first minutes still read as risen) is no ramp of today's;
+    either was read on both days, so a weekday after a late ramp looked ramped."""
     y = np.asarray(y, dtype=float)
     c = np.concatenate(([0.0], np.cumsum(y))) if c is None else c
     lo = max(start - 2, cfg.pre + 1)
     hi = min(start + day, upto - cfg.sustain - 10)
     if hi <= lo:
         return None
-    m = np.arange(lo - 1, hi)
+    m = np.arange(lo - 1, hi)  # (m[0] only says whether a run was already on at lo)
     pre = np.maximum(cum_mean(c, m - cfg.pre, m), 1e-9)
-    risen = cum_mean(c, m, m + 3) >= (1.0 + cfg.rise) * pre
-    fresh = np.flatnonzero(risen[1:] & ~risen[:-1]) + 1  # the first minute of each risen run
-    for j in fresh[:50].tolist():
-        o, level = int(m[j]), float(pre[j])
-        first = o + int(np.argmax(y[o : o + 3] >= (1.0 + cfg.rise) * level))  # its first risen sample
+    thr = (1.0 + cfg.rise) * pre
+    risen = cum_mean(c, m, m + 3) >= thr
+    began = np.maximum.accumulate(np.where(risen & ~np.concatenate(([True], risen[:-1])), np.arange(len(m)), -1))
+    for j in (np.flatnonzero(risen[1:]) + 1)[:50].tolist():
+        r = int(began[j])
+        if r < 1:
+            continue  # a run already on before the day (yesterday's ramp)
+        first = int(m[r]) + int(np.argmax(y[m[r] : m[r] + 3] >= thr[r]))  # the run's first risen sample
         if not start <= first < start + day:
             continue
+        o = int(m[j])
         tens = cum_mean(c, np.arange(o + 10, o + cfg.sustain), np.arange(o + 20, o + cfg.sustain + 10))
-        if tens.min() >= (1.0 + cfg.rise) * level:
+        if tens.min() >= thr[j]:
             peak = float(cum_mean(c, np.arange(o, o + 30), np.arange(o + 5, o + 35)).max())
-            return max(o, start) - start, peak / level
+            return max(o, start) - start, peak / float(pre[j])
     return None
 
 

@@ -227,8 +227,17 @@ def _needs_refit(st: RuleState, now: float) -> bool:
         return False
     if st.fitted is None:
         return st.last_attempt == 0.0 or now - st.last_attempt >= RETRY_FETCH_S
-    due = now - st.fitted.fitted_at >= SETTINGS.refit_interval_s
+    due = now - st.fitted.fitted_at >= SETTINGS.refit_interval_s or _hold_outdated(st)
     return due and now - st.last_attempt >= RETRY_FETCH_S
+
+
+def _hold_outdated(st: RuleState) -> bool:
+    """The served model holds ramps sized for another target utilisation than the rule's now (its
+    `targetUtilization` changed): re-score (cheap) rather than serve it until the hourly refit."""
+    model = st.fitted.model if st.fitted is not None else None
+    if model is None or getattr(model, "hold_tolerance", None) is None:
+        return False
+    return model.hold_cfg != rf.hold_config(st.target_utilisation)
 
 
 # ------------------------------------------------------------------------------------------ the pass

@@ -600,6 +600,19 @@ def test_a_ramp_near_midnight_is_one_day_s_the_day_of_its_first_risen_minute(at,
     assert 0 <= (at % DAY) - onset <= 2 and seen == pytest.approx(ratio)
 
 
+def test_a_ramp_after_a_spike_is_found_from_the_spike_s_run():
+    """A one-minute spike at 7:56, then a climb to 2x over 20 minutes from 8:00: the run of risen
+    minutes begins with the spike, whose first minute just fails the 2-hour check; the next one
+    passes, and the spike lifted the level so the climb never crosses afresh. (Taking only each run's
+    first minute found no ramp that day: a fresh reviewer's probe.)"""
+    y = np.full(2 * DAY, 100.0)
+    y[476] = 300.0
+    y[480:500] = np.linspace(105.0, 200.0, 20)
+    y[500:1100] = 200.0
+    onset, ratio = day_onsets(y, 0, RampHoldConfig(), len(y))
+    assert 470 <= onset <= 480 and ratio == pytest.approx(2.0, rel=0.05)
+
+
 def test_the_held_upper_is_never_under_the_held_median():
     """The upper is 85% of the plateau, the median up to persistence x 1.3: on a ramp of 1.6x whose
     first minutes are in the data, the median passed the upper."""

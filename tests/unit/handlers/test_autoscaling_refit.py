@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 
 import numpy as np
 from tenancy_operator.handlers import autoscaling_part
@@ -48,3 +49,8 @@ def test_the_refit_sizes_the_ramp_hold_by_the_rule_s_target_utilisation(monkeypa
         asyncio.run(autoscaling_part._refit(st, "acme", "web"))
         shares[target] = st.fitted.model.hold_cfg.plateau_share
     assert shares == {0.7: 0.85, 0.95: 0.95}
+    # a rule whose target changes is re-scored at its next pass, not served the old hold for an hour
+    soon = time.time() + autoscaling_part.RETRY_FETCH_S + 1
+    assert not autoscaling_part._needs_refit(st, soon)
+    st.target_utilisation = 0.9
+    assert autoscaling_part._needs_refit(st, soon)
