@@ -237,7 +237,7 @@ def _hold_outdated(st: RuleState) -> bool:
     model = st.fitted.model if st.fitted is not None else None
     if model is None or getattr(model, "hold_tolerance", None) is None:
         return False
-    return model.hold_cfg != rf.hold_config(st.target_utilisation)
+    return (model.hold_cfg or rf.hold_config(0.0)) != rf.hold_config(st.target_utilisation)  # (None: the defaults)
 
 
 # ------------------------------------------------------------------------------------------ the pass
