@@ -10,8 +10,8 @@ the last fortnight the ramp started between minute ``a`` and minute ``b`` of the
 ``R`` times the level before it. So on a day whose type ramped (the same weekday one or two weeks
 ago did), from the earliest start seen until today's ramp is observed (or the latest start seen has
 passed), this raises the served median just past the rise threshold and the upper quantile to most
-of the plateau seen: the floor lifts, sized for the ramp, at the earliest plausible time, and hands back to
-the HPA once the ramp is there. The cost is the hold before the ramp (up to the spread), paid in
+of the plateau seen: the floor lifts, sized for the ramp, at the earliest plausible time, and hands
+back to the HPA once the ramp is there. The cost is the hold before the ramp (up to the spread), paid in
 replica-hours; the gate still judges the served forecast (its rise calls must come true). The hold
 waits past the latest start seen no longer than the spread is wide (at least 5 minutes, at most
 15), then, like a weekend morning, keeps the models from calling the rise they expect at that time
@@ -47,11 +47,12 @@ def ramp_hold(y: np.ndarray, t0_s: float, idx: np.ndarray, fcfg: FeatureConfig, 
     """(median, upper, held) for forecasts made at positions ``idx`` of ``y`` (``y[0]`` at Unix time
     ``t0_s``): where a ramp is due and not yet seen today (module docstring), the median is raised to
     persistence x (1 + margin x tolerance) and the upper to most of the plateau the recent ramps
-    reached (``plateau_share``), never lowered there. Between the hold's windows (:class:`HoldSpread`), for ``release`` minutes
-    after the last one when no ramp came, over the spread on a weekday that did not ramp one and two
-    weeks ago (a weekend) while the other days did, and over it on a day whose ramp came before the
-    hold, the median is lowered to at most the rise threshold (persistence x (1 + tolerance)): no rise
-    is called from the ramp the models expect at that time. A ramp that comes outside the hold is
+    reached (``plateau_share``), never lowered there. Between the hold's windows
+    (:class:`HoldSpread`), for ``release`` minutes after the last one when no ramp came, over the
+    spread on a weekday that did not ramp one and two weeks ago (a weekend) while the other days
+    did, and over it on a day whose ramp came before the hold, the median is lowered to at most the
+    rise threshold (persistence x (1 + tolerance)): no rise is called from the ramp the models
+    expect at that time. A ramp that comes outside the hold is
     caught as it comes (:func:`_catch_moved`). ``held`` marks the held and caught positions.
 
     ``cache`` (kept by the caller between calls on the same, growing series) keeps each whole past

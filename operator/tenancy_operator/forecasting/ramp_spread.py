@@ -80,9 +80,9 @@ class RampHoldConfig:
     saved); from 85% of it the HPA scales the rest on the load itself. At the HPA's usual target
     utilisation (70%) the pods for 85% of the plateau serve 1.2x the plateau at full utilisation, so
     the ramp is served while the HPA scales up; a rule whose target is higher holds that share
-    instead (``reconcile.rule_forecast.hold_config``). Until 2026-12-07 the hold's upper was the whole ratio
-    (bench jittered_ramps development seeds: 0.2-0.8 percentage points of replica-hours more for the
-    same under-provisioned minutes)."""
+    instead (``reconcile.rule_forecast.hold_config``). Until 2026-12-07 the hold's upper was the
+    whole ratio (bench jittered_ramps development seeds: 0.1-1.0 percentage points of
+    replica-hours more for the same under-provisioned minutes)."""
     midnight: int = 180
     """When the ramps of the last fortnight came a median of less than this many minutes from midnight
     UTC, the hold's days start at noon UTC instead: a day boundary in the middle of the ramps' spread

@@ -221,7 +221,7 @@ class BlendedModel:
     models: tuple
     hold_tolerance: float | None = None
     hold_cache: dict = field(default_factory=dict, repr=False)
-    hold_cfg: RampHoldConfig | None = None
+    hold_cfg: RampHoldConfig = field(default_factory=RampHoldConfig)
     seen_span: int | None = None
 
     def predict_batch(self, y: np.ndarray, t0_s: float, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

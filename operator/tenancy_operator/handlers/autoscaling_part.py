@@ -235,9 +235,9 @@ def _hold_outdated(st: RuleState) -> bool:
     """The served model holds ramps sized for another target utilisation than the rule's now (its
     `targetUtilization` changed): re-score (cheap) rather than serve it until the hourly refit."""
     model = st.fitted.model if st.fitted is not None else None
-    if model is None or getattr(model, "hold_tolerance", None) is None:
+    if model is None or model.hold_tolerance is None:
         return False
-    return (model.hold_cfg or rf.hold_config(0.0)) != rf.hold_config(st.target_utilisation)  # (None: the defaults)
+    return model.hold_cfg != rf.hold_config(st.target_utilisation)
 
 
 # ------------------------------------------------------------------------------------------ the pass

@@ -321,7 +321,7 @@ def _judged(y: np.ndarray, t0_s: float, cfg: FeatureConfig, settings: Settings, 
     blend, verdict, (med, up) = choose_blend(actual, persist, preds, settings.quantile, settings.tolerance, settings.gate)
     scores[blend.label] = verdict.scores
     model = BlendedModel(blend, tuple(models[name] for name in blend.names),
-                         settings.tolerance if settings.ramp_hold else None, hold_cache, hold,
+                         settings.tolerance if settings.ramp_hold else None, hold_cache, hold_cfg=hold,
                          seen_span=settings.history_s // cfg.step_s if settings.seen_cap else None)
     residuals = scaled_residuals(actual, med, up)
     naive = relative_residuals(actual, persist)
