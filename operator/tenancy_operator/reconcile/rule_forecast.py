@@ -53,6 +53,10 @@ __all__ = [
 MODELS = ("quantile-gbm", "holt-winters")
 
 
+USUAL_TARGET_UTILISATION = 0.7
+"""The target utilisation the hold's default ``plateau_share`` is sized for (the CRD's default 70)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     step_s: int = 60
@@ -86,10 +90,10 @@ class Settings:
     ramp_hold: bool = True
     """Each model's forecast carries the ramp hold (forecasting/ramp.py): on a day type that ramped,
     the rise is called from the earliest ramp start seen until today's ramp is observed."""
-    target_utilisation: float = 0.7
-    """The rule's HPA target utilisation (a share, 0-1]: the hold's upper is at least this share of
-    the plateau seen (and at least ``RampHoldConfig.plateau_share``), so the pods it holds serve the
-    whole plateau at full utilisation while the HPA scales the rest on the load."""
+    target_utilisation: float = USUAL_TARGET_UTILISATION
+    """The rule's HPA target utilisation (a share, 0-1]: the hold's upper grows with it over the usual
+    0.7 (:func:`hold_config`), so the pods it holds serve the whole plateau at full utilisation while
+    the HPA scales the rest on the load."""
     seen_cap: bool = True
     """Each model's forecast (after the hold) is capped at 1.2x the highest load of the history
     (forecasting/seen.py): a model extrapolating a day type it has not seen does not size a lift
@@ -103,11 +107,14 @@ class Settings:
 
 def hold_config(target_utilisation: float) -> RampHoldConfig:
     """The ramp hold's settings for a rule whose HPA targets ``target_utilisation`` (a share, 0-1]:
-    its upper at least that share of the plateau seen, so the held pods serve the plateau at full
-    utilisation (at the usual 0.7, the default 85% of it serves 1.2x the plateau)."""
-    if target_utilisation <= RampHoldConfig.plateau_share:
+    the held pods serve the plateau with the margin the default share has at the usual target (75%
+    of the plateau at 0.7: 1.07x it at full utilisation), so above 0.7 the share grows with the
+    target, up to the whole plateau (from a target of 0.94 on the margin shrinks to none at 1.0); at
+    or below 0.7 the default."""
+    if target_utilisation <= USUAL_TARGET_UTILISATION:
         return RampHoldConfig()
-    return RampHoldConfig(plateau_share=min(target_utilisation, 1.0))
+    share = RampHoldConfig.plateau_share * target_utilisation / USUAL_TARGET_UTILISATION
+    return RampHoldConfig(plateau_share=min(share, 1.0))
 
 
 def iso(ts: float | None) -> str | None:

@@ -7,6 +7,7 @@ import dataclasses
 import time
 
 import numpy as np
+from tenancy_operator.api.tenant import AutoscalingRule
 from tenancy_operator.handlers import autoscaling_part
 from tenancy_operator.reconcile import rule_forecast as rf
 
@@ -33,8 +34,8 @@ def test_the_hourly_refit_rescores_with_the_models_of_the_last_model_refit(monke
 
 
 def test_the_refit_sizes_the_ramp_hold_by_the_rule_s_target_utilisation(monkeypatch):
-    """At a target over 85% the hold's 85% of the plateau would serve less than the plateau while the
-    HPA scales up: the rule's target is the hold's share there."""
+    """Over a 75% target the hold's default 75% of the plateau would serve less than the plateau
+    while the HPA scales up: the share grows with the rule's targetUtilization (percent)."""
     cfg = rf.feature_config("1m", "2m")
     n = 3 * cfg.day
     y = 100.0 + np.where((np.arange(n) % cfg.day >= 600) & (np.arange(n) % cfg.day < 700), 80.0, 0.0)
@@ -45,12 +46,17 @@ def test_the_refit_sizes_the_ramp_hold_by_the_rule_s_target_utilisation(monkeypa
     monkeypatch.setattr(autoscaling_part, "_history", history)
     shares = {}
     for target in (0.7, 0.95):
-        st = autoscaling_part.RuleState(("q", "1m", "2m"), cfg, target_utilisation=target)
+        rule = AutoscalingRule.model_validate({
+            "name": "web", "targetRef": {"name": "web"}, "metric": {"prometheus": "q"}, "capacityPerReplica": 50,
+            "maxReplicas": 20, "targetUtilization": round(100 * target), "leadTime": "1m", "window": "2m"})
+        autoscaling_part.forget("acme")
+        st = autoscaling_part._state("acme", rule)  # as the handler reads the rule
         asyncio.run(autoscaling_part._refit(st, "acme", "web"))
         shares[target] = st.fitted.model.hold_cfg.plateau_share
-    assert shares == {0.7: 0.85, 0.95: 0.95}
+    assert shares == {0.7: 0.75, 0.95: 1.0}
     # a rule whose target changes is re-scored at its next pass, not served the old hold for an hour
     soon = time.time() + autoscaling_part.RETRY_FETCH_S + 1
     assert not autoscaling_part._needs_refit(st, soon)
-    st.target_utilisation = 0.9
+    assert autoscaling_part._state("acme", rule.model_copy(update={"target_utilization": 90})) is st
     assert autoscaling_part._needs_refit(st, soon)
+    autoscaling_part.forget("acme")
