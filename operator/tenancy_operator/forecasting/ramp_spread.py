@@ -74,18 +74,17 @@ class RampHoldConfig:
     no load): a minute's blip there is no sign of the ramp, and the ratio times it a day's pods."""
     plateau_share: float = 0.75
     """Share of the plateau seen that the held and the caught upper are: at the HPA's usual target
-    utilisation (70%) the pods for 75% of it serve 1.07x the plateau at full utilisation, so the
-    ramp is served while the HPA scales the rest on the load itself; a rule whose target is higher
-    holds a share with the same margin, up to the whole plateau
-    (``reconcile.rule_forecast.hold_config``). The plateau seen is
-    the largest ratio of the fortnight over a level read before the rise, which already overshoots a
-    day's plateau by a few percent, and the HPA keeps such an excess for hours (within its tolerance
-    it does not scale down). Until 2026-12-07 the upper was the whole ratio, then 85% of it (1.2x
-    the plateau at full utilisation). From 85% to 75% on development seeds: jittered_ramps (1-5,
+    utilisation (70%) the pods for 75% of it serve 1.07x the plateau at full utilisation, so the ramp is
+    served while the HPA scales the rest on the load itself; a rule whose target is higher holds a share
+    with the same margin, up to the whole plateau (``reconcile.rule_forecast.hold_config``). The plateau
+    seen is the largest ratio of the fortnight over a level read before the rise, which already
+    overshoots a day's plateau by a few percent, and the HPA keeps such an excess for hours (within its
+    tolerance it does not scale down). Until 2026-12-07 the upper was the whole ratio, then 85% of it
+    (1.2x the plateau at full utilisation). From 85% to 75% on development seeds: jittered_ramps (1-5,
     1001-1005) the same under-provisioned minutes on all 20 runs, replica-hours over the better
     baseline's a median +0.54% -> +0.28% (30 s pod start) and +0.52% -> +0.34% (120 s); east_ramps
-    (1001-1003, 120 s) +0.79% -> +0.48%; ramps, holidays and hour_shift within half a point either way (where the climb
-    takes several minutes the HPA scales a step more after the smaller hold)."""
+    (1001-1003, 120 s) +0.79% -> +0.48%; ramps, holidays and hour_shift within half a point either way
+    (where the climb takes several minutes the HPA scales a step more after the smaller hold)."""
     midnight: int = 180
     """When the ramps of the last fortnight came a median of less than this many minutes from midnight
     UTC, the hold's days start at noon UTC instead: a day boundary in the middle of the ramps' spread
