@@ -14,7 +14,6 @@ import logging
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -26,9 +25,8 @@ from ..api.common import GROUP, VERSION
 from ..api.conditions import Reason
 from ..api.tenant import TenantSpec
 from ..backends import kube, registry
-from ..backends.base import Report, TenantSlice
 from ..observability import logs, metrics, tracing
-from ..reconcile import diff, labels, repairs, unbuilt, verify_schedule
+from ..reconcile import diff, repairs, unbuilt, verify_schedule
 from ..reconcile import status as tstatus
 from ..reconcile.status import PartResult
 from ..reconcile.status_patch import status_patch
@@ -39,17 +37,15 @@ from . import (
     config,
     credentials_part,
     loop_slots,
-    migration_hold,
-    name_held,
     namespace_part,
     protection,
-    services_part,
-    sessions_part,
     sharding,
     suspend_part,
     teardown,
-    workloads,
+    tenant_services,
 )
+from .part_failure import failure
+from .tenant_services import Outcome, backends_of, store_first
 
 __all__ = ["reconcile", "verify", "deleted", "lock"]
 
@@ -60,8 +56,6 @@ _written: dict[str, tuple[int, str]] = {}
 """The status each tenant's last pass left, by generation, as compact JSON: a body without it is stale (see
 _reconcile). Text, not the dict: ~3 KB instead of ~9 KB a tenant (bench/scale/RESULTS.md, 2026-12-06)."""
 _schedule = verify_schedule.VerifySchedule(CFG.verify_interval)
-_carried: dict[str, dict[str, Any]] = {}
-"""Status fields a creation's pass writes with its first status write (its Reconciling mark)."""
 _pass_slots = loop_slots.LoopSemaphore(CFG.reconcile_concurrency)
 """At most settings.reconcileConcurrency Tenant passes converge at once (handlers/loop_slots.py)."""
 
@@ -76,206 +70,6 @@ def _validation_message(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
     return f"spec.{where}: {first['msg']}"
-
-
-@dataclass
-class Outcome:
-    parts: list[PartResult] = field(default_factory=list)
-    state: str = "Active"
-    status: dict[str, Any] = field(default_factory=dict)
-    """Status fields besides conditions and phase (namespace, endpoints, placement...)."""
-    repaired: list[str] = field(default_factory=list)
-    """Objects written to put the world back in line; each verify pass that writes says so in an Event."""
-    rotated: str = ""
-    """The reason of a rotation this pass completed (the rotations metric's label)."""
-    rotation_events: list[str] = field(default_factory=list)
-    """Messages of Normal `Rotated` Events."""
-    diffs: dict[str, str] = field(default_factory=dict)
-    """What differed, per repaired object (no secret values): logged when a repair recurs."""
-    adopted: list[str] = field(default_factory=list)
-    """Retained data of a deleted Tenant re-attached by spec.adoptRetainedData (a Normal Event)."""
-    ready_message: str | None = None
-    """Ready's message when it is not the state's usual one (a suspend that keeps the logins)."""
-    notes: list[str] = field(default_factory=list)
-    """Writes a referenced policy's change asked for (Normal `PolicyApplied` Events; not drift)."""
-    targets: dict[str, Any] = field(default_factory=dict)
-    """The backend target each placed service resolved to this pass (the cache budget uses Redis's)."""
-
-
-def _store_first(index: Any, key: Any) -> Any:
-    store = index.get(key) if index is not None else None
-    return next(iter(store), None) if store else None
-
-
-def _backends(index: Any) -> dict[str, dict[str, Any]]:
-    return {name: _store_first(index, name) for name in (index or {})}
-
-
-# Placements this process wrote that the `placements` index may not show yet: kopf updates an index
-# from each object's own event stream, so the next tenant's placement can run before the previous
-# tenant's status event reached the index, and would see its backend one tenant emptier.
-_placed_here: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
-
-
-def _counts(index: Any) -> dict[tuple[str, str], int]:
-    seen = {key: set(store) for key, store in (index or {}).items()}
-    for key, pending in _placed_here.items():
-        pending -= seen.get(key, set())  # the index caught up with these
-        seen.setdefault(key, set()).update(pending)
-    return {key: len(tenants) for key, tenants in seen.items()}
-
-
-async def _services(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, status: kopf.Status,
-                    indexes: dict[str, Any], outcome: Outcome, logger: logging.Logger, suspended: bool) -> None:
-    namespace = names.namespace(name)
-    services = services_part.enabled_services(tenant)
-    # Placement, credentials and a migration's hold are read fresh: the watched body can lag behind
-    # the last status write (this process's own, or a migration's), and a stale view would place the
-    # tenant back, rotate twice, or undo a write freeze.
-    fresh = ((await kube.get("Tenant", name)) or {}).get("status") or {}
-    placed = dict(fresh.get("placement") or status.get("placement") or {})
-    hold = fresh.get("migration")
-    if hold:  # a hold whose run ended or went (its undo failed) is lifted here, else it would stay for good
-        lifted = await migration_hold.lift_if_stale(name, logger)
-        if lifted:
-            outcome.repaired.append(lifted)
-            hold = None
-    held = ["postgres"] if hold and "postgres" in services else []
-    resolved = await services_part.resolve(tenant, placed, _backends(indexes.get("backends_by_name")),
-                                           _counts(indexes.get("placements")))
-    new_placement = {**placed, **resolved.placement}
-    # The choice is recorded before anything is provisioned there, so a crash cannot place the tenant
-    # twice: with the first credentials' staging when there is one (one status patch instead of two
-    # on every new tenant), else on its own just before the services run (`_record`).
-    unrecorded: dict[str, Any] = _carried.pop(name, {})  # a creation's Reconciling mark, if any
-    if new_placement != placed:
-        unrecorded["placement"] = new_placement
-        for service, backend in new_placement.items():
-            if placed.get(service) != backend:
-                _placed_here[(service, backend)].add(name)
-    # `placement` is written above, only when a service is first placed; the final status write must
-    # not carry it, or a pass that read it before a migration's switch would put the old one back.
-    if not held:
-        outcome.status["backends"] = " ".join(f"{s}={b}" for s, b in sorted(resolved.placement.items())) or None
-    outcome.parts += list(resolved.problems.values())
-    outcome.targets = resolved.targets
-    closed, problems = await services_part.close_disabled(name, new_placement, services,
-                                                          _backends(indexes.get("backends_by_name")), logger)
-    outcome.repaired += closed
-    outcome.parts += problems
-    if not services:
-        await _record(name, unrecorded)
-        return
-    if held:
-        await _record(name, unrecorded)
-        # A migrate-database run holds the database: it, the credentials Secret and the placement are
-        # the run's until it ends (status.migration). The other services carry on with their passwords.
-        message = (f"WorkflowRun {hold.get('run')} is moving the database to {hold.get('targetBackend')}; writes are "
-                   "frozen until it switches or compensates")
-        outcome.parts += [PartResult(services_part.SERVICES["postgres"], False, Reason.MIGRATING, message),
-                          PartResult(credentials_part.CONDITION, False, Reason.MIGRATING,
-                                     f"the credentials Secret is WorkflowRun {hold.get('run')}'s until it ends")]
-        await _held_services(name, uid, namespace, tenant, [s for s in services if s not in held],
-                             resolved, status, outcome, logger)
-        return
-    ready = [s for s in services if s in resolved.targets]
-    requested = (meta.get("annotations") or {}).get(labels.ROTATE, "")
-    known = fresh.get("credentials") or status.get("credentials")
-    try:
-        plan = await credentials_part.prepare(name, uid, namespace, tenant, ready, requested, known, logger,
-                                              record=unrecorded)
-        credentials_failed = None
-    except Exception as exc:  # noqa: BLE001 - a credentials failure must not stop the other parts (suspend above all)
-        credentials_failed = _failure(credentials_part.CONDITION, exc, logger)
-        plan = credentials_part.unknown(known, tenant)
-    await _record(name, unrecorded)  # what no staging carried
-    reports: dict[str, Report] = {}
-    live = indexes.get("tenants_by_uid")
-    session_policy, session_problem = sessions_part.resolve(tenant, indexes.get("session_policies"))
-    results = await asyncio.gather(*[
-        services_part.run(s, resolved.targets[s],
-                          sessions_part.with_key(
-                              _restoring(credentials_part.slice_for(plan, s, name, namespace, tenant, suspended, uid=uid),
-                                         s, name, tenant),
-                              session_policy if s == "vault" else None), logger,
-                          adopt_retained=tenant.adopt_retained_data,
-                          owner_of=lambda u: _store_first(live, u) if u != uid else name)
-        for s in ready
-    ])
-    # Writes a rotation (or the end of its overlap) makes are the rotation's, not drift.
-    rotating = plan.staged and plan.state.reason in credentials_part.ROTATIONS or plan.closing
-    for service, (part, report) in zip(ready, results, strict=True):
-        outcome.parts.append(part)
-        outcome.adopted += report.adopted
-        if not (rotating and service in credentials_part.PASSWORD_KEYS):
-            # Re-marking adopted data was asked for in the spec: not drift.
-            kept = [r for r in report.repaired if not (report.adopted and r.startswith("ownership mark"))]
-            outcome.repaired += kept
-            outcome.diffs.update({r: report.diffs[r] for r in kept if r in report.diffs})
-        if part.ok:
-            reports[service] = report
-            if service == "postgres":
-                metrics.record_database_size(name, report.database_bytes)
-    vault_part = next((p for p in outcome.parts if p.condition == services_part.SERVICES["vault"]), None)
-    sessions = await sessions_part.converge(name, uid, namespace, tenant, session_policy, session_problem,
-                                            reports.get("vault"), vault_part)
-    outcome.parts += sessions.parts
-    outcome.repaired += sessions.repaired
-    outcome.rotation_events += sessions.rotated
-    outcome.notes += sessions.policy_changed
-    if credentials_failed:
-        outcome.parts.append(credentials_failed)
-        return
-    failing = [p for p in outcome.parts if not p.ok and p.condition in services_part.SERVICES.values()]
-    if failing:
-        # Waiting on parts that are all Stalled is itself stalled: no retry loop until something changes.
-        outcome.parts.append(PartResult(credentials_part.CONDITION, False, "WaitingForBackends",
-                                        f"credentials wait for {', '.join(p.condition for p in failing)}",
-                                        stalled=all(p.stalled for p in failing)))
-        return
-    if ((await kube.get("Tenant", name)) or {}).get("status", {}).get("migration"):
-        return  # a migration took the hold during this pass: the Secret is its now (see _held_services)
-    published = await credentials_part.publish(name, uid, namespace, plan, reports, tenant, known)
-    outcome.parts.append(published.part)
-    outcome.repaired += published.repaired
-    outcome.rotated = published.rotated
-    outcome.rotation_events += published.events
-    outcome.status["credentials"] = published.status
-    data = {k: v for r in reports.values() for k, v in r.endpoints.items()}
-    outcome.status["endpoints"] = credentials_part.public_endpoints(data)
-    if tenant.credentials.restart_workloads:
-        rolled = [f"rolled {w}" for w in await workloads.roll(namespace, plan.state.version)]
-        if plan.staged and rolled:
-            outcome.rotation_events = [m + "; " + ", ".join(rolled) for m in outcome.rotation_events]
-        elif not plan.staged:
-            outcome.repaired += rolled
-
-
-async def _record(name: str, unrecorded: dict[str, Any]) -> None:
-    """Write the status fields still in `unrecorded` (a placement) and empty it."""
-    if unrecorded:
-        await kube.merge_patch("Tenant", name, None, {"status": dict(unrecorded)}, "status")
-        unrecorded.clear()
-
-
-def _restoring(want: TenantSlice, service: str, name: str, tenant: TenantSpec) -> TenantSlice:
-    # A restore into a name held by a deleted tenant's archives hands their key on (handlers/name_held.py).
-    return name_held.with_restore(want, name, tenant) if service == "vault" else want
-
-
-async def _held_services(name: str, uid: str, namespace: str, tenant: TenantSpec, services: list[str],
-                         resolved: services_part.Resolved, status: kopf.Status, outcome: Outcome,
-                         logger: logging.Logger) -> None:
-    """The services a migration does not hold, with the passwords they have (no rotation, no publish)."""
-    plan = credentials_part.unknown(status.get("credentials"), tenant)
-    suspended = tenant.state != "Active"
-    for service in [s for s in services if s in resolved.targets]:
-        part, report = await services_part.run(
-            service, resolved.targets[service],
-            credentials_part.slice_for(plan, service, name, namespace, tenant, suspended, uid=uid), logger,
-            adopt_retained=tenant.adopt_retained_data)
-        outcome.parts.append(part)
-        outcome.repaired += report.repaired
 
 
 async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger, indexes: dict[str, Any]) -> Outcome:
@@ -294,7 +88,7 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
     fresh = await archive_part.fresh_status(name) if tenant.state == "Archived" else {}
     released = archive_part.released(fresh)  # the live data is gone: provisioning it again would undo the archive
     await _converge_built(name, uid, tenant, body, logger, indexes, outcome, services=not released)
-    await archive_part.steps(name, uid, tenant, body, _backends(indexes.get("backends_by_name")), outcome.parts,
+    await archive_part.steps(name, uid, tenant, body, backends_of(indexes.get("backends_by_name")), outcome.parts,
                              outcome.status, released, logger)
     outcome.parts += _unbuilt_parts(tenant, indexes)
     return outcome
@@ -303,7 +97,7 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
 def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResult]:
     """SpecSupported: nothing asked for is ignored silently (reconcile/unbuilt.py lists what is not built)."""
     ref = tenant.lifecycle_policy_ref
-    policy = _store_first(indexes.get("lifecycle_policies"), ref) if ref else None
+    policy = store_first(indexes.get("lifecycle_policies"), ref) if ref else None
     found = unbuilt.for_tenant(tenant, policy)
     if found:
         return [PartResult(cond.SPEC_SUPPORTED, False, Reason.NOT_IMPLEMENTED, unbuilt.message(found), stalled=True)]
@@ -313,8 +107,8 @@ def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResu
 async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Body, logger: logging.Logger,
                           indexes: dict[str, Any], outcome: Outcome, services: bool = True) -> None:
     ref = tenant.lifecycle_policy_ref
-    policy = suspend_part.policy_of(_store_first(indexes.get("lifecycle_policies"), ref) if ref else None)
-    gate = await suspend_part.decide(name, tenant, body, policy, _backends(indexes.get("backends_by_name")), logger)
+    policy = suspend_part.policy_of(store_first(indexes.get("lifecycle_policies"), ref) if ref else None)
+    gate = await suspend_part.decide(name, tenant, body, policy, backends_of(indexes.get("backends_by_name")), logger)
     outcome.status.update(gate.status)
     if gate.mode.by == "inactivity":
         outcome.state = "Suspended"
@@ -328,7 +122,7 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
             outcome.repaired.append(what)
             outcome.diffs[what] = diff.describe(step)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a condition, at once
-        result = _failure(namespace_part.CONDITION, exc, logger)
+        result = failure(namespace_part.CONDITION, exc, logger)
     outcome.parts.append(result)
     if not result.ok and not gate.mode.workloads_down:
         return
@@ -338,10 +132,10 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
         outcome.status["namespace"] = names.namespace(name)
     try:
         if services:
-            await _services(name, uid, tenant, body.metadata, body.status, indexes, outcome, logger,
-                            gate.mode.doors_closed)
+            await tenant_services.converge(name, uid, tenant, body.metadata, body.status, indexes, outcome,
+                                           logger, gate.mode.doors_closed)
     except Exception as exc:  # noqa: BLE001
-        outcome.parts.append(_failure(credentials_part.CONDITION, exc, logger))
+        outcome.parts.append(failure(credentials_part.CONDITION, exc, logger))
     try:
         outcome.parts, outcome.status["cache"], written = await cache_part.ensure(
             name, uid, tenant, outcome.parts, outcome.targets.get("redis"), body.status.get("cache"), indexes,
@@ -351,14 +145,14 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
                        message=f"{', '.join(written)} (CachePolicy {tenant.cache_policy_ref or 'none'})")
     except Exception as exc:  # noqa: BLE001
         outcome.parts = [p for p in outcome.parts if p.condition != cache_part.CONDITION]
-        outcome.parts.append(_failure(cache_part.CONDITION, exc, logger))
+        outcome.parts.append(failure(cache_part.CONDITION, exc, logger))
     try:
         if gate.mode.workloads_down:  # the rules pause: their targets go to 0, where HPAs hold still
             parts, status, repaired = suspend_part.paused_autoscaling(tenant), {}, []
         else:
             parts, status, repaired = await autoscaling_part.ensure(name, uid, names.namespace(name), tenant, logger)
     except Exception as exc:  # noqa: BLE001
-        parts, status, repaired = [_failure(autoscaling_part.CONDITION, exc, logger)], {}, []
+        parts, status, repaired = [failure(autoscaling_part.CONDITION, exc, logger)], {}, []
     outcome.parts += parts
     outcome.status.update(status)
     outcome.repaired += repaired
@@ -366,14 +160,6 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
     parts, status = await suspend_part.workloads(names.namespace(name), gate.mode, body, had)
     outcome.parts += parts
     outcome.status.update(status)
-
-
-def _failure(condition: str, exc: Exception, logger: logging.Logger) -> PartResult:
-    """A part that raised: a failing PartResult (Ready False with the reason in this pass's status)."""
-    if isinstance(exc, kube.KubeError):
-        return _api_failure(condition, exc)
-    logger.exception("%s failed", condition)
-    return PartResult(condition, False, "UnexpectedError", f"{type(exc).__name__}: {exc}")
 
 
 def _was_ready(status: kopf.Status, generation: int) -> bool:
@@ -421,18 +207,6 @@ def _report_writes(body: kopf.Body, name: str, generation: int, was_ready: bool,
         kopf.event(body, type="Normal", reason=Reason.PROVISIONED, message="provisioned: " + ", ".join(fresh))
 
 
-def _api_failure(condition: str, exc: kube.KubeError) -> PartResult:
-    if exc.status == 403 and "exceeded quota" in exc.message:
-        return PartResult(condition, False, "QuotaExceeded",
-                          f"a ResourceQuota in the tenant namespace refuses the operator's object: {exc.message}")
-    if exc.status == 403:
-        # Retried with backoff rather than Stalled: a RoleBinding the operator just made takes a moment
-        # to reach the authorizer. If it lasts, the message says what a person must fix.
-        return PartResult(condition, False, "Forbidden",
-                          f"the operator lacks permission (check its RBAC, chart value rbac.*): {exc.message}")
-    return PartResult(condition, False, "ApiError", f"API server said {exc}")
-
-
 async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger,
                     retry: int = 0, **kwargs: Any) -> bool:
     """One pass, in one trace (its span is the parent of every backend call's, observability/tracing.py);
@@ -474,7 +248,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
                 # A creation: the mark rides on the pass's first status write (the placement, with the
                 # credentials' staging), not a write and an Event of its own; the summary below starts
                 # from no Reconciling condition, so it posts no Reconciling=False either.
-                _carried[name] = {"conditions": progressing}
+                tenant_services.carried[name] = {"conditions": progressing}
             elif marked:
                 await kube.merge_patch("Tenant", name, None, {"status": {"conditions": progressing}}, "status")
                 kopf.event(body, type="Normal", reason=Reason.SPEC_CHANGED, message=f"Reconciling=True: {message}")
@@ -485,12 +259,12 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
                 outcome = await _converge(name, uid, body, logger, kwargs)
         except (Exception, asyncio.CancelledError):
             # The pass wrote no status: the carried mark at least (a failed write changes nothing).
-            carried = _carried.pop(name, None)
+            carried = tenant_services.carried.pop(name, None)
             if carried:
                 with contextlib.suppress(Exception):
                     await kube.merge_patch("Tenant", name, None, {"status": carried}, "status")
             raise
-        _carried.pop(name, None)  # not written by the pass: the status write below carries the outcome
+        tenant_services.carried.pop(name, None)  # not written by the pass: the status write below carries the outcome
         parts = outcome.parts
         conditions, phase, changed = tstatus.summarize(current_conditions, parts, generation, outcome.state,
                                                        ready_message=outcome.ready_message)
@@ -615,7 +389,7 @@ async def _delete(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger:
         async with _locks[name]:
             try:
                 await teardown.backends(body, dict(status.get("placement") or {}),
-                                        _backends(kwargs.get("backends_by_name")), logger)
+                                        backends_of(kwargs.get("backends_by_name")), logger)
             except teardown.Blocked as blocked:
                 await _report_blocked(body, status, blocked)
                 raise kopf.TemporaryError(blocked.message, delay=blocked.delay) from blocked
@@ -625,8 +399,7 @@ async def _delete(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger:
     _locks.pop(name, None)
     _written.pop(name, None)
     _schedule.forget(name)
-    for pending in _placed_here.values():
-        pending.discard(name)
+    tenant_services.forget(name)
     metrics.forget_tenant(name)
     _repairs.forget(name)
     autoscaling_part.forget(name)  # cached models, refit tasks and metric series of its rules

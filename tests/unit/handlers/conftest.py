@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 import pytest
-from tenancy_operator.handlers import tenant
+from tenancy_operator.handlers import tenant, tenant_services
 from tenancy_operator.reconcile.status_patch import apply
 
 
@@ -43,7 +43,7 @@ class FakeTenantApi:
 def tenant_pass(monkeypatch):
     """`install(converge)` puts a FakeTenantApi, `converge` (tenant._converge's signature) and an Event
     recorder in place of the pass's I/O; returns (api, events), each Event the keywords it was posted with."""
-    kept = (tenant._written, tenant._carried, tenant._locks)
+    kept = (tenant._written, tenant_services.carried, tenant._locks)
     before = [set(k) for k in kept]
 
     def install(converge):
@@ -52,7 +52,8 @@ def tenant_pass(monkeypatch):
         async def mirror(*args, **kwargs):
             return False
 
-        monkeypatch.setattr(tenant, "kube", api)
+        for module in (tenant, tenant_services):
+            monkeypatch.setattr(module, "kube", api)
         monkeypatch.setattr(tenant, "_converge", converge)
         monkeypatch.setattr(tenant.protection, "mirror", mirror)
         monkeypatch.setattr(tenant.kopf, "event", lambda body, **kw: events.append(kw))

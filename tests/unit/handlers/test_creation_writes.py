@@ -14,7 +14,7 @@ import copy
 import logging
 
 import pytest
-from tenancy_operator.handlers import tenant
+from tenancy_operator.handlers import tenant, tenant_services
 from tenancy_operator.reconcile.status import PartResult
 
 NAME = "creation-writes"
@@ -26,8 +26,8 @@ def world(tenant_pass):
 
     async def converge(name, uid, body, logger, kwargs):
         if behaviour["first_write"]:
-            # What _services does with a new placement: the carried fields go with it.
-            await tenant._record(name, {**tenant._carried.pop(name, {}), "placement": {"postgres": "pg-main"}})
+            # What tenant_services.converge does with a new placement: the carried fields go with it.
+            await tenant_services.record(name, {**tenant_services.carried.pop(name, {}), "placement": {"postgres": "pg-main"}})
         if behaviour["raise"]:
             raise behaviour["raise"]
         return tenant.Outcome(parts=[PartResult("NamespaceReady", True, "Succeeded", "namespace ready")])
@@ -75,4 +75,4 @@ def test_a_creation_whose_pass_fails_still_writes_its_mark(world):
     with pytest.raises(RuntimeError):
         _pass({})
     assert len(fake.patches) == 1 and _reconciling(fake.patches[0]) == "True", fake.patches
-    assert NAME not in tenant._carried
+    assert NAME not in tenant_services.carried

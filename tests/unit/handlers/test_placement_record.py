@@ -14,7 +14,7 @@ import logging
 import pytest
 from tenancy_operator.api.tenant import TenantSpec
 from tenancy_operator.backends.base import Report, Target
-from tenancy_operator.handlers import credentials_part, services_part, sessions_part, tenant
+from tenancy_operator.handlers import credentials_part, services_part, sessions_part, tenant_services
 from tenancy_operator.reconcile.status import PartResult
 
 NAME = "placed-once"
@@ -65,7 +65,7 @@ def world(monkeypatch):
         async def converge(*args, **kwargs):
             return sessions_part.Converged()
 
-        for module in (tenant, credentials_part):
+        for module in (tenant_services, credentials_part):
             monkeypatch.setattr(module, "kube", fake)
         monkeypatch.setattr(services_part, "resolve", resolve)
         monkeypatch.setattr(services_part, "close_disabled", close_disabled)
@@ -74,14 +74,14 @@ def world(monkeypatch):
         return fake, seen
 
     yield make
-    tenant._placed_here.clear()
+    tenant_services._placed_here.clear()
 
 
 def _services(status):
     spec = TenantSpec.model_validate({"postgres": {"enabled": True}})
-    outcome = tenant.Outcome()
-    asyncio.run(tenant._services(NAME, "uid-1", spec, {"name": NAME}, status, {}, outcome,
-                                 logging.getLogger("t"), suspended=False))
+    outcome = tenant_services.Outcome()
+    asyncio.run(tenant_services.converge(NAME, "uid-1", spec, {"name": NAME}, status, {}, outcome,
+                                         logging.getLogger("t"), suspended=False))
     return outcome
 
 
