@@ -93,11 +93,12 @@ def forget(name: str) -> None:
 
 async def converge(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, status: kopf.Status,
                    indexes: dict[str, Any], outcome: Outcome, logger: logging.Logger, suspended: bool) -> None:
-    """The services of one pass, into `outcome`: placement (recorded before anything is provisioned
-    there), a migration's hold, the credentials' staging, every enabled service's converge on its
-    backend, sessions, then the credentials Secret's publish once every service is ready. `suspended`:
-    the doors are closed (the backends' logins revoked). What it raises, the caller reports as the
-    credentials part's failure."""
+    """The services of one pass, into `outcome`: a migration's hold (a stale one lifted), placement
+    (recorded before anything is provisioned there), disabled services closed, the credentials'
+    staging, every enabled service with a backend converged there, sessions, then the credentials
+    Secret's publish and the workloads' roll once every service is ready (not while a migration holds
+    the database). `suspended`: the doors are closed (the backends' logins revoked). What it raises,
+    the caller reports as the credentials part's failure."""
     namespace = names.namespace(name)
     services = services_part.enabled_services(tenant)
     # Placement, credentials and a migration's hold are read fresh: the watched body can lag behind
@@ -223,7 +224,8 @@ async def converge(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, sta
 
 
 async def record(name: str, unrecorded: dict[str, Any]) -> None:
-    """Write the status fields still in `unrecorded` (a placement) and empty it."""
+    """Write the status fields still in `unrecorded` (a new placement, a creation's Reconciling mark)
+    and empty it."""
     if unrecorded:
         await kube.merge_patch("Tenant", name, None, {"status": dict(unrecorded)}, "status")
         unrecorded.clear()

@@ -10,7 +10,7 @@ import logging
 
 import pytest
 from tenancy_operator.api.conditions import Reason
-from tenancy_operator.handlers import tenant
+from tenancy_operator.handlers import tenant, tenant_services
 
 TOO_LONG = "bh-long-" + "x" * 48  # 56 characters, the tenant L
 
@@ -24,7 +24,8 @@ class NoServers:
 def events(monkeypatch):
     posted = []
     monkeypatch.setattr(tenant.kopf, "event", lambda body, **kw: posted.append(kw))
-    monkeypatch.setattr(tenant, "kube", NoServers())
+    for module in (tenant, tenant_services):
+        monkeypatch.setattr(module, "kube", NoServers())
     monkeypatch.setattr(tenant.namespace_part, "kube", NoServers())
     return posted
 

@@ -111,3 +111,13 @@ def test_a_placement_without_staging_is_still_recorded_before_provisioning(world
     stored, patches = seen[0]
     assert stored["placement"] == {"postgres": "pg-main"} and patches == 1
     assert fake.status_patches == [{"placement": {"postgres": "pg-main"}}]
+
+
+def test_a_deleted_tenant_no_longer_counts_on_the_backend_it_was_placed_on(world):
+    # Placements this process made count until the index shows them; a deleted tenant's must not
+    # keep counting (the next tenant would see its backend one tenant fuller for good).
+    world({}, {"postgres": "pg-main"})
+    _services({})
+    assert tenant_services.counts({}) == {("postgres", "pg-main"): 1}
+    tenant_services.forget(NAME)
+    assert tenant_services.counts({}) == {("postgres", "pg-main"): 0}
