@@ -115,6 +115,15 @@ def _run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     print(f"autoscaling bench: families={','.join(fams)} seeds={list(seeds)} delays={delays} models refit every {refit} "
           f"day(s), re-scored every 3 h; train days 0-13, test days 14-20; cpus={os.cpu_count()}")
+    if not args.from_rows:
+        # Every family's first trace is built before any run (well under a second for all): an unknown
+        # name or a missing dataset (taylor_real reads the pmdarima wheel's) stops the bench at once,
+        # not when a worker reaches that family after the others' minutes of runs.
+        for fam in fams:
+            try:
+                make_trace(fam, seeds[0])
+            except (ValueError, RuntimeError) as exc:
+                raise SystemExit(f"autoscaling bench: {exc}") from exc
     # Seed-major order: a run cut short still has every family over its first seeds.
     jobs = [(f, s, d, refit) for s in seeds for f in fams for d in delays]
     rows: list[Row] = []

@@ -10,6 +10,14 @@ from bench.autoscaling.traces import MINUTES_PER_DAY
 SYNTHETIC = [f for f in FAMILIES if f != "taylor_real"]  # the real series needs the bench extra
 
 
+def test_an_unknown_family_stops_the_bench_before_any_run(capsys):
+    from bench.autoscaling import run
+
+    with pytest.raises(SystemExit, match="unknown trace family 'nope'"):
+        run.main(["--families", "ramps,nope", "--seeds", "1", "--no-side"])
+    assert "done in" not in capsys.readouterr().err  # no run started
+
+
 def test_dev_and_report_seeds_are_disjoint():
     assert len(REPORT_SEEDS) >= 5 and not set(DEV_SEEDS) & set(REPORT_SEEDS)
 
