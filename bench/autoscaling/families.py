@@ -28,7 +28,8 @@ DEV_SEEDS = (1, 2, 3, 4, 5, 1001, 1002, 1003, 1004, 1005, 2001, 2002, 2003, 2004
              3001, 3002, 3003, 3004, 3005, 4001, 4002, 4003, 4004, 4005)
 """Seeds for tuning the forecaster; never printed as results. 1001-1005, 2001-2005, 3001-3005 and
 4001-4005 were earlier report sets; once their results had been looked at while the forecaster was
-still being changed (4001-4005: run three times after changes), they counted as seen and joined these."""
+still being changed (4001-4005: run three times, twice after changes), they counted as seen and
+joined these."""
 REPORT_SEEDS = (5001, 5002, 5003, 5004, 5005)
 """Seeds ``make bench`` reports (the quick bench in ``make test`` runs a development seed, so that they
 stay unseen); nothing is tuned on them: drawn on 2026-12-07, when 4001-4005 had been seen, and first

@@ -115,15 +115,6 @@ def _run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     print(f"autoscaling bench: families={','.join(fams)} seeds={list(seeds)} delays={delays} models refit every {refit} "
           f"day(s), re-scored every 3 h; train days 0-13, test days 14-20; cpus={os.cpu_count()}")
-    if not args.from_rows:
-        # Every family's first trace is built before any run (well under a second for all): an unknown
-        # name or a missing dataset (taylor_real reads the pmdarima wheel's) stops the bench at once,
-        # not when a worker reaches that family after the others' minutes of runs.
-        for fam in fams:
-            try:
-                make_trace(fam, seeds[0])
-            except (ValueError, RuntimeError) as exc:
-                raise SystemExit(f"autoscaling bench: {exc}") from exc
     # Seed-major order: a run cut short still has every family over its first seeds.
     jobs = [(f, s, d, refit) for s in seeds for f in fams for d in delays]
     rows: list[Row] = []
@@ -146,6 +137,18 @@ def _run(args: argparse.Namespace) -> int:
         have = {(r.trace, r.start_delay_s) for r in rows}
         jobs = [j for j in jobs if (f"{j[0]}#{j[1]}", j[2]) not in have]
         print(f"  resumed {len(have)} runs from {args.rows_out}", file=sys.stderr)
+    if not args.from_rows:
+        # The first trace of each family still to run is built before any run (well under a second for
+        # all): an unknown name or a missing dataset (taylor_real reads the pmdarima wheel's) stops the
+        # bench at once, not when a worker reaches that family after the others' minutes of runs.
+        first_seed: dict[str, int] = {}
+        for fam, seed, _, _ in jobs:
+            first_seed.setdefault(fam, seed)
+        for fam, seed in first_seed.items():
+            try:
+                make_trace(fam, seed)
+            except (ValueError, RuntimeError) as exc:
+                raise SystemExit(f"autoscaling bench: {exc}") from exc
     if args.from_rows:
         wanted = {(f"{f}#{s}", d) for f, s, d, _ in jobs}
         with open(args.from_rows) as fh:
