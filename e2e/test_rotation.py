@@ -48,8 +48,11 @@ class App:
     # ends their sessions too. Fine for superseded credentials whose login is refused by then (a real
     # app reconnects and re-reads the Secret); a failure when the credentials are still the current
     # ones or still log in, which is a running app cut.
+    # asyncpg reports a termination that races the next query as InternalClientError ("cannot switch to
+    # state 12; another operation (2) is in progress": the server's error arrived on an idle connection;
+    # MagicStack/asyncpg#1069, sqlalchemy/sqlalchemy#13241); one CI run of 2026-12-07 met it once.
     DROPPED = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.AdminShutdownError,
-               redis.exceptions.ConnectionError)
+               asyncpg.exceptions.InternalClientError, redis.exceptions.ConnectionError)
 
     def _dropped(self, exc: Exception) -> None:
         old, self.creds = self.creds, credentials(self.tenant)
