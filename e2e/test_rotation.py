@@ -48,9 +48,10 @@ class App:
     # ends their sessions too. Fine for superseded credentials whose login is refused by then (a real
     # app reconnects and re-reads the Secret); a failure when the credentials are still the current
     # ones or still log in, which is a running app cut.
-    # asyncpg reports a termination that races the next query as InternalClientError ("cannot switch to
-    # state 12; another operation (2) is in progress": the server's error arrived on an idle connection;
-    # MagicStack/asyncpg#1069, sqlalchemy/sqlalchemy#13241); one CI run of 2026-12-07 met it once.
+    # A termination that arrives while asyncpg prepares the query leaves its protocol consuming that
+    # error when it starts the execute: InternalClientError "cannot switch to state 12 (bind-execute);
+    # another operation (2: error-consume) is in progress" (MagicStack/asyncpg#1069,
+    # sqlalchemy/sqlalchemy#13241). One clean-clone run of 2026-12-07 met it once.
     DROPPED = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.AdminShutdownError,
                asyncpg.exceptions.InternalClientError, redis.exceptions.ConnectionError)
 
