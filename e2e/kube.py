@@ -100,6 +100,32 @@ def eventually(check, timeout: float = 30, interval: float = 0.5, message: str =
         time.sleep(interval)
 
 
+def backends_counted(timeout: float = 120) -> dict[str, int]:
+    """Wait until every Backend's `status.tenantsPlaced` is the number of Tenants whose placement names it,
+    after the Tenants earlier tests left deleting (`--wait=false`) are gone: each one that goes changes a
+    count, and the Backend probe's write of it would land in a test's idle window. Tenants still deleting
+    after `timeout` (stuck by design elsewhere) are counted as they are. Returns the counts."""
+    deadline = time.monotonic() + timeout
+
+    def counted() -> dict[str, int] | None:
+        tenants = json.loads(kubectl("get", "tenants", "-o", "json").stdout)["items"]
+        if time.monotonic() < deadline and any(t["metadata"].get("deletionTimestamp") for t in tenants):
+            return None
+        placed: dict[tuple[str, str], int] = {}
+        for t in tenants:
+            for service, backend in ((t.get("status") or {}).get("placement") or {}).items():
+                placed[(service, backend)] = placed.get((service, backend), 0) + 1
+        written = {}
+        for b in json.loads(kubectl("get", "backends", "-o", "json").stdout)["items"]:
+            key = (b["spec"].get("type", ""), b["metadata"]["name"])
+            written[key[1]] = int((b.get("status") or {}).get("tenantsPlaced") or 0)
+            if written[key[1]] != placed.get(key, 0):
+                return None
+        return written
+
+    return eventually(counted, timeout + 60, 1, "every Backend's tenantsPlaced matching the Tenants placed on it")
+
+
 def lead_seconds(quiet: float = 45, per_busy_core: float = 40, most: float = 240) -> float:
     """How far ahead to schedule an event a test's setup must beat: `quiet` seconds on an idle machine, plus
     `per_busy_core` for each runnable process beyond the cores (1-minute load average), at most `most`.

@@ -40,7 +40,7 @@ from .admin import pg_admin, redis_admin, vault_admin
 from .backends_fixtures import search_env
 from .conftest import ARCHIVE_DIR
 from .fuzz_specs import LIFECYCLE_DELETE, PREFIX, policy_documents, tenant_documents
-from .kube import events_since, eventually, get, kubectl
+from .kube import backends_counted, events_since, eventually, kubectl
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 POLICY_EXAMPLES = max(5, EXAMPLES // 5)
@@ -315,15 +315,7 @@ def test_generated_specs_are_refused_or_settle_and_leave_nothing(operator, backe
         eventually(autoscaling_settled, 90, 1, "every fuzz tenant's first model fitted and HPA synced")
         time.sleep(operator.verify_interval + 1)
 
-        def backends_counted() -> dict:
-            return {b: (get("backend", b) or {}).get("status", {}).get("tenantsPlaced")
-                    for b in [*backends.values(), mongo_backend, search_backend]}
-        counted = backends_counted()
-        for _ in range(10):
-            time.sleep(operator.verify_interval / 2 + 1)
-            counted, previous = backends_counted(), counted
-            if counted == previous:
-                break
+        backends_counted()
         before, window, retries = writes.snapshot(), time.time(), _retries(operator)
         time.sleep(QUIET_SECONDS)
         quiet = writes.delta(before)["api-server"]
