@@ -27,6 +27,7 @@ from ..observability import metrics
 from ..reconcile import cache, diff, labels
 from ..reconcile.status import PartResult
 from . import apply, policies, sharding
+from .indexes import first_stored
 
 __all__ = ["cache_policies", "cache_policy", "ensure", "CONDITION", "POLICY_NOT_FOUND"]
 
@@ -46,11 +47,6 @@ async def cache_policy(body: kopf.Body, **_: Any) -> None:
     """A CachePolicy is Ready: the API server validated it, and every field it has is built."""
     await policies.report("CachePolicy", body, [], "every field is built: tenants naming it get its settings in "
                                                      "ConfigMap tenant-cache and its budget on their Redis keys")
-
-
-def _policy(indexes: dict[str, Any], ref: str) -> dict[str, Any] | None:
-    store = (indexes.get("cache_policies") or {}).get(ref)
-    return next(iter(store), None) if store else None
 
 
 async def _publish(tenant: str, uid: str, settings: dict[str, Any] | None, logger: logging.Logger) -> list[str]:
@@ -114,7 +110,7 @@ async def ensure(tenant: str, uid: str, spec: TenantSpec, parts: list[PartResult
         return parts, None, written
     others = [p for p in parts if p.condition != CONDITION]
     redis_part = next((p for p in parts if p.condition == CONDITION), None)
-    raw = _policy(indexes, ref)
+    raw = first_stored(indexes.get("cache_policies"), ref)
     if raw is None:
         return others + [PartResult(CONDITION, False, POLICY_NOT_FOUND,
                                     f"CachePolicy {ref} (spec.cachePolicyRef) does not exist: create it or name "

@@ -23,6 +23,7 @@ from ..api.common import GROUP, VERSION
 from ..backends import kube
 from ..reconcile import labels
 from . import sharding
+from .indexes import first_stored
 
 __all__ = ["lifecycle_protection", "tenants_by_policy", "wanted", "mirror", "policy_changed"]
 
@@ -38,14 +39,9 @@ def tenants_by_policy(name: str, spec: kopf.Spec, **_: Any) -> dict[str, str] | 
     return {ref: name} if ref else None
 
 
-def _first(index: Any, key: str) -> Any:
-    store = index.get(key) if index is not None and key else None
-    return next(iter(store), None) if store else None
-
-
 def wanted(spec: dict[str, Any], policies: Any) -> bool:
     """Does the Tenant's LifecyclePolicy protect it? (False if it names none or a missing one.)"""
-    return bool(_first(policies, spec.get("lifecyclePolicyRef") or ""))
+    return bool(first_stored(policies, spec.get("lifecyclePolicyRef") or ""))
 
 
 async def mirror(name: str, obj: dict[str, Any], policies: Any, logger: logging.Logger) -> bool:

@@ -36,6 +36,7 @@ from ..reconcile import labels
 from ..reconcile.credentials import parse_duration
 from ..reconcile.namespace import owner_reference
 from ..reconcile.status import PartResult
+from .indexes import first_stored
 
 __all__ = ["CONDITION", "CONFIGMAP", "Published", "resolve", "with_key", "settings", "publish", "unpublish", "waiting", "converge",
            "Converged"]
@@ -45,17 +46,12 @@ CONFIGMAP = "tenant-session-keys"
 SETTINGS_ANNOTATION = "tenancy.dev/session-settings-sha256"
 
 
-def _first(index: Any, key: str) -> Any:
-    store = index.get(key) if index is not None else None
-    return next(iter(store), None) if store else None
-
-
 def resolve(tenant: TenantSpec, index: Any) -> tuple[TenantSessionPolicySpec | None, PartResult | None]:
     """The referenced policy's spec, or the part saying why there is none (None, None: no reference)."""
     ref = tenant.session_policy_ref
     if not ref:
         return None, None
-    stored = _first(index, ref)
+    stored = first_stored(index, ref)
     if stored is None:
         return None, PartResult(CONDITION, False, Reason.POLICY_NOT_FOUND,
                                 f"TenantSessionPolicy {ref} (spec.sessionPolicyRef) does not exist: no session key is "

@@ -44,8 +44,9 @@ from . import (
     teardown,
     tenant_services,
 )
+from .indexes import backends_of, first_stored
 from .part_failure import failure
-from .tenant_services import Outcome, backends_of, store_first
+from .tenant_services import Outcome
 
 __all__ = ["reconcile", "verify", "deleted", "lock"]
 
@@ -97,7 +98,7 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
 def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResult]:
     """SpecSupported: nothing asked for is ignored silently (reconcile/unbuilt.py lists what is not built)."""
     ref = tenant.lifecycle_policy_ref
-    policy = store_first(indexes.get("lifecycle_policies"), ref) if ref else None
+    policy = first_stored(indexes.get("lifecycle_policies"), ref) if ref else None
     found = unbuilt.for_tenant(tenant, policy)
     if found:
         return [PartResult(cond.SPEC_SUPPORTED, False, Reason.NOT_IMPLEMENTED, unbuilt.message(found), stalled=True)]
@@ -107,7 +108,7 @@ def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResu
 async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Body, logger: logging.Logger,
                           indexes: dict[str, Any], outcome: Outcome, services: bool = True) -> None:
     ref = tenant.lifecycle_policy_ref
-    policy = suspend_part.policy_of(store_first(indexes.get("lifecycle_policies"), ref) if ref else None)
+    policy = suspend_part.policy_of(first_stored(indexes.get("lifecycle_policies"), ref) if ref else None)
     gate = await suspend_part.decide(name, tenant, body, policy, backends_of(indexes.get("backends_by_name")), logger)
     outcome.status.update(gate.status)
     if gate.mode.by == "inactivity":

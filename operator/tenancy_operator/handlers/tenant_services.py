@@ -24,9 +24,10 @@ from ..observability import metrics
 from ..reconcile import labels
 from ..reconcile.status import PartResult
 from . import credentials_part, migration_hold, name_held, services_part, sessions_part, workloads
+from .indexes import backends_of, first_stored
 from .part_failure import failure
 
-__all__ = ["Outcome", "converge", "record", "carried", "store_first", "backends_of", "forget"]
+__all__ = ["Outcome", "converge", "record", "carried", "forget"]
 
 carried: dict[str, dict[str, Any]] = {}
 """Status fields a creation's pass writes with its first status write (its Reconciling mark)."""
@@ -56,17 +57,6 @@ class Outcome:
     """Writes a referenced policy's change asked for (Normal `PolicyApplied` Events; not drift)."""
     targets: dict[str, Any] = field(default_factory=dict)
     """The backend target each placed service resolved to this pass (the cache budget uses Redis's)."""
-
-
-def store_first(index: Any, key: Any) -> Any:
-    """The first object a kopf index holds under `key`, or None."""
-    store = index.get(key) if index is not None else None
-    return next(iter(store), None) if store else None
-
-
-def backends_of(index: Any) -> dict[str, dict[str, Any]]:
-    """Every Backend the `backends_by_name` index holds, by name."""
-    return {name: store_first(index, name) for name in (index or {})}
 
 
 # Placements this process wrote that the `placements` index may not show yet: kopf updates an index
@@ -171,7 +161,7 @@ async def converge(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, sta
                                          s, name, tenant),
                               session_policy if s == "vault" else None), logger,
                           adopt_retained=tenant.adopt_retained_data,
-                          owner_of=lambda u: store_first(live, u) if u != uid else name)
+                          owner_of=lambda u: first_stored(live, u) if u != uid else name)
         for s in ready
     ])
     # Writes a rotation (or the end of its overlap) makes are the rotation's, not drift.
