@@ -293,6 +293,46 @@ def test_the_cache_remembers_two_weeks_ago_and_the_weekday_is_held():
     assert held.any() and np.all(up[held] > SHARE * 290.0)
 
 
+def _after_a_holiday_week():
+    """Weekdays ramping at 08:08; Monday of week 2 (day 7) a holiday: Monday of week 3 (day 14) is a
+    ramp day only by two weeks ago (day 0), the first day of a fortnight's history."""
+    days = 15
+    y = _office(_weekdays(days, [488]) | {7: None}, days)
+    return y, 14 * DAY + 480  # 08:00 on day 14
+
+
+def test_a_ramp_seen_in_the_part_of_a_day_the_series_holds_makes_its_weekday_a_ramp_day():
+    """Refits at 06:00 read 14 days from 06:00 on day 0: its 08:08 ramp is in them (with the level before
+    it), so day 14 is held; 14 days from 07:50 hold too few minutes before it, and day 14 is not held."""
+    y, now = _after_a_holiday_week()
+    for hours_before, holds in ((2, True), (0.17, False)):
+        start = now - 14 * DAY - int(60 * hours_before)
+        win = y[start : now + 1]
+        idx = np.arange(len(win) - 30, len(win))
+        z = win[idx]
+        _, up, held = ramp_hold(win, T0 + 60.0 * start, idx, CFG, z, z, 0.1)
+        assert held.any() == holds, hours_before
+        assert not holds or np.all(up[held] > SHARE * 290.0)
+
+
+def test_a_fortnight_s_first_refit_keeps_its_first_day_s_ramp_for_the_later_refits():
+    """The first refit (at 00:00 on day 14) reads day 0 from its first minute: no rise can be read in its
+    first ``pre`` minutes, but the ramp found after them is kept, and the 08:00 refit, whose series
+    starts 8 minutes before that ramp, holds day 14 by it."""
+    y, now = _after_a_holiday_week()
+    cache: dict = {}
+    first = y[: 14 * DAY]
+    ramp_hold(first, T0, np.array([len(first) - 1]), CFG, first[-1:], first[-1:], 0.1, cache=cache)
+    start = now - 14 * DAY
+    win = y[start : now + 1]
+    idx = np.arange(len(win) - 30, len(win))
+    z = win[idx]
+    _, _, held = ramp_hold(win, T0 + 60.0 * start, idx, CFG, z, z, 0.1)
+    assert not held.any()  # without what the first refit read
+    _, up, held = ramp_hold(win, T0 + 60.0 * start, idx, CFG, z, z, 0.1, cache=cache)
+    assert held.any() and np.all(up[held] > SHARE * 290.0)
+
+
 def test_a_backtest_over_whole_days_holds_as_served_with_yesterday_s_ramp():
     """Yesterday's ramp is the fifth the hold needs: a decision at 07:00 knows it, so the backtest,
     which forecasts every minute of the day at once, must hold that morning too."""
