@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import backend, cache_policy, lifecycle_policy, session_policy, tenant, workflow_run
+from . import backend, cache_policy, lifecycle_policy, session_policy, tenant, tenant_status, workflow_run
 from .common import GROUP, VERSION, KindStatus
 
 __all__ = ["Kind", "KINDS", "TENANT", "BACKEND", "CACHE_POLICY", "SESSION_POLICY", "LIFECYCLE_POLICY", "WORKFLOW_RUN"]
@@ -60,7 +60,7 @@ TENANT = Kind(
     short_names=["tn"],
     scope="Cluster",
     spec=tenant.TenantSpec,
-    status=tenant.TenantStatus,
+    status=tenant_status.TenantStatus,
     root_rules=tenant.ROOT_RULES,
     description="One tenant of the platform: its namespace slice and its slice of every backing service.",
     columns=[

@@ -1,4 +1,4 @@
-"""The `Tenant` kind: everything one tenant gets from the platform, and the status that reports it.
+"""The `Tenant` kind: everything one tenant gets from the platform (its status: :mod:`.tenant_status`).
 
 A Tenant is cluster-scoped because it owns a namespace. Its spec says what each backend gives the
 tenant; its status follows kstatus (observedGeneration, Ready/Reconciling/Stalled plus one condition
@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from . import names
-from .common import QUANTITY_RULE, Conditions, DNSLabel, Duration, ObjectName, Quantity, Spec, cel
+from .common import QUANTITY_RULE, DNSLabel, Duration, ObjectName, Quantity, Spec, cel
 
 __all__ = [
     "Owner",
@@ -23,15 +23,10 @@ __all__ = [
     "SearchSpec",
     "VaultSpec",
     "CredentialsSpec",
-    "CredentialsState",
-    "CredentialsStatus",
     "MIN_ROTATE_EVERY",
     "AutoscalingRule",
     "RestoreFrom",
-    "ArchiveStatus",
-    "RestoreStatus",
     "TenantSpec",
-    "TenantStatus",
     "PLACED_SERVICES",
     "ROOT_RULES",
 ]
@@ -350,167 +345,6 @@ class TenantSpec(Spec):
         },
     )
     """Forecast-fed scaling rules, at most one per workload (targetRef)."""
-
-
-class Placement(Spec):
-    """Which Backend serves each service; written once, changed only by a migrate-database run (postgres)."""
-
-    postgres: str | None = None
-    redis: str | None = None
-    mongodb: str | None = None
-    search: str | None = None
-    vault: str | None = None
-
-
-class CredentialsState(Spec):
-    """One credential version as the operator knows it. Authoritative: tenants cannot write status,
-    while the Secret's annotations are only informative copies."""
-
-    version: int = 0
-    """Incremented on every rotation, never reset; workloads that opted in carry it in a pod-template annotation."""
-    slot: Literal["a", "b"] | None = None
-    """The PostgreSQL login role slot this version uses."""
-    rotated_at: str | None = None
-    """When this version was made (RFC 3339, UTC)."""
-    rotate_handled: str | None = None
-    """The last `tenancy.dev/rotate` annotation value acted on."""
-    redis_sha256: str | None = None
-    """SHA-256 of this version's Redis password (never the password): keeps it accepted through the
-    next overlap even when the Secret is gone."""
-    previous_redis_sha256: str | None = None
-    """SHA-256 of the previous version's Redis password, accepted until the overlap ends."""
-    previous_open: bool | None = None
-    """The previous version still works (its overlap has not been closed yet)."""
-    reason: str | None = None
-    """Why this version was made: first credentials, requested, scheduled, secret-deleted, password-removed, service-added."""
-    services: list[str] | None = None
-    """The services holding a password in this version."""
-
-
-class MigrationHold(Spec):
-    """A migrate-database run holds the tenant's database: the Tenant handler leaves the database, the
-    credentials Secret and the placement alone until the run clears it."""
-
-    run: str
-    """The WorkflowRun holding the tenant."""
-    target_backend: str
-    """Where the database is going."""
-    since: str | None = None
-    """When the hold (and the write freeze) began (RFC 3339, UTC)."""
-
-
-class CredentialsStatus(CredentialsState):
-    active_role: str | None = None
-    """The PostgreSQL login role (`_a` or `_b`) the Secret currently names."""
-    next_rotation_at: str | None = None
-    secret_name: str | None = None
-    pending: CredentialsState | None = None
-    """A version staged (passwords in `tenant-credentials-next`) but not yet published; a crash resumes it."""
-
-
-class SuspensionStatus(Spec):
-    by: Literal["spec", "inactivity"]
-    """Who suspended: spec.state, or the operator for inactivity (annotation tenancy.dev/suspended-for-inactivity)."""
-    since: str | None = None
-    """When inactivity suspended the tenant."""
-    logins_revoked: bool = True
-    """False while the LifecyclePolicy's suspendRevokesLogins: false keeps the backend logins working."""
-    workloads: dict[str, int] = Field(default_factory=dict)
-    """Replica counts resume brings back, per `Kind/name` (also on each workload, annotation
-    tenancy.dev/suspended-replicas)."""
-
-
-class ActivityStatus(Spec):
-    last_seen: str | None = None
-    """When the tenant was last seen in use (only while its LifecyclePolicy sets inactivitySuspendAfter)."""
-    pg_sessions: int | None = None
-    """pg_stat_database.sessions of the tenant database at lastSeen: a change is new use."""
-
-
-class CacheEviction(Spec):
-    keys: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    """How long the whole pass (measure and evict) took."""
-    at: str | None = None
-
-
-class CacheStatus(Spec):
-    """The CachePolicy's budget on the shared Redis (also in the CacheReady message)."""
-
-    policy: str
-    budget_bytes: int
-    usage_bytes: int
-    """Estimated by sampling, rounded to 1% of the budget (so an idle tenant's status does not move)."""
-    relative_error: float = 0.0
-    """Half-width of the estimate's 95% interval, as a fraction of the usage."""
-    evicted_keys: int = 0
-    """Keys of this tenant the operator evicted, in total."""
-    last_eviction: CacheEviction | None = None
-
-
-class ArchiveStatus(Spec):
-    id: str | None = None
-    location: str | None = None
-    """Where the archive folder is (`dir://<path>/<id>`)."""
-    created_at: str | None = None
-    expires_at: str | None = None
-    """When the retention purge removes it (createdAt + the LifecyclePolicy's retention)."""
-    bytes: int | None = None
-    state: Literal["Exporting", "Exported", "Released", "Superseded"] | None = None
-    """Exporting: under way (a rerun adopts it if it was published); Exported: complete, live data may
-    still be there; Released: live data deleted; Superseded: the tenant is Active again."""
-    bytes_done: int | None = None
-    """Progress of the export: plain bytes dumped so far (written at most every few seconds while it runs)."""
-    bytes_total: int | None = None
-    """Expected plain bytes of the export (an estimate while a part is dumped; exact when it is done)."""
-
-
-class RestoreStatus(Spec):
-    archive: str | None = None
-    state: Literal["Loading", "Done"] | None = None
-    """Loading: writes began (a rerun redoes them); Done: finished, never run again for this archive."""
-    started_at: str | None = None
-    restored_at: str | None = None
-    seconds: float | None = None
-    bytes_done: int | None = None
-    """Progress of the restore: bytes verified plus bytes loaded (written at most every few seconds)."""
-    bytes_total: int | None = None
-    """Twice the archive's plain bytes (each is verified, then loaded)."""
-
-class TenantStatus(Spec):
-    model_config = Spec.model_config | {"extra": "allow"}
-
-    observed_generation: int | None = None
-    """The metadata.generation the status as a whole describes."""
-    ready_generation: int | None = None
-    """The latest generation the tenant was Ready at; before that, writes provision rather than repair."""
-    phase: str | None = None
-    """Pending, Provisioning, Ready, Degraded, Suspended, Archived, Stalled or Terminating."""
-    conditions: Conditions
-    """Ready, Reconciling, Stalled and one per part (NamespaceReady, DatabaseReady, ...)."""
-    namespace: str | None = None
-    """The tenant namespace."""
-    backends: str | None = None
-    """Summary of placed backends for the printer column."""
-    placement: Placement = Field(default_factory=Placement)
-    """The Backend each enabled service was placed on."""
-    endpoints: dict[str, str] = Field(default_factory=dict)
-    """Non-secret endpoints and names each backend gave (database, key prefix, KV path...)."""
-    credentials: CredentialsStatus = Field(default_factory=CredentialsStatus)
-    """Credential version and rotation times."""
-    suspension: SuspensionStatus | None = None
-    """While suspended: by whom, whether logins are revoked, the workloads' remembered replica counts."""
-    activity: ActivityStatus | None = None
-    """The inactivity clock (LifecyclePolicy inactivitySuspendAfter)."""
-    cache: CacheStatus | None = None
-    """Usage against the CachePolicy's memory budget, and what was evicted."""
-    archive: ArchiveStatus | None = None
-    """The latest archive of this tenant (spec.state Archived, or reclaim Archive on delete)."""
-    restore: RestoreStatus | None = None
-    """The restore spec.restoreFrom asked for."""
-    migration: MigrationHold | None = None
-    """Set while a migrate-database run holds the database (writes frozen); absent otherwise."""
 
 
 def _placement_rule(service: str) -> dict[str, str]:
