@@ -89,3 +89,17 @@ def test_comparator_is_the_better_baseline_within_the_familys_replica_hour_limit
     assert comparator(reactive, (_row("holt_winters", 75.25, 104.0), qg), periodic=True) is qg  # periodic: 3 %
     both_over = (_row("holt_winters", 75.25, 120.0), _row("qgbm", 70.0, 130.0))
     assert comparator(reactive, both_over, periodic=False).policy == "qgbm"  # none keeps it: the better of both
+
+
+def test_median_diagnostic_is_the_mae_ratio_to_persistence_on_the_same_week():
+    """Persistence itself may score a MASE over 1 (its scale is the training fortnight's naive MAE, and
+    a random walk wanders off it): the judged diagnostic divides by persistence's MAE on the test week."""
+    from dataclasses import replace
+
+    from bench.autoscaling.judge import run_ratios
+    rows = [replace(_row(p, 1.0, 100.0), mase=m) for p, m in
+            (("reactive", 1.8), ("holt_winters", 2.2), ("qgbm", 1.7), ("ours", 1.62), ("oracle", 0.0))]
+    (r,) = run_ratios(rows)
+    assert r.mase == 1.62
+    assert r.mae_vs_naive == np.float64(1.62 / 1.8)  # 0.9: better than the naive forecast
+    assert np.isnan(run_ratios([replace(x, mase=0.0) if x.policy == "reactive" else x for x in rows])[0].mae_vs_naive)
