@@ -11,13 +11,13 @@ PUBLIC, so no tenant can even connect to another's database.
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import quote
 
 import asyncpg
 
 from ..api import names
 from . import postgres_admin as admin
+from . import postgres_pool as pools
 from . import postgres_sql as sql
 from .base import (
     BackendRefused,
@@ -29,143 +29,15 @@ from .base import (
     Target,
     TenantSlice,
 )
+from .postgres_pool import close_all
 
 __all__ = ["ensure", "endpoints", "close", "activity", "delete", "probe", "ensure_server", "close_all", "forget_cache",
            "SERVER_CONDITION"]
 
 SERVER_CONDITION = "SharedDatabasesRestricted"
-_pools: dict[tuple[str, str, int, str], asyncpg.Pool] = {}
-_pool_lock = asyncio.Lock()
-_closing: set[asyncio.Task] = set()  # pools being closed after a failure (held so they are not collected)
-ACQUIRE_TIMEOUT = 30.0
-"""Seconds a call waits for a connection (4 per Backend) with no answer from the server to any call
-on that pool in the meantime before it reports the backend unavailable (see `_acquire`)."""
 DROP_TIMEOUT = 300.0
 """Seconds DROP DATABASE may take (the pool's command timeout is 30 s): one cut off by a timeout leaves
 the database invalid, so it gets the time a loaded server needs to end the sessions and remove the files."""
-_answered: dict[tuple[str, str, int, str], float] = {}
-"""When the server last answered a call on each pool (loop time): waiting while it answers is a queue."""
-
-
-async def _pool(target: Target) -> asyncpg.Pool:
-    key = (target.name, target.host, target.port, target.username)
-    async with _pool_lock:
-        pool = _pools.get(key)
-        if pool is None:
-            try:
-                pool = await asyncpg.create_pool(
-                    host=target.host, port=target.port, user=target.username, password=target.password,
-                    database=target.extra.get("database", "postgres"), min_size=0, max_size=4,
-                    timeout=5, command_timeout=30, ssl="require" if target.tls else None,
-                )
-            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-                raise BackendUnavailable(f"cannot connect to postgres backend {target.name}: {exc}") from exc
-            _pools[key] = pool
-        return pool
-
-
-async def close_all() -> None:
-    for pool in list(_pools.values()):
-        await pool.close()
-    _pools.clear()
-
-
-async def _acquire(target: Target, pool: asyncpg.Pool) -> asyncpg.Connection:
-    """A connection of `pool`; BackendUnavailable only when the server answered none of this pool's
-    calls for ACQUIRE_TIMEOUT.
-
-    Every connection busy while the server keeps answering is this process's own queue (a verify
-    pass of each of 500 tenants at once waited over a minute behind the others' calls), not an
-    unavailable backend: reporting it as one flipped Ready to False and back on tenants whose
-    databases were fine, with a status patch and Events each way (bench/scale/RESULTS.md, N=500).
-    """
-    key = (target.name, target.host, target.port, target.username)
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            return await pool.acquire(timeout=ACQUIRE_TIMEOUT)
-        except TimeoutError as exc:
-            # Every connection busy or the server not answering a connect: the pool's other
-            # connections may be fine, so it stays.
-            if loop.time() - _answered.get(key, float("-inf")) < ACQUIRE_TIMEOUT:
-                continue  # the server answered one of the calls ahead of this one: wait on
-            raise BackendUnavailable(f"postgres backend {target.name}: no connection within {ACQUIRE_TIMEOUT:g}s "
-                                     "and no answer to any call meanwhile (the server does not answer, or "
-                                     "every connection is stuck)") from exc
-
-
-def _answer(target: Target) -> None:
-    _answered[(target.name, target.host, target.port, target.username)] = asyncio.get_running_loop().time()
-
-
-async def _run(target: Target, work, again: bool = True):
-    pool = await _pool(target)
-    try:
-        conn = await _acquire(target, pool)
-    except asyncpg.exceptions.InterfaceError as exc:
-        if again and pool.is_closing():
-            # Another call's failure dropped this pool while this one waited for a connection: take the
-            # new pool, once. One failed call must not fail every call queued on the pool ("pool is
-            # closing"; at N=500 on a loaded machine one query timeout failed thousands of passes).
-            return await _run(target, work, again=False)
-        _drop(target, pool)
-        raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
-    except (OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
-        _drop(target, pool)
-        raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
-    except asyncpg.InsufficientPrivilegeError as exc:
-        # The admin logs in but may not connect to its database (no CONNECT there): a privilege to
-        # grant, said on the Backend, not a failure to retry.
-        _drop(target, pool)
-        database = target.extra.get("database", "postgres")
-        raise admin.AdminPrivilegeMissing(
-            f"postgres backend {target.name}: admin role {target.username} lacks CONNECT on database {database} "
-            f"({str(exc).splitlines()[0]}; grant it: GRANT CONNECT ON DATABASE {sql.ident(database)} TO "
-            f"{sql.ident(target.username)})") from exc
-    return await _work(target, pool, conn, work)
-
-
-async def _work(target: Target, pool: asyncpg.Pool, conn: asyncpg.Connection, work):
-    try:
-        result = await work(conn)
-        _answer(target)
-        return result
-    except (TimeoutError, OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.InterfaceError) as exc:
-        # The pool may hold dead connections after a restart: the next try gets a new pool.
-        _drop(target, pool)
-        raise BackendUnavailable(f"postgres backend {target.name} failed: {exc}") from exc
-    except asyncpg.PostgresError as exc:
-        _answer(target)  # a refusal is an answer
-        # Anything else the server refused (a privilege, a database its owner made a template, ...):
-        # retrying alone will not fix it, and the caller must see it as a refusal, not a crash.
-        raise BackendRefused(f"postgres backend {target.name} refused: {exc}") from exc
-    finally:
-        try:
-            await pool.release(conn)
-        except (OSError, asyncpg.exceptions.InterfaceError):
-            pass  # the pool was terminated meanwhile; the connection went with it
-
-
-def _drop(target: Target, pool: asyncpg.Pool) -> None:
-    """Stop handing out `pool`, and close it once the others' work on it is done.
-
-    Terminating it here would cut every other task's query on it ("pool is closing"), and each of
-    those would drop the next pool in turn: under load one dead connection cascaded into dozens of
-    failed deletions. The current pool only is dropped; a newer one made meanwhile stays.
-    """
-    key = (target.name, target.host, target.port, target.username)
-    if _pools.get(key) is pool:
-        del _pools[key]
-        task = asyncio.get_running_loop().create_task(_close_quietly(pool))
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
-
-
-async def _close_quietly(pool: asyncpg.Pool) -> None:
-    try:
-        await asyncio.wait_for(pool.close(), timeout=60)
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.exceptions.InterfaceError):
-        pool.terminate()
 
 
 def forget_cache(target: Target | None = None) -> None:
@@ -178,7 +50,7 @@ async def probe(target: Target) -> str:
     async def work(conn: asyncpg.Connection) -> tuple[str, list[str]]:
         return await conn.fetchval("SHOW server_version"), await admin.missing_privileges(conn)
 
-    version, missing = await _run(target, work)
+    version, missing = await pools.run(target, work)
     if missing:
         raise admin.AdminPrivilegeMissing(
             f"postgres backend {target.name}: admin role {target.username} lacks {', '.join(missing)} "
@@ -216,7 +88,7 @@ async def ensure_server(target: Target, settings: dict) -> ServerReport:
             repaired.append(f"PUBLIC CONNECT, TEMPORARY on {name}")
         return stuck
 
-    stuck = await _run(target, work)
+    stuck = await pools.run(target, work)
     if stuck:
         return ServerReport(
             SERVER_CONDITION, False, "InsufficientPrivilege",
@@ -337,7 +209,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 report.repaired.append(f"{ended} sessions ended")
         report.version = await conn.fetchval("SHOW server_version")
 
-    await _run(target, work)
+    await pools.run(target, work)
     report.endpoints = endpoints(target, want.tenant, want.slot, want.password)
     return report
 
@@ -372,7 +244,7 @@ async def close(target: Target, tenant: str) -> list[str]:
         if ended:
             done.append(f"{ended} sessions ended")
 
-    await _run(target, work)
+    await pools.run(target, work)
     return done
 
 
@@ -386,7 +258,7 @@ async def activity(target: Target, tenant: str) -> dict[str, int | None]:
         return {"open": int(row["open"] or 0),
                 "established": None if row["established"] is None else int(row["established"])}
 
-    return await _run(target, work)
+    return await pools.run(target, work)
 
 
 async def _in_database(target: Target, database: str, statement: str) -> None:
@@ -462,12 +334,12 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
         return await _delete_rest(target, tenant, drop_database, dependents, done)
     finally:
         if joined:  # roles already dropped took the membership with them
-            await _run(target, lambda conn: admin.leave(conn, joined))
+            await pools.run(target, lambda conn: admin.leave(conn, joined))
 
 
 async def _delete_rest(target: Target, tenant: str, drop_database, dependents, done: list[str]) -> list[str]:
     _database, owner, role_a, role_b = _roles(tenant)
-    existing, held = await _run(target, drop_database)
+    existing, held = await pools.run(target, drop_database)
     # Objects the roles own or were granted elsewhere would make DROP ROLE fail for ever: drop them
     # first, database by database (DROP OWNED acts only in the database it runs in).
     for row in held:
@@ -476,11 +348,11 @@ async def _delete_rest(target: Target, tenant: str, drop_database, dependents, d
         elif row["joinable"] and sql.is_safe_ident(row["owner"]):
             # Another tenant's database (it granted these roles something there): CONNECT is its owner's,
             # so the admin is that owner's member for the moment (a role it made; never a superuser).
-            joined = await _run(target, lambda conn, owner_=row["owner"]: admin.join(conn, [owner_]))
+            joined = await pools.run(target, lambda conn, owner_=row["owner"]: admin.join(conn, [owner_]))
             try:
                 await _in_database(target, row["datname"], sql.drop_owned(existing))
             finally:
-                await _run(target, lambda conn, j=joined: admin.leave(conn, j))
+                await pools.run(target, lambda conn, j=joined: admin.leave(conn, j))
         else:
             continue
         done.append(f"objects and grants of {tenant}'s roles in database {row['datname']}")
@@ -501,5 +373,5 @@ async def _delete_rest(target: Target, tenant: str, drop_database, dependents, d
                     raise BackendRefused(f"cannot drop role {role}: {exc}") from exc
                 done.append(f"role {role}")
 
-    await _run(target, drop_roles)
+    await pools.run(target, drop_roles)
     return done

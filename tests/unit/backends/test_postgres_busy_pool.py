@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tenancy_operator.backends import postgres
+from tenancy_operator.backends import postgres_pool
 from tenancy_operator.backends.base import BackendUnavailable, Target
 
 TICK = 0.2  # the acquire timeout in these tests (seconds)
@@ -39,9 +39,9 @@ def pool(monkeypatch: pytest.MonkeyPatch) -> OneConnectionPool:
     async def _pool(target: Target) -> OneConnectionPool:
         return fake
 
-    monkeypatch.setattr(postgres, "_pool", _pool)
-    monkeypatch.setattr(postgres, "ACQUIRE_TIMEOUT", TICK)
-    monkeypatch.setattr(postgres, "_answered", {}, raising=False)  # absent before the fix
+    monkeypatch.setattr(postgres_pool, "_pool", _pool)
+    monkeypatch.setattr(postgres_pool, "ACQUIRE_TIMEOUT", TICK)
+    monkeypatch.setattr(postgres_pool, "_answered", {}, raising=False)  # absent before the fix
     return fake
 
 
@@ -55,7 +55,7 @@ async def test_a_queue_behind_answered_calls_waits_longer_than_the_timeout(pool:
         return "ok"
 
     # Eight calls on one connection: the last waits ~7 x 0.4 = 2.8 timeouts for its turn.
-    results = await asyncio.gather(*[postgres._run(target(), work) for _ in range(8)], return_exceptions=True)
+    results = await asyncio.gather(*[postgres_pool.run(target(), work) for _ in range(8)], return_exceptions=True)
     assert results == ["ok"] * 8
 
 
@@ -67,10 +67,10 @@ async def test_no_answer_for_the_timeout_is_unavailable(pool: OneConnectionPool)
     async def quick(conn: object) -> str:
         return "ok"
 
-    holder = asyncio.create_task(postgres._run(target(), stuck))
+    holder = asyncio.create_task(postgres_pool.run(target(), stuck))
     await asyncio.sleep(0)
     with pytest.raises(BackendUnavailable, match="no answer to any call"):
-        await postgres._run(target(), quick)
+        await postgres_pool.run(target(), quick)
     assert await holder == "late"
 
 
@@ -78,15 +78,15 @@ async def test_an_old_answer_does_not_keep_a_waiter_waiting(pool: OneConnectionP
     async def quick(conn: object) -> str:
         return "ok"
 
-    assert await postgres._run(target(), quick) == "ok"  # answered once, then the server goes quiet
+    assert await postgres_pool.run(target(), quick) == "ok"  # answered once, then the server goes quiet
     await asyncio.sleep(TICK * 1.5)
 
     async def stuck(conn: object) -> str:
         await asyncio.sleep(TICK * 4)
         return "late"
 
-    holder = asyncio.create_task(postgres._run(target(), stuck))
+    holder = asyncio.create_task(postgres_pool.run(target(), stuck))
     await asyncio.sleep(0)
     with pytest.raises(BackendUnavailable):
-        await postgres._run(target(), quick)
+        await postgres_pool.run(target(), quick)
     await holder

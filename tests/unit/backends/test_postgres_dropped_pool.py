@@ -12,7 +12,7 @@ import asyncio
 
 import asyncpg
 import pytest
-from tenancy_operator.backends import postgres
+from tenancy_operator.backends import postgres_pool
 from tenancy_operator.backends.base import BackendUnavailable, Target
 
 
@@ -63,8 +63,8 @@ def pools(monkeypatch: pytest.MonkeyPatch) -> dict:
             made[key] = OneConnectionPool()
         return made[key]
 
-    monkeypatch.setattr(postgres, "_pool", _pool)
-    monkeypatch.setattr(postgres, "_pools", made)
+    monkeypatch.setattr(postgres_pool, "_pool", _pool)
+    monkeypatch.setattr(postgres_pool, "_pools", made)
     OneConnectionPool.made = 0
     return made
 
@@ -77,9 +77,9 @@ async def test_calls_queued_on_a_dropped_pool_run_on_the_next_one() -> None:
     async def quick(conn: object) -> str:
         return "ok"
 
-    failing = asyncio.create_task(postgres._run(target(), times_out))
+    failing = asyncio.create_task(postgres_pool.run(target(), times_out))
     await asyncio.sleep(0)
-    queued = [asyncio.create_task(postgres._run(target(), quick)) for _ in range(5)]
+    queued = [asyncio.create_task(postgres_pool.run(target(), quick)) for _ in range(5)]
     with pytest.raises(BackendUnavailable):
         await failing
     assert await asyncio.gather(*queued) == ["ok"] * 5
@@ -91,9 +91,9 @@ async def test_a_second_drop_fails_the_call() -> None:
         await asyncio.sleep(0.05)
         raise TimeoutError
 
-    first = asyncio.create_task(postgres._run(target(), times_out))
+    first = asyncio.create_task(postgres_pool.run(target(), times_out))
     await asyncio.sleep(0)
-    second = asyncio.create_task(postgres._run(target(), times_out))
+    second = asyncio.create_task(postgres_pool.run(target(), times_out))
     with pytest.raises(BackendUnavailable):
         await first
     with pytest.raises(BackendUnavailable):  # ran once more on the new pool, and failed there too
