@@ -7,8 +7,9 @@ the HPA only if it differs; report status, metrics and conditions. Rules are ref
 (TENANCY_FORECAST_REFIT_INTERVAL seconds, default 3600) in a background task: the full history is read
 in chunks and refit in a worker thread, one at a time, while the previous model keeps serving. A
 refit fits the models once every TENANCY_FORECAST_MODEL_REFIT_INTERVAL seconds (default 86400) and
-otherwise re-scores their backtest (rule_forecast.fit_rule with the rule's last fit).
-Models live in memory only; a restarted operator refits (the lift in force is recorded on the HPA).
+otherwise re-scores their backtest (rule_forecast.fit_rule with the rule's last fit). The per-rule
+series, models, refits and gauges are in handlers/autoscaling_rules.py. Models live in memory only; a
+restarted operator refits (the lift in force is recorded on the HPA).
 
 One scaler per workload (issue 21): while anything else scales a rule's target (an HPA the rule did
 not make, a KEDA ScaledObject, an earlier rule), the rule keeps no HPA (it deletes its own once, then
@@ -27,41 +28,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
-import kopf
 import numpy as np
-from prometheus_client import Gauge
 
 from ..api.tenant import AutoscalingRule, TenantSpec
 from ..backends import kube, prometheus
-from ..forecasting import FeatureConfig
 from ..reconcile import autoscaling as auto
 from ..reconcile import labels, scalers
 from ..reconcile import rule_forecast as rf
 from ..reconcile.status import PartResult
-from .loop_slots import LoopSemaphore
+from . import autoscaling_rules as rules_state
+from .autoscaling_rules import (
+    ANOMALY_SCORE,
+    FLOOR,
+    FORECAST_DEMAND,
+    FORECAST_MAE,
+    FORECAST_PEAK,
+    FORECAST_SKILL,
+    GATE,
+    RECENT,
+    SETTINGS,
+    TARGET_REPLICAS,
+    RuleState,
+    forget,
+)
 
 __all__ = ["ensure", "CONDITION", "ANOMALY", "SETTINGS", "forget"]
 
 CONDITION = "AutoscalingReady"
 ANOMALY = "AnomalyDetected"
-log = logging.getLogger(__name__)
 
-
-def _float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
-
-
-SETTINGS = rf.Settings(refit_interval_s=_float("TENANCY_FORECAST_REFIT_INTERVAL", 3600.0),
-                       model_refit_s=_float("TENANCY_FORECAST_MODEL_REFIT_INTERVAL", 86400.0))
-RETRY_FETCH_S = 30.0
-"""After a failed history read or fit, wait this long before the next attempt."""
 STARTED_AT = time.time()
 """When this process started: a rule whose HPA is older was working before a restart."""
 KEDA_RECHECK_S = 300.0
@@ -69,175 +68,7 @@ KEDA_RECHECK_S = 300.0
 _keda: tuple[float, bool] | None = None
 """(when checked, monotonic seconds; whether keda.sh/v1alpha1 serves scaledobjects)."""
 
-_L = ("tenant", "rule")
-FORECAST_PEAK = Gauge("tenancy_autoscaling_forecast_peak", "Forecast peak demand over the rule's window",
-                      [*_L, "quantile"])
-RECENT = Gauge("tenancy_autoscaling_recent_demand", "Recent maximum of the rule's demand (what a reactive HPA sees)", _L)
-FLOOR = Gauge("tenancy_autoscaling_floor_replicas", "minReplicas the forecast asks for (Floor: what the HPA holds)", _L)
-GATE = Gauge("tenancy_autoscaling_gate_active", "1 while the predictability gate lets the forecast act", _L)
-ANOMALY_SCORE = Gauge("tenancy_autoscaling_anomaly_score", "Anomaly score in [0, 1] of the newest realised window", _L)
-FORECAST_DEMAND = Gauge(auto.FORECAST_METRIC, "Demand the forecast floor stands for (0 when none); "
-                        "the HPA of an ExternalMetric rule reads it through an adapter", _L)
-REFIT_SECONDS = Gauge("tenancy_autoscaling_refit_seconds", "Duration of the rule's last refit", _L)
-FORECAST_MAE = Gauge("tenancy_autoscaling_forecast_mae",
-                     "Mean absolute error of the median forecast on the last refit's backtest", _L)
-FORECAST_SKILL = Gauge("tenancy_autoscaling_forecast_skill",
-                       "1 - pinball loss / persistence's on the last backtest (above 0: beats the recent maximum)", _L)
-TARGET_REPLICAS = Gauge("tenancy_autoscaling_target_replicas", "Replicas the rule's target holds (spec.replicas)", _L)
-_GAUGES = (RECENT, FLOOR, GATE, ANOMALY_SCORE, FORECAST_DEMAND, REFIT_SECONDS, FORECAST_MAE, FORECAST_SKILL,
-           TARGET_REPLICAS)
-
-
-@dataclass
-class RuleState:
-    """What survives between passes for one rule: its series, model and what status last said."""
-
-    key: tuple[str, str, str]
-    cfg: FeatureConfig
-    t0: float = 0.0
-    y: np.ndarray | None = None
-    fitted: rf.FittedRule | None = None
-    task: asyncio.Task | None = None
-    last_attempt: float = 0.0
-    error: str | None = None
-    residuals: np.ndarray = field(default_factory=lambda: np.array([]))
-    naive_residuals: np.ndarray = field(default_factory=lambda: np.array([]))
-    scored_upto: int = -1
-    """Absolute sample index (from the epoch, in steps) of the newest residual already recorded."""
-    lift: auto.LiftState = field(default_factory=auto.LiftState)
-    published: dict[str, Any] | None = None
-    created: bool = False
-    target_utilisation: float = 0.7
-    """The rule's HPA target (a share), read on every pass: the next refit sizes the ramp hold by it."""
-
-    @property
-    def last_ts(self) -> float | None:
-        return None if self.y is None or not len(self.y) else self.t0 + SETTINGS.step_s * (len(self.y) - 1)
-
-
-_states: dict[tuple[str, str], RuleState] = {}
 _seen: set[str] = set()
-_fit_slot = LoopSemaphore(1)
-"""One model fit at a time per event loop (keyed by loop: an id() of a closed loop could be reused)."""
-
-
-def _state(tenant: str, rule: AutoscalingRule) -> RuleState:
-    key = (rule.metric.prometheus, rule.lead_time, rule.window)
-    st = _states.get((tenant, rule.name))
-    if st is None or st.key != key:
-        if st is not None and st.task is not None:
-            st.task.cancel()
-        st = RuleState(key, rf.feature_config(rule.lead_time, rule.window, SETTINGS.step_s),
-                       created=st.created if st else False)
-        _states[(tenant, rule.name)] = st
-    st.target_utilisation = rule.target_utilization / 100.0
-    return st
-
-
-def forget(tenant: str, rule: str | None = None) -> None:
-    """Drop cached models and metric series of a tenant's rule (or all its rules)."""
-    for key in [k for k in _states if k[0] == tenant and (rule is None or k[1] == rule)]:
-        st = _states.pop(key)
-        if st.task is not None:
-            st.task.cancel()
-        for g in _GAUGES:
-            try:
-                g.remove(*key)
-            except KeyError:
-                pass
-        for q in ("0.5", f"{SETTINGS.quantile:g}"):
-            try:
-                FORECAST_PEAK.remove(*key, q)
-            except KeyError:
-                pass
-
-
-@kopf.on.cleanup()
-async def _close(**_: Any) -> None:
-    for st in _states.values():
-        if st.task is not None:
-            st.task.cancel()
-    await prometheus.close()
-
-
-# ------------------------------------------------------------------------------------------ data
-
-async def _history(query: str, now: float) -> tuple[float, np.ndarray]:
-    step = SETTINGS.step_s
-    start = math.floor((now - SETTINGS.history_s) / step) * step
-    points = await prometheus.query_range(query, start, now, step)
-    if not points:
-        raise prometheus.PrometheusError(f"the query returned no data over the last {SETTINGS.history_s // 86400} days")
-    t0 = points[0][0]
-    n = int(round((points[-1][0] - t0) / step)) + 1
-    return t0, rf.regularize(points, t0, step, n)
-
-
-async def _refit(st: RuleState, tenant: str, rule: str) -> None:
-    st.last_attempt = time.time()
-    try:
-        t0, y = await _history(st.key[0], time.time())
-        async with _fit_slot.hold():
-            settings = replace(SETTINGS, target_utilisation=st.target_utilisation)
-            fitted = await asyncio.to_thread(rf.fit_rule, y, t0, st.cfg, settings, None, st.fitted)
-    except prometheus.PrometheusError as exc:
-        st.error = str(exc)
-        log.warning("autoscaling %s/%s: history unavailable: %s", tenant, rule, exc, extra={"tenant": tenant})
-        return
-    except Exception as exc:  # a model bug must not take the operator down; say so in status
-        st.error = f"refit failed: {exc}"
-        log.exception("autoscaling %s/%s: refit failed", tenant, rule, extra={"tenant": tenant})
-        return
-    if st.y is not None and st.last_ts is not None and st.last_ts > t0 + SETTINGS.step_s * (len(y) - 1):
-        # Passes appended newer samples while the fit ran: keep them.
-        extra = int(round((st.last_ts - (t0 + SETTINGS.step_s * (len(y) - 1))) / SETTINGS.step_s))
-        y = np.concatenate([y, st.y[-extra:]])
-    st.t0, st.y, st.fitted, st.error = t0, y, fitted, None
-    st.residuals = fitted.residuals[-SETTINGS.anomaly.window:]
-    st.naive_residuals = fitted.naive_residuals[-SETTINGS.anomaly.window:]
-    REFIT_SECONDS.labels(tenant, rule).set(fitted.fit_seconds)
-    how = "models refit" if fitted.models_fitted_at == fitted.fitted_at else "backtest re-scored"
-    log.info("autoscaling %s/%s: refit (%s) on %d samples in %.2fs: %s", tenant, rule, how, fitted.samples,
-             fitted.fit_seconds, fitted.reason, extra={"tenant": tenant})
-
-
-async def _append_new(st: RuleState, now: float) -> None:
-    """The samples since the last pass (usually zero or one)."""
-    last = st.last_ts
-    if last is None or st.y is None:
-        return
-    step = SETTINGS.step_s
-    points = await prometheus.query_range(st.key[0], last + step, now, step)
-    if not points:
-        return
-    n = int(round((points[-1][0] - last) / step))
-    if n <= 0:
-        return
-    new = rf.regularize(points, last + step, step, n, carry=float(st.y[-1]))
-    y = np.concatenate([st.y, new])
-    keep = SETTINGS.history_s // step + 1
-    if len(y) > keep:
-        st.t0 += step * (len(y) - keep)
-        y = y[-keep:]
-    st.y = y
-
-
-def _needs_refit(st: RuleState, now: float) -> bool:
-    if st.task is not None and not st.task.done():
-        return False
-    if st.fitted is None:
-        return st.last_attempt == 0.0 or now - st.last_attempt >= RETRY_FETCH_S
-    due = now - st.fitted.fitted_at >= SETTINGS.refit_interval_s or _hold_outdated(st)
-    return due and now - st.last_attempt >= RETRY_FETCH_S
-
-
-def _hold_outdated(st: RuleState) -> bool:
-    """The served model holds ramps sized for another target utilisation than the rule's now (its
-    `targetUtilization` changed): re-score (cheap) rather than serve it until the hourly refit."""
-    model = st.fitted.model if st.fitted is not None else None
-    if model is None or model.hold_tolerance is None:
-        return False
-    return model.hold_cfg != rf.hold_config(st.target_utilisation)
 
 
 # ------------------------------------------------------------------------------------------ the pass
@@ -298,12 +129,12 @@ async def _scaled_objects(namespace: str) -> list[dict[str, Any]]:
 
 async def _rule(tenant: str, namespace: str, rule: AutoscalingRule, observed: dict[str, Any] | None,
                 others: list[str], now: float, logger: logging.Logger) -> tuple[_RuleOutcome, str | None]:
-    st = _state(tenant, rule)
-    if _needs_refit(st, now):
-        st.task = asyncio.create_task(_refit(st, tenant, rule.name))
+    st = rules_state.rule_state(tenant, rule)
+    if rules_state.needs_refit(st, now):
+        st.task = asyncio.create_task(rules_state.refit(st, tenant, rule.name))
     note: str | None = None
     try:
-        await _append_new(st, now)
+        await rules_state.append_new(st, now)
     except prometheus.PrometheusError as exc:
         note = f"Reactive: {exc}"
     fc = None
@@ -396,7 +227,7 @@ async def ensure(tenant: str, uid: str, namespace: str, spec: TenantSpec,
                  logger: logging.Logger) -> tuple[list[PartResult], dict[str, Any], list[str]]:
     """(parts, status fields, repaired). Parts: AutoscalingReady and, informational, AnomalyDetected."""
     rules = list(spec.autoscaling)
-    had = any(k[0] == tenant for k in _states)
+    had = bool(rules_state.cached_rules(tenant))
     if not rules and not had and tenant in _seen:
         return [], {"autoscaling": None}, []
     _seen.add(tenant)
@@ -418,8 +249,9 @@ async def ensure(tenant: str, uid: str, namespace: str, spec: TenantSpec,
         if name not in wanted and _owned(hpa, tenant):
             await kube.delete("HorizontalPodAutoscaler", name, namespace)
             logger.info("deleted HorizontalPodAutoscaler %s/%s (its rule is gone)", namespace, name)
-    for key in [k for k in _states if k[0] == tenant and k[1] not in wanted]:
-        forget(*key)
+    for cached in rules_state.cached_rules(tenant):
+        if cached not in wanted:
+            forget(tenant, cached)
     if not rules:
         return [], {"autoscaling": None}, []
 
