@@ -111,5 +111,19 @@ def test_placement_by_free_capacity_and_sticky(capacity_backends, operator):
         assert refused.returncode != 0 and "cannot change once the tenant is placed" in refused.stderr, refused.stderr
         kubectl("patch", "tenant", names[0], "--type=merge", "-p",
                 json.dumps({"spec": {"postgres": {"backend": "pg-cap-a"}}}))
+        # A Backend named by the Tenant is held to `paused` too (pg-main is paused by the fixture): Stalled,
+        # saying what to change, nothing made there; naming a Backend with room then places it.
+        kube.apply(tenant_yaml("place-named", postgres={"enabled": True, "backend": "pg-main"}))
+        stalled = kube.eventually(lambda: next((c for c in (get("tenant", "place-named").get("status") or {}).get(
+            "conditions", []) if c["type"] == "Stalled" and c["status"] == "True"), None), 30, 1, "place-named Stalled")
+        print(f"\na tenant naming the paused pg-main: {stalled['reason']}: {stalled['message']}")
+        assert stalled["reason"] == "BackendPaused" and "pg-main is paused" in stalled["message"], stalled
+        assert not (get("tenant", "place-named")["status"].get("placement") or {}).get("postgres")
+        assert not pg_databases("t_place_named")
+        kubectl("patch", "tenant", "place-named", "--type=merge", "-p",
+                json.dumps({"spec": {"postgres": {"backend": "pg-cap-b"}}}))
+        kubectl("wait", "--for=condition=Ready", "tenant/place-named", "--timeout=60s", timeout=70)
+        assert get("tenant", "place-named")["status"]["placement"]["postgres"] == "pg-cap-b"
     finally:
-        kubectl("delete", "tenants", *names, "--ignore-not-found", "--timeout=90s", check=False, timeout=100)
+        kubectl("delete", "tenants", *names, "place-named", "--ignore-not-found", "--timeout=90s", check=False,
+                timeout=100)

@@ -50,15 +50,16 @@ class Resolved:
     problems: dict[str, PartResult] = field(default_factory=dict)
 
 
+def _candidate(name: str, b: dict[str, Any], counts: dict[tuple[str, str], int]) -> placement.Candidate:
+    spec, status = b.get("spec", {}), b.get("status", {})
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
+    btype = spec.get("type", "")
+    return placement.Candidate(name, btype, ready, int(spec.get("capacity", 100)), counts.get((btype, name), 0),
+                               bool(spec.get("paused", False)))
+
+
 def _candidates(backends: dict[str, dict[str, Any]], counts: dict[tuple[str, str], int]) -> list[placement.Candidate]:
-    out = []
-    for name, b in backends.items():
-        spec, status = b.get("spec", {}), b.get("status", {})
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
-        btype = spec.get("type", "")
-        out.append(placement.Candidate(name, btype, ready, int(spec.get("capacity", 100)),
-                                       counts.get((btype, name), 0), bool(spec.get("paused", False))))
-    return out
+    return [_candidate(name, b, counts) for name, b in backends.items()]
 
 
 async def resolve(spec: TenantSpec, placed: dict[str, str], backends: dict[str, dict[str, Any]],
@@ -84,6 +85,10 @@ async def resolve(spec: TenantSpec, placed: dict[str, str], backends: dict[str, 
             result.problems[service] = PartResult(
                 condition, False, "BackendTypeMismatch",
                 f"Backend {name} is of type {backend.get('spec', {}).get('type')}, not {service}", stalled=True)
+            continue
+        refused = placement.refusal(_candidate(name, backend, counts)) if asked and not placed.get(service) else None
+        if refused is not None:  # a new placement on a named Backend: paused or full takes no new tenant
+            result.problems[service] = PartResult(condition, False, *refused, stalled=True)
             continue
         result.placement[service] = name
         try:

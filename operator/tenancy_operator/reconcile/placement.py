@@ -2,14 +2,16 @@
 
 The ready, unpaused Backend of that type with the most free capacity wins; ties go to the name
 that sorts first, so the choice is deterministic. Once made, the choice is recorded in status and
-kept (the CRD refuses a spec that contradicts it).
+kept (the CRD refuses a spec that contradicts it). A Backend the Tenant (or a migrate-database run)
+names is held to the same two rules for a *new* placement (`refusal`): paused or full, it takes no
+new tenant, and the tenants it holds keep it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Candidate", "choose", "NoBackend"]
+__all__ = ["Candidate", "choose", "refusal", "NoBackend"]
 
 
 class NoBackend(Exception):
@@ -40,3 +42,15 @@ def choose(service: str, candidates: list[Candidate]) -> str:
                            f"{', paused' if c.paused else ''})" for c in sorted(of_type, key=lambda c: c.name))
         raise NoBackend(f"no ready {service} Backend with free capacity: {detail}")
     return sorted(fitting, key=lambda c: (-c.free, c.name))[0].name
+
+
+def refusal(c: Candidate) -> tuple[str, str] | None:
+    """(reason, message) when Backend ``c`` takes no new tenant (paused, or ``placed`` at its capacity),
+    else None. For a Backend named explicitly: readiness is not asked (an outage is retried, not refused)."""
+    if c.paused:
+        return "BackendPaused", (f"Backend {c.name} is paused (spec.paused): it takes no new tenant; unpause it or "
+                                 "name another Backend (or none, to have one chosen)")
+    if c.free <= 0:
+        return "BackendFull", (f"Backend {c.name} holds {c.placed} tenants, its capacity is {c.capacity}: it takes "
+                               "no new tenant; raise its spec.capacity or name another Backend (or none)")
+    return None

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 from ..api import names
 from ..backends import postgres, postgres_move
 from ..backends.base import Target, TenantSlice
+from ..reconcile import placement
 from .engine import Step, StepContext, StepFailed
 
 __all__ = ["WORKFLOW", "steps", "MigrationServices", "MigrationRefused", "MigrationImpossible", "STEP_NAMES",
@@ -183,6 +184,7 @@ async def freeze(ctx: StepContext) -> dict[str, str]:
         raise MigrationImpossible(f"Backend {goal} is of type {target.type}, not postgres")
     hold = status.get("migration")
     if not (hold and hold.get("run") == ctx.run):
+        await _accepts_new_tenant(ctx, goal)
         left = await postgres_move.objects_of(target, ctx.tenant)
         if left:
             raise MigrationImpossible(f"Backend {goal} already holds {', '.join(left)}; remove them before moving "
@@ -193,6 +195,18 @@ async def freeze(ctx: StepContext) -> dict[str, str]:
     began = calendar.timegm(time.strptime(hold["since"], "%Y-%m-%dT%H:%M:%SZ")) if hold and hold.get(
         "run") == ctx.run and hold.get("since") else time.time()
     return {"sourceBackend": source, "targetBackend": goal, "frozenAt": ctx.outputs.get("frozenAt") or f"{began:.3f}"}
+
+
+async def _accepts_new_tenant(ctx: StepContext, goal: str) -> None:
+    """MigrationImpossible when Backend ``goal`` takes no new tenant (paused, or its last probe counted
+    ``status.tenantsPlaced`` at its capacity), as placement holds a Tenant that names it."""
+    backend = await ctx.services.kube.get("Backend", goal) or {}
+    spec = backend.get("spec") or {}
+    counted = int((backend.get("status") or {}).get("tenantsPlaced") or 0)
+    refused = placement.refusal(placement.Candidate(goal, "postgres", True, int(spec.get("capacity", 100)), counted,
+                                                    bool(spec.get("paused", False))))
+    if refused is not None:
+        raise MigrationImpossible(f"targetBackend: {refused[1]}")
 
 
 async def thaw_source(ctx: StepContext) -> None:

@@ -36,3 +36,23 @@ def test_a_named_backend_is_used_for_every_service(service):
     wrong = TenantSpec.model_validate({service: {"enabled": True, "backend": "wrong-type"}})
     problem = asyncio.run(services_part.resolve(wrong, {}, backends, counts)).problems[service]
     assert problem.reason == "BackendTypeMismatch" and problem.stalled
+
+
+@pytest.mark.parametrize("service", sorted(services_part.SERVICES))
+def test_a_named_backend_paused_or_full_takes_no_new_tenant_and_keeps_those_it_holds(service):
+    """Backend.spec.paused and capacity bind a new placement on a named Backend as they bind placement's
+    own choice; a tenant already placed there stays (it is the Backend's, not a new one)."""
+    paused, full = _backend("paused", service), _backend("full", service)
+    paused["spec"]["paused"] = True
+    full["spec"]["capacity"] = 2
+    backends, counts = {"paused": paused, "full": full}, {(service, "full"): 2}
+    for name, reason, words in (("paused", "BackendPaused", "is paused"), ("full", "BackendFull", "capacity is 2")):
+        spec = TenantSpec.model_validate({service: {"enabled": True, "backend": name}})
+        got = asyncio.run(services_part.resolve(spec, {}, backends, counts))
+        problem = got.problems[service]
+        assert (problem.reason, problem.stalled, got.placement) == (reason, True, {}), problem
+        assert words in problem.message and "spec." in problem.message
+        kept = asyncio.run(services_part.resolve(spec, {service: name}, backends, counts))
+        assert kept.placement == {service: name} and not kept.problems
+    room = TenantSpec.model_validate({service: {"enabled": True, "backend": "full"}})
+    assert asyncio.run(services_part.resolve(room, {}, backends, {(service, "full"): 1})).placement == {service: "full"}

@@ -22,11 +22,11 @@ def test_steps_in_order_with_compensation_except_verify_and_release():
 
 
 class FakeKube:
-    def __init__(self, tenant):
-        self.tenant, self.patches = tenant, []
+    def __init__(self, tenant, backends=None):
+        self.tenant, self.backends, self.patches = tenant, backends or {}, []
 
     async def get(self, kind, name, namespace=None):
-        return self.tenant if kind == "Tenant" else None
+        return self.tenant if kind == "Tenant" else self.backends.get(name) if kind == "Backend" else None
 
     async def merge_patch(self, kind, name, namespace, patch, subresource=None, field_manager=None):
         self.patches.append((kind, patch))
@@ -34,8 +34,8 @@ class FakeKube:
 
 
 class FakeServices:
-    def __init__(self, tenant):
-        self.kube = FakeKube(tenant)
+    def __init__(self, tenant, backends=None):
+        self.kube = FakeKube(tenant, backends)
 
     async def target(self, backend):
         return Target(name=backend, type="postgres", host="127.0.0.1", port=1)
@@ -64,6 +64,30 @@ def test_freeze_refuses_before_any_write(tenant, target, says):
     with pytest.raises(mig.MigrationRefused, match=says):
         asyncio.run(mig.freeze(ctx))
     assert services.kube.patches == []
+
+
+@pytest.mark.parametrize("backend,says", [
+    ({"spec": {"paused": True}}, "pg-b is paused"),
+    ({"spec": {"capacity": 3}, "status": {"tenantsPlaced": 3}}, "holds 3 tenants, its capacity is 3"),
+])
+def test_freeze_refuses_a_target_that_takes_no_new_tenant(backend, says, monkeypatch):
+    """Backend.spec.paused and capacity hold for a migration's target as for a Tenant that names a Backend."""
+    async def nothing_there(target, tenant):
+        return []
+
+    monkeypatch.setattr(postgres_move, "objects_of", nothing_there)
+    for spec, refused in ((backend, True), ({"spec": {"capacity": 4}, "status": {"tenantsPlaced": 3}}, False)):
+        services = FakeServices(_tenant(), {"pg-b": spec})
+        ctx = StepContext(run="r1", tenant="acme", params={"targetBackend": "pg-b"}, outputs={}, services=services)
+        if refused:
+            with pytest.raises(mig.MigrationImpossible, match=says):
+                asyncio.run(mig.freeze(ctx))
+            assert services.kube.patches == []
+        else:  # room for one more: past the check, to the hold (then the source's freeze, not faked here)
+            with pytest.raises(Exception) as raised:
+                asyncio.run(mig.freeze(ctx))
+            assert not isinstance(raised.value, mig.MigrationRefused)
+            assert services.kube.patches and services.kube.patches[0][0] == "Tenant"
 
 
 def test_tools_of_the_target_major_else_the_oldest_new_enough(tmp_path: Path):
