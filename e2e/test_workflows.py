@@ -324,6 +324,14 @@ def test_a_schedule_of_seconds_is_refused_at_apply_and_one_that_never_comes_is_s
     # croniter reads a sixth field as seconds: a tenant owner could probe every backend every second.
     refused = kubectl("create", f"--as={OWNER}", "-f", "-", input=json.dumps(body), check=False)
     assert refused.returncode != 0 and "five cron fields" in refused.stderr, refused.stderr
+    # What would be ignored is refused too: a TTL on a run that never finishes, a parameter no workflow reads.
+    for spec, words in (({"workflow": "verify-isolation", "schedule": "0 3 * * *", "ttlSecondsAfterFinished": 60},
+                         "ttlSecondsAfterFinished is for a run without schedule"),
+                        ({"workflow": "migrate-database", "parameters": {"targetBackend": "pg-x", "dryRun": "true"}},
+                         "migrate-database takes only the parameters targetBackend")):
+        odd = {**body, "metadata": {"name": "iso-odd", "namespace": ns}, "spec": {"tenant": a, **spec}}
+        refused = kubectl("create", "-f", "-", input=json.dumps(odd), check=False)
+        assert refused.returncode != 0 and words in refused.stderr, refused.stderr
     _stalled_before_running(ns, a, "iso-never", "0 0 30 2 *", "InvalidSchedule", "never comes")
     # A tenant owner's schedule every minute would probe every backend every minute: Stalled, nothing runs.
     _stalled_before_running(ns, a, "iso-owner-every-minute", "* * * * *", "ScheduleTooFrequent", "15 minutes")

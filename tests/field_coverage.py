@@ -135,8 +135,12 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_fields.py::test_public_host_is_what_tenants_are_given"],
     "Backend.spec.adminSecretRef.name": [
         "test: e2e/test_backend_lifecycle.py::test_backend_holding_tenants_is_not_deleted"],
-    "Backend.spec.capacity": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky"],
-    "Backend.spec.paused": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky"],
+    "Backend.spec.capacity": ["test: e2e/test_names_placement.py::test_placement_by_free_capacity_and_sticky",
+                              "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_paused_or_full_takes_no_new_tenant_and_keeps_those_it_holds",
+                              "test: tests/unit/workflows/test_migrate_database.py::test_freeze_refuses_a_target_that_takes_no_new_tenant"],
+    "Backend.spec.paused": ["test: tests/unit/reconcile/test_placement.py::test_no_fit_says_why",
+                            "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_paused_or_full_takes_no_new_tenant_and_keeps_those_it_holds",
+                            "test: tests/unit/workflows/test_migrate_database.py::test_freeze_refuses_a_target_that_takes_no_new_tenant"],
     # --- CachePolicy -------------------------------------------------------------------------------
     "CachePolicy.spec.l1.maxSize": ["test: tests/unit/client/test_cache.py::test_l1_keeps_max_bytes_least_recently_used_going_first"],
     "CachePolicy.spec.l1.ttl": ["test: tests/unit/client/test_cache.py::test_l1_entries_expire_after_the_ttl"],
@@ -174,12 +178,14 @@ FIELDS: dict[str, list[str]] = {
     "WorkflowRun.spec.parameters": [
         "test: e2e/test_workflows.py::test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through",
         "test: e2e/test_workflow_archive.py::test_offboard_then_restore_into_another_tenant",
-        "refused: takes no parameters"],
+        "refused: takes no parameters",
+        "refused: workflow migrate-database takes only the parameters targetBackend"],
     "WorkflowRun.spec.cancel": ["test: e2e/test_workflows.py::test_second_run_waits_for_the_tenant_then_runs",
                                 "test: tests/unit/workflows/test_engine.py::test_cancel_stops_a_running_step_and_compensates",
                                 "test: e2e/test_workflows.py::test_cancel_ends_a_schedule"],
     "WorkflowRun.spec.ttlSecondsAfterFinished": [
-        "test: e2e/test_workflows.py::test_second_run_waits_for_the_tenant_then_runs"],
+        "test: e2e/test_workflows.py::test_second_run_waits_for_the_tenant_then_runs",
+        "refused: ttlSecondsAfterFinished is for a run without schedule"],
     "WorkflowRun.spec.schedule": [
         "test: e2e/test_workflows.py::test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through",
         "refused: schedule is only for workflow verify-isolation",

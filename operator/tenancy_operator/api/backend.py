@@ -21,7 +21,7 @@ class SecretRef(Spec):
 
     name: ObjectName
     """Secret name. Keys by type: postgres `username`/`password`; redis `username`/`password`;
-    vault `token`; mongodb `username`/`password` (a PostgreSQL role with CREATEROLE owning FerretDB's
+    vault `token`, or AppRole `roleId` and `secretId` (optional `approlePath`, default `approle`); mongodb `username`/`password` (a PostgreSQL role with CREATEROLE owning FerretDB's
     database; FerretDB passes it through) and `postgresHost`, `postgresPort`, `postgresDatabase`
     (default `ferretdb`), optional `catalogueRole` (default `ferretdb_catalogue`); search
     `username`/`password` and, with `endpoint.tls`, `ca.crt` (the CA that signed the server's
@@ -83,9 +83,12 @@ class BackendSpec(Spec):
     admin_secret_ref: SecretRef
     """Admin credentials the operator uses; never copied to tenants."""
     capacity: int = Field(100, ge=1, le=100000)
-    """How many tenants this backend may hold; placement prefers the most free capacity."""
+    """How many tenants this backend may hold; placement prefers the most free capacity. A full Backend takes
+    no new tenant, also one that names it (Stalled `BackendFull`) or a migrate-database run's target; the
+    count is of tenants already placed, so tenants created at the same moment may pass it together."""
     paused: bool = False
-    """When true, no new tenant is placed here; placed tenants keep working."""
+    """When true, no new tenant is placed here, also one that names it (Stalled `BackendPaused`) or a
+    migrate-database run's target; placed tenants keep working."""
     postgres: PostgresSettings | None = None
     """Settings of a postgres Backend; left out, the defaults apply."""
     search: SearchSettings | None = None
@@ -97,15 +100,16 @@ class BackendStatus(Spec):
 
     observed_generation: int | None = None
     phase: str | None = None
-    """Ready, Unavailable, Stalled (this operator version has no adapter for its type) or Unknown."""
+    """Ready, Unavailable or Stalled (this operator version has no adapter for its type)."""
     conditions: Conditions
-    """Ready, and CircuitOpen while the operator is backing off; postgres: SharedDatabasesRestricted."""
+    """Ready (False while the operator cannot reach the server, with its error; calls to it then back off,
+    see the tenancy_backend_circuit_open metric); postgres also SharedDatabasesRestricted."""
     server_version: str | None = None
     """The version the server reported."""
     tenants_placed: int = 0
     """How many tenants are placed here."""
     last_checked_at: str | None = None
-    """When the operator last reached the server."""
+    """When a probe last changed this status (a probe that finds nothing new writes nothing)."""
 
 
 ROOT_RULES: list[dict[str, str]] = []

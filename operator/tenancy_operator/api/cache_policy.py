@@ -65,9 +65,10 @@ class CachePolicySpec(Spec):
     operator evicts the tenant's own coldest keys down to 90% of the budget."""
     eviction_order: Literal["IdleTime", "Frequency", "TTL"] = "IdleTime"
     """Which of the tenant's keys go first when it is over budget: longest idle (`OBJECT IDLETIME`),
-    least frequently used (`OBJECT FREQ`; needs an LFU `maxmemory-policy` on the server, otherwise
-    the operator falls back to IdleTime and says so in the CacheReady condition) or nearest expiry
-    (`TTL`; keys without a TTL go last)."""
+    least frequently used (`OBJECT FREQ`; needs an LFU `maxmemory-policy` on the server) or nearest
+    expiry (`TTL`; keys without a TTL go last). When the server cannot answer IdleTime or Frequency
+    (its policy is of the other kind) the other one is used, and the CacheReady condition of the pass
+    that evicts says so. Session keys (TenantSessionPolicy) go after every other key."""
     compression_threshold: _SIZE = "1Ki"
     """Values at least this many bytes are compressed (zlib) by the client library; "0" turns it off."""
 

@@ -198,8 +198,8 @@ class RestoreFrom(Spec):
     (ArchiveMismatch); a part naming something outside this tenant (a KV path with `..`, an index outside
     its prefix...) is refused before any write (ArchiveUnsafe)."""
     overwrite: bool = False
-    """Restoring into a tenant that already holds data (any table, Redis key under its prefix or KV secret) is
-    refused (Stalled, reason RestoreRefused) unless this is true; then what the archive holds replaces it."""
+    """Restoring into a tenant that already holds data (any table, Redis key under its prefix, KV secret, MongoDB
+    collection, search index, or a ConfigMap the archive would write) is refused (Stalled, reason RestoreRefused) unless this is true; then what the archive holds replaces it."""
 
 
 class TargetRef(Spec):
@@ -255,7 +255,8 @@ class AutoscalingRule(Spec):
     window: Duration = "5m"
     """Width of the forecast window: the forecast is the peak demand over [now + leadTime, now + leadTime + window]."""
     mode: Literal["Observe", "Floor", "ExternalMetric"] = "Observe"
-    """Observe: status and metrics only. Floor: lift the HPA's minReplicas before a predicted rise.
+    """Observe: an HPA at the rule's own minReplicas scales reactively; the forecast goes to status and
+    metrics only and never changes the HPA. Floor: lift the HPA's minReplicas before a predicted rise.
     ExternalMetric: export the forecast as an external metric the HPA reads."""
 
 
@@ -281,8 +282,10 @@ class TenantSpec(Spec):
     owners: list[Owner] = Field(default_factory=list, max_length=64)
     """Who administers the tenant namespace (bound to the `admin` ClusterRole there only)."""
     state: Literal["Active", "Suspended", "Archived"] = "Active"
-    """Active serves; Suspended closes every door but keeps data. Archived closes every door, exports the
-    tenant's PostgreSQL, Redis and OpenBao KV data into an encrypted archive (the operator's archive store,
+    """Active serves; Suspended keeps data, scales the tenant's workloads to zero and revokes its logins (unless
+    its LifecyclePolicy sets suspendRevokesLogins: false; `status.suspension.loginsRevoked` says which).
+    Archived closes every door, exports the tenant's PostgreSQL, Redis, OpenBao KV, MongoDB and search data
+    and its namespace's ConfigMaps into an encrypted archive (the operator's archive store,
     TENANCY_ARCHIVE_DIR), verifies it, then deletes the live backend data; phase Archived, the archive's id and
     location in `status.archive`. Without an OpenBao backend (its transit key wraps the archive's key) or an
     archive store, the Tenant is Stalled. Back to Active gives empty services: use `restoreFrom` to load data."""
@@ -300,7 +303,8 @@ class TenantSpec(Spec):
     With it, the operator re-marks the data as this Tenant's and posts a RetainedDataAdopted Event. Data
     of a Tenant that still exists is never taken, whatever this says."""
     deletion_protection: bool = False
-    """While true, the API server refuses to delete this Tenant."""
+    """While true, the API server refuses to delete this Tenant (the chart's admission policy, on by default:
+    chart value `deletionProtection.enabled`; without it the operator still keeps the data, as reclaim Retain)."""
     quota: Quota = Field(default_factory=Quota)
     """Namespace ResourceQuota."""
     postgres: PostgresSpec = Field(default_factory=PostgresSpec)

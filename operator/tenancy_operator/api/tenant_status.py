@@ -7,7 +7,7 @@ it made carry only informative copies (the credentials Secret's annotations). Sp
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from .common import Conditions, Spec
 
 __all__ = [
     "ArchiveStatus",
+    "AutoscalingRuleStatus",
     "CredentialsState",
     "CredentialsStatus",
     "Placement",
@@ -93,7 +94,8 @@ class SuspensionStatus(Spec):
 
 class ActivityStatus(Spec):
     last_seen: str | None = None
-    """When the tenant was last seen in use (only while its LifecyclePolicy sets inactivitySuspendAfter)."""
+    """When the tenant was last seen in use (only while its LifecyclePolicy sets inactivitySuspendAfter); on
+    the first pass with that setting, when the clock started."""
     pg_sessions: int | None = None
     """pg_stat_database.sessions of the tenant database at lastSeen: a change is new use."""
 
@@ -126,7 +128,8 @@ class ArchiveStatus(Spec):
     """Where the archive folder is (`dir://<path>/<id>`)."""
     created_at: str | None = None
     expires_at: str | None = None
-    """When the retention purge removes it (createdAt + the LifecyclePolicy's retention)."""
+    """createdAt + the LifecyclePolicy's retention at the time of the export; the purge uses the policy's
+    current retention, so a retention changed since moves the purge, not this field."""
     bytes: int | None = None
     state: Literal["Exporting", "Exported", "Released", "Superseded"] | None = None
     """Exporting: under way (a rerun adopts it if it was published); Exported: complete, live data may
@@ -149,6 +152,42 @@ class RestoreStatus(Spec):
     bytes_total: int | None = None
     """Twice the archive's plain bytes (each is verified, then loaded)."""
 
+class AutoscalingRuleStatus(Spec):
+    """One autoscaling rule as the last pass found it (the forecast's numbers to 3 significant digits; a
+    forecast that moved by less than the rule's tolerance keeps the numbers published before)."""
+
+    model_config = Spec.model_config | {"extra": "allow"}
+
+    name: str
+    """The rule (spec.autoscaling[].name)."""
+    mode: str | None = None
+    """Observe, Floor or ExternalMetric, as the rule asks."""
+    model: str | None = None
+    """The model that forecasts: `quantile-gbm`, `holt-winters` or a blend of both with its median/upper weights."""
+    last_refit: str | None = None
+    """When the models were last refit or their backtest re-scored (RFC 3339, UTC)."""
+    backtest: dict[str, Any] | None = None
+    """The last refit's rolling-origin backtest of that model: forecasts (count), pinball and
+    pinballPersistence (upper quantile's loss, and persistence's), mae and maePersistence, skill
+    (1 - pinball / persistence's), risePrecision."""
+    gate: dict[str, Any] | None = None
+    """`active`: whether the forecast may act (the predictability gate passed); `reason`: why, or why not."""
+    forecast: dict[str, Any] | None = None
+    """The newest forecast of the peak demand over the rule's window: peak (median), upper (the quantile
+    lifts are sized by), recent (the recent maximum a reactive HPA sees), at (when the peak comes)."""
+    anomaly_score: float | None = None
+    """In [0, 1]: how far the newest realised window surprised both the model and persistence."""
+    floor: int | None = None
+    """The minReplicas the rule asks of its HPA now."""
+    lift_until: str | None = None
+    """While a lift is in force: when it is released (after the predicted peak)."""
+    scaled_by: list[str] | None = None
+    """Other scalers of the rule's target (another HPA, a KEDA ScaledObject, an earlier rule): while there
+    is one, the rule keeps no HPA (AutoscalingReady False, TargetAlreadyScaled)."""
+    hpa_conditions: list[dict[str, Any]] | None = None
+    """The HPA controller's False ScalingActive / AbleToScale conditions on the rule's HPA (type, reason, message)."""
+
+
 class TenantStatus(Spec):
     model_config = Spec.model_config | {"extra": "allow"}
 
@@ -157,7 +196,7 @@ class TenantStatus(Spec):
     ready_generation: int | None = None
     """The latest generation the tenant was Ready at; before that, writes provision rather than repair."""
     phase: str | None = None
-    """Pending, Provisioning, Ready, Degraded, Suspended, Archived, Stalled or Terminating."""
+    """Provisioning, Ready, Degraded, Suspended, Archived, Stalled or Terminating."""
     conditions: Conditions
     """Ready, Reconciling, Stalled and one per part (NamespaceReady, DatabaseReady, ...)."""
     namespace: str | None = None
@@ -182,3 +221,5 @@ class TenantStatus(Spec):
     """The restore spec.restoreFrom asked for."""
     migration: MigrationHold | None = None
     """Set while a migrate-database run holds the database (writes frozen); absent otherwise."""
+    autoscaling: list[AutoscalingRuleStatus] | None = None
+    """One entry per spec.autoscaling rule: its model, gate, forecast and floor (AutoscalingReady sums them up)."""

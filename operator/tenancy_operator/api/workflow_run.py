@@ -17,11 +17,12 @@ only from the operator's namespace. The API server enforces it (the chart's work
 PARAMETERS: dict[str, tuple[str, ...]] = {
     "rotate-credentials": (),
     "verify-isolation": ("peers",),
+    "migrate-database": ("targetBackend",),
     "export": (),
     "restore": ("archive", "overwrite"),
     "offboard": (),
 }
-"""The parameters each workflow accepts, where the set is closed (others are checked by the workflow)."""
+"""The parameters each workflow accepts (the API server refuses any other key); each workflow checks the values."""
 
 Workflow = Literal["rotate-credentials", "verify-isolation", "migrate-database", "export", "restore", "offboard"]
 
@@ -50,6 +51,9 @@ class WorkflowRunSpec(Spec):
                 "cancel cannot be taken back"),
             cel("!has(self.schedule) || self.workflow == 'verify-isolation'",
                 "schedule is only for workflow verify-isolation"),
+            cel("!has(self.schedule) || !has(self.ttlSecondsAfterFinished)",
+                "ttlSecondsAfterFinished is for a run without schedule (a scheduled run stays until it is "
+                "cancelled or deleted); drop one of the two"),
             # croniter would read a sixth field as seconds (every second) and a seventh as the year.
             cel("!has(self.schedule) || self.schedule.matches('^ *[^ ]+( +[^ ]+){4} *$')",
                 "schedule takes five cron fields separated by spaces (minute hour day-of-month month "
@@ -71,7 +75,7 @@ class WorkflowRunSpec(Spec):
     cancel: bool = False
     """Set true to stop the run: the running step is stopped and every step that ran is compensated."""
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0, le=31_536_000)
-    """Delete the run this many seconds after it finished (as Jobs do); unset keeps it. Ignored with schedule."""
+    """Delete the run this many seconds after it finished (as Jobs do); unset keeps it. Refused with schedule."""
     schedule: str | None = Field(default=None, max_length=100)
     """verify-isolation only: run again on this cron schedule (five fields, UTC, such as `0 3 * * *`)."""
 
