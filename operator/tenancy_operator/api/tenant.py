@@ -291,7 +291,7 @@ class TenantSpec(Spec):
     archive store, the Tenant is Stalled. Back to Active gives empty services: use `restoreFrom` to load data."""
     restore_from: RestoreFrom | None = None
     """Load an archive into this tenant once its services are provisioned (`status.restore` records it, so it
-    runs once). See RestoreFrom. Into a name whose transit key is kept for a deleted tenant's archives (the
+    runs once); while spec.state is not Active it waits (RestoreReady False, WaitingForActive). See RestoreFrom. Into a name whose transit key is kept for a deleted tenant's archives (the
     Tenant is Stalled NameHeldByArchives), restoring one of those archives hands this Tenant that key."""
     adopt_namespace: bool = False
     """Adopt an existing namespace `tenant-<name>` that no other tenant owns. Without it, an existing

@@ -365,11 +365,28 @@ async def _verify_and_load(name: str, asked: Any, store: archive_store.Directory
     return verified, counts, holding
 
 
+
+def _restore_waits_for_active(tenant: TenantSpec, body: kopf.Body) -> PartResult | None:
+    """RestoreReady False (informational) while spec.restoreFrom waits for spec.state Active: a restore
+    loads data into live services, which a Suspended or Archived tenant does not serve. None otherwise."""
+    asked = tenant.restore_from
+    if asked is None or tenant.state == "Active":
+        return None
+    done = dict(body.status.get("restore") or {})
+    if done.get("archive") == asked.archive and done.get("state") == "Done":
+        return None
+    return PartResult(RESTORE_CONDITION, False, "WaitingForActive",
+                      f"the restore of archive {asked.archive} runs once spec.state is Active (it is {tenant.state})",
+                      informational=True)
+
 async def steps(name: str, uid: str, tenant: TenantSpec, body: kopf.Body, known: dict[str, dict[str, Any]],
                 parts: list[PartResult], status: dict[str, Any], released: bool, logger: logging.Logger) -> None:
     """spec.state Archived (export, verify, release) and spec.restoreFrom, once the services allow."""
     placement = dict(status.get("placement") or body.status.get("placement") or {})
     services = [p for p in parts if p.condition in (*services_part.SERVICES.values(), credentials_part.CONDITION)]
+    restore_waits = _restore_waits_for_active(tenant, body)
+    if restore_waits is not None:
+        parts.append(restore_waits)
     if tenant.state == "Archived":
         if released or all(p.ok for p in services if p.condition != credentials_part.CONDITION):
             part, record = await converge_archived(name, uid, body, placement, known, logger)

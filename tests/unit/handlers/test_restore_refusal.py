@@ -54,3 +54,19 @@ def test_a_kv_path_leaving_the_tenants_folder_refuses_the_whole_restore_before_a
     assert (error.reason, error.needs_person) == ("ArchiveUnsafe", True)
     assert "'../tenant-b/x'" in error.message and "nothing was written" in error.message
     assert archive_holding == [True]
+
+
+def test_restore_from_waits_for_active_and_says_so_until_it_is_done():
+    """spec.restoreFrom on a Suspended or Archived tenant is not ignored in silence: RestoreReady False,
+    WaitingForActive (informational, Ready is not its to say), until Active runs it; a done one is quiet."""
+    from tenancy_operator.api.tenant import TenantSpec
+
+    asked = {"restoreFrom": {"archive": "src-20260101-000000-abcdef"}}
+    body = SimpleNamespace(status={})
+    for state in ("Suspended", "Archived"):
+        part = archive_part._restore_waits_for_active(TenantSpec.model_validate({**asked, "state": state}), body)
+        assert (part.condition, part.ok, part.reason, part.informational) == ("RestoreReady", False, "WaitingForActive", True)
+        assert "src-20260101-000000-abcdef" in part.message and state in part.message
+    assert archive_part._restore_waits_for_active(TenantSpec.model_validate(asked), body) is None
+    done = SimpleNamespace(status={"restore": {"archive": "src-20260101-000000-abcdef", "state": "Done"}})
+    assert archive_part._restore_waits_for_active(TenantSpec.model_validate({**asked, "state": "Suspended"}), done) is None
