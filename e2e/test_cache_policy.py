@@ -150,6 +150,36 @@ def test_tenant_aware_eviction_keeps_every_key_of_b(operator, two_tenants):
     cache_b.close()
 
 
+def test_ttl_order_evicts_the_nearest_expiry_first_and_keys_without_ttl_last(operator, two_tenants):
+    """evictionOrder TTL: over budget, A's keys go by remaining TTL, shortest first; keys without a TTL last."""
+    admin, prefix_a = _admin(), f"t:{A}:"
+    stale = list(_keys(admin, prefix_a))
+    if stale:
+        admin.delete(*stale)
+    kubectl("patch", "cachepolicy", POLICY, "--type=merge", "-p", '{"spec":{"evictionOrder":"TTL"}}')
+    try:
+        pipe = admin.pipeline(transaction=False)
+        for batch in range(6):  # 6 x 400 keys with a TTL: 2.4x the budget; batch k expires in (k + 1) x 10 min
+            for i in range(400):
+                pipe.set(f"{prefix_a}ttl{batch}:{i:04d}", os.urandom(VALUE), ex=600 * (batch + 1))
+        for i in range(300):  # about a third of the budget, without a TTL: these go last
+            pipe.set(f"{prefix_a}keep:{i:04d}", os.urandom(VALUE))
+        pipe.execute()
+        eventually(lambda: _usage(admin, prefix_a) <= BUDGET, 3 * operator.verify_interval * 1.2 + 10, 1,
+                   message="tenant A's usage under its budget, by TTL")
+        survivors = {k.decode().removeprefix(prefix_a) for k in _keys(admin, prefix_a)}
+        batches = lambda keys: {int(k[3:k.index(":")]) for k in keys if k.startswith("ttl")}  # noqa: E731
+        evicted = {f"ttl{b}:{i:04d}" for b in range(6) for i in range(400)} - survivors
+        print(f"\nby TTL: evicted batches {sorted(batches(evicted))}, kept {sorted(batches(survivors))}")
+        assert evicted and max(batches(evicted)) <= min(batches(survivors) or {6}), (batches(evicted), batches(survivors))
+        assert 0 in batches(evicted) and sum(k.startswith("keep:") for k in survivors) == 300
+    finally:
+        kubectl("patch", "cachepolicy", POLICY, "--type=merge", "-p", '{"spec":{"evictionOrder":"IdleTime"}}')
+        left = list(_keys(admin, prefix_a))
+        if left:
+            admin.delete(*left)
+
+
 def test_plain_allkeys_lru_at_the_same_maxmemory_loses_keys_of_b():
     """The same workload without the operator: one Redis, allkeys-lru, maxmemory = B's set + A's budget."""
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"

@@ -13,7 +13,7 @@ import os
 import subprocess
 import time
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import hvac.exceptions
@@ -30,8 +30,12 @@ PG_AUTH = (asyncpg.exceptions.InvalidPasswordError, asyncpg.exceptions.InvalidAu
 
 def _tenant(name: str, overlap: str = "1h", restart: bool = True) -> None:
     kube.apply(tenant_yaml(name, postgres={"enabled": True}, redis={"enabled": True},
-                           credentials={"rotateEvery": "720h", "overlap": overlap, "restartWorkloads": restart}))
+                           credentials={"rotateEvery": "30h", "overlap": overlap, "restartWorkloads": restart}))
     kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=90s", timeout=100)
+    # rotateEvery (not the default 720h) schedules the next rotation from the current version's making
+    status = _creds_status(name)
+    rotated, due = (datetime.fromisoformat(status[k]) for k in ("rotatedAt", "nextRotationAt"))
+    assert due - rotated == timedelta(hours=30), status
 
 
 def _creds_status(name: str) -> dict:

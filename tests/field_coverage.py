@@ -69,12 +69,13 @@ FIELDS: dict[str, list[str]] = {
     "Tenant.spec.vault.enabled": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
     "Tenant.spec.vault.backend": [
         "test: tests/unit/handlers/test_explicit_backend.py::test_a_named_backend_is_used_for_every_service"],
-    # true (the default) acts; false does not restrict yet (issue 11 item 6, the "doors" branch).
+    # true (the default) grants the transit key; false leaves it out of the policy and the Secret.
     "Tenant.spec.vault.transitKey": ["test: e2e/test_doors.py::test_vault_flags_shape_the_policy_the_secret_and_what_a_token_may_do",
                                     "test: tests/unit/backends/test_vault_policy.py::test_the_role_grants_exactly_what_the_flags_enable"],
     "Tenant.spec.vault.kv": ["test: e2e/test_doors.py::test_vault_flags_shape_the_policy_the_secret_and_what_a_token_may_do",
                             "test: tests/unit/backends/test_vault_policy.py::test_the_role_grants_exactly_what_the_flags_enable"],
-    "Tenant.spec.credentials.rotateEvery": ["test: tests/unit/reconcile/test_credentials.py::test_rotation_due"],
+    "Tenant.spec.credentials.rotateEvery": ["test: tests/unit/reconcile/test_credentials.py::test_rotation_due",
+                                            "test: e2e/test_credentials_robustness.py::test_deleted_secret_is_a_rotation_from_status_never_a_reset"],
     "Tenant.spec.credentials.overlap": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
     "Tenant.spec.credentials.restartWorkloads": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
     "Tenant.spec.cachePolicyRef": [
@@ -122,6 +123,7 @@ FIELDS: dict[str, list[str]] = {
         "test: e2e/test_doors.py::test_shared_databases_are_closed_to_tenants_and_the_admin_keeps_working",
         "test: e2e/test_doors.py::test_an_admin_that_may_not_restrict_shared_databases_says_so_and_the_backend_stays_ready"],
     "Backend.spec.search.flavor": [
+        "test: tests/unit/handlers/test_targets.py::test_search_flavor_reaches_the_adapter_and_defaults_to_opensearch",
         "test: tests/unit/backends/test_search_es.py::test_first_ensure_sends_role_template_and_user_bodies_through_the_search_adapter",
         "test: e2e/test_isolation_matrix.py::test_isolation_matrix"],
     "Backend.spec.type": ["test: e2e/test_isolation_matrix.py::test_isolation_matrix",
@@ -151,6 +153,7 @@ FIELDS: dict[str, list[str]] = {
                                       "refused: memoryBudget must be at least 64Ki",
                                       "refused: memoryBudget must not be smaller than l1.maxSize"],
     "CachePolicy.spec.evictionOrder": ["test: e2e/test_cache_policy.py::test_tenant_aware_eviction_keeps_every_key_of_b",
+                                       "test: e2e/test_cache_policy.py::test_ttl_order_evicts_the_nearest_expiry_first_and_keys_without_ttl_last",
                                        "test: tests/unit/reconcile/test_cache.py::test_coldest_first_by_each_order"],
     "CachePolicy.spec.compressionThreshold": [
         "test: tests/unit/client/test_cache.py::test_values_above_the_threshold_are_compressed"],
