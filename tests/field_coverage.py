@@ -30,7 +30,8 @@ FIELDS: dict[str, list[str]] = {
         "test: tests/unit/reconcile/test_namespace.py::test_service_account_owner_binds_in_its_namespace",
     ],
     "Tenant.spec.owners.name": ["test: e2e/test_tenant_core.py::test_owner_rbac_is_fenced_to_their_namespace",
-                                "test: e2e/test_names_ownership.py::test_input_that_can_never_work_is_refused_at_apply"],
+                                "test: e2e/test_names_ownership.py::test_input_that_can_never_work_is_refused_at_apply",
+                                "refused: may not be a Kubernetes system: name"],
     "Tenant.spec.state": ["test: e2e/test_suspend.py::test_suspend_and_resume",
                           "test: e2e/test_archive.py::test_archive_round_trip"],
     "Tenant.spec.restoreFrom.archive": ["test: e2e/test_archive.py::test_archive_round_trip",
@@ -79,7 +80,8 @@ FIELDS: dict[str, list[str]] = {
     "Tenant.spec.credentials.overlap": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
     "Tenant.spec.credentials.restartWorkloads": ["test: e2e/test_rotation.py::test_three_rotations_under_load"],
     "Tenant.spec.cachePolicyRef": [
-        "test: e2e/test_cache_policy.py::test_missing_policy_is_policy_not_found_until_it_exists_and_changes_reach_the_configmap"],
+        "test: e2e/test_cache_policy.py::test_missing_policy_is_policy_not_found_until_it_exists_and_changes_reach_the_configmap",
+        "refused: spec.cachePolicyRef needs spec.redis.enabled"],
     "Tenant.spec.sessionPolicyRef": ["test: e2e/test_sessions.py::test_missing_policy_is_policy_not_found_and_recovers",
                                      "refused: spec.sessionPolicyRef needs spec.redis.enabled and spec.vault.enabled"],
     "Tenant.spec.lifecyclePolicyRef": [

@@ -48,7 +48,14 @@ class Owner(Spec):
             "x-kubernetes-validations": [
                 cel(f"self.kind != 'ServiceAccount' || self.name.matches('{_SA_SUBJECT}')",
                     "a ServiceAccount owner is `namespace:name` (or a bare name, meaning the tenant namespace): "
-                    "the namespace a DNS-1123 label, the name a DNS-1123 subdomain (lower-case)")
+                    "the namespace a DNS-1123 label, the name a DNS-1123 subdomain (lower-case)"),
+                # system:authenticated, system:serviceaccounts[:ns], system:anonymous... stand for every
+                # identity or every workload, other tenants' pods included: one such owner opens the
+                # namespace and its credentials Secret to them all.
+                cel("self.kind == 'ServiceAccount' || !self.name.startsWith('system:')",
+                    "a User or Group owner may not be a Kubernetes system: name (system:authenticated, "
+                    "system:serviceaccounts and the like stand for every identity or every workload, other "
+                    "tenants' included); name a person, a group of people, or kind ServiceAccount"),
             ]
         }
     }
@@ -273,6 +280,8 @@ class TenantSpec(Spec):
                     "&& has(self.vault) && has(self.vault.enabled) && self.vault.enabled)",
                     "spec.sessionPolicyRef needs spec.redis.enabled and spec.vault.enabled: sessions are kept in the "
                     "tenant's Redis and their tokens are signed by its OpenBao key"),
+                cel("!has(self.cachePolicyRef) || (has(self.redis) && has(self.redis.enabled) && self.redis.enabled)",
+                    "spec.cachePolicyRef needs spec.redis.enabled: the policy budgets the tenant's Redis keys"),
             ]
         }
     }
@@ -333,7 +342,9 @@ class TenantSpec(Spec):
     `vault` enabled, checked at apply). A name with no such policy: `Ready=False`, reason `PolicyNotFound`,
     until it appears."""
     lifecycle_policy_ref: ObjectName | None = None
-    """Name of a LifecyclePolicy; without one, deleting the tenant retains backend data."""
+    """Name of a LifecyclePolicy; without one, deleting the tenant retains backend data. A name with no policy
+    behind it: LifecyclePolicyReady False, reason PolicyNotFound (the data is retained meanwhile, and a
+    deletion-protected label already set stays until the reference changes)."""
     autoscaling: list[AutoscalingRule] = Field(
         default_factory=list,
         max_length=32,

@@ -100,6 +100,7 @@ def _schema_at(path: str) -> list[dict[str, Any]]:
     for part in parts:
         if node.get("type") == "array":
             node = node["items"]
+            nodes.append(node)  # a list item's own rules (Tenant.spec.owners[]) count as its object's
         node = node["properties"][part]
         nodes.append(node)
     return nodes
