@@ -146,6 +146,16 @@ spec: {postgres: {enabled: true}, lifecyclePolicyRef: protect}
     warning = _event("Tenant", "prot", "DeletionProtected")
     assert warning and "LifecyclePolicy protect" in warning["message"], _events("Tenant", "prot")
 
+    # Deleting the protecting policy does not lift its protection (found by a review: the label went in 5 s
+    # and the delete went through): the label stays, the delete is refused, and the Tenant says why.
+    kubectl("delete", "lifecyclepolicy", "protect")
+    missing = eventually(lambda: condition(get("tenant", "prot-lift"), "LifecyclePolicyReady").get("reason")
+                         == "PolicyNotFound" and condition(get("tenant", "prot-lift"), "LifecyclePolicyReady"), 30,
+                         message="LifecyclePolicyReady False, PolicyNotFound")
+    assert "protect does not exist" in missing["message"], missing
+    refused = kubectl("delete", "tenant", "prot-lift", "--wait=false", check=False)
+    assert refused.returncode != 0 and _label("prot-lift") == "true", refused.stderr
+
     # Lifting the policy's protection removes the label from every tenant using it; delete then works.
     kube.apply(_policy("protect", reclaim="Delete", deletionProtection=False))
     eventually(lambda: _label("prot-lift") is None, 30, message="label removed once the policy lifts protection")

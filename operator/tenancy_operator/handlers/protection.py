@@ -39,9 +39,16 @@ def tenants_by_policy(name: str, spec: kopf.Spec, **_: Any) -> dict[str, str] | 
     return {ref: name} if ref else None
 
 
-def wanted(spec: dict[str, Any], policies: Any) -> bool:
-    """Does the Tenant's LifecyclePolicy protect it? (False if it names none or a missing one.)"""
-    return bool(first_stored(policies, spec.get("lifecyclePolicyRef") or ""))
+def wanted(spec: dict[str, Any], policies: Any) -> bool | None:
+    """Does the Tenant's LifecyclePolicy protect it? False if it names none; None if it names one that does
+    not exist (deleted, or not yet made): the label then stays as it is, so deleting a protecting policy
+    never lifts its protection (the Tenant's LifecyclePolicyReady condition says the policy is missing;
+    pointing spec.lifecyclePolicyRef elsewhere, or at nothing, lifts it)."""
+    ref = spec.get("lifecyclePolicyRef") or ""
+    if not ref:
+        return False
+    found = first_stored(policies, ref)
+    return None if found is None else bool(found)
 
 
 async def mirror(name: str, obj: dict[str, Any], policies: Any, logger: logging.Logger) -> bool:
@@ -49,7 +56,7 @@ async def mirror(name: str, obj: dict[str, Any], policies: Any, logger: logging.
     reconcile or verify pass tries again, and the teardown guard holds meanwhile."""
     protect = wanted(dict(obj.get("spec") or {}), policies)
     current = ((obj.get("metadata") or {}).get("labels") or {}).get(labels.DELETION_PROTECTED) == "true"
-    if protect == current or (obj.get("metadata") or {}).get("deletionTimestamp"):
+    if protect is None or protect == current or (obj.get("metadata") or {}).get("deletionTimestamp"):
         return False
     try:
         await kube.merge_patch("Tenant", name, None,

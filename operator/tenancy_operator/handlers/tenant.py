@@ -91,8 +91,28 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
     await _converge_built(name, uid, tenant, body, logger, indexes, outcome, services=not released)
     await archive_part.steps(name, uid, tenant, body, backends_of(indexes.get("backends_by_name")), outcome.parts,
                              outcome.status, released, logger)
-    outcome.parts += _unbuilt_parts(tenant, indexes)
+    outcome.parts += _unbuilt_parts(tenant, indexes) + _lifecycle_policy_parts(tenant, indexes, body.status)
     return outcome
+
+
+LIFECYCLE_CONDITION = "LifecyclePolicyReady"
+
+
+def _lifecycle_policy_parts(tenant: TenantSpec, indexes: dict[str, Any], status: Any) -> list[PartResult]:
+    """LifecyclePolicyReady: a spec.lifecyclePolicyRef that names no policy is not ignored in silence (its
+    reclaim, retention and protection would not apply). Reported only for tenants that name a policy, or
+    named one before (to set the condition back to True when the reference is removed)."""
+    ref = tenant.lifecycle_policy_ref
+    if ref and first_stored(indexes.get("lifecycle_policies"), ref) is None:
+        return [PartResult(LIFECYCLE_CONDITION, False, Reason.POLICY_NOT_FOUND,
+                           f"LifecyclePolicy {ref} does not exist, so its reclaim, retention and protection do not "
+                           "apply: a deletion meanwhile retains the data, and a protection label already set stays; "
+                           "create the policy or correct spec.lifecyclePolicyRef")]
+    if ref:
+        return [PartResult(LIFECYCLE_CONDITION, True, Reason.SUCCEEDED, f"LifecyclePolicy {ref} applies")]
+    if any(c.get("type") == LIFECYCLE_CONDITION for c in (status or {}).get("conditions", [])):
+        return [PartResult(LIFECYCLE_CONDITION, True, Reason.SUCCEEDED, "no LifecyclePolicy named: reclaim Retain")]
+    return []
 
 
 def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResult]:

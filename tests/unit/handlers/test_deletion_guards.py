@@ -17,8 +17,30 @@ def test_the_label_mirrors_the_policys_protection_only():
     assert not protection.wanted({"lifecyclePolicyRef": "plain"}, policies)
     # The Tenant's own flag is read by the admission policy directly: lifting it must act at once.
     assert not protection.wanted({"lifecyclePolicyRef": "plain", "deletionProtection": True}, policies)
-    assert not protection.wanted({"lifecyclePolicyRef": "missing"}, policies)
-    assert not protection.wanted({}, None)
+    assert protection.wanted({}, None) is False
+    # A policy that is gone (or not made yet) decides nothing: deleting a protecting policy must not lift
+    # its protection (found live: the label went within 5 s, then `kubectl delete tenant` went through).
+    assert protection.wanted({"lifecyclePolicyRef": "missing"}, policies) is None
+
+
+def test_deleting_the_protecting_policy_keeps_the_label(monkeypatch):
+    import asyncio
+    import logging
+
+    patches = []
+
+    async def merge_patch(kind, name, namespace, patch):
+        patches.append(patch)
+
+    monkeypatch.setattr(protection.kube, "merge_patch", merge_patch)
+    labelled = {"spec": {"lifecyclePolicyRef": "prot"}, "metadata": {"labels": {"tenancy.dev/deletion-protected": "true"}}}
+    log = logging.getLogger("test")
+    assert not asyncio.run(protection.mirror("race3", labelled, _Index({}), log)) and patches == []
+    unlabelled = {"spec": {"lifecyclePolicyRef": "prot"}, "metadata": {}}
+    assert not asyncio.run(protection.mirror("race4", unlabelled, _Index({}), log)) and patches == []
+    # Pointing the reference at nothing (or a policy without protection) lifts it.
+    assert asyncio.run(protection.mirror("race3", {**labelled, "spec": {}}, _Index({}), log))
+    assert patches == [{"metadata": {"labels": {"tenancy.dev/deletion-protected": None}}}]
 
 
 def test_data_is_abandoned_only_where_a_person_said_so():

@@ -1,0 +1,26 @@
+"""A spec.lifecyclePolicyRef that names no policy is said, not ignored: LifecyclePolicyReady False."""
+
+from __future__ import annotations
+
+from tenancy_operator.api.tenant import TenantSpec
+from tenancy_operator.handlers import tenant
+
+
+def _parts(spec: dict, policies: dict, conditions: list | None = None):
+    indexes = {"lifecycle_policies": {k: [v] for k, v in policies.items()}}
+    return tenant._lifecycle_policy_parts(TenantSpec.model_validate(spec), indexes, {"conditions": conditions or []})
+
+
+def test_a_missing_policy_is_not_ready_and_says_what_applies_meanwhile():
+    (part,) = _parts({"lifecyclePolicyRef": "keep-30-dayz"}, {"keep-30-days": {"reclaim": "Delete"}})
+    assert (part.condition, part.ok, part.reason, part.stalled, part.informational) == (
+        "LifecyclePolicyReady", False, "PolicyNotFound", False, False)
+    assert "keep-30-dayz does not exist" in part.message and "retains the data" in part.message
+    (found,) = _parts({"lifecyclePolicyRef": "keep-30-days"}, {"keep-30-days": {"reclaim": "Delete"}})
+    assert found.ok and found.condition == "LifecyclePolicyReady"
+
+
+def test_no_reference_adds_no_condition_but_clears_an_old_one():
+    assert _parts({}, {}) == []
+    (cleared,) = _parts({}, {}, [{"type": "LifecyclePolicyReady", "status": "False"}])
+    assert cleared.ok and "no LifecyclePolicy named" in cleared.message
