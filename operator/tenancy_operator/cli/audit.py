@@ -129,6 +129,11 @@ def run(args: Any) -> int:
     3 (`verify`): entries, but nothing signed or anchored to verify them against."""
     try:
         return _run(args)
+    except asyncpg.InvalidCatalogNameError as exc:  # the database the operator keeps the trail in is not there
+        print(f"error: cannot read the audit trail: {exc}: the operator keeps no audit trail on this server "
+              "(is the trail on? chart value audit.backend, docs/audit.md; --dsn or TENANCY_AUDIT_DATABASE name another)",
+              file=sys.stderr)
+        return 2
     except (OSError, asyncpg.PostgresError, hvac_errors.VaultError, requests.RequestException) as exc:
         print(f"error: cannot read the audit trail: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
