@@ -344,7 +344,8 @@ class TenantSpec(Spec):
     lifecycle_policy_ref: ObjectName | None = None
     """Name of a LifecyclePolicy; without one, deleting the tenant retains backend data. A name with no policy
     behind it: LifecyclePolicyReady False, reason PolicyNotFound (the data is retained meanwhile, and a
-    deletion-protected label already set stays until the reference changes)."""
+    deletion-protected label already set stays until the reference names an existing policy without
+    protection, or none); the tenant keeps serving and stays Ready."""
     autoscaling: list[AutoscalingRule] = Field(
         default_factory=list,
         max_length=32,

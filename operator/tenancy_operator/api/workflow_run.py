@@ -37,7 +37,7 @@ def _parameter_rules() -> list[dict[str, str]]:
     for workflow, keys in PARAMETERS.items():
         allowed = ", ".join(f"'{k}'" for k in keys)
         check = f"self.parameters.all(k, k in [{allowed}])" if keys else "size(self.parameters) == 0"
-        rules.append(cel(f"self.workflow != '{workflow}' || {check}",
+        rules.append(cel(f"self.workflow != '{workflow}' || (has(self.cancel) && self.cancel) || {check}",
                          f"workflow {workflow} takes " + (f"only the parameters {', '.join(keys)}" if keys
                                                           else "no parameters")))
     return rules
@@ -51,7 +51,9 @@ class WorkflowRunSpec(Spec):
                 "cancel cannot be taken back"),
             cel("!has(self.schedule) || self.workflow == 'verify-isolation'",
                 "schedule is only for workflow verify-isolation"),
-            cel("!has(self.schedule) || !has(self.ttlSecondsAfterFinished)",
+            # cancel: true stays possible on a run stored before these two rules existed (the spec is
+            # immutable, so it could not drop the field instead).
+            cel("(has(self.cancel) && self.cancel) || !has(self.schedule) || !has(self.ttlSecondsAfterFinished)",
                 "ttlSecondsAfterFinished is for a run without schedule (a scheduled run stays until it is "
                 "cancelled or deleted); drop one of the two"),
             # croniter would read a sixth field as seconds (every second) and a seventh as the year.

@@ -24,6 +24,7 @@ PART_SERVICE = {
     "SessionsReady": "",
     "CredentialsReady": "",
     "AutoscalingReady": "",
+    "LifecyclePolicyReady": "",
 }
 PHASE_ORDER = ("Ready", "Provisioning", "Pending", "Degraded", "Stalled", "Suspended", "Archived", "Terminating")
 
@@ -106,6 +107,8 @@ def _part_rows(tenant: dict[str, Any], colour: bool) -> tuple[list[list[str]], l
                 enabled = bool(spec.get("autoscaling"))
             if type_ == "SessionsReady":
                 enabled = bool(spec.get("sessionPolicyRef"))
+            if type_ == "LifecyclePolicyReady":
+                enabled = False  # reported on the tenant's first pass, or there is nothing to say
             if type_ == "CredentialsReady":
                 enabled = any((spec.get(s) or {}).get("enabled") for s in ("postgres", "redis", "mongodb", "search", "vault"))
             if not enabled:

@@ -51,7 +51,12 @@ async def ensure(tenant: str, uid: str, spec: TenantSpec, logger: logging.Logger
     quota = next((o for (kind, _), o in observed.items() if kind == "ResourceQuota" and o), None)
     metrics.record_quota(tenant, (quota or {}).get("status"))
     written = await apply.execute(plan, logger)
-    return PartResult(CONDITION, True, Reason.SUCCEEDED, f"namespace {ns} with quota, limits, network policy and RBAC"), written
+    message = f"namespace {ns} with quota, limits, network policy and RBAC"
+    left_out = desired_ns.system_wide_owners(spec)
+    if left_out:  # only a Tenant stored before the CRD refused them
+        message += (f"; spec.owners {', '.join(left_out)} left out of the owners' RoleBinding (a system: name "
+                    "stands for every identity or workload, other tenants' included): remove it from spec.owners")
+    return PartResult(CONDITION, True, Reason.SUCCEEDED, message), written
 
 
 async def remove(tenant: str, logger: logging.Logger) -> bool:

@@ -88,7 +88,10 @@ async def resolve(spec: TenantSpec, placed: dict[str, str], backends: dict[str, 
             continue
         refused = placement.refusal(_candidate(name, backend, counts)) if asked and not placed.get(service) else None
         if refused is not None:  # a new placement on a named Backend: paused or full takes no new tenant
-            result.problems[service] = PartResult(condition, False, *refused, stalled=True)
+            reason, message = refused
+            result.problems[service] = PartResult(
+                condition, False, reason, f"{message}, or name another Backend in spec.{service}.backend (or none, "
+                "to have one chosen)", stalled=True)
             continue
         result.placement[service] = name
         try:

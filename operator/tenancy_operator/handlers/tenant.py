@@ -100,18 +100,22 @@ LIFECYCLE_CONDITION = "LifecyclePolicyReady"
 
 def _lifecycle_policy_parts(tenant: TenantSpec, indexes: dict[str, Any], status: Any) -> list[PartResult]:
     """LifecyclePolicyReady: a spec.lifecyclePolicyRef that names no policy is not ignored in silence (its
-    reclaim, retention and protection would not apply). Reported only for tenants that name a policy, or
-    named one before (to set the condition back to True when the reference is removed)."""
+    reclaim, retention and protection would not apply). Informational: the tenant serves as before, so Ready
+    (what offboard, GitOps and `kubectl wait` read) is not its to say, and nothing retries in a loop; the
+    verify pass finds the policy once it exists. Reported only for tenants that name a policy, or named
+    one before (to set the condition back to True when the reference is removed)."""
     ref = tenant.lifecycle_policy_ref
     if ref and first_stored(indexes.get("lifecycle_policies"), ref) is None:
         return [PartResult(LIFECYCLE_CONDITION, False, Reason.POLICY_NOT_FOUND,
                            f"LifecyclePolicy {ref} does not exist, so its reclaim, retention and protection do not "
                            "apply: a deletion meanwhile retains the data, and a protection label already set stays; "
-                           "create the policy or correct spec.lifecyclePolicyRef")]
+                           "create the policy or correct spec.lifecyclePolicyRef", informational=True)]
     if ref:
-        return [PartResult(LIFECYCLE_CONDITION, True, Reason.SUCCEEDED, f"LifecyclePolicy {ref} applies")]
+        return [PartResult(LIFECYCLE_CONDITION, True, Reason.SUCCEEDED, f"LifecyclePolicy {ref} applies",
+                           informational=True)]
     if any(c.get("type") == LIFECYCLE_CONDITION for c in (status or {}).get("conditions", [])):
-        return [PartResult(LIFECYCLE_CONDITION, True, Reason.SUCCEEDED, "no LifecyclePolicy named: reclaim Retain")]
+        return [PartResult(LIFECYCLE_CONDITION, True, Reason.SUCCEEDED, "no LifecyclePolicy named: reclaim Retain",
+                           informational=True)]
     return []
 
 

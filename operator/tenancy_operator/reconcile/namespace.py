@@ -54,6 +54,13 @@ def _meta(name: str, tenant: str, namespace: str | None, uid: str) -> dict[str, 
     return meta
 
 
+def system_wide_owners(spec: TenantSpec) -> list[str]:
+    """User and Group owners named `system:...` (system:authenticated, system:serviceaccounts...): each stands
+    for every identity or every workload, other tenants' included, so none is ever bound. The CRD refuses
+    them; a Tenant stored before that rule may still hold one."""
+    return [f"{o.kind} {o.name}" for o in spec.owners if o.kind != "ServiceAccount" and o.name.startswith("system:")]
+
+
 def _subject(owner: Owner, tenant_namespace: str) -> dict[str, str]:
     if owner.kind == "ServiceAccount":
         # "namespace:name", or a bare name meaning a ServiceAccount in the tenant namespace.
@@ -148,14 +155,15 @@ def desired_objects(tenant: str, uid: str, spec: TenantSpec,
                 "subjects": [{"kind": "ServiceAccount", "name": operator.service_account, "namespace": operator.namespace}],
             }
         )
-    if spec.owners:
+    owners = [o for o in spec.owners if o.kind == "ServiceAccount" or not o.name.startswith("system:")]
+    if owners:
         objects.append(
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "RoleBinding",
                 "metadata": _meta(OWNERS_BINDING, tenant, ns, uid),
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
-                "subjects": [_subject(o, ns) for o in spec.owners],
+                "subjects": [_subject(o, ns) for o in owners],
             }
         )
     return objects

@@ -46,11 +46,11 @@ def choose(service: str, candidates: list[Candidate]) -> str:
 
 def refusal(c: Candidate) -> tuple[str, str] | None:
     """(reason, message) when Backend ``c`` takes no new tenant (paused, or ``placed`` at its capacity),
-    else None. For a Backend named explicitly: readiness is not asked (an outage is retried, not refused)."""
+    else None; the message ends with what to change on the Backend, the caller adds its own way out.
+    For a Backend named explicitly: readiness is not asked (an outage is retried, not refused)."""
     if c.paused:
-        return "BackendPaused", (f"Backend {c.name} is paused (spec.paused): it takes no new tenant; unpause it or "
-                                 "name another Backend (or none, to have one chosen)")
+        return "BackendPaused", f"Backend {c.name} is paused (spec.paused): it takes no new tenant; unpause it"
     if c.free <= 0:
         return "BackendFull", (f"Backend {c.name} holds {c.placed} tenants, its capacity is {c.capacity}: it takes "
-                               "no new tenant; raise its spec.capacity or name another Backend (or none)")
+                               "no new tenant; raise its spec.capacity")
     return None

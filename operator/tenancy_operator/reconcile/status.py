@@ -26,6 +26,7 @@ PART_CONDITIONS = (
     "SessionsReady",
     "CredentialsReady",
     "AutoscalingReady",
+    "LifecyclePolicyReady",
 )
 
 

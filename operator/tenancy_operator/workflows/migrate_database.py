@@ -206,7 +206,7 @@ async def _accepts_new_tenant(ctx: StepContext, goal: str) -> None:
     refused = placement.refusal(placement.Candidate(goal, "postgres", True, int(spec.get("capacity", 100)), counted,
                                                     bool(spec.get("paused", False))))
     if refused is not None:
-        raise MigrationImpossible(f"targetBackend: {refused[1]}")
+        raise MigrationImpossible(f"targetBackend: {refused[1]}, or run the migration to another Backend")
 
 
 async def thaw_source(ctx: StepContext) -> None:

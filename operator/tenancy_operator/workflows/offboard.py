@@ -28,6 +28,7 @@ import asyncio
 from typing import Any
 
 from ..backends import archive_store
+from ..reconcile import labels
 from .archive import tenant_of
 from .engine import Step, StepContext, StepFailed
 
@@ -56,6 +57,12 @@ async def _prepare(ctx: StepContext) -> dict[str, str]:
     if ((policy or {}).get("spec") or {}).get("deletionProtection"):
         raise StepFailed(f"LifecyclePolicy {ref} of Tenant {ctx.tenant} has deletionProtection: the API server "
                          "would refuse the deletion")
+    if ((tenant.get("metadata") or {}).get("labels") or {}).get(labels.DELETION_PROTECTED) == "true":
+        # The policy is gone (or the label not yet lifted): a missing policy never lifts protection.
+        raise StepFailed(f"Tenant {ctx.tenant} carries the label {labels.DELETION_PROTECTED}=true (its LifecyclePolicy "
+                         f"{ref or '(none)'} protected it and is missing now): the API server would refuse the "
+                         "deletion; recreate the policy without deletionProtection, or point spec.lifecyclePolicyRef "
+                         "at another policy or at none")
     if "vault" not in ((tenant.get("status") or {}).get("placement") or {}):
         raise StepFailed(f"Tenant {ctx.tenant} has no OpenBao backend placed: an archive's data key is wrapped by "
                          "the tenant's transit key; enable spec.vault first")

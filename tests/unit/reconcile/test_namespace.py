@@ -24,6 +24,20 @@ def test_no_owners_no_rolebinding():
     assert "RoleBinding" not in [o["kind"] for o in _desired()]
 
 
+def test_a_system_owner_stored_before_the_crd_refused_it_is_never_bound():
+    """system:authenticated as an owner gave every identity, other tenants' pods included, admin of the
+    namespace and its credentials Secret. The CRD refuses it now; one stored earlier is left out."""
+    from tenancy_operator.reconcile.namespace import system_wide_owners
+
+    spec = {"owners": [{"kind": "Group", "name": "system:authenticated"}, {"kind": "User", "name": "system:anonymous"},
+                       {"kind": "Group", "name": "acme-admins"}, {"kind": "ServiceAccount", "name": "ci:deployer"}]}
+    binding = next(o for o in _desired(spec) if o["kind"] == "RoleBinding")
+    assert [s["name"] for s in binding["subjects"]] == ["acme-admins", "deployer"]
+    assert system_wide_owners(TenantSpec.model_validate(spec)) == ["Group system:authenticated", "User system:anonymous"]
+    only = {"owners": [{"kind": "Group", "name": "system:serviceaccounts"}]}
+    assert "RoleBinding" not in [o["kind"] for o in _desired(only)]  # the live one is then pruned
+
+
 def test_quota_follows_spec():
     quota = _desired({"quota": {"cpu": "2", "pods": "3"}})[1]
     assert quota["spec"]["hard"]["pods"] == "3" and quota["spec"]["hard"]["requests.cpu"] == "2"

@@ -138,6 +138,10 @@ def test_wait_restored_fails_with_the_tenants_reason_and_message():
 @pytest.mark.parametrize(("tenant", "policy", "text"), [
     (_tenant(deletionProtection=True), None, "deletionProtection"),
     (_tenant(lifecyclePolicyRef="keep"), {"spec": {"deletionProtection": True}}, "LifecyclePolicy keep"),
+    # The protecting policy was deleted: the label stays (a missing policy never lifts protection).
+    ({**_tenant(lifecyclePolicyRef="gone"), "metadata": {"name": "acme", "uid": "u1",
+                                                          "labels": {"tenancy.dev/deletion-protected": "true"}}},
+     None, "recreate the policy without deletionProtection"),
 ])
 def test_offboard_refuses_a_protected_tenant_before_anything(monkeypatch, tmp_path, tenant, policy, text):
     monkeypatch.setenv("TENANCY_ARCHIVE_DIR", str(tmp_path))
