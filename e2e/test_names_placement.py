@@ -114,8 +114,8 @@ def test_placement_by_free_capacity_and_sticky(capacity_backends, operator):
         # A Backend named by the Tenant is held to `paused` too (pg-main is paused by the fixture): Stalled,
         # saying what to change, nothing made there; naming a Backend with room then places it.
         kube.apply(tenant_yaml("place-named", postgres={"enabled": True, "backend": "pg-main"}))
-        stalled = kube.eventually(lambda: next((c for c in (get("tenant", "place-named").get("status") or {}).get(
-            "conditions", []) if c["type"] == "Stalled" and c["status"] == "True"), None), 30, 1, "place-named Stalled")
+        stalled = kube.eventually(lambda: kube.condition(get("tenant", "place-named"), "Stalled").get("status") == "True"
+                                  and kube.condition(get("tenant", "place-named"), "Stalled"), 30, 1, "place-named Stalled")
         print(f"\na tenant naming the paused pg-main: {stalled['reason']}: {stalled['message']}")
         assert stalled["reason"] == "BackendPaused" and "pg-main is paused" in stalled["message"], stalled
         assert not (get("tenant", "place-named")["status"].get("placement") or {}).get("postgres")

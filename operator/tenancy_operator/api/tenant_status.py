@@ -152,6 +152,7 @@ class RestoreStatus(Spec):
     bytes_total: int | None = None
     """Twice the archive's plain bytes (each is verified, then loaded)."""
 
+
 class AutoscalingRuleStatus(Spec):
     """One autoscaling rule as the last pass found it (the forecast's numbers to 3 significant digits; a
     forecast that moved by less than the rule's tolerance keeps the numbers published before)."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -295,7 +296,7 @@ async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dic
     assert asked is not None
     fresh = await fresh_status(name)
     done = fresh.get("restore") or {}
-    if done.get("archive") == asked.archive and done.get("state") == "Done":
+    if _restored(asked.archive, done):
         return PartResult(RESTORE_CONDITION, True, "Restored",
                           f"restored from archive {asked.archive} at {done.get('restoredAt')}"), done
     resuming = done.get("archive") == asked.archive and done.get("state") == "Loading"
@@ -366,14 +367,18 @@ async def _verify_and_load(name: str, asked: Any, store: archive_store.Directory
 
 
 
+def _restored(archive_id: str, record: Mapping[str, Any]) -> bool:
+    """Whether `status.restore` (``record``) says archive ``archive_id`` was restored: it never runs again."""
+    return record.get("archive") == archive_id and record.get("state") == "Done"
+
+
 def _restore_waits_for_active(tenant: TenantSpec, body: kopf.Body) -> PartResult | None:
     """RestoreReady False (informational) while spec.restoreFrom waits for spec.state Active: a restore
     loads data into live services, which a Suspended or Archived tenant does not serve. None otherwise."""
     asked = tenant.restore_from
     if asked is None or tenant.state == "Active":
         return None
-    done = dict(body.status.get("restore") or {})
-    if done.get("archive") == asked.archive and done.get("state") == "Done":
+    if _restored(asked.archive, body.status.get("restore") or {}):
         return None
     return PartResult(RESTORE_CONDITION, False, "WaitingForActive",
                       f"the restore of archive {asked.archive} runs once spec.state is Active (it is {tenant.state})",

@@ -51,11 +51,7 @@ class Resolved:
 
 
 def _candidate(name: str, b: dict[str, Any], counts: dict[tuple[str, str], int]) -> placement.Candidate:
-    spec, status = b.get("spec", {}), b.get("status", {})
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
-    btype = spec.get("type", "")
-    return placement.Candidate(name, btype, ready, int(spec.get("capacity", 100)), counts.get((btype, name), 0),
-                               bool(spec.get("paused", False)))
+    return placement.candidate(name, b, counts.get(((b.get("spec") or {}).get("type", ""), name), 0))
 
 
 def _candidates(backends: dict[str, dict[str, Any]], counts: dict[tuple[str, str], int]) -> list[placement.Candidate]:

@@ -91,21 +91,23 @@ async def _converge(name: str, uid: str, body: kopf.Body, logger: logging.Logger
     await _converge_built(name, uid, tenant, body, logger, indexes, outcome, services=not released)
     await archive_part.steps(name, uid, tenant, body, backends_of(indexes.get("backends_by_name")), outcome.parts,
                              outcome.status, released, logger)
-    outcome.parts += _unbuilt_parts(tenant, indexes) + _lifecycle_policy_parts(tenant, indexes, body.status)
+    policy = first_stored(indexes.get("lifecycle_policies"), tenant.lifecycle_policy_ref)
+    outcome.parts += _unbuilt_parts(tenant, policy) + _lifecycle_policy_parts(tenant, policy, body.status)
     return outcome
 
 
 LIFECYCLE_CONDITION = "LifecyclePolicyReady"
 
 
-def _lifecycle_policy_parts(tenant: TenantSpec, indexes: dict[str, Any], status: Any) -> list[PartResult]:
+def _lifecycle_policy_parts(tenant: TenantSpec, policy: dict[str, Any] | None, status: Any) -> list[PartResult]:
     """LifecyclePolicyReady: a spec.lifecyclePolicyRef that names no policy is not ignored in silence (its
     reclaim, retention and protection would not apply). Informational: the tenant serves as before, so Ready
     (what offboard, GitOps and `kubectl wait` read) is not its to say, and nothing retries in a loop; the
     verify pass finds the policy once it exists. Reported only for tenants that name a policy, or named
-    one before (to set the condition back to True when the reference is removed)."""
+    one before (to set the condition back to True when the reference is removed). ``policy``: the named
+    policy's spec as stored, None when there is none."""
     ref = tenant.lifecycle_policy_ref
-    if ref and first_stored(indexes.get("lifecycle_policies"), ref) is None:
+    if ref and policy is None:
         return [PartResult(LIFECYCLE_CONDITION, False, Reason.POLICY_NOT_FOUND,
                            f"LifecyclePolicy {ref} does not exist, so its reclaim, retention and protection do not "
                            "apply: a deletion meanwhile retains the data, and a protection label already set stays; "
@@ -119,10 +121,8 @@ def _lifecycle_policy_parts(tenant: TenantSpec, indexes: dict[str, Any], status:
     return []
 
 
-def _unbuilt_parts(tenant: TenantSpec, indexes: dict[str, Any]) -> list[PartResult]:
+def _unbuilt_parts(tenant: TenantSpec, policy: dict[str, Any] | None) -> list[PartResult]:
     """SpecSupported: nothing asked for is ignored silently (reconcile/unbuilt.py lists what is not built)."""
-    ref = tenant.lifecycle_policy_ref
-    policy = first_stored(indexes.get("lifecycle_policies"), ref) if ref else None
     found = unbuilt.for_tenant(tenant, policy)
     if found:
         return [PartResult(cond.SPEC_SUPPORTED, False, Reason.NOT_IMPLEMENTED, unbuilt.message(found), stalled=True)]

@@ -54,11 +54,16 @@ def _meta(name: str, tenant: str, namespace: str | None, uid: str) -> dict[str, 
     return meta
 
 
+def _system_wide(owner: Owner) -> bool:
+    """A User or Group owner named `system:...` (system:authenticated, system:serviceaccounts...) stands for
+    every identity or every workload, other tenants' included, so it is never bound. The CRD refuses such
+    owners; a Tenant stored before that rule may still hold one."""
+    return owner.kind != "ServiceAccount" and owner.name.startswith("system:")
+
+
 def system_wide_owners(spec: TenantSpec) -> list[str]:
-    """User and Group owners named `system:...` (system:authenticated, system:serviceaccounts...): each stands
-    for every identity or every workload, other tenants' included, so none is ever bound. The CRD refuses
-    them; a Tenant stored before that rule may still hold one."""
-    return [f"{o.kind} {o.name}" for o in spec.owners if o.kind != "ServiceAccount" and o.name.startswith("system:")]
+    """The owners left out of the owners' RoleBinding (`_system_wide`), as `Kind name`."""
+    return [f"{o.kind} {o.name}" for o in spec.owners if _system_wide(o)]
 
 
 def _subject(owner: Owner, tenant_namespace: str) -> dict[str, str]:
@@ -155,7 +160,7 @@ def desired_objects(tenant: str, uid: str, spec: TenantSpec,
                 "subjects": [{"kind": "ServiceAccount", "name": operator.service_account, "namespace": operator.namespace}],
             }
         )
-    owners = [o for o in spec.owners if o.kind == "ServiceAccount" or not o.name.startswith("system:")]
+    owners = [o for o in spec.owners if not _system_wide(o)]
     if owners:
         objects.append(
             {

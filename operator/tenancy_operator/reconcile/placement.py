@@ -9,9 +9,11 @@ new tenant, and the tenants it holds keep it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Candidate", "choose", "refusal", "NoBackend"]
+__all__ = ["Candidate", "candidate", "choose", "refusal", "NoBackend"]
 
 
 class NoBackend(Exception):
@@ -30,6 +32,14 @@ class Candidate:
     @property
     def free(self) -> int:
         return self.capacity - self.placed
+
+
+def candidate(name: str, backend: Mapping[str, Any], placed: int) -> Candidate:
+    """Backend object ``backend`` (as stored) as a Candidate holding ``placed`` tenants."""
+    spec, status = backend.get("spec") or {}, backend.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
+    return Candidate(name, spec.get("type", ""), ready, int(spec.get("capacity", 100)), placed,
+                     bool(spec.get("paused", False)))
 
 
 def choose(service: str, candidates: list[Candidate]) -> str:

@@ -201,10 +201,8 @@ async def _accepts_new_tenant(ctx: StepContext, goal: str) -> None:
     """MigrationImpossible when Backend ``goal`` takes no new tenant (paused, or its last probe counted
     ``status.tenantsPlaced`` at its capacity), as placement holds a Tenant that names it."""
     backend = await ctx.services.kube.get("Backend", goal) or {}
-    spec = backend.get("spec") or {}
     counted = int((backend.get("status") or {}).get("tenantsPlaced") or 0)
-    refused = placement.refusal(placement.Candidate(goal, "postgres", True, int(spec.get("capacity", 100)), counted,
-                                                    bool(spec.get("paused", False))))
+    refused = placement.refusal(placement.candidate(goal, backend, counted))
     if refused is not None:
         raise MigrationImpossible(f"targetBackend: {refused[1]}, or run the migration to another Backend")
 

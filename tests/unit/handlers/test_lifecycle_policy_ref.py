@@ -7,8 +7,8 @@ from tenancy_operator.handlers import tenant
 
 
 def _parts(spec: dict, policies: dict, conditions: list | None = None):
-    indexes = {"lifecycle_policies": {k: [v] for k, v in policies.items()}}
-    return tenant._lifecycle_policy_parts(TenantSpec.model_validate(spec), indexes, {"conditions": conditions or []})
+    stored = policies.get(spec.get("lifecyclePolicyRef") or "")  # what the tenant pass reads from its index
+    return tenant._lifecycle_policy_parts(TenantSpec.model_validate(spec), stored, {"conditions": conditions or []})
 
 
 def test_a_missing_policy_is_not_ready_and_says_what_applies_meanwhile():
