@@ -54,9 +54,13 @@ class CredentialsState(Spec):
     previous_open: bool | None = None
     """The previous version still works (its overlap has not been closed yet)."""
     reason: str | None = None
-    """Why this version was made: first credentials, requested, scheduled, secret-deleted, password-removed, service-added."""
+    """Why this version was made: first credentials, requested, scheduled, secret-deleted,
+    password-removed, password-edited, service-added."""
     services: list[str] | None = None
     """The services holding a password in this version."""
+    password_sha256: dict[str, str] | None = None
+    """Service -> SHA-256 of the password this version gave it (never the password). A password edited
+    in the Secret does not match: it is never applied, the credentials rotate (reason password-edited)."""
 
 
 class MigrationHold(Spec):

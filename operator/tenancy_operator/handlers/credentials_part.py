@@ -6,15 +6,16 @@ Order matters for "never cut a running app": a rotation is first recorded in the
 through the overlap), and only then does `tenant-credentials`, which apps read, move to them. A
 crash anywhere resumes from the pending state with the same passwords. The Secrets are user-writable:
 their values are read tolerantly and their annotations never as truth. A deleted Secret (or a
-namespace deleted and recreated) is a rotation from the status state, never a reset. Secret values
-are never logged.
+namespace deleted and recreated) is a rotation from the status state, never a reset. A password
+edited in either Secret is never given to a backend (status keeps each password's SHA-256 to tell):
+in `tenant-credentials` it is a rotation, in the staged Secret it is made anew. Secret values are
+never logged.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -37,7 +38,7 @@ SECRET = "tenant-credentials"
 STAGED = "tenant-credentials-next"
 PASSWORD_KEYS = {"postgres": "PGPASSWORD", "redis": "REDIS_PASSWORD", "search": "SEARCH_PASSWORD",
                  "mongodb": "MONGODB_PASSWORD"}
-ROTATIONS = (creds.REQUESTED, creds.SCHEDULED, creds.SECRET_DELETED, creds.PASSWORD_REMOVED)
+ROTATIONS = (creds.REQUESTED, creds.SCHEDULED, creds.SECRET_DELETED, creds.PASSWORD_REMOVED, creds.PASSWORD_EDITED)
 """Reasons that make a new version a rotation (a Normal `Rotated` Event and the rotations metric)."""
 _SECRET_KEYS = ("PASSWORD", "DATABASE_URL", "REDIS_URL", "MONGODB_URI")
 _RETIRED_ANNOTATIONS = (creds.PREVIOUS_REDIS_SHA, creds.ROTATE_HANDLED)  # bookkeeping older versions kept here
@@ -56,10 +57,6 @@ def _decode(secret: Mapping[str, Any] | None) -> dict[str, str]:
         except (binascii.Error, UnicodeDecodeError, TypeError, ValueError):
             continue
     return out
-
-
-def _sha(password: str) -> str:
-    return hashlib.sha256(password.encode()).hexdigest()
 
 
 def public_endpoints(data: dict[str, str]) -> dict[str, str]:
@@ -160,9 +157,12 @@ async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, servi
     state = current_state(status, live)
     current = _decode(live)
     if "redis" in services and not state.redis_sha256 and current.get("REDIS_PASSWORD"):
-        state = replace(state, redis_sha256=_sha(current["REDIS_PASSWORD"]))  # migration: the hash the server holds
+        state = replace(state, redis_sha256=creds.password_sha256(current["REDIS_PASSWORD"]))  # migration: the hash the server holds
     every, overlap = creds.parse_duration(spec.credentials.rotate_every), creds.parse_duration(spec.credentials.overlap)
     wanted = [s for s in services if s in PASSWORD_KEYS]
+    in_secret = {s: current.get(PASSWORD_KEYS[s], "") for s in wanted}
+    edited = creds.edited(state, in_secret)
+    trusted = {s: p for s, p in in_secret.items() if p and s not in edited}
     pending = creds.from_status((status or {}).get("pending")) if creds.from_status(status) else (
         creds.from_annotations((staged or {}).get("metadata", {}).get("annotations")) if staged else None)
 
@@ -173,11 +173,17 @@ async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, servi
             lost = creds.SECRET_DELETED
         elif any(s in state.services for s in missing):
             lost = creds.PASSWORD_REMOVED
+        elif edited:
+            # Someone wrote a password into the Secret: pushing it would cut every app holding ours
+            # (and let a Secret writer choose a weak one). Rotate instead; ours stays valid.
+            lost = creds.PASSWORD_EDITED
+            logger.warning("tenant %s: the %s password in Secret %s was edited; edits are not applied, rotating",
+                           tenant, ", ".join(edited), SECRET)
         due, why = creds.rotation_due(state, every, overlap, requested, now, lost)
         if not due and not missing:
             if staged is not None:  # a leftover, or not ours: nothing is pending
                 await kube.delete("Secret", STAGED, namespace)
-            return Plan(state, {s: current[PASSWORD_KEYS[s]] for s in wanted}, live=live, waiting=why,
+            return Plan(state, {s: trusted[s] for s in wanted}, live=live, waiting=why,
                         previous_valid=creds.in_overlap(state, overlap, now),
                         closing=creds.closing(state, overlap, now))
         if due:
@@ -185,22 +191,25 @@ async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, servi
             passwords = {s: creds.new_password() for s in wanted}
         else:  # a newly enabled service: add its password, keep the others and the slot
             target = creds.with_service(state, now)
-            passwords = {s: current.get(PASSWORD_KEYS[s]) or creds.new_password() for s in wanted}
-        target = replace(target, services=tuple(wanted))
+            passwords = {s: trusted.get(s) or creds.new_password() for s in wanted}
+        target = creds.with_passwords(replace(target, services=tuple(wanted)), passwords)
         await _stage(tenant, uid, namespace, target, passwords, staged, record)
         logger.info("staged credentials version %s for tenant %s (%s)", target.version, tenant, target.reason or why)
         return Plan(target, passwords, staged=True, previous_valid=_keeps_previous(state, target, overlap, now),
                     live=live)
 
     # A rotation is under way: resume it with the staged passwords. Ones that are gone (the staged
-    # Secret deleted with its namespace) are made anew; the live version's slot is not touched.
+    # Secret deleted with its namespace) or not the ones staged (edited) are made anew; the live
+    # version's slot is not touched.
     staged_data = _decode(staged)
     passwords = {s: staged_data.get(PASSWORD_KEYS[s]) or "" for s in wanted}
+    passwords = {s: "" if s in creds.edited(pending, passwords) else p for s, p in passwords.items()}
     if not all(passwords.values()):
         keep = pending.reason not in ROTATIONS and pending.reason != "first credentials"
-        passwords = {s: p or (keep and current.get(PASSWORD_KEYS[s])) or creds.new_password() for s, p in passwords.items()}
-        await _stage(tenant, uid, namespace, replace(pending, services=tuple(wanted)), passwords, staged, record)
-    target = replace(pending, services=tuple(wanted))
+        passwords = {s: p or (keep and trusted.get(s)) or creds.new_password() for s, p in passwords.items()}
+        await _stage(tenant, uid, namespace, creds.with_passwords(replace(pending, services=tuple(wanted)), passwords),
+                     staged, record)
+    target = creds.with_passwords(replace(pending, services=tuple(wanted)), passwords)
     return Plan(target, passwords, staged=True, previous_valid=_keeps_previous(state, target, overlap, now), live=live)
 
 
@@ -264,8 +273,9 @@ async def publish(tenant: str, uid: str, namespace: str, plan: Plan, reports: di
     state = plan.state
     if plan.closing:
         state = replace(state, previous_redis_sha256="", previous_open=False)
-    state = replace(state, redis_sha256=_sha(data["REDIS_PASSWORD"]) if data.get("REDIS_PASSWORD") else "",
+    state = replace(state, redis_sha256=creds.password_sha256(data["REDIS_PASSWORD"]) if data.get("REDIS_PASSWORD") else "",
                     services=tuple(s for s, k in PASSWORD_KEYS.items() if data.get(k)))
+    state = creds.with_passwords(state, {s: data.get(k, "") for s, k in PASSWORD_KEYS.items()})
     desired = _secret(SECRET, namespace, tenant, uid, data, state)
     out = Published(PartResult(CONDITION, True, "Succeeded", ""), {})
     live = plan.live
@@ -288,7 +298,8 @@ async def publish(tenant: str, uid: str, namespace: str, plan: Plan, reports: di
         if state.reason in ROTATIONS:
             out.rotated = state.reason
             out.events.append(f"credentials rotated to version {state.version} on slot {state.slot} ({state.reason}); "
-                              f"the previous version keeps working for {spec.credentials.overlap}")
+                              f"the previous version keeps working for {spec.credentials.overlap}"
+                              + ("; a password written into the Secret is never applied" if state.reason == creds.PASSWORD_EDITED else ""))
     elif plan.closing:
         out.events.append(f"the overlap of version {state.version} ended: the previous version no longer works")
     every = creds.parse_duration(spec.credentials.rotate_every)

@@ -56,7 +56,7 @@ RECONCILE_SECONDS = Histogram("tenancy_reconcile_seconds", "Duration of one reco
 REPAIRS = _per_tenant("tenancy_drift_repairs_total", "Objects the verify pass had to put back", "counter", [],
                       tenant_series.scalar("repairs"))
 ROTATIONS = _per_tenant("tenancy_credential_rotations_total",
-                        "Credential rotations completed, by reason (requested, scheduled, secret-deleted, password-removed)",
+                        "Credential rotations completed, by reason (requested, scheduled, secret-deleted, password-removed, password-edited)",
                         "counter", ["reason"], tenant_series.rotations)
 REPEATED_REPAIRS = _per_tenant("tenancy_repeated_repairs_total",
                                "Objects written again on the very next pass of the same generation: a comparison "

@@ -10,17 +10,18 @@ it, so a crash resumes with the same target instead of inventing another.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = ["State", "parse_duration", "parse_time", "from_status", "to_status", "from_annotations",
            "to_annotations", "rotation_due", "next_state", "with_service", "in_overlap", "closing", "new_password",
-           "VERSION", "SLOT", "ROTATED_AT", "PREVIOUS_REDIS_SHA", "ROTATE_HANDLED", "SECRET_DELETED",
-           "PASSWORD_REMOVED"]
+           "password_sha256", "edited", "with_passwords", "VERSION", "SLOT", "ROTATED_AT", "PREVIOUS_REDIS_SHA",
+           "ROTATE_HANDLED", "SECRET_DELETED", "PASSWORD_REMOVED", "PASSWORD_EDITED"]
 
 VERSION = "tenancy.dev/credential-version"
 SLOT = "tenancy.dev/postgres-slot"
@@ -30,6 +31,7 @@ ROTATE_HANDLED = "tenancy.dev/rotate-handled"
 
 # Why a rotation happened, as the metric label `reason` and the Event say it.
 REQUESTED, SCHEDULED, SECRET_DELETED, PASSWORD_REMOVED = "requested", "scheduled", "secret-deleted", "password-removed"
+PASSWORD_EDITED = "password-edited"
 
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
@@ -74,8 +76,20 @@ def _sha(value: Any) -> str:
     return text if _SHA256.match(text) else ""
 
 
+def _hashes(value: Any) -> dict[str, str]:
+    """service -> SHA-256 hex, read tolerantly: entries that are not one are left out."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): h for k, v in value.items() if (h := _sha(v))}
+
+
 def new_password() -> str:
     return secrets.token_urlsafe(32)
+
+
+def password_sha256(password: str) -> str:
+    """SHA-256 of a password as lower-case hex: what status keeps instead of the password."""
+    return hashlib.sha256(password.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,8 @@ class State:
     """Why this version was made (requested, scheduled, secret-deleted, ...)."""
     services: tuple[str, ...] = ()
     """The services that hold a password in this version."""
+    password_sha256: Mapping[str, str] = field(default_factory=dict)
+    """Service -> SHA-256 of the password this version gave it: tells an edited Secret from ours."""
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -114,6 +130,7 @@ def from_status(status: Mapping[str, Any] | None) -> State | None:
         redis_sha256=_sha(s.get("redisSha256")), previous_open=bool(s.get("previousOpen")),
         reason=_text(s.get("reason")),
         services=tuple(x for x in (s.get("services") or []) if isinstance(x, str)),
+        password_sha256=_hashes(s.get("passwordSha256")),
     )
 
 
@@ -122,7 +139,8 @@ def to_status(state: State) -> dict[str, Any]:
     return {"version": state.version, "slot": state.slot, "rotatedAt": _iso(state.rotated_at),
             "rotateHandled": state.rotate_handled or None, "redisSha256": state.redis_sha256 or None,
             "previousRedisSha256": state.previous_redis_sha256 or None, "previousOpen": state.previous_open or None,
-            "reason": state.reason or None, "services": list(state.services) or None}
+            "reason": state.reason or None, "services": list(state.services) or None,
+            "passwordSha256": dict(sorted(state.password_sha256.items())) or None}
 
 
 def from_annotations(annotations: Mapping[str, Any] | None, old_status: Mapping[str, Any] | None = None) -> State:
@@ -150,6 +168,20 @@ def to_annotations(state: State) -> dict[str, str]:
     if state.rotated_at:
         out[ROTATED_AT] = _iso(state.rotated_at) or ""
     return out
+
+
+def edited(state: State, secret_passwords: Mapping[str, str]) -> list[str]:
+    """The services whose password in the user-writable Secret is not the one this version gave them.
+
+    `secret_passwords`: service -> the password the Secret holds now (absent or empty: not an edit,
+    that is a removed password). A service without a recorded hash (a tenant from before the hashes
+    were kept) is compared with `redis_sha256` for Redis and trusted otherwise, until the next publish
+    records it. An edit is never applied to a backend: it is a rotation (`PASSWORD_EDITED`)."""
+    recorded = dict(state.password_sha256)
+    if state.redis_sha256:
+        recorded.setdefault("redis", state.redis_sha256)
+    return sorted(s for s, password in secret_passwords.items()
+                  if password and s in recorded and password_sha256(password) != recorded[s])
 
 
 def in_overlap(state: State, overlap: timedelta, now: datetime) -> bool:
@@ -190,6 +222,11 @@ def next_state(state: State, now: datetime, requested: str, why: str = "") -> St
     return State(version=state.version + 1, slot="b" if state.slot == "a" else "a", rotated_at=now,
                  previous_redis_sha256=state.redis_sha256, rotate_handled=requested or state.rotate_handled,
                  previous_open=True, reason=why)
+
+
+def with_passwords(state: State, passwords: Mapping[str, str]) -> State:
+    """`state` recording the hashes of `passwords` (service -> password) and nothing else."""
+    return replace(state, password_sha256={s: password_sha256(p) for s, p in sorted(passwords.items()) if p})
 
 
 def with_service(state: State, now: datetime) -> State:

@@ -118,7 +118,7 @@ tenancy_tenant_phase{phase="Stalled",tenant="g-gamma"} 0.0
 # HELP tenancy_drift_repairs_total Objects the verify pass had to put back
 # TYPE tenancy_drift_repairs_total counter
 tenancy_drift_repairs_total{tenant="g-alpha"} 3.0
-# HELP tenancy_credential_rotations_total Credential rotations completed, by reason (requested, scheduled, secret-deleted, password-removed)
+# HELP tenancy_credential_rotations_total Credential rotations completed, by reason (requested, scheduled, secret-deleted, password-removed, password-edited)
 # TYPE tenancy_credential_rotations_total counter
 tenancy_credential_rotations_total{reason="scheduled",tenant="g-alpha"} 2.0
 tenancy_credential_rotations_total{reason="requested",tenant="g-alpha"} 1.0

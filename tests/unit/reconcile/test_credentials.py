@@ -127,3 +127,34 @@ def test_overlap_only_after_a_rotation_and_until_closed():
 def test_a_new_service_keeps_the_slot_and_moves_the_version():
     state = c.with_service(c.State(2, "b", NOW, previous_open=True), NOW + H)
     assert (state.version, state.slot, state.rotated_at, state.reason) == (3, "b", NOW, "service-added")
+
+
+def test_an_edited_password_is_told_from_ours_by_its_hash():
+    ours = c.with_passwords(c.State(2, "b", NOW), {"postgres": "pg-ours", "mongodb": "mongo-ours", "search": ""})
+    assert set(ours.password_sha256) == {"postgres", "mongodb"}  # an empty password records nothing
+    secret = {"postgres": "chosen-by-hand", "mongodb": "mongo-ours", "search": "anything", "redis": ""}
+    # search has no recorded hash (trusted until recorded); an absent password is removal, not an edit
+    assert c.edited(ours, secret) == ["postgres"]
+    assert c.edited(ours, {"postgres": "pg-ours", "mongodb": "mongo-ours"}) == []
+
+
+def test_redis_falls_back_to_the_hash_older_versions_kept():
+    older = c.State(2, "b", NOW, redis_sha256=c.password_sha256("redis-ours"))
+    assert c.edited(older, {"redis": "redis-ours"}) == []
+    assert c.edited(older, {"redis": "weak"}) == ["redis"]
+
+
+def test_password_hashes_round_trip_through_status_and_bad_ones_read_as_absent():
+    state = c.with_passwords(c.State(3, "a", NOW), {"redis": "r", "postgres": "p"})
+    stored = c.to_status(state)
+    assert list(stored["passwordSha256"]) == ["postgres", "redis"]  # sorted: one stable form, no rewrite
+    assert c.from_status(stored).password_sha256 == state.password_sha256
+    read = c.from_status({**stored, "passwordSha256": {"postgres": "not-a-hash", "redis": SHA.upper()}})
+    assert read.password_sha256 == {"redis": SHA}
+    assert c.from_status({**stored, "passwordSha256": ["x"]}).password_sha256 == {}
+    assert c.to_status(c.State(1, "a", NOW))["passwordSha256"] is None
+
+
+def test_a_rotation_forgets_the_previous_versions_password_hashes():
+    live = c.with_passwords(c.State(2, "b", NOW), {"postgres": "p"})
+    assert c.next_state(live, NOW + H, "", c.PASSWORD_EDITED).password_sha256 == {}
