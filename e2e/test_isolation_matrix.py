@@ -6,6 +6,7 @@ Acts only with A's credentials, read from A's Secret, exactly as A's application
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 
@@ -227,6 +228,33 @@ def test_isolation_matrix(two_tenants):
     for backend, what, verdict in MATRIX:
         print(f"  {backend:9} {what:45} {verdict}")
     assert sum(1 for m in MATRIX if m[2].startswith("refused")) >= 35
+
+
+def _b_reaches_a(a: dict, b: dict) -> bool:
+    try:
+        pg(b, "SELECT v FROM shared_by_a", a["PGDATABASE"])
+        return True
+    except asyncpg.exceptions.InsufficientPrivilegeError:
+        return False
+
+
+def test_a_grant_to_another_tenants_role_is_revoked(two_tenants):
+    """A owns its database and may GRANT on it, but a door to another tenant is put back shut (the
+    server refuses B afterwards) and said as drift; A's own use is untouched."""
+    a, b = two_tenants
+    pg(a, "CREATE TABLE IF NOT EXISTS shared_by_a (v text)")
+    pg(a, f'GRANT SELECT ON shared_by_a TO "{b["PGUSER"]}"')
+    pg(a, f'GRANT CONNECT, TEMPORARY ON DATABASE "{a["PGDATABASE"]}" TO "{b["PGUSER"]}" WITH GRANT OPTION')
+    opened = _b_reaches_a(a, b)  # usually True for a moment: the operator's next pass is seconds away
+    kube.eventually(lambda: not _b_reaches_a(a, b), 30, message="B's CONNECT on A's database revoked")
+    repaired = kube.eventually(lambda: [e["message"] for e in json.loads(kubectl(
+        "get", "events", "-A", "--field-selector", "involvedObject.kind=Tenant,involvedObject.name=iso-a,reason=DriftRepaired",
+        "-o", "json").stdout)["items"] if f'grant on {a["PGDATABASE"]} to {b["PGUSER"]}' in e["message"]], 30,
+        message="DriftRepaired Event naming the revoked grant")
+    print(f"\nB reached A's table before the repair: {opened}; {repaired[0][:160]}")
+    with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+        pg(b, "SELECT 1", a["PGDATABASE"])
+    assert pg(a, "SELECT count(*) FROM shared_by_a")[0][0] == 0  # A's own use is untouched
 
 
 def _verify_from_a(run: str, peers: str, label: str) -> tuple[dict, dict[str, str]]:

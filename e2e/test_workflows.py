@@ -103,14 +103,19 @@ def test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through(pa
     assert first.get("nextRunAt"), "a scheduled run says when it runs next"
     eventually(lambda: _allowed_metric(operator, a) == 0, 10, 0.5, "tenancy_isolation_probes_allowed 0")
 
-    # As the admin, grant A's login role CONNECT on B's database: the next scheduled run must catch it.
+    # As the admin, open B's database to a platform role and make A's login role a member of it (the
+    # operator revokes only grants to another tenant's own roles, so this stays): the next scheduled
+    # run must catch it.
     login = credentials(a)["PGUSER"]
     database = f"t_{b.replace('-', '_')}"
-    pg_admin(f'GRANT CONNECT ON DATABASE "{database}" TO "{login}"')
+    pg_admin("DO $$ BEGIN CREATE ROLE iso_platform_reader NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    pg_admin(f'GRANT CONNECT ON DATABASE "{database}" TO iso_platform_reader')
+    pg_admin(f'GRANT iso_platform_reader TO "{login}"')
     try:
         failed = _wait(run, ns, lambda s: s.get("phase") == "Failed", 150, "the next scheduled run fails")
     finally:
-        pg_admin(f'REVOKE CONNECT ON DATABASE "{database}" FROM "{login}"')
+        pg_admin(f'REVOKE CONNECT ON DATABASE "{database}" FROM iso_platform_reader')
+        pg_admin("DROP ROLE iso_platform_reader")
     assert failed["outputs"][f"probe postgres connect to database {database}"] == "ALLOWED"
     assert f"connect to database {database}" in failed["message"], failed["message"]
     assert failed["steps"][1] == {**failed["steps"][1], "name": "probe-postgres", "phase": "Failed"}

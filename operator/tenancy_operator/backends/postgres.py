@@ -4,13 +4,17 @@ Layout per tenant (names from api.names): NOLOGIN owner `t_<name>_owner` owns da
 login roles `t_<name>_a` and `t_<name>_b` are members of it with `SET role` defaulting to it, so
 objects belong to the owner whichever slot made them. Rotation moves the Secret to the other slot;
 the old slot keeps its password through the overlap, then loses LOGIN. CONNECT is revoked from
-PUBLIC, so no tenant can even connect to another's database.
+PUBLIC, so no tenant can even connect to another's database, and a privilege the tenant grants on
+its database to another tenant's role is revoked on the next pass.
 
 `ensure` reads the catalogs first and writes only what differs, which is also the verify pass.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 import asyncpg
@@ -32,7 +36,7 @@ from .base import (
 from .postgres_pool import close_all
 
 __all__ = ["ensure", "endpoints", "close", "activity", "delete", "probe", "ensure_server", "close_all", "forget_cache",
-           "SERVER_CONDITION"]
+           "other_tenants_grantees", "SERVER_CONDITION"]
 
 SERVER_CONDITION = "SharedDatabasesRestricted"
 DROP_TIMEOUT = 300.0
@@ -182,7 +186,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 f"(DROP DATABASE {sql.ident(database)}) and the next pass makes an empty one")
         # What only the database's owner may do, the admin does as a member of the owner role for the
         # moment (postgres_admin); steady state needs none of it, so it joins nothing.
-        as_owner = db is None or f"database {database}" in marks.to_mark or db["public_connect"] or (
+        foreign = other_tenants_grantees(db, want, (owner, role_a, role_b))
+        as_owner = db is None or f"database {database}" in marks.to_mark or db["public_connect"] or bool(foreign) or (
             db["datconnlimit"] != want.connection_limit)
         joined = await admin.join(conn, [owner]) if as_owner else []
         try:
@@ -199,6 +204,10 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                          f"datconnlimit {db['datconnlimit']} (want {want.connection_limit})")
             if db["public_connect"]:
                 await do(sql.revoke_public_connect(database), f"PUBLIC connect on {database}", "PUBLIC may connect")
+            for role in foreign:
+                # The tenant may grant its database (it owns it) but not open it to another tenant.
+                await do(sql.revoke_all_on_database(database, role), f"grant on {database} to {role}",
+                         "another tenant's role holds a privilege on it")
         finally:
             if joined:
                 await admin.leave(conn, joined)
@@ -212,6 +221,20 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     await pools.run(target, work)
     report.endpoints = endpoints(target, want.tenant, want.slot, want.password)
     return report
+
+
+def other_tenants_grantees(db: Mapping[str, Any] | None, want: TenantSlice, ours: tuple[str, ...]) -> list[str]:
+    """Roles marked as another Tenant's that hold a privilege on the tenant's database.
+
+    A tenant owns its database and may GRANT on it; a grant to another tenant's role would open a door
+    between tenants, so `ensure` revokes it. Platform roles (unmarked, or a comment that is no mark)
+    keep what the platform granted them. `db`: a `database_state_sql` row (grantees as JSON text)."""
+    if db is None:
+        return []
+    grantees = json.loads(db["grantees"] or "{}")
+    return sorted(role for role, mark in grantees.items()
+                  if role not in ours and mark.startswith(names.OWNER_MARK_PREFIX)
+                  and names.parse_owner_mark(mark) not in (want.uid, *want.adopt_uids))
 
 
 def endpoints(target: Target, tenant: str, slot: str, password: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ import os
 import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
-           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
+           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_all_on_database", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
            "SHARED_DATABASES", "shared_databases_sql",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql", "is_safe_ident"]
@@ -122,6 +122,11 @@ def revoke_public_connect(database: str) -> str:
     return f"REVOKE CONNECT, TEMPORARY ON DATABASE {ident(database)} FROM PUBLIC"
 
 
+def revoke_all_on_database(database: str, role: str) -> str:
+    """Every privilege `role` holds on `database`, and (CASCADE) what it granted on from them."""
+    return f"REVOKE ALL ON DATABASE {ident(database)} FROM {ident(role)} CASCADE"
+
+
 def grant_connect_to_admin(database: str) -> str:
     # CURRENT_USER, not a name: a managed service's admin name may not pass ident()'s strict check.
     return f"GRANT CONNECT ON DATABASE {ident(database)} TO CURRENT_USER"
@@ -177,7 +182,11 @@ SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, d.datconnlimit, shobj_desc
        CASE WHEN has_database_privilege(d.oid, 'CONNECT') OR pg_has_role('pg_read_all_stats', 'USAGE')
             THEN pg_database_size(d.oid) END AS size_bytes,
        d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) x
-                                   WHERE x.grantee = 0 AND x.privilege_type = 'CONNECT') AS public_connect
+                                   WHERE x.grantee = 0 AND x.privilege_type = 'CONNECT') AS public_connect,
+       -- Roles other than the owner holding a privilege on it, with their marks ({name: mark}, JSON).
+       (SELECT COALESCE(jsonb_object_agg(r.rolname, COALESCE(shobj_description(r.oid, 'pg_authid'), '')), '{}')
+        FROM (SELECT DISTINCT x.grantee FROM aclexplode(d.datacl) x WHERE x.grantee NOT IN (0, d.datdba)) g
+        JOIN pg_roles r ON r.oid = g.grantee)::text AS grantees
 FROM pg_database d WHERE d.datname = $1
 """
 

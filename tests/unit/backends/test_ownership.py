@@ -49,3 +49,20 @@ def test_marks_are_quoted_as_literals():
     assert sql.comment_on_role("t_acme_a", "tenancy.dev/tenant-uid=abc") == \
         "COMMENT ON ROLE \"t_acme_a\" IS 'tenancy.dev/tenant-uid=abc'"
     assert sql.comment_on_database("t_acme", "x'y") == "COMMENT ON DATABASE \"t_acme\" IS 'x''y'"
+
+
+def test_only_grants_to_another_tenants_roles_count_as_doors():
+    import json
+
+    from tenancy_operator.api import names
+    from tenancy_operator.backends.postgres import other_tenants_grantees
+
+    other, old = "0b0b0b0b-0000-4000-8000-000000000002", "0c0c0c0c-0000-4000-8000-000000000003"
+    grantees = {"t_b_a": names.owner_mark(other), "t_b_owner": names.owner_mark(other),
+                "t_acme_a": names.owner_mark(ME),  # ours: a member of the owner
+                "t_acme_old": names.owner_mark(old),  # a restore's earlier UID, adopted
+                "backup_reader": "", "monitoring": "read-only role for Grafana"}  # platform roles keep their grants
+    want = TenantSlice("acme", "tenant-acme", uid=ME, adopt_uids=frozenset({old}))
+    assert other_tenants_grantees({"grantees": json.dumps(grantees)}, want, ("t_acme_owner",)) == ["t_b_a", "t_b_owner"]
+    assert other_tenants_grantees({"grantees": "{}"}, want, ()) == []
+    assert other_tenants_grantees(None, want, ()) == []
