@@ -43,6 +43,7 @@ _PATHS: dict[str, tuple[str, str, bool]] = {
     "TenantSessionPolicy": ("/apis/tenancy.dev/v1alpha1", "tenantsessionpolicies", False),
     "CachePolicy": ("/apis/tenancy.dev/v1alpha1", "cachepolicies", False),
     "WorkflowRun": ("/apis/tenancy.dev/v1alpha1", "workflowruns", True),
+    "ClusterKopfPeering": ("/apis/kopf.dev/v1", "clusterkopfpeerings", False),
 }
 
 

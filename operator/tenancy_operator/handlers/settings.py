@@ -8,10 +8,18 @@
   the same priority, so two replicas at the default priority would both stand still. The oldest
   replica outranks newer ones, so a rolling update or a restarted pod does not take over from a
   healthy leader; it stands by until the leader's peering record expires or is withdrawn.
+- A replica enters the peering record before kopf starts watching, then waits `PEERING_SETTLE`
+  seconds. kopf itself writes its first heartbeat and lists the peers at the same moment, so two
+  replicas started together could each list before the other had written: both ran for a few
+  seconds (resume handlers on every Tenant, twice) until the heartbeats met.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime
+import logging
+import os
 import random
 import time
 from typing import Any
@@ -23,7 +31,12 @@ from ..observability import metrics, tracing
 from ..reconcile import sharding as shard_rule
 from . import config, sharding
 
-__all__ = ["configure", "seniority_priority", "flush_traces"]
+__all__ = ["configure", "seniority_priority", "flush_traces", "announce", "peer_entry", "PEERING_SETTLE"]
+
+PEERING_SETTLE = 2.0
+"""Seconds between entering the peering record and kopf's first look at the peers: more than the time
+from one replica's start to its entry (startup is well under a second), so replicas started together
+see each other before either handles anything."""
 
 _EPOCH_LIMIT = 2**40  # seconds; far beyond any start time, and the product stays inside int64
 
@@ -34,8 +47,32 @@ def seniority_priority(started_s: float | None = None, rng: random.Random | None
     return (_EPOCH_LIMIT - started) * 1_000_000 + (rng or random.Random()).randrange(1_000_000)
 
 
+def peer_entry(priority: int, lifetime: int, now: datetime.datetime | None = None) -> dict[str, Any]:
+    """One replica's entry in a kopf peering object's status, as kopf's keep-alive writes it."""
+    seen = now or datetime.datetime.now(datetime.UTC)
+    return {"priority": int(priority), "lifetime": int(lifetime), "lastseen": seen.isoformat()}
+
+
+async def announce(settings: kopf.OperatorSettings, logger: logging.Logger, settle: float = PEERING_SETTLE) -> bool:
+    """Enter this replica in the peering record under kopf's own identity (`POD_ID`, which the chart
+    sets) and priority, then wait `settle` seconds; kopf's first heartbeat overwrites the same entry.
+    False (and nothing written) without `POD_ID` or without the peering object: kopf then decides
+    alone, as before (mandatory peering keeps the replica paused while the object is missing)."""
+    identity = os.environ.get("POD_ID")
+    if settings.peering.standalone or not identity:
+        return False
+    try:
+        await kube.merge_patch("ClusterKopfPeering", settings.peering.name, None,
+                               {"status": {identity: peer_entry(settings.peering.priority, settings.peering.lifetime)}})
+    except kube.NotFound:
+        return False
+    logger.info("entered peering %s as %s; looking at the peers in %.1f s", settings.peering.name, identity, settle)
+    await asyncio.sleep(settle)
+    return True
+
+
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, logger: logging.Logger, **_: Any) -> None:
     cfg = config.load()
     # Sharded, each shard has its own finalizer and peering object (reconcile/sharding.py).
     settings.persistence.finalizer = shard_rule.finalizer(cfg.shard, cfg.shards)
@@ -67,6 +104,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.priority = seniority_priority()
     metrics.serve(cfg.metrics_port, cfg.metrics_address)
     tracing.setup(cfg.otlp_endpoint)
+    await announce(settings, logger)
 
 
 @kopf.on.cleanup()

@@ -33,3 +33,17 @@ def test_peering_name_and_lifetime_come_from_the_chart_settings(monkeypatch):
     monkeypatch.delenv("TENANCY_PEERING_NAME")
     monkeypatch.delenv("TENANCY_PEERING_LIFETIME")
     assert (config.load().peering_name, config.load().peering_lifetime) == ("tenancy-operator", 12)
+
+
+def test_the_early_peering_entry_is_one_kopf_reads_as_a_live_peer():
+    """The entry written before kopf starts must parse as kopf's own (a format change fails here)."""
+    import datetime
+
+    from kopf._core.engines.peering import Peer
+    from tenancy_operator.handlers.settings import peer_entry
+
+    entry = peer_entry(seniority_priority(), 12)
+    peer = Peer(identity="pod-a", **entry)
+    assert not peer.is_dead and peer.priority == entry["priority"] and peer.as_dict() == entry
+    old = peer_entry(1, 12, datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=13))
+    assert Peer(identity="pod-a", **old).is_dead
