@@ -112,6 +112,8 @@ def test_chart_is_installed(operator_kubeconfig):
                            ("clusterkopfpeering", "tenancy-operator", None),
                            ("validatingadmissionpolicy", "tenancy-operator-tenant-deletion-protection", None),
                            ("validatingadmissionpolicybinding", "tenancy-operator-tenant-deletion-protection", None),
+                           ("validatingadmissionpolicy", "tenancy-operator-managed-objects", None),
+                           ("validatingadmissionpolicybinding", "tenancy-operator-managed-objects", None),
                            ("configmap", "tenancy-operator-prometheus-adapter-rules", NAMESPACE)]:
         assert get(kind, name, ns) is not None, f"{kind}/{name} missing"
     adapter = yaml.safe_load(get("configmap", "tenancy-operator-prometheus-adapter-rules", NAMESPACE)["data"]["config.yaml"])
@@ -163,7 +165,8 @@ CLUSTER_SCOPED = [("clusterrole", ""), ("clusterrole", "-tenant-secrets"), ("clu
                   ("clusterkopfpeering", ""), ("validatingadmissionpolicy", "-operator-fence"),
                   ("validatingadmissionpolicybinding", "-operator-fence"),
                   ("validatingadmissionpolicy", "-tenant-deletion-protection"),
-                  ("validatingadmissionpolicybinding", "-tenant-deletion-protection")]
+                  ("validatingadmissionpolicybinding", "-tenant-deletion-protection"),
+                  ("validatingadmissionpolicy", "-managed-objects"), ("validatingadmissionpolicybinding", "-managed-objects")]
 
 
 def test_two_releases_in_two_namespaces_coexist(operator_kubeconfig):

@@ -64,6 +64,37 @@ def test_owner_rbac_is_fenced_to_their_namespace(operator, cleanup_tenants):
     assert allowed_b.stdout.strip() == "yes"
 
 
+def test_what_the_operator_keeps_changes_only_through_the_tenant(operator, cleanup_tenants):
+    """The owner holds admin in the namespace, which may edit or delete NetworkPolicies, RoleBindings and
+    ServiceAccounts: the chart's admission policy refuses that for the operator's own objects (the verify
+    pass would only put them back a verify interval later), also through a ServiceAccount the owner made
+    and bound admin to. Objects the owner makes stay the owner's."""
+    cleanup_tenants.append("guarded")
+    kube.apply(tenant_yaml("guarded", owners=[{"kind": "User", "name": "carol"}]))
+    _ready("guarded")
+    ns = "tenant-guarded"
+    helper = f"system:serviceaccount:{ns}:helper"
+    kubectl("create", "serviceaccount", "helper", "-n", ns, "--as=carol")
+    kubectl("create", "rolebinding", "helper-admin", "--clusterrole=admin", f"--serviceaccount={ns}:helper", "-n", ns,
+            "--as=carol")
+    for who in ("carol", helper):
+        for args in [("delete", "networkpolicy", "tenant-isolation"),
+                     ("label", "networkpolicy", "tenant-isolation", "app.kubernetes.io/managed-by-"),
+                     ("patch", "networkpolicy", "tenant-isolation", "--type=merge", "-p", '{"spec":{"ingress":[{}]}}'),
+                     ("delete", "rolebinding", "tenancy-operator-secrets"),
+                     ("delete", "rolebinding", "tenant-owners"),
+                     ("delete", "serviceaccount", "tenant-app")]:
+            refused = kubectl(*args, "-n", ns, f"--as={who}", check=False)
+            assert refused.returncode != 0, (who, args, refused.stdout)
+            assert "kept by the tenancy operator for Tenant guarded" in refused.stderr, (who, args, refused.stderr)
+    kubectl("create", "configmap", "mine", "-n", ns, "--as=carol")
+    kubectl("label", "configmap", "mine", "x=y", "-n", ns, "--as=carol")
+    kubectl("delete", "configmap", "mine", "-n", ns, "--as=carol")
+    kubectl("delete", "rolebinding", "helper-admin", "-n", ns, "--as=carol")
+    kubectl("delete", "serviceaccount", "helper", "-n", ns, "--as=carol")
+    assert condition(get("tenant", "guarded"), "Ready")["status"] == "True"
+
+
 def _pod(name: str, privileged: bool = False) -> str:
     container = {"name": "app", "image": "example.invalid/app:1"}
     if privileged:
