@@ -179,6 +179,12 @@ def test_an_edited_password_is_never_applied_it_rotates(backends, operator, clea
     assert any(e["reason"] == "Rotated" and "password-edited" in e["message"] for e in _events(name))
     time.sleep(8)  # a couple of verify passes: one rotation, then quiet
     assert _version(name) == 2 and _works(v2)
+    # The Secret goes with its Tenant: an ownerReference taken off is put back (no rotation for it).
+    kubectl("patch", "secret", "tenant-credentials", "-n", ns, "--type=json",
+            "-p", '[{"op": "remove", "path": "/metadata/ownerReferences"}]')
+    eventually(lambda: [r["uid"] for r in get("secret", "tenant-credentials", ns)["metadata"].get("ownerReferences", [])]
+               == [get("tenant", name)["metadata"]["uid"]], 30, message="ownerReference put back")
+    assert _version(name) == 2
 
 
 def test_broken_credentials_show_at_once_and_suspend_still_closes(backends, operator, cleanup_tenants):

@@ -97,11 +97,25 @@ def _secret(name: str, namespace: str, tenant: str, uid: str, data: dict[str, st
     }
 
 
+def _owned(desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """`live`'s ownerReferences with ours put back (others' kept); None when ours is there."""
+    refs = list((live.get("metadata") or {}).get("ownerReferences") or [])
+    ours = desired["metadata"]["ownerReferences"][0]
+    if any(r.get("uid") == ours["uid"] for r in refs):
+        return None
+    return [r for r in refs if not r.get("controller")] + [ours]
+
+
 def _replace_body(desired: dict[str, Any], live: Mapping[str, Any], drop_annotations: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A merge patch that makes `live` hold exactly `desired`'s data: keys of a disabled service must go."""
+    """A merge patch that makes `live` hold exactly `desired`'s data: keys of a disabled service must go;
+    our ownerReference is put back when it was removed (the Secret goes with its Tenant)."""
     annotations = {**{k: None for k in drop_annotations if k in (live.get("metadata", {}).get("annotations") or {})},
                    **desired["metadata"]["annotations"]}
-    return {"metadata": {"labels": desired["metadata"]["labels"], "annotations": annotations},
+    meta: dict[str, Any] = {"labels": desired["metadata"]["labels"], "annotations": annotations}
+    refs = _owned(desired, live)
+    if refs is not None:
+        meta["ownerReferences"] = refs
+    return {"metadata": meta,
             "data": {**{k: None for k in (live.get("data") or {}) if k not in desired["data"]}, **desired["data"]}}
 
 
@@ -289,7 +303,8 @@ async def publish(tenant: str, uid: str, namespace: str, plan: Plan, reports: di
         annotations = live.get("metadata", {}).get("annotations") or {}
         if (_decode(live) != data or len(_decode(live)) != len(live.get("data") or {})
                 or any(annotations.get(k) != v for k, v in desired["metadata"]["annotations"].items())
-                or any(k in annotations for k in _RETIRED_ANNOTATIONS) or labels.tenant_of(live) != tenant):
+                or any(k in annotations for k in _RETIRED_ANNOTATIONS) or labels.tenant_of(live) != tenant
+                or _owned(desired, live) is not None):
             await kube.merge_patch("Secret", SECRET, namespace, _replace_body(desired, live, _RETIRED_ANNOTATIONS))
             if not plan.staged:
                 out.repaired.append(f"Secret {SECRET}")

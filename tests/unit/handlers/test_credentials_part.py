@@ -43,3 +43,17 @@ def test_tokens_retire_only_after_a_rotations_overlap():
     assert cp._retire_tokens_before(cp.Plan(rotated, staged=True)) is None  # rotation under way
     first = creds.State(version=1, slot="a", rotated_at=at, reason="first credentials")
     assert cp._retire_tokens_before(cp.Plan(first)) is None  # no rotation: nothing to retire
+
+
+def test_a_removed_owner_reference_is_put_back_and_others_kept():
+    state = c.State(1, "a")
+    desired = cp._secret(cp.SECRET, "tenant-acme", "acme", "uid-1", {"PGPASSWORD": "p"}, state)
+    ours = desired["metadata"]["ownerReferences"][0]
+    live = {"metadata": {"ownerReferences": [{"uid": "argo", "kind": "Application", "controller": False}]},
+            "data": {}}
+    patch = cp._replace_body(desired, live)
+    assert patch["metadata"]["ownerReferences"] == [live["metadata"]["ownerReferences"][0], ours]
+    live["metadata"]["ownerReferences"].append(ours)
+    assert "ownerReferences" not in cp._replace_body(desired, live)["metadata"]  # steady state: not rewritten
+    hijacked = {"metadata": {"ownerReferences": [{"uid": "x", "kind": "Deployment", "controller": True}]}}
+    assert cp._replace_body(desired, hijacked)["metadata"]["ownerReferences"] == [ours]  # one controller only
