@@ -291,8 +291,9 @@ async def _in_database(target: Target, database: str, statement: str) -> None:
         conn = await asyncpg.connect(host=target.host, port=target.port, user=target.username,
                                      password=target.password, database=database, timeout=5,
                                      command_timeout=30, ssl="require" if target.tls else None,
-                                     server_settings={"default_transaction_read_only": "off", "statement_timeout": "0",
-                                                      "lock_timeout": "30s", "idle_in_transaction_session_timeout": "0"})
+                                     server_settings={**sql.IN_TENANT_DATABASE, "default_transaction_read_only": "off",
+                                                      "statement_timeout": "0", "lock_timeout": "30s",
+                                                      "idle_in_transaction_session_timeout": "0"})
     except (TimeoutError, OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
         raise BackendUnavailable(f"postgres backend {target.name}: cannot connect to database {database}: {exc}") from exc
     except asyncpg.PostgresError as exc:

@@ -27,6 +27,7 @@ import asyncpg
 
 from ..api import names
 from . import postgres_admin as admin
+from . import postgres_sql as sql
 from .base import BackendRefused, BackendUnavailable, Target
 from .postgres_load import load_role
 
@@ -50,7 +51,7 @@ async def _connect(target: Target, database: str) -> asyncpg.Connection:
     try:
         return await asyncpg.connect(host=target.host, port=target.port, user=target.username,
                                      password=target.password, database=database, timeout=10,
-                                     ssl="require" if target.tls else None)
+                                     ssl="require" if target.tls else None, server_settings=sql.IN_TENANT_DATABASE)
     except (OSError, TimeoutError, asyncpg.exceptions.CannotConnectNowError) as exc:
         raise BackendUnavailable(f"postgres backend {target.name}: {exc}") from exc
     except asyncpg.PostgresError as exc:

@@ -48,7 +48,7 @@ async def _run(target: Target, database: str, work):
     try:
         conn = await asyncpg.connect(host=target.host, port=target.port, user=target.username,
                                      password=target.password, database=database, timeout=10,
-                                     ssl="require" if target.tls else None)
+                                     ssl="require" if target.tls else None, server_settings=sql.IN_TENANT_DATABASE)
     except (OSError, TimeoutError, asyncpg.exceptions.CannotConnectNowError) as exc:
         raise BackendUnavailable(f"postgres backend {target.name}: {exc}") from exc
     except asyncpg.PostgresError as exc:

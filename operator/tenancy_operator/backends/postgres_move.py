@@ -60,7 +60,7 @@ async def _connect(target: Target, database: str = "", settings: dict[str, str] 
         return await asyncpg.connect(host=target.host, port=target.port, user=target.username, password=target.password,
                                      database=database or target.extra.get("database", "postgres"), timeout=10,
                                      command_timeout=600, ssl="require" if target.tls else None,
-                                     server_settings=settings or {})
+                                     server_settings={**sql.IN_TENANT_DATABASE, **(settings or {})})
     except (TimeoutError, OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
         raise BackendUnavailable(f"postgres backend {target.name}: cannot connect: {exc}") from exc
     except asyncpg.PostgresError as exc:

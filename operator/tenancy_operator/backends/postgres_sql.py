@@ -16,12 +16,20 @@ import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
            "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_all_on_database", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
-           "SHARED_DATABASES", "shared_databases_sql",
+           "SHARED_DATABASES", "shared_databases_sql", "IN_TENANT_DATABASE",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql", "is_safe_ident"]
 
 _SAFE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SCRAM_ITERATIONS = 4096
+
+
+IN_TENANT_DATABASE = {"search_path": "pg_catalog, pg_temp"}
+"""Settings of every admin connection into a tenant's database. Its owner (the tenant) may set defaults
+there (`ALTER DATABASE ... SET search_path = public, pg_catalog`) that apply to every session, the
+admin's too: an operator or function the tenant put in `public` (`<>` on name, `md5(text)`) would then
+run in the admin's session, with its privileges. Settings sent at connection start override the
+database's defaults."""
 
 
 def ident(name: str) -> str:
