@@ -22,6 +22,21 @@ __all__ = ["crd_for", "render", "write", "main"]
 _DROP = {"title", "$defs", "discriminator"}
 
 
+def _reflow(text: str) -> str:
+    """A docstring's lines joined into paragraphs (blank lines and `- ` list items kept), so
+    `kubectl explain` wraps the text itself instead of showing the source's line breaks."""
+    paragraphs = []
+    for paragraph in text.strip().split("\n\n"):
+        lines: list[str] = []
+        for line in (raw.strip() for raw in paragraph.splitlines()):
+            if lines and line and not line.startswith(("- ", "* ")):
+                lines[-1] += " " + line
+            elif line:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
 def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     """Inline $refs, fold Optional's anyOf into the plain type, and drop keys Kubernetes refuses."""
     if isinstance(node, list):
@@ -55,6 +70,8 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     for key in list(node):
         if key in _DROP:
             node.pop(key)
+    if isinstance(node.get("description"), str):
+        node["description"] = _reflow(node["description"])
     for key in ("properties",):
         if key in node:
             node[key] = {k: _resolve(v, defs) for k, v in node[key].items()}
