@@ -187,8 +187,11 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         # What only the database's owner may do, the admin does as a member of the owner role for the
         # moment (postgres_admin); steady state needs none of it, so it joins nothing.
         foreign = other_tenants_grantees(db, want, (owner, role_a, role_b))
+        # Grant options first: a grant made by a role holding one (not by the owner) is one the owner's
+        # REVOKE cannot reach; revoking the option with CASCADE takes those grants with it.
+        passing = list(db["grant_options"]) if db is not None else []
         as_owner = db is None or f"database {database}" in marks.to_mark or db["public_connect"] or bool(foreign) or (
-            db["datconnlimit"] != want.connection_limit)
+            bool(passing)) or db["datconnlimit"] != want.connection_limit
         joined = await admin.join(conn, [owner]) if as_owner else []
         try:
             if db is None:
@@ -202,6 +205,12 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             if db["datconnlimit"] != want.connection_limit:
                 await do(sql.alter_database_limit(database, want.connection_limit), f"connection limit of {database}",
                          f"datconnlimit {db['datconnlimit']} (want {want.connection_limit})")
+            for role in passing:
+                await do(sql.revoke_grant_option(database, role), f"grant option on {database} of {role}",
+                         "it may pass privileges on the tenant's database to others")
+            if passing:  # the cascade may have taken PUBLIC's or another tenant's grant with it
+                db = await conn.fetchrow(sql.database_state_sql, database)
+                foreign = other_tenants_grantees(db, want, (owner, role_a, role_b))
             if db["public_connect"]:
                 await do(sql.revoke_public_connect(database), f"PUBLIC connect on {database}", "PUBLIC may connect")
             for role in foreign:

@@ -15,7 +15,7 @@ import os
 import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
-           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_all_on_database", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
+           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_all_on_database", "revoke_grant_option", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
            "SHARED_DATABASES", "shared_databases_sql", "IN_TENANT_DATABASE",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql", "is_safe_ident"]
@@ -131,8 +131,14 @@ def revoke_public_connect(database: str) -> str:
 
 
 def revoke_all_on_database(database: str, role: str) -> str:
-    """Every privilege `role` holds on `database`, and (CASCADE) what it granted on from them."""
+    """The privileges on `database` the owner granted `role` (run as the owner: PostgreSQL revokes only
+    the grants of the role it runs as), and (CASCADE) the grants `role` made from them."""
     return f"REVOKE ALL ON DATABASE {ident(database)} FROM {ident(role)} CASCADE"
+
+
+def revoke_grant_option(database: str, role: str) -> str:
+    """`role`'s right to pass privileges on `database` on, and (CASCADE) every grant made with it."""
+    return f"REVOKE GRANT OPTION FOR ALL ON DATABASE {ident(database)} FROM {ident(role)} CASCADE"
 
 
 def grant_connect_to_admin(database: str) -> str:
@@ -194,7 +200,10 @@ SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, d.datconnlimit, shobj_desc
        -- Roles other than the owner holding a privilege on it, with their marks ({name: mark}, JSON).
        (SELECT COALESCE(jsonb_object_agg(r.rolname, COALESCE(shobj_description(r.oid, 'pg_authid'), '')), '{}')
         FROM (SELECT DISTINCT x.grantee FROM aclexplode(d.datacl) x WHERE x.grantee NOT IN (0, d.datdba)) g
-        JOIN pg_roles r ON r.oid = g.grantee)::text AS grantees
+        JOIN pg_roles r ON r.oid = g.grantee)::text AS grantees,
+       -- Roles other than the owner that may pass a privilege on (GRANT ... WITH GRANT OPTION).
+       ARRAY(SELECT DISTINCT r.rolname FROM aclexplode(d.datacl) x JOIN pg_roles r ON r.oid = x.grantee
+             WHERE x.is_grantable AND x.grantee <> d.datdba ORDER BY 1) AS grant_options
 FROM pg_database d WHERE d.datname = $1
 """
 

@@ -119,9 +119,20 @@ def _replace_body(desired: dict[str, Any], live: Mapping[str, Any], drop_annotat
             "data": {**{k: None for k in (live.get("data") or {}) if k not in desired["data"]}, **desired["data"]}}
 
 
+def _migrating(status: Mapping[str, Any] | None) -> bool:
+    """`status.credentials` predates the state in status (an older operator kept it on the Secret).
+
+    A pending rotation without a live state is this operator's first credentials under way: the
+    Secrets' annotations (anyone with Secret write access sets them) are not read then."""
+    return creds.from_status(status) is None and not (status or {}).get("pending")
+
+
 def current_state(status: Mapping[str, Any] | None, live: Mapping[str, Any] | None) -> creds.State:
-    """The authoritative state: `status.credentials`, or once (migration) the Secret's annotations."""
+    """The authoritative state: `status.credentials`, or once (migration) the Secret's annotations;
+    version 0 while the first credentials are pending."""
     state = creds.from_status(status)
+    if state is None and not _migrating(status):
+        return creds.State()
     if state is None:
         annotations = ((live or {}).get("metadata") or {}).get("annotations")
         state = creds.from_annotations(annotations, status)
@@ -177,7 +188,7 @@ async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, servi
     in_secret = {s: current.get(PASSWORD_KEYS[s], "") for s in wanted}
     edited = creds.edited(state, in_secret)
     trusted = {s: p for s, p in in_secret.items() if p and s not in edited}
-    pending = creds.from_status((status or {}).get("pending")) if creds.from_status(status) else (
+    pending = creds.from_status((status or {}).get("pending")) if not _migrating(status) else (
         creds.from_annotations((staged or {}).get("metadata", {}).get("annotations")) if staged else None)
 
     if pending is None or pending.version <= state.version:

@@ -56,8 +56,10 @@ def peer_entry(priority: int, lifetime: int, now: datetime.datetime | None = Non
 async def announce(settings: kopf.OperatorSettings, logger: logging.Logger, settle: float = PEERING_SETTLE) -> bool:
     """Enter this replica in the peering record under kopf's own identity (`POD_ID`, which the chart
     sets) and priority, then wait `settle` seconds; kopf's first heartbeat overwrites the same entry.
-    False (and nothing written) without `POD_ID` or without the peering object: kopf then decides
-    alone, as before (mandatory peering keeps the replica paused while the object is missing)."""
+    False (and nothing written) without `POD_ID`, without the peering object or when the API server
+    refuses: kopf then decides alone, as before (mandatory peering keeps the replica paused while the
+    object is missing; replicas that start before the object exists may both resume for a few seconds
+    once it appears)."""
     identity = os.environ.get("POD_ID")
     if settings.peering.standalone or not identity:
         return False
@@ -65,6 +67,10 @@ async def announce(settings: kopf.OperatorSettings, logger: logging.Logger, sett
         await kube.merge_patch("ClusterKopfPeering", settings.peering.name, None,
                                {"status": {identity: peer_entry(settings.peering.priority, settings.peering.lifetime)}})
     except kube.NotFound:
+        return False
+    except (kube.KubeError, OSError, TimeoutError) as exc:  # optional: kopf's own peering still decides
+        logger.warning("could not enter peering %s before starting (%s); kopf's peering decides alone",
+                       settings.peering.name, exc)
         return False
     logger.info("entered peering %s as %s; looking at the peers in %.1f s", settings.peering.name, identity, settle)
     await asyncio.sleep(settle)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import calendar
+import hashlib
 import time
 from typing import Any, Protocol
 
@@ -95,15 +96,31 @@ async def _secret(ctx: StepContext) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in (live.get("data") or {}).items()}
 
 
-async def _slice(ctx: StepContext, tenant: dict[str, Any], *, suspended: bool) -> TenantSlice:
-    """The tenant as the adapter sees it, with the slot and password the Secret holds now."""
+def _edited(tenant: dict[str, Any], password: str) -> bool:
+    """The Secret's PGPASSWORD is not the one the operator gave (status keeps its SHA-256): a password
+    written in by hand, which is never applied to a server (the Tenant handler rotates it instead)."""
+    recorded = (((tenant.get("status") or {}).get("credentials") or {}).get("passwordSha256") or {}).get("postgres")
+    return bool(recorded) and hashlib.sha256(password.encode()).hexdigest() != recorded
+
+
+async def _slice(ctx: StepContext, tenant: dict[str, Any], *, suspended: bool, undoing: bool = False) -> TenantSlice:
+    """The tenant as the adapter sees it, with the slot and password the Secret holds now.
+
+    A password edited by hand in the Secret is refused (MigrationRefused) on the way forward; while
+    `undoing`, the password is left empty instead, so the servers keep the verifiers they hold."""
     data = await _secret(ctx)
     slot = ((tenant.get("status") or {}).get("credentials") or {}).get("slot") or data.get("PGUSER", "_a")[-1]
     if not data.get("PGPASSWORD"):
         raise MigrationRefused(f"Secret {SECRET} of tenant {ctx.tenant} holds no PGPASSWORD yet; "
                                "wait until the tenant is Ready")
+    password = data["PGPASSWORD"]
+    if _edited(tenant, password):
+        if not undoing:
+            raise MigrationRefused(f"the PGPASSWORD in Secret {SECRET} of tenant {ctx.tenant} was edited by hand and is "
+                                   "never applied; the tenant's next pass rotates it: run the migration after that")
+        password = ""
     return TenantSlice(tenant=ctx.tenant, namespace=names.namespace(ctx.tenant), uid=tenant["metadata"]["uid"],
-                       password=data["PGPASSWORD"], slot=slot, suspended=suspended,
+                       password=password, slot=slot, suspended=suspended,
                        connection_limit=_limit(tenant))
 
 
@@ -141,6 +158,8 @@ def _source(ctx: StepContext, tenant: dict[str, Any]) -> str:
 async def _point_at(ctx: StepContext, backend: str, target: Target, slot: str, password: str) -> None:
     """The Secret's PostgreSQL keys and `status.placement.postgres` (with endpoints and the summary) to `backend`."""
     found = postgres.endpoints(target, ctx.tenant, slot, password)
+    if not password:  # undoing after a hand edit: the Tenant handler writes the password keys when it rotates
+        found = {k: v for k, v in found.items() if k not in ("PGPASSWORD", "DATABASE_URL")}
     data = await _secret(ctx)
     if any(data.get(k) != v for k, v in found.items()):
         await ctx.services.kube.merge_patch(
@@ -176,6 +195,8 @@ async def freeze(ctx: StepContext) -> dict[str, str]:
                                "(the placement stays recorded in status) and run the migration again")
     if (status.get("credentials") or {}).get("pending"):
         raise MigrationRefused(f"a credential rotation of tenant {ctx.tenant} is under way; run the migration after it")
+    if _edited(tenant, (await _secret(ctx)).get("PGPASSWORD") or ""):
+        await _slice(ctx, tenant, suspended=False)  # its refusal, before anything is written
     try:
         target = await ctx.services.target(goal)
     except LookupError as exc:  # no such Backend: waiting will not make one
@@ -288,7 +309,7 @@ async def switch_back(ctx: StepContext) -> None:
     source = await ctx.services.target(ctx.outputs["sourceBackend"])
     target = await ctx.services.target(ctx.outputs["targetBackend"])
     tenant = await _tenant(ctx)
-    want = await _slice(ctx, tenant, suspended=True)
+    want = await _slice(ctx, tenant, suspended=True, undoing=True)
     there = await postgres_move.database_exists(target, ctx.tenant)
     changed = there and postgres_move.digest(await postgres_move.contents(target, ctx.tenant)) != ctx.outputs.get(
         "contentChecksum")
@@ -298,7 +319,7 @@ async def switch_back(ctx: StepContext) -> None:
         # The tenant wrote on the target since `verify`: bring that back, never lose it.
         await postgres_move.freeze(target, ctx.tenant)
         await postgres_move.drop_database(source, ctx.tenant)
-        await postgres.ensure(source, await _slice(ctx, tenant, suspended=_state(tenant) != "Active"))
+        await postgres.ensure(source, await _slice(ctx, tenant, suspended=_state(tenant) != "Active", undoing=True))
         await postgres_move.freeze(source, ctx.tenant)
         await postgres_move.copy(target, source, ctx.tenant)
     await _point_at(ctx, source.name, source, want.slot, want.password)
@@ -319,7 +340,7 @@ async def refreeze(ctx: StepContext) -> None:
     await _set_hold(ctx, True)
     target = await ctx.services.target(ctx.outputs["targetBackend"])
     if await postgres_move.database_exists(target, ctx.tenant):
-        await postgres.ensure(target, await _slice(ctx, await _tenant(ctx), suspended=True))
+        await postgres.ensure(target, await _slice(ctx, await _tenant(ctx), suspended=True, undoing=True))
         await postgres_move.freeze(target, ctx.tenant)
 
 

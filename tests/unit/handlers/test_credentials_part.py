@@ -57,3 +57,15 @@ def test_a_removed_owner_reference_is_put_back_and_others_kept():
     assert "ownerReferences" not in cp._replace_body(desired, live)["metadata"]  # steady state: not rewritten
     hijacked = {"metadata": {"ownerReferences": [{"uid": "x", "kind": "Deployment", "controller": True}]}}
     assert cp._replace_body(desired, hijacked)["metadata"]["ownerReferences"] == [ours]  # one controller only
+
+
+def test_while_the_first_credentials_are_pending_the_secrets_annotations_are_not_read():
+    """Anyone with Secret write access sets annotations: during the first staging (status holds only
+    `pending`) a hand-made tenant-credentials claiming version 1 must not become the live state."""
+    forged = {"metadata": {"annotations": {c.VERSION: "1", c.SLOT: "a", c.ROTATED_AT: "2099-01-01T00:00:00Z"}},
+              "data": {"PGPASSWORD": _b64(b"chosen-by-hand")}}
+    pending_only = {"pending": {"version": 1, "slot": "a", "reason": "first credentials"}}
+    assert cp.current_state(pending_only, forged) == c.State()
+    assert not cp._migrating(pending_only)
+    assert cp._migrating({"version": 2, "activeRole": "t_x_b"})  # an older operator's status: read once
+    assert cp._migrating(None)

@@ -47,3 +47,41 @@ def test_the_early_peering_entry_is_one_kopf_reads_as_a_live_peer():
     assert not peer.is_dead and peer.priority == entry["priority"] and peer.as_dict() == entry
     old = peer_entry(1, 12, datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=13))
     assert Peer(identity="pod-a", **old).is_dead
+
+
+def test_announce_writes_kopfs_entry_and_never_blocks_startup(monkeypatch):
+    """The early entry is optional: no POD_ID, standalone, a missing object or an API error each start
+    the operator as before (kopf's peering decides); otherwise one patch under kopf's identity."""
+    import asyncio
+    import logging
+
+    import kopf
+    from tenancy_operator.backends import kube
+    from tenancy_operator.handlers import settings as s
+
+    sent: list[tuple] = []
+    answer: list[BaseException | None] = [None]
+
+    async def merge_patch(kind, name, namespace, patch, *args, **kwargs):
+        if answer[0] is not None:
+            raise answer[0]
+        sent.append((kind, name, patch))
+        return {}
+
+    monkeypatch.setattr(kube, "merge_patch", merge_patch)
+    opts = kopf.OperatorSettings()
+    opts.peering.standalone, opts.peering.name, opts.peering.priority = False, "tenancy-operator", 7
+    log = logging.getLogger("test")
+    run = lambda: asyncio.run(s.announce(opts, log, settle=0))  # noqa: E731
+    monkeypatch.delenv("POD_ID", raising=False)
+    assert run() is False and sent == []
+    monkeypatch.setenv("POD_ID", "pod-a")
+    assert run() is True
+    assert sent[0][:2] == ("ClusterKopfPeering", "tenancy-operator") and sent[0][2]["status"]["pod-a"]["priority"] == 7
+    for error in (kube.NotFound(404, "NotFound", "no peering"), kube.KubeError(503, "ServiceUnavailable", "x"),
+                  kube.KubeError(0, "Unreachable", "y")):
+        answer[0] = error
+        assert run() is False
+    answer[0] = None
+    opts.peering.standalone = True
+    assert run() is False and len(sent) == 1

@@ -160,3 +160,28 @@ def test_a_refusal_waiting_can_change_is_still_retried():
     with pytest.raises(mig.MigrationRefused) as refused:
         asyncio.run(mig.freeze(ctx))
     assert not isinstance(refused.value, mig.MigrationImpossible)  # a rotation under way ends by itself
+
+
+def test_a_hand_edited_password_is_refused_before_anything_is_written():
+    import base64
+    import hashlib
+
+    from tenancy_operator.workflows import migrate_database as md
+
+    tenant = _tenant()
+    tenant["status"]["credentials"]["passwordSha256"] = {"postgres": hashlib.sha256(b"ours").hexdigest()}
+
+    class WithSecret(FakeKube):
+        async def get(self, kind, name, namespace=None):
+            if kind == "Secret":
+                return {"data": {"PGPASSWORD": base64.b64encode(b"chosen-by-hand").decode()}}
+            return await super().get(kind, name, namespace)
+
+    services = FakeServices(tenant)
+    services.kube = WithSecret(tenant)
+    ctx = StepContext(run="r", tenant="acme", params={"targetBackend": "pg-b"}, outputs={}, services=services)
+    with pytest.raises(md.MigrationRefused, match="edited by hand"):
+        asyncio.run(md.freeze(ctx))
+    assert services.kube.patches == []  # no hold, no freeze
+    assert md._edited(tenant, "ours") is False and md._edited(tenant, "chosen-by-hand") is True
+    assert md._edited(_tenant(), "anything") is False  # nothing recorded yet: trusted until the next publish
