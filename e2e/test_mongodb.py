@@ -123,6 +123,32 @@ def test_dropped_user_is_repaired_within_a_verify_interval(pair):
         client[a["MONGODB_DATABASE"]].docs.insert_one({"after": "repair"})
 
 
+def test_public_privileges_on_ferretdbs_database_are_revoked(pair):
+    """FerretDB's database is every MongoDB tenant's: PUBLIC connecting, making temporary objects or
+    creating in schema public there (PostgreSQL 14 and older grant the last by default) is put back,
+    by the server's refusal afterwards, not by our client."""
+    a, _ = pair
+    as_pg = {"host": os.environ["PGHOST"], "port": int(os.environ["PGPORT"]), "user": a["MONGODB_USERNAME"],
+             "password": a["MONGODB_PASSWORD"], "database": "ferretdb", "timeout": 5}
+
+    async def create_in_public() -> None:
+        conn = await asyncpg.connect(**as_pg)
+        try:
+            await conn.execute("CREATE FUNCTION public.md5(text) RETURNS text LANGUAGE sql AS 'SELECT $1'")
+        finally:
+            await conn.close()
+
+    ferret_pg("GRANT CONNECT, TEMPORARY ON DATABASE ferretdb TO PUBLIC")
+    ferret_pg("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    eventually(lambda: not ferret_pg("SELECT has_schema_privilege('public', 'public', 'CREATE') AS open")[0]["open"]
+               and not ferret_pg("SELECT has_database_privilege('public', 'ferretdb', 'TEMPORARY') AS open")[0]["open"],
+               30, message="PUBLIC's privileges on FerretDB's database revoked")
+    with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+        asyncio.run(create_in_public())
+    messages = " ".join(e["message"] for e in _events("mgo-a", "DriftRepaired") + _events("mgo-b", "DriftRepaired"))
+    assert "FerretDB's schema public" in messages, messages
+
+
 def test_a_tenant_at_its_connection_limit_keeps_its_password_and_sessions(pair):
     """A busy tenant holding every connection its limit allows: the verify pass's password check (a login
     to template0) must not read "too many connections" as a changed password, which rewrote the password

@@ -77,6 +77,15 @@ FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname
 WHERE n.nspname = $1
 """
 _connect_sql = "SELECT has_database_privilege($1, current_database(), 'CONNECT')"
+# FerretDB's database is every MongoDB tenant's: PUBLIC (every role on the server) must neither connect,
+# make temporary objects there, nor create in schema public (PostgreSQL 14 and older grant that by
+# default), where a function could shadow one another session calls.
+_public_sql = """
+SELECT has_database_privilege('public', current_database(), 'CONNECT')
+       OR has_database_privilege('public', current_database(), 'TEMPORARY') AS database_open,
+       COALESCE((SELECT has_schema_privilege('public', n.oid, 'CREATE') FROM pg_namespace n
+                 WHERE n.nspname = 'public'), false) AS schema_open
+"""
 # postgres_sql.role_state_sql without the verifier: pg_authid is for superusers, and this admin is not
 # one (CREATEROLE and the owner of FerretDB's database). A password is checked by logging in instead.
 role_state_sql = """
@@ -275,6 +284,20 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if not await conn.fetchval(_connect_sql, owner):
             await do(f"GRANT CONNECT ON DATABASE {sql.ident(await conn.fetchval('SELECT current_database()'))} "
                      f"TO {sql.ident(owner)}", f"CONNECT for {owner}")
+        public = await conn.fetchrow(_public_sql)
+        try:
+            if public["database_open"]:
+                await do(f"REVOKE CONNECT, TEMPORARY ON DATABASE {sql.ident(await conn.fetchval('SELECT current_database()'))}"
+                         " FROM PUBLIC", "PUBLIC connect on FerretDB's database", "PUBLIC may connect")
+            if public["schema_open"]:
+                await do("REVOKE CREATE ON SCHEMA public FROM PUBLIC", "PUBLIC create in FerretDB's schema public",
+                         "PUBLIC may create there")
+        except asyncpg.exceptions.InsufficientPrivilegeError as exc:
+            raise BackendRefused(
+                f"mongodb backend {target.name}: PUBLIC may connect to FerretDB's database or create in its schema "
+                f"public, which every tenant shares, and the admin may not revoke it ({exc}); run `REVOKE ALL ON "
+                "DATABASE <ferretdb database> FROM PUBLIC` and `REVOKE CREATE ON SCHEMA public FROM PUBLIC` there "
+                "as their owner") from exc
         if want.suspended:
             ended = await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
             if ended:
