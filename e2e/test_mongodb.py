@@ -383,6 +383,49 @@ def test_suspend_closes_the_door_and_resume_reopens_it(mongo_backend, cleanup_te
         assert client[creds["MONGODB_DATABASE"]].kept.find_one({}, {"_id": 0}) == {"v": "still here"}
 
 
+def test_a_lock_another_tenant_holds_on_the_catalogue_does_not_hold_up_a_delete(mongo_backend, pair):
+    """Every tenant's roles may read each catalogue table (FerretDB loads them all): tenant A locking B's
+    used to stall B's Delete, and with it FerretDB's global lock, every tenant's requests."""
+    a, _ = pair
+    name = "mgo-locked"
+    kube.apply(_policy(name, "Delete"))
+    kube.apply(tenant_yaml(name, mongodb={"enabled": True}, lifecyclePolicyRef=name))
+    _ready(name)
+    table = f'"t_{name.replace("-", "_")}"._ferretdb_database_metadata'
+    held, done = threading.Event(), threading.Event()
+    outcome: list[str] = []
+
+    async def lock() -> None:
+        conn = await asyncpg.connect(host=os.environ["PGHOST"], port=int(os.environ["PGPORT"]), database="ferretdb",
+                                     user=a["MONGODB_USERNAME"], password=a["MONGODB_PASSWORD"], timeout=5)
+        try:
+            async with conn.transaction():
+                await conn.execute(f"LOCK TABLE {table} IN ACCESS SHARE MODE")
+                held.set()
+                for _ in range(240):  # a terminated session fails its next statement
+                    await conn.fetchval("SELECT 1")
+                    await asyncio.sleep(0.5)
+            outcome.append("kept its lock")
+        except (asyncpg.exceptions.PostgresError, asyncpg.exceptions.InterfaceError, OSError) as exc:
+            outcome.append(f"ended: {type(exc).__name__}")
+        finally:
+            done.set()
+            await conn.close()
+
+    worker = threading.Thread(target=lambda: asyncio.run(lock()), daemon=True)
+    worker.start()
+    assert held.wait(20), "A could not lock the catalogue table (nothing to test)"
+    started = time.monotonic()
+    kubectl("delete", "tenant", name, "--timeout=60s", timeout=70)
+    took = time.monotonic() - started
+    assert done.wait(10) and outcome and outcome[0].startswith("ended"), outcome
+    assert _objects(name) == {"database": False, "roles": False, "login": False}
+    with mongo(a) as client:  # FerretDB serves the others again
+        client[a["MONGODB_DATABASE"]].docs.insert_one({"after": "delete"})
+    print(f"\ndelete with another tenant's lock on the catalogue: {took:.1f}s; the locker {outcome[0]}")
+    kubectl("delete", "lifecyclepolicy", name, "--ignore-not-found", check=False)
+
+
 def _policy(name: str, reclaim: str) -> str:
     return json.dumps({"apiVersion": "tenancy.dev/v1alpha1", "kind": "LifecyclePolicy", "metadata": {"name": name},
                        "spec": {"reclaim": reclaim}})

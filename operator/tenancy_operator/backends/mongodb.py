@@ -88,6 +88,10 @@ SELECT has_database_privilege('public', current_database(), 'CONNECT')
 """
 # postgres_sql.role_state_sql without the verifier: pg_authid is for superusers, and this admin is not
 # one (CREATEROLE and the owner of FerretDB's database). A password is checked by logging in instead.
+_terminate_lockers_sql = """
+SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l
+WHERE l.relation = to_regclass($1) AND l.pid <> pg_backend_pid()
+"""
 role_state_sql = """
 SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_authid') AS mark,
        COALESCE((SELECT array_to_string(s.setconfig, ',') FROM pg_db_role_setting s
@@ -420,6 +424,16 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
             if role in roles and roles[role]["rolcanlogin"]:
                 await conn.execute(sql.no_login(role))  # no new session while the database goes
         await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b, dump_role])
+        # Every tenant's roles may read this catalogue table (FerretDB loads all of them), so another
+        # tenant could hold a lock on it: FerretDB's DROP SCHEMA would wait on it while holding its own
+        # global lock, and every tenant's MongoDB requests with it. Its readers go, then its lockers.
+        table = f"{sql.ident(database)}.{sql.ident(_METADATA_TABLE)}"
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+            await conn.execute(f"REVOKE ALL ON {table} FROM {sql.ident(_catalogue_role(target))}")
+            try:
+                await conn.fetchval(_terminate_lockers_sql, table)
+            except asyncpg.exceptions.InsufficientPrivilegeError:
+                pass  # an admin without pg_signal_backend: the drop then waits for the locker to let go
         return roles
 
     roles = await _in_pg(target, check)
