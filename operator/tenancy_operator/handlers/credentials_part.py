@@ -233,7 +233,7 @@ async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, servi
         keep = pending.reason not in ROTATIONS and pending.reason != "first credentials"
         passwords = {s: p or (keep and trusted.get(s)) or creds.new_password() for s, p in passwords.items()}
         await _stage(tenant, uid, namespace, creds.with_passwords(replace(pending, services=tuple(wanted)), passwords),
-                     staged, record)
+                     passwords, staged, record)
     target = creds.with_passwords(replace(pending, services=tuple(wanted)), passwords)
     return Plan(target, passwords, staged=True, previous_valid=_keeps_previous(state, target, overlap, now), live=live)
 
