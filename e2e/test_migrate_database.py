@@ -310,3 +310,41 @@ def test_writes_on_the_target_come_back_when_the_move_is_undone(target_pg, switc
     assert after["accounts"][0] == 251 and after["nextval"] == 251, after
     assert _target_holds(target_pg, name) == []
     kubectl("delete", "workflowrun", run, "-n", OPERATOR_NS, "--wait=false")
+
+
+def test_a_tenants_search_path_never_runs_its_code_as_the_admin(small_tenant, target_pg, switchable):
+    """The tenant owns its database and may set its defaults: `search_path = public, pg_catalog` put its own
+    `md5(text)` in front of the catalog's in every session there, the admin's too (a migration's checksums
+    call md5 as the admin). Shown first with a plain admin session, then a migration (undone after its
+    verify step, so the checksums ran on both servers) must not run it."""
+    name, creds, _ = small_tenant
+    database = creds["PGDATABASE"]
+
+    def tenant(sql: str):
+        async def go():
+            conn = await asyncpg.connect(host=creds["PGHOST"], port=int(creds["PGPORT"]), user=creds["PGUSER"],
+                                         password=creds["PGPASSWORD"], database=database, timeout=5)
+            try:
+                return await conn.fetch(sql)
+            finally:
+                await conn.close()
+        return asyncio.run(go())
+
+    tenant("CREATE TABLE caught (who text)")
+    tenant("GRANT INSERT ON caught TO PUBLIC")
+    tenant("CREATE FUNCTION public.md5(text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN "
+           "INSERT INTO public.caught VALUES (session_user); RETURN pg_catalog.md5($1); END $$")
+    tenant(f'ALTER DATABASE "{database}" SET search_path = public, pg_catalog')
+    from .admin import pg_admin
+    pg_admin("SELECT md5('x')", database=database)  # a session without pinned settings runs the tenant's md5
+    shown = [r["who"] for r in tenant("SELECT who FROM caught")]
+    assert shown and shown[0] != creds["PGUSER"], shown
+    tenant("DELETE FROM caught")
+
+    run = f"migf-trap-{secrets.token_hex(2)}"
+    create_run(run, name, fail="switch")
+    status = finished(run)
+    assert status["phase"] == "Failed" and status["compensated"] is True, json.dumps(status)[:1000]
+    assert any(s["name"] == "verify" and s["phase"] == "Succeeded" for s in status["steps"]), status["steps"]
+    assert [r["who"] for r in tenant("SELECT who FROM caught")] == [], "the tenant's md5 ran in an admin session"
+    kubectl("delete", "workflowrun", run, "-n", OPERATOR_NS, "--wait=false")
