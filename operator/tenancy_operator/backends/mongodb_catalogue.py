@@ -12,8 +12,11 @@ The fence: a CHECK constraint `tenancy_catalogue_row` on each tenant's catalogue
 can neither drop the constraint nor change the function. The function accepts what FerretDB v1.24's
 `sjson` decoder accepts for a catalogue row, narrowed to the types FerretDB writes there: an object
 whose keys are exactly its schema's `$k` (each once), every value of the type its schema names
-(string, int, long, double, bool, null, object, array; nothing else), recursively; at the top `_id`
-and `table` strings. A row FerretDB writes passes (its own collection and index creation is tested);
+(string, int (32-bit), long, double, bool, null, object, array; nothing else), recursively, and no
+schema key sjson does not know; and what `Collection.unmarshal` / `Indexes.unmarshal` assert after
+decoding (a row that decodes but fails there broke the catalogue load, or panicked FerretDB): `_id`
+and `table` non-empty strings, `indexes` an array of objects with `key` (int orders), `name` and
+`pgindex` strings, `uuid` a string and `cappedSize` / `cappedDocs` longs when present. A row FerretDB writes passes (its own collection and index creation is tested);
 any other shape is refused with `check_violation` naming the constraint.
 """
 
@@ -33,14 +36,18 @@ DECLARE
   t text := s->>'t';
   n int;
 BEGIN
-  IF jsonb_typeof(s) IS DISTINCT FROM 'object' OR depth > 16 THEN
+  IF jsonb_typeof(s) IS DISTINCT FROM 'object' OR depth > 16
+     OR EXISTS (SELECT FROM jsonb_object_keys(s) e WHERE e NOT IN ('t', '$s', 'o', 'i', 's')) THEN
     RETURN false;
   END IF;
   CASE t
   WHEN 'string' THEN RETURN jsonb_typeof(v) = 'string';
   WHEN 'bool' THEN RETURN jsonb_typeof(v) = 'boolean';
   WHEN 'null' THEN RETURN jsonb_typeof(v) = 'null';
-  WHEN 'int', 'long' THEN RETURN jsonb_typeof(v) = 'number' AND v::text ~ '^-?[0-9]+$';
+  WHEN 'int' THEN RETURN jsonb_typeof(v) = 'number' AND v::text ~ '^-?[0-9]{1,10}$'
+                         AND v::text::numeric BETWEEN -2147483648 AND 2147483647;
+  WHEN 'long' THEN RETURN jsonb_typeof(v) = 'number' AND v::text ~ '^-?[0-9]{1,19}$'
+                          AND v::text::numeric BETWEEN -9223372036854775808 AND 9223372036854775807;
   WHEN 'double' THEN RETURN jsonb_typeof(v) = 'number'
                             OR (jsonb_typeof(v) = 'string' AND v #>> '{}' IN ('Infinity', '-Infinity', 'NaN'));
   WHEN 'array' THEN
@@ -68,7 +75,8 @@ DECLARE
   k text;
 BEGIN
   IF jsonb_typeof(v) IS DISTINCT FROM 'object' OR jsonb_typeof(s) IS DISTINCT FROM 'object'
-     OR jsonb_typeof(keys) <> 'array' OR depth > 16 THEN
+     OR jsonb_typeof(keys) <> 'array' OR depth > 16
+     OR EXISTS (SELECT FROM jsonb_object_keys(s) e WHERE e NOT IN ('p', '$k')) THEN
     RETURN false;
   END IF;
   IF (SELECT count(*) FROM jsonb_array_elements(keys) e WHERE jsonb_typeof(e) <> 'string') > 0
@@ -86,10 +94,43 @@ END
 """
 
 _ROW_BODY = """
+DECLARE
+  s jsonb := row_->'$s';
+  ix jsonb;
+  keys jsonb;
+  n int;
+  k text;
 BEGIN
-  RETURN COALESCE(jsonb_typeof(row_) = 'object' AND jsonb_typeof(row_->'_id') = 'string'
-                  AND jsonb_typeof(row_->'table') = 'string'
-                  AND tenancy.ferretdb_catalogue_object(row_ - '$s', row_->'$s', 0), false);
+  IF NOT COALESCE(jsonb_typeof(row_) = 'object' AND jsonb_typeof(row_->'_id') = 'string' AND row_->>'_id' <> ''
+                  AND jsonb_typeof(row_->'table') = 'string' AND row_->>'table' <> ''
+                  AND jsonb_typeof(row_->'indexes') = 'array'
+                  AND tenancy.ferretdb_catalogue_object(row_ - '$s', s, 0), false) THEN
+    RETURN false;
+  END IF;
+  -- What FerretDB's Collection.unmarshal asserts: the types the schema gives these fields.
+  IF s->'p'->'_id'->>'t' IS DISTINCT FROM 'string' OR s->'p'->'table'->>'t' IS DISTINCT FROM 'string'
+     OR (row_ ? 'uuid' AND s->'p'->'uuid'->>'t' IS DISTINCT FROM 'string')
+     OR (row_ ? 'cappedSize' AND s->'p'->'cappedSize'->>'t' IS DISTINCT FROM 'long')
+     OR (row_ ? 'cappedDocs' AND s->'p'->'cappedDocs'->>'t' IS DISTINCT FROM 'long') THEN
+    RETURN false;
+  END IF;
+  -- And Indexes.unmarshal: each index an object with key (int orders), name and pgindex strings.
+  FOR n IN 0 .. jsonb_array_length(row_->'indexes') - 1 LOOP
+    ix := s->'p'->'indexes'->'i'->n;
+    IF ix->>'t' IS DISTINCT FROM 'object' OR NOT COALESCE(ix->'$s'->'$k' ?& ARRAY['key', 'name', 'pgindex'], false)
+       OR ix->'$s'->'p'->'key'->>'t' IS DISTINCT FROM 'object'
+       OR ix->'$s'->'p'->'name'->>'t' IS DISTINCT FROM 'string'
+       OR ix->'$s'->'p'->'pgindex'->>'t' IS DISTINCT FROM 'string' THEN
+      RETURN false;
+    END IF;
+    keys := ix->'$s'->'p'->'key'->'$s';
+    FOR k IN SELECT jsonb_array_elements_text(keys->'$k') LOOP
+      IF keys->'p'->k->>'t' IS DISTINCT FROM 'int' THEN
+        RETURN false;
+      END IF;
+    END LOOP;
+  END LOOP;
+  RETURN true;
 END
 """
 

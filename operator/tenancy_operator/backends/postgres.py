@@ -36,7 +36,7 @@ from .base import (
 from .postgres_pool import close_all
 
 __all__ = ["ensure", "endpoints", "close", "activity", "delete", "probe", "ensure_server", "close_all", "forget_cache",
-           "other_tenants_grantees", "SERVER_CONDITION"]
+           "open_doors", "SERVER_CONDITION"]
 
 SERVER_CONDITION = "SharedDatabasesRestricted"
 DROP_TIMEOUT = 300.0
@@ -186,13 +186,11 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 f"(DROP DATABASE {sql.ident(database)}) and the next pass makes an empty one")
         # What only the database's owner may do, the admin does as a member of the owner role for the
         # moment (postgres_admin); steady state needs none of it, so it joins nothing.
-        foreign = other_tenants_grantees(db, want, (owner, role_a, role_b))
-        # Grant options first: a grant made by a role holding one (not by the owner) is one the owner's
-        # REVOKE cannot reach; revoking the option with CASCADE takes those grants with it.
-        passing = list(db["grant_options"]) if db is not None else []
-        as_owner = db is None or f"database {database}" in marks.to_mark or db["public_connect"] or bool(foreign) or (
-            bool(passing)) or db["datconnlimit"] != want.connection_limit
-        joined = await admin.join(conn, [owner]) if as_owner else []
+        doors = open_doors(db, want, (owner, role_a, role_b))
+        as_owner = db is None or f"database {database}" in marks.to_mark or db["public_connect"] or bool(doors) or (
+            db["datconnlimit"] != want.connection_limit)
+        # A grant is revoked as its grantor: the owner, or a login role (members of the owner may grant).
+        joined = await admin.join(conn, sorted({owner, *(g for _, g in doors)})) if as_owner else []
         try:
             if db is None:
                 await do(sql.create_database(database, owner, want.connection_limit), f"database {database}")
@@ -205,18 +203,15 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             if db["datconnlimit"] != want.connection_limit:
                 await do(sql.alter_database_limit(database, want.connection_limit), f"connection limit of {database}",
                          f"datconnlimit {db['datconnlimit']} (want {want.connection_limit})")
-            for role in passing:
-                await do(sql.revoke_grant_option(database, role), f"grant option on {database} of {role}",
-                         "it may pass privileges on the tenant's database to others")
-            if passing:  # the cascade may have taken PUBLIC's or another tenant's grant with it
-                db = await conn.fetchrow(sql.database_state_sql, database)
-                foreign = other_tenants_grantees(db, want, (owner, role_a, role_b))
             if db["public_connect"]:
                 await do(sql.revoke_public_connect(database), f"PUBLIC connect on {database}", "PUBLIC may connect")
-            for role in foreign:
-                # The tenant may grant its database (it owns it) but not open it to another tenant.
-                await do(sql.revoke_all_on_database(database, role), f"grant on {database} to {role}",
-                         "another tenant's role holds a privilege on it")
+            for role, grantor in doors:
+                # The tenant may grant its database (it owns it) but not open it to another tenant or PUBLIC.
+                async with conn.transaction():
+                    await conn.execute(sql.set_local_role(grantor))
+                    await do(sql.revoke_all_on_database(database, role),
+                             f"grant on {database} to {role or 'PUBLIC'} by {grantor}",
+                             "another tenant's role (or PUBLIC) holds a privilege on it")
         finally:
             if joined:
                 await admin.leave(conn, joined)
@@ -232,18 +227,27 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     return report
 
 
-def other_tenants_grantees(db: Mapping[str, Any] | None, want: TenantSlice, ours: tuple[str, ...]) -> list[str]:
-    """Roles marked as another Tenant's that hold a privilege on the tenant's database.
+def open_doors(db: Mapping[str, Any] | None, want: TenantSlice, ours: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(grantee, grantor) of the grants on the tenant's database that `ensure` revokes, as their grantor.
 
-    A tenant owns its database and may GRANT on it; a grant to another tenant's role would open a door
-    between tenants, so `ensure` revokes it. Platform roles (unmarked, or a comment that is no mark)
-    keep what the platform granted them. `db`: a `database_state_sql` row (grantees as JSON text)."""
+    A tenant owns its database and may GRANT on it: to another Tenant's role (marked with another UID)
+    that opens a door between tenants; to PUBLIC (grantee "") too, when one of its login roles made
+    it (the owner's own PUBLIC grant goes with `revoke_public_connect`). Only grants made by the
+    tenant's roles (`ours`: owner first, then the login roles) are revoked; platform roles (unmarked,
+    or a comment that is no mark) keep what the platform granted them. `db`: a `database_state_sql`
+    row (grantees as JSON text)."""
     if db is None:
         return []
-    grantees = json.loads(db["grantees"] or "{}")
-    return sorted(role for role, mark in grantees.items()
-                  if role not in ours and mark.startswith(names.OWNER_MARK_PREFIX)
-                  and names.parse_owner_mark(mark) not in (want.uid, *want.adopt_uids))
+    out = []
+    for grant in json.loads(db["grantees"] or "[]"):
+        role, grantor, mark = grant["role"], grant["grantor"], grant["mark"]
+        if grantor not in ours or role in ours:
+            continue
+        foreign = mark.startswith(names.OWNER_MARK_PREFIX) and names.parse_owner_mark(mark) not in (
+            want.uid, *want.adopt_uids)
+        if foreign or (role == "" and grantor != ours[0]):
+            out.append((role, grantor))
+    return sorted(out)
 
 
 def endpoints(target: Target, tenant: str, slot: str, password: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ import os
 import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
-           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_all_on_database", "revoke_grant_option", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
+           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_all_on_database", "set_local_role", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
            "SHARED_DATABASES", "shared_databases_sql", "IN_TENANT_DATABASE",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql", "is_safe_ident"]
@@ -131,14 +131,15 @@ def revoke_public_connect(database: str) -> str:
 
 
 def revoke_all_on_database(database: str, role: str) -> str:
-    """The privileges on `database` the owner granted `role` (run as the owner: PostgreSQL revokes only
-    the grants of the role it runs as), and (CASCADE) the grants `role` made from them."""
-    return f"REVOKE ALL ON DATABASE {ident(database)} FROM {ident(role)} CASCADE"
+    """The privileges on `database` that the role running it granted `role` (PostgreSQL revokes only its
+    own grants: run it as their grantor) and (CASCADE) the grants `role` made from them. `role` ""
+    is PUBLIC."""
+    return f"REVOKE ALL ON DATABASE {ident(database)} FROM {ident(role) if role else 'PUBLIC'} CASCADE"
 
 
-def revoke_grant_option(database: str, role: str) -> str:
-    """`role`'s right to pass privileges on `database` on, and (CASCADE) every grant made with it."""
-    return f"REVOKE GRANT OPTION FOR ALL ON DATABASE {ident(database)} FROM {ident(role)} CASCADE"
+def set_local_role(role: str) -> str:
+    """Act as `role` until the transaction ends (a grantor revoking its own grant)."""
+    return f"SET LOCAL ROLE {ident(role)}"
 
 
 def grant_connect_to_admin(database: str) -> str:
@@ -197,13 +198,14 @@ SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, d.datconnlimit, shobj_desc
             THEN pg_database_size(d.oid) END AS size_bytes,
        d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) x
                                    WHERE x.grantee = 0 AND x.privilege_type = 'CONNECT') AS public_connect,
-       -- Roles other than the owner holding a privilege on it, with their marks ({name: mark}, JSON).
-       (SELECT COALESCE(jsonb_object_agg(r.rolname, COALESCE(shobj_description(r.oid, 'pg_authid'), '')), '{}')
-        FROM (SELECT DISTINCT x.grantee FROM aclexplode(d.datacl) x WHERE x.grantee NOT IN (0, d.datdba)) g
-        JOIN pg_roles r ON r.oid = g.grantee)::text AS grantees,
-       -- Roles other than the owner that may pass a privilege on (GRANT ... WITH GRANT OPTION).
-       ARRAY(SELECT DISTINCT r.rolname FROM aclexplode(d.datacl) x JOIN pg_roles r ON r.oid = x.grantee
-             WHERE x.is_grantable AND x.grantee <> d.datdba ORDER BY 1) AS grant_options
+       -- Each grant to a role other than the owner, or by a role other than the owner (JSON list of
+       -- {"role", "grantor", "mark"}; role "" is PUBLIC): who holds what, from whom.
+       (SELECT COALESCE(jsonb_agg(jsonb_build_object('role', COALESCE(r.rolname, ''), 'grantor', o.rolname,
+                                                     'mark', COALESCE(shobj_description(r.oid, 'pg_authid'), ''))
+                                  ORDER BY r.rolname, o.rolname), '[]')
+        FROM (SELECT DISTINCT x.grantee, x.grantor FROM aclexplode(d.datacl) x
+              WHERE x.grantee <> d.datdba OR x.grantor <> d.datdba) g
+        LEFT JOIN pg_roles r ON r.oid = g.grantee JOIN pg_roles o ON o.oid = g.grantor)::text AS grantees
 FROM pg_database d WHERE d.datname = $1
 """
 

@@ -51,18 +51,27 @@ def test_marks_are_quoted_as_literals():
     assert sql.comment_on_database("t_acme", "x'y") == "COMMENT ON DATABASE \"t_acme\" IS 'x''y'"
 
 
-def test_only_grants_to_another_tenants_roles_count_as_doors():
+def test_only_grants_by_the_tenant_to_another_tenant_or_public_count_as_doors():
     import json
 
     from tenancy_operator.api import names
-    from tenancy_operator.backends.postgres import other_tenants_grantees
+    from tenancy_operator.backends.postgres import open_doors
 
     other, old = "0b0b0b0b-0000-4000-8000-000000000002", "0c0c0c0c-0000-4000-8000-000000000003"
-    grantees = {"t_b_a": names.owner_mark(other), "t_b_owner": names.owner_mark(other),
-                "t_acme_a": names.owner_mark(ME),  # ours: a member of the owner
-                "t_acme_old": names.owner_mark(old),  # a restore's earlier UID, adopted
-                "backup_reader": "", "monitoring": "read-only role for Grafana"}  # platform roles keep their grants
+    ours = ("t_acme_owner", "t_acme_a", "t_acme_b")
+    grants = [
+        {"role": "t_b_a", "grantor": "t_acme_owner", "mark": names.owner_mark(other)},  # a door: revoked
+        {"role": "t_b_owner", "grantor": "t_acme_a", "mark": names.owner_mark(other)},  # by a login role
+        {"role": "", "grantor": "t_acme_b", "mark": ""},  # PUBLIC, by a login role (the owner's: another rule)
+        {"role": "", "grantor": "t_acme_owner", "mark": ""},
+        {"role": "t_acme_a", "grantor": "t_acme_owner", "mark": names.owner_mark(ME)},  # ours
+        {"role": "t_acme_old", "grantor": "t_acme_owner", "mark": names.owner_mark(old)},  # a restore's earlier UID
+        {"role": "backup_reader", "grantor": "t_acme_owner", "mark": ""},  # platform roles keep their grants
+        {"role": "monitoring", "grantor": "t_acme_owner", "mark": "read-only role for Grafana"},
+        {"role": "t_b_b", "grantor": "platform_admin", "mark": names.owner_mark(other)},  # not the tenant's grant
+    ]
     want = TenantSlice("acme", "tenant-acme", uid=ME, adopt_uids=frozenset({old}))
-    assert other_tenants_grantees({"grantees": json.dumps(grantees)}, want, ("t_acme_owner",)) == ["t_b_a", "t_b_owner"]
-    assert other_tenants_grantees({"grantees": "{}"}, want, ()) == []
-    assert other_tenants_grantees(None, want, ()) == []
+    assert open_doors({"grantees": json.dumps(grants)}, want, ours) == [
+        ("", "t_acme_b"), ("t_b_a", "t_acme_owner"), ("t_b_owner", "t_acme_a")]
+    assert open_doors({"grantees": "[]"}, want, ours) == []
+    assert open_doors(None, want, ours) == []
