@@ -290,6 +290,38 @@ def test_ferretdb_still_writes_its_own_catalogue_rows_for_the_tenant(pair):
         db.drop_collection("capped")
 
 
+def _unloadable(good: dict) -> list[dict]:
+    """Rows FerretDB's JSON decoder reads but its catalogue load then refuses or panics on (FerretDB
+    v1.24 Collection.unmarshal / Indexes.unmarshal), each a variant of a row FerretDB wrote."""
+    def variant(tag: str, change) -> dict:
+        row = copy.deepcopy(good) | {"_id": f"{MARK}-{tag}", "table": f"{MARK}-{tag}"}
+        change(row)
+        return row
+
+    def no_indexes(row: dict) -> None:
+        del row["indexes"], row["$s"]["p"]["indexes"]
+        row["$s"]["$k"].remove("indexes")
+
+    def capped_as_string(row: dict) -> None:
+        row["cappedSize"], row["$s"]["p"]["cappedSize"] = "big", {"t": "string"}
+        if "cappedSize" not in row["$s"]["$k"]:
+            row["$s"]["$k"].append("cappedSize")
+
+    def order_as_long(row: dict) -> None:
+        for field in row["$s"]["p"]["indexes"]["i"][0]["$s"]["p"]["key"]["$s"]["p"].values():
+            field["t"] = "long"
+
+    def unknown_schema_key(row: dict) -> None:
+        row["$s"]["x"] = 1
+
+    def empty_name(row: dict) -> None:
+        row["_id"] = ""
+
+    return [variant(tag, change) for tag, change in (
+        ("noidx", no_indexes), ("capped", capped_as_string), ("order", order_as_long),
+        ("schemakey", unknown_schema_key), ("empty", empty_name))]
+
+
 def test_a_malformed_catalogue_row_is_refused_and_a_fresh_ferretdb_lists_every_database(pair):
     a, b = pair
     table = f'{a["MONGODB_DATABASE"]}._ferretdb_database_metadata'
@@ -299,7 +331,7 @@ def test_a_malformed_catalogue_row_is_refused_and_a_fresh_ferretdb_lists_every_d
     good = json.loads(ferret_pg(f"SELECT _jsonb::text AS j FROM {table} WHERE _jsonb->>'_id' = 'notes'")[0]["j"])
     wrong_type = copy.deepcopy(good) | {"_id": MARK + "-t", "table": MARK + "-t", "cappedDocs": "many"}
     extra_key = copy.deepcopy(good) | {"_id": MARK + "-k", "table": MARK + "-k", "surprise": 1}
-    bad_rows = [{"_id": MARK, "table": MARK}, wrong_type, extra_key, [MARK], None]
+    bad_rows = [{"_id": MARK, "table": MARK}, wrong_type, extra_key, [MARK], None, *_unloadable(good)]
     refused = []
     try:
         for row in bad_rows:
@@ -324,7 +356,7 @@ def test_a_malformed_catalogue_row_is_refused_and_a_fresh_ferretdb_lists_every_d
         assert b["MONGODB_DATABASE"] in names and found == {"v": "b-only"}
     finally:  # never leave a row that would break the platform's FerretDB at its next start
         ferret_pg(f"DELETE FROM {table} WHERE _jsonb IS NULL OR jsonb_typeof(_jsonb) <> 'object' "
-                  "OR NOT _jsonb ? '$s' OR _jsonb->>'_id' LIKE $1", MARK + "%")
+                  "OR NOT _jsonb ? '$s' OR _jsonb->>'_id' LIKE $1 OR _jsonb->>'table' LIKE $1", MARK + "%")
 
 
 def test_three_rotations_under_load(mongo_backend, cleanup_tenants):
