@@ -190,7 +190,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         as_owner = db is None or f"database {database}" in marks.to_mark or db["public_connect"] or bool(doors) or (
             db["datconnlimit"] != want.connection_limit)
         # A grant is revoked as its grantor: the owner, or a login role (members of the owner may grant).
-        joined = await admin.join(conn, sorted({owner, *(g for _, g in doors)})) if as_owner else []
+        joined = await admin.join(conn, sorted({owner, *(g for _, g, _ in doors)})) if as_owner else []
         try:
             if db is None:
                 await do(sql.create_database(database, owner, want.connection_limit), f"database {database}")
@@ -205,11 +205,11 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                          f"datconnlimit {db['datconnlimit']} (want {want.connection_limit})")
             if db["public_connect"]:
                 await do(sql.revoke_public_connect(database), f"PUBLIC connect on {database}", "PUBLIC may connect")
-            for role, grantor in doors:
+            for role, grantor, privileges in doors:
                 # The tenant may grant its database (it owns it) but not open it to another tenant or PUBLIC.
                 async with conn.transaction():
                     await conn.execute(sql.set_local_role(grantor))
-                    await do(sql.revoke_all_on_database(database, role),
+                    await do(sql.revoke_on_database(database, privileges, role),
                              f"grant on {database} to {role or 'PUBLIC'} by {grantor}",
                              "another tenant's role (or PUBLIC) holds a privilege on it")
         finally:
@@ -227,8 +227,9 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     return report
 
 
-def open_doors(db: Mapping[str, Any] | None, want: TenantSlice, ours: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(grantee, grantor) of the grants on the tenant's database that `ensure` revokes, as their grantor.
+def open_doors(db: Mapping[str, Any] | None, want: TenantSlice,
+               ours: tuple[str, ...]) -> list[tuple[str, str, list[str]]]:
+    """(grantee, grantor, privileges) of the grants on the tenant's database that `ensure` revokes, as their grantor.
 
     A tenant owns its database and may GRANT on it: to another Tenant's role (marked with another UID)
     that opens a door between tenants; to PUBLIC (grantee "") too, when one of its login roles made
@@ -246,7 +247,7 @@ def open_doors(db: Mapping[str, Any] | None, want: TenantSlice, ours: tuple[str,
         foreign = mark.startswith(names.OWNER_MARK_PREFIX) and names.parse_owner_mark(mark) not in (
             want.uid, *want.adopt_uids)
         if foreign or (role == "" and grantor != ours[0]):
-            out.append((role, grantor))
+            out.append((role, grantor, [p for p in grant["privileges"] if p in sql.DATABASE_PRIVILEGES]))
     return sorted(out)
 
 

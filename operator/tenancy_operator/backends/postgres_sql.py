@@ -15,7 +15,7 @@ import os
 import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
-           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_all_on_database", "set_local_role", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
+           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_on_database", "set_local_role", "DATABASE_PRIVILEGES", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
            "SHARED_DATABASES", "shared_databases_sql", "IN_TENANT_DATABASE",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql", "is_safe_ident"]
@@ -130,11 +130,18 @@ def revoke_public_connect(database: str) -> str:
     return f"REVOKE CONNECT, TEMPORARY ON DATABASE {ident(database)} FROM PUBLIC"
 
 
-def revoke_all_on_database(database: str, role: str) -> str:
-    """The privileges on `database` that the role running it granted `role` (PostgreSQL revokes only its
-    own grants: run it as their grantor) and (CASCADE) the grants `role` made from them. `role` ""
-    is PUBLIC."""
-    return f"REVOKE ALL ON DATABASE {ident(database)} FROM {ident(role) if role else 'PUBLIC'} CASCADE"
+DATABASE_PRIVILEGES = ("CONNECT", "CREATE", "TEMPORARY")
+
+
+def revoke_on_database(database: str, privileges: list[str], role: str) -> str:
+    """`privileges` on `database` granted to `role` ("" is PUBLIC), and (CASCADE) the grants `role` made
+    from them. Run it as their grantor, naming exactly what it granted: PostgreSQL revokes as the role
+    that holds every named privilege with grant option, the running role first, else the owner (a
+    login role revoking ALL revoked as the owner, and the login role's own grant stayed)."""
+    if not privileges or any(p not in DATABASE_PRIVILEGES for p in privileges):
+        raise ValueError(f"not database privileges: {privileges!r}")
+    return (f"REVOKE {', '.join(privileges)} ON DATABASE {ident(database)} "
+            f"FROM {ident(role) if role else 'PUBLIC'} CASCADE")
 
 
 def set_local_role(role: str) -> str:
@@ -199,12 +206,14 @@ SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, d.datconnlimit, shobj_desc
        d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) x
                                    WHERE x.grantee = 0 AND x.privilege_type = 'CONNECT') AS public_connect,
        -- Each grant to a role other than the owner, or by a role other than the owner (JSON list of
-       -- {"role", "grantor", "mark"}; role "" is PUBLIC): who holds what, from whom.
+       -- {"role", "grantor", "mark", "privileges"}; role "" is PUBLIC): who holds what, from whom.
        (SELECT COALESCE(jsonb_agg(jsonb_build_object('role', COALESCE(r.rolname, ''), 'grantor', o.rolname,
-                                                     'mark', COALESCE(shobj_description(r.oid, 'pg_authid'), ''))
+                                                     'mark', COALESCE(shobj_description(r.oid, 'pg_authid'), ''),
+                                                     'privileges', g.privileges)
                                   ORDER BY r.rolname, o.rolname), '[]')
-        FROM (SELECT DISTINCT x.grantee, x.grantor FROM aclexplode(d.datacl) x
-              WHERE x.grantee <> d.datdba OR x.grantor <> d.datdba) g
+        FROM (SELECT x.grantee, x.grantor, jsonb_agg(x.privilege_type ORDER BY x.privilege_type) AS privileges
+              FROM aclexplode(d.datacl) x WHERE x.grantee <> d.datdba OR x.grantor <> d.datdba
+              GROUP BY x.grantee, x.grantor) g
         LEFT JOIN pg_roles r ON r.oid = g.grantee JOIN pg_roles o ON o.oid = g.grantor)::text AS grantees
 FROM pg_database d WHERE d.datname = $1
 """

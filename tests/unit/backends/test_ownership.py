@@ -59,7 +59,7 @@ def test_only_grants_by_the_tenant_to_another_tenant_or_public_count_as_doors():
 
     other, old = "0b0b0b0b-0000-4000-8000-000000000002", "0c0c0c0c-0000-4000-8000-000000000003"
     ours = ("t_acme_owner", "t_acme_a", "t_acme_b")
-    grants = [
+    grants = [{**g, "privileges": ["CONNECT"]} for g in [
         {"role": "t_b_a", "grantor": "t_acme_owner", "mark": names.owner_mark(other)},  # a door: revoked
         {"role": "t_b_owner", "grantor": "t_acme_a", "mark": names.owner_mark(other)},  # by a login role
         {"role": "", "grantor": "t_acme_b", "mark": ""},  # PUBLIC, by a login role (the owner's: another rule)
@@ -69,9 +69,9 @@ def test_only_grants_by_the_tenant_to_another_tenant_or_public_count_as_doors():
         {"role": "backup_reader", "grantor": "t_acme_owner", "mark": ""},  # platform roles keep their grants
         {"role": "monitoring", "grantor": "t_acme_owner", "mark": "read-only role for Grafana"},
         {"role": "t_b_b", "grantor": "platform_admin", "mark": names.owner_mark(other)},  # not the tenant's grant
-    ]
+    ]]
     want = TenantSlice("acme", "tenant-acme", uid=ME, adopt_uids=frozenset({old}))
     assert open_doors({"grantees": json.dumps(grants)}, want, ours) == [
-        ("", "t_acme_b"), ("t_b_a", "t_acme_owner"), ("t_b_owner", "t_acme_a")]
+        ("", "t_acme_b", ["CONNECT"]), ("t_b_a", "t_acme_owner", ["CONNECT"]), ("t_b_owner", "t_acme_a", ["CONNECT"])]
     assert open_doors({"grantees": "[]"}, want, ours) == []
     assert open_doors(None, want, ours) == []
