@@ -257,8 +257,9 @@ def test_a_grant_to_another_tenants_role_or_public_is_revoked(two_tenants):
         opened = _b_connects_to_a(a, b)  # usually True for a moment: the operator's next pass is seconds away
         kube.eventually(lambda: not _b_connects_to_a(a, b), 30, message=f"B's CONNECT on A's database revoked ({how})")
         print(f"\nB connected to A's database before the repair ({how}): {opened}")
+    uid = kube.get("tenant", "iso-a")["metadata"]["uid"]  # this run's tenant, not an earlier one's Events
     events = lambda reason: [e["message"] for e in json.loads(kubectl(  # noqa: E731
-        "get", "events", "-A", "--field-selector", f"involvedObject.kind=Tenant,involvedObject.name=iso-a,reason={reason}",
+        "get", "events", "-A", "--field-selector", f"involvedObject.uid={uid},reason={reason}",
         "-o", "json").stdout)["items"]]
     repaired = " ".join(kube.eventually(lambda: events("DriftRepaired"), 30, message="DriftRepaired Events"))
     for said in (f"grant on {database} to {other} by", f"grant on {database} to {other} by {login}",
