@@ -5,7 +5,7 @@ login roles `t_<name>_a` and `t_<name>_b` are members of it with `SET role` defa
 objects belong to the owner whichever slot made them. Rotation moves the Secret to the other slot;
 the old slot keeps its password through the overlap, then loses LOGIN. CONNECT is revoked from
 PUBLIC, so no tenant can even connect to another's database, and a privilege the tenant grants on
-its database to another tenant's role is revoked on the next pass.
+its database to another tenant's role (or to PUBLIC) is revoked on the next pass, as its grantor.
 
 `ensure` reads the catalogs first and writes only what differs, which is also the verify pass.
 """
@@ -246,8 +246,9 @@ def open_doors(db: Mapping[str, Any] | None, want: TenantSlice,
             continue
         foreign = mark.startswith(names.OWNER_MARK_PREFIX) and names.parse_owner_mark(mark) not in (
             want.uid, *want.adopt_uids)
-        if foreign or (role == "" and grantor != ours[0]):
-            out.append((role, grantor, [p for p in grant["privileges"] if p in sql.DATABASE_PRIVILEGES]))
+        privileges = [p for p in grant.get("privileges") or [] if p in sql.DATABASE_PRIVILEGES]
+        if privileges and (foreign or (role == "" and grantor != ours[0])):
+            out.append((role, grantor, privileges))
     return sorted(out)
 
 
