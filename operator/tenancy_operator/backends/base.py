@@ -23,10 +23,14 @@ Backend condition it sets, `SERVER_CONDITION`): server-wide hardening the Backen
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BackendUnavailable", "BackendRefused", "UnsafeServerConfig", "AdminPrivilegeMissing", "OwnedByAnotherTenant", "NameHeldByArchives", "Ownership", "Target", "TenantSlice",
+from ..api import names
+
+__all__ = ["BackendUnavailable", "BackendRefused", "UnsafeServerConfig", "AdminPrivilegeMissing", "OwnedByAnotherTenant", "NameHeldByArchives", "Ownership", "foreign_members", "Target", "TenantSlice",
            "Report", "ServerReport"]
 
 
@@ -67,6 +71,22 @@ class NameHeldByArchives(BackendRefused):
         self.backend, self.key, self.owner_uid = backend, key, owner_uid
         super().__init__(f"transit key {key} on {backend} is kept for the archives of an earlier Tenant "
                          f"(uid {owner_uid})")
+
+
+def foreign_members(roles: Mapping[str, Mapping[str, Any]], want: TenantSlice) -> list[tuple[str, str]]:
+    """(role, member) for members of the tenant's roles that carry another Tenant's mark.
+
+    `roles`: role name -> a role_state row whose `members` is JSON text {member: mark}. A member of a
+    tenant's role has its privileges: one of another tenant (a login role may grant membership in
+    itself on PostgreSQL 15 and older) is a door between them. Unmarked members (the admin joining
+    for a moment, platform roles) are left alone."""
+    out = []
+    for role, row in roles.items():
+        for member, mark in json.loads(row.get("members") or "{}").items():
+            uid = names.parse_owner_mark(mark) if mark.startswith(names.OWNER_MARK_PREFIX) else None
+            if uid is not None and uid not in (want.uid, *want.adopt_uids):
+                out.append((role, member))
+    return sorted(out)
 
 
 class Ownership:

@@ -46,6 +46,7 @@ from .base import (
     Report,
     Target,
     TenantSlice,
+    foreign_members,
 )
 
 __all__ = ["ensure", "close", "delete", "probe", "forget_cache", "mongodb_uri", "schema_state_sql"]
@@ -98,6 +99,10 @@ SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_au
                  WHERE s.setrole = r.oid AND s.setdatabase = 0), '') AS settings,
        ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
              WHERE m.member = r.oid) AS member_of,
+       -- Who is a member of it, with their marks ({name: mark}, JSON): PostgreSQL 15 lets a login role
+       -- grant membership in itself from its own session.
+       (SELECT COALESCE(jsonb_object_agg(w.rolname, COALESCE(shobj_description(w.oid, 'pg_authid'), '')), '{}')
+        FROM pg_auth_members am JOIN pg_roles w ON w.oid = am.member WHERE am.roleid = r.oid)::text AS members,
        pg_has_role(current_user, r.oid, 'USAGE') AS admin_member
 FROM pg_roles r WHERE r.rolname = ANY($1::text[])
 """
@@ -238,6 +243,9 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         for role in (owner, role_a, role_b):
             marks.see(f"role {role}", names.parse_owner_mark(roles[role]["mark"]) if role in roles else None)
         marks.check()  # nothing is written to roles another Tenant's UID marks
+        for role, member in foreign_members(roles, want):
+            await do(sql.revoke_membership(role, member), f"membership of {member} in {role}",
+                     "another tenant's role is a member (it would have this tenant's privileges)")
         if owner not in roles:
             await do(sql.create_role(owner, login=False), f"role {owner}")
         catalogue = _catalogue_role(target)
@@ -296,6 +304,9 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             if public["schema_open"]:
                 await do("REVOKE CREATE ON SCHEMA public FROM PUBLIC", "PUBLIC create in FerretDB's schema public",
                          "PUBLIC may create there")
+            if (public["database_open"] or public["schema_open"]) and any((await conn.fetchrow(_public_sql)).values()):
+                # A REVOKE by a role that granted nothing only warns (the schema's owner is not the admin).
+                raise asyncpg.exceptions.InsufficientPrivilegeError("the REVOKE left the grants in place")
         except asyncpg.exceptions.InsufficientPrivilegeError as exc:
             raise BackendRefused(
                 f"mongodb backend {target.name}: PUBLIC may connect to FerretDB's database or create in its schema "

@@ -12,8 +12,9 @@ The fence: a CHECK constraint `tenancy_catalogue_row` on each tenant's catalogue
 can neither drop the constraint nor change the function. The function accepts what FerretDB v1.24's
 `sjson` decoder accepts for a catalogue row, narrowed to the types FerretDB writes there: an object
 whose keys are exactly its schema's `$k` (each once), every value of the type its schema names
-(string, int (32-bit), long, double, bool, null, object, array; nothing else), recursively, and no
-schema key sjson does not know; and what `Collection.unmarshal` / `Indexes.unmarshal` assert after
+(string, int (32-bit), long, bool, null, object, array; nothing else: FerretDB writes no double
+there, and a string "NaN" or a number out of range would not decode), recursively, and no schema key
+sjson would not decode (`$s` only on objects, `i` only on arrays, `p` an object of `$k`'s keys); and what `Collection.unmarshal` / `Indexes.unmarshal` assert after
 decoding (a row that decodes but fails there broke the catalogue load, or panicked FerretDB): `_id`
 and `table` non-empty strings, `indexes` an array of objects with `key` (int orders), `name` and
 `pgindex` strings, `uuid` a string and `cappedSize` / `cappedDocs` longs when present. A row FerretDB writes passes (its own collection and index creation is tested);
@@ -37,7 +38,8 @@ DECLARE
   n int;
 BEGIN
   IF jsonb_typeof(s) IS DISTINCT FROM 'object' OR depth > 16
-     OR EXISTS (SELECT FROM jsonb_object_keys(s) e WHERE e NOT IN ('t', '$s', 'o', 'i', 's')) THEN
+     OR EXISTS (SELECT FROM jsonb_object_keys(s) e
+                WHERE e <> 't' AND NOT (e = '$s' AND t = 'object') AND NOT (e = 'i' AND t = 'array')) THEN
     RETURN false;
   END IF;
   CASE t
@@ -48,8 +50,6 @@ BEGIN
                          AND v::text::numeric BETWEEN -2147483648 AND 2147483647;
   WHEN 'long' THEN RETURN jsonb_typeof(v) = 'number' AND v::text ~ '^-?[0-9]{1,19}$'
                           AND v::text::numeric BETWEEN -9223372036854775808 AND 9223372036854775807;
-  WHEN 'double' THEN RETURN jsonb_typeof(v) = 'number'
-                            OR (jsonb_typeof(v) = 'string' AND v #>> '{}' IN ('Infinity', '-Infinity', 'NaN'));
   WHEN 'array' THEN
     IF jsonb_typeof(v) <> 'array' OR jsonb_typeof(s->'i') IS DISTINCT FROM 'array'
        OR jsonb_array_length(s->'i') <> jsonb_array_length(v) THEN
@@ -76,7 +76,10 @@ DECLARE
 BEGIN
   IF jsonb_typeof(v) IS DISTINCT FROM 'object' OR jsonb_typeof(s) IS DISTINCT FROM 'object'
      OR jsonb_typeof(keys) <> 'array' OR depth > 16
-     OR EXISTS (SELECT FROM jsonb_object_keys(s) e WHERE e NOT IN ('p', '$k')) THEN
+     OR EXISTS (SELECT FROM jsonb_object_keys(s) e WHERE e NOT IN ('p', '$k'))
+     OR jsonb_typeof(s->'p') NOT IN ('object', 'null')
+     OR EXISTS (SELECT FROM jsonb_object_keys(CASE WHEN jsonb_typeof(s->'p') = 'object' THEN s->'p' ELSE '{}' END) e
+                WHERE NOT keys ? e) THEN
     RETURN false;
   END IF;
   IF (SELECT count(*) FROM jsonb_array_elements(keys) e WHERE jsonb_typeof(e) <> 'string') > 0

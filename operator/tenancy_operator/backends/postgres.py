@@ -32,6 +32,7 @@ from .base import (
     ServerReport,
     Target,
     TenantSlice,
+    foreign_members,
 )
 from .postgres_pool import close_all
 
@@ -135,6 +136,9 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if not roles:
             marks.see(f"database {database}", db_mark)
         marks.check()
+        for role, member in foreign_members(roles, want):
+            await do(sql.revoke_membership(role, member), f"membership of {member} in {role}",
+                     "another tenant's role is a member (it would have this tenant's privileges)")
         if f"database {database}" not in marks.to_mark and db_mark != want.uid:
             marks.to_mark.append(f"database {database}")
             if db_mark in want.adopt_uids:
@@ -204,10 +208,18 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 await do(sql.alter_database_limit(database, want.connection_limit), f"connection limit of {database}",
                          f"datconnlimit {db['datconnlimit']} (want {want.connection_limit})")
             if db["public_connect"]:
-                await do(sql.revoke_public_connect(database), f"PUBLIC connect on {database}", "PUBLIC may connect")
+                async with conn.transaction():  # as the owner: the admin's own grant options must not decide
+                    await conn.execute(sql.set_local_role(owner))
+                    await do(sql.revoke_public_connect(database), f"PUBLIC connect on {database}", "PUBLIC may connect")
             for role, grantor, privileges in doors:
                 # The tenant may grant its database (it owns it) but not open it to another tenant or PUBLIC.
                 async with conn.transaction():
+                    if grantor != owner:
+                        # PostgreSQL revokes as a role holding every named privilege with grant option, else
+                        # as the owner: a grantor that lost its option (the tenant revoked it; the cascade
+                        # spared its grants, as a member of the owner) gets it back for the moment.
+                        await conn.execute(sql.set_local_role(owner))
+                        await conn.execute(sql.grant_with_option(database, privileges, grantor))
                     await conn.execute(sql.set_local_role(grantor))
                     await do(sql.revoke_on_database(database, privileges, role),
                              f"grant on {database} to {role or 'PUBLIC'} by {grantor}",

@@ -15,7 +15,7 @@ import os
 import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
-           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_on_database", "set_local_role", "DATABASE_PRIVILEGES", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
+           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_on_database", "grant_with_option", "revoke_membership", "set_local_role", "DATABASE_PRIVILEGES", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
            "SHARED_DATABASES", "shared_databases_sql", "IN_TENANT_DATABASE",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql", "is_safe_ident"]
@@ -144,6 +144,13 @@ def revoke_on_database(database: str, privileges: list[str], role: str) -> str:
             f"FROM {ident(role) if role else 'PUBLIC'} CASCADE")
 
 
+def grant_with_option(database: str, privileges: list[str], role: str) -> str:
+    """`privileges` on `database` to `role` WITH GRANT OPTION (so `role` can revoke its own grants)."""
+    if not privileges or any(p not in DATABASE_PRIVILEGES for p in privileges):
+        raise ValueError(f"not database privileges: {privileges!r}")
+    return f"GRANT {', '.join(privileges)} ON DATABASE {ident(database)} TO {ident(role)} WITH GRANT OPTION"
+
+
 def set_local_role(role: str) -> str:
     """Act as `role` until the transaction ends (a grantor revoking its own grant)."""
     return f"SET LOCAL ROLE {ident(role)}"
@@ -193,10 +200,18 @@ SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_au
        COALESCE((SELECT array_to_string(s.setconfig, ',') FROM pg_db_role_setting s
                  WHERE s.setrole = r.oid AND s.setdatabase = 0), '') AS settings,
        ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-             WHERE m.member = r.oid) AS member_of
+             WHERE m.member = r.oid) AS member_of,
+       -- Who is a member of it, with their marks ({name: mark}, JSON): PostgreSQL 15 lets a login role
+       -- grant membership in itself from its own session.
+       (SELECT COALESCE(jsonb_object_agg(w.rolname, COALESCE(shobj_description(w.oid, 'pg_authid'), '')), '{}')
+        FROM pg_auth_members am JOIN pg_roles w ON w.oid = am.member WHERE am.roleid = r.oid)::text AS members
 FROM pg_roles r
 WHERE r.rolname = ANY($1::text[])
 """
+
+
+def revoke_membership(role: str, member: str) -> str:
+    return f"REVOKE {ident(role)} FROM {ident(member)}"
 
 database_state_sql = """
 SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, d.datconnlimit, shobj_description(d.oid, 'pg_database') AS mark,

@@ -75,3 +75,21 @@ def test_only_grants_by_the_tenant_to_another_tenant_or_public_count_as_doors():
         ("", "t_acme_b", ["CONNECT"]), ("t_b_a", "t_acme_owner", ["CONNECT"]), ("t_b_owner", "t_acme_a", ["CONNECT"])]
     assert open_doors({"grantees": "[]"}, want, ours) == []
     assert open_doors(None, want, ours) == []
+
+
+def test_a_member_of_the_tenants_roles_marked_as_another_tenants_is_a_door():
+    import json
+
+    from tenancy_operator.api import names
+    from tenancy_operator.backends.base import foreign_members
+
+    other, old = "0b0b0b0b-0000-4000-8000-000000000002", "0c0c0c0c-0000-4000-8000-000000000003"
+    roles = {
+        "t_acme_owner": {"members": json.dumps({"t_acme_a": names.owner_mark(ME), "t_acme_b": names.owner_mark(ME),
+                                                "tenancy_admin": ""})},  # the admin joining for a moment
+        "t_acme_a": {"members": json.dumps({"t_b_a": names.owner_mark(other), "t_acme_old": names.owner_mark(old),
+                                            "reporting": "read-only role of the platform"})},
+        "t_acme_b": {"members": "{}"},
+    }
+    want = TenantSlice("acme", "tenant-acme", uid=ME, adopt_uids=frozenset({old}))
+    assert foreign_members(roles, want) == [("t_acme_a", "t_b_a")]
