@@ -90,8 +90,10 @@ SELECT has_database_privilege('public', current_database(), 'CONNECT')
 # postgres_sql.role_state_sql without the verifier: pg_authid is for superusers, and this admin is not
 # one (CREATEROLE and the owner of FerretDB's database). A password is checked by logging in instead.
 _terminate_lockers_sql = """
-SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l
-WHERE l.relation = to_regclass($1) AND l.pid <> pg_backend_pid()
+SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.relation = to_regclass($1) AND l.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
+  AND NOT COALESCE((SELECT rolsuper FROM pg_roles WHERE oid = a.usesysid), true)
 """
 role_state_sql = """
 SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_authid') AS mark,

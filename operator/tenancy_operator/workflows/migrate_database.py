@@ -157,10 +157,10 @@ def _source(ctx: StepContext, tenant: dict[str, Any]) -> str:
 
 async def _point_at(ctx: StepContext, backend: str, target: Target, slot: str, password: str) -> None:
     """The Secret's PostgreSQL keys and `status.placement.postgres` (with endpoints and the summary) to `backend`."""
-    found = postgres.endpoints(target, ctx.tenant, slot, password)
-    if not password:  # undoing after a hand edit: the Tenant handler writes the password keys when it rotates
-        found = {k: v for k, v in found.items() if k not in ("PGPASSWORD", "DATABASE_URL")}
     data = await _secret(ctx)
+    found = postgres.endpoints(target, ctx.tenant, slot, password or data.get("PGPASSWORD", ""))
+    if not password:  # undoing after a hand edit: PGPASSWORD stays as it is; the Tenant handler rotates it
+        found.pop("PGPASSWORD", None)
     if any(data.get(k) != v for k, v in found.items()):
         await ctx.services.kube.merge_patch(
             "Secret", SECRET, names.namespace(ctx.tenant), {"data": {k: base64.b64encode(v.encode()).decode()
