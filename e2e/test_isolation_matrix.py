@@ -5,6 +5,7 @@ Acts only with A's credentials, read from A's Secret, exactly as A's application
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -248,6 +249,13 @@ def test_a_grant_to_another_tenants_role_or_public_is_revoked(two_tenants):
     as_login = "DO $$ BEGIN EXECUTE 'SET ROLE \"{login}\"'; EXECUTE '{grant}'; END $$"
     pg(a, "CREATE TABLE IF NOT EXISTS shared_by_a (v text)")
     pg(a, f'GRANT CONNECT ON DATABASE "{database}" TO "{login}" WITH GRANT OPTION')  # harmless alone: A's own role
+    held: list = []
+
+    async def open_as_b():
+        return await asyncpg.connect(host=b["PGHOST"], port=int(b["PGPORT"]), user=b["PGUSER"],
+                                     password=b["PGPASSWORD"], database=database, timeout=5)
+
+    loop = asyncio.new_event_loop()
     for how, grant in [
         ("by the owner", f'GRANT CONNECT, TEMPORARY ON DATABASE "{database}" TO "{other}" WITH GRANT OPTION'),
         ("by A's login role", as_login.format(login=login, grant=f'GRANT CONNECT ON DATABASE \"{database}\" TO \"{other}\"')),
@@ -258,6 +266,8 @@ def test_a_grant_to_another_tenants_role_or_public_is_revoked(two_tenants):
     ]:
         pg(a, grant)
         opened = _b_connects_to_a(a, b)  # usually True for a moment: the operator's next pass is seconds away
+        if opened and not held:  # a session opened through the door must not outlive it
+            held.append(loop.run_until_complete(open_as_b()))
         kube.eventually(lambda: not _b_connects_to_a(a, b), 30, message=f"B's CONNECT on A's database revoked ({how})")
         print(f"\nB connected to A's database before the repair ({how}): {opened}")
     uid = kube.get("tenant", "iso-a")["metadata"]["uid"]  # this run's tenant, not an earlier one's Events
@@ -268,6 +278,12 @@ def test_a_grant_to_another_tenants_role_or_public_is_revoked(two_tenants):
     for said in (f"grant on {database} to {other} by", f"grant on {database} to {other} by {login}",
                  f"grant on {database} to PUBLIC by {login}", f"membership of {other} in {login}"):
         assert said in repaired, (said, repaired)
+    if held:
+        with pytest.raises((asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.ConnectionDoesNotExistError,
+                            asyncpg.exceptions.InterfaceError, ConnectionError)):
+            loop.run_until_complete(held[0].fetchval("SELECT 1"))
+    print(f"B's session opened through a door: {'ended' if held else 'none opened in time'}")
+    loop.close()
     time.sleep(8)  # a few verify passes: repaired once, not on every pass
     assert not _b_connects_to_a(a, b)
     assert not events("RepeatedRepair"), events("RepeatedRepair")

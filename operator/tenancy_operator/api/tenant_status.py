@@ -41,7 +41,7 @@ class CredentialsState(Spec):
     version: int = 0
     """Incremented on every rotation, never reset; workloads that opted in carry it in a pod-template annotation."""
     slot: Literal["a", "b"] | None = None
-    """The PostgreSQL login role slot this version uses."""
+    """The PostgreSQL login role slot this version uses (role `t_<name>_a` or `_b`); rotations alternate."""
     rotated_at: str | None = None
     """When this version was made (RFC 3339, UTC)."""
     rotate_handled: str | None = None
@@ -79,7 +79,9 @@ class CredentialsStatus(CredentialsState):
     active_role: str | None = None
     """The PostgreSQL login role (`_a` or `_b`) the Secret currently names."""
     next_rotation_at: str | None = None
+    """When the next scheduled rotation is due: rotatedAt + spec.credentials.rotateEvery (RFC 3339, UTC)."""
     secret_name: str | None = None
+    """The Secret in the tenant namespace that apps read (`tenant-credentials`)."""
     pending: CredentialsState | None = None
     """A version staged (passwords in `tenant-credentials-next`) but not yet published; a crash resumes it."""
 

@@ -136,7 +136,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if not roles:
             marks.see(f"database {database}", db_mark)
         marks.check()
-        for role, member in foreign_members(roles, want):
+        foreign = foreign_members(roles, want)
+        for role, member in foreign:
             await do(sql.revoke_membership(role, member), f"membership of {member} in {role}",
                      "another tenant's role is a member (it would have this tenant's privileges)")
         if f"database {database}" not in marks.to_mark and db_mark != want.uid:
@@ -224,6 +225,13 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                     await do(sql.revoke_on_database(database, privileges, role),
                              f"grant on {database} to {role or 'PUBLIC'} by {grantor}",
                              "another tenant's role (or PUBLIC) holds a privilege on it")
+            if doors or foreign:
+                try:
+                    ended = await conn.fetchval(sql.terminate_guests_sql, database, [owner, role_a, role_b])
+                except asyncpg.exceptions.InsufficientPrivilegeError:
+                    ended = 0  # an admin without pg_signal_backend: the sessions end when their clients go
+                if ended:
+                    report.repaired.append(f"{ended} sessions of other roles in {database} ended")
         finally:
             if joined:
                 await admin.leave(conn, joined)

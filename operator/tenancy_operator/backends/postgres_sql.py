@@ -17,7 +17,7 @@ import re
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
            "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_on_database", "grant_with_option", "revoke_membership", "set_local_role", "DATABASE_PRIVILEGES", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
            "SHARED_DATABASES", "shared_databases_sql", "IN_TENANT_DATABASE",
-           "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "activity_sql", "role_state_sql", "database_state_sql",
+           "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "terminate_guests_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql", "is_safe_ident"]
 
 _SAFE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -231,6 +231,15 @@ SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, d.datconnlimit, shobj_desc
               GROUP BY x.grantee, x.grantor) g
         LEFT JOIN pg_roles r ON r.oid = g.grantee JOIN pg_roles o ON o.oid = g.grantor)::text AS grantees
 FROM pg_database d WHERE d.datname = $1
+"""
+
+# After a door is shut: sessions in the tenant's database opened through it (by roles other than the
+# tenant's and the admin's; never a superuser's) would keep reading what the tenant granted on tables.
+terminate_guests_sql = """
+SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a
+WHERE a.datname = $1 AND a.usename <> ALL($2::text[]) AND a.usename <> current_user
+  AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
+  AND NOT COALESCE((SELECT rolsuper FROM pg_roles WHERE oid = a.usesysid), true)
 """
 
 terminate_sessions_sql = """

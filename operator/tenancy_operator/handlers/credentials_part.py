@@ -309,7 +309,8 @@ async def publish(tenant: str, uid: str, namespace: str, plan: Plan, reports: di
             await kube.create(desired)
         except kube.Conflict:
             await kube.merge_patch("Secret", SECRET, namespace, {k: desired[k] for k in ("metadata", "data")})
-        out.repaired.append(f"Secret {SECRET}")
+        if not plan.staged:  # a rotation (secret-deleted included) makes it anew: not drift
+            out.repaired.append(f"Secret {SECRET}")
     else:
         annotations = live.get("metadata", {}).get("annotations") or {}
         if (_decode(live) != data or len(_decode(live)) != len(live.get("data") or {})
