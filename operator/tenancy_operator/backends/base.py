@@ -77,8 +77,8 @@ def foreign_members(roles: Mapping[str, Mapping[str, Any]], want: TenantSlice) -
     """(role, member) for members of the tenant's roles that carry another Tenant's mark.
 
     `roles`: role name -> a role_state row whose `members` is JSON text {member: mark}. A member of a
-    tenant's role has its privileges: one of another tenant (a login role may grant membership in
-    itself on PostgreSQL 15 and older) is a door between them. Unmarked members (the admin joining
+    tenant's role has its privileges: one of another tenant (granted by hand, or by a login role on
+    older PostgreSQL releases that let a role grant membership in itself) is a door between them. Unmarked members (the admin joining
     for a moment, platform roles) are left alone."""
     out = []
     for role, row in roles.items():

@@ -101,8 +101,8 @@ SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_au
                  WHERE s.setrole = r.oid AND s.setdatabase = 0), '') AS settings,
        ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
              WHERE m.member = r.oid) AS member_of,
-       -- Who is a member of it, with their marks ({name: mark}, JSON): PostgreSQL 15 lets a login role
-       -- grant membership in itself from its own session.
+       -- Who is a member of it, with their marks ({name: mark}, JSON): older PostgreSQL releases let a login role
+       -- grant membership in itself (15.18 refuses), and a hand-made grant is as open a door.
        (SELECT COALESCE(jsonb_object_agg(w.rolname, COALESCE(shobj_description(w.oid, 'pg_authid'), '')), '{}')
         FROM pg_auth_members am JOIN pg_roles w ON w.oid = am.member WHERE am.roleid = r.oid)::text AS members,
        pg_has_role(current_user, r.oid, 'USAGE') AS admin_member
