@@ -30,7 +30,7 @@ from typing import Any
 
 from ..api import names
 
-__all__ = ["BackendUnavailable", "BackendRefused", "UnsafeServerConfig", "AdminPrivilegeMissing", "OwnedByAnotherTenant", "NameHeldByArchives", "Ownership", "foreign_members", "Target", "TenantSlice",
+__all__ = ["BackendUnavailable", "BackendRefused", "UnsafeServerConfig", "AdminPrivilegeMissing", "OwnedByAnotherTenant", "NameHeldByArchives", "Ownership", "another_tenants", "foreign_members", "Target", "TenantSlice",
            "Report", "ServerReport"]
 
 
@@ -73,6 +73,13 @@ class NameHeldByArchives(BackendRefused):
                          f"(uid {owner_uid})")
 
 
+def another_tenants(mark: str | None, want: TenantSlice) -> bool:
+    """Does `mark` (a role's COMMENT) name a Tenant other than `want`'s (its UID or one it adopts)?
+    Unmarked objects and comments that are no mark are nobody's: False."""
+    return bool(mark) and mark.startswith(names.OWNER_MARK_PREFIX) and names.parse_owner_mark(mark) not in (
+        want.uid, *want.adopt_uids)
+
+
 def foreign_members(roles: Mapping[str, Mapping[str, Any]], want: TenantSlice) -> list[tuple[str, str]]:
     """(role, member) for members of the tenant's roles that carry another Tenant's mark.
 
@@ -83,8 +90,7 @@ def foreign_members(roles: Mapping[str, Mapping[str, Any]], want: TenantSlice) -
     out = []
     for role, row in roles.items():
         for member, mark in json.loads(row.get("members") or "{}").items():
-            uid = names.parse_owner_mark(mark) if mark.startswith(names.OWNER_MARK_PREFIX) else None
-            if uid is not None and uid not in (want.uid, *want.adopt_uids):
+            if another_tenants(mark, want):
                 out.append((role, member))
     return sorted(out)
 

@@ -87,27 +87,26 @@ SELECT has_database_privilege('public', current_database(), 'CONNECT')
        COALESCE((SELECT has_schema_privilege('public', n.oid, 'CREATE') FROM pg_namespace n
                  WHERE n.nspname = 'public'), false) AS schema_open
 """
-# postgres_sql.role_state_sql without the verifier: pg_authid is for superusers, and this admin is not
-# one (CREATEROLE and the owner of FerretDB's database). A password is checked by logging in instead.
+# Sessions locking a catalogue table (another tenant's included): this database's client sessions of
+# non-superusers.
 _terminate_lockers_sql = """
 SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND l.relation = to_regclass($1) AND l.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
   AND NOT COALESCE((SELECT rolsuper FROM pg_roles WHERE oid = a.usesysid), true)
 """
+# postgres_sql.role_state_sql without the verifier: pg_authid is for superusers, and this admin is not
+# one (CREATEROLE and the owner of FerretDB's database). A password is checked by logging in instead.
 role_state_sql = """
 SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_authid') AS mark,
        COALESCE((SELECT array_to_string(s.setconfig, ',') FROM pg_db_role_setting s
                  WHERE s.setrole = r.oid AND s.setdatabase = 0), '') AS settings,
        ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
              WHERE m.member = r.oid) AS member_of,
-       -- Who is a member of it, with their marks ({name: mark}, JSON): older PostgreSQL releases let a login role
-       -- grant membership in itself (15.18 refuses), and a hand-made grant is as open a door.
-       (SELECT COALESCE(jsonb_object_agg(w.rolname, COALESCE(shobj_description(w.oid, 'pg_authid'), '')), '{}')
-        FROM pg_auth_members am JOIN pg_roles w ON w.oid = am.member WHERE am.roleid = r.oid)::text AS members,
+{members},
        pg_has_role(current_user, r.oid, 'USAGE') AS admin_member
 FROM pg_roles r WHERE r.rolname = ANY($1::text[])
-"""
+""".replace("{members}", sql.ROLE_MEMBERS)
 
 
 def mongodb_uri(user: str, password: str, host: str, port: int, database: str, tls: bool = False) -> str:
@@ -301,8 +300,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         public = await conn.fetchrow(_public_sql)
         try:
             if public["database_open"]:
-                await do(f"REVOKE CONNECT, TEMPORARY ON DATABASE {sql.ident(await conn.fetchval('SELECT current_database()'))}"
-                         " FROM PUBLIC", "PUBLIC connect on FerretDB's database", "PUBLIC may connect")
+                await do(sql.revoke_public_connect(await conn.fetchval("SELECT current_database()")),
+                         "PUBLIC connect on FerretDB's database", "PUBLIC may connect")
             if public["schema_open"]:
                 await do("REVOKE CREATE ON SCHEMA public FROM PUBLIC", "PUBLIC create in FerretDB's schema public",
                          "PUBLIC may create there")

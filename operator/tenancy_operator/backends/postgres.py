@@ -32,6 +32,7 @@ from .base import (
     ServerReport,
     Target,
     TenantSlice,
+    another_tenants,
     foreign_members,
 )
 from .postgres_pool import close_all
@@ -264,8 +265,7 @@ def open_doors(db: Mapping[str, Any] | None, want: TenantSlice,
         role, grantor, mark = grant["role"], grant["grantor"], grant["mark"]
         if grantor not in ours or role in ours:
             continue
-        foreign = mark.startswith(names.OWNER_MARK_PREFIX) and names.parse_owner_mark(mark) not in (
-            want.uid, *want.adopt_uids)
+        foreign = another_tenants(mark, want)
         privileges = [p for p in grant.get("privileges") or [] if p in sql.DATABASE_PRIVILEGES]
         if privileges and (foreign or (role == "" and grantor != ours[0])):
             out.append((role, grantor, privileges))

@@ -15,7 +15,7 @@ import os
 import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
-           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_on_database", "grant_with_option", "revoke_membership", "set_local_role", "DATABASE_PRIVILEGES", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
+           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_on_database", "grant_with_option", "revoke_membership", "set_local_role", "DATABASE_PRIVILEGES", "ROLE_MEMBERS", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
            "SHARED_DATABASES", "shared_databases_sql", "IN_TENANT_DATABASE",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "terminate_guests_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql", "is_safe_ident"]
@@ -133,22 +133,25 @@ def revoke_public_connect(database: str) -> str:
 DATABASE_PRIVILEGES = ("CONNECT", "CREATE", "TEMPORARY")
 
 
+def _privileges(privileges: list[str]) -> str:
+    """Database privileges as a GRANT/REVOKE lists them; ValueError for anything else, or none."""
+    if not privileges or any(p not in DATABASE_PRIVILEGES for p in privileges):
+        raise ValueError(f"not database privileges: {privileges!r}")
+    return ", ".join(privileges)
+
+
 def revoke_on_database(database: str, privileges: list[str], role: str) -> str:
     """`privileges` on `database` granted to `role` ("" is PUBLIC), and (CASCADE) the grants `role` made
     from them. Run it as their grantor, naming exactly what it granted: PostgreSQL revokes as the role
     that holds every named privilege with grant option, the running role first, else the owner (a
     login role revoking ALL revoked as the owner, and the login role's own grant stayed)."""
-    if not privileges or any(p not in DATABASE_PRIVILEGES for p in privileges):
-        raise ValueError(f"not database privileges: {privileges!r}")
-    return (f"REVOKE {', '.join(privileges)} ON DATABASE {ident(database)} "
+    return (f"REVOKE {_privileges(privileges)} ON DATABASE {ident(database)} "
             f"FROM {ident(role) if role else 'PUBLIC'} CASCADE")
 
 
 def grant_with_option(database: str, privileges: list[str], role: str) -> str:
     """`privileges` on `database` to `role` WITH GRANT OPTION (so `role` can revoke its own grants)."""
-    if not privileges or any(p not in DATABASE_PRIVILEGES for p in privileges):
-        raise ValueError(f"not database privileges: {privileges!r}")
-    return f"GRANT {', '.join(privileges)} ON DATABASE {ident(database)} TO {ident(role)} WITH GRANT OPTION"
+    return f"GRANT {_privileges(privileges)} ON DATABASE {ident(database)} TO {ident(role)} WITH GRANT OPTION"
 
 
 def set_local_role(role: str) -> str:
@@ -195,19 +198,23 @@ def comment_on_database(database: str, mark: str) -> str:
 
 # Read-only state queries; names travel as bind parameters. pg_roles, not pg_authid: the password
 # verifiers are for superusers, and the admin is not one (postgres_admin checks passwords by login).
+ROLE_MEMBERS = """\
+       -- Who is a member of it, with their marks ({name: mark}, JSON): older PostgreSQL releases let a login
+       -- role grant membership in itself (15.18 refuses), and a hand-made grant is as open a door.
+       (SELECT COALESCE(jsonb_object_agg(w.rolname, COALESCE(shobj_description(w.oid, 'pg_authid'), '')), '{}')
+        FROM pg_auth_members am JOIN pg_roles w ON w.oid = am.member WHERE am.roleid = r.oid)::text AS members"""
+"""The `members` column of a role-state query over `pg_roles r` (backends.base.foreign_members reads it)."""
+
 role_state_sql = """
 SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_authid') AS mark,
        COALESCE((SELECT array_to_string(s.setconfig, ',') FROM pg_db_role_setting s
                  WHERE s.setrole = r.oid AND s.setdatabase = 0), '') AS settings,
        ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
              WHERE m.member = r.oid) AS member_of,
-       -- Who is a member of it, with their marks ({name: mark}, JSON): older PostgreSQL releases let a login role
-       -- grant membership in itself (15.18 refuses), and a hand-made grant is as open a door.
-       (SELECT COALESCE(jsonb_object_agg(w.rolname, COALESCE(shobj_description(w.oid, 'pg_authid'), '')), '{}')
-        FROM pg_auth_members am JOIN pg_roles w ON w.oid = am.member WHERE am.roleid = r.oid)::text AS members
+{members}
 FROM pg_roles r
 WHERE r.rolname = ANY($1::text[])
-"""
+""".replace("{members}", ROLE_MEMBERS)
 
 
 def revoke_membership(role: str, member: str) -> str:

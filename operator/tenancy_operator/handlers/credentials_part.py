@@ -298,9 +298,9 @@ async def publish(tenant: str, uid: str, namespace: str, plan: Plan, reports: di
     state = plan.state
     if plan.closing:
         state = replace(state, previous_redis_sha256="", previous_open=False)
-    state = replace(state, redis_sha256=creds.password_sha256(data["REDIS_PASSWORD"]) if data.get("REDIS_PASSWORD") else "",
-                    services=tuple(s for s, k in PASSWORD_KEYS.items() if data.get(k)))
     state = creds.with_passwords(state, {s: data.get(k, "") for s, k in PASSWORD_KEYS.items()})
+    state = replace(state, redis_sha256=state.password_sha256.get("redis", ""),
+                    services=tuple(s for s, k in PASSWORD_KEYS.items() if data.get(k)))
     desired = _secret(SECRET, namespace, tenant, uid, data, state)
     out = Published(PartResult(CONDITION, True, "Succeeded", ""), {})
     live = plan.live

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import calendar
-import hashlib
 import time
 from typing import Any, Protocol
 
@@ -41,6 +40,7 @@ from ..api import names
 from ..backends import postgres, postgres_move
 from ..backends.base import Target, TenantSlice
 from ..reconcile import placement
+from ..reconcile.credentials import password_sha256
 from .engine import Step, StepContext, StepFailed
 
 __all__ = ["WORKFLOW", "steps", "MigrationServices", "MigrationRefused", "MigrationImpossible", "STEP_NAMES",
@@ -100,7 +100,12 @@ def _edited(tenant: dict[str, Any], password: str) -> bool:
     """The Secret's PGPASSWORD is not the one the operator gave (status keeps its SHA-256): a password
     written in by hand, which is never applied to a server (the Tenant handler rotates it instead)."""
     recorded = (((tenant.get("status") or {}).get("credentials") or {}).get("passwordSha256") or {}).get("postgres")
-    return bool(recorded) and hashlib.sha256(password.encode()).hexdigest() != recorded
+    return bool(recorded) and password_sha256(password) != recorded
+
+
+def _edit_refused(tenant: str) -> MigrationRefused:
+    return MigrationRefused(f"the PGPASSWORD in Secret {SECRET} of tenant {tenant} was edited by hand and is "
+                            "never applied; the tenant's next pass rotates it: run the migration after that")
 
 
 async def _slice(ctx: StepContext, tenant: dict[str, Any], *, suspended: bool, undoing: bool = False) -> TenantSlice:
@@ -116,8 +121,7 @@ async def _slice(ctx: StepContext, tenant: dict[str, Any], *, suspended: bool, u
     password = data["PGPASSWORD"]
     if _edited(tenant, password):
         if not undoing:
-            raise MigrationRefused(f"the PGPASSWORD in Secret {SECRET} of tenant {ctx.tenant} was edited by hand and is "
-                                   "never applied; the tenant's next pass rotates it: run the migration after that")
+            raise _edit_refused(ctx.tenant)
         password = ""
     return TenantSlice(tenant=ctx.tenant, namespace=names.namespace(ctx.tenant), uid=tenant["metadata"]["uid"],
                        password=password, slot=slot, suspended=suspended,
@@ -196,7 +200,7 @@ async def freeze(ctx: StepContext) -> dict[str, str]:
     if (status.get("credentials") or {}).get("pending"):
         raise MigrationRefused(f"a credential rotation of tenant {ctx.tenant} is under way; run the migration after it")
     if _edited(tenant, (await _secret(ctx)).get("PGPASSWORD") or ""):
-        await _slice(ctx, tenant, suspended=False)  # its refusal, before anything is written
+        raise _edit_refused(ctx.tenant)  # before anything is written
     try:
         target = await ctx.services.target(goal)
     except LookupError as exc:  # no such Backend: waiting will not make one
