@@ -331,20 +331,25 @@ def test_a_tenants_search_path_never_runs_its_code_as_the_admin(small_tenant, ta
         return asyncio.run(go())
 
     tenant("CREATE TABLE caught (who text)")
-    tenant("GRANT INSERT ON caught TO PUBLIC")
-    tenant("CREATE FUNCTION public.md5(text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN "
-           "INSERT INTO public.caught VALUES (session_user); RETURN pg_catalog.md5($1); END $$")
-    tenant(f'ALTER DATABASE "{database}" SET search_path = public, pg_catalog')
-    from .admin import pg_admin
-    pg_admin("SELECT md5('x')", database=database)  # a session without pinned settings runs the tenant's md5
-    shown = [r["who"] for r in tenant("SELECT who FROM caught")]
-    assert shown and shown[0] != creds["PGUSER"], shown
-    tenant("DELETE FROM caught")
+    try:
+        tenant("GRANT INSERT ON caught TO PUBLIC")
+        tenant("CREATE FUNCTION public.md5(text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN "
+               "INSERT INTO public.caught VALUES (session_user); RETURN pg_catalog.md5($1); END $$")
+        tenant(f'ALTER DATABASE "{database}" SET search_path = public, pg_catalog')
+        from .admin import pg_admin
+        pg_admin("SELECT md5('x')", database=database)  # a session without pinned settings runs the tenant's md5
+        shown = [r["who"] for r in tenant("SELECT who FROM caught")]
+        assert shown and shown[0] != creds["PGUSER"], shown
+        tenant("DELETE FROM caught")
 
-    run = f"migf-trap-{secrets.token_hex(2)}"
-    create_run(run, name, fail="switch")
-    status = finished(run)
-    assert status["phase"] == "Failed" and status["compensated"] is True, json.dumps(status)[:1000]
-    assert _phases(status) == _compensated_up_to("switch"), _phases(status)  # verify (the checksums) ran
-    assert [r["who"] for r in tenant("SELECT who FROM caught")] == [], "the tenant's md5 ran in an admin session"
-    kubectl("delete", "workflowrun", run, "-n", OPERATOR_NS, "--wait=false")
+        run = f"migf-trap-{secrets.token_hex(2)}"
+        create_run(run, name, fail="switch")
+        status = finished(run)
+        assert status["phase"] == "Failed" and status["compensated"] is True, json.dumps(status)[:1000]
+        assert _phases(status) == _compensated_up_to("switch"), _phases(status)  # verify (the checksums) ran
+        assert [r["who"] for r in tenant("SELECT who FROM caught")] == [], "the tenant's md5 ran in an admin session"
+        kubectl("delete", "workflowrun", run, "-n", OPERATOR_NS, "--wait=false")
+    finally:  # the tenant is shared with the fault tests, whose contents check must not see the trap
+        tenant(f'ALTER DATABASE "{database}" RESET search_path')
+        tenant("DROP FUNCTION IF EXISTS public.md5(text)")
+        tenant("DROP TABLE IF EXISTS caught")
