@@ -19,9 +19,10 @@ import asyncpg
 import hvac.exceptions
 import pytest
 import redis
+from tenancy_operator.api import names
 
 from . import kube
-from .admin import vault_admin
+from .admin import pg_admin, redis_admin, vault_admin
 from .kube import condition, eventually, get, kubectl, tenant_yaml
 from .tenant_clients import credentials, pg, redis_client, vault_login
 
@@ -253,6 +254,25 @@ def test_rotation_is_a_normal_rotated_event_not_drift(backends, operator, cleanu
     assert _metric(operator.metrics_port,
                    f'tenancy_credential_rotations_total{{reason="requested",tenant="{name}"}}') == rotations_before + 1
     assert _metric(operator.metrics_port, f'tenancy_drift_repairs_total{{tenant="{name}"}}') == drift_before
+
+    # A hand edit the rotation's own pass puts back is still drift: the Redis user's key fence widened
+    # and the login roles' connection limit changed, then a rotation at once. Only what the rotation
+    # changes (passwords, a slot's LOGIN) is the rotation's.
+    user, roles = names.redis_user(name), [names.pg_login_role(name, s) for s in "ab"]
+    redis_admin().execute_command("ACL", "SETUSER", user, "allkeys")
+    for role in roles:
+        pg_admin(f'ALTER ROLE "{role}" CONNECTION LIMIT 7')
+    started = time.time()
+    assert _rotate(name, 2) == 3
+    eventually(lambda: redis_admin().acl_getuser(user)["keys"] == [f"~{names.redis_prefix(name)}*"], 30,
+               message="the key fence put back")
+    assert {r["rolconnlimit"] for r in pg_admin("SELECT rolconnlimit FROM pg_roles WHERE rolname = ANY($1)",
+                                                roles)} == {20}
+    drift = [e for e in _events(name) if kube_time(e) >= started - 1 and e["reason"] == "DriftRepaired"]
+    assert drift and all(e["type"] == "Warning" for e in drift), _events(name)
+    said = " ".join(e["message"] for e in drift)
+    assert f"ACL user {user}" in said and all(f"login of {r}" in said for r in roles), said
+    assert _metric(operator.metrics_port, f'tenancy_drift_repairs_total{{tenant="{name}"}}') > drift_before
 
 
 def kube_time(event: dict) -> float:

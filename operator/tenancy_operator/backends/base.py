@@ -196,6 +196,10 @@ class Report:
     repaired: list[str] = field(default_factory=list)
     diffs: dict[str, str] = field(default_factory=dict)
     """For a repaired object: what differed, in words (field names and non-secret values only)."""
+    credential_writes: list[str] = field(default_factory=list)
+    """The repaired entries a change of credentials explains alone (a password, a slot's LOGIN turned on
+    or off and the sessions that ended with it): a rotation's pass counts them as the rotation's, every
+    other entry as drift."""
     adopted: list[str] = field(default_factory=list)
     """Objects retained from a deleted Tenant and re-marked as this one's (a RetainedDataAdopted Event)."""
     endpoints: dict[str, str] = field(default_factory=dict)

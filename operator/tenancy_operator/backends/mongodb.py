@@ -35,7 +35,7 @@ import pymongo
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from ..api import names
-from . import mongodb_catalogue as fence
+from . import mongodb_schema as schema_
 from . import postgres_admin
 from . import postgres_sql as sql
 from .base import (
@@ -49,34 +49,11 @@ from .base import (
     foreign_members,
 )
 
-__all__ = ["ensure", "close", "delete", "probe", "forget_cache", "mongodb_uri", "schema_state_sql"]
+__all__ = ["ensure", "close", "delete", "probe", "forget_cache", "mongodb_uri"]
 
 _INIT_COLLECTION = "tenancy_init"
-_METADATA_TABLE = "_ferretdb_database_metadata"
 _clients: dict[tuple[str, str, int, str, str], pymongo.MongoClient] = {}
 
-# The schema (MongoDB database), its owner, its FerretDB catalogue table's owner and row security,
-# what the tenant's owner role ($4) holds on both, and whether the shared catalogue role ($3) may read
-# the table. Names travel as bind parameters.
-schema_state_sql = """
-SELECT n.nspname, pg_get_userbyid(n.nspowner) AS owner, c.oid IS NOT NULL AS has_catalogue,
-       pg_get_userbyid(c.relowner) AS catalogue_owner, c.relkind::text AS catalogue_kind,
-       COALESCE(c.relrowsecurity, false) AS catalogue_row_security,
-       has_schema_privilege($3, n.oid, 'USAGE') AS shared_usage,
-       c.oid IS NOT NULL AND has_table_privilege($3, c.oid, 'SELECT') AS shared_select,
-       has_schema_privilege($4, n.oid, 'USAGE') AND has_schema_privilege($4, n.oid, 'CREATE') AS tenant_schema,
-       c.oid IS NOT NULL AND has_table_privilege($4, c.oid, 'SELECT') AND has_table_privilege($4, c.oid, 'INSERT')
-       AND has_table_privilege($4, c.oid, 'UPDATE') AND has_table_privilege($4, c.oid, 'DELETE') AS tenant_catalogue,
-       EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = c.oid AND k.conname = 'tenancy_catalogue_row'
-               AND k.contype = 'c' AND k.convalidated
-               AND pg_get_constraintdef(k.oid) = 'CHECK (tenancy.ferretdb_catalogue_row(_jsonb))') AS catalogue_fenced,
-       ARRAY(SELECT p.proname || ':' || md5(p.prosrc) FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace
-             WHERE pn.nspname = 'tenancy' AND p.proname LIKE 'ferretdb\\_catalogue\\_%' ORDER BY p.proname) AS fence_functions,
-       COALESCE((SELECT has_schema_privilege($4, pn.oid, 'USAGE') FROM pg_namespace pn WHERE pn.nspname = 'tenancy'),
-                false) AS fence_usage
-FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = $2
-WHERE n.nspname = $1
-"""
 _connect_sql = "SELECT has_database_privilege($1, current_database(), 'CONNECT')"
 # FerretDB's database is every MongoDB tenant's: PUBLIC (every role on the server) must neither connect,
 # make temporary objects there, nor create in schema public (PostgreSQL 14 and older grant that by
@@ -281,14 +258,19 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 why = [f"{k} {live} (want {wanted})" for k, live, wanted in
                        (("rolcanlogin", state["rolcanlogin"], login),
                         ("rolconnlimit", state["rolconnlimit"], want.connection_limit)) if live != wanted]
-                await do(sql.alter_login(role, login, want.connection_limit, verifier),
-                         f"login of {role}" + (" and password" if verifier else ""),
+                what = f"login of {role}" + (" and password" if verifier else "")
+                await do(sql.alter_login(role, login, want.connection_limit, verifier), what,
                          "; ".join(why + ([] if password_ok else ["password verifier"])))
+                by_credentials = state["rolconnlimit"] == want.connection_limit
+                if by_credentials:
+                    report.credential_writes.append(what)
                 if (state["rolcanlogin"] and not login) or verifier:
                     # FerretDB reuses pooled sessions without asking PostgreSQL again: end them.
                     ended = await conn.fetchval(sql.terminate_sessions_sql, [role])
                     if ended:
                         report.repaired.append(f"{ended} sessions of {role} ended")
+                        if by_credentials:
+                            report.credential_writes.append(f"{ended} sessions of {role} ended")
         mark = names.owner_mark(want.uid)
         for obj in marks.to_mark:
             name = obj.split(" ", 1)[1]
@@ -318,7 +300,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             ended = await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b])
             if ended:
                 report.repaired.append(f"{ended} sessions ended")
-        return dict(await conn.fetchrow(schema_state_sql, database, _METADATA_TABLE, catalogue, owner) or {})
+        return dict(await conn.fetchrow(schema_.state_sql, database, schema_.METADATA_TABLE, catalogue, owner) or {})
 
     schema = await _in_pg(target, roles_and_marks)
     if not schema or not schema.get("has_catalogue"):
@@ -327,66 +309,9 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         report.diffs.setdefault(f"database {database}", "missing")
 
     catalogue = _catalogue_role(target)
-
-    async def owners(conn: asyncpg.Connection) -> None:
-        state = await conn.fetchrow(schema_state_sql, database, _METADATA_TABLE, catalogue, owner)
-        if state is None:
-            raise BackendRefused(f"mongodb backend {target.name}: database {database} is still missing after "
-                                 "FerretDB was asked to make it")
-        if state["catalogue_kind"] != "r":
-            raise BackendRefused(f"mongodb backend {target.name}: {database}.{_METADATA_TABLE} is not a table "
-                                 f"(relkind {state['catalogue_kind']!r}); a person must look at it")
-        if not await conn.fetchval("SELECT pg_has_role(current_user, $1, 'MEMBER')", owner):
-            # DROP OWNED BY the owner (reclaim Delete) needs the admin to be a member (CREATEROLE may grant it).
-            await conn.execute(sql.grant_membership(owner, target.username))
-        schema, table = sql.ident(database), f"{sql.ident(database)}.{sql.ident(_METADATA_TABLE)}"
-        # The schema and its catalogue table belong to the admin, never to the tenant: other tenants' roles
-        # (and the admin) read that table whenever FerretDB loads its catalogue, so an owner could put code
-        # there that runs as them (a row-security policy calling its function, or a view in its place).
-        moved = False
-        for kind, obj, live in (("SCHEMA", schema, state["owner"]), ("TABLE", table, state["catalogue_owner"])):
-            if live != target.username:
-                await conn.execute(f"ALTER {kind} {obj} OWNER TO {sql.ident(target.username)}")
-                what = f"owner of {kind.lower()} {database}" + ("" if kind == "SCHEMA" else f".{_METADATA_TABLE}")
-                report.repaired.append(what)
-                report.diffs.setdefault(what, f"owner {live} (want {target.username})")
-                moved = True
-        if moved:  # the tenant's owner lost what it held as owner: read its grants again
-            state = await conn.fetchrow(schema_state_sql, database, _METADATA_TABLE, catalogue, owner)
-        if list(state["fence_functions"]) != fence.expected_functions() or not state["fence_usage"]:
-            await conn.execute(fence.schema_sql)  # the admin owns the database: it may make the schema
-            for name in fence.FUNCTIONS:
-                await conn.execute(fence.function_sql(name))
-            report.repaired.append("catalogue row check functions")
-            report.diffs.setdefault("catalogue row check functions", f"found {list(state['fence_functions'])}")
-        if not state["catalogue_fenced"]:
-            # Refused (check_violation) when a row already breaks it: the message names the constraint.
-            await conn.execute(fence.add_constraint_sql(schema, sql.ident(_METADATA_TABLE)))
-            what = f"catalogue row check on {database}.{_METADATA_TABLE}"
-            report.repaired.append(what)
-            report.diffs.setdefault(what, "missing")
-        for held, statement, what in (
-                (not state["catalogue_row_security"], f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
-                 f"row security off on {database}.{_METADATA_TABLE}"),
-                (state["tenant_schema"], f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {sql.ident(owner)}",
-                 f"USAGE, CREATE on {database} for {owner}"),
-                (state["tenant_catalogue"], f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {sql.ident(owner)}",
-                 f"catalogue rows of {database} for {owner}"),
-                (state["shared_usage"], f"GRANT USAGE ON SCHEMA {schema} TO {sql.ident(catalogue)}",
-                 f"USAGE on {database} for {catalogue}"),
-                (state["shared_select"], f"GRANT SELECT ON {table} TO {sql.ident(catalogue)}",
-                 f"SELECT on {database}.{_METADATA_TABLE} for {catalogue}")):
-            if not held:
-                await conn.execute(statement)
-                report.repaired.append(what)
-                report.diffs.setdefault(what, "missing")
-
-    if (not schema or schema.get("owner") != target.username or schema.get("catalogue_owner") != target.username
-            or schema.get("catalogue_kind") != "r" or schema.get("catalogue_row_security")
-            or list(schema.get("fence_functions") or []) != fence.expected_functions()
-            or not all(schema.get(k) for k in ("shared_usage", "shared_select", "tenant_schema", "tenant_catalogue",
-                                               "catalogue_fenced", "fence_usage"))):
-        await _in_pg(target, owners)
+    if schema_.needs_settling(schema, target.username):
+        await _in_pg(target, lambda conn: schema_.settle(conn, f"mongodb backend {target.name}", target.username,
+                                                         database, owner, catalogue, report))
     user = names.mongo_login_role(want.tenant, want.slot)
     host = target.app_host
     report.endpoints = {
@@ -439,7 +364,7 @@ async def delete(target: Target, tenant: str, uid: str) -> list[str]:
         # Every tenant's roles may read this catalogue table (FerretDB loads all of them), so another
         # tenant could hold a lock on it: FerretDB's DROP SCHEMA would wait on it while holding its own
         # global lock, and every tenant's MongoDB requests with it. Its readers go, then its lockers.
-        table = f"{sql.ident(database)}.{sql.ident(_METADATA_TABLE)}"
+        table = f"{sql.ident(database)}.{sql.ident(schema_.METADATA_TABLE)}"
         if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
             await conn.execute(f"REVOKE ALL ON {table} FROM {sql.ident(_catalogue_role(target))}")
             try:

@@ -156,7 +156,7 @@ schema_sql = f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}; GRANT USAGE ON SCHEMA {SCHE
 
 
 def expected_functions() -> list[str]:
-    """`name:md5(body)` of each fence function, sorted by name: what mongodb.schema_state_sql reads back."""
+    """`name:md5(body)` of each fence function, sorted by name: what mongodb_schema.state_sql reads back."""
     return sorted(f"{name}:{hashlib.md5(body.encode()).hexdigest()}" for name, (_args, body) in FUNCTIONS.items())
 
 

@@ -25,8 +25,6 @@ from . import postgres_pool as pools
 from . import postgres_sql as sql
 from .base import (
     BackendRefused,
-    BackendUnavailable,
-    OwnedByAnotherTenant,
     Ownership,
     Report,
     ServerReport,
@@ -35,15 +33,13 @@ from .base import (
     another_tenants,
     foreign_members,
 )
+from .postgres_delete import delete
 from .postgres_pool import close_all
 
 __all__ = ["ensure", "endpoints", "close", "activity", "delete", "probe", "ensure_server", "close_all", "forget_cache",
            "open_doors", "SERVER_CONDITION"]
 
 SERVER_CONDITION = "SharedDatabasesRestricted"
-DROP_TIMEOUT = 300.0
-"""Seconds DROP DATABASE may take (the pool's command timeout is 30 s): one cut off by a timeout leaves
-the database invalid, so it gets the time a loaded server needs to end the sessions and remove the files."""
 
 
 def forget_cache(target: Target | None = None) -> None:
@@ -175,14 +171,19 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 why = [f"{k} {live} (want {wanted})" for k, live, wanted in
                        (("rolcanlogin", state["rolcanlogin"], login),
                         ("rolconnlimit", state["rolconnlimit"], want.connection_limit)) if live != wanted]
-                await do(sql.alter_login(role, login, want.connection_limit, verifier),
-                         f"login of {role}" + (" and password" if verifier else ""),
+                what = f"login of {role}" + (" and password" if verifier else "")
+                await do(sql.alter_login(role, login, want.connection_limit, verifier), what,
                          "; ".join(why + ([] if password_ok else ["password verifier"])))
+                by_credentials = state["rolconnlimit"] == want.connection_limit
+                if by_credentials:
+                    report.credential_writes.append(what)
                 if state["rolcanlogin"] and not login:
                     # NOLOGIN stops new sessions only (an overlap that ended, a suspend): end the old ones.
                     ended = await conn.fetchval(sql.terminate_sessions_sql, [role])
                     if ended:
                         report.repaired.append(f"{ended} sessions of {role} ended")
+                        if by_credentials:
+                            report.credential_writes.append(f"{ended} sessions of {role} ended")
         db = await conn.fetchrow(sql.database_state_sql, database)
         if db is not None and db["datconnlimit"] == sql.INVALID_DATABASE:
             raise BackendRefused(
@@ -317,120 +318,3 @@ async def activity(target: Target, tenant: str) -> dict[str, int | None]:
                 "established": None if row["established"] is None else int(row["established"])}
 
     return await pools.run(target, work)
-
-
-async def _in_database(target: Target, database: str, statement: str) -> None:
-    """Run one statement as the admin in another database of the same server (a short connection)."""
-    try:
-        # Settings the database's owner (another tenant) may have set there must not block the cleanup.
-        conn = await asyncpg.connect(host=target.host, port=target.port, user=target.username,
-                                     password=target.password, database=database, timeout=5,
-                                     command_timeout=30, ssl="require" if target.tls else None,
-                                     server_settings={**sql.IN_TENANT_DATABASE, "default_transaction_read_only": "off",
-                                                      "statement_timeout": "0", "lock_timeout": "30s",
-                                                      "idle_in_transaction_session_timeout": "0"})
-    except (TimeoutError, OSError, asyncpg.exceptions.CannotConnectNowError) as exc:
-        raise BackendUnavailable(f"postgres backend {target.name}: cannot connect to database {database}: {exc}") from exc
-    except asyncpg.PostgresError as exc:
-        raise BackendRefused(f"postgres backend {target.name}: cannot connect to database {database}: {exc}") from exc
-    try:
-        await conn.execute(statement)
-    except asyncpg.PostgresError as exc:
-        raise BackendRefused(f"postgres backend {target.name}: in database {database}: {exc}") from exc
-    finally:
-        await conn.close()
-
-
-async def delete(target: Target, tenant: str, uid: str) -> list[str]:
-    """Teardown in the safe order: logins off, sessions ended, database dropped, then in every other
-    database of the server what the roles own or were granted there dropped (a grant from another
-    tenant, a large object in `postgres`), then the login roles, then the owner.
-
-    Returns what was removed. Raises OwnedByAnotherTenant, touching nothing, when any object carries
-    another Tenant's mark (unmarked objects are taken as this tenant's, as `ensure` does), and
-    BackendRefused, naming the database and what a person can do, when something the roles hold
-    cannot be removed (a database the admin cannot connect to).
-    """
-    database, owner, role_a, role_b = _roles(tenant)
-    done: list[str] = []
-
-    async def dependents(conn: asyncpg.Connection, roles: list[str]) -> list[asyncpg.Record]:
-        return await conn.fetch(sql.dependent_databases_sql, roles)
-
-    async def drop_database(conn: asyncpg.Connection) -> tuple[list[str], list[asyncpg.Record]]:
-        # The load role (backends.postgres_load) too, if a killed operator left one.
-        rows = await conn.fetch(sql.role_state_sql, [owner, role_a, role_b, names.pg_load_role(tenant)])
-        db = await conn.fetchrow(sql.database_state_sql, database)
-        # As in `ensure`: the roles' marks decide; the database's (tenant-writable) only without roles.
-        marked = {f"role {r['rolname']}": names.parse_owner_mark(r["mark"]) for r in rows}
-        if db and not rows:
-            marked[f"database {database}"] = names.parse_owner_mark(db["mark"])
-        for owner_uid in marked.values():
-            if owner_uid not in (None, uid):
-                raise OwnedByAnotherTenant(f"postgres backend {target.name}",
-                                           [o for o, u in marked.items() if u == owner_uid], owner_uid)
-        existing = [r["rolname"] for r in rows]
-        # As a member of the roles: DROP DATABASE is the owner's, DROP OWNED needs the roles' privileges,
-        # and a database another tenant granted them CONNECT on is reachable only through them.
-        joined.extend(await admin.join(conn, existing))
-        for role in (role_a, role_b):
-            if role in existing:
-                await conn.execute(sql.alter_login(role, False, 0))
-        await conn.fetchval(sql.terminate_sessions_sql, [role_a, role_b, names.pg_load_role(tenant)])
-        if db:
-            if db["datconnlimit"] != sql.INVALID_DATABASE:
-                await conn.execute(sql.revoke_public_connect(database))
-                # Its owner (the tenant) may have made it a template, which DROP DATABASE refuses.
-                await conn.execute(sql.not_a_template(database))
-            # else a DROP that was cut off (a timeout, a crash) left it invalid: PostgreSQL refuses every
-            # ALTER of it ("cannot alter invalid database") and allows only the DROP, which finishes it.
-            await conn.execute(sql.drop_database(database), timeout=DROP_TIMEOUT)
-            done.append(f"database {database}")
-        return existing, (await dependents(conn, existing) if existing else [])
-
-    joined: list[str] = []
-    try:
-        return await _delete_rest(target, tenant, drop_database, dependents, done)
-    finally:
-        if joined:  # roles already dropped took the membership with them
-            await pools.run(target, lambda conn: admin.leave(conn, joined))
-
-
-async def _delete_rest(target: Target, tenant: str, drop_database, dependents, done: list[str]) -> list[str]:
-    _database, owner, role_a, role_b = _roles(tenant)
-    existing, held = await pools.run(target, drop_database)
-    # Objects the roles own or were granted elsewhere would make DROP ROLE fail for ever: drop them
-    # first, database by database (DROP OWNED acts only in the database it runs in).
-    for row in held:
-        if row["reachable"]:
-            await _in_database(target, row["datname"], sql.drop_owned(existing))
-        elif row["joinable"] and sql.is_safe_ident(row["owner"]):
-            # Another tenant's database (it granted these roles something there): CONNECT is its owner's,
-            # so the admin is that owner's member for the moment (a role it made; never a superuser).
-            joined = await pools.run(target, lambda conn, owner_=row["owner"]: admin.join(conn, [owner_]))
-            try:
-                await _in_database(target, row["datname"], sql.drop_owned(existing))
-            finally:
-                await pools.run(target, lambda conn, j=joined: admin.leave(conn, j))
-        else:
-            continue
-        done.append(f"objects and grants of {tenant}'s roles in database {row['datname']}")
-
-    async def drop_roles(conn: asyncpg.Connection) -> None:
-        left = [r["datname"] for r in await dependents(conn, existing)] if existing else []
-        if left:
-            raise BackendRefused(
-                f"roles {', '.join(existing)} still own or hold grants in database(s) {', '.join(left)}, which the "
-                f"admin of Backend {target.name} cannot connect to; run DROP OWNED BY {', '.join(existing)} there "
-                "as a superuser, or abandon the data (annotate the Tenant tenancy.dev/abandon-data="
-                f"{target.name})")
-        for role in (role_a, role_b, names.pg_load_role(tenant), owner):
-            if role in existing:
-                try:
-                    await conn.execute(sql.drop_role(role))
-                except asyncpg.exceptions.DependentObjectsStillExistError as exc:
-                    raise BackendRefused(f"cannot drop role {role}: {exc}") from exc
-                done.append(f"role {role}")
-
-    await pools.run(target, drop_roles)
-    return done

@@ -240,6 +240,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         await _call(target, "ACL", "SETUSER", user, *rules)
         report.repaired.append(f"ACL user {user}")
         report.diffs[f"ACL user {user}"] = "; ".join(drift)
+        if all(d.startswith("passwords ") for d in drift):
+            report.credential_writes.append(f"ACL user {user}")
     if want.suspended:
         # Every pass, not only the one that turned the user off: a crash between the two, or a
         # connection that slipped in, must not outlive the suspend.

@@ -339,6 +339,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             if live is not None:
                 await _call(target, "DELETE", f"{SECURITY}/internalusers/{user}", missing_ok=True)
                 report.repaired.append(f"internal user {user} removed")
+                report.credential_writes.append(f"internal user {user} removed")
             continue
         if not active:
             continue  # the previous slot keeps the password it has through the overlap
@@ -351,6 +352,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if why:
             await put(f"internal user {user}", f"{SECURITY}/internalusers/{user}", user_body(want.uid, want.password),
                       why)
+            if why in ("missing", "password"):  # a rotation makes the new slot's user anew
+                report.credential_writes.append(f"internal user {user}")
     scheme = "https" if target.tls else "http"
     report.endpoints = {
         "SEARCH_URL": f"{scheme}://{target.app_host}:{target.port}",

@@ -245,6 +245,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             if live is not None:
                 await _call(target, "DELETE", f"{SECURITY}/user/{user}", missing_ok=True)
                 report.repaired.append(f"user {user} removed")
+                report.credential_writes.append(f"user {user} removed")
             continue
         if not active or not want.password:
             continue  # the previous slot keeps its password through the overlap; unknown: keep it
@@ -254,6 +255,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             why = "password"
         if why:
             await put(f"user {user}", f"{SECURITY}/user/{user}", user_body(tenant, want.uid, want.password), why)
+            if why in ("missing", "password"):  # a rotation makes the new slot's user anew
+                report.credential_writes.append(f"user {user}")
     scheme = "https" if target.tls else "http"
     report.endpoints = {"SEARCH_URL": f"{scheme}://{target.app_host}:{target.port}",
                         "SEARCH_USERNAME": user_name(tenant, want.slot), "SEARCH_PASSWORD": want.password,

@@ -169,11 +169,12 @@ async def converge(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, sta
     for service, (part, report) in zip(ready, results, strict=True):
         outcome.parts.append(part)
         outcome.adopted += report.adopted
-        if not (rotating and service in credentials_part.PASSWORD_KEYS):
-            # Re-marking adopted data was asked for in the spec: not drift.
-            kept = [r for r in report.repaired if not (report.adopted and r.startswith("ownership mark"))]
-            outcome.repaired += kept
-            outcome.diffs.update({r: report.diffs[r] for r in kept if r in report.diffs})
+        # Re-marking adopted data was asked for in the spec: not drift. Neither is what a rotation
+        # changes (passwords, a slot's LOGIN); anything else put back in the same pass is.
+        kept = [r for r in report.repaired if not (report.adopted and r.startswith("ownership mark"))
+                and not (rotating and r in report.credential_writes)]
+        outcome.repaired += kept
+        outcome.diffs.update({r: report.diffs[r] for r in kept if r in report.diffs})
         if part.ok:
             reports[service] = report
             if service == "postgres":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 from tenancy_operator.api import names
-from tenancy_operator.backends import mongodb
+from tenancy_operator.backends import mongodb, mongodb_schema
 
 
 def test_uri_quotes_the_password_and_asks_for_plain():
@@ -37,12 +37,11 @@ def test_catalogue_fence_is_read_back_in_the_form_it_is_written():
     """Verify compares pg_get_constraintdef and md5(prosrc): a mismatch would rewrite every pass."""
     import hashlib
 
-    from tenancy_operator.backends import mongodb
     from tenancy_operator.backends import mongodb_catalogue as fence
 
     made = fence.add_constraint_sql('"t_a"', '"_ferretdb_database_metadata"')
     written = made.split("ADD CONSTRAINT tenancy_catalogue_row ", 1)[1]
-    assert f"pg_get_constraintdef(k.oid) = '{written}'" in mongodb.schema_state_sql
+    assert f"pg_get_constraintdef(k.oid) = '{written}'" in mongodb_schema.state_sql
     for name, (_args, body) in fence.FUNCTIONS.items():
         assert f"$body${body}$body$" in fence.function_sql(name) and "SET search_path = pg_catalog" in fence.function_sql(name)
         assert f"{name}:{hashlib.md5(body.encode()).hexdigest()}" in fence.expected_functions()
