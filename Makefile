@@ -37,11 +37,11 @@ test: venv install ## Every test: unit, then e2e on the real local platform (rea
 	@# From a platform of its own: one left by make demo runs the chart's operator pods, which would peer with the tests'.
 	@$(MAKE) --no-print-directory down
 	@$(MAKE) --no-print-directory up
-	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(foreach t,$(NODE_TESTS),--ignore=$(t)) $(PYTEST_ARGS)
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys --durations=30 $(foreach t,$(NODE_TESTS),--ignore=$(t)) $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory down
 	@TENANCY_NODE=1 $(MAKE) --no-print-directory up
 	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(NODE_CHART_TEST)
-	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys $(filter-out $(NODE_CHART_TEST),$(NODE_TESTS))
+	@$(ENV) && $(PY) -m pytest -p no:cacheprovider --capture=tee-sys --durations=10 $(filter-out $(NODE_CHART_TEST),$(NODE_TESTS))
 	@$(PY) -m bench.autoscaling --quick
 
 ##@ Platform

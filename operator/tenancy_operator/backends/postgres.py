@@ -174,7 +174,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 what = f"login of {role}" + (" and password" if verifier else "")
                 await do(sql.alter_login(role, login, want.connection_limit, verifier), what,
                          "; ".join(why + ([] if password_ok else ["password verifier"])))
-                by_credentials = state["rolconnlimit"] == want.connection_limit
+                by_credentials = admin.rotation_explains(state, active, login, want.connection_limit,
+                                                         verifier is not None, want.suspended)
                 if by_credentials:
                     report.credential_writes.append(what)
                 if state["rolcanlogin"] and not login:

@@ -34,13 +34,16 @@ set, any later refusal means it is. No session starts, so nothing counts as the 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
 
 from . import postgres_sql as sql
 from .base import AdminPrivilegeMissing, BackendUnavailable, Target
 
-__all__ = ["AdminPrivilegeMissing", "missing_privileges", "join", "leave", "leftovers", "password_works", "REQUIRED"]
+__all__ = ["AdminPrivilegeMissing", "missing_privileges", "join", "leave", "leftovers", "password_works", "REQUIRED",
+           "rotation_explains"]
 
 REQUIRED = ("CREATEROLE", "CREATEDB", "pg_signal_backend")
 
@@ -133,3 +136,20 @@ async def password_works(target: Target, role: str, password: str) -> bool | Non
         return True  # authenticated, then refused: template0 accepts no connections
     await conn.close()  # template0 made to accept connections: the login worked all the same
     return True
+
+
+def rotation_explains(state: Mapping[str, Any], active: bool, login: bool, connection_limit: int, new_password: bool,
+                      suspended: bool) -> bool:
+    """Would a credential rotation alone make this login role's write (ALTER ROLE ... LOGIN / PASSWORD)?
+
+    `state` is the role as read (`rolcanlogin`, `rolconnlimit`); `active` its slot is the Secret's,
+    `login` the LOGIN wanted, `new_password` a verifier is written. A rotation gives the active slot a
+    new password (and its LOGIN), and at its overlap's end takes LOGIN from the old slot. Nothing else
+    is: a changed connection limit, a LOGIN given back to a slot (a hand NOLOGIN) or taken from a
+    suspended tenant's role (a hand LOGIN) is drift, whatever else the pass does.
+    """
+    if state["rolconnlimit"] != connection_limit:
+        return False
+    if active:
+        return new_password
+    return bool(state["rolcanlogin"]) and not login and not suspended

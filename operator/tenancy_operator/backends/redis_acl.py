@@ -151,6 +151,8 @@ def _differences(state: dict, hashes: list[str], enabled: bool, prefix: str, com
     flags = set(state.get("flags") or [])
     if ("on" in flags) != enabled:
         found.append(f"flags {sorted(flags)} (want {'on' if enabled else 'off'})")
+    if "nopass" in flags:  # set by hand: the rules reset it; drift even in a rotation's pass
+        found.append("flags nopass (any password opens it)")
     if sorted(state.get("passwords") or []) != sorted(hashes):
         found.append(f"passwords ({len(state.get('passwords') or [])} held, {len(hashes)} wanted)")
     for field_, want in (("keys", f"~{prefix}*"), ("channels", f"&{prefix}*")):
@@ -240,7 +242,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         await _call(target, "ACL", "SETUSER", user, *rules)
         report.repaired.append(f"ACL user {user}")
         report.diffs[f"ACL user {user}"] = "; ".join(drift)
-        if all(d.startswith("passwords ") for d in drift):
+        if all(d.startswith("passwords (") for d in drift):  # what a rotation changes, and only that
             report.credential_writes.append(f"ACL user {user}")
     if want.suspended:
         # Every pass, not only the one that turned the user off: a crash between the two, or a

@@ -48,3 +48,15 @@ def test_differences_name_fields_and_never_a_password_hash():
     found = _differences(state, [wanted], False, "t:acme:", "-@all +set")
     assert [f.split(" ", 1)[0] for f in found] == ["flags", "passwords", "commands"]
     assert not any(held in f or wanted in f for f in found)
+
+
+def test_a_nopass_user_differs_by_more_than_its_passwords():
+    """`ACL SETUSER <u> nopass` by hand drops the passwords too; the flag entry makes it drift even in
+    a rotation's pass, which counts only password-only differences as its own."""
+    from tenancy_operator.backends.redis_acl import _differences
+
+    state = {"flags": ["on", "nopass", "sanitize-payload"], "passwords": [], "keys": "~t:acme:*",
+             "channels": "&t:acme:*", "commands": "-@all +get"}
+    found = _differences(state, ["a" * 64], True, "t:acme:", "-@all +get")
+    assert [f.split(" ", 1)[0] for f in found] == ["flags", "passwords"]
+    assert not all(f.startswith("passwords (") for f in found)
