@@ -8,6 +8,8 @@ with `cel()` so that bad input is refused at `kubectl apply`, not discovered by 
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,6 +62,19 @@ class Spec(BaseModel):
 
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Go's duration text ("720h", "1h30m"; a `Duration` field's value) as a timedelta.
+
+    Raises ValueError for anything else. The one parser of the project: fields, status, manifests."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {text!r}")
+    return timedelta(seconds=sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
 QUANTITY_RULE = cel("isQuantity(self)", "must be a Kubernetes quantity, like 500m or 16Gi")
 # A field that adds its own rules lists QUANTITY_RULE again: json_schema_extra replaces, not appends.
 Quantity = Annotated[

@@ -7,13 +7,12 @@ per part) so `kubectl wait`, Argo CD and Flux can read it.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from . import names
-from .common import QUANTITY_RULE, DNSLabel, Duration, ObjectName, Quantity, Spec, cel
+from .common import QUANTITY_RULE, DNSLabel, Duration, ObjectName, Quantity, Spec, cel, parse_duration
 
 __all__ = [
     "Owner",
@@ -179,19 +178,14 @@ class CredentialsSpec(Spec):
     @model_validator(mode="after")
     def _safe_rotation(self) -> CredentialsSpec:
         # The CRD's CEL refuses these at apply; this catches objects stored before the rules existed.
-        every, overlap = _seconds(self.rotate_every), _seconds(self.overlap)
-        if every < _seconds(MIN_ROTATE_EVERY):
+        every, overlap = parse_duration(self.rotate_every), parse_duration(self.overlap)
+        if every < parse_duration(MIN_ROTATE_EVERY):
             raise ValueError(f"rotateEvery must be at least {MIN_ROTATE_EVERY}")
         if overlap >= every:
             raise ValueError("overlap must be shorter than rotateEvery")
-        if self.restart_workloads and overlap <= 0:
+        if self.restart_workloads and not overlap:
             raise ValueError("overlap must be above 0s when restartWorkloads is true")
         return self
-
-
-def _seconds(duration: str) -> float:
-    units = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-    return sum(float(n) * units[u] for n, u in re.findall(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)", duration))
 
 
 class RestoreFrom(Spec):

@@ -14,9 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..api.common import parse_duration
 from .render import age, parse_time
 
-__all__ = ["read", "table", "human_bytes", "restore_spec"]
+__all__ = ["read", "with_current_retention", "table", "human_bytes", "restore_spec"]
 
 NOT_CARRIED = ("state", "restoreFrom", "adoptNamespace", "adoptRetainedData")
 """Spec fields a new tenant does not take from the archived one: they are about that tenant's own
@@ -48,8 +49,29 @@ def read(root: str | None) -> list[dict[str, Any]]:
         size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
         rows.append({"id": path.name, "tenant": manifest.get("tenant", "?"), "bytes": size,
                      "createdAt": manifest.get("createdAt"), "expiresAt": manifest.get("expiresAt"),
-                     "retention": manifest.get("retention"), "parts": sorted(manifest.get("backends") or {})})
+                     "retention": manifest.get("retention"), "lifecyclePolicy": manifest.get("lifecyclePolicy"),
+                     "parts": sorted(manifest.get("backends") or {})})
     return rows
+
+
+def with_current_retention(rows: list[dict[str, Any]], policies: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with `expiresAt` as the operator's purge pass decides it: createdAt plus the retention
+    its LifecyclePolicy has now (`policies`: name to object, as listed), else the retention the
+    manifest recorded, else 720h. The manifest's own expiresAt is the retention at export time."""
+    out = []
+    for r in rows:
+        policy = policies.get(r.get("lifecyclePolicy") or "") or {}
+        retention = (policy.get("spec") or {}).get("retention") or r.get("retention") or "720h"
+        created = parse_time(r.get("createdAt"))
+        try:
+            expires = created + parse_duration(retention) if created else None
+        except ValueError:  # a manifest not written by the operator: its own date stands
+            expires = None
+        if expires is None:
+            out.append(r)
+            continue
+        out.append({**r, "retention": retention, "expiresAt": expires.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    return out
 
 
 def restore_spec(root: str | None, archive_id: str) -> dict[str, Any]:

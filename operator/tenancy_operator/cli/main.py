@@ -11,7 +11,8 @@
                                     that does not exist is created with the archived tenant's spec
                                     (read from the archive's manifest under --dir / TENANCY_ARCHIVE_DIR)
     kubectl tenant archives [--dir PATH]
-                                    archives with size, age, tenant and expiry (reads the archive store)
+                                    archives with size, age, tenant and expiry (reads the archive store; expiry
+                                    by their LifecyclePolicy's retention now, as the purge decides)
     kubectl tenant run WORKFLOW TENANT [--param k=v]...   start a WorkflowRun and follow its steps
     kubectl tenant runs [-n NS | -A]                      list WorkflowRuns
     kubectl tenant audit verify     check the audit trail's chain and signatures; name the first bad entry
@@ -129,7 +130,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tenant/{args.name}: spec.restoreFrom={args.archive}; wait with "
                   f"`kubectl wait --for=jsonpath='{{.status.restore.state}}'=Done tenant/{args.name}`")
         elif args.command == "archives":
-            sys.stdout.write(archives.table(archives.read(args.dir), _now()))
+            rows = archives.read(args.dir)
+            try:
+                policies = {p["metadata"]["name"]: p for p in kubectl.list_json("lifecyclepolicies.tenancy.dev")}
+            except kubeapi.KubectlError as exc:  # the store is readable without the API: the manifests' dates
+                sys.stdout.write(archives.table(rows, _now()))
+                print(f"expiry as exported (LifecyclePolicies not readable: {exc}); the purge uses their "
+                      "retention now", file=sys.stderr)
+            else:
+                sys.stdout.write(archives.table(archives.with_current_retention(rows, policies), _now()))
         elif args.command == "audit":
             return audit.run(args)
     except ValueError as exc:

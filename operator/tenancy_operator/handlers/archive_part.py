@@ -32,6 +32,7 @@ from typing import Any
 
 import kopf
 
+from ..api.common import parse_duration
 from ..api.tenant import TenantSpec
 from ..backends import (
     archive,
@@ -67,8 +68,7 @@ class ArchiveError(Exception):
 
 
 def seconds(duration: str) -> float:
-    from ..api.tenant import _seconds
-    return _seconds(duration)
+    return parse_duration(duration).total_seconds()
 
 
 def _now() -> datetime:

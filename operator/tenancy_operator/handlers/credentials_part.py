@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from ..api.common import parse_duration
 from ..api.tenant import TenantSpec
 from ..backends import kube
 from ..backends.base import Report, TenantSlice
@@ -144,7 +145,7 @@ def unknown(status: Mapping[str, Any] | None, spec: TenantSpec) -> Plan:
     """The plan when credentials could not be prepared: every backend keeps its passwords and the live
     slot, so the other parts (suspend above all) still converge."""
     state = current_state(status, None)
-    return Plan(state, {}, previous_valid=creds.in_overlap(state, creds.parse_duration(spec.credentials.overlap), _now()))
+    return Plan(state, {}, previous_valid=creds.in_overlap(state, parse_duration(spec.credentials.overlap), _now()))
 
 
 async def _stage(tenant: str, uid: str, namespace: str, target: creds.State, passwords: dict[str, str],
@@ -183,7 +184,7 @@ async def prepare(tenant: str, uid: str, namespace: str, spec: TenantSpec, servi
     current = _decode(live)
     if "redis" in services and not state.redis_sha256 and current.get("REDIS_PASSWORD"):
         state = replace(state, redis_sha256=creds.password_sha256(current["REDIS_PASSWORD"]))  # migration: the hash the server holds
-    every, overlap = creds.parse_duration(spec.credentials.rotate_every), creds.parse_duration(spec.credentials.overlap)
+    every, overlap = parse_duration(spec.credentials.rotate_every), parse_duration(spec.credentials.overlap)
     wanted = [s for s in services if s in PASSWORD_KEYS]
     in_secret = {s: current.get(PASSWORD_KEYS[s], "") for s in wanted}
     edited = creds.edited(state, in_secret)
@@ -329,7 +330,7 @@ async def publish(tenant: str, uid: str, namespace: str, plan: Plan, reports: di
                               + ("; a password written into the Secret is never applied" if state.reason == creds.PASSWORD_EDITED else ""))
     elif plan.closing:
         out.events.append(f"the overlap of version {state.version} ended: the previous version no longer works")
-    every = creds.parse_duration(spec.credentials.rotate_every)
+    every = parse_duration(spec.credentials.rotate_every)
     fields = {
         **creds.to_status(state),
         "activeRole": data.get("PGUSER"),

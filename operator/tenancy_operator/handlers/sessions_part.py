@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..api import names
+from ..api.common import parse_duration
 from ..api.conditions import Reason
 from ..api.session_policy import JWS_ALGORITHMS, TenantSessionPolicySpec
 from ..api.tenant import TenantSpec
@@ -33,7 +34,6 @@ from ..backends import kube
 from ..backends.base import Report, TenantSlice
 from ..backends.vault import SESSION_MOUNT
 from ..reconcile import labels
-from ..reconcile.credentials import parse_duration
 from ..reconcile.namespace import owner_reference
 from ..reconcile.status import PartResult
 from .indexes import first_stored

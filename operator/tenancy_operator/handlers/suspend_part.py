@@ -26,12 +26,12 @@ import kopf
 from pydantic import ValidationError
 
 from ..api import names
+from ..api.common import parse_duration
 from ..api.conditions import Reason
 from ..api.lifecycle_policy import LifecyclePolicySpec
 from ..api.tenant import TenantSpec
 from ..backends import kube, registry
 from ..reconcile import suspension
-from ..reconcile.credentials import parse_duration
 from ..reconcile.status import PartResult
 from . import config
 from .targets import target_for

@@ -22,9 +22,9 @@ from typing import Any
 
 from ..api import names
 from ..api.cache_policy import CachePolicySpec
+from ..api.common import parse_duration
 from ..api.quantity import parse as parse_quantity
 from . import labels
-from .credentials import parse_duration
 from .namespace import owner_reference
 
 __all__ = ["CONFIGMAP", "KEY", "EVICT_TO", "effective", "desired_configmap", "Sample", "Estimate", "estimate",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["State", "parse_duration", "parse_time", "from_status", "to_status", "from_annotations",
+__all__ = ["State", "parse_time", "from_status", "to_status", "from_annotations",
            "to_annotations", "rotation_due", "next_state", "with_service", "in_overlap", "closing", "new_password",
            "password_sha256", "edited", "with_passwords", "VERSION", "SLOT", "ROTATED_AT", "PREVIOUS_REDIS_SHA",
            "ROTATE_HANDLED", "SECRET_DELETED", "PASSWORD_REMOVED", "PASSWORD_EDITED"]
@@ -33,17 +33,7 @@ ROTATE_HANDLED = "tenancy.dev/rotate-handled"
 REQUESTED, SCHEDULED, SECRET_DELETED, PASSWORD_REMOVED = "requested", "scheduled", "secret-deleted", "password-removed"
 PASSWORD_EDITED = "password-edited"
 
-_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def parse_duration(text: str) -> timedelta:
-    """Go's duration text ("720h", "1h30m") as a timedelta."""
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a duration: {text!r}")
-    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
 
 
 def _text(value: Any) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..api.common import parse_duration
 from ..forecasting import (
     AnomalyConfig,
     BacktestScores,
@@ -43,7 +44,6 @@ from ..forecasting import (
     score_backtest,
     target_peaks,
 )
-from .credentials import parse_duration
 
 __all__ = [
     "Settings", "MODELS", "iso", "feature_config", "regularize", "Backtest", "FittedRule", "fit_rule", "rolling_cuts", "Forecast",

@@ -77,3 +77,19 @@ def test_status_shows_archive_and_restore_progress():
     text = render.status_text(tenant, datetime(2026, 12, 3, tzinfo=UTC))
     assert "Archive: acme-1 Exporting, 25% (3.0 MiB of 12.0 MiB)" in text
     assert "Restore: from old-1 Done, 100% (100 B of 100 B)" in text
+
+
+def test_expiry_follows_the_lifecycle_policys_retention_now_as_the_purge_does(tmp_path):
+    """A retention changed after the export moves the purge (archive_purge); the EXPIRES column says so."""
+    for archive_id, policy in (("acme-1", "keep"), ("beta-1", "gone"), ("gamma-1", None)):
+        folder = tmp_path / archive_id
+        folder.mkdir()
+        (folder / "manifest.json").write_text(json.dumps({
+            "tenant": archive_id[:-2], "createdAt": "2026-01-01T00:00:00Z", "expiresAt": "2026-01-31T00:00:00Z",
+            "retention": "720h", "lifecyclePolicy": policy, "backends": {}}))
+    policies = {"keep": {"spec": {"retention": "2160h"}}}  # 90 days now; "gone" was deleted
+    rows = {r["id"]: r for r in archives.with_current_retention(archives.read(str(tmp_path)), policies)}
+    assert rows["acme-1"]["expiresAt"] == "2026-04-01T00:00:00Z" and rows["acme-1"]["retention"] == "2160h"
+    assert rows["beta-1"]["expiresAt"] == rows["gamma-1"]["expiresAt"] == "2026-01-31T00:00:00Z"
+    text = archives.table(list(rows.values()), datetime(2026, 2, 15, tzinfo=UTC))
+    assert "in 45d" in text.splitlines()[1] and "due" in text.splitlines()[2]

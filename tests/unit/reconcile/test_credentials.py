@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta
 
 import pytest
+from tenancy_operator.api.common import parse_duration
 from tenancy_operator.reconcile import credentials as c
 
 NOW = datetime(2026, 11, 25, 12, 0, 0)
@@ -13,13 +14,13 @@ SHA = "f" * 64
     [("720h", 720 * 3600), ("1h30m", 5400), ("4s", 4), ("1.5h", 5400), ("100ms", 0.1)],
 )
 def test_parse_duration(text, seconds):
-    assert c.parse_duration(text).total_seconds() == pytest.approx(seconds)
+    assert parse_duration(text).total_seconds() == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("bad", ["", "1d", "h", "1h 2m", "30 days"])
 def test_bad_durations(bad):
     with pytest.raises(ValueError):
-        c.parse_duration(bad)
+        parse_duration(bad)
 
 
 @pytest.mark.parametrize(
