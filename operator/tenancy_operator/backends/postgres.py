@@ -185,7 +185,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                         report.repaired.append(f"{ended} sessions of {role} ended")
                         if by_credentials:
                             report.credential_writes.append(f"{ended} sessions of {role} ended")
-        db = await conn.fetchrow(sql.database_state_sql, database)
+        # `db` as read above: nothing since changes the database's row (role writes only).
         if db is not None and db["datconnlimit"] == sql.INVALID_DATABASE:
             raise BackendRefused(
                 f"postgres backend {target.name}: database {database} is invalid (a DROP DATABASE of it was cut "
