@@ -118,3 +118,49 @@ def test_sessions_of_the_old_role_end_with_the_overlap(backends, operator, clean
     assert asyncio.run(hold()), "a session of the rotated-away role still worked a minute after the overlap"
     assert _refused(old)
     assert pg(credentials(name), "SELECT 1")
+
+
+def _as_login_role(creds: dict[str, str], statement: str) -> None:
+    """`statement` as the login role itself (RESET ROLE leaves the owner role its sessions start in)."""
+    async def go():
+        conn = await asyncpg.connect(host=creds["PGHOST"], port=int(creds["PGPORT"]), user=creds["PGUSER"],
+                                     password=creds["PGPASSWORD"], database=creds["PGDATABASE"], timeout=5)
+        try:
+            await conn.execute("RESET ROLE")
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+def test_role_attributes_given_by_hand_are_taken_back(backends, operator, cleanup_tenants):
+    """CREATEROLE on a tenant's login role would let it grant itself another tenant's roles (PostgreSQL
+    15: a CREATEROLE holder grants any non-superuser role); CREATEDB, BYPASSRLS on its owner role work
+    after its sessions' SET ROLE. A person's ALTER ROLE is put back on the next pass, as drift."""
+    name = _unique("powers")
+    cleanup_tenants.append(name)
+    creds = _ready(name, postgres={"enabled": True})
+    login, owner = creds["PGUSER"], f"t_{name.replace('-', '_')}_owner"
+    pg_admin(f'ALTER ROLE "{login}" CREATEROLE CREATEDB')
+    pg_admin(f'ALTER ROLE "{owner}" BYPASSRLS CREATEDB')
+
+    def powers() -> dict[str, list[str]]:
+        rows = pg_admin("SELECT rolname, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles "
+                        "WHERE rolname = ANY($1)", [login, owner])
+        return {r["rolname"]: [k for k in ("rolcreaterole", "rolcreatedb", "rolbypassrls") if r[k]] for r in rows}
+
+    eventually(lambda: powers() == {login: [], owner: []}, 60, message="the attributes taken back")
+    with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+        _as_login_role(creds, f'CREATE ROLE "{name}_made_by_tenant"')
+
+    def said() -> str:
+        events = [e for e in json.loads(kubectl("get", "events", "-A", "--field-selector",
+                                                f"involvedObject.kind=Tenant,involvedObject.name={name}",
+                                                "-o", "json").stdout)["items"]
+                  if e["reason"] == "DriftRepaired"]
+        text = " ".join(e["message"] for e in events)
+        assert f"attributes of {login}" in text and f"attributes of {owner}" in text, text
+        return text
+
+    eventually(said, 30, message="a DriftRepaired Event names both roles")

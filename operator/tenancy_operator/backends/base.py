@@ -169,6 +169,9 @@ class TenantSlice:
     """Within a rotation overlap: the other slot / previous password keeps working."""
     previous_password_sha256: str = ""
     """Redis: the previous password's hash, accepted during the overlap."""
+    password_staged: bool = False
+    """This pass hands the active slot a password it has not held yet (a rotation's, or the first
+    credentials'): writing it is the rotation's; a password written on any other pass repairs drift."""
     suspended: bool = False
     connection_limit: int = 20
     transit_key: bool = True

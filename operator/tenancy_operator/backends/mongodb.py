@@ -80,10 +80,11 @@ SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_au
                  WHERE s.setrole = r.oid AND s.setdatabase = 0), '') AS settings,
        ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
              WHERE m.member = r.oid) AS member_of,
+{powers},
 {members},
        pg_has_role(current_user, r.oid, 'USAGE') AS admin_member
 FROM pg_roles r WHERE r.rolname = ANY($1::text[])
-""".replace("{members}", sql.ROLE_MEMBERS)
+""".replace("{members}", sql.ROLE_MEMBERS).replace("{powers}", sql.ROLE_POWERS)
 
 
 def mongodb_uri(user: str, password: str, host: str, port: int, database: str, tls: bool = False) -> str:
@@ -221,6 +222,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         for role in (owner, role_a, role_b):
             marks.see(f"role {role}", names.parse_owner_mark(roles[role]["mark"]) if role in roles else None)
         marks.check()  # nothing is written to roles another Tenant's UID marks
+        await postgres_admin.strip_powers(conn, roles, f"mongodb backend {target.name}", do)
         for role, member in foreign_members(roles, want):
             await do(sql.revoke_membership(role, member), f"membership of {member} in {role}",
                      "another tenant's role is a member (it would have this tenant's privileges)")
@@ -262,7 +264,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 await do(sql.alter_login(role, login, want.connection_limit, verifier), what,
                          "; ".join(why + ([] if password_ok else ["password verifier"])))
                 by_credentials = postgres_admin.rotation_explains(state, active, login, want.connection_limit,
-                                                                  verifier is not None, want.suspended)
+                                                                  verifier is not None, want.suspended,
+                                                                  want.password_staged)
                 if by_credentials:
                     report.credential_writes.append(what)
                 if (state["rolcanlogin"] and not login) or verifier:

@@ -133,6 +133,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if not roles:
             marks.see(f"database {database}", db_mark)
         marks.check()
+        await admin.strip_powers(conn, roles, f"postgres backend {target.name}", do)
         foreign = foreign_members(roles, want)
         for role, member in foreign:
             await do(sql.revoke_membership(role, member), f"membership of {member} in {role}",
@@ -175,7 +176,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                 await do(sql.alter_login(role, login, want.connection_limit, verifier), what,
                          "; ".join(why + ([] if password_ok else ["password verifier"])))
                 by_credentials = admin.rotation_explains(state, active, login, want.connection_limit,
-                                                         verifier is not None, want.suspended)
+                                                         verifier is not None, want.suspended,
+                                                         want.password_staged)
                 if by_credentials:
                     report.credential_writes.append(what)
                 if state["rolcanlogin"] and not login:

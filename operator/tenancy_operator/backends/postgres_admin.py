@@ -34,16 +34,16 @@ set, any later refusal means it is. No session starts, so nothing counts as the 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
 
 from . import postgres_sql as sql
-from .base import AdminPrivilegeMissing, BackendUnavailable, Target
+from .base import AdminPrivilegeMissing, BackendRefused, BackendUnavailable, Target
 
 __all__ = ["AdminPrivilegeMissing", "missing_privileges", "join", "leave", "leftovers", "password_works", "REQUIRED",
-           "rotation_explains"]
+           "rotation_explains", "strip_powers"]
 
 REQUIRED = ("CREATEROLE", "CREATEDB", "pg_signal_backend")
 
@@ -139,17 +139,38 @@ async def password_works(target: Target, role: str, password: str) -> bool | Non
 
 
 def rotation_explains(state: Mapping[str, Any], active: bool, login: bool, connection_limit: int, new_password: bool,
-                      suspended: bool) -> bool:
+                      suspended: bool, staged: bool) -> bool:
     """Would a credential rotation alone make this login role's write (ALTER ROLE ... LOGIN / PASSWORD)?
 
     `state` is the role as read (`rolcanlogin`, `rolconnlimit`); `active` its slot is the Secret's,
-    `login` the LOGIN wanted, `new_password` a verifier is written. A rotation gives the active slot a
-    new password (and its LOGIN), and at its overlap's end takes LOGIN from the old slot. Nothing else
-    is: a changed connection limit, a LOGIN given back to a slot (a hand NOLOGIN) or taken from a
-    suspended tenant's role (a hand LOGIN) is drift, whatever else the pass does.
+    `login` the LOGIN wanted, `new_password` a verifier is written, `staged` this pass stages the
+    password (TenantSlice.password_staged). A rotation's staging pass gives the active slot its new
+    password (and LOGIN), the pass ending its overlap takes LOGIN from the old slot. Nothing else is:
+    a changed connection limit, a password rewritten on another pass (a hand PASSWORD or VALID UNTIL),
+    a LOGIN given back to a slot (a hand NOLOGIN) or taken from a suspended tenant's role (a hand
+    LOGIN) is drift, whatever else the pass does.
     """
     if state["rolconnlimit"] != connection_limit:
         return False
     if active:
-        return new_password
+        return new_password and staged
     return bool(state["rolcanlogin"]) and not login and not suspended
+
+
+async def strip_powers(conn: asyncpg.Connection, roles: Mapping[str, Mapping[str, Any]], where: str,
+                       do: Callable[[str, str, str], Awaitable[None]]) -> None:
+    """Take from each tenant role (`roles`: role_state rows with `powers`) the attributes of
+    `postgres_sql.POWERS` it holds, through `do(statement, what, why)`.
+
+    Raises BackendRefused naming the role, what it holds and the statement a superuser runs, when the
+    admin may not (a non-superuser may neither alter a superuser nor change REPLICATION or BYPASSRLS)."""
+    for role, row in sorted(roles.items()):
+        powers = list(row.get("powers") or [])
+        if not powers:
+            continue
+        statement = sql.strip_powers(role, powers)
+        try:
+            await do(statement, f"attributes of {role}", f"{', '.join(powers)} (a tenant role holds none)")
+        except asyncpg.exceptions.InsufficientPrivilegeError as exc:
+            raise BackendRefused(f"{where}: role {role} holds {', '.join(powers)}, which the admin may not take "
+                                 f"({exc}); run `{statement}` as a superuser") from exc

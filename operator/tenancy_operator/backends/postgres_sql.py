@@ -15,7 +15,7 @@ import os
 import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
-           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_on_database", "grant_with_option", "revoke_membership", "set_local_role", "DATABASE_PRIVILEGES", "ROLE_MEMBERS", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
+           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_on_database", "grant_with_option", "revoke_membership", "set_local_role", "DATABASE_PRIVILEGES", "ROLE_MEMBERS", "ROLE_POWERS", "POWERS", "strip_powers", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
            "SHARED_DATABASES", "shared_databases_sql", "IN_TENANT_DATABASE",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "terminate_guests_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql", "is_safe_ident"]
@@ -205,16 +205,33 @@ ROLE_MEMBERS = """\
         FROM pg_auth_members am JOIN pg_roles w ON w.oid = am.member WHERE am.roleid = r.oid)::text AS members"""
 """The `members` column of a role-state query over `pg_roles r` (backends.base.foreign_members reads it)."""
 
+POWERS = ("SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS")
+"""Role attributes no tenant role holds (`create_role` makes each with NO...): given by hand, each is a
+way out of the tenant's slice (CREATEROLE grants membership in another tenant's roles, BYPASSRLS reads
+past row security, SUPERUSER everything), and attributes work after `SET ROLE` to the owner too."""
+ROLE_POWERS = """       array_remove(ARRAY[CASE WHEN r.rolsuper THEN 'SUPERUSER' END, CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,
+                          CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
+                          CASE WHEN r.rolreplication THEN 'REPLICATION' END,
+                          CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END], NULL) AS powers"""
+"""The `powers` column of a role-state query over `pg_roles r`: which of POWERS the role holds."""
+
+
+def strip_powers(role: str, powers: list[str]) -> str:
+    """ALTER ROLE taking each of `powers` (names from POWERS only) from `role`."""
+    assert set(powers) <= set(POWERS), powers
+    return f"ALTER ROLE {ident(role)} " + " ".join(f"NO{p}" for p in powers)
+
 role_state_sql = """
 SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, shobj_description(r.oid, 'pg_authid') AS mark,
        COALESCE((SELECT array_to_string(s.setconfig, ',') FROM pg_db_role_setting s
                  WHERE s.setrole = r.oid AND s.setdatabase = 0), '') AS settings,
        ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
              WHERE m.member = r.oid) AS member_of,
+{powers},
 {members}
 FROM pg_roles r
 WHERE r.rolname = ANY($1::text[])
-""".replace("{members}", ROLE_MEMBERS)
+""".replace("{members}", ROLE_MEMBERS).replace("{powers}", ROLE_POWERS)
 
 
 def revoke_membership(role: str, member: str) -> str:

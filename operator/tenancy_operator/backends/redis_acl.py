@@ -142,10 +142,13 @@ def _as_dict(reply) -> dict:
     return {reply[i]: reply[i + 1] for i in range(0, len(reply or []), 2)}
 
 
-def _differences(state: dict, hashes: list[str], enabled: bool, prefix: str, commands: str) -> list[str]:
+def _differences(state: dict, hashes: list[str], enabled: bool, prefix: str, commands: str,
+                 previous: str = "") -> list[str]:
     """What differs between the live user (ACL GETUSER, as the server normalized it) and what we want.
 
-    Names fields only, never a password hash. Empty: nothing to write.
+    Names fields only, never a password hash. Empty: nothing to write. A held password that is neither
+    wanted nor `previous` (the hash a rotation's overlap end drops) is no rotation's doing: its entry
+    says "passwords unknown", which a rotation's pass still reports as drift (`ensure`).
     """
     found: list[str] = []
     flags = set(state.get("flags") or [])
@@ -153,8 +156,12 @@ def _differences(state: dict, hashes: list[str], enabled: bool, prefix: str, com
         found.append(f"flags {sorted(flags)} (want {'on' if enabled else 'off'})")
     if "nopass" in flags:  # set by hand: the rules reset it; drift even in a rotation's pass
         found.append("flags nopass (any password opens it)")
-    if sorted(state.get("passwords") or []) != sorted(hashes):
-        found.append(f"passwords ({len(state.get('passwords') or [])} held, {len(hashes)} wanted)")
+    held = state.get("passwords") or []
+    unknown = set(held) - set(hashes) - {previous}
+    if unknown:
+        found.append(f"passwords unknown ({len(unknown)} held that the operator never gave)")
+    elif sorted(held) != sorted(hashes):
+        found.append(f"passwords ({len(held)} held, {len(hashes)} wanted)")
     for field_, want in (("keys", f"~{prefix}*"), ("channels", f"&{prefix}*")):
         if (state.get(field_) or "") != want:
             found.append(f"{field_} {state.get(field_)!r} (want {want!r})")
@@ -163,7 +170,7 @@ def _differences(state: dict, hashes: list[str], enabled: bool, prefix: str, com
     return found
 
 
-async def _drift(target: Target, user: str, hashes: list[str], enabled: bool) -> list[str]:
+async def _drift(target: Target, user: str, hashes: list[str], enabled: bool, previous: str = "") -> list[str]:
     """Why the live user differs from what we want (empty when it matches); ["missing"] if absent.
 
     The command rules are compared in the server's own normalized form (see `_reference_commands`).
@@ -181,10 +188,10 @@ async def _drift(target: Target, user: str, hashes: list[str], enabled: bool) ->
         return ["missing"]
     state = _as_dict(current)
     prefix = names.redis_prefix(user.split(":", 1)[1])
-    found = _differences(state, hashes, enabled, prefix, commands)
+    found = _differences(state, hashes, enabled, prefix, commands, previous)
     if any(f.startswith("commands ") for f in found):
         forget_cache(target)
-        found = _differences(state, hashes, enabled, prefix, await _reference_commands(target, rewrite=True))
+        found = _differences(state, hashes, enabled, prefix, await _reference_commands(target, rewrite=True), previous)
     return found
 
 
@@ -237,7 +244,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         await _call(target, "SET", owner_key, names.owner_mark(want.uid))
         report.repaired.append(f"ownership mark {owner_key}")
         report.adopted += marks.adopted
-    drift = await _drift(target, user, hashes, not want.suspended)
+    drift = await _drift(target, user, hashes, not want.suspended, want.previous_password_sha256)
     if drift:
         await _call(target, "ACL", "SETUSER", user, *rules)
         report.repaired.append(f"ACL user {user}")

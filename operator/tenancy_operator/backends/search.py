@@ -352,7 +352,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if why:
             await put(f"internal user {user}", f"{SECURITY}/internalusers/{user}", user_body(want.uid, want.password),
                       why)
-            if why in ("missing", "password"):  # a rotation makes the new slot's user anew
+            if why in ("missing", "password") and want.password_staged:  # a rotation's staging makes it anew
                 report.credential_writes.append(f"internal user {user}")
     scheme = "https" if target.tls else "http"
     report.endpoints = {

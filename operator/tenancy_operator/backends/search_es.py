@@ -255,7 +255,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             why = "password"
         if why:
             await put(f"user {user}", f"{SECURITY}/user/{user}", user_body(tenant, want.uid, want.password), why)
-            if why in ("missing", "password"):  # a rotation makes the new slot's user anew
+            if why in ("missing", "password") and want.password_staged:  # a rotation's staging makes it anew
                 report.credential_writes.append(f"user {user}")
     scheme = "https" if target.tls else "http"
     report.endpoints = {"SEARCH_URL": f"{scheme}://{target.app_host}:{target.port}",

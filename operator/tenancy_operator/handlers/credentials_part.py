@@ -259,6 +259,7 @@ def slice_for(plan: Plan, service: str, tenant: str, namespace: str, spec: Tenan
         slot=plan.state.slot,
         previous_valid=plan.previous_valid,
         previous_password_sha256=plan.state.previous_redis_sha256,
+        password_staged=plan.staged,
         suspended=suspended,
         connection_limit=spec.postgres.connection_limit,
         transit_key=spec.vault.transit_key,

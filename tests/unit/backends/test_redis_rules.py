@@ -60,3 +60,20 @@ def test_a_nopass_user_differs_by_more_than_its_passwords():
     found = _differences(state, ["a" * 64], True, "t:acme:", "-@all +get")
     assert [f.split(" ", 1)[0] for f in found] == ["flags", "passwords"]
     assert not all(f.startswith("passwords (") for f in found)
+
+
+def test_a_password_the_operator_never_gave_is_no_rotations_doing():
+    """Held hashes that are neither wanted nor the previous one (a backdoor `ACL SETUSER u >pw`) are
+    "passwords unknown": drift even in a rotation's pass; the rotation's own changes are "passwords (..."."""
+    from tenancy_operator.backends.redis_acl import _differences
+
+    old, new, backdoor = "a" * 64, "b" * 64, "c" * 64
+    base = {"flags": ["on", "sanitize-payload"], "keys": "~t:acme:*", "channels": "&t:acme:*",
+            "commands": "-@all +get"}
+    staging = _differences({**base, "passwords": [old]}, [new, old], True, "t:acme:", "-@all +get", old)
+    overlap_end = _differences({**base, "passwords": [new, old]}, [new], True, "t:acme:", "-@all +get", old)
+    assert [f.split(" ", 1)[0] for f in staging + overlap_end] == ["passwords", "passwords"]
+    assert all(f.startswith("passwords (") for f in staging + overlap_end)
+    found = _differences({**base, "passwords": [new, old, backdoor]}, [new], True, "t:acme:", "-@all +get", old)
+    assert found == ["passwords unknown (1 held that the operator never gave)"]
+    assert not any(h in f for f in found for h in (old, new, backdoor))
