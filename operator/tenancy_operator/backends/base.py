@@ -213,6 +213,9 @@ class Report:
     """OpenBao: what the session key's schedule changed this pass (rotated, retired, trimmed); not drift."""
     database_bytes: int | None = None
     """PostgreSQL: the size of the tenant's database as this pass read it (pg_database_size)."""
+    refused: str = ""
+    """What the admin may not put right (a tenant role's attribute only a superuser may take), with the
+    statement a person runs: the part is Stalled, reason InsufficientPrivilege; the writes made count."""
     limit: str = ""
     """A limit the tenant has reached and what the server refuses while it lasts (the service works):
     the part's reason is LimitReached, a Warning Event."""

@@ -222,7 +222,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         for role in (owner, role_a, role_b):
             marks.see(f"role {role}", names.parse_owner_mark(roles[role]["mark"]) if role in roles else None)
         marks.check()  # nothing is written to roles another Tenant's UID marks
-        await postgres_admin.strip_powers(conn, roles, f"mongodb backend {target.name}", do)
+        report.refused = "; ".join(await postgres_admin.strip_powers(conn, roles, do))
         for role, member in foreign_members(roles, want):
             await do(sql.revoke_membership(role, member), f"membership of {member} in {role}",
                      "another tenant's role is a member (it would have this tenant's privileges)")

@@ -133,7 +133,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if not roles:
             marks.see(f"database {database}", db_mark)
         marks.check()
-        await admin.strip_powers(conn, roles, f"postgres backend {target.name}", do)
+        report.refused = "; ".join(await admin.strip_powers(conn, roles, do))
         foreign = foreign_members(roles, want)
         for role, member in foreign:
             await do(sql.revoke_membership(role, member), f"membership of {member} in {role}",

@@ -40,7 +40,7 @@ from typing import Any
 import asyncpg
 
 from . import postgres_sql as sql
-from .base import AdminPrivilegeMissing, BackendRefused, BackendUnavailable, Target
+from .base import AdminPrivilegeMissing, BackendUnavailable, Target
 
 __all__ = ["AdminPrivilegeMissing", "missing_privileges", "join", "leave", "leftovers", "password_works", "REQUIRED",
            "rotation_explains", "strip_powers"]
@@ -157,20 +157,25 @@ def rotation_explains(state: Mapping[str, Any], active: bool, login: bool, conne
     return bool(state["rolcanlogin"]) and not login and not suspended
 
 
-async def strip_powers(conn: asyncpg.Connection, roles: Mapping[str, Mapping[str, Any]], where: str,
-                       do: Callable[[str, str, str], Awaitable[None]]) -> None:
+async def strip_powers(conn: asyncpg.Connection, roles: Mapping[str, Mapping[str, Any]],
+                       do: Callable[[str, str, str], Awaitable[None]]) -> list[str]:
     """Take from each tenant role (`roles`: role_state rows with `powers`) the attributes of
     `postgres_sql.POWERS` it holds, through `do(statement, what, why)`.
 
-    Raises BackendRefused naming the role, what it holds and the statement a superuser runs, when the
-    admin may not (a non-superuser may neither alter a superuser nor change REPLICATION or BYPASSRLS)."""
+    CREATEDB and CREATEROLE go first (a CREATEROLE admin may take them); then SUPERUSER, REPLICATION
+    and BYPASSRLS, which only a superuser may change. Returns what the admin may not take, each naming
+    the role and the statement a superuser runs (for `Report.refused`)."""
+    refused = []
     for role, row in sorted(roles.items()):
         powers = list(row.get("powers") or [])
-        if not powers:
-            continue
-        statement = sql.strip_powers(role, powers)
-        try:
-            await do(statement, f"attributes of {role}", f"{', '.join(powers)} (a tenant role holds none)")
-        except asyncpg.exceptions.InsufficientPrivilegeError as exc:
-            raise BackendRefused(f"{where}: role {role} holds {', '.join(powers)}, which the admin may not take "
-                                 f"({exc}); run `{statement}` as a superuser") from exc
+        for group in ([p for p in powers if p in ("CREATEDB", "CREATEROLE")],
+                      [p for p in powers if p not in ("CREATEDB", "CREATEROLE")]):
+            if not group:
+                continue
+            statement = sql.strip_powers(role, group)
+            try:
+                await do(statement, f"attributes of {role}", f"{', '.join(powers)} (a tenant role holds none)")
+            except asyncpg.exceptions.InsufficientPrivilegeError as exc:
+                refused.append(f"role {role} holds {', '.join(group)}, which the admin may not take ({exc}): "
+                               f"run `{statement}` as a superuser")
+    return refused

@@ -161,6 +161,9 @@ async def run(service: str, target: Target, want: TenantSlice, logger: logging.L
     breaker.success()
     state = "suspended on" if want.suspended else "ready on"
     message = f"{service} {state} {target.name}" + (f" ({report.version})" if report.version else "")
+    if report.refused:  # the writes it made count (drift, audit); what is left needs a person
+        return PartResult(condition, False, "InsufficientPrivilege", f"{message}; {report.refused}",
+                          stalled=True), report
     if report.limit and not want.suspended:  # the service works; growing it is refused
         return PartResult(condition, True, Reason.LIMIT_REACHED,
                           f"{message}; {report.limit}"), report
