@@ -280,10 +280,15 @@ def test_a_grant_to_another_tenants_role_or_public_is_revoked(two_tenants):
     events = lambda reason: [e["message"] for e in json.loads(kubectl(  # noqa: E731
         "get", "events", "-A", "--field-selector", f"involvedObject.uid={uid},reason={reason}",
         "-o", "json").stdout)["items"]]
-    repaired = " ".join(kube.eventually(lambda: events("DriftRepaired"), 30, message="DriftRepaired Events"))
-    for said in (f"grant on {database} to {other} by", f"grant on {database} to {other} by {login}",
-                 f"grant on {database} to PUBLIC by {login}", f"membership of {other} in {login}"):
-        assert said in repaired, (said, repaired)
+
+    def repaired() -> str:  # kopf posts Events after the pass, in the background: wait for the last one
+        text = " ".join(events("DriftRepaired"))
+        for said in (f"grant on {database} to {other} by", f"grant on {database} to {other} by {login}",
+                     f"grant on {database} to PUBLIC by {login}", f"membership of {other} in {login}"):
+            assert said in text, (said, text)
+        return text
+
+    kube.eventually(repaired, 30, message="DriftRepaired Events naming each door")
     if held:
         with pytest.raises((asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.ConnectionDoesNotExistError,
                             asyncpg.exceptions.InterfaceError, ConnectionError)):
