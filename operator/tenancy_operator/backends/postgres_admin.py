@@ -164,7 +164,19 @@ async def strip_powers(conn: asyncpg.Connection, roles: Mapping[str, Mapping[str
 
     CREATEDB and CREATEROLE go first (a CREATEROLE admin may take them); then SUPERUSER, REPLICATION
     and BYPASSRLS, which only a superuser may change. Returns what the admin may not take, each naming
-    the role and the statement a superuser runs (for `Report.refused`)."""
+    the role and the statement a superuser runs (for `Report.refused`: the service keeps working).
+    Raises AdminPrivilegeMissing (a Stalled part), before any write, when a role holds SUPERUSER or
+    REPLICATION and the admin is no superuser: PostgreSQL then refuses every change to that role."""
+    locked = {role: [p for p in row.get("powers") or [] if p in ("SUPERUSER", "REPLICATION")]
+              for role, row in roles.items()}
+    locked = {role: held for role, held in locked.items() if held}
+    if locked and not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
+        # PostgreSQL lets only a superuser alter such a role at all (its login, password, comment too):
+        # nothing is written this pass, so nothing done is lost with the refusal.
+        raise AdminPrivilegeMissing(
+            "; ".join(f"role {role} holds {', '.join(held)}, which only a superuser may take or alter: run "
+                      f"`{sql.strip_powers(role, list(roles[role].get('powers') or []))}` as a superuser"
+                      for role, held in sorted(locked.items())))
     refused = []
     for role, row in sorted(roles.items()):
         powers = list(row.get("powers") or [])

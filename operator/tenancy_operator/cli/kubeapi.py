@@ -31,6 +31,8 @@ class Kubectl:
                                     input=input, timeout=60)
         except FileNotFoundError:
             raise KubectlError(f"{self.binary} not found on PATH (set KUBECTL to its path)") from None
+        except subprocess.TimeoutExpired:
+            raise KubectlError(f"kubectl {' '.join(args)} did not answer within 60 s") from None
         if result.returncode != 0:
             raise KubectlError(result.stderr.strip() or f"kubectl {' '.join(args)} exited {result.returncode}")
         return result.stdout

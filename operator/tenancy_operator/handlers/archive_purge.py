@@ -129,7 +129,11 @@ async def purge_pass(now: float | None = None) -> list[str]:
             log.warning("archive %s: %s; left for a person", archive_id, exc)
     for archive_id, manifest in manifests.items():
         retention = await _retention(manifest, policies)
-        if now < _created(manifest) + seconds(retention):
+        try:
+            if now < _created(manifest) + seconds(retention):
+                continue
+        except (KeyError, ValueError) as exc:  # a manifest not as the operator wrote it: the others still go
+            log.warning("archive %s: no purge date (%r: %s); left for a person", archive_id, retention, exc)
             continue
         await audit_trail.trail.gate()  # no purge the trail cannot record
         removed = store.delete(archive_id)

@@ -16,6 +16,7 @@ from ..api.conditions import Reason
 from ..api.tenant import TenantSpec
 from ..backends import circuit, registry
 from ..backends.base import (
+    AdminPrivilegeMissing,
     BackendRefused,
     BackendUnavailable,
     NameHeldByArchives,
@@ -139,6 +140,9 @@ async def run(service: str, target: Target, want: TenantSlice, logger: logging.L
         except NameHeldByArchives as exc:
             call.fail("owned")  # the key is another (deleted) Tenant's
             return PartResult(condition, False, name_held.REASON, name_held.message(exc, want.tenant), stalled=True), report
+        except AdminPrivilegeMissing as exc:  # the message says what a person with more rights runs
+            call.fail("refused")
+            return PartResult(condition, False, "InsufficientPrivilege", str(exc), stalled=True), report
         except ValueError as exc:  # a name or value the backend's rules refuse: retrying cannot help
             call.fail("invalid")
             return PartResult(condition, False, Reason.INVALID_SPEC, str(exc), stalled=True), report

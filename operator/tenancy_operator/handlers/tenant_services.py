@@ -175,7 +175,7 @@ async def converge(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, sta
                 and not (rotating and r in report.credential_writes)]
         outcome.repaired += kept
         outcome.diffs.update({r: report.diffs[r] for r in kept if r in report.diffs})
-        if part.ok:
+        if part.ok or report.refused:  # a refusal leaves the service working: its part says what a person runs
             reports[service] = report
             if service == "postgres":
                 metrics.record_database_size(name, report.database_bytes)
@@ -189,7 +189,9 @@ async def converge(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, sta
     if credentials_failed:
         outcome.parts.append(credentials_failed)
         return
-    failing = [p for p in outcome.parts if not p.ok and p.condition in services_part.SERVICES.values()]
+    working = {services_part.SERVICES[s] for s, r in reports.items()}
+    failing = [p for p in outcome.parts if not p.ok and p.condition in services_part.SERVICES.values()
+               and p.condition not in working]
     if failing:
         # Waiting on parts that are all Stalled is itself stalled: no retry loop until something changes.
         outcome.parts.append(PartResult(credentials_part.CONDITION, False, "WaitingForBackends",
