@@ -167,9 +167,8 @@ async def strip_powers(conn: asyncpg.Connection, roles: Mapping[str, Mapping[str
     the role and the statement a superuser runs (for `Report.refused`: the service keeps working).
     Raises AdminPrivilegeMissing (a Stalled part), before any write, when a role holds SUPERUSER or
     REPLICATION and the admin is no superuser: PostgreSQL then refuses every change to that role."""
-    locked = {role: [p for p in row.get("powers") or [] if p in ("SUPERUSER", "REPLICATION")]
-              for role, row in roles.items()}
-    locked = {role: held for role, held in locked.items() if held}
+    locked = {role: held for role, row in roles.items()
+              if (held := [p for p in row.get("powers") or [] if p in ("SUPERUSER", "REPLICATION")])}
     if locked and not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
         # PostgreSQL lets only a superuser alter such a role at all (its login, password, comment too):
         # nothing is written this pass, so nothing done is lost with the refusal.
@@ -180,8 +179,8 @@ async def strip_powers(conn: asyncpg.Connection, roles: Mapping[str, Mapping[str
     refused = []
     for role, row in sorted(roles.items()):
         powers = list(row.get("powers") or [])
-        for group in ([p for p in powers if p in ("CREATEDB", "CREATEROLE")],
-                      [p for p in powers if p not in ("CREATEDB", "CREATEROLE")]):
+        for group in ([p for p in powers if p in sql.CREATEROLE_MAY_TAKE],
+                      [p for p in powers if p not in sql.CREATEROLE_MAY_TAKE]):
             if not group:
                 continue
             statement = sql.strip_powers(role, group)

@@ -15,7 +15,7 @@ import os
 import re
 
 __all__ = ["ident", "literal", "scram_verifier", "scram_matches", "create_role", "alter_login", "no_login", "set_role_default",
-           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_on_database", "grant_with_option", "revoke_membership", "set_local_role", "DATABASE_PRIVILEGES", "ROLE_MEMBERS", "ROLE_POWERS", "POWERS", "strip_powers", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
+           "grant_membership", "connection_limit", "grant_role_to_admin", "revoke_role_from_admin", "create_database", "alter_database_limit", "revoke_public_connect", "revoke_on_database", "grant_with_option", "revoke_membership", "set_local_role", "DATABASE_PRIVILEGES", "ROLE_MEMBERS", "ROLE_POWERS", "POWERS", "CREATEROLE_MAY_TAKE", "strip_powers", "grant_connect_to_admin", "not_a_template", "drop_database", "INVALID_DATABASE",
            "SHARED_DATABASES", "shared_databases_sql", "IN_TENANT_DATABASE",
            "drop_role", "drop_owned", "comment_on_role", "comment_on_database", "terminate_sessions_sql", "terminate_guests_sql", "activity_sql", "role_state_sql", "database_state_sql",
            "dependent_databases_sql", "is_safe_ident"]
@@ -209,6 +209,8 @@ POWERS = ("SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS")
 """Role attributes no tenant role holds (`create_role` makes each with NO...): given by hand, each is a
 way out of the tenant's slice (CREATEROLE grants membership in another tenant's roles, BYPASSRLS reads
 past row security, SUPERUSER everything), and attributes work after `SET ROLE` to the owner too."""
+CREATEROLE_MAY_TAKE = ("CREATEDB", "CREATEROLE")
+"""The POWERS a CREATEROLE admin may take; the rest are a superuser's to change."""
 ROLE_POWERS = """       array_remove(ARRAY[CASE WHEN r.rolsuper THEN 'SUPERUSER' END, CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,
                           CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
                           CASE WHEN r.rolreplication THEN 'REPLICATION' END,

@@ -189,7 +189,7 @@ async def converge(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, sta
     if credentials_failed:
         outcome.parts.append(credentials_failed)
         return
-    working = {services_part.SERVICES[s] for s, r in reports.items()}
+    working = {services_part.SERVICES[s] for s in reports}
     failing = [p for p in outcome.parts if not p.ok and p.condition in services_part.SERVICES.values()
                and p.condition not in working]
     if failing:
