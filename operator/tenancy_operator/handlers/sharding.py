@@ -19,11 +19,11 @@ import kopf
 
 from ..api.common import GROUP, VERSION
 from ..backends import kube
-from ..reconcile import sharding
+from ..reconcile import labels, sharding, suspension
 from . import config
 
 __all__ = ["CFG", "owns_tenant", "owns_run", "leads", "tenant_shards", "ensure_label", "drop_stale_finalizers",
-           "DiffBase"]
+           "DiffBase", "ASKED_BY_ANNOTATION"]
 
 CFG = config.load()
 
@@ -77,15 +77,30 @@ def drop_stale_finalizers(meta: Any, patch: kopf.Patch) -> None:
         patch.fns.append(drop)
 
 
+ASKED_BY_ANNOTATION = (labels.ROTATE, suspension.INACTIVITY)
+"""Annotations a person (or `kubectl tenant rotate`/`resume`) sets or removes to ask for something now.
+kopf leaves every annotation under its storage's prefix (ours, tenancy.dev/) out of the essence, so
+without putting these back an edit of one started no pass and waited for the verify timer."""
+
+
 class DiffBase(kopf.AnnotationsDiffBaseStorage):
-    """kopf's diff base without the shard label: labelling a Tenant (or a person moving it to another
-    shard) is not a spec change, so it costs no reconcile pass. A moved Tenant is taken up by its new
-    shard's verify timer (within the verify interval) or at that process's next start."""
+    """kopf's diff base without the shard label and with ASKED_BY_ANNOTATION.
+
+    Labelling a Tenant (or a person moving it to another shard) is not a spec change, so it costs no
+    reconcile pass; a moved Tenant is taken up by its new shard's verify timer (within the verify
+    interval) or at that process's next start. A rotation asked for or a suspension lifted by
+    annotation is a change: the update handler runs a pass at once.
+    """
 
     def build(self, *, body: Any, extra_fields: Any = None) -> Any:
         essence = super().build(body=body, extra_fields=extra_fields)
-        labels = (essence.get("metadata") or {}).get("labels")
-        if labels and sharding.LABEL in labels:
-            del labels[sharding.LABEL]
-            self.remove_empty_stanzas(essence)
+        metadata = essence.get("metadata") or {}
+        shard_labels = metadata.get("labels")
+        if shard_labels and sharding.LABEL in shard_labels:
+            del shard_labels[sharding.LABEL]
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        asked = {key: annotations[key] for key in ASKED_BY_ANNOTATION if key in annotations}
+        if asked:
+            essence.setdefault("metadata", {}).setdefault("annotations", {}).update(asked)
+        self.remove_empty_stanzas(essence)
         return essence

@@ -64,6 +64,25 @@ def test_the_shard_label_is_not_part_of_the_essence():
     assert build(other)["metadata"]["labels"] == {"team": "b"}
 
 
+def test_annotations_that_ask_for_a_pass_are_part_of_the_essence():
+    # kopf drops every tenancy.dev/ annotation (its storage's prefix) from the essence: `kubectl tenant
+    # rotate` and removing the inactivity mark waited for the verify timer instead of starting a pass.
+    storage = sharding.DiffBase(prefix="tenancy.dev", key="last-handled-configuration")
+    def build(annotations):
+        return storage.build(body=sharding.kopf.Body({"metadata": {"name": "a", "annotations": annotations},
+                                                      "spec": {"x": 1}}))
+    handled = {"tenancy.dev/kopf-managed": "yes", "tenancy.dev/last-handled-configuration": "{}"}  # as kopf marks them
+    plain = build(handled)
+    rotated = build({**handled, "tenancy.dev/rotate": "2026-12-07T22:00:00Z"})
+    assert rotated != plain
+    assert rotated["metadata"]["annotations"] == {"tenancy.dev/rotate": "2026-12-07T22:00:00Z"}
+    assert build({**handled, "tenancy.dev/rotate": "b"}) != rotated
+    suspended = build({**handled, "tenancy.dev/suspended-for-inactivity": "2026-12-07T22:00:00Z"})
+    assert suspended != plain
+    # the operator's own bookkeeping still is not: writing it starts no pass
+    assert build({**handled, "tenancy.dev/deletion-protected": "true", "tenancy.dev/x": "1"}) == plain
+
+
 def test_stale_finalizers_go_with_kopfs_own_patch(shard):
     shard(0, 1)
     patch = sharding.kopf.Patch()
