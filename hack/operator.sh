@@ -27,9 +27,12 @@ contexts: [{name: $release, context: {cluster: local, user: $release}}]
 current-context: $release
 EOC
 )
-  # The chart's settings, as the Deployment would get them; one process, so no peering.
+  # The chart's settings, as the Deployment would get them; one process, so no peering. Archives go
+  # to a folder of the platform state, where the chart mounts its volume (else archiving is Stalled).
+  archives=${TENANCY_ARCHIVE_DIR:-$state/archives}
+  mkdir -p "$archives"
   mapfile -t settings < <(kubectl get configmap "$release" -n "$ns" -o go-template='{{range $k, $v := .data}}{{$k}}={{$v}}{{"\n"}}{{end}}')
-  env "${settings[@]}" KUBECONFIG="$kubeconfig" TENANCY_STANDALONE=true \
+  env "${settings[@]}" KUBECONFIG="$kubeconfig" TENANCY_STANDALONE=true TENANCY_ARCHIVE_DIR="$archives" \
     TENANCY_VERIFY_INTERVAL="${TENANCY_VERIFY_INTERVAL:-30}" TENANCY_LIVENESS=http://127.0.0.1:18080/healthz \
     TENANCY_METRICS_PORT=$((19092 + ${TENANCY_PORT_OFFSET:-0})) TENANCY_METRICS_ADDRESS=127.0.0.1 TENANCY_OTLP_ENDPOINT="${TENANCY_OTLP_ENDPOINT:-${JAEGER_OTLP_URL:-}}" nohup "$repo/.venv/bin/tenancy-operator" >"$state/logs/operator.log" 2>&1 &
   echo $! >"$pidfile"
