@@ -176,3 +176,12 @@ def test_role_attributes_given_by_hand_are_taken_back(backends, operator, cleanu
         return text
 
     eventually(said, 30, message="a DriftRepaired Event names the login role")
+
+    # SUPERUSER: PostgreSQL lets only a superuser alter such a role at all (its password, LOGIN too), so
+    # the pass writes nothing and stalls the part, naming the statement; the person's fix makes it Ready.
+    pg_admin(f'ALTER ROLE "{login}" SUPERUSER')
+    part = eventually(stalled, 30, message="DatabaseReady False, InsufficientPrivilege for SUPERUSER")
+    assert f'ALTER ROLE "{login}" NOSUPERUSER' in part["message"] and "only a superuser" in part["message"], part
+    assert powers()[login] == [], "nothing else written to the role"
+    pg_admin(f'ALTER ROLE "{login}" NOSUPERUSER')
+    kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=60s", timeout=70)

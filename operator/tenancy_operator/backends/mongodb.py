@@ -211,12 +211,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     report = Report()
 
     async def roles_and_marks(conn: asyncpg.Connection) -> dict[str, Any]:
-        async def do(statement: str, what: str, why: str = "missing") -> None:
-            await conn.execute(statement)
-            if what not in report.repaired:
-                report.repaired.append(what)
-            report.diffs.setdefault(what, why)
-
+        do = postgres_admin.recorder(conn, report)
         roles = {r["rolname"]: r for r in await conn.fetch(role_state_sql, [owner, role_a, role_b])}
         marks = Ownership(f"mongodb backend {target.name}", want)
         for role in (owner, role_a, role_b):
@@ -235,46 +230,10 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
                                      "not exist on its PostgreSQL; create it NOLOGIN (docs/mongodb.md)")
             await do(sql.grant_membership(catalogue, owner), f"membership {owner} in {catalogue}")
         for slot, role in (("a", role_a), ("b", role_b)):
-            state = roles.get(role)
-            active = slot == want.slot
-            login = not want.suspended and (active or want.previous_valid)
-            if state is None:
-                await do(sql.create_role(role, login=False), f"role {role}")
-                state = {"rolcanlogin": False, "rolconnlimit": -1, "settings": "", "member_of": [], "admin_member": False}
-            if not state["admin_member"]:
-                # Ending a role's sessions (pg_terminate_backend) needs membership in it, not superuser.
-                await do(f"GRANT {sql.ident(role)} TO CURRENT_USER", f"admin membership in {role}")
-            if owner not in (state["member_of"] or []):
-                await do(sql.grant_membership(owner, role), f"membership {role} in {owner}",
-                         f"member of {list(state['member_of'] or [])}")
-            if f"role={owner}" not in (state["settings"] or ""):
-                await do(sql.set_role_default(role, owner), f"default role of {role}",
-                         f"settings {state['settings'] or ''!r}")
-            # An empty password means "unknown this pass": keep what the role holds. A role that cannot
-            # log in yet gets the password with its LOGIN below; one that must not log in (suspended) is
-            # left alone: no login can test its password, and it gets one with its LOGIN.
-            password_ok = not (active and login and want.password) or (
-                state["rolcanlogin"] and await _password_works(target, role, want.password))
-            if state["rolcanlogin"] != login or state["rolconnlimit"] != want.connection_limit or not password_ok:
-                verifier = sql.scram_verifier(want.password) if active and not password_ok else None
-                why = [f"{k} {live} (want {wanted})" for k, live, wanted in
-                       (("rolcanlogin", state["rolcanlogin"], login),
-                        ("rolconnlimit", state["rolconnlimit"], want.connection_limit)) if live != wanted]
-                what = f"login of {role}" + (" and password" if verifier else "")
-                await do(sql.alter_login(role, login, want.connection_limit, verifier), what,
-                         "; ".join(why + ([] if password_ok else ["password verifier"])))
-                by_credentials = postgres_admin.rotation_explains(state, active, login, want.connection_limit,
-                                                                  verifier is not None, want.suspended,
-                                                                  want.password_staged)
-                if by_credentials:
-                    report.credential_writes.append(what)
-                if (state["rolcanlogin"] and not login) or verifier:
-                    # FerretDB reuses pooled sessions without asking PostgreSQL again: end them.
-                    ended = await conn.fetchval(sql.terminate_sessions_sql, [role])
-                    if ended:
-                        report.repaired.append(f"{ended} sessions of {role} ended")
-                        if by_credentials:
-                            report.credential_writes.append(f"{ended} sessions of {role} ended")
+            await postgres_admin.converge_login_role(
+                conn, do, report, want, slot=slot, role=role, owner=owner, state=roles.get(role),
+                password_works=lambda r, p: _password_works(target, r, p),
+                admin_member=True, end_sessions_on_new_password=True)
         mark = names.owner_mark(want.uid)
         for obj in marks.to_mark:
             name = obj.split(" ", 1)[1]

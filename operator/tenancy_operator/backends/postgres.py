@@ -113,12 +113,7 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
     report = Report()
 
     async def work(conn: asyncpg.Connection) -> None:
-        async def do(statement: str, what: str, why: str = "missing") -> None:
-            await conn.execute(statement)
-            if what not in report.repaired:
-                report.repaired.append(what)
-            report.diffs.setdefault(what, why)
-
+        do = admin.recorder(conn, report)
         roles = {r["rolname"]: r for r in await conn.fetch(sql.role_state_sql, [owner, role_a, role_b])}
         db = await conn.fetchrow(sql.database_state_sql, database)
         report.database_bytes = db["size_bytes"] if db else None
@@ -149,44 +144,9 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
         if owner not in roles:
             await do(sql.create_role(owner, login=False), f"role {owner}")
         for slot, role in (("a", role_a), ("b", role_b)):
-            state = roles.get(role)
-            active = slot == want.slot
-            login = not want.suspended and (active or want.previous_valid)
-            if state is None:
-                await do(sql.create_role(role, login=False), f"role {role}")
-                state = {"rolcanlogin": False, "rolconnlimit": -1, "settings": "", "member_of": []}
-            if owner not in (state["member_of"] or []):
-                await do(sql.grant_membership(owner, role), f"membership {role} in {owner}",
-                         f"member of {list(state['member_of'] or [])}")
-            if f"role={owner}" not in (state["settings"] or ""):
-                await do(sql.set_role_default(role, owner), f"default role of {role}",
-                         f"settings {state['settings'] or ''!r}")
-            # An empty password means "unknown this pass" (credentials could not be read): keep the verifier.
-            # A role that cannot log in yet gets the password with its LOGIN below (postgres_admin: drift).
-            # A role that must not log in (suspended, an ended overlap) has no password to check: a login
-            # cannot test it and pg_authid is not ours to read, so it is left until its LOGIN comes back.
-            password_ok = not (active and login and want.password) or (
-                state["rolcanlogin"] and await admin.password_works(target, role, want.password) is not False)
-            if state["rolcanlogin"] != login or state["rolconnlimit"] != want.connection_limit or not password_ok:
-                verifier = sql.scram_verifier(want.password) if active and not password_ok else None
-                why = [f"{k} {live} (want {wanted})" for k, live, wanted in
-                       (("rolcanlogin", state["rolcanlogin"], login),
-                        ("rolconnlimit", state["rolconnlimit"], want.connection_limit)) if live != wanted]
-                what = f"login of {role}" + (" and password" if verifier else "")
-                await do(sql.alter_login(role, login, want.connection_limit, verifier), what,
-                         "; ".join(why + ([] if password_ok else ["password verifier"])))
-                by_credentials = admin.rotation_explains(state, active, login, want.connection_limit,
-                                                         verifier is not None, want.suspended,
-                                                         want.password_staged)
-                if by_credentials:
-                    report.credential_writes.append(what)
-                if state["rolcanlogin"] and not login:
-                    # NOLOGIN stops new sessions only (an overlap that ended, a suspend): end the old ones.
-                    ended = await conn.fetchval(sql.terminate_sessions_sql, [role])
-                    if ended:
-                        report.repaired.append(f"{ended} sessions of {role} ended")
-                        if by_credentials:
-                            report.credential_writes.append(f"{ended} sessions of {role} ended")
+            await admin.converge_login_role(conn, do, report, want, slot=slot, role=role, owner=owner,
+                                            state=roles.get(role),
+                                            password_works=lambda r, p: admin.password_works(target, r, p))
         # `db` as read above: nothing since changes the database's row (role writes only).
         if db is not None and db["datconnlimit"] == sql.INVALID_DATABASE:
             raise BackendRefused(

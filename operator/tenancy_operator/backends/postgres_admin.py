@@ -40,10 +40,13 @@ from typing import Any
 import asyncpg
 
 from . import postgres_sql as sql
-from .base import AdminPrivilegeMissing, BackendUnavailable, Target
+from .base import AdminPrivilegeMissing, BackendUnavailable, Report, Target, TenantSlice
 
 __all__ = ["AdminPrivilegeMissing", "missing_privileges", "join", "leave", "leftovers", "password_works", "REQUIRED",
-           "rotation_explains", "strip_powers"]
+           "rotation_explains", "strip_powers", "recorder", "converge_login_role", "Do"]
+
+Do = Callable[..., Awaitable[None]]
+"""`do(statement, what, why="missing")`: run one write and record it (see `recorder`)."""
 
 REQUIRED = ("CREATEROLE", "CREATEDB", "pg_signal_backend")
 
@@ -190,3 +193,69 @@ async def strip_powers(conn: asyncpg.Connection, roles: Mapping[str, Mapping[str
                 refused.append(f"role {role} holds {', '.join(group)}, which the admin may not take ({exc}): "
                                f"run `{statement}` as a superuser")
     return refused
+
+
+def recorder(conn: asyncpg.Connection, report: Report) -> Do:
+    """A `do(statement, what, why="missing")` that runs `statement` on `conn` and records it in `report`:
+    `what` (the object, in words) once in `repaired`, `why` (what differed) in `diffs`."""
+    async def do(statement: str, what: str, why: str = "missing") -> None:
+        await conn.execute(statement)
+        if what not in report.repaired:
+            report.repaired.append(what)
+        report.diffs.setdefault(what, why)
+    return do
+
+
+async def converge_login_role(conn: asyncpg.Connection, do: Do, report: Report, want: TenantSlice, *, slot: str,
+                              role: str, owner: str, state: Mapping[str, Any] | None,
+                              password_works: Callable[[str, str], Awaitable[bool | None]],
+                              admin_member: bool = False, end_sessions_on_new_password: bool = False) -> None:
+    """One of the tenant's two login roles (slot "a" or "b"), as `want` has it: made if missing (`state`
+    None, else its role_state row), member of `owner` with `SET role` defaulting to it, LOGIN only for the
+    active slot (and the previous one while its overlap lasts) unless suspended, the connection limit, and
+    the active slot's password, checked with `password_works(role, password)` (False: it does not log in).
+
+    `admin_member`: the admin keeps membership in the role (FerretDB's admin ends its sessions that way);
+    `end_sessions_on_new_password`: a new password ends the role's sessions too (FerretDB reuses pooled
+    ones without asking PostgreSQL again), not only a LOGIN taken away. Writes go through `do`; those a
+    change of credentials explains alone are also listed in `report.credential_writes`.
+    """
+    active = slot == want.slot
+    login = not want.suspended and (active or want.previous_valid)
+    if state is None:
+        await do(sql.create_role(role, login=False), f"role {role}")
+        state = {"rolcanlogin": False, "rolconnlimit": -1, "settings": "", "member_of": [], "admin_member": False}
+    if admin_member and not state.get("admin_member"):
+        # Ending a role's sessions (pg_terminate_backend) needs membership in it, not superuser.
+        await do(f"GRANT {sql.ident(role)} TO CURRENT_USER", f"admin membership in {role}")
+    if owner not in (state["member_of"] or []):
+        await do(sql.grant_membership(owner, role), f"membership {role} in {owner}",
+                 f"member of {list(state['member_of'] or [])}")
+    if f"role={owner}" not in (state["settings"] or ""):
+        await do(sql.set_role_default(role, owner), f"default role of {role}", f"settings {state['settings'] or ''!r}")
+    # An empty password means "unknown this pass" (credentials could not be read): keep the verifier.
+    # A role that cannot log in yet gets the password with its LOGIN below (drift). A role that must not
+    # log in (suspended, an ended overlap) has no password to check: a login cannot test it and
+    # pg_authid is not ours to read, so it is left until its LOGIN comes back.
+    password_ok = not (active and login and want.password) or (
+        state["rolcanlogin"] and await password_works(role, want.password) is not False)
+    if state["rolcanlogin"] == login and state["rolconnlimit"] == want.connection_limit and password_ok:
+        return
+    verifier = sql.scram_verifier(want.password) if active and not password_ok else None
+    why = [f"{k} {live} (want {wanted})" for k, live, wanted in
+           (("rolcanlogin", state["rolcanlogin"], login),
+            ("rolconnlimit", state["rolconnlimit"], want.connection_limit)) if live != wanted]
+    what = f"login of {role}" + (" and password" if verifier else "")
+    await do(sql.alter_login(role, login, want.connection_limit, verifier), what,
+             "; ".join(why + ([] if password_ok else ["password verifier"])))
+    by_credentials = rotation_explains(state, active, login, want.connection_limit, verifier is not None,
+                                       want.suspended, want.password_staged)
+    if by_credentials:
+        report.credential_writes.append(what)
+    if (state["rolcanlogin"] and not login) or (end_sessions_on_new_password and verifier):
+        # NOLOGIN stops new sessions only (an overlap that ended, a suspend): end the old ones.
+        ended = await conn.fetchval(sql.terminate_sessions_sql, [role])
+        if ended:
+            report.repaired.append(f"{ended} sessions of {role} ended")
+            if by_credentials:
+                report.credential_writes.append(f"{ended} sessions of {role} ended")
