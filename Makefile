@@ -25,7 +25,7 @@ demo-host: up crds-apply ## The demo without the node: the operator as a host pr
 	  kubectl wait --for=condition=Ready backends --all --timeout=60s >/dev/null && \
 	  kubectl wait --for=condition=Ready tenants --all --timeout=120s >/dev/null && \
 	  echo && kubectl get tenancy && echo && kubectl-tenant list && echo && kubectl-tenant status globex
-	@echo; echo "Operator log: $(PLATFORM_DIR)/logs/operator.log   Archives: kubectl tenant archives --dir $(PLATFORM_DIR)/archives   Stop it all: make down"
+	@echo; echo "Operator log: $(PLATFORM_DIR)/logs/operator.log   Archives: kubectl tenant archives --dir $${TENANCY_ARCHIVE_DIR:-$(PLATFORM_DIR)/archives}   Stop it all: make down"
 
 NODE_TESTS := $(sort $(wildcard e2e/test_node*.py))
 # The chart's pods peer with any operator of the session (the host-process one of the other tests

@@ -28,7 +28,8 @@ current-context: $release
 EOC
 )
   # The chart's settings, as the Deployment would get them; one process, so no peering. Archives go
-  # to a folder of the platform state, where the chart mounts its volume (else archiving is Stalled).
+  # to a folder of the platform state, the host's stand-in for the chart's volume (without one,
+  # archiving is Stalled).
   archives=${TENANCY_ARCHIVE_DIR:-$state/archives}
   mkdir -p "$archives"
   mapfile -t settings < <(kubectl get configmap "$release" -n "$ns" -o go-template='{{range $k, $v := .data}}{{$k}}={{$v}}{{"\n"}}{{end}}')

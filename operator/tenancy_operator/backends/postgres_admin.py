@@ -253,7 +253,8 @@ async def converge_login_role(conn: asyncpg.Connection, do: Do, report: Report, 
     if by_credentials:
         report.credential_writes.append(what)
     if (state["rolcanlogin"] and not login) or (end_sessions_on_new_password and verifier):
-        # NOLOGIN stops new sessions only (an overlap that ended, a suspend): end the old ones.
+        # NOLOGIN stops new sessions only (an overlap that ended, a suspend): end the old ones; so does a
+        # new password where sessions are pooled (FerretDB reuses them without asking PostgreSQL again).
         ended = await conn.fetchval(sql.terminate_sessions_sql, [role])
         if ended:
             report.repaired.append(f"{ended} sessions of {role} ended")

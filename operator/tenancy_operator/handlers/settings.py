@@ -82,7 +82,7 @@ async def configure(settings: kopf.OperatorSettings, logger: logging.Logger, **_
     cfg = config.load()
     # Sharded, each shard has its own finalizer and peering object (reconcile/sharding.py).
     settings.persistence.finalizer = shard_rule.finalizer(cfg.shard, cfg.shards)
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="tenancy.dev")
+    settings.persistence.progress_storage = sharding.ProgressStorage(prefix="tenancy.dev")
     settings.persistence.diffbase_storage = sharding.DiffBase(
         prefix="tenancy.dev", key="last-handled-configuration"
     )

@@ -23,7 +23,7 @@ from ..reconcile import labels, sharding, suspension
 from . import config
 
 __all__ = ["CFG", "owns_tenant", "owns_run", "leads", "tenant_shards", "ensure_label", "drop_stale_finalizers",
-           "DiffBase", "ASKED_BY_ANNOTATION"]
+           "DiffBase", "ProgressStorage", "ASKED_BY_ANNOTATION"]
 
 CFG = config.load()
 
@@ -79,8 +79,28 @@ def drop_stale_finalizers(meta: Any, patch: kopf.Patch) -> None:
 
 ASKED_BY_ANNOTATION = (labels.ROTATE, suspension.INACTIVITY)
 """Annotations a person (or `kubectl tenant rotate`/`resume`) sets or removes to ask for something now.
-kopf leaves every annotation under its storage's prefix (ours, tenancy.dev/) out of the essence, so
-without putting these back an edit of one started no pass and waited for the verify timer."""
+kopf leaves every annotation under its storages' prefix (ours, tenancy.dev/) out of the essence it
+diffs, twice: the diff base's `build` and the progress storage's `clear`. Without keeping these in
+both (DiffBase, ProgressStorage), an edit of one started no pass and waited for the verify timer."""
+
+
+def _asked(essence: Any) -> dict[str, str]:
+    annotations = (essence.get("metadata") or {}).get("annotations") or {}
+    return {key: annotations[key] for key in ASKED_BY_ANNOTATION if key in annotations}
+
+
+def _with_asked(essence: Any, asked: dict[str, str]) -> Any:
+    if asked:
+        essence.setdefault("metadata", {}).setdefault("annotations", {}).update(asked)
+    return essence
+
+
+class ProgressStorage(kopf.AnnotationsProgressStorage):
+    """kopf's progress storage under tenancy.dev/, whose `clear` (what kopf strips from an essence
+    before it diffs and stores it) keeps ASKED_BY_ANNOTATION."""
+
+    def clear(self, *, essence: Any) -> Any:
+        return _with_asked(super().clear(essence=essence), _asked(essence))
 
 
 class DiffBase(kopf.AnnotationsDiffBaseStorage):
@@ -98,9 +118,6 @@ class DiffBase(kopf.AnnotationsDiffBaseStorage):
         shard_labels = metadata.get("labels")
         if shard_labels and sharding.LABEL in shard_labels:
             del shard_labels[sharding.LABEL]
-        annotations = (body.get("metadata") or {}).get("annotations") or {}
-        asked = {key: annotations[key] for key in ASKED_BY_ANNOTATION if key in annotations}
-        if asked:
-            essence.setdefault("metadata", {}).setdefault("annotations", {}).update(asked)
+        _with_asked(essence, _asked(body))
         self.remove_empty_stanzas(essence)
         return essence
