@@ -212,8 +212,14 @@ def test_inactivity_suspends_an_idle_tenant_by_annotation_and_resume_lifts_it(ba
     with pytest.raises(asyncpg.exceptions.InvalidAuthorizationSpecificationError):
         pg(creds, "SELECT 1")
 
+    def handled() -> str:  # what kopf's update handler last saw (its diff base)
+        return get("tenant", name)["metadata"]["annotations"].get("tenancy.dev/last-handled-configuration", "")
+
+    # The mark is part of what the update handler reacts to: removing it starts a pass at once.
+    eventually(lambda: "suspended-for-inactivity" in handled(), 30, message="the mark in the diff base")
     out = subprocess.run([PLUGIN, "resume", name], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+    eventually(lambda: "suspended-for-inactivity" not in handled(), 30, message="the update handler saw the resume")
     eventually(lambda: _phase(name) == "Ready", 30, message="resumed")
     keep = redis_client(creds)  # in use again at once, so the restarted clock does not run out mid-test
     assert keep.ping()
