@@ -167,3 +167,37 @@ def test_the_hpa_controllers_conditions_show_in_the_rule_status(operator, cleanu
     assert ready["status"] == "False" and "replica count of the target is zero" in ready["message"], ready
     kubectl("scale", "deployment", "web", "-n", ns, "--replicas=1")
     eventually(lambda: _ready(name).get("status") == "True", 60, message="AutoscalingReady True after scaling up")
+
+
+def test_a_rule_on_a_statefulset_follows_the_live_statefulset(operator, cleanup_tenants):
+    """targetRef kind StatefulSet: the HPA scales it (the HPA controller reads its scale subresource), and
+    the operator reads the StatefulSet itself, as the chart's RBAC lets it: scaled to zero, the rule says
+    scaling is disabled; deleted, it waits for it (TargetNotFound)."""
+    name = f"sc-sts-{secrets.token_hex(3)}"
+    ns = f"tenant-{name}"
+    cleanup_tenants.append(name)
+    kube.apply(tenant_yaml(name))
+    eventually(lambda: get("namespace", ns), 30, message="tenant namespace")
+    statefulset = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+                   "spec": {**DEPLOYMENT["spec"], "serviceName": "db",
+                            "selector": {"matchLabels": {"app": "db"}},
+                            "template": {**DEPLOYMENT["spec"]["template"], "metadata": {"labels": {"app": "db"}}}}}
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(statefulset))
+    rule = {**_rule("db"), "targetRef": {"kind": "StatefulSet", "name": "db"}}
+    kube.apply(tenant_yaml(name, autoscaling=[rule]))
+
+    hpa = eventually(lambda: get("hpa", "db", ns), 60, message="the rule's HPA")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db"}, hpa
+    # The controller got the StatefulSet's scale and then failed on the metric (not FailedGetScale).
+    entry = eventually(lambda: (e := _entry(name)).get("hpaConditions") and e, 60, message="HPA conditions in status")
+    assert {"type": "ScalingActive", "reason": "FailedGetExternalMetric"}.items() <= entry["hpaConditions"][0].items()
+    eventually(lambda: _ready(name).get("status") == "True", 30, message="AutoscalingReady True")
+
+    kubectl("scale", "statefulset", "db", "-n", ns, "--replicas=0")
+    eventually(lambda: _ready(name).get("reason") == "ScalingDisabled", 60, message="ScalingDisabled at zero replicas")
+    kubectl("delete", "statefulset", "db", "-n", ns)
+    ready = eventually(lambda: (c := _ready(name)).get("reason") == "TargetNotFound" and c, 60,
+                       message="TargetNotFound once the StatefulSet is gone")
+    assert "StatefulSet db not found" in ready["message"], ready
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(statefulset))
+    eventually(lambda: _ready(name).get("status") == "True", 60, message="AutoscalingReady True with it back")
