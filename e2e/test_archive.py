@@ -249,6 +249,33 @@ def test_archive_round_trip(backends, operator, cleanup_tenants):
           f"archive {archive_seconds:.1f} s, restore {restore_seconds:.1f} s")
 
 
+def test_archive_then_restore_in_place_leaves_no_stale_condition(backends, operator, cleanup_tenants):
+    """Archived, then back to Active with restoreFrom on the same Tenant (`kubectl tenant restore NAME`):
+    the data comes back, and ArchiveReady no longer says the live data is released (a trial found it
+    did, as it kept ArchiveNeedsVault after a resume)."""
+    name = "arc-inplace"
+    _fresh(name)
+    cleanup_tenants.append(name)
+    spec = {"redis": {"enabled": True}, "vault": {"enabled": True}}
+    kube.apply(tenant_yaml(name, **spec))
+    kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=90s", timeout=100)
+    creds = credentials(name)
+    redis_client(creds).set(creds["REDIS_KEY_PREFIX"] + "kept", "v1")
+    plugin("archive", name)
+    eventually(lambda: (get("tenant", name)["status"].get("archive") or {}).get("state") == "Released", 120, 1,
+               "archived and released")
+    archive_id = get("tenant", name)["status"]["archive"]["id"]
+    assert "released" in condition(get("tenant", name), "ArchiveReady")["message"]
+    plugin("restore", name, "--from", archive_id)
+    eventually(lambda: (get("tenant", name)["status"].get("restore") or {}).get("state") == "Done", 120, 1, "restored")
+    kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=60s", timeout=70)
+    again = credentials(name)
+    assert redis_client(again).get(again["REDIS_KEY_PREFIX"] + "kept") == "v1"
+    part = eventually(lambda: (c := condition(get("tenant", name), "ArchiveReady")).get("reason") == "NotArchived" and c,
+                      30, message="ArchiveReady no longer about the released archive")
+    assert part["status"] == "True" and archive_id in part["message"] and "released" not in part["message"], part
+
+
 def test_tampered_archive_is_refused_naming_the_file(backends, operator, cleanup_tenants):
     src, dst, busy = "arc-tamp", "arc-tamp-to", "arc-busy"
     for name in (src, dst, busy):

@@ -342,3 +342,36 @@ def test_shard_limit_fences_growth_until_indices_are_deleted(tenant_factory):
                message="the limit lifted after the delete")
     client.indices.create(index=prefix + "another")
     client.index(index=prefix + "auto", body={"v": 1}, refresh=True)
+
+
+def test_a_suspension_ends_a_rotations_overlap_on_every_backend(tenant_factory):
+    """OpenSearch's users are deleted while suspended (their passwords are not kept), so the previous
+    version could not open again there at resume: a suspension ends the overlap everywhere, and after
+    resume only the current version opens (the workloads restart on it). Found by a trial: the old
+    OpenSearch login stayed 401 while PostgreSQL's worked, for the rest of a 10-minute overlap."""
+    import asyncpg
+
+    from .tenant_clients import pg
+
+    name = "srch-overlap"
+    v1 = tenant_factory(name, postgres={"enabled": True}, credentials={"rotateEvery": "720h", "overlap": "10m"})
+    kubectl("annotate", "--overwrite", "tenant", name, f"tenancy.dev/rotate=overlap-{time.time()}")
+    eventually(lambda: _version(name) == 2, 30, message="rotated to version 2")
+    v2 = credentials(name)
+    assert _readable(search_client(v1), v1) and pg(v1, "SELECT 1")[0][0] == 1  # the overlap holds
+    kubectl("patch", "tenant", name, "--type=merge", "-p", '{"spec":{"state":"Suspended"}}')
+    eventually(lambda: get("tenant", name)["status"].get("phase") == "Suspended", 30, message="phase Suspended")
+    kubectl("patch", "tenant", name, "--type=merge", "-p", '{"spec":{"state":"Active"}}')
+    eventually(lambda: get("tenant", name)["status"].get("phase") == "Ready", 30, message="phase Ready")
+
+    assert eventually(lambda: _readable(search_client(v2), v2), 15, message="version 2 opens search")
+    assert pg(v2, "SELECT 1")[0][0] == 1
+    with pytest.raises(AuthenticationException):
+        search_client(v1).get(index=v1["SEARCH_INDEX_PREFIX"] + "docs", id="1")
+    with pytest.raises(asyncpg.PostgresError):  # NOLOGIN: not permitted to log in
+        pg(v1, "SELECT 1")
+    assert "previousOpen" not in get("tenant", name)["status"]["credentials"]
+    uid = get("tenant", name)["metadata"]["uid"]  # Events outlive a tenant of this name: this one's only
+    eventually(lambda: any("version 1 no longer works" in e["message"] and "suspended" in e["message"]
+                           for e in _events(name, "Rotated") if e["involvedObject"]["uid"] == uid), 30,
+               message="the Event saying the overlap ended")

@@ -229,3 +229,9 @@ def test_inactivity_suspends_an_idle_tenant_by_annotation_and_resume_lifts_it(ba
     time.sleep(after + 3)
     assert _phase(name) == "Ready"  # the clock restarted at resume and the open client keeps it running
     keep.close()
+    # The suspension's and the resume's writes (logins off and on, sessions ended) are theirs, as a spec
+    # suspension's are: no DriftRepaired Warning (Events outlive a tenant of this name: this one's only).
+    uid = get("tenant", name)["metadata"]["uid"]
+    drift = json.loads(kubectl("get", "events", "-A", "--field-selector",
+                               f"involvedObject.uid={uid},reason=DriftRepaired", "-o", "json").stdout)["items"]
+    assert not drift, [e["message"] for e in drift]

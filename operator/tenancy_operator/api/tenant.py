@@ -276,6 +276,10 @@ class TenantSpec(Spec):
                     "tenant's Redis and their tokens are signed by its OpenBao key"),
                 cel("!has(self.cachePolicyRef) || (has(self.redis) && has(self.redis.enabled) && self.redis.enabled)",
                     "spec.cachePolicyRef needs spec.redis.enabled: the policy budgets the tenant's Redis keys"),
+                cel("!has(self.state) || self.state != 'Archived' || (has(self.vault) && has(self.vault.enabled) "
+                    "&& self.vault.enabled)",
+                    "spec.state Archived needs spec.vault.enabled: an archive's data key is wrapped by the tenant's "
+                    "OpenBao transit key"),
             ]
         }
     }
@@ -290,8 +294,8 @@ class TenantSpec(Spec):
     Archived closes every door, exports the tenant's PostgreSQL, Redis, OpenBao KV, MongoDB and search data
     and its namespace's ConfigMaps into an encrypted archive (the operator's archive store,
     TENANCY_ARCHIVE_DIR), verifies it, then deletes the live backend data; phase Archived, the archive's id and
-    location in `status.archive`. Without an OpenBao backend (its transit key wraps the archive's key) or an
-    archive store, the Tenant is Stalled. Back to Active gives empty services: use `restoreFrom` to load data."""
+    location in `status.archive`. Needs spec.vault.enabled (its transit key wraps the archive's key; refused
+    at apply without it); without an OpenBao backend placed or an archive store, the Tenant is Stalled. Back to Active gives empty services: use `restoreFrom` to load data."""
     restore_from: RestoreFrom | None = None
     """Load an archive into this tenant once its services are provisioned (`status.restore` records it, so it
     runs once); while spec.state is not Active it waits (RestoreReady False, WaitingForActive). See RestoreFrom. Into a name whose transit key is kept for a deleted tenant's archives (the

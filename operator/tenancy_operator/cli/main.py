@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             kubectl.annotate_tenant(args.name, ROTATE_ANNOTATION, stamp)
             print(f"tenant/{args.name}: rotation requested ({ROTATE_ANNOTATION}={stamp}); "
                   f"follow it with `kubectl tenant status {args.name}`")
+            waits = render.overlap_end(kubectl.get_tenant(args.name), _now())
+            if waits:
+                print(f"it starts when the last rotation's overlap ends, at {waits:%Y-%m-%dT%H:%M:%SZ} (in "
+                      f"{render.age(waits, _now())}): the previous credentials may still be in use until then")
         elif args.command == "run":
             namespace = args.namespace or f"tenant-{args.tenant}"
             name = runs.create(kubectl, args.workflow, args.tenant, namespace, runs.parse_params(args.param))

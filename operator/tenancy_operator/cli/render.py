@@ -9,6 +9,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from ..api.common import parse_duration
+from ..api.tenant import CredentialsSpec
 from ..reconcile.status import PART_CONDITIONS
 
 __all__ = ["age", "parse_time", "status_text", "list_text", "summary", "phase_of", "PHASE_ORDER"]
@@ -126,6 +128,18 @@ def _part_rows(tenant: dict[str, Any], colour: bool) -> tuple[list[list[str]], l
         rows.append([bare[0], _mark(c.get("status"), colour), *bare[2:]])
         plain.append(bare)
     return rows, plain
+
+
+def overlap_end(tenant: dict[str, Any], now: datetime) -> datetime | None:
+    """When the last rotation's overlap ends, while it runs (status.credentials.previousOpen): a new
+    rotation waits for it, so no credential still in use is cut. None when no overlap runs."""
+    creds = (tenant.get("status") or {}).get("credentials") or {}
+    rotated = parse_time(creds.get("rotatedAt"))
+    if not creds.get("previousOpen") or rotated is None:
+        return None
+    overlap = ((tenant.get("spec") or {}).get("credentials") or {}).get("overlap") or CredentialsSpec().overlap
+    end = rotated + parse_duration(overlap)
+    return end if end > now else None
 
 
 def _credentials_line(status: dict[str, Any], now: datetime) -> str | None:

@@ -80,6 +80,8 @@ class Plan:
     """Why a wanted rotation did not start yet (shown in the condition)."""
     closing: bool = False
     """This pass ends the previous version's overlap: the backends drop it."""
+    suspended: bool = False
+    """The overlap ends early because the tenant is suspended (see `suspend`)."""
 
 
 def _secret(name: str, namespace: str, tenant: str, uid: str, data: dict[str, str], state: creds.State) -> dict[str, Any]:
@@ -139,6 +141,16 @@ def current_state(status: Mapping[str, Any] | None, live: Mapping[str, Any] | No
         state = creds.from_annotations(annotations, status)
         state = replace(state, services=tuple(s for s, k in PASSWORD_KEYS.items() if _decode(live).get(k)))
     return state
+
+
+def suspend(plan: Plan) -> Plan:
+    """The plan of a suspended tenant's pass: a suspension ends a rotation's overlap. The previous
+    version's doors close with the tenant's, and not every backend could open them again at resume
+    (OpenSearch's users are deleted, and their passwords are not kept); the workloads start on the
+    current version then. A rotation staged in this pass keeps its overlap until the next pass."""
+    if plan.staged or not plan.state.previous_open:
+        return plan
+    return replace(plan, previous_valid=False, closing=True, suspended=True)
 
 
 def unknown(status: Mapping[str, Any] | None, spec: TenantSpec) -> Plan:
@@ -330,7 +342,8 @@ async def publish(tenant: str, uid: str, namespace: str, plan: Plan, reports: di
                               f"the previous version keeps working for {spec.credentials.overlap}"
                               + ("; a password written into the Secret is never applied" if state.reason == creds.PASSWORD_EDITED else ""))
     elif plan.closing:
-        out.events.append(f"the overlap of version {state.version} ended: the previous version no longer works")
+        out.events.append(f"version {state.version - 1} no longer works: the overlap after the rotation to version "
+                          f"{state.version} ended" + (" (the tenant is suspended)" if plan.suspended else ""))
     every = parse_duration(spec.credentials.rotate_every)
     fields = {
         **creds.to_status(state),

@@ -307,7 +307,12 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
             kopf.event(body, type="Normal", reason="PolicyApplied", message=message)
         if cond.is_true(conditions, cond.READY):
             wanted["readyGeneration"] = generation
-        _report_writes(body, name, generation, _was_ready(status, generation), outcome, logger)
+        # A suspension begun or lifted without a spec change (for inactivity, by its annotation) writes
+        # as a spec change does: its own writes, not drift.
+        suspension_changed = "suspension" in outcome.status and bool(status.get("suspension")) != bool(
+            outcome.status["suspension"])
+        _report_writes(body, name, generation, _was_ready(status, generation) and not suspension_changed, outcome,
+                       logger)
         if outcome.adopted:
             kopf.event(body, type="Normal", reason=Reason.RETAINED_DATA_ADOPTED,
                        message="re-attached data retained from a deleted tenant of this name (spec.adoptRetainedData): "

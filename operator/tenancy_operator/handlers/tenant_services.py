@@ -147,6 +147,8 @@ async def converge(name: str, uid: str, tenant: TenantSpec, meta: kopf.Meta, sta
         plan = await credentials_part.prepare(name, uid, namespace, tenant, ready, requested, known, logger,
                                               record=unrecorded)
         credentials_failed = None
+        if suspended:
+            plan = credentials_part.suspend(plan)
     except Exception as exc:  # noqa: BLE001 - a credentials failure must not stop the other parts (suspend above all)
         credentials_failed = failure(credentials_part.CONDITION, exc, logger)
         plan = credentials_part.unknown(known, tenant)

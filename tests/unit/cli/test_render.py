@@ -195,3 +195,17 @@ def test_status_shows_the_cache_budget_usage_and_evictions():
     assert ("Cache: policy small, usage 0.9 MiB of 1.0 MiB (±3%), 4100 keys evicted, last eviction 1200 keys in "
             "0.041 s at 2026-11-25T11:59:00Z") in render.status_text(t, NOW)
     assert "Cache:" not in render.status_text(READY, NOW)
+
+
+def test_overlap_end_is_when_a_requested_rotation_can_start():
+    from tenancy_operator.cli.render import overlap_end
+
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    tenant = {"spec": {"credentials": {"overlap": "20m"}},
+              "status": {"credentials": {"rotatedAt": "2026-12-07T11:50:00Z", "previousOpen": True}}}
+    assert overlap_end(tenant, now) == datetime(2026, 12, 7, 12, 10, tzinfo=UTC)
+    assert overlap_end({**tenant, "spec": {}}, now) == datetime(2026, 12, 7, 12, 50, tzinfo=UTC)  # the default 1h
+    closed = {"spec": tenant["spec"], "status": {"credentials": {"rotatedAt": "2026-12-07T11:50:00Z"}}}
+    assert overlap_end(closed, now) is None
+    assert overlap_end(tenant, datetime(2026, 12, 7, 12, 11, tzinfo=UTC)) is None  # over, not closed yet
+    assert overlap_end({}, now) is None

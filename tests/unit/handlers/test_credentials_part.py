@@ -69,3 +69,17 @@ def test_while_the_first_credentials_are_pending_the_secrets_annotations_are_not
     assert not cp._migrating(pending_only)
     assert cp._migrating({"version": 2, "activeRole": "t_x_b"})  # an older operator's status: read once
     assert cp._migrating(None)
+
+
+def test_a_suspension_ends_a_rotations_overlap():
+    # OpenSearch's users are deleted while suspended and their passwords not kept: the previous version
+    # could not open again at resume on every backend, so none keeps it (the workloads restart on the
+    # current version then).
+    open_state = c.State(version=2, slot="b", previous_open=True)
+    plan = cp.Plan(open_state, {"postgres": "pw"}, previous_valid=True)
+    suspended = cp.suspend(plan)
+    assert (suspended.previous_valid, suspended.closing, suspended.suspended) == (False, True, True)
+    staged = cp.Plan(open_state, {"postgres": "pw"}, staged=True, previous_valid=True)
+    assert cp.suspend(staged) is staged  # a rotation staged this pass: the next pass ends it
+    closed = cp.Plan(c.State(version=2, slot="b"), {"postgres": "pw"})
+    assert cp.suspend(closed) is closed
