@@ -287,7 +287,9 @@ def _retire_tokens_before(plan: Plan) -> float | None:
     state = plan.state
     if plan.staged or plan.previous_valid or state.reason not in ROTATIONS or state.rotated_at is None:
         return None
-    return state.rotated_at.replace(tzinfo=UTC).timestamp()
+    # rotatedAt is kept to the second: a token issued in that second may predate the rotation (a rotation
+    # asked for right after a login runs at once), so it retires too; one issued after it logs in again.
+    return state.rotated_at.replace(tzinfo=UTC).timestamp() + 1
 
 
 @dataclass

@@ -38,7 +38,8 @@ def test_tokens_retire_only_after_a_rotations_overlap():
 
     at = datetime(2026, 12, 1, 12, 0, 0)
     rotated = creds.State(version=3, slot="b", rotated_at=at, reason=creds.REQUESTED)
-    assert cp._retire_tokens_before(cp.Plan(rotated)) == 1796126400.0
+    # the whole second of rotatedAt (kept to the second): a token of 12:00:00.4 may predate the rotation
+    assert cp._retire_tokens_before(cp.Plan(rotated)) == 1796126401.0
     assert cp._retire_tokens_before(cp.Plan(rotated, previous_valid=True)) is None  # overlap still running
     assert cp._retire_tokens_before(cp.Plan(rotated, staged=True)) is None  # rotation under way
     first = creds.State(version=1, slot="a", rotated_at=at, reason="first credentials")
