@@ -372,6 +372,6 @@ def test_a_suspension_ends_a_rotations_overlap_on_every_backend(tenant_factory):
         pg(v1, "SELECT 1")
     assert "previousOpen" not in get("tenant", name)["status"]["credentials"]
     uid = get("tenant", name)["metadata"]["uid"]  # Events outlive a tenant of this name: this one's only
-    eventually(lambda: any("version 1 no longer works" in e["message"] and "suspended" in e["message"]
+    eventually(lambda: any("no longer work" in e["message"] and "doors are closed" in e["message"]
                            for e in _events(name, "Rotated") if e["involvedObject"]["uid"] == uid), 30,
                message="the Event saying the overlap ended")

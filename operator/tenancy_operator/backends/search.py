@@ -339,7 +339,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             if live is not None:
                 await _call(target, "DELETE", f"{SECURITY}/internalusers/{user}", missing_ok=True)
                 report.repaired.append(f"internal user {user} removed")
-                report.credential_writes.append(f"internal user {user} removed")
+                if not want.suspended:  # the old slot at its overlap's end; a suspension's removal is not
+                    report.credential_writes.append(f"internal user {user} removed")
             continue
         if not active:
             continue  # the previous slot keeps the password it has through the overlap

@@ -245,7 +245,8 @@ async def ensure(target: Target, want: TenantSlice) -> Report:
             if live is not None:
                 await _call(target, "DELETE", f"{SECURITY}/user/{user}", missing_ok=True)
                 report.repaired.append(f"user {user} removed")
-                report.credential_writes.append(f"user {user} removed")
+                if not want.suspended:  # the old slot at its overlap's end; a suspension's removal is not
+                    report.credential_writes.append(f"user {user} removed")
             continue
         if not active or not want.password:
             continue  # the previous slot keeps its password through the overlap; unknown: keep it

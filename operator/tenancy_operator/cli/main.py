@@ -94,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(render.list_text(kubectl.list_tenants(), _now(), colour))
         elif args.command == "rotate":
             stamp = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+            # Read first: the request starts a pass at once, which may have rotated by the time of a read after.
+            waits = render.overlap_end(kubectl.get_tenant(args.name), _now())
             kubectl.annotate_tenant(args.name, ROTATE_ANNOTATION, stamp)
             print(f"tenant/{args.name}: rotation requested ({ROTATE_ANNOTATION}={stamp}); "
                   f"follow it with `kubectl tenant status {args.name}`")
-            waits = render.overlap_end(kubectl.get_tenant(args.name), _now())
             if waits:
                 print(f"it starts when the last rotation's overlap ends, at {waits:%Y-%m-%dT%H:%M:%SZ} (in "
                       f"{render.age(waits, _now())}): the previous credentials may still be in use until then")

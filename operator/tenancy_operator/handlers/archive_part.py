@@ -407,9 +407,8 @@ async def steps(name: str, uid: str, tenant: TenantSpec, body: kopf.Body, known:
         status["archive"] = {**archived, "state": "Superseded"}
     if any(c.get("type") == ARCHIVE_CONDITION for c in body.status.get("conditions") or []):
         # Left Archived (resumed, restored): what the condition said then (released, stalled) is over.
-        last = f"; the last archive is {archived['id']} (status.archive)" if archived.get("id") else ""
-        parts.append(PartResult(ARCHIVE_CONDITION, True, "NotArchived",
-                                f"spec.state is {tenant.state}: nothing to archive{last}", informational=True))
+        last = f"; the last archive is {archived['id']} (status.archive)" if archived.get("location") else ""
+        parts.append(PartResult(ARCHIVE_CONDITION, True, "NotArchived", f"not archived{last}", informational=True))
     if tenant.restore_from is not None and tenant.state == "Active":
         if services and all(p.ok for p in services):
             part, record = await restore(name, tenant, body, placement, known, logger)

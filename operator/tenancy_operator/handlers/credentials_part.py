@@ -81,7 +81,7 @@ class Plan:
     closing: bool = False
     """This pass ends the previous version's overlap: the backends drop it."""
     suspended: bool = False
-    """The overlap ends early because the tenant is suspended (see `suspend`)."""
+    """The overlap ends early because the tenant's doors are closed (see `suspend`)."""
 
 
 def _secret(name: str, namespace: str, tenant: str, uid: str, data: dict[str, str], state: creds.State) -> dict[str, Any]:
@@ -144,11 +144,12 @@ def current_state(status: Mapping[str, Any] | None, live: Mapping[str, Any] | No
 
 
 def suspend(plan: Plan) -> Plan:
-    """The plan of a suspended tenant's pass: a suspension ends a rotation's overlap. The previous
-    version's doors close with the tenant's, and not every backend could open them again at resume
-    (OpenSearch's users are deleted, and their passwords are not kept); the workloads start on the
-    current version then. A rotation staged in this pass keeps its overlap until the next pass."""
-    if plan.staged or not plan.state.previous_open:
+    """The plan of a pass whose doors are closed (suspended with its logins revoked, archived): a
+    rotation's overlap ends. The previous version's doors close with the tenant's, and not every
+    backend could open them again at resume (OpenSearch's users are deleted, and their passwords are
+    not kept); the workloads start on the current version then. A rotation staged in such a pass
+    (rotateEvery due, a request) has no overlap either."""
+    if not plan.state.previous_open:
         return plan
     return replace(plan, previous_valid=False, closing=True, suspended=True)
 
@@ -341,11 +342,13 @@ async def publish(tenant: str, uid: str, namespace: str, plan: Plan, reports: di
         if state.reason in ROTATIONS:
             out.rotated = state.reason
             out.events.append(f"credentials rotated to version {state.version} on slot {state.slot} ({state.reason}); "
-                              f"the previous version keeps working for {spec.credentials.overlap}"
+                              + ("the previous version no longer works (the tenant's doors are closed)" if plan.suspended
+                                 else f"the previous version keeps working for {spec.credentials.overlap}")
                               + ("; a password written into the Secret is never applied" if state.reason == creds.PASSWORD_EDITED else ""))
     elif plan.closing:
-        out.events.append(f"version {state.version - 1} no longer works: the overlap after the rotation to version "
-                          f"{state.version} ended" + (" (the tenant is suspended)" if plan.suspended else ""))
+        rotated = f" at {state.rotated_at:%Y-%m-%dT%H:%M:%SZ}" if state.rotated_at else ""
+        out.events.append(f"the credentials from before the rotation{rotated} no longer work: its overlap ended"
+                          + (" early (the tenant's doors are closed)" if plan.suspended else ""))
     every = parse_duration(spec.credentials.rotate_every)
     fields = {
         **creds.to_status(state),

@@ -81,6 +81,7 @@ def test_a_suspension_ends_a_rotations_overlap():
     suspended = cp.suspend(plan)
     assert (suspended.previous_valid, suspended.closing, suspended.suspended) == (False, True, True)
     staged = cp.Plan(open_state, {"postgres": "pw"}, staged=True, previous_valid=True)
-    assert cp.suspend(staged) is staged  # a rotation staged this pass: the next pass ends it
+    rotated = cp.suspend(staged)  # a rotation staged while suspended (rotateEvery due, a request): no overlap
+    assert (rotated.staged, rotated.previous_valid, rotated.closing) == (True, False, True)
     closed = cp.Plan(c.State(version=2, slot="b"), {"postgres": "pw"})
     assert cp.suspend(closed) is closed
