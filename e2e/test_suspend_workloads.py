@@ -74,9 +74,11 @@ def _make(name: str, policy: str, cleanup: list[str], **policy_spec) -> dict[str
 
 
 def _events(name: str, reason: str) -> list[str]:
+    """Messages of the Events of the Tenant of this name now (not an earlier run's, within the Event TTL)."""
+    uid = ((get("tenant", name) or {}).get("metadata") or {}).get("uid")
     out = kubectl("get", "events", "-A", "--field-selector",
                   f"involvedObject.kind=Tenant,involvedObject.name={name},reason={reason}", "-o", "json").stdout
-    return [e.get("message", "") for e in json.loads(out)["items"]]
+    return [e.get("message", "") for e in json.loads(out)["items"] if e["involvedObject"].get("uid") == uid]
 
 
 async def _cut_times(creds: dict[str, str], suspend) -> tuple[float, float]:
@@ -231,7 +233,5 @@ def test_inactivity_suspends_an_idle_tenant_by_annotation_and_resume_lifts_it(ba
     keep.close()
     # The suspension's and the resume's writes (logins off and on, sessions ended) are theirs, as a spec
     # suspension's are: no DriftRepaired Warning (Events outlive a tenant of this name: this one's only).
-    uid = get("tenant", name)["metadata"]["uid"]
-    drift = json.loads(kubectl("get", "events", "-A", "--field-selector",
-                               f"involvedObject.uid={uid},reason=DriftRepaired", "-o", "json").stdout)["items"]
-    assert not drift, [e["message"] for e in drift]
+    drift = _events(name, "DriftRepaired")
+    assert not drift, drift
