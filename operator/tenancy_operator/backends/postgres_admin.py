@@ -160,8 +160,7 @@ def rotation_explains(state: Mapping[str, Any], active: bool, login: bool, conne
     return bool(state["rolcanlogin"]) and not login and not suspended
 
 
-async def strip_powers(conn: asyncpg.Connection, roles: Mapping[str, Mapping[str, Any]],
-                       do: Callable[[str, str, str], Awaitable[None]]) -> list[str]:
+async def strip_powers(conn: asyncpg.Connection, roles: Mapping[str, Mapping[str, Any]], do: Do) -> list[str]:
     """Take from each tenant role (`roles`: role_state rows with `powers`) the attributes of
     `postgres_sql.POWERS` it holds, through `do(statement, what, why)`.
 

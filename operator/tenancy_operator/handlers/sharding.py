@@ -114,8 +114,7 @@ class DiffBase(kopf.AnnotationsDiffBaseStorage):
 
     def build(self, *, body: Any, extra_fields: Any = None) -> Any:
         essence = super().build(body=body, extra_fields=extra_fields)
-        metadata = essence.get("metadata") or {}
-        shard_labels = metadata.get("labels")
+        shard_labels = (essence.get("metadata") or {}).get("labels")
         if shard_labels and sharding.LABEL in shard_labels:
             del shard_labels[sharding.LABEL]
         _with_asked(essence, _asked(body))
