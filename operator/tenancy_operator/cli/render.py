@@ -11,6 +11,7 @@ from typing import Any
 
 from ..api.common import parse_duration
 from ..api.tenant import CredentialsSpec
+from ..reconcile import credentials
 from ..reconcile.status import PART_CONDITIONS
 
 __all__ = ["age", "parse_time", "status_text", "list_text", "summary", "phase_of", "PHASE_ORDER"]
@@ -131,15 +132,15 @@ def _part_rows(tenant: dict[str, Any], colour: bool) -> tuple[list[list[str]], l
 
 
 def overlap_end(tenant: dict[str, Any], now: datetime) -> datetime | None:
-    """When the last rotation's overlap ends, while it runs (status.credentials.previousOpen): a new
-    rotation waits for it, so no credential still in use is cut. None when no overlap runs."""
-    creds = (tenant.get("status") or {}).get("credentials") or {}
-    rotated = parse_time(creds.get("rotatedAt"))
-    if not creds.get("previousOpen") or rotated is None:
+    """When the last rotation's overlap ends, while it runs: a new rotation waits for it, so no
+    credential still in use is cut. None when no overlap runs. Read as the operator reads it
+    (``reconcile.credentials.from_status`` and ``in_overlap``); ``now`` and the result are aware UTC."""
+    state = credentials.from_status((tenant.get("status") or {}).get("credentials"))
+    overlap = parse_duration(((tenant.get("spec") or {}).get("credentials") or {}).get("overlap")
+                             or CredentialsSpec().overlap)
+    if state is None or state.rotated_at is None or not credentials.in_overlap(state, overlap, now.replace(tzinfo=None)):
         return None
-    overlap = ((tenant.get("spec") or {}).get("credentials") or {}).get("overlap") or CredentialsSpec().overlap
-    end = rotated + parse_duration(overlap)
-    return end if end > now else None
+    return (state.rotated_at + overlap).replace(tzinfo=UTC)
 
 
 def _credentials_line(status: dict[str, Any], now: datetime) -> str | None:

@@ -202,10 +202,14 @@ def test_overlap_end_is_when_a_requested_rotation_can_start():
 
     now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
     tenant = {"spec": {"credentials": {"overlap": "20m"}},
-              "status": {"credentials": {"rotatedAt": "2026-12-07T11:50:00Z", "previousOpen": True}}}
+              "status": {"credentials": {"version": 2, "slot": "b", "rotatedAt": "2026-12-07T11:50:00Z",
+                                         "previousOpen": True}}}
     assert overlap_end(tenant, now) == datetime(2026, 12, 7, 12, 10, tzinfo=UTC)
     assert overlap_end({**tenant, "spec": {}}, now) == datetime(2026, 12, 7, 12, 50, tzinfo=UTC)  # the default 1h
-    closed = {"spec": tenant["spec"], "status": {"credentials": {"rotatedAt": "2026-12-07T11:50:00Z"}}}
+    closed = {"spec": tenant["spec"], "status": {"credentials": {"version": 2, "slot": "b",
+                                                                  "rotatedAt": "2026-12-07T11:50:00Z"}}}
     assert overlap_end(closed, now) is None
+    first = {"spec": tenant["spec"], "status": {"credentials": {**tenant["status"]["credentials"], "version": 1}}}
+    assert overlap_end(first, now) is None  # version 1 has no previous version to keep open
     assert overlap_end(tenant, datetime(2026, 12, 7, 12, 11, tzinfo=UTC)) is None  # over, not closed yet
     assert overlap_end({}, now) is None
