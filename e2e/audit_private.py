@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from prometheus_client import REGISTRY
 from tenancy_operator.handlers import audit_trail
 from tenancy_operator.observability import audit_store
 
-from .kube import kubectl
+from .kube import object_events
 
 BACKEND = "pg-main"
 """The Backend the private trails' alarms post their Events on."""
@@ -24,9 +23,8 @@ ACTOR = "system:serviceaccount:t:op"
 
 def chain_broken_events() -> set[str]:
     """Names of the `AuditChainBroken` Events on BACKEND."""
-    out = kubectl("get", "events", "-n", "default", "--field-selector",
-                  f"involvedObject.kind=Backend,involvedObject.name={BACKEND},reason=AuditChainBroken", "-o", "json")
-    return {e["metadata"]["name"] for e in json.loads(out.stdout)["items"]}
+    return {e["metadata"]["name"] for e in object_events("Backend", BACKEND, namespace="default",
+                                                         reason="AuditChainBroken")}
 
 
 def chain_verified_gauge() -> float | None:

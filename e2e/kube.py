@@ -55,6 +55,22 @@ def get(kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | 
     return json.loads(result.stdout)
 
 
+def object_events(kind: str, name: str, *, namespace: str | None = None, reason: str | None = None,
+                  uid: str | None = None) -> list[dict[str, Any]]:
+    """The Events on the object `kind`/`name` (of `reason` when given), in `namespace` or else in every one,
+    of ITS uid only: `uid` when given, else the live object's. The API server keeps Events an hour and the
+    tests reuse fixed names, so an earlier run's object (or an earlier one in the test) of that name would
+    count too. Gone with no `uid` given: every Event of that name (a test reading a deleted object's Events
+    passes the uid it took before). `namespace` is also where a namespaced object is read; kopf posts a
+    cluster-scoped object's Events in the context's namespace (`default`)."""
+    if uid is None:
+        uid = ((get(kind, name, namespace) or {}).get("metadata") or {}).get("uid")
+    selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+    selector += (f",reason={reason}" if reason else "") + (f",involvedObject.uid={uid}" if uid else "")
+    scope = ["-n", namespace] if namespace else ["-A"]
+    return json.loads(kubectl("get", "events", *scope, "--field-selector", selector, "-o", "json").stdout)["items"]
+
+
 def events_since(since: float) -> list[str]:
     """The operator's Events (any namespace) last posted at or after `since` (epoch seconds, whole
     seconds as the API server keeps them), one line each: time, kind/name, type, reason, message."""

@@ -390,9 +390,7 @@ def test_retention_purges_on_time(backends, operator, cleanup_tenants):
     assert seen[-1] - created >= 59, f"purged {seen[-1] - created:.1f} s after createdAt, retention 1m"
 
     def purged_event() -> bool:
-        events = json.loads(kubectl("get", "events", "--field-selector",
-                                    f"involvedObject.kind=Tenant,involvedObject.name={name},reason=ArchivePurged",
-                                    "-o", "json", "-A").stdout)["items"]
+        events = kube.object_events("Tenant", name, reason="ArchivePurged")
         return any(archive_id in e["message"] and "retention 1m" in e["message"] for e in events)
 
     eventually(purged_event, 15, 1, "an ArchivePurged Event on the Tenant naming the archive and its retention")

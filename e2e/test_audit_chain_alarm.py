@@ -10,22 +10,20 @@ nothing, leave the anchor, set `tenancy_audit_chain_verified` to 0 and post a Wa
 from __future__ import annotations
 
 import asyncio
-import json
 
 from prometheus_client import REGISTRY
 from tenancy_operator.handlers import audit_trail
 from tenancy_operator.observability import audit_store
 
 from .audit_private import private_trail
-from .kube import kubectl
+from .kube import kubectl, object_events
 
 BACKEND = "pg-main"
 
 
 def _events() -> set[str]:
-    out = kubectl("get", "events", "-n", "default", "--field-selector",
-                  f"involvedObject.kind=Backend,involvedObject.name={BACKEND},reason=AuditChainBroken", "-o", "json")
-    return {e["metadata"]["name"] for e in json.loads(out.stdout)["items"]}
+    return {e["metadata"]["name"] for e in object_events("Backend", BACKEND, namespace="default",
+                                                         reason="AuditChainBroken")}
 
 
 def test_broken_chain_alarms_keeps_the_anchor_and_resumes_after_restore(monkeypatch, backends):

@@ -114,8 +114,8 @@ def test_a_users_hpa_on_the_target_stops_the_rule_until_it_is_removed(operator, 
     assert condition(tenant, "Ready")["status"] == "False"
     # Waiting for a person, not retrying: Stalled with the reason (kstatus), and a Warning Event.
     assert condition(tenant, "Stalled")["status"] == "True" and condition(tenant, "Stalled")["reason"] == "TargetAlreadyScaled"
-    events = kubectl("get", "events", "-A", "--field-selector", f"involvedObject.name={name}", "-o", "json").stdout
-    assert any(e["reason"] == "TargetAlreadyScaled" and e["type"] == "Warning" for e in json.loads(events)["items"]), events
+    events = kube.object_events("Tenant", name)
+    assert any(e["reason"] == "TargetAlreadyScaled" and e["type"] == "Warning" for e in events), events
     time.sleep(10)  # several verify passes (3 s apart in e2e)
     assert get("hpa", "web", ns) is None
     assert _hpa_writes(mark, ns) == 0, audit.writes(mark, OPERATOR_USER, namespace=ns)

@@ -64,12 +64,6 @@ def _scrape(port: int) -> dict[tuple[str, str, str], float]:
     return out
 
 
-def _events(name: str) -> list[dict]:
-    out = kubectl("get", "events", "-A", "--field-selector", f"involvedObject.kind=Tenant,involvedObject.name={name}",
-                  "-o", "json").stdout
-    return json.loads(out)["items"]
-
-
 @dataclass
 class Signals:
     spike_s: float
@@ -220,8 +214,8 @@ def test_injected_level_shift_is_an_anomaly(signals):
     assert cond["reason"] == "AnomalyScoreHigh" and "web" in cond["message"], cond
     assert flagged["anomaly"]["status"].get("anomalyScore", 0) > 0.9 or any(
         a["status"].get("anomalyScore", 0) > 0.9 for a in an), "status shows the score"
-    eventually(lambda: any(e["type"] == "Warning" and e["reason"] == "AnomalyScoreHigh"
-                           and "AnomalyDetected=True" in e.get("message", "") for e in _events(name)),
+    eventually(lambda: any(e["type"] == "Warning" and "AnomalyDetected=True" in e.get("message", "")
+                           for e in kube.object_events("Tenant", name, reason="AnomalyScoreHigh")),
                timeout=15, message="AnomalyScoreHigh Warning Event")
     # The controls never fire: the same trace without the shift (same rule, same noise, same daily
     # pattern), and the periodic series whose daily spike the model expects.

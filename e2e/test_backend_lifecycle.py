@@ -109,9 +109,9 @@ def test_backend_holding_tenants_is_not_deleted(backends, operator, cleanup_tena
     kube.apply(tenant_yaml("on-doomed", postgres={"enabled": True, "backend": "pg-doomed"}))
     _ready("on-doomed")
     kubectl("delete", "backend", "pg-doomed", "--wait=false")
-    events = lambda: kubectl("get", "events", "--field-selector",  # noqa: E731
-                             "involvedObject.kind=Backend,involvedObject.name=pg-doomed", "-o", "json").stdout
-    eventually(lambda: "TenantsPlaced" in events() and "on-doomed" in events(), 30, message="Warning names the tenant")
+    eventually(lambda: any("on-doomed" in e["message"]
+                           for e in kube.object_events("Backend", "pg-doomed", reason="TenantsPlaced")), 30,
+               message="Warning names the tenant")
     assert get("backend", "pg-doomed")["metadata"].get("deletionTimestamp")
     kubectl("delete", "tenant", "on-doomed", "--timeout=60s", timeout=70)
     eventually(lambda: get("backend", "pg-doomed") is None, 60, message="backend released once empty")

@@ -62,9 +62,7 @@ def _works(creds: dict[str, str]) -> bool:
 
 
 def _events(name: str) -> list[dict]:
-    out = kubectl("get", "events", "-A", "--field-selector", f"involvedObject.kind=Tenant,involvedObject.name={name}",
-                  "-o", "json").stdout
-    return json.loads(out)["items"]
+    return kube.object_events("Tenant", name)
 
 
 def _plugin(*args: str) -> None:

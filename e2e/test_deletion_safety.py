@@ -32,14 +32,9 @@ def _ready(*names: str, timeout: int = 60) -> None:
             timeout=timeout + 10)
 
 
-def _events(kind: str, name: str) -> list[dict]:
-    out = kubectl("get", "events", "-A", "--field-selector", f"involvedObject.kind={kind},involvedObject.name={name}",
-                  "-o", "json").stdout
-    return json.loads(out)["items"]
-
-
-def _event(kind: str, name: str, reason: str, type_: str = "Warning") -> dict | None:
-    return next((e for e in _events(kind, name) if e.get("reason") == reason and e.get("type") == type_), None)
+def _event(kind: str, name: str, reason: str, type_: str = "Warning", uid: str | None = None) -> dict | None:
+    """The first `type_` Event of `reason` on the object; `uid`: the one taken before it was deleted."""
+    return next((e for e in kube.object_events(kind, name, reason=reason, uid=uid) if e.get("type") == type_), None)
 
 
 def _policy(name: str, **spec) -> str:
@@ -119,6 +114,7 @@ spec: {postgres: {enabled: true}, lifecyclePolicyRef: protect}
 """)
     kube.apply(tenant_yaml("prot-lift", postgres={"enabled": True}, lifecyclePolicyRef="protect"))
     _ready("prot", "prot-lift")
+    prot_uid = get("tenant", "prot")["metadata"]["uid"]  # its Events are read once it is gone
     started = time.monotonic()
     creds = credentials("prot")
     pg(creds, "CREATE TABLE keep (v text)")
@@ -143,8 +139,9 @@ spec: {postgres: {enabled: true}, lifecyclePolicyRef: protect}
 
     _without_admission_binding(delete_unguarded)
     assert _pg_in("t_prot", "SELECT v FROM keep")[0]["v"] == "precious"
-    warning = _event("Tenant", "prot", "DeletionProtected")
-    assert warning and "LifecyclePolicy protect" in warning["message"], _events("Tenant", "prot")
+    warning = _event("Tenant", "prot", "DeletionProtected", uid=prot_uid)
+    assert warning and "LifecyclePolicy protect" in warning["message"], kube.object_events(
+        "Tenant", "prot", uid=prot_uid)
 
     # Deleting the protecting policy does not lift its protection (found by a review: the label went in 5 s
     # and the delete went through): the label stays, the delete is refused, and the Tenant says why.
@@ -242,6 +239,7 @@ def test_tenant_on_a_terminating_dead_backend_is_released_by_abandoning_its_data
     kube.apply(tenant_yaml("on-dead", postgres={"enabled": True, "backend": "pg-second"},
                            lifecyclePolicyRef="reclaim-delete-all"))
     _ready("on-dead")
+    uid = get("tenant", "on-dead")["metadata"]["uid"]  # its DataAbandoned Event is read once it is gone
     try:
         kubectl("delete", "backend", "pg-second", "--wait=false")
 
@@ -271,7 +269,7 @@ def test_tenant_on_a_terminating_dead_backend_is_released_by_abandoning_its_data
         message = condition(t, "Terminating")["message"]
         assert "pg-second" in message and "kubectl annotate tenant on-dead tenancy.dev/abandon-data=pg-second" in message
         assert condition(t, "Stalled").get("status") == "True", "a terminating, unreachable Backend needs a person"
-        assert _event("Tenant", "on-dead", "BackendUnavailable"), _events("Tenant", "on-dead")
+        assert _event("Tenant", "on-dead", "BackendUnavailable"), kube.object_events("Tenant", "on-dead")
         assert get("tenant", "on-dead") is not None
 
         kubectl("annotate", "backend", "pg-second", "tenancy.dev/abandon-backend-data=true")
@@ -280,7 +278,7 @@ def test_tenant_on_a_terminating_dead_backend_is_released_by_abandoning_its_data
         print(f"tenant released {time.monotonic() - started:.1f}s after the annotation")
         _gone("backend", "pg-second", timeout=60)
         print(f"Backend released {time.monotonic() - started:.1f}s after the annotation")
-        abandoned = _event("Tenant", "on-dead", "DataAbandoned")
+        abandoned = _event("Tenant", "on-dead", "DataAbandoned", uid=uid)
         assert abandoned and "pg-second" in abandoned["message"] and "t_on_dead" in abandoned["message"]
     finally:
         if get("backend", "pg-second") is not None:

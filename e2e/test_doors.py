@@ -29,12 +29,6 @@ def _ready(name: str, timeout: int = 60) -> None:
     kubectl("wait", "--for=condition=Ready", f"tenant/{name}", f"--timeout={timeout}s", timeout=timeout + 10)
 
 
-def _events(name: str) -> list[dict]:
-    out = kubectl("get", "events", "-A", "--field-selector", f"involvedObject.kind=Tenant,involvedObject.name={name}",
-                  "-o", "json").stdout
-    return json.loads(out)["items"]
-
-
 def _forget_retained(name: str) -> None:
     """Drop what Retain kept, as an administrator would; each run uses a fresh name, so nothing piles up."""
     stem = "t_" + name.replace("-", "_")
@@ -77,6 +71,7 @@ def test_retain_keeps_the_data_and_closes_every_door(backends, operator):
         v.secrets.kv.v2.create_or_update_secret(mount_point="tenants", path=f"tenant-{name}/db", secret={"v": "kept"})
         accessor = v.lookup_token()["data"]["accessor"]
 
+        uid = get("tenant", name)["metadata"]["uid"]  # its Retained Event is read once it is gone
         kubectl("delete", "tenant", name, "--timeout=90s", timeout=100)
 
         # Doors: closed, for the Secret's credentials and for what was already connected or issued.
@@ -111,7 +106,7 @@ def test_retain_keeps_the_data_and_closes_every_door(backends, operator):
         assert kv["data"]["data"] == {"v": "kept"}
         assert vault_exists(f"transit/keys/tenant-{name}")
 
-        retained = [e["message"] for e in _events(name) if e["reason"] == "Retained"]
+        retained = [e["message"] for e in kube.object_events("Tenant", name, reason="Retained", uid=uid)]
         assert retained and "doors closed" in retained[-1], retained
         for service in ("postgres on pg-main", "redis on redis-main", "vault on vault-main"):
             assert service in retained[-1], retained[-1]

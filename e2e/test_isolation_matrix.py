@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import threading
 import time
@@ -276,10 +275,8 @@ def test_a_grant_to_another_tenants_role_or_public_is_revoked(two_tenants):
             held.append(loop.run_until_complete(open_as_b()))
         kube.eventually(lambda: not _b_connects_to_a(a, b), 30, message=f"B's CONNECT on A's database revoked ({how})")
         print(f"\nB connected to A's database before the repair ({how}): {opened}")
-    uid = kube.get("tenant", "iso-a")["metadata"]["uid"]  # this run's tenant, not an earlier one's Events
-    events = lambda reason: [e["message"] for e in json.loads(kubectl(  # noqa: E731
-        "get", "events", "-A", "--field-selector", f"involvedObject.uid={uid},reason={reason}",
-        "-o", "json").stdout)["items"]]
+    events = lambda reason: [  # noqa: E731 - this run's iso-a only (kube.object_events)
+        e["message"] for e in kube.object_events("Tenant", "iso-a", reason=reason)]
 
     def repaired() -> str:  # kopf posts Events after the pass, in the background: wait for the last one
         text = " ".join(events("DriftRepaired"))

@@ -280,7 +280,6 @@ def test_a_membership_left_by_a_killed_pass_is_revoked(backends, operator, clean
     print(f"\nleft-over membership of {admin} in {owner} revoked {time.monotonic() - started:.1f} s after it was made")
     with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError, match="permission denied for database"):
         _as_operator_pg("SELECT body FROM notes", database=creds["PGDATABASE"])
-    events = kubectl("get", "events", "-A", "--field-selector", f"involvedObject.name={name},reason=DriftRepaired",
-                     "-o", "jsonpath={.items[*].message}").stdout
+    events = " ".join(e["message"] for e in kube.object_events("Tenant", name, reason="DriftRepaired"))
     assert f"admin membership in {owner}" in events, events
     assert kube.condition(get("tenant", name), "Ready")["status"] == "True"

@@ -43,9 +43,7 @@ def _ready(*names: str) -> None:
 
 
 def _events(name: str, reason: str) -> list[dict]:
-    out = kubectl("get", "events", "-A", "--field-selector",
-                  f"involvedObject.kind=Tenant,involvedObject.name={name},reason={reason}", "-o", "json").stdout
-    return json.loads(out)["items"]
+    return kube.object_events("Tenant", name, reason=reason)
 
 
 @pytest.fixture(scope="module")

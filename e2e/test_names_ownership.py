@@ -26,8 +26,7 @@ MARK = "tenancy.dev/tenant-uid="
 
 
 def _events(name: str, uid: str | None = None) -> list[dict]:
-    selector = f"involvedObject.kind=Tenant,involvedObject.name={name}" + (f",involvedObject.uid={uid}" if uid else "")
-    return json.loads(kubectl("get", "events", "-A", "--field-selector", selector, "-o", "json").stdout)["items"]
+    return kube.object_events("Tenant", name, uid=uid)
 
 
 def _uid(name: str) -> str:

@@ -36,9 +36,8 @@ def _kept(ids: list[str]) -> list[str]:
 
 
 def _pruned_events(name: str) -> list[str]:
-    out = kubectl("get", "events", "-n", "default", "--field-selector",
-                  f"involvedObject.name={name},reason=OwnerExportsPruned", "-o", "json")
-    return [e.get("message", "") for e in json.loads(out.stdout)["items"]]
+    events = kube.object_events("Tenant", name, namespace="default", reason="OwnerExportsPruned")
+    return [e.get("message", "") for e in events]
 
 
 def test_owner_exports_pile_up(backends, operator, cleanup_tenants):

@@ -61,12 +61,7 @@ def _start(name: str, **extra) -> dict[str, str]:
 
 
 def _events(name: str, reason: str) -> list[dict]:
-    """The Events of the Tenant of this name now: an earlier one's (an earlier run, within the API server's
-    one-hour Event TTL) do not count."""
-    uid = ((get("tenant", name) or {}).get("metadata") or {}).get("uid")
-    out = kubectl("get", "events", "-A", "--field-selector",
-                  f"involvedObject.kind=Tenant,involvedObject.name={name},reason={reason}", "-o", "json").stdout
-    return [e for e in json.loads(out)["items"] if e["involvedObject"].get("uid") == uid]
+    return kube.object_events("Tenant", name, reason=reason)
 
 
 @pytest.fixture

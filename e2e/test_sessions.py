@@ -17,7 +17,7 @@ from tenancy_client.config import TenantConfig
 from tenancy_client.sessions import InvalidToken, Refused, SessionEnded, Sessions
 
 from .admin import vault_admin
-from .kube import condition, eventually, get, kubectl, tenant_yaml
+from .kube import condition, eventually, get, kubectl, object_events, tenant_yaml
 from .tenant_clients import credentials
 
 SERVICES = {"redis": {"enabled": True}, "vault": {"enabled": True}}
@@ -63,9 +63,7 @@ def _client(name: str, config: TenantConfig | None = None) -> Sessions:
 
 
 def _event_reasons(tenant: str) -> set[str]:
-    out = kubectl("get", "events", "-A", "--field-selector", f"involvedObject.kind=Tenant,involvedObject.name={tenant}",
-                  "-o", "json").stdout
-    return {e["reason"] for e in json.loads(out)["items"]}
+    return {e["reason"] for e in object_events("Tenant", tenant)}
 
 
 def _cleanup(tenants: list[str], policies: list[str]) -> None:

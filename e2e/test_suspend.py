@@ -6,7 +6,6 @@ suspended, and the role's tokens are revoked.
 
 from __future__ import annotations
 
-import json
 import time
 
 import asyncpg
@@ -23,9 +22,7 @@ SPEC = {"postgres": {"enabled": True}, "redis": {"enabled": True}, "vault": {"en
 
 
 def _drift_repairs(name: str) -> int:
-    out = kubectl("get", "events", "-A", "--field-selector",
-                  f"involvedObject.kind=Tenant,involvedObject.name={name},reason=DriftRepaired", "-o", "json").stdout
-    return sum(e.get("count") or 1 for e in json.loads(out)["items"])
+    return sum(e.get("count") or 1 for e in kube.object_events("Tenant", name, reason="DriftRepaired"))
 
 
 def test_suspend_and_resume(backends, operator, cleanup_tenants):

@@ -74,11 +74,8 @@ def _make(name: str, policy: str, cleanup: list[str], **policy_spec) -> dict[str
 
 
 def _events(name: str, reason: str) -> list[str]:
-    """Messages of the Events of the Tenant of this name now (not an earlier run's, within the Event TTL)."""
-    uid = ((get("tenant", name) or {}).get("metadata") or {}).get("uid")
-    out = kubectl("get", "events", "-A", "--field-selector",
-                  f"involvedObject.kind=Tenant,involvedObject.name={name},reason={reason}", "-o", "json").stdout
-    return [e.get("message", "") for e in json.loads(out)["items"] if e["involvedObject"].get("uid") == uid]
+    """Messages of the Events of this reason on the Tenant of this name now."""
+    return [e.get("message", "") for e in kube.object_events("Tenant", name, reason=reason)]
 
 
 async def _cut_times(creds: dict[str, str], suspend) -> tuple[float, float]:

@@ -16,12 +16,6 @@ def _ready(name: str, timeout: int = 30) -> None:
     kubectl("wait", "--for=condition=Ready", f"tenant/{name}", f"--timeout={timeout}s", timeout=timeout + 10)
 
 
-def _events(name: str) -> list[dict]:
-    out = kubectl("get", "events", "-A", "--field-selector", f"involvedObject.kind=Tenant,involvedObject.name={name}",
-                  "-o", "json").stdout
-    return json.loads(out)["items"]
-
-
 def test_minimal_example_becomes_ready_with_every_object(operator, cleanup_tenants):
     cleanup_tenants.append("minimal")
     kubectl("apply", "-f", str(kube.REPO / "examples" / "tenant-minimal.yaml"))
@@ -143,7 +137,7 @@ def test_drift_is_repaired_within_a_verify_interval(operator, cleanup_tenants):
 
     eventually(repaired, bound, message="drift repaired")
     print(f"\ndrift repaired in {time.monotonic() - started:.1f}s (verify interval {operator.verify_interval}s)")
-    eventually(lambda: any(e["reason"] == "DriftRepaired" for e in _events("drift")), 10,
+    eventually(lambda: any(e["reason"] == "DriftRepaired" for e in kube.object_events("Tenant", "drift")), 10,
                message="DriftRepaired event")
 
 
@@ -164,7 +158,7 @@ def test_spec_change_reconciles_to_the_new_generation(operator, cleanup_tenants)
     eventually(caught_up, 30, message="observedGeneration caught up and Ready")
     quota = get("resourcequota", "tenant-quota", "tenant-generations")
     assert quota["spec"]["hard"]["requests.cpu"] == "3"
-    events = _events("generations")
+    events = kube.object_events("Tenant", "generations")
     assert any(e["reason"] == "SpecChanged" and f"generation {generation}" in e["message"] for e in events), events
     kubectl("wait", "--for=condition=Reconciling=False", "tenant/generations", "--timeout=10s")
 
@@ -181,7 +175,7 @@ def test_namespace_owned_by_someone_else_stalls(operator, cleanup_tenants):
         assert "adoptNamespace" in stalled["message"]
         assert tenant["status"]["phase"] == "Stalled"
         eventually(lambda: any(e["type"] == "Warning" and e["reason"] == "NamespaceOwnedElsewhere"
-                               for e in _events("squat")), 10, message="Stalled event")
+                               for e in kube.object_events("Tenant", "squat")), 10, message="Stalled event")
         assert get("namespace", "tenant-squat")["metadata"].get("labels", {}).get("tenancy.dev/tenant") is None
         # Asking for adoption resolves it.
         kubectl("patch", "tenant", "squat", "--type=merge", "-p", '{"spec":{"adoptNamespace":true}}')

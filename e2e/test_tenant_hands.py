@@ -167,10 +167,7 @@ def test_role_attributes_given_by_hand_are_taken_back(backends, operator, cleanu
     kubectl("wait", "--for=condition=Ready", f"tenant/{name}", "--timeout=60s", timeout=70)
 
     def said() -> str:
-        events = [e for e in json.loads(kubectl("get", "events", "-A", "--field-selector",
-                                                f"involvedObject.kind=Tenant,involvedObject.name={name}",
-                                                "-o", "json").stdout)["items"]
-                  if e["reason"] == "DriftRepaired"]
+        events = kube.object_events("Tenant", name, reason="DriftRepaired")
         text = " ".join(e["message"] for e in events)
         assert f"attributes of {login}" in text, text
         return text

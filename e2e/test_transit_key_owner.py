@@ -56,11 +56,6 @@ def _owner(key: str) -> str | None:
     return (((meta or {}).get("data") or {}).get("custom_metadata") or {}).get("tenancy.dev/tenant-uid")
 
 
-def _events(name: str, uid: str) -> list[dict]:
-    selector = f"involvedObject.kind=Tenant,involvedObject.name={name},involvedObject.uid={uid}"
-    return json.loads(kubectl("get", "events", "-A", "--field-selector", selector, "-o", "json").stdout)["items"]
-
-
 def _held(name: str, holder_archive: str) -> dict:
     """The Tenant is Stalled NameHeldByArchives on VaultReady, naming the archive and the ways out, with a
     Warning Event; nothing of it exists in OpenBao (no login role)."""
@@ -76,7 +71,8 @@ def _held(name: str, holder_archive: str) -> dict:
     for words in (holder_archive, f"kubectl tenant restore {name} --from", "another name", "retention purge"):
         assert words in message, message
     uid = t["metadata"]["uid"]
-    eventually(lambda: any(e["type"] == "Warning" and e["reason"] == "NameHeldByArchives" for e in _events(name, uid)),
+    eventually(lambda: any(e["type"] == "Warning"
+                           for e in kube.object_events("Tenant", name, reason="NameHeldByArchives", uid=uid)),
                20, 1, "a Warning Event NameHeldByArchives")
     admin = vault_admin()
     assert admin.read(f"auth/kubernetes/role/tenant-{name}") is None, "a held tenant was given a login role"

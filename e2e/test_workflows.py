@@ -41,9 +41,8 @@ def _probes(status: dict) -> dict[str, str]:
 
 
 def _events(name: str, ns: str, reason: str) -> list[str]:
-    out = kubectl("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name},reason={reason}",
-                  "-o", "json").stdout
-    return [e["message"] for e in json.loads(out)["items"]]
+    """Messages of the Events of this reason on the WorkflowRun `ns`/`name` now."""
+    return [e["message"] for e in kube.object_events("WorkflowRun", name, namespace=ns, reason=reason)]
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +122,9 @@ def test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through(pa
     assert stalled["status"] == "True" and database in stalled["message"]
     breached = eventually(lambda: _events(run, ns, "IsolationBreached"), 20, 1, "Warning Event IsolationBreached")
     assert database in breached[0]
+    # Also on the Tenant, where a person looks: `kubectl describe tenant` lists only its uid's Events.
+    eventually(lambda: "IsolationBreached" in kubectl("describe", "tenant", a).stdout, 20, 1,
+               "IsolationBreached in kubectl describe tenant")
     # The metric the chart's TenantIsolationBreached alert reads.
     eventually(lambda: _allowed_metric(operator, a) == 1, 10, 0.5, "tenancy_isolation_probes_allowed 1")
     print(f"\nafter GRANT CONNECT: Failed: {failed['message']}")

@@ -257,7 +257,7 @@ async def _release(tenant: str, me: str) -> None:
             continue
 
 
-def _report(body: kopf.Body, spec: WorkflowRunSpec, status: dict[str, Any], name: str, namespace: str) -> None:
+async def _report(body: kopf.Body, spec: WorkflowRunSpec, status: dict[str, Any], name: str, namespace: str) -> None:
     metrics.WORKFLOW_RUNS.labels(spec.workflow, status["phase"]).inc()
     if spec.workflow != "verify-isolation":
         return
@@ -267,9 +267,11 @@ def _report(body: kopf.Body, spec: WorkflowRunSpec, status: dict[str, Any], name
     if allowed:
         text = f"isolation of tenant {spec.tenant} broken: not refused by the server: {'; '.join(allowed)}"
         kopf.event(body, type="Warning", reason="IsolationBreached", message=text)
-        tenant = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Tenant", "metadata": {"name": spec.tenant}}
-        kopf.event(tenant, type="Warning", reason="IsolationBreached",
-                   message=f"{text} (WorkflowRun {namespace}/{name})")
+        # On the live Tenant (its uid): `kubectl describe tenant` lists only the Events of its uid.
+        tenant = await kube.get("Tenant", spec.tenant)
+        if tenant is not None:
+            kopf.event(tenant, type="Warning", reason="IsolationBreached",
+                       message=f"{text} (WorkflowRun {namespace}/{name})")
 
 
 async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any, logger: logging.Logger,
@@ -378,7 +380,7 @@ async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any,
                 await _release(run_spec.tenant, me)
         if run_spec.schedule:
             status["runs"] = int(status.get("runs") or 0) + 1
-        _report(body, run_spec, status, name, namespace)
+        await _report(body, run_spec, status, name, namespace)
 
 
 @kopf.daemon(GROUP, VERSION, "workflowruns", cancellation_timeout=5.0, backoff=CFG.retry_max,

@@ -67,8 +67,7 @@ async def undo(name: str, namespace: str, body: Any, logger: logging.Logger) -> 
     if final.get("compensated") is False:
         text = f"WorkflowRun {me} was deleted mid-way and its compensation failed: {final.get('message')}"
         kopf.event(body, type="Warning", reason="CompensationFailed", message=text)
-        kopf.event({"apiVersion": f"{GROUP}/{VERSION}", "kind": "Tenant", "metadata": {"name": spec.tenant}},
-                   type="Warning", reason="CompensationFailed", message=text)
+        kopf.event(tenant, type="Warning", reason="CompensationFailed", message=text)  # its uid: kubectl describe
         return f"compensation failed: {final.get('message')}"
     return "compensated"
 
