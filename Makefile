@@ -73,7 +73,7 @@ test-node-chart: venv ## The chart's Deployment on the node (e2e/test_node_chart
 	@TENANCY_NODE=1 $(MAKE) --no-print-directory node-up
 	@$(ENV) && $(PY) -m pytest -p no:cacheprovider -v --capture=tee-sys e2e/test_node_chart.py
 
-status: ## One line per platform part; exits 1 while any server is down
+status: ## One line per platform part; fails (platform/status.sh exits 1) while any server is down
 	@bash platform/status.sh
 
 clean-platform: down ## Remove all platform state (.platform/)

@@ -61,8 +61,8 @@ def object_events(kind: str, name: str, *, namespace: str | None = None, reason:
     of ITS uid only: `uid` when given, else the live object's. The API server keeps Events an hour and the
     tests reuse fixed names, so an earlier run's object (or an earlier one in the test) of that name would
     count too. Gone with no `uid` given: every Event of that name (a test reading a deleted object's Events
-    passes the uid it took before). `namespace` is also where a namespaced object is read; kopf posts a
-    cluster-scoped object's Events in the context's namespace (`default`)."""
+    passes the uid it took before). `namespace` is also where a namespaced object is read; the operator posts a
+    cluster-scoped object's Events in `default` (handlers/events.py)."""
     if uid is None:
         uid = ((get(kind, name, namespace) or {}).get("metadata") or {}).get("uid")
     selector = f"involvedObject.kind={kind},involvedObject.name={name}"

@@ -139,6 +139,10 @@ def test_drift_is_repaired_within_a_verify_interval(operator, cleanup_tenants):
     print(f"\ndrift repaired in {time.monotonic() - started:.1f}s (verify interval {operator.verify_interval}s)")
     eventually(lambda: any(e["reason"] == "DriftRepaired" for e in kube.object_events("Tenant", "drift")), 10,
                message="DriftRepaired event")
+    # Where a person looks: kubectl describe selects a cluster-scoped object's Events by an empty
+    # involvedObject.namespace and its uid (kopf's own Events carried its namespace: none showed).
+    eventually(lambda: "DriftRepaired" in kubectl("describe", "tenant", "drift").stdout.split("Events:")[-1], 10,
+               message="DriftRepaired in kubectl describe tenant")
 
 
 def test_spec_change_reconciles_to_the_new_generation(operator, cleanup_tenants):

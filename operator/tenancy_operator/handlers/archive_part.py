@@ -45,7 +45,7 @@ from ..backends import (
 from ..backends.archive_crypto import Tampered
 from ..backends.base import BackendRefused, BackendUnavailable, Target
 from ..reconcile.status import PartResult
-from . import archive_restore, audit_trail, credentials_part, services_part
+from . import archive_restore, audit_trail, credentials_part, events, services_part
 from .archive_progress import ProgressWriter, estimates
 from .targets import TargetError, target_for
 
@@ -262,7 +262,7 @@ async def archive_for_delete(body: kopf.Body, placement: dict[str, str], known: 
         except Exception as exc:  # noqa: BLE001
             raise _backend_error(exc, f"closing {service} of {name} before its archive") from exc
     record = await export(name, body.metadata["uid"], dict(body.spec or {}), placement, known, logger)
-    kopf.event(body, type="Normal", reason="Archived",
+    events.post(body, type="Normal", reason="Archived",
                message=f"archive {record['id']} ({record['bytes']} bytes) at {record['location']}, kept until "
                        f"{record['expiresAt']}; now deleting the live data")
     return record
@@ -276,7 +276,7 @@ async def converge_archived(name: str, uid: str, body: kopf.Body, placement: dic
         record = fresh if fresh.get("state") == "Released" else await current(name)
         if record is None:
             record = await export(name, uid, dict(body.spec or {}), placement, known, logger)
-            kopf.event(body, type="Normal", reason="Archived",
+            events.post(body, type="Normal", reason="Archived",
                        message=f"archive {record['id']} ({record['bytes']} bytes) at {record['location']}")
         if record["state"] != "Released":
             await release(name, uid, placement, known, logger)
@@ -323,7 +323,7 @@ async def restore(name: str, tenant: TenantSpec, body: kopf.Body, placement: dic
     await kube.merge_patch("Tenant", name, None, {"status": {"restore": record}}, "status")
     message = f"restored from archive {asked.archive}: {', '.join(counts)}"
     logger.info("%s (%.1f s)", message, record["seconds"])
-    kopf.event(body, type="Normal", reason="Restored", message=message)
+    events.post(body, type="Normal", reason="Restored", message=message)
     return PartResult(RESTORE_CONDITION, True, "Restored", f"restored from archive {asked.archive} at "
                                                            f"{record['restoredAt']}"), record
 

@@ -32,7 +32,7 @@ import kopf
 from ..api import names
 from ..backends import archive_store, kube, vault_export
 from ..observability import audit_store
-from . import audit_trail, sharding
+from . import audit_trail, events, sharding
 from .archive_part import seconds
 from .targets import target_for
 
@@ -58,21 +58,11 @@ async def _retention(manifest: dict[str, Any], policies: dict[str, dict[str, Any
 
 
 async def _event(tenant: str, message: str, reason: str = "ArchivePurged") -> bool:
-    """An Event on the Tenant, posted directly: this loop runs outside kopf's handlers, where
-    kopf.event has no queue. Like kopf's, it lives in `default` (a Tenant has no namespace)."""
+    """An Event on the Tenant (:func:`events.send`); False when the Tenant no longer exists."""
     body = await kube.get("Tenant", tenant)
     if body is None:
         return False
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    meta = body["metadata"]
-    await kube.create({
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"generateName": f"{tenant}.", "namespace": "default"},
-        "involvedObject": {"apiVersion": body["apiVersion"], "kind": "Tenant", "name": tenant, "uid": meta["uid"]},
-        "type": "Normal", "reason": reason, "message": message[:1024],
-        "source": {"component": "tenancy-operator"}, "reportingComponent": "tenancy-operator",
-        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-    })
+    await events.send(body, type="Normal", reason=reason, message=message)
     return True
 
 

@@ -31,7 +31,7 @@ import kopf
 
 from ..backends import kube, postgres_sql, registry, vault_login
 from ..observability import audit, audit_store
-from . import config
+from . import config, events
 from .audit_recorder import MAX_HELD, AuditUnavailable, Trail
 from .targets import target_for
 
@@ -129,22 +129,10 @@ trail_store: dict[str, Any] = {}
 
 
 async def _event_on_backend(backend: str, message: str) -> None:
-    """A Warning Event `AuditChainBroken` on the audit Backend, posted directly: the trail's timer
-    runs outside kopf's handlers, where kopf.event has no queue. In `default`, like kopf's for a
-    cluster-scoped object."""
+    """A Warning Event `AuditChainBroken` on the audit Backend (:func:`events.send`)."""
     body = await kube.get("Backend", backend)
-    if body is None:
-        return
-    now = audit_store.now()[:19] + "Z"
-    await kube.create({
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"generateName": f"{backend}.", "namespace": "default"},
-        "involvedObject": {"apiVersion": body["apiVersion"], "kind": "Backend", "name": backend,
-                           "uid": body["metadata"]["uid"]},
-        "type": "Warning", "reason": "AuditChainBroken", "message": message[:1024],
-        "source": {"component": "tenancy-operator"}, "reportingComponent": "tenancy-operator",
-        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-    })
+    if body is not None:
+        await events.send(body, type="Warning", reason="AuditChainBroken", message=message)
 
 
 async def _loop(interval: float) -> None:

@@ -25,7 +25,7 @@ from ..backends.base import (
 )
 from ..observability import logs, metrics
 from ..reconcile import labels
-from . import config, sharding
+from . import config, events, sharding
 from .targets import TargetError, target_for
 
 __all__ = ["backends_by_name", "placements", "tenants_by_uid", "probe"]
@@ -108,7 +108,7 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
     if server is not None and cond.set_condition_for_event(conditions, server.condition,
                                                            cond.TRUE if server.ok else cond.FALSE,
                                                            server.reason, server.message, generation):
-        kopf.event(body, type="Normal" if server.ok or server.reason == "NotRequested" else "Warning",
+        events.post(body, type="Normal" if server.ok or server.reason == "NotRequested" else "Warning",
                    reason=server.reason, message=f"{server.condition}={server.ok}: {server.message}")
     wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions,
               "serverVersion": version, "tenantsPlaced": placed}
@@ -116,7 +116,7 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
         wanted["lastCheckedAt"] = cond.now_iso()
         await kube.merge_patch("Backend", name, None, {"status": wanted}, "status")
     if ready_news:
-        kopf.event(body, type="Normal" if ok else "Warning", reason=reason, message=f"Ready={ok}: {message}")
+        events.post(body, type="Normal" if ok else "Warning", reason=reason, message=f"Ready={ok}: {message}")
     if not ok and not not_built:
         logger.warning("backend %s: %s", name, message)
 
@@ -162,7 +162,7 @@ async def deleted(body: kopf.Body, placements: kopf.Index, logger: logging.Logge
                    f"are gone: delete them (kubectl delete tenant NAME; reclaim Delete removes their data here "
                    f"first), or, if this server is gone for good, leave their data behind with kubectl annotate "
                    f"backend {name} {labels.ABANDON_BACKEND_DATA}=true")
-        kopf.event(body, type="Warning", reason="TenantsPlaced", message=message)
+        events.post(body, type="Warning", reason="TenantsPlaced", message=message)
         raise kopf.TemporaryError(message, delay=10)
     metrics.forget_backend(name, btype)
     logger.info("backend %s released", name)

@@ -25,7 +25,7 @@ from ..api.conditions import Reason
 from ..api.lifecycle_policy import LifecyclePolicySpec
 from ..backends import kube
 from ..reconcile import unbuilt
-from . import sharding
+from . import events, sharding
 
 __all__ = ["lifecycle_policies", "session_policies", "report", "conditions_for"]
 
@@ -73,7 +73,7 @@ async def report(kind: str, body: kopf.Body, found: list[str], built: str) -> No
     for type_ in changed:
         c = cond.get_condition(conditions, type_) or {}
         good = cond.is_good(type_, c.get("status"), c.get("reason"))
-        kopf.event(body, type="Normal" if good else "Warning", reason=c.get("reason") or type_,
+        events.post(body, type="Normal" if good else "Warning", reason=c.get("reason") or type_,
                    message=f"{type_}={c.get('status')}: {c.get('message') or c.get('reason')}")
 
 

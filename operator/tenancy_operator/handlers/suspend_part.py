@@ -33,7 +33,7 @@ from ..api.tenant import TenantSpec
 from ..backends import kube, registry
 from ..reconcile import suspension
 from ..reconcile.status import PartResult
-from . import config
+from . import config, events
 from .targets import target_for
 
 __all__ = ["Gate", "policy_of", "decide", "observe", "workloads", "paused_autoscaling", "CONDITION", "WORKLOAD_KINDS"]
@@ -120,7 +120,7 @@ async def decide(name: str, tenant: TenantSpec, body: kopf.Body, policy: Lifecyc
     message = (f"suspended for inactivity: {verdict.why}; none of: {', '.join(c for c in checked if c)}. "
                f"Resume with `kubectl tenant resume {name}` (or remove the annotation {suspension.INACTIVITY})")
     logger.info("%s", message)
-    kopf.event(body, type="Normal", reason=Reason.SUSPENDED_FOR_INACTIVITY, message=message)
+    events.post(body, type="Normal", reason=Reason.SUSPENDED_FOR_INACTIVITY, message=message)
     revokes = policy is None or policy.suspend_revokes_logins
     return Gate(suspension.Mode("inactivity", revokes, since), {"activity": None})
 
@@ -152,7 +152,7 @@ async def workloads(namespace: str, mode: suspension.Mode, body: kopf.Body, had_
                           f"scaling the workloads {'to zero' if down else 'back'} failed: API server said {exc}")
         return [part], {}
     if changed:
-        kopf.event(body, type="Normal", reason=Reason.WORKLOADS_SCALED_DOWN if down else Reason.WORKLOADS_RESTORED,
+        events.post(body, type="Normal", reason=Reason.WORKLOADS_SCALED_DOWN if down else Reason.WORKLOADS_RESTORED,
                    message=("scaled to 0 (counts kept in the annotation " + suspension.SUSPENDED_REPLICAS + "): "
                             if down else "restored: ") + ", ".join(changed))
     status: dict[str, Any] = {"suspension": None}

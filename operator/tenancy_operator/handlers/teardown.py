@@ -23,7 +23,7 @@ from ..api.conditions import Reason
 from ..backends import circuit, kube, registry
 from ..backends.base import BackendRefused, BackendUnavailable, OwnedByAnotherTenant
 from ..reconcile import labels
-from . import archive_part
+from . import archive_part, events
 from .targets import TargetError, target_for
 
 __all__ = ["Blocked", "Policy", "reclaim_policy", "abandoned", "left_behind", "backends"]
@@ -51,7 +51,7 @@ async def reclaim_policy(body: kopf.Body) -> Policy:
         return Policy("Retain", False, None)
     policy = await kube.get("LifecyclePolicy", ref)
     if policy is None:
-        kopf.event(body, type="Warning", reason="LifecyclePolicyMissing",
+        events.post(body, type="Warning", reason="LifecyclePolicyMissing",
                    message=f"LifecyclePolicy {ref} not found; retaining backend data")
         return Policy("Retain", False, ref)
     spec = policy.get("spec") or {}
@@ -100,7 +100,7 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
     own = bool((body.spec or {}).get("deletionProtection"))
     if (own or policy.protected) and reclaim != "Retain":
         by = "its spec.deletionProtection" if own else f"LifecyclePolicy {policy.ref} (deletionProtection)"
-        kopf.event(body, type="Warning", reason="DeletionProtected",
+        events.post(body, type="Warning", reason="DeletionProtected",
                    message=f"Tenant {name} is protected by {by} but was deleted (was the admission policy "
                            f"bypassed?); reclaim {reclaim} overridden: backend data is retained")
         reclaim = "Retain"
@@ -131,11 +131,11 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
         adapter = registry.adapter(service)
         backend = known.get(backend_name)
         if adapter is None or backend is None:
-            kopf.event(body, type="Warning", reason="BackendGone",
+            events.post(body, type="Warning", reason="BackendGone",
                        message=f"Backend {backend_name} no longer exists; {service} data of {name} left in place")
             continue
         if abandoned(body, backend):
-            kopf.event(body, type="Warning", reason="DataAbandoned",
+            events.post(body, type="Warning", reason="DataAbandoned",
                        message=f"left on Backend {backend_name}, no longer managed: {left_behind(service, name)}")
             continue
         terminating = bool(backend["metadata"].get("deletionTimestamp"))
@@ -148,7 +148,7 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
             done = await (adapter.close(target, name) if retain else adapter.delete(target, name, body.metadata["uid"], **extra))
         except OwnedByAnotherTenant as exc:
             # Another tenant's (or a deleted one's retained) data under this name: never ours to drop.
-            kopf.event(body, type="Warning", reason=Reason.OWNED_BY_ANOTHER_TENANT,
+            events.post(body, type="Warning", reason=Reason.OWNED_BY_ANOTHER_TENANT,
                        message=f"{exc}; not this tenant's, left in place")
             continue
         except (TargetError, BackendRefused) as exc:
@@ -175,10 +175,10 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
             closed.append(f"{service} on {backend_name}" + (f" ({', '.join(done)})" if done else " (already closed)"))
         elif done:
             logger.info("deleted from %s: %s", backend_name, ", ".join(done))
-            kopf.event(body, type="Normal", reason="Deleted", message=f"{backend_name}: " + ", ".join(done))
+            events.post(body, type="Normal", reason="Deleted", message=f"{backend_name}: " + ", ".join(done))
     if closed:
         logger.info("retained and closed: %s", "; ".join(closed))
-        kopf.event(body, type="Normal", reason="Retained",
+        events.post(body, type="Normal", reason="Retained",
                    message="backend data retained, doors closed: " + "; ".join(closed))
     if blocked:
         needs_person = any(b.needs_person for b in blocked)

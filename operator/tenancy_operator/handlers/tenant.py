@@ -36,6 +36,7 @@ from . import (
     cache_part,
     config,
     credentials_part,
+    events,
     loop_slots,
     namespace_part,
     protection,
@@ -166,7 +167,7 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
             name, uid, tenant, outcome.parts, outcome.targets.get("redis"), body.status.get("cache"), indexes,
             result.ok, logger)
         if written:  # a policy change or a first publish, not drift: a Normal Event, never a repair count
-            kopf.event(body, type="Normal", reason="CacheSettingsPublished",
+            events.post(body, type="Normal", reason="CacheSettingsPublished",
                        message=f"{', '.join(written)} (CachePolicy {tenant.cache_policy_ref or 'none'})")
     except Exception as exc:  # noqa: BLE001
         outcome.parts = [p for p in outcome.parts if p.condition != cache_part.CONDITION]
@@ -219,7 +220,7 @@ def _report_writes(body: kopf.Body, name: str, generation: int, was_ready: bool,
                      "Cached references forgotten; verify passes held back (%s passes, doubling while it recurs)",
                      ", ".join(verdict.new), generation,
                      "; ".join(f"{r}: {outcome.diffs.get(r, '?')}" for r in verdict.new), verdict.hold_passes)
-        kopf.event(body, type="Warning", reason=Reason.REPEATED_REPAIR,
+        events.post(body, type="Warning", reason=Reason.REPEATED_REPAIR,
                    message=f"written on two passes in a row with nothing else changing it: {', '.join(verdict.new)}; "
                            "a comparison defect, not drift (see the operator log); verify passes back off")
     fresh = [r for r in outcome.repaired if r not in verdict.recurring]
@@ -227,9 +228,9 @@ def _report_writes(body: kopf.Body, name: str, generation: int, was_ready: bool,
         return
     if was_ready:
         metrics.count_repairs(name, len(fresh))
-        kopf.event(body, type="Warning", reason=Reason.DRIFT_REPAIRED, message="put back: " + ", ".join(fresh))
+        events.post(body, type="Warning", reason=Reason.DRIFT_REPAIRED, message="put back: " + ", ".join(fresh))
     else:
-        kopf.event(body, type="Normal", reason=Reason.PROVISIONED, message="provisioned: " + ", ".join(fresh))
+        events.post(body, type="Normal", reason=Reason.PROVISIONED, message="provisioned: " + ", ".join(fresh))
 
 
 async def reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger: logging.Logger,
@@ -276,7 +277,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
                 tenant_services.carried[name] = {"conditions": progressing}
             elif marked:
                 await kube.merge_patch("Tenant", name, None, {"status": {"conditions": progressing}}, "status")
-                kopf.event(body, type="Normal", reason=Reason.SPEC_CHANGED, message=f"Reconciling=True: {message}")
+                events.post(body, type="Normal", reason=Reason.SPEC_CHANGED, message=f"Reconciling=True: {message}")
                 current_conditions = progressing
 
         try:
@@ -302,9 +303,9 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
         if outcome.rotated:
             metrics.count_rotation(name, outcome.rotated)
         for message in outcome.rotation_events:
-            kopf.event(body, type="Normal", reason=Reason.ROTATED, message=message)
+            events.post(body, type="Normal", reason=Reason.ROTATED, message=message)
         for message in outcome.notes:
-            kopf.event(body, type="Normal", reason="PolicyApplied", message=message)
+            events.post(body, type="Normal", reason="PolicyApplied", message=message)
         if cond.is_true(conditions, cond.READY):
             wanted["readyGeneration"] = generation
         # A suspension begun or lifted without a spec change (for inactivity, by its annotation) writes
@@ -314,7 +315,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
         _report_writes(body, name, generation, _was_ready(status, generation) and not suspension_changed, outcome,
                        logger)
         if outcome.adopted:
-            kopf.event(body, type="Normal", reason=Reason.RETAINED_DATA_ADOPTED,
+            events.post(body, type="Normal", reason=Reason.RETAINED_DATA_ADOPTED,
                        message="re-attached data retained from a deleted tenant of this name (spec.adoptRetainedData): "
                                + ", ".join(outcome.adopted))
         patch = status_patch(status, wanted)  # names with null what `status` keeps that `wanted` dropped
@@ -325,7 +326,7 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
         for type_ in changed:
             c = cond.get_condition(conditions, type_) or {}
             good = cond.is_good(type_, c.get("status"), c.get("reason"))
-            kopf.event(body, type="Normal" if good else "Warning", reason=c.get("reason") or type_,
+            events.post(body, type="Normal" if good else "Warning", reason=c.get("reason") or type_,
                        message=f"{type_}={c.get('status')}: {c.get('message') or c.get('reason')}")
 
     failing = [p for p in parts if not p.ok and not p.stalled and not p.informational]
@@ -395,7 +396,7 @@ async def _report_blocked(body: kopf.Body, status: kopf.Status, blocked: teardow
     if patch is not None:
         await kube.merge_patch("Tenant", body.metadata["name"], None, {"status": patch}, "status")
     if changed:
-        kopf.event(body, type="Warning", reason=blocked.reason, message=f"Terminating=True: {blocked.message}")
+        events.post(body, type="Warning", reason=blocked.reason, message=f"Terminating=True: {blocked.message}")
 
 
 @kopf.on.delete(GROUP, VERSION, "tenants", backoff=CFG.retry_max, when=sharding.owns_tenant)
@@ -409,7 +410,7 @@ async def _delete(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger:
     if not names.is_tenant_name(name):
         # Made under an older CRD: no identifier of ours derives from it, so there is nothing to tear
         # down by name; never fail (the finalizer must come off), say so instead.
-        kopf.event(body, type="Warning", reason=Reason.INVALID_NAME,
+        events.post(body, type="Warning", reason=Reason.INVALID_NAME,
                    message=f"{name!r} is not a valid Tenant name (at most {names.MAX_TENANT_NAME} characters, a "
                            "DNS-1123 label); nothing on the backends or namespaces was touched. Objects an older "
                            "operator version made for it (names cut and hashed) must be removed by hand")

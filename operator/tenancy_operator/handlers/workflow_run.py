@@ -31,7 +31,7 @@ from ..backends import kube
 from ..observability import metrics
 from ..reconcile import unbuilt
 from ..workflows import engine, faults, registry, verify_isolation
-from . import archive_part, archive_purge, config, sharding, targets
+from . import archive_part, archive_purge, config, events, sharding, targets
 from . import tenant as tenant_handler
 
 __all__ = ["LEASE", "DAEMONS", "drive", "Services", "conditions_for", "schedule_problem", "schedule_too_frequent"]
@@ -138,7 +138,7 @@ class _Writer:
         if phase != self.last_phase:
             self.last_phase = phase
             bad = phase in (engine.FAILED, engine.CANCELLED, engine.COMPENSATING)
-            kopf.event(self.body, type="Warning" if bad else "Normal", reason=reason or phase,
+            events.post(self.body, type="Warning" if bad else "Normal", reason=reason or phase,
                        message=f"{phase}: {message}" if message else phase)
 
 
@@ -266,12 +266,18 @@ async def _report(body: kopf.Body, spec: WorkflowRunSpec, status: dict[str, Any]
         metrics.record_isolation(spec.tenant, len(allowed))
     if allowed:
         text = f"isolation of tenant {spec.tenant} broken: not refused by the server: {'; '.join(allowed)}"
-        kopf.event(body, type="Warning", reason="IsolationBreached", message=text)
-        # On the live Tenant (its uid): `kubectl describe tenant` lists only the Events of its uid.
-        tenant = await kube.get("Tenant", spec.tenant)
+        events.post(body, type="Warning", reason="IsolationBreached", message=text)
+        # On the live Tenant too (its uid: `kubectl describe tenant` lists only its uid's Events). The
+        # run's outcome is already written; a failed read loses this Event, not the run's count.
+        try:
+            tenant = await kube.get("Tenant", spec.tenant)
+        except Exception as exc:  # noqa: BLE001 - an Event is auxiliary
+            logging.getLogger("tenancy.workflows").warning("IsolationBreached not posted on Tenant %s: %s",
+                                                          spec.tenant, type(exc).__name__)
+            tenant = None
         if tenant is not None:
-            kopf.event(tenant, type="Warning", reason="IsolationBreached",
-                       message=f"{text} (WorkflowRun {namespace}/{name})")
+            events.post(tenant, type="Warning", reason="IsolationBreached",
+                        message=f"{text} (WorkflowRun {namespace}/{name})")
 
 
 async def drive(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, stopped: Any, logger: logging.Logger,

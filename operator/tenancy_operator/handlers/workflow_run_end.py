@@ -26,7 +26,7 @@ from ..api.common import GROUP, VERSION
 from ..api.workflow_run import WorkflowRunSpec
 from ..backends import kube
 from ..workflows import engine, registry
-from . import sharding
+from . import events, sharding
 from . import workflow_run as wfr
 
 __all__ = ["compensate_deleted", "undo"]
@@ -66,8 +66,8 @@ async def undo(name: str, namespace: str, body: Any, logger: logging.Logger) -> 
     await wfr._release(spec.tenant, me)
     if final.get("compensated") is False:
         text = f"WorkflowRun {me} was deleted mid-way and its compensation failed: {final.get('message')}"
-        kopf.event(body, type="Warning", reason="CompensationFailed", message=text)
-        kopf.event(tenant, type="Warning", reason="CompensationFailed", message=text)  # its uid: kubectl describe
+        events.post(body, type="Warning", reason="CompensationFailed", message=text)
+        events.post(tenant, type="Warning", reason="CompensationFailed", message=text)  # its uid: kubectl describe
         return f"compensation failed: {final.get('message')}"
     return "compensated"
 

@@ -56,7 +56,7 @@ def tenant_pass(monkeypatch):
             monkeypatch.setattr(module, "kube", api)
         monkeypatch.setattr(tenant, "_converge", converge)
         monkeypatch.setattr(tenant.protection, "mirror", mirror)
-        monkeypatch.setattr(tenant.kopf, "event", lambda body, **kw: events.append(kw))
+        monkeypatch.setattr(tenant.events, "post", lambda body, **kw: events.append(kw))
         return api, events
 
     yield install

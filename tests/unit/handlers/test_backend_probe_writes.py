@@ -42,7 +42,7 @@ def world(monkeypatch):
     monkeypatch.setattr(backend.kube, "merge_patch", merge_patch)
     monkeypatch.setattr(backend, "target_for", target_for)
     monkeypatch.setattr(backend.registry, "adapter", lambda btype: adapter)
-    monkeypatch.setattr(backend.kopf, "event", lambda body, **kw: events.append(kw["reason"]))
+    monkeypatch.setattr(backend.events, "post", lambda body, **kw: events.append(kw["reason"]))
     return patches, events, adapter
 
 

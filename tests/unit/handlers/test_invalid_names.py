@@ -23,7 +23,7 @@ class NoServers:
 @pytest.fixture
 def events(monkeypatch):
     posted = []
-    monkeypatch.setattr(tenant.kopf, "event", lambda body, **kw: posted.append(kw))
+    monkeypatch.setattr(tenant.events, "post", lambda body, **kw: posted.append(kw))
     for module in (tenant, tenant_services):
         monkeypatch.setattr(module, "kube", NoServers())
     monkeypatch.setattr(tenant.namespace_part, "kube", NoServers())

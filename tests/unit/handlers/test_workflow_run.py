@@ -74,7 +74,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     fake = FakeApi()
     for fn in ("get", "merge_patch", "delete", "list_objects"):
         monkeypatch.setattr(wr.kube, fn, getattr(fake, fn))
-    monkeypatch.setattr(wr.kopf, "event", lambda *a, **kw: None)
+    monkeypatch.setattr(wr.events, "post", lambda *a, **kw: None)
     monkeypatch.setattr(wr, "POLL", 0.01)
     fake.put({"kind": "Tenant", "metadata": {"name": "acme", "annotations": {}}})
     return fake

@@ -41,7 +41,7 @@ def _started(api: FakeApi, lease: bool = True) -> dict[str, Any]:
 
 def _undo(api: FakeApi, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setattr(end.kube, "get", api.get)
-    monkeypatch.setattr(end.kopf, "event", lambda *a, **kw: None)
+    monkeypatch.setattr(end.events, "post", lambda *a, **kw: None)
     return asyncio.run(end.undo("r1", "tenant-acme", {}, logging.getLogger("test")))
 
 
