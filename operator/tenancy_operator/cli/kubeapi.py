@@ -40,6 +40,17 @@ class Kubectl:
     def get_tenant(self, name: str) -> dict[str, Any]:
         return json.loads(self.run("get", "tenants.tenancy.dev", name, "-o", "json"))
 
+    def tenant_warnings(self, tenant: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The Warning Events on this Tenant (its uid: not an earlier Tenant's of the same name); None when
+        they cannot be read (a user without `list events`: the status shows without them)."""
+        meta = tenant.get("metadata") or {}
+        selector = (f"involvedObject.kind=Tenant,involvedObject.name={meta.get('name')},"
+                    f"involvedObject.uid={meta.get('uid')},type=Warning")
+        try:
+            return self.list_json("events", "-A", "--field-selector", selector)
+        except KubectlError:
+            return None
+
     def list_tenants(self) -> list[dict[str, Any]]:
         return json.loads(self.run("get", "tenants.tenancy.dev", "-o", "json")).get("items", [])
 

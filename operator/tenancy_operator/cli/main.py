@@ -1,6 +1,7 @@
 """`kubectl tenant` (console script `kubectl-tenant`): status, rotate, suspend, resume, list.
 
-    kubectl tenant status acme      every part with its condition, reason, backend; credential age
+    kubectl tenant status acme      every part with its condition, reason, backend; credential age;
+                                    the last Warning Events
     kubectl tenant rotate acme      rotate credentials now (annotation tenancy.dev/rotate=<time>)
     kubectl tenant suspend acme     spec.state=Suspended: close every door, keep the data
     kubectl tenant resume acme      spec.state=Active, and lifts a suspension for inactivity (its annotation)
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     colour = use_colour()
     try:
         if args.command == "status":
-            sys.stdout.write(render.status_text(kubectl.get_tenant(args.name), _now(), colour))
+            tenant = kubectl.get_tenant(args.name)
+            sys.stdout.write(render.status_text(tenant, _now(), colour, kubectl.tenant_warnings(tenant)))
         elif args.command == "list":
             sys.stdout.write(render.list_text(kubectl.list_tenants(), _now(), colour))
         elif args.command == "rotate":

@@ -213,3 +213,21 @@ def test_overlap_end_is_when_a_requested_rotation_can_start():
     assert overlap_end(first, now) is None  # version 1 has no previous version to keep open
     assert overlap_end(tenant, datetime(2026, 12, 7, 12, 11, tzinfo=UTC)) is None  # over, not closed yet
     assert overlap_end({}, now) is None
+
+
+def test_status_ends_with_the_newest_warning_events():
+    def warning(reason: str, minute: int, message: str, count: int = 1) -> dict:
+        return {"reason": reason, "message": message, "count": count, "type": "Warning",
+                "involvedObject": {"kind": "Tenant", "name": "acme"},
+                "lastTimestamp": f"2026-11-25T11:{minute:02d}:00Z"}
+
+    events = [warning("DriftRepaired", 50, "put back: quota"), warning("IsolationBreached", 58, "not refused", 2)]
+    events += [warning("DriftRepaired", m, "older") for m in range(10, 15)]
+    text = render.status_text(READY, NOW, warnings=events)
+    tail = text.split("Recent warnings")[1].splitlines()
+    assert tail[0] == " (5 of 7 Events; kubectl describe tenant acme lists all):"
+    assert tail[1] == "    2m ago  IsolationBreached (x2): not refused"
+    assert tail[2] == "    10m ago  DriftRepaired: put back: quota"
+    assert len(tail) == 6 and "older" in tail[-1]
+    assert "Recent warnings" not in render.status_text(READY, NOW, warnings=[])
+    assert "Recent warnings" not in render.status_text(READY, NOW)
