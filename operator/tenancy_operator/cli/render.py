@@ -135,7 +135,10 @@ def overlap_end(tenant: dict[str, Any], now: datetime) -> datetime | None:
     """When the last rotation's overlap ends, while it runs: a new rotation waits for it, so no
     credential still in use is cut. None when no overlap runs. Read as the operator reads it
     (``reconcile.credentials.from_status`` and ``in_overlap``); ``now`` and the result are aware UTC."""
-    state = credentials.from_status((tenant.get("status") or {}).get("credentials"))
+    recorded = (tenant.get("status") or {}).get("credentials") or {}
+    state, pending = credentials.from_status(recorded), credentials.from_status(recorded.get("pending"))
+    if pending is not None and (state is None or pending.version > state.version):
+        state = pending  # a rotation under way: the operator finishes it first, a new one waits for its overlap
     overlap = parse_duration(((tenant.get("spec") or {}).get("credentials") or {}).get("overlap")
                              or CredentialsSpec().overlap)
     if state is None or state.rotated_at is None or not credentials.in_overlap(state, overlap, now.replace(tzinfo=None)):

@@ -211,6 +211,10 @@ def test_overlap_end_is_when_a_requested_rotation_can_start():
     assert overlap_end(closed, now) is None
     first = {"spec": tenant["spec"], "status": {"credentials": {**tenant["status"]["credentials"], "version": 1}}}
     assert overlap_end(first, now) is None  # version 1 has no previous version to keep open
+    staged = {"spec": tenant["spec"], "status": {"credentials": {
+        **closed["status"]["credentials"], "pending": {"version": 3, "slot": "a", "rotatedAt": "2026-12-07T11:55:00Z",
+                                                       "previousOpen": True}}}}
+    assert overlap_end(staged, now) == datetime(2026, 12, 7, 12, 15, tzinfo=UTC)  # the staged rotation's overlap
     assert overlap_end(tenant, datetime(2026, 12, 7, 12, 11, tzinfo=UTC)) is None  # over, not closed yet
     assert overlap_end({}, now) is None
 
