@@ -7,30 +7,36 @@ the operator's Events showed under a Tenant. Here the reference carries the obje
 (none for a cluster-scoped one) and its uid; the Event itself lives in the object's namespace, or in
 `default` for a cluster-scoped object, as Kubernetes' own Events on Nodes do.
 
-:func:`post` queues; one background task posts in order, as kopf's poster does, so a handler never
-waits on an Event. An Event that cannot be posted is logged (never its message's secrets: messages
-carry none) and dropped: Events are auxiliary, status carries the state. :func:`send` posts at once.
+:func:`post` queues; :data:`WORKERS` background tasks post, each object's Events by one of them and
+in order (as kopf's per-object posters), so a handler never waits on an Event and one slow object
+does not hold up the others. A failed post is retried after :data:`RETRY_DELAYS` (kopf's too retried),
+then logged (status and reason, never the message) and dropped: Events are auxiliary, status carries
+the state. :func:`send` posts at once; :func:`close` (operator cleanup) lets the queues drain briefly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from ..backends import kube
 
-__all__ = ["post", "send", "reference", "COMPONENT"]
+__all__ = ["post", "send", "close", "reference", "COMPONENT"]
 
 COMPONENT = "tenancy-operator"
-MAX_MESSAGE = 1024  # what kopf keeps too; the API server refuses longer ones
-QUEUE_LIMIT = 1000  # an API outage must not grow the queue without bound: newer Events are dropped
+MAX_MESSAGE = 1024  # kopf's cut too: Event messages are for people, and etcd objects stay small
+QUEUE_LIMIT = 1000  # per worker: an API outage must not grow the queues without bound (newer Events dropped)
+WORKERS = 4
+RETRY_DELAYS = (1.0, 3.0)  # seconds before the second and third try
 
 log = logging.getLogger("tenancy.events")
-_queue: asyncio.Queue[dict[str, Any]] | None = None
-_worker: asyncio.Task[None] | None = None
+_queues: list[asyncio.Queue[dict[str, Any]]] = []
+_workers: list[asyncio.Task[None]] = []
 
 
 def reference(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,39 +64,73 @@ def _event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> dic
     }
 
 
-async def _create(event: dict[str, Any]) -> bool:
-    try:
-        await kube.create(event)
-        return True
-    except Exception as exc:  # noqa: BLE001 - auxiliary: never fail a handler for an Event
-        ref = event["involvedObject"]
-        log.warning("could not post Event %s on %s %s: %s", event["reason"], ref.get("kind"), ref.get("name"),
-                    type(exc).__name__)
-        return False
+async def _create(event: dict[str, Any], delays: tuple[float, ...] = ()) -> bool:
+    for delay in (*delays, None):
+        try:
+            await kube.create(event)
+            return True
+        except Exception as exc:  # noqa: BLE001 - auxiliary: never fail a handler for an Event
+            if delay is not None and not (isinstance(exc, kube.KubeError) and exc.status in (400, 404, 422)):
+                await asyncio.sleep(delay)
+                continue
+            ref = event["involvedObject"]
+            why = f"{exc.status} {exc.reason}" if isinstance(exc, kube.KubeError) else type(exc).__name__
+            log.warning("could not post Event %s on %s %s: %s", event["reason"], ref.get("kind"), ref.get("name"), why)
+            return False
+    return False
 
 
 async def send(obj: Mapping[str, Any], *, type: str, reason: str, message: str = "") -> bool:  # noqa: A002 - kopf's keyword
-    """Post an Event on `obj` (a body with apiVersion, kind, metadata.name and uid) now; False when it could
-    not be posted (logged)."""
-    return await _create(_event(obj, type, reason, message))
+    """Post an Event on `obj` (a body with apiVersion, kind, metadata.name and uid) now, with the retries;
+    False when it could not be posted (logged)."""
+    return await _create(_event(obj, type, reason, message), RETRY_DELAYS)
 
 
 async def _drain(queue: asyncio.Queue[dict[str, Any]]) -> None:
     while True:
         event = await queue.get()
-        await _create(event)
-        queue.task_done()
+        try:
+            await _create(event, RETRY_DELAYS)
+        finally:
+            queue.task_done()
+
+
+def _started() -> list[asyncio.Queue[dict[str, Any]]]:
+    """This loop's queues, with their workers (started again after a worker ended or on a new loop)."""
+    global _queues, _workers
+    loop = asyncio.get_running_loop()
+    if len(_workers) != WORKERS or any(w.done() or w.get_loop() is not loop for w in _workers):
+        for w in _workers:
+            if not w.done() and w.get_loop() is loop:
+                w.cancel()
+        _queues = [asyncio.Queue(QUEUE_LIMIT) for _ in range(WORKERS)]
+        _workers = [loop.create_task(_drain(q), name=f"tenancy-events-{k}") for k, q in enumerate(_queues)]
+    return _queues
 
 
 def post(obj: Mapping[str, Any], *, type: str, reason: str, message: str = "") -> None:  # noqa: A002 - kopf's keyword
     """Queue an Event on `obj` (as `kopf.event`, which it replaces; see the module's docstring). Call from
     the operator's event loop (every handler runs there)."""
-    global _queue, _worker
-    if _queue is None or _worker is None or _worker.done():
-        _queue = asyncio.Queue(QUEUE_LIMIT)
-        _worker = asyncio.get_running_loop().create_task(_drain(_queue), name="tenancy-events")
+    event = _event(obj, type, reason, message)
+    ref = event["involvedObject"]
+    queues = _started()
+    key = ref.get("uid") or f"{ref.get('kind')}/{ref.get('namespace')}/{ref.get('name')}"
     try:
-        _queue.put_nowait(_event(obj, type, reason, message))
+        queues[zlib.crc32(key.encode()) % WORKERS].put_nowait(event)
     except asyncio.QueueFull:
-        log.warning("Event %s on %s dropped: %d Events wait to be posted", reason, reference(obj).get("name"),
-                    QUEUE_LIMIT)
+        log.warning("Event %s on %s %s dropped: %d Events wait to be posted", reason, ref.get("kind"),
+                    ref.get("name"), QUEUE_LIMIT)
+
+
+async def close(timeout: float = 2.0) -> None:
+    """Let the queued Events go out for up to `timeout` seconds, then stop the workers (operator cleanup:
+    kopf waits 5 s for tasks left running, and the API client closes after this)."""
+    global _workers
+    mine = [w for w in _workers if not w.done() and w.get_loop() is asyncio.get_running_loop()]
+    if mine:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(q.join() for q in _queues)), timeout)
+    for w in mine:
+        w.cancel()
+    await asyncio.gather(*mine, return_exceptions=True)
+    _workers = []

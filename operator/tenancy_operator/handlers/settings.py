@@ -29,7 +29,7 @@ import kopf
 from ..backends import kube
 from ..observability import metrics, tracing
 from ..reconcile import sharding as shard_rule
-from . import config, sharding
+from . import config, events, sharding
 
 __all__ = ["configure", "seniority_priority", "flush_traces", "announce", "peer_entry", "PEERING_SETTLE"]
 
@@ -121,5 +121,7 @@ def flush_traces(**_: Any) -> None:
 
 @kopf.on.cleanup()
 async def close_api_connections(**_: Any) -> None:
-    """The API server's keep-alive connections close with the operator (no unclosed-session warning)."""
+    """The API server's keep-alive connections close with the operator (no unclosed-session warning),
+    after the queued Events went out (or 2 s)."""
+    await events.close()
     await kube.close()

@@ -26,22 +26,68 @@ def test_a_long_message_is_cut_to_what_the_api_server_takes():
     assert len(events._event(TENANT, "Normal", "R", "m" * 5000)["message"]) == events.MAX_MESSAGE
 
 
-def test_post_queues_and_one_worker_posts_in_order_and_a_failure_is_dropped(monkeypatch):
+def _fake_api(monkeypatch, fail: dict[str, int]):
+    """kube.create that fails `fail[reason]` times (a 503) before it takes the Event; no retry waits."""
     posted = []
 
     async def create(event):
-        if event["reason"] == "Bad":
-            raise ConnectionError("api down")
+        if fail.get(event["reason"], 0) > 0:
+            fail[event["reason"]] -= 1
+            raise events.kube.KubeError(503, "ServiceUnavailable", "api down")
         posted.append(event["reason"])
 
     monkeypatch.setattr(events.kube, "create", create)
-    monkeypatch.setattr(events, "_queue", None)
-    monkeypatch.setattr(events, "_worker", None)
+    monkeypatch.setattr(events, "RETRY_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr(events, "_workers", [])
+    return posted
+
+
+def test_one_objects_events_post_in_order_and_a_transient_failure_is_retried(monkeypatch):
+    posted = _fake_api(monkeypatch, {"B": 2, "Bad": 5})
 
     async def main():
-        for reason in ("A", "Bad", "B", "C"):
+        for reason in ("A", "B", "Bad", "C"):
             events.post(TENANT, type="Normal", reason=reason, message="")
-        await asyncio.wait_for(events._queue.join(), 5)
+        events.post(RUN, type="Normal", reason="Other", message="")
+        await events.close(5)
 
     asyncio.run(main())
-    assert posted == ["A", "B", "C"]
+    assert [r for r in posted if r != "Other"] == ["A", "B", "C"]  # B after two 503s; Bad dropped after 3 tries
+    assert "Other" in posted and events._workers == []
+
+
+def test_a_refused_event_is_not_retried(monkeypatch):
+    calls = []
+
+    async def create(event):
+        calls.append(event["reason"])
+        raise events.kube.KubeError(422, "Invalid", "bad")
+
+    monkeypatch.setattr(events.kube, "create", create)
+    assert asyncio.run(events.send(TENANT, type="Normal", reason="R")) is False and calls == ["R"]
+
+
+def test_close_returns_at_its_timeout_with_events_still_failing(monkeypatch):
+    _fake_api(monkeypatch, {"Slow": 99})
+    monkeypatch.setattr(events, "RETRY_DELAYS", (30.0,))
+
+    async def main():
+        events.post(TENANT, type="Normal", reason="Slow", message="")
+        await asyncio.sleep(0)
+        started = asyncio.get_running_loop().time()
+        await events.close(0.2)
+        return asyncio.get_running_loop().time() - started
+
+    assert asyncio.run(main()) < 2
+
+
+def test_each_loop_gets_its_own_workers(monkeypatch):
+    posted = _fake_api(monkeypatch, {})
+
+    async def main(reason):
+        events.post(TENANT, type="Normal", reason=reason, message="")
+        await asyncio.wait_for(asyncio.gather(*(q.join() for q in events._queues)), 5)
+
+    asyncio.run(main("A"))  # leaves its workers behind, cancelled with that loop
+    asyncio.run(main("B"))
+    assert posted == ["A", "B"]
