@@ -196,6 +196,10 @@ os_ready() {
 spawn_os() {
   [[ -x $OS_HOME/bin/opensearch ]] || die "opensearch $OPENSEARCH_VERSION missing: run platform/install.sh opensearch"
   mkdir -p "$RUN" "$LOGS" "$PKI"
+  # A running node (up.sh spawns it early, then `start` waits for it) keeps its files: rewriting its
+  # config directory while the JVM walks it at boot failed the start (sed -i's temporary file vanished
+  # under OpenSearch's LogConfigurator: NoSuchFileException .../config/sedXXXXXX; CI 2026-12-08).
+  pid_alive opensearch && return 0
   (make_certs)
   # The node's data holds the security index, made with the admin password of the checkout that first
   # started it. State kept outside the checkout (/var/lib/..., keyed by the checkout's path) outlives a
@@ -203,22 +207,20 @@ spawn_os() {
   # is removed, as PostgreSQL's is (up.sh).
   local owner
   owner=$(printf '%s' "$(secret opensearch-admin-password)" | sha256sum | cut -c1-16)
-  if ! pid_alive opensearch && [[ -d $OS_STATE/data ]] && [[ $(cat "$OS_STATE/.owner" 2>/dev/null) != "$owner" ]]; then
+  if [[ -d $OS_STATE/data ]] && [[ $(cat "$OS_STATE/.owner" 2>/dev/null) != "$owner" ]]; then
     log "opensearch: removing $OS_STATE, left by an earlier checkout (its admin password is gone)"
     rm -rf "$OS_STATE"
   fi
   write_config
   echo "$owner" >"$OS_STATE/.owner"
-  if ! pid_alive opensearch; then
-    port_listening "$OPENSEARCH_PORT" && die "opensearch: port $OPENSEARCH_PORT is taken by another process"
-    printf -- '---- %s opensearch.sh: starting opensearch\n' "$(date -u +%FT%TZ)" >>"$LOGS/opensearch.log"
-    (cd "$STATE" && close_inherited_fds && exec env JAVA_HOME="$(java_home)" OPENSEARCH_JAVA_HOME="$(java_home)" \
-      OPENSEARCH_PATH_CONF="$OS_CONF" OPENSEARCH_TMPDIR="$OS_STATE/tmp" \
-      setsid "${AS_OS[@]}" "$OS_HOME/bin/opensearch" </dev/null >>"$LOGS/opensearch.log" 2>&1) &
-    echo $! >"$RUN/opensearch.pid"
-    await_exec opensearch
-    date +%s.%N >"$OS_STATE/.spawned-at"
-  fi
+  port_listening "$OPENSEARCH_PORT" && die "opensearch: port $OPENSEARCH_PORT is taken by another process"
+  printf -- '---- %s opensearch.sh: starting opensearch\n' "$(date -u +%FT%TZ)" >>"$LOGS/opensearch.log"
+  (cd "$STATE" && close_inherited_fds && exec env JAVA_HOME="$(java_home)" OPENSEARCH_JAVA_HOME="$(java_home)" \
+    OPENSEARCH_PATH_CONF="$OS_CONF" OPENSEARCH_TMPDIR="$OS_STATE/tmp" \
+    setsid "${AS_OS[@]}" "$OS_HOME/bin/opensearch" </dev/null >>"$LOGS/opensearch.log" 2>&1) &
+  echo $! >"$RUN/opensearch.pid"
+  await_exec opensearch
+  date +%s.%N >"$OS_STATE/.spawned-at"
 }
 
 start_os() {
