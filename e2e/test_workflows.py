@@ -125,7 +125,7 @@ def test_verify_isolation_on_schedule_fails_when_a_grant_lets_a_probe_through(pa
     # Also on the Tenant, where a person looks: `kubectl describe tenant` lists only its uid's Events.
     eventually(lambda: "IsolationBreached" in kubectl("describe", "tenant", a).stdout, 20, 1,
                "IsolationBreached in kubectl describe tenant")
-    status = kubectl("tenant", "status", a).stdout
+    status = subprocess.run([PLUGIN, "status", a], capture_output=True, text=True, timeout=60, check=True).stdout
     assert "Recent warnings" in status and "IsolationBreached" in status.split("Recent warnings")[1], status
     # The metric the chart's TenantIsolationBreached alert reads.
     eventually(lambda: _allowed_metric(operator, a) == 1, 10, 0.5, "tenancy_isolation_probes_allowed 1")

@@ -41,13 +41,14 @@ class Kubectl:
         return json.loads(self.run("get", "tenants.tenancy.dev", name, "-o", "json"))
 
     def tenant_warnings(self, tenant: dict[str, Any]) -> list[dict[str, Any]] | None:
-        """The Warning Events on this Tenant (its uid: not an earlier Tenant's of the same name); None when
-        they cannot be read (a user without `list events`: the status shows without them)."""
+        """The Warning Events on this Tenant (its uid: not an earlier Tenant's of the same name), in `default`
+        where the operator posts a cluster-scoped object's Events; None when they cannot be read (a user
+        without `list events` there: the status shows without them)."""
         meta = tenant.get("metadata") or {}
         selector = (f"involvedObject.kind=Tenant,involvedObject.name={meta.get('name')},"
                     f"involvedObject.uid={meta.get('uid')},type=Warning")
         try:
-            return self.list_json("events", "-A", "--field-selector", selector)
+            return self.list_json("events", "-n", "default", "--field-selector", selector)
         except KubectlError:
             return None
 

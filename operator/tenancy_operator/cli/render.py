@@ -275,14 +275,14 @@ def status_text(tenant: dict[str, Any], now: datetime, colour: bool = False,
         lines += ["", "  Endpoints: " + ", ".join(f"{k}={v}" for k, v in sorted(endpoints.items()))]
     if meta.get("deletionTimestamp"):
         lines += ["", "  " + _paint(f"Terminating since {meta['deletionTimestamp']}", "yellow", colour)]
-    lines += _warning_lines(warnings or [], now, colour)
+    lines += _warning_lines(name, warnings or [], now, colour)
     return "\n".join(lines) + "\n"
 
 
 WARNINGS_SHOWN = 5
 
 
-def _warning_lines(warnings: list[dict[str, Any]], now: datetime, colour: bool) -> list[str]:
+def _warning_lines(name: str, warnings: list[dict[str, Any]], now: datetime, colour: bool) -> list[str]:
     """`Recent warnings (3 of 7 Events; kubectl describe tenant NAME lists all):` then `12m ago  Reason (x4): message`."""
     def last_seen(e: dict[str, Any]) -> datetime | None:
         stamp = e.get("lastTimestamp") or e.get("eventTime") or ""
@@ -291,13 +291,12 @@ def _warning_lines(warnings: list[dict[str, Any]], now: datetime, colour: bool) 
     newest = sorted(warnings, key=lambda e: last_seen(e) or datetime.min.replace(tzinfo=UTC), reverse=True)
     if not newest:
         return []
-    name = ((newest[0].get("involvedObject") or {}).get("name")) or "NAME"
     shown = newest[:WARNINGS_SHOWN]
     lines = ["", f"  Recent warnings ({len(shown)} of {len(newest)} Events; kubectl describe tenant {name} lists all):"]
     for e in shown:
         count = int(e.get("count") or 1)
         what = f"{e.get('reason', '?')}" + (f" (x{count})" if count > 1 else "")
-        lines.append(f"    {age(last_seen(e), now)} ago  " + _paint(what, "red", colour) + f": {e.get('message', '')}")
+        lines.append(f"    {age(last_seen(e), now)} ago  " + _paint(what, "red", colour) + f": {' '.join(str(e.get('message', '')).split())}")
     return lines
 
 

@@ -9,9 +9,9 @@ the operator's Events showed under a Tenant. Here the reference carries the obje
 
 :func:`post` queues; :data:`WORKERS` background tasks post, each object's Events by one of them and
 in order (as kopf's per-object posters), so a handler never waits on an Event and one slow object
-does not hold up the others. A failed post is retried after :data:`RETRY_DELAYS` (kopf's too retried),
-then logged (status and reason, never the message) and dropped: Events are auxiliary, status carries
-the state. :func:`send` posts at once; :func:`close` (operator cleanup) lets the queues drain briefly.
+does not hold up most others. A post failing for a transient cause (no answer, 429, 5xx) is retried
+after :data:`RETRY_DELAYS` (kopf's too retried), then logged (status and reason, never the message)
+and dropped: Events are auxiliary, status carries the state. :func:`send` posts at once; :func:`close` (operator cleanup) lets the queues drain briefly.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ async def _create(event: dict[str, Any], delays: tuple[float, ...] = ()) -> bool
             await kube.create(event)
             return True
         except Exception as exc:  # noqa: BLE001 - auxiliary: never fail a handler for an Event
-            if delay is not None and not (isinstance(exc, kube.KubeError) and exc.status in (400, 404, 422)):
+            transient = not isinstance(exc, kube.KubeError) or exc.status in (0, 429) or exc.status >= 500
+            if delay is not None and transient:
                 await asyncio.sleep(delay)
                 continue
             ref = event["involvedObject"]
@@ -99,12 +100,12 @@ def _started() -> list[asyncio.Queue[dict[str, Any]]]:
     """This loop's queues, with their workers (started again after a worker ended or on a new loop)."""
     global _queues, _workers
     loop = asyncio.get_running_loop()
-    if len(_workers) != WORKERS or any(w.done() or w.get_loop() is not loop for w in _workers):
-        for w in _workers:
-            if not w.done() and w.get_loop() is loop:
-                w.cancel()
+    if len(_workers) != WORKERS or any(w.get_loop() is not loop for w in _workers):
         _queues = [asyncio.Queue(QUEUE_LIMIT) for _ in range(WORKERS)]
         _workers = [loop.create_task(_drain(q), name=f"tenancy-events-{k}") for k, q in enumerate(_queues)]
+    for k, w in enumerate(_workers):
+        if w.done():  # only a cancellation ends one: a new worker takes over its queue, nothing queued is lost
+            _workers[k] = loop.create_task(_drain(_queues[k]), name=f"tenancy-events-{k}")
     return _queues
 
 
@@ -130,6 +131,9 @@ async def close(timeout: float = 2.0) -> None:
     if mine:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(q.join() for q in _queues)), timeout)
+        left = sum(q.qsize() for q in _queues)
+        if left:
+            log.warning("%d Events not posted: the operator stops", left)
     for w in mine:
         w.cancel()
     await asyncio.gather(*mine, return_exceptions=True)

@@ -225,7 +225,7 @@ def test_status_ends_with_the_newest_warning_events():
                 "involvedObject": {"kind": "Tenant", "name": "acme"},
                 "lastTimestamp": f"2026-11-25T11:{minute:02d}:00Z"}
 
-    events = [warning("DriftRepaired", 50, "put back: quota"), warning("IsolationBreached", 58, "not refused", 2)]
+    events = [warning("DriftRepaired", 50, "put back: quota"), warning("IsolationBreached", 58, "not\n  refused", 2)]
     events += [warning("DriftRepaired", m, "older") for m in range(10, 15)]
     text = render.status_text(READY, NOW, warnings=events)
     tail = text.split("Recent warnings")[1].splitlines()

@@ -2,7 +2,9 @@
 Events by involvedObject.namespace="" and its uid (kopf writes its own namespace there: kopf#949)."""
 
 import asyncio
+import zlib
 
+import pytest
 from tenancy_operator.handlers import events
 
 TENANT = {"apiVersion": "tenancy.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "acme", "uid": "u-1"}}
@@ -49,22 +51,42 @@ def test_one_objects_events_post_in_order_and_a_transient_failure_is_retried(mon
         for reason in ("A", "B", "Bad", "C"):
             events.post(TENANT, type="Normal", reason=reason, message="")
         events.post(RUN, type="Normal", reason="Other", message="")
+        workers = list(events._workers)
         await events.close(5)
+        return [w for w in workers if w.done()]  # inside the loop: asyncio.run cancels what is left after
 
-    asyncio.run(main())
+    workers = asyncio.run(main())
     assert [r for r in posted if r != "Other"] == ["A", "B", "C"]  # B after two 503s; Bad dropped after 3 tries
     assert "Other" in posted and events._workers == []
+    assert len(workers) == events.WORKERS and all(w.done() for w in workers)  # kopf waits 5 s on a live task
 
 
-def test_a_refused_event_is_not_retried(monkeypatch):
+@pytest.mark.parametrize("status", [400, 403, 404, 409, 422])
+def test_a_refused_event_is_not_retried(monkeypatch, status):
     calls = []
 
     async def create(event):
         calls.append(event["reason"])
-        raise events.kube.KubeError(422, "Invalid", "bad")
+        raise events.kube.KubeError(status, "Refused", "bad")
 
     monkeypatch.setattr(events.kube, "create", create)
     assert asyncio.run(events.send(TENANT, type="Normal", reason="R")) is False and calls == ["R"]
+
+
+def test_a_worker_cancelled_from_outside_is_replaced_and_its_queue_kept(monkeypatch):
+    posted = _fake_api(monkeypatch, {})
+
+    async def main():
+        events._started()
+        target = zlib.crc32(b"u-1") % events.WORKERS  # TENANT's worker
+        events._workers[target].cancel()
+        await asyncio.sleep(0)
+        events._queues[target].put_nowait(events._event(TENANT, "Normal", "Queued", ""))
+        events.post(TENANT, type="Normal", reason="After", message="")
+        await events.close(5)
+
+    asyncio.run(main())
+    assert posted == ["Queued", "After"]
 
 
 def test_close_returns_at_its_timeout_with_events_still_failing(monkeypatch):
