@@ -275,24 +275,32 @@ def status_text(tenant: dict[str, Any], now: datetime, colour: bool = False,
         lines += ["", "  Endpoints: " + ", ".join(f"{k}={v}" for k, v in sorted(endpoints.items()))]
     if meta.get("deletionTimestamp"):
         lines += ["", "  " + _paint(f"Terminating since {meta['deletionTimestamp']}", "yellow", colour)]
-    lines += _warning_lines(name, warnings or [], now, colour)
+    # Once Ready, what went wrong before it (a Backend not ready yet at creation) is history: only the
+    # Warnings since Ready last turned True are shown then.
+    since = parse_time(ready.get("lastTransitionTime")) if ready.get("status") == "True" else None
+    lines += _warning_lines(name, warnings or [], now, colour, since)
     return "\n".join(lines) + "\n"
 
 
 WARNINGS_SHOWN = 5
 
 
-def _warning_lines(name: str, warnings: list[dict[str, Any]], now: datetime, colour: bool) -> list[str]:
-    """`Recent warnings (3 of 7 Events; kubectl describe tenant NAME lists all):` then `12m ago  Reason (x4): message`."""
+def _warning_lines(name: str, warnings: list[dict[str, Any]], now: datetime, colour: bool,
+                   since: datetime | None = None) -> list[str]:
+    """`Recent warnings (5 of 7 Warning Events; kubectl describe tenant NAME lists all):` then
+    `12m ago  Reason (x4): message`; only those at or after ``since`` when it is given."""
     def last_seen(e: dict[str, Any]) -> datetime | None:
         stamp = e.get("lastTimestamp") or e.get("eventTime") or ""
         return parse_time(stamp[:19] + "Z") if stamp else None  # eventTime has microseconds
 
+    if since is not None:
+        warnings = [e for e in warnings if (last_seen(e) or since) >= since]
     newest = sorted(warnings, key=lambda e: last_seen(e) or datetime.min.replace(tzinfo=UTC), reverse=True)
     if not newest:
         return []
     shown = newest[:WARNINGS_SHOWN]
-    lines = ["", f"  Recent warnings ({len(shown)} of {len(newest)} Events; kubectl describe tenant {name} lists all):"]
+    lines = ["", f"  Recent warnings ({len(shown)} of {len(newest)} Warning Events"
+             + (" since Ready" if since is not None else "") + f"; kubectl describe tenant {name} lists all):"]
     for e in shown:
         count = int(e.get("count") or 1)
         what = f"{e.get('reason', '?')}" + (f" (x{count})" if count > 1 else "")

@@ -229,9 +229,14 @@ def test_status_ends_with_the_newest_warning_events():
     events += [warning("DriftRepaired", m, "older") for m in range(10, 15)]
     text = render.status_text(READY, NOW, warnings=events)
     tail = text.split("Recent warnings")[1].splitlines()
-    assert tail[0] == " (5 of 7 Events; kubectl describe tenant acme lists all):"
+    assert tail[0] == " (5 of 7 Warning Events since Ready; kubectl describe tenant acme lists all):"
     assert tail[1] == "    2m ago  IsolationBreached (x2): not refused"
     assert tail[2] == "    10m ago  DriftRepaired: put back: quota"
     assert len(tail) == 6 and "older" in tail[-1]
+    # Before Ready last turned True (10:00): history once Ready, shown while not Ready.
+    early = [{**warning("NoBackendAvailable", 0, "search-main not ready"), "lastTimestamp": "2026-11-25T09:59:00Z"}]
+    assert "Recent warnings" not in render.status_text(READY, NOW, warnings=early)
+    waiting = tenant(conditions=[cond("Ready", "False", "WaitingForBackends", "search")])
+    assert "NoBackendAvailable: search-main not ready" in render.status_text(waiting, NOW, warnings=early)
     assert "Recent warnings" not in render.status_text(READY, NOW, warnings=[])
     assert "Recent warnings" not in render.status_text(READY, NOW)
