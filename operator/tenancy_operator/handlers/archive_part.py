@@ -263,7 +263,7 @@ async def archive_for_delete(body: kopf.Body, placement: dict[str, str], known: 
             raise _backend_error(exc, f"closing {service} of {name} before its archive") from exc
     record = await export(name, body.metadata["uid"], dict(body.spec or {}), placement, known, logger)
     events.post(body, type="Normal", reason="Archived",
-               message=f"archive {record['id']} ({record['bytes']} bytes) at {record['location']}, kept until "
+                message=f"archive {record['id']} ({record['bytes']} bytes) at {record['location']}, kept until "
                        f"{record['expiresAt']}; now deleting the live data")
     return record
 
@@ -277,7 +277,7 @@ async def converge_archived(name: str, uid: str, body: kopf.Body, placement: dic
         if record is None:
             record = await export(name, uid, dict(body.spec or {}), placement, known, logger)
             events.post(body, type="Normal", reason="Archived",
-                       message=f"archive {record['id']} ({record['bytes']} bytes) at {record['location']}")
+                        message=f"archive {record['id']} ({record['bytes']} bytes) at {record['location']}")
         if record["state"] != "Released":
             await release(name, uid, placement, known, logger)
             record = {**record, "state": "Released"}

@@ -109,7 +109,7 @@ async def _probe(body: kopf.Body, logger: logging.Logger, placements: kopf.Index
                                                            cond.TRUE if server.ok else cond.FALSE,
                                                            server.reason, server.message, generation):
         events.post(body, type="Normal" if server.ok or server.reason == "NotRequested" else "Warning",
-                   reason=server.reason, message=f"{server.condition}={server.ok}: {server.message}")
+                    reason=server.reason, message=f"{server.condition}={server.ok}: {server.message}")
     wanted = {"observedGeneration": generation, "phase": phase, "conditions": conditions,
               "serverVersion": version, "tenantsPlaced": placed}
     if any(status.get(k) != v for k, v in wanted.items()):

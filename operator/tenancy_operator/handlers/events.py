@@ -11,7 +11,8 @@ the operator's Events showed under a Tenant. Here the reference carries the obje
 in order (as kopf's per-object posters), so a handler never waits on an Event and one slow object
 does not hold up most others. A post failing for a transient cause (no answer, 429, 5xx) is retried
 after :data:`RETRY_DELAYS` (kopf's too retried), then logged (status and reason, never the message)
-and dropped: Events are auxiliary, status carries the state. :func:`send` posts at once; :func:`close` (operator cleanup) lets the queues drain briefly.
+and dropped: Events are auxiliary, status carries the state. :func:`send` posts at once; :func:`close`
+(operator cleanup) lets the queues drain briefly.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ..api import conditions as cond
 from ..backends import kube
 
-__all__ = ["post", "send", "close", "reference", "COMPONENT"]
+__all__ = ["post", "post_condition_changes", "send", "close", "reference", "COMPONENT"]
 
 COMPONENT = "tenancy-operator"
 MAX_MESSAGE = 1024  # kopf's cut too: Event messages are for people, and etcd objects stay small
@@ -121,6 +123,16 @@ def post(obj: Mapping[str, Any], *, type: str, reason: str, message: str = "") -
     except asyncio.QueueFull:
         log.warning("Event %s on %s %s dropped: %d Events wait to be posted", reason, ref.get("kind"),
                     ref.get("name"), QUEUE_LIMIT)
+
+
+def post_condition_changes(obj: Mapping[str, Any], conditions: list[dict[str, Any]], changed: list[str]) -> None:
+    """One Event per condition type in `changed`: `Type=Status: message`, reason the condition's, Warning
+    when the new state is bad (:func:`..api.conditions.is_good`)."""
+    for type_ in changed:
+        c = cond.get_condition(conditions, type_) or {}
+        good = cond.is_good(type_, c.get("status"), c.get("reason"))
+        post(obj, type="Normal" if good else "Warning", reason=c.get("reason") or type_,
+             message=f"{type_}={c.get('status')}: {c.get('message') or c.get('reason')}")
 
 
 async def close(timeout: float = 2.0) -> None:

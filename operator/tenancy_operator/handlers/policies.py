@@ -70,11 +70,7 @@ async def report(kind: str, body: kopf.Body, found: list[str], built: str) -> No
     wanted = {"observedGeneration": generation, "conditions": conditions}
     if any(status.get(k) != v for k, v in wanted.items()):
         await kube.merge_patch(kind, meta["name"], meta.get("namespace"), {"status": wanted}, "status")
-    for type_ in changed:
-        c = cond.get_condition(conditions, type_) or {}
-        good = cond.is_good(type_, c.get("status"), c.get("reason"))
-        events.post(body, type="Normal" if good else "Warning", reason=c.get("reason") or type_,
-                   message=f"{type_}={c.get('status')}: {c.get('message') or c.get('reason')}")
+    events.post_condition_changes(body, conditions, changed)
 
 
 def _whole_kind(kind: str, plural: str) -> None:

@@ -153,7 +153,7 @@ async def workloads(namespace: str, mode: suspension.Mode, body: kopf.Body, had_
         return [part], {}
     if changed:
         events.post(body, type="Normal", reason=Reason.WORKLOADS_SCALED_DOWN if down else Reason.WORKLOADS_RESTORED,
-                   message=("scaled to 0 (counts kept in the annotation " + suspension.SUSPENDED_REPLICAS + "): "
+                    message=("scaled to 0 (counts kept in the annotation " + suspension.SUSPENDED_REPLICAS + "): "
                             if down else "restored: ") + ", ".join(changed))
     status: dict[str, Any] = {"suspension": None}
     if down:

@@ -52,7 +52,7 @@ async def reclaim_policy(body: kopf.Body) -> Policy:
     policy = await kube.get("LifecyclePolicy", ref)
     if policy is None:
         events.post(body, type="Warning", reason="LifecyclePolicyMissing",
-                   message=f"LifecyclePolicy {ref} not found; retaining backend data")
+                    message=f"LifecyclePolicy {ref} not found; retaining backend data")
         return Policy("Retain", False, ref)
     spec = policy.get("spec") or {}
     return Policy(spec.get("reclaim", "Retain"), bool(spec.get("deletionProtection")), ref)
@@ -101,7 +101,7 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
     if (own or policy.protected) and reclaim != "Retain":
         by = "its spec.deletionProtection" if own else f"LifecyclePolicy {policy.ref} (deletionProtection)"
         events.post(body, type="Warning", reason="DeletionProtected",
-                   message=f"Tenant {name} is protected by {by} but was deleted (was the admission policy "
+                    message=f"Tenant {name} is protected by {by} but was deleted (was the admission policy "
                            f"bypassed?); reclaim {reclaim} overridden: backend data is retained")
         reclaim = "Retain"
     if archive_part.released(body.status) and reclaim != "Archive":
@@ -132,11 +132,11 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
         backend = known.get(backend_name)
         if adapter is None or backend is None:
             events.post(body, type="Warning", reason="BackendGone",
-                       message=f"Backend {backend_name} no longer exists; {service} data of {name} left in place")
+                        message=f"Backend {backend_name} no longer exists; {service} data of {name} left in place")
             continue
         if abandoned(body, backend):
             events.post(body, type="Warning", reason="DataAbandoned",
-                       message=f"left on Backend {backend_name}, no longer managed: {left_behind(service, name)}")
+                        message=f"left on Backend {backend_name}, no longer managed: {left_behind(service, name)}")
             continue
         terminating = bool(backend["metadata"].get("deletionTimestamp"))
         try:
@@ -149,7 +149,7 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
         except OwnedByAnotherTenant as exc:
             # Another tenant's (or a deleted one's retained) data under this name: never ours to drop.
             events.post(body, type="Warning", reason=Reason.OWNED_BY_ANOTHER_TENANT,
-                       message=f"{exc}; not this tenant's, left in place")
+                        message=f"{exc}; not this tenant's, left in place")
             continue
         except (TargetError, BackendRefused) as exc:
             blocked.append(Blocked("DeletionRefused", f"cannot {verb} {service} of {name} on Backend {backend_name}: "
@@ -179,7 +179,7 @@ async def backends(body: kopf.Body, placement: dict[str, str], known: dict[str, 
     if closed:
         logger.info("retained and closed: %s", "; ".join(closed))
         events.post(body, type="Normal", reason="Retained",
-                   message="backend data retained, doors closed: " + "; ".join(closed))
+                    message="backend data retained, doors closed: " + "; ".join(closed))
     if blocked:
         needs_person = any(b.needs_person for b in blocked)
         first = next(b for b in blocked if b.needs_person == needs_person)

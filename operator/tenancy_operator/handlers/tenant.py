@@ -168,7 +168,7 @@ async def _converge_built(name: str, uid: str, tenant: TenantSpec, body: kopf.Bo
             result.ok, logger)
         if written:  # a policy change or a first publish, not drift: a Normal Event, never a repair count
             events.post(body, type="Normal", reason="CacheSettingsPublished",
-                       message=f"{', '.join(written)} (CachePolicy {tenant.cache_policy_ref or 'none'})")
+                        message=f"{', '.join(written)} (CachePolicy {tenant.cache_policy_ref or 'none'})")
     except Exception as exc:  # noqa: BLE001
         outcome.parts = [p for p in outcome.parts if p.condition != cache_part.CONDITION]
         outcome.parts.append(failure(cache_part.CONDITION, exc, logger))
@@ -221,7 +221,7 @@ def _report_writes(body: kopf.Body, name: str, generation: int, was_ready: bool,
                      ", ".join(verdict.new), generation,
                      "; ".join(f"{r}: {outcome.diffs.get(r, '?')}" for r in verdict.new), verdict.hold_passes)
         events.post(body, type="Warning", reason=Reason.REPEATED_REPAIR,
-                   message=f"written on two passes in a row with nothing else changing it: {', '.join(verdict.new)}; "
+                    message=f"written on two passes in a row with nothing else changing it: {', '.join(verdict.new)}; "
                            "a comparison defect, not drift (see the operator log); verify passes back off")
     fresh = [r for r in outcome.repaired if r not in verdict.recurring]
     if not fresh:
@@ -316,18 +316,14 @@ async def _reconcile(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logg
                        logger)
         if outcome.adopted:
             events.post(body, type="Normal", reason=Reason.RETAINED_DATA_ADOPTED,
-                       message="re-attached data retained from a deleted tenant of this name (spec.adoptRetainedData): "
+                        message="re-attached data retained from a deleted tenant of this name (spec.adoptRetainedData): "
                                + ", ".join(outcome.adopted))
         patch = status_patch(status, wanted)  # names with null what `status` keeps that `wanted` dropped
         if patch is not None:
             await kube.merge_patch("Tenant", name, None, {"status": patch}, "status")
         _written[name] = (generation, json.dumps(wanted, separators=(",", ":")))
         _schedule.finished(name, started)
-        for type_ in changed:
-            c = cond.get_condition(conditions, type_) or {}
-            good = cond.is_good(type_, c.get("status"), c.get("reason"))
-            events.post(body, type="Normal" if good else "Warning", reason=c.get("reason") or type_,
-                       message=f"{type_}={c.get('status')}: {c.get('message') or c.get('reason')}")
+        events.post_condition_changes(body, conditions, changed)
 
     failing = [p for p in parts if not p.ok and not p.stalled and not p.informational]
     metrics.RECONCILES.labels("Tenant", "retry" if failing else phase).inc()
@@ -411,7 +407,7 @@ async def _delete(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, logger:
         # Made under an older CRD: no identifier of ours derives from it, so there is nothing to tear
         # down by name; never fail (the finalizer must come off), say so instead.
         events.post(body, type="Warning", reason=Reason.INVALID_NAME,
-                   message=f"{name!r} is not a valid Tenant name (at most {names.MAX_TENANT_NAME} characters, a "
+                    message=f"{name!r} is not a valid Tenant name (at most {names.MAX_TENANT_NAME} characters, a "
                            "DNS-1123 label); nothing on the backends or namespaces was touched. Objects an older "
                            "operator version made for it (names cut and hashed) must be removed by hand")
         metrics.forget_tenant(name)

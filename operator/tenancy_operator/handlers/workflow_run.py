@@ -139,7 +139,7 @@ class _Writer:
             self.last_phase = phase
             bad = phase in (engine.FAILED, engine.CANCELLED, engine.COMPENSATING)
             events.post(self.body, type="Warning" if bad else "Normal", reason=reason or phase,
-                       message=f"{phase}: {message}" if message else phase)
+                        message=f"{phase}: {message}" if message else phase)
 
 
 async def _stall(writer: _Writer, reason: str, message: str) -> None:
